@@ -1,0 +1,88 @@
+/**
+ * Wire messages shared by the Auth Service and its clients (tbot, tctl). JSON over HTTPS.
+ * Field names are snake_case, as in the resource files.
+ */
+
+/** Name the Auth Service's TLS certificate carries whatever address it is reached on. */
+export const AUTH_SERVER_NAME = 'auth.mwi.cluster.local';
+
+export const PATHS = {
+  ping: '/v1/ping',
+  join: '/v1/join',
+  renew: '/v1/renew',
+  certs: '/v1/certs',
+  heartbeat: '/v1/heartbeat',
+  admin: '/v1/admin',
+} as const;
+
+/** First contact: POST /v1/join (no client certificate). */
+export interface JoinRequest {
+  /** Token name: the secret itself for method `token`. */
+  token: string;
+  join_method: string;
+  /** PEM SubjectPublicKeyInfo of the key tbot generated for its renewable identity. */
+  public_key: string;
+  /** Requested identity TTL in seconds (capped by the server). */
+  ttl_seconds?: number;
+  /** Method-specific payload (see src/join/<method>/wire.ts). */
+  payload?: unknown;
+}
+
+/** Answer to a join or renewal: tbot's internal, renewable identity. */
+export interface IdentityResponse {
+  cluster_name: string;
+  bot_name: string;
+  instance_id: string;
+  generation: number;
+  /** PEM certificate for the key in the request, signed by the user TLS CA. */
+  tls_cert: string;
+  /** Host TLS CA (verifies the Auth Service) then user TLS CA. */
+  tls_ca_certs: string[];
+  expires: string;
+  renewable: boolean;
+}
+
+/** POST /v1/renew over mTLS with the current internal identity. */
+export interface RenewRequest {
+  public_key: string;
+  ttl_seconds?: number;
+}
+
+/** POST /v1/certs over mTLS: short-lived credentials for an output, for a key tbot generated. */
+export interface CertsRequest {
+  public_key: string;
+  ttl_seconds?: number;
+}
+
+export interface CertsResponse {
+  tls_cert: string;
+  tls_ca_certs: string[];
+  /** OpenSSH user certificate line. */
+  ssh_cert: string;
+  /** User SSH CA public keys (authorized_keys form). */
+  ssh_user_ca_keys: string[];
+  /** Host SSH CA public keys, for known_hosts `@cert-authority` lines. */
+  ssh_host_ca_keys: string[];
+  logins: string[];
+  expires: string;
+  cluster_name: string;
+}
+
+/** POST /v1/heartbeat over mTLS. Self-reported by tbot and shown as such. */
+export interface HeartbeatRequest {
+  hostname: string;
+  os: string;
+  version: string;
+  uptime_seconds: number;
+  one_shot: boolean;
+}
+
+export interface PingResponse {
+  cluster_name: string;
+  server_version: string;
+}
+
+/** Every error response body. */
+export interface ErrorBody {
+  error: { code: string; message: string };
+}

@@ -1,0 +1,58 @@
+import { MwiError } from '../errors.js';
+import { parseDuration } from '../util/duration.js';
+import type { AuthContext } from './context.js';
+import { MAX_TTL_MS } from './context.js';
+import type { Bot } from './resources.js';
+
+export interface BotAccess {
+  bot: Bot;
+  /** SSH principals from the bot's roles, with `{{internal.NAME}}` expanded from its traits. */
+  logins: string[];
+  /** Smallest max_session_ttl over the roles, capped at 24h. */
+  maxTtlMs: number;
+}
+
+function expand(value: string, traits: Bot['spec']['traits']): string[] {
+  const m = /^\{\{\s*internal\.([a-zA-Z0-9_]+)\s*\}\}$/.exec(value);
+  if (!m) return value.includes('{{') ? [] : [value];
+  return traits.find((t) => t.name === m[1])?.values ?? [];
+}
+
+/** Resolves what a bot may obtain, from the in-memory caches only. */
+export function botAccess(ctx: AuthContext, botName: string): BotAccess {
+  const bot = ctx.bots.get(botName);
+  if (!bot) throw new MwiError('ACCESS_DENIED', `bot ${JSON.stringify(botName)} does not exist`);
+  const logins = new Set<string>();
+  const denied = new Set<string>();
+  let maxTtlMs = MAX_TTL_MS;
+  for (const roleName of bot.spec.roles) {
+    const role = ctx.roles.get(roleName);
+    if (!role) continue; // a missing role grants nothing
+    for (const l of role.spec.allow.logins) for (const v of expand(l, bot.spec.traits)) logins.add(v);
+    for (const l of role.spec.deny.logins) for (const v of expand(l, bot.spec.traits)) denied.add(v);
+    const ttl = role.spec.options.max_session_ttl ? parseDuration(role.spec.options.max_session_ttl) : undefined;
+    if (ttl !== undefined) maxTtlMs = Math.min(maxTtlMs, ttl);
+  }
+  const botTtl = bot.spec.max_session_ttl ? parseDuration(bot.spec.max_session_ttl) : undefined;
+  if (botTtl !== undefined) maxTtlMs = Math.min(maxTtlMs, botTtl);
+  return { bot, logins: [...logins].filter((l) => !denied.has(l)).sort(), maxTtlMs };
+}
+
+/** TTL to grant: what was asked (default 1h), at most the roles' limit and 24h, at least 1s. */
+export function grantedTtlMs(requestedSeconds: unknown, maxTtlMs: number, defaultMs: number): number {
+  const asked = typeof requestedSeconds === 'number' && Number.isFinite(requestedSeconds) && requestedSeconds > 0 ? requestedSeconds * 1000 : defaultMs;
+  return Math.max(1000, Math.min(asked, maxTtlMs, MAX_TTL_MS));
+}
+
+/** The lock in force for a bot or one of its instances, if any. */
+export function activeLock(ctx: AuthContext, botName: string, instanceId?: string): string | undefined {
+  const now = ctx.now();
+  for (const lock of ctx.locks.values()) {
+    if (lock.spec.expires && Date.parse(lock.spec.expires) <= now) continue;
+    const t = lock.spec.target;
+    if (t.user === `bot-${botName}` || (instanceId !== undefined && t.bot_instance_id === instanceId)) {
+      return lock.spec.message || lock.metadata.name;
+    }
+  }
+  return undefined;
+}

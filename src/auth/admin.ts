@@ -1,0 +1,207 @@
+import { randomUUID } from 'node:crypto';
+import { sha256Hex } from '../crypto/keys.js';
+import { parseSshPublicKey, signSshCertificate } from '../crypto/ssh.js';
+import { BACKDATE_MS } from '../crypto/x509.js';
+import { isMwiError, MwiError } from '../errors.js';
+import { joinMethodInfo, joinMethodNames } from '../join/catalog.js';
+import { key } from '../storage/backend.js';
+import { VERSION } from '../version.js';
+import { CA_TYPES, exportCA, type CAType } from './authorities.js';
+import type { AuthContext } from './context.js';
+import { parseKind, validateResource, type Bot, type Kind, type Lock, type StoredToken, type Token } from './resources.js';
+import { newSecret, SECRET_ID, tokenId, tokenKey } from './tokens.js';
+import { parseDuration } from '../util/duration.js';
+
+const PREFIX: Record<Kind, string> = {
+  role: '/roles/',
+  bot: '/bots/',
+  token: '/tokens/',
+  lock: '/locks/',
+  bot_instance: '/bot_instances/',
+};
+
+/** What admin requests may see of a stored token: never the hash. */
+function publicToken(t: StoredToken): Token {
+  const { secret_hash: _hidden, ...rest } = t;
+  return rest;
+}
+
+function checkJoinMethod(method: string): void {
+  if (!joinMethodInfo(method)) {
+    throw new MwiError('BAD_REQUEST', `unknown join method ${JSON.stringify(method)} (expected one of: ${joinMethodNames().join(', ')})`, { field: 'spec.join_method' });
+  }
+}
+
+/** Turns a validated token into its stored form: a `token`-method name becomes a hash. */
+function storedToken(t: Token): { id: string; stored: StoredToken } {
+  checkJoinMethod(t.spec.join_method);
+  const name = t.metadata.name;
+  if (joinMethodInfo(t.spec.join_method)!.secretName) {
+    if (name.length < 16) throw new MwiError('BAD_REQUEST', 'a join secret must be at least 16 characters', { field: 'metadata.name' });
+    const id = tokenId(name, t.spec.join_method);
+    return { id, stored: { ...t, metadata: { ...t.metadata, name: id }, secret_hash: sha256Hex(name) } };
+  }
+  if (SECRET_ID.test(name)) throw new MwiError('BAD_REQUEST', 'names of the form h-<16 hex> are reserved for hashed tokens', { field: 'metadata.name' });
+  return { id: name, stored: t };
+}
+
+export class AdminApi {
+  constructor(private readonly ctx: AuthContext) {}
+
+  private audit(event: 'resource.created' | 'resource.updated' | 'resource.deleted' | 'lock.created' | 'lock.deleted', resource: string, user: string): void {
+    this.ctx.audit.emit({ event, success: true, resource, user });
+  }
+
+  status(): Record<string, unknown> {
+    return { cluster_name: this.ctx.cas.clusterName, ca_pin: this.ctx.cas.caPin, server_version: VERSION };
+  }
+
+  /** Creates (or with `upsert`, replaces) a role, bot, token or lock. */
+  async create(input: unknown, upsert: boolean, user: string): Promise<{ kind: string; name: string; token?: string }> {
+    const res = validateResource(input);
+    let k: string;
+    let value: unknown = res;
+    let name = res.metadata.name;
+    if (res.kind === 'token') {
+      if (!this.ctx.bots.get(res.spec.bot_name)) throw new MwiError('NOT_FOUND', `bot ${JSON.stringify(res.spec.bot_name)} does not exist`, { field: 'spec.bot_name' });
+      const { id, stored } = storedToken(res);
+      k = tokenKey(id);
+      value = stored;
+      name = id;
+    } else if (res.kind === 'bot') {
+      for (const r of res.spec.roles) if (!this.ctx.roles.get(r)) throw new MwiError('NOT_FOUND', `role ${JSON.stringify(r)} does not exist`, { field: 'spec.roles' });
+      k = key('bots', name);
+    } else if (res.kind === 'lock') {
+      const lock: Lock = { ...res, spec: { ...res.spec, created_by: user, created: new Date(this.ctx.now()).toISOString() } };
+      value = lock;
+      k = key('locks', name);
+    } else {
+      k = key('roles', name);
+    }
+    const text = JSON.stringify(value);
+    if (upsert) await this.ctx.backend.put(k, text);
+    else {
+      try {
+        await this.ctx.backend.create(k, text);
+      } catch (err) {
+        if (isMwiError(err, 'ALREADY_EXISTS')) throw new MwiError('ALREADY_EXISTS', `${res.kind} ${JSON.stringify(name)} already exists (use --force to replace it)`);
+        throw err;
+      }
+    }
+    this.audit(res.kind === 'lock' ? 'lock.created' : upsert ? 'resource.updated' : 'resource.created', `${res.kind}/${name}`, user);
+    return { kind: res.kind, name };
+  }
+
+  async list(kindText: string, opts: { startAfter?: string; limit?: number; bot?: string } = {}): Promise<unknown[]> {
+    const kind = parseKind(kindText);
+    const prefix = kind === 'bot_instance' && opts.bot ? `${PREFIX.bot_instance}${opts.bot}/` : PREFIX[kind];
+    const items = await this.ctx.backend.range(prefix, {
+      ...(opts.limit ? { limit: opts.limit } : {}),
+      ...(opts.startAfter ? { startAfter: opts.startAfter.startsWith('/') ? opts.startAfter : `${prefix}${opts.startAfter}` } : {}),
+    });
+    return items.map((i) => {
+      const v = JSON.parse(i.value) as StoredToken;
+      return kind === 'token' ? publicToken(v) : v;
+    });
+  }
+
+  async get(kindText: string, name: string): Promise<unknown> {
+    const kind = parseKind(kindText);
+    if (kind === 'bot_instance') {
+      const found = (await this.list('bot_instance')).find((i) => (i as { metadata: { name: string } }).metadata.name === name);
+      if (!found) throw new MwiError('NOT_FOUND', `bot_instance ${JSON.stringify(name)} not found`);
+      return found;
+    }
+    const item = await this.ctx.backend.get(await this.resourceKey(kind, name));
+    if (!item) throw new MwiError('NOT_FOUND', `${kind} ${JSON.stringify(kind === 'token' ? '(hidden)' : name)} not found`);
+    const v = JSON.parse(item.value) as StoredToken;
+    return kind === 'token' ? publicToken(v) : v;
+  }
+
+  private async resourceKey(kind: Kind, name: string): Promise<string> {
+    if (kind !== 'token') return key(PREFIX[kind].slice(1, -1), name);
+    // accept the id shown by `tokens ls`, or the secret itself
+    const direct = tokenKey(name);
+    if (SECRET_ID.test(name) || (await this.ctx.backend.get(direct))) return direct;
+    return tokenKey(tokenId(name, 'token'));
+  }
+
+  async remove(kindText: string, name: string, user: string): Promise<void> {
+    const kind = parseKind(kindText);
+    if (kind === 'bot_instance') throw new MwiError('BAD_REQUEST', 'bot instances are removed by expiry; lock one with tctl locks add --bot-instance');
+    const k = await this.resourceKey(kind, name);
+    if (!(await this.ctx.backend.delete(k))) throw new MwiError('NOT_FOUND', `${kind} ${JSON.stringify(kind === 'token' ? '(hidden)' : name)} not found`);
+    this.audit(kind === 'lock' ? 'lock.deleted' : 'resource.deleted', `${kind}/${kind === 'token' ? k.slice('/tokens/'.length) : name}`, user);
+  }
+
+  /** `tctl tokens add`: creates a token; for method `token` a fresh secret, shown only now. */
+  async addToken(body: { bot_name?: unknown; join_method?: unknown; ttl?: unknown; name?: unknown; spec?: unknown }, user: string) {
+    const method = typeof body.join_method === 'string' ? body.join_method : 'token';
+    checkJoinMethod(method);
+    const ttlMs = typeof body.ttl === 'string' ? parseDuration(body.ttl) : 30 * 60 * 1000;
+    if (ttlMs === undefined || ttlMs <= 0) throw new MwiError('BAD_REQUEST', 'expected a duration such as 30m or 24h', { field: 'ttl' });
+    const secretName = joinMethodInfo(method)!.secretName;
+    const name = secretName ? newSecret() : typeof body.name === 'string' ? body.name : `${String(body.bot_name)}-${randomUUID().slice(0, 8)}`;
+    const expires = new Date(this.ctx.now() + ttlMs).toISOString();
+    const extra = typeof body.spec === 'object' && body.spec !== null ? (body.spec as Record<string, unknown>) : {};
+    const { name: id } = await this.create(
+      { kind: 'token', version: 'v2', metadata: { name, expires }, spec: { ...extra, roles: ['Bot'], join_method: method, bot_name: body.bot_name } },
+      false,
+      user,
+    );
+    return { token: name, id, join_method: method, bot_name: body.bot_name, expires, ca_pins: [this.ctx.cas.caPin] };
+  }
+
+  /** `tctl bots add`: the bot and, for method `token`, a single-use join token. */
+  async addBot(body: { name?: unknown; roles?: unknown; logins?: unknown; token_ttl?: unknown; join_method?: unknown }, user: string) {
+    const traits = Array.isArray(body.logins) && body.logins.length > 0 ? [{ name: 'logins', values: body.logins }] : [];
+    const bot = { kind: 'bot', version: 'v1', metadata: { name: body.name }, spec: { roles: body.roles, traits } };
+    await this.create(bot, false, user);
+    const token = await this.addToken({ bot_name: body.name, join_method: body.join_method ?? 'token', ttl: body.token_ttl ?? '1h' }, user);
+    return token;
+  }
+
+  /** `tctl bots update`: replaces roles and/or logins. */
+  async updateBot(body: { name?: unknown; roles?: unknown; logins?: unknown }, user: string) {
+    const name = String(body.name);
+    const item = await this.ctx.backend.get(key('bots', name));
+    if (!item) throw new MwiError('NOT_FOUND', `bot ${JSON.stringify(name)} not found`);
+    const bot = JSON.parse(item.value) as Bot;
+    if (Array.isArray(body.roles)) bot.spec.roles = body.roles as string[];
+    if (Array.isArray(body.logins)) bot.spec.traits = [...bot.spec.traits.filter((t) => t.name !== 'logins'), { name: 'logins', values: body.logins as string[] }];
+    const checked = validateResource(bot);
+    for (const r of (checked as Bot).spec.roles) if (!this.ctx.roles.get(r)) throw new MwiError('NOT_FOUND', `role ${JSON.stringify(r)} does not exist`, { field: 'roles' });
+    await this.ctx.backend.compareAndSwap(item.key, item.revision, JSON.stringify(checked));
+    this.audit('resource.updated', `bot/${name}`, user);
+    return checked;
+  }
+
+  exportCA(type: string): string {
+    if (!(CA_TYPES as readonly string[]).includes(type)) {
+      throw new MwiError('BAD_REQUEST', `unknown CA type ${JSON.stringify(type)} (expected one of: ${CA_TYPES.join(', ')})`, { field: 'type' });
+    }
+    return exportCA(this.ctx.cas, type as CAType);
+  }
+
+  /** Signs an OpenSSH host certificate for an existing host key (the key never leaves the host). */
+  signHost(body: { public_key?: unknown; principals?: unknown; ttl?: unknown }, user: string): { ssh_cert: string } {
+    const { blob } = parseSshPublicKey(String(body.public_key ?? ''), 'public_key');
+    const principals = Array.isArray(body.principals) ? body.principals.map(String).filter(Boolean) : [];
+    if (principals.length === 0) throw new MwiError('BAD_REQUEST', 'expected at least one host name', { field: 'host' });
+    const ttlMs = typeof body.ttl === 'string' ? parseDuration(body.ttl) : 30 * 24 * 3600 * 1000;
+    if (ttlMs === undefined || ttlMs <= 0) throw new MwiError('BAD_REQUEST', 'expected a duration', { field: 'ttl' });
+    const now = this.ctx.now();
+    const ssh_cert = signSshCertificate({
+      caKey: this.ctx.cas.sshHost.key,
+      subjectBlob: blob,
+      certType: 'host',
+      keyId: principals[0]!,
+      principals,
+      validAfter: new Date(now - BACKDATE_MS),
+      validBefore: new Date(now + Math.min(ttlMs, 365 * 24 * 3600 * 1000)),
+    });
+    this.ctx.audit.emit({ event: 'resource.created', success: true, resource: `host_cert/${principals[0]}`, user });
+    return { ssh_cert };
+  }
+}
+

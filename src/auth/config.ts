@@ -1,0 +1,56 @@
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { parse } from 'yaml';
+import { z } from 'zod';
+import { MwiError } from '../errors.js';
+
+const schema = z
+  .object({
+    version: z.literal('v1').optional(),
+    cluster_name: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9.-]{0,252}$/, 'expected a DNS-like name').optional(),
+    data_dir: z.string().min(1).optional(),
+    listen: z.string().min(1).optional(),
+    storage: z.string().min(1).optional(),
+    tls_sans: z.array(z.string().min(1)).optional(),
+  })
+  .strict();
+
+export interface AuthConfig {
+  clusterName: string;
+  dataDir: string;
+  listen: string;
+  storage: string | undefined;
+  tlsSans: string[];
+}
+
+export const DEFAULT_LISTEN = '127.0.0.1:3025';
+export const DEFAULT_DATA_DIR = '/var/lib/mwi';
+
+/** Builds the Auth Service config from mwi.yaml (optional) and flags; flags win. */
+export function loadAuthConfig(file: string | undefined, flags: Partial<Record<'cluster-name' | 'data-dir' | 'listen' | 'storage', string>>): AuthConfig {
+  let y: z.infer<typeof schema> = {};
+  if (file) {
+    let raw: unknown;
+    try {
+      raw = parse(readFileSync(file, 'utf8')) ?? {};
+    } catch (cause) {
+      throw new MwiError('BAD_CONFIG', `cannot read ${file}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    }
+    const parsed = schema.safeParse(raw);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      const keys = issue.code === 'unrecognized_keys' ? ` (${issue.keys.join(', ')})` : '';
+      throw new MwiError('BAD_CONFIG', `${issue.message}${keys}`, { field: `${file}: ${issue.path.join('.') || '(top level)'}` });
+    }
+    y = parsed.data;
+  }
+  const clusterName = flags['cluster-name'] ?? y.cluster_name ?? hostname();
+  if (!/^[a-zA-Z0-9][a-zA-Z0-9.-]{0,252}$/.test(clusterName)) throw new MwiError('BAD_CONFIG', 'expected a DNS-like name', { field: '--cluster-name' });
+  return Object.freeze({
+    clusterName,
+    dataDir: flags['data-dir'] ?? y.data_dir ?? DEFAULT_DATA_DIR,
+    listen: flags.listen ?? y.listen ?? DEFAULT_LISTEN,
+    storage: flags.storage ?? y.storage,
+    tlsSans: y.tls_sans ?? [],
+  });
+}

@@ -1,0 +1,72 @@
+import { createPublicKey } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { generateKeys } from '../crypto/keys.js';
+import { issueCertificate } from '../crypto/x509.js';
+import { mkdirPrivate, writeFileAtomic } from '../util/fs.js';
+import type { AuthContext } from './context.js';
+
+/** Where `mwi start` leaves what a local `tctl --data-dir` needs. */
+export function adminIdentityPath(dataDir: string): string {
+  return join(dataDir, 'admin', 'identity.json');
+}
+export function authInfoPath(dataDir: string): string {
+  return join(dataDir, 'auth.json');
+}
+
+/** The local admin identity file (JSON: cert, key, CA certs). Written 0600. */
+export interface IdentityFile {
+  cert: string;
+  key: string;
+  ca_certs: string[];
+  cluster_name: string;
+  expires: string;
+}
+
+const LOCAL_TTL_MS = 7 * 24 * 3600 * 1000;
+
+/** Issues (or re-issues) the local admin identity; the key is generated here and stays here. */
+export async function writeAdminIdentity(ctx: AuthContext, dataDir: string): Promise<void> {
+  const keys = await generateKeys('ec-p256');
+  const { certPem, notAfter } = await issueCertificate({
+    ca: ctx.cas.tlsUser,
+    publicKey: createPublicKey(keys.publicKeyPem),
+    commonName: 'admin',
+    organization: ['mwi-admin'],
+    ttlMs: LOCAL_TTL_MS,
+    usage: 'client',
+    identity: { kind: 'admin', user: 'admin' },
+    now: ctx.now(),
+  });
+  const file: IdentityFile = {
+    cert: certPem,
+    key: keys.privateKeyPem,
+    ca_certs: [ctx.cas.tlsHost.certPem, ctx.cas.tlsUser.certPem],
+    cluster_name: ctx.cas.clusterName,
+    expires: notAfter.toISOString(),
+  };
+  mkdirPrivate(join(dataDir, 'admin'));
+  writeFileAtomic(adminIdentityPath(dataDir), JSON.stringify(file, null, 2));
+}
+
+/** The Auth Service's own TLS certificate, for a key it generates, valid for its usual names. */
+export async function issueServerCert(ctx: AuthContext, sans: { dns: string[]; ips: string[] }): Promise<{ cert: string; key: string }> {
+  const keys = await generateKeys('ec-p256');
+  const { certPem } = await issueCertificate({
+    ca: ctx.cas.tlsHost,
+    publicKey: createPublicKey(keys.publicKeyPem),
+    commonName: 'auth.mwi.cluster.local',
+    organization: [ctx.cas.clusterName],
+    ttlMs: LOCAL_TTL_MS,
+    usage: 'server',
+    dnsNames: sans.dns,
+    ipAddresses: sans.ips,
+    now: ctx.now(),
+  });
+  return { cert: `${certPem}${ctx.cas.tlsHost.certPem}`, key: keys.privateKeyPem };
+}
+
+export function readIdentityFile(path: string): IdentityFile | undefined {
+  if (!existsSync(path)) return undefined;
+  return JSON.parse(readFileSync(path, 'utf8')) as IdentityFile;
+}

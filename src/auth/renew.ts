@@ -1,0 +1,135 @@
+import { randomUUID } from 'node:crypto';
+import type { CertsRequest, CertsResponse, HeartbeatRequest, IdentityResponse, RenewRequest } from '../api/wire.js';
+import { parseClientPublicKey, sha256Hex } from '../crypto/keys.js';
+import { isMwiError, MwiError } from '../errors.js';
+import type { Item } from '../storage/backend.js';
+import { key } from '../storage/backend.js';
+import { activeLock, botAccess, grantedTtlMs } from './access.js';
+import type { Claims } from './claims.js';
+import { DEFAULT_TTL_MS, INSTANCE_GRACE_MS, type AuthContext } from './context.js';
+import { issueBotIdentity, issueOutputCerts } from './issue.js';
+import { instanceKey } from './join.js';
+import type { BotInstance, Lock } from './resources.js';
+
+type BotClaims = Extract<Claims, { kind: 'bot' }>;
+
+function requireBot(claims: Claims | undefined, code: 'RENEW_DENIED' | 'ACCESS_DENIED'): BotClaims {
+  if (claims?.kind !== 'bot') throw new MwiError(code, 'this certificate is not a bot identity that may renew or request certificates');
+  return claims;
+}
+
+/** Locks one bot instance: the response to a credential that was copied. */
+async function lockInstance(ctx: AuthContext, c: BotClaims, reason: string): Promise<void> {
+  const name = randomUUID();
+  const lock: Lock = {
+    kind: 'lock',
+    version: 'v2',
+    metadata: { name },
+    spec: { target: { bot_instance_id: c.instance }, message: reason, created_by: 'mwi', created: new Date(ctx.now()).toISOString() },
+  };
+  await ctx.backend.put(key('locks', name), JSON.stringify(lock));
+  ctx.audit.emit({ event: 'instance.locked', success: true, bot_name: c.bot, bot_instance_id: c.instance, generation: c.generation, reason });
+}
+
+/**
+ * Loads the caller's bot instance and enforces locks and the generation counter: a certificate
+ * older than the stored generation means a copy of the identity is in use elsewhere.
+ */
+async function currentInstance(ctx: AuthContext, c: BotClaims, code: 'RENEW_DENIED' | 'ACCESS_DENIED'): Promise<{ item: Item; instance: BotInstance }> {
+  const lock = activeLock(ctx, c.bot, c.instance);
+  if (lock) throw new MwiError('LOCKED', `bot ${c.bot} instance ${c.instance} is locked: ${lock}`);
+  const item = await ctx.backend.get(instanceKey(c.bot, c.instance));
+  if (!item) throw new MwiError(code, 'the bot instance no longer exists (expired or removed); join again');
+  const instance = JSON.parse(item.value) as BotInstance;
+  if (c.generation !== instance.status.generation) {
+    const reason = `generation mismatch: certificate has ${c.generation}, server has ${instance.status.generation} (the identity was copied)`;
+    await lockInstance(ctx, c, reason);
+    throw new MwiError('LOCKED', `bot instance ${c.instance} is locked: its identity was used from two places (generation counter)`, { detail: reason });
+  }
+  return { item, instance };
+}
+
+/** POST /v1/renew: new internal identity, generation + 1, one conditional write. */
+export async function handleRenew(ctx: AuthContext, claims: Claims | undefined, body: unknown, remoteAddr: string): Promise<IdentityResponse> {
+  const c = requireBot(claims, 'RENEW_DENIED');
+  const req = (body ?? {}) as Partial<RenewRequest>;
+  const audit = { bot_name: c.bot, bot_instance_id: c.instance, generation: c.generation, remote_addr: remoteAddr };
+  try {
+    const publicKey = parseClientPublicKey(req.public_key, 'public_key');
+    const { item, instance } = await currentInstance(ctx, c, 'RENEW_DENIED');
+    const access = botAccess(ctx, c.bot);
+    const generation = instance.status.generation + 1;
+    const identity = await issueBotIdentity(ctx, c.bot, c.instance, generation, publicKey, grantedTtlMs(req.ttl_seconds, access.maxTtlMs, DEFAULT_TTL_MS));
+    const expires = Date.parse(identity.expires) + INSTANCE_GRACE_MS;
+    const next: BotInstance = {
+      ...instance,
+      metadata: { ...instance.metadata, expires: new Date(expires).toISOString() },
+      status: {
+        ...instance.status,
+        generation,
+        latest_authentication: { auth_at: new Date(ctx.now()).toISOString(), join_method: instance.status.initial_authentication.join_method, generation },
+        public_key_fingerprint: sha256Hex(publicKey.export({ type: 'spki', format: 'der' })),
+      },
+    };
+    try {
+      await ctx.backend.compareAndSwap(item.key, item.revision, JSON.stringify(next), { expires });
+    } catch (err) {
+      if (!isMwiError(err, 'COMPARE_FAILED')) throw err;
+      // two renewals raced with the same generation: only a copy of the identity can do that
+      const reason = 'concurrent renewals with the same generation (the identity was copied)';
+      await lockInstance(ctx, c, reason);
+      throw new MwiError('LOCKED', `bot instance ${c.instance} is locked: its identity was used from two places (generation counter)`, { detail: reason });
+    }
+    ctx.audit.emit({ event: 'bot.renew', success: true, ...audit, generation });
+    return identity;
+  } catch (err) {
+    ctx.audit.emit({ event: 'bot.renew', success: false, ...audit, reason: isMwiError(err) ? err.detail ?? err.message : String(err) });
+    throw err;
+  }
+}
+
+/** POST /v1/certs: short-lived credentials for an output, for a key tbot generated. */
+export async function handleCerts(ctx: AuthContext, claims: Claims | undefined, body: unknown, remoteAddr: string): Promise<CertsResponse> {
+  const c = requireBot(claims, 'ACCESS_DENIED');
+  const req = (body ?? {}) as Partial<CertsRequest>;
+  try {
+    const publicKey = parseClientPublicKey(req.public_key, 'public_key');
+    await currentInstance(ctx, c, 'ACCESS_DENIED');
+    const access = botAccess(ctx, c.bot);
+    return await issueOutputCerts(ctx, access, c.instance, publicKey, grantedTtlMs(req.ttl_seconds, access.maxTtlMs, DEFAULT_TTL_MS));
+  } catch (err) {
+    ctx.audit.emit({ event: 'bot.certs', success: false, bot_name: c.bot, bot_instance_id: c.instance, remote_addr: remoteAddr, reason: isMwiError(err) ? err.detail ?? err.message : String(err) });
+    throw err;
+  }
+}
+
+const HEARTBEATS_KEPT = 10;
+
+function str(v: unknown, max = 256): string {
+  return typeof v === 'string' ? v.slice(0, max) : '';
+}
+
+/** POST /v1/heartbeat: records tbot's self-reported host details on its instance. */
+export async function handleHeartbeat(ctx: AuthContext, claims: Claims | undefined, body: unknown): Promise<{ ok: true }> {
+  const c = requireBot(claims, 'ACCESS_DENIED');
+  const hb = (body ?? {}) as Partial<HeartbeatRequest>;
+  const entry = {
+    recorded_at: new Date(ctx.now()).toISOString(),
+    hostname: str(hb.hostname),
+    os: str(hb.os, 64),
+    version: str(hb.version, 64),
+    uptime_seconds: typeof hb.uptime_seconds === 'number' ? Math.max(0, Math.floor(hb.uptime_seconds)) : 0,
+    one_shot: hb.one_shot === true,
+  };
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const { item, instance } = await currentInstance(ctx, c, 'ACCESS_DENIED');
+    instance.status.latest_heartbeats = [entry, ...instance.status.latest_heartbeats].slice(0, HEARTBEATS_KEPT);
+    try {
+      await ctx.backend.compareAndSwap(item.key, item.revision, JSON.stringify(instance), { expires: item.expires });
+      return { ok: true };
+    } catch (err) {
+      if (!isMwiError(err, 'COMPARE_FAILED')) throw err;
+    }
+  }
+  throw new MwiError('COMPARE_FAILED', 'the bot instance changed concurrently; try again');
+}

@@ -1,0 +1,23 @@
+import { randomBytes } from 'node:crypto';
+import { sha256Hex } from '../crypto/keys.js';
+import { joinMethodInfo } from '../join/catalog.js';
+import { key } from '../storage/backend.js';
+
+/**
+ * Storage id of a token. For methods whose token name is the secret, the id is derived from a
+ * hash of it, so the database never holds the secret and listing shows only the id.
+ */
+export function tokenId(name: string, joinMethod: string): string {
+  return joinMethodInfo(joinMethod)?.secretName ? `h-${sha256Hex(name).slice(0, 16)}` : name;
+}
+
+export function tokenKey(id: string): string {
+  return key('tokens', id);
+}
+
+/** A fresh join secret: 128 bits, hex. */
+export function newSecret(): string {
+  return randomBytes(16).toString('hex');
+}
+
+export const SECRET_ID = /^h-[0-9a-f]{16}$/;

@@ -1,0 +1,73 @@
+/** Minimal DER helpers for the one private certificate extension mwi reads on the hot path. */
+
+function encodeLength(n: number): Buffer {
+  if (n < 0x80) return Buffer.from([n]);
+  const bytes: number[] = [];
+  while (n > 0) {
+    bytes.unshift(n & 0xff);
+    n >>= 8;
+  }
+  return Buffer.from([0x80 | bytes.length, ...bytes]);
+}
+
+/** DER TLV with the given tag. */
+export function tlv(tag: number, value: Uint8Array): Buffer {
+  return Buffer.concat([Buffer.from([tag]), encodeLength(value.length), value]);
+}
+
+/** DER encoding of a dotted OID. */
+export function encodeOid(oid: string): Buffer {
+  const parts = oid.split('.').map(Number);
+  const first = parts[0] ?? 0;
+  const second = parts[1] ?? 0;
+  const out: number[] = [first * 40 + second];
+  for (const p of parts.slice(2)) {
+    const chunk: number[] = [p & 0x7f];
+    let v = p >>> 7;
+    while (v > 0) {
+      chunk.unshift((v & 0x7f) | 0x80);
+      v >>>= 7;
+    }
+    out.push(...chunk);
+  }
+  return tlv(0x06, Buffer.from(out));
+}
+
+/** Reads a TLV at `offset`; returns the value bounds. */
+export function readTlv(buf: Uint8Array, offset: number): { tag: number; start: number; end: number } | undefined {
+  if (offset + 2 > buf.length) return undefined;
+  const tag = buf[offset]!;
+  let len = buf[offset + 1]!;
+  let start = offset + 2;
+  if (len & 0x80) {
+    const n = len & 0x7f;
+    if (n === 0 || n > 4 || start + n > buf.length) return undefined;
+    len = 0;
+    for (let i = 0; i < n; i++) len = len * 256 + buf[start + i]!;
+    start += n;
+  }
+  const end = start + len;
+  if (end > buf.length) return undefined;
+  return { tag, start, end };
+}
+
+/**
+ * Finds the extension `oid` in a DER certificate signed by our CA and returns its UTF8String
+ * payload. Only used on certificates whose signature TLS already verified.
+ */
+export function findUtf8Extension(der: Uint8Array, oid: string): string | undefined {
+  const needle = encodeOid(oid);
+  const idx = Buffer.from(der.buffer, der.byteOffset, der.byteLength).indexOf(needle);
+  if (idx < 0) return undefined;
+  let pos = idx + needle.length;
+  let t = readTlv(der, pos);
+  if (t?.tag === 0x01) {
+    // critical BOOLEAN present
+    pos = t.end;
+    t = readTlv(der, pos);
+  }
+  if (t?.tag !== 0x04) return undefined;
+  const inner = readTlv(der, t.start);
+  if (inner?.tag !== 0x0c) return undefined;
+  return Buffer.from(der.subarray(inner.start, inner.end)).toString('utf8');
+}

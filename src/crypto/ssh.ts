@@ -1,0 +1,139 @@
+import { createPublicKey, randomBytes, sign, type KeyObject } from 'node:crypto';
+import { MwiError } from '../errors.js';
+
+/** OpenSSH wire-format writer (RFC 4251 section 5). */
+class SshWriter {
+  private parts: Buffer[] = [];
+  string(v: string | Uint8Array): this {
+    const b = typeof v === 'string' ? Buffer.from(v) : Buffer.from(v);
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(b.length);
+    this.parts.push(len, b);
+    return this;
+  }
+  uint32(n: number): this {
+    const b = Buffer.alloc(4);
+    b.writeUInt32BE(n);
+    this.parts.push(b);
+    return this;
+  }
+  uint64(n: bigint): this {
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64BE(n);
+    this.parts.push(b);
+    return this;
+  }
+  raw(b: Uint8Array): this {
+    this.parts.push(Buffer.from(b));
+    return this;
+  }
+  bytes(): Buffer {
+    return Buffer.concat(this.parts);
+  }
+}
+
+function readString(buf: Buffer, offset: number): { value: Buffer; next: number } {
+  if (offset + 4 > buf.length) throw new RangeError('truncated');
+  const len = buf.readUInt32BE(offset);
+  const next = offset + 4 + len;
+  if (next > buf.length) throw new RangeError('truncated');
+  return { value: buf.subarray(offset + 4, next), next };
+}
+
+/** The OpenSSH public key blob of an Ed25519 or ECDSA P-256 key. */
+export function sshPublicKeyBlob(key: KeyObject): Buffer {
+  const jwk = key.export({ format: 'jwk' });
+  if (key.asymmetricKeyType === 'ed25519') {
+    return new SshWriter().string('ssh-ed25519').string(Buffer.from(jwk.x!, 'base64url')).bytes();
+  }
+  if (key.asymmetricKeyType === 'ec' && jwk.crv === 'P-256') {
+    const q = Buffer.concat([Buffer.from([4]), Buffer.from(jwk.x!, 'base64url'), Buffer.from(jwk.y!, 'base64url')]);
+    return new SshWriter().string('ecdsa-sha2-nistp256').string('nistp256').string(q).bytes();
+  }
+  throw new TypeError(`unsupported SSH key type ${key.asymmetricKeyType}`);
+}
+
+/** `type base64 [comment]`, the authorized_keys / .pub form. */
+export function sshAuthorizedKey(key: KeyObject, comment = ''): string {
+  const blob = sshPublicKeyBlob(key);
+  const type = readString(blob, 0).value.toString();
+  return `${type} ${blob.toString('base64')}${comment ? ` ${comment}` : ''}`;
+}
+
+/** Parses an authorized_keys-style line into its blob, checking the type matches the blob. */
+export function parseSshPublicKey(line: string, field: string): { type: string; blob: Buffer } {
+  const [type, b64] = line.trim().split(/\s+/);
+  if (!type || !b64) throw new MwiError('BAD_REQUEST', 'expected an OpenSSH public key ("TYPE BASE64")', { field });
+  const blob = Buffer.from(b64, 'base64');
+  let inner: string;
+  try {
+    inner = readString(blob, 0).value.toString();
+  } catch {
+    throw new MwiError('BAD_REQUEST', 'malformed OpenSSH public key', { field });
+  }
+  const allowed = ['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', 'ssh-rsa'];
+  if (inner !== type || !allowed.includes(type)) {
+    throw new MwiError('BAD_REQUEST', `unsupported or inconsistent OpenSSH key type ${JSON.stringify(type)}`, { field });
+  }
+  return { type, blob };
+}
+
+export interface SshCertOptions {
+  /** Ed25519 CA private key. */
+  caKey: KeyObject;
+  /** Public key blob to certify (from sshPublicKeyBlob or parseSshPublicKey). */
+  subjectBlob: Buffer;
+  certType: 'user' | 'host';
+  keyId: string;
+  principals: string[];
+  validAfter: Date;
+  validBefore: Date;
+  extensions?: string[];
+  criticalOptions?: Record<string, string>;
+}
+
+/** Standard user-certificate permissions, as `ssh-keygen -s` grants by default. */
+export const DEFAULT_USER_EXTENSIONS = [
+  'permit-X11-forwarding',
+  'permit-agent-forwarding',
+  'permit-port-forwarding',
+  'permit-pty',
+  'permit-user-rc',
+];
+
+/**
+ * Signs an OpenSSH certificate (PROTOCOL.certkeys) with an Ed25519 CA. The certified key's own
+ * fields are copied verbatim from its blob, so any key type OpenSSH knows can be certified.
+ */
+export function signSshCertificate(o: SshCertOptions): string {
+  const keyType = readString(o.subjectBlob, 0);
+  const certType = `${keyType.value.toString()}-cert-v01@openssh.com`;
+  const caBlob = sshPublicKeyBlob(createPublicKey(o.caKey));
+  const principals = new SshWriter();
+  for (const p of o.principals) principals.string(p);
+  const critical = new SshWriter();
+  for (const name of Object.keys(o.criticalOptions ?? {}).sort()) {
+    critical.string(name).string(new SshWriter().string(o.criticalOptions![name]!).bytes());
+  }
+  const extensions = new SshWriter();
+  for (const name of [...(o.extensions ?? [])].sort()) extensions.string(name).string('');
+  const body = new SshWriter()
+    .string(certType)
+    .string(randomBytes(32))
+    .raw(o.subjectBlob.subarray(keyType.next))
+    .uint64(randomBytes(8).readBigUInt64BE())
+    .uint32(o.certType === 'user' ? 1 : 2)
+    .string(o.keyId)
+    .string(principals.bytes())
+    .uint64(BigInt(Math.floor(o.validAfter.getTime() / 1000)))
+    .uint64(BigInt(Math.floor(o.validBefore.getTime() / 1000)))
+    .string(critical.bytes())
+    .string(extensions.bytes())
+    .string('')
+    .string(caBlob)
+    .bytes();
+  const sig = sign(null, body, o.caKey);
+  const signature = new SshWriter().string('ssh-ed25519').string(sig).bytes();
+  const cert = Buffer.concat([body, new SshWriter().string(signature).bytes()]);
+  return `${certType} ${cert.toString('base64')}`;
+}

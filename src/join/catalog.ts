@@ -1,0 +1,27 @@
+/**
+ * The catalog of join methods: names and properties only, so config validation (tbot) and
+ * resource validation (Auth Service) share one list without importing either half.
+ * Implementations register in servers.ts (Auth Service) and clients.ts (tbot).
+ */
+export interface JoinMethodInfo {
+  name: string;
+  /** The identity from this method renews over mTLS; otherwise tbot re-joins for each identity. */
+  renewable: boolean;
+  /** The token's name is the join secret: stored only as a hash, never listed. */
+  secretName: boolean;
+}
+
+export const JOIN_METHODS: readonly JoinMethodInfo[] = Object.freeze([
+  { name: 'token', renewable: true, secretName: true },
+]);
+
+/** Methods planned in DESIGN.md, named in errors so users see what exists and what is coming. */
+export const PLANNED_METHODS = ['bound_keypair', 'kubernetes', 'github', 'gitlab', 'ec2', 'iam', 'gcp', 'azure'] as const;
+
+export function joinMethodInfo(name: string): JoinMethodInfo | undefined {
+  return JOIN_METHODS.find((m) => m.name === name);
+}
+
+export function joinMethodNames(): string[] {
+  return JOIN_METHODS.map((m) => m.name);
+}

@@ -1,0 +1,9 @@
+import type { ClientJoinMethod } from '../types.js';
+
+/** Method `token` needs nothing beyond the token itself. */
+export const tokenClient: ClientJoinMethod = {
+  name: 'token',
+  async payload() {
+    return undefined;
+  },
+};

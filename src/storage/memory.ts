@@ -1,0 +1,72 @@
+import { MwiError } from '../errors.js';
+import type { Backend, Item, RangeOptions, WatchEvent, WriteOptions } from './backend.js';
+import { Watchers } from './watchers.js';
+
+/** In-memory backend for tests and `--storage memory://`. Not shared between processes. */
+export class MemoryBackend implements Backend {
+  private readonly items = new Map<string, Item>();
+  private revision = 0;
+  private readonly watchers = new Watchers();
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  private live(key: string): Item | undefined {
+    const item = this.items.get(key);
+    if (item?.expires !== undefined && item.expires <= this.now()) {
+      this.items.delete(key);
+      return undefined;
+    }
+    return item;
+  }
+
+  private write(key: string, value: string, opts?: WriteOptions): Item {
+    const item: Item = { key, value, revision: ++this.revision, expires: opts?.expires };
+    this.items.set(key, item);
+    this.watchers.emit({ type: 'put', item });
+    return { ...item };
+  }
+
+  async get(key: string): Promise<Item | undefined> {
+    const item = this.live(key);
+    return item && { ...item };
+  }
+
+  async put(key: string, value: string, opts?: WriteOptions): Promise<Item> {
+    return this.write(key, value, opts);
+  }
+
+  async create(key: string, value: string, opts?: WriteOptions): Promise<Item> {
+    if (this.live(key)) throw new MwiError('ALREADY_EXISTS', `${key} already exists`);
+    return this.write(key, value, opts);
+  }
+
+  async compareAndSwap(key: string, revision: number, value: string, opts?: WriteOptions): Promise<Item> {
+    if (this.live(key)?.revision !== revision) throw new MwiError('COMPARE_FAILED', `${key} changed concurrently`);
+    return this.write(key, value, opts);
+  }
+
+  async delete(key: string, revision?: number): Promise<boolean> {
+    const item = this.live(key);
+    if (!item || (revision !== undefined && item.revision !== revision)) return false;
+    this.items.delete(key);
+    this.watchers.emit({ type: 'delete', key });
+    return true;
+  }
+
+  async range(prefix: string, opts: RangeOptions = {}): Promise<Item[]> {
+    const keys = [...this.items.keys()].filter((k) => k.startsWith(prefix) && (!opts.startAfter || k > opts.startAfter)).sort();
+    const out: Item[] = [];
+    for (const k of keys) {
+      const item = this.live(k);
+      if (item) out.push({ ...item });
+      if (opts.limit !== undefined && out.length >= opts.limit) break;
+    }
+    return out;
+  }
+
+  watch(prefix: string, fn: (event: WatchEvent) => void): () => void {
+    return this.watchers.add(prefix, fn);
+  }
+
+  async close(): Promise<void> {}
+}

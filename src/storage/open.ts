@@ -1,0 +1,18 @@
+import { join } from 'node:path';
+import { MwiError } from '../errors.js';
+import type { Backend } from './backend.js';
+import { MemoryBackend } from './memory.js';
+import { SqliteBackend } from './sqlite.js';
+
+/**
+ * Opens the backend named by `--storage`: empty or `sqlite` (the file `mwi.db` under the data
+ * dir), `sqlite:///abs/path.db`, or `memory://`.
+ */
+export function openBackend(spec: string | undefined, dataDir: string): Backend {
+  if (!spec || spec === 'sqlite') return new SqliteBackend(join(dataDir, 'mwi.db'));
+  if (spec.startsWith('sqlite://')) return new SqliteBackend(spec.slice('sqlite://'.length));
+  if (spec === 'memory://' || spec === 'memory') return new MemoryBackend();
+  throw new MwiError('BAD_CONFIG', `unsupported storage ${JSON.stringify(spec.replace(/\/\/[^@/]*@/, '//***@'))} (expected sqlite, sqlite:///PATH or memory://)`, {
+    field: 'storage',
+  });
+}
