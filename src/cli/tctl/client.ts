@@ -1,0 +1,40 @@
+import { readFileSync } from 'node:fs';
+import { ApiClient } from '../../api/client.js';
+import { adminIdentityPath, authInfoPath, readIdentityFile, type IdentityFile } from '../../auth/local-identity.js';
+import { DEFAULT_DATA_DIR } from '../../auth/config.js';
+import { MwiError } from '../../errors.js';
+
+export interface ConnectFlags {
+  'data-dir'?: string | undefined;
+  'auth-server'?: string | undefined;
+  identity?: string | undefined;
+}
+
+/**
+ * An admin client: `--auth-server` + `--identity FILE` when given, otherwise the local Auth
+ * Service's data dir (its address and the admin identity it wrote at start).
+ */
+export function adminClient(flags: ConnectFlags): ApiClient {
+  const dataDir = flags['data-dir'] ?? process.env.MWI_DATA_DIR ?? DEFAULT_DATA_DIR;
+  const identityPath = flags.identity ?? adminIdentityPath(dataDir);
+  let identity: IdentityFile | undefined;
+  try {
+    identity = readIdentityFile(identityPath);
+  } catch (cause) {
+    throw new MwiError('BAD_CONFIG', `cannot read identity file ${identityPath}`, { field: '--identity', cause });
+  }
+  if (!identity) {
+    throw new MwiError('BAD_CONFIG', `no admin identity at ${identityPath}: start the Auth Service with this --data-dir first, or pass --auth-server and --identity`, {
+      field: flags.identity ? '--identity' : '--data-dir',
+    });
+  }
+  let addr = flags['auth-server'];
+  if (!addr) {
+    try {
+      addr = (JSON.parse(readFileSync(authInfoPath(dataDir), 'utf8')) as { addr: string }).addr;
+    } catch (cause) {
+      throw new MwiError('BAD_CONFIG', `cannot find the Auth Service address in ${authInfoPath(dataDir)}; pass --auth-server`, { field: '--auth-server', cause });
+    }
+  }
+  return new ApiClient({ addrs: addr.split(','), tls: { ca: identity.ca_certs, cert: identity.cert, key: identity.key } });
+}
