@@ -32,7 +32,7 @@ function unreachable(addr: string, cause: unknown): MwiError {
  * the server presented whose SPKI hash matches one of `pins`, after checking that it really
  * signed the server's certificate. No request is sent before this succeeds.
  */
-export async function discoverCA(addr: string, pins: string[], timeoutMs = 10_000): Promise<string> {
+export async function discoverCA(addr: string, pins: string[] | 'any', timeoutMs = 10_000): Promise<string> {
   const { host, port } = parseAddr(addr);
   const chain = await new Promise<DetailedPeerCertificate>((resolve, reject) => {
     const socket = tlsConnect({ host, port, servername: AUTH_SERVER_NAME, rejectUnauthorized: false, minVersion: 'TLSv1.3' });
@@ -44,7 +44,7 @@ export async function discoverCA(addr: string, pins: string[], timeoutMs = 10_00
     });
     socket.once('error', (err) => reject(unreachable(addr, err)));
   });
-  const wanted = new Set(pins.map((p) => p.toLowerCase()));
+  const wanted = new Set(pins === 'any' ? [] : pins.map((p) => p.toLowerCase()));
   let leaf: X509Certificate | undefined;
   const seen = new Set<PeerCertificate>();
   for (let c: DetailedPeerCertificate | undefined = chain; c && !seen.has(c); c = c.issuerCertificate) {
@@ -53,7 +53,7 @@ export async function discoverCA(addr: string, pins: string[], timeoutMs = 10_00
     leaf ??= cert;
     if (!cert.ca) continue;
     const pin = spkiPin(createPublicKey(cert.publicKey.export({ type: 'spki', format: 'pem' })));
-    if (wanted.has(pin) && leaf.verify(cert.publicKey) && leaf.checkIssued(cert)) return cert.toString();
+    if ((pins === 'any' || wanted.has(pin)) && leaf.verify(cert.publicKey) && leaf.checkIssued(cert)) return cert.toString();
   }
   throw new MwiError('CA_PIN_MISMATCH', `the Auth Service at ${addr} presented no CA matching the configured CA pin (check ca_pins)`);
 }

@@ -1,0 +1,191 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { isAbsolute } from 'node:path';
+import { parse } from 'yaml';
+import { z } from 'zod';
+import { MwiError } from '../errors.js';
+import { joinMethodInfo, joinMethodNames } from '../join/catalog.js';
+import { formatDuration, parseDuration } from '../util/duration.js';
+
+const MAX_TTL_MS = 24 * 3600 * 1000;
+export const DEFAULT_CREDENTIAL_TTL = '1h';
+export const DEFAULT_RENEWAL_INTERVAL = '20m';
+
+const duration = z.string().refine((s) => parseDuration(s) !== undefined, 'expected a duration such as 20m or 1h');
+
+const destination = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('directory'), path: z.string().min(1) }).strict(),
+  z.object({ type: z.literal('memory') }).strict(),
+]);
+
+const identityOutput = z
+  .object({
+    type: z.literal('identity'),
+    name: z.string().min(1).optional(),
+    destination,
+    credential_ttl: duration.optional(),
+    renewal_interval: duration.optional(),
+  })
+  .strict();
+
+/** tbot.yaml, version v2: the subset of Teleport's schema that mwi implements. */
+export const tbotSchema = z
+  .object({
+    version: z.literal('v2', { errorMap: () => ({ message: 'expected "v2"' }) }),
+    auth_server: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
+    onboarding: z
+      .object({
+        join_method: z.string().min(1),
+        token: z.string().min(1).optional(),
+        ca_pins: z.array(z.string().regex(/^sha256:[0-9a-fA-F]{64}$/, 'expected sha256:<64 hex digits>')).default([]),
+        ca_path: z.string().min(1).optional(),
+      })
+      .strict(),
+    storage: destination.default({ type: 'memory' }),
+    credential_ttl: duration.default(DEFAULT_CREDENTIAL_TTL),
+    renewal_interval: duration.default(DEFAULT_RENEWAL_INTERVAL),
+    oneshot: z.boolean().default(false),
+    insecure: z.boolean().default(false),
+    outputs: z.array(identityOutput).default([]),
+    services: z.array(identityOutput).default([]),
+  })
+  .strict();
+
+export type TbotFile = z.input<typeof tbotSchema>;
+export type OutputConfig = z.infer<typeof identityOutput>;
+export type DestinationConfig = z.infer<typeof destination>;
+
+/** The validated, frozen configuration tbot runs with. */
+export interface TbotConfig {
+  authServers: string[];
+  joinMethod: string;
+  /** The join token (read from the file when `token` named one). Never logged. */
+  token: string | undefined;
+  caPins: string[];
+  caPath: string | undefined;
+  insecure: boolean;
+  storage: DestinationConfig;
+  credentialTtlMs: number;
+  renewalIntervalMs: number;
+  oneshot: boolean;
+  outputs: Array<OutputConfig & { credentialTtlMs: number; renewalIntervalMs: number }>;
+}
+
+function fail(field: string, message: string): never {
+  throw new MwiError('BAD_CONFIG', message, { field });
+}
+
+function zodField(issue: z.ZodIssue): string {
+  return issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : p)).join('.').replace(/\.\[/g, '[') || '(top level)';
+}
+
+/** Validates a parsed tbot.yaml (or the object the flags built); the one validation path. */
+export function validateTbotConfig(raw: unknown): TbotConfig {
+  const parsed = tbotSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    if (issue.code === 'unrecognized_keys') {
+      const prefix = zodField(issue);
+      fail(prefix === '(top level)' ? issue.keys[0]! : `${prefix}.${issue.keys[0]}`, `unknown key (check the spelling; tbot.yaml v2 keys are documented in docs/reference/tbot-yaml.md)`);
+    }
+    fail(zodField(issue), issue.message);
+  }
+  const c = parsed.data;
+  const method = joinMethodInfo(c.onboarding.join_method);
+  if (!method) fail('onboarding.join_method', `unknown method ${JSON.stringify(c.onboarding.join_method)} (expected one of: ${joinMethodNames().join(', ')})`);
+  let token = c.onboarding.token;
+  if (token && isAbsolute(token) && existsSync(token)) {
+    // a path keeps the secret out of the config file and shell history
+    token = readFileSync(token, 'utf8').trim();
+    if (!token) fail('onboarding.token', 'the token file is empty');
+  }
+  if (method.name === 'token' && !token) fail('onboarding.token', 'required for join method "token"');
+  const ttl = parseDuration(c.credential_ttl)!;
+  const interval = parseDuration(c.renewal_interval)!;
+  if (ttl > MAX_TTL_MS) fail('credential_ttl', `at most 24h (got ${c.credential_ttl})`);
+  if (ttl < 1000) fail('credential_ttl', 'at least 1s');
+  if (interval >= ttl) fail('renewal_interval', `must be less than credential_ttl (${c.renewal_interval} >= ${c.credential_ttl})`);
+  if (c.onboarding.ca_pins.length === 0 && !c.onboarding.ca_path && !c.insecure) {
+    fail('onboarding.ca_pins', 'required for the first join (or onboarding.ca_path, or --insecure to trust any Auth Service: unsafe)');
+  }
+  const outputs = [...c.outputs, ...c.services].map((o, i) => {
+    const oTtl = o.credential_ttl ? parseDuration(o.credential_ttl)! : ttl;
+    const oInt = o.renewal_interval ? parseDuration(o.renewal_interval)! : interval;
+    const where = `outputs[${i}]`;
+    if (oTtl > MAX_TTL_MS) fail(`${where}.credential_ttl`, 'at most 24h');
+    if (oInt >= oTtl) fail(`${where}.renewal_interval`, `must be less than credential_ttl (${formatDuration(oInt)} >= ${formatDuration(oTtl)})`);
+    return { ...o, credentialTtlMs: oTtl, renewalIntervalMs: oInt };
+  });
+  const dirs = outputs.flatMap((o) => (o.destination.type === 'directory' ? [o.destination.path] : []));
+  if (c.storage.type === 'directory') dirs.push(c.storage.path);
+  const dup = dirs.find((d, i) => dirs.indexOf(d) !== i);
+  if (dup) fail('outputs', `two outputs (or an output and storage) share the directory ${dup}`);
+  return Object.freeze({
+    authServers: Array.isArray(c.auth_server) ? c.auth_server : c.auth_server.split(',').map((s) => s.trim()).filter(Boolean),
+    joinMethod: method.name,
+    token,
+    caPins: c.onboarding.ca_pins.map((p) => p.toLowerCase()),
+    caPath: c.onboarding.ca_path,
+    insecure: c.insecure,
+    storage: c.storage,
+    credentialTtlMs: ttl,
+    renewalIntervalMs: interval,
+    oneshot: c.oneshot,
+    outputs,
+  });
+}
+
+/** Reads tbot.yaml; YAML errors name the file and line. */
+export function readTbotFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (cause) {
+    throw new MwiError('BAD_CONFIG', `cannot read config file ${path}`, { field: '--config', cause });
+  }
+  let doc: unknown;
+  try {
+    doc = parse(text, { prettyErrors: true });
+  } catch (cause) {
+    throw new MwiError('BAD_CONFIG', `${path} is not valid YAML: ${cause instanceof Error ? cause.message.split('\n')[0] : String(cause)}`, { cause });
+  }
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new MwiError('BAD_CONFIG', `${path} must hold a YAML mapping`);
+  return doc as Record<string, unknown>;
+}
+
+export interface TbotFlags {
+  config?: string | undefined;
+  'auth-server'?: string | undefined;
+  'join-method'?: string | undefined;
+  token?: string | undefined;
+  'ca-pin'?: string[] | undefined;
+  'data-dir'?: string | undefined;
+  'destination-dir'?: string | undefined;
+  'certificate-ttl'?: string | undefined;
+  'renewal-interval'?: string | undefined;
+  oneshot?: boolean | undefined;
+  insecure?: boolean | undefined;
+}
+
+/**
+ * Builds the tbot.yaml object from a config file (optional) and flags (which override), so
+ * both go through validateTbotConfig. `tbot configure` prints this object.
+ */
+export function buildTbotFile(flags: TbotFlags): Record<string, unknown> {
+  const base: Record<string, any> = flags.config ? readTbotFile(flags.config) : { version: 'v2' };
+  if (flags['auth-server']) base.auth_server = flags['auth-server'];
+  const onboarding: Record<string, unknown> = { ...(base.onboarding ?? {}) };
+  if (flags['join-method']) onboarding.join_method = flags['join-method'];
+  if (flags.token) onboarding.token = flags.token;
+  if (flags['ca-pin']?.length) onboarding.ca_pins = flags['ca-pin'].flatMap((p) => p.split(','));
+  if (!flags.config && !onboarding.join_method) onboarding.join_method = 'token';
+  if (Object.keys(onboarding).length > 0 || !flags.config) base.onboarding = onboarding;
+  if (flags['data-dir']) base.storage = { type: 'directory', path: flags['data-dir'] };
+  if (flags['destination-dir']) {
+    base.outputs = [...(base.outputs ?? []), { type: 'identity', destination: { type: 'directory', path: flags['destination-dir'] } }];
+  }
+  if (flags['certificate-ttl']) base.credential_ttl = flags['certificate-ttl'];
+  if (flags['renewal-interval']) base.renewal_interval = flags['renewal-interval'];
+  if (flags.oneshot) base.oneshot = true;
+  if (flags.insecure) base.insecure = true;
+  return base;
+}

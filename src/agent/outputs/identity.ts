@@ -1,0 +1,72 @@
+import { createPrivateKey, createPublicKey } from 'node:crypto';
+import { PATHS, type CertsResponse } from '../../api/wire.js';
+import { generateKeys } from '../../crypto/keys.js';
+import { sshAuthorizedKey } from '../../crypto/ssh.js';
+import type { Logger } from '../../util/log.js';
+import type { OutputConfig } from '../config.js';
+import type { Destination, OutputFile } from '../destinations/destination.js';
+import type { BotIdentity } from '../identity.js';
+
+/** File names of the `identity` output: Teleport's, so existing tooling finds them. */
+export const IDENTITY_FILES = ['identity', 'key', 'key.pub', 'key-cert.pub', 'tlscert', 'tlscacerts', 'sshcacerts', 'known_hosts', 'ssh_config'] as const;
+
+/** Renders the identity output's files from one key and its certificates. */
+export function renderIdentityFiles(keyPkcs8: string, certs: CertsResponse, pathOf: (name: string) => string): OutputFile[] {
+  const priv = createPrivateKey(keyPkcs8);
+  // SEC1 ("EC PRIVATE KEY") is the PEM form every OpenSSH, OpenSSL and curl build reads
+  const keyPem = priv.export({ type: 'sec1', format: 'pem' }).toString();
+  const pub = createPublicKey(priv);
+  const tlsCAs = certs.tls_ca_certs.join('');
+  const knownHosts = certs.ssh_host_ca_keys.map((k) => `@cert-authority * ${k}\n`).join('');
+  const q = (p: string): string => `"${p.replace(/"/g, '\\"')}"`;
+  const sshConfig = [
+    `# ssh configuration for bot credentials of cluster ${certs.cluster_name}, written by tbot`,
+    `# use: ssh -F ${pathOf('ssh_config')} USER@HOST`,
+    'Host *',
+    `    IdentityFile ${q(pathOf('key'))}`,
+    `    CertificateFile ${q(pathOf('key-cert.pub'))}`,
+    `    UserKnownHostsFile ${q(pathOf('known_hosts'))}`,
+    '    GlobalKnownHostsFile /dev/null',
+    '    IdentitiesOnly yes',
+    '    StrictHostKeyChecking yes',
+    '    HostKeyAlgorithms ssh-ed25519-cert-v01@openssh.com,ecdsa-sha2-nistp256-cert-v01@openssh.com,rsa-sha2-512-cert-v01@openssh.com,rsa-sha2-256-cert-v01@openssh.com',
+    '',
+  ].join('\n');
+  return [
+    // tctl-style identity file: key, SSH certificate, TLS certificate, then CAs
+    { name: 'identity', data: `${keyPem}${certs.ssh_cert}\n${certs.tls_cert}${tlsCAs}${knownHosts}`, mode: 0o600 },
+    { name: 'key', data: keyPem, mode: 0o600 },
+    { name: 'key.pub', data: `${sshAuthorizedKey(pub)}\n`, mode: 0o644 },
+    { name: 'key-cert.pub', data: `${certs.ssh_cert}\n`, mode: 0o644 },
+    { name: 'tlscert', data: certs.tls_cert, mode: 0o644 },
+    { name: 'tlscacerts', data: tlsCAs, mode: 0o644 },
+    { name: 'sshcacerts', data: certs.ssh_user_ca_keys.map((k) => `cert-authority ${k}\n`).join(''), mode: 0o644 },
+    { name: 'known_hosts', data: knownHosts, mode: 0o644 },
+    { name: 'ssh_config', data: sshConfig, mode: 0o644 },
+  ];
+}
+
+/** The `identity` output: SSH and TLS credentials for workloads, from a key made here. */
+export class IdentityOutput {
+  constructor(
+    readonly cfg: OutputConfig & { credentialTtlMs: number; renewalIntervalMs: number },
+    private readonly dest: Destination,
+    private readonly identity: BotIdentity,
+    private readonly log: Logger,
+  ) {}
+
+  get name(): string {
+    return this.cfg.name ?? `identity (${this.dest.description})`;
+  }
+
+  async generate(): Promise<void> {
+    const keys = await generateKeys('ec-p256');
+    const certs = await this.identity.call<CertsResponse>(PATHS.certs, {
+      public_key: keys.publicKeyPem,
+      ttl_seconds: Math.round(this.cfg.credentialTtlMs / 1000),
+    });
+    const pathOf = this.dest.pathOf?.bind(this.dest) ?? ((n: string) => n);
+    await this.dest.writeAll(renderIdentityFiles(keys.privateKeyPem, certs, pathOf));
+    this.log.info('wrote output', { output: this.name, logins: certs.logins.join(',') || '(none)', expires: certs.expires });
+  }
+}
