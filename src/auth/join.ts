@@ -74,6 +74,7 @@ export async function handleJoin(ctx: AuthContext, body: unknown, remoteAddr: st
         initial_authentication: { auth_at: at, join_method: req.join_method, join_token_name: id, ...(verdict.attributes ? { metadata: verdict.attributes } : {}) },
         latest_authentication: { auth_at: at, join_method: req.join_method, generation: 1 },
         generation: 1,
+        generation_confirmed: true,
         public_key_fingerprint: sha256Hex(publicKey.export({ type: 'spki', format: 'der' })),
         latest_heartbeats: [],
       },

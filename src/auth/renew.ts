@@ -31,22 +31,42 @@ async function lockInstance(ctx: AuthContext, c: BotClaims, reason: string): Pro
   ctx.audit.emit({ event: 'instance.locked', success: true, bot_name: c.bot, bot_instance_id: c.instance, generation: c.generation, reason });
 }
 
+interface Current {
+  item: Item;
+  instance: BotInstance;
+  /** The caller presents the previous generation, allowed once: it lost a renewal's answer. */
+  retry: boolean;
+}
+
 /**
  * Loads the caller's bot instance and enforces locks and the generation counter: a certificate
- * older than the stored generation means a copy of the identity is in use elsewhere.
+ * older than the stored generation means a copy of the identity is in use elsewhere, unless it
+ * is the one previous generation and the current one was never used (a lost renewal answer).
  */
-async function currentInstance(ctx: AuthContext, c: BotClaims, code: 'RENEW_DENIED' | 'ACCESS_DENIED'): Promise<{ item: Item; instance: BotInstance }> {
+async function currentInstance(ctx: AuthContext, c: BotClaims, code: 'RENEW_DENIED' | 'ACCESS_DENIED'): Promise<Current> {
   const lock = activeLock(ctx, c.bot, c.instance);
   if (lock) throw new MwiError('LOCKED', `bot ${c.bot} instance ${c.instance} is locked: ${lock}`);
   const item = await ctx.backend.get(instanceKey(c.bot, c.instance));
   if (!item) throw new MwiError(code, 'the bot instance no longer exists (expired or removed); join again');
   const instance = JSON.parse(item.value) as BotInstance;
-  if (c.generation !== instance.status.generation) {
-    const reason = `generation mismatch: certificate has ${c.generation}, server has ${instance.status.generation} (the identity was copied)`;
-    await lockInstance(ctx, c, reason);
-    throw new MwiError('LOCKED', `bot instance ${c.instance} is locked: its identity was used from two places (generation counter)`, { detail: reason });
+  const stored = instance.status.generation;
+  if (c.generation === stored) return { item, instance, retry: false };
+  if (c.generation === stored - 1 && !instance.status.generation_confirmed) return { item, instance, retry: true };
+  const reason = `generation mismatch: certificate has ${c.generation}, server has ${stored} (the identity was copied)`;
+  await lockInstance(ctx, c, reason);
+  throw new MwiError('LOCKED', `bot instance ${c.instance} is locked: its identity was used from two places (generation counter)`, { detail: reason });
+}
+
+/** Records that the current generation is in use, so the previous one can no longer renew. */
+async function confirmGeneration(ctx: AuthContext, cur: Current): Promise<void> {
+  if (cur.retry || cur.instance.status.generation_confirmed) return;
+  const next: BotInstance = { ...cur.instance, status: { ...cur.instance.status, generation_confirmed: true } };
+  try {
+    await ctx.backend.compareAndSwap(cur.item.key, cur.item.revision, JSON.stringify(next), { expires: cur.item.expires });
+  } catch (err) {
+    // a concurrent renewal moved on; it decides from here
+    if (!isMwiError(err, 'COMPARE_FAILED')) throw err;
   }
-  return { item, instance };
 }
 
 /** POST /v1/renew: new internal identity, generation + 1, one conditional write. */
@@ -56,9 +76,9 @@ export async function handleRenew(ctx: AuthContext, claims: Claims | undefined, 
   const audit = { bot_name: c.bot, bot_instance_id: c.instance, generation: c.generation, remote_addr: remoteAddr };
   try {
     const publicKey = parseClientPublicKey(req.public_key, 'public_key');
-    const { item, instance } = await currentInstance(ctx, c, 'RENEW_DENIED');
+    const { item, instance, retry } = await currentInstance(ctx, c, 'RENEW_DENIED');
     const access = botAccess(ctx, c.bot);
-    const generation = instance.status.generation + 1;
+    const generation = retry ? instance.status.generation : instance.status.generation + 1;
     const identity = await issueBotIdentity(ctx, c.bot, c.instance, generation, publicKey, grantedTtlMs(req.ttl_seconds, access.maxTtlMs, DEFAULT_TTL_MS));
     const expires = Date.parse(identity.expires) + INSTANCE_GRACE_MS;
     const next: BotInstance = {
@@ -67,6 +87,7 @@ export async function handleRenew(ctx: AuthContext, claims: Claims | undefined, 
       status: {
         ...instance.status,
         generation,
+        generation_confirmed: false,
         latest_authentication: { auth_at: new Date(ctx.now()).toISOString(), join_method: instance.status.initial_authentication.join_method, generation },
         public_key_fingerprint: sha256Hex(publicKey.export({ type: 'spki', format: 'der' })),
       },
@@ -80,7 +101,7 @@ export async function handleRenew(ctx: AuthContext, claims: Claims | undefined, 
       await lockInstance(ctx, c, reason);
       throw new MwiError('LOCKED', `bot instance ${c.instance} is locked: its identity was used from two places (generation counter)`, { detail: reason });
     }
-    ctx.audit.emit({ event: 'bot.renew', success: true, ...audit, generation });
+    ctx.audit.emit({ event: 'bot.renew', success: true, ...audit, generation, ...(retry ? { retried: true } : {}) });
     return identity;
   } catch (err) {
     ctx.audit.emit({ event: 'bot.renew', success: false, ...audit, reason: isMwiError(err) ? err.detail ?? err.message : String(err) });
@@ -94,7 +115,7 @@ export async function handleCerts(ctx: AuthContext, claims: Claims | undefined, 
   const req = (body ?? {}) as Partial<CertsRequest>;
   try {
     const publicKey = parseClientPublicKey(req.public_key, 'public_key');
-    await currentInstance(ctx, c, 'ACCESS_DENIED');
+    await confirmGeneration(ctx, await currentInstance(ctx, c, 'ACCESS_DENIED'));
     const access = botAccess(ctx, c.bot);
     return await issueOutputCerts(ctx, access, c.instance, publicKey, grantedTtlMs(req.ttl_seconds, access.maxTtlMs, DEFAULT_TTL_MS));
   } catch (err) {
@@ -122,7 +143,8 @@ export async function handleHeartbeat(ctx: AuthContext, claims: Claims | undefin
     one_shot: hb.one_shot === true,
   };
   for (let attempt = 0; attempt < 3; attempt++) {
-    const { item, instance } = await currentInstance(ctx, c, 'ACCESS_DENIED');
+    const { item, instance, retry } = await currentInstance(ctx, c, 'ACCESS_DENIED');
+    if (!retry) instance.status.generation_confirmed = true;
     instance.status.latest_heartbeats = [entry, ...instance.status.latest_heartbeats].slice(0, HEARTBEATS_KEPT);
     try {
       await ctx.backend.compareAndSwap(item.key, item.revision, JSON.stringify(instance), { expires: item.expires });

@@ -102,6 +102,12 @@ export interface BotInstance {
     latest_authentication: { auth_at: string; join_method: string; generation: number };
     /** Server-side renewal counter; the current certificate carries the same number. */
     generation: number;
+    /**
+     * Whether a request has used the current generation yet. Until one has, the previous
+     * generation may renew once more: that is tbot retrying a renewal whose answer it lost
+     * (a crash or a dropped connection), not a copy.
+     */
+    generation_confirmed: boolean;
     public_key_fingerprint: string;
     /** Self-reported by tbot; informational only. */
     latest_heartbeats: Array<{ recorded_at: string; hostname: string; os: string; version: string; uptime_seconds: number; one_shot: boolean }>;
