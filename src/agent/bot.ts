@@ -86,8 +86,17 @@ export async function startBot(cfg: TbotConfig, log: Logger, signal: AbortSignal
     // a resumed daemon renews at once; a fresh join just got a new identity
     runFirst: resumed,
   });
+  // an output without its own renewal_interval renews with the identity (one timer, not two
+  // drifting ones); one with its own interval also runs on that
   const outRunners = outputs.map(
-    (o) => new IntervalRunner(guard(`output ${o.name}`, () => o.generate()), { name: `output ${o.name}`, intervalMs: o.cfg.renewalIntervalMs, retry, log, signal: both }),
+    (o) =>
+      new IntervalRunner(guard(`output ${o.name}`, () => o.generate()), {
+        name: `output ${o.name}`,
+        intervalMs: o.cfg.renewal_interval ? o.cfg.renewalIntervalMs : cfg.renewalIntervalMs * 2,
+        retry,
+        log,
+        signal: both,
+      }),
   );
   identity.onRenewed(() => outRunners.forEach((r) => r.trigger()));
   const hbRunner = new IntervalRunner(heartbeat, { name: 'heartbeat', intervalMs: HEARTBEAT_INTERVAL_MS, retry: { initialMs: 5000, maxMs: 300_000 }, log, signal: both });

@@ -173,11 +173,12 @@ export interface TbotFlags {
 export function buildTbotFile(flags: TbotFlags): Record<string, unknown> {
   const base: Record<string, any> = flags.config ? readTbotFile(flags.config) : { version: 'v2' };
   if (flags['auth-server']) base.auth_server = flags['auth-server'];
-  const onboarding: Record<string, unknown> = { ...(base.onboarding ?? {}) };
+  const onboarding: Record<string, unknown> = { join_method: undefined, ...(base.onboarding ?? {}) };
   if (flags['join-method']) onboarding.join_method = flags['join-method'];
   if (flags.token) onboarding.token = flags.token;
   if (flags['ca-pin']?.length) onboarding.ca_pins = flags['ca-pin'].flatMap((p) => p.split(','));
   if (!flags.config && !onboarding.join_method) onboarding.join_method = 'token';
+  if (onboarding.join_method === undefined) delete onboarding.join_method;
   if (Object.keys(onboarding).length > 0 || !flags.config) base.onboarding = onboarding;
   if (flags['data-dir']) base.storage = { type: 'directory', path: flags['data-dir'] };
   if (flags['destination-dir']) {

@@ -1,6 +1,6 @@
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { PATHS, type CertsResponse } from '../../api/wire.js';
-import { generateKeys } from '../../crypto/keys.js';
+import { generateKeys, type PemKeyPair } from '../../crypto/keys.js';
 import { sshAuthorizedKey } from '../../crypto/ssh.js';
 import type { Logger } from '../../util/log.js';
 import type { OutputConfig } from '../config.js';
@@ -46,8 +46,17 @@ export function renderIdentityFiles(keyPkcs8: string, certs: CertsResponse, path
   ];
 }
 
+/**
+ * How long an output keeps its key across renewals. Certificates renew on every interval; the
+ * key only this often, because a program that opens `key` and `key-cert.pub` separately (ssh
+ * does) would otherwise pair one renewal's key with the next one's certificate mid-swap.
+ */
+export const OUTPUT_KEY_LIFETIME_MS = 24 * 3600 * 1000;
+
 /** The `identity` output: SSH and TLS credentials for workloads, from a key made here. */
 export class IdentityOutput {
+  private key: { pair: PemKeyPair; created: number } | undefined;
+
   constructor(
     readonly cfg: OutputConfig & { credentialTtlMs: number; renewalIntervalMs: number },
     private readonly dest: Destination,
@@ -60,7 +69,10 @@ export class IdentityOutput {
   }
 
   async generate(): Promise<void> {
-    const keys = await generateKeys('ec-p256');
+    if (!this.key || Date.now() - this.key.created >= OUTPUT_KEY_LIFETIME_MS) {
+      this.key = { pair: await generateKeys('ec-p256'), created: Date.now() };
+    }
+    const keys = this.key.pair;
     const certs = await this.identity.call<CertsResponse>(PATHS.certs, {
       public_key: keys.publicKeyPem,
       ttl_seconds: Math.round(this.cfg.credentialTtlMs / 1000),

@@ -1,0 +1,28 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AdminApi } from '../../src/auth/admin.js';
+import { FileAuditLog } from '../../src/auth/audit.js';
+import { loadAuthorities } from '../../src/auth/authorities.js';
+import { ResourceCache } from '../../src/auth/cache.js';
+import type { AuthContext } from '../../src/auth/context.js';
+import type { Bot, Lock, Role } from '../../src/auth/resources.js';
+import { MemoryBackend } from '../../src/storage/memory.js';
+import { fakeClock, type FakeClock } from './backend-conformance.js';
+
+/** An in-process Auth Service core on the memory backend with a fake clock. */
+export async function testContext(): Promise<{ ctx: AuthContext; admin: AdminApi; clock: FakeClock; auditPath: string }> {
+  const clock = fakeClock(Date.now());
+  const backend = new MemoryBackend(clock.now);
+  const auditPath = join(mkdtempSync(join(tmpdir(), 'mwi-audit-')), 'events.log');
+  const ctx: AuthContext = {
+    backend,
+    cas: await loadAuthorities(backend, 'unit'),
+    audit: new FileAuditLog(auditPath, clock.now),
+    now: clock.now,
+    roles: await ResourceCache.open<Role>(backend, '/roles/'),
+    bots: await ResourceCache.open<Bot>(backend, '/bots/'),
+    locks: await ResourceCache.open<Lock>(backend, '/locks/'),
+  };
+  return { ctx, admin: new AdminApi(ctx), clock, auditPath };
+}

@@ -1,0 +1,85 @@
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, it } from 'node:test';
+import { buildTbotFile, readTbotFile, validateTbotConfig } from '../../src/agent/config.js';
+import { formatDuration, parseDuration } from '../../src/util/duration.js';
+import { cli, tempDir } from '../helpers/procs.js';
+
+const FIXTURES = resolve(dirname(fileURLToPath(import.meta.url)), '../../../test/fixtures');
+
+/** Compares with a golden file; UPDATE_GOLDEN=1 rewrites it. */
+function golden(name: string, actual: string): void {
+  const path = join(FIXTURES, 'golden', name);
+  if (process.env.UPDATE_GOLDEN || !existsSync(path)) writeFileSync(path, actual);
+  assert.equal(actual, readFileSync(path, 'utf8'), `golden file ${name} differs (UPDATE_GOLDEN=1 to accept)`);
+}
+
+describe('tbot configuration', () => {
+  it('a full tbot.yaml validates to the expected frozen config (golden)', () => {
+    const cfg = validateTbotConfig(readTbotFile(join(FIXTURES, 'tbot-full.yaml')));
+    assert.ok(Object.isFrozen(cfg));
+    golden('tbot-full.json', `${JSON.stringify(cfg, null, 2)}\n`);
+  });
+
+  it('flags build the same object a file would (tbot configure, golden)', async () => {
+    const r = await cli('tbot', [
+      'configure', '--auth-server', '127.0.0.1:3025', '--token', '0123456789abcdef0123456789abcdef',
+      '--ca-pin', `sha256:${'a'.repeat(64)}`, '--data-dir', '/var/lib/tbot', '--destination-dir', '/opt/machine-id',
+      '--certificate-ttl', '30m', '--renewal-interval', '10m', '--oneshot',
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    golden('configure-flags.yaml', r.stdout);
+    // and that YAML, fed back as a file, validates to the same config as the flags
+    const fromFlags = validateTbotConfig(
+      buildTbotFile({
+        'auth-server': '127.0.0.1:3025', token: '0123456789abcdef0123456789abcdef', 'ca-pin': [`sha256:${'a'.repeat(64)}`],
+        'data-dir': '/var/lib/tbot', 'destination-dir': '/opt/machine-id', 'certificate-ttl': '30m', 'renewal-interval': '10m', oneshot: true,
+      }),
+    );
+    const dir = tempDir('configure');
+    try {
+      writeFileSync(join(dir.path, 'tbot.yaml'), r.stdout);
+      assert.deepEqual(validateTbotConfig(readTbotFile(join(dir.path, 'tbot.yaml'))), fromFlags);
+    } finally {
+      dir.cleanup();
+    }
+  });
+
+  it('flags override the file', () => {
+    const file = buildTbotFile({ config: join(FIXTURES, 'tbot-full.yaml'), 'auth-server': '10.0.0.1:3025', 'renewal-interval': '1m' });
+    const cfg = validateTbotConfig(file);
+    assert.deepEqual(cfg.authServers, ['10.0.0.1:3025']);
+    assert.equal(cfg.renewalIntervalMs, 60_000);
+    assert.equal(cfg.outputs.length, 2);
+  });
+
+  it('a token given as an absolute path is read from the file', () => {
+    const dir = tempDir('token');
+    const path = join(dir.path, 'token');
+    writeFileSync(path, 'fedcba9876543210fedcba9876543210\n');
+    try {
+      const cfg = validateTbotConfig(buildTbotFile({ 'auth-server': 'a:1', token: path, 'ca-pin': [`sha256:${'b'.repeat(64)}`] }));
+      assert.equal(cfg.token, 'fedcba9876543210fedcba9876543210');
+    } finally {
+      dir.cleanup();
+    }
+  });
+
+  it('two outputs in one directory are refused', () => {
+    const file = buildTbotFile({ 'auth-server': 'a:1', token: 't', 'ca-pin': [`sha256:${'b'.repeat(64)}`], 'data-dir': '/x', 'destination-dir': '/x' });
+    assert.throws(() => validateTbotConfig(file), /outputs: two outputs \(or an output and storage\) share the directory \/x/);
+  });
+});
+
+describe('durations', () => {
+  it('parses Go-style durations and refuses the rest', () => {
+    assert.equal(parseDuration('20m'), 1_200_000);
+    assert.equal(parseDuration('1h30m'), 5_400_000);
+    assert.equal(parseDuration('500ms'), 500);
+    assert.equal(parseDuration('1.5h'), 5_400_000);
+    for (const bad of ['', '10', 'm', '-5m', '1 h', '1y', 'forever']) assert.equal(parseDuration(bad), undefined, bad);
+    assert.equal(formatDuration(5_400_000), '1h30m0s');
+  });
+});
