@@ -76,7 +76,8 @@ export async function startBot(cfg: TbotConfig, log: Logger, signal: AbortSignal
     }
   };
   const both = AbortSignal.any([signal, stop.signal]);
-  const retry = { initialMs: 1000, maxMs: Math.min(60_000, cfg.renewalIntervalMs) };
+  // retry often enough to renew several times before the credential expires, at most once a minute
+  const retry = { initialMs: 1000, maxMs: Math.min(60_000, Math.max(1000, cfg.credentialTtlMs / 4)) };
   const idRunner = new IntervalRunner(guard('identity renewal', () => identity.renew()), {
     name: 'identity renewal',
     intervalMs: cfg.renewalIntervalMs,
@@ -96,6 +97,8 @@ export async function startBot(cfg: TbotConfig, log: Logger, signal: AbortSignal
         retry,
         log,
         signal: both,
+        // a resumed daemon's identity renewal triggers the first write
+        runFirst: !resumed,
       }),
   );
   identity.onRenewed(() => outRunners.forEach((r) => r.trigger()));

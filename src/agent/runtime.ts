@@ -46,15 +46,17 @@ export class IntervalRunner {
 
   private sleep(ms: number): Promise<void> {
     if (this.triggered) return Promise.resolve();
+    const signal = this.opts.signal;
     return new Promise((resolve) => {
-      const t = setTimeout(done, ms);
-      const onAbort = (): void => done();
-      function done(): void {
+      const done = (): void => {
         clearTimeout(t);
+        signal.removeEventListener('abort', done);
+        this.wake = undefined;
         resolve();
-      }
+      };
+      const t = setTimeout(done, ms);
       this.wake = done;
-      this.opts.signal.addEventListener('abort', onAbort, { once: true });
+      signal.addEventListener('abort', done, { once: true });
     });
   }
 

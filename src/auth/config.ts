@@ -39,8 +39,10 @@ export function loadAuthConfig(file: string | undefined, flags: Partial<Record<'
     const parsed = schema.safeParse(raw);
     if (!parsed.success) {
       const issue = parsed.error.issues[0]!;
-      const keys = issue.code === 'unrecognized_keys' ? ` (${issue.keys.join(', ')})` : '';
-      throw new MwiError('BAD_CONFIG', `${issue.message}${keys}`, { field: `${file}: ${issue.path.join('.') || '(top level)'}` });
+      if (issue.code === 'unrecognized_keys') {
+        throw new MwiError('BAD_CONFIG', 'unknown key (expected cluster_name, data_dir, listen, storage, tls_sans)', { field: `${file}: ${[...issue.path, issue.keys[0]].join('.')}` });
+      }
+      throw new MwiError('BAD_CONFIG', issue.message, { field: `${file}: ${issue.path.join('.') || '(top level)'}` });
     }
     y = parsed.data;
   }

@@ -2,7 +2,7 @@ import { createPublicKey } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateKeys } from '../crypto/keys.js';
-import { issueCertificate } from '../crypto/x509.js';
+import { issueCertificate, splitPemBundle } from '../crypto/x509.js';
 import { mkdirPrivate, writeFileAtomic } from '../util/fs.js';
 import type { AuthContext } from './context.js';
 
@@ -66,7 +66,16 @@ export async function issueServerCert(ctx: AuthContext, sans: { dns: string[]; i
   return { cert: `${certPem}${ctx.cas.tlsHost.certPem}`, key: keys.privateKeyPem };
 }
 
+/**
+ * Reads an identity file: the JSON form `mwi start` writes, or the PEM form of tbot's `identity`
+ * output (private key, SSH certificate, TLS certificate, then CA certificates).
+ */
 export function readIdentityFile(path: string): IdentityFile | undefined {
   if (!existsSync(path)) return undefined;
-  return JSON.parse(readFileSync(path, 'utf8')) as IdentityFile;
+  const text = readFileSync(path, 'utf8');
+  if (text.trimStart().startsWith('{')) return JSON.parse(text) as IdentityFile;
+  const key = /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]+?-----END [A-Z ]*PRIVATE KEY-----\n?/.exec(text)?.[0];
+  const certs = splitPemBundle(text);
+  if (!key || certs.length < 2) throw new Error('not an identity file (expected a private key, a certificate and CA certificates)');
+  return { key, cert: certs[0]!, ca_certs: certs.slice(1), cluster_name: '', expires: '' };
 }

@@ -14,34 +14,49 @@ export interface TestCluster {
   tctlOk(args: string[]): Promise<string>;
   /** Creates role `name` with `logins`, and a bot with it; returns the bot's single-use token. */
   addBot(bot: string, logins: string[], opts?: { roleTtl?: string }): Promise<string>;
+  /** Stops the Auth Service (SIGTERM) without removing its data. */
+  halt(): Promise<void>;
+  /** Starts it again on the same address and data dir. */
+  resume(): Promise<void>;
   /** Audit events, oldest first. */
   audit(): Array<Record<string, any>>;
   stop(): Promise<void>;
 }
 
 /** Starts a real `mwi start` on 127.0.0.1:0 with SQLite in a temp dir. */
-export async function startCluster(name = 'test-cluster'): Promise<TestCluster> {
-  const tmp = tempDir('cluster');
-  const dataDir = join(tmp.path, 'auth');
-  const proc = spawnCli('mwi', ['start', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--cluster-name', name]);
+async function launch(dataDir: string, listen: string, name: string) {
+  const proc = spawnCli('mwi', ['start', '--data-dir', dataDir, '--listen', listen, '--cluster-name', name]);
   const m = await waitFor('mwi start', () => {
     if (proc.exitCode !== null) throw new Error(`mwi start exited: ${proc.out()}`);
     return /listening on (\S+)\nCA pin: (sha256:[0-9a-f]{64})/.exec(proc.out());
   });
-  const addr = m[1]!;
-  const caPin = m[2]!;
+  return { proc, addr: m[1]!, caPin: m[2]! };
+}
+
+export async function startCluster(name = 'test-cluster'): Promise<TestCluster> {
+  const tmp = tempDir('cluster');
+  const dataDir = join(tmp.path, 'auth');
+  let { proc, addr, caPin } = await launch(dataDir, '127.0.0.1:0', name);
   const tctl = (args: string[]) => cli('tctl', ['--data-dir', dataDir, ...args]);
   const tctlOk = async (args: string[]) => {
     const r = await tctl(args);
     if (r.code !== 0) throw new Error(`tctl ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
     return r.stdout;
   };
-  return {
+  const cluster: TestCluster = {
     dir: tmp.path,
     dataDir,
     addr,
     caPin,
     proc,
+    async halt() {
+      proc.kill('SIGTERM');
+      await exited(proc);
+    },
+    async resume() {
+      ({ proc } = await launch(dataDir, addr, name));
+      cluster.proc = proc;
+    },
     tctl,
     tctlOk,
     async addBot(bot, logins, opts = {}) {
@@ -66,6 +81,7 @@ export async function startCluster(name = 'test-cluster'): Promise<TestCluster> 
       tmp.cleanup();
     },
   };
+  return cluster;
 }
 
 /** Common tbot flags for a cluster. */
