@@ -85,7 +85,7 @@ export class IntervalRunner {
 
   private nextInterval(): number {
     const jitter = this.opts.jitter ?? 0.1;
-    return Math.max(100, Math.round(this.opts.intervalMs * (1 - Math.random() * jitter)));
+    return Math.max(10, Math.round(this.opts.intervalMs * (1 - Math.random() * jitter)));
   }
 }
 

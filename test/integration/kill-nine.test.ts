@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createPublicKey, X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startCluster, tbotFlags, type TestCluster } from '../helpers/cluster.js';
@@ -40,23 +40,47 @@ describe('kill -9 while writing outputs', () => {
   });
   after(async () => cluster?.stop());
 
-  it('50 kills at random moments: the destination always holds a matching cert/key pair', async () => {
+  it('50 kills, half of them mid-write: the destination always holds a matching cert/key pair', async () => {
     const token = await cluster.addBot('crashy', ['deploy']);
     const storage = join(cluster.dir, 'bot');
     const out = join(cluster.dir, 'out');
-    const flags = [...tbotFlags(cluster, token, storage, out), '--certificate-ttl', '10s', '--renewal-interval', '150ms'];
+    const flags = [...tbotFlags(cluster, token, storage, out), '--certificate-ttl', '10s', '--renewal-interval', '30ms'];
     const first = await cli('tbot', ['start', ...flags, '--oneshot']);
     assert.equal(first.code, 0, first.stderr);
-    let wrote = 0;
+    let midWrite = 0;
     for (let i = 0; i < 50; i++) {
       const tbot = spawnCli('tbot', ['start', ...flags]);
-      await new Promise((r) => setTimeout(r, 150 + Math.random() * 450));
-      tbot.kill('SIGKILL');
+      if (i % 2 === 0) {
+        // kill the moment a new version directory exists that ..data does not point to yet
+        midWrite += (await killMidWrite(tbot, out)) ? 1 : 0;
+      } else {
+        await new Promise((r) => setTimeout(r, 150 + Math.random() * 450));
+        tbot.kill('SIGKILL');
+      }
       await exited(tbot);
-      wrote += (tbot.out().match(/wrote output/g) ?? []).length;
       assert.doesNotMatch(tbot.out(), /locked|ERROR/, `run ${i}: ${tbot.out()}`);
       assertMatchingPair(out);
     }
-    assert.ok(wrote > 50, `only ${wrote} writes happened: the kills did not interrupt a busy writer`);
+    assert.ok(midWrite >= 10, `only ${midWrite} of 25 kills landed mid-write`);
   });
 });
+
+/** Polls the destination and SIGKILLs tbot while a write is in progress; true if it caught one. */
+async function killMidWrite(tbot: ReturnType<typeof spawnCli>, out: string): Promise<boolean> {
+  const end = Date.now() + 5000;
+  while (Date.now() < end) {
+    let current = '';
+    try {
+      current = readlinkSync(join(out, '..data'));
+    } catch {
+      // not written yet
+    }
+    if (readdirSync(out).some((e) => e.startsWith('..v-') && e !== current)) {
+      tbot.kill('SIGKILL');
+      return true;
+    }
+    await new Promise((r) => setImmediate(r));
+  }
+  tbot.kill('SIGKILL');
+  return false;
+}
