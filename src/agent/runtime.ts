@@ -45,7 +45,8 @@ export class IntervalRunner {
   }
 
   private sleep(ms: number): Promise<void> {
-    if (this.triggered) return Promise.resolve();
+    // an abort that happened while the job ran will not fire again: check it here
+    if (this.triggered || this.opts.signal.aborted) return Promise.resolve();
     const signal = this.opts.signal;
     return new Promise((resolve) => {
       const done = (): void => {
