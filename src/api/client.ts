@@ -81,6 +81,11 @@ export class ApiClient {
     });
   }
 
+  /** The Auth Service addresses this client uses. */
+  get addrs(): readonly string[] {
+    return this.opts.addrs;
+  }
+
   /** Sends one request, failing over between addresses while they are unreachable. */
   async call<T>(method: 'GET' | 'POST' | 'DELETE' | 'PUT', path: string, body?: unknown): Promise<T> {
     const n = this.opts.addrs.length;

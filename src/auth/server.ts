@@ -195,8 +195,4 @@ export class AuthServer {
     await this.ctx.backend.close();
     this.log.info('auth service stopped');
   }
-
-  get dataDir(): string {
-    return this.opts.dataDir;
-  }
 }

@@ -101,7 +101,7 @@ async function bots(api: ApiClient, sub: string | undefined, positionals: string
     });
     if (format === 'json') return void process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
     const pin = (out.ca_pins as string[])[0];
-    const addr = (api as unknown as { opts: { addrs: string[] } }).opts.addrs.join(',');
+    const addr = api.addrs.join(',');
     process.stdout.write(
       `The bot token: ${out.token}\nThis token will expire ${ago(out.expires)} (${out.expires}).\nCA pin: ${pin}\n\n` +
         `Run this on the machine the bot runs on:\n\n> tbot start \\\n   --auth-server=${addr} \\\n   --join-method=token \\\n   --token=${out.token} \\\n` +
@@ -159,7 +159,7 @@ async function tokens(api: ApiClient, sub: string | undefined, positionals: stri
   if (sub === 'rm') {
     const id = need(positionals[0], 'ID');
     await api.call('DELETE', `/v1/admin/resources/tokens/${encodeURIComponent(id)}`);
-    process.stdout.write(`token ${id.startsWith('h-') || id.length < 32 ? `"${id}" ` : ''}deleted\n`);
+    process.stdout.write('token deleted\n');
     return;
   }
   throw usageError(`unknown command "tokens ${sub ?? ''}" (expected add, ls, rm)`);
@@ -255,7 +255,7 @@ runMain('tctl', async () => {
       case 'create': {
         for (const resource of readResources(need(g.f, '-f'))) {
           const out = await api.call<Row>('POST', '/v1/admin/resources', { resource, upsert: g.force === true });
-          process.stdout.write(`${out.kind} "${out.kind === 'token' ? out.name : out.name}" has been ${g.force ? 'created or updated' : 'created'}\n`);
+          process.stdout.write(`${out.kind} "${out.name}" has been ${g.force ? 'created or updated' : 'created'}\n`);
         }
         return;
       }
