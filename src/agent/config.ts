@@ -38,6 +38,13 @@ export const tbotSchema = z
         token: z.string().min(1).optional(),
         ca_pins: z.array(z.string().regex(/^sha256:[0-9a-fA-F]{64}$/, 'expected sha256:<64 hex digits>')).default([]),
         ca_path: z.string().min(1).optional(),
+        bound_keypair: z
+          .object({
+            registration_secret: z.string().min(1).optional(),
+            static_private_key_path: z.string().min(1).optional(),
+          })
+          .strict()
+          .optional(),
       })
       .strict(),
     storage: destination.default({ type: 'memory' }),
@@ -60,6 +67,8 @@ export interface TbotConfig {
   joinMethod: string;
   /** The join token (read from the file when `token` named one). Never logged. */
   token: string | undefined;
+  /** Method-specific options, secrets resolved from files and the environment. Never logged. */
+  methodOptions: Readonly<Record<string, unknown>>;
   caPins: string[];
   caPath: string | undefined;
   insecure: boolean;
@@ -78,8 +87,34 @@ function zodField(issue: z.ZodIssue): string {
   return issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : p)).join('.').replace(/\.\[/g, '[') || '(top level)';
 }
 
+/** A secret given inline, or as an absolute path to a file holding it. */
+function secretValue(value: string | undefined, field: string): string | undefined {
+  if (!value || !isAbsolute(value)) return value;
+  if (!existsSync(value)) fail(field, `file ${value} does not exist`);
+  const text = readFileSync(value, 'utf8').trim();
+  if (!text) fail(field, `file ${value} is empty`);
+  return text;
+}
+
+/** bound_keypair options: the registration secret and a static key, from config, files or env. */
+function boundKeypairOptions(o: { registration_secret?: string | undefined; static_private_key_path?: string | undefined } | undefined, env: NodeJS.ProcessEnv): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const secret = secretValue(o?.registration_secret, 'onboarding.bound_keypair.registration_secret') ?? env.TBOT_REGISTRATION_SECRET;
+  if (secret) out.registration_secret = secret;
+  if (o?.static_private_key_path) {
+    try {
+      out.static_private_key = readFileSync(o.static_private_key_path, 'utf8');
+    } catch {
+      fail('onboarding.bound_keypair.static_private_key_path', `cannot read ${o.static_private_key_path}`);
+    }
+  } else if (env.TBOT_BOUND_KEYPAIR_STATIC_KEY) {
+    out.static_private_key = env.TBOT_BOUND_KEYPAIR_STATIC_KEY;
+  }
+  return out;
+}
+
 /** Validates a parsed tbot.yaml (or the object the flags built); the one validation path. */
-export function validateTbotConfig(raw: unknown): TbotConfig {
+export function validateTbotConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env): TbotConfig {
   const parsed = tbotSchema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
@@ -98,7 +133,9 @@ export function validateTbotConfig(raw: unknown): TbotConfig {
     token = readFileSync(token, 'utf8').trim();
     if (!token) fail('onboarding.token', 'the token file is empty');
   }
-  if (method.name === 'token' && !token) fail('onboarding.token', 'required for join method "token"');
+  if (!token) fail('onboarding.token', `required for join method "${method.name}"`);
+  if (c.onboarding.bound_keypair && method.name !== 'bound_keypair') fail('onboarding.bound_keypair', `only for join method bound_keypair (this config uses ${method.name})`);
+  const methodOptions = method.name === 'bound_keypair' ? boundKeypairOptions(c.onboarding.bound_keypair, env) : {};
   const ttl = parseDuration(c.credential_ttl)!;
   const interval = parseDuration(c.renewal_interval)!;
   if (ttl > MAX_TTL_MS) fail('credential_ttl', `at most 24h (got ${c.credential_ttl})`);
@@ -123,6 +160,7 @@ export function validateTbotConfig(raw: unknown): TbotConfig {
     authServers: Array.isArray(c.auth_server) ? c.auth_server : c.auth_server.split(',').map((s) => s.trim()).filter(Boolean),
     joinMethod: method.name,
     token,
+    methodOptions: Object.freeze(methodOptions),
     caPins: c.onboarding.ca_pins.map((p) => p.toLowerCase()),
     caPath: c.onboarding.ca_path,
     insecure: c.insecure,
@@ -164,6 +202,7 @@ export interface TbotFlags {
   'renewal-interval'?: string | undefined;
   oneshot?: boolean | undefined;
   insecure?: boolean | undefined;
+  'registration-secret'?: string | undefined;
 }
 
 /**
@@ -176,6 +215,7 @@ export function buildTbotFile(flags: TbotFlags): Record<string, unknown> {
   const onboarding: Record<string, unknown> = { join_method: undefined, ...(base.onboarding ?? {}) };
   if (flags['join-method']) onboarding.join_method = flags['join-method'];
   if (flags.token) onboarding.token = flags.token;
+  if (flags['registration-secret']) onboarding.bound_keypair = { ...(onboarding.bound_keypair as object), registration_secret: flags['registration-secret'] };
   if (flags['ca-pin']?.length) onboarding.ca_pins = flags['ca-pin'].flatMap((p) => p.split(','));
   if (!flags.config && !onboarding.join_method) onboarding.join_method = 'token';
   if (onboarding.join_method === undefined) delete onboarding.join_method;

@@ -5,15 +5,16 @@ import { PATHS, type IdentityResponse, type JoinRequest } from '../api/wire.js';
 import { generateKeys, sha256Hex } from '../crypto/keys.js';
 import { splitPemBundle } from '../crypto/x509.js';
 import { isMwiError, MwiError } from '../errors.js';
+import { joinMethodInfo } from '../join/catalog.js';
 import { CLIENT_METHODS } from '../join/clients.js';
+import type { ClientJoinContext } from '../join/types.js';
 import type { Logger } from '../util/log.js';
 import type { TbotConfig } from './config.js';
 import type { Destination } from './destinations/destination.js';
 import { Mutex } from './runtime.js';
 
-/** tbot's internal identity as kept in its storage (one file, written atomically, 0600). */
+/** tbot's internal identity. */
 export interface StoredIdentity {
-  version: 1;
   cluster_name: string;
   bot_name: string;
   instance_id: string;
@@ -28,14 +29,39 @@ export interface StoredIdentity {
   tls_ca_certs: string[];
 }
 
-const STORAGE_FILE = 'identity';
+/** Everything tbot keeps in its storage: one file, written atomically, 0600. */
+export interface BotState {
+  version: 2;
+  identity?: StoredIdentity;
+  /** Join-method state (bound keypair: keyring and join state document). */
+  methods: Record<string, Record<string, unknown>>;
+}
+
+export const STATE_FILE = 'state.json';
+
+/** Reads tbot's storage state (also used by `tbot keypair create`). */
+export async function readState(storage: Destination): Promise<BotState> {
+  const text = await storage.read(STATE_FILE);
+  if (!text) return { version: 2, methods: {} };
+  try {
+    const s = JSON.parse(text) as BotState;
+    return { version: 2, methods: s.methods ?? {}, ...(s.identity ? { identity: s.identity } : {}) };
+  } catch (cause) {
+    throw new MwiError('BAD_CONFIG', `tbot storage (${storage.description}) holds an unreadable ${STATE_FILE}`, { field: 'storage', cause });
+  }
+}
+
+export async function writeState(storage: Destination, state: BotState): Promise<void> {
+  await storage.writeAll([{ name: STATE_FILE, data: JSON.stringify(state, null, 2), mode: 0o600 }]);
+}
 
 /**
- * Holds tbot's renewable identity: joins, resumes from storage, renews, and serializes every
- * call made with it (a call racing a renewal would present a stale generation and lock itself).
+ * Holds tbot's renewable identity: joins, resumes from storage, recovers (methods that can),
+ * renews, and serializes every call made with it (a call racing a renewal would present a
+ * stale generation and lock itself).
  */
 export class BotIdentity {
-  private current: StoredIdentity | undefined;
+  private state: BotState = { version: 2, methods: {} };
   private client: ApiClient | undefined;
   private readonly mutex = new Mutex();
   private readonly listeners: Array<() => void> = [];
@@ -47,43 +73,48 @@ export class BotIdentity {
   ) {}
 
   get identity(): StoredIdentity | undefined {
-    return this.current;
+    return this.state.identity;
   }
 
   onRenewed(fn: () => void): void {
     this.listeners.push(fn);
   }
 
-  /** Loads the stored identity; returns whether a usable one (unexpired, same token) was found. */
+  /**
+   * Loads the stored state. Returns true if a usable identity was found (unexpired, same
+   * token); false if tbot must join (or, for methods that can, recover).
+   */
   async load(): Promise<boolean> {
-    const text = await this.storage.read(STORAGE_FILE);
-    if (!text) return false;
-    let stored: StoredIdentity;
-    try {
-      stored = JSON.parse(text) as StoredIdentity;
-    } catch {
-      this.log.warn('stored identity is unreadable; joining again', { storage: this.storage.description });
-      return false;
-    }
+    this.state = await readState(this.storage);
+    const stored = this.state.identity;
+    if (!stored) return false;
     if (this.cfg.token && stored.join_token_hash !== sha256Hex(this.cfg.token)) {
       this.log.info('the configured token changed since the last join; joining again');
       return false;
     }
     if (Date.parse(stored.expires) <= Date.now()) {
+      if (this.cfg.joinMethod === 'bound_keypair' && stored.join_method === 'bound_keypair') {
+        this.log.warn('the stored identity expired; recovering with the bound keypair (this uses one recovery)', { expired: stored.expires });
+        return false;
+      }
       throw new MwiError(
         'RENEW_DENIED',
         `the stored identity of bot ${stored.bot_name} expired at ${stored.expires}; a "${stored.join_method}" identity cannot be recovered after expiry: create a new join token (tctl bots add / tctl tokens add) and start tbot with it`,
       );
     }
-    this.setCurrent(stored);
+    this.setIdentity(stored);
     this.log.info('resumed identity from storage', { bot: stored.bot_name, instance: stored.instance_id, generation: stored.generation, expires: stored.expires });
     return true;
   }
 
-  private setCurrent(id: StoredIdentity): void {
+  private setIdentity(id: StoredIdentity): void {
     this.client?.close();
-    this.current = id;
+    this.state.identity = id;
     this.client = new ApiClient({ addrs: this.cfg.authServers, tls: { ca: id.tls_ca_certs, cert: id.tls_cert, key: id.key } });
+  }
+
+  private async persist(): Promise<void> {
+    await writeState(this.storage, this.state);
   }
 
   /** The CA that authenticates the Auth Service on first contact: pinned, a file, or (unsafe) anything. */
@@ -111,31 +142,51 @@ export class BotIdentity {
     throw last;
   }
 
-  /** First join with the configured method. */
-  async join(): Promise<void> {
+  /**
+   * Joins with the configured method: a first join, a recovery, or (with `refresh`, over mTLS
+   * with the current identity) a refresh the server asked for.
+   */
+  async join(refresh = false): Promise<void> {
     const method = CLIENT_METHODS.get(this.cfg.joinMethod);
     if (!method) throw new MwiError('BAD_CONFIG', `join method ${this.cfg.joinMethod} is not available in this tbot`, { field: 'onboarding.join_method' });
-    const ca = await this.firstContactCA();
-    const keys = await generateKeys('ec-p256');
+    const cur = this.state.identity;
+    // a refresh authenticates with the current identity; trust then comes from the stored CAs
+    const api =
+      refresh && this.client && cur ? this.client : new ApiClient({ addrs: this.cfg.authServers, tls: { ca: cur?.tls_ca_certs ?? (await this.firstContactCA()) } });
     const token = this.cfg.token ?? '';
-    const req: JoinRequest = {
+    const jctx: ClientJoinContext = {
       token,
-      join_method: method.name,
-      public_key: keys.publicKeyPem,
-      ttl_seconds: Math.round(this.cfg.credentialTtlMs / 1000),
-      payload: await method.payload({ token }),
+      options: this.cfg.methodOptions,
+      state: {
+        read: () => this.state.methods[method.name] ?? {},
+        write: async (s) => {
+          this.state.methods[method.name] = s;
+          await this.persist();
+        },
+      },
+      challenge: (payload) => api.call('POST', PATHS.challenge, { token, join_method: method.name, payload }),
+      log: this.log,
     };
-    const api = new ApiClient({ addrs: this.cfg.authServers, tls: { ca } });
-    let res: IdentityResponse;
     try {
-      res = await api.call<IdentityResponse>('POST', PATHS.join, req);
+      const keys = await generateKeys('ec-p256');
+      const req: JoinRequest = {
+        token,
+        join_method: method.name,
+        public_key: keys.publicKeyPem,
+        ttl_seconds: Math.round(this.cfg.credentialTtlMs / 1000),
+        payload: await method.payload(jctx),
+      };
+      const res = await api.call<IdentityResponse>('POST', PATHS.join, req);
+      const stored = this.toStored(res, keys.privateKeyPem, keys.publicKeyPem, method.name, sha256Hex(token));
+      this.state.identity = stored;
+      // the identity and the method's state (e.g. the new join state) are written together
+      if (method.afterJoin) await method.afterJoin(jctx, res.method_data);
+      else await this.persist();
+      this.setIdentity(stored);
+      this.log.info(refresh ? 'refreshed identity' : 'joined', { bot: res.bot_name, instance: res.instance_id, cluster: res.cluster_name, method: method.name, generation: res.generation, expires: res.expires });
     } finally {
-      api.close();
+      if (api !== this.client) api.close();
     }
-    const stored = this.toStored(res, keys.privateKeyPem, keys.publicKeyPem, method.name, sha256Hex(token));
-    await this.persist(stored);
-    this.setCurrent(stored);
-    this.log.info('joined', { bot: res.bot_name, instance: res.instance_id, cluster: res.cluster_name, method: method.name, expires: res.expires });
   }
 
   private toStored(res: IdentityResponse, key: string, publicKeyPem: string, joinMethod: string, tokenHash: string): StoredIdentity {
@@ -145,7 +196,6 @@ export class BotIdentity {
       throw new MwiError('INTERNAL', 'the Auth Service returned a certificate for another key');
     }
     return {
-      version: 1,
       cluster_name: res.cluster_name,
       bot_name: res.bot_name,
       instance_id: res.instance_id,
@@ -160,24 +210,25 @@ export class BotIdentity {
     };
   }
 
-  private async persist(id: StoredIdentity): Promise<void> {
-    await this.storage.writeAll([{ name: STORAGE_FILE, data: JSON.stringify(id, null, 2), mode: 0o600 }]);
-  }
-
   /** Renews the internal identity with a fresh key; the new generation is stored before use. */
   async renew(): Promise<void> {
     await this.mutex.run(async () => {
-      const cur = this.current;
+      const cur = this.state.identity;
       if (!cur || !this.client) throw new TypeError('renew before join');
+      if (!joinMethodInfo(cur.join_method)?.renewable) return this.join();
       const keys = await generateKeys('ec-p256');
       const res = await this.client.call<IdentityResponse>('POST', PATHS.renew, {
         public_key: keys.publicKeyPem,
         ttl_seconds: Math.round(this.cfg.credentialTtlMs / 1000),
       });
-      const next = this.toStored(res, keys.privateKeyPem, keys.publicKeyPem, cur.join_method, cur.join_token_hash);
-      await this.persist(next);
-      this.setCurrent(next);
+      this.state.identity = this.toStored(res, keys.privateKeyPem, keys.publicKeyPem, cur.join_method, cur.join_token_hash);
+      await this.persist();
+      this.setIdentity(this.state.identity);
       this.log.info('renewed identity', { bot: res.bot_name, instance: res.instance_id, generation: res.generation, expires: res.expires });
+      if (res.rejoin_due) {
+        this.log.info('the Auth Service asks for a refresh join (e.g. a key rotation is due)');
+        await this.join(true);
+      }
     });
     for (const fn of this.listeners) fn();
   }

@@ -9,6 +9,7 @@ export const AUTH_SERVER_NAME = 'auth.mwi.cluster.local';
 export const PATHS = {
   ping: '/v1/ping',
   join: '/v1/join',
+  challenge: '/v1/join/challenge',
   renew: '/v1/renew',
   certs: '/v1/certs',
   heartbeat: '/v1/heartbeat',
@@ -40,6 +41,22 @@ export interface IdentityResponse {
   tls_ca_certs: string[];
   expires: string;
   renewable: boolean;
+  /** Method-specific data from the join (e.g. a bound-keypair join state document). */
+  method_data?: Record<string, unknown>;
+  /** The join method asks for a refresh join now (e.g. a bound key rotation is due). */
+  rejoin_due?: boolean;
+}
+
+/** POST /v1/join/challenge: the first step of challenge-response join methods. */
+export interface ChallengeRequest {
+  token: string;
+  join_method: string;
+  payload?: unknown;
+}
+
+export interface ChallengeResponse {
+  challenge_id: string;
+  [field: string]: unknown;
 }
 
 /** POST /v1/renew over mTLS with the current internal identity. */

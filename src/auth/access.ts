@@ -44,13 +44,17 @@ export function grantedTtlMs(requestedSeconds: unknown, maxTtlMs: number, defaul
   return Math.max(1000, Math.min(asked, maxTtlMs, MAX_TTL_MS));
 }
 
-/** The lock in force for a bot or one of its instances, if any. */
-export function activeLock(ctx: AuthContext, botName: string, instanceId?: string): string | undefined {
+/** The lock in force for a bot, one of its instances, or the join token it came from, if any. */
+export function activeLock(ctx: AuthContext, botName: string, instanceId?: string, tokenId?: string): string | undefined {
   const now = ctx.now();
   for (const lock of ctx.locks.values()) {
     if (lock.spec.expires && Date.parse(lock.spec.expires) <= now) continue;
     const t = lock.spec.target;
-    if (t.user === `bot-${botName}` || (instanceId !== undefined && t.bot_instance_id === instanceId)) {
+    if (
+      t.user === `bot-${botName}` ||
+      (instanceId !== undefined && t.bot_instance_id === instanceId) ||
+      (tokenId !== undefined && t.join_token === tokenId)
+    ) {
       return lock.spec.message || lock.metadata.name;
     }
   }

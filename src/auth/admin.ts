@@ -4,6 +4,7 @@ import { parseSshPublicKey, signSshCertificate } from '../crypto/ssh.js';
 import { BACKDATE_MS } from '../crypto/x509.js';
 import { isMwiError, MwiError } from '../errors.js';
 import { joinMethodInfo, joinMethodNames } from '../join/catalog.js';
+import { SERVER_METHODS } from '../join/servers.js';
 import { key } from '../storage/backend.js';
 import { VERSION } from '../version.js';
 import { CA_TYPES, exportCA, type CAType } from './authorities.js';
@@ -32,17 +33,31 @@ function checkJoinMethod(method: string): void {
   }
 }
 
-/** Turns a validated token into its stored form: a `token`-method name becomes a hash. */
-function storedToken(t: Token): { id: string; stored: StoredToken } {
+/**
+ * Turns a validated token into its stored form: a `token`-method name becomes a hash, and the
+ * method normalizes its spec (bound_keypair hashes or generates its registration secret).
+ * Status is the server's: never taken from the input, kept from `previous` on replace.
+ */
+function storedToken(t: Token, now: number, previous?: StoredToken): { id: string; stored: StoredToken; shownOnce?: Record<string, string> } {
   checkJoinMethod(t.spec.join_method);
   const name = t.metadata.name;
+  let spec = t.spec as Record<string, unknown>;
+  let shownOnce: Record<string, string> | undefined;
+  const prepare = SERVER_METHODS.get(t.spec.join_method)?.prepareToken;
+  if (prepare) {
+    const out = prepare(spec, now, previous?.spec as Record<string, unknown> | undefined);
+    spec = out.spec;
+    shownOnce = out.shownOnce;
+  }
+  const base: StoredToken = { ...t, spec: spec as Token['spec'], ...(previous?.status ? { status: previous.status } : {}) };
+  if (!previous?.status) delete base.status;
   if (joinMethodInfo(t.spec.join_method)!.secretName) {
     if (name.length < 16) throw new MwiError('BAD_REQUEST', 'a join secret must be at least 16 characters', { field: 'metadata.name' });
     const id = tokenId(name, t.spec.join_method);
-    return { id, stored: { ...t, metadata: { ...t.metadata, name: id }, secret_hash: sha256Hex(name) } };
+    return { id, stored: { ...base, metadata: { ...t.metadata, name: id }, secret_hash: sha256Hex(name) } };
   }
   if (SECRET_ID.test(name)) throw new MwiError('BAD_REQUEST', 'names of the form h-<16 hex> are reserved for hashed tokens', { field: 'metadata.name' });
-  return { id: name, stored: t };
+  return { id: name, stored: base, ...(shownOnce ? { shownOnce } : {}) };
 }
 
 export class AdminApi {
@@ -57,17 +72,21 @@ export class AdminApi {
   }
 
   /** Creates (or with `upsert`, replaces) a role, bot, token or lock. */
-  async create(input: unknown, upsert: boolean, user: string): Promise<{ kind: string; name: string; token?: string }> {
+  async create(input: unknown, upsert: boolean, user: string): Promise<{ kind: string; name: string; shown_once?: Record<string, string> }> {
     const res = validateResource(input);
     let k: string;
     let value: unknown = res;
     let name = res.metadata.name;
+    let shownOnce: Record<string, string> | undefined;
     if (res.kind === 'token') {
       if (!this.ctx.bots.get(res.spec.bot_name)) throw new MwiError('NOT_FOUND', `bot ${JSON.stringify(res.spec.bot_name)} does not exist`, { field: 'spec.bot_name' });
-      const { id, stored } = storedToken(res);
-      k = tokenKey(id);
-      value = stored;
-      name = id;
+      const id0 = tokenId(res.metadata.name, res.spec.join_method);
+      const prev = upsert ? await this.ctx.backend.get(tokenKey(id0)) : undefined;
+      const prepared = storedToken(res, this.ctx.now(), prev ? (JSON.parse(prev.value) as StoredToken) : undefined);
+      k = tokenKey(prepared.id);
+      value = prepared.stored;
+      name = prepared.id;
+      shownOnce = prepared.shownOnce;
     } else if (res.kind === 'bot') {
       for (const r of res.spec.roles) if (!this.ctx.roles.get(r)) throw new MwiError('NOT_FOUND', `role ${JSON.stringify(r)} does not exist`, { field: 'spec.roles' });
       k = key('bots', name);
@@ -89,7 +108,7 @@ export class AdminApi {
       }
     }
     this.audit(res.kind === 'lock' ? 'lock.created' : upsert ? 'resource.updated' : 'resource.created', `${res.kind}/${name}`, user);
-    return { kind: res.kind, name };
+    return { kind: res.kind, name, ...(shownOnce ? { shown_once: shownOnce } : {}) };
   }
 
   async list(kindText: string, opts: { startAfter?: string; limit?: number; bot?: string } = {}): Promise<unknown[]> {
@@ -144,12 +163,12 @@ export class AdminApi {
     const name = secretName ? newSecret() : typeof body.name === 'string' ? body.name : `${String(body.bot_name)}-${randomUUID().slice(0, 8)}`;
     const expires = new Date(this.ctx.now() + ttlMs).toISOString();
     const extra = typeof body.spec === 'object' && body.spec !== null ? (body.spec as Record<string, unknown>) : {};
-    const { name: id } = await this.create(
+    const { name: id, shown_once } = await this.create(
       { kind: 'token', version: 'v2', metadata: { name, expires }, spec: { ...extra, roles: ['Bot'], join_method: method, bot_name: body.bot_name } },
       false,
       user,
     );
-    return { token: name, id, join_method: method, bot_name: body.bot_name, expires, ca_pins: [this.ctx.cas.caPin] };
+    return { token: name, id, join_method: method, bot_name: body.bot_name, expires, ca_pins: [this.ctx.cas.caPin], ...(shown_once ?? {}) };
   }
 
   /** `tctl bots add`: the bot and, for method `token`, a single-use join token. */

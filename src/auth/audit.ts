@@ -5,6 +5,7 @@ import { createInterface } from 'node:readline';
 /** Event names, stable: scripts filter on them. */
 export type AuditEventType =
   | 'bot.join'
+  | 'bot.challenge'
   | 'bot.renew'
   | 'bot.certs'
   | 'bot.heartbeat'

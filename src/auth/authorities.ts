@@ -20,6 +20,8 @@ export interface Authorities {
   sshHost: SshCA;
   /** `sha256:<hex>` of the host TLS CA's SPKI: what tbot pins on first contact. */
   caPin: string;
+  /** Signs bound-keypair join state documents (ES256); never leaves the Auth Service. */
+  joinState: { privateKey: KeyObject; publicKey: KeyObject };
 }
 
 export const CA_TYPES = ['tls-user', 'tls-host', 'ssh-user', 'ssh-host'] as const;
@@ -73,7 +75,14 @@ export async function loadAuthorities(backend: Backend, clusterName: string): Pr
     sshUser: await sshCA(backend, 'ssh-user', clusterName),
     sshHost: await sshCA(backend, 'ssh-host', clusterName),
     caPin: spkiPin(createPublicKey(tlsHost.cert.publicKey.export({ type: 'spki', format: 'pem' }))),
+    joinState: await joinStateKey(backend),
   };
+}
+
+async function joinStateKey(backend: Backend): Promise<Authorities['joinState']> {
+  const stored = await getOrCreate(backend, key('cas', 'bound-keypair-state'), async () => ({ key_pem: (await generateKeys('ec-p256')).privateKeyPem }));
+  const privateKey = createPrivateKey(stored.key_pem);
+  return { privateKey, publicKey: createPublicKey(privateKey) };
 }
 
 /** The public part of a CA, in the format its consumers read (`tctl ca export`). */

@@ -1,93 +1,198 @@
 import { randomUUID } from 'node:crypto';
-import type { IdentityResponse, JoinRequest } from '../api/wire.js';
+import { CompactSign, compactVerify } from 'jose';
+import type { ChallengeRequest, ChallengeResponse, IdentityResponse, JoinRequest } from '../api/wire.js';
 import { parseClientPublicKey, sha256Hex } from '../crypto/keys.js';
 import { isMwiError, MwiError } from '../errors.js';
 import { joinMethodInfo, joinMethodNames } from '../join/catalog.js';
 import { SERVER_METHODS } from '../join/servers.js';
-import { JoinRefusal } from '../join/types.js';
+import { JoinRefusal, type JoinTokenView, type ServerJoinMethod } from '../join/types.js';
 import { key } from '../storage/backend.js';
 import { activeLock, botAccess, grantedTtlMs } from './access.js';
+import type { Claims } from './claims.js';
 import { DEFAULT_TTL_MS, INSTANCE_GRACE_MS, type AuthContext } from './context.js';
 import { issueBotIdentity } from './issue.js';
-import type { BotInstance, StoredToken } from './resources.js';
+import { instanceKey } from './instances.js';
+import { refreshInstance } from './renew.js';
+import type { BotInstance, Lock, StoredToken } from './resources.js';
 import { tokenId, tokenKey } from './tokens.js';
 
-export function instanceKey(botName: string, instanceId: string): string {
-  return key('bot_instances', botName, instanceId);
-}
+const CHALLENGE_TTL_MS = 60_000;
+const STATUS_RETRIES = 5;
 
-function checkShape(body: unknown): JoinRequest {
-  const r = body as Partial<JoinRequest> | null;
+function checkShape<T extends { token: string; join_method: string }>(body: unknown): T {
+  const r = body as Partial<T> | null;
   if (typeof r !== 'object' || r === null) throw new MwiError('BAD_REQUEST', 'expected a JSON object');
   if (typeof r.token !== 'string' || r.token.length === 0 || r.token.length > 512) throw new MwiError('BAD_REQUEST', 'expected a token', { field: 'token' });
   if (typeof r.join_method !== 'string') throw new MwiError('BAD_REQUEST', 'expected a join method', { field: 'join_method' });
-  return r as JoinRequest;
+  return r as T;
+}
+
+function methodFor(name: string): ServerJoinMethod {
+  const method = SERVER_METHODS.get(name);
+  if (!method) {
+    throw new MwiError('BAD_REQUEST', `unknown join method ${JSON.stringify(name)} (expected one of: ${joinMethodNames().join(', ')})`, { field: 'join_method' });
+  }
+  return method;
+}
+
+function view(id: string, t: StoredToken): JoinTokenView {
+  return { id, botName: t.spec.bot_name, spec: t.spec, status: (t.status ?? {}) as Record<string, unknown>, secretHash: t.secret_hash };
+}
+
+/** Loads a token for a join and applies the rules every method shares. */
+async function loadToken(ctx: AuthContext, id: string, method: string) {
+  const item = await ctx.backend.get(tokenKey(id));
+  if (!item) throw new JoinRefusal('token not found');
+  const token = JSON.parse(item.value) as StoredToken;
+  if (token.spec.join_method !== method) throw new JoinRefusal(`token is for join method ${token.spec.join_method}`);
+  if (token.metadata.expires && Date.parse(token.metadata.expires) <= ctx.now()) throw new JoinRefusal('token expired');
+  const lock = activeLock(ctx, token.spec.bot_name, undefined, id);
+  if (lock) throw new MwiError('LOCKED', `bot ${token.spec.bot_name} or its join token is locked: ${lock}`);
+  return { item, token };
+}
+
+/** Audits a refused join or challenge and turns it into what the caller may see. */
+function refuse(ctx: AuthContext, err: unknown, event: 'bot.join' | 'bot.challenge', fields: Record<string, unknown>): never {
+  const reason = err instanceof JoinRefusal ? err.reason : isMwiError(err) ? err.detail ?? err.message : String(err);
+  ctx.audit.emit({ event, success: false, ...fields, reason });
+  if (err instanceof JoinRefusal) throw new MwiError('JOIN_DENIED', err.publicMessage, { detail: err.reason });
+  if (isMwiError(err, 'ACCESS_DENIED')) throw new MwiError('JOIN_DENIED', 'the join was refused; the Auth Service audit log has the reason', { detail: err.message });
+  throw err;
+}
+
+/** POST /v1/join/challenge: the first step of challenge-response methods; single-use, 60 s. */
+export async function handleChallenge(ctx: AuthContext, body: unknown, remoteAddr: string): Promise<ChallengeResponse> {
+  const req = checkShape<ChallengeRequest>(body);
+  const method = methodFor(req.join_method);
+  if (!method.challenge) throw new MwiError('BAD_REQUEST', `join method ${req.join_method} has no challenge step`, { field: 'join_method' });
+  const id = tokenId(req.token, req.join_method);
+  try {
+    const { token } = await loadToken(ctx, id, req.join_method);
+    const ch = await method.challenge({ token: view(id, token), clusterName: ctx.cas.clusterName, now: ctx.now(), payload: req.payload });
+    const challengeId = randomUUID();
+    await ctx.backend.create(key('join_challenges', challengeId), JSON.stringify({ token_id: id, join_method: req.join_method, data: ch.store }), {
+      expires: ctx.now() + CHALLENGE_TTL_MS,
+    });
+    return { ...ch.send, challenge_id: challengeId };
+  } catch (err) {
+    refuse(ctx, err, 'bot.challenge', { join_method: req.join_method, token_id: id, remote_addr: remoteAddr });
+  }
 }
 
 /**
- * POST /v1/join: checks the token and the method's proof, creates a bot instance and signs its
- * first renewable identity. Every refusal is audited with its reason; the caller gets only a
- * generic message.
+ * POST /v1/join: checks the token and the method's proof, creates a bot instance (or continues
+ * one, for a refresh) and signs its renewable identity. Every refusal is audited with its
+ * reason; the caller gets only a generic message.
  */
-export async function handleJoin(ctx: AuthContext, body: unknown, remoteAddr: string): Promise<IdentityResponse> {
-  const req = checkShape(body);
-  const method = SERVER_METHODS.get(req.join_method);
-  if (!method) {
-    throw new MwiError('BAD_REQUEST', `unknown join method ${JSON.stringify(req.join_method)} (expected one of: ${joinMethodNames().join(', ')})`, { field: 'join_method' });
-  }
+export async function handleJoin(ctx: AuthContext, body: unknown, remoteAddr: string, callerClaims?: Claims): Promise<IdentityResponse> {
+  const req = checkShape<JoinRequest>(body);
+  const method = methodFor(req.join_method);
   const publicKey = parseClientPublicKey(req.public_key, 'public_key');
   const id = tokenId(req.token, req.join_method);
   const audit = { join_method: req.join_method, token_id: id, remote_addr: remoteAddr };
   let botName: string | undefined;
   try {
-    const item = await ctx.backend.get(tokenKey(id));
-    if (!item) throw new JoinRefusal('token not found');
-    const token = JSON.parse(item.value) as StoredToken;
+    let { item, token } = await loadToken(ctx, id, req.join_method);
     botName = token.spec.bot_name;
-    if (token.spec.join_method !== req.join_method) throw new JoinRefusal(`token is for join method ${token.spec.join_method}`);
-    if (token.metadata.expires && Date.parse(token.metadata.expires) <= ctx.now()) throw new JoinRefusal('token expired');
-    const lock = activeLock(ctx, botName);
-    if (lock) throw new MwiError('LOCKED', `bot ${botName} is locked: ${lock}`);
     const access = botAccess(ctx, botName);
+    const challenge = await consumeChallenge(ctx, req, id);
+    const newInstanceId = randomUUID();
+    const caller = callerClaims?.kind === 'bot' ? { bot: callerClaims.bot, instance: callerClaims.instance, generation: callerClaims.generation } : undefined;
     const verdict = await method.verify({
       request: req,
-      token: { id, botName, spec: token.spec, secretHash: token.secret_hash },
+      token: view(id, token),
       clusterName: ctx.cas.clusterName,
       now: ctx.now(),
+      newInstanceId,
+      caller,
+      challenge,
       consumeToken: async () => {
         const ok = await ctx.backend.delete(tokenKey(id), item.revision);
         if (ok) ctx.audit.emit({ event: 'token.use', success: true, bot_name: botName, ...audit });
         return ok;
       },
+      updateTokenStatus: async (decide) => {
+        for (let i = 0; i < STATUS_RETRIES; i++) {
+          const next = await decide((token.status ?? {}) as Record<string, unknown>);
+          try {
+            item = await ctx.backend.compareAndSwap(item.key, item.revision, JSON.stringify({ ...token, status: next }), { expires: item.expires });
+            token = { ...token, status: next };
+            return;
+          } catch (err) {
+            if (!isMwiError(err, 'COMPARE_FAILED')) throw err;
+            ({ item, token } = await loadToken(ctx, id, req.join_method));
+          }
+        }
+        throw new JoinRefusal('token status kept changing concurrently');
+      },
+      instanceLive: async (instanceId) => {
+        const it = await ctx.backend.get(instanceKey(botName!, instanceId));
+        return it !== undefined && Date.parse((JSON.parse(it.value) as BotInstance).status.credential_expires) > ctx.now();
+      },
+      lockToken: async (reason) => {
+        const name = randomUUID();
+        const lock: Lock = { kind: 'lock', version: 'v2', metadata: { name }, spec: { target: { join_token: id }, message: reason, created_by: 'mwi', created: new Date(ctx.now()).toISOString() } };
+        await ctx.backend.put(key('locks', name), JSON.stringify(lock));
+        ctx.audit.emit({ event: 'lock.created', success: true, bot_name: botName, token_id: id, reason, resource: `lock/${name}` });
+      },
+      signState: async (claims) =>
+        new CompactSign(Buffer.from(JSON.stringify({ ...claims, iat: Math.floor(ctx.now() / 1000) })))
+          .setProtectedHeader({ alg: 'ES256', typ: 'mwi-join-state' })
+          .sign(ctx.cas.joinState.privateKey),
+      verifyState: async (doc) => {
+        try {
+          const { payload } = await compactVerify(doc, ctx.cas.joinState.publicKey, { algorithms: ['ES256'] });
+          return JSON.parse(Buffer.from(payload).toString('utf8')) as Record<string, unknown>;
+        } catch {
+          return undefined;
+        }
+      },
     });
 
-    const instanceId = randomUUID();
     const ttlMs = grantedTtlMs(req.ttl_seconds, access.maxTtlMs, DEFAULT_TTL_MS);
-    const identity = await issueBotIdentity(ctx, botName, instanceId, 1, publicKey, ttlMs);
+    const renewable = joinMethodInfo(req.join_method)?.renewable ?? false;
+    if (verdict.refreshInstance) {
+      if (!callerClaims || callerClaims.kind !== 'bot') throw new JoinRefusal('refresh without a bot identity');
+      const identity = await refreshInstance(ctx, callerClaims, publicKey, ttlMs);
+      ctx.audit.emit({ event: 'bot.join', success: true, bot_name: botName, bot_instance_id: identity.instance_id, generation: identity.generation, refresh: true, ...verdict.attributes, ...audit });
+      return { ...identity, renewable, ...(verdict.methodData ? { method_data: verdict.methodData } : {}) };
+    }
+    const identity = await issueBotIdentity(ctx, botName, newInstanceId, 1, publicKey, ttlMs);
     const at = new Date(ctx.now()).toISOString();
     const instance: BotInstance = {
       kind: 'bot_instance',
       version: 'v1',
-      metadata: { name: instanceId, expires: new Date(Date.parse(identity.expires) + INSTANCE_GRACE_MS).toISOString() },
-      spec: { bot_name: botName, instance_id: instanceId },
+      metadata: { name: newInstanceId, expires: new Date(Date.parse(identity.expires) + INSTANCE_GRACE_MS).toISOString() },
+      spec: { bot_name: botName, instance_id: newInstanceId },
       status: {
         initial_authentication: { auth_at: at, join_method: req.join_method, join_token_name: id, ...(verdict.attributes ? { metadata: verdict.attributes } : {}) },
         latest_authentication: { auth_at: at, join_method: req.join_method, generation: 1 },
         generation: 1,
         generation_confirmed: true,
         public_key_fingerprint: sha256Hex(publicKey.export({ type: 'spki', format: 'der' })),
+        credential_expires: identity.expires,
         latest_heartbeats: [],
       },
     };
-    await ctx.backend.create(instanceKey(botName, instanceId), JSON.stringify(instance), { expires: Date.parse(instance.metadata.expires) });
-    ctx.audit.emit({ event: 'bot.join', success: true, bot_name: botName, bot_instance_id: instanceId, generation: 1, ...audit });
-    return { ...identity, renewable: joinMethodInfo(req.join_method)?.renewable ?? false };
+    await ctx.backend.create(instanceKey(botName, newInstanceId), JSON.stringify(instance), { expires: Date.parse(instance.metadata.expires) });
+    ctx.audit.emit({ event: 'bot.join', success: true, bot_name: botName, bot_instance_id: newInstanceId, generation: 1, ...verdict.attributes, ...audit });
+    return { ...identity, renewable, ...(verdict.methodData ? { method_data: verdict.methodData } : {}) };
   } catch (err) {
-    const reason = err instanceof JoinRefusal ? err.reason : isMwiError(err) ? err.detail ?? err.message : String(err);
-    ctx.audit.emit({ event: 'bot.join', success: false, ...(botName ? { bot_name: botName } : {}), ...audit, reason });
-    if (err instanceof JoinRefusal) throw new MwiError('JOIN_DENIED', err.publicMessage, { detail: err.reason });
-    if (isMwiError(err, 'LOCKED')) throw err;
-    if (isMwiError(err, 'ACCESS_DENIED')) throw new MwiError('JOIN_DENIED', 'the join was refused; the Auth Service audit log has the reason', { detail: err.message });
-    throw err;
+    refuse(ctx, err, 'bot.join', { ...(botName ? { bot_name: botName } : {}), ...audit });
   }
+}
+
+/** Consumes the challenge a join refers to, if the method uses one: one conditional delete. */
+async function consumeChallenge(ctx: AuthContext, req: JoinRequest, id: string): Promise<Record<string, unknown> | undefined> {
+  const challengeId = (req.payload as { challenge_id?: unknown } | undefined)?.challenge_id;
+  if (!SERVER_METHODS.get(req.join_method)?.challenge) return undefined;
+  if (typeof challengeId !== 'string' || !/^[0-9a-f-]{36}$/.test(challengeId)) throw new JoinRefusal('no challenge id');
+  const k = key('join_challenges', challengeId);
+  const item = await ctx.backend.get(k);
+  if (!item) throw new JoinRefusal('challenge unknown, expired or already used');
+  // single use: of two joins presenting the same challenge, only one deletes it
+  if (!(await ctx.backend.delete(k, item.revision))) throw new JoinRefusal('challenge already used');
+  const stored = JSON.parse(item.value) as { token_id: string; join_method: string; data: Record<string, unknown> };
+  if (stored.token_id !== id || stored.join_method !== req.join_method) throw new JoinRefusal('challenge was issued for another token');
+  return stored.data;
 }

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomUUID, type KeyObject } from 'node:crypto';
 import type { CertsRequest, CertsResponse, HeartbeatRequest, IdentityResponse, RenewRequest } from '../api/wire.js';
 import { parseClientPublicKey, sha256Hex } from '../crypto/keys.js';
 import { isMwiError, MwiError } from '../errors.js';
@@ -8,8 +8,10 @@ import { activeLock, botAccess, grantedTtlMs } from './access.js';
 import type { Claims } from './claims.js';
 import { DEFAULT_TTL_MS, INSTANCE_GRACE_MS, type AuthContext } from './context.js';
 import { issueBotIdentity, issueOutputCerts } from './issue.js';
-import { instanceKey } from './join.js';
-import type { BotInstance, Lock } from './resources.js';
+import { instanceKey } from './instances.js';
+import type { BotInstance, Lock, StoredToken } from './resources.js';
+import { SERVER_METHODS } from '../join/servers.js';
+import { tokenKey } from './tokens.js';
 
 type BotClaims = Extract<Claims, { kind: 'bot' }>;
 
@@ -44,11 +46,13 @@ interface Current {
  * is the one previous generation and the current one was never used (a lost renewal answer).
  */
 async function currentInstance(ctx: AuthContext, c: BotClaims, code: 'RENEW_DENIED' | 'ACCESS_DENIED'): Promise<Current> {
-  const lock = activeLock(ctx, c.bot, c.instance);
-  if (lock) throw new MwiError('LOCKED', `bot ${c.bot} instance ${c.instance} is locked: ${lock}`);
+  const early = activeLock(ctx, c.bot, c.instance);
+  if (early) throw new MwiError('LOCKED', `bot ${c.bot} instance ${c.instance} is locked: ${early}`);
   const item = await ctx.backend.get(instanceKey(c.bot, c.instance));
   if (!item) throw new MwiError(code, 'the bot instance no longer exists (expired or removed); join again');
   const instance = JSON.parse(item.value) as BotInstance;
+  const lock = activeLock(ctx, c.bot, c.instance, instance.status.initial_authentication.join_token_name);
+  if (lock) throw new MwiError('LOCKED', `the join token of bot ${c.bot} instance ${c.instance} is locked: ${lock}`);
   const stored = instance.status.generation;
   if (c.generation === stored) return { item, instance, retry: false };
   if (c.generation === stored - 1 && !instance.status.generation_confirmed) return { item, instance, retry: true };
@@ -69,42 +73,61 @@ async function confirmGeneration(ctx: AuthContext, cur: Current): Promise<void> 
   }
 }
 
+/**
+ * Signs the next identity of an existing instance: generation + 1 (or the same generation again
+ * for a retried renewal), written with one conditional write. Used by renewals and refresh joins.
+ */
+export async function refreshInstance(ctx: AuthContext, c: BotClaims, publicKey: KeyObject, ttlMs: number): Promise<IdentityResponse & { joinMethod: string; tokenId: string }> {
+  const { item, instance, retry } = await currentInstance(ctx, c, 'RENEW_DENIED');
+  const access = botAccess(ctx, c.bot);
+  const generation = retry ? instance.status.generation : instance.status.generation + 1;
+  const identity = await issueBotIdentity(ctx, c.bot, c.instance, generation, publicKey, Math.min(ttlMs, access.maxTtlMs));
+  const expires = Date.parse(identity.expires) + INSTANCE_GRACE_MS;
+  const joinMethod = instance.status.initial_authentication.join_method;
+  const next: BotInstance = {
+    ...instance,
+    metadata: { ...instance.metadata, expires: new Date(expires).toISOString() },
+    status: {
+      ...instance.status,
+      generation,
+      generation_confirmed: false,
+      credential_expires: identity.expires,
+      latest_authentication: { auth_at: new Date(ctx.now()).toISOString(), join_method: joinMethod, generation },
+      public_key_fingerprint: sha256Hex(publicKey.export({ type: 'spki', format: 'der' })),
+    },
+  };
+  try {
+    await ctx.backend.compareAndSwap(item.key, item.revision, JSON.stringify(next), { expires });
+  } catch (err) {
+    if (!isMwiError(err, 'COMPARE_FAILED')) throw err;
+    // two renewals raced with the same generation: only a copy of the identity can do that
+    const reason = 'concurrent renewals with the same generation (the identity was copied)';
+    await lockInstance(ctx, c, reason);
+    throw new MwiError('LOCKED', `bot instance ${c.instance} is locked: its identity was used from two places (generation counter)`, { detail: reason });
+  }
+  ctx.audit.emit({ event: 'bot.renew', success: true, bot_name: c.bot, bot_instance_id: c.instance, generation, ...(retry ? { retried: true } : {}) });
+  return { ...identity, joinMethod, tokenId: instance.status.initial_authentication.join_token_name };
+}
+
 /** POST /v1/renew: new internal identity, generation + 1, one conditional write. */
 export async function handleRenew(ctx: AuthContext, claims: Claims | undefined, body: unknown, remoteAddr: string): Promise<IdentityResponse> {
   const c = requireBot(claims, 'RENEW_DENIED');
   const req = (body ?? {}) as Partial<RenewRequest>;
-  const audit = { bot_name: c.bot, bot_instance_id: c.instance, generation: c.generation, remote_addr: remoteAddr };
   try {
     const publicKey = parseClientPublicKey(req.public_key, 'public_key');
-    const { item, instance, retry } = await currentInstance(ctx, c, 'RENEW_DENIED');
-    const access = botAccess(ctx, c.bot);
-    const generation = retry ? instance.status.generation : instance.status.generation + 1;
-    const identity = await issueBotIdentity(ctx, c.bot, c.instance, generation, publicKey, grantedTtlMs(req.ttl_seconds, access.maxTtlMs, DEFAULT_TTL_MS));
-    const expires = Date.parse(identity.expires) + INSTANCE_GRACE_MS;
-    const next: BotInstance = {
-      ...instance,
-      metadata: { ...instance.metadata, expires: new Date(expires).toISOString() },
-      status: {
-        ...instance.status,
-        generation,
-        generation_confirmed: false,
-        latest_authentication: { auth_at: new Date(ctx.now()).toISOString(), join_method: instance.status.initial_authentication.join_method, generation },
-        public_key_fingerprint: sha256Hex(publicKey.export({ type: 'spki', format: 'der' })),
-      },
-    };
-    try {
-      await ctx.backend.compareAndSwap(item.key, item.revision, JSON.stringify(next), { expires });
-    } catch (err) {
-      if (!isMwiError(err, 'COMPARE_FAILED')) throw err;
-      // two renewals raced with the same generation: only a copy of the identity can do that
-      const reason = 'concurrent renewals with the same generation (the identity was copied)';
-      await lockInstance(ctx, c, reason);
-      throw new MwiError('LOCKED', `bot instance ${c.instance} is locked: its identity was used from two places (generation counter)`, { detail: reason });
+    const { joinMethod, tokenId, ...identity } = await refreshInstance(ctx, c, publicKey, grantedTtlMs(req.ttl_seconds, Infinity, DEFAULT_TTL_MS));
+    // a method may ask for a refresh join (bound keypair: a key rotation is due)
+    const hints = SERVER_METHODS.get(joinMethod)?.renewHints;
+    if (hints) {
+      const t = await ctx.backend.get(tokenKey(tokenId));
+      if (t) {
+        const token = JSON.parse(t.value) as StoredToken;
+        Object.assign(identity, hints({ id: tokenId, botName: c.bot, spec: token.spec, status: (token.status ?? {}) as Record<string, unknown> }, ctx.now()));
+      }
     }
-    ctx.audit.emit({ event: 'bot.renew', success: true, ...audit, generation, ...(retry ? { retried: true } : {}) });
     return identity;
   } catch (err) {
-    ctx.audit.emit({ event: 'bot.renew', success: false, ...audit, reason: isMwiError(err) ? err.detail ?? err.message : String(err) });
+    ctx.audit.emit({ event: 'bot.renew', success: false, bot_name: c.bot, bot_instance_id: c.instance, generation: c.generation, remote_addr: remoteAddr, reason: isMwiError(err) ? err.detail ?? err.message : String(err) });
     throw err;
   }
 }

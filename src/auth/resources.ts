@@ -78,9 +78,9 @@ export const lockSchema = z
     spec: z
       .object({
         target: z
-          .object({ user: z.string().optional(), bot_instance_id: z.string().optional() })
+          .object({ user: z.string().optional(), bot_instance_id: z.string().optional(), join_token: z.string().optional() })
           .strict()
-          .refine((t) => Boolean(t.user) !== Boolean(t.bot_instance_id), 'exactly one of target.user (bot-NAME) or target.bot_instance_id'),
+          .refine((t) => [t.user, t.bot_instance_id, t.join_token].filter(Boolean).length === 1, 'exactly one of target.user (bot-NAME), target.bot_instance_id or target.join_token'),
         message: z.string().default(''),
         expires: TIMESTAMP.optional(),
         created_by: z.string().optional(),
@@ -109,6 +109,8 @@ export interface BotInstance {
      */
     generation_confirmed: boolean;
     public_key_fingerprint: string;
+    /** Expiry of the latest renewable identity issued to this instance. */
+    credential_expires: string;
     /** Self-reported by tbot; informational only. */
     latest_heartbeats: Array<{ recorded_at: string; hostname: string; os: string; version: string; uptime_seconds: number; one_shot: boolean }>;
   };

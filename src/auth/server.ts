@@ -18,7 +18,7 @@ import { loadAuthorities } from './authorities.js';
 import { ResourceCache } from './cache.js';
 import type { AuthContext } from './context.js';
 import { peerClaims, readJson, sendError, sendJson } from './http.js';
-import { handleJoin } from './join.js';
+import { handleChallenge, handleJoin } from './join.js';
 import { authInfoPath, issueServerCert, writeAdminIdentity } from './local-identity.js';
 import { handleCerts, handleHeartbeat, handleRenew } from './renew.js';
 import type { Bot, Lock, Role } from './resources.js';
@@ -136,7 +136,8 @@ export class AuthServer {
       if (req.method === 'GET' && path === PATHS.ping) {
         return sendJson(res, 200, { cluster_name: this.clusterName, server_version: VERSION });
       }
-      if (req.method === 'POST' && path === PATHS.join) return sendJson(res, 200, await handleJoin(this.ctx, await readJson(req), remote));
+      if (req.method === 'POST' && path === PATHS.join) return sendJson(res, 200, await handleJoin(this.ctx, await readJson(req), remote, peerClaims(req)));
+      if (req.method === 'POST' && path === PATHS.challenge) return sendJson(res, 200, await handleChallenge(this.ctx, await readJson(req), remote));
       if (req.method === 'POST' && path === PATHS.renew) return sendJson(res, 200, await handleRenew(this.ctx, peerClaims(req), await readJson(req), remote));
       if (req.method === 'POST' && path === PATHS.certs) return sendJson(res, 200, await handleCerts(this.ctx, peerClaims(req), await readJson(req), remote));
       if (req.method === 'POST' && path === PATHS.heartbeat) return sendJson(res, 200, await handleHeartbeat(this.ctx, peerClaims(req), await readJson(req)));

@@ -5,12 +5,16 @@ import { startBot } from '../agent/bot.js';
 import { createLogger } from '../util/log.js';
 import { VERSION } from '../version.js';
 import { parseFlags, runMain, usageError } from './common.js';
+import { keypairCommand } from './tbot-keypair.js';
 
 const HELP = `Usage: tbot <command> [flags]
 
 Commands:
   start       join the cluster and keep credentials fresh (daemon; --oneshot to run once)
   configure   print the tbot.yaml that the flags describe
+  keypair create --storage DIR [--static] [--overwrite]
+              make the keypair for bound_keypair joining and print its public key
+              (--static: print a private key for CI secrets instead; nothing is written)
   version     print the version
 
 Flags (start, configure):
@@ -25,6 +29,7 @@ Flags (start, configure):
       --renewal-interval D    how often to renew (default 20m, less than the TTL)
       --oneshot               join, write outputs once, exit
       --insecure              trust the Auth Service without a CA pin (unsafe)
+      --registration-secret S bound_keypair registration secret (or a file path; or $TBOT_REGISTRATION_SECRET)
       --debug                 debug logging
 
 Signals: SIGHUP or SIGUSR1 renew everything now; SIGINT/SIGTERM stop.
@@ -42,6 +47,7 @@ const OPTIONS = {
   'renewal-interval': { type: 'string' },
   oneshot: { type: 'boolean' },
   insecure: { type: 'boolean' },
+  'registration-secret': { type: 'string' },
   debug: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -53,7 +59,8 @@ runMain('tbot', async () => {
     return cmd ? 0 : 2;
   }
   if (cmd === 'version') return void process.stdout.write(`tbot v${VERSION} node ${process.version}\n`);
-  if (cmd !== 'start' && cmd !== 'configure') throw usageError(`unknown command ${JSON.stringify(cmd)} (expected start, configure or version)`);
+  if (cmd === 'keypair') return keypairCommand(rest);
+  if (cmd !== 'start' && cmd !== 'configure') throw usageError(`unknown command ${JSON.stringify(cmd)} (expected start, configure, keypair or version)`);
   const { values, positionals } = parseFlags(rest, OPTIONS);
   if (values.help) return void process.stdout.write(HELP);
   if (positionals.length > 0) throw usageError(`unexpected argument ${JSON.stringify(positionals[0])} (see tbot --help)`);

@@ -137,3 +137,32 @@ export function signSshCertificate(o: SshCertOptions): string {
   const cert = Buffer.concat([body, new SshWriter().string(signature).bytes()]);
   return `${certType} ${cert.toString('base64')}`;
 }
+
+/**
+ * Parses an `ssh-ed25519` or `ecdsa-sha2-nistp256` authorized-key line into a public KeyObject
+ * (for verifying signatures made by that key). Other types are a bad request naming `field`.
+ */
+export function sshPublicKeyToKeyObject(line: string, field: string): KeyObject {
+  const { type, blob } = parseSshPublicKey(line, field);
+  try {
+    let off = readString(blob, 0).next;
+    if (type === 'ssh-ed25519') {
+      const pk = readString(blob, off).value;
+      if (pk.length !== 32) throw new RangeError('bad length');
+      return createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: pk.toString('base64url') }, format: 'jwk' });
+    }
+    if (type === 'ecdsa-sha2-nistp256') {
+      const curve = readString(blob, off);
+      off = curve.next;
+      const q = readString(blob, off).value;
+      if (curve.value.toString() !== 'nistp256' || q.length !== 65 || q[0] !== 4) throw new RangeError('bad point');
+      return createPublicKey({
+        key: { kty: 'EC', crv: 'P-256', x: q.subarray(1, 33).toString('base64url'), y: q.subarray(33).toString('base64url') },
+        format: 'jwk',
+      });
+    }
+  } catch (cause) {
+    throw new MwiError('BAD_REQUEST', 'malformed OpenSSH public key', { field, cause });
+  }
+  throw new MwiError('BAD_REQUEST', `unsupported key type ${type} (expected ssh-ed25519 or ecdsa-sha2-nistp256)`, { field });
+}

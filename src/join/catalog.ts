@@ -13,10 +13,11 @@ export interface JoinMethodInfo {
 
 export const JOIN_METHODS: readonly JoinMethodInfo[] = Object.freeze([
   { name: 'token', renewable: true, secretName: true },
+  { name: 'bound_keypair', renewable: true, secretName: false },
 ]);
 
 /** Methods planned in DESIGN.md, named in errors so users see what exists and what is coming. */
-export const PLANNED_METHODS = ['bound_keypair', 'kubernetes', 'github', 'gitlab', 'ec2', 'iam', 'gcp', 'azure'] as const;
+export const PLANNED_METHODS = ['kubernetes', 'github', 'gitlab', 'ec2', 'iam', 'gcp', 'azure'] as const;
 
 export function joinMethodInfo(name: string): JoinMethodInfo | undefined {
   return JOIN_METHODS.find((m) => m.name === name);

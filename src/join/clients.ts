@@ -1,5 +1,8 @@
 import type { ClientJoinMethod } from './types.js';
 import { tokenClient } from './token/client.js';
+import { boundKeypairClient } from './bound_keypair/client.js';
 
 /** Client halves by method name (tbot side only). */
-export const CLIENT_METHODS: ReadonlyMap<string, ClientJoinMethod> = new Map([[tokenClient.name, tokenClient]]);
+export const CLIENT_METHODS: ReadonlyMap<string, ClientJoinMethod> = new Map(
+  [tokenClient, boundKeypairClient].map((m) => [m.name, m]),
+);

@@ -6,8 +6,16 @@ export interface JoinTokenView {
   id: string;
   botName: string;
   spec: Readonly<Record<string, unknown>>;
+  status: Readonly<Record<string, unknown>>;
   /** sha256 hex of the secret, for methods whose token name is the secret. */
   secretHash?: string | undefined;
+}
+
+/** A bot identity the caller presented over mTLS (refresh joins). */
+export interface CallerIdentity {
+  bot: string;
+  instance: string;
+  generation: number;
 }
 
 export interface ServerJoinContext {
@@ -15,28 +23,82 @@ export interface ServerJoinContext {
   token: JoinTokenView;
   clusterName: string;
   now: number;
+  /** Id the new bot instance will get if this join creates one. */
+  newInstanceId: string;
+  /** The bot identity presented over mTLS, if any (already checked against the CA). */
+  caller: CallerIdentity | undefined;
+  /** Data this method stored with the challenge it issued, consumed (single-use) by this join. */
+  challenge: Readonly<Record<string, unknown>> | undefined;
   /** Consumes the token with one conditional write; false if another join consumed it first. */
   consumeToken(): Promise<boolean>;
+  /**
+   * Computes the token's next status from its current one and writes it with one conditional
+   * write, re-reading and re-running `decide` if another join changed it meanwhile.
+   */
+  updateTokenStatus(decide: (status: Readonly<Record<string, unknown>>) => Promise<Record<string, unknown>>): Promise<void>;
+  /** Whether this bot instance holds a credential that has not expired. */
+  instanceLive(instanceId: string): Promise<boolean>;
+  /** Locks the join token (a key or state was used from two places) and audits it. */
+  lockToken(reason: string): Promise<void>;
+  /** Signs / verifies documents with the Auth Service's join-state key. */
+  signState(claims: Record<string, unknown>): Promise<string>;
+  verifyState(doc: string): Promise<Record<string, unknown> | undefined>;
 }
 
-/** Attributes the server verified (recorded on the bot instance and in the audit log). */
+/** What a server half decided. */
 export interface ServerJoinResult {
+  /** Verified attributes, recorded on the bot instance and in the audit log. */
   attributes?: Record<string, unknown>;
+  /** Continue this existing instance (a refresh) instead of creating `newInstanceId`. */
+  refreshInstance?: string;
+  /** Method-specific data returned to tbot (e.g. a join state document). */
+  methodData?: Record<string, unknown>;
+}
+
+export interface ChallengeContext {
+  token: JoinTokenView;
+  clusterName: string;
+  now: number;
+  /** The method-specific part of the challenge request. */
+  payload: unknown;
 }
 
 /**
- * Server half of a join method: one function that either returns the verified attributes or
- * throws a JoinRefusal whose reason goes only to the audit log.
+ * Server half of a join method: `verify` either returns what it verified or throws a
+ * JoinRefusal whose reason goes only to the audit log. Methods with a challenge-response step
+ * also implement `challenge`: `send` goes to tbot, `store` stays server-side until the join.
  */
 export interface ServerJoinMethod {
   readonly name: string;
+  challenge?(ctx: ChallengeContext): Promise<{ send: Record<string, unknown>; store: Record<string, unknown> }>;
   verify(ctx: ServerJoinContext): Promise<ServerJoinResult>;
+  /** Validates and normalizes a token spec at creation (hash secrets, generate what is missing). */
+  prepareToken?(spec: Record<string, unknown>, now: number, previous?: Record<string, unknown>): { spec: Record<string, unknown>; shownOnce?: Record<string, string> };
+  /** Extra data for a renewal answer (e.g. that a key rotation is due). */
+  renewHints?(token: JoinTokenView, now: number): Record<string, unknown>;
 }
 
-/** Client half: builds the method's payload for the join request. */
+/** Method-private state tbot keeps in its storage across runs. */
+export interface ClientStateStore {
+  read(): Record<string, unknown>;
+  write(state: Record<string, unknown>): Promise<void>;
+}
+
+export interface ClientJoinContext {
+  token: string;
+  /** The method's own onboarding options (e.g. onboarding.bound_keypair). */
+  options: Readonly<Record<string, unknown>>;
+  state: ClientStateStore;
+  /** POST /v1/join/challenge with this method-specific payload. */
+  challenge(payload: unknown): Promise<Record<string, unknown>>;
+  log: { info(msg: string, fields?: Record<string, unknown>): void; warn(msg: string, fields?: Record<string, unknown>): void };
+}
+
+/** Client half: builds the method's payload, and takes what the server returned. */
 export interface ClientJoinMethod {
   readonly name: string;
-  payload(ctx: { token: string }): Promise<unknown>;
+  payload(ctx: ClientJoinContext): Promise<unknown>;
+  afterJoin?(ctx: ClientJoinContext, methodData: Record<string, unknown> | undefined): Promise<void>;
 }
 
 /** A refusal with an internal reason (audit/log only) and the public message the caller gets. */

@@ -34,7 +34,7 @@ describe('mTLS with issued X.509 certificates (curl, openssl)', () => {
   });
 
   it("curl renews with the bot's internal identity on the renew endpoint", async () => {
-    const id = JSON.parse(readFileSync(join(storage, 'identity'), 'utf8')) as { tls_cert: string; key: string; generation: number };
+    const id = (JSON.parse(readFileSync(join(storage, 'state.json'), 'utf8')) as { identity: { tls_cert: string; key: string; generation: number } }).identity;
     writeFileSync(join(cluster.dir, 'int.crt'), id.tls_cert);
     writeFileSync(join(cluster.dir, 'int.key'), id.key, { mode: 0o600 });
     const body = JSON.stringify({ public_key: (await generateKeys('ec-p256')).publicKeyPem });

@@ -48,7 +48,9 @@ describe('token join and renewal rules (Auth Service core, hostile input)', () =
 
   it('refuses a token presented with another join method', async () => {
     const token = await newToken();
-    await assert.rejects(handleJoin(t.ctx, { token, join_method: 'bound_keypair', public_key: pub }, '-'), (e) => isMwiError(e, 'BAD_REQUEST') && /join_method: unknown join method/.test(e.message));
+    await assert.rejects(handleJoin(t.ctx, { token, join_method: 'bound_keypair', public_key: pub, payload: {} }, '-'), refused);
+    await assert.rejects(handleJoin(t.ctx, { token, join_method: 'tokn', public_key: pub }, '-'), (e) => isMwiError(e, 'BAD_REQUEST') && /join_method: unknown join method "tokn"/.test(e.message));
+    await joinWith(token);
   });
 
   it('refuses malformed requests naming the field', async () => {

@@ -3,7 +3,7 @@ import type { ClientJoinMethod } from '../types.js';
 /** Method `token` needs nothing beyond the token itself. */
 export const tokenClient: ClientJoinMethod = {
   name: 'token',
-  async payload() {
+  async payload(): Promise<undefined> {
     return undefined;
   },
 };

@@ -1,0 +1,118 @@
+import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
+import { CompactSign } from 'jose';
+import { generateKeys } from '../../crypto/keys.js';
+import { sshAuthorizedKey } from '../../crypto/ssh.js';
+import { MwiError } from '../../errors.js';
+import type { ClientJoinContext, ClientJoinMethod } from '../types.js';
+import type { BKChallenge, BKJoinPayload, BKJoinResult } from './wire.js';
+
+/** One key of tbot's bound keyring. The private key stays in tbot's storage (0600). */
+export interface StoredKey {
+  private_key: string;
+  public_key: string;
+  created: string;
+  role: 'current' | 'pending' | 'previous';
+}
+
+export interface BoundKeypairState {
+  keys?: StoredKey[];
+  join_state?: string;
+}
+
+/** Options tbot resolved from onboarding.bound_keypair and the environment. */
+export interface BoundKeypairOptions {
+  registration_secret?: string;
+  /** PEM of a static key (CI): used from memory, never written anywhere. */
+  static_private_key?: string;
+}
+
+const PREVIOUS_KEPT = 2;
+
+function sameKey(a: string, b: string): boolean {
+  return a.split(/\s+/).slice(0, 2).join(' ') === b.split(/\s+/).slice(0, 2).join(' ');
+}
+
+/** A new Ed25519 key for the keyring. */
+export async function newStoredKey(role: StoredKey['role']): Promise<StoredKey> {
+  const k = await generateKeys('ed25519');
+  return { private_key: k.privateKeyPem, public_key: sshAuthorizedKey(createPublicKey(k.publicKeyPem)), created: new Date().toISOString(), role };
+}
+
+/** The static key from its PEM; a clear error for anything else. */
+export function staticKey(pem: string): StoredKey {
+  let priv: KeyObject;
+  try {
+    priv = createPrivateKey(pem);
+  } catch (cause) {
+    throw new MwiError('BAD_CONFIG', 'not a PEM private key', { field: 'onboarding.bound_keypair.static_private_key_path (or TBOT_BOUND_KEYPAIR_STATIC_KEY)', cause });
+  }
+  if (priv.asymmetricKeyType !== 'ed25519' && !(priv.asymmetricKeyType === 'ec' && priv.asymmetricKeyDetails?.namedCurve === 'prime256v1')) {
+    throw new MwiError('BAD_CONFIG', `unsupported key type ${priv.asymmetricKeyType} (expected Ed25519 or ECDSA P-256)`, { field: 'onboarding.bound_keypair.static_private_key_path' });
+  }
+  return { private_key: pem, public_key: sshAuthorizedKey(createPublicKey(priv)), created: '', role: 'current' };
+}
+
+async function sign(claims: string, key: StoredKey): Promise<string> {
+  const priv = createPrivateKey(key.private_key);
+  return new CompactSign(Buffer.from(claims)).setProtectedHeader({ alg: priv.asymmetricKeyType === 'ed25519' ? 'EdDSA' : 'ES256' }).sign(priv);
+}
+
+/** Client half of bound_keypair: proves possession of the bound key over a server challenge. */
+export const boundKeypairClient: ClientJoinMethod = {
+  name: 'bound_keypair',
+
+  async payload(ctx: ClientJoinContext): Promise<BKJoinPayload> {
+    const opts = ctx.options as BoundKeypairOptions;
+    const state = ctx.state.read() as BoundKeypairState;
+    let keys: StoredKey[];
+    if (opts.static_private_key) {
+      keys = [staticKey(opts.static_private_key)];
+    } else {
+      keys = state.keys ?? [];
+      if (keys.length === 0) {
+        // first registration: the key is stored before it is sent, so a crash cannot lose it
+        keys = [await newStoredKey('current')];
+        await ctx.state.write({ ...state, keys });
+      }
+    }
+    const ch = (await ctx.challenge({ public_keys: keys.map((k) => k.public_key) })) as unknown as BKChallenge & { challenge_id: string };
+    const key = keys.find((k) => sameKey(k.public_key, ch.public_key));
+    if (!key) throw new MwiError('JOIN_DENIED', 'the Auth Service asked for a key this tbot does not hold');
+    const out: BKJoinPayload = { challenge_id: ch.challenge_id, signature: await sign(ch.claims, key) };
+    if (opts.registration_secret) out.registration_secret = opts.registration_secret;
+    if (state.join_state) out.join_state = state.join_state;
+    if (ch.rotate) {
+      if (opts.static_private_key) {
+        throw new MwiError(
+          'BAD_CONFIG',
+          'the token asks for a key rotation (rotate_after), but a static key cannot rotate: remove rotate_after from the token, or use a keypair kept in tbot storage',
+          { field: 'onboarding.bound_keypair' },
+        );
+      }
+      // the new key is kept (as pending) before the server binds it: a crash mid-rotation loses nothing
+      const fresh = await newStoredKey('pending');
+      await ctx.state.write({ ...state, keys: [...keys.filter((k) => k.role !== 'pending'), fresh] });
+      out.new_public_key = fresh.public_key;
+      out.new_signature = await sign(ch.claims, fresh);
+      ctx.log.info('rotating the bound keypair (rotate_after passed)');
+    }
+    return out;
+  },
+
+  async afterJoin(ctx: ClientJoinContext, data: Record<string, unknown> | undefined): Promise<void> {
+    const result = data as unknown as BKJoinResult | undefined;
+    if (!result) return;
+    const opts = ctx.options as BoundKeypairOptions;
+    const state = ctx.state.read() as BoundKeypairState;
+    let keys = state.keys ?? [];
+    if (!opts.static_private_key) {
+      // the bound key becomes current; the others are kept a little while (restored backups)
+      const bound = keys.find((k) => sameKey(k.public_key, result.bound_public_key));
+      const others = keys.filter((k) => k !== bound).map((k) => ({ ...k, role: 'previous' as const }));
+      keys = [...(bound ? [{ ...bound, role: 'current' as const }] : []), ...others.slice(-PREVIOUS_KEPT)];
+    }
+    await ctx.state.write({ ...state, ...(opts.static_private_key ? {} : { keys }), join_state: result.join_state });
+    const remaining = result.recovery_mode === 'standard' ? `${Math.max(0, result.recovery_limit - result.recovery_count)} of ${result.recovery_limit} remaining` : `mode ${result.recovery_mode}, no limit`;
+    ctx.log.info('bound keypair join', { recoveries_used: result.recovery_count, recoveries: remaining, ...(result.rotated ? { rotated: true } : {}) });
+  },
+};

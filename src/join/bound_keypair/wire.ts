@@ -1,0 +1,73 @@
+import { z } from 'zod';
+
+/** `spec.bound_keypair` of a bound_keypair token (Teleport's field names). */
+export const boundKeypairSpec = z
+  .object({
+    onboarding: z
+      .object({
+        initial_public_key: z.string().min(1).optional(),
+        registration_secret: z.string().min(16, 'at least 16 characters').optional(),
+        /** Stored instead of the secret; never given by users. */
+        registration_secret_hash: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+        must_register_before: z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'expected an RFC 3339 time').optional(),
+      })
+      .strict()
+      .default({}),
+    recovery: z
+      .object({
+        limit: z.number().int().min(1, 'at least 1').default(1),
+        mode: z.enum(['standard', 'relaxed', 'insecure']).default('standard'),
+      })
+      .strict()
+      .default({}),
+    rotate_after: z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'expected an RFC 3339 time').optional(),
+  })
+  .strict();
+export type BoundKeypairSpec = z.infer<typeof boundKeypairSpec>;
+
+/** `status.bound_keypair`, written only by the Auth Service. */
+export interface BoundKeypairStatus {
+  bound_public_key?: string;
+  bound_bot_instance_id?: string;
+  recovery_count?: number;
+  last_recovered_at?: string;
+  last_rotated_at?: string;
+  registered_at?: string;
+}
+
+/** Challenge request payload: every public key tbot holds (current, pending rotation, previous). */
+export interface BKChallengePayload {
+  public_keys: string[];
+}
+
+/** What tbot receives: the claims to sign, and which of its keys to sign with. */
+export interface BKChallenge {
+  /** JSON text of the claims; signed byte for byte as a JWS payload. */
+  claims: string;
+  /** The key the Auth Service expects a signature from (authorized-key line). */
+  public_key: string;
+  /** A rotation is due: also sign with a new key and send it. */
+  rotate: boolean;
+}
+
+/** Join payload. */
+export interface BKJoinPayload {
+  challenge_id: string;
+  /** Compact JWS of the claims by `public_key`. */
+  signature: string;
+  registration_secret?: string;
+  /** The join state document from the previous join (recoveries). */
+  join_state?: string;
+  new_public_key?: string;
+  new_signature?: string;
+}
+
+/** method_data of the join answer. */
+export interface BKJoinResult {
+  join_state: string;
+  bound_public_key: string;
+  recovery_count: number;
+  recovery_limit: number;
+  recovery_mode: 'standard' | 'relaxed' | 'insecure';
+  rotated: boolean;
+}
