@@ -60,7 +60,8 @@ export class FileAuditLog implements AuditLog {
   }
 
   async recent(limit: number, type?: string): Promise<AuditEvent[]> {
-    await new Promise<void>((r) => (this.out.writableNeedDrain ? this.out.once('drain', r) : r()));
+    // writes are ordered: once this empty write is done, every earlier event is in the file
+    await new Promise<void>((r) => this.out.write('', () => r()));
     try {
       statSync(this.path);
     } catch {

@@ -125,9 +125,11 @@ export async function handleJoin(ctx: AuthContext, body: unknown, remoteAddr: st
         }
         throw new JoinRefusal('token status kept changing concurrently');
       },
-      instanceLive: async (instanceId) => {
+      instanceStatus: async (instanceId) => {
         const it = await ctx.backend.get(instanceKey(botName!, instanceId));
-        return it !== undefined && Date.parse((JSON.parse(it.value) as BotInstance).status.credential_expires) > ctx.now();
+        if (!it) return undefined;
+        const st = (JSON.parse(it.value) as BotInstance).status;
+        return { live: Date.parse(st.credential_expires) > ctx.now(), used: st.generation > 1 || st.generation_confirmed };
       },
       lockToken: async (reason) => {
         const name = randomUUID();
@@ -168,7 +170,8 @@ export async function handleJoin(ctx: AuthContext, body: unknown, remoteAddr: st
         initial_authentication: { auth_at: at, join_method: req.join_method, join_token_name: id, ...(verdict.attributes ? { metadata: verdict.attributes } : {}) },
         latest_authentication: { auth_at: at, join_method: req.join_method, generation: 1 },
         generation: 1,
-        generation_confirmed: true,
+        // confirmed by the instance's first request: until then a lost join answer may be retried
+        generation_confirmed: false,
         public_key_fingerprint: sha256Hex(publicKey.export({ type: 'spki', format: 'der' })),
         credential_expires: identity.expires,
         latest_heartbeats: [],

@@ -25,6 +25,7 @@ Commands:
   create -f FILE [--force]                create roles, bots, tokens, locks (YAML, --- separated)
   get KIND[/NAME]                         print resources (roles, bots, tokens, locks, bot_instances)
   rm KIND/NAME                            delete a resource
+  bound-keypair rotate TOKEN              make the bot rotate its bound keypair at its next renewal
   locks add (--bot NAME | --bot-instance ID) [--message TEXT] [--ttl D]
   locks ls | locks rm NAME
   ca export --type ssh-user|ssh-host|tls-user|tls-host
@@ -67,13 +68,15 @@ async function bots(api: ApiClient, sub: string | undefined, positionals: string
     const q = positionals[1] ? `?bot=${encodeURIComponent(positionals[1])}` : '';
     const items = await api.call<BotInstance[]>('GET', `/v1/admin/resources/bot_instances${q}`);
     printResources(items, format, {
-      headers: ['Bot', 'Instance ID', 'Join Method', 'Joined', 'Generation', 'Last Heartbeat (self-reported)', 'Expires'],
+      headers: ['Bot', 'Instance ID', 'Join Method', 'Recovery', 'Joined', 'Generation', 'Last Heartbeat (self-reported)', 'Expires'],
       row: (i: BotInstance) => {
         const hb = i.status.latest_heartbeats[0];
+        const m = i.status.initial_authentication.metadata as { recovery_count?: number; recovery_limit?: number; recovery_mode?: string } | undefined;
         return [
           i.spec.bot_name,
           i.spec.instance_id,
           i.status.initial_authentication.join_method,
+          m?.recovery_count !== undefined ? `${m.recovery_count}/${m.recovery_mode === 'standard' ? m.recovery_limit : '∞'}` : '-',
           ago(i.status.initial_authentication.auth_at),
           String(i.status.generation),
           hb ? `${hb.hostname} ${hb.os} v${hb.version}${hb.one_shot ? ' one-shot' : ''} ${ago(hb.recorded_at)}` : '-',
@@ -146,6 +149,9 @@ async function tokens(api: ApiClient, sub: string | undefined, positionals: stri
     });
     if (format === 'json') return void process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
     process.stdout.write(`The invite token: ${out.token}\nThis token will expire ${ago(out.expires)} (${out.expires}).\nCA pin: ${out.ca_pins[0]}\n`);
+    if (out.registration_secret) {
+      process.stdout.write(`Registration secret: ${out.registration_secret}\n(shown once; give it to tbot as --registration-secret or TBOT_REGISTRATION_SECRET)\n`);
+    }
     return;
   }
   if (sub === 'ls') {
@@ -252,6 +258,16 @@ runMain('tctl', async () => {
         return await tokens(api, sub, args, g, fmt);
       case 'locks':
         return await locks(api, sub, args, g, fmt);
+      case 'bound-keypair': {
+        if (sub !== 'rotate') throw usageError('expected "tctl bound-keypair rotate TOKEN"');
+        const name = need(args[0], 'TOKEN');
+        const t = await api.call<Row>('GET', `/v1/admin/resources/tokens/${encodeURIComponent(name)}`);
+        if (t.spec.join_method !== 'bound_keypair') throw usageError(`token ${name} is not a bound_keypair token`);
+        t.spec.bound_keypair = { ...t.spec.bound_keypair, rotate_after: new Date().toISOString() };
+        await api.call('POST', '/v1/admin/resources', { resource: t, upsert: true });
+        process.stdout.write(`token "${name}": the bound keypair rotates at the bot's next renewal\n`);
+        return;
+      }
       case 'create': {
         for (const resource of readResources(need(g.f, '-f'))) {
           const out = await api.call<Row>('POST', '/v1/admin/resources', { resource, upsert: g.force === true });

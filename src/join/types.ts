@@ -36,8 +36,11 @@ export interface ServerJoinContext {
    * write, re-reading and re-running `decide` if another join changed it meanwhile.
    */
   updateTokenStatus(decide: (status: Readonly<Record<string, unknown>>) => Promise<Record<string, unknown>>): Promise<void>;
-  /** Whether this bot instance holds a credential that has not expired. */
-  instanceLive(instanceId: string): Promise<boolean>;
+  /**
+   * A bot instance of this bot: whether its credential is unexpired (`live`) and whether it was
+   * ever used after it was issued (`used`). Undefined if it no longer exists.
+   */
+  instanceStatus(instanceId: string): Promise<{ live: boolean; used: boolean } | undefined>;
   /** Locks the join token (a key or state was used from two places) and audits it. */
   lockToken(reason: string): Promise<void>;
   /** Signs / verifies documents with the Auth Service's join-state key. */

@@ -7,6 +7,8 @@ import { JoinRefusal, type ServerJoinContext, type ServerJoinMethod, type Server
 import { boundKeypairSpec, type BKChallengePayload, type BKJoinPayload, type BKJoinResult, type BoundKeypairSpec, type BoundKeypairStatus } from './wire.js';
 
 const CHALLENGE_TTL_S = 60;
+const LIVE_MESSAGE =
+  'the join was refused: another bot instance holds this bound keypair and its identity is still valid (only recovery.mode insecure allows concurrent instances, e.g. for a static key shared by CI runs)';
 const LIMIT_MESSAGE =
   'the join was refused: this bound keypair has used all its recoveries; an administrator must raise recovery.limit on the token (tctl create -f --force)';
 
@@ -149,34 +151,54 @@ export const boundKeypairServer: ServerJoinMethod = {
         }
         next.registered_at = now;
         next.recovery_count = 1;
+        next.previous_recovery_count = 0;
         next.bound_bot_instance_id = ctx.newInstanceId;
       } else if (ctx.caller && ctx.caller.bot === ctx.token.botName && ctx.caller.instance === status.bound_bot_instance_id) {
         // refresh: the bound instance with a valid identity (its generation is checked by the caller)
         refreshInstance = ctx.caller.instance;
       } else {
         const mode = spec.recovery.mode;
-        if (mode !== 'insecure' && status.bound_bot_instance_id && (await ctx.instanceLive(status.bound_bot_instance_id))) {
-          throw new JoinRefusal(
-            `the key is bound to instance ${status.bound_bot_instance_id}, which still holds a valid identity (a second copy of the key?)`,
-            'the join was refused: another bot instance holds this bound keypair and its identity is still valid (only recovery.mode insecure allows concurrent instances, e.g. for a static key shared by CI runs)',
-          );
-        }
+        const bound = status.bound_bot_instance_id ? await ctx.instanceStatus(status.bound_bot_instance_id) : undefined;
+        let retry = false;
         if (mode !== 'insecure') {
           // the join state proves this is the tbot that joined last; checked only after the key
           // signature succeeded, so nobody without the key can trigger the lock-out below
-          const stateDoc = typeof p.join_state === 'string' ? await ctx.verifyState(p.join_state) : undefined;
-          if (!stateDoc) throw new JoinRefusal('join state document missing or invalid', 'the join was refused: the join state from the previous join is missing or invalid (was tbot storage lost?)');
-          if (stateDoc.token !== ctx.token.id || stateDoc.bot_instance_id !== status.bound_bot_instance_id || stateDoc.recovery_sequence !== status.recovery_count) {
-            const reason = `join state mismatch: document has instance ${String(stateDoc.bot_instance_id)} sequence ${String(stateDoc.recovery_sequence)}, token has ${status.bound_bot_instance_id} ${status.recovery_count} (the keypair was used from two places)`;
+          const doc = typeof p.join_state === 'string' ? await ctx.verifyState(p.join_state) : undefined;
+          // the first join's answer was lost: tbot holds the key but never got a join state
+          const firstRetry = !doc && status.recovery_count === 1 && status.previous_recovery_count === 0 && bound !== undefined && !bound.used;
+          if (firstRetry) retry = true;
+          else if (!doc) {
+            if (bound?.live) throw new JoinRefusal(`no join state, and the key is bound to live instance ${status.bound_bot_instance_id}`, LIVE_MESSAGE);
+            throw new JoinRefusal(
+              'join state document missing or invalid',
+              'the join was refused: the join state from the previous join is missing or invalid (tbot storage lost? a static key shared by CI runs needs recovery.mode insecure)',
+            );
+          }
+          const matches = (instance: string | undefined, seq: number | undefined) => doc !== undefined && doc.token === ctx.token.id && doc.bot_instance_id === instance && doc.recovery_sequence === seq;
+          // the join before the latest one, while the latest one's instance was never used: tbot
+          // lost that join's answer (a crash) and asks again; anything else is a second copy
+          retry ||= !matches(status.bound_bot_instance_id, status.recovery_count) && matches(status.previous_bot_instance_id, status.previous_recovery_count) && !bound?.used;
+          if (!retry && !matches(status.bound_bot_instance_id, status.recovery_count)) {
+            const reason = `join state mismatch: document has instance ${String(doc?.bot_instance_id)} sequence ${String(doc?.recovery_sequence)}, token has ${status.bound_bot_instance_id} ${status.recovery_count} (the keypair was used from two places)`;
             await ctx.lockToken(reason);
             throw new JoinRefusal(reason, 'the join was refused and the token locked: the keypair was used from two places');
           }
+          if (!retry && bound?.live) {
+            throw new JoinRefusal(`the key is bound to instance ${status.bound_bot_instance_id}, which still holds a valid identity (a second copy of the key?)`, LIVE_MESSAGE);
+          }
         }
         const count = status.recovery_count ?? 0;
-        if (mode === 'standard' && count >= spec.recovery.limit) throw new JoinRefusal(`recovery limit reached (${count}/${spec.recovery.limit})`, LIMIT_MESSAGE);
-        next.recovery_count = count + 1;
-        next.last_recovered_at = now;
-        next.bound_bot_instance_id = ctx.newInstanceId;
+        if (retry) {
+          // the lost join already counted; its unused instance is replaced
+          next.bound_bot_instance_id = ctx.newInstanceId;
+        } else {
+          if (mode === 'standard' && count >= spec.recovery.limit) throw new JoinRefusal(`recovery limit reached (${count}/${spec.recovery.limit})`, LIMIT_MESSAGE);
+          next.previous_bot_instance_id = status.bound_bot_instance_id;
+          next.previous_recovery_count = count;
+          next.recovery_count = count + 1;
+          next.last_recovered_at = now;
+          next.bound_bot_instance_id = ctx.newInstanceId;
+        }
       }
       next.bound_public_key = fresh ?? key;
       if (fresh) next.last_rotated_at = now;

@@ -33,6 +33,9 @@ export interface BoundKeypairStatus {
   last_recovered_at?: string;
   last_rotated_at?: string;
   registered_at?: string;
+  /** The binding before the latest join, accepted once more while that join's instance is unused. */
+  previous_bot_instance_id?: string;
+  previous_recovery_count?: number;
 }
 
 /** Challenge request payload: every public key tbot holds (current, pending rotation, previous). */
