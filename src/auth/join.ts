@@ -192,9 +192,10 @@ async function consumeChallenge(ctx: AuthContext, req: JoinRequest, id: string):
   if (typeof challengeId !== 'string' || !/^[0-9a-f-]{36}$/.test(challengeId)) throw new JoinRefusal('no challenge id');
   const k = key('join_challenges', challengeId);
   const item = await ctx.backend.get(k);
-  if (!item) throw new JoinRefusal('challenge unknown, expired or already used');
+  const replay = 'the join was refused: the challenge is unknown, expired or already used';
+  if (!item) throw new JoinRefusal('challenge unknown, expired or already used', replay);
   // single use: of two joins presenting the same challenge, only one deletes it
-  if (!(await ctx.backend.delete(k, item.revision))) throw new JoinRefusal('challenge already used');
+  if (!(await ctx.backend.delete(k, item.revision))) throw new JoinRefusal('challenge already used', replay);
   const stored = JSON.parse(item.value) as { token_id: string; join_method: string; data: Record<string, unknown> };
   if (stored.token_id !== id || stored.join_method !== req.join_method) throw new JoinRefusal('challenge was issued for another token');
   return stored.data;

@@ -163,7 +163,7 @@ describe('bound keypair joining (Auth Service core + tbot client half)', () => {
     // signed by another key than the one offered
     let ch = await challenge();
     const foreign = await newStoredKey('current');
-    await assert.rejects(joinWith({ challenge_id: ch.challenge_id, signature: await sign(ch.claims, foreign.private_key), registration_secret: secret }), denied(/refused/));
+    await assert.rejects(joinWith({ challenge_id: ch.challenge_id, signature: await sign(ch.claims, foreign.private_key), registration_secret: secret }), denied(/signature over the challenge did not verify/));
     assert.match((await auditReasons()).at(-1)!, /bound key: signature does not verify/);
     // a signature over other claims (e.g. from an earlier challenge)
     const old = await challenge();
@@ -174,7 +174,7 @@ describe('bound keypair joining (Auth Service core + tbot client half)', () => {
     ch = await challenge();
     const sig = await sign(ch.claims, key.private_key);
     await assert.rejects(joinWith({ challenge_id: ch.challenge_id, signature: sig }), denied(/refused/)); // no secret: consumed anyway
-    await assert.rejects(joinWith({ challenge_id: ch.challenge_id, signature: sig, registration_secret: secret }), denied(/refused/));
+    await assert.rejects(joinWith({ challenge_id: ch.challenge_id, signature: sig, registration_secret: secret }), denied(/the challenge is unknown, expired or already used/));
     assert.match((await auditReasons()).at(-1)!, /challenge unknown, expired or already used/);
     // expired challenge
     ch = await challenge();
