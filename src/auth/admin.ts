@@ -203,15 +203,16 @@ export class AdminApi {
   }
 
   /** Signs an OpenSSH host certificate for an existing host key (the key never leaves the host). */
-  signHost(body: { public_key?: unknown; principals?: unknown; ttl?: unknown }, user: string): { ssh_cert: string } {
+  async signHost(body: { public_key?: unknown; principals?: unknown; ttl?: unknown }, user: string): Promise<{ ssh_cert: string }> {
     const { blob } = parseSshPublicKey(String(body.public_key ?? ''), 'public_key');
     const principals = Array.isArray(body.principals) ? body.principals.map(String).filter(Boolean) : [];
     if (principals.length === 0) throw new MwiError('BAD_REQUEST', 'expected at least one host name', { field: 'host' });
     const ttlMs = typeof body.ttl === 'string' ? parseDuration(body.ttl) : 30 * 24 * 3600 * 1000;
     if (ttlMs === undefined || ttlMs <= 0) throw new MwiError('BAD_REQUEST', 'expected a duration', { field: 'ttl' });
     const now = this.ctx.now();
-    const ssh_cert = signSshCertificate({
+    const ssh_cert = await signSshCertificate({
       caKey: this.ctx.cas.sshHost.key,
+      caBlob: this.ctx.cas.sshHost.blob,
       subjectBlob: blob,
       certType: 'host',
       keyId: principals[0]!,

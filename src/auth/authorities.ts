@@ -1,12 +1,14 @@
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { generateKeys, spkiPin } from '../crypto/keys.js';
-import { sshAuthorizedKey } from '../crypto/ssh.js';
+import { sshAuthorizedKey, sshPublicKeyBlob } from '../crypto/ssh.js';
 import { createCA, loadCA, type CAKeyPair, type LoadedCA } from '../crypto/x509.js';
 import { isMwiError, MwiError } from '../errors.js';
 import { key, type Backend } from '../storage/backend.js';
 
 export interface SshCA {
   key: KeyObject;
+  /** OpenSSH blob of the CA's public key, computed once. */
+  blob: Buffer;
   /** `ssh-ed25519 AAAA... comment` */
   publicLine: string;
 }
@@ -47,7 +49,8 @@ async function sshCA(backend: Backend, type: CAType, clusterName: string): Promi
     return { key_pem: k.privateKeyPem };
   });
   const priv = createPrivateKey(stored.key_pem);
-  return { key: priv, publicLine: sshAuthorizedKey(createPublicKey(priv), `${clusterName} ${type}`) };
+  const pub = createPublicKey(priv);
+  return { key: priv, blob: sshPublicKeyBlob(pub), publicLine: sshAuthorizedKey(pub, `${clusterName} ${type}`) };
 }
 
 async function tlsCA(backend: Backend, type: CAType, clusterName: string, label: string): Promise<LoadedCA> {

@@ -1,6 +1,6 @@
-import type { KeyObject } from 'node:crypto';
+import type { ClientKey } from '../crypto/keys.js';
 import type { CertsResponse, IdentityResponse } from '../api/wire.js';
-import { DEFAULT_USER_EXTENSIONS, signSshCertificate, sshPublicKeyBlob } from '../crypto/ssh.js';
+import { DEFAULT_USER_EXTENSIONS, sshBlobOfClientKey, signSshCertificate } from '../crypto/ssh.js';
 import { BACKDATE_MS, issueCertificate } from '../crypto/x509.js';
 import type { BotAccess } from './access.js';
 import type { Claims } from './claims.js';
@@ -17,13 +17,13 @@ export async function issueBotIdentity(
   botName: string,
   instanceId: string,
   generation: number,
-  publicKey: KeyObject,
+  publicKey: ClientKey,
   ttlMs: number,
 ): Promise<IdentityResponse> {
   const claims: Claims = { kind: 'bot', bot: botName, instance: instanceId, generation };
   const { certPem, notAfter } = await issueCertificate({
     ca: ctx.cas.tlsUser,
-    publicKey,
+    publicKey: publicKey.spki,
     commonName: `bot-${botName}`,
     organization: ['mwi-bot'],
     ttlMs,
@@ -44,13 +44,13 @@ export async function issueBotIdentity(
 }
 
 /** Signs an output's credentials (X.509 + OpenSSH user certificate) for one key. */
-export async function issueOutputCerts(ctx: AuthContext, access: BotAccess, instanceId: string, publicKey: KeyObject, ttlMs: number): Promise<CertsResponse> {
+export async function issueOutputCerts(ctx: AuthContext, access: BotAccess, instanceId: string, publicKey: ClientKey, ttlMs: number): Promise<CertsResponse> {
   const botName = access.bot.metadata.name;
   const now = ctx.now();
   const claims: Claims = { kind: 'output', bot: botName, instance: instanceId };
   const tls = await issueCertificate({
     ca: ctx.cas.tlsUser,
-    publicKey,
+    publicKey: publicKey.spki,
     commonName: `bot-${botName}`,
     organization: access.bot.spec.roles,
     ttlMs,
@@ -58,9 +58,10 @@ export async function issueOutputCerts(ctx: AuthContext, access: BotAccess, inst
     identity: claims,
     now,
   });
-  const sshCert = signSshCertificate({
+  const sshCert = await signSshCertificate({
     caKey: ctx.cas.sshUser.key,
-    subjectBlob: sshPublicKeyBlob(publicKey),
+    caBlob: ctx.cas.sshUser.blob,
+    subjectBlob: sshBlobOfClientKey(publicKey),
     certType: 'user',
     keyId: `bot-${botName}`,
     principals: access.logins,

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { CompactSign, compactVerify } from 'jose';
 import type { ChallengeRequest, ChallengeResponse, IdentityResponse, JoinRequest } from '../api/wire.js';
-import { parseClientPublicKey, sha256Hex } from '../crypto/keys.js';
+import { parseClientKey, sha256Hex, type ClientKey } from '../crypto/keys.js';
 import { isMwiError, MwiError } from '../errors.js';
 import { joinMethodInfo, joinMethodNames } from '../join/catalog.js';
 import { SERVER_METHODS } from '../join/servers.js';
@@ -87,7 +87,7 @@ export async function handleChallenge(ctx: AuthContext, body: unknown, remoteAdd
 export async function handleJoin(ctx: AuthContext, body: unknown, remoteAddr: string, callerClaims?: Claims): Promise<IdentityResponse> {
   const req = checkShape<JoinRequest>(body);
   const method = methodFor(req.join_method);
-  const publicKey = parseClientPublicKey(req.public_key, 'public_key');
+  const publicKey = parseClientKey(req.public_key, 'public_key');
   const id = tokenId(req.token, req.join_method);
   const audit = { join_method: req.join_method, token_id: id, remote_addr: remoteAddr };
   let botName: string | undefined;
@@ -172,7 +172,7 @@ export async function handleJoin(ctx: AuthContext, body: unknown, remoteAddr: st
         generation: 1,
         // confirmed by the instance's first request: until then a lost join answer may be retried
         generation_confirmed: false,
-        public_key_fingerprint: sha256Hex(publicKey.export({ type: 'spki', format: 'der' })),
+        public_key_fingerprint: sha256Hex(publicKey.spki),
         credential_expires: identity.expires,
         latest_heartbeats: [],
       },

@@ -30,7 +30,7 @@ export async function writeAdminIdentity(ctx: AuthContext, dataDir: string): Pro
   const keys = await generateKeys('ec-p256');
   const { certPem, notAfter } = await issueCertificate({
     ca: ctx.cas.tlsUser,
-    publicKey: createPublicKey(keys.publicKeyPem),
+    publicKey: createPublicKey(keys.publicKeyPem).export({ type: 'spki', format: 'der' }),
     commonName: 'admin',
     organization: ['mwi-admin'],
     ttlMs: LOCAL_TTL_MS,
@@ -54,7 +54,7 @@ export async function issueServerCert(ctx: AuthContext, sans: { dns: string[]; i
   const keys = await generateKeys('ec-p256');
   const { certPem } = await issueCertificate({
     ca: ctx.cas.tlsHost,
-    publicKey: createPublicKey(keys.publicKeyPem),
+    publicKey: createPublicKey(keys.publicKeyPem).export({ type: 'spki', format: 'der' }),
     commonName: 'auth.mwi.cluster.local',
     organization: [ctx.cas.clusterName],
     ttlMs: LOCAL_TTL_MS,

@@ -1,6 +1,6 @@
-import { randomUUID, type KeyObject } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { CertsRequest, CertsResponse, HeartbeatRequest, IdentityResponse, RenewRequest } from '../api/wire.js';
-import { parseClientPublicKey, sha256Hex } from '../crypto/keys.js';
+import { parseClientKey, sha256Hex, type ClientKey } from '../crypto/keys.js';
 import { isMwiError, MwiError } from '../errors.js';
 import type { Item } from '../storage/backend.js';
 import { key } from '../storage/backend.js';
@@ -77,7 +77,7 @@ async function confirmGeneration(ctx: AuthContext, cur: Current): Promise<void> 
  * Signs the next identity of an existing instance: generation + 1 (or the same generation again
  * for a retried renewal), written with one conditional write. Used by renewals and refresh joins.
  */
-export async function refreshInstance(ctx: AuthContext, c: BotClaims, publicKey: KeyObject, ttlMs: number): Promise<IdentityResponse & { joinMethod: string; tokenId: string }> {
+export async function refreshInstance(ctx: AuthContext, c: BotClaims, publicKey: ClientKey, ttlMs: number): Promise<IdentityResponse & { joinMethod: string; tokenId: string }> {
   const { item, instance, retry } = await currentInstance(ctx, c, 'RENEW_DENIED');
   const access = botAccess(ctx, c.bot);
   const generation = retry ? instance.status.generation : instance.status.generation + 1;
@@ -93,7 +93,7 @@ export async function refreshInstance(ctx: AuthContext, c: BotClaims, publicKey:
       generation_confirmed: false,
       credential_expires: identity.expires,
       latest_authentication: { auth_at: new Date(ctx.now()).toISOString(), join_method: joinMethod, generation },
-      public_key_fingerprint: sha256Hex(publicKey.export({ type: 'spki', format: 'der' })),
+      public_key_fingerprint: sha256Hex(publicKey.spki),
     },
   };
   try {
@@ -114,7 +114,7 @@ export async function handleRenew(ctx: AuthContext, claims: Claims | undefined, 
   const c = requireBot(claims, 'RENEW_DENIED');
   const req = (body ?? {}) as Partial<RenewRequest>;
   try {
-    const publicKey = parseClientPublicKey(req.public_key, 'public_key');
+    const publicKey = parseClientKey(req.public_key, 'public_key');
     const { joinMethod, tokenId, ...identity } = await refreshInstance(ctx, c, publicKey, grantedTtlMs(req.ttl_seconds, Infinity, DEFAULT_TTL_MS));
     // a method may ask for a refresh join (bound keypair: a key rotation is due)
     const hints = SERVER_METHODS.get(joinMethod)?.renewHints;
@@ -137,7 +137,7 @@ export async function handleCerts(ctx: AuthContext, claims: Claims | undefined, 
   const c = requireBot(claims, 'ACCESS_DENIED');
   const req = (body ?? {}) as Partial<CertsRequest>;
   try {
-    const publicKey = parseClientPublicKey(req.public_key, 'public_key');
+    const publicKey = parseClientKey(req.public_key, 'public_key');
     await confirmGeneration(ctx, await currentInstance(ctx, c, 'ACCESS_DENIED'));
     const access = botAccess(ctx, c.bot);
     return await issueOutputCerts(ctx, access, c.instance, publicKey, grantedTtlMs(req.ttl_seconds, access.maxTtlMs, DEFAULT_TTL_MS));

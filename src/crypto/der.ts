@@ -71,3 +71,49 @@ export function findUtf8Extension(der: Uint8Array, oid: string): string | undefi
   if (inner?.tag !== 0x0c) return undefined;
   return Buffer.from(der.subarray(inner.start, inner.end)).toString('utf8');
 }
+
+/** The extnValue (inner DER) of extension `oid` in a DER certificate, or undefined. */
+export function findExtensionValue(der: Uint8Array, oid: string): Uint8Array | undefined {
+  const needle = encodeOid(oid);
+  const idx = Buffer.from(der.buffer, der.byteOffset, der.byteLength).indexOf(needle);
+  if (idx < 0) return undefined;
+  let t = readTlv(der, idx + needle.length);
+  if (t?.tag === 0x01) t = readTlv(der, t.end);
+  if (t?.tag !== 0x04) return undefined;
+  return der.subarray(t.start, t.end);
+}
+
+/** DER SEQUENCE of the given elements. */
+export function seq(...items: Uint8Array[]): Buffer {
+  return tlv(0x30, Buffer.concat(items));
+}
+
+/** DER INTEGER from unsigned big-endian bytes. */
+export function uint(bytes: Uint8Array): Buffer {
+  let b = Buffer.from(bytes);
+  let i = 0;
+  while (i < b.length - 1 && b[i] === 0) i++;
+  b = b.subarray(i);
+  return tlv(0x02, b[0]! & 0x80 ? Buffer.concat([Buffer.from([0]), b]) : b);
+}
+
+/** UTCTime before 2050, GeneralizedTime from then on (RFC 5280 4.1.2.5). */
+export function time(d: Date): Buffer {
+  const iso = d.toISOString();
+  const y = d.getUTCFullYear();
+  const body = `${iso.slice(2, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}Z`;
+  return y < 2050 ? tlv(0x17, Buffer.from(body)) : tlv(0x18, Buffer.from(`${String(y).slice(0, 2)}${body}`));
+}
+
+/** The subject Name of a DER certificate, as DER. */
+export function certSubjectDer(der: Uint8Array): Uint8Array {
+  const cert = readTlv(der, 0)!;
+  const tbs = readTlv(der, cert.start)!;
+  let pos = tbs.start;
+  const first = readTlv(der, pos)!;
+  if (first.tag === 0xa0) pos = first.end; // version
+  // serialNumber, signature, issuer, validity, then subject
+  for (let i = 0; i < 4; i++) pos = readTlv(der, pos)!.end;
+  const subject = readTlv(der, pos)!;
+  return der.subarray(pos, subject.end);
+}

@@ -55,6 +55,42 @@ export function parseClientPublicKey(pem: unknown, field: string): KeyObject {
   });
 }
 
+/** A client's public key as the hot path needs it: the SPKI DER and the raw key bytes. */
+export interface ClientKey {
+  type: 'ec-p256' | 'ed25519';
+  /** SubjectPublicKeyInfo DER, embedded as is in certificates. */
+  spki: Buffer;
+  /** Ed25519: the 32-byte key; P-256: the 65-byte uncompressed point. */
+  raw: Buffer;
+}
+
+// fixed DER prefixes of the only two SubjectPublicKeyInfo shapes mwi accepts
+const P256_PREFIX = Buffer.from('3059301306072a8648ce3d020106082a8648ce3d030107034200', 'hex');
+const ED25519_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
+
+/**
+ * Parses a client's PEM public key without building a KeyObject: the SPKI must be exactly an
+ * uncompressed P-256 point or an Ed25519 key. Anything else gets parseClientPublicKey's error.
+ */
+export function parseClientKey(pem: unknown, field: string): ClientKey {
+  if (typeof pem === 'string' && pem.length < 1024) {
+    const m = /^-----BEGIN PUBLIC KEY-----\r?\n([A-Za-z0-9+/=\r\n]+)-----END PUBLIC KEY-----\s*$/.exec(pem);
+    if (m) {
+      const der = Buffer.from(m[1]!.replace(/\s+/g, ''), 'base64');
+      if (der.length === P256_PREFIX.length + 65 && der.subarray(0, P256_PREFIX.length).equals(P256_PREFIX) && der[P256_PREFIX.length] === 4) {
+        return { type: 'ec-p256', spki: der, raw: der.subarray(P256_PREFIX.length) };
+      }
+      if (der.length === ED25519_PREFIX.length + 32 && der.subarray(0, ED25519_PREFIX.length).equals(ED25519_PREFIX)) {
+        return { type: 'ed25519', spki: der, raw: der.subarray(ED25519_PREFIX.length) };
+      }
+    }
+  }
+  // the slow path only explains what is wrong
+  const key = parseClientPublicKey(pem, field);
+  const spki = key.export({ type: 'spki', format: 'der' });
+  return parseClientKey(`-----BEGIN PUBLIC KEY-----\n${spki.toString('base64')}\n-----END PUBLIC KEY-----\n`, field);
+}
+
 /** The CA pin of a certificate: `sha256:<hex>` of its SubjectPublicKeyInfo, as Teleport prints it. */
 export function spkiPin(publicKey: KeyObject): string {
   return `sha256:${sha256Hex(publicKey.export({ type: 'spki', format: 'der' }))}`;

@@ -1,5 +1,6 @@
 import { createPublicKey, randomBytes, sign, type KeyObject } from 'node:crypto';
 import { MwiError } from '../errors.js';
+import type { ClientKey } from './keys.js';
 
 /** OpenSSH wire-format writer (RFC 4251 section 5). */
 class SshWriter {
@@ -53,6 +54,13 @@ export function sshPublicKeyBlob(key: KeyObject): Buffer {
   throw new TypeError(`unsupported SSH key type ${key.asymmetricKeyType}`);
 }
 
+/** The OpenSSH public key blob of a client key, from its raw bytes (no KeyObject). */
+export function sshBlobOfClientKey(key: ClientKey): Buffer {
+  return key.type === 'ed25519'
+    ? new SshWriter().string('ssh-ed25519').string(key.raw).bytes()
+    : new SshWriter().string('ecdsa-sha2-nistp256').string('nistp256').string(key.raw).bytes();
+}
+
 /** `type base64 [comment]`, the authorized_keys / .pub form. */
 export function sshAuthorizedKey(key: KeyObject, comment = ''): string {
   const blob = sshPublicKeyBlob(key);
@@ -81,6 +89,8 @@ export function parseSshPublicKey(line: string, field: string): { type: string; 
 export interface SshCertOptions {
   /** Ed25519 CA private key. */
   caKey: KeyObject;
+  /** The CA's public key blob, computed once (derived from caKey when absent). */
+  caBlob?: Buffer;
   /** Public key blob to certify (from sshPublicKeyBlob or parseSshPublicKey). */
   subjectBlob: Buffer;
   certType: 'user' | 'host';
@@ -105,10 +115,10 @@ export const DEFAULT_USER_EXTENSIONS = [
  * Signs an OpenSSH certificate (PROTOCOL.certkeys) with an Ed25519 CA. The certified key's own
  * fields are copied verbatim from its blob, so any key type OpenSSH knows can be certified.
  */
-export function signSshCertificate(o: SshCertOptions): string {
+export async function signSshCertificate(o: SshCertOptions): Promise<string> {
   const keyType = readString(o.subjectBlob, 0);
   const certType = `${keyType.value.toString()}-cert-v01@openssh.com`;
-  const caBlob = sshPublicKeyBlob(createPublicKey(o.caKey));
+  const caBlob = o.caBlob ?? sshPublicKeyBlob(createPublicKey(o.caKey));
   const principals = new SshWriter();
   for (const p of o.principals) principals.string(p);
   const critical = new SshWriter();
@@ -132,7 +142,8 @@ export function signSshCertificate(o: SshCertOptions): string {
     .string('')
     .string(caBlob)
     .bytes();
-  const sig = sign(null, body, o.caKey);
+  // the callback form runs on the libuv thread pool: signing uses every core, not the event loop
+  const sig = await new Promise<Buffer>((resolve, reject) => sign(null, body, o.caKey, (err, out) => (err ? reject(err) : resolve(out))));
   const signature = new SshWriter().string('ssh-ed25519').string(sig).bytes();
   const cert = Buffer.concat([body, new SshWriter().string(signature).bytes()]);
   return `${certType} ${cert.toString('base64')}`;

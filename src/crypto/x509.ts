@@ -1,7 +1,8 @@
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
-import { createPrivateKey, createPublicKey, randomBytes, webcrypto, X509Certificate, type KeyObject } from 'node:crypto';
-import { tlv } from './der.js';
+import { createPrivateKey, createPublicKey, randomBytes, sign, webcrypto, X509Certificate, type KeyObject } from 'node:crypto';
+import { isIPv4, isIPv6 } from 'node:net';
+import { certSubjectDer, encodeOid, findExtensionValue, readTlv, seq, time, tlv, uint } from './der.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
@@ -14,13 +15,16 @@ export const IDENTITY_OID = '1.3.9999.7.1';
 /** Clock skew allowance: NotBefore is backdated by this much (DESIGN.md section 4). */
 export const BACKDATE_MS = 60_000;
 
-/** A CA loaded once at startup: parsed certificate and an imported signing key, reused per request. */
+/**
+ * A CA loaded once at startup: the parsed certificate, its signing key, and the DER pieces every
+ * leaf repeats (issuer name, key identifier), so issuing a certificate parses nothing.
+ */
 export interface LoadedCA {
   certPem: string;
   cert: X509Certificate;
-  signingKey: CryptoKey;
-  /** The CA certificate as @peculiar/x509 sees it, for AuthorityKeyIdentifier. */
-  peculiar: x509.X509Certificate;
+  key: KeyObject;
+  subjectDer: Uint8Array;
+  keyId: Uint8Array;
 }
 
 /** Stored form of a CA: PEMs only. */
@@ -29,7 +33,7 @@ export interface CAKeyPair {
   keyPem: string;
 }
 
-/** Creates a self-signed ECDSA P-256 CA valid for ten years. */
+/** Creates a self-signed ECDSA P-256 CA valid for ten years (once per cluster, not hot). */
 export async function createCA(commonName: string, organization: string): Promise<CAKeyPair> {
   const keys = (await webcrypto.subtle.generateKey(EC, true, ['sign', 'verify'])) as CryptoKeyPair;
   const now = Date.now();
@@ -53,20 +57,17 @@ export async function createCA(commonName: string, organization: string): Promis
 
 /** Imports a stored CA for signing. Done once per process, never per request. */
 export async function loadCA(pair: CAKeyPair): Promise<LoadedCA> {
-  const der = createPrivateKey(pair.keyPem).export({ type: 'pkcs8', format: 'der' });
-  const signingKey = await webcrypto.subtle.importKey('pkcs8', der, EC, false, ['sign']);
-  return {
-    certPem: pair.certPem,
-    cert: new X509Certificate(pair.certPem),
-    signingKey,
-    peculiar: new x509.X509Certificate(pair.certPem),
-  };
+  const cert = new X509Certificate(pair.certPem);
+  const ski = findExtensionValue(cert.raw, '2.5.29.14');
+  const inner = ski ? readTlv(ski, 0) : undefined;
+  if (!ski || inner?.tag !== 0x04) throw new TypeError('CA certificate has no SubjectKeyIdentifier');
+  return { certPem: pair.certPem, cert, key: createPrivateKey(pair.keyPem), subjectDer: certSubjectDer(cert.raw), keyId: ski.subarray(inner.start, inner.end) };
 }
 
 export interface IssueOptions {
   ca: LoadedCA;
-  /** Subject public key (the holder generated it). */
-  publicKey: KeyObject;
+  /** Subject public key (the holder generated it): SubjectPublicKeyInfo DER. */
+  publicKey: Buffer;
   commonName: string;
   organization?: string[];
   ttlMs: number;
@@ -79,59 +80,77 @@ export interface IssueOptions {
   now?: number;
 }
 
-const spkiCache = new WeakMap<KeyObject, CryptoKey>();
+const OID = {
+  ecdsaSha256: encodeOid('1.2.840.10045.4.3.2'),
+  cn: encodeOid('2.5.4.3'),
+  o: encodeOid('2.5.4.10'),
+  basicConstraints: encodeOid('2.5.29.19'),
+  keyUsage: encodeOid('2.5.29.15'),
+  extKeyUsage: encodeOid('2.5.29.37'),
+  aki: encodeOid('2.5.29.35'),
+  san: encodeOid('2.5.29.17'),
+  serverAuth: encodeOid('1.3.6.1.5.5.7.3.1'),
+  clientAuth: encodeOid('1.3.6.1.5.5.7.3.2'),
+  identity: encodeOid(IDENTITY_OID),
+};
+const SIG_ALG = seq(OID.ecdsaSha256);
+const VERSION_3 = tlv(0xa0, tlv(0x02, Buffer.from([2])));
+const CRITICAL = tlv(0x01, Buffer.from([0xff]));
 
-async function toCryptoKey(key: KeyObject): Promise<CryptoKey> {
-  let ck = spkiCache.get(key);
-  if (!ck) {
-    const spki = key.export({ type: 'spki', format: 'der' });
-    const alg = key.asymmetricKeyType === 'ed25519' ? { name: 'Ed25519' } : EC;
-    ck = await webcrypto.subtle.importKey('spki', spki, alg, true, ['verify']);
-    spkiCache.set(key, ck);
-  }
-  return ck;
+function ext(oid: Buffer, value: Uint8Array, critical = false): Buffer {
+  return seq(oid, ...(critical ? [CRITICAL] : []), tlv(0x04, value));
 }
 
-/** Issues a leaf certificate for a holder's public key. Returns PEM. */
+function ipBytes(ip: string): Buffer {
+  if (isIPv4(ip)) return Buffer.from(ip.split('.').map(Number));
+  if (!isIPv6(ip)) throw new TypeError(`not an IP address: ${ip}`);
+  const [head, tail] = ip.split('::') as [string, string | undefined];
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
+  return Buffer.from(groups.flatMap((g) => [parseInt(g, 16) >> 8, parseInt(g, 16) & 0xff]));
+}
+
+/**
+ * Issues a leaf certificate for a holder's public key: the TBSCertificate is assembled as DER
+ * here and signed with node:crypto on the libuv thread pool. This is the join/renew hot path.
+ */
 export async function issueCertificate(opts: IssueOptions): Promise<{ certPem: string; notAfter: Date }> {
   const now = opts.now ?? Date.now();
   const notAfter = new Date(now + opts.ttlMs);
-  const eku =
-    opts.usage === 'client'
-      ? [x509.ExtendedKeyUsage.clientAuth]
-      : opts.usage === 'server'
-        ? [x509.ExtendedKeyUsage.serverAuth]
-        : [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth];
-  const publicKey = await toCryptoKey(opts.publicKey);
-  const extensions: x509.Extension[] = [
-    new x509.BasicConstraintsExtension(false, undefined, true),
-    new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
-    new x509.ExtendedKeyUsageExtension(eku, false),
-    await x509.AuthorityKeyIdentifierExtension.create(opts.ca.peculiar, false),
+  const rdn = (oid: Buffer, v: string) => tlv(0x31, seq(oid, tlv(0x0c, Buffer.from(v))));
+  const subject = seq(rdn(OID.cn, opts.commonName), ...(opts.organization ?? []).map((o) => rdn(OID.o, o)));
+  const eku = opts.usage === 'client' ? [OID.clientAuth] : opts.usage === 'server' ? [OID.serverAuth] : [OID.serverAuth, OID.clientAuth];
+  const names = [
+    ...(opts.dnsNames ?? []).map((d) => tlv(0x82, Buffer.from(d))),
+    ...(opts.ipAddresses ?? []).map((ip) => tlv(0x87, ipBytes(ip))),
+    ...(opts.uris ?? []).map((u) => tlv(0x86, Buffer.from(u))),
   ];
-  const names: x509.JsonGeneralName[] = [
-    ...(opts.dnsNames ?? []).map((value) => ({ type: 'dns' as const, value })),
-    ...(opts.ipAddresses ?? []).map((value) => ({ type: 'ip' as const, value })),
-    ...(opts.uris ?? []).map((value) => ({ type: 'url' as const, value })),
+  const extensions = [
+    ext(OID.basicConstraints, seq(), true),
+    // digitalSignature | keyEncipherment
+    ext(OID.keyUsage, tlv(0x03, Buffer.from([5, 0xa0])), true),
+    ext(OID.extKeyUsage, seq(...eku)),
+    ext(OID.aki, seq(tlv(0x80, opts.ca.keyId))),
+    ...(names.length > 0 ? [ext(OID.san, seq(...names))] : []),
+    ...(opts.identity ? [ext(OID.identity, tlv(0x0c, Buffer.from(JSON.stringify(opts.identity))))] : []),
   ];
-  if (names.length > 0) extensions.push(new x509.SubjectAlternativeNameExtension(names, false));
-  if (opts.identity) {
-    extensions.push(new x509.Extension(IDENTITY_OID, false, new Uint8Array(tlv(0x0c, Buffer.from(JSON.stringify(opts.identity))))));
-  }
-  const subject: x509.JsonName = [{ CN: [opts.commonName] }];
-  for (const o of opts.organization ?? []) subject.push({ O: [o] });
-  const cert = await x509.X509CertificateGenerator.create({
-    serialNumber: randomBytes(16).toString('hex').replace(/^[89a-f]/, '1'),
+  const serial = randomBytes(16);
+  serial[0] = serial[0]! & 0x7f;
+  const tbs = seq(
+    VERSION_3,
+    uint(serial),
+    SIG_ALG,
+    opts.ca.subjectDer,
+    seq(time(new Date(now - BACKDATE_MS)), time(notAfter)),
     subject,
-    issuer: opts.ca.peculiar.subjectName,
-    notBefore: new Date(now - BACKDATE_MS),
-    notAfter,
-    publicKey,
-    signingKey: opts.ca.signingKey,
-    signingAlgorithm: SIGN,
-    extensions,
-  });
-  return { certPem: pemLine(cert.toString('pem')), notAfter };
+    opts.publicKey,
+    tlv(0xa3, seq(...extensions)),
+  );
+  const sig = await new Promise<Buffer>((resolve, reject) => sign('sha256', tbs, opts.ca.key, (err, out) => (err ? reject(err) : resolve(out))));
+  const der = seq(tbs, SIG_ALG, tlv(0x03, Buffer.concat([Buffer.from([0]), sig])));
+  const b64 = der.toString('base64').replace(/.{64}/g, '$&\n');
+  return { certPem: `-----BEGIN CERTIFICATE-----\n${b64}${b64.endsWith('\n') ? '' : '\n'}-----END CERTIFICATE-----\n`, notAfter };
 }
 
 function pemLine(pem: string): string {

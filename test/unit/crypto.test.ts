@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { findUtf8Extension } from '../../src/crypto/der.js';
-import { generateKeys, parseClientPublicKey, spkiPin } from '../../src/crypto/keys.js';
+import { generateKeys, parseClientKey, parseClientPublicKey, spkiPin } from '../../src/crypto/keys.js';
 import { parseSshPublicKey, signSshCertificate, sshAuthorizedKey, sshPublicKeyBlob } from '../../src/crypto/ssh.js';
 import { createCA, IDENTITY_OID, issueCertificate, loadCA } from '../../src/crypto/x509.js';
 import { isMwiError } from '../../src/errors.js';
@@ -21,7 +21,7 @@ describe('OpenSSH certificates (checked by ssh-keygen, not by ourselves)', () =>
       const ca = createPrivateKey((await generateKeys('ed25519')).privateKeyPem);
       const { blob } = parseSshPublicKey(readFileSync(`${keyFile}.pub`, 'utf8'), 'public_key');
       const now = Date.now();
-      const cert = signSshCertificate({
+      const cert = await signSshCertificate({
         caKey: ca,
         subjectBlob: blob,
         certType: 'user',
@@ -73,7 +73,7 @@ describe('X.509 (checked by openssl)', () => {
     const k = await generateKeys('ec-p256');
     const { certPem } = await issueCertificate({
       ca,
-      publicKey: createPublicKey(k.publicKeyPem),
+      publicKey: createPublicKey(k.publicKeyPem).export({ type: 'spki', format: 'der' }),
       commonName: 'bot-robot',
       ttlMs: 3_600_000,
       usage: 'client',
@@ -90,6 +90,28 @@ describe('X.509 (checked by openssl)', () => {
     assert.ok(Date.parse(leaf.validFrom) <= Date.now() - 59_000, 'NotBefore is backdated');
     assert.deepEqual(JSON.parse(findUtf8Extension(leaf.raw, IDENTITY_OID)!), { kind: 'bot', bot: 'robot', instance: 'i-1', generation: 7 });
     assert.equal(findUtf8Extension(leaf.raw, '1.3.9999.7.2'), undefined);
+  });
+
+  it('server certificates carry DNS, IPv4 and IPv6 SANs as openssl reads them', async () => {
+    const ca = await loadCA(await createCA('test', 'mwi host CA'));
+    const k = await generateKeys('ec-p256');
+    const { certPem } = await issueCertificate({
+      ca,
+      publicKey: createPublicKey(k.publicKeyPem).export({ type: 'spki', format: 'der' }),
+      commonName: 'auth',
+      ttlMs: 60_000,
+      usage: 'server',
+      dnsNames: ['auth.mwi.cluster.local', 'localhost'],
+      ipAddresses: ['127.0.0.1', '::1', 'fe80::1:2'],
+      uris: ['spiffe://example.org/svc'],
+    });
+    writeFileSync(join(tmp.path, 'srv.pem'), certPem);
+    const r = await run('openssl', ['x509', '-in', join(tmp.path, 'srv.pem'), '-noout', '-ext', 'subjectAltName,extendedKeyUsage,keyUsage,basicConstraints']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /DNS:auth\.mwi\.cluster\.local, DNS:localhost, IP Address:127\.0\.0\.1, IP Address:0:0:0:0:0:0:0:1, IP Address:FE80:0:0:0:0:0:1:2, URI:spiffe:\/\/example\.org\/svc/);
+    assert.match(r.stdout, /TLS Web Server Authentication/);
+    assert.match(r.stdout, /critical\s+Digital Signature, Key Encipherment/);
+    assert.match(r.stdout, /critical\s+CA:FALSE/);
   });
 
   it('the CA pin is sha256 of the SPKI, as openssl computes it', async () => {
@@ -109,5 +131,26 @@ describe('X.509 (checked by openssl)', () => {
     assert.throws(() => parseClientPublicKey(rsaPub, 'public_key'), /public_key: unsupported key type rsa/);
     assert.throws(() => parseClientPublicKey('-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n', 'public_key'), /public_key: not a valid PEM public key/);
     assert.throws(() => parseClientPublicKey(42, 'public_key'), /public_key: expected a PEM public key/);
+  });
+});
+
+describe('parseClientKey (the hot-path key parser)', () => {
+  it('takes P-256 and Ed25519 SPKI PEMs and agrees with node:crypto', async () => {
+    for (const alg of ['ec-p256', 'ed25519'] as const) {
+      const k = await generateKeys(alg);
+      const parsed = parseClientKey(k.publicKeyPem, 'public_key');
+      assert.equal(parsed.type, alg);
+      assert.deepEqual(parsed.spki, createPublicKey(k.publicKeyPem).export({ type: 'spki', format: 'der' }));
+      assert.equal(parsed.raw.length, alg === 'ed25519' ? 32 : 65);
+    }
+  });
+  it('refuses other keys and garbage with the field named', async () => {
+    const rsa = await run('openssl', ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:1024']);
+    const rsaPub = createPublicKey(rsa.stdout).export({ type: 'spki', format: 'pem' }).toString();
+    assert.throws(() => parseClientKey(rsaPub, 'public_key'), /public_key: unsupported key type rsa/);
+    const p384 = generateKeyPairSync('ec', { namedCurve: 'secp384r1' }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    assert.throws(() => parseClientKey(p384, 'public_key'), /public_key: unsupported key type ec/);
+    assert.throws(() => parseClientKey('-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----\n', 'public_key'), /public_key/);
+    assert.throws(() => parseClientKey(undefined, 'public_key'), /public_key: expected a PEM public key/);
   });
 });

@@ -1,0 +1,62 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ApiClient } from '../src/api/client.js';
+import { readIdentityFile } from '../src/auth/local-identity.js';
+
+export const CLI = resolve(dirname(fileURLToPath(import.meta.url)), '../src/cli');
+
+export interface BenchCluster {
+  dir: string;
+  dataDir: string;
+  addr: string;
+  pin: string;
+  proc: ChildProcess;
+  admin: ApiClient;
+  caCerts: string[];
+  rssMb(): number;
+  stop(opts?: { keep?: boolean }): Promise<void>;
+}
+
+/** A real `mwi start` in its own process (its own event loop), SQLite in a temp dir. */
+export async function startAuth(dataDir?: string): Promise<BenchCluster> {
+  const dir = dataDir ? dirname(dataDir) : mkdtempSync(join(tmpdir(), 'mwi-bench-'));
+  const dd = dataDir ?? join(dir, 'auth');
+  const proc = spawn(process.execPath, [join(CLI, 'mwi.js'), 'start', '--data-dir', dd, '--listen', '127.0.0.1:0', '--cluster-name', 'bench'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, MWI_LOG_LEVEL: 'warn' },
+  });
+  let out = '';
+  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => process.stderr.write(d));
+  const m = await new Promise<RegExpExecArray>((res, rej) => {
+    const t = setInterval(() => {
+      const mm = /listening on (\S+)\nCA pin: (\S+)/.exec(out);
+      if (mm) {
+        clearInterval(t);
+        res(mm);
+      }
+    }, 20);
+    proc.once('exit', (c) => rej(new Error(`mwi start exited ${c}: ${out}`)));
+  });
+  const id = readIdentityFile(join(dd, 'admin', 'identity.json'))!;
+  const admin = new ApiClient({ addrs: [m[1]!], tls: { ca: id.ca_certs, cert: id.cert, key: id.key } });
+  return {
+    dir,
+    dataDir: dd,
+    addr: m[1]!,
+    pin: m[2]!,
+    proc,
+    admin,
+    caCerts: id.ca_certs,
+    rssMb: () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${proc.pid}/status`, 'utf8'))?.[1] ?? 0) / 1024,
+    async stop(opts = {}) {
+      admin.close();
+      proc.kill('SIGTERM');
+      await new Promise((r) => (proc.exitCode !== null ? r(null) : proc.once('exit', r)));
+      if (!dataDir && !opts.keep) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,220 @@
+// `npm run bench`: joins, renewals, a burst, tbot wall time and memory, instance listing, and the
+// machine's raw crypto rates measured in the same run. Prints one table; writes bench-results.json.
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { createPrivateKey, createPublicKey } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { CompactSign } from 'jose';
+import { ApiClient } from '../src/api/client.js';
+import { PATHS, type IdentityResponse } from '../src/api/wire.js';
+import { generateKeys, type PemKeyPair } from '../src/crypto/keys.js';
+import { sshAuthorizedKey } from '../src/crypto/ssh.js';
+import { cryptoRates } from './crypto.js';
+import { CLI, startAuth, type BenchCluster } from './cluster.js';
+import { drive, summarize } from './stats.js';
+
+const QUICK = process.argv.includes('--quick');
+const LEVELS = [1, 16, 64, 256];
+const perLevel = (c: number) => (QUICK ? Math.max(50, c * 2) : c === 1 ? 300 : Math.max(1500, c * 8));
+type Row = { bench: string; concurrency: number | string; n: number; rate: number; p50: number; p99: number; bound?: number; note?: string };
+const rows: Row[] = [];
+const extra: Record<string, unknown> = {};
+
+async function setup(c: BenchCluster): Promise<void> {
+  await c.admin.call('POST', '/v1/admin/resources', { resource: { kind: 'role', metadata: { name: 'bench' }, spec: { allow: { logins: ['bench'] } } } });
+  await c.admin.call('POST', '/v1/admin/resources', { resource: { kind: 'bot', metadata: { name: 'bench' }, spec: { roles: ['bench'] } } });
+}
+
+async function tokens(c: BenchCluster, n: number, method = 'token', spec?: unknown): Promise<string[]> {
+  const out: string[] = [];
+  await drive(n, 32, async () => {
+    const r = await c.admin.call<{ token: string }>('POST', '/v1/admin/tokens', { bot_name: 'bench', join_method: method, ttl: '2h', ...(spec ? { spec } : {}) });
+    out.push(r.token);
+  });
+  return out;
+}
+
+function hostCA(c: BenchCluster): string[] {
+  return [c.caCerts[0]!];
+}
+
+async function benchTokenJoins(c: BenchCluster, keys: PemKeyPair[], ecdsaBound: number): Promise<void> {
+  for (const conc of LEVELS) {
+    const n = perLevel(conc);
+    const toks = await tokens(c, n);
+    const api = new ApiClient({ addrs: [c.addr], tls: { ca: hostCA(c) } });
+    const r = await drive(n, conc, async (i) => {
+      await api.call('POST', PATHS.join, { token: toks[i], join_method: 'token', public_key: keys[i % keys.length]!.publicKeyPem });
+    });
+    api.close();
+    const s = summarize(r.samples, r.wallMs);
+    rows.push({ bench: 'join token', concurrency: conc, ...s, bound: s.rate / ecdsaBound, ...(r.errors ? { note: `${r.errors} errors: ${r.firstError}` } : {}) });
+  }
+}
+
+async function benchBoundKeypairJoins(c: BenchCluster, keys: PemKeyPair[], ecdsaBound: number): Promise<void> {
+  const bk = await generateKeys('ed25519');
+  const bkPriv = createPrivateKey(bk.privateKeyPem);
+  const pub = sshAuthorizedKey(createPublicKey(bk.publicKeyPem));
+  for (const conc of LEVELS) {
+    const n = perLevel(conc);
+    const toks = await tokens(c, n, 'bound_keypair', { bound_keypair: { onboarding: { initial_public_key: pub } } });
+    const api = new ApiClient({ addrs: [c.addr], tls: { ca: hostCA(c) } });
+    const r = await drive(n, conc, async (i) => {
+      const ch = await api.call<{ challenge_id: string; claims: string }>('POST', PATHS.challenge, { token: toks[i], join_method: 'bound_keypair', payload: { public_keys: [pub] } });
+      const signature = await new CompactSign(Buffer.from(ch.claims)).setProtectedHeader({ alg: 'EdDSA' }).sign(bkPriv);
+      await api.call('POST', PATHS.join, { token: toks[i], join_method: 'bound_keypair', public_key: keys[i % keys.length]!.publicKeyPem, payload: { challenge_id: ch.challenge_id, signature } });
+    });
+    api.close();
+    const s = summarize(r.samples, r.wallMs);
+    rows.push({ bench: 'join bound_keypair', concurrency: conc, ...s, bound: s.rate / ecdsaBound, note: `2 requests/join${r.errors ? `; ${r.errors} errors: ${r.firstError}` : ''}` });
+  }
+}
+
+async function benchRenewals(c: BenchCluster, keys: PemKeyPair[], ecdsaBound: number): Promise<void> {
+  for (const conc of LEVELS) {
+    const n = perLevel(conc);
+    const toks = await tokens(c, conc);
+    const joinApi = new ApiClient({ addrs: [c.addr], tls: { ca: hostCA(c) } });
+    // one identity per concurrent client; each renewal opens a new mTLS connection with the current cert, as tbot does
+    const ids = await Promise.all(
+      toks.map(async (t, i) => ({ key: keys[i % keys.length]!, id: await joinApi.call<IdentityResponse>('POST', PATHS.join, { token: t, join_method: 'token', public_key: keys[i % keys.length]!.publicKeyPem }) })),
+    );
+    joinApi.close();
+    let done = 0;
+    const r = await drive(n, conc, async () => {
+      const me = ids[done++ % conc]!;
+      const next = keys[(done * 7) % keys.length]!;
+      const api = new ApiClient({ addrs: [c.addr], tls: { ca: me.id.tls_ca_certs, cert: me.id.tls_cert, key: me.key.privateKeyPem } });
+      try {
+        me.id = await api.call<IdentityResponse>('POST', PATHS.renew, { public_key: next.publicKeyPem });
+        me.key = next;
+      } finally {
+        api.close();
+      }
+    });
+    const s = summarize(r.samples, r.wallMs);
+    rows.push({ bench: 'renew (new mTLS conn each)', concurrency: conc, ...s, bound: s.rate / ecdsaBound, ...(r.errors ? { note: `${r.errors} errors: ${r.firstError}` } : {}) });
+  }
+}
+
+async function benchBurst(c: BenchCluster, keys: PemKeyPair[]): Promise<void> {
+  const n = QUICK ? 200 : 1000;
+  const toks = await tokens(c, n);
+  // 1,000 tbots starting at once: each its own connection
+  const t0 = performance.now();
+  const results = await Promise.allSettled(
+    toks.map(async (t, i) => {
+      const api = new ApiClient({ addrs: [c.addr], tls: { ca: hostCA(c) } });
+      try {
+        await api.call('POST', PATHS.join, { token: t, join_method: 'token', public_key: keys[i % keys.length]!.publicKeyPem });
+      } finally {
+        api.close();
+      }
+    }),
+  );
+  const wall = performance.now() - t0;
+  const failed = results.filter((r) => r.status === 'rejected').length;
+  rows.push({ bench: `burst: ${n} joins at once, new connection each`, concurrency: n, n: n - failed, rate: ((n - failed) / wall) * 1000, p50: NaN, p99: wall, note: `all done in ${(wall / 1000).toFixed(2)} s${failed ? `; ${failed} failed` : ''}` });
+}
+
+function tbotOneshot(c: BenchCluster, token: string, dir: string): number {
+  const t0 = performance.now();
+  const r = spawnSync(process.execPath, [join(CLI, 'tbot.js'), 'start', '--auth-server', c.addr, '--ca-pin', c.pin, '--token', token, '--data-dir', join(dir, 'bot'), '--destination-dir', join(dir, 'out'), '--oneshot'], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(r.stderr);
+  return performance.now() - t0;
+}
+
+async function benchTbot(c: BenchCluster): Promise<void> {
+  const toks = await tokens(c, 6);
+  const times = toks.slice(0, 5).map((t, i) => tbotOneshot(c, t, join(c.dir, `oneshot-${i}`))).sort((a, b) => a - b);
+  rows.push({ bench: 'tbot start --oneshot (wall, to written credentials)', concurrency: 1, n: 5, rate: NaN, p50: times[2]!, p99: times[4]! });
+  // a daemon renewing every 100 ms: one hour of 20-minute renewals is 3; this is ~150 renewals with outputs
+  const secs = QUICK ? 5 : 15;
+  const d = spawn(process.execPath, [join(CLI, 'tbot.js'), 'start', '--auth-server', c.addr, '--ca-pin', c.pin, '--token', toks[5]!, '--data-dir', join(c.dir, 'daemon'), '--destination-dir', join(c.dir, 'daemon-out'), '--certificate-ttl', '5s', '--renewal-interval', '100ms'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let log = '';
+  d.stderr!.on('data', (b: Buffer) => (log += b.toString()));
+  await new Promise((r) => setTimeout(r, secs * 1000));
+  const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${d.pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+  d.kill('SIGTERM');
+  const renewals = (log.match(/renewed identity/g) ?? []).length;
+  rows.push({ bench: `tbot daemon RSS after ${renewals} renewals + output writes`, concurrency: '-', n: renewals, rate: NaN, p50: NaN, p99: NaN, note: `${rss.toFixed(1)} MB RSS` });
+  extra.tbot_daemon_rss_mb = rss;
+}
+
+/** Seeds bot instances straight into the SQLite file (data, not the thing measured), then measures. */
+async function benchInstances(): Promise<void> {
+  for (const total of QUICK ? [10_000] : [10_000, 100_000]) {
+    const c0 = await startAuth();
+    await setup(c0);
+    await c0.stop({ keep: true });
+    const db = new Database(join(c0.dataDir, 'mwi.db'));
+    const now = Date.now();
+    const insert = db.prepare('INSERT INTO kv (key, value, revision, expires) VALUES (?, ?, ?, ?)');
+    db.transaction(() => {
+      for (let i = 0; i < total; i++) {
+        const id = `00000000-0000-4000-8000-${i.toString().padStart(12, '0')}`;
+        const at = new Date(now).toISOString();
+        const inst = {
+          kind: 'bot_instance', version: 'v1', metadata: { name: id, expires: new Date(now + 7200_000).toISOString() }, spec: { bot_name: 'bench', instance_id: id },
+          status: { initial_authentication: { auth_at: at, join_method: 'token', join_token_name: 'h-0123456789abcdef' }, latest_authentication: { auth_at: at, join_method: 'token', generation: 1 }, generation: 1, generation_confirmed: true, public_key_fingerprint: 'f'.repeat(64), credential_expires: at, latest_heartbeats: [{ recorded_at: at, hostname: `host-${i}`, os: 'linux', version: '0.1.0', uptime_seconds: 1, one_shot: false }] },
+        };
+        insert.run(`/bot_instances/bench/${id}`, JSON.stringify(inst), 1_000_000 + i, now + 7200_000);
+      }
+    })();
+    db.close();
+    const c = await startAuth(c0.dataDir);
+    const t0 = performance.now();
+    execFileSync(process.execPath, [join(CLI, 'tctl.js'), '--data-dir', c.dataDir, 'bots', 'instances', 'ls', '--format', 'json'], { maxBuffer: 1 << 30, stdio: ['ignore', 'ignore', 'inherit'] });
+    const listMs = performance.now() - t0;
+    const rss = c.rssMb();
+    rows.push({ bench: `tctl bots instances ls, ${total} instances`, concurrency: '-', n: total, rate: NaN, p50: listMs, p99: NaN, note: `Auth Service RSS ${rss.toFixed(0)} MB after listing` });
+    extra[`instances_${total}`] = { list_ms: listMs, auth_rss_mb: rss };
+    await c.stop();
+    const { rmSync } = await import('node:fs');
+    rmSync(c0.dir, { recursive: true, force: true });
+  }
+}
+
+function fmt(v: number | undefined, digits = 0): string {
+  return v === undefined || Number.isNaN(v) ? '-' : v.toFixed(digits);
+}
+
+async function main(): Promise<void> {
+  process.stdout.write(`mwi bench${QUICK ? ' (quick)' : ''}: ${cpus().length} cores (${cpus()[0]?.model}), node ${process.version}, SQLite\n`);
+  const crypto = await cryptoRates(QUICK ? 0.5 : 1.5);
+  const ecdsa = crypto.ecdsa_p256_sign!;
+  const c = await startAuth();
+  try {
+    await setup(c);
+    const keys = await Promise.all(Array.from({ length: 64 }, () => generateKeys('ec-p256')));
+    await benchTokenJoins(c, keys, ecdsa);
+    await benchBoundKeypairJoins(c, keys, ecdsa);
+    await benchRenewals(c, keys, ecdsa);
+    await benchBurst(c, keys);
+    await benchTbot(c);
+    extra.auth_rss_after_load_mb = c.rssMb();
+  } finally {
+    await c.stop();
+  }
+  await benchInstances();
+
+  const lines = [
+    '| benchmark | concurrency | n | per s | p50 ms | p99 ms | of crypto bound | note |',
+    '|---|---|---|---|---|---|---|---|',
+    ...rows.map((r) => `| ${r.bench} | ${r.concurrency} | ${r.n} | ${fmt(r.rate)} | ${fmt(r.p50, 1)} | ${fmt(r.p99, 1)} | ${r.bound === undefined ? '-' : `${(r.bound * 100).toFixed(0)}%`} | ${r.note ?? ''} |`),
+    '',
+    '| raw crypto (same run, all cores via the libuv pool) | per s |',
+    '|---|---|',
+    ...Object.entries(crypto).map(([k, v]) => `| ${k} | ${v.toFixed(0)} |`),
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+  writeFileSync('bench-results.json', JSON.stringify({ date: new Date().toISOString(), node: process.version, cores: cpus().length, quick: QUICK, rows, crypto, extra }, null, 2));
+  process.stdout.write('wrote bench-results.json\n');
+}
+
+await main();
