@@ -13,6 +13,9 @@ import { parseKind, validateResource, type Bot, type Kind, type Lock, type Store
 import { newSecret, SECRET_ID, tokenId, tokenKey } from './tokens.js';
 import { parseDuration } from '../util/duration.js';
 
+const DEFAULT_PAGE = 1000;
+const MAX_PAGE = 5000;
+
 const PREFIX: Record<Kind, string> = {
   role: '/roles/',
   bot: '/bots/',
@@ -111,25 +114,39 @@ export class AdminApi {
     return { kind: res.kind, name, ...(shownOnce ? { shown_once: shownOnce } : {}) };
   }
 
-  async list(kindText: string, opts: { startAfter?: string; limit?: number; bot?: string } = {}): Promise<unknown[]> {
+  /**
+   * One page of a kind, in key order: at most `limit` (default 1000, at most 5000) items, and
+   * `next` to pass as `startAfter` for the following page (absent on the last page).
+   */
+  async list(kindText: string, opts: { startAfter?: string; limit?: number; bot?: string } = {}): Promise<{ items: unknown[]; next?: string }> {
     const kind = parseKind(kindText);
     const prefix = kind === 'bot_instance' && opts.bot ? `${PREFIX.bot_instance}${opts.bot}/` : PREFIX[kind];
-    const items = await this.ctx.backend.range(prefix, {
-      ...(opts.limit ? { limit: opts.limit } : {}),
-      ...(opts.startAfter ? { startAfter: opts.startAfter.startsWith('/') ? opts.startAfter : `${prefix}${opts.startAfter}` } : {}),
-    });
-    return items.map((i) => {
-      const v = JSON.parse(i.value) as StoredToken;
-      return kind === 'token' ? publicToken(v) : v;
-    });
+    const limit = Math.max(1, Math.min(MAX_PAGE, opts.limit && Number.isFinite(opts.limit) ? Math.floor(opts.limit) : DEFAULT_PAGE));
+    if (opts.startAfter !== undefined && !opts.startAfter.startsWith(prefix)) throw new MwiError('BAD_REQUEST', 'page token does not belong to this listing', { field: 'start_after' });
+    const page = await this.ctx.backend.range(prefix, { limit: limit + 1, ...(opts.startAfter ? { startAfter: opts.startAfter } : {}) });
+    const more = page.length > limit;
+    const items = page.slice(0, limit);
+    return {
+      items: items.map((i) => {
+        const v = JSON.parse(i.value) as StoredToken;
+        return kind === 'token' ? publicToken(v) : v;
+      }),
+      ...(more ? { next: items[items.length - 1]!.key } : {}),
+    };
   }
 
   async get(kindText: string, name: string): Promise<unknown> {
     const kind = parseKind(kindText);
     if (kind === 'bot_instance') {
-      const found = (await this.list('bot_instance')).find((i) => (i as { metadata: { name: string } }).metadata.name === name);
-      if (!found) throw new MwiError('NOT_FOUND', `bot_instance ${JSON.stringify(name)} not found`);
-      return found;
+      // instances are keyed by bot: without the bot name this walks the pages
+      let startAfter: string | undefined;
+      do {
+        const page = await this.list('bot_instance', { limit: MAX_PAGE, ...(startAfter ? { startAfter } : {}) });
+        const found = page.items.find((i) => (i as { metadata: { name: string } }).metadata.name === name);
+        if (found) return found;
+        startAfter = page.next;
+      } while (startAfter);
+      throw new MwiError('NOT_FOUND', `bot_instance ${JSON.stringify(name)} not found`);
     }
     const item = await this.ctx.backend.get(await this.resourceKey(kind, name));
     if (!item) throw new MwiError('NOT_FOUND', `${kind} ${JSON.stringify(kind === 'token' ? '(hidden)' : name)} not found`);

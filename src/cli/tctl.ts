@@ -62,11 +62,23 @@ function need<T>(v: T | undefined, flag: string): T {
 
 type Row = Record<string, any>;
 
+/** Every item of a kind, fetched page by page (the Auth Service never sends a whole table at once). */
+async function listAll<T>(api: ApiClient, kind: string, query: Record<string, string> = {}): Promise<T[]> {
+  const out: T[] = [];
+  let next: string | undefined;
+  do {
+    const q = new URLSearchParams({ ...query, limit: '5000', ...(next ? { start_after: next } : {}) });
+    const page = await api.call<{ items: T[]; next?: string }>('GET', `/v1/admin/resources/${encodeURIComponent(kind)}?${q}`);
+    out.push(...page.items);
+    next = page.next;
+  } while (next);
+  return out;
+}
+
 async function bots(api: ApiClient, sub: string | undefined, positionals: string[], values: Flags, format: 'text' | 'json'): Promise<void> {
   if (sub === 'instances') {
     if (positionals[0] !== 'ls') throw usageError('expected "tctl bots instances ls [NAME]"');
-    const q = positionals[1] ? `?bot=${encodeURIComponent(positionals[1])}` : '';
-    const items = await api.call<BotInstance[]>('GET', `/v1/admin/resources/bot_instances${q}`);
+    const items = await listAll<BotInstance>(api, 'bot_instances', positionals[1] ? { bot: positionals[1] } : {});
     printResources(items, format, {
       headers: ['Bot', 'Instance ID', 'Join Method', 'Recovery', 'Joined', 'Generation', 'Last Heartbeat (self-reported)', 'Expires'],
       row: (i: BotInstance) => {
@@ -87,7 +99,7 @@ async function bots(api: ApiClient, sub: string | undefined, positionals: string
     return;
   }
   if (sub === 'ls') {
-    const items = await api.call<Row[]>('GET', '/v1/admin/resources/bots');
+    const items = await listAll<Row>(api, 'bots');
     printResources(items, format, {
       headers: ['Bot', 'Roles', 'Logins'],
       row: (b) => [b.metadata.name, b.spec.roles.join(','), (b.spec.traits.find((t: Row) => t.name === 'logins')?.values ?? []).join(',')],
@@ -155,7 +167,7 @@ async function tokens(api: ApiClient, sub: string | undefined, positionals: stri
     return;
   }
   if (sub === 'ls') {
-    const items = await api.call<Token[]>('GET', '/v1/admin/resources/tokens');
+    const items = await listAll<Token>(api, 'tokens');
     printResources(items, format, {
       headers: ['Token ID', 'Join Method', 'Bot', 'Expires'],
       row: (t: Token) => [t.metadata.name, t.spec.join_method, t.spec.bot_name, t.metadata.expires ? `${t.metadata.expires} (${ago(t.metadata.expires)})` : 'never'],
@@ -194,7 +206,7 @@ async function locks(api: ApiClient, sub: string | undefined, positionals: strin
     return;
   }
   if (sub === 'ls') {
-    const items = await api.call<Lock[]>('GET', '/v1/admin/resources/locks');
+    const items = await listAll<Lock>(api, 'locks');
     printResources(items, format, {
       headers: ['ID', 'Target', 'Message', 'Expires'],
       row: (l: Lock) => [
@@ -279,7 +291,7 @@ runMain('tctl', async () => {
         const [kind, name] = need(sub, 'KIND').split('/');
         const items = name
           ? [await api.call<unknown>('GET', `/v1/admin/resources/${encodeURIComponent(kind!)}/${encodeURIComponent(name)}`)]
-          : await api.call<unknown[]>('GET', `/v1/admin/resources/${encodeURIComponent(kind!)}`);
+          : await listAll<unknown>(api, kind!);
         printResources(items, fmt === 'text' ? 'yaml' : fmt);
         return;
       }
