@@ -148,7 +148,7 @@ async function benchTbot(c: BenchCluster): Promise<void> {
 
 /** Seeds bot instances straight into the SQLite file (data, not the thing measured), then measures. */
 async function benchInstances(): Promise<void> {
-  for (const total of QUICK ? [10_000] : [10_000, 100_000]) {
+  for (const total of QUICK && !process.argv.includes('--instances-only') ? [10_000] : [10_000, 100_000]) {
     const c0 = await startAuth();
     await setup(c0);
     await c0.stop({ keep: true });
@@ -168,11 +168,17 @@ async function benchInstances(): Promise<void> {
     })();
     db.close();
     const c = await startAuth(c0.dataDir);
+    // one page (what an API user or a UI asks for), in the middle of the key range
+    const mid = `/bot_instances/bench/00000000-0000-4000-8000-${Math.floor(total / 2).toString().padStart(12, '0')}`;
+    const p0 = performance.now();
+    const page = await c.admin.call<{ items: unknown[] }>('GET', `/v1/admin/resources/bot_instances?limit=1000&start_after=${encodeURIComponent(mid)}`);
+    const pageMs = performance.now() - p0;
+    rows.push({ bench: `one page of 1000 bot instances (of ${total})`, concurrency: '-', n: page.items.length, rate: NaN, p50: pageMs, p99: NaN });
     const t0 = performance.now();
     execFileSync(process.execPath, [join(CLI, 'tctl.js'), '--data-dir', c.dataDir, 'bots', 'instances', 'ls', '--format', 'json'], { maxBuffer: 1 << 30, stdio: ['ignore', 'ignore', 'inherit'] });
     const listMs = performance.now() - t0;
     const rss = c.rssMb();
-    rows.push({ bench: `tctl bots instances ls, ${total} instances`, concurrency: '-', n: total, rate: NaN, p50: listMs, p99: NaN, note: `Auth Service RSS ${rss.toFixed(0)} MB after listing` });
+    rows.push({ bench: `tctl bots instances ls --format json, all ${total} instances (paged)`, concurrency: '-', n: total, rate: NaN, p50: listMs, p99: NaN, note: `Auth Service RSS ${rss.toFixed(0)} MB after listing` });
     extra[`instances_${total}`] = { list_ms: listMs, auth_rss_mb: rss };
     await c.stop();
     const { rmSync } = await import('node:fs');
@@ -186,6 +192,11 @@ function fmt(v: number | undefined, digits = 0): string {
 
 async function main(): Promise<void> {
   process.stdout.write(`mwi bench${QUICK ? ' (quick)' : ''}: ${cpus().length} cores (${cpus()[0]?.model}), node ${process.version}, SQLite\n`);
+  if (process.argv.includes('--instances-only')) {
+    await benchInstances();
+    process.stdout.write(rows.map((r) => `${r.bench}: ${fmt(r.p50, 0)} ms${r.note ? `; ${r.note}` : ""}`).join('\n') + '\n');
+    return;
+  }
   const crypto = await cryptoRates(QUICK ? 0.5 : 1.5);
   const ecdsa = crypto.ecdsa_p256_sign!;
   const c = await startAuth();

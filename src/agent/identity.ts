@@ -3,7 +3,7 @@ import { X509Certificate, createPublicKey } from 'node:crypto';
 import { ApiClient, discoverCA } from '../api/client.js';
 import { PATHS, type IdentityResponse, type JoinRequest } from '../api/wire.js';
 import { generateKeys, sha256Hex } from '../crypto/keys.js';
-import { splitPemBundle } from '../crypto/x509.js';
+import { splitPemBundle } from '../crypto/pem.js';
 import { isMwiError, MwiError } from '../errors.js';
 import { joinMethodInfo } from '../join/catalog.js';
 import { CLIENT_METHODS } from '../join/clients.js';

@@ -7,6 +7,7 @@ import { joinMethodInfo, joinMethodNames } from '../join/catalog.js';
 import { SERVER_METHODS } from '../join/servers.js';
 import { key } from '../storage/backend.js';
 import { VERSION } from '../version.js';
+import { RawJson } from './http.js';
 import { CA_TYPES, exportCA, type CAType } from './authorities.js';
 import type { AuthContext } from './context.js';
 import { parseKind, validateResource, type Bot, type Kind, type Lock, type StoredToken, type Token } from './resources.js';
@@ -119,20 +120,34 @@ export class AdminApi {
    * `next` to pass as `startAfter` for the following page (absent on the last page).
    */
   async list(kindText: string, opts: { startAfter?: string; limit?: number; bot?: string } = {}): Promise<{ items: unknown[]; next?: string }> {
+    const { kind, page, more } = await this.page(kindText, opts);
+    return {
+      items: page.map((i) => {
+        const v = JSON.parse(i.value) as StoredToken;
+        return kind === 'token' ? publicToken(v) : v;
+      }),
+      ...(more ? { next: page[page.length - 1]!.key } : {}),
+    };
+  }
+
+  /**
+   * The same page as `list`, as JSON text: stored values are sent as stored, without parsing
+   * and re-serializing each one (100,000 bot instances are 20 pages of 5,000).
+   */
+  async listJson(kindText: string, opts: { startAfter?: string; limit?: number; bot?: string } = {}): Promise<RawJson> {
+    if (parseKind(kindText) === 'token') return new RawJson(JSON.stringify(await this.list(kindText, opts)));
+    const { page, more } = await this.page(kindText, opts);
+    const next = more ? `,"next":${JSON.stringify(page[page.length - 1]!.key)}` : '';
+    return new RawJson(`{"items":[${page.map((i) => i.value).join(',')}]${next}}`);
+  }
+
+  private async page(kindText: string, opts: { startAfter?: string; limit?: number; bot?: string }) {
     const kind = parseKind(kindText);
     const prefix = kind === 'bot_instance' && opts.bot ? `${PREFIX.bot_instance}${opts.bot}/` : PREFIX[kind];
     const limit = Math.max(1, Math.min(MAX_PAGE, opts.limit && Number.isFinite(opts.limit) ? Math.floor(opts.limit) : DEFAULT_PAGE));
     if (opts.startAfter !== undefined && !opts.startAfter.startsWith(prefix)) throw new MwiError('BAD_REQUEST', 'page token does not belong to this listing', { field: 'start_after' });
-    const page = await this.ctx.backend.range(prefix, { limit: limit + 1, ...(opts.startAfter ? { startAfter: opts.startAfter } : {}) });
-    const more = page.length > limit;
-    const items = page.slice(0, limit);
-    return {
-      items: items.map((i) => {
-        const v = JSON.parse(i.value) as StoredToken;
-        return kind === 'token' ? publicToken(v) : v;
-      }),
-      ...(more ? { next: items[items.length - 1]!.key } : {}),
-    };
+    const rows = await this.ctx.backend.range(prefix, { limit: limit + 1, ...(opts.startAfter ? { startAfter: opts.startAfter } : {}) });
+    return { kind, page: rows.slice(0, limit), more: rows.length > limit };
   }
 
   async get(kindText: string, name: string): Promise<unknown> {

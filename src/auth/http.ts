@@ -39,8 +39,13 @@ export async function readJson(req: IncomingMessage): Promise<unknown> {
   }
 }
 
+/** A response body that is already JSON text (e.g. stored resources sent as stored). */
+export class RawJson {
+  constructor(readonly text: string) {}
+}
+
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
+  const text = body instanceof RawJson ? body.text : JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
   res.end(text);
 }

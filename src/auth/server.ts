@@ -163,7 +163,7 @@ export class AuthServer {
         return admin.create(body?.resource, body?.upsert === true, user);
       }
       if (m === 'GET' && b && !c) {
-        return admin.list(b, {
+        return admin.listJson(b, {
           ...(q.get('bot') ? { bot: q.get('bot')! } : {}),
           ...(q.get('start_after') ? { startAfter: q.get('start_after')! } : {}),
           ...(q.get('limit') ? { limit: Number(q.get('limit')) } : {}),

@@ -162,7 +162,4 @@ export function certPublicKey(certPem: string): KeyObject {
   return createPublicKey(new X509Certificate(certPem).publicKey.export({ type: 'spki', format: 'pem' }));
 }
 
-/** Splits a PEM bundle into single certificates. */
-export function splitPemBundle(bundle: string): string[] {
-  return bundle.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/g)?.map((p) => p.trimEnd() + '\n') ?? [];
-}
+export { splitPemBundle } from './pem.js';
