@@ -33,6 +33,6 @@ export async function cryptoRates(seconds = 1.5): Promise<Record<string, number>
   await measure('ecdsa_p256_keygen', () => generateKeys('ec-p256'));
   const ca = await loadCA(await createCA('bench', 'bench CA'));
   const pub = createPublicKey((await generateKeys('ec-p256')).publicKeyPem).export({ type: 'spki', format: 'der' });
-  await measure('x509_issue (mwi, WebCrypto)', () => issueCertificate({ ca, publicKey: pub, commonName: 'bench', ttlMs: 3600_000, usage: 'client', identity: { kind: 'bot' } }));
+  await measure('x509_issue (mwi: DER template + node:crypto sign)', () => issueCertificate({ ca, publicKey: pub, commonName: 'bench', ttlMs: 3600_000, usage: 'client', identity: { kind: 'bot' } }));
   return out;
 }
