@@ -45,6 +45,7 @@ export const tbotSchema = z
           })
           .strict()
           .optional(),
+        gitlab: z.object({ token_env_var_name: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an environment variable name').optional() }).strict().optional(),
       })
       .strict(),
     storage: destination.default({ type: 'memory' }),
@@ -135,7 +136,9 @@ export function validateTbotConfig(raw: unknown, env: NodeJS.ProcessEnv = proces
   }
   if (!token) fail('onboarding.token', `required for join method "${method.name}"`);
   if (c.onboarding.bound_keypair && method.name !== 'bound_keypair') fail('onboarding.bound_keypair', `only for join method bound_keypair (this config uses ${method.name})`);
-  const methodOptions = method.name === 'bound_keypair' ? boundKeypairOptions(c.onboarding.bound_keypair, env) : {};
+  if (c.onboarding.gitlab && method.name !== 'gitlab') fail('onboarding.gitlab', `only for join method gitlab (this config uses ${method.name})`);
+  const methodOptions =
+    method.name === 'bound_keypair' ? boundKeypairOptions(c.onboarding.bound_keypair, env) : method.name === 'gitlab' ? { ...(c.onboarding.gitlab ?? {}) } : {};
   const ttl = parseDuration(c.credential_ttl)!;
   const interval = parseDuration(c.renewal_interval)!;
   if (ttl > MAX_TTL_MS) fail('credential_ttl', `at most 24h (got ${c.credential_ttl})`);

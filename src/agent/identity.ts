@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { X509Certificate, createPublicKey } from 'node:crypto';
 import { ApiClient, discoverCA } from '../api/client.js';
-import { PATHS, type IdentityResponse, type JoinRequest } from '../api/wire.js';
+import { PATHS, type IdentityResponse, type JoinRequest, type PingResponse } from '../api/wire.js';
 import { generateKeys, sha256Hex } from '../crypto/keys.js';
 import { splitPemBundle } from '../crypto/pem.js';
 import { isMwiError, MwiError } from '../errors.js';
@@ -165,6 +165,7 @@ export class BotIdentity {
         },
       },
       challenge: (payload) => api.call('POST', PATHS.challenge, { token, join_method: method.name, payload }),
+      clusterName: async () => cur?.cluster_name ?? (await api.call<PingResponse>('GET', PATHS.ping)).cluster_name,
       log: this.log,
     };
     try {

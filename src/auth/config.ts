@@ -3,6 +3,9 @@ import { hostname } from 'node:os';
 import { parse } from 'yaml';
 import { z } from 'zod';
 import { MwiError } from '../errors.js';
+import type { OidcConfig } from '../join/jwt/jwks.js';
+import { parseDuration } from '../util/duration.js';
+import type { KubernetesConfig } from './platform.js';
 
 const schema = z
   .object({
@@ -12,6 +15,14 @@ const schema = z
     listen: z.string().min(1).optional(),
     storage: z.string().min(1).optional(),
     tls_sans: z.array(z.string().min(1)).optional(),
+    oidc: z
+      .object({
+        endpoint_overrides: z.record(z.string().url()).optional(),
+        min_refresh: z.string().refine((s) => parseDuration(s) !== undefined, 'expected a duration').optional(),
+      })
+      .strict()
+      .optional(),
+    kubernetes: z.object({ api_server: z.string().url().optional(), ca_path: z.string().optional(), token_path: z.string().optional() }).strict().optional(),
   })
   .strict();
 
@@ -21,6 +32,8 @@ export interface AuthConfig {
   listen: string;
   storage: string | undefined;
   tlsSans: string[];
+  oidc: OidcConfig;
+  kubernetes: KubernetesConfig;
 }
 
 export const DEFAULT_LISTEN = '127.0.0.1:3025';
@@ -40,7 +53,7 @@ export function loadAuthConfig(file: string | undefined, flags: Partial<Record<'
     if (!parsed.success) {
       const issue = parsed.error.issues[0]!;
       if (issue.code === 'unrecognized_keys') {
-        throw new MwiError('BAD_CONFIG', 'unknown key (expected cluster_name, data_dir, listen, storage, tls_sans)', { field: `${file}: ${[...issue.path, issue.keys[0]].join('.')}` });
+        throw new MwiError('BAD_CONFIG', 'unknown key (expected cluster_name, data_dir, listen, storage, tls_sans, oidc, kubernetes)', { field: `${file}: ${[...issue.path, issue.keys[0]].join('.')}` });
       }
       throw new MwiError('BAD_CONFIG', issue.message, { field: `${file}: ${issue.path.join('.') || '(top level)'}` });
     }
@@ -54,5 +67,10 @@ export function loadAuthConfig(file: string | undefined, flags: Partial<Record<'
     listen: flags.listen ?? y.listen ?? DEFAULT_LISTEN,
     storage: flags.storage ?? y.storage,
     tlsSans: y.tls_sans ?? [],
+    oidc: {
+      ...(y.oidc?.endpoint_overrides ? { endpointOverrides: y.oidc.endpoint_overrides } : {}),
+      ...(y.oidc?.min_refresh ? { minRefreshMs: parseDuration(y.oidc.min_refresh)! } : {}),
+    },
+    kubernetes: { apiServer: y.kubernetes?.api_server, caPath: y.kubernetes?.ca_path, tokenPath: y.kubernetes?.token_path },
   });
 }

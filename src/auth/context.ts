@@ -1,3 +1,4 @@
+import type { PlatformDeps } from '../join/types.js';
 import type { Backend } from '../storage/backend.js';
 import type { AuditLog } from './audit.js';
 import type { Authorities } from './authorities.js';
@@ -13,6 +14,7 @@ export interface AuthContext {
   bots: ResourceCache<Bot>;
   locks: ResourceCache<Lock>;
   now: () => number;
+  platform: PlatformDeps;
 }
 
 /** Hard cap on any credential's lifetime (DESIGN.md section 4). */

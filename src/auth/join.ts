@@ -106,6 +106,7 @@ export async function handleJoin(ctx: AuthContext, body: unknown, remoteAddr: st
       newInstanceId,
       caller,
       challenge,
+      platform: ctx.platform,
       consumeToken: async () => {
         const ok = await ctx.backend.delete(tokenKey(id), item.revision);
         if (ok) ctx.audit.emit({ event: 'token.use', success: true, bot_name: botName, ...audit });
@@ -155,7 +156,7 @@ export async function handleJoin(ctx: AuthContext, body: unknown, remoteAddr: st
     const renewable = joinMethodInfo(req.join_method)?.renewable ?? false;
     if (verdict.refreshInstance) {
       if (!callerClaims || callerClaims.kind !== 'bot') throw new JoinRefusal('refresh without a bot identity');
-      const identity = await refreshInstance(ctx, callerClaims, publicKey, ttlMs);
+      const identity = await refreshInstance(ctx, callerClaims, publicKey, ttlMs, 'refresh-join');
       ctx.audit.emit({ event: 'bot.join', success: true, bot_name: botName, bot_instance_id: identity.instance_id, generation: identity.generation, refresh: true, ...verdict.attributes, ...audit });
       return { ...identity, renewable, ...(verdict.methodData ? { method_data: verdict.methodData } : {}) };
     }

@@ -11,6 +11,7 @@ import { issueBotIdentity, issueOutputCerts } from './issue.js';
 import { instanceKey } from './instances.js';
 import type { BotInstance, Lock, StoredToken } from './resources.js';
 import { SERVER_METHODS } from '../join/servers.js';
+import { joinMethodInfo } from '../join/catalog.js';
 import { tokenKey } from './tokens.js';
 
 type BotClaims = Extract<Claims, { kind: 'bot' }>;
@@ -77,8 +78,18 @@ async function confirmGeneration(ctx: AuthContext, cur: Current): Promise<void> 
  * Signs the next identity of an existing instance: generation + 1 (or the same generation again
  * for a retried renewal), written with one conditional write. Used by renewals and refresh joins.
  */
-export async function refreshInstance(ctx: AuthContext, c: BotClaims, publicKey: ClientKey, ttlMs: number): Promise<IdentityResponse & { joinMethod: string; tokenId: string }> {
+export async function refreshInstance(
+  ctx: AuthContext,
+  c: BotClaims,
+  publicKey: ClientKey,
+  ttlMs: number,
+  mode: 'renew' | 'refresh-join' = 'renew',
+): Promise<IdentityResponse & { joinMethod: string; tokenId: string }> {
   const { item, instance, retry } = await currentInstance(ctx, c, 'RENEW_DENIED');
+  if (mode === 'renew' && !joinMethodInfo(instance.status.initial_authentication.join_method)?.renewable) {
+    // platform-signed identities are not renewable: each one is a fresh join with a fresh document
+    throw new MwiError('RENEW_DENIED', `identities from join method ${instance.status.initial_authentication.join_method} do not renew; join again`);
+  }
   const access = botAccess(ctx, c.bot);
   const generation = retry ? instance.status.generation : instance.status.generation + 1;
   const identity = await issueBotIdentity(ctx, c.bot, c.instance, generation, publicKey, Math.min(ttlMs, access.maxTtlMs));

@@ -21,6 +21,8 @@ import { peerClaims, readJson, sendError, sendJson } from './http.js';
 import { handleChallenge, handleJoin } from './join.js';
 import { authInfoPath, issueServerCert, writeAdminIdentity } from './local-identity.js';
 import { handleCerts, handleHeartbeat, handleRenew } from './renew.js';
+import { platformDeps, type KubernetesConfig } from './platform.js';
+import type { OidcConfig } from '../join/jwt/jwks.js';
 import type { Bot, Lock, Role } from './resources.js';
 
 export interface AuthServerOptions {
@@ -32,6 +34,8 @@ export interface AuthServerOptions {
   storage?: string | undefined;
   /** Extra DNS names / IPs for the server certificate. */
   tlsSans?: string[];
+  oidc?: OidcConfig;
+  kubernetes?: KubernetesConfig;
   now?: () => number;
   logger?: Logger;
 }
@@ -80,6 +84,7 @@ export class AuthServer {
         roles: await ResourceCache.open<Role>(backend, '/roles/'),
         bots: await ResourceCache.open<Bot>(backend, '/bots/'),
         locks: await ResourceCache.open<Lock>(backend, '/locks/'),
+        platform: platformDeps(backend, now, opts.oidc ?? {}, opts.kubernetes ?? {}),
       };
       const sans = {
         dns: [AUTH_SERVER_NAME, 'localhost', hostname(), ...(opts.tlsSans ?? []).filter((s) => !/^[\d.:]+$/.test(s))],

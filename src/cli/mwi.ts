@@ -11,7 +11,7 @@ Commands:
   version   print the version
 
 mwi start flags:
-  -c, --config FILE        mwi.yaml (cluster_name, data_dir, listen, storage, tls_sans)
+  -c, --config FILE        mwi.yaml (cluster_name, data_dir, listen, storage, tls_sans, oidc, kubernetes)
       --data-dir DIR       data directory (default ${DEFAULT_DATA_DIR})
       --listen HOST:PORT   address for the join, renew and admin APIs (default ${DEFAULT_LISTEN})
       --cluster-name NAME  cluster name, fixed at first start (default: host name)
@@ -43,7 +43,7 @@ runMain('mwi', async () => {
   }
   if (positionals.length > 0) throw usageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
   const cfg = loadAuthConfig(values.config, values);
-  const server = await AuthServer.start({ dataDir: cfg.dataDir, listen: cfg.listen, clusterName: cfg.clusterName, storage: cfg.storage, tlsSans: cfg.tlsSans });
+  const server = await AuthServer.start({ dataDir: cfg.dataDir, listen: cfg.listen, clusterName: cfg.clusterName, storage: cfg.storage, tlsSans: cfg.tlsSans, oidc: cfg.oidc, kubernetes: cfg.kubernetes });
   process.stdout.write(`mwi auth service ${server.clusterName} listening on ${server.address}\nCA pin: ${server.caPin}\n`);
   await new Promise<void>((resolve) => {
     const stop = (sig: string) => {

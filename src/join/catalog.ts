@@ -14,10 +14,14 @@ export interface JoinMethodInfo {
 export const JOIN_METHODS: readonly JoinMethodInfo[] = Object.freeze([
   { name: 'token', renewable: true, secretName: true },
   { name: 'bound_keypair', renewable: true, secretName: false },
+  // platform-signed documents: every identity is a fresh join (as in Teleport)
+  { name: 'github', renewable: false, secretName: false },
+  { name: 'gitlab', renewable: false, secretName: false },
+  { name: 'kubernetes', renewable: false, secretName: false },
 ]);
 
 /** Methods planned in DESIGN.md, named in errors so users see what exists and what is coming. */
-export const PLANNED_METHODS = ['kubernetes', 'github', 'gitlab', 'ec2', 'iam', 'gcp', 'azure'] as const;
+export const PLANNED_METHODS = ['ec2', 'iam', 'gcp', 'azure', 'circleci', 'terraform_cloud', 'spacelift', 'bitbucket', 'azure_devops'] as const;
 
 export function joinMethodInfo(name: string): JoinMethodInfo | undefined {
   return JOIN_METHODS.find((m) => m.name === name);

@@ -1,4 +1,16 @@
 import type { JoinRequest } from '../api/wire.js';
+import type { JwksCache } from './jwt/jwks.js';
+
+/** What platform-signed methods need from the Auth Service, built once at startup. */
+export interface PlatformDeps {
+  jwks: JwksCache;
+  /** POST JSON (Kubernetes TokenReview); the transport is injectable for tests. */
+  postJson(url: string, body: unknown, headers: Record<string, string>, caPem?: string): Promise<{ status: number; body: unknown }>;
+  /** The Kubernetes API the Auth Service runs in, for `in_cluster` (from mwi.yaml or the pod env). */
+  kubernetes?: { apiServer: string; caPem?: string; token: string } | undefined;
+  /** Marks an identity token used until `expiresAt`; false if it was already used (a replay). */
+  markUsed(id: string, expiresAt: number): Promise<boolean>;
+}
 
 /** What a server half sees of the token being joined with. */
 export interface JoinTokenView {
@@ -43,6 +55,7 @@ export interface ServerJoinContext {
   instanceStatus(instanceId: string): Promise<{ live: boolean; used: boolean } | undefined>;
   /** Locks the join token (a key or state was used from two places) and audits it. */
   lockToken(reason: string): Promise<void>;
+  platform: PlatformDeps;
   /** Signs / verifies documents with the Auth Service's join-state key. */
   signState(claims: Record<string, unknown>): Promise<string>;
   verifyState(doc: string): Promise<Record<string, unknown> | undefined>;
@@ -92,6 +105,8 @@ export interface ClientJoinContext {
   /** The method's own onboarding options (e.g. onboarding.bound_keypair). */
   options: Readonly<Record<string, unknown>>;
   state: ClientStateStore;
+  /** The cluster name (the audience platform tokens must carry), asked of the Auth Service. */
+  clusterName(): Promise<string>;
   /** POST /v1/join/challenge with this method-specific payload. */
   challenge(payload: unknown): Promise<Record<string, unknown>>;
   log: { info(msg: string, fields?: Record<string, unknown>): void; warn(msg: string, fields?: Record<string, unknown>): void };

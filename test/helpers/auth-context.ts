@@ -8,6 +8,7 @@ import { ResourceCache } from '../../src/auth/cache.js';
 import type { AuthContext } from '../../src/auth/context.js';
 import type { Bot, Lock, Role } from '../../src/auth/resources.js';
 import { MemoryBackend } from '../../src/storage/memory.js';
+import { platformDeps } from '../../src/auth/platform.js';
 import { fakeClock, type FakeClock } from './backend-conformance.js';
 
 /** An in-process Auth Service core on the memory backend with a fake clock. */
@@ -23,6 +24,7 @@ export async function testContext(): Promise<{ ctx: AuthContext; admin: AdminApi
     roles: await ResourceCache.open<Role>(backend, '/roles/'),
     bots: await ResourceCache.open<Bot>(backend, '/bots/'),
     locks: await ResourceCache.open<Lock>(backend, '/locks/'),
+    platform: platformDeps(backend, clock.now, {}, {}, {}),
   };
   return { ctx, admin: new AdminApi(ctx), clock, auditPath };
 }

@@ -21,6 +21,7 @@ function client(t: T, token: string, options: Record<string, unknown> = {}) {
     token,
     options,
     state: { read: () => state as Record<string, unknown>, write: async (s) => void (state = s as BoundKeypairState) },
+    clusterName: async () => 'unit',
     challenge: (payload) => handleChallenge(t.ctx, { token, join_method: 'bound_keypair', payload }, '-') as Promise<Record<string, unknown>>,
     log: { info: () => {}, warn: () => {} },
   };

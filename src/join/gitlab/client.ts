@@ -1,0 +1,15 @@
+import { MwiError } from '../../errors.js';
+import type { ClientJoinMethod } from '../types.js';
+
+/** Reads the GitLab CI id_token from the variable named by onboarding.gitlab.token_env_var_name. */
+export const gitlabClient: ClientJoinMethod = {
+  name: 'gitlab',
+  async payload(ctx) {
+    const name = String(ctx.options.token_env_var_name ?? 'TBOT_GITLAB_JWT');
+    const token = process.env[name];
+    if (!token) {
+      throw new MwiError('BAD_CONFIG', `${name} is not set: declare it in the job's id_tokens with the cluster name as aud`, { field: 'onboarding.gitlab.token_env_var_name' });
+    }
+    return { id_token: token };
+  },
+};

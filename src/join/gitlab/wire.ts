@@ -1,0 +1,26 @@
+import { z } from 'zod';
+
+/** `spec.gitlab` (Teleport's field names). */
+export const gitlabSpec = z
+  .object({
+    /** GitLab host; the issuer is https://DOMAIN. */
+    domain: z.string().regex(/^[A-Za-z0-9.-]+(:\d+)?$/, 'expected a host name').default('gitlab.com'),
+    static_jwks: z.string().optional(),
+  })
+  .strict();
+export type GitlabSpec = z.infer<typeof gitlabSpec>;
+
+/** `allow` fields → GitLab CI `id_tokens` claims; glob matching where Teleport has it. */
+export const GITLAB_ALLOW = {
+  sub: { claim: 'sub', match: 'glob' },
+  namespace_path: { claim: 'namespace_path', match: 'glob' },
+  project_path: { claim: 'project_path', match: 'glob' },
+  pipeline_source: { claim: 'pipeline_source' },
+  environment: { claim: 'environment', match: 'glob' },
+  ref: { claim: 'ref', match: 'glob' },
+  ref_type: { claim: 'ref_type' },
+  ref_protected: { claim: 'ref_protected' },
+  environment_protected: { claim: 'environment_protected' },
+  user_login: { claim: 'user_login', match: 'glob' },
+  user_email: { claim: 'user_email', match: 'glob' },
+} as const;

@@ -1,0 +1,38 @@
+import { JoinRefusal } from '../types.js';
+
+/** How a rule field compares with a claim. */
+export type Matcher = 'exact' | 'glob';
+
+/** `*` matches any run of characters, `?` one; everything else literally. */
+export function globMatch(pattern: string, value: string): boolean {
+  const re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 's');
+  return re.test(value);
+}
+
+function matches(want: unknown, got: unknown, how: Matcher): boolean {
+  if (typeof want === 'boolean') return got === want || got === String(want);
+  if (typeof want !== 'string' || want === '') return false;
+  if (typeof got !== 'string') return false;
+  return how === 'glob' ? globMatch(want, got) : want === got;
+}
+
+/**
+ * `allow` rules: each rule is an AND of its fields, rules are OR'd, and an empty list refuses
+ * everything. `fields` maps a rule field to the claim it checks and how.
+ */
+export function checkAllow(
+  rules: unknown,
+  claims: Record<string, unknown>,
+  fields: Readonly<Record<string, { claim: string; match?: Matcher }>>,
+): Record<string, unknown> {
+  if (!Array.isArray(rules) || rules.length === 0) throw new JoinRefusal('token has no allow rules', 'the join was refused: the token allows nothing');
+  for (const rule of rules as Array<Record<string, unknown>>) {
+    const keys = Object.keys(rule ?? {}).filter((k) => rule[k] !== undefined && rule[k] !== null);
+    if (keys.length === 0) continue; // an empty rule allows nothing
+    if (keys.every((k) => fields[k] && matches(rule[k], claims[fields[k]!.claim], fields[k]!.match ?? 'exact'))) return rule;
+  }
+  throw new JoinRefusal(
+    `no allow rule matches (claims: ${JSON.stringify(Object.fromEntries(Object.values(fields).map((f) => [f.claim, claims[f.claim]])))})`,
+    'the join was refused: the identity token matches none of the token\'s allow rules',
+  );
+}

@@ -1,0 +1,123 @@
+import { createLocalJWKSet, type JSONWebKeySet } from 'jose';
+import { MwiError } from '../../errors.js';
+
+/** How the Auth Service reaches issuers: injectable, so tests point issuers at 127.0.0.1. */
+export interface OidcTransport {
+  /** GET a JSON document. */
+  fetchJson(url: string): Promise<unknown>;
+}
+
+export interface OidcConfig {
+  /**
+   * Issuer → base URL to fetch its discovery document and keys from instead (the `iss` claim is
+   * still checked against the real issuer). For tests and air-gapped mirrors.
+   */
+  endpointOverrides?: Readonly<Record<string, string>>;
+  /** An unknown `kid` refetches the keys at most this often per issuer (default 30 s). */
+  minRefreshMs?: number;
+}
+
+/** https only, except loopback (test issuers on 127.0.0.1). */
+export function checkFetchUrl(url: string, field: string): URL {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new MwiError('BAD_CONFIG', `not a URL: ${JSON.stringify(url)}`, { field });
+  }
+  const loopback = u.hostname === '127.0.0.1' || u.hostname === 'localhost' || u.hostname === '[::1]';
+  if (u.protocol !== 'https:' && !(u.protocol === 'http:' && loopback)) {
+    throw new MwiError('BAD_CONFIG', `must be an https:// URL (http:// only for loopback): ${url}`, { field });
+  }
+  return u;
+}
+
+/** Default transport: fetch with a timeout and a size cap. */
+export const fetchTransport: OidcTransport = {
+  async fetchJson(url: string): Promise<unknown> {
+    checkFetchUrl(url, 'issuer');
+    const res = await fetch(url, { signal: AbortSignal.timeout(10_000), redirect: 'error', headers: { accept: 'application/json' } });
+    if (!res.ok) throw new Error(`GET ${url}: HTTP ${res.status}`);
+    const text = await res.text();
+    if (text.length > 1_000_000) throw new Error(`GET ${url}: answer too large`);
+    return JSON.parse(text);
+  },
+};
+
+interface Entry {
+  keys: ReturnType<typeof createLocalJWKSet>;
+  kids: Set<string>;
+  fetchedAt: number;
+}
+
+/**
+ * JWKS per issuer, cached. A token whose `kid` is unknown triggers one refetch, at most once per
+ * `minRefreshMs` per issuer, however many such tokens arrive (a flood of random kids cannot make
+ * the Auth Service hammer the issuer); concurrent misses share one fetch.
+ */
+export class JwksCache {
+  private readonly entries = new Map<string, Entry>();
+  private readonly inflight = new Map<string, Promise<void>>();
+  /** Fetches per issuer, for tests and metrics. */
+  readonly fetches = new Map<string, number>();
+
+  constructor(
+    private readonly transport: OidcTransport,
+    private readonly config: OidcConfig = {},
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  private base(issuer: string): string {
+    return (this.config.endpointOverrides?.[issuer] ?? issuer).replace(/\/+$/, '');
+  }
+
+  /** The JWKS URL of an OIDC issuer, from its discovery document. */
+  private async jwksUri(issuer: string): Promise<string> {
+    const doc = (await this.transport.fetchJson(`${this.base(issuer)}/.well-known/openid-configuration`)) as { issuer?: unknown; jwks_uri?: unknown };
+    if (doc.issuer !== issuer) throw new Error(`discovery document names issuer ${JSON.stringify(doc.issuer)}, expected ${issuer}`);
+    if (typeof doc.jwks_uri !== 'string') throw new Error('discovery document has no jwks_uri');
+    // with an override, keys come from the same place as the discovery document
+    const uri = this.config.endpointOverrides?.[issuer] ? `${this.base(issuer)}${new URL(doc.jwks_uri).pathname}` : doc.jwks_uri;
+    checkFetchUrl(uri, 'jwks_uri');
+    return uri;
+  }
+
+  private async refresh(issuer: string): Promise<void> {
+    this.fetches.set(issuer, (this.fetches.get(issuer) ?? 0) + 1);
+    const jwks = (await this.transport.fetchJson(await this.jwksUri(issuer))) as JSONWebKeySet;
+    if (!Array.isArray(jwks?.keys)) throw new Error('JWKS has no keys');
+    this.entries.set(issuer, { keys: createLocalJWKSet(jwks), kids: new Set(jwks.keys.map((k) => String(k.kid ?? ''))), fetchedAt: this.now() });
+  }
+
+  /** Keys for `issuer`, refetched (rate-limited) when `kid` is unknown. */
+  async keysFor(issuer: string, kid: string | undefined): Promise<ReturnType<typeof createLocalJWKSet>> {
+    const entry = this.entries.get(issuer);
+    if (entry && (kid === undefined || entry.kids.has(kid))) return entry.keys;
+    if (!entry || this.now() - entry.fetchedAt >= (this.config.minRefreshMs ?? 30_000)) {
+      let p = this.inflight.get(issuer);
+      if (!p) {
+        p = this.refresh(issuer).finally(() => this.inflight.delete(issuer));
+        this.inflight.set(issuer, p);
+      }
+      try {
+        await p;
+      } catch (err) {
+        if (!entry) throw err;
+        // keep serving the keys we have; the next miss after the interval tries again
+        this.entries.set(issuer, { ...entry, fetchedAt: this.now() });
+      }
+    }
+    return this.entries.get(issuer)!.keys;
+  }
+}
+
+/** A static JWKS given in a token spec (Kubernetes `static_jwks`, GitHub `static_jwks`). */
+export function staticKeys(jwksJson: string, field: string): ReturnType<typeof createLocalJWKSet> {
+  try {
+    const jwks = JSON.parse(jwksJson) as JSONWebKeySet;
+    if (!Array.isArray(jwks.keys)) throw new Error('no keys');
+    return createLocalJWKSet(jwks);
+  } catch (cause) {
+    throw new MwiError('BAD_REQUEST', 'expected a JWKS document ({"keys": [...]})', { field, cause });
+  }
+}

@@ -1,0 +1,97 @@
+import type { z } from 'zod';
+import { sha256Hex } from '../../crypto/keys.js';
+import { MwiError } from '../../errors.js';
+import { JoinRefusal, type ClientJoinMethod, type ServerJoinContext, type ServerJoinMethod } from '../types.js';
+import { checkAllow, type Matcher } from './allow.js';
+import { staticKeys } from './jwks.js';
+import { LEEWAY_S, tokenKid, verifyPlatformJwt } from './verify.js';
+
+/** Join payload of every JWT method. */
+export interface JwtJoinPayload {
+  id_token: string;
+}
+
+export interface JwtMethodDefinition<S> {
+  name: string;
+  /** Validates the method's block of the token spec (`spec[name]`), with Teleport's field names. */
+  schema: z.ZodType<S, z.ZodTypeDef, unknown>;
+  /** The issuer to trust, and a static JWKS if the spec gives one (no discovery then). */
+  issuer(spec: S): { issuer: string | undefined; staticJwks?: string | undefined };
+  /** `allow` rule fields → the claim each checks. */
+  allowFields: Readonly<Record<string, { claim: string; match?: Matcher }>>;
+  maxLifetimeS: number;
+  required?: string[];
+  /** Extra platform checks on the verified claims (e.g. Kubernetes: bound tokens only). */
+  check?(claims: Record<string, unknown>, spec: S, ctx: ServerJoinContext): Promise<Record<string, unknown>> | Record<string, unknown>;
+  /** Flattens nested claims into the names `allowFields` use. */
+  flatten?(claims: Record<string, unknown>): Record<string, unknown>;
+}
+
+/**
+ * The server half shared by every platform that signs a JWT: verify it against the issuer's keys,
+ * check the rules, match `allow`, accept each token once. A method is a definition, not code.
+ */
+export function jwtServer<S>(def: JwtMethodDefinition<S>): ServerJoinMethod {
+  const parseSpec = (spec: Readonly<Record<string, unknown>>): S => {
+    const parsed = def.schema.safeParse(spec[def.name] ?? {});
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      throw new MwiError('BAD_REQUEST', issue.message, { field: ['spec', def.name, ...issue.path].join('.') });
+    }
+    return parsed.data;
+  };
+  return {
+    name: def.name,
+    prepareToken(spec) {
+      parseSpec(spec);
+      const allow = spec.allow;
+      if (!Array.isArray(allow) || allow.length === 0) throw new MwiError('BAD_REQUEST', 'at least one allow rule is required', { field: 'spec.allow' });
+      allow.forEach((rule: unknown, i) => {
+        const keys = Object.keys((rule as object) ?? {});
+        if (keys.length === 0) throw new MwiError('BAD_REQUEST', 'an empty rule would allow nothing', { field: `spec.allow[${i}]` });
+        for (const k of keys) {
+          if (!def.allowFields[k]) throw new MwiError('BAD_REQUEST', `unknown field ${k} (expected one of: ${Object.keys(def.allowFields).join(', ')})`, { field: `spec.allow[${i}].${k}` });
+        }
+      });
+      return { spec };
+    },
+    async verify(ctx) {
+      const spec = parseSpec(ctx.token.spec);
+      const token = (ctx.request.payload as Partial<JwtJoinPayload> | undefined)?.id_token;
+      if (typeof token !== 'string') throw new JoinRefusal('no id_token in the payload', 'the join was refused: no identity token was sent');
+      const { issuer, staticJwks } = def.issuer(spec);
+      const kid = tokenKid(token);
+      let keys;
+      try {
+        keys = staticJwks ? staticKeys(staticJwks, `spec.${def.name}.static_jwks`) : await ctx.platform.jwks.keysFor(issuer!, kid);
+      } catch (err) {
+        throw new JoinRefusal(`keys of ${issuer ?? 'static JWKS'} unavailable: ${err instanceof Error ? err.message : String(err)}`, 'the join was refused: the identity token issuer\'s keys could not be loaded');
+      }
+      const payload = await verifyPlatformJwt(token, {
+        ...(issuer ? { issuer } : {}),
+        audience: ctx.clusterName,
+        keys,
+        now: ctx.now,
+        maxLifetimeS: def.maxLifetimeS,
+        ...(def.required ? { required: def.required } : {}),
+      });
+      const claims = def.flatten ? def.flatten(payload) : (payload as Record<string, unknown>);
+      const extra = def.check ? await def.check(claims, spec, ctx) : {};
+      const rule = checkAllow(ctx.token.spec.allow, claims, def.allowFields);
+      // each token joins once within its lifetime
+      const fresh = await ctx.platform.markUsed(`${def.name}-${sha256Hex(token)}`, (payload.exp! + LEEWAY_S) * 1000);
+      if (!fresh) throw new JoinRefusal('token replayed', 'the join was refused: this identity token was already used');
+      return { attributes: { ...Object.fromEntries(Object.values(def.allowFields).map((f) => [f.claim, claims[f.claim]]).filter(([, v]) => v !== undefined)), matched_rule: rule, ...extra } };
+    },
+  };
+}
+
+/** The client half of a JWT method: its token source. */
+export function jwtClient(name: string, source: (audience: string) => Promise<string>): ClientJoinMethod {
+  return {
+    name,
+    async payload(ctx) {
+      return { id_token: await source(await ctx.clusterName()) } satisfies JwtJoinPayload;
+    },
+  };
+}

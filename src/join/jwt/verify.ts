@@ -1,0 +1,76 @@
+import { decodeProtectedHeader, jwtVerify, type JWTPayload, type createLocalJWKSet } from 'jose';
+import { JoinRefusal } from '../types.js';
+
+/** Asymmetric algorithms only: never `none`, never an HMAC keyed with a public key. */
+export const ALLOWED_ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
+/** Clock leeway on exp, nbf and iat. */
+export const LEEWAY_S = 60;
+
+export interface JwtRules {
+  /** Expected `iss`, compared exactly (only a static JWKS for one cluster may leave it out). */
+  issuer?: string;
+  /** `aud` must contain this. */
+  audience: string;
+  keys: ReturnType<typeof createLocalJWKSet>;
+  now: number;
+  /** Longest accepted lifetime (exp - iat), e.g. 1h for CI tokens, 48h for Kubernetes. */
+  maxLifetimeS: number;
+  /** Claims that must be present. */
+  required?: string[];
+}
+
+const KID = /^[A-Za-z0-9._~+/=-]{1,200}$/;
+
+/** The `kid` of a token, if it is well-formed (it is only ever a map key, never a path or URL). */
+export function tokenKid(token: string): string | undefined {
+  let header: ReturnType<typeof decodeProtectedHeader>;
+  try {
+    header = decodeProtectedHeader(token);
+  } catch {
+    throw new JoinRefusal('token is not a JWS', 'the join was refused: the identity token is malformed');
+  }
+  if (header.kid !== undefined && (typeof header.kid !== 'string' || !KID.test(header.kid))) {
+    throw new JoinRefusal(`malformed kid ${JSON.stringify(header.kid).slice(0, 80)}`, 'the join was refused: the identity token has a malformed key id');
+  }
+  return header.kid;
+}
+
+/**
+ * Verifies a platform JWT: signature by the issuer's keys with an asymmetric algorithm, `iss`
+ * exact, `aud` containing ours, `exp`/`nbf`/`iat` with 60 s leeway, bounded lifetime.
+ * Refusals carry a precise reason for the audit log and a public message naming the check.
+ */
+export async function verifyPlatformJwt(token: unknown, rules: JwtRules): Promise<JWTPayload> {
+  if (typeof token !== 'string' || token.length > 16_384) throw new JoinRefusal('no identity token', 'the join was refused: no identity token was sent');
+  tokenKid(token);
+  let payload: JWTPayload;
+  try {
+    ({ payload } = await jwtVerify(token, rules.keys, {
+      ...(rules.issuer ? { issuer: rules.issuer } : {}),
+      audience: rules.audience,
+      algorithms: ALLOWED_ALGS,
+      clockTolerance: LEEWAY_S,
+      currentDate: new Date(rules.now),
+      requiredClaims: ['exp', 'iat', ...(rules.required ?? [])],
+    }));
+  } catch (err) {
+    const e = err as { code?: string; claim?: string; message?: string };
+    const what: Record<string, string> = {
+      ERR_JWT_EXPIRED: 'the identity token has expired',
+      ERR_JWT_CLAIM_VALIDATION_FAILED: `the identity token's ${e.claim ?? 'claims'} claim is not acceptable`,
+      ERR_JWS_SIGNATURE_VERIFICATION_FAILED: 'the identity token signature does not verify',
+      ERR_JWKS_NO_MATCHING_KEY: 'the identity token is signed by an unknown key',
+      ERR_JOSE_ALG_NOT_ALLOWED: 'the identity token uses a forbidden algorithm',
+      ERR_JWS_INVALID: 'the identity token is malformed',
+      ERR_JWT_INVALID: 'the identity token is malformed',
+      ERR_JOSE_NOT_SUPPORTED: 'the identity token uses an unsupported algorithm',
+      ERR_JWKS_MULTIPLE_MATCHING_KEYS: 'the identity token matches several keys',
+    };
+    throw new JoinRefusal(`jwt: ${e.code ?? 'invalid'}: ${e.message ?? ''}`, `the join was refused: ${what[e.code ?? ''] ?? 'the identity token is not valid'}`);
+  }
+  const iat = payload.iat!;
+  const exp = payload.exp!;
+  if (iat * 1000 > rules.now + LEEWAY_S * 1000) throw new JoinRefusal('jwt: iat in the future', "the join was refused: the identity token's iat claim is in the future");
+  if (exp - iat > rules.maxLifetimeS) throw new JoinRefusal(`jwt: lifetime ${exp - iat}s over ${rules.maxLifetimeS}s`, 'the join was refused: the identity token lives too long');
+  return payload;
+}
