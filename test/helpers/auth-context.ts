@@ -8,11 +8,12 @@ import { ResourceCache } from '../../src/auth/cache.js';
 import type { AuthContext } from '../../src/auth/context.js';
 import type { Bot, Lock, Role } from '../../src/auth/resources.js';
 import { MemoryBackend } from '../../src/storage/memory.js';
-import { platformDeps } from '../../src/auth/platform.js';
+import { platformDeps, type KubernetesConfig } from '../../src/auth/platform.js';
+import type { OidcConfig } from '../../src/join/jwt/jwks.js';
 import { fakeClock, type FakeClock } from './backend-conformance.js';
 
 /** An in-process Auth Service core on the memory backend with a fake clock. */
-export async function testContext(): Promise<{ ctx: AuthContext; admin: AdminApi; clock: FakeClock; auditPath: string }> {
+export async function testContext(oidc: OidcConfig = {}, k8s: KubernetesConfig = {}): Promise<{ ctx: AuthContext; admin: AdminApi; clock: FakeClock; auditPath: string }> {
   const clock = fakeClock(Date.now());
   const backend = new MemoryBackend(clock.now);
   const auditPath = join(mkdtempSync(join(tmpdir(), 'mwi-audit-')), 'events.log');
@@ -24,7 +25,7 @@ export async function testContext(): Promise<{ ctx: AuthContext; admin: AdminApi
     roles: await ResourceCache.open<Role>(backend, '/roles/'),
     bots: await ResourceCache.open<Bot>(backend, '/bots/'),
     locks: await ResourceCache.open<Lock>(backend, '/locks/'),
-    platform: platformDeps(backend, clock.now, {}, {}, {}),
+    platform: platformDeps(backend, clock.now, oidc, k8s, {}),
   };
   return { ctx, admin: new AdminApi(ctx), clock, auditPath };
 }

@@ -1,0 +1,85 @@
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { userInfo } from 'node:os';
+import { after, before, describe, it } from 'node:test';
+import { GITHUB_ISSUER } from '../../src/join/github/wire.js';
+import { startCluster, type TestCluster } from '../helpers/cluster.js';
+import { cli } from '../helpers/procs.js';
+import { startIssuer, type TestIssuer } from '../helpers/oidc-issuer.js';
+import { sshRun, startSshd, type Sshd } from '../helpers/sshd.js';
+
+/** GitHub Actions and Kubernetes joins with the real tbot and mwi, ending in a real sshd login. */
+describe('platform-signed joins end to end (github, kubernetes)', () => {
+  let c: TestCluster;
+  let gh: TestIssuer;
+  let k8s: TestIssuer;
+  let sshd: Sshd;
+  const me = userInfo().username;
+  const tbot = (method: string, token: string, out: string, env: NodeJS.ProcessEnv) =>
+    cli('tbot', ['start', '--auth-server', c.addr, '--ca-pin', c.caPin, '--join-method', method, '--token', token, '--destination-dir', out, '--oneshot'], { env });
+
+  before(async () => {
+    gh = await startIssuer({ issuer: GITHUB_ISSUER });
+    k8s = await startIssuer({ issuer: 'https://kubernetes.default.svc.cluster.local', alg: 'ES256' });
+    // the real GitHub issuer name, its keys fetched from the test issuer (mwi.yaml oidc.endpoint_overrides)
+    c = await startCluster('platform.example', `oidc:\n  endpoint_overrides:\n    "${GITHUB_ISSUER}": "${gh.url}"\n`);
+    await c.addBot('ci', [me]);
+    sshd = await startSshd(c, join(c.dir, 'sshd'));
+  });
+  after(async () => {
+    await sshd?.stop();
+    await c?.stop();
+    await gh?.close();
+    await k8s?.close();
+  });
+
+  it('github: tbot fetches an ID token from the Actions runtime, joins, and the SSH cert logs in', async () => {
+    const spec = join(c.dir, 'gh.yaml');
+    writeFileSync(spec, 'kind: token\nversion: v2\nmetadata: { name: gh-deploy }\nspec:\n  join_method: github\n  bot_name: ci\n  allow:\n    - { repository: octo/app, ref: refs/heads/main }\n');
+    await c.tctlOk(['create', '-f', spec]);
+    gh.tokenEndpointClaims = { sub: 'repo:octo/app:ref:refs/heads/main', repository: 'octo/app', repository_owner: 'octo', ref: 'refs/heads/main', ref_type: 'branch', workflow: 'deploy', actor: 'mona' };
+    const env = { ACTIONS_ID_TOKEN_REQUEST_URL: `${gh.url}/token?api-version=2.0`, ACTIONS_ID_TOKEN_REQUEST_TOKEN: 'runner-request-token' };
+    const r = await tbot('github', 'gh-deploy', join(c.dir, 'gh-out'), env);
+    assert.equal(r.code, 0, r.stderr);
+    const login = await sshRun(join(c.dir, 'gh-out'), sshd.port, me, 'echo from-github-actions');
+    assert.equal(login.code, 0, login.stderr);
+    assert.equal(login.stdout.trim(), 'from-github-actions');
+    const joined = c.audit().find((e) => e.event === 'bot.join' && e.success && e.join_method === 'github');
+    assert.equal(joined?.repository, 'octo/app');
+  });
+
+  it('github: a workflow without id-token permission gets a clear error; another repository is refused', async () => {
+    const r = await tbot('github', 'gh-deploy', join(c.dir, 'gh-out2'), { ACTIONS_ID_TOKEN_REQUEST_URL: '', ACTIONS_ID_TOKEN_REQUEST_TOKEN: '' });
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /needs "permissions: id-token: write"/);
+    gh.tokenEndpointClaims = { ...gh.tokenEndpointClaims, repository: 'octo/other', jti: 'x' };
+    const env = { ACTIONS_ID_TOKEN_REQUEST_URL: `${gh.url}/token`, ACTIONS_ID_TOKEN_REQUEST_TOKEN: 'runner-request-token' };
+    const refused = await tbot('github', 'gh-deploy', join(c.dir, 'gh-out3'), env);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /matches none of the token's allow rules/);
+  });
+
+  it('kubernetes (static_jwks): a projected token from KUBERNETES_TOKEN_PATH joins; the SSH cert logs in', async () => {
+    const spec = join(c.dir, 'k8s.yaml');
+    writeFileSync(
+      spec,
+      `kind: token\nversion: v2\nmetadata: { name: k8s-deploy }\nspec:\n  join_method: kubernetes\n  bot_name: ci\n  kubernetes:\n    type: static_jwks\n    static_jwks:\n      jwks: '${k8s.jwks()}'\n  allow:\n    - { service_account: "prod:deployer" }\n`,
+    );
+    await c.tctlOk(['create', '-f', spec]);
+    const tokenFile = join(c.dir, 'sa-token');
+    writeFileSync(
+      tokenFile,
+      await k8s.sign({ aud: ['platform.example'], sub: 'system:serviceaccount:prod:deployer', 'kubernetes.io': { namespace: 'prod', serviceaccount: { name: 'deployer', uid: 'u' }, pod: { name: 'deployer-7f', uid: 'p' } } }),
+    );
+    const r = await tbot('kubernetes', 'k8s-deploy', join(c.dir, 'k8s-out'), { KUBERNETES_TOKEN_PATH: tokenFile });
+    assert.equal(r.code, 0, r.stderr);
+    const login = await sshRun(join(c.dir, 'k8s-out'), sshd.port, me, 'echo from-kubernetes');
+    assert.equal(login.code, 0, login.stderr);
+    assert.equal(login.stdout.trim(), 'from-kubernetes');
+    // the same token again: a replay
+    const again = await tbot('kubernetes', 'k8s-deploy', join(c.dir, 'k8s-out2'), { KUBERNETES_TOKEN_PATH: tokenFile });
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /already used/);
+  });
+});
