@@ -18,10 +18,16 @@ export const JOIN_METHODS: readonly JoinMethodInfo[] = Object.freeze([
   { name: 'github', renewable: false, secretName: false },
   { name: 'gitlab', renewable: false, secretName: false },
   { name: 'kubernetes', renewable: false, secretName: false },
+  { name: 'circleci', renewable: false, secretName: false },
+  { name: 'gcp', renewable: false, secretName: false },
+  { name: 'terraform_cloud', renewable: false, secretName: false },
+  { name: 'spacelift', renewable: false, secretName: false },
+  { name: 'bitbucket', renewable: false, secretName: false },
+  { name: 'azure_devops', renewable: false, secretName: false },
 ]);
 
 /** Methods planned in DESIGN.md, named in errors so users see what exists and what is coming. */
-export const PLANNED_METHODS = ['ec2', 'iam', 'gcp', 'azure', 'circleci', 'terraform_cloud', 'spacelift', 'bitbucket', 'azure_devops'] as const;
+export const PLANNED_METHODS = ['ec2', 'iam', 'azure'] as const;
 
 export function joinMethodInfo(name: string): JoinMethodInfo | undefined {
   return JOIN_METHODS.find((m) => m.name === name);

@@ -1,7 +1,7 @@
 import { JoinRefusal } from '../types.js';
 
 /** How a rule field compares with a claim. */
-export type Matcher = 'exact' | 'glob';
+export type Matcher = 'exact' | 'glob' | 'region-or-zone';
 
 /** `*` matches any run of characters, `?` one; everything else literally. */
 export function globMatch(pattern: string, value: string): boolean {
@@ -10,9 +10,14 @@ export function globMatch(pattern: string, value: string): boolean {
 }
 
 function matches(want: unknown, got: unknown, how: Matcher): boolean {
+  // a list in the rule: any of its values; a list claim (e.g. CircleCI contexts): any of its elements
+  if (Array.isArray(want)) return want.length > 0 && want.some((w) => matches(w, got, how));
+  if (Array.isArray(got)) return got.some((g) => matches(want, g, how));
   if (typeof want === 'boolean') return got === want || got === String(want);
   if (typeof want !== 'string' || want === '') return false;
   if (typeof got !== 'string') return false;
+  // a region (us-west1) covers its zones (us-west1-a); nothing shorter matches
+  if (how === 'region-or-zone') return got === want || (got.startsWith(`${want}-`) && /^[a-z]$/.test(got.slice(want.length + 1)));
   return how === 'glob' ? globMatch(want, got) : want === got;
 }
 

@@ -77,7 +77,10 @@ export class JwksCache {
     if (doc.issuer !== issuer) throw new Error(`discovery document names issuer ${JSON.stringify(doc.issuer)}, expected ${issuer}`);
     if (typeof doc.jwks_uri !== 'string') throw new Error('discovery document has no jwks_uri');
     // with an override, keys come from the same place as the discovery document
-    const uri = this.config.endpointOverrides?.[issuer] ? `${this.base(issuer)}${new URL(doc.jwks_uri).pathname}` : doc.jwks_uri;
+    let uri = doc.jwks_uri;
+    if (this.config.endpointOverrides?.[issuer]) {
+      uri = doc.jwks_uri.startsWith(issuer) ? `${this.base(issuer)}${doc.jwks_uri.slice(issuer.length)}` : `${this.base(issuer)}${new URL(doc.jwks_uri).pathname}`;
+    }
     checkFetchUrl(uri, 'jwks_uri');
     return uri;
   }

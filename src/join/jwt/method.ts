@@ -17,6 +17,8 @@ export interface JwtMethodDefinition<S> {
   schema: z.ZodType<S, z.ZodTypeDef, unknown>;
   /** The issuer to trust, and a static JWKS if the spec gives one (no discovery then). */
   issuer(spec: S): { issuer: string | undefined; staticJwks?: string | undefined };
+  /** The audience tokens must carry (default: the cluster name). */
+  audience?(spec: S, clusterName: string): string;
   /** `allow` rule fields → the claim each checks. */
   allowFields: Readonly<Record<string, { claim: string; match?: Matcher }>>;
   maxLifetimeS: number;
@@ -69,7 +71,7 @@ export function jwtServer<S>(def: JwtMethodDefinition<S>): ServerJoinMethod {
       }
       const payload = await verifyPlatformJwt(token, {
         ...(issuer ? { issuer } : {}),
-        audience: ctx.clusterName,
+        audience: def.audience ? def.audience(spec, ctx.clusterName) : ctx.clusterName,
         keys,
         now: ctx.now,
         maxLifetimeS: def.maxLifetimeS,
@@ -82,6 +84,19 @@ export function jwtServer<S>(def: JwtMethodDefinition<S>): ServerJoinMethod {
       const fresh = await ctx.platform.markUsed(`${def.name}-${sha256Hex(token)}`, (payload.exp! + LEEWAY_S) * 1000);
       if (!fresh) throw new JoinRefusal('token replayed', 'the join was refused: this identity token was already used');
       return { attributes: { ...Object.fromEntries(Object.values(def.allowFields).map((f) => [f.claim, claims[f.claim]]).filter(([, v]) => v !== undefined)), matched_rule: rule, ...extra } };
+    },
+  };
+}
+
+/** A client half that reads the platform's token from an environment variable. */
+export function envTokenClient(name: string, defaultVar: string, hint: string): ClientJoinMethod {
+  return {
+    name,
+    async payload(ctx) {
+      const v = String(ctx.options.token_env_var_name ?? defaultVar);
+      const token = process.env[v];
+      if (!token) throw new MwiError('BAD_CONFIG', `${v} is not set: ${hint}`, { field: `onboarding.join_method ${name}` });
+      return { id_token: token } satisfies JwtJoinPayload;
     },
   };
 }

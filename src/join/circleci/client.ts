@@ -1,0 +1,3 @@
+import { envTokenClient } from '../jwt/method.js';
+
+export const circleciClient = envTokenClient('circleci', 'CIRCLE_OIDC_TOKEN', 'tbot must run inside a CircleCI job');

@@ -1,0 +1,11 @@
+import { z } from 'zod';
+
+/** `spec.circleci`: tokens are issued per organization, and their audience is its id. */
+export const circleciSpec = z.object({ organization_id: z.string().min(1, 'required') }).strict();
+export type CircleciSpec = z.infer<typeof circleciSpec>;
+
+export const CIRCLECI_ALLOW = {
+  project_id: { claim: 'project_id' },
+  /** Matches when the job ran with this context (a token may carry several). */
+  context_id: { claim: 'context_id' },
+} as const;

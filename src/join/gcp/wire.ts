@@ -1,0 +1,13 @@
+import { z } from 'zod';
+
+export const gcpSpec = z.object({}).strict();
+export type GcpSpec = z.infer<typeof gcpSpec>;
+
+export const GOOGLE_ISSUER = 'https://accounts.google.com';
+
+/** `allow` on the VM identity token (format=full): lists, any element matching. */
+export const GCP_ALLOW = {
+  project_ids: { claim: 'project_id' },
+  locations: { claim: 'zone', match: 'region-or-zone' },
+  service_accounts: { claim: 'email' },
+} as const;

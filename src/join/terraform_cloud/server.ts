@@ -1,0 +1,13 @@
+import { jwtServer } from '../jwt/method.js';
+import { TERRAFORM_CLOUD_ALLOW, terraformCloudSpec } from './wire.js';
+
+/** HCP Terraform workload identity tokens (one per run phase). */
+export const terraformCloudServer = jwtServer({
+  name: 'terraform_cloud',
+  schema: terraformCloudSpec,
+  issuer: (s) => ({ issuer: `https://${s.hostname}` }),
+  audience: (s, cluster) => s.audience ?? cluster,
+  allowFields: TERRAFORM_CLOUD_ALLOW,
+  maxLifetimeS: 3 * 3600,
+  required: ['sub', 'terraform_organization_id', 'terraform_workspace_id'],
+});
