@@ -7,5 +7,5 @@ export type CircleciSpec = z.infer<typeof circleciSpec>;
 export const CIRCLECI_ALLOW = {
   project_id: { claim: 'project_id' },
   /** Matches when the job ran with this context (a token may carry several). */
-  context_id: { claim: 'context_id' },
+  context_id: { claim: 'context_id', list: true },
 } as const;

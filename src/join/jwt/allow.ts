@@ -9,10 +9,11 @@ export function globMatch(pattern: string, value: string): boolean {
   return re.test(value);
 }
 
-function matches(want: unknown, got: unknown, how: Matcher): boolean {
-  // a list in the rule: any of its values; a list claim (e.g. CircleCI contexts): any of its elements
-  if (Array.isArray(want)) return want.length > 0 && want.some((w) => matches(w, got, how));
-  if (Array.isArray(got)) return got.some((g) => matches(want, g, how));
+function matches(want: unknown, got: unknown, how: Matcher, listClaim: boolean): boolean {
+  // a list in the rule: any of its values
+  if (Array.isArray(want)) return want.length > 0 && want.some((w) => matches(w, got, how, listClaim));
+  // a list claim (CircleCI contexts): any element; any other claim must be a scalar (no type confusion)
+  if (listClaim) return Array.isArray(got) && got.some((g) => matches(want, g, how, false));
   if (typeof want === 'boolean') return got === want || got === String(want);
   if (typeof want !== 'string' || want === '') return false;
   if (typeof got !== 'string') return false;
@@ -28,13 +29,13 @@ function matches(want: unknown, got: unknown, how: Matcher): boolean {
 export function checkAllow(
   rules: unknown,
   claims: Record<string, unknown>,
-  fields: Readonly<Record<string, { claim: string; match?: Matcher }>>,
+  fields: Readonly<Record<string, { claim: string; match?: Matcher; list?: boolean }>>,
 ): Record<string, unknown> {
   if (!Array.isArray(rules) || rules.length === 0) throw new JoinRefusal('token has no allow rules', 'the join was refused: the token allows nothing');
   for (const rule of rules as Array<Record<string, unknown>>) {
     const keys = Object.keys(rule ?? {}).filter((k) => rule[k] !== undefined && rule[k] !== null);
     if (keys.length === 0) continue; // an empty rule allows nothing
-    if (keys.every((k) => fields[k] && matches(rule[k], claims[fields[k]!.claim], fields[k]!.match ?? 'exact'))) return rule;
+    if (keys.every((k) => fields[k] && matches(rule[k], claims[fields[k]!.claim], fields[k]!.match ?? 'exact', fields[k]!.list === true))) return rule;
   }
   throw new JoinRefusal(
     `no allow rule matches (claims: ${JSON.stringify(Object.fromEntries(Object.values(fields).map((f) => [f.claim, claims[f.claim]])))})`,

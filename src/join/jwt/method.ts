@@ -20,7 +20,7 @@ export interface JwtMethodDefinition<S> {
   /** The audience tokens must carry (default: the cluster name). */
   audience?(spec: S, clusterName: string): string;
   /** `allow` rule fields → the claim each checks. */
-  allowFields: Readonly<Record<string, { claim: string; match?: Matcher }>>;
+  allowFields: Readonly<Record<string, { claim: string; match?: Matcher; list?: boolean }>>;
   maxLifetimeS: number;
   required?: string[];
   /** Extra platform checks on the verified claims (e.g. Kubernetes: bound tokens only). */
