@@ -47,6 +47,21 @@ export async function startIssuer(opts: { issuer?: string; alg?: string } = {}):
       fetches++;
       return json(200, { keys: keys.map((k) => k.jwk) });
     }
+    if (u.pathname === '/computeMetadata/v1/instance/service-accounts/default/identity') {
+      // the GCE metadata server
+      if (req.headers['metadata-flavor'] !== 'Google') return json(403, {});
+      void self.sign!({ ...self.tokenEndpointClaims, aud: u.searchParams.get('audience') ?? '' }).then((v) => {
+        res.writeHead(200, { 'content-type': 'application/jwt' });
+        res.end(v);
+      });
+      return;
+    }
+    if (u.pathname === '/azdo/oidctoken' && req.method === 'POST') {
+      // Azure DevOps' pipeline OIDC request endpoint
+      if (req.headers.authorization !== 'Bearer runner-request-token') return json(401, {});
+      void self.sign!({ ...self.tokenEndpointClaims }).then((oidcToken) => json(200, { oidcToken }));
+      return;
+    }
     if (u.pathname === '/token') {
       // GitHub Actions' ID token request endpoint
       if (req.headers.authorization !== 'Bearer runner-request-token') return json(401, { message: 'bad token' });
