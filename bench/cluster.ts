@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,10 +21,13 @@ export interface BenchCluster {
 }
 
 /** A real `mwi start` in its own process (its own event loop), SQLite in a temp dir. */
-export async function startAuth(dataDir?: string): Promise<BenchCluster> {
+export async function startAuth(dataDir?: string, mwiYaml?: string): Promise<BenchCluster> {
   const dir = dataDir ? dirname(dataDir) : mkdtempSync(join(tmpdir(), 'mwi-bench-'));
+  // (a config file, when given, lives next to the data dir)
   const dd = dataDir ?? join(dir, 'auth');
-  const proc = spawn(process.execPath, [join(CLI, 'mwi.js'), 'start', '--data-dir', dd, '--listen', '127.0.0.1:0', '--cluster-name', 'bench'], {
+  const config = mwiYaml ? join(dir, 'mwi.yaml') : undefined;
+  if (config) writeFileSync(config, mwiYaml!);
+  const proc = spawn(process.execPath, [join(CLI, 'mwi.js'), 'start', ...(config ? ['-c', config] : []), '--data-dir', dd, '--listen', '127.0.0.1:0', '--cluster-name', 'bench'], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, MWI_LOG_LEVEL: 'warn' },
   });

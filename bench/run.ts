@@ -14,6 +14,8 @@ import { sshAuthorizedKey } from '../src/crypto/ssh.js';
 import { cryptoRates } from './crypto.js';
 import { CLI, startAuth, type BenchCluster } from './cluster.js';
 import { drive, summarize } from './stats.js';
+import { GITHUB_ISSUER } from '../src/join/github/wire.js';
+import { startIssuer, type TestIssuer } from '../test/helpers/oidc-issuer.js';
 
 const QUICK = process.argv.includes('--quick');
 const LEVELS = [1, 16, 64, 256];
@@ -70,6 +72,22 @@ async function benchBoundKeypairJoins(c: BenchCluster, keys: PemKeyPair[], ecdsa
     api.close();
     const s = summarize(r.samples, r.wallMs);
     rows.push({ bench: 'join bound_keypair', concurrency: conc, ...s, bound: s.rate / ecdsaBound, note: `2 requests/join${r.errors ? `; ${r.errors} errors: ${r.firstError}` : ''}` });
+  }
+}
+
+/** `github` joins: the bench process plays the issuer (keys served over loopback, tokens signed here). */
+async function benchGithubJoins(c: BenchCluster, keys: PemKeyPair[], ecdsaBound: number, issuer: TestIssuer): Promise<void> {
+  await c.admin.call('POST', '/v1/admin/resources', { resource: { kind: 'token', metadata: { name: 'gh' }, spec: { join_method: 'github', bot_name: 'bench', allow: [{ repository: 'octo/app' }] } } });
+  for (const conc of LEVELS) {
+    const n = perLevel(conc);
+    const jwts = await Promise.all(Array.from({ length: n }, (_, i) => issuer.sign({ sub: 'repo:octo/app:ref:refs/heads/main', repository: 'octo/app', aud: 'bench', jti: `${conc}-${i}` })));
+    const api = new ApiClient({ addrs: [c.addr], tls: { ca: hostCA(c) } });
+    const r = await drive(n, conc, async (i) => {
+      await api.call('POST', PATHS.join, { token: 'gh', join_method: 'github', public_key: keys[i % keys.length]!.publicKeyPem, payload: { id_token: jwts[i] } });
+    });
+    api.close();
+    const s = summarize(r.samples, r.wallMs);
+    rows.push({ bench: 'join github (RS256 JWT)', concurrency: conc, ...s, bound: s.rate / ecdsaBound, ...(r.errors ? { note: `${r.errors} errors: ${r.firstError}` } : {}) });
   }
 }
 
@@ -199,18 +217,21 @@ async function main(): Promise<void> {
   }
   const crypto = await cryptoRates(QUICK ? 0.5 : 1.5);
   const ecdsa = crypto.ecdsa_p256_sign!;
-  const c = await startAuth();
+  const gh = await startIssuer({ issuer: GITHUB_ISSUER });
+  const c = await startAuth(undefined, `oidc:\n  endpoint_overrides:\n    "${GITHUB_ISSUER}": "${gh.url}"\n`);
   try {
     await setup(c);
     const keys = await Promise.all(Array.from({ length: 64 }, () => generateKeys('ec-p256')));
     await benchTokenJoins(c, keys, ecdsa);
     await benchBoundKeypairJoins(c, keys, ecdsa);
+    await benchGithubJoins(c, keys, ecdsa, gh);
     await benchRenewals(c, keys, ecdsa);
     await benchBurst(c, keys);
     await benchTbot(c);
     extra.auth_rss_after_load_mb = c.rssMb();
   } finally {
     await c.stop();
+    await gh.close();
   }
   await benchInstances();
 
