@@ -47,7 +47,6 @@ export class AuthServer {
   private constructor(
     readonly ctx: AuthContext,
     private readonly server: Server,
-    private readonly opts: AuthServerOptions,
     private readonly log: Logger,
     private readonly timers: NodeJS.Timeout[],
   ) {}
@@ -105,7 +104,7 @@ export class AuthServer {
         if (!socket.authorized && socket.getPeerCertificate()?.raw) socket.destroy();
       });
       server.keepAliveTimeout = 30_000;
-      const auth = new AuthServer(ctx, server, opts, log, []);
+      const auth = new AuthServer(ctx, server, log, []);
       server.on('request', (req, res) => void auth.route(req, res, admin));
       await new Promise<void>((resolve, reject) => {
         server.once('error', (err: NodeJS.ErrnoException) =>

@@ -59,6 +59,12 @@ describe('every JWT method: an allowed token joins, hostile and near-miss tokens
         .setProtectedHeader({ alg: 'HS256', kid: iss.current().kid })
         .sign(Buffer.from(JSON.stringify(iss.current().jwk)));
       await refused('HS256 with the public key', handleJoin(t.ctx, { token: name, join_method: m.method, public_key: pub, payload: { id_token: hs } }, '-'));
+      const none = `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from(JSON.stringify({ ...m.claims, iss: m.issuer, iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 60 })).toString('base64url')}.`;
+      await refused('alg none', handleJoin(t.ctx, { token: name, join_method: m.method, public_key: pub, payload: { id_token: none } }, '-'));
+      // only iss/aud/iat/exp: every platform claim missing
+      await refused('missing claims', join(Object.fromEntries(Object.keys(m.claims).filter((k) => k !== 'aud').map((k) => [k, undefined]))));
+      // every platform claim of the wrong type
+      await refused('claims of the wrong type', join(Object.fromEntries(Object.keys(m.claims).filter((k) => k !== 'aud').map((k) => [k, 42]))));
       assert.equal((await t.ctx.backend.range('/bot_instances/')).length, before, 'a refused join created an instance');
       const token = await iss.sign({ ...m.claims, jti: `ok-${m.method}` });
       const ok = await handleJoin(t.ctx, { token: name, join_method: m.method, public_key: pub, payload: { id_token: token } }, '-');
