@@ -8,6 +8,16 @@ import { readIdentityFile } from '../src/auth/local-identity.js';
 
 export const CLI = resolve(dirname(fileURLToPath(import.meta.url)), '../src/cli');
 
+function processTree(pid: number): number[] {
+  let children: number[] = [];
+  try {
+    children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    // no children file: no children
+  }
+  return [pid, ...children.flatMap(processTree)];
+}
+
 export interface BenchCluster {
   dir: string;
   dataDir: string;
@@ -27,7 +37,7 @@ export async function startAuth(dataDir?: string, mwiYaml?: string): Promise<Ben
   const dd = dataDir ?? join(dir, 'auth');
   const config = mwiYaml ? join(dir, 'mwi.yaml') : undefined;
   if (config) writeFileSync(config, mwiYaml!);
-  const proc = spawn(process.execPath, [join(CLI, 'mwi.js'), 'start', ...(config ? ['-c', config] : []), '--data-dir', dd, '--listen', '127.0.0.1:0', '--cluster-name', 'bench'], {
+  const proc = spawn(process.execPath, [join(CLI, 'mwi.js'), 'start', ...(config ? ['-c', config] : []), '--data-dir', dd, '--listen', '127.0.0.1:0', '--cluster-name', 'bench', '--workers', process.env.BENCH_WORKERS ?? '1'], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, MWI_LOG_LEVEL: 'warn' },
   });
@@ -36,7 +46,7 @@ export async function startAuth(dataDir?: string, mwiYaml?: string): Promise<Ben
   proc.stderr!.on('data', (d: Buffer) => process.stderr.write(d));
   const m = await new Promise<RegExpExecArray>((res, rej) => {
     const t = setInterval(() => {
-      const mm = /listening on (\S+)\nCA pin: (\S+)/.exec(out);
+      const mm = /listening on (\S+)(?: \(\d+ workers\))?\nCA pin: (\S+)/.exec(out);
       if (mm) {
         clearInterval(t);
         res(mm);
@@ -54,7 +64,8 @@ export async function startAuth(dataDir?: string, mwiYaml?: string): Promise<Ben
     proc,
     admin,
     caCerts: id.ca_certs,
-    rssMb: () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${proc.pid}/status`, 'utf8'))?.[1] ?? 0) / 1024,
+    // the primary and, with --workers, every worker process
+    rssMb: () => processTree(proc.pid!).reduce((sum, pid) => sum + Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024, 0),
     async stop(opts = {}) {
       admin.close();
       proc.kill('SIGTERM');

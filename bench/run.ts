@@ -209,7 +209,8 @@ function fmt(v: number | undefined, digits = 0): string {
 }
 
 async function main(): Promise<void> {
-  process.stdout.write(`mwi bench${QUICK ? ' (quick)' : ''}: ${cpus().length} cores (${cpus()[0]?.model}), node ${process.version}, SQLite\n`);
+  const workers = process.env.BENCH_WORKERS ?? '1';
+  process.stdout.write(`mwi bench${QUICK ? ' (quick)' : ''}: ${cpus().length} cores (${cpus()[0]?.model}), node ${process.version}, SQLite, ${workers} Auth Service worker(s)\n`);
   if (process.argv.includes('--instances-only')) {
     await benchInstances();
     process.stdout.write(rows.map((r) => `${r.bench}: ${fmt(r.p50, 0)} ms${r.note ? `; ${r.note}` : ""}`).join('\n') + '\n');
@@ -245,7 +246,7 @@ async function main(): Promise<void> {
     ...Object.entries(crypto).map(([k, v]) => `| ${k} | ${v.toFixed(0)} |`),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
-  writeFileSync('bench-results.json', JSON.stringify({ date: new Date().toISOString(), node: process.version, cores: cpus().length, quick: QUICK, rows, crypto, extra }, null, 2));
+  writeFileSync('bench-results.json', JSON.stringify({ date: new Date().toISOString(), node: process.version, cores: cpus().length, workers: Number(workers), quick: QUICK, rows, crypto, extra }, null, 2));
   process.stdout.write('wrote bench-results.json\n');
 }
 

@@ -56,7 +56,7 @@ export class FileAuditLog implements AuditLog {
   }
 
   emit(event: AuditEvent): void {
-    this.out.write(`${JSON.stringify({ time: new Date(this.now()).toISOString(), ...event })}\n`);
+    this.out.write(`${JSON.stringify({ time: new Date(this.now()).toISOString(), ...event, pid: process.pid })}\n`);
   }
 
   async recent(limit: number, type?: string): Promise<AuditEvent[]> {

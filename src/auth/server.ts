@@ -122,6 +122,8 @@ export class AuthServer {
           })().catch((err) => log.error('refreshing local certificates failed', { error: String(err) }));
         }, LOCAL_REFRESH_MS).unref(),
       );
+      // expired instances, challenges and replay markers: reads skip them, this frees the space
+      auth.timers.push(setInterval(() => backend.purgeExpired?.(), 10 * 60 * 1000).unref());
       audit.emit({ event: 'auth.start', success: true, cluster_name: cas.clusterName, version: VERSION });
       log.info('auth service started', { cluster: cas.clusterName, addr: auth.address, ca_pin: cas.caPin });
       return auth;

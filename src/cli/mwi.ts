@@ -1,6 +1,9 @@
 #!/usr/bin/env node
-import { DEFAULT_DATA_DIR, DEFAULT_LISTEN, loadAuthConfig } from '../auth/config.js';
+import cluster from 'node:cluster';
+import { availableParallelism } from 'node:os';
+import { DEFAULT_DATA_DIR, DEFAULT_LISTEN, loadAuthConfig, type AuthConfig } from '../auth/config.js';
 import { AuthServer } from '../auth/server.js';
+import { createLogger } from '../util/log.js';
 import { VERSION } from '../version.js';
 import { parseFlags, runMain, usageError } from './common.js';
 
@@ -16,7 +19,57 @@ mwi start flags:
       --listen HOST:PORT   address for the join, renew and admin APIs (default ${DEFAULT_LISTEN})
       --cluster-name NAME  cluster name, fixed at first start (default: host name)
       --storage URL        sqlite (default, DATA_DIR/mwi.db), sqlite:///PATH or memory://
+      --workers N          Auth Service processes sharing the port and the storage (default 1;
+                           "auto": one per core). Not with memory:// storage.
 `;
+
+type Ready = { type: 'ready'; address: string; caPin: string; clusterName: string };
+
+function waitForStop(): Promise<string> {
+  return new Promise((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'));
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+  });
+}
+
+async function serve(cfg: AuthConfig): Promise<AuthServer> {
+  return AuthServer.start({ dataDir: cfg.dataDir, listen: cfg.listen, clusterName: cfg.clusterName, storage: cfg.storage, tlsSans: cfg.tlsSans, oidc: cfg.oidc, kubernetes: cfg.kubernetes });
+}
+
+/** One Auth Service process per worker: the port is shared (node:cluster), so is the storage. */
+async function primary(cfg: AuthConfig, workers: number): Promise<void> {
+  const log = createLogger('mwi');
+  let stopping = false;
+  let announced = false;
+  const fork = () => {
+    const w = cluster.fork({ MWI_WORKER: '1' });
+    w.on('message', (m: Ready) => {
+      if (m?.type === 'ready' && !announced) {
+        announced = true;
+        process.stdout.write(`mwi auth service ${m.clusterName} listening on ${m.address} (${workers} workers)\nCA pin: ${m.caPin}\n`);
+      }
+    });
+    w.on('exit', (code, signal) => {
+      if (stopping) return;
+      log.error('auth worker exited; starting another', { code, signal: signal ?? undefined });
+      setTimeout(fork, 1000).unref();
+    });
+  };
+  for (let i = 0; i < workers; i++) fork();
+  const sig = await waitForStop();
+  stopping = true;
+  process.stdout.write(`received ${sig}, shutting down\n`);
+  await Promise.all(
+    Object.values(cluster.workers ?? {}).map(
+      (w) =>
+        new Promise<void>((resolve) => {
+          if (!w || w.isDead()) return resolve();
+          w.once('exit', () => resolve());
+          w.process.kill('SIGTERM');
+        }),
+    ),
+  );
+}
 
 runMain('mwi', async () => {
   const [cmd, ...rest] = process.argv.slice(2);
@@ -35,6 +88,7 @@ runMain('mwi', async () => {
     listen: { type: 'string' },
     'cluster-name': { type: 'string' },
     storage: { type: 'string' },
+    workers: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) {
@@ -43,15 +97,20 @@ runMain('mwi', async () => {
   }
   if (positionals.length > 0) throw usageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
   const cfg = loadAuthConfig(values.config, values);
-  const server = await AuthServer.start({ dataDir: cfg.dataDir, listen: cfg.listen, clusterName: cfg.clusterName, storage: cfg.storage, tlsSans: cfg.tlsSans, oidc: cfg.oidc, kubernetes: cfg.kubernetes });
-  process.stdout.write(`mwi auth service ${server.clusterName} listening on ${server.address}\nCA pin: ${server.caPin}\n`);
-  await new Promise<void>((resolve) => {
-    const stop = (sig: string) => {
-      process.stdout.write(`received ${sig}, shutting down\n`);
-      resolve();
-    };
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
-  });
+  const workers = values.workers === 'auto' ? availableParallelism() : values.workers === undefined ? 1 : Number(values.workers);
+  if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw usageError('expected a number from 1 to 64, or auto', '--workers');
+  if (workers > 1 && cfg.storage?.startsWith('memory')) throw usageError('memory storage cannot be shared by several workers', '--workers');
+
+  if (workers > 1 && cluster.isPrimary) return primary(cfg, workers);
+  const server = await serve(cfg);
+  if (cluster.isWorker) {
+    process.send?.({ type: 'ready', address: server.address, caPin: server.caPin, clusterName: server.clusterName } satisfies Ready);
+  } else {
+    process.stdout.write(`mwi auth service ${server.clusterName} listening on ${server.address}\nCA pin: ${server.caPin}\n`);
+  }
+  const sig = await waitForStop();
+  if (!cluster.isWorker) process.stdout.write(`received ${sig}, shutting down\n`);
   await server.close();
+  // a worker's IPC channel would keep it alive after its server closed
+  if (cluster.isWorker) process.disconnect?.();
 });

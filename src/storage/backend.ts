@@ -39,6 +39,8 @@ export interface Backend {
   range(prefix: string, opts?: RangeOptions): Promise<Item[]>;
   /** Calls `fn` for every change under `prefix`; returns a function that stops watching. */
   watch(prefix: string, fn: (event: WatchEvent) => void): () => void;
+  /** Reclaims space held by expired items (reads already ignore them). */
+  purgeExpired?(): number;
   close(): Promise<void>;
 }
 

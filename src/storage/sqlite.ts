@@ -15,7 +15,13 @@ const MIGRATIONS: string[] = [
    CREATE INDEX kv_expires ON kv(expires) WHERE expires IS NOT NULL;
    CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
    INSERT INTO counters VALUES ('revision', 0);`,
+  // every write and delete, so watchers in other processes sharing the file see them
+  `CREATE TABLE changes (revision INTEGER PRIMARY KEY, key TEXT NOT NULL, deleted INTEGER NOT NULL, at INTEGER NOT NULL);`,
 ];
+
+/** How often watchers look for other processes' changes, and how long changes are kept. */
+const POLL_MS = 100;
+const CHANGES_KEPT_MS = 10 * 60 * 1000;
 
 interface Row {
   key: string;
@@ -36,6 +42,11 @@ export class SqliteBackend implements Backend {
   private readonly db: Database.Database;
   private readonly watchers = new Watchers();
   private readonly stmts;
+  /** Highest change revision already delivered to watchers. */
+  private seen: number;
+  private poller: NodeJS.Timeout | undefined;
+  /** Revisions this process wrote (and already told its watchers about), while polling. */
+  private readonly mine = new Set<number>();
 
   constructor(
     path: string,
@@ -44,9 +55,9 @@ export class SqliteBackend implements Backend {
     this.db = new Database(path);
     // the database holds CA keys: owner-only (SQLite gives -wal/-shm the same mode)
     if (path !== ':memory:') chmodSync(path, 0o600);
+    this.db.pragma('busy_timeout = 5000');
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
-    this.db.pragma('busy_timeout = 5000');
     this.migrate();
     this.stmts = {
       get: this.db.prepare<[string, number], Row>('SELECT * FROM kv WHERE key = ? AND (expires IS NULL OR expires > ?)'),
@@ -59,19 +70,30 @@ export class SqliteBackend implements Backend {
         'SELECT * FROM kv WHERE key >= ? AND key < ? AND key > ? AND (expires IS NULL OR expires > ?) ORDER BY key LIMIT ?',
       ),
       purge: this.db.prepare<[number]>('DELETE FROM kv WHERE expires IS NOT NULL AND expires <= ?'),
+      logChange: this.db.prepare<[number, string, number, number]>('INSERT INTO changes (revision, key, deleted, at) VALUES (?, ?, ?, ?)'),
+      changesSince: this.db.prepare<[number], { revision: number; key: string; deleted: number }>('SELECT revision, key, deleted FROM changes WHERE revision > ? ORDER BY revision'),
+      maxChange: this.db.prepare<[], { r: number | null }>('SELECT MAX(revision) AS r FROM changes'),
+      pruneChanges: this.db.prepare<[number]>('DELETE FROM changes WHERE at < ?'),
+      rawGet: this.db.prepare<[string], Row>('SELECT * FROM kv WHERE key = ?'),
     };
+    this.seen = this.stmts.maxChange.get()?.r ?? 0;
   }
 
   private migrate(): void {
-    const version = this.db.pragma('user_version', { simple: true }) as number;
-    if (version > MIGRATIONS.length) {
-      throw new MwiError('STORAGE', `database schema version ${version} is newer than this mwi (${MIGRATIONS.length})`);
-    }
-    for (let v = version; v < MIGRATIONS.length; v++) {
-      this.db.transaction(() => {
-        this.db.exec(MIGRATIONS[v]!);
-        this.db.pragma(`user_version = ${v + 1}`);
+    // each step reads the version inside its IMMEDIATE transaction: processes opening a new
+    // file at the same moment (Auth Service workers) apply every migration exactly once
+    for (;;) {
+      const done = this.db.transaction(() => {
+        const version = this.db.pragma('user_version', { simple: true }) as number;
+        if (version > MIGRATIONS.length) {
+          throw new MwiError('STORAGE', `database schema version ${version} is newer than this mwi (${MIGRATIONS.length})`);
+        }
+        if (version === MIGRATIONS.length) return true;
+        this.db.exec(MIGRATIONS[version]!);
+        this.db.pragma(`user_version = ${version + 1}`);
+        return false;
       }).immediate();
+      if (done) return;
     }
   }
 
@@ -82,6 +104,8 @@ export class SqliteBackend implements Backend {
   private write(key: string, value: string, opts?: WriteOptions): Item {
     const revision = this.stmts.bump.get()!.value;
     this.stmts.upsert.run(key, value, revision, opts?.expires ?? null);
+    this.stmts.logChange.run(revision, key, 0, this.now());
+    if (this.poller) this.mine.add(revision);
     return { key, value, revision, expires: opts?.expires };
   }
 
@@ -123,6 +147,9 @@ export class SqliteBackend implements Backend {
       const row = this.liveRow(key);
       if (!row || (revision !== undefined && row.revision !== revision)) return false;
       this.stmts.del.run(key);
+      const rev = this.stmts.bump.get()!.value;
+      this.stmts.logChange.run(rev, key, 1, this.now());
+      if (this.poller) this.mine.add(rev);
       return true;
     });
     if (deleted) this.watchers.emit({ type: 'delete', key });
@@ -136,15 +163,36 @@ export class SqliteBackend implements Backend {
   }
 
   watch(prefix: string, fn: (event: WatchEvent) => void): () => void {
+    // changes made by other processes on the same file arrive through the change log
+    this.poller ??= setInterval(() => this.pollChanges(), POLL_MS).unref();
     return this.watchers.add(prefix, fn);
+  }
+
+  /**
+   * Delivers other processes' changes since the last poll (ours were delivered when made).
+   * A deleted row is a delete; otherwise the row as it is now.
+   */
+  pollChanges(): void {
+    if (!this.db.open) return;
+    for (const c of this.stmts.changesSince.all(this.seen)) {
+      this.seen = c.revision;
+      if (this.mine.delete(c.revision)) continue;
+      if (c.deleted) this.watchers.emit({ type: 'delete', key: c.key });
+      else {
+        const row = this.stmts.rawGet.get(c.key);
+        if (row && row.revision === c.revision) this.watchers.emit({ type: 'put', item: toItem(row) });
+      }
+    }
   }
 
   /** Removes expired rows; reads already ignore them, this only reclaims space. */
   purgeExpired(): number {
+    this.stmts.pruneChanges.run(this.now() - CHANGES_KEPT_MS);
     return this.stmts.purge.run(this.now()).changes;
   }
 
   async close(): Promise<void> {
+    if (this.poller) clearInterval(this.poller);
     if (this.db.open) this.db.close();
   }
 }

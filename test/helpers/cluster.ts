@@ -24,21 +24,21 @@ export interface TestCluster {
 }
 
 /** Starts a real `mwi start` on 127.0.0.1:0 with SQLite in a temp dir. */
-async function launch(dataDir: string, listen: string, name: string, config?: string) {
-  const proc = spawnCli('mwi', ['start', ...(config ? ['-c', config] : []), '--data-dir', dataDir, '--listen', listen, '--cluster-name', name]);
+async function launch(dataDir: string, listen: string, name: string, config?: string, extra: string[] = []) {
+  const proc = spawnCli('mwi', ['start', ...(config ? ['-c', config] : []), '--data-dir', dataDir, '--listen', listen, '--cluster-name', name, ...extra]);
   const m = await waitFor('mwi start', () => {
     if (proc.exitCode !== null) throw new Error(`mwi start exited: ${proc.out()}`);
-    return /listening on (\S+)\nCA pin: (sha256:[0-9a-f]{64})/.exec(proc.out());
+    return /listening on (\S+)(?: \(\d+ workers\))?\nCA pin: (sha256:[0-9a-f]{64})/.exec(proc.out());
   });
   return { proc, addr: m[1]!, caPin: m[2]! };
 }
 
-export async function startCluster(name = 'test-cluster', mwiYaml?: string): Promise<TestCluster> {
+export async function startCluster(name = 'test-cluster', mwiYaml?: string, extraArgs: string[] = []): Promise<TestCluster> {
   const tmp = tempDir('cluster');
   const dataDir = join(tmp.path, 'auth');
   const config = mwiYaml ? join(tmp.path, 'mwi.yaml') : undefined;
   if (config) writeFileSync(config, mwiYaml!);
-  let { proc, addr, caPin } = await launch(dataDir, '127.0.0.1:0', name, config);
+  let { proc, addr, caPin } = await launch(dataDir, '127.0.0.1:0', name, config, extraArgs);
   const tctl = (args: string[]) => cli('tctl', ['--data-dir', dataDir, ...args]);
   const tctlOk = async (args: string[]) => {
     const r = await tctl(args);
@@ -56,7 +56,7 @@ export async function startCluster(name = 'test-cluster', mwiYaml?: string): Pro
       await exited(proc);
     },
     async resume() {
-      ({ proc } = await launch(dataDir, addr, name, config));
+      ({ proc } = await launch(dataDir, addr, name, config, extraArgs));
       cluster.proc = proc;
     },
     tctl,

@@ -1,7 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after } from 'node:test';
+import assert from 'node:assert/strict';
+import { after, it } from 'node:test';
 import { MemoryBackend } from '../../src/storage/memory.js';
 import { SqliteBackend } from '../../src/storage/sqlite.js';
 import { backendConformance } from '../helpers/backend-conformance.js';
@@ -12,3 +13,23 @@ let n = 0;
 
 backendConformance('memory', async (clock) => new MemoryBackend(clock.now));
 backendConformance('sqlite', async (clock) => new SqliteBackend(join(dir, `t${n++}.db`), clock.now));
+
+it('sqlite: a watcher sees changes made by another process on the same file, once', async () => {
+  const file = join(dir, 'shared.db');
+  const a = new SqliteBackend(file);
+  const b = new SqliteBackend(file);
+  const events: string[] = [];
+  const stop = a.watch('/locks/', (e) => events.push(e.type === 'put' ? `put ${e.item.key}=${e.item.value}` : `delete ${e.key}`));
+  await b.put('/locks/x', '1');
+  await a.put('/locks/mine', '2');
+  await b.delete('/locks/x');
+  await b.put('/other', '3');
+  await new Promise((r) => setTimeout(r, 350));
+  stop();
+  assert.ok(events.includes('put /locks/mine=2'));
+  assert.ok(events.includes('delete /locks/x'));
+  assert.equal(events.filter((e) => e === 'put /locks/mine=2').length, 1, 'own writes are not delivered twice');
+  assert.equal(events.filter((e) => e.startsWith('put /locks/x')).length, 0, 'a row deleted before the poll is not resurrected');
+  await a.close();
+  await b.close();
+});
