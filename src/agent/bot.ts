@@ -9,7 +9,8 @@ import { DirectoryDestination } from './destinations/directory.js';
 import { MemoryDestination } from './destinations/memory.js';
 import { BotIdentity } from './identity.js';
 import { IdentityOutput } from './outputs/identity.js';
-import { IntervalRunner } from './runtime.js';
+import { IntervalRunner, type Health } from './runtime.js';
+import { Metrics, startDiagnostics } from './diagnostics.js';
 
 export const HEARTBEAT_INTERVAL_MS = 30 * 60 * 1000;
 
@@ -63,10 +64,15 @@ export async function startBot(cfg: TbotConfig, log: Logger, signal: AbortSignal
 
   const stop = new AbortController();
   let fatalError: unknown;
-  const guard = (name: string, fn: () => Promise<void>) => async () => {
+  const metrics = new Metrics();
+  const guard = (name: string, fn: () => Promise<void>, ok: string, failed: string) => async () => {
     try {
       await fn();
+      metrics.inc(ok);
+      const exp = identity.identity?.expires;
+      if (exp) metrics.set('tbot_identity_expiry_timestamp_seconds', Math.floor(Date.parse(exp) / 1000));
     } catch (err) {
+      metrics.inc(failed);
       if (fatal(err)) {
         fatalError = err;
         log.error(`${name}: refused by the Auth Service; stopping`, { error: err instanceof Error ? err.message : String(err) });
@@ -78,7 +84,7 @@ export async function startBot(cfg: TbotConfig, log: Logger, signal: AbortSignal
   const both = AbortSignal.any([signal, stop.signal]);
   // retry often enough to renew several times before the credential expires, at most once a minute
   const retry = { initialMs: 1000, maxMs: Math.min(60_000, Math.max(1000, cfg.credentialTtlMs / 4)) };
-  const idRunner = new IntervalRunner(guard('identity renewal', () => identity.renew()), {
+  const idRunner = new IntervalRunner(guard('identity renewal', () => identity.renew(), 'tbot_renewals_total', 'tbot_renewal_failures_total'), {
     name: 'identity renewal',
     intervalMs: cfg.renewalIntervalMs,
     retry,
@@ -91,7 +97,7 @@ export async function startBot(cfg: TbotConfig, log: Logger, signal: AbortSignal
   // drifting ones); one with its own interval also runs on that
   const outRunners = outputs.map(
     (o) =>
-      new IntervalRunner(guard(`output ${o.name}`, () => o.generate()), {
+      new IntervalRunner(guard(`output ${o.name}`, () => o.generate(), 'tbot_output_writes_total', 'tbot_output_failures_total'), {
         name: `output ${o.name}`,
         intervalMs: o.cfg.renewal_interval ? o.cfg.renewalIntervalMs : cfg.renewalIntervalMs * 2,
         retry,
@@ -104,8 +110,20 @@ export async function startBot(cfg: TbotConfig, log: Logger, signal: AbortSignal
   identity.onRenewed(() => outRunners.forEach((r) => r.trigger()));
   const hbRunner = new IntervalRunner(heartbeat, { name: 'heartbeat', intervalMs: HEARTBEAT_INTERVAL_MS, retry: { initialMs: 5000, maxMs: 300_000 }, log, signal: both });
 
-  const done = Promise.all([idRunner.run(), ...outRunners.map((r) => r.run()), hbRunner.run()]).then(() => {
+  let diag: Awaited<ReturnType<typeof startDiagnostics>> | undefined;
+  if (cfg.diagAddr) {
+    const services = new Map<string, Health>([
+      ['identity', idRunner.health],
+      ...outputs.map((o, i) => [o.cfg.name ?? `output-${i}`, outRunners[i]!.health] as [string, Health]),
+      ['heartbeat', hbRunner.health],
+    ]);
+    diag = await startDiagnostics(cfg.diagAddr, { services, metrics });
+    log.info('diagnostics listening', { addr: diag.address });
+  }
+
+  const done = Promise.all([idRunner.run(), ...outRunners.map((r) => r.run()), hbRunner.run()]).then(async () => {
     identity.close();
+    await diag?.close();
     if (fatalError) throw fatalError;
   });
   return { renewNow: () => idRunner.trigger(), done };

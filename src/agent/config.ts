@@ -52,6 +52,7 @@ export const tbotSchema = z
     credential_ttl: duration.default(DEFAULT_CREDENTIAL_TTL),
     renewal_interval: duration.default(DEFAULT_RENEWAL_INTERVAL),
     oneshot: z.boolean().default(false),
+    diag_addr: z.string().regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d+$/, 'expected HOST:PORT').optional(),
     insecure: z.boolean().default(false),
     outputs: z.array(identityOutput).default([]),
     services: z.array(identityOutput).default([]),
@@ -77,6 +78,8 @@ export interface TbotConfig {
   credentialTtlMs: number;
   renewalIntervalMs: number;
   oneshot: boolean;
+  /** HOST:PORT for /livez, /readyz, /metrics. */
+  diagAddr: string | undefined;
   outputs: Array<OutputConfig & { credentialTtlMs: number; renewalIntervalMs: number }>;
 }
 
@@ -171,6 +174,7 @@ export function validateTbotConfig(raw: unknown, env: NodeJS.ProcessEnv = proces
     credentialTtlMs: ttl,
     renewalIntervalMs: interval,
     oneshot: c.oneshot,
+    diagAddr: c.diag_addr,
     outputs,
   });
 }
@@ -206,6 +210,7 @@ export interface TbotFlags {
   oneshot?: boolean | undefined;
   insecure?: boolean | undefined;
   'registration-secret'?: string | undefined;
+  'diag-addr'?: string | undefined;
 }
 
 /**
@@ -230,6 +235,7 @@ export function buildTbotFile(flags: TbotFlags): Record<string, unknown> {
   if (flags['certificate-ttl']) base.credential_ttl = flags['certificate-ttl'];
   if (flags['renewal-interval']) base.renewal_interval = flags['renewal-interval'];
   if (flags.oneshot) base.oneshot = true;
+  if (flags['diag-addr']) base.diag_addr = flags['diag-addr'];
   if (flags.insecure) base.insecure = true;
   return base;
 }

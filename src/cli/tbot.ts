@@ -30,6 +30,7 @@ Flags (start, configure):
       --oneshot               join, write outputs once, exit
       --insecure              trust the Auth Service without a CA pin (unsafe)
       --registration-secret S bound_keypair registration secret (or a file path; or $TBOT_REGISTRATION_SECRET)
+      --diag-addr HOST:PORT   serve /livez, /readyz, /readyz/<service>, /metrics (daemon)
       --debug                 debug logging
 
 Signals: SIGHUP or SIGUSR1 renew everything now; SIGINT/SIGTERM stop.
@@ -48,6 +49,7 @@ const OPTIONS = {
   oneshot: { type: 'boolean' },
   insecure: { type: 'boolean' },
   'registration-secret': { type: 'string' },
+  'diag-addr': { type: 'string' },
   debug: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;

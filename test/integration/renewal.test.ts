@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startCluster, tbotFlags, type TestCluster } from '../helpers/cluster.js';
 import { exited, spawnCli, waitFor } from '../helpers/procs.js';
+import { freePort } from '../helpers/sshd.js';
 
 describe('tbot daemon renewal', () => {
   let c: TestCluster;
@@ -17,12 +18,24 @@ describe('tbot daemon renewal', () => {
   after(async () => c?.stop());
 
   it('renews on the interval, retries with backoff while the Auth Service is away, and recovers', async () => {
-    const tbot = spawnCli('tbot', ['start', ...tbotFlags(c, token, storage(), out()), '--certificate-ttl', '30s', '--renewal-interval', '1s']);
+    const diagPort = await freePort();
+    const diag = (path: string) => fetch(`http://127.0.0.1:${diagPort}${path}`);
+    const tbot = spawnCli('tbot', ['start', ...tbotFlags(c, token, storage(), out()), '--certificate-ttl', '30s', '--renewal-interval', '1s', '--diag-addr', `127.0.0.1:${diagPort}`]);
     try {
       await waitFor('two renewals', () => (tbot.out().match(/renewed identity/g) ?? []).length >= 2, 15_000);
       assert.ok(existsSync(join(out(), 'tlscert')));
+      assert.equal((await diag('/livez')).status, 200);
+      assert.equal((await diag('/readyz/identity')).status, 200);
+      const metrics = await (await diag('/metrics')).text();
+      assert.match(metrics, /^tbot_renewals_total [1-9]\d*$/m);
+      assert.match(metrics, /^tbot_service_healthy\{service="identity"\} 1$/m);
+      assert.match(metrics, /^tbot_identity_expiry_timestamp_seconds \d+$/m);
       await c.halt();
       await waitFor('failed renewals with growing delays', () => /attempt=3 retry_in=4s/.test(tbot.out()), 20_000);
+      const notReady = await diag('/readyz');
+      assert.equal(notReady.status, 503);
+      assert.match(JSON.stringify(await notReady.json()), /"identity":\{"status":"unhealthy","reason":"cannot reach the Auth Service/);
+      assert.equal((await diag('/readyz/nonexistent')).status, 404);
       assert.match(tbot.out(), /attempt=1 retry_in=1s[\s\S]*attempt=2 retry_in=2s/);
       assert.match(tbot.out(), /cannot reach the Auth Service/);
       const before = (tbot.out().match(/renewed identity/g) ?? []).length;

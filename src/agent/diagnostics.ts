@@ -1,0 +1,73 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { parseAddr } from '../api/client.js';
+import { MwiError } from '../errors.js';
+import type { Health } from './runtime.js';
+
+/** Counters tbot exposes on /metrics. */
+export class Metrics {
+  readonly counters = new Map<string, number>();
+  gauges = new Map<string, number>();
+
+  inc(name: string, by = 1): void {
+    this.counters.set(name, (this.counters.get(name) ?? 0) + by);
+  }
+
+  set(name: string, value: number): void {
+    this.gauges.set(name, value);
+  }
+}
+
+export interface DiagSources {
+  services: ReadonlyMap<string, Health>;
+  metrics: Metrics;
+}
+
+const HELP: Record<string, string> = {
+  tbot_renewals_total: 'Renewals of the internal identity that succeeded.',
+  tbot_renewal_failures_total: 'Renewal attempts that failed (retried with backoff).',
+  tbot_output_writes_total: 'Output file sets written.',
+  tbot_output_failures_total: 'Output generations that failed.',
+  tbot_identity_expiry_timestamp_seconds: 'When the internal identity expires (unix seconds).',
+};
+
+function prometheus(src: DiagSources): string {
+  const lines: string[] = [];
+  for (const [name, v] of src.metrics.counters) lines.push(`# HELP ${name} ${HELP[name] ?? name}`, `# TYPE ${name} counter`, `${name} ${v}`);
+  for (const [name, v] of src.metrics.gauges) lines.push(`# HELP ${name} ${HELP[name] ?? name}`, `# TYPE ${name} gauge`, `${name} ${v}`);
+  lines.push('# HELP tbot_service_healthy 1 if the service last ran successfully.', '# TYPE tbot_service_healthy gauge');
+  for (const [name, h] of src.services) lines.push(`tbot_service_healthy{service="${name.replace(/["\\\n]/g, '_')}"} ${h.status === 'healthy' ? 1 : 0}`);
+  return `${lines.join('\n')}\n`;
+}
+
+/**
+ * `--diag-addr`: /livez (the process runs), /readyz and /readyz/<service> (every service's last
+ * run succeeded), /metrics (Prometheus text). Loopback unless configured otherwise; nothing secret.
+ */
+export async function startDiagnostics(addr: string, src: DiagSources): Promise<{ address: string; close(): Promise<void> }> {
+  const { host, port } = parseAddr(addr);
+  const server: Server = createServer((req, res) => {
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    const send = (status: number, body: string, type = 'application/json') => {
+      res.writeHead(status, { 'content-type': type });
+      res.end(body);
+    };
+    if (path === '/livez') return send(200, '{"status":"ok"}');
+    if (path === '/metrics') return send(200, prometheus(src), 'text/plain; version=0.0.4');
+    if (path === '/readyz' || path.startsWith('/readyz/')) {
+      const only = path.slice('/readyz/'.length);
+      const entries = [...src.services].filter(([n]) => !only || n === only);
+      if (only && entries.length === 0) return send(404, JSON.stringify({ error: `no service ${only}` }));
+      const services = Object.fromEntries(entries.map(([n, h]) => [n, { status: h.status, ...(h.reason ? { reason: h.reason } : {}) }]));
+      const ready = entries.every(([, h]) => h.status === 'healthy');
+      return send(ready ? 200 : 503, JSON.stringify({ status: ready ? 'ready' : 'not ready', services }));
+    }
+    send(404, '{"error":"not found"}');
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) => reject(new MwiError('BAD_CONFIG', `cannot listen on ${addr}: ${err.code ?? err.message}`, { field: 'diag_addr', cause: err })));
+    server.listen(port, host, () => resolve());
+  });
+  const a = server.address() as AddressInfo;
+  return { address: `${a.address}:${a.port}`, close: () => new Promise<void>((r) => server.close(() => r())) };
+}
