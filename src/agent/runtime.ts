@@ -62,7 +62,7 @@ export class IntervalRunner {
   }
 
   async run(): Promise<void> {
-    const { intervalMs, retry, log, signal, name } = this.opts;
+    const { retry, log, signal, name } = this.opts;
     let failures = 0;
     if (this.opts.runFirst === false) await this.sleep(this.nextInterval());
     while (!signal.aborted) {

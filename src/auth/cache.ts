@@ -8,10 +8,10 @@ export class ResourceCache<T> {
   private readonly items = new Map<string, T>();
   private stop: (() => void) | undefined;
 
-  private constructor(private readonly prefix: string) {}
+  private constructor() {}
 
   static async open<T>(backend: Backend, prefix: string): Promise<ResourceCache<T>> {
-    const cache = new ResourceCache<T>(prefix);
+    const cache = new ResourceCache<T>();
     // subscribe first so no change between the load and the subscription is lost
     cache.stop = backend.watch(prefix, (e) => {
       if (e.type === 'put') cache.items.set(e.item.key.slice(prefix.length), JSON.parse(e.item.value) as T);

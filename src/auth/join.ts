@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { CompactSign, compactVerify } from 'jose';
 import type { ChallengeRequest, ChallengeResponse, IdentityResponse, JoinRequest } from '../api/wire.js';
-import { parseClientKey, sha256Hex, type ClientKey } from '../crypto/keys.js';
+import { parseClientKey, sha256Hex } from '../crypto/keys.js';
 import { isMwiError, MwiError } from '../errors.js';
 import { joinMethodInfo, joinMethodNames } from '../join/catalog.js';
 import { SERVER_METHODS } from '../join/servers.js';

@@ -112,7 +112,6 @@ export const boundKeypairServer: ServerJoinMethod = {
 
   async verify(ctx: ServerJoinContext): Promise<ServerJoinResult> {
     const spec = specOf(ctx.token.spec);
-    const status = statusOf(ctx.token.status);
     const p = (ctx.request.payload ?? {}) as Partial<BKJoinPayload>;
     const ch = ctx.challenge;
     if (!ch || typeof ch.claims !== 'string' || typeof ch.public_key !== 'string') throw new JoinRefusal('no valid challenge for this join');

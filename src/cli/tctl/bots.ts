@@ -1,0 +1,73 @@
+import type { ApiClient } from '../../api/client.js';
+import type { BotInstance } from '../../auth/resources.js';
+import { usageError } from '../common.js';
+import { ago, printResources } from './format.js';
+import { listAll, list, need, type Flags, type Row } from './shared.js';
+
+/** `tctl bots ...` */
+export async function bots(api: ApiClient, sub: string | undefined, positionals: string[], values: Flags, format: 'text' | 'json'): Promise<void> {
+  if (sub === 'instances') {
+    if (positionals[0] !== 'ls') throw usageError('expected "tctl bots instances ls [NAME]"');
+    const items = await listAll<BotInstance>(api, 'bot_instances', positionals[1] ? { bot: positionals[1] } : {});
+    printResources(items, format, {
+      headers: ['Bot', 'Instance ID', 'Join Method', 'Recovery', 'Joined', 'Generation', 'Last Heartbeat (self-reported)', 'Expires'],
+      row: (i: BotInstance) => {
+        const hb = i.status.latest_heartbeats[0];
+        const m = i.status.initial_authentication.metadata as { recovery_count?: number; recovery_limit?: number; recovery_mode?: string } | undefined;
+        return [
+          i.spec.bot_name,
+          i.spec.instance_id,
+          i.status.initial_authentication.join_method,
+          m?.recovery_count !== undefined ? `${m.recovery_count}/${m.recovery_mode === 'standard' ? m.recovery_limit : '∞'}` : '-',
+          ago(i.status.initial_authentication.auth_at),
+          String(i.status.generation),
+          hb ? `${hb.hostname} ${hb.os} v${hb.version}${hb.one_shot ? ' one-shot' : ''} ${ago(hb.recorded_at)}` : '-',
+          ago(i.metadata.expires),
+        ];
+      },
+    });
+    return;
+  }
+  if (sub === 'ls') {
+    const items = await listAll<Row>(api, 'bots');
+    printResources(items, format, {
+      headers: ['Bot', 'Roles', 'Logins'],
+      row: (b) => [b.metadata.name, b.spec.roles.join(','), (b.spec.traits.find((t: Row) => t.name === 'logins')?.values ?? []).join(',')],
+    });
+    return;
+  }
+  const name = need(positionals[0], 'NAME');
+  if (sub === 'add') {
+    const out = await api.call<Row>('POST', '/v1/admin/bots', {
+      name,
+      roles: need(list(values.roles), '--roles'),
+      logins: list(values.logins) ?? [],
+      token_ttl: values.ttl ?? '1h',
+    });
+    if (format === 'json') return void process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+    const pin = (out.ca_pins as string[])[0];
+    const addr = api.addrs.join(',');
+    process.stdout.write(
+      `The bot token: ${out.token}\nThis token will expire ${ago(out.expires)} (${out.expires}).\nCA pin: ${pin}\n\n` +
+        `Run this on the machine the bot runs on:\n\n> tbot start \\\n   --auth-server=${addr} \\\n   --join-method=token \\\n   --token=${out.token} \\\n` +
+        `   --ca-pin=${pin} \\\n   --data-dir=./tbot-data \\\n   --destination-dir=./tbot-user\n`,
+    );
+    return;
+  }
+  if (sub === 'rm') {
+    await api.call('DELETE', `/v1/admin/resources/bots/${encodeURIComponent(name)}`);
+    process.stdout.write(`bot "${name}" deleted\n`);
+    return;
+  }
+  if (sub === 'update') {
+    const cur = await api.call<Row>('GET', `/v1/admin/resources/bots/${encodeURIComponent(name)}`);
+    const curLogins: string[] = cur.spec.traits.find((t: Row) => t.name === 'logins')?.values ?? [];
+    const roles = list(values['set-roles']) ?? (values['add-roles'] ? [...new Set([...cur.spec.roles, ...list(values['add-roles'])!])] : undefined);
+    const logins = list(values['set-logins']) ?? (values['add-logins'] ? [...new Set([...curLogins, ...list(values['add-logins'])!])] : undefined);
+    if (!roles && !logins) throw usageError('nothing to update: give --set-roles, --add-roles, --set-logins or --add-logins');
+    await api.call('PUT', `/v1/admin/bots/${encodeURIComponent(name)}`, { ...(roles ? { roles } : {}), ...(logins ? { logins } : {}) });
+    process.stdout.write(`bot "${name}" updated\n`);
+    return;
+  }
+  throw usageError(`unknown command "bots ${sub ?? ''}" (expected add, ls, rm, update, instances ls)`);
+}

@@ -1,0 +1,36 @@
+import type { ApiClient } from '../../api/client.js';
+import { usageError } from '../common.js';
+
+const str = { type: 'string' } as const;
+/** Every flag of every command: parsed once, so global flags may stand anywhere. */
+export const OPTIONS = {
+  'data-dir': str, 'auth-server': str, identity: str, format: str, help: { type: 'boolean', short: 'h' },
+  f: { type: 'string', short: 'f' }, force: { type: 'boolean' }, type: str, limit: str, host: str, 'public-key': str,
+  ttl: str, out: str, roles: str, logins: str, 'set-roles': str, 'add-roles': str, 'set-logins': str, 'add-logins': str,
+  'bot-name': str, 'join-method': str, spec: str, bot: str, 'bot-instance': str, message: str, reason: str,
+} as const;
+export type Flags = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'boolean' ? boolean : string };
+
+export function list(v: string | undefined): string[] | undefined {
+  return v === undefined ? undefined : v.split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+export function need<T>(v: T | undefined, flag: string): T {
+  if (v === undefined || v === '') throw usageError('is required', flag);
+  return v;
+}
+
+export type Row = Record<string, any>;
+
+/** Every item of a kind, fetched page by page (the Auth Service never sends a whole table at once). */
+export async function listAll<T>(api: ApiClient, kind: string, query: Record<string, string> = {}): Promise<T[]> {
+  const out: T[] = [];
+  let next: string | undefined;
+  do {
+    const q = new URLSearchParams({ ...query, limit: '5000', ...(next ? { start_after: next } : {}) });
+    const page = await api.call<{ items: T[]; next?: string }>('GET', `/v1/admin/resources/${encodeURIComponent(kind)}?${q}`);
+    out.push(...page.items);
+    next = page.next;
+  } while (next);
+  return out;
+}
