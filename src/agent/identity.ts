@@ -97,6 +97,11 @@ export class BotIdentity {
         this.log.warn('the stored identity expired; recovering with the bound keypair (this uses one recovery)', { expired: stored.expires });
         return false;
       }
+      if (joinMethodInfo(this.cfg.joinMethod)?.renewable === false) {
+        // platform-signed methods join afresh for every identity anyway
+        this.log.info('the stored identity expired; joining again', { expired: stored.expires });
+        return false;
+      }
       throw new MwiError(
         'RENEW_DENIED',
         `the stored identity of bot ${stored.bot_name} expired at ${stored.expires}; a "${stored.join_method}" identity cannot be recovered after expiry: create a new join token (tctl bots add / tctl tokens add) and start tbot with it`,

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT, type JWK, type JWTPayload } from 'jose';
@@ -50,7 +51,7 @@ export async function startIssuer(opts: { issuer?: string; alg?: string } = {}):
     if (u.pathname === '/computeMetadata/v1/instance/service-accounts/default/identity') {
       // the GCE metadata server
       if (req.headers['metadata-flavor'] !== 'Google') return json(403, {});
-      void self.sign!({ ...self.tokenEndpointClaims, aud: u.searchParams.get('audience') ?? '' }).then((v) => {
+      void self.sign!({ jti: randomUUID(), ...self.tokenEndpointClaims, aud: u.searchParams.get('audience') ?? '' }).then((v) => {
         res.writeHead(200, { 'content-type': 'application/jwt' });
         res.end(v);
       });
@@ -59,13 +60,13 @@ export async function startIssuer(opts: { issuer?: string; alg?: string } = {}):
     if (u.pathname === '/azdo/oidctoken' && req.method === 'POST') {
       // Azure DevOps' pipeline OIDC request endpoint
       if (req.headers.authorization !== 'Bearer runner-request-token') return json(401, {});
-      void self.sign!({ ...self.tokenEndpointClaims }).then((oidcToken) => json(200, { oidcToken }));
+      void self.sign!({ jti: randomUUID(), ...self.tokenEndpointClaims }).then((oidcToken) => json(200, { oidcToken }));
       return;
     }
     if (u.pathname === '/token') {
       // GitHub Actions' ID token request endpoint
       if (req.headers.authorization !== 'Bearer runner-request-token') return json(401, { message: 'bad token' });
-      void self.sign!({ ...self.tokenEndpointClaims, aud: u.searchParams.get('audience') ?? '' }).then((value) => json(200, { value }));
+      void self.sign!({ jti: randomUUID(), ...self.tokenEndpointClaims, aud: u.searchParams.get('audience') ?? '' }).then((value) => json(200, { value }));
       return;
     }
     json(404, {});

@@ -49,6 +49,17 @@ describe('platform-signed joins end to end (github, kubernetes)', () => {
     assert.equal(joined?.repository, 'octo/app');
   });
 
+  it('github: a stored identity that expired is replaced by a fresh join (no recovery needed)', async () => {
+    gh.tokenEndpointClaims = { sub: 'repo:octo/app:ref:refs/heads/main', repository: 'octo/app', ref: 'refs/heads/main' };
+    const env = { ACTIONS_ID_TOKEN_REQUEST_URL: `${gh.url}/token`, ACTIONS_ID_TOKEN_REQUEST_TOKEN: 'runner-request-token' };
+    const args = ['start', '--auth-server', c.addr, '--ca-pin', c.caPin, '--join-method', 'github', '--token', 'gh-deploy', '--data-dir', join(c.dir, 'gh-store'), '--destination-dir', join(c.dir, 'gh-out4'), '--certificate-ttl', '2s', '--renewal-interval', '1s', '--oneshot'];
+    assert.equal((await cli('tbot', args, { env })).code, 0);
+    await new Promise((r) => setTimeout(r, 2200));
+    const again = await cli('tbot', args, { env });
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stderr, /the stored identity expired; joining again/);
+  });
+
   it('github: a workflow without id-token permission gets a clear error; another repository is refused', async () => {
     const r = await tbot('github', 'gh-deploy', join(c.dir, 'gh-out2'), { ACTIONS_ID_TOKEN_REQUEST_URL: '', ACTIONS_ID_TOKEN_REQUEST_TOKEN: '' });
     assert.equal(r.code, 2);
