@@ -75,6 +75,9 @@ export class SqliteBackend implements Backend {
       maxChange: this.db.prepare<[], { r: number | null }>('SELECT MAX(revision) AS r FROM changes'),
       pruneChanges: this.db.prepare<[number]>('DELETE FROM changes WHERE at < ?'),
       rawGet: this.db.prepare<[string], Row>('SELECT * FROM kv WHERE key = ?'),
+      begin: this.db.prepare('BEGIN IMMEDIATE'),
+      commit: this.db.prepare('COMMIT'),
+      rollback: this.db.prepare('ROLLBACK'),
     };
     this.seen = this.stmts.maxChange.get()?.r ?? 0;
   }
@@ -109,8 +112,17 @@ export class SqliteBackend implements Backend {
     return { key, value, revision, expires: opts?.expires };
   }
 
+  /** An IMMEDIATE transaction around `fn`, with statements prepared once (not per call). */
   private tx<T>(fn: () => T): T {
-    return this.db.transaction(fn).immediate();
+    this.stmts.begin.run();
+    try {
+      const out = fn();
+      this.stmts.commit.run();
+      return out;
+    } catch (err) {
+      if (this.db.inTransaction) this.stmts.rollback.run();
+      throw err;
+    }
   }
 
   async get(key: string): Promise<Item | undefined> {
