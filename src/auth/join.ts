@@ -97,6 +97,7 @@ export async function handleJoin(ctx: AuthContext, body: unknown, remoteAddr: st
     const access = botAccess(ctx, botName);
     const challenge = await consumeChallenge(ctx, req, id);
     const newInstanceId = randomUUID();
+    let consumeRevision: number | undefined;
     const caller = callerClaims?.kind === 'bot' ? { bot: callerClaims.bot, instance: callerClaims.instance, generation: callerClaims.generation } : undefined;
     const verdict = await method.verify({
       request: req,
@@ -108,9 +109,9 @@ export async function handleJoin(ctx: AuthContext, body: unknown, remoteAddr: st
       challenge,
       platform: ctx.platform,
       consumeToken: async () => {
-        const ok = await ctx.backend.delete(tokenKey(id), item.revision);
-        if (ok) ctx.audit.emit({ event: 'token.use', success: true, bot_name: botName, ...audit });
-        return ok;
+        // deleted in the same conditional write that creates the instance (below)
+        consumeRevision = item.revision;
+        return true;
       },
       updateTokenStatus: async (decide) => {
         for (let i = 0; i < STATUS_RETRIES; i++) {
@@ -178,7 +179,14 @@ export async function handleJoin(ctx: AuthContext, body: unknown, remoteAddr: st
         latest_heartbeats: [],
       },
     };
-    await ctx.backend.create(instanceKey(botName, newInstanceId), JSON.stringify(instance), { expires: Date.parse(instance.metadata.expires) });
+    // one conditional write: the token is consumed if and only if the instance is created, and
+    // of concurrent joins with a single-use token exactly one commits
+    const committed = await ctx.backend.transact([
+      ...(consumeRevision !== undefined ? [{ op: 'delete' as const, key: tokenKey(id), revision: consumeRevision }] : []),
+      { op: 'create', key: instanceKey(botName, newInstanceId), value: JSON.stringify(instance), expires: Date.parse(instance.metadata.expires) },
+    ]);
+    if (!committed) throw new JoinRefusal('token already used');
+    if (consumeRevision !== undefined) ctx.audit.emit({ event: 'token.use', success: true, bot_name: botName, ...audit });
     ctx.audit.emit({ event: 'bot.join', success: true, bot_name: botName, bot_instance_id: newInstanceId, generation: 1, ...verdict.attributes, ...audit });
     return { ...identity, renewable, ...(verdict.methodData ? { method_data: verdict.methodData } : {}) };
   } catch (err) {

@@ -41,7 +41,11 @@ export interface ServerJoinContext {
   caller: CallerIdentity | undefined;
   /** Data this method stored with the challenge it issued, consumed (single-use) by this join. */
   challenge: Readonly<Record<string, unknown>> | undefined;
-  /** Consumes the token with one conditional write; false if another join consumed it first. */
+  /**
+   * Consumes the token: it is deleted in the same conditional write that creates the bot
+   * instance, so it is used up if and only if this join succeeds, and of concurrent joins exactly
+   * one commits (the others are refused as "token already used").
+   */
   consumeToken(): Promise<boolean>;
   /**
    * Computes the token's next status from its current one and writes it with one conditional

@@ -23,6 +23,12 @@ export interface RangeOptions {
   limit?: number;
 }
 
+/** One step of an all-or-nothing `transact`. */
+export type TxOp =
+  | { op: 'create'; key: string; value: string; expires?: number | undefined }
+  | { op: 'delete'; key: string; revision: number }
+  | { op: 'compareAndSwap'; key: string; revision: number; value: string; expires?: number | undefined };
+
 export type WatchEvent = { type: 'put'; item: Item } | { type: 'delete'; key: string };
 
 export interface Backend {
@@ -35,6 +41,11 @@ export interface Backend {
   compareAndSwap(key: string, revision: number, value: string, opts?: WriteOptions): Promise<Item>;
   /** Deletes; with `revision`, only if it still matches. Returns whether an item was deleted. */
   delete(key: string, revision?: number): Promise<boolean>;
+  /**
+   * Applies every op or none: each op's condition (absent for create, same revision for delete
+   * and compareAndSwap) must hold. Returns false, changing nothing, if one does not.
+   */
+  transact(ops: TxOp[]): Promise<boolean>;
   /** Items whose key starts with `prefix`, in key order, expired ones left out. */
   range(prefix: string, opts?: RangeOptions): Promise<Item[]>;
   /** Calls `fn` for every change under `prefix`; returns a function that stops watching. */

@@ -1,5 +1,5 @@
 import { MwiError } from '../errors.js';
-import type { Backend, Item, RangeOptions, WatchEvent, WriteOptions } from './backend.js';
+import type { Backend, Item, RangeOptions, TxOp, WatchEvent, WriteOptions } from './backend.js';
 import { Watchers } from './watchers.js';
 
 /** In-memory backend for tests and `--storage memory://`. Not shared between processes. */
@@ -50,6 +50,18 @@ export class MemoryBackend implements Backend {
     if (!item || (revision !== undefined && item.revision !== revision)) return false;
     this.items.delete(key);
     this.watchers.emit({ type: 'delete', key });
+    return true;
+  }
+
+  async transact(ops: TxOp[]): Promise<boolean> {
+    const holds = ops.every((o) => (o.op === 'create' ? !this.live(o.key) : this.live(o.key)?.revision === o.revision));
+    if (!holds) return false;
+    for (const o of ops) {
+      if (o.op === 'delete') {
+        this.items.delete(o.key);
+        this.watchers.emit({ type: 'delete', key: o.key });
+      } else this.write(o.key, o.value, { expires: o.expires });
+    }
     return true;
   }
 

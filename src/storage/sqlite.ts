@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { chmodSync } from 'node:fs';
 import { MwiError } from '../errors.js';
-import type { Backend, Item, RangeOptions, WatchEvent, WriteOptions } from './backend.js';
+import type { Backend, Item, RangeOptions, TxOp, WatchEvent, WriteOptions } from './backend.js';
 import { Watchers } from './watchers.js';
 
 /** Schema migrations, applied in order; PRAGMA user_version records how many ran. */
@@ -166,6 +166,24 @@ export class SqliteBackend implements Backend {
     });
     if (deleted) this.watchers.emit({ type: 'delete', key });
     return deleted;
+  }
+
+  async transact(ops: TxOp[]): Promise<boolean> {
+    const events = this.tx(() => {
+      const holds = ops.every((o) => (o.op === 'create' ? !this.liveRow(o.key) : this.liveRow(o.key)?.revision === o.revision));
+      if (!holds) return undefined;
+      return ops.map((o): WatchEvent => {
+        if (o.op !== 'delete') return { type: 'put', item: this.write(o.key, o.value, { expires: o.expires }) };
+        this.stmts.del.run(o.key);
+        const rev = this.stmts.bump.get()!.value;
+        this.stmts.logChange.run(rev, o.key, 1, this.now());
+        if (this.poller) this.mine.add(rev);
+        return { type: 'delete', key: o.key };
+      });
+    });
+    if (!events) return false;
+    for (const e of events) this.watchers.emit(e);
+    return true;
   }
 
   async range(prefix: string, opts: RangeOptions = {}): Promise<Item[]> {

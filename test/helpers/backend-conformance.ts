@@ -110,6 +110,26 @@ export function backendConformance(name: string, open: (clock: FakeClock) => Pro
       );
     }));
 
+    it('transact applies all ops or none', withBackend(async (b) => {
+      const t = await b.create('/t', 'token');
+      await b.create('/exists', 'e');
+      assert.equal(await b.transact([{ op: 'delete', key: '/t', revision: t.revision }, { op: 'create', key: '/i/1', value: 'x' }, { op: 'create', key: '/exists', value: 'dup' }]), false);
+      assert.equal((await b.get('/t'))?.value, 'token', 'a failed transact changed nothing');
+      assert.equal(await b.get('/i/1'), undefined);
+      const other = await b.create('/o', '1');
+      assert.equal(await b.transact([{ op: 'delete', key: '/t', revision: t.revision }, { op: 'create', key: '/i/1', value: 'x' }, { op: 'compareAndSwap', key: '/o', revision: other.revision, value: '2' }]), true);
+      assert.equal(await b.get('/t'), undefined);
+      assert.equal((await b.get('/i/1'))?.value, 'x');
+      assert.equal((await b.get('/o'))?.value, '2');
+    }));
+
+    it('of many concurrent transacts consuming one item, exactly one commits', withBackend(async (b) => {
+      const t = await b.create('/t', 'token');
+      const results = await Promise.all(Array.from({ length: 20 }, (_, i) => b.transact([{ op: 'delete', key: '/t', revision: t.revision }, { op: 'create', key: `/i/${i}`, value: 'x' }])));
+      assert.equal(results.filter(Boolean).length, 1);
+      assert.equal((await b.range('/i/')).length, 1);
+    }));
+
     it('stores arbitrary unicode JSON text intact', withBackend(async (b) => {
       const value = JSON.stringify({ s: 'ünï\u{1F600}\n"q"' });
       await b.put('/u', value);

@@ -11,7 +11,7 @@ export const tokenServer: ServerJoinMethod = {
     const got = Buffer.from(sha256Hex(ctx.request.token), 'hex');
     // constant-time: the lookup key is only a prefix of the hash
     if (!timingSafeEqual(got, Buffer.from(expected, 'hex'))) throw new JoinRefusal('token secret does not match');
-    // single-use: one conditional delete decides the winner among concurrent joins
+    // single-use: the conditional write that creates the instance also deletes the token
     if (!(await ctx.consumeToken())) throw new JoinRefusal('token already used');
     return {};
   },
