@@ -221,7 +221,8 @@ export class BotIdentity {
     await this.mutex.run(async () => {
       const cur = this.state.identity;
       if (!cur || !this.client) throw new TypeError('renew before join');
-      if (!joinMethodInfo(cur.join_method)?.renewable) return this.join();
+      // platform methods join again for each identity, presenting the current one to continue the instance
+      if (!joinMethodInfo(cur.join_method)?.renewable) return this.join(true);
       const keys = await generateKeys('ec-p256');
       const res = await this.client.call<IdentityResponse>('POST', PATHS.renew, {
         public_key: keys.publicKeyPem,

@@ -155,9 +155,12 @@ export async function handleJoin(ctx: AuthContext, body: unknown, remoteAddr: st
 
     const ttlMs = grantedTtlMs(req.ttl_seconds, access.maxTtlMs, DEFAULT_TTL_MS);
     const renewable = joinMethodInfo(req.join_method)?.renewable ?? false;
-    if (verdict.refreshInstance) {
+    // a platform-signed re-join by a tbot that still holds this bot's identity continues its
+    // instance (as Teleport does), instead of leaving one instance behind per re-join
+    const continued = verdict.refreshInstance ?? (!renewable && caller?.bot === botName ? caller.instance : undefined);
+    if (continued) {
       if (!callerClaims || callerClaims.kind !== 'bot') throw new JoinRefusal('refresh without a bot identity');
-      const identity = await refreshInstance(ctx, callerClaims, publicKey, ttlMs, 'refresh-join');
+      const identity = await refreshInstance(ctx, callerClaims, publicKey, ttlMs, { joinMethod: req.join_method, tokenId: id });
       ctx.audit.emit({ event: 'bot.join', success: true, bot_name: botName, bot_instance_id: identity.instance_id, generation: identity.generation, refresh: true, ...verdict.attributes, ...audit });
       return { ...identity, renewable, ...(verdict.methodData ? { method_data: verdict.methodData } : {}) };
     }

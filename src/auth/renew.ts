@@ -83,12 +83,17 @@ export async function refreshInstance(
   c: BotClaims,
   publicKey: ClientKey,
   ttlMs: number,
-  mode: 'renew' | 'refresh-join' = 'renew',
+  /** A re-join that continues this instance: it must come from the same method and token. */
+  rejoin?: { joinMethod: string; tokenId: string },
 ): Promise<IdentityResponse & { joinMethod: string; tokenId: string }> {
   const { item, instance, retry } = await currentInstance(ctx, c, 'RENEW_DENIED');
-  if (mode === 'renew' && !joinMethodInfo(instance.status.initial_authentication.join_method)?.renewable) {
+  const first = instance.status.initial_authentication;
+  if (!rejoin && !joinMethodInfo(first.join_method)?.renewable) {
     // platform-signed identities are not renewable: each one is a fresh join with a fresh document
-    throw new MwiError('RENEW_DENIED', `identities from join method ${instance.status.initial_authentication.join_method} do not renew; join again`);
+    throw new MwiError('RENEW_DENIED', `identities from join method ${first.join_method} do not renew; join again`);
+  }
+  if (rejoin && (rejoin.joinMethod !== first.join_method || rejoin.tokenId !== first.join_token_name)) {
+    throw new MwiError('RENEW_DENIED', 'this identity came from another join method or token; join without it');
   }
   const access = botAccess(ctx, c.bot);
   const generation = retry ? instance.status.generation : instance.status.generation + 1;

@@ -5,7 +5,7 @@ import { userInfo } from 'node:os';
 import { after, before, describe, it } from 'node:test';
 import { GITHUB_ISSUER } from '../../src/join/github/wire.js';
 import { startCluster, type TestCluster } from '../helpers/cluster.js';
-import { cli } from '../helpers/procs.js';
+import { cli, exited, spawnCli, waitFor } from '../helpers/procs.js';
 import { startIssuer, type TestIssuer } from '../helpers/oidc-issuer.js';
 import { sshRun, startSshd, type Sshd } from '../helpers/sshd.js';
 
@@ -58,6 +58,23 @@ describe('platform-signed joins end to end (github, kubernetes)', () => {
     const again = await cli('tbot', args, { env });
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stderr, /the stored identity expired; joining again/);
+  });
+
+  it('github: a daemon re-joins for every identity and keeps one bot instance', async () => {
+    gh.tokenEndpointClaims = { sub: 'repo:octo/app:ref:refs/heads/main', repository: 'octo/app', ref: 'refs/heads/main' };
+    const env = { ACTIONS_ID_TOKEN_REQUEST_URL: `${gh.url}/token`, ACTIONS_ID_TOKEN_REQUEST_TOKEN: 'runner-request-token' };
+    const count = async () => (JSON.parse(await c.tctlOk(['bots', 'instances', 'ls', 'ci', '--format', 'json'])) as Array<{ status: { generation: number } }>);
+    const before = (await count()).length;
+    const tbot = spawnCli('tbot', ['start', '--auth-server', c.addr, '--ca-pin', c.caPin, '--join-method', 'github', '--token', 'gh-deploy', '--destination-dir', join(c.dir, 'gh-daemon'), '--certificate-ttl', '20s', '--renewal-interval', '1s'], env);
+    try {
+      await waitFor('three refreshes', () => (tbot.out().match(/refreshed identity/g) ?? []).length >= 3, 20_000);
+    } finally {
+      tbot.kill('SIGTERM');
+      await exited(tbot);
+    }
+    const after = await count();
+    assert.equal(after.length, before + 1, tbot.out());
+    assert.ok(after.some((i) => i.status.generation >= 4));
   });
 
   it('github: a workflow without id-token permission gets a clear error; another repository is refused', async () => {
