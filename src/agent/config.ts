@@ -59,7 +59,6 @@ export const tbotSchema = z
   })
   .strict();
 
-export type TbotFile = z.input<typeof tbotSchema>;
 export type OutputConfig = z.infer<typeof identityOutput>;
 export type DestinationConfig = z.infer<typeof destination>;
 

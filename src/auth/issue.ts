@@ -48,27 +48,30 @@ export async function issueOutputCerts(ctx: AuthContext, access: BotAccess, inst
   const botName = access.bot.metadata.name;
   const now = ctx.now();
   const claims: Claims = { kind: 'output', bot: botName, instance: instanceId };
-  const tls = await issueCertificate({
-    ca: ctx.cas.tlsUser,
-    publicKey: publicKey.spki,
-    commonName: `bot-${botName}`,
-    organization: access.bot.spec.roles,
-    ttlMs,
-    usage: 'client',
-    identity: claims,
-    now,
-  });
-  const sshCert = await signSshCertificate({
-    caKey: ctx.cas.sshUser.key,
-    caBlob: ctx.cas.sshUser.blob,
-    subjectBlob: sshBlobOfClientKey(publicKey),
-    certType: 'user',
-    keyId: `bot-${botName}`,
-    principals: access.logins,
-    validAfter: new Date(now - BACKDATE_MS),
-    validBefore: tls.notAfter,
-    extensions: DEFAULT_USER_EXTENSIONS,
-  });
+  // both signatures run on the thread pool at once
+  const [tls, sshCert] = await Promise.all([
+    issueCertificate({
+      ca: ctx.cas.tlsUser,
+      publicKey: publicKey.spki,
+      commonName: `bot-${botName}`,
+      organization: access.bot.spec.roles,
+      ttlMs,
+      usage: 'client',
+      identity: claims,
+      now,
+    }),
+    signSshCertificate({
+      caKey: ctx.cas.sshUser.key,
+      caBlob: ctx.cas.sshUser.blob,
+      subjectBlob: sshBlobOfClientKey(publicKey),
+      certType: 'user',
+      keyId: `bot-${botName}`,
+      principals: access.logins,
+      validAfter: new Date(now - BACKDATE_MS),
+      validBefore: new Date(now + ttlMs),
+      extensions: DEFAULT_USER_EXTENSIONS,
+    }),
+  ]);
   return {
     tls_cert: tls.certPem,
     tls_ca_certs: caBundle(ctx),

@@ -108,10 +108,9 @@ export async function handleJoin(ctx: AuthContext, body: unknown, remoteAddr: st
       caller,
       challenge,
       platform: ctx.platform,
-      consumeToken: async () => {
+      consumeToken: () => {
         // deleted in the same conditional write that creates the instance (below)
         consumeRevision = item.revision;
-        return true;
       },
       updateTokenStatus: async (decide) => {
         for (let i = 0; i < STATUS_RETRIES; i++) {

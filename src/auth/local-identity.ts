@@ -2,7 +2,8 @@ import { createPublicKey } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateKeys } from '../crypto/keys.js';
-import { issueCertificate, splitPemBundle } from '../crypto/x509.js';
+import { splitPemBundle } from '../crypto/pem.js';
+import { issueCertificate } from '../crypto/x509.js';
 import { mkdirPrivate, writeFileAtomic } from '../util/fs.js';
 import type { AuthContext } from './context.js';
 

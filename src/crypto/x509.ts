@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
-import { createPrivateKey, createPublicKey, randomBytes, sign, webcrypto, X509Certificate, type KeyObject } from 'node:crypto';
+import { createPrivateKey, randomBytes, sign, webcrypto, X509Certificate, type KeyObject } from 'node:crypto';
 import { isIPv4, isIPv6 } from 'node:net';
 import { certSubjectDer, encodeOid, findExtensionValue, readTlv, seq, time, tlv, uint } from './der.js';
 
@@ -157,9 +157,4 @@ function pemLine(pem: string): string {
   return pem.endsWith('\n') ? pem : `${pem}\n`;
 }
 
-/** Public key of a PEM certificate. */
-export function certPublicKey(certPem: string): KeyObject {
-  return createPublicKey(new X509Certificate(certPem).publicKey.export({ type: 'spki', format: 'pem' }));
-}
 
-export { splitPemBundle } from './pem.js';

