@@ -27,6 +27,8 @@ export interface BenchCluster {
   admin: ApiClient;
   caCerts: string[];
   rssMb(): number;
+  /** CPU time (user + system) the Auth Service's processes have used so far, in ms. */
+  cpuMs(): number;
   stop(opts?: { keep?: boolean }): Promise<void>;
 }
 
@@ -37,7 +39,9 @@ export async function startAuth(dataDir?: string, mwiYaml?: string): Promise<Ben
   const dd = dataDir ?? join(dir, 'auth');
   const config = mwiYaml ? join(dir, 'mwi.yaml') : undefined;
   if (config) writeFileSync(config, mwiYaml!);
-  const proc = spawn(process.execPath, [join(CLI, 'mwi.js'), 'start', ...(config ? ['-c', config] : []), '--data-dir', dd, '--listen', '127.0.0.1:0', '--cluster-name', 'bench', '--workers', process.env.BENCH_WORKERS ?? '1'], {
+  // BENCH_PROFILE=DIR: the Auth Service writes a V8 CPU profile there when it stops
+  const prof = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
+  const proc = spawn(process.execPath, [...prof, join(CLI, 'mwi.js'), 'start', ...(config ? ['-c', config] : []), '--data-dir', dd, '--listen', '127.0.0.1:0', '--cluster-name', 'bench', '--workers', process.env.BENCH_WORKERS ?? '1'], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, MWI_LOG_LEVEL: 'warn' },
   });
@@ -65,6 +69,12 @@ export async function startAuth(dataDir?: string, mwiYaml?: string): Promise<Ben
     admin,
     caCerts: id.ca_certs,
     // the primary and, with --workers, every worker process
+    cpuMs: () =>
+      processTree(proc.pid!).reduce((sum, pid) => {
+        // fields 14 and 15 of /proc/PID/stat (after the parenthesised name): utime, stime in clock ticks (USER_HZ, 100 on Linux)
+        const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+        return sum + (Number(f[11]) + Number(f[12])) * 10;
+      }, 0),
     rssMb: () => processTree(proc.pid!).reduce((sum, pid) => sum + Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024, 0),
     async stop(opts = {}) {
       admin.close();

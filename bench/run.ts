@@ -18,9 +18,24 @@ import { GITHUB_ISSUER } from '../src/join/github/wire.js';
 import { startIssuer, type TestIssuer } from '../test/helpers/oidc-issuer.js';
 
 const QUICK = process.argv.includes('--quick');
+/** `--only=token,renew`: run only the named groups (token, bound_keypair, github, renew, burst, tbot, instances). */
+const ONLY = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
+const want = (group: string) => !ONLY || ONLY.includes(group);
 const LEVELS = [1, 16, 64, 256];
 const perLevel = (c: number) => (QUICK ? Math.max(50, c * 2) : c === 1 ? 300 : Math.max(1500, c * 8));
-type Row = { bench: string; concurrency: number | string; n: number; rate: number; p50: number; p99: number; bound?: number; note?: string };
+type Row = {
+  bench: string;
+  concurrency: number | string;
+  n: number;
+  rate: number;
+  p50: number;
+  p99: number;
+  bound?: number;
+  /** CPU time per operation in µs: the Auth Service's processes, and the load generator. */
+  authUs?: number;
+  genUs?: number;
+  note?: string;
+};
 const rows: Row[] = [];
 const extra: Record<string, unknown> = {};
 
@@ -38,6 +53,16 @@ async function tokens(c: BenchCluster, n: number, method = 'token', spec?: unkno
   return out;
 }
 
+/** `drive` plus the CPU both sides spent, per completed operation. */
+async function load(c: BenchCluster, n: number, conc: number, task: (i: number) => Promise<void>) {
+  const a0 = c.cpuMs();
+  const g0 = process.cpuUsage();
+  const r = await drive(n, conc, task);
+  const g = process.cpuUsage(g0);
+  const done = Math.max(1, r.samples.length);
+  return { ...r, ...summarize(r.samples, r.wallMs), authUs: ((c.cpuMs() - a0) * 1000) / done, genUs: (g.user + g.system) / done };
+}
+
 function hostCA(c: BenchCluster): string[] {
   return [c.caCerts[0]!];
 }
@@ -47,12 +72,11 @@ async function benchTokenJoins(c: BenchCluster, keys: PemKeyPair[], ecdsaBound: 
     const n = perLevel(conc);
     const toks = await tokens(c, n);
     const api = new ApiClient({ addrs: [c.addr], tls: { ca: hostCA(c) } });
-    const r = await drive(n, conc, async (i) => {
+    const r = await load(c, n, conc, async (i) => {
       await api.call('POST', PATHS.join, { token: toks[i], join_method: 'token', public_key: keys[i % keys.length]!.publicKeyPem });
     });
     api.close();
-    const s = summarize(r.samples, r.wallMs);
-    rows.push({ bench: 'join token', concurrency: conc, ...s, bound: s.rate / ecdsaBound, ...(r.errors ? { note: `${r.errors} errors: ${r.firstError}` } : {}) });
+    rows.push({ bench: 'join token', concurrency: conc, n: r.n, rate: r.rate, p50: r.p50, p99: r.p99, authUs: r.authUs, genUs: r.genUs, bound: r.rate / ecdsaBound, ...(r.errors ? { note: `${r.errors} errors: ${r.firstError}` } : {}) });
   }
 }
 
@@ -64,14 +88,13 @@ async function benchBoundKeypairJoins(c: BenchCluster, keys: PemKeyPair[], ecdsa
     const n = perLevel(conc);
     const toks = await tokens(c, n, 'bound_keypair', { bound_keypair: { onboarding: { initial_public_key: pub } } });
     const api = new ApiClient({ addrs: [c.addr], tls: { ca: hostCA(c) } });
-    const r = await drive(n, conc, async (i) => {
+    const r = await load(c, n, conc, async (i) => {
       const ch = await api.call<{ challenge_id: string; claims: string }>('POST', PATHS.challenge, { token: toks[i], join_method: 'bound_keypair', payload: { public_keys: [pub] } });
       const signature = await new CompactSign(Buffer.from(ch.claims)).setProtectedHeader({ alg: 'EdDSA' }).sign(bkPriv);
       await api.call('POST', PATHS.join, { token: toks[i], join_method: 'bound_keypair', public_key: keys[i % keys.length]!.publicKeyPem, payload: { challenge_id: ch.challenge_id, signature } });
     });
     api.close();
-    const s = summarize(r.samples, r.wallMs);
-    rows.push({ bench: 'join bound_keypair', concurrency: conc, ...s, bound: s.rate / ecdsaBound, note: `2 requests/join${r.errors ? `; ${r.errors} errors: ${r.firstError}` : ''}` });
+    rows.push({ bench: 'join bound_keypair', concurrency: conc, n: r.n, rate: r.rate, p50: r.p50, p99: r.p99, authUs: r.authUs, genUs: r.genUs, bound: r.rate / ecdsaBound, note: `2 requests/join${r.errors ? `; ${r.errors} errors: ${r.firstError}` : ''}` });
   }
 }
 
@@ -82,12 +105,11 @@ async function benchGithubJoins(c: BenchCluster, keys: PemKeyPair[], ecdsaBound:
     const n = perLevel(conc);
     const jwts = await Promise.all(Array.from({ length: n }, (_, i) => issuer.sign({ sub: 'repo:octo/app:ref:refs/heads/main', repository: 'octo/app', aud: 'bench', jti: `${conc}-${i}` })));
     const api = new ApiClient({ addrs: [c.addr], tls: { ca: hostCA(c) } });
-    const r = await drive(n, conc, async (i) => {
+    const r = await load(c, n, conc, async (i) => {
       await api.call('POST', PATHS.join, { token: 'gh', join_method: 'github', public_key: keys[i % keys.length]!.publicKeyPem, payload: { id_token: jwts[i] } });
     });
     api.close();
-    const s = summarize(r.samples, r.wallMs);
-    rows.push({ bench: 'join github (RS256 JWT)', concurrency: conc, ...s, bound: s.rate / ecdsaBound, ...(r.errors ? { note: `${r.errors} errors: ${r.firstError}` } : {}) });
+    rows.push({ bench: 'join github (RS256 JWT)', concurrency: conc, n: r.n, rate: r.rate, p50: r.p50, p99: r.p99, authUs: r.authUs, genUs: r.genUs, bound: r.rate / ecdsaBound, ...(r.errors ? { note: `${r.errors} errors: ${r.firstError}` } : {}) });
   }
 }
 
@@ -102,7 +124,7 @@ async function benchRenewals(c: BenchCluster, keys: PemKeyPair[], ecdsaBound: nu
     );
     joinApi.close();
     let done = 0;
-    const r = await drive(n, conc, async () => {
+    const r = await load(c, n, conc, async () => {
       const me = ids[done++ % conc]!;
       const next = keys[(done * 7) % keys.length]!;
       const api = new ApiClient({ addrs: [c.addr], tls: { ca: me.id.tls_ca_certs, cert: me.id.tls_cert, key: me.key.privateKeyPem } });
@@ -113,8 +135,7 @@ async function benchRenewals(c: BenchCluster, keys: PemKeyPair[], ecdsaBound: nu
         api.close();
       }
     });
-    const s = summarize(r.samples, r.wallMs);
-    rows.push({ bench: 'renew (new mTLS conn each)', concurrency: conc, ...s, bound: s.rate / ecdsaBound, ...(r.errors ? { note: `${r.errors} errors: ${r.firstError}` } : {}) });
+    rows.push({ bench: 'renew (new mTLS conn each)', concurrency: conc, n: r.n, rate: r.rate, p50: r.p50, p99: r.p99, authUs: r.authUs, genUs: r.genUs, bound: r.rate / ecdsaBound, ...(r.errors ? { note: `${r.errors} errors: ${r.firstError}` } : {}) });
   }
 }
 
@@ -223,23 +244,26 @@ async function main(): Promise<void> {
   try {
     await setup(c);
     const keys = await Promise.all(Array.from({ length: 64 }, () => generateKeys('ec-p256')));
-    await benchTokenJoins(c, keys, ecdsa);
-    await benchBoundKeypairJoins(c, keys, ecdsa);
-    await benchGithubJoins(c, keys, ecdsa, gh);
-    await benchRenewals(c, keys, ecdsa);
-    await benchBurst(c, keys);
-    await benchTbot(c);
+    if (want('token')) await benchTokenJoins(c, keys, ecdsa);
+    if (want('bound_keypair')) await benchBoundKeypairJoins(c, keys, ecdsa);
+    if (want('github')) await benchGithubJoins(c, keys, ecdsa, gh);
+    if (want('renew')) await benchRenewals(c, keys, ecdsa);
+    if (want('burst')) await benchBurst(c, keys);
+    if (want('tbot')) await benchTbot(c);
     extra.auth_rss_after_load_mb = c.rssMb();
   } finally {
     await c.stop();
     await gh.close();
   }
-  await benchInstances();
+  if (want('instances')) await benchInstances();
 
   const lines = [
-    '| benchmark | concurrency | n | per s | p50 ms | p99 ms | of crypto bound | note |',
-    '|---|---|---|---|---|---|---|---|',
-    ...rows.map((r) => `| ${r.bench} | ${r.concurrency} | ${r.n} | ${fmt(r.rate)} | ${fmt(r.p50, 1)} | ${fmt(r.p99, 1)} | ${r.bound === undefined ? '-' : `${(r.bound * 100).toFixed(0)}%`} | ${r.note ?? ''} |`),
+    '| benchmark | concurrency | n | per s | p50 ms | p99 ms | Auth CPU µs/op | load gen CPU µs/op | of crypto bound | note |',
+    '|---|---|---|---|---|---|---|---|---|---|',
+    ...rows.map(
+      (r) =>
+        `| ${r.bench} | ${r.concurrency} | ${r.n} | ${fmt(r.rate)} | ${fmt(r.p50, 1)} | ${fmt(r.p99, 1)} | ${fmt(r.authUs)} | ${fmt(r.genUs)} | ${r.bound === undefined ? '-' : `${(r.bound * 100).toFixed(0)}%`} | ${r.note ?? ''} |`,
+    ),
     '',
     '| raw crypto (same run, all cores via the libuv pool) | per s |',
     '|---|---|',

@@ -43,9 +43,13 @@ export interface AuditLog {
   close(): Promise<void>;
 }
 
-/** Audit log as JSON lines in one file, appended with O_APPEND so concurrent writers interleave by line. */
+/**
+ * Audit log as JSON lines in one file, appended with O_APPEND so concurrent writers interleave by
+ * line. Events emitted in one turn of the event loop go out in one write (whole lines only).
+ */
 export class FileAuditLog implements AuditLog {
   private readonly out: WriteStream;
+  private pending = '';
 
   constructor(
     private readonly path: string,
@@ -56,10 +60,19 @@ export class FileAuditLog implements AuditLog {
   }
 
   emit(event: AuditEvent): void {
-    this.out.write(`${JSON.stringify({ time: new Date(this.now()).toISOString(), ...event, pid: process.pid })}\n`);
+    if (!this.pending) setImmediate(() => this.flush());
+    this.pending += `${JSON.stringify({ time: new Date(this.now()).toISOString(), ...event, pid: process.pid })}\n`;
+    if (this.pending.length > 1 << 16) this.flush();
+  }
+
+  private flush(): void {
+    if (!this.pending || this.out.writableEnded) return;
+    this.out.write(this.pending);
+    this.pending = '';
   }
 
   async recent(limit: number, type?: string): Promise<AuditEvent[]> {
+    this.flush();
     // writes are ordered: once this empty write is done, every earlier event is in the file
     await new Promise<void>((r) => this.out.write('', () => r()));
     try {
@@ -85,6 +98,7 @@ export class FileAuditLog implements AuditLog {
   }
 
   async close(): Promise<void> {
+    this.flush();
     await new Promise<void>((r) => this.out.end(r));
   }
 }

@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import { chmodSync } from 'node:fs';
-import { MwiError } from '../errors.js';
+import { isMwiError, MwiError } from '../errors.js';
 import type { Backend, Item, RangeOptions, TxOp, WatchEvent, WriteOptions } from './backend.js';
 import { Watchers } from './watchers.js';
 
@@ -22,6 +22,8 @@ const MIGRATIONS: string[] = [
 /** How often watchers look for other processes' changes, and how long changes are kept. */
 const POLL_MS = 100;
 const CHANGES_KEPT_MS = 10 * 60 * 1000;
+/** Most writes one group commit takes; the rest go into the next. */
+const MAX_BATCH = 256;
 
 interface Row {
   key: string;
@@ -47,6 +49,10 @@ export class SqliteBackend implements Backend {
   private poller: NodeJS.Timeout | undefined;
   /** Revisions this process wrote (and already told its watchers about), while polling. */
   private readonly mine = new Set<number>();
+  /** Writes waiting for the next group commit. */
+  private batch: Array<{ run: () => { out: unknown; events: WatchEvent[] }; resolve: (v: unknown) => void; reject: (e: unknown) => void }> = [];
+  /** Revisions written by the transaction in progress (added to `mine` only if it commits). */
+  private written: number[] = [];
 
   constructor(
     path: string,
@@ -108,21 +114,66 @@ export class SqliteBackend implements Backend {
     const revision = this.stmts.bump.get()!.value;
     this.stmts.upsert.run(key, value, revision, opts?.expires ?? null);
     this.stmts.logChange.run(revision, key, 0, this.now());
-    if (this.poller) this.mine.add(revision);
+    this.written.push(revision);
     return { key, value, revision, expires: opts?.expires };
   }
 
-  /** An IMMEDIATE transaction around `fn`, with statements prepared once (not per call). */
-  private tx<T>(fn: () => T): T {
-    this.stmts.begin.run();
+  private remove(key: string): void {
+    this.stmts.del.run(key);
+    const revision = this.stmts.bump.get()!.value;
+    this.stmts.logChange.run(revision, key, 1, this.now());
+    this.written.push(revision);
+  }
+
+  /**
+   * Group commit: writes issued in the same turn of the event loop share one IMMEDIATE
+   * transaction (one WAL commit instead of one each). Each write checks its own condition and
+   * settles on its own; a refused condition changes nothing and does not affect the others. A
+   * storage error rolls the whole batch back and fails every write in it. Promises settle only
+   * after the commit, so an awaited write is durable as before.
+   */
+  private enqueue<T>(run: () => { out: T; events: WatchEvent[] }): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.batch.push({ run, resolve: resolve as (v: unknown) => void, reject });
+      if (this.batch.length === 1) setImmediate(() => this.flush());
+    });
+  }
+
+  private flush(): void {
+    const ops = this.batch.splice(0, MAX_BATCH);
+    if (this.batch.length > 0) setImmediate(() => this.flush());
+    if (!this.db.open) {
+      for (const op of ops) op.reject(new MwiError('STORAGE', 'storage is closed'));
+      return;
+    }
+    const results: Array<{ ok: true; out: unknown; events: WatchEvent[] } | { ok: false; err: unknown }> = [];
+    this.written = [];
     try {
-      const out = fn();
+      this.stmts.begin.run();
+      for (const op of ops) {
+        try {
+          results.push({ ok: true, ...op.run() });
+        } catch (err) {
+          // conditions are checked before anything is written: a refusal leaves nothing behind
+          if (!isMwiError(err, 'ALREADY_EXISTS') && !isMwiError(err, 'COMPARE_FAILED')) throw err;
+          results.push({ ok: false, err });
+        }
+      }
       this.stmts.commit.run();
-      return out;
     } catch (err) {
       if (this.db.inTransaction) this.stmts.rollback.run();
-      throw err;
+      const failure = isMwiError(err) ? err : new MwiError('STORAGE', `storage write failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      for (const op of ops) op.reject(failure);
+      return;
     }
+    // our own changes are delivered now; the poller skips them when it reads the change log
+    if (this.poller) for (const r of this.written) this.mine.add(r);
+    ops.forEach((op, i) => {
+      const r = results[i]!;
+      if (!r.ok) return op.reject(r.err);
+      for (const e of r.events) this.watchers.emit(e);
+      op.resolve(r.out);
+    });
   }
 
   async get(key: string): Promise<Item | undefined> {
@@ -130,60 +181,49 @@ export class SqliteBackend implements Backend {
     return row && toItem(row);
   }
 
-  async put(key: string, value: string, opts?: WriteOptions): Promise<Item> {
-    const item = this.tx(() => this.write(key, value, opts));
-    this.watchers.emit({ type: 'put', item });
-    return item;
+  put(key: string, value: string, opts?: WriteOptions): Promise<Item> {
+    return this.enqueue(() => {
+      const item = this.write(key, value, opts);
+      return { out: item, events: [{ type: 'put', item }] };
+    });
   }
 
-  async create(key: string, value: string, opts?: WriteOptions): Promise<Item> {
-    const item = this.tx(() => {
+  create(key: string, value: string, opts?: WriteOptions): Promise<Item> {
+    return this.enqueue(() => {
       if (this.liveRow(key)) throw new MwiError('ALREADY_EXISTS', `${key} already exists`);
-      return this.write(key, value, opts);
+      const item = this.write(key, value, opts);
+      return { out: item, events: [{ type: 'put', item }] };
     });
-    this.watchers.emit({ type: 'put', item });
-    return item;
   }
 
-  async compareAndSwap(key: string, revision: number, value: string, opts?: WriteOptions): Promise<Item> {
-    const item = this.tx(() => {
+  compareAndSwap(key: string, revision: number, value: string, opts?: WriteOptions): Promise<Item> {
+    return this.enqueue(() => {
       if (this.liveRow(key)?.revision !== revision) throw new MwiError('COMPARE_FAILED', `${key} changed concurrently`);
-      return this.write(key, value, opts);
+      const item = this.write(key, value, opts);
+      return { out: item, events: [{ type: 'put', item }] };
     });
-    this.watchers.emit({ type: 'put', item });
-    return item;
   }
 
-  async delete(key: string, revision?: number): Promise<boolean> {
-    const deleted = this.tx(() => {
+  delete(key: string, revision?: number): Promise<boolean> {
+    return this.enqueue(() => {
       const row = this.liveRow(key);
-      if (!row || (revision !== undefined && row.revision !== revision)) return false;
-      this.stmts.del.run(key);
-      const rev = this.stmts.bump.get()!.value;
-      this.stmts.logChange.run(rev, key, 1, this.now());
-      if (this.poller) this.mine.add(rev);
-      return true;
+      if (!row || (revision !== undefined && row.revision !== revision)) return { out: false, events: [] };
+      this.remove(key);
+      return { out: true, events: [{ type: 'delete', key }] };
     });
-    if (deleted) this.watchers.emit({ type: 'delete', key });
-    return deleted;
   }
 
-  async transact(ops: TxOp[]): Promise<boolean> {
-    const events = this.tx(() => {
+  transact(ops: TxOp[]): Promise<boolean> {
+    return this.enqueue(() => {
       const holds = ops.every((o) => (o.op === 'create' ? !this.liveRow(o.key) : this.liveRow(o.key)?.revision === o.revision));
-      if (!holds) return undefined;
-      return ops.map((o): WatchEvent => {
+      if (!holds) return { out: false, events: [] };
+      const events = ops.map((o): WatchEvent => {
         if (o.op !== 'delete') return { type: 'put', item: this.write(o.key, o.value, { expires: o.expires }) };
-        this.stmts.del.run(o.key);
-        const rev = this.stmts.bump.get()!.value;
-        this.stmts.logChange.run(rev, o.key, 1, this.now());
-        if (this.poller) this.mine.add(rev);
+        this.remove(o.key);
         return { type: 'delete', key: o.key };
       });
+      return { out: true, events };
     });
-    if (!events) return false;
-    for (const e of events) this.watchers.emit(e);
-    return true;
   }
 
   async range(prefix: string, opts: RangeOptions = {}): Promise<Item[]> {
@@ -223,6 +263,8 @@ export class SqliteBackend implements Backend {
 
   async close(): Promise<void> {
     if (this.poller) clearInterval(this.poller);
+    // writes already accepted are committed, not dropped
+    while (this.batch.length > 0 && this.db.open) this.flush();
     if (this.db.open) this.db.close();
   }
 }

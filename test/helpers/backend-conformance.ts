@@ -130,6 +130,20 @@ export function backendConformance(name: string, open: (clock: FakeClock) => Pro
       assert.equal((await b.range('/i/')).length, 1);
     }));
 
+    it('writes issued together settle one by one: a refused one does not undo the others', withBackend(async (b) => {
+      await b.create('/taken', 'x');
+      const seen: WatchEvent[] = [];
+      const stop = b.watch('/', (e) => seen.push(e));
+      const [a, dup, c] = await Promise.allSettled([b.create('/a', '1'), b.create('/taken', 'y'), b.put('/c', '3')]);
+      stop();
+      assert.equal(a.status, 'fulfilled');
+      assert.ok(dup.status === 'rejected' && isMwiError(dup.reason, 'ALREADY_EXISTS'));
+      assert.equal(c.status, 'fulfilled');
+      assert.ok(a.status === 'fulfilled' && c.status === 'fulfilled' && c.value.revision > a.value.revision, 'revisions follow the order writes were issued');
+      assert.equal((await b.get('/taken'))?.value, 'x');
+      assert.deepEqual(seen.map((e) => (e.type === 'put' ? e.item.key : e.key)), ['/a', '/c']);
+    }));
+
     it('stores arbitrary unicode JSON text intact', withBackend(async (b) => {
       const value = JSON.stringify({ s: 'ünï\u{1F600}\n"q"' });
       await b.put('/u', value);

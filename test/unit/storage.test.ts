@@ -33,3 +33,28 @@ it('sqlite: a watcher sees changes made by another process on the same file, onc
   await a.close();
   await b.close();
 });
+
+it('sqlite: a storage error in a group commit rolls the whole batch back and fails every write in it', async () => {
+  const b = new SqliteBackend(join(dir, 'batch-error.db'));
+  // a NULL value breaks the table's NOT NULL constraint: a real SQLite error mid-batch
+  const results = await Promise.allSettled([b.put('/a', '1'), b.put('/bad', null as unknown as string), b.create('/c', '3')]);
+  assert.deepEqual(results.map((r) => r.status), ['rejected', 'rejected', 'rejected']);
+  for (const r of results) assert.equal(r.status === 'rejected' && (r.reason as { code?: string }).code, 'STORAGE');
+  assert.equal(await b.get('/a'), undefined, 'nothing of the batch was committed');
+  assert.equal(await b.get('/c'), undefined);
+  // the next batch works, and its revisions follow on
+  const ok = await b.put('/a', '1');
+  assert.ok(ok.revision > 0);
+  await b.close();
+});
+
+it('sqlite: writes accepted before close are committed', async () => {
+  const file = join(dir, 'close.db');
+  const b = new SqliteBackend(file);
+  const pending = b.put('/kept', 'yes');
+  await b.close();
+  await pending;
+  const again = new SqliteBackend(file);
+  assert.equal((await again.get('/kept'))?.value, 'yes');
+  await again.close();
+});
