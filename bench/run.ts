@@ -13,12 +13,13 @@ import { generateKeys, type PemKeyPair } from '../src/crypto/keys.js';
 import { sshAuthorizedKey } from '../src/crypto/ssh.js';
 import { cryptoRates } from './crypto.js';
 import { CLI, startAuth, type BenchCluster } from './cluster.js';
+import { burst } from './loadgen.js';
 import { drive, summarize } from './stats.js';
 import { GITHUB_ISSUER } from '../src/join/github/wire.js';
 import { startIssuer, type TestIssuer } from '../test/helpers/oidc-issuer.js';
 
 const QUICK = process.argv.includes('--quick');
-/** `--only=token,renew`: run only the named groups (token, bound_keypair, github, renew, burst, tbot, instances). */
+/** `--only=token,renew`: run only the named groups (token, bound_keypair, github, renew, renew-kept, burst, tbot, instances). */
 const ONLY = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
 const want = (group: string) => !ONLY || ONLY.includes(group);
 const LEVELS = [1, 16, 64, 256];
@@ -113,50 +114,77 @@ async function benchGithubJoins(c: BenchCluster, keys: PemKeyPair[], ecdsaBound:
   }
 }
 
-async function benchRenewals(c: BenchCluster, keys: PemKeyPair[], ecdsaBound: number): Promise<void> {
-  for (const conc of LEVELS) {
-    const n = perLevel(conc);
-    const toks = await tokens(c, conc);
-    const joinApi = new ApiClient({ addrs: [c.addr], tls: { ca: hostCA(c) } });
-    // one identity per concurrent client; each renewal opens a new mTLS connection with the current cert, as tbot does
-    const ids = await Promise.all(
-      toks.map(async (t, i) => ({ key: keys[i % keys.length]!, id: await joinApi.call<IdentityResponse>('POST', PATHS.join, { token: t, join_method: 'token', public_key: keys[i % keys.length]!.publicKeyPem }) })),
-    );
+/** One identity per concurrent client, joined with a token. */
+async function renewers(c: BenchCluster, keys: PemKeyPair[], conc: number): Promise<Array<{ key: PemKeyPair; id: IdentityResponse }>> {
+  const toks = await tokens(c, conc);
+  const joinApi = new ApiClient({ addrs: [c.addr], tls: { ca: hostCA(c) } });
+  try {
+    return await Promise.all(toks.map(async (t, i) => ({ key: keys[i % keys.length]!, id: await joinApi.call<IdentityResponse>('POST', PATHS.join, { token: t, join_method: 'token', public_key: keys[i % keys.length]!.publicKeyPem }) })));
+  } finally {
     joinApi.close();
-    let done = 0;
-    const r = await load(c, n, conc, async () => {
-      const me = ids[done++ % conc]!;
-      const next = keys[(done * 7) % keys.length]!;
+  }
+}
+
+async function benchRenewals(c: BenchCluster, keys: PemKeyPair[], ecdsaBound: number): Promise<void> {
+  for (const conc of want('renew') ? LEVELS : []) {
+    const n = perLevel(conc);
+    const ids = await renewers(c, keys, conc);
+    // a fleet: every renewal opens a new mTLS connection with the current certificate; an
+    // identity is used by one renewal at a time (idle ones wait in `idle`)
+    const idle = [...ids];
+    const r = await load(c, n, conc, async (i) => {
+      const me = idle.pop()!;
+      const next = keys[(i * 7) % keys.length]!;
       const api = new ApiClient({ addrs: [c.addr], tls: { ca: me.id.tls_ca_certs, cert: me.id.tls_cert, key: me.key.privateKeyPem } });
       try {
         me.id = await api.call<IdentityResponse>('POST', PATHS.renew, { public_key: next.publicKeyPem });
         me.key = next;
       } finally {
         api.close();
+        idle.push(me);
       }
     });
-    rows.push({ bench: 'renew (new mTLS conn each)', concurrency: conc, n: r.n, rate: r.rate, p50: r.p50, p99: r.p99, authUs: r.authUs, genUs: r.genUs, bound: r.rate / ecdsaBound, ...(r.errors ? { note: `${r.errors} errors: ${r.firstError}` } : {}) });
+    rows.push({ bench: 'renew, new mTLS connection each', concurrency: conc, n: r.n, rate: r.rate, p50: r.p50, p99: r.p99, authUs: r.authUs, genUs: r.genUs, bound: r.rate / ecdsaBound, ...(r.errors ? { note: `${r.errors} errors: ${r.firstError}` } : {}) });
+  }
+  for (const conc of want('renew-kept') ? LEVELS : []) {
+    const n = perLevel(conc);
+    const ids = await renewers(c, keys, conc);
+    // daemons renewing within the keep-alive window: each keeps its connection, which the Auth
+    // Service carries forward to every new generation (as tbot does)
+    const clients = ids.map((me) => new ApiClient({ addrs: [c.addr], tls: { ca: me.id.tls_ca_certs, cert: me.id.tls_cert, key: me.key.privateKeyPem } }));
+    // connections opened before the clock starts: this row measures renewals, not handshakes
+    await Promise.all(clients.map((api) => api.call('GET', PATHS.ping)));
+    const idle = [...clients];
+    const r = await load(c, n, conc, async (i) => {
+      const api = idle.pop()!;
+      const next = keys[(i * 7) % keys.length]!;
+      try {
+        await api.call<IdentityResponse>('POST', PATHS.renew, { public_key: next.publicKeyPem }, { rekey: (a) => ({ ca: a.tls_ca_certs, cert: a.tls_cert, key: next.privateKeyPem }) });
+      } finally {
+        idle.push(api);
+      }
+    });
+    for (const api of clients) api.close();
+    rows.push({ bench: 'renew, kept-alive connection (identity carried)', concurrency: conc, n: r.n, rate: r.rate, p50: r.p50, p99: r.p99, authUs: r.authUs, genUs: r.genUs, bound: r.rate / ecdsaBound, ...(r.errors ? { note: `${r.errors} errors: ${r.firstError}` } : {}) });
   }
 }
 
 async function benchBurst(c: BenchCluster, keys: PemKeyPair[]): Promise<void> {
   const n = QUICK ? 200 : 1000;
   const toks = await tokens(c, n);
-  // 1,000 tbots starting at once: each its own connection
-  const t0 = performance.now();
-  const results = await Promise.allSettled(
-    toks.map(async (t, i) => {
-      const api = new ApiClient({ addrs: [c.addr], tls: { ca: hostCA(c) } });
-      try {
-        await api.call('POST', PATHS.join, { token: t, join_method: 'token', public_key: keys[i % keys.length]!.publicKeyPem });
-      } finally {
-        api.close();
-      }
-    }),
-  );
-  const wall = performance.now() - t0;
-  const failed = results.filter((r) => r.status === 'rejected').length;
-  rows.push({ bench: `burst: ${n} joins at once, new connection each`, concurrency: n, n: n - failed, rate: ((n - failed) / wall) * 1000, p50: NaN, p99: wall, note: `all done in ${(wall / 1000).toFixed(2)} s${failed ? `; ${failed} failed` : ''}` });
+  // 1,000 tbots starting at once, each with its own connection, from one load generator process
+  // per core (separate from the Auth Service, as the CI jobs would be)
+  const procs = cpus().length;
+  const r = await burst(c.addr, hostCA(c), toks.map((token, i) => ({ token, publicKeyPem: keys[i % keys.length]!.publicKeyPem })), procs);
+  rows.push({
+    bench: `burst: ${n} joins at once, new connection each (${procs} load generator processes)`,
+    concurrency: n,
+    n: n - r.failed,
+    rate: ((n - r.failed) / r.wallMs) * 1000,
+    p50: NaN,
+    p99: r.wallMs,
+    note: `all done in ${(r.wallMs / 1000).toFixed(2)} s${r.failed ? `; ${r.failed} failed: ${r.firstError}` : ''}`,
+  });
 }
 
 function tbotOneshot(c: BenchCluster, token: string, dir: string): number {
@@ -247,7 +275,7 @@ async function main(): Promise<void> {
     if (want('token')) await benchTokenJoins(c, keys, ecdsa);
     if (want('bound_keypair')) await benchBoundKeypairJoins(c, keys, ecdsa);
     if (want('github')) await benchGithubJoins(c, keys, ecdsa, gh);
-    if (want('renew')) await benchRenewals(c, keys, ecdsa);
+    if (want('renew') || want('renew-kept')) await benchRenewals(c, keys, ecdsa);
     if (want('burst')) await benchBurst(c, keys);
     if (want('tbot')) await benchTbot(c);
     extra.auth_rss_after_load_mb = c.rssMb();

@@ -224,13 +224,22 @@ export class BotIdentity {
       // platform methods join again for each identity, presenting the current one to continue the instance
       if (!joinMethodInfo(cur.join_method)?.renewable) return this.join(true);
       const keys = await generateKeys('ec-p256');
-      const res = await this.client.call<IdentityResponse>('POST', PATHS.renew, {
-        public_key: keys.publicKeyPem,
-        ttl_seconds: Math.round(this.cfg.credentialTtlMs / 1000),
-      });
-      this.state.identity = this.toStored(res, keys.privateKeyPem, keys.publicKeyPem, cur.join_method, cur.join_token_hash);
+      let next: StoredIdentity | undefined;
+      // the connection that carried the renewal speaks as the new identity from here on (the
+      // Auth Service carries it forward): the rest of the cycle needs no new TLS handshake
+      const res = await this.client.call<IdentityResponse>(
+        'POST',
+        PATHS.renew,
+        { public_key: keys.publicKeyPem, ttl_seconds: Math.round(this.cfg.credentialTtlMs / 1000) },
+        {
+          rekey: (answer) => {
+            next = this.toStored(answer, keys.privateKeyPem, keys.publicKeyPem, cur.join_method, cur.join_token_hash);
+            return { ca: next.tls_ca_certs, cert: next.tls_cert, key: next.key };
+          },
+        },
+      );
+      this.state.identity = next!;
       await this.persist();
-      this.setIdentity(this.state.identity);
       this.log.info('renewed identity', { bot: res.bot_name, instance: res.instance_id, generation: res.generation, expires: res.expires });
       if (res.rejoin_due) {
         this.log.info('the Auth Service asks for a refresh join (e.g. a key rotation is due)');

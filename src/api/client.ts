@@ -1,6 +1,7 @@
 import { request as httpsRequest, Agent } from 'node:https';
-import { connect as tlsConnect, type PeerCertificate, type DetailedPeerCertificate } from 'node:tls';
-import { X509Certificate, createPublicKey } from 'node:crypto';
+import { connect as tlsConnect, createSecureContext, type PeerCertificate, type DetailedPeerCertificate, type SecureContext } from 'node:tls';
+import type { Socket } from 'node:net';
+import { X509Certificate, createHash, createPublicKey } from 'node:crypto';
 import { MwiError, type ErrorCode, ERROR_CODES } from '../errors.js';
 import { spkiPin } from '../crypto/keys.js';
 import { AUTH_SERVER_NAME, type ErrorBody } from './wire.js';
@@ -58,6 +59,36 @@ export async function discoverCA(addr: string, pins: string[] | 'any', timeoutMs
   throw new MwiError('CA_PIN_MISMATCH', `the Auth Service at ${addr} presented no CA matching the configured CA pin (check ca_pins)`);
 }
 
+/**
+ * TLS contexts by credentials: building one parses the CA certificates and the key (about a
+ * millisecond), so clients with the same credentials (tctl's, a burst of joins) share it.
+ */
+const contexts = new Map<string, SecureContext>();
+const CONTEXTS_KEPT = 16;
+
+function secureContextFor(tls: ClientTLS): SecureContext {
+  const id = createHash('sha256').update(JSON.stringify([tls.ca, tls.cert ?? '', tls.key ?? ''])).digest('base64');
+  let ctx = contexts.get(id);
+  if (!ctx) {
+    ctx = createSecureContext({ ca: tls.ca, ...(tls.cert ? { cert: tls.cert, key: tls.key } : {}), minVersion: 'TLSv1.3' });
+    if (contexts.size >= CONTEXTS_KEPT) contexts.delete(contexts.keys().next().value!);
+  }
+  // most recently used last
+  contexts.delete(id);
+  contexts.set(id, ctx);
+  return ctx;
+}
+
+export interface CallOptions<T> {
+  /**
+   * The answer carries new credentials for this client (a renewal): the Auth Service now treats
+   * the connection that carried it as the new identity, so that connection stays open; new
+   * connections use the returned credentials and every other connection is closed. A throw
+   * here (e.g. the certificate is not for our key) fails the call.
+   */
+  rekey?: (answer: T) => ClientTLS;
+}
+
 export interface ApiClientOptions {
   /** One or more Auth Service addresses; tried in order on connection failure. */
   addrs: string[];
@@ -69,16 +100,29 @@ export interface ApiClientOptions {
 export class ApiClient {
   private readonly agent: Agent;
   private preferred = 0;
+  private tls: ClientTLS;
+  private context: SecureContext | undefined;
 
   constructor(private readonly opts: ApiClientOptions) {
     if (opts.addrs.length === 0) throw new TypeError('ApiClient needs at least one address');
-    this.agent = new Agent({
-      keepAlive: true,
-      ca: opts.tls.ca,
-      ...(opts.tls.cert ? { cert: opts.tls.cert, key: opts.tls.key } : {}),
-      servername: AUTH_SERVER_NAME,
-      minVersion: 'TLSv1.3',
-    });
+    // credentials are not agent options (those are copied into every request and make up the
+    // pool key): each new connection takes the current context, so after a rekey the connection
+    // that carried the renewal stays in the pool. No TLS session resumption: a resumed session
+    // keeps the client certificate it was made with, so a connection opened after a renewal
+    // would present the previous generation (and be taken for a copy).
+    this.agent = new Agent({ keepAlive: true, maxCachedSessions: 0, servername: AUTH_SERVER_NAME, minVersion: 'TLSv1.3' });
+    this.tls = opts.tls;
+    const connect = this.agent.createConnection.bind(this.agent) as (o: object, cb?: unknown) => Socket;
+    (this.agent as unknown as { createConnection: (o: object, cb?: unknown) => Socket }).createConnection = (o, cb) => connect({ ...o, secureContext: (this.context ??= secureContextFor(this.tls)) }, cb);
+  }
+
+  /** New connections use `tls` (its context is built when one is needed); every open connection except `keep` is closed. */
+  private rekey(tls: ClientTLS, keep: Socket | undefined): void {
+    this.tls = tls;
+    this.context = undefined;
+    for (const pool of [this.agent.freeSockets, this.agent.sockets]) {
+      for (const list of Object.values(pool)) for (const s of [...(list ?? [])]) if (s !== keep) s.destroy();
+    }
   }
 
   /** The Auth Service addresses this client uses. */
@@ -87,14 +131,15 @@ export class ApiClient {
   }
 
   /** Sends one request, failing over between addresses while they are unreachable. */
-  async call<T>(method: 'GET' | 'POST' | 'DELETE' | 'PUT', path: string, body?: unknown): Promise<T> {
+  async call<T>(method: 'GET' | 'POST' | 'DELETE' | 'PUT', path: string, body?: unknown, opts: CallOptions<T> = {}): Promise<T> {
     const n = this.opts.addrs.length;
     let last: unknown;
     for (let i = 0; i < n; i++) {
       const idx = (this.preferred + i) % n;
       try {
-        const out = await this.once<T>(this.opts.addrs[idx]!, method, path, body);
+        const { out, socket } = await this.once<T>(this.opts.addrs[idx]!, method, path, body);
         this.preferred = idx;
+        if (opts.rekey) this.rekey(opts.rekey(out), socket);
         return out;
       } catch (err) {
         last = err;
@@ -104,10 +149,10 @@ export class ApiClient {
     throw last;
   }
 
-  private once<T>(addr: string, method: string, path: string, body?: unknown): Promise<T> {
+  private once<T>(addr: string, method: string, path: string, body?: unknown): Promise<{ out: T; socket: Socket | undefined }> {
     const { host, port } = parseAddr(addr);
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    return new Promise<T>((resolve, reject) => {
+    return new Promise((resolve, reject) => {
       const req = httpsRequest(
         {
           host,
@@ -120,6 +165,7 @@ export class ApiClient {
           timeout: this.opts.timeoutMs ?? 15_000,
         },
         (res) => {
+          const socket = res.socket;
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
           res.on('end', () => {
@@ -135,7 +181,7 @@ export class ApiClient {
               const code = e && e.code in ERROR_CODES ? (e.code as ErrorCode) : 'INTERNAL';
               return reject(new MwiError(code, e?.message ?? `HTTP ${res.statusCode}`));
             }
-            resolve(json as T);
+            resolve({ out: json as T, socket });
           });
           res.on('error', (err) => reject(unreachable(addr, err)));
         },

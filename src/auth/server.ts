@@ -17,7 +17,7 @@ import { FileAuditLog, type AuditLog } from './audit.js';
 import { loadAuthorities } from './authorities.js';
 import { ResourceCache } from './cache.js';
 import type { AuthContext } from './context.js';
-import { peerClaims, readJson, sendError, sendJson } from './http.js';
+import { carryIdentity, peerClaims, readJson, sendError, sendJson } from './http.js';
 import { handleChallenge, handleJoin } from './join.js';
 import { authInfoPath, issueServerCert, writeAdminIdentity } from './local-identity.js';
 import { handleCerts, handleHeartbeat, handleRenew } from './renew.js';
@@ -142,11 +142,19 @@ export class AuthServer {
       if (req.method === 'GET' && path === PATHS.ping) {
         return sendJson(res, 200, { cluster_name: this.clusterName, server_version: VERSION });
       }
-      if (req.method === 'POST' && path === PATHS.join) return sendJson(res, 200, await handleJoin(this.ctx, await readJson(req), remote, peerClaims(req)));
+      const now = this.ctx.now();
+      if (req.method === 'POST' && (path === PATHS.join || path === PATHS.renew)) {
+        const caller = peerClaims(req, now, path === PATHS.join ? { expired: 'ignore' } : {});
+        const identity = path === PATHS.join ? await handleJoin(this.ctx, await readJson(req), remote, caller) : await handleRenew(this.ctx, caller, await readJson(req), remote);
+        // a renewal or refresh of this connection's own instance: the connection carries it on
+        if (caller?.kind === 'bot' && identity.instance_id === caller.instance) {
+          carryIdentity(req, { kind: 'bot', bot: identity.bot_name, instance: identity.instance_id, generation: identity.generation }, Date.parse(identity.expires));
+        }
+        return sendJson(res, 200, identity);
+      }
       if (req.method === 'POST' && path === PATHS.challenge) return sendJson(res, 200, await handleChallenge(this.ctx, await readJson(req), remote));
-      if (req.method === 'POST' && path === PATHS.renew) return sendJson(res, 200, await handleRenew(this.ctx, peerClaims(req), await readJson(req), remote));
-      if (req.method === 'POST' && path === PATHS.certs) return sendJson(res, 200, await handleCerts(this.ctx, peerClaims(req), await readJson(req), remote));
-      if (req.method === 'POST' && path === PATHS.heartbeat) return sendJson(res, 200, await handleHeartbeat(this.ctx, peerClaims(req), await readJson(req)));
+      if (req.method === 'POST' && path === PATHS.certs) return sendJson(res, 200, await handleCerts(this.ctx, peerClaims(req, now), await readJson(req), remote));
+      if (req.method === 'POST' && path === PATHS.heartbeat) return sendJson(res, 200, await handleHeartbeat(this.ctx, peerClaims(req, now), await readJson(req)));
       if (path.startsWith(`${PATHS.admin}/`)) return sendJson(res, 200, await this.routeAdmin(req, url, admin));
       throw new MwiError('NOT_FOUND', `no route ${req.method} ${path}`);
     } catch (err) {
@@ -155,7 +163,7 @@ export class AuthServer {
   }
 
   private async routeAdmin(req: IncomingMessage, url: URL, admin: AdminApi): Promise<unknown> {
-    const claims = peerClaims(req);
+    const claims = peerClaims(req, this.ctx.now());
     if (claims?.kind !== 'admin') throw new MwiError('ACCESS_DENIED', 'the admin API needs an admin identity');
     const user = claims.user;
     const parts = url.pathname.slice(PATHS.admin.length + 1).split('/').map(decodeURIComponent);
