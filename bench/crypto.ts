@@ -1,6 +1,19 @@
-import { createPublicKey, generateKeyPairSync, sign, verify } from 'node:crypto';
+import { createPublicKey, diffieHellman, generateKeyPair, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 import { generateKeys } from '../src/crypto/keys.js';
 import { createCA, issueCertificate, loadCA } from '../src/crypto/x509.js';
+
+/** The crypto operations one benchmark operation performs, on both sides (they share the cores). */
+export type CryptoOps = Partial<Record<'ecdsa_p256_sign' | 'ecdsa_p256_verify' | 'ed25519_sign' | 'ed25519_verify' | 'rsa2048_verify' | 'x25519_exchange', number>>;
+
+/**
+ * The rate the machine could sustain doing nothing but `ops` for each operation: the bound a
+ * join or renewal figure is compared with. Rates are per second over all cores.
+ */
+export function cryptoBound(rates: Record<string, number>, ops: CryptoOps): number {
+  let seconds = 0;
+  for (const [op, count] of Object.entries(ops)) seconds += count / rates[op]!;
+  return 1 / seconds;
+}
 
 /** Raw crypto rates on this machine with this Node.js: the bound the join/renew figures are measured against. */
 export async function cryptoRates(seconds = 1.5): Promise<Record<string, number>> {
@@ -31,6 +44,15 @@ export async function cryptoRates(seconds = 1.5): Promise<Record<string, number>
   await measure('ed25519_sign', () => asyncSign(null, ed.privateKey));
   await measure('ed25519_verify', () => asyncVerify(null, ed.publicKey, edSig));
   await measure('ecdsa_p256_keygen', () => generateKeys('ec-p256'));
+  const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const rsaSig = sign('sha256', data, rsa.privateKey);
+  await measure('rsa2048_verify', () => asyncVerify('sha256', rsa.publicKey, rsaSig));
+  // one side of a TLS 1.3 key exchange: an ephemeral X25519 key and the shared secret
+  const peer = generateKeyPairSync('x25519');
+  await measure('x25519_exchange', async () => {
+    const privateKey = await new Promise<KeyObject>((r, j) => generateKeyPair('x25519', {}, (e, _pub, priv) => (e ? j(e) : r(priv))));
+    return diffieHellman({ privateKey, publicKey: peer.publicKey });
+  });
   const ca = await loadCA(await createCA('bench', 'bench CA'));
   const pub = createPublicKey((await generateKeys('ec-p256')).publicKeyPem).export({ type: 'spki', format: 'der' });
   await measure('x509_issue (mwi: DER template + node:crypto sign)', () => issueCertificate({ ca, publicKey: pub, commonName: 'bench', ttlMs: 3600_000, usage: 'client', identity: { kind: 'bot' } }));

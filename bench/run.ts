@@ -11,7 +11,7 @@ import { ApiClient } from '../src/api/client.js';
 import { PATHS, type IdentityResponse } from '../src/api/wire.js';
 import { generateKeys, type PemKeyPair } from '../src/crypto/keys.js';
 import { sshAuthorizedKey } from '../src/crypto/ssh.js';
-import { cryptoRates } from './crypto.js';
+import { cryptoBound, cryptoRates, type CryptoOps } from './crypto.js';
 import { CLI, startAuth, type BenchCluster } from './cluster.js';
 import { burst } from './loadgen.js';
 import { drive, summarize } from './stats.js';
@@ -54,6 +54,31 @@ async function tokens(c: BenchCluster, n: number, method = 'token', spec?: unkno
   return out;
 }
 
+/**
+ * The crypto each benchmark operation does, both sides together (they share the cores). Joins
+ * and kept-alive renewals run over open connections; a new connection adds a TLS 1.3 handshake
+ * with client certificates: each side signs once (CertificateVerify), verifies the peer's
+ * certificate (one CA signature) and its CertificateVerify, and does one X25519 exchange.
+ */
+const OPS = {
+  // the certificate
+  token: { ecdsa_p256_sign: 1 },
+  // the certificate and the join state (ES256); tbot signs the challenge (EdDSA), the server verifies it
+  bound_keypair: { ecdsa_p256_sign: 2, ed25519_sign: 1, ed25519_verify: 1 },
+  // the certificate; the RS256 ID token is verified (the issuer signed it before the clock started)
+  github: { ecdsa_p256_sign: 1, rsa2048_verify: 1 },
+  renewKept: { ecdsa_p256_sign: 1 },
+  renewNew: { ecdsa_p256_sign: 3, ecdsa_p256_verify: 4, x25519_exchange: 2 },
+} satisfies Record<string, CryptoOps>;
+
+type Loaded = Awaited<ReturnType<typeof load>>;
+
+function loadRow(bench: string, conc: number, r: Loaded, bound: number, note?: string): Row {
+  const errors = r.errors ? `${r.errors} errors: ${r.firstError}` : '';
+  const text = [note, errors].filter(Boolean).join('; ');
+  return { bench, concurrency: conc, n: r.n, rate: r.rate, p50: r.p50, p99: r.p99, authUs: r.authUs, genUs: r.genUs, bound: r.rate / bound, ...(text ? { note: text } : {}) };
+}
+
 /** `drive` plus the CPU both sides spent, per completed operation. */
 async function load(c: BenchCluster, n: number, conc: number, task: (i: number) => Promise<void>) {
   const a0 = c.cpuMs();
@@ -68,7 +93,7 @@ function hostCA(c: BenchCluster): string[] {
   return [c.caCerts[0]!];
 }
 
-async function benchTokenJoins(c: BenchCluster, keys: PemKeyPair[], ecdsaBound: number): Promise<void> {
+async function benchTokenJoins(c: BenchCluster, keys: PemKeyPair[], rates: Record<string, number>): Promise<void> {
   for (const conc of LEVELS) {
     const n = perLevel(conc);
     const toks = await tokens(c, n);
@@ -77,11 +102,11 @@ async function benchTokenJoins(c: BenchCluster, keys: PemKeyPair[], ecdsaBound: 
       await api.call('POST', PATHS.join, { token: toks[i], join_method: 'token', public_key: keys[i % keys.length]!.publicKeyPem });
     });
     api.close();
-    rows.push({ bench: 'join token', concurrency: conc, n: r.n, rate: r.rate, p50: r.p50, p99: r.p99, authUs: r.authUs, genUs: r.genUs, bound: r.rate / ecdsaBound, ...(r.errors ? { note: `${r.errors} errors: ${r.firstError}` } : {}) });
+    rows.push(loadRow('join token', conc, r, cryptoBound(rates, OPS.token)));
   }
 }
 
-async function benchBoundKeypairJoins(c: BenchCluster, keys: PemKeyPair[], ecdsaBound: number): Promise<void> {
+async function benchBoundKeypairJoins(c: BenchCluster, keys: PemKeyPair[], rates: Record<string, number>): Promise<void> {
   const bk = await generateKeys('ed25519');
   const bkPriv = createPrivateKey(bk.privateKeyPem);
   const pub = sshAuthorizedKey(createPublicKey(bk.publicKeyPem));
@@ -95,12 +120,12 @@ async function benchBoundKeypairJoins(c: BenchCluster, keys: PemKeyPair[], ecdsa
       await api.call('POST', PATHS.join, { token: toks[i], join_method: 'bound_keypair', public_key: keys[i % keys.length]!.publicKeyPem, payload: { challenge_id: ch.challenge_id, signature } });
     });
     api.close();
-    rows.push({ bench: 'join bound_keypair', concurrency: conc, n: r.n, rate: r.rate, p50: r.p50, p99: r.p99, authUs: r.authUs, genUs: r.genUs, bound: r.rate / ecdsaBound, note: `2 requests/join${r.errors ? `; ${r.errors} errors: ${r.firstError}` : ''}` });
+    rows.push(loadRow('join bound_keypair', conc, r, cryptoBound(rates, OPS.bound_keypair), '2 requests/join'));
   }
 }
 
 /** `github` joins: the bench process plays the issuer (keys served over loopback, tokens signed here). */
-async function benchGithubJoins(c: BenchCluster, keys: PemKeyPair[], ecdsaBound: number, issuer: TestIssuer): Promise<void> {
+async function benchGithubJoins(c: BenchCluster, keys: PemKeyPair[], rates: Record<string, number>, issuer: TestIssuer): Promise<void> {
   await c.admin.call('POST', '/v1/admin/resources', { resource: { kind: 'token', metadata: { name: 'gh' }, spec: { join_method: 'github', bot_name: 'bench', allow: [{ repository: 'octo/app' }] } } });
   for (const conc of LEVELS) {
     const n = perLevel(conc);
@@ -110,7 +135,7 @@ async function benchGithubJoins(c: BenchCluster, keys: PemKeyPair[], ecdsaBound:
       await api.call('POST', PATHS.join, { token: 'gh', join_method: 'github', public_key: keys[i % keys.length]!.publicKeyPem, payload: { id_token: jwts[i] } });
     });
     api.close();
-    rows.push({ bench: 'join github (RS256 JWT)', concurrency: conc, n: r.n, rate: r.rate, p50: r.p50, p99: r.p99, authUs: r.authUs, genUs: r.genUs, bound: r.rate / ecdsaBound, ...(r.errors ? { note: `${r.errors} errors: ${r.firstError}` } : {}) });
+    rows.push(loadRow('join github (RS256 JWT)', conc, r, cryptoBound(rates, OPS.github)));
   }
 }
 
@@ -125,7 +150,7 @@ async function renewers(c: BenchCluster, keys: PemKeyPair[], conc: number): Prom
   }
 }
 
-async function benchRenewals(c: BenchCluster, keys: PemKeyPair[], ecdsaBound: number): Promise<void> {
+async function benchRenewals(c: BenchCluster, keys: PemKeyPair[], rates: Record<string, number>): Promise<void> {
   for (const conc of want('renew') ? LEVELS : []) {
     const n = perLevel(conc);
     const ids = await renewers(c, keys, conc);
@@ -144,7 +169,7 @@ async function benchRenewals(c: BenchCluster, keys: PemKeyPair[], ecdsaBound: nu
         idle.push(me);
       }
     });
-    rows.push({ bench: 'renew, new mTLS connection each', concurrency: conc, n: r.n, rate: r.rate, p50: r.p50, p99: r.p99, authUs: r.authUs, genUs: r.genUs, bound: r.rate / ecdsaBound, ...(r.errors ? { note: `${r.errors} errors: ${r.firstError}` } : {}) });
+    rows.push(loadRow('renew, new mTLS connection each', conc, r, cryptoBound(rates, OPS.renewNew)));
   }
   for (const conc of want('renew-kept') ? LEVELS : []) {
     const n = perLevel(conc);
@@ -165,7 +190,7 @@ async function benchRenewals(c: BenchCluster, keys: PemKeyPair[], ecdsaBound: nu
       }
     });
     for (const api of clients) api.close();
-    rows.push({ bench: 'renew, kept-alive connection (identity carried)', concurrency: conc, n: r.n, rate: r.rate, p50: r.p50, p99: r.p99, authUs: r.authUs, genUs: r.genUs, bound: r.rate / ecdsaBound, ...(r.errors ? { note: `${r.errors} errors: ${r.firstError}` } : {}) });
+    rows.push(loadRow('renew, kept-alive connection (identity carried)', conc, r, cryptoBound(rates, OPS.renewKept)));
   }
 }
 
@@ -241,12 +266,15 @@ async function benchInstances(): Promise<void> {
     const page = await c.admin.call<{ items: unknown[] }>('GET', `/v1/admin/resources/bot_instances?limit=1000&start_after=${encodeURIComponent(mid)}`);
     const pageMs = performance.now() - p0;
     rows.push({ bench: `one page of 1000 bot instances (of ${total})`, concurrency: '-', n: page.items.length, rate: NaN, p50: pageMs, p99: NaN });
-    const t0 = performance.now();
-    execFileSync(process.execPath, [join(CLI, 'tctl.js'), '--data-dir', c.dataDir, 'bots', 'instances', 'ls', '--format', 'json'], { maxBuffer: 1 << 30, stdio: ['ignore', 'ignore', 'inherit'] });
-    const listMs = performance.now() - t0;
-    const rss = c.rssMb();
-    rows.push({ bench: `tctl bots instances ls --format json, all ${total} instances (paged)`, concurrency: '-', n: total, rate: NaN, p50: listMs, p99: NaN, note: `Auth Service RSS ${rss.toFixed(0)} MB after listing` });
-    extra[`instances_${total}`] = { list_ms: listMs, auth_rss_mb: rss };
+    const prof = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
+    const listed: Record<string, number> = {};
+    for (const format of ['text', 'json']) {
+      const t0 = performance.now();
+      execFileSync(process.execPath, [...prof, join(CLI, 'tctl.js'), '--data-dir', c.dataDir, 'bots', 'instances', 'ls', '--format', format], { maxBuffer: 1 << 30, stdio: ['ignore', 'ignore', 'inherit'] });
+      listed[format] = performance.now() - t0;
+      rows.push({ bench: `tctl bots instances ls${format === 'json' ? ' --format json' : ' (table)'}, all ${total} instances (paged)`, concurrency: '-', n: total, rate: NaN, p50: listed[format]!, p99: NaN, note: `Auth Service RSS ${c.rssMb().toFixed(0)} MB after listing` });
+    }
+    extra[`instances_${total}`] = { list_table_ms: listed.text, list_json_ms: listed.json, auth_rss_mb: c.rssMb() };
     await c.stop();
     const { rmSync } = await import('node:fs');
     rmSync(c0.dir, { recursive: true, force: true });
@@ -266,16 +294,15 @@ async function main(): Promise<void> {
     return;
   }
   const crypto = await cryptoRates(QUICK ? 0.5 : 1.5);
-  const ecdsa = crypto.ecdsa_p256_sign!;
   const gh = await startIssuer({ issuer: GITHUB_ISSUER });
   const c = await startAuth(undefined, `oidc:\n  endpoint_overrides:\n    "${GITHUB_ISSUER}": "${gh.url}"\n`);
   try {
     await setup(c);
     const keys = await Promise.all(Array.from({ length: 64 }, () => generateKeys('ec-p256')));
-    if (want('token')) await benchTokenJoins(c, keys, ecdsa);
-    if (want('bound_keypair')) await benchBoundKeypairJoins(c, keys, ecdsa);
-    if (want('github')) await benchGithubJoins(c, keys, ecdsa, gh);
-    if (want('renew') || want('renew-kept')) await benchRenewals(c, keys, ecdsa);
+    if (want('token')) await benchTokenJoins(c, keys, crypto);
+    if (want('bound_keypair')) await benchBoundKeypairJoins(c, keys, crypto);
+    if (want('github')) await benchGithubJoins(c, keys, crypto, gh);
+    if (want('renew') || want('renew-kept')) await benchRenewals(c, keys, crypto);
     if (want('burst')) await benchBurst(c, keys);
     if (want('tbot')) await benchTbot(c);
     extra.auth_rss_after_load_mb = c.rssMb();

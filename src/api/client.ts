@@ -1,3 +1,4 @@
+import type { IncomingHttpHeaders } from 'node:http';
 import { request as httpsRequest, Agent } from 'node:https';
 import { connect as tlsConnect, createSecureContext, type PeerCertificate, type DetailedPeerCertificate, type SecureContext } from 'node:tls';
 import type { Socket } from 'node:net';
@@ -87,6 +88,8 @@ export interface CallOptions<T> {
    * here (e.g. the certificate is not for our key) fails the call.
    */
   rekey?: (answer: T) => ClientTLS;
+  /** Called with the response headers, before the body has arrived. */
+  onHeaders?: (headers: IncomingHttpHeaders) => void;
 }
 
 export interface ApiClientOptions {
@@ -137,7 +140,7 @@ export class ApiClient {
     for (let i = 0; i < n; i++) {
       const idx = (this.preferred + i) % n;
       try {
-        const { out, socket } = await this.once<T>(this.opts.addrs[idx]!, method, path, body);
+        const { out, socket } = await this.once<T>(this.opts.addrs[idx]!, method, path, body, opts.onHeaders);
         this.preferred = idx;
         if (opts.rekey) this.rekey(opts.rekey(out), socket);
         return out;
@@ -149,7 +152,7 @@ export class ApiClient {
     throw last;
   }
 
-  private once<T>(addr: string, method: string, path: string, body?: unknown): Promise<{ out: T; socket: Socket | undefined }> {
+  private once<T>(addr: string, method: string, path: string, body?: unknown, onHeaders?: (h: IncomingHttpHeaders) => void): Promise<{ out: T; socket: Socket | undefined }> {
     const { host, port } = parseAddr(addr);
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     return new Promise((resolve, reject) => {
@@ -166,6 +169,7 @@ export class ApiClient {
         },
         (res) => {
           const socket = res.socket;
+          if ((res.statusCode ?? 500) < 400) onHeaders?.(res.headers);
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
           res.on('end', () => {

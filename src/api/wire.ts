@@ -103,3 +103,6 @@ export interface PingResponse {
 export interface ErrorBody {
   error: { code: string; message: string };
 }
+
+/** Header with a listing's next page token (URI-encoded), so a client can ask for it before reading this page's body. */
+export const NEXT_PAGE_HEADER = 'x-mwi-next';

@@ -8,6 +8,7 @@ import { SERVER_METHODS } from '../join/servers.js';
 import { key } from '../storage/backend.js';
 import { VERSION } from '../version.js';
 import { RawJson } from './http.js';
+import { NEXT_PAGE_HEADER } from '../api/wire.js';
 import { CA_TYPES, exportCA, type CAType } from './authorities.js';
 import type { AuthContext } from './context.js';
 import { parseKind, validateResource, type Bot, type Kind, type Lock, type StoredToken, type Token } from './resources.js';
@@ -137,8 +138,9 @@ export class AdminApi {
   async listJson(kindText: string, opts: { startAfter?: string; limit?: number; bot?: string } = {}): Promise<RawJson> {
     if (parseKind(kindText) === 'token') return new RawJson(JSON.stringify(await this.list(kindText, opts)));
     const { page, more } = await this.page(kindText, opts);
-    const next = more ? `,"next":${JSON.stringify(page[page.length - 1]!.key)}` : '';
-    return new RawJson(`{"items":[${page.map((i) => i.value).join(',')}]${next}}`);
+    const nextKey = more ? page[page.length - 1]!.key : undefined;
+    const next = nextKey ? `,"next":${JSON.stringify(nextKey)}` : '';
+    return new RawJson(`{"items":[${page.map((i) => i.value).join(',')}]${next}}`, nextKey ? { [NEXT_PAGE_HEADER]: encodeURIComponent(nextKey) } : {});
   }
 
   private async page(kindText: string, opts: { startAfter?: string; limit?: number; bot?: string }) {

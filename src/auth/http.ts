@@ -75,14 +75,17 @@ export async function readJson(req: IncomingMessage): Promise<unknown> {
   }
 }
 
-/** A response body that is already JSON text (e.g. stored resources sent as stored). */
+/** A response body that is already JSON text (e.g. stored resources sent as stored), and extra headers. */
 export class RawJson {
-  constructor(readonly text: string) {}
+  constructor(
+    readonly text: string,
+    readonly headers: Record<string, string> = {},
+  ) {}
 }
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = body instanceof RawJson ? body.text : JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.writeHead(status, { ...(body instanceof RawJson ? body.headers : {}), 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
   res.end(text);
 }
 

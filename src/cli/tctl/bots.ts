@@ -1,15 +1,14 @@
 import type { ApiClient } from '../../api/client.js';
 import type { BotInstance } from '../../auth/resources.js';
 import { usageError } from '../common.js';
-import { ago, printResources } from './format.js';
-import { listAll, list, need, type Flags, type Row } from './shared.js';
+import { ago, printPages, printResources } from './format.js';
+import { listAll, list, need, pages, type Flags, type Row } from './shared.js';
 
 /** `tctl bots ...` */
 export async function bots(api: ApiClient, sub: string | undefined, positionals: string[], values: Flags, format: 'text' | 'json'): Promise<void> {
   if (sub === 'instances') {
     if (positionals[0] !== 'ls') throw usageError('expected "tctl bots instances ls [NAME]"');
-    const items = await listAll<BotInstance>(api, 'bot_instances', positionals[1] ? { bot: positionals[1] } : {});
-    printResources(items, format, {
+    await printPages(pages<BotInstance>(api, 'bot_instances', positionals[1] ? { bot: positionals[1] } : {}), format, {
       headers: ['Bot', 'Instance ID', 'Join Method', 'Recovery', 'Joined', 'Generation', 'Last Heartbeat (self-reported)', 'Expires'],
       row: (i: BotInstance) => {
         const hb = i.status.latest_heartbeats[0];

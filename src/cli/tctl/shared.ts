@@ -1,4 +1,6 @@
+import type { IncomingHttpHeaders } from 'node:http';
 import type { ApiClient } from '../../api/client.js';
+import { NEXT_PAGE_HEADER } from '../../api/wire.js';
 import { usageError } from '../common.js';
 
 const str = { type: 'string' } as const;
@@ -22,15 +24,40 @@ export function need<T>(v: T | undefined, flag: string): T {
 
 export type Row = Record<string, any>;
 
+interface Fetched<T> {
+  page: { items: T[]; next?: string };
+  following?: Promise<Fetched<T>>;
+}
+
+/**
+ * The pages of a kind, in order. The next page is asked for as soon as this one's headers
+ * arrive, so the Auth Service reads page k+1 while this process parses page k.
+ */
+export async function* pages<T>(api: ApiClient, kind: string, query: Record<string, string> = {}): AsyncGenerator<T[]> {
+  const fetchPage = (after: string | undefined): Promise<Fetched<T>> => {
+    let following: Promise<Fetched<T>> | undefined;
+    const q = new URLSearchParams({ ...query, limit: '5000', ...(after ? { start_after: after } : {}) });
+    const onHeaders = (h: IncomingHttpHeaders) => {
+      const next = h[NEXT_PAGE_HEADER];
+      if (typeof next !== 'string' || !next) return;
+      following = fetchPage(decodeURIComponent(next));
+      // awaited by the loop below; until then its failure must not count as unhandled
+      following.catch(() => {});
+    };
+    return api
+      .call<Fetched<T>['page']>('GET', `/v1/admin/resources/${encodeURIComponent(kind)}?${q}`, undefined, { onHeaders })
+      .then((page) => ({ page, ...(following ? { following } : page.next ? { following: fetchPage(page.next) } : {}) }));
+  };
+  for (let cur: Promise<Fetched<T>> | undefined = fetchPage(undefined); cur; ) {
+    const fetched: Fetched<T> = await cur;
+    cur = fetched.following;
+    yield fetched.page.items;
+  }
+}
+
 /** Every item of a kind, fetched page by page (the Auth Service never sends a whole table at once). */
 export async function listAll<T>(api: ApiClient, kind: string, query: Record<string, string> = {}): Promise<T[]> {
   const out: T[] = [];
-  let next: string | undefined;
-  do {
-    const q = new URLSearchParams({ ...query, limit: '5000', ...(next ? { start_after: next } : {}) });
-    const page = await api.call<{ items: T[]; next?: string }>('GET', `/v1/admin/resources/${encodeURIComponent(kind)}?${q}`);
-    out.push(...page.items);
-    next = page.next;
-  } while (next);
+  for await (const items of pages<T>(api, kind, query)) out.push(...items);
   return out;
 }
