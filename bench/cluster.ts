@@ -18,6 +18,13 @@ function processTree(pid: number): number[] {
   return [pid, ...children.flatMap(processTree)];
 }
 
+/** CPU time (user + system) one process has used so far, in ms. */
+export function processCpuMs(pid: number): number {
+  // fields 14 and 15 of /proc/PID/stat (after the parenthesised name): utime, stime in clock ticks (USER_HZ, 100 on Linux)
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10;
+}
+
 export interface BenchCluster {
   dir: string;
   dataDir: string;
@@ -69,12 +76,7 @@ export async function startAuth(dataDir?: string, mwiYaml?: string): Promise<Ben
     admin,
     caCerts: id.ca_certs,
     // the primary and, with --workers, every worker process
-    cpuMs: () =>
-      processTree(proc.pid!).reduce((sum, pid) => {
-        // fields 14 and 15 of /proc/PID/stat (after the parenthesised name): utime, stime in clock ticks (USER_HZ, 100 on Linux)
-        const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-        return sum + (Number(f[11]) + Number(f[12])) * 10;
-      }, 0),
+    cpuMs: () => processTree(proc.pid!).reduce((sum, pid) => sum + processCpuMs(pid), 0),
     rssMb: () => processTree(proc.pid!).reduce((sum, pid) => sum + Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024, 0),
     async stop(opts = {}) {
       admin.close();

@@ -12,14 +12,15 @@ import { PATHS, type IdentityResponse } from '../src/api/wire.js';
 import { generateKeys, type PemKeyPair } from '../src/crypto/keys.js';
 import { sshAuthorizedKey } from '../src/crypto/ssh.js';
 import { cryptoBound, cryptoRates, type CryptoOps } from './crypto.js';
-import { CLI, startAuth, type BenchCluster } from './cluster.js';
+import { CLI, processCpuMs, startAuth, type BenchCluster } from './cluster.js';
+import { startTlsPeer } from './tls-peer.js';
 import { burst } from './loadgen.js';
 import { drive, summarize } from './stats.js';
 import { GITHUB_ISSUER } from '../src/join/github/wire.js';
 import { startIssuer, type TestIssuer } from '../test/helpers/oidc-issuer.js';
 
 const QUICK = process.argv.includes('--quick');
-/** `--only=token,renew`: run only the named groups (token, bound_keypair, github, renew, renew-kept, burst, tbot, instances). */
+/** `--only=token,renew`: run only the named groups (token, bound_keypair, github, renew, renew-kept, cycle, tls, burst, tbot, instances). */
 const ONLY = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
 const want = (group: string) => !ONLY || ONLY.includes(group);
 const LEVELS = [1, 16, 64, 256];
@@ -60,6 +61,7 @@ async function tokens(c: BenchCluster, n: number, method = 'token', spec?: unkno
  * with client certificates: each side signs once (CertificateVerify), verifies the peer's
  * certificate (one CA signature) and its CertificateVerify, and does one X25519 exchange.
  */
+const HANDSHAKE = { ecdsa_p256_sign: 2, ecdsa_p256_verify: 4, x25519_exchange: 2 };
 const OPS = {
   // the certificate
   token: { ecdsa_p256_sign: 1 },
@@ -68,7 +70,10 @@ const OPS = {
   // the certificate; the RS256 ID token is verified (the issuer signed it before the clock started)
   github: { ecdsa_p256_sign: 1, rsa2048_verify: 1 },
   renewKept: { ecdsa_p256_sign: 1 },
-  renewNew: { ecdsa_p256_sign: 3, ecdsa_p256_verify: 4, x25519_exchange: 2 },
+  handshake: HANDSHAKE,
+  renewNew: { ...HANDSHAKE, ecdsa_p256_sign: HANDSHAKE.ecdsa_p256_sign + 1 },
+  // + the output's X.509 certificate (ECDSA) and OpenSSH certificate (Ed25519)
+  cycle: { ...HANDSHAKE, ecdsa_p256_sign: HANDSHAKE.ecdsa_p256_sign + 2, ed25519_sign: 1 },
 } satisfies Record<string, CryptoOps>;
 
 type Loaded = Awaited<ReturnType<typeof load>>;
@@ -80,7 +85,7 @@ function loadRow(bench: string, conc: number, r: Loaded, bound: number, note?: s
 }
 
 /** `drive` plus the CPU both sides spent, per completed operation. */
-async function load(c: BenchCluster, n: number, conc: number, task: (i: number) => Promise<void>) {
+async function load(c: Pick<BenchCluster, 'cpuMs'>, n: number, conc: number, task: (i: number) => Promise<void>) {
   const a0 = c.cpuMs();
   const g0 = process.cpuUsage();
   const r = await drive(n, conc, task);
@@ -171,6 +176,26 @@ async function benchRenewals(c: BenchCluster, keys: PemKeyPair[], rates: Record<
     });
     rows.push(loadRow('renew, new mTLS connection each', conc, r, cryptoBound(rates, OPS.renewNew)));
   }
+  for (const conc of want('cycle') ? LEVELS : []) {
+    const n = perLevel(conc);
+    const idle = await renewers(c, keys, conc);
+    // tbot's cycle on a fleet: a new connection, the renewal, then an output's certificates on
+    // the same connection (which now speaks as the new generation)
+    const r = await load(c, n, conc, async (i) => {
+      const me = idle.pop()!;
+      const next = keys[(i * 7) % keys.length]!;
+      const api = new ApiClient({ addrs: [c.addr], tls: { ca: me.id.tls_ca_certs, cert: me.id.tls_cert, key: me.key.privateKeyPem } });
+      try {
+        me.id = await api.call<IdentityResponse>('POST', PATHS.renew, { public_key: next.publicKeyPem }, { rekey: (a) => ({ ca: a.tls_ca_certs, cert: a.tls_cert, key: next.privateKeyPem }) });
+        me.key = next;
+        await api.call('POST', PATHS.certs, { public_key: keys[i % keys.length]!.publicKeyPem });
+      } finally {
+        api.close();
+        idle.push(me);
+      }
+    });
+    rows.push(loadRow('tbot renewal cycle: new connection, renew + one output (TLS + SSH certs)', conc, r, cryptoBound(rates, OPS.cycle)));
+  }
   for (const conc of want('renew-kept') ? LEVELS : []) {
     const n = perLevel(conc);
     const ids = await renewers(c, keys, conc);
@@ -191,6 +216,26 @@ async function benchRenewals(c: BenchCluster, keys: PemKeyPair[], rates: Record<
     });
     for (const api of clients) api.close();
     rows.push(loadRow('renew, kept-alive connection (identity carried)', conc, r, cryptoBound(rates, OPS.renewKept)));
+  }
+}
+
+/** The TLS ceiling: new mTLS connections to a bare HTTPS server that does nothing else. */
+async function benchHandshakes(rates: Record<string, number>): Promise<void> {
+  const peer = await startTlsPeer();
+  try {
+    for (const conc of LEVELS) {
+      const r = await load({ cpuMs: () => processCpuMs(peer.pid) }, perLevel(conc), conc, async () => {
+        const api = new ApiClient({ addrs: [peer.addr], tls: peer.client });
+        try {
+          await api.call('POST', PATHS.renew, {});
+        } finally {
+          api.close();
+        }
+      });
+      rows.push(loadRow('bare TLS 1.3 mTLS handshake + empty answer (Node https server, no mwi code)', conc, r, cryptoBound(rates, OPS.handshake)));
+    }
+  } finally {
+    peer.stop();
   }
 }
 
@@ -302,7 +347,8 @@ async function main(): Promise<void> {
     if (want('token')) await benchTokenJoins(c, keys, crypto);
     if (want('bound_keypair')) await benchBoundKeypairJoins(c, keys, crypto);
     if (want('github')) await benchGithubJoins(c, keys, crypto, gh);
-    if (want('renew') || want('renew-kept')) await benchRenewals(c, keys, crypto);
+    if (want('renew') || want('renew-kept') || want('cycle')) await benchRenewals(c, keys, crypto);
+    if (want('tls')) await benchHandshakes(crypto);
     if (want('burst')) await benchBurst(c, keys);
     if (want('tbot')) await benchTbot(c);
     extra.auth_rss_after_load_mb = c.rssMb();
