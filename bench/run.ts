@@ -15,7 +15,7 @@ import { cryptoBound, cryptoRates, type CryptoOps } from './crypto.js';
 import { CLI, processCpuMs, startAuth, type BenchCluster } from './cluster.js';
 import { startTlsPeer } from './tls-peer.js';
 import { burst } from './loadgen.js';
-import { drive, summarize } from './stats.js';
+import { drive, pace, Pool, summarize } from './stats.js';
 import { GITHUB_ISSUER } from '../src/join/github/wire.js';
 import { startIssuer, type TestIssuer } from '../test/helpers/oidc-issuer.js';
 
@@ -78,17 +78,17 @@ const OPS = {
 
 type Loaded = Awaited<ReturnType<typeof load>>;
 
-function loadRow(bench: string, conc: number, r: Loaded, bound: number, note?: string): Row {
+function loadRow(bench: string, conc: number | string, r: Loaded, bound: number, note?: string): Row {
   const errors = r.errors ? `${r.errors} errors: ${r.firstError}` : '';
   const text = [note, errors].filter(Boolean).join('; ');
   return { bench, concurrency: conc, n: r.n, rate: r.rate, p50: r.p50, p99: r.p99, authUs: r.authUs, genUs: r.genUs, bound: r.rate / bound, ...(text ? { note: text } : {}) };
 }
 
-/** `drive` plus the CPU both sides spent, per completed operation. */
-async function load(c: Pick<BenchCluster, 'cpuMs'>, n: number, conc: number, task: (i: number) => Promise<void>) {
+/** `drive` (or, with a rate, `pace`) plus the CPU both sides spent, per completed operation. */
+async function load(c: Pick<BenchCluster, 'cpuMs'>, n: number, conc: number, task: (i: number) => Promise<void>, rate?: number) {
   const a0 = c.cpuMs();
   const g0 = process.cpuUsage();
-  const r = await drive(n, conc, task);
+  const r = rate ? await pace(n, rate, task) : await drive(n, conc, task);
   const g = process.cpuUsage(g0);
   const done = Math.max(1, r.samples.length);
   return { ...r, ...summarize(r.samples, r.wallMs), authUs: ((c.cpuMs() - a0) * 1000) / done, genUs: (g.user + g.system) / done };
@@ -98,124 +98,163 @@ function hostCA(c: BenchCluster): string[] {
   return [c.caCerts[0]!];
 }
 
-async function benchTokenJoins(c: BenchCluster, keys: PemKeyPair[], rates: Record<string, number>): Promise<void> {
+/** What one benchmark runs: a task per operation (i = 0..n-1), and what to close afterwards. */
+interface Prepared {
+  task: (i: number) => Promise<void>;
+  close?: () => void;
+}
+
+/**
+ * A join/renew benchmark: closed loop at every concurrency level, then open loop at half the
+ * best rate seen (latency from each request's scheduled start). `prepare` gets the operation
+ * count and how many clients may be in flight at once.
+ */
+async function levels(c: Pick<BenchCluster, 'cpuMs'>, bench: string, bound: number, prepare: (n: number, clients: number) => Promise<Prepared>, note?: string): Promise<void> {
+  let peak = 0;
   for (const conc of LEVELS) {
     const n = perLevel(conc);
+    const { task, close } = await prepare(n, conc);
+    const r = await load(c, n, conc, task);
+    close?.();
+    peak = Math.max(peak, r.rate);
+    rows.push(loadRow(bench, conc, r, bound, note));
+  }
+  const rate = peak / 2;
+  const n = Math.max(50, Math.round(rate * (QUICK ? 1 : 3)));
+  const { task, close } = await prepare(n, 256);
+  const r = await load(c, n, 0, task, rate);
+  close?.();
+  rows.push(loadRow(`${bench}: open loop at half the peak rate`, `${Math.round(rate)}/s`, r, bound, note));
+}
+
+async function benchTokenJoins(c: BenchCluster, keys: PemKeyPair[], rates: Record<string, number>): Promise<void> {
+  await levels(c, 'join token', cryptoBound(rates, OPS.token), async (n) => {
     const toks = await tokens(c, n);
     const api = new ApiClient({ addrs: [c.addr], tls: { ca: hostCA(c) } });
-    const r = await load(c, n, conc, async (i) => {
-      await api.call('POST', PATHS.join, { token: toks[i], join_method: 'token', public_key: keys[i % keys.length]!.publicKeyPem });
-    });
-    api.close();
-    rows.push(loadRow('join token', conc, r, cryptoBound(rates, OPS.token)));
-  }
+    return {
+      task: async (i) => void (await api.call('POST', PATHS.join, { token: toks[i], join_method: 'token', public_key: keys[i % keys.length]!.publicKeyPem })),
+      close: () => api.close(),
+    };
+  });
 }
 
 async function benchBoundKeypairJoins(c: BenchCluster, keys: PemKeyPair[], rates: Record<string, number>): Promise<void> {
   const bk = await generateKeys('ed25519');
   const bkPriv = createPrivateKey(bk.privateKeyPem);
   const pub = sshAuthorizedKey(createPublicKey(bk.publicKeyPem));
-  for (const conc of LEVELS) {
-    const n = perLevel(conc);
+  const prepare = async (n: number): Promise<Prepared> => {
     const toks = await tokens(c, n, 'bound_keypair', { bound_keypair: { onboarding: { initial_public_key: pub } } });
     const api = new ApiClient({ addrs: [c.addr], tls: { ca: hostCA(c) } });
-    const r = await load(c, n, conc, async (i) => {
-      const ch = await api.call<{ challenge_id: string; claims: string }>('POST', PATHS.challenge, { token: toks[i], join_method: 'bound_keypair', payload: { public_keys: [pub] } });
-      const signature = await new CompactSign(Buffer.from(ch.claims)).setProtectedHeader({ alg: 'EdDSA' }).sign(bkPriv);
-      await api.call('POST', PATHS.join, { token: toks[i], join_method: 'bound_keypair', public_key: keys[i % keys.length]!.publicKeyPem, payload: { challenge_id: ch.challenge_id, signature } });
-    });
-    api.close();
-    rows.push(loadRow('join bound_keypair', conc, r, cryptoBound(rates, OPS.bound_keypair), '2 requests/join'));
-  }
+    return {
+      task: async (i) => {
+        const ch = await api.call<{ challenge_id: string; claims: string }>('POST', PATHS.challenge, { token: toks[i], join_method: 'bound_keypair', payload: { public_keys: [pub] } });
+        const signature = await new CompactSign(Buffer.from(ch.claims)).setProtectedHeader({ alg: 'EdDSA' }).sign(bkPriv);
+        await api.call('POST', PATHS.join, { token: toks[i], join_method: 'bound_keypair', public_key: keys[i % keys.length]!.publicKeyPem, payload: { challenge_id: ch.challenge_id, signature } });
+      },
+      close: () => api.close(),
+    };
+  };
+  await levels(c, 'join bound_keypair', cryptoBound(rates, OPS.bound_keypair), prepare, '2 requests/join');
 }
 
 /** `github` joins: the bench process plays the issuer (keys served over loopback, tokens signed here). */
 async function benchGithubJoins(c: BenchCluster, keys: PemKeyPair[], rates: Record<string, number>, issuer: TestIssuer): Promise<void> {
   await c.admin.call('POST', '/v1/admin/resources', { resource: { kind: 'token', metadata: { name: 'gh' }, spec: { join_method: 'github', bot_name: 'bench', allow: [{ repository: 'octo/app' }] } } });
-  for (const conc of LEVELS) {
-    const n = perLevel(conc);
-    const jwts = await Promise.all(Array.from({ length: n }, (_, i) => issuer.sign({ sub: 'repo:octo/app:ref:refs/heads/main', repository: 'octo/app', aud: 'bench', jti: `${conc}-${i}` })));
+  let batch = 0;
+  await levels(c, 'join github (RS256 JWT)', cryptoBound(rates, OPS.github), async (n) => {
+    const b = batch++;
+    const jwts = await Promise.all(Array.from({ length: n }, (_, i) => issuer.sign({ sub: 'repo:octo/app:ref:refs/heads/main', repository: 'octo/app', aud: 'bench', jti: `${b}-${i}` })));
     const api = new ApiClient({ addrs: [c.addr], tls: { ca: hostCA(c) } });
-    const r = await load(c, n, conc, async (i) => {
-      await api.call('POST', PATHS.join, { token: 'gh', join_method: 'github', public_key: keys[i % keys.length]!.publicKeyPem, payload: { id_token: jwts[i] } });
-    });
-    api.close();
-    rows.push(loadRow('join github (RS256 JWT)', conc, r, cryptoBound(rates, OPS.github)));
-  }
+    return {
+      task: async (i) => void (await api.call('POST', PATHS.join, { token: 'gh', join_method: 'github', public_key: keys[i % keys.length]!.publicKeyPem, payload: { id_token: jwts[i] } })),
+      close: () => api.close(),
+    };
+  });
 }
 
-/** One identity per concurrent client, joined with a token. */
-async function renewers(c: BenchCluster, keys: PemKeyPair[], conc: number): Promise<Array<{ key: PemKeyPair; id: IdentityResponse }>> {
-  const toks = await tokens(c, conc);
+interface Renewer {
+  key: PemKeyPair;
+  id: IdentityResponse;
+}
+
+/** `count` bot identities, joined with tokens, in a pool: each is used by one renewal at a time. */
+async function renewers(c: BenchCluster, keys: PemKeyPair[], count: number): Promise<Pool<Renewer>> {
+  const toks = await tokens(c, count);
   const joinApi = new ApiClient({ addrs: [c.addr], tls: { ca: hostCA(c) } });
   try {
-    return await Promise.all(toks.map(async (t, i) => ({ key: keys[i % keys.length]!, id: await joinApi.call<IdentityResponse>('POST', PATHS.join, { token: t, join_method: 'token', public_key: keys[i % keys.length]!.publicKeyPem }) })));
+    return new Pool(await Promise.all(toks.map(async (t, i) => ({ key: keys[i % keys.length]!, id: await joinApi.call<IdentityResponse>('POST', PATHS.join, { token: t, join_method: 'token', public_key: keys[i % keys.length]!.publicKeyPem }) }))));
   } finally {
     joinApi.close();
   }
 }
 
+const tlsOf = (me: Renewer) => ({ ca: me.id.tls_ca_certs, cert: me.id.tls_cert, key: me.key.privateKeyPem });
+
 async function benchRenewals(c: BenchCluster, keys: PemKeyPair[], rates: Record<string, number>): Promise<void> {
-  for (const conc of want('renew') ? LEVELS : []) {
-    const n = perLevel(conc);
-    const ids = await renewers(c, keys, conc);
-    // a fleet: every renewal opens a new mTLS connection with the current certificate; an
-    // identity is used by one renewal at a time (idle ones wait in `idle`)
-    const idle = [...ids];
-    const r = await load(c, n, conc, async (i) => {
-      const me = idle.pop()!;
-      const next = keys[(i * 7) % keys.length]!;
-      const api = new ApiClient({ addrs: [c.addr], tls: { ca: me.id.tls_ca_certs, cert: me.id.tls_cert, key: me.key.privateKeyPem } });
-      try {
-        me.id = await api.call<IdentityResponse>('POST', PATHS.renew, { public_key: next.publicKeyPem });
-        me.key = next;
-      } finally {
-        api.close();
-        idle.push(me);
-      }
+  // a fleet: every renewal opens a new mTLS connection with the current certificate
+  if (want('renew')) {
+    await levels(c, 'renew, new mTLS connection each', cryptoBound(rates, OPS.renewNew), async (_n, clients) => {
+      const pool = await renewers(c, keys, clients);
+      return {
+        task: async (i) => {
+          const me = await pool.take();
+          const next = keys[(i * 7) % keys.length]!;
+          const api = new ApiClient({ addrs: [c.addr], tls: tlsOf(me) });
+          try {
+            me.id = await api.call<IdentityResponse>('POST', PATHS.renew, { public_key: next.publicKeyPem });
+            me.key = next;
+          } finally {
+            api.close();
+            pool.give(me);
+          }
+        },
+      };
     });
-    rows.push(loadRow('renew, new mTLS connection each', conc, r, cryptoBound(rates, OPS.renewNew)));
   }
-  for (const conc of want('cycle') ? LEVELS : []) {
-    const n = perLevel(conc);
-    const idle = await renewers(c, keys, conc);
-    // tbot's cycle on a fleet: a new connection, the renewal, then an output's certificates on
-    // the same connection (which now speaks as the new generation)
-    const r = await load(c, n, conc, async (i) => {
-      const me = idle.pop()!;
-      const next = keys[(i * 7) % keys.length]!;
-      const api = new ApiClient({ addrs: [c.addr], tls: { ca: me.id.tls_ca_certs, cert: me.id.tls_cert, key: me.key.privateKeyPem } });
-      try {
-        me.id = await api.call<IdentityResponse>('POST', PATHS.renew, { public_key: next.publicKeyPem }, { rekey: (a) => ({ ca: a.tls_ca_certs, cert: a.tls_cert, key: next.privateKeyPem }) });
-        me.key = next;
-        await api.call('POST', PATHS.certs, { public_key: keys[i % keys.length]!.publicKeyPem });
-      } finally {
-        api.close();
-        idle.push(me);
-      }
+  // tbot's cycle on a fleet: a new connection, the renewal, then an output's certificates on the
+  // same connection (which now speaks as the new generation)
+  if (want('cycle')) {
+    await levels(c, 'tbot renewal cycle: new connection, renew + one output (TLS + SSH certs)', cryptoBound(rates, OPS.cycle), async (_n, clients) => {
+      const pool = await renewers(c, keys, clients);
+      return {
+        task: async (i) => {
+          const me = await pool.take();
+          const next = keys[(i * 7) % keys.length]!;
+          const api = new ApiClient({ addrs: [c.addr], tls: tlsOf(me) });
+          try {
+            me.id = await api.call<IdentityResponse>('POST', PATHS.renew, { public_key: next.publicKeyPem }, { rekey: (a) => ({ ca: a.tls_ca_certs, cert: a.tls_cert, key: next.privateKeyPem }) });
+            me.key = next;
+            await api.call('POST', PATHS.certs, { public_key: keys[i % keys.length]!.publicKeyPem });
+          } finally {
+            api.close();
+            pool.give(me);
+          }
+        },
+      };
     });
-    rows.push(loadRow('tbot renewal cycle: new connection, renew + one output (TLS + SSH certs)', conc, r, cryptoBound(rates, OPS.cycle)));
   }
-  for (const conc of want('renew-kept') ? LEVELS : []) {
-    const n = perLevel(conc);
-    const ids = await renewers(c, keys, conc);
-    // daemons renewing within the keep-alive window: each keeps its connection, which the Auth
-    // Service carries forward to every new generation (as tbot does)
-    const clients = ids.map((me) => new ApiClient({ addrs: [c.addr], tls: { ca: me.id.tls_ca_certs, cert: me.id.tls_cert, key: me.key.privateKeyPem } }));
-    // connections opened before the clock starts: this row measures renewals, not handshakes
-    await Promise.all(clients.map((api) => api.call('GET', PATHS.ping)));
-    const idle = [...clients];
-    const r = await load(c, n, conc, async (i) => {
-      const api = idle.pop()!;
-      const next = keys[(i * 7) % keys.length]!;
-      try {
-        await api.call<IdentityResponse>('POST', PATHS.renew, { public_key: next.publicKeyPem }, { rekey: (a) => ({ ca: a.tls_ca_certs, cert: a.tls_cert, key: next.privateKeyPem }) });
-      } finally {
-        idle.push(api);
-      }
+  // daemons renewing within the keep-alive window: each keeps its connection, which the Auth
+  // Service carries forward to every new generation (as tbot does)
+  if (want('renew-kept')) {
+    await levels(c, 'renew, kept-alive connection (identity carried)', cryptoBound(rates, OPS.renewKept), async (_n, clients) => {
+      const ids = await renewers(c, keys, clients);
+      const apis = ids.all().map((me) => new ApiClient({ addrs: [c.addr], tls: tlsOf(me) }));
+      // connections opened before the clock starts: this measures renewals, not handshakes
+      await Promise.all(apis.map((api) => api.call('GET', PATHS.ping)));
+      const pool = new Pool(apis);
+      return {
+        task: async (i) => {
+          const api = await pool.take();
+          const next = keys[(i * 7) % keys.length]!;
+          try {
+            await api.call<IdentityResponse>('POST', PATHS.renew, { public_key: next.publicKeyPem }, { rekey: (a) => ({ ca: a.tls_ca_certs, cert: a.tls_cert, key: next.privateKeyPem }) });
+          } finally {
+            pool.give(api);
+          }
+        },
+        close: () => apis.forEach((api) => api.close()),
+      };
     });
-    for (const api of clients) api.close();
-    rows.push(loadRow('renew, kept-alive connection (identity carried)', conc, r, cryptoBound(rates, OPS.renewKept)));
   }
 }
 
@@ -223,17 +262,16 @@ async function benchRenewals(c: BenchCluster, keys: PemKeyPair[], rates: Record<
 async function benchHandshakes(rates: Record<string, number>): Promise<void> {
   const peer = await startTlsPeer();
   try {
-    for (const conc of LEVELS) {
-      const r = await load({ cpuMs: () => processCpuMs(peer.pid) }, perLevel(conc), conc, async () => {
+    await levels({ cpuMs: () => processCpuMs(peer.pid) }, 'bare TLS 1.3 mTLS handshake + empty answer (Node https server, no mwi code)', cryptoBound(rates, OPS.handshake), async () => ({
+      task: async () => {
         const api = new ApiClient({ addrs: [peer.addr], tls: peer.client });
         try {
           await api.call('POST', PATHS.renew, {});
         } finally {
           api.close();
         }
-      });
-      rows.push(loadRow('bare TLS 1.3 mTLS handshake + empty answer (Node https server, no mwi code)', conc, r, cryptoBound(rates, OPS.handshake)));
-    }
+      },
+    }));
   } finally {
     peer.stop();
   }

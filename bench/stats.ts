@@ -28,3 +28,56 @@ export async function drive(total: number, concurrency: number, task: (i: number
   );
   return { samples, wallMs: performance.now() - t0, errors, ...(firstError ? { firstError } : {}) };
 }
+
+/**
+ * Open loop: starts task i at t0 + i / rate whatever earlier tasks are doing, and measures each
+ * latency from its scheduled start (so a stall shows up in the figures instead of delaying the
+ * schedule). For "p99 at half the peak rate".
+ */
+export async function pace(total: number, ratePerSec: number, task: (i: number) => Promise<void>): Promise<{ samples: number[]; wallMs: number; errors: number; firstError?: string }> {
+  const samples: number[] = [];
+  const running: Promise<void>[] = [];
+  let errors = 0;
+  let firstError: string | undefined;
+  const t0 = performance.now();
+  for (let i = 0; i < total; ) {
+    const due = Math.min(total, Math.floor(((performance.now() - t0) * ratePerSec) / 1000) + 1);
+    for (; i < due; i++) {
+      const scheduled = t0 + (i * 1000) / ratePerSec;
+      running.push(
+        task(i).then(
+          () => void samples.push(performance.now() - scheduled),
+          (err: unknown) => {
+            errors++;
+            firstError ??= err instanceof Error ? err.message : String(err);
+          },
+        ),
+      );
+    }
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  await Promise.all(running);
+  return { samples, wallMs: performance.now() - t0, errors, ...(firstError ? { firstError } : {}) };
+}
+
+/** Things (identities, clients) used by one task at a time; `take` waits while all are in use. */
+export class Pool<T> {
+  private readonly waiting: Array<(t: T) => void> = [];
+
+  constructor(private readonly free: T[]) {}
+
+  all(): T[] {
+    return [...this.free];
+  }
+
+  take(): Promise<T> {
+    const t = this.free.pop();
+    return t !== undefined ? Promise.resolve(t) : new Promise((r) => this.waiting.push(r));
+  }
+
+  give(t: T): void {
+    const w = this.waiting.shift();
+    if (w) w(t);
+    else this.free.push(t);
+  }
+}
