@@ -39,14 +39,11 @@ export async function printPages(
   }
   let first = true;
   for await (const items of pages) {
-    // one write per page
-    let chunk = '';
     for (const i of items) {
-      if (format === 'json') chunk += `${first ? '[\n  ' : ',\n  '}${JSON.stringify(i, null, 2).replaceAll('\n', '\n  ')}`;
-      else chunk += `${first ? '' : '---\n'}${stringify(i)}`;
+      if (format === 'json') await write(`${first ? '[\n  ' : ',\n  '}${JSON.stringify(i, null, 2).replaceAll('\n', '\n  ')}`);
+      else await write(`${first ? '' : '---\n'}${stringify(i)}`);
       first = false;
     }
-    if (chunk) await write(chunk);
   }
   if (format === 'json') await write(first ? '[]\n' : '\n]\n');
 }
