@@ -1,5 +1,7 @@
 import Database from 'better-sqlite3';
 import { chmodSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
+import type { CheckpointerData } from './checkpointer.js';
 import { isMwiError, MwiError } from '../errors.js';
 import type { Backend, Item, RangeOptions, TxOp, WatchEvent, WriteOptions } from './backend.js';
 import { Watchers } from './watchers.js';
@@ -22,6 +24,9 @@ const MIGRATIONS: string[] = [
 /** How often watchers look for other processes' changes, and how long changes are kept. */
 const POLL_MS = 100;
 const CHANGES_KEPT_MS = 10 * 60 * 1000;
+/** WAL checkpoints: how often the worker thread runs one, and SQLite's own default threshold. */
+const CHECKPOINT_MS = 250;
+const AUTO_CHECKPOINT_PAGES = 1000;
 /** Most writes one group commit takes; the rest go into the next. */
 const MAX_BATCH = 256;
 
@@ -49,6 +54,7 @@ export class SqliteBackend implements Backend {
   private poller: NodeJS.Timeout | undefined;
   /** Revisions this process wrote (and already told its watchers about), while polling. */
   private readonly mine = new Set<number>();
+  private checkpointer: Worker | undefined;
   /** Writes waiting for the next group commit. */
   private batch: Array<{ run: () => { out: unknown; events: WatchEvent[] }; resolve: (v: unknown) => void; reject: (e: unknown) => void }> = [];
   /** Revisions written by the transaction in progress (added to `mine` only if it commits). */
@@ -65,6 +71,7 @@ export class SqliteBackend implements Backend {
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
     this.migrate();
+    if (path !== ':memory:') this.startCheckpointer(path);
     this.stmts = {
       get: this.db.prepare<[string, number], Row>('SELECT * FROM kv WHERE key = ? AND (expires IS NULL OR expires > ?)'),
       bump: this.db.prepare<[], { value: number }>(`UPDATE counters SET value = value + 1 WHERE name = 'revision' RETURNING value`),
@@ -86,6 +93,29 @@ export class SqliteBackend implements Backend {
       rollback: this.db.prepare('ROLLBACK'),
     };
     this.seen = this.stmts.maxChange.get()?.r ?? 0;
+  }
+
+  /**
+   * WAL checkpoints run on a worker thread with its own connection (every CHECKPOINT_MS), not
+   * inside a commit on the event loop. If the worker fails, automatic checkpoints come back.
+   */
+  private startCheckpointer(path: string): void {
+    const fallBack = () => {
+      if (this.db.open) this.db.pragma(`wal_autocheckpoint = ${AUTO_CHECKPOINT_PAGES}`);
+    };
+    try {
+      const data: CheckpointerData = { path, intervalMs: CHECKPOINT_MS };
+      this.checkpointer = new Worker(new URL('./checkpointer.js', import.meta.url), { workerData: data });
+    } catch {
+      return;
+    }
+    this.db.pragma('wal_autocheckpoint = 0');
+    let failures = 0;
+    this.checkpointer.on('message', () => {
+      if (++failures === 10) fallBack();
+    });
+    this.checkpointer.on('error', fallBack);
+    this.checkpointer.unref();
   }
 
   private migrate(): void {
@@ -263,6 +293,7 @@ export class SqliteBackend implements Backend {
 
   async close(): Promise<void> {
     if (this.poller) clearInterval(this.poller);
+    await this.checkpointer?.terminate();
     // writes already accepted are committed, not dropped
     while (this.batch.length > 0 && this.db.open) this.flush();
     if (this.db.open) this.db.close();

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
@@ -57,4 +57,18 @@ it('sqlite: writes accepted before close are committed', async () => {
   const again = new SqliteBackend(file);
   assert.equal((await again.get('/kept'))?.value, 'yes');
   await again.close();
+});
+
+it('sqlite: WAL checkpoints run on a worker thread, not in commits on the event loop', async () => {
+  const file = join(dir, 'checkpoint.db');
+  const b = new SqliteBackend(file);
+  assert.equal((b as unknown as { db: { pragma: (s: string, o: object) => unknown } }).db.pragma('wal_autocheckpoint', { simple: true }), 0, 'commits never checkpoint');
+  const before = statSync(file).size;
+  const value = 'x'.repeat(4000);
+  for (let i = 0; i < 50; i++) await Promise.all(Array.from({ length: 10 }, (_, j) => b.put(`/k/${i}/${j}`, value)));
+  // the pages reach the main file only through a checkpoint; the worker runs one every 250 ms
+  const deadline = Date.now() + 5000;
+  while (statSync(file).size < before + 1_000_000 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  assert.ok(statSync(file).size >= before + 1_000_000, `main file ${statSync(file).size} bytes: no checkpoint ran`);
+  await b.close();
 });
