@@ -48,10 +48,11 @@ async function setup(c: BenchCluster): Promise<void> {
 
 async function tokens(c: BenchCluster, n: number, method = 'token', spec?: unknown): Promise<string[]> {
   const out: string[] = [];
-  await drive(n, 32, async () => {
-    const r = await c.admin.call<{ token: string }>('POST', '/v1/admin/tokens', { bot_name: 'bench', join_method: method, ttl: '2h', ...(spec ? { spec } : {}) });
-    out.push(r.token);
+  const r = await drive(n, 32, async () => {
+    const t = await c.admin.call<{ token: string }>('POST', '/v1/admin/tokens', { bot_name: 'bench', join_method: method, ttl: '2h', ...(spec ? { spec } : {}) });
+    out.push(t.token);
   });
+  if (r.errors) throw new Error(`creating ${n} join tokens: ${r.errors} failed, the first with: ${r.firstError}`);
   return out;
 }
 

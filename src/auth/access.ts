@@ -18,15 +18,15 @@ function expand(value: string, traits: Bot['spec']['traits']): string[] {
   return traits.find((t) => t.name === m[1])?.values ?? [];
 }
 
-/** Resolves what a bot may obtain, from the in-memory caches only. */
-export function botAccess(ctx: AuthContext, botName: string): BotAccess {
-  const bot = ctx.bots.get(botName);
+/** Resolves what a bot may obtain, from the in-memory caches (storage only on a miss). */
+export async function botAccess(ctx: AuthContext, botName: string): Promise<BotAccess> {
+  const bot = await ctx.bots.fresh(botName);
   if (!bot) throw new MwiError('ACCESS_DENIED', `bot ${JSON.stringify(botName)} does not exist`);
   const logins = new Set<string>();
   const denied = new Set<string>();
   let maxTtlMs = MAX_TTL_MS;
   for (const roleName of bot.spec.roles) {
-    const role = ctx.roles.get(roleName);
+    const role = await ctx.roles.fresh(roleName);
     if (!role) continue; // a missing role grants nothing
     for (const l of role.spec.allow.logins) for (const v of expand(l, bot.spec.traits)) logins.add(v);
     for (const l of role.spec.deny.logins) for (const v of expand(l, bot.spec.traits)) denied.add(v);

@@ -84,7 +84,7 @@ export class AdminApi {
     let name = res.metadata.name;
     let shownOnce: Record<string, string> | undefined;
     if (res.kind === 'token') {
-      if (!this.ctx.bots.get(res.spec.bot_name)) throw new MwiError('NOT_FOUND', `bot ${JSON.stringify(res.spec.bot_name)} does not exist`, { field: 'spec.bot_name' });
+      if (!(await this.ctx.bots.fresh(res.spec.bot_name))) throw new MwiError('NOT_FOUND', `bot ${JSON.stringify(res.spec.bot_name)} does not exist`, { field: 'spec.bot_name' });
       const id0 = tokenId(res.metadata.name, res.spec.join_method);
       const prev = upsert ? await this.ctx.backend.get(tokenKey(id0)) : undefined;
       const prepared = storedToken(res, this.ctx.now(), prev ? (JSON.parse(prev.value) as StoredToken) : undefined);
@@ -93,7 +93,7 @@ export class AdminApi {
       name = prepared.id;
       shownOnce = prepared.shownOnce;
     } else if (res.kind === 'bot') {
-      for (const r of res.spec.roles) if (!this.ctx.roles.get(r)) throw new MwiError('NOT_FOUND', `role ${JSON.stringify(r)} does not exist`, { field: 'spec.roles' });
+      for (const r of res.spec.roles) if (!(await this.ctx.roles.fresh(r))) throw new MwiError('NOT_FOUND', `role ${JSON.stringify(r)} does not exist`, { field: 'spec.roles' });
       k = key('bots', name);
     } else if (res.kind === 'lock') {
       const lock: Lock = { ...res, spec: { ...res.spec, created_by: user, created: new Date(this.ctx.now()).toISOString() } };
@@ -223,7 +223,7 @@ export class AdminApi {
     if (Array.isArray(body.roles)) bot.spec.roles = body.roles as string[];
     if (Array.isArray(body.logins)) bot.spec.traits = [...bot.spec.traits.filter((t) => t.name !== 'logins'), { name: 'logins', values: body.logins as string[] }];
     const checked = validateResource(bot);
-    for (const r of (checked as Bot).spec.roles) if (!this.ctx.roles.get(r)) throw new MwiError('NOT_FOUND', `role ${JSON.stringify(r)} does not exist`, { field: 'roles' });
+    for (const r of (checked as Bot).spec.roles) if (!(await this.ctx.roles.fresh(r))) throw new MwiError('NOT_FOUND', `role ${JSON.stringify(r)} does not exist`, { field: 'roles' });
     await this.ctx.backend.compareAndSwap(item.key, item.revision, JSON.stringify(checked));
     this.audit('resource.updated', `bot/${name}`, user);
     return checked;

@@ -94,7 +94,7 @@ export async function handleJoin(ctx: AuthContext, body: unknown, remoteAddr: st
   try {
     let { item, token } = await loadToken(ctx, id, req.join_method);
     botName = token.spec.bot_name;
-    const access = botAccess(ctx, botName);
+    const access = await botAccess(ctx, botName);
     const challenge = await consumeChallenge(ctx, req, id);
     const newInstanceId = randomUUID();
     let consumeRevision: number | undefined;

@@ -95,7 +95,7 @@ export async function refreshInstance(
   if (rejoin && (rejoin.joinMethod !== first.join_method || rejoin.tokenId !== first.join_token_name)) {
     throw new MwiError('RENEW_DENIED', 'this identity came from another join method or token; join without it');
   }
-  const access = botAccess(ctx, c.bot);
+  const access = await botAccess(ctx, c.bot);
   const generation = retry ? instance.status.generation : instance.status.generation + 1;
   const identity = await issueBotIdentity(ctx, c.bot, c.instance, generation, publicKey, Math.min(ttlMs, access.maxTtlMs));
   const expires = Date.parse(identity.expires) + INSTANCE_GRACE_MS;
@@ -155,7 +155,7 @@ export async function handleCerts(ctx: AuthContext, claims: Claims | undefined, 
   try {
     const publicKey = parseClientKey(req.public_key, 'public_key');
     await confirmGeneration(ctx, await currentInstance(ctx, c, 'ACCESS_DENIED'));
-    const access = botAccess(ctx, c.bot);
+    const access = await botAccess(ctx, c.bot);
     return await issueOutputCerts(ctx, access, c.instance, publicKey, grantedTtlMs(req.ttl_seconds, access.maxTtlMs, DEFAULT_TTL_MS));
   } catch (err) {
     ctx.audit.emit({ event: 'bot.certs', success: false, bot_name: c.bot, bot_instance_id: c.instance, remote_addr: remoteAddr, reason: isMwiError(err) ? err.detail ?? err.message : String(err) });

@@ -4,6 +4,10 @@ import { after, before, describe, it } from 'node:test';
 import { startCluster, tbotFlags, type TestCluster } from '../helpers/cluster.js';
 import { cli, exited, spawnCli, waitFor } from '../helpers/procs.js';
 import { tokenId } from '../../src/auth/tokens.js';
+import { ApiClient } from '../../src/api/client.js';
+import { PATHS } from '../../src/api/wire.js';
+import { readIdentityFile } from '../../src/auth/local-identity.js';
+import { generateKeys } from '../../src/crypto/keys.js';
 
 /** mwi start --workers 2: two Auth Service processes on one port and one SQLite file. */
 describe('several Auth Service workers sharing SQLite', () => {
@@ -35,5 +39,27 @@ describe('several Auth Service workers sharing SQLite', () => {
       if (tbot.exitCode === null) tbot.kill('SIGKILL');
     }
     // (propagation between processes is tested directly in test/unit/storage.test.ts)
+  });
+
+  it('read your writes across workers: a bot created through one is usable through the other at once', async () => {
+    const id = readIdentityFile(join(c.dataDir, 'admin', 'identity.json'))!;
+    // two clients, two connections: the primary hands connections to the workers in turn
+    const [a, b] = [0, 1].map(() => new ApiClient({ addrs: [c.addr], tls: { ca: id.ca_certs, cert: id.cert, key: id.key } }));
+    try {
+      for (let i = 0; i < 20; i++) {
+        const role = `fresh-role-${i}`;
+        await a!.call('POST', '/v1/admin/resources', { resource: { kind: 'role', metadata: { name: role }, spec: { allow: { logins: ['x'] } } } });
+        // the role just written, from the other connection: no waiting for the change log
+        await b!.call('POST', '/v1/admin/bots', { name: `fresh-${i}`, roles: [role] });
+        const t = await a!.call<{ token: string }>('POST', '/v1/admin/tokens', { bot_name: `fresh-${i}`, join_method: 'token', ttl: '1h' });
+        const keys = await generateKeys('ec-p256');
+        const anon = new ApiClient({ addrs: [c.addr], tls: { ca: [id.ca_certs[0]!] } });
+        const joined = await anon.call<{ bot_name: string }>('POST', PATHS.join, { token: t.token, join_method: 'token', public_key: keys.publicKeyPem }).finally(() => anon.close());
+        assert.equal(joined.bot_name, `fresh-${i}`);
+      }
+    } finally {
+      a!.close();
+      b!.close();
+    }
   });
 });
