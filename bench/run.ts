@@ -20,7 +20,7 @@ import { GITHUB_ISSUER } from '../src/join/github/wire.js';
 import { startIssuer, type TestIssuer } from '../test/helpers/oidc-issuer.js';
 
 const QUICK = process.argv.includes('--quick');
-/** `--only=token,renew`: run only the named groups (token, bound_keypair, github, renew, renew-kept, cycle, tls, burst, tbot, instances). */
+/** `--only=token,renew`: run only the named groups (token, bound_keypair, github, renew, renew-kept, cycle, tls, burst, tbot, locks, instances). */
 const ONLY = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
 const want = (group: string) => !ONLY || ONLY.includes(group);
 const LEVELS = [1, 16, 64, 256];
@@ -278,6 +278,22 @@ async function benchHandshakes(rates: Record<string, number>): Promise<void> {
   }
 }
 
+/** Token joins with 10,000 locks in force (on other instances): locks are found by target, not scanned. */
+async function benchWithLocks(c: BenchCluster, keys: PemKeyPair[], rates: Record<string, number>): Promise<void> {
+  const count = QUICK ? 1000 : 10_000;
+  const made = await drive(count, 32, async (i) => {
+    await c.admin.call('POST', '/v1/admin/resources', { resource: { kind: 'lock', version: 'v2', metadata: { name: `bench-${i}` }, spec: { target: { bot_instance_id: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}` }, message: 'bench' } } });
+  });
+  if (made.errors) throw new Error(`creating ${count} locks: ${made.errors} failed, the first with: ${made.firstError}`);
+  const conc = 64;
+  const n = perLevel(conc);
+  const toks = await tokens(c, n);
+  const api = new ApiClient({ addrs: [c.addr], tls: { ca: hostCA(c) } });
+  const r = await load(c, n, conc, async (i) => void (await api.call('POST', PATHS.join, { token: toks[i], join_method: 'token', public_key: keys[i % keys.length]!.publicKeyPem })));
+  api.close();
+  rows.push(loadRow(`join token with ${count} locks in force`, conc, r, cryptoBound(rates, OPS.token)));
+}
+
 async function benchBurst(c: BenchCluster, keys: PemKeyPair[]): Promise<void> {
   const n = QUICK ? 200 : 1000;
   const toks = await tokens(c, n);
@@ -390,6 +406,8 @@ async function main(): Promise<void> {
     if (want('tls')) await benchHandshakes(crypto);
     if (want('burst')) await benchBurst(c, keys);
     if (want('tbot')) await benchTbot(c);
+    // last: the locks stay
+    if (want('locks')) await benchWithLocks(c, keys, crypto);
     extra.auth_rss_after_load_mb = c.rssMb();
   } finally {
     await c.stop();

@@ -2,7 +2,9 @@ import { MwiError } from '../errors.js';
 import { parseDuration } from '../util/duration.js';
 import type { AuthContext } from './context.js';
 import { MAX_TTL_MS } from './context.js';
-import type { Bot } from './resources.js';
+import type { Bot, Lock } from './resources.js';
+import type { Backend } from '../storage/backend.js';
+import { ResourceCache } from './cache.js';
 
 export interface BotAccess {
   bot: Bot;
@@ -44,17 +46,29 @@ export function grantedTtlMs(requestedSeconds: unknown, maxTtlMs: number, defaul
   return Math.max(1000, Math.min(asked, maxTtlMs, MAX_TTL_MS));
 }
 
+/** The index key of a lock: its one target (lock targets are indexed, not scanned). */
+export function lockTargetKey(target: { user?: string | undefined; bot_instance_id?: string | undefined; join_token?: string | undefined }): string {
+  if (target.user) return `user:${target.user}`;
+  if (target.bot_instance_id) return `bot_instance_id:${target.bot_instance_id}`;
+  return `join_token:${target.join_token ?? ''}`;
+}
+
+/** The lock cache the hot path checks: every lock, indexed by its target. */
+export function openLockCache(backend: Backend): Promise<ResourceCache<Lock>> {
+  return ResourceCache.open<Lock>(backend, '/locks/', (l) => [lockTargetKey(l.spec.target)]);
+}
+
 /** The lock in force for a bot, one of its instances, or the join token it came from, if any. */
 export function activeLock(ctx: AuthContext, botName: string, instanceId?: string, tokenId?: string): string | undefined {
   const now = ctx.now();
-  for (const lock of ctx.locks.values()) {
-    if (lock.spec.expires && Date.parse(lock.spec.expires) <= now) continue;
-    const t = lock.spec.target;
-    if (
-      t.user === `bot-${botName}` ||
-      (instanceId !== undefined && t.bot_instance_id === instanceId) ||
-      (tokenId !== undefined && t.join_token === tokenId)
-    ) {
+  const targets = [
+    lockTargetKey({ user: `bot-${botName}` }),
+    ...(instanceId !== undefined ? [lockTargetKey({ bot_instance_id: instanceId })] : []),
+    ...(tokenId !== undefined ? [lockTargetKey({ join_token: tokenId })] : []),
+  ];
+  for (const t of targets) {
+    for (const lock of ctx.locks.lookup(t)) {
+      if (lock.spec.expires && Date.parse(lock.spec.expires) <= now) continue;
       return lock.spec.message || lock.metadata.name;
     }
   }

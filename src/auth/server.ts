@@ -16,6 +16,7 @@ import { AdminApi } from './admin.js';
 import { FileAuditLog, type AuditLog } from './audit.js';
 import { loadAuthorities } from './authorities.js';
 import { ResourceCache } from './cache.js';
+import { openLockCache } from './access.js';
 import type { AuthContext } from './context.js';
 import { carryIdentity, peerClaims, readJson, sendError, sendJson } from './http.js';
 import { handleChallenge, handleJoin } from './join.js';
@@ -23,7 +24,7 @@ import { authInfoPath, issueServerCert, writeAdminIdentity } from './local-ident
 import { handleCerts, handleHeartbeat, handleRenew } from './renew.js';
 import { platformDeps, type KubernetesConfig } from './platform.js';
 import type { OidcConfig } from '../join/jwt/jwks.js';
-import type { Bot, Lock, Role } from './resources.js';
+import type { Bot, Role } from './resources.js';
 
 export interface AuthServerOptions {
   dataDir: string;
@@ -82,7 +83,7 @@ export class AuthServer {
         now,
         roles: await ResourceCache.open<Role>(backend, '/roles/'),
         bots: await ResourceCache.open<Bot>(backend, '/bots/'),
-        locks: await ResourceCache.open<Lock>(backend, '/locks/'),
+        locks: await openLockCache(backend),
         platform: platformDeps(backend, now, opts.oidc ?? {}, opts.kubernetes ?? {}),
       };
       const sans = {

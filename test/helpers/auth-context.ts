@@ -6,7 +6,8 @@ import { FileAuditLog } from '../../src/auth/audit.js';
 import { loadAuthorities } from '../../src/auth/authorities.js';
 import { ResourceCache } from '../../src/auth/cache.js';
 import type { AuthContext } from '../../src/auth/context.js';
-import type { Bot, Lock, Role } from '../../src/auth/resources.js';
+import type { Bot, Role } from '../../src/auth/resources.js';
+import { openLockCache } from '../../src/auth/access.js';
 import { MemoryBackend } from '../../src/storage/memory.js';
 import { platformDeps, type KubernetesConfig } from '../../src/auth/platform.js';
 import type { OidcConfig } from '../../src/join/jwt/jwks.js';
@@ -24,7 +25,7 @@ export async function testContext(oidc: OidcConfig = {}, k8s: KubernetesConfig =
     now: clock.now,
     roles: await ResourceCache.open<Role>(backend, '/roles/'),
     bots: await ResourceCache.open<Bot>(backend, '/bots/'),
-    locks: await ResourceCache.open<Lock>(backend, '/locks/'),
+    locks: await openLockCache(backend),
     platform: platformDeps(backend, clock.now, oidc, k8s, {}),
   };
   return { ctx, admin: new AdminApi(ctx), clock, auditPath };
