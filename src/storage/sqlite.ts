@@ -55,6 +55,7 @@ export class SqliteBackend implements Backend {
   /** Revisions this process wrote (and already told its watchers about), while polling. */
   private readonly mine = new Set<number>();
   private checkpointer: Worker | undefined;
+  private closing = false;
   /** Writes waiting for the next group commit. */
   private batch: Array<{ run: () => { out: unknown; events: WatchEvent[] }; resolve: (v: unknown) => void; reject: (e: unknown) => void }> = [];
   /** Revisions written by the transaction in progress (added to `mine` only if it commits). */
@@ -110,11 +111,11 @@ export class SqliteBackend implements Backend {
       return;
     }
     this.db.pragma('wal_autocheckpoint = 0');
-    let failures = 0;
-    this.checkpointer.on('message', () => {
-      if (++failures === 10) fallBack();
+    // it exits only if it gave up or crashed: commits checkpoint again, as SQLite does by default
+    this.checkpointer.on('exit', () => {
+      if (!this.closing) fallBack();
     });
-    this.checkpointer.on('error', fallBack);
+    this.checkpointer.on('error', () => {});
     this.checkpointer.unref();
   }
 
@@ -293,6 +294,7 @@ export class SqliteBackend implements Backend {
 
   async close(): Promise<void> {
     if (this.poller) clearInterval(this.poller);
+    this.closing = true;
     await this.checkpointer?.terminate();
     // writes already accepted are committed, not dropped
     while (this.batch.length > 0 && this.db.open) this.flush();
