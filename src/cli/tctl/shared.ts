@@ -24,34 +24,38 @@ export function need<T>(v: T | undefined, flag: string): T {
 
 export type Row = Record<string, any>;
 
-interface Fetched<T> {
-  page: { items: T[]; next?: string };
-  following?: Promise<Fetched<T>>;
+interface Fetching<T> {
+  /** The next page's token, as soon as this page's headers say it (or its body, from an older Auth Service). */
+  next: Promise<string | undefined>;
+  items: Promise<T[]>;
 }
 
 /**
  * The pages of a kind, in order. The next page is asked for as soon as this one's headers
- * arrive, so the Auth Service reads page k+1 while this process parses page k.
+ * arrive, so the Auth Service reads page k+1 while this process parses page k; never more than
+ * one page ahead of the consumer, so memory stays at two pages however long the listing.
  */
 export async function* pages<T>(api: ApiClient, kind: string, query: Record<string, string> = {}): AsyncGenerator<T[]> {
-  const fetchPage = (after: string | undefined): Promise<Fetched<T>> => {
-    let following: Promise<Fetched<T>> | undefined;
+  const fetchPage = (after: string | undefined): Fetching<T> => {
+    let resolveNext!: (token: string | undefined) => void;
+    const next = new Promise<string | undefined>((r) => (resolveNext = r));
     const q = new URLSearchParams({ ...query, limit: '5000', ...(after ? { start_after: after } : {}) });
     const onHeaders = (h: IncomingHttpHeaders) => {
-      const next = h[NEXT_PAGE_HEADER];
-      if (typeof next !== 'string' || !next) return;
-      following = fetchPage(decodeURIComponent(next));
-      // awaited by the loop below; until then its failure must not count as unhandled
-      following.catch(() => {});
+      const token = h[NEXT_PAGE_HEADER];
+      if (typeof token === 'string' && token) resolveNext(decodeURIComponent(token));
     };
-    return api
-      .call<Fetched<T>['page']>('GET', `/v1/admin/resources/${encodeURIComponent(kind)}?${q}`, undefined, { onHeaders })
-      .then((page) => ({ page, ...(following ? { following } : page.next ? { following: fetchPage(page.next) } : {}) }));
+    const page = api.call<{ items: T[]; next?: string }>('GET', `/v1/admin/resources/${encodeURIComponent(kind)}?${q}`, undefined, { onHeaders });
+    // (a later resolve is a no-op: the header, when there is one, came first)
+    page.then((p) => resolveNext(p.next), () => resolveNext(undefined));
+    return { next, items: page.then((p) => p.items) };
   };
-  for (let cur: Promise<Fetched<T>> | undefined = fetchPage(undefined); cur; ) {
-    const fetched: Fetched<T> = await cur;
-    cur = fetched.following;
-    yield fetched.page.items;
+  for (let cur: Fetching<T> | undefined = fetchPage(undefined); cur; ) {
+    const token: string | undefined = await cur.next;
+    const following: Fetching<T> | undefined = token ? fetchPage(token) : undefined;
+    // awaited on the next turn; a failure before then must not count as unhandled
+    following?.items.catch(() => {});
+    yield await cur.items;
+    cur = following;
   }
 }
 

@@ -1,0 +1,52 @@
+import assert from 'node:assert/strict';
+import { it } from 'node:test';
+import type { ApiClient, CallOptions } from '../../src/api/client.js';
+import { NEXT_PAGE_HEADER } from '../../src/api/wire.js';
+import { listAll, pages } from '../../src/cli/tctl/shared.js';
+
+/** A stand-in for the Auth Service's paged listing: 3 pages; the next-page token in a header and in the body. */
+function fakeApi(opts: { failPage?: number; header?: boolean } = {}) {
+  const data = Array.from({ length: 12 }, (_, i) => ({ n: i }));
+  const log: string[] = [];
+  const api = {
+    async call<T>(_m: string, path: string, _b: unknown, o: CallOptions<T> = {}): Promise<T> {
+      const q = new URL(path, 'https://x').searchParams;
+      const start = Number(q.get('start_after') ?? '-1') + 1;
+      const page = start / 5;
+      log.push(`request ${page}`);
+      if (page === opts.failPage) throw new Error(`page ${page} failed`);
+      const items = data.slice(start, start + 5);
+      const next = start + 5 < data.length ? String(start + 4) : undefined;
+      // headers first, then (a moment later) the body, as over the network
+      o.onHeaders?.(next && opts.header !== false ? { [NEXT_PAGE_HEADER]: encodeURIComponent(next) } : {});
+      await new Promise((r) => setTimeout(r, 5));
+      log.push(`answer ${page}`);
+      return { items, ...(next ? { next } : {}) } as T;
+    },
+  };
+  return { api: api as unknown as ApiClient, log, data };
+}
+
+it('tctl pages: every item once, in order; page k+1 is asked for before page k has arrived, never further ahead', async () => {
+  const { api, log, data } = fakeApi();
+  assert.deepEqual(await listAll(api, 'bot_instances'), data);
+  assert.deepEqual(log, ['request 0', 'request 1', 'answer 0', 'request 2', 'answer 1', 'answer 2']);
+});
+
+it('tctl pages: without the header (an older Auth Service) the body token is used', async () => {
+  const { api, log, data } = fakeApi({ header: false });
+  assert.deepEqual(await listAll(api, 'bot_instances'), data);
+  assert.deepEqual(log, ['request 0', 'answer 0', 'request 1', 'answer 1', 'request 2', 'answer 2']);
+});
+
+it('tctl pages: a page that fails fails the listing, after the pages before it', async () => {
+  const { api } = fakeApi({ failPage: 1 });
+  const seen: number[] = [];
+  await assert.rejects(
+    (async () => {
+      for await (const items of pages<{ n: number }>(api, 'bot_instances')) seen.push(...items.map((i) => i.n));
+    })(),
+    /page 1 failed/,
+  );
+  assert.deepEqual(seen, [0, 1, 2, 3, 4]);
+});
