@@ -154,6 +154,13 @@ export class AdminApi {
 
   async get(kindText: string, name: string): Promise<unknown> {
     const kind = parseKind(kindText);
+    if (kind === 'bot_instance' && name.includes('/')) {
+      // BOT/ID, as Teleport names them: one read
+      const [bot, id, ...more] = name.split('/');
+      const item = bot && id && more.length === 0 ? await this.ctx.backend.get(key('bot_instances', bot, id)) : undefined;
+      if (!item) throw new MwiError('NOT_FOUND', `bot_instance ${JSON.stringify(name)} not found`);
+      return JSON.parse(item.value) as unknown;
+    }
     if (kind === 'bot_instance') {
       // instances are keyed by bot: without the bot name this walks the pages
       let startAfter: string | undefined;

@@ -24,7 +24,8 @@ Commands:
   tokens add --type=bot --bot-name NAME [--join-method token] [--ttl 30m] [--spec FILE]
   tokens ls | tokens rm ID
   create -f FILE [--force]                create roles, bots, tokens, locks (YAML, --- separated)
-  get KIND[/NAME]                         print resources (roles, bots, tokens, locks, bot_instances)
+  get KIND[/NAME]                         print resources (roles, bots, tokens, locks, bot_instances;
+                                          an instance is bot_instance/BOT/ID, or bot_instance/ID)
   rm KIND/NAME                            delete a resource
   bound-keypair rotate TOKEN              make the bot rotate its bound keypair at its next renewal
   locks add (--bot NAME | --bot-instance ID) [--message TEXT] [--ttl D]
@@ -103,7 +104,9 @@ runMain('tctl', async () => {
         return;
       }
       case 'get': {
-        const [kind, name] = need(sub, 'KIND').split('/');
+        // bot instances are named BOT/ID
+        const [kind, ...rest] = need(sub, 'KIND').split('/');
+        const name = rest.join('/');
         const items = name
           ? [await api.call<unknown>('GET', `/v1/admin/resources/${encodeURIComponent(kind!)}/${encodeURIComponent(name)}`)]
           : await listAll<unknown>(api, kind!);

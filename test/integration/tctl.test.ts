@@ -74,6 +74,11 @@ describe('tctl against a real Auth Service', () => {
     assert.equal(inst[0].status.initial_authentication.join_method, 'token');
     assert.equal(inst[0].status.latest_heartbeats[0].one_shot, true);
     assert.match(await c.tctlOk(['bots', 'instances', 'ls']), /b2\s+[0-9a-f-]{36}\s+token/);
+    // one instance, as Teleport names it (BOT/ID), or by its id alone
+    const id = inst[0].spec.instance_id as string;
+    for (const name of [`b2/${id}`, id]) {
+      assert.equal(JSON.parse(await c.tctlOk(['get', `bot_instance/${name}`, '--format', 'json']))[0].spec.instance_id, id);
+    }
     await c.tctlOk(['bots', 'rm', 'b2']);
     assert.doesNotMatch(await c.tctlOk(['bots', 'ls']), /b2/);
   });
