@@ -95,6 +95,11 @@ async function load(c: Pick<BenchCluster, 'cpuMs'>, n: number, conc: number, tas
   return { ...r, ...summarize(r.samples, r.wallMs), authUs: ((c.cpuMs() - a0) * 1000) / done, genUs: (g.user + g.system) / done };
 }
 
+/** A `token` join: what tbot sends, over the given client. */
+function tokenJoin(api: ApiClient, token: string, key: PemKeyPair): Promise<IdentityResponse> {
+  return api.call<IdentityResponse>('POST', PATHS.join, { token, join_method: 'token', public_key: key.publicKeyPem });
+}
+
 function hostCA(c: BenchCluster): string[] {
   return [c.caCerts[0]!];
 }
@@ -133,7 +138,7 @@ async function benchTokenJoins(c: BenchCluster, keys: PemKeyPair[], rates: Recor
     const toks = await tokens(c, n);
     const api = new ApiClient({ addrs: [c.addr], tls: { ca: hostCA(c) } });
     return {
-      task: async (i) => void (await api.call('POST', PATHS.join, { token: toks[i], join_method: 'token', public_key: keys[i % keys.length]!.publicKeyPem })),
+      task: async (i) => void (await tokenJoin(api, toks[i]!, keys[i % keys.length]!)),
       close: () => api.close(),
     };
   });
@@ -183,56 +188,48 @@ async function renewers(c: BenchCluster, keys: PemKeyPair[], count: number): Pro
   const toks = await tokens(c, count);
   const joinApi = new ApiClient({ addrs: [c.addr], tls: { ca: hostCA(c) } });
   try {
-    return new Pool(await Promise.all(toks.map(async (t, i) => ({ key: keys[i % keys.length]!, id: await joinApi.call<IdentityResponse>('POST', PATHS.join, { token: t, join_method: 'token', public_key: keys[i % keys.length]!.publicKeyPem }) }))));
+    return new Pool(await Promise.all(toks.map(async (t, i) => ({ key: keys[i % keys.length]!, id: await tokenJoin(joinApi, t, keys[i % keys.length]!) }))));
   } finally {
     joinApi.close();
   }
 }
 
 const tlsOf = (me: Renewer) => ({ ca: me.id.tls_ca_certs, cert: me.id.tls_cert, key: me.key.privateKeyPem });
+/** After a renewal for `key`, the client's credentials are the answer's (as tbot rekeys). */
+const rekeyTo = (key: PemKeyPair) => (a: IdentityResponse) => ({ ca: a.tls_ca_certs, cert: a.tls_cert, key: key.privateKeyPem });
+
+/**
+ * A fleet: every renewal opens a new mTLS connection with the current certificate. With
+ * `output`, tbot's whole cycle: then an output's certificates on the same connection (which now
+ * speaks as the new generation).
+ */
+async function renewOnNewConnection(c: BenchCluster, keys: PemKeyPair[], clients: number, output: boolean): Promise<Prepared> {
+  const pool = await renewers(c, keys, clients);
+  return {
+    task: async (i) => {
+      const me = await pool.take();
+      const next = keys[(i * 7) % keys.length]!;
+      const api = new ApiClient({ addrs: [c.addr], tls: tlsOf(me) });
+      try {
+        me.id = await api.call<IdentityResponse>('POST', PATHS.renew, { public_key: next.publicKeyPem }, output ? { rekey: rekeyTo(next) } : {});
+        me.key = next;
+        if (output) await api.call('POST', PATHS.certs, { public_key: keys[i % keys.length]!.publicKeyPem });
+      } finally {
+        api.close();
+        pool.give(me);
+      }
+    },
+  };
+}
 
 async function benchRenewals(c: BenchCluster, keys: PemKeyPair[], rates: Record<string, number>): Promise<void> {
-  // a fleet: every renewal opens a new mTLS connection with the current certificate
   if (want('renew')) {
-    await levels(c, 'renew, new mTLS connection each', cryptoBound(rates, OPS.renewNew), async (_n, clients) => {
-      const pool = await renewers(c, keys, clients);
-      return {
-        task: async (i) => {
-          const me = await pool.take();
-          const next = keys[(i * 7) % keys.length]!;
-          const api = new ApiClient({ addrs: [c.addr], tls: tlsOf(me) });
-          try {
-            me.id = await api.call<IdentityResponse>('POST', PATHS.renew, { public_key: next.publicKeyPem });
-            me.key = next;
-          } finally {
-            api.close();
-            pool.give(me);
-          }
-        },
-      };
-    });
+    await levels(c, 'renew, new mTLS connection each', cryptoBound(rates, OPS.renewNew), (_n, clients) => renewOnNewConnection(c, keys, clients, false));
   }
-  // tbot's cycle on a fleet: a new connection, the renewal, then an output's certificates on the
-  // same connection (which now speaks as the new generation)
   if (want('cycle')) {
-    await levels(c, 'tbot renewal cycle: new connection, renew + one output (TLS + SSH certs)', cryptoBound(rates, OPS.cycle), async (_n, clients) => {
-      const pool = await renewers(c, keys, clients);
-      return {
-        task: async (i) => {
-          const me = await pool.take();
-          const next = keys[(i * 7) % keys.length]!;
-          const api = new ApiClient({ addrs: [c.addr], tls: tlsOf(me) });
-          try {
-            me.id = await api.call<IdentityResponse>('POST', PATHS.renew, { public_key: next.publicKeyPem }, { rekey: (a) => ({ ca: a.tls_ca_certs, cert: a.tls_cert, key: next.privateKeyPem }) });
-            me.key = next;
-            await api.call('POST', PATHS.certs, { public_key: keys[i % keys.length]!.publicKeyPem });
-          } finally {
-            api.close();
-            pool.give(me);
-          }
-        },
-      };
-    });
+    await levels(c, 'tbot renewal cycle: new connection, renew + one output (TLS + SSH certs)', cryptoBound(rates, OPS.cycle), (_n, clients) =>
+      renewOnNewConnection(c, keys, clients, true),
+    );
   }
   // daemons renewing within the keep-alive window: each keeps its connection, which the Auth
   // Service carries forward to every new generation (as tbot does)
@@ -248,7 +245,7 @@ async function benchRenewals(c: BenchCluster, keys: PemKeyPair[], rates: Record<
           const api = await pool.take();
           const next = keys[(i * 7) % keys.length]!;
           try {
-            await api.call<IdentityResponse>('POST', PATHS.renew, { public_key: next.publicKeyPem }, { rekey: (a) => ({ ca: a.tls_ca_certs, cert: a.tls_cert, key: next.privateKeyPem }) });
+            await api.call<IdentityResponse>('POST', PATHS.renew, { public_key: next.publicKeyPem }, { rekey: rekeyTo(next) });
           } finally {
             pool.give(api);
           }
@@ -289,7 +286,7 @@ async function benchWithLocks(c: BenchCluster, keys: PemKeyPair[], rates: Record
   const n = perLevel(conc);
   const toks = await tokens(c, n);
   const api = new ApiClient({ addrs: [c.addr], tls: { ca: hostCA(c) } });
-  const r = await load(c, n, conc, async (i) => void (await api.call('POST', PATHS.join, { token: toks[i], join_method: 'token', public_key: keys[i % keys.length]!.publicKeyPem })));
+  const r = await load(c, n, conc, async (i) => void (await tokenJoin(api, toks[i]!, keys[i % keys.length]!)));
   api.close();
   rows.push(loadRow(`join token with ${count} locks in force`, conc, r, cryptoBound(rates, OPS.token)));
 }

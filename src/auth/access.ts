@@ -47,7 +47,7 @@ export function grantedTtlMs(requestedSeconds: unknown, maxTtlMs: number, defaul
 }
 
 /** The index key of a lock: its one target (lock targets are indexed, not scanned). */
-export function lockTargetKey(target: { user?: string | undefined; bot_instance_id?: string | undefined; join_token?: string | undefined }): string {
+function lockTargetKey(target: { user?: string | undefined; bot_instance_id?: string | undefined; join_token?: string | undefined }): string {
   if (target.user) return `user:${target.user}`;
   if (target.bot_instance_id) return `bot_instance_id:${target.bot_instance_id}`;
   return `join_token:${target.join_token ?? ''}`;

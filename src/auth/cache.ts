@@ -50,24 +50,16 @@ export class ResourceCache<T> {
     }
   }
 
-  get(name: string): T | undefined {
-    return this.items.get(name);
-  }
-
   /**
-   * Like get, but a miss is read from storage: another Auth Service process may have written it
-   * a moment ago and its change has not arrived here yet (read your writes across workers and
-   * replicas). Hits, the hot path, cost nothing more.
+   * The item by name, from memory; a miss is read from storage: another Auth Service process
+   * may have written it a moment ago and its change has not arrived here yet (read your writes
+   * across workers and replicas). Hits, the hot path, cost nothing more.
    */
   async fresh(name: string): Promise<T | undefined> {
     const hit = this.items.get(name);
     if (hit !== undefined) return hit;
     const item = await this.backend.get(`${this.prefix}${name}`);
     return item ? (JSON.parse(item.value) as T) : undefined;
-  }
-
-  values(): IterableIterator<T> {
-    return this.items.values();
   }
 
   /** The items with this index key. */

@@ -35,19 +35,20 @@ describe('a renewal answered on a connection: the connection carries the new ide
   });
   after(async () => cluster?.stop());
 
-  async function join(token: string, keys: PemKeyPair, ttlSeconds?: number): Promise<IdentityResponse> {
+  /** A new bot, joined once: its generation-1 identity and key. */
+  async function newBot(name: string): Promise<{ g1: IdentityResponse; k1: PemKeyPair }> {
+    const token = await cluster.addBot(name, ['deploy']);
+    const k1 = await generateKeys('ec-p256');
     const api = new ApiClient({ addrs: [cluster.addr], tls: { ca } });
     try {
-      return await api.call<IdentityResponse>('POST', PATHS.join, { token, join_method: 'token', public_key: keys.publicKeyPem, ...(ttlSeconds ? { ttl_seconds: ttlSeconds } : {}) });
+      return { g1: await api.call<IdentityResponse>('POST', PATHS.join, { token, join_method: 'token', public_key: k1.publicKeyPem }), k1 };
     } finally {
       api.close();
     }
   }
 
   it('the renewing connection speaks as the new generation; the old certificate elsewhere is still a copy', async () => {
-    const token = await cluster.addBot('carrier', ['deploy']);
-    const k1 = await generateKeys('ec-p256');
-    const g1 = await join(token, k1);
+    const { g1, k1 } = await newBot('carrier');
     const conn = fixedConnection(cluster, g1.tls_ca_certs, g1.tls_cert, k1.privateKeyPem);
     try {
       const k2 = await generateKeys('ec-p256');
@@ -78,9 +79,7 @@ describe('a renewal answered on a connection: the connection carries the new ide
   });
 
   it('a carried identity that expires is refused on its connection', async () => {
-    const token = await cluster.addBot('short', ['deploy']);
-    const k1 = await generateKeys('ec-p256');
-    const g1 = await join(token, k1);
+    const { g1, k1 } = await newBot('short');
     const conn = fixedConnection(cluster, g1.tls_ca_certs, g1.tls_cert, k1.privateKeyPem);
     try {
       const k2 = await generateKeys('ec-p256');
@@ -99,9 +98,7 @@ describe('a renewal answered on a connection: the connection carries the new ide
   });
 
   it('ApiClient: after a renewal with rekey, other connections are closed and new ones use the new identity', async () => {
-    const token = await cluster.addBot('rekeyed', ['deploy']);
-    const k1 = await generateKeys('ec-p256');
-    const g1 = await join(token, k1);
+    const { g1, k1 } = await newBot('rekeyed');
     const api = new ApiClient({ addrs: [cluster.addr], tls: { ca: g1.tls_ca_certs, cert: g1.tls_cert, key: k1.privateKeyPem } });
     try {
       // two connections open (two requests at once), both generation 1
@@ -123,9 +120,7 @@ describe('a renewal answered on a connection: the connection carries the new ide
   });
 
   it('a rekey that throws (certificate for another key) fails the call', async () => {
-    const token = await cluster.addBot('wrongkey', ['deploy']);
-    const k1 = await generateKeys('ec-p256');
-    const g1 = await join(token, k1);
+    const { g1, k1 } = await newBot('wrongkey');
     const api = new ApiClient({ addrs: [cluster.addr], tls: { ca: g1.tls_ca_certs, cert: g1.tls_cert, key: k1.privateKeyPem } });
     try {
       const k2 = await generateKeys('ec-p256');

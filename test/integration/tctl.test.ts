@@ -4,6 +4,10 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startCluster, tbotFlags, type TestCluster } from '../helpers/cluster.js';
 import { cli } from '../helpers/procs.js';
+import { ApiClient } from '../../src/api/client.js';
+import { NEXT_PAGE_HEADER } from '../../src/api/wire.js';
+import { readIdentityFile } from '../../src/auth/local-identity.js';
+import { pages } from '../../src/cli/tctl/shared.js';
 
 describe('tctl against a real Auth Service', () => {
   let c: TestCluster;
@@ -11,6 +15,31 @@ describe('tctl against a real Auth Service', () => {
     c = await startCluster('tctl.example');
   });
   after(async () => c?.stop());
+
+  it('listings page through the real Auth Service: every item once, in order, the next page token in a header', async () => {
+    const id = readIdentityFile(join(c.dataDir, 'admin', 'identity.json'))!;
+    const api = new ApiClient({ addrs: [c.addr], tls: { ca: id.ca_certs, cert: id.cert, key: id.key } });
+    try {
+      const names = Array.from({ length: 12 }, (_, i) => `paged-${String(i).padStart(2, '0')}`);
+      for (const name of names) await api.call('POST', '/v1/admin/resources', { resource: { kind: 'role', metadata: { name }, spec: {} } });
+      let headers = 0;
+      const first = await api.call<{ next?: string }>('GET', '/v1/admin/resources/roles?limit=5', undefined, { onHeaders: (h) => void (h[NEXT_PAGE_HEADER] && headers++) });
+      assert.equal(headers, 1);
+      assert.ok(first.next);
+      const sizes: number[] = [];
+      const seen: string[] = [];
+      for await (const items of pages<{ metadata: { name: string } }>(api, 'roles', { limit: '5' })) {
+        sizes.push(items.length);
+        seen.push(...items.map((r) => r.metadata.name));
+      }
+      assert.ok(sizes.length >= 3 && sizes.slice(0, -1).every((n) => n === 5), `pages of ${sizes.join(', ')}`);
+      assert.deepEqual(seen, [...seen].sort(), 'in key order');
+      assert.equal(new Set(seen).size, seen.length, 'each once');
+      assert.deepEqual(seen.filter((n) => n.startsWith('paged-')), names);
+    } finally {
+      api.close();
+    }
+  });
 
   it('status prints the cluster name and the CA pin mwi start printed', async () => {
     assert.match(await c.tctlOk(['status']), new RegExp(`Cluster\\s+tctl\\.example[\\s\\S]*CA pin\\s+${c.caPin}`));

@@ -21,7 +21,7 @@ it('audit: events of one turn go out together, whole lines, in order; recent() s
   const path = join(dir, 'events.log');
   const log = new FileAuditLog(path);
   for (let n = 0; n < 3; n++) log.emit({ event: 'bot.renew', success: true, n });
-  // not yet written: they leave in one write after this turn
+  // emit never writes on the spot (no file I/O on the caller's turn of the event loop)
   assert.equal(size(path), 0);
   // a reader does not wait for that turn
   assert.deepEqual((await log.recent(10)).map((e) => e.n), [2, 1, 0]);

@@ -39,7 +39,7 @@ export async function* pages<T>(api: ApiClient, kind: string, query: Record<stri
   const fetchPage = (after: string | undefined): Fetching<T> => {
     let resolveNext!: (token: string | undefined) => void;
     const next = new Promise<string | undefined>((r) => (resolveNext = r));
-    const q = new URLSearchParams({ ...query, limit: '5000', ...(after ? { start_after: after } : {}) });
+    const q = new URLSearchParams({ limit: '5000', ...query, ...(after ? { start_after: after } : {}) });
     const onHeaders = (h: IncomingHttpHeaders) => {
       const token = h[NEXT_PAGE_HEADER];
       if (typeof token === 'string' && token) resolveNext(decodeURIComponent(token));
