@@ -4,6 +4,7 @@ import { sshAuthorizedKey, sshPublicKeyBlob } from '../crypto/ssh.js';
 import { createCA, loadCA, type CAKeyPair, type LoadedCA } from '../crypto/x509.js';
 import { isMwiError, MwiError } from '../errors.js';
 import { key, type Backend } from '../storage/backend.js';
+import { challengeMacKey } from './challenges.js';
 
 export interface SshCA {
   key: KeyObject;
@@ -24,6 +25,8 @@ export interface Authorities {
   caPin: string;
   /** Signs bound-keypair join state documents (ES256); never leaves the Auth Service. */
   joinState: { privateKey: KeyObject; publicKey: KeyObject };
+  /** MAC key for stateless join challenges and keyed token fingerprints (derived from joinState). */
+  challengeMac: Buffer;
 }
 
 export const CA_TYPES = ['tls-user', 'tls-host', 'ssh-user', 'ssh-host'] as const;
@@ -78,14 +81,14 @@ export async function loadAuthorities(backend: Backend, clusterName: string): Pr
     sshUser: await sshCA(backend, 'ssh-user', clusterName),
     sshHost: await sshCA(backend, 'ssh-host', clusterName),
     caPin: spkiPin(createPublicKey(tlsHost.cert.publicKey.export({ type: 'spki', format: 'pem' }))),
-    joinState: await joinStateKey(backend),
+    ...(await joinStateKeys(backend)),
   };
 }
 
-async function joinStateKey(backend: Backend): Promise<Authorities['joinState']> {
+async function joinStateKeys(backend: Backend): Promise<Pick<Authorities, 'joinState' | 'challengeMac'>> {
   const stored = await getOrCreate(backend, key('cas', 'bound-keypair-state'), async () => ({ key_pem: (await generateKeys('ec-p256')).privateKeyPem }));
   const privateKey = createPrivateKey(stored.key_pem);
-  return { privateKey, publicKey: createPublicKey(privateKey) };
+  return { joinState: { privateKey, publicKey: createPublicKey(privateKey) }, challengeMac: challengeMacKey(privateKey) };
 }
 
 /** The public part of a CA, in the format its consumers read (`tctl ca export`). */

@@ -14,9 +14,9 @@ import { issueBotIdentity } from './issue.js';
 import { instanceKey } from './instances.js';
 import { refreshInstance } from './renew.js';
 import type { BotInstance, Lock, StoredToken } from './resources.js';
-import { tokenId, tokenKey } from './tokens.js';
+import { TOKEN_NAME, tokenFingerprint, tokenId, tokenKey } from './tokens.js';
+import { CHALLENGE_REPLAY_MESSAGE, CHALLENGE_TTL_MS, openChallenge, sealChallenge, usedChallengeKey } from './challenges.js';
 
-const CHALLENGE_TTL_MS = 60_000;
 const STATUS_RETRIES = 5;
 
 function checkShape<T extends { token: string; join_method: string }>(body: unknown): T {
@@ -24,6 +24,11 @@ function checkShape<T extends { token: string; join_method: string }>(body: unkn
   if (typeof r !== 'object' || r === null) throw new MwiError('BAD_REQUEST', 'expected a JSON object');
   if (typeof r.token !== 'string' || r.token.length === 0 || r.token.length > 512) throw new MwiError('BAD_REQUEST', 'expected a token', { field: 'token' });
   if (typeof r.join_method !== 'string') throw new MwiError('BAD_REQUEST', 'expected a join method', { field: 'join_method' });
+  // a name that cannot be a token (e.g. `../x`) is refused by its shape, before any storage key is
+  // built from it; secret names are only ever hashed, so any text will do for them
+  if (!joinMethodInfo(r.join_method)?.secretName && !TOKEN_NAME.test(r.token)) {
+    throw new MwiError('BAD_REQUEST', 'expected a token name (letters, digits, ".", "_", "@" or "-", at most 128)', { field: 'token' });
+  }
   return r as T;
 }
 
@@ -39,44 +44,72 @@ function view(id: string, t: StoredToken): JoinTokenView {
   return { id, botName: t.spec.bot_name, spec: t.spec, status: (t.status ?? {}) as Record<string, unknown>, secretHash: t.secret_hash };
 }
 
+const TOKEN_NOT_FOUND = 'token not found';
+
+/** Whether a refusal came after the token was found (its id may then be audited). */
+function tokenExisted(err: unknown): boolean {
+  return !(err instanceof JoinRefusal && err.reason === TOKEN_NOT_FOUND);
+}
+
 /** Loads a token for a join and applies the rules every method shares. */
 async function loadToken(ctx: AuthContext, id: string, method: string) {
   const item = await ctx.backend.get(tokenKey(id));
-  if (!item) throw new JoinRefusal('token not found');
+  if (!item) throw new JoinRefusal(TOKEN_NOT_FOUND);
   const token = JSON.parse(item.value) as StoredToken;
   if (token.spec.join_method !== method) throw new JoinRefusal(`token is for join method ${token.spec.join_method}`);
   if (token.metadata.expires && Date.parse(token.metadata.expires) <= ctx.now()) throw new JoinRefusal('token expired');
+  // an unauthenticated caller learns neither the bot's name nor the lock's message: the same
+  // refusal as an unknown token, the reason in the audit log only
   const lock = activeLock(ctx, token.spec.bot_name, undefined, id);
-  if (lock) throw new MwiError('LOCKED', `bot ${token.spec.bot_name} or its join token is locked: ${lock}`);
+  if (lock) throw new JoinRefusal(`bot ${token.spec.bot_name} or its join token is locked: ${lock}`);
   return { item, token };
+}
+
+/**
+ * How the audit log names the token a caller asked for: its id once it is known to exist (or when
+ * the id is already a hash); otherwise a keyed fingerprint, since an unknown name may be a secret
+ * sent with the wrong join method.
+ */
+function tokenRef(ctx: AuthContext, req: { token: string; join_method: string }, id: string, exists: boolean): Record<string, string> {
+  return exists || joinMethodInfo(req.join_method)?.secretName ? { token_id: id } : { token_fingerprint: tokenFingerprint(ctx.cas.challengeMac, req.token) };
 }
 
 /** Audits a refused join or challenge and turns it into what the caller may see. */
 function refuse(ctx: AuthContext, err: unknown, event: 'bot.join' | 'bot.challenge', fields: Record<string, unknown>): never {
-  const reason = err instanceof JoinRefusal ? err.reason : isMwiError(err) ? err.detail ?? err.message : String(err);
-  ctx.audit.emit({ event, success: false, ...fields, reason });
+  ctx.audit.emit({ event, success: false, ...fields, reason: refusalReason(err) });
   if (err instanceof JoinRefusal) throw new MwiError('JOIN_DENIED', err.publicMessage, { detail: err.reason });
   if (isMwiError(err, 'ACCESS_DENIED')) throw new MwiError('JOIN_DENIED', 'the join was refused; the Auth Service audit log has the reason', { detail: err.message });
   throw err;
 }
 
-/** POST /v1/join/challenge: the first step of challenge-response methods; single-use, 60 s. */
+function refusalReason(err: unknown): string {
+  return err instanceof JoinRefusal ? err.reason : isMwiError(err) ? err.detail ?? err.message : String(err);
+}
+
+/**
+ * POST /v1/join/challenge: the first step of challenge-response methods. Stateless (nothing is
+ * stored: see challenges.ts) and the same for every token name: an unknown, expired, locked or
+ * otherwise unusable token gets a decoy made exactly like a real challenge, so the answer never
+ * tells an unauthenticated caller whether a token exists or which key it is bound to; the join
+ * that follows is refused (generically), and the reason is audited now.
+ */
 export async function handleChallenge(ctx: AuthContext, body: unknown, remoteAddr: string): Promise<ChallengeResponse> {
   const req = checkShape<ChallengeRequest>(body);
   const method = methodFor(req.join_method);
   if (!method.challenge) throw new MwiError('BAD_REQUEST', `join method ${req.join_method} has no challenge step`, { field: 'join_method' });
   const id = tokenId(req.token, req.join_method);
+  const base = { clusterName: ctx.cas.clusterName, now: ctx.now(), payload: req.payload };
+  let ch: Awaited<ReturnType<NonNullable<ServerJoinMethod['challenge']>>>;
   try {
     const { token } = await loadToken(ctx, id, req.join_method);
-    const ch = await method.challenge({ token: view(id, token), clusterName: ctx.cas.clusterName, now: ctx.now(), payload: req.payload });
-    const challengeId = randomUUID();
-    await ctx.backend.create(key('join_challenges', challengeId), JSON.stringify({ token_id: id, join_method: req.join_method, data: ch.store }), {
-      expires: ctx.now() + CHALLENGE_TTL_MS,
-    });
-    return { ...ch.send, challenge_id: challengeId };
+    ch = await method.challenge({ ...base, token: view(id, token) });
   } catch (err) {
-    refuse(ctx, err, 'bot.challenge', { join_method: req.join_method, token_id: id, remote_addr: remoteAddr });
+    if (!(err instanceof JoinRefusal)) throw err; // malformed input: refused whether or not the token exists
+    ctx.audit.emit({ event: 'bot.challenge', success: false, join_method: req.join_method, ...tokenRef(ctx, req, id, tokenExisted(err)), remote_addr: remoteAddr, reason: err.reason });
+    ch = await method.challenge({ ...base, token: { id, botName: '', spec: {}, status: {} } });
   }
+  const challengeId = sealChallenge(ctx.cas.challengeMac, { token_id: id, join_method: req.join_method, expires: base.now + CHALLENGE_TTL_MS, data: ch.store });
+  return { ...ch.send, challenge_id: challengeId };
 }
 
 /**
@@ -95,7 +128,7 @@ export async function handleJoin(ctx: AuthContext, body: unknown, remoteAddr: st
     let { item, token } = await loadToken(ctx, id, req.join_method);
     botName = token.spec.bot_name;
     const access = await botAccess(ctx, botName);
-    const challenge = await consumeChallenge(ctx, req, id);
+    const challenge = openJoinChallenge(ctx, req, id);
     const newInstanceId = randomUUID();
     let consumeRevision: number | undefined;
     const caller = callerClaims?.kind === 'bot' ? { bot: callerClaims.bot, instance: callerClaims.instance, generation: callerClaims.generation } : undefined;
@@ -106,7 +139,11 @@ export async function handleJoin(ctx: AuthContext, body: unknown, remoteAddr: st
       now: ctx.now(),
       newInstanceId,
       caller,
-      challenge,
+      challenge: challenge?.data,
+      consumeChallenge: async () => {
+        if (!challenge) throw new TypeError('this join method has no challenge step');
+        await challenge.consume();
+      },
       platform: ctx.platform,
       consumeToken: () => {
         // deleted in the same conditional write that creates the instance (below)
@@ -152,6 +189,9 @@ export async function handleJoin(ctx: AuthContext, body: unknown, remoteAddr: st
       },
     });
 
+    // single use is the method's to enforce once the proof verified; a method that forgot cannot
+    // let a challenge be answered twice
+    if (challenge && !challenge.consumed()) throw new TypeError(`join method ${req.join_method} did not consume its challenge`);
     const ttlMs = grantedTtlMs(req.ttl_seconds, access.maxTtlMs, DEFAULT_TTL_MS);
     const renewable = joinMethodInfo(req.join_method)?.renewable ?? false;
     // a platform-signed re-join by a tbot that still holds this bot's identity continues its
@@ -192,22 +232,33 @@ export async function handleJoin(ctx: AuthContext, body: unknown, remoteAddr: st
     ctx.audit.emit({ event: 'bot.join', success: true, bot_name: botName, bot_instance_id: newInstanceId, generation: 1, ...verdict.attributes, ...audit });
     return { ...identity, renewable, ...(verdict.methodData ? { method_data: verdict.methodData } : {}) };
   } catch (err) {
-    refuse(ctx, err, 'bot.join', { ...(botName ? { bot_name: botName } : {}), ...audit });
+    const { token_id: _id, ...rest } = audit;
+    refuse(ctx, err, 'bot.join', { ...(botName ? { bot_name: botName } : {}), ...rest, ...tokenRef(ctx, req, id, tokenExisted(err)) });
   }
 }
 
-/** Consumes the challenge a join refers to, if the method uses one: one conditional delete. */
-async function consumeChallenge(ctx: AuthContext, req: JoinRequest, id: string): Promise<Record<string, unknown> | undefined> {
-  const challengeId = (req.payload as { challenge_id?: unknown } | undefined)?.challenge_id;
+/**
+ * The challenge a join answers, if its method uses one: authenticated and unexpired (no storage
+ * read). `consume` marks it used (one conditional create): the method calls it once the
+ * caller's proof verified, so refusals before that write nothing.
+ */
+function openJoinChallenge(ctx: AuthContext, req: JoinRequest, id: string) {
   if (!SERVER_METHODS.get(req.join_method)?.challenge) return undefined;
-  if (typeof challengeId !== 'string' || !/^[0-9a-f-]{36}$/.test(challengeId)) throw new JoinRefusal('no challenge id');
-  const k = key('join_challenges', challengeId);
-  const item = await ctx.backend.get(k);
-  const replay = 'the join was refused: the challenge is unknown, expired or already used';
-  if (!item) throw new JoinRefusal('challenge unknown, expired or already used', replay);
-  // single use: of two joins presenting the same challenge, only one deletes it
-  if (!(await ctx.backend.delete(k, item.revision))) throw new JoinRefusal('challenge already used', replay);
-  const stored = JSON.parse(item.value) as { token_id: string; join_method: string; data: Record<string, unknown> };
-  if (stored.token_id !== id || stored.join_method !== req.join_method) throw new JoinRefusal('challenge was issued for another token');
-  return stored.data;
+  const challengeId = (req.payload as { challenge_id?: unknown } | undefined)?.challenge_id;
+  const claims = openChallenge(ctx.cas.challengeMac, challengeId, ctx.now());
+  if (claims.token_id !== id || claims.join_method !== req.join_method) throw new JoinRefusal('challenge was issued for another token', CHALLENGE_REPLAY_MESSAGE);
+  let consumed = false;
+  return {
+    data: claims.data,
+    consumed: () => consumed,
+    consume: async () => {
+      try {
+        await ctx.backend.create(usedChallengeKey(challengeId as string), '1', { expires: claims.expires });
+      } catch (err) {
+        if (isMwiError(err, 'ALREADY_EXISTS')) throw new JoinRefusal('challenge already used', CHALLENGE_REPLAY_MESSAGE);
+        throw err;
+      }
+      consumed = true;
+    },
+  };
 }

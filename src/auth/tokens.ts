@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { sha256Hex } from '../crypto/keys.js';
 import { joinMethodInfo } from '../join/catalog.js';
 import { key } from '../storage/backend.js';
@@ -21,3 +21,15 @@ export function newSecret(): string {
 }
 
 export const SECRET_ID = /^h-[0-9a-f]{16}$/;
+
+/** Names of tokens that are not secrets: the resource name rule (letters, digits, `._@-`). */
+export const TOKEN_NAME = /^[a-zA-Z0-9][a-zA-Z0-9._@-]{0,127}$/;
+
+/**
+ * A keyed fingerprint of a token name a caller sent, for the audit log when the name matches no
+ * token: it may be a secret sent with the wrong join method, so it is never logged as is. Keyed,
+ * so a reader of the log cannot test guesses offline.
+ */
+export function tokenFingerprint(macKey: Buffer, name: string): string {
+  return `hmac:${createHmac('sha256', macKey).update(`token-name:${name}`).digest('hex').slice(0, 16)}`;
+}

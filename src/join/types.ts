@@ -39,8 +39,17 @@ export interface ServerJoinContext {
   newInstanceId: string;
   /** The bot identity presented over mTLS, if any (already checked against the CA). */
   caller: CallerIdentity | undefined;
-  /** Data this method stored with the challenge it issued, consumed (single-use) by this join. */
+  /**
+   * The `store` data of the challenge this join answers (authenticated by the Auth Service, not
+   * secret: it travels with the challenge id), for methods with a challenge step.
+   */
   challenge: Readonly<Record<string, unknown>> | undefined;
+  /**
+   * Marks that challenge used (single use). A method with a challenge step must call it once the
+   * caller's proof has verified, before it changes anything; a second join with the same
+   * challenge is refused here. The Auth Service refuses a join whose method did not call it.
+   */
+  consumeChallenge(): Promise<void>;
   /**
    * Consumes the token: it is deleted in the same conditional write that creates the bot
    * instance, so it is used up if and only if this join succeeds, and of concurrent joins exactly
@@ -86,10 +95,15 @@ export interface ChallengeContext {
 /**
  * Server half of a join method: `verify` either returns what it verified or throws a
  * JoinRefusal whose reason goes only to the audit log. Methods with a challenge-response step
- * also implement `challenge`: `send` goes to tbot, `store` stays server-side until the join.
+ * also implement `challenge`.
  */
 export interface ServerJoinMethod {
   readonly name: string;
+  /**
+   * Issues a challenge: `send` goes to tbot; `store` comes back to `verify` as `ctx.challenge`
+   * (sealed into the challenge id, so the caller can read it but not change it). Called with an
+   * empty token view (no spec, no status) to make the decoy for an unusable token.
+   */
   challenge?(ctx: ChallengeContext): Promise<{ send: Record<string, unknown>; store: Record<string, unknown> }>;
   verify(ctx: ServerJoinContext): Promise<ServerJoinResult>;
   /** Validates and normalizes a token spec at creation (hash secrets, generate what is missing). */

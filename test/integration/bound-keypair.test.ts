@@ -43,7 +43,9 @@ describe('bound keypair joining with real tbot, tctl and mwi', () => {
     assert.equal(statSync(join(dir('s1'), 'state.json')).mode & 0o777, 0o600);
     const second = await cli('tbot', bk(out.token, dir('s2'), dir('o2'), ['--oneshot']), { env: { TBOT_REGISTRATION_SECRET: out.registration_secret } });
     assert.equal(second.code, 1);
-    assert.match(second.stderr, /none of the offered keys is the key bound to this token/);
+    // refused like an unknown token (issue #9 finding 8); the administrator sees why
+    assert.match(second.stderr, /the join was refused/);
+    assert.ok(c.audit().some((e) => e.event === 'bot.challenge' && /none of the offered keys is the key bound to this token/.test(e.reason)));
   });
 
   it('must_register_before: a join after it is refused', async () => {
@@ -139,7 +141,8 @@ describe('bound keypair joining with real tbot, tctl and mwi', () => {
       writeFileSync(join(old, 'state.json'), JSON.stringify(oldState));
       const r = await cli('tbot', bk(name, old, dir('o-old'), ['--oneshot']));
       assert.equal(r.code, 1);
-      assert.match(r.stderr, /none of the offered keys is the key bound/);
+      assert.match(r.stderr, /the join was refused/);
+      assert.ok(c.audit().some((e) => e.event === 'bot.challenge' && /none of the offered keys is the key bound/.test(e.reason)));
     } finally {
       tbot.kill('SIGTERM');
       await exited(tbot);

@@ -103,7 +103,9 @@ describe('bound keypair joining (Auth Service core + tbot client half)', () => {
     const key = await newStoredKey('current');
     await addToken({ onboarding: { initial_public_key: key.public_key } });
     const other = client(t, name);
-    await assert.rejects(other.join(), denied(/none of the offered keys/));
+    // refused like an unknown token (issue #9 finding 8): the reason is audited only
+    await assert.rejects(other.join(), denied(/the join was refused/));
+    assert.match((await auditReasons()).find((r) => /none of the offered keys/.test(r)) ?? '', /none of the offered keys is the key bound to this token/);
     const c = client(t, name);
     c.state = { keys: [key] };
     await c.join();
@@ -150,7 +152,9 @@ describe('bound keypair joining (Auth Service core + tbot client half)', () => {
     await handleRenew(t.ctx, claimsOf(recovered.tls_cert), { public_key: (await generateKeys('ec-p256')).publicKeyPem }, '-');
     t.clock.advance(61_000);
     await assert.rejects(copy.join(), denied(/token locked: the keypair was used from two places/));
-    await assert.rejects(a.join(), (e) => isMwiError(e, 'LOCKED'));
+    // locked: refused like an unknown token (issue #9 finding 7), the lock in the audit log
+    await assert.rejects(a.join(), denied(/the join was refused/));
+    assert.match((await auditReasons()).at(-1)!, /locked: join state mismatch/);
   });
 
   it('hostile input: replayed signature, foreign key, expired challenge, bad keys — refused, audited, nothing bound', async () => {
@@ -176,7 +180,7 @@ describe('bound keypair joining (Auth Service core + tbot client half)', () => {
     const sig = await sign(ch.claims, key.private_key);
     await assert.rejects(joinWith({ challenge_id: ch.challenge_id, signature: sig }), denied(/refused/)); // no secret: consumed anyway
     await assert.rejects(joinWith({ challenge_id: ch.challenge_id, signature: sig, registration_secret: secret }), denied(/the challenge is unknown, expired or already used/));
-    assert.match((await auditReasons()).at(-1)!, /challenge unknown, expired or already used/);
+    assert.match((await auditReasons()).at(-1)!, /challenge already used/);
     // expired challenge
     ch = await challenge();
     t.clock.advance(61_000);
@@ -224,7 +228,8 @@ describe('bound keypair joining (Auth Service core + tbot client half)', () => {
     const thief = client(t, name);
     thief.state = { keys: [oldKey] };
     t.clock.advance(61_000);
-    await assert.rejects(thief.join(), denied(/none of the offered keys/));
+    await assert.rejects(thief.join(), denied(/the join was refused/));
+    assert.match((await auditReasons()).at(-2)!, /none of the offered keys is the key bound to this token/);
   });
 
   it('a tbot killed mid-rotation (new key kept as pending, server bound it, answer lost) recovers on restart', async () => {

@@ -98,7 +98,9 @@ describe('token join and renewal rules (Auth Service core, hostile input)', () =
     const token = await newToken();
     const id = await joinWith(await newToken());
     await t.admin.create({ kind: 'lock', metadata: { name: 'l1' }, spec: { target: { user: 'bot-robot' }, message: 'incident 42' } }, false, 'admin');
-    await assert.rejects(joinWith(token), (e) => isMwiError(e, 'LOCKED') && /incident 42/.test(e.message));
+    // an unauthenticated caller learns neither the lock nor its message (issue #9 finding 7)
+    await assert.rejects(joinWith(token), (e) => refused(e) && !/incident 42|robot/.test((e as Error).message));
+    assert.match(String((await t.ctx.audit.recent(1, 'bot.join'))[0]?.reason), /locked: incident 42/);
     await assert.rejects(handleRenew(t.ctx, claimsOf(id.tls_cert), { public_key: pub }, '-'), (e) => isMwiError(e, 'LOCKED'));
     await t.admin.remove('lock', 'l1', 'admin');
     await joinWith(token); // the refused join did not consume the token

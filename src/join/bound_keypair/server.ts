@@ -96,7 +96,9 @@ export const boundKeypairServer: ServerJoinMethod = {
     const offered = keys.map((k, i) => normalizeKey(String(k), `payload.public_keys[${i}]`));
     // which key must sign: the bound one, else the pre-registered one, else (registration) tbot's first
     const expected = status.bound_public_key ?? spec.onboarding.initial_public_key ?? offered[0]!;
-    if (!offered.includes(expected)) throw new MwiError('JOIN_DENIED', 'none of the offered keys is the key bound to this token');
+    // refused like an unknown token (the caller gets a decoy challenge): which key a token is
+    // bound to is not told to a caller who has not proved it holds it
+    if (!offered.includes(expected)) throw new JoinRefusal('none of the offered keys is the key bound to this token');
     const nonce = randomBytes(32).toString('base64url');
     const claims = JSON.stringify({
       iss: ctx.clusterName,
@@ -128,6 +130,8 @@ export const boundKeypairServer: ServerJoinMethod = {
       if (fresh === key) throw new JoinRefusal('rotation to the same key');
       await verifySignature(p.new_signature, ch.claims, sshPublicKeyToKeyObject(fresh, 'payload.new_public_key'), 'new key');
     }
+    // the proof holds: from here on this challenge is spent, whatever the outcome
+    await ctx.consumeChallenge();
 
     let refreshInstance: string | undefined;
     let next: BoundKeypairStatus = {};

@@ -1,0 +1,41 @@
+import { request } from 'node:https';
+import { discoverCA, parseAddr } from '../../src/api/client.js';
+import { AUTH_SERVER_NAME } from '../../src/api/wire.js';
+
+export interface RawAnswer {
+  status: number;
+  /** The body as received (not parsed: tests check what a caller sees, byte for byte). */
+  text: string;
+  json: any;
+}
+
+/**
+ * One HTTPS request to a real Auth Service as an unauthenticated caller: the CA is pinned, no
+ * client certificate. For tests that check exactly what an anonymous caller is told.
+ */
+export async function anonymousCall(addr: string, caPin: string, method: string, path: string, body?: unknown): Promise<RawAnswer> {
+  const ca = await discoverCA(addr, [caPin]);
+  const { host, port } = parseAddr(addr);
+  const data = body === undefined ? undefined : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { host, port, method, path, ca, servername: AUTH_SERVER_NAME, headers: data ? { 'content-type': 'application/json', 'content-length': data.length } : {} },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let json: unknown;
+          try {
+            json = JSON.parse(text);
+          } catch {
+            json = undefined;
+          }
+          resolve({ status: res.statusCode ?? 0, text, json });
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end(data);
+  });
+}
