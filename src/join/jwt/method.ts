@@ -1,10 +1,10 @@
 import type { z } from 'zod';
-import { sha256Hex } from '../../crypto/keys.js';
+import { signedContentId } from '../../crypto/jws.js';
 import { MwiError } from '../../errors.js';
 import { JoinRefusal, type ClientJoinMethod, type ServerJoinContext, type ServerJoinMethod } from '../types.js';
 import { checkAllow, type Matcher } from './allow.js';
 import { staticKeys } from './jwks.js';
-import { LEEWAY_S, tokenKid, verifyPlatformJwt } from './verify.js';
+import { canonicalToken, LEEWAY_S, tokenKid, verifyPlatformJwt } from './verify.js';
 
 /** Join payload of every JWT method. */
 export interface JwtJoinPayload {
@@ -61,6 +61,7 @@ export function jwtServer<S>(def: JwtMethodDefinition<S>): ServerJoinMethod {
       const spec = parseSpec(ctx.token.spec);
       const token = (ctx.request.payload as Partial<JwtJoinPayload> | undefined)?.id_token;
       if (typeof token !== 'string') throw new JoinRefusal('no id_token in the payload', 'the join was refused: no identity token was sent');
+      const jws = canonicalToken(token);
       const { issuer, staticJwks } = def.issuer(spec);
       const kid = tokenKid(token);
       let keys;
@@ -80,8 +81,9 @@ export function jwtServer<S>(def: JwtMethodDefinition<S>): ServerJoinMethod {
       const claims = def.flatten ? def.flatten(payload) : (payload as Record<string, unknown>);
       const extra = def.check ? await def.check(claims, spec, ctx) : {};
       const rule = checkAllow(ctx.token.spec.allow, claims, def.allowFields);
-      // each token joins once within its lifetime
-      const fresh = await ctx.platform.markUsed(`${def.name}-${sha256Hex(token)}`, (payload.exp! + LEEWAY_S) * 1000);
+      // each token joins once within its lifetime: keyed on what the issuer signed, not on the
+      // signature's spelling (another valid signature over the same content is the same token)
+      const fresh = await ctx.platform.markUsed(`${def.name}-signed-${signedContentId(jws)}`, (payload.exp! + LEEWAY_S) * 1000);
       if (!fresh) throw new JoinRefusal('token replayed', 'the join was refused: this identity token was already used');
       return { attributes: { ...Object.fromEntries(Object.values(def.allowFields).map((f) => [f.claim, claims[f.claim]]).filter(([, v]) => v !== undefined)), matched_rule: rule, ...extra } };
     },

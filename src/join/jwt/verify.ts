@@ -1,4 +1,5 @@
 import { decodeProtectedHeader, jwtVerify, type JWTPayload, type createLocalJWKSet } from 'jose';
+import { assertCanonicalCompactJws, type CompactJws } from '../../crypto/jws.js';
 import { JoinRefusal } from '../types.js';
 
 /** Asymmetric algorithms only: never `none`, never an HMAC keyed with a public key. */
@@ -17,6 +18,19 @@ export interface JwtRules {
   maxLifetimeS: number;
   /** Claims that must be present. */
   required?: string[];
+}
+
+/**
+ * The identity token as a canonical compact JWS. Lenient base64url decoding would let one signed
+ * token be sent in many spellings (whitespace, padding, spare bits), each looking new to a replay
+ * marker keyed on the text; only the canonical spelling is accepted (finding 3).
+ */
+export function canonicalToken(token: unknown): CompactJws {
+  try {
+    return assertCanonicalCompactJws(token, 'id_token');
+  } catch (err) {
+    throw new JoinRefusal(`id_token: ${err instanceof Error ? err.message : String(err)}`, 'the join was refused: the identity token is malformed');
+  }
 }
 
 const KID = /^[A-Za-z0-9._~+/=-]{1,200}$/;

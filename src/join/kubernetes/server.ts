@@ -1,7 +1,7 @@
-import { sha256Hex } from '../../crypto/keys.js';
+import { signedContentId } from '../../crypto/jws.js';
 import { checkAllow } from '../jwt/allow.js';
 import { jwtServer } from '../jwt/method.js';
-import { LEEWAY_S } from '../jwt/verify.js';
+import { canonicalToken, LEEWAY_S } from '../jwt/verify.js';
 import { JoinRefusal, type ServerJoinContext, type ServerJoinMethod } from '../types.js';
 import { KUBERNETES_ALLOW, kubernetesSpec, type KubernetesSpec } from './wire.js';
 
@@ -33,6 +33,8 @@ const jwtHalf = jwtServer<KubernetesSpec>({
 async function tokenReview(ctx: ServerJoinContext): Promise<Record<string, unknown>> {
   const token = (ctx.request.payload as { id_token?: unknown } | undefined)?.id_token;
   if (typeof token !== 'string' || token.length > 16_384) throw new JoinRefusal('no id_token in the payload', 'the join was refused: no identity token was sent');
+  // the API server's decoder may forgive what ours refuses: only the canonical spelling is reviewed
+  const jws = canonicalToken(token);
   const api = ctx.platform.kubernetes;
   if (!api) throw new JoinRefusal('in_cluster: the Auth Service has no Kubernetes API configured', 'the join was refused: the Auth Service cannot reach a Kubernetes API (configure kubernetes in mwi.yaml)');
   let res: { status: number; body: unknown };
@@ -58,7 +60,7 @@ async function tokenReview(ctx: ServerJoinContext): Promise<Record<string, unkno
   const claims = { service_account: `${m[1]}:${m[2]}` };
   const rule = checkAllow(ctx.token.spec.allow, claims, KUBERNETES_ALLOW);
   // replay: without the token's own exp, remember it for the longest lifetime accepted
-  if (!(await ctx.platform.markUsed(`kubernetes-${sha256Hex(token)}`, ctx.now + (48 * 3600 + LEEWAY_S) * 1000))) {
+  if (!(await ctx.platform.markUsed(`kubernetes-signed-${signedContentId(jws)}`, ctx.now + (48 * 3600 + LEEWAY_S) * 1000))) {
     throw new JoinRefusal('token replayed', 'the join was refused: this identity token was already used');
   }
   return { service_account: claims.service_account, matched_rule: rule, reviewed_by: 'TokenReview' };
