@@ -60,7 +60,8 @@ export function jwtServer<S>(def: JwtMethodDefinition<S>): ServerJoinMethod {
     async verify(ctx) {
       const spec = parseSpec(ctx.token.spec);
       const token = (ctx.request.payload as Partial<JwtJoinPayload> | undefined)?.id_token;
-      if (typeof token !== 'string') throw new JoinRefusal('no id_token in the payload', 'the join was refused: no identity token was sent');
+      // until the signature verifies, every refusal is the generic one an unknown token gets (finding 8)
+      if (typeof token !== 'string') throw new JoinRefusal('no id_token in the payload');
       const jws = canonicalToken(token);
       const { issuer, staticJwks } = def.issuer(spec);
       const kid = tokenKid(token);
@@ -68,7 +69,7 @@ export function jwtServer<S>(def: JwtMethodDefinition<S>): ServerJoinMethod {
       try {
         keys = staticJwks ? staticKeys(staticJwks, `spec.${def.name}.static_jwks`) : await ctx.platform.jwks.keysFor(issuer!, kid);
       } catch (err) {
-        throw new JoinRefusal(`keys of ${issuer ?? 'static JWKS'} unavailable: ${err instanceof Error ? err.message : String(err)}`, 'the join was refused: the identity token issuer\'s keys could not be loaded');
+        throw new JoinRefusal(`keys of ${issuer ?? 'static JWKS'} unavailable: ${err instanceof Error ? err.message : String(err)}`);
       }
       const payload = await verifyPlatformJwt(token, {
         ...(issuer ? { issuer } : {}),

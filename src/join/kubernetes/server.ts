@@ -29,14 +29,17 @@ const jwtHalf = jwtServer<KubernetesSpec>({
   },
 });
 
-/** `in_cluster`: the cluster's own TokenReview API decides (audience = our cluster name). */
+/**
+ * `in_cluster`: the cluster's own TokenReview API decides (audience = our cluster name). Until it
+ * has authenticated the token, every refusal is the generic one an unknown token gets (finding 8).
+ */
 async function tokenReview(ctx: ServerJoinContext): Promise<Record<string, unknown>> {
   const token = (ctx.request.payload as { id_token?: unknown } | undefined)?.id_token;
-  if (typeof token !== 'string' || token.length > 16_384) throw new JoinRefusal('no id_token in the payload', 'the join was refused: no identity token was sent');
+  if (typeof token !== 'string' || token.length > 16_384) throw new JoinRefusal('no id_token in the payload');
   // the API server's decoder may forgive what ours refuses: only the canonical spelling is reviewed
   const jws = canonicalToken(token);
   const api = ctx.platform.kubernetes;
-  if (!api) throw new JoinRefusal('in_cluster: the Auth Service has no Kubernetes API configured', 'the join was refused: the Auth Service cannot reach a Kubernetes API (configure kubernetes in mwi.yaml)');
+  if (!api) throw new JoinRefusal('in_cluster: the Auth Service has no Kubernetes API configured (configure kubernetes in mwi.yaml)');
   let res: { status: number; body: unknown };
   try {
     res = await ctx.platform.postJson(
@@ -46,11 +49,11 @@ async function tokenReview(ctx: ServerJoinContext): Promise<Record<string, unkno
       api.caPem,
     );
   } catch (err) {
-    throw new JoinRefusal(`TokenReview failed: ${err instanceof Error ? err.message : String(err)}`, 'the join was refused: the Kubernetes API could not review the token');
+    throw new JoinRefusal(`TokenReview failed: ${err instanceof Error ? err.message : String(err)}`);
   }
   const status = (res.body as { status?: { authenticated?: boolean; error?: string; audiences?: string[]; user?: { username?: string; extra?: Record<string, string[]> } } })?.status;
-  if (res.status >= 300 || !status) throw new JoinRefusal(`TokenReview HTTP ${res.status}`, 'the join was refused: the Kubernetes API could not review the token');
-  if (!status.authenticated) throw new JoinRefusal(`TokenReview: not authenticated (${status.error ?? 'no reason'})`, 'the join was refused: Kubernetes did not authenticate the token');
+  if (res.status >= 300 || !status) throw new JoinRefusal(`TokenReview HTTP ${res.status}`);
+  if (!status.authenticated) throw new JoinRefusal(`TokenReview: not authenticated (${status.error ?? 'no reason'})`);
   if (!status.audiences?.includes(ctx.clusterName)) throw new JoinRefusal(`TokenReview: audiences ${JSON.stringify(status.audiences)}`, "the join was refused: the token's audience is not this cluster");
   const m = /^system:serviceaccount:([^:]+):([^:]+)$/.exec(status.user?.username ?? '');
   if (!m) throw new JoinRefusal(`TokenReview: user ${status.user?.username} is not a service account`, 'the join was refused: not a Kubernetes service account token');
