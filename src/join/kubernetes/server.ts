@@ -3,7 +3,7 @@ import { checkAllow } from '../jwt/allow.js';
 import { jwtServer } from '../jwt/method.js';
 import { canonicalToken, LEEWAY_S } from '../jwt/verify.js';
 import { JoinRefusal, type ServerJoinContext, type ServerJoinMethod } from '../types.js';
-import { KUBERNETES_ALLOW, kubernetesSpec, type KubernetesSpec } from './wire.js';
+import { KUBERNETES_ALLOW, KUBERNETES_REQUIRED, kubernetesSpec, type KubernetesSpec } from './wire.js';
 
 interface K8sClaims {
   'kubernetes.io'?: { namespace?: string; serviceaccount?: { name?: string; uid?: string }; pod?: { name?: string; uid?: string } };
@@ -20,6 +20,7 @@ const jwtHalf = jwtServer<KubernetesSpec>({
   schema: kubernetesSpec,
   issuer: (s) => (s.type === 'static_jwks' ? { issuer: s.static_jwks!.issuer, staticJwks: s.static_jwks!.jwks } : { issuer: s.oidc?.issuer }),
   allowFields: KUBERNETES_ALLOW,
+  requireOneOf: KUBERNETES_REQUIRED,
   maxLifetimeS: 48 * 3600,
   flatten,
   check(claims) {
@@ -61,7 +62,7 @@ async function tokenReview(ctx: ServerJoinContext): Promise<Record<string, unkno
     throw new JoinRefusal('TokenReview: token not bound to a pod', 'the join was refused: only projected (pod-bound) service account tokens are accepted');
   }
   const claims = { service_account: `${m[1]}:${m[2]}` };
-  const rule = checkAllow(ctx.token.spec.allow, claims, KUBERNETES_ALLOW);
+  const rule = checkAllow(ctx.token.spec.allow, claims, { fields: KUBERNETES_ALLOW, requireOneOf: KUBERNETES_REQUIRED });
   // replay: without the token's own exp, remember it for the longest lifetime accepted
   if (!(await ctx.platform.markUsed(`kubernetes-signed-${signedContentId(jws)}`, ctx.now + (48 * 3600 + LEEWAY_S) * 1000))) {
     throw new JoinRefusal('token replayed', 'the join was refused: this identity token was already used');
