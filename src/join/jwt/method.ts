@@ -1,5 +1,4 @@
 import type { z } from 'zod';
-import { signedContentId } from '../../crypto/jws.js';
 import { MwiError } from '../../errors.js';
 import { JoinRefusal, type ClientJoinMethod, type ServerJoinContext, type ServerJoinMethod } from '../types.js';
 import { checkAllow } from './allow.js';
@@ -62,7 +61,8 @@ export function jwtServer<S>(def: JwtMethodDefinition<S>): ServerJoinMethod {
       const token = (ctx.request.payload as Partial<JwtJoinPayload> | undefined)?.id_token;
       // until the signature verifies, every refusal is the generic one an unknown token gets (finding 8)
       if (typeof token !== 'string') throw new JoinRefusal('no id_token in the payload');
-      const jws = canonicalToken(token);
+      // a non-canonical spelling is refused before any key is fetched for it
+      canonicalToken(token);
       const { issuer, staticJwks } = def.issuer(spec);
       const kid = tokenKid(token);
       let keys;
@@ -71,7 +71,7 @@ export function jwtServer<S>(def: JwtMethodDefinition<S>): ServerJoinMethod {
       } catch (err) {
         throw new JoinRefusal(`keys of ${issuer ?? 'static JWKS'} unavailable: ${err instanceof Error ? err.message : String(err)}`);
       }
-      const payload = await verifyPlatformJwt(token, {
+      const { payload, signedId } = await verifyPlatformJwt(token, {
         ...(issuer ? { issuer } : {}),
         audience: def.audience ? def.audience(spec, ctx.clusterName) : ctx.clusterName,
         keys,
@@ -84,7 +84,7 @@ export function jwtServer<S>(def: JwtMethodDefinition<S>): ServerJoinMethod {
       const rule = checkAllow(ctx.token.spec.allow, claims, policy);
       // each token joins once within its lifetime: keyed on what the issuer signed, not on the
       // signature's spelling (another valid signature over the same content is the same token)
-      const fresh = await ctx.platform.markUsed(`${def.name}-signed-${signedContentId(jws)}`, (payload.exp! + LEEWAY_S) * 1000);
+      const fresh = await ctx.platform.markUsed(`${def.name}-signed-${signedId}`, (payload.exp! + LEEWAY_S) * 1000);
       if (!fresh) throw new JoinRefusal('token replayed', 'the join was refused: this identity token was already used');
       return { attributes: { ...Object.fromEntries(Object.values(def.allowFields).map((f) => [f.claim, claims[f.claim]]).filter(([, v]) => v !== undefined)), matched_rule: rule, ...extra } };
     },

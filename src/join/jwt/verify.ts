@@ -1,5 +1,5 @@
 import { decodeProtectedHeader, jwtVerify, type JWTPayload, type createLocalJWKSet } from 'jose';
-import { assertCanonicalCompactJws, type CompactJws } from '../../crypto/jws.js';
+import { assertCanonicalCompactJws, signedContentId, type CompactJws } from '../../crypto/jws.js';
 import { JoinRefusal } from '../types.js';
 
 /** Asymmetric algorithms only: never `none`, never an HMAC keyed with a public key. */
@@ -67,15 +67,17 @@ const AFTER_SIGNATURE: Readonly<Record<string, (claim: string | undefined) => st
 /**
  * Verifies a platform JWT: signature by the issuer's keys with an asymmetric algorithm, `iss`
  * exact, `aud` containing ours, `exp`/`nbf`/`iat` with 60 s leeway, bounded lifetime.
- * Refusals carry a precise reason for the audit log; the public message names the check only
- * once the signature has verified, and is the generic refusal before.
+ * Only the canonical spelling of a token verifies. Returns the claims and `signedId`, the id of
+ * what the issuer signed, for replay markers. Refusals carry a precise reason for the audit log;
+ * the public message names the check only once the signature has verified, and is the generic
+ * refusal before.
  */
-export async function verifyPlatformJwt(token: unknown, rules: JwtRules): Promise<JWTPayload> {
-  if (typeof token !== 'string' || token.length > 16_384) throw new JoinRefusal('no identity token');
-  tokenKid(token);
+export async function verifyPlatformJwt(token: unknown, rules: JwtRules): Promise<{ payload: JWTPayload; signedId: string }> {
+  const jws = canonicalToken(token);
+  tokenKid(token as string);
   let payload: JWTPayload;
   try {
-    ({ payload } = await jwtVerify(token, rules.keys, {
+    ({ payload } = await jwtVerify(token as string, rules.keys, {
       ...(rules.issuer ? { issuer: rules.issuer } : {}),
       audience: rules.audience,
       algorithms: ALLOWED_ALGS,
@@ -93,5 +95,5 @@ export async function verifyPlatformJwt(token: unknown, rules: JwtRules): Promis
   const exp = payload.exp!;
   if (iat * 1000 > rules.now + LEEWAY_S * 1000) throw new JoinRefusal('jwt: iat in the future', "the join was refused: the identity token's iat claim is in the future");
   if (exp - iat > rules.maxLifetimeS) throw new JoinRefusal(`jwt: lifetime ${exp - iat}s over ${rules.maxLifetimeS}s`, 'the join was refused: the identity token lives too long');
-  return payload;
+  return { payload, signedId: signedContentId(jws) };
 }
