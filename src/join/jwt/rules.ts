@@ -67,8 +67,8 @@ export function ruleProblem(rule: unknown, policy: AllowPolicy): RuleProblem | u
     const problem = valueProblem(v, f);
     if (problem) return { field: `.${k}`, message: problem };
   }
+  const set = rule as Record<string, unknown>;
   for (const group of policy.requireOneOf) {
-    const set = (rule as Record<string, unknown>);
     if (!group.some((k) => set[k] !== undefined && names(set[k], policy.fields[k]!))) {
       return { field: '', message: `the rule must name the workload with at least one of: ${group.join(', ')} (a rule without one matches every workload on the platform; glob fields need more than wildcards)` };
     }
