@@ -49,6 +49,15 @@ describe('platform-signed joins end to end (github, kubernetes)', () => {
     assert.equal(joined?.repository, 'octo/app');
   });
 
+  it('allow rules too broad: tctl create refuses a github rule that names no repository, naming the rule and the fields', async () => {
+    const spec = join(c.dir, 'gh-broad.yaml');
+    writeFileSync(spec, 'kind: token\nversion: v2\nmetadata: { name: gh-broad }\nspec:\n  join_method: github\n  bot_name: ci\n  allow:\n    - { ref: refs/heads/main }\n');
+    const r = await c.tctl(['create', '-f', spec]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /spec\.allow\[0\]: the rule must name the workload with at least one of: repository, repository_owner, sub/);
+    assert.doesNotMatch(await c.tctlOk(['tokens', 'ls']), /gh-broad/);
+  });
+
   it('github: a stored identity that expired is replaced by a fresh join (no recovery needed)', async () => {
     gh.tokenEndpointClaims = { sub: 'repo:octo/app:ref:refs/heads/main', repository: 'octo/app', ref: 'refs/heads/main' };
     const env = { ACTIONS_ID_TOKEN_REQUEST_URL: `${gh.url}/token`, ACTIONS_ID_TOKEN_REQUEST_TOKEN: 'runner-request-token' };

@@ -13,6 +13,9 @@ import { startIssuer, type TestIssuer } from '../helpers/oidc-issuer.js';
 type T = Awaited<ReturnType<typeof testContext>>;
 const now = () => Math.floor(Date.now() / 1000);
 
+/** Refusals before the signature verified answer what an unknown token gets (finding 8). */
+const GENERIC = /the token is unknown, expired, already used or not valid for this request/;
+
 const GITHUB_CLAIMS = {
   sub: 'repo:octo/app:ref:refs/heads/main',
   repository: 'octo/app',
@@ -61,14 +64,14 @@ describe('JWT-family joins against a real issuer on 127.0.0.1 (hostile token cor
   });
 
   const hostile: Array<[string, (name: string) => Promise<unknown>, RegExp, RegExp]> = [
-    ['alg none', async () => `${Buffer.from('{"alg":"none","typ":"JWT"}').toString('base64url')}.${Buffer.from(JSON.stringify({ ...GITHUB_CLAIMS, iss: GITHUB_ISSUER, iat: now(), exp: now() + 300 })).toString('base64url')}.`, /forbidden algorithm|malformed|not valid/, /ERR_JOSE_ALG_NOT_ALLOWED|ERR_JWS_INVALID/],
+    ['alg none', async () => `${Buffer.from('{"alg":"none","typ":"JWT"}').toString('base64url')}.${Buffer.from(JSON.stringify({ ...GITHUB_CLAIMS, iss: GITHUB_ISSUER, iat: now(), exp: now() + 300 })).toString('base64url')}.`, GENERIC, /ERR_JOSE_ALG_NOT_ALLOWED|ERR_JWS_INVALID|not a canonical compact JWS/],
     [
       'HS256 keyed with the public key',
       async () => {
         const pem = createPublicKey({ key: gh.current().jwk as never, format: 'jwk' }).export({ type: 'spki', format: 'pem' });
         return new SignJWT({ ...GITHUB_CLAIMS, iss: GITHUB_ISSUER, iat: now(), exp: now() + 300 }).setProtectedHeader({ alg: 'HS256', kid: gh.current().kid }).sign(Buffer.from(pem));
       },
-      /forbidden algorithm/,
+      GENERIC,
       /ERR_JOSE_ALG_NOT_ALLOWED/,
     ],
     ['wrong iss', () => gh.sign({ ...GITHUB_CLAIMS, iss: 'https://token.actions.githubusercontent.com.evil.example' }), /iss claim is not acceptable/, /ERR_JWT_CLAIM_VALIDATION_FAILED/],
@@ -77,16 +80,16 @@ describe('JWT-family joins against a real issuer on 127.0.0.1 (hostile token cor
     ['nbf in the future', () => gh.sign({ ...GITHUB_CLAIMS, nbf: now() + 600 }), /nbf claim is not acceptable/, /ERR_JWT_CLAIM_VALIDATION_FAILED/],
     ['iat in the future', () => gh.sign({ ...GITHUB_CLAIMS, iat: now() + 600, exp: now() + 900 }), /iat claim/, /iat/],
     ['lifetime over an hour', () => gh.sign({ ...GITHUB_CLAIMS, iat: now(), exp: now() + 7200 }), /lives too long/, /lifetime/],
-    ['unknown kid', async () => gh.sign(GITHUB_CLAIMS, { key: await gh.foreignKey() }), /unknown key/, /ERR_JWKS_NO_MATCHING_KEY/],
-    ['kid with path characters', () => gh.sign(GITHUB_CLAIMS, { kid: '../../../etc/passwd?x=http://evil' }), /malformed key id/, /malformed kid/],
-    ['signature from another key under the real kid', async () => gh.sign(GITHUB_CLAIMS, { key: await gh.foreignKey(), kid: gh.current().kid }), /signature does not verify/, /ERR_JWS_SIGNATURE_VERIFICATION_FAILED/],
+    ['unknown kid', async () => gh.sign(GITHUB_CLAIMS, { key: await gh.foreignKey() }), GENERIC, /ERR_JWKS_NO_MATCHING_KEY/],
+    ['kid with path characters', () => gh.sign(GITHUB_CLAIMS, { kid: '../../../etc/passwd?x=http://evil' }), GENERIC, /malformed kid/],
+    ['signature from another key under the real kid', async () => gh.sign(GITHUB_CLAIMS, { key: await gh.foreignKey(), kid: gh.current().kid }), GENERIC, /ERR_JWS_SIGNATURE_VERIFICATION_FAILED/],
     ['missing required claim', () => gh.sign({ ...GITHUB_CLAIMS, repository: undefined }), /repository claim is not acceptable/, /repository/],
     ['claim of the wrong type', () => gh.sign({ ...GITHUB_CLAIMS, repository: ['octo/app'] as unknown as string }), /matches none of the token's allow rules|not acceptable/, /no allow rule|repository/],
     ['allow near miss: prefix', () => gh.sign({ ...GITHUB_CLAIMS, repository: 'octo/app-evil' }), /matches none of the token's allow rules/, /no allow rule matches/],
     ['allow near miss: case', () => gh.sign({ ...GITHUB_CLAIMS, repository: 'Octo/App' }), /matches none/, /no allow rule matches/],
     ['allow: one field of the rule differs', () => gh.sign({ ...GITHUB_CLAIMS, environment: 'staging' }), /matches none/, /no allow rule matches/],
-    ['not a JWT', async () => 'not.a.jwt', /malformed/, /not a JWS|ERR_JWS_INVALID/],
-    ['no token', async () => undefined, /no identity token/, /no id_token/],
+    ['not a JWT', async () => 'not.a.jwt', GENERIC, /not a JWS|ERR_JWS_INVALID|not a canonical compact JWS/],
+    ['no token', async () => undefined, GENERIC, /no id_token/],
   ];
   for (const [what, make, publicMsg, auditReason] of hostile) {
     it(`github hostile: ${what} is refused, audited, and creates no instance`, async () => {

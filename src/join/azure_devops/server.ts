@@ -1,5 +1,5 @@
 import { jwtServer } from '../jwt/method.js';
-import { AZURE_DEVOPS_ALLOW, AZURE_DEVOPS_AUDIENCE, azureDevopsSpec } from './wire.js';
+import { AZURE_DEVOPS_ALLOW, AZURE_DEVOPS_AUDIENCE, AZURE_DEVOPS_REQUIRED, azureDevopsSpec } from './wire.js';
 
 /** Azure DevOps pipeline OIDC tokens (the audience is fixed by Azure DevOps). */
 export const azureDevopsServer = jwtServer({
@@ -8,6 +8,7 @@ export const azureDevopsServer = jwtServer({
   issuer: (s) => ({ issuer: `https://vstoken.dev.azure.com/${s.organization_id}` }),
   audience: () => AZURE_DEVOPS_AUDIENCE,
   allowFields: AZURE_DEVOPS_ALLOW,
+  requireOneOf: AZURE_DEVOPS_REQUIRED,
   maxLifetimeS: 3600,
   required: ['sub'],
   flatten(c) {

@@ -16,4 +16,7 @@ export const AZURE_DEVOPS_ALLOW = {
   repository_ref: { claim: 'rpo_ref' },
 } as const;
 
+/** A rule names the pipeline's subject or its project (Teleport's rule). */
+export const AZURE_DEVOPS_REQUIRED = [['sub', 'project_name', 'project_id']] as const;
+
 export const AZURE_DEVOPS_AUDIENCE = 'api://AzureADTokenExchange';

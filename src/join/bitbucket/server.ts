@@ -1,5 +1,5 @@
 import { jwtServer } from '../jwt/method.js';
-import { BITBUCKET_ALLOW, bitbucketSpec } from './wire.js';
+import { BITBUCKET_ALLOW, BITBUCKET_REQUIRED, bitbucketSpec } from './wire.js';
 
 /** Bitbucket Pipelines step OIDC tokens. */
 export const bitbucketServer = jwtServer({
@@ -8,6 +8,7 @@ export const bitbucketServer = jwtServer({
   issuer: (s) => ({ issuer: s.identity_provider_url.replace(/\/+$/, '') }),
   audience: (s) => s.audience,
   allowFields: BITBUCKET_ALLOW,
+  requireOneOf: BITBUCKET_REQUIRED,
   maxLifetimeS: 3600,
   required: ['sub', 'workspaceUuid', 'repositoryUuid'],
 });

@@ -10,3 +10,6 @@ export const BITBUCKET_ALLOW = {
   deployment_environment_uuid: { claim: 'deploymentEnvironmentUuid' },
   branch_name: { claim: 'branchName' },
 } as const;
+
+/** A rule names the workspace or the repository (Teleport's rule). */
+export const BITBUCKET_REQUIRED = [['workspace_uuid', 'repository_uuid']] as const;

@@ -1,5 +1,5 @@
 import { jwtServer } from '../jwt/method.js';
-import { CIRCLECI_ALLOW, circleciSpec } from './wire.js';
+import { CIRCLECI_ALLOW, CIRCLECI_REQUIRED, circleciSpec } from './wire.js';
 
 /** CircleCI OIDC tokens: issuer and audience are the organization's. */
 export const circleciServer = jwtServer({
@@ -8,6 +8,7 @@ export const circleciServer = jwtServer({
   issuer: (s) => ({ issuer: `https://oidc.circleci.com/org/${s.organization_id}` }),
   audience: (s) => s.organization_id,
   allowFields: CIRCLECI_ALLOW,
+  requireOneOf: CIRCLECI_REQUIRED,
   maxLifetimeS: 3600,
   required: ['sub', 'oidc.circleci.com/project-id'],
   flatten(c) {

@@ -9,3 +9,6 @@ export const CIRCLECI_ALLOW = {
   /** Matches when the job ran with this context (a token may carry several). */
   context_id: { claim: 'context_id', list: true },
 } as const;
+
+/** A rule names the project or the context (Teleport's rule). */
+export const CIRCLECI_REQUIRED = [['project_id', 'context_id']] as const;

@@ -1,5 +1,5 @@
 import { jwtServer } from '../jwt/method.js';
-import { GCP_ALLOW, gcpSpec, GOOGLE_ISSUER } from './wire.js';
+import { GCP_ALLOW, GCP_REQUIRED, gcpSpec, GOOGLE_ISSUER } from './wire.js';
 
 /** GCE instance identity tokens (`format=full`), audience = cluster name. */
 export const gcpServer = jwtServer({
@@ -7,6 +7,7 @@ export const gcpServer = jwtServer({
   schema: gcpSpec,
   issuer: () => ({ issuer: GOOGLE_ISSUER }),
   allowFields: GCP_ALLOW,
+  requireOneOf: GCP_REQUIRED,
   maxLifetimeS: 3600,
   required: ['email', 'google'],
   flatten(c) {

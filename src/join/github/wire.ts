@@ -34,3 +34,6 @@ export const GITHUB_ALLOW = {
   ref: { claim: 'ref' },
   ref_type: { claim: 'ref_type' },
 } as const;
+
+/** A rule names the repository, its owner or the exact subject (Teleport's rule). */
+export const GITHUB_REQUIRED = [['repository', 'repository_owner', 'sub']] as const;

@@ -1,5 +1,5 @@
 import { jwtServer } from '../jwt/method.js';
-import { GITLAB_ALLOW, gitlabSpec } from './wire.js';
+import { GITLAB_ALLOW, GITLAB_REQUIRED, gitlabSpec } from './wire.js';
 
 /** GitLab CI `id_tokens`. */
 export const gitlabServer = jwtServer({
@@ -7,6 +7,7 @@ export const gitlabServer = jwtServer({
   schema: gitlabSpec,
   issuer: (s) => ({ issuer: `https://${s.domain}`, staticJwks: s.static_jwks }),
   allowFields: GITLAB_ALLOW,
+  requireOneOf: GITLAB_REQUIRED,
   maxLifetimeS: 24 * 3600,
   required: ['sub', 'project_path'],
 });

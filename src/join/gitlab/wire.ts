@@ -19,8 +19,11 @@ export const GITLAB_ALLOW = {
   environment: { claim: 'environment', match: 'glob' },
   ref: { claim: 'ref', match: 'glob' },
   ref_type: { claim: 'ref_type' },
-  ref_protected: { claim: 'ref_protected' },
-  environment_protected: { claim: 'environment_protected' },
+  ref_protected: { claim: 'ref_protected', type: 'boolean' },
+  environment_protected: { claim: 'environment_protected', type: 'boolean' },
   user_login: { claim: 'user_login', match: 'glob' },
   user_email: { claim: 'user_email', match: 'glob' },
 } as const;
+
+/** A rule names the project, its namespace or the subject (Teleport's rule), not by wildcards alone. */
+export const GITLAB_REQUIRED = [['sub', 'project_path', 'namespace_path']] as const;

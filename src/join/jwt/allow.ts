@@ -1,7 +1,7 @@
 import { JoinRefusal } from '../types.js';
+import { ruleProblem, type AllowPolicy, type Matcher } from './rules.js';
 
-/** How a rule field compares with a claim. */
-export type Matcher = 'exact' | 'glob' | 'region-or-zone';
+export type { Matcher } from './rules.js';
 
 /** `*` matches any run of characters, `?` one; everything else literally. */
 export function globMatch(pattern: string, value: string): boolean {
@@ -24,21 +24,25 @@ function matches(want: unknown, got: unknown, how: Matcher, listClaim: boolean):
 
 /**
  * `allow` rules: each rule is an AND of its fields, rules are OR'd, and an empty list refuses
- * everything. `fields` maps a rule field to the claim it checks and how.
+ * everything. `policy.fields` maps a rule field to the claim it checks and how. A stored rule
+ * that creation would refuse now (one naming no workload, stored before that check existed)
+ * matches nothing, and the refusal says so in the audit log.
  */
-export function checkAllow(
-  rules: unknown,
-  claims: Record<string, unknown>,
-  fields: Readonly<Record<string, { claim: string; match?: Matcher; list?: boolean }>>,
-): Record<string, unknown> {
+export function checkAllow(rules: unknown, claims: Record<string, unknown>, policy: AllowPolicy): Record<string, unknown> {
+  const { fields } = policy;
   if (!Array.isArray(rules) || rules.length === 0) throw new JoinRefusal('token has no allow rules', 'the join was refused: the token allows nothing');
-  for (const rule of rules as Array<Record<string, unknown>>) {
-    const keys = Object.keys(rule ?? {}).filter((k) => rule[k] !== undefined && rule[k] !== null);
-    if (keys.length === 0) continue; // an empty rule allows nothing
-    if (keys.every((k) => fields[k] && matches(rule[k], claims[fields[k]!.claim], fields[k]!.match ?? 'exact', fields[k]!.list === true))) return rule;
+  const skipped: string[] = [];
+  for (const [i, rule] of (rules as Array<Record<string, unknown>>).entries()) {
+    const problem = ruleProblem(rule, policy);
+    if (problem) {
+      skipped.push(`allow[${i}]${problem.field}: ${problem.message}`);
+      continue;
+    }
+    const keys = Object.keys(rule);
+    if (keys.every((k) => matches(rule[k], claims[fields[k]!.claim], fields[k]!.match ?? 'exact', fields[k]!.list === true))) return rule;
   }
   throw new JoinRefusal(
-    `no allow rule matches (claims: ${JSON.stringify(Object.fromEntries(Object.values(fields).map((f) => [f.claim, claims[f.claim]])))})`,
+    `no allow rule matches (claims: ${JSON.stringify(Object.fromEntries(Object.values(fields).map((f) => [f.claim, claims[f.claim]])))})${skipped.length ? `; rules ignored: ${skipped.join('; ')}` : ''}`,
     'the join was refused: the identity token matches none of the token\'s allow rules',
   );
 }

@@ -1,10 +1,10 @@
 import type { z } from 'zod';
-import { sha256Hex } from '../../crypto/keys.js';
 import { MwiError } from '../../errors.js';
 import { JoinRefusal, type ClientJoinMethod, type ServerJoinContext, type ServerJoinMethod } from '../types.js';
-import { checkAllow, type Matcher } from './allow.js';
+import { checkAllow } from './allow.js';
 import { staticKeys } from './jwks.js';
-import { LEEWAY_S, tokenKid, verifyPlatformJwt } from './verify.js';
+import { assertAllowRules, type AllowField } from './rules.js';
+import { canonicalToken, LEEWAY_S, tokenKid, verifyPlatformJwt } from './verify.js';
 
 /** Join payload of every JWT method. */
 export interface JwtJoinPayload {
@@ -19,8 +19,13 @@ export interface JwtMethodDefinition<S> {
   issuer(spec: S): { issuer: string | undefined; staticJwks?: string | undefined };
   /** The audience tokens must carry (default: the cluster name). */
   audience?(spec: S, clusterName: string): string;
-  /** `allow` rule fields → the claim each checks. */
-  allowFields: Readonly<Record<string, { claim: string; match?: Matcher; list?: boolean }>>;
+  /** `allow` rule fields → the claim each checks, how, and the value type a rule gives. */
+  allowFields: Readonly<Record<string, AllowField>>;
+  /**
+   * Groups of `allow` fields: every rule sets at least one field of each group, so that it names
+   * the workload (Teleport's rules, api/types/provisioning.go). Checked at token creation.
+   */
+  requireOneOf: ReadonlyArray<ReadonlyArray<string>>;
   maxLifetimeS: number;
   required?: string[];
   /** Extra platform checks on the verified claims (e.g. Kubernetes: bound tokens only). */
@@ -42,34 +47,31 @@ export function jwtServer<S>(def: JwtMethodDefinition<S>): ServerJoinMethod {
     }
     return parsed.data;
   };
+  const policy = { fields: def.allowFields, requireOneOf: def.requireOneOf };
   return {
     name: def.name,
     prepareToken(spec) {
       parseSpec(spec);
-      const allow = spec.allow;
-      if (!Array.isArray(allow) || allow.length === 0) throw new MwiError('BAD_REQUEST', 'at least one allow rule is required', { field: 'spec.allow' });
-      allow.forEach((rule: unknown, i) => {
-        const keys = Object.keys((rule as object) ?? {});
-        if (keys.length === 0) throw new MwiError('BAD_REQUEST', 'an empty rule would allow nothing', { field: `spec.allow[${i}]` });
-        for (const k of keys) {
-          if (!def.allowFields[k]) throw new MwiError('BAD_REQUEST', `unknown field ${k} (expected one of: ${Object.keys(def.allowFields).join(', ')})`, { field: `spec.allow[${i}].${k}` });
-        }
-      });
+      // a rule that names no workload would match every workload on the platform: refused here
+      assertAllowRules(spec.allow, policy);
       return { spec };
     },
     async verify(ctx) {
       const spec = parseSpec(ctx.token.spec);
       const token = (ctx.request.payload as Partial<JwtJoinPayload> | undefined)?.id_token;
-      if (typeof token !== 'string') throw new JoinRefusal('no id_token in the payload', 'the join was refused: no identity token was sent');
+      // until the signature verifies, every refusal is the generic one an unknown token gets (finding 8)
+      if (typeof token !== 'string') throw new JoinRefusal('no id_token in the payload');
+      // a non-canonical spelling is refused before any key is fetched for it
+      canonicalToken(token);
       const { issuer, staticJwks } = def.issuer(spec);
       const kid = tokenKid(token);
       let keys;
       try {
         keys = staticJwks ? staticKeys(staticJwks, `spec.${def.name}.static_jwks`) : await ctx.platform.jwks.keysFor(issuer!, kid);
       } catch (err) {
-        throw new JoinRefusal(`keys of ${issuer ?? 'static JWKS'} unavailable: ${err instanceof Error ? err.message : String(err)}`, 'the join was refused: the identity token issuer\'s keys could not be loaded');
+        throw new JoinRefusal(`keys of ${issuer ?? 'static JWKS'} unavailable: ${err instanceof Error ? err.message : String(err)}`);
       }
-      const payload = await verifyPlatformJwt(token, {
+      const { payload, signedId } = await verifyPlatformJwt(token, {
         ...(issuer ? { issuer } : {}),
         audience: def.audience ? def.audience(spec, ctx.clusterName) : ctx.clusterName,
         keys,
@@ -79,9 +81,10 @@ export function jwtServer<S>(def: JwtMethodDefinition<S>): ServerJoinMethod {
       });
       const claims = def.flatten ? def.flatten(payload) : (payload as Record<string, unknown>);
       const extra = def.check ? await def.check(claims, spec, ctx) : {};
-      const rule = checkAllow(ctx.token.spec.allow, claims, def.allowFields);
-      // each token joins once within its lifetime
-      const fresh = await ctx.platform.markUsed(`${def.name}-${sha256Hex(token)}`, (payload.exp! + LEEWAY_S) * 1000);
+      const rule = checkAllow(ctx.token.spec.allow, claims, policy);
+      // each token joins once within its lifetime: keyed on what the issuer signed, not on the
+      // signature's spelling (another valid signature over the same content is the same token)
+      const fresh = await ctx.platform.markUsed(`${def.name}-signed-${signedId}`, (payload.exp! + LEEWAY_S) * 1000);
       if (!fresh) throw new JoinRefusal('token replayed', 'the join was refused: this identity token was already used');
       return { attributes: { ...Object.fromEntries(Object.values(def.allowFields).map((f) => [f.claim, claims[f.claim]]).filter(([, v]) => v !== undefined)), matched_rule: rule, ...extra } };
     },

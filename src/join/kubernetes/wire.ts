@@ -13,6 +13,11 @@ export const kubernetesSpec = z
 export type KubernetesSpec = z.infer<typeof kubernetesSpec>;
 
 /** `allow: [{service_account: "namespace:name"}]`. */
-export const KUBERNETES_ALLOW = { service_account: { claim: 'service_account' } } as const;
+export const KUBERNETES_ALLOW = {
+  service_account: { claim: 'service_account', format: { pattern: /^[^:\s]+:[^:\s]+$/, hint: 'expected namespace:name (a service account)' } },
+} as const;
+
+/** Every rule names one service account (Teleport's rule). */
+export const KUBERNETES_REQUIRED = [['service_account']] as const;
 
 export const DEFAULT_TOKEN_PATH = '/var/run/secrets/kubernetes.io/serviceaccount/token';

@@ -10,3 +10,6 @@ export const SPACELIFT_ALLOW = {
   caller_type: { claim: 'callerType' },
   scope: { claim: 'scope' },
 } as const;
+
+/** A rule names the space or the caller (Teleport's rule). */
+export const SPACELIFT_REQUIRED = [['space_id', 'caller_id']] as const;

@@ -15,3 +15,9 @@ export const TERRAFORM_CLOUD_ALLOW = {
   workspace_name: { claim: 'terraform_workspace_name' },
   run_phase: { claim: 'terraform_run_phase' },
 } as const;
+
+/** A rule names the organization, and a project or workspace in it (Teleport's rule). */
+export const TERRAFORM_CLOUD_REQUIRED = [
+  ['organization_id', 'organization_name'],
+  ['project_id', 'project_name', 'workspace_id', 'workspace_name'],
+] as const;
