@@ -51,8 +51,10 @@ describe('finding 6: join challenges cost no storage until the proof verifies', 
     const forged = await sign(ch.claims, (await generateKeys('ed25519')).privateKeyPem);
     await assert.rejects(join({ challenge_id: ch.challenge_id, signature: forged }), (e) => isMwiError(e, 'JOIN_DENIED'));
     await assert.rejects(join({ challenge_id: `${ch.challenge_id}x`, signature: forged }), (e) => isMwiError(e, 'JOIN_DENIED'));
-    assert.deepEqual(await snapshot(t), before, 'a refused proof wrote something');
     const good = await sign(ch.claims);
+    // the right signature spelled another way (finding 3's class): refused, nothing written
+    await assert.rejects(join({ challenge_id: ch.challenge_id, signature: `${good.slice(0, 20)} ${good.slice(20)}` }), (e) => isMwiError(e, 'JOIN_DENIED'));
+    assert.deepEqual(await snapshot(t), before, 'a refused proof wrote something');
     await join({ challenge_id: ch.challenge_id, signature: good });
     await assert.rejects(join({ challenge_id: ch.challenge_id, signature: good }), (e) => isMwiError(e, 'JOIN_DENIED') && /already used/.test(e.message));
   });

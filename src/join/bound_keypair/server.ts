@@ -1,5 +1,6 @@
 import { randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { compactVerify } from 'jose';
+import { assertCanonicalCompactJws } from '../../crypto/jws.js';
 import { sha256Hex } from '../../crypto/keys.js';
 import { parseSshPublicKey, sshPublicKeyToKeyObject } from '../../crypto/ssh.js';
 import { MwiError } from '../../errors.js';
@@ -38,6 +39,12 @@ function rotationDue(spec: BoundKeypairSpec, status: BoundKeypairStatus, now: nu
 /** Verifies a compact JWS over exactly `claims` by `key`; only the key's own algorithm is accepted. */
 async function verifySignature(jws: unknown, claims: string, key: KeyObject, what: string): Promise<void> {
   if (typeof jws !== 'string' || jws.length > 4096) throw new JoinRefusal(`${what}: missing signature`, SIGNATURE_MESSAGE);
+  // one spelling per signature, as for platform tokens: nothing downstream may key on a variant
+  try {
+    assertCanonicalCompactJws(jws, 'payload.signature');
+  } catch {
+    throw new JoinRefusal(`${what}: signature is not a canonical compact JWS`, SIGNATURE_MESSAGE);
+  }
   const alg = key.asymmetricKeyType === 'ed25519' ? 'EdDSA' : 'ES256';
   let payload: Uint8Array;
   try {
