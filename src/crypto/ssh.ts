@@ -1,6 +1,7 @@
 import { createPublicKey, randomBytes, randomUUID, sign, type KeyObject } from 'node:crypto';
 import { MwiError } from '../errors.js';
-import type { ClientKey } from './keys.js';
+import { assertValidKey, type ClientKey } from './keys.js';
+import { isEd25519Key, isP256Point } from './points.js';
 
 /** OpenSSH wire-format writer (RFC 4251 section 5). */
 class SshWriter {
@@ -167,7 +168,9 @@ export function nologinPrincipal(): string {
 
 /**
  * Parses an `ssh-ed25519` or `ecdsa-sha2-nistp256` authorized-key line into a public KeyObject
- * (for verifying signatures made by that key). Other types are a bad request naming `field`.
+ * (for verifying signatures made by that key). Other types, and keys that are no valid key (a
+ * P-256 point off the curve, a small-order or non-canonical Ed25519 key), are a bad request
+ * naming `field`.
  */
 export function sshPublicKeyToKeyObject(line: string, field: string): KeyObject {
   const { type, blob } = parseSshPublicKey(line, field);
@@ -176,6 +179,7 @@ export function sshPublicKeyToKeyObject(line: string, field: string): KeyObject 
     if (type === 'ssh-ed25519') {
       const pk = readString(blob, off).value;
       if (pk.length !== 32) throw new RangeError('bad length');
+      assertValidKey(isEd25519Key(pk), field);
       return createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: pk.toString('base64url') }, format: 'jwk' });
     }
     if (type === 'ecdsa-sha2-nistp256') {
@@ -183,12 +187,14 @@ export function sshPublicKeyToKeyObject(line: string, field: string): KeyObject 
       off = curve.next;
       const q = readString(blob, off).value;
       if (curve.value.toString() !== 'nistp256' || q.length !== 65 || q[0] !== 4) throw new RangeError('bad point');
+      assertValidKey(isP256Point(q), field);
       return createPublicKey({
         key: { kty: 'EC', crv: 'P-256', x: q.subarray(1, 33).toString('base64url'), y: q.subarray(33).toString('base64url') },
         format: 'jwk',
       });
     }
   } catch (cause) {
+    if (cause instanceof MwiError) throw cause;
     throw new MwiError('BAD_REQUEST', 'malformed OpenSSH public key', { field, cause });
   }
   throw new MwiError('BAD_REQUEST', `unsupported key type ${type} (expected ssh-ed25519 or ecdsa-sha2-nistp256)`, { field });
