@@ -118,19 +118,25 @@ function keyUsageFor(spki: Buffer): Buffer {
   return isRsa ? KU_SIGN_ENCIPHER : KU_SIGN;
 }
 
+/** The 4 or 16 bytes of an IP address (an IPv6 address may end in dotted IPv4, as in ::ffff:1.2.3.4). */
 function ipBytes(ip: string): Buffer {
   if (isIPv4(ip)) return Buffer.from(ip.split('.').map(Number));
-  if (!isIPv6(ip)) throw new TypeError(`not an IP address: ${ip}`);
-  const [head, tail] = ip.split('::') as [string, string | undefined];
+  if (!isIPv6(ip) || ip.includes('%')) throw new TypeError(`not an IP address: ${ip}`);
+  // a trailing dotted IPv4 part is the last two 16-bit groups
+  const v4 = /:(\d+\.\d+\.\d+\.\d+)$/.exec(ip);
+  const text = v4 ? `${ip.slice(0, v4.index + 1)}${ipBytes(v4[1]!).toString('hex').replace(/^(.{4})/, '$1:')}` : ip;
+  const [head, tail] = text.split('::') as [string, string | undefined];
   const h = head ? head.split(':') : [];
   const t = tail ? tail.split(':') : [];
-  const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
+  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
   return Buffer.from(groups.flatMap((g) => [parseInt(g, 16) >> 8, parseInt(g, 16) & 0xff]));
 }
 
 /**
  * Issues a leaf certificate for a holder's public key: the TBSCertificate is assembled as DER
  * here and signed with node:crypto on the libuv thread pool. This is the join/renew hot path.
+ * Returns the PEM, its NotAfter and its serial (lowercase hex, as `openssl x509 -serial` prints
+ * it) for the audit event. KeyUsage is digitalSignature, plus keyEncipherment for RSA keys only.
  */
 export async function issueCertificate(opts: IssueOptions): Promise<{ certPem: string; notAfter: Date; serial: string }> {
   const now = opts.now ?? Date.now();
