@@ -4,7 +4,11 @@ import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
+import { botAccess } from '../../src/auth/access.js';
+import { signOutputCerts } from '../../src/auth/issue.js';
 import { roleSchema, validateResource } from '../../src/auth/resources.js';
+import { parseClientKey } from '../../src/crypto/keys.js';
+import { testContext } from '../helpers/auth-context.js';
 import { signSshCertificate, sshPublicKeyBlob } from '../../src/crypto/ssh.js';
 import { isMwiError } from '../../src/errors.js';
 import { startCluster, tbotFlags, type TestCluster } from '../helpers/cluster.js';
@@ -108,6 +112,19 @@ describe('finding 2: the signer and the role schema refuse what would make an em
         TypeError,
       );
     }
+  });
+
+  it('finding 2: trait values that are no login (empty, blank, control characters) never become principals', async () => {
+    const t = await testContext();
+    await t.admin.create({ kind: 'role', metadata: { name: 'dev' }, spec: { allow: { logins: ['{{internal.logins}}'] } } }, false, 'admin');
+    await t.admin.addBot({ name: 'robot', roles: ['dev'], logins: ['', ' ', 'a b', 'x\n'] }, 'admin');
+    const access = await botAccess(t.ctx, 'robot');
+    assert.deepEqual(access.logins, []);
+    const key = parseClientKey(generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).publicKey.export({ type: 'spki', format: 'pem' }), 'public_key');
+    const issued = await signOutputCerts(t.ctx, access, 'i-1', key, 60_000);
+    assert.equal(issued.sshPrincipals.length, 1);
+    assert.match(issued.sshPrincipals[0]!, /^-mwi-nologin-[0-9a-f-]{36}$/);
+    assert.deepEqual(issued.certs.logins, []);
   });
 
   it('finding 2: a role with an empty, blank or control-character login is refused naming the field', () => {
