@@ -2,7 +2,8 @@ import { MwiError } from '../errors.js';
 import { parseDuration } from '../util/duration.js';
 import type { AuthContext } from './context.js';
 import { MAX_TTL_MS } from './context.js';
-import type { Bot, Lock } from './resources.js';
+import { LOGIN_PATTERN, type Bot, type Lock, type Role } from './resources.js';
+import { sshExtensions } from './ssh-permissions.js';
 import type { Backend } from '../storage/backend.js';
 import { ResourceCache } from './cache.js';
 
@@ -12,12 +13,15 @@ export interface BotAccess {
   logins: string[];
   /** Smallest max_session_ttl over the roles, capped at 24h. */
   maxTtlMs: number;
+  /** OpenSSH user-certificate extensions the roles' options grant (see sshExtensions). */
+  sshExtensions: string[];
 }
 
 function expand(value: string, traits: Bot['spec']['traits']): string[] {
   const m = /^\{\{\s*internal\.([a-zA-Z0-9_]+)\s*\}\}$/.exec(value);
   if (!m) return value.includes('{{') ? [] : [value];
-  return traits.find((t) => t.name === m[1])?.values ?? [];
+  // trait values are not checked when a bot is created: a blank one must not become a principal
+  return (traits.find((t) => t.name === m[1])?.values ?? []).filter((v) => LOGIN_PATTERN.test(v));
 }
 
 /** Resolves what a bot may obtain, from the in-memory caches (storage only on a miss). */
@@ -27,9 +31,11 @@ export async function botAccess(ctx: AuthContext, botName: string): Promise<BotA
   const logins = new Set<string>();
   const denied = new Set<string>();
   let maxTtlMs = MAX_TTL_MS;
+  const roles: Role[] = [];
   for (const roleName of bot.spec.roles) {
     const role = await ctx.roles.fresh(roleName);
     if (!role) continue; // a missing role grants nothing
+    roles.push(role);
     for (const l of role.spec.allow.logins) for (const v of expand(l, bot.spec.traits)) logins.add(v);
     for (const l of role.spec.deny.logins) for (const v of expand(l, bot.spec.traits)) denied.add(v);
     const ttl = role.spec.options.max_session_ttl ? parseDuration(role.spec.options.max_session_ttl) : undefined;
@@ -37,7 +43,7 @@ export async function botAccess(ctx: AuthContext, botName: string): Promise<BotA
   }
   const botTtl = bot.spec.max_session_ttl ? parseDuration(bot.spec.max_session_ttl) : undefined;
   if (botTtl !== undefined) maxTtlMs = Math.min(maxTtlMs, botTtl);
-  return { bot, logins: [...logins].filter((l) => !denied.has(l)).sort(), maxTtlMs };
+  return { bot, logins: [...logins].filter((l) => !denied.has(l)).sort(), maxTtlMs, sshExtensions: sshExtensions(roles) };
 }
 
 /** TTL to grant: what was asked (default 1h), at most the roles' limit and 24h, at least 1s. */

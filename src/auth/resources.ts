@@ -7,6 +7,16 @@ const NAME = z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9._@-]{0,127}$/, 'expected l
 const DURATION = z.string().refine((s) => parseDuration(s) !== undefined, 'expected a duration such as 8h or 30m');
 const TIMESTAMP = z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'expected an RFC 3339 time');
 
+/**
+ * An SSH login (principal) or a `{{internal.NAME}}` template for one: no whitespace and no
+ * control or format characters. Rule: an empty or blank principal never reaches a certificate
+ * (finding 2: OpenSSH reads an empty principal list as "any user").
+ */
+export const LOGIN_PATTERN = /^[^\s\p{C}]+$/u;
+const LOGIN = z.string().regex(LOGIN_PATTERN, 'expected a login without spaces or control characters');
+
+const FORWARD_TOGGLE = z.object({ enabled: z.boolean().optional() }).strict();
+
 const metadata = z
   .object({ name: NAME, expires: TIMESTAMP.optional(), description: z.string().optional(), labels: z.record(z.string()).optional() })
   .strict();
@@ -18,15 +28,28 @@ export const roleSchema = z
     metadata,
     spec: z
       .object({
-        options: z.object({ max_session_ttl: DURATION.optional() }).passthrough().default({}),
+        // Teleport's role option names; unknown options pass through (Teleport has many)
+        options: z
+          .object({
+            max_session_ttl: DURATION.optional(),
+            forward_agent: z.boolean().optional(),
+            permit_x11_forwarding: z.boolean().optional(),
+            port_forwarding: z.boolean().optional(),
+            ssh_port_forwarding: z
+              .object({ local: FORWARD_TOGGLE.optional(), remote: FORWARD_TOGGLE.optional() })
+              .strict()
+              .optional(),
+          })
+          .passthrough()
+          .default({}),
         allow: z
           .object({
-            logins: z.array(z.string().min(1)).default([]),
+            logins: z.array(LOGIN).default([]),
             spiffe: z.array(z.object({ path: z.string().startsWith('/'), dns_sans: z.array(z.string()).optional(), ip_sans: z.array(z.string()).optional() }).strict()).default([]),
           })
           .passthrough()
           .default({}),
-        deny: z.object({ logins: z.array(z.string()).default([]) }).passthrough().default({}),
+        deny: z.object({ logins: z.array(LOGIN).default([]) }).passthrough().default({}),
       })
       .strict(),
   })

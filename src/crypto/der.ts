@@ -51,36 +51,68 @@ export function readTlv(buf: Uint8Array, offset: number): { tag: number; start: 
   return { tag, start, end };
 }
 
-/**
- * Finds the extension `oid` in a DER certificate signed by our CA and returns its UTF8String
- * payload. Only used on certificates whose signature TLS already verified.
- */
-export function findUtf8Extension(der: Uint8Array, oid: string): string | undefined {
-  const needle = encodeOid(oid);
-  const idx = Buffer.from(der.buffer, der.byteOffset, der.byteLength).indexOf(needle);
-  if (idx < 0) return undefined;
-  let pos = idx + needle.length;
-  let t = readTlv(der, pos);
-  if (t?.tag === 0x01) {
-    // critical BOOLEAN present
-    pos = t.end;
-    t = readTlv(der, pos);
-  }
-  if (t?.tag !== 0x04) return undefined;
-  const inner = readTlv(der, t.start);
-  if (inner?.tag !== 0x0c) return undefined;
-  return Buffer.from(der.subarray(inner.start, inner.end)).toString('utf8');
+/** A TLV inside [from, to): its value bounds must not run past its parent's. */
+function child(buf: Uint8Array, offset: number, to: number, tag: number): { start: number; end: number } | undefined {
+  if (offset >= to) return undefined;
+  const t = readTlv(buf, offset);
+  return t && t.tag === tag && t.end <= to ? t : undefined;
 }
 
-/** The extnValue (inner DER) of extension `oid` in a DER certificate, or undefined. */
+const oidCache = new Map<string, Buffer>();
+
+/**
+ * The extnValue (inner DER) of extension `oid` in a DER certificate, or undefined when it is
+ * absent, appears more than once, or the structure is malformed. The DER is walked:
+ * Certificate -> tbsCertificate -> [3] extensions -> Extension { extnID, critical?, extnValue },
+ * comparing extnID exactly. Rule: a claim is read from the one extension with that OID, never
+ * from bytes that happen to spell it inside a subject, a SAN or another extension's value.
+ */
 export function findExtensionValue(der: Uint8Array, oid: string): Uint8Array | undefined {
-  const needle = encodeOid(oid);
-  const idx = Buffer.from(der.buffer, der.byteOffset, der.byteLength).indexOf(needle);
-  if (idx < 0) return undefined;
-  let t = readTlv(der, idx + needle.length);
-  if (t?.tag === 0x01) t = readTlv(der, t.end);
-  if (t?.tag !== 0x04) return undefined;
-  return der.subarray(t.start, t.end);
+  let needle = oidCache.get(oid);
+  if (!needle) oidCache.set(oid, (needle = encodeOid(oid)));
+  const cert = child(der, 0, der.length, 0x30);
+  const tbs = cert && child(der, cert.start, cert.end, 0x30);
+  if (!tbs) return undefined;
+  // the fields before the extensions are skipped as whole TLVs; [3] is only ever the extensions
+  let pos = tbs.start;
+  let exts: { start: number; end: number } | undefined;
+  while (pos < tbs.end) {
+    const t = readTlv(der, pos);
+    if (!t || t.end > tbs.end) return undefined;
+    if (t.tag === 0xa3) exts = t;
+    pos = t.end;
+  }
+  const list = exts && child(der, exts.start, exts.end, 0x30);
+  if (!list) return undefined;
+  let found: Uint8Array | undefined;
+  for (pos = list.start; pos < list.end; ) {
+    const ext = child(der, pos, list.end, 0x30);
+    const id = ext && child(der, ext.start, ext.end, 0x06);
+    if (!ext || !id) return undefined;
+    pos = ext.end;
+    const idBytes = der.subarray(ext.start, id.end);
+    if (idBytes.length !== needle.length || !needle.equals(idBytes)) continue;
+    if (found) return undefined; // RFC 5280 4.2: an extension appears at most once
+    let next = id.end;
+    const critical = child(der, next, ext.end, 0x01);
+    if (critical) next = critical.end;
+    const value = child(der, next, ext.end, 0x04);
+    if (!value || value.end !== ext.end) return undefined;
+    found = der.subarray(value.start, value.end);
+  }
+  return found;
+}
+
+/**
+ * The UTF8String payload of extension `oid` in a DER certificate (see findExtensionValue), or
+ * undefined. Only used on certificates whose signature TLS already verified.
+ */
+export function findUtf8Extension(der: Uint8Array, oid: string): string | undefined {
+  const value = findExtensionValue(der, oid);
+  if (!value) return undefined;
+  const inner = readTlv(value, 0);
+  if (inner?.tag !== 0x0c || inner.end !== value.length) return undefined;
+  return Buffer.from(value.buffer, value.byteOffset + inner.start, inner.end - inner.start).toString('utf8');
 }
 
 /** DER SEQUENCE of the given elements. */

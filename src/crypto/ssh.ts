@@ -1,6 +1,7 @@
-import { createPublicKey, randomBytes, sign, type KeyObject } from 'node:crypto';
+import { createPublicKey, randomBytes, randomUUID, sign, type KeyObject } from 'node:crypto';
 import { MwiError } from '../errors.js';
-import type { ClientKey } from './keys.js';
+import { assertValidKey, type ClientKey } from './keys.js';
+import { isEd25519Key, isP256Point } from './points.js';
 
 /** OpenSSH wire-format writer (RFC 4251 section 5). */
 class SshWriter {
@@ -102,20 +103,21 @@ export interface SshCertOptions {
   criticalOptions?: Record<string, string>;
 }
 
-/** Standard user-certificate permissions, as `ssh-keygen -s` grants by default. */
-export const DEFAULT_USER_EXTENSIONS = [
-  'permit-X11-forwarding',
-  'permit-agent-forwarding',
-  'permit-port-forwarding',
-  'permit-pty',
-  'permit-user-rc',
-];
-
 /**
  * Signs an OpenSSH certificate (PROTOCOL.certkeys) with an Ed25519 CA. The certified key's own
  * fields are copied verbatim from its blob, so any key type OpenSSH knows can be certified.
+ * Returns the certificate line and its serial (decimal, as `ssh-keygen -L` and sshd's log print
+ * it).
+ *
+ * @throws TypeError when `principals` is empty or holds an empty string: OpenSSH reads an empty
+ * principal list as "any principal" where the CA is trusted by an authorized_keys
+ * `cert-authority` line, so a caller with nothing to grant must add a placeholder principal
+ * (see nologinPrincipal), never sign without one.
  */
-export async function signSshCertificate(o: SshCertOptions): Promise<string> {
+export async function signSshCertificateWithSerial(o: SshCertOptions): Promise<{ cert: string; serial: string }> {
+  // rule: no certificate without principals (finding 2), enforced here so no caller can forget
+  if (o.principals.length === 0) throw new TypeError('refusing to sign an SSH certificate without principals');
+  if (o.principals.some((p) => p.length === 0)) throw new TypeError('refusing to sign an SSH certificate with an empty principal');
   const keyType = readString(o.subjectBlob, 0);
   const certType = `${keyType.value.toString()}-cert-v01@openssh.com`;
   const caBlob = o.caBlob ?? sshPublicKeyBlob(createPublicKey(o.caKey));
@@ -126,12 +128,13 @@ export async function signSshCertificate(o: SshCertOptions): Promise<string> {
     critical.string(name).string(new SshWriter().string(o.criticalOptions![name]!).bytes());
   }
   const extensions = new SshWriter();
-  for (const name of [...(o.extensions ?? [])].sort()) extensions.string(name).string('');
+  for (const name of [...new Set(o.extensions ?? [])].sort()) extensions.string(name).string('');
+  const serial = randomBytes(8).readBigUInt64BE();
   const body = new SshWriter()
     .string(certType)
     .string(randomBytes(32))
     .raw(o.subjectBlob.subarray(keyType.next))
-    .uint64(randomBytes(8).readBigUInt64BE())
+    .uint64(serial)
     .uint32(o.certType === 'user' ? 1 : 2)
     .string(o.keyId)
     .string(principals.bytes())
@@ -146,12 +149,28 @@ export async function signSshCertificate(o: SshCertOptions): Promise<string> {
   const sig = await new Promise<Buffer>((resolve, reject) => sign(null, body, o.caKey, (err, out) => (err ? reject(err) : resolve(out))));
   const signature = new SshWriter().string('ssh-ed25519').string(sig).bytes();
   const cert = Buffer.concat([body, new SshWriter().string(signature).bytes()]);
-  return `${certType} ${cert.toString('base64')}`;
+  return { cert: `${certType} ${cert.toString('base64')}`, serial: serial.toString() };
+}
+
+/** signSshCertificateWithSerial without the serial: the certificate line only. */
+export async function signSshCertificate(o: SshCertOptions): Promise<string> {
+  return (await signSshCertificateWithSerial(o)).cert;
+}
+
+/**
+ * A principal no account can have, for a user certificate that grants no login: a leading "-"
+ * is refused by useradd and read as an option by ssh. Unique per certificate, as Teleport's
+ * `-teleport-nologin-<uuid>`.
+ */
+export function nologinPrincipal(): string {
+  return `-mwi-nologin-${randomUUID()}`;
 }
 
 /**
  * Parses an `ssh-ed25519` or `ecdsa-sha2-nistp256` authorized-key line into a public KeyObject
- * (for verifying signatures made by that key). Other types are a bad request naming `field`.
+ * (for verifying signatures made by that key). Other types, and keys that are no valid key (a
+ * P-256 point off the curve, a small-order or non-canonical Ed25519 key), are a bad request
+ * naming `field`.
  */
 export function sshPublicKeyToKeyObject(line: string, field: string): KeyObject {
   const { type, blob } = parseSshPublicKey(line, field);
@@ -160,6 +179,7 @@ export function sshPublicKeyToKeyObject(line: string, field: string): KeyObject 
     if (type === 'ssh-ed25519') {
       const pk = readString(blob, off).value;
       if (pk.length !== 32) throw new RangeError('bad length');
+      assertValidKey(isEd25519Key(pk), field);
       return createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: pk.toString('base64url') }, format: 'jwk' });
     }
     if (type === 'ecdsa-sha2-nistp256') {
@@ -167,12 +187,14 @@ export function sshPublicKeyToKeyObject(line: string, field: string): KeyObject 
       off = curve.next;
       const q = readString(blob, off).value;
       if (curve.value.toString() !== 'nistp256' || q.length !== 65 || q[0] !== 4) throw new RangeError('bad point');
+      assertValidKey(isP256Point(q), field);
       return createPublicKey({
         key: { kty: 'EC', crv: 'P-256', x: q.subarray(1, 33).toString('base64url'), y: q.subarray(33).toString('base64url') },
         format: 'jwk',
       });
     }
   } catch (cause) {
+    if (cause instanceof MwiError) throw cause;
     throw new MwiError('BAD_REQUEST', 'malformed OpenSSH public key', { field, cause });
   }
   throw new MwiError('BAD_REQUEST', `unsupported key type ${type} (expected ssh-ed25519 or ecdsa-sha2-nistp256)`, { field });

@@ -101,21 +101,44 @@ function ext(oid: Buffer, value: Uint8Array, critical = false): Buffer {
   return seq(oid, ...(critical ? [CRITICAL] : []), tlv(0x04, value));
 }
 
+// KeyUsage BIT STRINGs: digitalSignature (bit 0), and keyEncipherment (bit 2) for RSA only
+const KU_SIGN = tlv(0x03, Buffer.from([7, 0x80]));
+const KU_SIGN_ENCIPHER = tlv(0x03, Buffer.from([5, 0xa0]));
+const RSA_ALG = seq(encodeOid('1.2.840.113549.1.1.1'), tlv(0x05, Buffer.alloc(0)));
+
+/**
+ * KeyUsage for a leaf's key. An EC or Ed25519 key cannot encipher a key, so it gets
+ * digitalSignature only (RFC 5480 section 3, RFC 8410 section 5); keyEncipherment is for RSA
+ * key transport alone.
+ */
+function keyUsageFor(spki: Buffer): Buffer {
+  const outer = readTlv(spki, 0);
+  const alg = outer ? readTlv(spki, outer.start) : undefined;
+  const isRsa = alg !== undefined && spki.subarray(outer!.start, alg.end).equals(RSA_ALG);
+  return isRsa ? KU_SIGN_ENCIPHER : KU_SIGN;
+}
+
+/** The 4 or 16 bytes of an IP address (an IPv6 address may end in dotted IPv4, as in ::ffff:1.2.3.4). */
 function ipBytes(ip: string): Buffer {
   if (isIPv4(ip)) return Buffer.from(ip.split('.').map(Number));
-  if (!isIPv6(ip)) throw new TypeError(`not an IP address: ${ip}`);
-  const [head, tail] = ip.split('::') as [string, string | undefined];
+  if (!isIPv6(ip) || ip.includes('%')) throw new TypeError(`not an IP address: ${ip}`);
+  // a trailing dotted IPv4 part is the last two 16-bit groups
+  const v4 = /:(\d+\.\d+\.\d+\.\d+)$/.exec(ip);
+  const text = v4 ? `${ip.slice(0, v4.index + 1)}${ipBytes(v4[1]!).toString('hex').replace(/^(.{4})/, '$1:')}` : ip;
+  const [head, tail] = text.split('::') as [string, string | undefined];
   const h = head ? head.split(':') : [];
   const t = tail ? tail.split(':') : [];
-  const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
+  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
   return Buffer.from(groups.flatMap((g) => [parseInt(g, 16) >> 8, parseInt(g, 16) & 0xff]));
 }
 
 /**
  * Issues a leaf certificate for a holder's public key: the TBSCertificate is assembled as DER
  * here and signed with node:crypto on the libuv thread pool. This is the join/renew hot path.
+ * Returns the PEM, its NotAfter and its serial (lowercase hex, as `openssl x509 -serial` prints
+ * it) for the audit event. KeyUsage is digitalSignature, plus keyEncipherment for RSA keys only.
  */
-export async function issueCertificate(opts: IssueOptions): Promise<{ certPem: string; notAfter: Date }> {
+export async function issueCertificate(opts: IssueOptions): Promise<{ certPem: string; notAfter: Date; serial: string }> {
   const now = opts.now ?? Date.now();
   const notAfter = new Date(now + opts.ttlMs);
   const rdn = (oid: Buffer, v: string) => tlv(0x31, seq(oid, tlv(0x0c, Buffer.from(v))));
@@ -128,8 +151,7 @@ export async function issueCertificate(opts: IssueOptions): Promise<{ certPem: s
   ];
   const extensions = [
     ext(OID.basicConstraints, seq(), true),
-    // digitalSignature | keyEncipherment
-    ext(OID.keyUsage, tlv(0x03, Buffer.from([5, 0xa0])), true),
+    ext(OID.keyUsage, keyUsageFor(opts.publicKey), true),
     ext(OID.extKeyUsage, seq(...eku)),
     ext(OID.aki, seq(tlv(0x80, opts.ca.keyId))),
     ...(names.length > 0 ? [ext(OID.san, seq(...names))] : []),
@@ -150,7 +172,12 @@ export async function issueCertificate(opts: IssueOptions): Promise<{ certPem: s
   const sig = await new Promise<Buffer>((resolve, reject) => sign('sha256', tbs, opts.ca.key, (err, out) => (err ? reject(err) : resolve(out))));
   const der = seq(tbs, SIG_ALG, tlv(0x03, Buffer.concat([Buffer.from([0]), sig])));
   const b64 = der.toString('base64').replace(/.{64}/g, '$&\n');
-  return { certPem: `-----BEGIN CERTIFICATE-----\n${b64}${b64.endsWith('\n') ? '' : '\n'}-----END CERTIFICATE-----\n`, notAfter };
+  return {
+    certPem: `-----BEGIN CERTIFICATE-----\n${b64}${b64.endsWith('\n') ? '' : '\n'}-----END CERTIFICATE-----\n`,
+    notAfter,
+    // the integer's magnitude bytes, as `openssl x509 -serial` prints them (in lowercase)
+    serial: serial.subarray(Math.min(serial.findIndex((b) => b !== 0) >>> 0, 15)).toString('hex'),
+  };
 }
 
 function pemLine(pem: string): string {

@@ -36,11 +36,22 @@ export interface Sshd {
 
 export const SSHD = ['/usr/sbin/sshd', '/usr/bin/sshd'].find((p) => existsSync(p)) ?? 'sshd';
 
+/** How sshd trusts the user CA. */
+export interface SshdTrust {
+  /**
+   * Absent: `TrustedUserCAKeys` with the cluster's user CA, no authorized_keys.
+   * Set: no TrustedUserCAKeys; this file is every user's authorized_keys, to hold
+   * `cert-authority KEY` lines (the form of tbot's `sshcacerts` output). sshd reads it at each
+   * login, so a test may write it after sshd started.
+   */
+  authorizedKeysFile?: string;
+}
+
 /**
- * A real OpenSSH sshd on 127.0.0.1: trusts the cluster's user CA (TrustedUserCAKeys, no
- * authorized_keys) and presents a host certificate signed by the cluster's host CA.
+ * A real OpenSSH sshd on 127.0.0.1 that presents a host certificate signed by the cluster's host
+ * CA and trusts the cluster's user CA in one of the two ways OpenSSH offers (see SshdTrust).
  */
-export async function startSshd(cluster: TestCluster, dir: string): Promise<Sshd> {
+export async function startSshd(cluster: TestCluster, dir: string, trust: SshdTrust = {}): Promise<Sshd> {
   mkdirSync(dir, { recursive: true });
   if (process.getuid?.() === 0) mkdirSync('/run/sshd', { recursive: true });
   const hostKey = join(dir, 'ssh_host_ed25519_key');
@@ -57,8 +68,9 @@ export async function startSshd(cluster: TestCluster, dir: string): Promise<Sshd
       'ListenAddress 127.0.0.1',
       `HostKey ${hostKey}`,
       `HostCertificate ${hostKey}-cert.pub`,
-      `TrustedUserCAKeys ${join(dir, 'user_ca.pub')}`,
-      'AuthorizedKeysFile none',
+      ...(trust.authorizedKeysFile
+        ? [`AuthorizedKeysFile ${trust.authorizedKeysFile}`]
+        : [`TrustedUserCAKeys ${join(dir, 'user_ca.pub')}`, 'AuthorizedKeysFile none']),
       'PasswordAuthentication no',
       'KbdInteractiveAuthentication no',
       'PermitRootLogin prohibit-password',
