@@ -1,0 +1,117 @@
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { ApiClient } from '../../src/api/client.js';
+import { PATHS } from '../../src/api/wire.js';
+import { instanceKey } from '../../src/auth/instances.js';
+import type { BotInstance } from '../../src/auth/resources.js';
+import { SqliteBackend } from '../../src/storage/sqlite.js';
+import { startCluster, tbotFlags, type TestCluster } from '../helpers/cluster.js';
+import { cli, tempDir } from '../helpers/procs.js';
+
+// What a terminal may act on: C0 (but the newline that ends a line), DEL, C1, line/paragraph
+// separators and the bidi controls. Written out here, not imported, so the test checks the rule
+// itself and not the code under test.
+const UNSAFE = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
+
+/** Hostile self-reported values: clear the screen, set the window title, CSI as C1, CR overwrite, RTL override. */
+const HOSTILE = {
+  hostname: 'evil\u001b[2J\u001b[H\u001b]0;pwned\u0007host\rOK',
+  os: 'linux\u009b31m\u202eexe.txt',
+  version: '1.0\u2066\u0008\u007f',
+};
+
+function assertSafe(text: string, what: string): void {
+  const m = UNSAFE.exec(text);
+  assert.equal(m, null, `${what} prints U+${m?.[0].charCodeAt(0).toString(16).padStart(4, '0')} at ${m?.index}: ${JSON.stringify(text.slice(Math.max(0, (m?.index ?? 0) - 20), (m?.index ?? 0) + 20))}`);
+}
+
+describe('finding 9: terminal escape injection through self-reported fields', () => {
+  let c: TestCluster;
+  let storage: { path: string; cleanup: () => void };
+  let instanceId = '';
+  before(async () => {
+    c = await startCluster('f09.example');
+    storage = tempDir('f09-storage');
+    const token = await c.addBot('esc', ['nobody']);
+    const r = await cli('tbot', ['start', '--oneshot', ...tbotFlags(c, token, join(storage.path, 'data'))]);
+    assert.equal(r.code, 0, r.stderr);
+    const state = JSON.parse(readFileSync(join(storage.path, 'data', 'state.json'), 'utf8'));
+    instanceId = state.identity.instance_id;
+    // the bot, with its own valid identity, reports hostile host details
+    const api = new ApiClient({ addrs: [c.addr], tls: { ca: state.identity.tls_ca_certs, cert: state.identity.tls_cert, key: state.identity.key } });
+    try {
+      await api.call('POST', PATHS.heartbeat, { ...HOSTILE, uptime_seconds: 1, one_shot: false });
+    } finally {
+      api.close();
+    }
+  });
+  after(async () => {
+    await c?.stop();
+    storage?.cleanup();
+  });
+
+  /** Every tctl output that shows an instance. */
+  async function everyView(): Promise<Array<[string, string]>> {
+    const views: Array<[string, string]> = [];
+    for (const args of [
+      ['bots', 'instances', 'ls'],
+      ['bots', 'instances', 'ls', 'esc'],
+      ['bots', 'instances', 'ls', '--format', 'json'],
+      ['get', 'bot_instances'],
+      ['get', 'bot_instances', '--format', 'json'],
+      ['get', `bot_instance/esc/${instanceId}`],
+    ]) {
+      views.push([`tctl ${args.join(' ')}`, await c.tctlOk(args)]);
+    }
+    return views;
+  }
+
+  it('finding 9: the Auth Service stores heartbeat fields without control or bidi characters', async () => {
+    const [out] = JSON.parse(await c.tctlOk(['get', `bot_instance/esc/${instanceId}`, '--format', 'json'])) as BotInstance[];
+    const hb = out!.status.latest_heartbeats[0]!;
+    assert.equal(hb.hostname, 'evil[2J[H]0;pwnedhostOK');
+    assert.equal(hb.os, 'linux31mexe.txt');
+    assert.equal(hb.version, '1.0');
+  });
+
+  it('finding 9: tctl bots instances ls and tctl get print no control character', async () => {
+    for (const [what, text] of await everyView()) {
+      assertSafe(text, what);
+      assert.match(text, /evil/, what);
+    }
+  });
+
+  it('finding 9: values stored with control characters (every field) are shown escaped, never raw', async () => {
+    await c.halt();
+    const db = new SqliteBackend(join(c.dataDir, 'mwi.db'));
+    try {
+      const item = (await db.get(instanceKey('esc', instanceId)))!;
+      const inst = JSON.parse(item.value) as BotInstance;
+      inst.status.initial_authentication.join_method = 'token\u001b[5m';
+      inst.status.initial_authentication.auth_at = '2024\u001b[1A\r';
+      inst.status.initial_authentication.metadata = { claim: 'x\u009b2J', '\u001b[1mkey': 'v' };
+      inst.status.public_key_fingerprint = '\u202eabc';
+      inst.status.latest_heartbeats = [{ ...inst.status.latest_heartbeats[0]!, ...HOSTILE, recorded_at: 'soon\u0007' }];
+      await db.compareAndSwap(item.key, item.revision, JSON.stringify(inst), { expires: item.expires });
+    } finally {
+      await db.close();
+    }
+    await c.resume();
+    const views = await everyView();
+    for (const [what, text] of views) assertSafe(text, what);
+    // JSON stays exact: the escapes are JSON's own, so a parser reads the stored value back
+    const json = JSON.parse(views.find(([w]) => w === 'tctl get bot_instances --format json')![1]) as BotInstance[];
+    assert.equal(json.find((i) => i.spec.instance_id === instanceId)!.status.latest_heartbeats[0]!.hostname, HOSTILE.hostname);
+  });
+
+  it('finding 9: an error message quoting a value is printed without control characters', async () => {
+    const file = join(c.dir, 'f09-role.yaml');
+    writeFileSync(file, `kind: role\nversion: "\\e[31mv9\\u009b"\nmetadata: { name: f09 }\nspec: {}\n`);
+    const r = await c.tctl(['create', '-f', file]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^ERROR: /);
+    assertSafe(r.stderr, 'tctl create error');
+  });
+});
