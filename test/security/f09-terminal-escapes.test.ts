@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { ApiClient } from '../../src/api/client.js';
 import { PATHS } from '../../src/api/wire.js';
@@ -9,6 +10,10 @@ import type { BotInstance } from '../../src/auth/resources.js';
 import { SqliteBackend } from '../../src/storage/sqlite.js';
 import { startCluster, tbotFlags, type TestCluster } from '../helpers/cluster.js';
 import { cli, tempDir } from '../helpers/procs.js';
+import { escapeUnsafe, stripUnsafe } from '../../src/util/text.js';
+
+// compiled to dist/test/security: the sources are at ../../../src
+const SRC = resolve(dirname(fileURLToPath(import.meta.url)), '../../../src');
 
 // What a terminal may act on: C0 (but the newline that ends a line), DEL, C1, line/paragraph
 // separators and the bidi controls. Written out here, not imported, so the test checks the rule
@@ -113,5 +118,33 @@ describe('finding 9: terminal escape injection through self-reported fields', ()
     assert.equal(r.code, 1);
     assert.match(r.stderr, /^ERROR: /);
     assertSafe(r.stderr, 'tctl create error');
+  });
+});
+
+describe('finding 9: the class', () => {
+  it('finding 9: no tctl file writes to stdout or stderr but tctl/output.ts', () => {
+    const dir = join(SRC, 'cli', 'tctl');
+    const files = [join(SRC, 'cli', 'tctl.ts'), ...readdirSync(dir).filter((n) => n.endsWith('.ts')).map((n) => join(dir, n))];
+    for (const f of files) {
+      if (f.endsWith('/output.ts')) continue;
+      const text = readFileSync(f, 'utf8');
+      assert.doesNotMatch(text, /process\.(stdout|stderr)\.write|console\.(log|error|warn|info)/, `${f} must print through tctl/output.ts`);
+    }
+  });
+
+  it('finding 9: every C0, DEL, C1 and bidi control is stripped and escaped; ordinary text is kept', () => {
+    const controls = [
+      ...Array.from({ length: 0x20 }, (_, i) => i),
+      ...Array.from({ length: 0x21 }, (_, i) => 0x7f + i),
+      0x061c, 0x200e, 0x200f, 0x2028, 0x2029, 0x202a, 0x202b, 0x202c, 0x202d, 0x202e, 0x2066, 0x2067, 0x2068, 0x2069,
+    ].map((c) => String.fromCharCode(c));
+    for (const ch of controls) {
+      assert.equal(stripUnsafe(`a${ch}b`), 'ab', `U+${ch.charCodeAt(0).toString(16)}`);
+      assert.doesNotMatch(escapeUnsafe(`a${ch}b`), UNSAFE);
+      assert.equal(JSON.parse(`"${escapeUnsafe(`a${ch}b`)}"`), `a${ch}b`, 'the escape is JSON\'s own');
+    }
+    const plain = 'host-01.example.com Linux 6.1 v1.2.3 ünïcödé 日本 🙂';
+    assert.equal(stripUnsafe(plain), plain);
+    assert.equal(escapeUnsafe(plain), plain);
   });
 });
