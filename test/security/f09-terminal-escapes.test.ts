@@ -11,6 +11,7 @@ import { SqliteBackend } from '../../src/storage/sqlite.js';
 import { startCluster, tbotFlags, type TestCluster } from '../helpers/cluster.js';
 import { cli, tempDir } from '../helpers/procs.js';
 import { escapeUnsafe, stripUnsafe } from '../../src/util/text.js';
+import { createLogger } from '../../src/util/log.js';
 
 // compiled to dist/test/security: the sources are at ../../../src
 const SRC = resolve(dirname(fileURLToPath(import.meta.url)), '../../../src');
@@ -130,6 +131,23 @@ describe('finding 9: the class', () => {
       const text = readFileSync(f, 'utf8');
       assert.doesNotMatch(text, /process\.(stdout|stderr)\.write|console\.(log|error|warn|info)/, `${f} must print through tctl/output.ts`);
     }
+  });
+
+  it('finding 9: a log line quoting request data holds no control character and stays one line', () => {
+    const lines: string[] = [];
+    const write = process.stderr.write;
+    process.stderr.write = ((chunk: string) => (lines.push(String(chunk)), true)) as typeof process.stderr.write;
+    try {
+      createLogger('f09', 'debug').warn('join refused for \u001b]0;pwned\u0007', { token: 'x\u001b[2J', reason: 'a\u009bb c\u202e', n: 1 });
+      createLogger('f09', 'debug').info('forged\n2030-01-01T00:00:00.000Z INFO  [auth] all fine');
+    } finally {
+      process.stderr.write = write;
+    }
+    for (const l of lines) {
+      assert.ok(l.endsWith('\n') && l.indexOf('\n') === l.length - 1, `one line: ${JSON.stringify(l)}`);
+      assertSafe(l.slice(0, -1), 'log line');
+    }
+    assert.match(lines[0]!, /token=x\\u001b\[2J/);
   });
 
   it('finding 9: every C0, DEL, C1 and bidi control is stripped and escaped; ordinary text is kept', () => {

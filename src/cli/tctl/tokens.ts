@@ -1,11 +1,11 @@
 import { readFileSync } from 'node:fs';
-import { parseAllDocuments } from 'yaml';
 import type { ApiClient } from '../../api/client.js';
 import type { Token } from '../../auth/resources.js';
 import { MwiError } from '../../errors.js';
 import { usageError } from '../common.js';
 import { ago, printResources } from './format.js';
 import { cell, print, toJson } from './output.js';
+import { parseResources } from './resources-yaml.js';
 import { listAll, need, type Flags, type Row } from './shared.js';
 
 /** `tctl tokens ...` */
@@ -14,11 +14,14 @@ export async function tokens(api: ApiClient, sub: string | undefined, positional
     if (need(values.type, '--type') !== 'bot') throw usageError('only "bot" tokens are supported', '--type');
     let spec: unknown;
     if (values.spec) {
+      let text: string;
       try {
-        spec = parseAllDocuments(readFileSync(values.spec, 'utf8'))[0]?.toJS();
+        text = readFileSync(values.spec, 'utf8');
       } catch (cause) {
         throw new MwiError('BAD_CONFIG', `cannot read ${values.spec}`, { field: '--spec', cause });
       }
+      // the same checked path as create -f: plain JSON data or an error naming the file
+      spec = parseResources(text, values.spec)[0];
     }
     const out = await api.call<Row>('POST', '/v1/admin/tokens', {
       bot_name: need(values['bot-name'], '--bot-name'),
