@@ -90,14 +90,26 @@ function zodField(issue: z.ZodIssue): string {
   return issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : p)).join('.').replace(/\.\[/g, '[') || '(top level)';
 }
 
-/** A secret given inline, or as an absolute path to a file holding it. */
+/**
+ * A secret given inline, or as an absolute path to a file holding it (as Teleport reads
+ * `onboarding.token`): a file keeps the secret out of argv, where `ps` shows it to every user.
+ * An absolute path that cannot be read is an error, never sent as the secret itself.
+ */
 function secretValue(value: string | undefined, field: string): string | undefined {
   if (!value || !isAbsolute(value)) return value;
   if (!existsSync(value)) fail(field, `file ${value} does not exist`);
-  const text = readFileSync(value, 'utf8').trim();
+  let text: string;
+  try {
+    text = readFileSync(value, 'utf8').trim();
+  } catch {
+    fail(field, `cannot read file ${value}`);
+  }
   if (!text) fail(field, `file ${value} is empty`);
   return text;
 }
+
+/** Teleport's environment variable for the join token (or a path to a file holding it). */
+export const TOKEN_ENV_VAR = 'TELEPORT_BOT_TOKEN';
 
 /** bound_keypair options: the registration secret and a static key, from config, files or env. */
 function boundKeypairOptions(o: { registration_secret?: string | undefined; static_private_key_path?: string | undefined } | undefined, env: NodeJS.ProcessEnv): Record<string, unknown> {
@@ -130,13 +142,9 @@ export function validateTbotConfig(raw: unknown, env: NodeJS.ProcessEnv = proces
   const c = parsed.data;
   const method = joinMethodInfo(c.onboarding.join_method);
   if (!method) fail('onboarding.join_method', `unknown method ${JSON.stringify(c.onboarding.join_method)} (expected one of: ${joinMethodNames().join(', ')})`);
-  let token = c.onboarding.token;
-  if (token && isAbsolute(token) && existsSync(token)) {
-    // a path keeps the secret out of the config file and shell history
-    token = readFileSync(token, 'utf8').trim();
-    if (!token) fail('onboarding.token', 'the token file is empty');
-  }
-  if (!token) fail('onboarding.token', `required for join method "${method.name}"`);
+  const fromEnv = !c.onboarding.token && Boolean(env[TOKEN_ENV_VAR]);
+  const token = secretValue(c.onboarding.token ?? (env[TOKEN_ENV_VAR] || undefined), fromEnv ? TOKEN_ENV_VAR : 'onboarding.token');
+  if (!token) fail('onboarding.token', `required for join method "${method.name}" (the token, or an absolute path to a file holding it; or $${TOKEN_ENV_VAR})`);
   if (c.onboarding.bound_keypair && method.name !== 'bound_keypair') fail('onboarding.bound_keypair', `only for join method bound_keypair (this config uses ${method.name})`);
   if (c.onboarding.gitlab && method.name !== 'gitlab') fail('onboarding.gitlab', `only for join method gitlab (this config uses ${method.name})`);
   const methodOptions =

@@ -13,6 +13,7 @@ import type { BotInstance, Lock, StoredToken } from './resources.js';
 import { SERVER_METHODS } from '../join/servers.js';
 import { joinMethodInfo } from '../join/catalog.js';
 import { tokenKey } from './tokens.js';
+import { stripUnsafe } from '../util/text.js';
 
 type BotClaims = Extract<Claims, { kind: 'bot' }>;
 
@@ -165,8 +166,9 @@ export async function handleCerts(ctx: AuthContext, claims: Claims | undefined, 
 
 const HEARTBEATS_KEPT = 10;
 
+/** A self-reported heartbeat field: control and bidi characters removed, so no reader's terminal acts on them (issue #9, finding 9). */
 function str(v: unknown, max = 256): string {
-  return typeof v === 'string' ? v.slice(0, max) : '';
+  return typeof v === 'string' ? stripUnsafe(v).slice(0, max) : '';
 }
 
 /** POST /v1/heartbeat: records tbot's self-reported host details on its instance. */

@@ -21,7 +21,7 @@ Flags (start, configure):
   -c, --config FILE           tbot.yaml (version: v2); flags below override it
       --auth-server ADDR      Auth Service address, HOST:PORT (comma-separated for several)
       --join-method METHOD    join method (default token)
-      --token TOKEN           join token, or an absolute path to a file holding it
+      --token TOKEN           join token, or an absolute path to a file holding it ($TELEPORT_BOT_TOKEN)
       --ca-pin PIN            sha256:<hex> of the Auth Service CA (repeatable); printed by mwi start
       --data-dir DIR          storage for the bot's internal identity (default: memory)
       --destination-dir DIR   write an identity output (SSH + TLS credentials) here

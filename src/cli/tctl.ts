@@ -1,16 +1,17 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
-import { parseAllDocuments } from 'yaml';
 import { MwiError } from '../errors.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { VERSION } from '../version.js';
-import { parseFlags, runMain, table, usageError } from './common.js';
+import { parseFlags, runMain, usageError } from './common.js';
 import { bots } from './tctl/bots.js';
 import { locks } from './tctl/locks.js';
 import { listAll, list, need, OPTIONS, type Flags, type Row } from './tctl/shared.js';
 import { tokens } from './tctl/tokens.js';
 import { adminClient } from './tctl/client.js';
 import { checkFormat, printResources } from './tctl/format.js';
+import { cell, print, safeError, safeTable, toJson } from './tctl/output.js';
+import { readResources } from './tctl/resources-yaml.js';
 
 const HELP = `Usage: tctl [global flags] <command> [flags]
 
@@ -43,41 +44,24 @@ Global flags:
   --format FMT         text (default), json; yaml for get
 `;
 
-/** Reads one or several `---`-separated resources; errors name the document. */
-function readResources(file: string): unknown[] {
-  let text: string;
-  try {
-    text = file === '-' ? readFileSync(0, 'utf8') : readFileSync(file, 'utf8');
-  } catch (cause) {
-    throw new MwiError('BAD_CONFIG', `cannot read ${file}`, { field: '-f', cause });
-  }
-  const docs = parseAllDocuments(text);
-  const out: unknown[] = [];
-  docs.forEach((d, i) => {
-    if (d.errors.length > 0) throw new MwiError('BAD_CONFIG', `document ${i + 1}: ${d.errors[0]!.message}`, { field: file });
-    const v = d.toJS();
-    if (v !== null && v !== undefined) out.push(v);
-  });
-  if (out.length === 0) throw new MwiError('BAD_CONFIG', 'no resources in the file', { field: file });
-  return out;
-}
+runMain('tctl', () => main().catch((err: unknown) => Promise.reject(safeError(err))));
 
-runMain('tctl', async () => {
+async function main(): Promise<number | void> {
   const { values: g, positionals } = parseFlags(process.argv.slice(2), OPTIONS) as { values: Flags; positionals: string[] };
   const [cmd, sub, ...args] = positionals;
   if (!cmd || cmd === 'help' || g.help) {
-    process.stdout.write(HELP);
+    print(HELP);
     return cmd || g.help ? 0 : 2;
   }
-  if (cmd === 'version') return void process.stdout.write(`tctl v${VERSION}\n`);
+  if (cmd === 'version') return void print(`tctl v${VERSION}\n`);
   const api = adminClient(g);
   try {
     const fmt = checkFormat(g.format, cmd === 'get' ? ['yaml', 'json', 'text'] : ['text', 'json'], cmd === 'get' ? 'yaml' : 'text') as 'text' | 'json';
     switch (cmd) {
       case 'status': {
         const s = await api.call<Row>('GET', '/v1/admin/status');
-        if (fmt === 'json') return void process.stdout.write(`${JSON.stringify(s, null, 2)}\n`);
-        process.stdout.write(`Cluster  ${s.cluster_name}\nVersion  ${s.server_version}\nCA pin   ${s.ca_pin}\n`);
+        if (fmt === 'json') return void print(`${toJson(s)}\n`);
+        print(`Cluster  ${cell(s.cluster_name)}\nVersion  ${cell(s.server_version)}\nCA pin   ${cell(s.ca_pin)}\n`);
         return;
       }
       case 'bots':
@@ -93,13 +77,13 @@ runMain('tctl', async () => {
         if (t.spec.join_method !== 'bound_keypair') throw usageError(`token ${name} is not a bound_keypair token`);
         t.spec.bound_keypair = { ...t.spec.bound_keypair, rotate_after: new Date().toISOString() };
         await api.call('POST', '/v1/admin/resources', { resource: t, upsert: true });
-        process.stdout.write(`token "${name}": the bound keypair rotates at the bot's next renewal\n`);
+        print(`token "${cell(name)}": the bound keypair rotates at the bot's next renewal\n`);
         return;
       }
       case 'create': {
         for (const resource of readResources(need(g.f, '-f'))) {
           const out = await api.call<Row>('POST', '/v1/admin/resources', { resource, upsert: g.force === true });
-          process.stdout.write(`${out.kind} "${out.name}" has been ${g.force ? 'created or updated' : 'created'}\n`);
+          print(`${cell(out.kind)} "${cell(out.name)}" has been ${g.force ? 'created or updated' : 'created'}\n`);
         }
         return;
       }
@@ -116,13 +100,13 @@ runMain('tctl', async () => {
       case 'rm': {
         const [kind, name] = need(sub, 'KIND/NAME').split('/');
         await api.call('DELETE', `/v1/admin/resources/${encodeURIComponent(kind!)}/${encodeURIComponent(need(name, 'KIND/NAME'))}`);
-        process.stdout.write(`${kind} "${name}" has been deleted\n`);
+        print(`${cell(kind)} "${cell(name)}" has been deleted\n`);
         return;
       }
       case 'ca': {
         if (sub !== 'export') throw usageError('expected "tctl ca export --type TYPE"');
         const out = await api.call<{ text: string }>('GET', `/v1/admin/ca/${encodeURIComponent(need(g.type, '--type'))}`);
-        process.stdout.write(out.text);
+        print(out.text);
         return;
       }
       case 'auth': {
@@ -140,16 +124,16 @@ runMain('tctl', async () => {
           ...(g.ttl ? { ttl: g.ttl } : {}),
         });
         if (g.out) writeFileAtomic(g.out, `${out.ssh_cert}\n`, 0o644);
-        else process.stdout.write(`${out.ssh_cert}\n`);
+        else print(`${out.ssh_cert}\n`);
         return;
       }
       case 'audit': {
         if (sub !== 'ls') throw usageError('expected "tctl audit ls"');
         const q = new URLSearchParams({ limit: g.limit ?? '50', ...(g.type ? { type: g.type } : {}) });
         const events = await api.call<Row[]>('GET', `/v1/admin/audit?${q}`);
-        if (fmt === 'json') return void process.stdout.write(`${JSON.stringify(events, null, 2)}\n`);
-        process.stdout.write(
-          table(
+        if (fmt === 'json') return void print(`${toJson(events)}\n`);
+        print(
+          safeTable(
             ['Time', 'Event', 'OK', 'Bot', 'Instance', 'Detail'],
             events.map((e) => [e.time, e.event, e.success ? 'yes' : 'NO', e.bot_name ?? '', e.bot_instance_id ?? '', e.reason ?? e.resource ?? e.join_method ?? '']),
           ),
@@ -162,5 +146,4 @@ runMain('tctl', async () => {
   } finally {
     api.close();
   }
-});
-
+}

@@ -1,10 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, statSync, unlinkSync, writeSync, type Stats } from 'node:fs';
 import { dirname, join, basename } from 'node:path';
+import { MwiError } from '../errors.js';
 
 /**
  * Writes a file atomically: a temp file in the same directory, fsync, rename over the target,
- * fsync the directory. A reader sees the old content or the new, never a mix.
+ * fsync the directory. A reader sees the old content or the new, never a mix. The rename
+ * replaces whatever name was there (a symlink included) and never writes through it.
  */
 export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600): void {
   const dir = dirname(path);
@@ -38,7 +40,41 @@ export function fsyncDir(dir: string): void {
   }
 }
 
-/** Creates a directory (and parents) private to the owner. */
-export function mkdirPrivate(dir: string): void {
+/**
+ * Checks that a directory mwi keeps keys or credentials in can be changed by no one but this
+ * user (and root): it must be owned by the effective user or root, and not be writable by group
+ * or others. Whoever can write to it can plant a symlink or swap a file that mwi then reads or
+ * writes, so a pre-existing directory is not trusted as it is (issue #9, finding 15). Reading by
+ * a group is allowed: a destination may be shared with a reader. `st` is the directory's stat
+ * (symlinks followed: the directory that counts is the one the path ends in).
+ *
+ * @throws MwiError BAD_CONFIG naming the path, what is wrong and the command that fixes it
+ */
+export function checkDirTrusted(dir: string, field: string, st: Stats = statSync(dir)): void {
+  if (!st.isDirectory()) throw new MwiError('BAD_CONFIG', `${dir} exists and is not a directory`, { field });
+  const uid = process.geteuid?.();
+  if (uid !== undefined && st.uid !== uid && st.uid !== 0) {
+    throw new MwiError(
+      'BAD_CONFIG',
+      `${dir} is owned by uid ${st.uid}, not by this user (uid ${uid}) or root: its owner could change what mwi reads and writes there; use a directory this user owns (chown ${uid} ${dir})`,
+      { field },
+    );
+  }
+  if ((st.mode & 0o022) !== 0) {
+    const who = st.mode & 0o002 ? 'every user' : 'its group';
+    throw new MwiError(
+      'BAD_CONFIG',
+      `${dir} is writable by ${who} (mode 0${(st.mode & 0o7777).toString(8)}): another user could plant or swap files mwi trusts; run "chmod 0700 ${dir}" (or chmod go-w to keep it readable)`,
+      { field },
+    );
+  }
+}
+
+/**
+ * Creates a directory (and parents) private to the owner (0700), or checks an existing one
+ * with checkDirTrusted: a directory someone else can write to is refused, never used as it is.
+ */
+export function mkdirPrivate(dir: string, field = 'data_dir'): void {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
+  checkDirTrusted(dir, field);
 }

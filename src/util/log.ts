@@ -1,3 +1,5 @@
+import { escapeUnsafe } from './text.js';
+
 /** Minimal leveled logger to stderr. Callers pass structured fields; secrets are never passed. */
 export type Level = 'debug' | 'info' | 'warn' | 'error';
 const ORDER: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
@@ -19,7 +21,8 @@ export function createLogger(component: string, level: Level = (process.env.MWI_
           .map(([k, v]) => ` ${k}=${typeof v === 'string' && !/\s/.test(v) ? v : JSON.stringify(v)}`)
           .join('')
       : '';
-    process.stderr.write(`${new Date().toISOString()} ${lvl.toUpperCase().padEnd(5)} [${component}] ${msg}${extra}\n`);
+    // values may come from requests: one line, and nothing a terminal acts on (issue #9, finding 9)
+    process.stderr.write(`${escapeUnsafe(`${new Date().toISOString()} ${lvl.toUpperCase().padEnd(5)} [${component}] ${msg}${extra}`)}\n`);
   };
   return {
     debug: (m, f) => write('debug', m, f),

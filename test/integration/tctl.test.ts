@@ -93,7 +93,8 @@ describe('tctl against a real Auth Service', () => {
     const token = /The bot token: ([0-9a-f]{32})/.exec(out)?.[1];
     assert.ok(token, out);
     assert.match(out, new RegExp(`CA pin: ${c.caPin}`));
-    assert.match(out, new RegExp(`tbot start \\\\\\n\\s+--auth-server=${c.addr.replace(/\./g, '\\.')} \\\\\\n\\s+--join-method=token \\\\\\n\\s+--token=${token}`));
+    // the token goes through a file, never tbot's argv (issue #9, finding 13: this line used to be --token=TOKEN)
+    assert.match(out, new RegExp(`echo ${token} > tbot-token\\)\\n> tbot start \\\\\\n\\s+--auth-server=${c.addr.replace(/\./g, '\\.')} \\\\\\n\\s+--join-method=token \\\\\\n\\s+--token="\\$PWD/tbot-token"`));
     await c.tctlOk(['bots', 'update', 'b2', '--add-logins', 'bob']);
     assert.match(await c.tctlOk(['bots', 'ls']), /b2\s+ops\s+alice,bob/);
     const r = await cli('tbot', ['start', ...tbotFlags(c, token!, join(c.dir, 'b2'), join(c.dir, 'b2-out')), '--oneshot']);

@@ -2,6 +2,7 @@ import type { ApiClient } from '../../api/client.js';
 import type { BotInstance } from '../../auth/resources.js';
 import { usageError } from '../common.js';
 import { ago, printPages, printResources } from './format.js';
+import { cell, print, toJson } from './output.js';
 import { listAll, list, need, pages, type Flags, type Row } from './shared.js';
 
 /** `tctl bots ...` */
@@ -43,19 +44,16 @@ export async function bots(api: ApiClient, sub: string | undefined, positionals:
       logins: list(values.logins) ?? [],
       token_ttl: values.ttl ?? '1h',
     });
-    if (format === 'json') return void process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
-    const pin = (out.ca_pins as string[])[0];
-    const addr = api.addrs.join(',');
-    process.stdout.write(
-      `The bot token: ${out.token}\nThis token will expire ${ago(out.expires)} (${out.expires}).\nCA pin: ${pin}\n\n` +
-        `Run this on the machine the bot runs on:\n\n> tbot start \\\n   --auth-server=${addr} \\\n   --join-method=token \\\n   --token=${out.token} \\\n` +
-        `   --ca-pin=${pin} \\\n   --data-dir=./tbot-data \\\n   --destination-dir=./tbot-user\n`,
+    if (format === 'json') return void print(`${toJson(out)}\n`);
+    print(
+      `The bot token: ${cell(out.token)}\nThis token will expire ${ago(out.expires)} (${cell(out.expires)}).\nCA pin: ${cell((out.ca_pins as string[])[0])}\n\n` +
+        tbotStartHelp(cell(out.token), api.addrs.join(','), cell((out.ca_pins as string[])[0])),
     );
     return;
   }
   if (sub === 'rm') {
     await api.call('DELETE', `/v1/admin/resources/bots/${encodeURIComponent(name)}`);
-    process.stdout.write(`bot "${name}" deleted\n`);
+    print(`bot "${cell(name)}" deleted\n`);
     return;
   }
   if (sub === 'update') {
@@ -65,8 +63,23 @@ export async function bots(api: ApiClient, sub: string | undefined, positionals:
     const logins = list(values['set-logins']) ?? (values['add-logins'] ? [...new Set([...curLogins, ...list(values['add-logins'])!])] : undefined);
     if (!roles && !logins) throw usageError('nothing to update: give --set-roles, --add-roles, --set-logins or --add-logins');
     await api.call('PUT', `/v1/admin/bots/${encodeURIComponent(name)}`, { ...(roles ? { roles } : {}), ...(logins ? { logins } : {}) });
-    process.stdout.write(`bot "${name}" updated\n`);
+    print(`bot "${cell(name)}" updated\n`);
     return;
   }
   throw usageError(`unknown command "bots ${sub ?? ''}" (expected add, ls, rm, update, instances ls)`);
+}
+
+/**
+ * How to start tbot with a token. The token goes into a file (written by shell builtins, in a
+ * subshell with a private umask) and tbot gets the file's absolute path: argv is readable by
+ * every local user through `ps` and /proc, a 0600 file is not (issue #9, finding 13).
+ */
+export function tbotStartHelp(token: string, addr: string, pin: string): string {
+  return (
+    'Run this on the machine the bot runs on. The token goes in a file, not on the command line,\n' +
+    'where ps shows it to every user (or set TELEPORT_BOT_TOKEN to the token or to the file path):\n\n' +
+    `> (umask 077; echo ${token} > tbot-token)\n` +
+    `> tbot start \\\n   --auth-server=${addr} \\\n   --join-method=token \\\n   --token="$PWD/tbot-token" \\\n` +
+    `   --ca-pin=${pin} \\\n   --data-dir=./tbot-data \\\n   --destination-dir=./tbot-user\n`
+  );
 }

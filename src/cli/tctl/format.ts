@@ -1,5 +1,5 @@
-import { stringify } from 'yaml';
-import { table, usageError } from '../common.js';
+import { usageError } from '../common.js';
+import { cell, printAwait, print, safeTable, toJson, toYaml } from './output.js';
 
 export type Format = 'text' | 'json' | 'yaml';
 
@@ -11,37 +11,32 @@ export function checkFormat(value: string | undefined, allowed: Format[], fallba
 
 /** Prints resources as YAML documents (like `tctl get`), JSON, or a table. */
 export function printResources(items: unknown[], format: Format, toRow?: { headers: string[]; row: (r: any) => string[] }): void {
-  if (format === 'json') process.stdout.write(`${JSON.stringify(items, null, 2)}\n`);
-  else if (format === 'yaml') process.stdout.write(items.map((i) => stringify(i)).join('---\n'));
-  else if (toRow) process.stdout.write(table(toRow.headers, items.map(toRow.row)));
-}
-
-/** Writes to stdout, waiting while its buffer is full (large listings stay out of memory). */
-async function out(text: string): Promise<void> {
-  if (!process.stdout.write(text)) await new Promise((r) => process.stdout.once('drain', r));
+  if (format === 'json') print(`${toJson(items)}\n`);
+  else if (format === 'yaml') print(items.map((i) => toYaml(i)).join('---\n'));
+  else if (toRow) print(safeTable(toRow.headers, items.map(toRow.row)));
 }
 
 /**
  * Like printResources, for a listing that arrives page by page: JSON and YAML are written as
- * pages arrive (the JSON is byte for byte what JSON.stringify(all, null, 2) gives); a table
- * keeps only its rows until the end, to size the columns.
+ * pages arrive (the JSON is byte for byte what toJson(all) gives); a table keeps only its rows
+ * until the end, to size the columns.
  */
 export async function printPages(
   pages: AsyncIterable<unknown[]>,
   format: Format,
   toRow: { headers: string[]; row: (r: any) => string[] },
-  write: (text: string) => Promise<void> = out,
+  write: (text: string) => Promise<void> = printAwait,
 ): Promise<void> {
   if (format === 'text') {
     const rows: string[][] = [];
     for await (const items of pages) for (const i of items) rows.push(toRow.row(i));
-    return write(table(toRow.headers, rows));
+    return write(safeTable(toRow.headers, rows));
   }
   let first = true;
   for await (const items of pages) {
     for (const i of items) {
-      if (format === 'json') await write(`${first ? '[\n  ' : ',\n  '}${JSON.stringify(i, null, 2).replaceAll('\n', '\n  ')}`);
-      else await write(`${first ? '' : '---\n'}${stringify(i)}`);
+      if (format === 'json') await write(`${first ? '[\n  ' : ',\n  '}${toJson(i).replaceAll('\n', '\n  ')}`);
+      else await write(`${first ? '' : '---\n'}${toYaml(i)}`);
       first = false;
     }
   }
@@ -50,7 +45,10 @@ export async function printPages(
 
 export function ago(iso: string | undefined, now = Date.now()): string {
   if (!iso) return '-';
-  const s = Math.round((Date.parse(iso) - now) / 1000);
+  const t = Date.parse(iso);
+  // a server value that is no time is shown as it is (safely), not as "NaNd ago"
+  if (Number.isNaN(t)) return cell(iso);
+  const s = Math.round((t - now) / 1000);
   const a = Math.abs(s);
   const text = a < 120 ? `${a}s` : a < 7200 ? `${Math.round(a / 60)}m` : a < 172800 ? `${Math.round(a / 3600)}h` : `${Math.round(a / 86400)}d`;
   return s >= 0 ? `in ${text}` : `${text} ago`;

@@ -3,6 +3,7 @@ import type { ApiClient } from '../../api/client.js';
 import type { Lock } from '../../auth/resources.js';
 import { usageError } from '../common.js';
 import { printResources } from './format.js';
+import { cell, print } from './output.js';
 import { parseDuration } from '../../util/duration.js';
 import { listAll, need, type Flags } from './shared.js';
 
@@ -10,7 +11,7 @@ import { listAll, need, type Flags } from './shared.js';
 export async function locks(api: ApiClient, sub: string | undefined, positionals: string[], values: Flags, format: 'text' | 'json'): Promise<void> {
   if (sub === 'add') {
     if (Boolean(values.bot) === Boolean(values['bot-instance'])) throw usageError('give exactly one of --bot or --bot-instance');
-        const ttl = values.ttl ? parseDuration(values.ttl) : undefined;
+    const ttl = values.ttl ? parseDuration(values.ttl) : undefined;
     if (values.ttl && ttl === undefined) throw usageError('expected a duration such as 1h', '--ttl');
     const name = randomUUID();
     await api.call('POST', '/v1/admin/resources', {
@@ -25,7 +26,7 @@ export async function locks(api: ApiClient, sub: string | undefined, positionals
         },
       },
     });
-    process.stdout.write(`Created a lock with name "${name}".\n`);
+    print(`Created a lock with name "${name}".\n`);
     return;
   }
   if (sub === 'ls') {
@@ -44,7 +45,7 @@ export async function locks(api: ApiClient, sub: string | undefined, positionals
   if (sub === 'rm') {
     const name = need(positionals[0], 'NAME');
     await api.call('DELETE', `/v1/admin/resources/locks/${encodeURIComponent(name)}`);
-    process.stdout.write(`lock "${name}" deleted\n`);
+    print(`lock "${cell(name)}" deleted\n`);
     return;
   }
   throw usageError(`unknown command "locks ${sub ?? ''}" (expected add, ls, rm)`);

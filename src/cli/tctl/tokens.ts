@@ -1,10 +1,11 @@
 import { readFileSync } from 'node:fs';
-import { parseAllDocuments } from 'yaml';
 import type { ApiClient } from '../../api/client.js';
 import type { Token } from '../../auth/resources.js';
 import { MwiError } from '../../errors.js';
 import { usageError } from '../common.js';
 import { ago, printResources } from './format.js';
+import { cell, print, toJson } from './output.js';
+import { parseResources } from './resources-yaml.js';
 import { listAll, need, type Flags, type Row } from './shared.js';
 
 /** `tctl tokens ...` */
@@ -13,11 +14,14 @@ export async function tokens(api: ApiClient, sub: string | undefined, positional
     if (need(values.type, '--type') !== 'bot') throw usageError('only "bot" tokens are supported', '--type');
     let spec: unknown;
     if (values.spec) {
+      let text: string;
       try {
-        spec = parseAllDocuments(readFileSync(values.spec, 'utf8'))[0]?.toJS();
+        text = readFileSync(values.spec, 'utf8');
       } catch (cause) {
         throw new MwiError('BAD_CONFIG', `cannot read ${values.spec}`, { field: '--spec', cause });
       }
+      // the same checked path as create -f: plain JSON data or an error naming the file
+      spec = parseResources(text, values.spec)[0];
     }
     const out = await api.call<Row>('POST', '/v1/admin/tokens', {
       bot_name: need(values['bot-name'], '--bot-name'),
@@ -25,10 +29,17 @@ export async function tokens(api: ApiClient, sub: string | undefined, positional
       ttl: values.ttl ?? '30m',
       ...(spec ? { spec } : {}),
     });
-    if (format === 'json') return void process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
-    process.stdout.write(`The invite token: ${out.token}\nThis token will expire ${ago(out.expires)} (${out.expires}).\nCA pin: ${out.ca_pins[0]}\n`);
+    if (format === 'json') return void print(`${toJson(out)}\n`);
+    print(`The invite token: ${cell(out.token)}\nThis token will expire ${ago(out.expires)} (${cell(out.expires)}).\nCA pin: ${cell(out.ca_pins[0])}\n`);
+    // a secret on tbot's command line is readable by every local user (ps): point to a file
+    if ((values['join-method'] ?? 'token') === 'token') {
+      print('(a secret: write it to a file and give tbot the absolute path as --token, or set TELEPORT_BOT_TOKEN; see tctl bots add)\n');
+    }
     if (out.registration_secret) {
-      process.stdout.write(`Registration secret: ${out.registration_secret}\n(shown once; give it to tbot as --registration-secret or TBOT_REGISTRATION_SECRET)\n`);
+      print(
+        `Registration secret: ${cell(out.registration_secret)}\n` +
+          '(shown once; write it to a file and give tbot the absolute path as --registration-secret, or set TBOT_REGISTRATION_SECRET)\n',
+      );
     }
     return;
   }
@@ -43,7 +54,7 @@ export async function tokens(api: ApiClient, sub: string | undefined, positional
   if (sub === 'rm') {
     const id = need(positionals[0], 'ID');
     await api.call('DELETE', `/v1/admin/resources/tokens/${encodeURIComponent(id)}`);
-    process.stdout.write('token deleted\n');
+    print('token deleted\n');
     return;
   }
   throw usageError(`unknown command "tokens ${sub ?? ''}" (expected add, ls, rm)`);
