@@ -88,6 +88,14 @@ export const boundKeypairServer: ServerJoinMethod = {
     return rotationDue(specOf(token.spec), statusOf(token.status), now) ? { rejoin_due: true } : {};
   },
 
+  renewRefusal(token, instanceId) {
+    // one instance per key (standard and relaxed): only the instance the key is bound to renews;
+    // insecure mode lets every holder of a shared static key have its own instance
+    if (specOf(token.spec).recovery.mode === 'insecure') return undefined;
+    const bound = statusOf(token.status).bound_bot_instance_id;
+    return bound && bound !== instanceId ? `the bound keypair is bound to instance ${bound} now, not ${instanceId} (replaced by a later join)` : undefined;
+  },
+
   async challenge(ctx) {
     const spec = specOf(ctx.token.spec);
     const status = statusOf(ctx.token.status);
@@ -131,12 +139,15 @@ export const boundKeypairServer: ServerJoinMethod = {
 
     let refreshInstance: string | undefined;
     let next: BoundKeypairStatus = {};
+    const insecure = spec.recovery.mode === 'insecure';
     const now = new Date(ctx.now).toISOString();
     // every rule below is decided on the status as stored and written with one conditional write
     await ctx.updateTokenStatus(async (raw) => {
       const status = statusOf(raw);
       next = { ...status };
       refreshInstance = undefined;
+      // the instance this join replaces, ended in the same write that rebinds the key
+      let replaced: string | undefined;
       if (status.bound_public_key && status.bound_public_key !== key) throw new JoinRefusal('the key is no longer the bound key (rotated meanwhile)');
       if (!status.bound_public_key) {
         // first join: registration secret or pre-registered key
@@ -188,6 +199,9 @@ export const boundKeypairServer: ServerJoinMethod = {
           }
         }
         const count = status.recovery_count ?? 0;
+        // one instance per key: the instance the key was bound to ends when it is rebound (the
+        // retry of a lost join replaces an unused instance, a recovery an expired one)
+        if (!insecure) replaced = status.bound_bot_instance_id;
         if (retry) {
           // the lost join already counted; its unused instance is replaced
           next.bound_bot_instance_id = ctx.newInstanceId;
@@ -202,7 +216,7 @@ export const boundKeypairServer: ServerJoinMethod = {
       }
       next.bound_public_key = fresh ?? key;
       if (fresh) next.last_rotated_at = now;
-      return { ...raw, bound_keypair: next };
+      return { status: { ...raw, bound_keypair: next }, ...(replaced ? { end: [replaced] } : {}) };
     });
     const rotated = fresh !== undefined;
 
