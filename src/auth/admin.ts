@@ -16,6 +16,8 @@ import { newSecret, SECRET_ID, tokenId, tokenKey } from './tokens.js';
 import { parseDuration } from '../util/duration.js';
 
 const DEFAULT_PAGE = 1000;
+/** Bot instances deleted in one write when their bot is removed. */
+const REMOVE_BATCH = 1000;
 const MAX_PAGE = 5000;
 
 const PREFIX: Record<Kind, string> = {
@@ -95,6 +97,23 @@ export class AdminApi {
     } else if (res.kind === 'bot') {
       for (const r of res.spec.roles) if (!(await this.ctx.roles.fresh(r))) throw new MwiError('NOT_FOUND', `role ${JSON.stringify(r)} does not exist`, { field: 'spec.roles' });
       k = key('bots', name);
+      const prev = upsert ? await this.ctx.backend.get(k) : undefined;
+      // the uid is the server's: a new bot gets a new one, a replaced bot keeps its own (a bot
+      // stored before uids existed keeps none, so its instances stay valid)
+      const uid = prev ? (JSON.parse(prev.value) as Bot).status?.uid : randomUUID();
+      const { status: _ignored, ...rest } = res;
+      value = { ...rest, ...(uid ? { status: { uid } } : {}) };
+      if (prev) {
+        // conditional: a removal in between must not be undone with the old uid
+        try {
+          await this.ctx.backend.compareAndSwap(k, prev.revision, JSON.stringify(value));
+        } catch (err) {
+          if (isMwiError(err, 'COMPARE_FAILED')) throw new MwiError('COMPARE_FAILED', `bot ${JSON.stringify(name)} changed concurrently; try again`);
+          throw err;
+        }
+        this.audit('resource.updated', `bot/${name}`, user);
+        return { kind: res.kind, name };
+      }
     } else if (res.kind === 'lock') {
       const lock: Lock = { ...res, spec: { ...res.spec, created_by: user, created: new Date(this.ctx.now()).toISOString() } };
       value = lock;
@@ -189,9 +208,44 @@ export class AdminApi {
   async remove(kindText: string, name: string, user: string): Promise<void> {
     const kind = parseKind(kindText);
     if (kind === 'bot_instance') throw new MwiError('BAD_REQUEST', 'bot instances are removed by expiry; lock one with tctl locks add --bot-instance');
+    if (kind === 'bot') return this.removeBot(name, user);
     const k = await this.resourceKey(kind, name);
     if (!(await this.ctx.backend.delete(k))) throw new MwiError('NOT_FOUND', `${kind} ${JSON.stringify(kind === 'token' ? '(hidden)' : name)} not found`);
     this.audit(kind === 'lock' ? 'lock.deleted' : 'resource.deleted', `${kind}/${kind === 'token' ? k.slice('/tokens/'.length) : name}`, user);
+  }
+
+  /**
+   * Removes a bot and ends its instances: the bot and the first page of its instances go in one
+   * conditional write, the rest (a bot can have very many) right after. An instance the removal
+   * misses (a join racing it) is still dead: it carries the removed bot's uid, and a bot added
+   * again with the same name gets a new one (renew.ts checks them).
+   */
+  private async removeBot(name: string, user: string): Promise<void> {
+    const bk = key('bots', name);
+    const prefix = `${PREFIX.bot_instance}${name}/`;
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const bot = await this.ctx.backend.get(bk);
+      if (!bot) throw new MwiError('NOT_FOUND', `bot ${JSON.stringify(name)} not found`);
+      const first = await this.ctx.backend.range(prefix, { limit: REMOVE_BATCH });
+      const ok = await this.ctx.backend.transact([
+        { op: 'delete', key: bk, revision: bot.revision },
+        ...first.map((i) => ({ op: 'delete' as const, key: i.key, revision: i.revision })),
+      ]);
+      if (!ok) continue; // the bot or one of those instances changed meanwhile: read again
+      let ended = first.length;
+      if (first.length === REMOVE_BATCH) {
+        let startAfter = first[first.length - 1]!.key;
+        for (;;) {
+          const page = await this.ctx.backend.range(prefix, { limit: REMOVE_BATCH, startAfter });
+          for (const i of page) if (await this.ctx.backend.delete(i.key)) ended++;
+          if (page.length < REMOVE_BATCH) break;
+          startAfter = page[page.length - 1]!.key;
+        }
+      }
+      this.ctx.audit.emit({ event: 'resource.deleted', success: true, resource: `bot/${name}`, user, bot_name: name, instances_ended: ended });
+      return;
+    }
+    throw new MwiError('COMPARE_FAILED', `bot ${JSON.stringify(name)} or its instances kept changing; try again`);
   }
 
   /** `tctl tokens add`: creates a token; for method `token` a fresh secret, shown only now. */

@@ -194,7 +194,8 @@ export async function handleJoin(ctx: AuthContext, body: unknown, remoteAddr: st
       kind: 'bot_instance',
       version: 'v1',
       metadata: { name: newInstanceId, expires: new Date(Date.parse(identity.expires) + INSTANCE_GRACE_MS).toISOString() },
-      spec: { bot_name: botName, instance_id: newInstanceId },
+      // the bot as it is now: if it is removed and added again, this instance is not the new bot's
+      spec: { bot_name: botName, instance_id: newInstanceId, ...(access.bot.status?.uid ? { bot_uid: access.bot.status.uid } : {}) },
       status: {
         initial_authentication: { auth_at: at, join_method: req.join_method, join_token_name: id, ...(verdict.attributes ? { metadata: verdict.attributes } : {}) },
         latest_authentication: { auth_at: at, join_method: req.join_method, generation: 1 },

@@ -68,6 +68,11 @@ async function currentInstance(ctx: AuthContext, c: BotClaims, code: 'RENEW_DENI
   const item = await ctx.backend.get(instanceKey(c.bot, c.instance));
   if (!item) throw new MwiError(code, 'the bot instance no longer exists (expired or removed); join again');
   const instance = JSON.parse(item.value) as BotInstance;
+  // an instance of a removed bot stays dead when a bot of the same name is added again
+  const bot = await ctx.bots.fresh(c.bot);
+  if (!bot || bot.status?.uid !== instance.spec.bot_uid) {
+    throw new MwiError(code, 'the bot this instance joined was removed; join again', { detail: `bot ${c.bot} was removed (and perhaps added again) since instance ${c.instance} joined` });
+  }
   const lock = activeLock(ctx, c.bot, c.instance, instance.status.initial_authentication.join_token_name);
   if (lock) throw new MwiError('LOCKED', `the join token of bot ${c.bot} instance ${c.instance} is locked: ${lock}`);
   const stored = instance.status.generation;
