@@ -155,7 +155,7 @@ export async function handleJoin(ctx: AuthContext, body: unknown, remoteAddr: st
         if (!it) return undefined;
         seen.set(instanceId, it.revision);
         const st = (JSON.parse(it.value) as BotInstance).status;
-        return { live: Date.parse(st.credential_expires) > ctx.now(), used: st.generation > 1 || st.generation_confirmed };
+        return { live: Date.parse(st.credential_expires) > ctx.now(), used: st.generation > 1 || st.generation_confirmed, sameKey: st.public_key_fingerprint === sha256Hex(publicKey.spki) };
       },
       lockToken: async (reason) => {
         const name = randomUUID();

@@ -56,10 +56,12 @@ export interface ServerJoinContext {
    */
   updateTokenStatus(decide: (status: Readonly<Record<string, unknown>>) => Promise<TokenStatusUpdate>): Promise<void>;
   /**
-   * A bot instance of this bot: whether its credential is unexpired (`live`) and whether it was
-   * ever used after it was issued (`used`). Undefined if it no longer exists.
+   * A bot instance of this bot: whether its credential is unexpired (`live`), whether it was
+   * ever used after it was issued (`used`), and whether its latest identity certifies the public
+   * key this join asks to certify (`sameKey`: a retried join repeats its key). Undefined if it no
+   * longer exists.
    */
-  instanceStatus(instanceId: string): Promise<{ live: boolean; used: boolean } | undefined>;
+  instanceStatus(instanceId: string): Promise<{ live: boolean; used: boolean; sameKey: boolean } | undefined>;
   /** Locks the join token (a key or state was used from two places) and audits it. */
   lockToken(reason: string): Promise<void>;
   platform: PlatformDeps;

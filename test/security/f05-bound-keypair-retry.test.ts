@@ -32,11 +32,17 @@ function client(t: T, token: string, options: Record<string, unknown> = {}) {
     set state(s: BoundKeypairState) {
       state = s;
     },
-    async join() {
+    /** A join; `pub` is the key to certify (tbot repeats its pending key when it retries a lost join). */
+    async join(pub?: string) {
       const payload = await boundKeypairClient.payload(ctx);
-      const res = await handleJoin(t.ctx, { token, join_method: 'bound_keypair', public_key: (await generateKeys('ec-p256')).publicKeyPem, ttl_seconds: 60, payload }, '10.0.0.1');
+      const res = await handleJoin(t.ctx, { token, join_method: 'bound_keypair', public_key: pub ?? (await generateKeys('ec-p256')).publicKeyPem, ttl_seconds: 60, payload }, '10.0.0.1');
       await boundKeypairClient.afterJoin!(ctx, res.method_data);
       return res;
+    },
+    /** A join whose answer never arrives (tbot killed): the server committed it, tbot stored nothing. */
+    async lostJoin(pub: string) {
+      const payload = await boundKeypairClient.payload(ctx);
+      return handleJoin(t.ctx, { token, join_method: 'bound_keypair', public_key: pub, ttl_seconds: 60, payload }, '10.0.0.1');
     },
   };
 }
@@ -74,37 +80,50 @@ describe('finding 5: bound keypair: a recovery accepted as a retry ends the inst
   });
   beforeEach(() => t.clock.advance(1000));
 
-  it('finding 5: the copy recovers first (instance B); the real tbot recovering as a retry (C) ends B in the same write', async () => {
+  it('finding 5: the copy recovers first (instance B); the real tbot recovering from the same join state with its own key locks the token, and B stops', async () => {
     const { real, attacker } = await joinedThenCopied();
     const b = await attacker.join();
-    const c = await real.join(); // the same join state, while B is unused: taken for a lost answer
+    // the old code took this for the retry of a lost answer, bound a new instance C and left B alive
+    await assert.rejects(real.join(), (e) => isMwiError(e, 'JOIN_DENIED') && /used from two places/.test(e.message));
+    assert.equal((await status()).bound_bot_instance_id, b.instance_id, 'the token was not rebound');
+    await assert.rejects(handleRenew(t.ctx, claimsOf(b.tls_cert), { public_key: pub }, '10.0.0.2'), (e) => isMwiError(e, 'LOCKED'));
+    await assert.rejects(handleCerts(t.ctx, claimsOf(b.tls_cert), { public_key: pub }, '10.0.0.2'), (e) => isMwiError(e, 'LOCKED'));
+    const lock = (await t.ctx.audit.recent(1000, 'lock.created')).find((e) => e.token_id === name);
+    assert.match(lock?.reason ?? '', /asks for another key than that join certified/);
+  });
+
+  it('finding 5: a genuine retry (the lost recovery repeated with its key) replaces the unused instance in the same write', async () => {
+    const { real } = await joinedThenCopied();
+    const pending = (await generateKeys('ec-p256')).publicKeyPem;
+    const b = await real.lostJoin(pending);
+    const c = await real.join(pending); // restarted tbot: same join state, its pending key
     assert.notEqual(c.instance_id, b.instance_id);
     assert.equal((await status()).bound_bot_instance_id, c.instance_id);
-
-    // B is gone: it can neither renew nor get certificates (it would, in standard mode, keep a second instance alive)
+    // B is gone: in standard mode the key has one instance, B can neither renew nor get certificates
     assert.equal(await t.ctx.backend.get(`/bot_instances/robot/${b.instance_id}`), undefined, 'the replaced instance still exists');
-    await assert.rejects(handleRenew(t.ctx, claimsOf(b.tls_cert), { public_key: pub }, '10.0.0.2'), (e) => isMwiError(e, 'RENEW_DENIED'));
+    await assert.rejects(handleRenew(t.ctx, claimsOf(b.tls_cert), { public_key: pending }, '10.0.0.2'), (e) => isMwiError(e, 'RENEW_DENIED'));
     await assert.rejects(handleCerts(t.ctx, claimsOf(b.tls_cert), { public_key: pub }, '10.0.0.2'), (e) => isMwiError(e, 'ACCESS_DENIED'));
-    // C works
     await handleCerts(t.ctx, claimsOf(c.tls_cert), { public_key: pub }, '10.0.0.1');
     const ended = (await t.ctx.audit.recent(1000, 'resource.deleted')).find((e) => e.resource === `bot_instance/robot/${b.instance_id}`);
     assert.ok(ended, 'the end of the replaced instance is audited');
     assert.equal(ended.user, 'mwi');
   });
 
-  it('finding 5: if B is used between the decision and the write, the write fails and the keypair is seen used from two places', async () => {
+  it('finding 5: if the replaced instance is used between the decision and the write, the write fails and the keypair is seen used from two places', async () => {
     const { real, attacker } = await joinedThenCopied();
-    const b = await attacker.join();
+    const pending = (await generateKeys('ec-p256')).publicKeyPem;
+    const b = await attacker.lostJoin(pending);
     const backend = t.ctx.backend;
     const transact = backend.transact.bind(backend);
-    // B renews just before the rebinding write (the race the conditional delete closes)
+    // B is used just before the rebinding write (the race the conditional delete closes)
     backend.transact = async (ops: TxOp[]) => {
       backend.transact = transact;
       await handleHeartbeat(t.ctx, claimsOf(b.tls_cert), { hostname: 'h', os: 'linux', version: '0', uptime_seconds: 1, one_shot: false });
       return transact(ops);
     };
     try {
-      await assert.rejects(real.join(), (e) => isMwiError(e, 'JOIN_DENIED') && /used from two places/.test(e.message));
+      // even with B's key: once B is used, a join from the previous state is a second copy
+      await assert.rejects(real.join(pending), (e) => isMwiError(e, 'JOIN_DENIED') && /used from two places/.test(e.message));
     } finally {
       backend.transact = transact;
     }

@@ -176,7 +176,9 @@ export const boundKeypairServer: ServerJoinMethod = {
           // signature succeeded, so nobody without the key can trigger the lock-out below
           const doc = typeof p.join_state === 'string' ? await ctx.verifyState(p.join_state) : undefined;
           // the first join's answer was lost: tbot holds the key but never got a join state
-          const firstRetry = !doc && status.recovery_count === 1 && status.previous_recovery_count === 0 && bound !== undefined && !bound.used;
+          // (a retry is idempotent: it asks for the same key the lost answer certified, which tbot
+          // keeps pending until it stores the answer)
+          const firstRetry = !doc && status.recovery_count === 1 && status.previous_recovery_count === 0 && bound !== undefined && !bound.used && bound.sameKey;
           if (firstRetry) retry = true;
           else if (!doc) {
             if (bound?.live) throw new JoinRefusal(`no join state, and the key is bound to live instance ${status.bound_bot_instance_id}`, LIVE_MESSAGE);
@@ -188,9 +190,12 @@ export const boundKeypairServer: ServerJoinMethod = {
           const matches = (instance: string | undefined, seq: number | undefined) => doc !== undefined && doc.token === ctx.token.id && doc.bot_instance_id === instance && doc.recovery_sequence === seq;
           // the join before the latest one, while the latest one's instance was never used: tbot
           // lost that join's answer (a crash) and asks again; anything else is a second copy
-          retry ||= !matches(status.bound_bot_instance_id, status.recovery_count) && matches(status.previous_bot_instance_id, status.previous_recovery_count) && !bound?.used;
+          const lostAnswer = !matches(status.bound_bot_instance_id, status.recovery_count) && matches(status.previous_bot_instance_id, status.previous_recovery_count) && !bound?.used;
+          retry ||= lostAnswer && (bound === undefined || bound.sameKey);
           if (!retry && !matches(status.bound_bot_instance_id, status.recovery_count)) {
-            const reason = `join state mismatch: document has instance ${String(doc?.bot_instance_id)} sequence ${String(doc?.recovery_sequence)}, token has ${status.bound_bot_instance_id} ${status.recovery_count} (the keypair was used from two places)`;
+            const reason = lostAnswer
+              ? `a retry of the join before instance ${status.bound_bot_instance_id} (unused) asks for another key than that join certified (the keypair and join state were used from two places)`
+              : `join state mismatch: document has instance ${String(doc?.bot_instance_id)} sequence ${String(doc?.recovery_sequence)}, token has ${status.bound_bot_instance_id} ${status.recovery_count} (the keypair was used from two places)`;
             await ctx.lockToken(reason);
             throw new JoinRefusal(reason, 'the join was refused and the token locked: the keypair was used from two places');
           }
