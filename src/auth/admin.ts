@@ -243,9 +243,28 @@ export class AdminApi {
         }
       }
       this.ctx.audit.emit({ event: 'resource.deleted', success: true, resource: `bot/${name}`, user, bot_name: name, instances_ended: ended });
+      await this.removeTokensOf(name, user);
       return;
     }
     throw new MwiError('COMPARE_FAILED', `bot ${JSON.stringify(name)} or its instances kept changing; try again`);
+  }
+
+  /**
+   * Deletes the join tokens of a removed bot: a bot added again with the same name must not be
+   * joinable with the old bot's tokens (a bound keypair's key and join state would otherwise
+   * recover into it). Tokens are not indexed by bot: this walks them, page by page.
+   */
+  private async removeTokensOf(botName: string, user: string): Promise<void> {
+    let startAfter: string | undefined;
+    for (;;) {
+      const page = await this.ctx.backend.range(PREFIX.token, { limit: REMOVE_BATCH, ...(startAfter ? { startAfter } : {}) });
+      for (const item of page) {
+        if ((JSON.parse(item.value) as StoredToken).spec.bot_name !== botName) continue;
+        if (await this.ctx.backend.delete(item.key)) this.audit('resource.deleted', `token/${item.key.slice(PREFIX.token.length)}`, user);
+      }
+      if (page.length < REMOVE_BATCH) return;
+      startAfter = page[page.length - 1]!.key;
+    }
   }
 
   /** `tctl tokens add`: creates a token; for method `token` a fresh secret, shown only now. */

@@ -69,4 +69,18 @@ describe('finding 11: removing a bot ends its instances', () => {
     await assert.rejects(handleRenew(t.ctx, claims, { public_key: pub }, '-'), (e) => isMwiError(e, 'RENEW_DENIED'));
     await assert.rejects(handleCerts(t.ctx, claims, { public_key: pub }, '-'), (e) => isMwiError(e, 'ACCESS_DENIED'));
   });
+
+  it('finding 11: the join tokens of a removed bot go with it: a bot added again is not joinable with them', async () => {
+    const t = await testContext();
+    await t.admin.create({ kind: 'role', metadata: { name: 'dev' }, spec: { allow: { logins: ['deploy'] } } }, false, 'admin');
+    await t.admin.addBot({ name: 'phoenix', roles: ['dev'] }, 'admin');
+    await t.admin.addBot({ name: 'other', roles: ['dev'] }, 'admin');
+    const { token } = await t.admin.addToken({ bot_name: 'phoenix', ttl: '2h' }, 'admin');
+    const { token: kept } = await t.admin.addToken({ bot_name: 'other', ttl: '2h' }, 'admin');
+    await t.admin.remove('bot', 'phoenix', 'admin');
+    await t.admin.addBot({ name: 'phoenix', roles: ['dev'] }, 'admin');
+    const pub = (await generateKeys('ec-p256')).publicKeyPem;
+    await assert.rejects(handleJoin(t.ctx, { token, join_method: 'token', public_key: pub }, '-'), (e) => isMwiError(e, 'JOIN_DENIED'));
+    await handleJoin(t.ctx, { token: kept, join_method: 'token', public_key: pub }, '-'); // another bot's token is untouched
+  });
 });
