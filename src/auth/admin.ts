@@ -14,10 +14,9 @@ import type { AuthContext } from './context.js';
 import { parseKind, validateResource, type Bot, type Kind, type Lock, type StoredToken, type Token } from './resources.js';
 import { newSecret, SECRET_ID, tokenId, tokenKey } from './tokens.js';
 import { parseDuration } from '../util/duration.js';
+import { removeBot } from './bot-removal.js';
 
 const DEFAULT_PAGE = 1000;
-/** Bot instances deleted in one write when their bot is removed. */
-const REMOVE_BATCH = 1000;
 const MAX_PAGE = 5000;
 
 const PREFIX: Record<Kind, string> = {
@@ -208,63 +207,10 @@ export class AdminApi {
   async remove(kindText: string, name: string, user: string): Promise<void> {
     const kind = parseKind(kindText);
     if (kind === 'bot_instance') throw new MwiError('BAD_REQUEST', 'bot instances are removed by expiry; lock one with tctl locks add --bot-instance');
-    if (kind === 'bot') return this.removeBot(name, user);
+    if (kind === 'bot') return removeBot(this.ctx, name, user);
     const k = await this.resourceKey(kind, name);
     if (!(await this.ctx.backend.delete(k))) throw new MwiError('NOT_FOUND', `${kind} ${JSON.stringify(kind === 'token' ? '(hidden)' : name)} not found`);
     this.audit(kind === 'lock' ? 'lock.deleted' : 'resource.deleted', `${kind}/${kind === 'token' ? k.slice('/tokens/'.length) : name}`, user);
-  }
-
-  /**
-   * Removes a bot and ends its instances: the bot and the first page of its instances go in one
-   * conditional write, the rest (a bot can have very many) right after. An instance the removal
-   * misses (a join racing it) is still dead: it carries the removed bot's uid, and a bot added
-   * again with the same name gets a new one (renew.ts checks them).
-   */
-  private async removeBot(name: string, user: string): Promise<void> {
-    const bk = key('bots', name);
-    const prefix = `${PREFIX.bot_instance}${name}/`;
-    for (let attempt = 0; attempt < 5; attempt++) {
-      const bot = await this.ctx.backend.get(bk);
-      if (!bot) throw new MwiError('NOT_FOUND', `bot ${JSON.stringify(name)} not found`);
-      const first = await this.ctx.backend.range(prefix, { limit: REMOVE_BATCH });
-      const ok = await this.ctx.backend.transact([
-        { op: 'delete', key: bk, revision: bot.revision },
-        ...first.map((i) => ({ op: 'delete' as const, key: i.key, revision: i.revision })),
-      ]);
-      if (!ok) continue; // the bot or one of those instances changed meanwhile: read again
-      let ended = first.length;
-      if (first.length === REMOVE_BATCH) {
-        let startAfter = first[first.length - 1]!.key;
-        for (;;) {
-          const page = await this.ctx.backend.range(prefix, { limit: REMOVE_BATCH, startAfter });
-          for (const i of page) if (await this.ctx.backend.delete(i.key)) ended++;
-          if (page.length < REMOVE_BATCH) break;
-          startAfter = page[page.length - 1]!.key;
-        }
-      }
-      this.ctx.audit.emit({ event: 'resource.deleted', success: true, resource: `bot/${name}`, user, bot_name: name, instances_ended: ended });
-      await this.removeTokensOf(name, user);
-      return;
-    }
-    throw new MwiError('COMPARE_FAILED', `bot ${JSON.stringify(name)} or its instances kept changing; try again`);
-  }
-
-  /**
-   * Deletes the join tokens of a removed bot: a bot added again with the same name must not be
-   * joinable with the old bot's tokens (a bound keypair's key and join state would otherwise
-   * recover into it). Tokens are not indexed by bot: this walks them, page by page.
-   */
-  private async removeTokensOf(botName: string, user: string): Promise<void> {
-    let startAfter: string | undefined;
-    for (;;) {
-      const page = await this.ctx.backend.range(PREFIX.token, { limit: REMOVE_BATCH, ...(startAfter ? { startAfter } : {}) });
-      for (const item of page) {
-        if ((JSON.parse(item.value) as StoredToken).spec.bot_name !== botName) continue;
-        if (await this.ctx.backend.delete(item.key)) this.audit('resource.deleted', `token/${item.key.slice(PREFIX.token.length)}`, user);
-      }
-      if (page.length < REMOVE_BATCH) return;
-      startAfter = page[page.length - 1]!.key;
-    }
   }
 
   /** `tctl tokens add`: creates a token; for method `token` a fresh secret, shown only now. */
