@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { X509Certificate, createPublicKey } from 'node:crypto';
 import { ApiClient, discoverCA } from '../api/client.js';
 import { PATHS, type IdentityResponse, type JoinRequest, type PingResponse } from '../api/wire.js';
-import { generateKeys, sha256Hex } from '../crypto/keys.js';
+import { generateKeys, sha256Hex, type PemKeyPair } from '../crypto/keys.js';
 import { splitPemBundle } from '../crypto/pem.js';
 import { isMwiError, MwiError } from '../errors.js';
 import { joinMethodInfo } from '../join/catalog.js';
@@ -29,10 +29,22 @@ export interface StoredIdentity {
   tls_ca_certs: string[];
 }
 
+/**
+ * The key of a join or renewal whose answer is not stored yet. It is written before the request
+ * is sent and removed in the same write that stores the answer, so a tbot that lost the answer
+ * (a crash, a dropped connection) asks again with the same key: the Auth Service accepts a
+ * repeated renewal only for the key it already certified (anything else is a copy).
+ */
+export interface PendingKey {
+  private_key: string;
+  public_key: string;
+}
+
 /** Everything tbot keeps in its storage: one file, written atomically, 0600. */
 export interface BotState {
   version: 2;
   identity?: StoredIdentity;
+  pending?: PendingKey;
   /** Join-method state (bound keypair: keyring and join state document). */
   methods: Record<string, Record<string, unknown>>;
 }
@@ -45,7 +57,7 @@ export async function readState(storage: Destination): Promise<BotState> {
   if (!text) return { version: 2, methods: {} };
   try {
     const s = JSON.parse(text) as BotState;
-    return { version: 2, methods: s.methods ?? {}, ...(s.identity ? { identity: s.identity } : {}) };
+    return { version: 2, methods: s.methods ?? {}, ...(s.identity ? { identity: s.identity } : {}), ...(s.pending ? { pending: s.pending } : {}) };
   } catch (cause) {
     throw new MwiError('BAD_CONFIG', `tbot storage (${storage.description}) holds an unreadable ${STATE_FILE}`, { field: 'storage', cause });
   }
@@ -122,6 +134,19 @@ export class BotIdentity {
     await writeState(this.storage, this.state);
   }
 
+  /**
+   * The key for the next join or renewal: the pending one if an earlier request's answer was
+   * never stored, else a new one, persisted (with `persist`) before any request is sent with it.
+   */
+  private async pendingKeys(persist = true): Promise<PemKeyPair> {
+    const p = this.state.pending;
+    if (p) return { privateKeyPem: p.private_key, publicKeyPem: p.public_key };
+    const keys = await generateKeys('ec-p256');
+    this.state.pending = { private_key: keys.privateKeyPem, public_key: keys.publicKeyPem };
+    if (persist) await this.persist();
+    return keys;
+  }
+
   /** The CA that authenticates the Auth Service on first contact: pinned, a file, or (unsafe) anything. */
   private async firstContactCA(): Promise<string[]> {
     if (this.cfg.caPath) {
@@ -174,17 +199,22 @@ export class BotIdentity {
       log: this.log,
     };
     try {
-      const keys = await generateKeys('ec-p256');
+      const payload = await method.payload(jctx);
+      // a lost answer can be retried only where tbot already keeps state (a refresh, a method with
+      // client state such as bound_keypair): a first join with a single-use token or a platform
+      // document writes nothing before it succeeds
+      const keys = await this.pendingKeys(cur !== undefined || this.state.methods[method.name] !== undefined);
       const req: JoinRequest = {
         token,
         join_method: method.name,
         public_key: keys.publicKeyPem,
         ttl_seconds: Math.round(this.cfg.credentialTtlMs / 1000),
-        payload: await method.payload(jctx),
+        payload,
       };
       const res = await api.call<IdentityResponse>('POST', PATHS.join, req);
       const stored = this.toStored(res, keys.privateKeyPem, keys.publicKeyPem, method.name, sha256Hex(token));
       this.state.identity = stored;
+      delete this.state.pending;
       // the identity and the method's state (e.g. the new join state) are written together
       if (method.afterJoin) await method.afterJoin(jctx, res.method_data);
       else await this.persist();
@@ -216,45 +246,65 @@ export class BotIdentity {
     };
   }
 
-  /** Renews the internal identity with a fresh key; the new generation is stored before use. */
+  /**
+   * Renews the internal identity with a fresh key (or the pending one, if the last renewal's
+   * answer was lost); the new generation is stored before use.
+   */
   async renew(): Promise<void> {
-    await this.mutex.run(async () => {
-      const cur = this.state.identity;
-      if (!cur || !this.client) throw new TypeError('renew before join');
-      // platform methods join again for each identity, presenting the current one to continue the instance
-      if (!joinMethodInfo(cur.join_method)?.renewable) return this.join(true);
-      const keys = await generateKeys('ec-p256');
-      let next: StoredIdentity | undefined;
-      // the connection that carried the renewal speaks as the new identity from here on (the
-      // Auth Service carries it forward): the rest of the cycle needs no new TLS handshake
-      const res = await this.client.call<IdentityResponse>(
-        'POST',
-        PATHS.renew,
-        { public_key: keys.publicKeyPem, ttl_seconds: Math.round(this.cfg.credentialTtlMs / 1000) },
-        {
-          rekey: (answer) => {
-            next = this.toStored(answer, keys.privateKeyPem, keys.publicKeyPem, cur.join_method, cur.join_token_hash);
-            return { ca: next.tls_ca_certs, cert: next.tls_cert, key: next.key };
-          },
-        },
-      );
-      this.state.identity = next!;
-      await this.persist();
-      this.log.info('renewed identity', { bot: res.bot_name, instance: res.instance_id, generation: res.generation, expires: res.expires });
-      if (res.rejoin_due) {
-        this.log.info('the Auth Service asks for a refresh join (e.g. a key rotation is due)');
-        await this.join(true);
-      }
-    });
+    await this.mutex.run(() => this.renewNow());
     for (const fn of this.listeners) fn();
   }
 
-  /** Calls the Auth Service with the internal identity, serialized with renewals. */
+  /** The renewal itself; the caller holds the mutex. */
+  private async renewNow(): Promise<void> {
+    const cur = this.state.identity;
+    if (!cur || !this.client) throw new TypeError('renew before join');
+    // platform methods join again for each identity, presenting the current one to continue the instance
+    if (!joinMethodInfo(cur.join_method)?.renewable) return this.join(true);
+    const keys = await this.pendingKeys();
+    let next: StoredIdentity | undefined;
+    // the connection that carried the renewal speaks as the new identity from here on (the
+    // Auth Service carries it forward): the rest of the cycle needs no new TLS handshake
+    const res = await this.client.call<IdentityResponse>(
+      'POST',
+      PATHS.renew,
+      { public_key: keys.publicKeyPem, ttl_seconds: Math.round(this.cfg.credentialTtlMs / 1000) },
+      {
+        rekey: (answer) => {
+          next = this.toStored(answer, keys.privateKeyPem, keys.publicKeyPem, cur.join_method, cur.join_token_hash);
+          return { ca: next.tls_ca_certs, cert: next.tls_cert, key: next.key };
+        },
+      },
+    );
+    this.state.identity = next!;
+    // the answer and the end of the pending key are one write
+    delete this.state.pending;
+    await this.persist();
+    this.log.info('renewed identity', { bot: res.bot_name, instance: res.instance_id, generation: res.generation, expires: res.expires });
+    if (res.rejoin_due) {
+      this.log.info('the Auth Service asks for a refresh join (e.g. a key rotation is due)');
+      await this.join(true);
+    }
+  }
+
+  /**
+   * Calls the Auth Service with the internal identity, serialized with renewals. A renewal whose
+   * answer was lost is retried first: the Auth Service takes any other request made with the
+   * previous generation after it issued the next one for a copy of the identity.
+   */
   async call<T>(path: string, body: unknown): Promise<T> {
-    return this.mutex.run(async () => {
+    let renewed = false;
+    const out = await this.mutex.run(async () => {
       if (!this.client) throw new TypeError('call before join');
-      return this.client.call<T>('POST', path, body);
+      if (this.state.pending && this.state.identity && joinMethodInfo(this.state.identity.join_method)?.renewable) {
+        this.log.info('retrying the renewal whose answer was lost, with the same key');
+        await this.renewNow();
+        renewed = true;
+      }
+      return this.client!.call<T>('POST', path, body);
     });
+    if (renewed) for (const fn of this.listeners) fn();
+    return out;
   }
 
   close(): void {

@@ -14,6 +14,7 @@ import type { AuthContext } from './context.js';
 import { parseKind, validateResource, type Bot, type Kind, type Lock, type StoredToken, type Token } from './resources.js';
 import { newSecret, SECRET_ID, tokenId, tokenKey } from './tokens.js';
 import { parseDuration } from '../util/duration.js';
+import { removeBot } from './bot-removal.js';
 
 const DEFAULT_PAGE = 1000;
 const MAX_PAGE = 5000;
@@ -95,6 +96,23 @@ export class AdminApi {
     } else if (res.kind === 'bot') {
       for (const r of res.spec.roles) if (!(await this.ctx.roles.fresh(r))) throw new MwiError('NOT_FOUND', `role ${JSON.stringify(r)} does not exist`, { field: 'spec.roles' });
       k = key('bots', name);
+      const prev = upsert ? await this.ctx.backend.get(k) : undefined;
+      // the uid is the server's: a new bot gets a new one, a replaced bot keeps its own (a bot
+      // stored before uids existed keeps none, so its instances stay valid)
+      const uid = prev ? (JSON.parse(prev.value) as Bot).status?.uid : randomUUID();
+      const { status: _ignored, ...rest } = res;
+      value = { ...rest, ...(uid ? { status: { uid } } : {}) };
+      if (prev) {
+        // conditional: a removal in between must not be undone with the old uid
+        try {
+          await this.ctx.backend.compareAndSwap(k, prev.revision, JSON.stringify(value));
+        } catch (err) {
+          if (isMwiError(err, 'COMPARE_FAILED')) throw new MwiError('COMPARE_FAILED', `bot ${JSON.stringify(name)} changed concurrently; try again`);
+          throw err;
+        }
+        this.audit('resource.updated', `bot/${name}`, user);
+        return { kind: res.kind, name };
+      }
     } else if (res.kind === 'lock') {
       const lock: Lock = { ...res, spec: { ...res.spec, created_by: user, created: new Date(this.ctx.now()).toISOString() } };
       value = lock;
@@ -189,6 +207,7 @@ export class AdminApi {
   async remove(kindText: string, name: string, user: string): Promise<void> {
     const kind = parseKind(kindText);
     if (kind === 'bot_instance') throw new MwiError('BAD_REQUEST', 'bot instances are removed by expiry; lock one with tctl locks add --bot-instance');
+    if (kind === 'bot') return removeBot(this.ctx, name, user);
     const k = await this.resourceKey(kind, name);
     if (!(await this.ctx.backend.delete(k))) throw new MwiError('NOT_FOUND', `${kind} ${JSON.stringify(kind === 'token' ? '(hidden)' : name)} not found`);
     this.audit(kind === 'lock' ? 'lock.deleted' : 'resource.deleted', `${kind}/${kind === 'token' ? k.slice('/tokens/'.length) : name}`, user);

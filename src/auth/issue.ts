@@ -59,17 +59,6 @@ export async function signBotIdentity(
   return { identity, tlsSerial: serial };
 }
 
-/** Signs tbot's internal, renewable identity for its key. */
-export async function issueBotIdentity(
-  ctx: AuthContext,
-  botName: string,
-  instanceId: string,
-  generation: number,
-  publicKey: ClientKey,
-  ttlMs: number,
-): Promise<IdentityResponse> {
-  return (await signBotIdentity(ctx, botName, instanceId, generation, publicKey, ttlMs)).identity;
-}
 
 /** An output's credentials and their serials (X.509: hex; SSH: decimal), for the audit event. */
 export interface IssuedOutputCerts {
@@ -128,7 +117,3 @@ export async function signOutputCerts(ctx: AuthContext, access: BotAccess, insta
   return { certs, tlsSerial: tls.serial, sshSerial: ssh.serial, sshPrincipals: principals };
 }
 
-/** Signs an output's credentials (X.509 + OpenSSH user certificate) for one key. */
-export async function issueOutputCerts(ctx: AuthContext, access: BotAccess, instanceId: string, publicKey: ClientKey, ttlMs: number): Promise<CertsResponse> {
-  return (await signOutputCerts(ctx, access, instanceId, publicKey, ttlMs)).certs;
-}

@@ -10,7 +10,7 @@ import { key } from '../storage/backend.js';
 import { activeLock, botAccess, grantedTtlMs } from './access.js';
 import type { Claims } from './claims.js';
 import { DEFAULT_TTL_MS, INSTANCE_GRACE_MS, type AuthContext } from './context.js';
-import { issueBotIdentity } from './issue.js';
+import { signBotIdentity } from './issue.js';
 import { instanceKey } from './instances.js';
 import { refreshInstance } from './renew.js';
 import type { BotInstance, Lock, StoredToken } from './resources.js';
@@ -131,6 +131,17 @@ export async function handleJoin(ctx: AuthContext, body: unknown, remoteAddr: st
     const challenge = openJoinChallenge(ctx, req, id);
     const newInstanceId = randomUUID();
     let consumeRevision: number | undefined;
+    // revisions of the instances `decide` looked at: an instance it ends is deleted only as seen
+    const seen = new Map<string, number>();
+    const endOps = async (ids: string[]) => {
+      const ops: Array<{ op: 'delete'; key: string; revision: number }> = [];
+      for (const instanceId of ids) {
+        const k = instanceKey(botName!, instanceId);
+        const revision = seen.get(instanceId) ?? (await ctx.backend.get(k))?.revision;
+        if (revision !== undefined) ops.push({ op: 'delete', key: k, revision });
+      }
+      return ops;
+    };
     const caller = callerClaims?.kind === 'bot' ? { bot: callerClaims.bot, instance: callerClaims.instance, generation: callerClaims.generation } : undefined;
     const verdict = await method.verify({
       request: req,
@@ -151,9 +162,22 @@ export async function handleJoin(ctx: AuthContext, body: unknown, remoteAddr: st
       },
       updateTokenStatus: async (decide) => {
         for (let i = 0; i < STATUS_RETRIES; i++) {
-          const next = await decide((token.status ?? {}) as Record<string, unknown>);
+          seen.clear();
+          const { status: next, end = [] } = await decide((token.status ?? {}) as Record<string, unknown>);
+          const value = JSON.stringify({ ...token, status: next });
           try {
-            item = await ctx.backend.compareAndSwap(item.key, item.revision, JSON.stringify({ ...token, status: next }), { expires: item.expires });
+            if (end.length === 0) item = await ctx.backend.compareAndSwap(item.key, item.revision, value, { expires: item.expires });
+            else {
+              // the key is rebound and the instance it replaces ends in one conditional write:
+              // there is never a moment, nor a failure, that leaves two instances for one key
+              const ends = await endOps(end);
+              const ok = await ctx.backend.transact([{ op: 'compareAndSwap', key: item.key, revision: item.revision, value, expires: item.expires }, ...ends]);
+              if (!ok) throw new MwiError('COMPARE_FAILED', 'token or replaced instance changed');
+              item = (await ctx.backend.get(item.key)) ?? item;
+              for (const op of ends) {
+                ctx.audit.emit({ event: 'resource.deleted', success: true, bot_name: botName, resource: `bot_instance/${botName!}/${op.key.split('/').pop()!}`, user: 'mwi', reason: 'replaced by a later join with the same bound key', ...audit });
+              }
+            }
             token = { ...token, status: next };
             return;
           } catch (err) {
@@ -166,8 +190,9 @@ export async function handleJoin(ctx: AuthContext, body: unknown, remoteAddr: st
       instanceStatus: async (instanceId) => {
         const it = await ctx.backend.get(instanceKey(botName!, instanceId));
         if (!it) return undefined;
+        seen.set(instanceId, it.revision);
         const st = (JSON.parse(it.value) as BotInstance).status;
-        return { live: Date.parse(st.credential_expires) > ctx.now(), used: st.generation > 1 || st.generation_confirmed };
+        return { live: Date.parse(st.credential_expires) > ctx.now(), used: st.generation > 1 || st.generation_confirmed, sameKey: st.public_key_fingerprint === sha256Hex(publicKey.spki) };
       },
       lockToken: async (reason) => {
         const name = randomUUID();
@@ -199,17 +224,18 @@ export async function handleJoin(ctx: AuthContext, body: unknown, remoteAddr: st
     const continued = verdict.refreshInstance ?? (!renewable && caller?.bot === botName ? caller.instance : undefined);
     if (continued) {
       if (!callerClaims || callerClaims.kind !== 'bot') throw new JoinRefusal('refresh without a bot identity');
-      const identity = await refreshInstance(ctx, callerClaims, publicKey, ttlMs, { joinMethod: req.join_method, tokenId: id });
+      const identity = await refreshInstance(ctx, callerClaims, publicKey, ttlMs, remoteAddr, { joinMethod: req.join_method, tokenId: id });
       ctx.audit.emit({ event: 'bot.join', success: true, bot_name: botName, bot_instance_id: identity.instance_id, generation: identity.generation, refresh: true, ...verdict.attributes, ...audit });
       return { ...identity, renewable, ...(verdict.methodData ? { method_data: verdict.methodData } : {}) };
     }
-    const identity = await issueBotIdentity(ctx, botName, newInstanceId, 1, publicKey, ttlMs);
+    const { identity, tlsSerial } = await signBotIdentity(ctx, botName, newInstanceId, 1, publicKey, ttlMs);
     const at = new Date(ctx.now()).toISOString();
     const instance: BotInstance = {
       kind: 'bot_instance',
       version: 'v1',
       metadata: { name: newInstanceId, expires: new Date(Date.parse(identity.expires) + INSTANCE_GRACE_MS).toISOString() },
-      spec: { bot_name: botName, instance_id: newInstanceId },
+      // the bot as it is now: if it is removed and added again, this instance is not the new bot's
+      spec: { bot_name: botName, instance_id: newInstanceId, ...(access.bot.status?.uid ? { bot_uid: access.bot.status.uid } : {}) },
       status: {
         initial_authentication: { auth_at: at, join_method: req.join_method, join_token_name: id, ...(verdict.attributes ? { metadata: verdict.attributes } : {}) },
         latest_authentication: { auth_at: at, join_method: req.join_method, generation: 1 },
@@ -229,7 +255,7 @@ export async function handleJoin(ctx: AuthContext, body: unknown, remoteAddr: st
     ]);
     if (!committed) throw new JoinRefusal('token already used');
     if (consumeRevision !== undefined) ctx.audit.emit({ event: 'token.use', success: true, bot_name: botName, ...audit });
-    ctx.audit.emit({ event: 'bot.join', success: true, bot_name: botName, bot_instance_id: newInstanceId, generation: 1, ...verdict.attributes, ...audit });
+    ctx.audit.emit({ event: 'bot.join', success: true, bot_name: botName, bot_instance_id: newInstanceId, generation: 1, tls_serial: tlsSerial, ...verdict.attributes, ...audit });
     return { ...identity, renewable, ...(verdict.methodData ? { method_data: verdict.methodData } : {}) };
   } catch (err) {
     const { token_id: _id, ...rest } = audit;

@@ -24,9 +24,21 @@ export interface IdentityFile {
   expires: string;
 }
 
-const LOCAL_TTL_MS = 7 * 24 * 3600 * 1000;
+/** Lifetime of the Auth Service's own TLS certificate. */
+const SERVER_TTL_MS = 7 * 24 * 3600 * 1000;
+/**
+ * Lifetime of the local admin identity. It cannot be revoked (a lock on the only admin would
+ * lock out the unlock), so it is short-lived instead: a copy of the file is admin for at most
+ * this long. tctl needs a running Auth Service anyway, which keeps the file fresh.
+ */
+export const ADMIN_IDENTITY_TTL_MS = 4 * 3600 * 1000;
+/** How often the running Auth Service re-issues the admin identity (and its own certificate). */
+export const LOCAL_REFRESH_MS = 3600 * 1000;
 
-/** Issues (or re-issues) the local admin identity; the key is generated here and stays here. */
+/**
+ * Issues (or re-issues) the local admin identity, valid for `ADMIN_IDENTITY_TTL_MS`; the key is
+ * generated here and stays here, written 0600.
+ */
 export async function writeAdminIdentity(ctx: AuthContext, dataDir: string): Promise<void> {
   const keys = await generateKeys('ec-p256');
   const { certPem, notAfter } = await issueCertificate({
@@ -34,7 +46,7 @@ export async function writeAdminIdentity(ctx: AuthContext, dataDir: string): Pro
     publicKey: createPublicKey(keys.publicKeyPem).export({ type: 'spki', format: 'der' }),
     commonName: 'admin',
     organization: ['mwi-admin'],
-    ttlMs: LOCAL_TTL_MS,
+    ttlMs: ADMIN_IDENTITY_TTL_MS,
     usage: 'client',
     identity: { kind: 'admin', user: 'admin' },
     now: ctx.now(),
@@ -58,7 +70,7 @@ export async function issueServerCert(ctx: AuthContext, sans: { dns: string[]; i
     publicKey: createPublicKey(keys.publicKeyPem).export({ type: 'spki', format: 'der' }),
     commonName: 'auth.mwi.cluster.local',
     organization: [ctx.cas.clusterName],
-    ttlMs: LOCAL_TTL_MS,
+    ttlMs: SERVER_TTL_MS,
     usage: 'server',
     dnsNames: sans.dns,
     ipAddresses: sans.ips,

@@ -64,6 +64,8 @@ export const botSchema = z
     version: z.literal('v1').default('v1'),
     metadata,
     spec: z.object({ roles: z.array(NAME).min(1, 'a bot needs at least one role'), traits: z.array(trait).default([]), max_session_ttl: DURATION.optional() }).strict(),
+    /** Written only by the Auth Service (`uid`); accepted and ignored on input, so `tctl get` output can be re-applied. */
+    status: z.object({ uid: z.string().optional() }).passthrough().optional(),
   })
   .strict();
 export type Bot = z.infer<typeof botSchema>;
@@ -119,7 +121,11 @@ export interface BotInstance {
   kind: 'bot_instance';
   version: 'v1';
   metadata: { name: string; expires: string };
-  spec: { bot_name: string; instance_id: string };
+  /**
+   * `bot_uid`: the `status.uid` of the bot this instance joined. A bot removed and added again
+   * with the same name gets a new uid, so the old bot's instances never count as the new bot's.
+   */
+  spec: { bot_name: string; instance_id: string; bot_uid?: string };
   status: {
     initial_authentication: { auth_at: string; join_method: string; join_token_name: string; metadata?: Record<string, unknown> };
     latest_authentication: { auth_at: string; join_method: string; generation: number };

@@ -20,7 +20,7 @@ import { openLockCache } from './access.js';
 import type { AuthContext } from './context.js';
 import { carryIdentity, peerClaims, readJson, sendError, sendJson } from './http.js';
 import { handleChallenge, handleJoin } from './join.js';
-import { authInfoPath, issueServerCert, writeAdminIdentity } from './local-identity.js';
+import { authInfoPath, issueServerCert, LOCAL_REFRESH_MS, writeAdminIdentity } from './local-identity.js';
 import { handleCerts, handleHeartbeat, handleRenew } from './renew.js';
 import { platformDeps, type KubernetesConfig } from './platform.js';
 import type { OidcConfig } from '../join/jwt/jwks.js';
@@ -40,8 +40,6 @@ export interface AuthServerOptions {
   now?: () => number;
   logger?: Logger;
 }
-
-const LOCAL_REFRESH_MS = 12 * 3600 * 1000;
 
 /** The Auth Service: join, renew and admin APIs on one TLS 1.3 port. */
 export class AuthServer {

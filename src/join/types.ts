@@ -58,20 +58,31 @@ export interface ServerJoinContext {
   consumeToken(): void;
   /**
    * Computes the token's next status from its current one and writes it with one conditional
-   * write, re-reading and re-running `decide` if another join changed it meanwhile.
+   * write, re-reading and re-running `decide` if another join changed it meanwhile. The bot
+   * instances `decide` names in `end` are deleted in that same write, each only if it is still
+   * as `instanceStatus` last saw it (a replaced instance that was used meanwhile makes the write
+   * fail and `decide` run again on what is stored now).
    */
-  updateTokenStatus(decide: (status: Readonly<Record<string, unknown>>) => Promise<Record<string, unknown>>): Promise<void>;
+  updateTokenStatus(decide: (status: Readonly<Record<string, unknown>>) => Promise<TokenStatusUpdate>): Promise<void>;
   /**
-   * A bot instance of this bot: whether its credential is unexpired (`live`) and whether it was
-   * ever used after it was issued (`used`). Undefined if it no longer exists.
+   * A bot instance of this bot: whether its credential is unexpired (`live`), whether it was
+   * ever used after it was issued (`used`), and whether its latest identity certifies the public
+   * key this join asks to certify (`sameKey`: a retried join repeats its key). Undefined if it no
+   * longer exists.
    */
-  instanceStatus(instanceId: string): Promise<{ live: boolean; used: boolean } | undefined>;
+  instanceStatus(instanceId: string): Promise<{ live: boolean; used: boolean; sameKey: boolean } | undefined>;
   /** Locks the join token (a key or state was used from two places) and audits it. */
   lockToken(reason: string): Promise<void>;
   platform: PlatformDeps;
   /** Signs / verifies documents with the Auth Service's join-state key. */
   signState(claims: Record<string, unknown>): Promise<string>;
   verifyState(doc: string): Promise<Record<string, unknown> | undefined>;
+}
+
+/** A token's next status, and the bot instances the same write ends (they were replaced). */
+export interface TokenStatusUpdate {
+  status: Record<string, unknown>;
+  end?: string[];
 }
 
 /** What a server half decided. */
@@ -110,6 +121,11 @@ export interface ServerJoinMethod {
   prepareToken?(spec: Record<string, unknown>, now: number, previous?: Record<string, unknown>): { spec: Record<string, unknown>; shownOnce?: Record<string, string> };
   /** Extra data for a renewal answer (e.g. that a key rotation is due). */
   renewHints?(token: JoinTokenView, now: number): Record<string, unknown>;
+  /**
+   * Why this instance may no longer renew under its token, if it may not (bound keypair: a
+   * later join rebound the key to another instance); checked before every renewal is signed.
+   */
+  renewRefusal?(token: JoinTokenView, instanceId: string): string | undefined;
 }
 
 /** Method-private state tbot keeps in its storage across runs. */

@@ -33,8 +33,9 @@ function client(t: T, token: string, options: Record<string, unknown> = {}) {
     set state(s: BoundKeypairState) {
       state = s;
     },
-    async join(caller?: Claims) {
-      const pub = (await generateKeys('ec-p256')).publicKeyPem;
+    /** `pub`: the key to certify; tbot repeats its pending key when it retries a lost join. */
+    async join(caller?: Claims, pub?: string) {
+      pub ??= (await generateKeys('ec-p256')).publicKeyPem;
       const payload = await boundKeypairClient.payload(ctx);
       const res = await handleJoin(t.ctx, { token, join_method: 'bound_keypair', public_key: pub, ttl_seconds: 60, payload }, '-', caller);
       await boundKeypairClient.afterJoin!(ctx, res.method_data);
@@ -239,11 +240,12 @@ describe('bound keypair joining (Auth Service core + tbot client half)', () => {
     t.clock.advance(6000 + 61_000); // rotation due, identity expired: a recovery that also rotates
     const payload = await boundKeypairClient.payload(c.ctx);
     assert.ok((payload as { new_public_key?: string }).new_public_key);
-    const lost = await handleJoin(t.ctx, { token: name, join_method: 'bound_keypair', public_key: (await generateKeys('ec-p256')).publicKeyPem, ttl_seconds: 60, payload }, '-');
+    const pending = (await generateKeys('ec-p256')).publicKeyPem;
+    const lost = await handleJoin(t.ctx, { token: name, join_method: 'bound_keypair', public_key: pending, ttl_seconds: 60, payload }, '-');
     assert.equal((lost.method_data as { rotated: boolean }).rotated, true);
     // crash: afterJoin never ran; the new key is "pending", the join state is the old one
     assert.deepEqual(c.state.keys!.map((k) => k.role), ['current', 'pending']);
-    const res = await c.join(); // restart, at once (the lost identity is still valid)
+    const res = await c.join(undefined, pending); // restart, at once (the lost identity is still valid), with tbot's pending TLS key
     assert.equal((res.method_data as { recovery_count: number }).recovery_count, 2, 'the lost join is not counted twice');
     assert.deepEqual(c.state.keys!.map((k) => k.role), ['current', 'previous']);
     assert.equal(c.state.keys![0]!.public_key, (payload as { new_public_key: string }).new_public_key);
@@ -254,8 +256,11 @@ describe('bound keypair joining (Auth Service core + tbot client half)', () => {
     const secret = await addToken({ recovery: { limit: 5 } });
     const c = client(t, name, { registration_secret: secret });
     const payload = await boundKeypairClient.payload(c.ctx);
-    await handleJoin(t.ctx, { token: name, join_method: 'bound_keypair', public_key: (await generateKeys('ec-p256')).publicKeyPem, ttl_seconds: 60, payload }, '-');
-    const res = await c.join(); // no join state yet: the retry of a lost first join
+    const pending = (await generateKeys('ec-p256')).publicKeyPem;
+    await handleJoin(t.ctx, { token: name, join_method: 'bound_keypair', public_key: pending, ttl_seconds: 60, payload }, '-');
+    // a retry with another key is not the lost join's tbot (which keeps its pending key)
+    await assert.rejects(c.join(), denied(/another bot instance holds this bound keypair/));
+    const res = await c.join(undefined, pending); // no join state yet: the retry of a lost first join
     assert.equal((res.method_data as { recovery_count: number }).recovery_count, 1);
     await handleRenew(t.ctx, claimsOf(res.tls_cert), { public_key: (await generateKeys('ec-p256')).publicKeyPem }, '-');
     const copy = client(t, name);

@@ -95,6 +95,14 @@ export const boundKeypairServer: ServerJoinMethod = {
     return rotationDue(specOf(token.spec), statusOf(token.status), now) ? { rejoin_due: true } : {};
   },
 
+  renewRefusal(token, instanceId) {
+    // one instance per key (standard and relaxed): only the instance the key is bound to renews;
+    // insecure mode lets every holder of a shared static key have its own instance
+    if (specOf(token.spec).recovery.mode === 'insecure') return undefined;
+    const bound = statusOf(token.status).bound_bot_instance_id;
+    return bound && bound !== instanceId ? `the bound keypair is bound to instance ${bound} now, not ${instanceId} (replaced by a later join)` : undefined;
+  },
+
   async challenge(ctx) {
     const spec = specOf(ctx.token.spec);
     const status = statusOf(ctx.token.status);
@@ -142,12 +150,15 @@ export const boundKeypairServer: ServerJoinMethod = {
 
     let refreshInstance: string | undefined;
     let next: BoundKeypairStatus = {};
+    const insecure = spec.recovery.mode === 'insecure';
     const now = new Date(ctx.now).toISOString();
     // every rule below is decided on the status as stored and written with one conditional write
     await ctx.updateTokenStatus(async (raw) => {
       const status = statusOf(raw);
       next = { ...status };
       refreshInstance = undefined;
+      // the instance this join replaces, ended in the same write that rebinds the key
+      let replaced: string | undefined;
       if (status.bound_public_key && status.bound_public_key !== key) throw new JoinRefusal('the key is no longer the bound key (rotated meanwhile)');
       if (!status.bound_public_key) {
         // first join: registration secret or pre-registered key
@@ -176,7 +187,9 @@ export const boundKeypairServer: ServerJoinMethod = {
           // signature succeeded, so nobody without the key can trigger the lock-out below
           const doc = typeof p.join_state === 'string' ? await ctx.verifyState(p.join_state) : undefined;
           // the first join's answer was lost: tbot holds the key but never got a join state
-          const firstRetry = !doc && status.recovery_count === 1 && status.previous_recovery_count === 0 && bound !== undefined && !bound.used;
+          // (a retry is idempotent: it asks for the same key the lost answer certified, which tbot
+          // keeps pending until it stores the answer)
+          const firstRetry = !doc && status.recovery_count === 1 && status.previous_recovery_count === 0 && bound !== undefined && !bound.used && bound.sameKey;
           if (firstRetry) retry = true;
           else if (!doc) {
             if (bound?.live) throw new JoinRefusal(`no join state, and the key is bound to live instance ${status.bound_bot_instance_id}`, LIVE_MESSAGE);
@@ -188,9 +201,12 @@ export const boundKeypairServer: ServerJoinMethod = {
           const matches = (instance: string | undefined, seq: number | undefined) => doc !== undefined && doc.token === ctx.token.id && doc.bot_instance_id === instance && doc.recovery_sequence === seq;
           // the join before the latest one, while the latest one's instance was never used: tbot
           // lost that join's answer (a crash) and asks again; anything else is a second copy
-          retry ||= !matches(status.bound_bot_instance_id, status.recovery_count) && matches(status.previous_bot_instance_id, status.previous_recovery_count) && !bound?.used;
+          const lostAnswer = !matches(status.bound_bot_instance_id, status.recovery_count) && matches(status.previous_bot_instance_id, status.previous_recovery_count) && !bound?.used;
+          retry ||= lostAnswer && (bound === undefined || bound.sameKey);
           if (!retry && !matches(status.bound_bot_instance_id, status.recovery_count)) {
-            const reason = `join state mismatch: document has instance ${String(doc?.bot_instance_id)} sequence ${String(doc?.recovery_sequence)}, token has ${status.bound_bot_instance_id} ${status.recovery_count} (the keypair was used from two places)`;
+            const reason = lostAnswer
+              ? `a retry of the join before instance ${status.bound_bot_instance_id} (unused) asks for another key than that join certified (the keypair and join state were used from two places)`
+              : `join state mismatch: document has instance ${String(doc?.bot_instance_id)} sequence ${String(doc?.recovery_sequence)}, token has ${status.bound_bot_instance_id} ${status.recovery_count} (the keypair was used from two places)`;
             await ctx.lockToken(reason);
             throw new JoinRefusal(reason, 'the join was refused and the token locked: the keypair was used from two places');
           }
@@ -199,6 +215,9 @@ export const boundKeypairServer: ServerJoinMethod = {
           }
         }
         const count = status.recovery_count ?? 0;
+        // one instance per key: the instance the key was bound to ends when it is rebound (the
+        // retry of a lost join replaces an unused instance, a recovery an expired one)
+        if (!insecure) replaced = status.bound_bot_instance_id;
         if (retry) {
           // the lost join already counted; its unused instance is replaced
           next.bound_bot_instance_id = ctx.newInstanceId;
@@ -213,7 +232,7 @@ export const boundKeypairServer: ServerJoinMethod = {
       }
       next.bound_public_key = fresh ?? key;
       if (fresh) next.last_rotated_at = now;
-      return { ...raw, bound_keypair: next };
+      return { status: { ...raw, bound_keypair: next }, ...(replaced ? { end: [replaced] } : {}) };
     });
     const rotated = fresh !== undefined;
 
