@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { HTTP_STATUS, isMwiError, MwiError } from '../errors.js';
+import { answerInternal, requestIdOf } from '../util/http-guard.js';
 import type { Logger } from '../util/log.js';
 import { claimsFromCert, type Claims } from './claims.js';
 
@@ -91,13 +92,16 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
   res.end(text);
 }
 
-/** Maps an error to its public form; internal details go only to the log. */
+/**
+ * Maps an error to its public form; internal details go only to the log. A server-side failure
+ * (STORAGE, INTERNAL) names the request id in its body and in the log line, so an operator can
+ * find one from the other; an error that is not an MwiError is answered by answerInternal.
+ */
 export function sendError(res: ServerResponse, err: unknown, log: Logger, route: string): void {
-  if (isMwiError(err)) {
-    if (err.code === 'INTERNAL' || err.code === 'STORAGE') log.error('request failed', { route, code: err.code, error: err.message });
-    sendJson(res, HTTP_STATUS[err.code], { error: { code: err.code, message: err.message } });
-    return;
-  }
-  log.error('unexpected error', { route, error: err instanceof Error ? err.stack : String(err) });
-  sendJson(res, 500, { error: { code: 'INTERNAL', message: 'internal error' } });
+  if (!isMwiError(err)) return answerInternal(res, err, log);
+  if (res.headersSent) return void res.destroy();
+  const status = HTTP_STATUS[err.code];
+  const id = status >= 500 ? requestIdOf(res) : undefined;
+  if (status >= 500) log.error('request failed', { request_id: id, route: JSON.stringify(route.slice(0, 200)), code: err.code, error: err.message, detail: err.detail });
+  sendJson(res, status, { error: { code: err.code, message: err.message, ...(id ? { request_id: id } : {}) } });
 }

@@ -10,6 +10,8 @@ import { MwiError } from '../errors.js';
 import type { Backend } from '../storage/backend.js';
 import { openBackend } from '../storage/open.js';
 import { mkdirPrivate, writeFileAtomic } from '../util/fs.js';
+import { guardRequests } from '../util/http-guard.js';
+import { decodeSegment, parseTarget, type RequestTarget } from '../util/http-target.js';
 import { createLogger, type Logger } from '../util/log.js';
 import { VERSION } from '../version.js';
 import { AdminApi } from './admin.js';
@@ -106,7 +108,8 @@ export class AuthServer {
       });
       server.keepAliveTimeout = 30_000;
       const auth = new AuthServer(ctx, server, log, []);
-      server.on('request', (req, res) => void auth.route(req, res, admin));
+      // every request goes through the one guard: nothing a request does can end the process
+      server.on('request', guardRequests((req, res) => auth.route(req, res, admin), log));
       await new Promise<void>((resolve, reject) => {
         server.once('error', (err: NodeJS.ErrnoException) =>
           reject(new MwiError('BAD_CONFIG', `cannot listen on ${opts.listen}: ${err.code ?? err.message}`, { field: 'listen', cause: err })),
@@ -136,10 +139,11 @@ export class AuthServer {
   }
 
   private async route(req: IncomingMessage, res: ServerResponse, admin: AdminApi): Promise<void> {
-    const url = new URL(req.url ?? '/', 'https://auth');
-    const path = url.pathname;
     const remote = req.socket.remoteAddress ?? '';
+    let path = '(unparsed)';
     try {
+      const target = parseTarget(req.url);
+      path = target.path;
       if (req.method === 'GET' && path === PATHS.ping) {
         return sendJson(res, 200, { cluster_name: this.clusterName, server_version: VERSION });
       }
@@ -156,19 +160,19 @@ export class AuthServer {
       if (req.method === 'POST' && path === PATHS.challenge) return sendJson(res, 200, await handleChallenge(this.ctx, await readJson(req), remote));
       if (req.method === 'POST' && path === PATHS.certs) return sendJson(res, 200, await handleCerts(this.ctx, peerClaims(req, now), await readJson(req), remote));
       if (req.method === 'POST' && path === PATHS.heartbeat) return sendJson(res, 200, await handleHeartbeat(this.ctx, peerClaims(req, now), await readJson(req)));
-      if (path.startsWith(`${PATHS.admin}/`)) return sendJson(res, 200, await this.routeAdmin(req, url, admin));
+      if (path.startsWith(`${PATHS.admin}/`)) return sendJson(res, 200, await this.routeAdmin(req, target, admin));
       throw new MwiError('NOT_FOUND', `no route ${req.method} ${path}`);
     } catch (err) {
       sendError(res, err, this.log, path);
     }
   }
 
-  private async routeAdmin(req: IncomingMessage, url: URL, admin: AdminApi): Promise<unknown> {
+  private async routeAdmin(req: IncomingMessage, url: RequestTarget, admin: AdminApi): Promise<unknown> {
     const claims = peerClaims(req, this.ctx.now());
     if (claims?.kind !== 'admin') throw new MwiError('ACCESS_DENIED', 'the admin API needs an admin identity');
     const user = claims.user;
-    const parts = url.pathname.slice(PATHS.admin.length + 1).split('/').map(decodeURIComponent);
-    const q = url.searchParams;
+    const parts = url.path.slice(PATHS.admin.length + 1).split('/').map((p) => decodeSegment(p));
+    const q = url.query;
     const m = req.method;
     const [a, b, c] = parts;
     if (m === 'GET' && a === 'status') return admin.status();
@@ -193,7 +197,7 @@ export class AuthServer {
     if (a === 'audit' && m === 'GET') return this.ctx.audit.recent(Math.min(Number(q.get('limit') ?? 50) || 50, 10_000), q.get('type') ?? undefined);
     if (a === 'ca' && m === 'GET' && b) return { type: b, text: admin.exportCA(b) };
     if (a === 'sign' && b === 'host' && m === 'POST') return admin.signHost((await readJson(req)) as object, user);
-    throw new MwiError('NOT_FOUND', `no admin route ${m} ${url.pathname}`);
+    throw new MwiError('NOT_FOUND', `no admin route ${m} ${url.path}`);
   }
 
   /** Stops accepting connections, finishes in-flight requests, closes storage. */

@@ -4,6 +4,7 @@ import { availableParallelism } from 'node:os';
 import { DEFAULT_DATA_DIR, DEFAULT_LISTEN, loadAuthConfig, type AuthConfig } from '../auth/config.js';
 import { AuthServer } from '../auth/server.js';
 import { createLogger } from '../util/log.js';
+import { installProcessGuards } from '../util/process-guard.js';
 import { VERSION } from '../version.js';
 import { parseFlags, runMain, usageError } from './common.js';
 
@@ -97,6 +98,8 @@ runMain('mwi', async () => {
   }
   if (positionals.length > 0) throw usageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
   const cfg = loadAuthConfig(values.config, values);
+  // a long-running service: a stray rejection is logged, not fatal (see installProcessGuards)
+  installProcessGuards(createLogger(cluster.isWorker ? 'auth' : 'mwi'));
   const workers = values.workers === 'auto' ? availableParallelism() : values.workers === undefined ? 1 : Number(values.workers);
   if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw usageError('expected a number from 1 to 64, or auto', '--workers');
   if (workers > 1 && cfg.storage?.startsWith('memory')) throw usageError('memory storage cannot be shared by several workers', '--workers');
