@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { HTTP_STATUS, isMwiError, MwiError } from '../errors.js';
 import { answerInternal, requestIdOf } from '../util/http-guard.js';
+import { DEFAULT_HTTP_LIMITS } from '../util/http-limits.js';
 import type { Logger } from '../util/log.js';
 import { claimsFromCert, type Claims } from './claims.js';
 
@@ -62,14 +63,35 @@ export function carryIdentity(req: IncomingMessage, claims: Extract<Claims, { ki
   identityBySocket.set(socket, { claims, notAfter });
 }
 
-export async function readJson(req: IncomingMessage): Promise<unknown> {
+/**
+ * Reads a JSON body of at most 64 KiB. A body announced larger is refused before it is read; a
+ * body that has not fully arrived `timeoutMs` after reading started is refused and the
+ * connection destroyed (a client trickling bytes holds nothing for long).
+ */
+export async function readJson(req: IncomingMessage, timeoutMs: number = DEFAULT_HTTP_LIMITS.bodyTimeoutMs): Promise<unknown> {
+  const announced = Number(req.headers['content-length'] ?? 0);
+  if (announced > MAX_BODY) throw new MwiError('BAD_REQUEST', `request body over ${MAX_BODY} bytes`);
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY) throw new MwiError('BAD_REQUEST', `request body over ${MAX_BODY} bytes`);
-    chunks.push(chunk);
+  let late = false;
+  const timer = setTimeout(() => {
+    late = true;
+    req.destroy();
+  }, timeoutMs);
+  try {
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > MAX_BODY) throw new MwiError('BAD_REQUEST', `request body over ${MAX_BODY} bytes`);
+      chunks.push(chunk);
+    }
+  } catch (err) {
+    if (late) throw new MwiError('BAD_REQUEST', `request body not received within ${timeoutMs} ms`);
+    if (isMwiError(err)) throw err;
+    throw new MwiError('BAD_REQUEST', 'request body could not be read', { cause: err });
+  } finally {
+    clearTimeout(timer);
   }
+  if (late) throw new MwiError('BAD_REQUEST', `request body not received within ${timeoutMs} ms`);
   if (size === 0) return undefined;
   try {
     return JSON.parse(Buffer.concat(chunks).toString('utf8'));

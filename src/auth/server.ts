@@ -11,6 +11,7 @@ import type { Backend } from '../storage/backend.js';
 import { openBackend } from '../storage/open.js';
 import { mkdirPrivate, writeFileAtomic } from '../util/fs.js';
 import { guardRequests } from '../util/http-guard.js';
+import { DEFAULT_HTTP_LIMITS, hardenServer, serverOptions, type HttpLimits } from '../util/http-limits.js';
 import { decodeSegment, parseTarget, type RequestTarget } from '../util/http-target.js';
 import { createLogger, type Logger } from '../util/log.js';
 import { VERSION } from '../version.js';
@@ -41,6 +42,8 @@ export interface AuthServerOptions {
   kubernetes?: KubernetesConfig;
   now?: () => number;
   logger?: Logger;
+  /** Time and size bounds per client (defaults: DEFAULT_HTTP_LIMITS); tests shorten them. */
+  httpLimits?: Partial<HttpLimits>;
 }
 
 const LOCAL_REFRESH_MS = 12 * 3600 * 1000;
@@ -52,6 +55,7 @@ export class AuthServer {
     private readonly server: Server,
     private readonly log: Logger,
     private readonly timers: NodeJS.Timeout[],
+    private readonly limits: HttpLimits,
   ) {}
 
   get caPin(): string {
@@ -94,7 +98,9 @@ export class AuthServer {
       };
       const tls = await issueServerCert(ctx, sans);
       const admin = new AdminApi(ctx);
+      const limits: HttpLimits = { ...DEFAULT_HTTP_LIMITS, ...opts.httpLimits };
       const server = createServer({
+        ...serverOptions(limits),
         ...tls,
         ca: [cas.tlsUser.certPem],
         requestCert: true,
@@ -106,8 +112,9 @@ export class AuthServer {
       server.on('secureConnection', (socket: TLSSocket) => {
         if (!socket.authorized && socket.getPeerCertificate()?.raw) socket.destroy();
       });
-      server.keepAliveTimeout = 30_000;
-      const auth = new AuthServer(ctx, server, log, []);
+      // slow, half-open and malformed clients are cut off (issue #9, finding 2)
+      hardenServer(server, limits, log);
+      const auth = new AuthServer(ctx, server, log, [], limits);
       // every request goes through the one guard: nothing a request does can end the process
       server.on('request', guardRequests((req, res) => auth.route(req, res, admin), log));
       await new Promise<void>((resolve, reject) => {
@@ -150,16 +157,16 @@ export class AuthServer {
       const now = this.ctx.now();
       if (req.method === 'POST' && (path === PATHS.join || path === PATHS.renew)) {
         const caller = peerClaims(req, now, path === PATHS.join ? { expired: 'ignore' } : {});
-        const identity = path === PATHS.join ? await handleJoin(this.ctx, await readJson(req), remote, caller) : await handleRenew(this.ctx, caller, await readJson(req), remote);
+        const identity = path === PATHS.join ? await handleJoin(this.ctx, await readJson(req, this.limits.bodyTimeoutMs), remote, caller) : await handleRenew(this.ctx, caller, await readJson(req, this.limits.bodyTimeoutMs), remote);
         // a renewal or refresh of this connection's own instance: the connection carries it on
         if (caller?.kind === 'bot' && identity.instance_id === caller.instance) {
           carryIdentity(req, { kind: 'bot', bot: identity.bot_name, instance: identity.instance_id, generation: identity.generation }, Date.parse(identity.expires));
         }
         return sendJson(res, 200, identity);
       }
-      if (req.method === 'POST' && path === PATHS.challenge) return sendJson(res, 200, await handleChallenge(this.ctx, await readJson(req), remote));
-      if (req.method === 'POST' && path === PATHS.certs) return sendJson(res, 200, await handleCerts(this.ctx, peerClaims(req, now), await readJson(req), remote));
-      if (req.method === 'POST' && path === PATHS.heartbeat) return sendJson(res, 200, await handleHeartbeat(this.ctx, peerClaims(req, now), await readJson(req)));
+      if (req.method === 'POST' && path === PATHS.challenge) return sendJson(res, 200, await handleChallenge(this.ctx, await readJson(req, this.limits.bodyTimeoutMs), remote));
+      if (req.method === 'POST' && path === PATHS.certs) return sendJson(res, 200, await handleCerts(this.ctx, peerClaims(req, now), await readJson(req, this.limits.bodyTimeoutMs), remote));
+      if (req.method === 'POST' && path === PATHS.heartbeat) return sendJson(res, 200, await handleHeartbeat(this.ctx, peerClaims(req, now), await readJson(req, this.limits.bodyTimeoutMs)));
       if (path.startsWith(`${PATHS.admin}/`)) return sendJson(res, 200, await this.routeAdmin(req, target, admin));
       throw new MwiError('NOT_FOUND', `no route ${req.method} ${path}`);
     } catch (err) {
@@ -178,7 +185,7 @@ export class AuthServer {
     if (m === 'GET' && a === 'status') return admin.status();
     if (a === 'resources') {
       if (m === 'POST' && !b) {
-        const body = (await readJson(req)) as { resource?: unknown; upsert?: boolean } | undefined;
+        const body = (await readJson(req, this.limits.bodyTimeoutMs)) as { resource?: unknown; upsert?: boolean } | undefined;
         return admin.create(body?.resource, body?.upsert === true, user);
       }
       if (m === 'GET' && b && !c) {
@@ -191,12 +198,12 @@ export class AuthServer {
       if (m === 'GET' && b && c) return admin.get(b, c);
       if (m === 'DELETE' && b && c) return admin.remove(b, c, user).then(() => ({ ok: true }));
     }
-    if (a === 'bots' && m === 'POST' && !b) return admin.addBot((await readJson(req)) as object, user);
-    if (a === 'bots' && m === 'PUT' && b) return admin.updateBot({ ...((await readJson(req)) as object), name: b }, user);
-    if (a === 'tokens' && m === 'POST') return admin.addToken((await readJson(req)) as object, user);
+    if (a === 'bots' && m === 'POST' && !b) return admin.addBot((await readJson(req, this.limits.bodyTimeoutMs)) as object, user);
+    if (a === 'bots' && m === 'PUT' && b) return admin.updateBot({ ...((await readJson(req, this.limits.bodyTimeoutMs)) as object), name: b }, user);
+    if (a === 'tokens' && m === 'POST') return admin.addToken((await readJson(req, this.limits.bodyTimeoutMs)) as object, user);
     if (a === 'audit' && m === 'GET') return this.ctx.audit.recent(Math.min(Number(q.get('limit') ?? 50) || 50, 10_000), q.get('type') ?? undefined);
     if (a === 'ca' && m === 'GET' && b) return { type: b, text: admin.exportCA(b) };
-    if (a === 'sign' && b === 'host' && m === 'POST') return admin.signHost((await readJson(req)) as object, user);
+    if (a === 'sign' && b === 'host' && m === 'POST') return admin.signHost((await readJson(req, this.limits.bodyTimeoutMs)) as object, user);
     throw new MwiError('NOT_FOUND', `no admin route ${m} ${url.path}`);
   }
 
