@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
@@ -28,6 +28,7 @@ import { handleCerts, handleHeartbeat, handleRenew } from './renew.js';
 import { platformDeps, type KubernetesConfig } from './platform.js';
 import type { OidcConfig } from '../join/jwt/jwks.js';
 import type { Bot, Role } from './resources.js';
+import { ConnectionCounter, DEFAULT_CONNECTION_LIMITS, RateLimiter, RefusalSummary, sourceKey, type ConnectionLimits } from './ratelimit.js';
 
 export interface AuthServerOptions {
   dataDir: string;
@@ -44,6 +45,15 @@ export interface AuthServerOptions {
   logger?: Logger;
   /** Time and size bounds per client (defaults: DEFAULT_HTTP_LIMITS); tests shorten them. */
   httpLimits?: Partial<HttpLimits>;
+  /** mwi.yaml `connection_limits` (default DEFAULT_CONNECTION_LIMITS); per process. */
+  connectionLimits?: ConnectionLimits;
+}
+
+/** Per-source limits of one Auth Service process (issue #9, finding 6). */
+interface SourceLimits {
+  rate: RateLimiter;
+  connections: ConnectionCounter;
+  refusals: RefusalSummary;
 }
 
 const LOCAL_REFRESH_MS = 12 * 3600 * 1000;
@@ -56,6 +66,7 @@ export class AuthServer {
     private readonly log: Logger,
     private readonly timers: NodeJS.Timeout[],
     private readonly limits: HttpLimits,
+    private readonly sources: SourceLimits,
   ) {}
 
   get caPin(): string {
@@ -114,7 +125,25 @@ export class AuthServer {
       });
       // slow, half-open and malformed clients are cut off (issue #9, finding 2)
       hardenServer(server, limits, log);
-      const auth = new AuthServer(ctx, server, log, [], limits);
+      const conn = opts.connectionLimits ?? DEFAULT_CONNECTION_LIMITS;
+      const sources: SourceLimits = {
+        rate: new RateLimiter(conn.rates, now),
+        connections: new ConnectionCounter(conn.maxConnections),
+        // one log line per minute at most, however many are refused; never one audit event each
+        refusals: new RefusalSummary(60_000, (refused, n, example) =>
+          log.warn('refused requests over connection_limits (this process, last minute at most)', { refused, sources: n, example_source: example }),
+        ),
+      };
+      server.on('connection', (socket: Socket) => {
+        const key = sourceKey(socket.remoteAddress ?? '');
+        if (!sources.connections.acquire(key)) {
+          sources.refusals.add(key);
+          socket.destroy();
+          return;
+        }
+        socket.once('close', () => sources.connections.release(key));
+      });
+      const auth = new AuthServer(ctx, server, log, [], limits, sources);
       // every request goes through the one guard: nothing a request does can end the process
       server.on('request', guardRequests((req, res) => auth.route(req, res, admin), log));
       await new Promise<void>((resolve, reject) => {
@@ -149,12 +178,15 @@ export class AuthServer {
     const remote = req.socket.remoteAddress ?? '';
     let path = '(unparsed)';
     try {
+      const now = this.ctx.now();
+      // a caller without a client identity is limited per source before anything is parsed,
+      // read or stored for it (issue #9, finding 6: unauthenticated callers filled the disk)
+      if (!peerClaims(req, now, { expired: 'ignore' })) this.limitSource(remote, res);
       const target = parseTarget(req.url);
       path = target.path;
       if (req.method === 'GET' && path === PATHS.ping) {
         return sendJson(res, 200, { cluster_name: this.clusterName, server_version: VERSION });
       }
-      const now = this.ctx.now();
       if (req.method === 'POST' && (path === PATHS.join || path === PATHS.renew)) {
         const caller = peerClaims(req, now, path === PATHS.join ? { expired: 'ignore' } : {});
         const identity = path === PATHS.join ? await handleJoin(this.ctx, await readJson(req, this.limits.bodyTimeoutMs), remote, caller) : await handleRenew(this.ctx, caller, await readJson(req, this.limits.bodyTimeoutMs), remote);
@@ -172,6 +204,16 @@ export class AuthServer {
     } catch (err) {
       sendError(res, err, this.log, path);
     }
+  }
+
+  /** Throws RATE_LIMITED (429, with Retry-After) when `remote`'s source is over its rates. */
+  private limitSource(remote: string, res: ServerResponse): void {
+    const key = sourceKey(remote);
+    const waitMs = this.sources.rate.take(key);
+    if (waitMs === 0) return;
+    this.sources.refusals.add(key);
+    res.setHeader('retry-after', String(Math.max(1, Math.ceil(waitMs / 1000))));
+    throw new MwiError('RATE_LIMITED', 'too many requests from this address; retry later');
   }
 
   private async routeAdmin(req: IncomingMessage, url: RequestTarget, admin: AdminApi): Promise<unknown> {
@@ -210,6 +252,7 @@ export class AuthServer {
   /** Stops accepting connections, finishes in-flight requests, closes storage. */
   async close(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
+    this.sources.refusals.flush();
     await new Promise<void>((resolve) => {
       this.server.close(() => resolve());
       this.server.closeIdleConnections();
