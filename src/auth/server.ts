@@ -221,6 +221,8 @@ export class AuthServer {
     if (claims?.kind !== 'admin') throw new MwiError('ACCESS_DENIED', 'the admin API needs an admin identity');
     const user = claims.user;
     const parts = url.path.slice(PATHS.admin.length + 1).split('/').map((p) => decodeSegment(p));
+    // a decoded %2F would become a storage key separator: no resource name can hold one
+    if (parts.some((p) => p.includes('/'))) throw new MwiError('BAD_REQUEST', 'a name in the path cannot contain /', { field: 'path' });
     const q = url.query;
     const m = req.method;
     const [a, b, c] = parts;
