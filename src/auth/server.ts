@@ -57,6 +57,8 @@ interface SourceLimits {
 }
 
 const LOCAL_REFRESH_MS = 12 * 3600 * 1000;
+/** Longest a RATE_LIMITED answer is held back (see route). */
+const MAX_REFUSAL_HOLD_MS = 1000;
 
 /** The Auth Service: join, renew and admin APIs on one TLS 1.3 port. */
 export class AuthServer {
@@ -181,7 +183,16 @@ export class AuthServer {
       const now = this.ctx.now();
       // a caller without a client identity is limited per source before anything is parsed,
       // read or stored for it (issue #9, finding 6: unauthenticated callers filled the disk)
-      if (!peerClaims(req, now, { expired: 'ignore' })) this.limitSource(remote, res);
+      if (!peerClaims(req, now, { expired: 'ignore' })) {
+        const refused = this.limitSource(remote, res);
+        if (refused) {
+          // the refusal is held until a token is due (at most 1 s): a client that ignores
+          // Retry-After and loops on kept-alive connections gets one answer per connection per
+          // wait, so a flood costs the server a few timers, not a request each microsecond
+          await new Promise((r) => setTimeout(r, refused.holdMs).unref());
+          throw refused.error;
+        }
+      }
       const target = parseTarget(req.url);
       path = target.path;
       if (req.method === 'GET' && path === PATHS.ping) {
@@ -206,14 +217,17 @@ export class AuthServer {
     }
   }
 
-  /** Throws RATE_LIMITED (429, with Retry-After) when `remote`'s source is over its rates. */
-  private limitSource(remote: string, res: ServerResponse): void {
+  /**
+   * Takes a token for `remote`'s source; when it has none, the RATE_LIMITED refusal (429, with
+   * Retry-After) and how long to hold it. Refusals are counted, not audited.
+   */
+  private limitSource(remote: string, res: ServerResponse): { error: MwiError; holdMs: number } | undefined {
     const key = sourceKey(remote);
     const waitMs = this.sources.rate.take(key);
-    if (waitMs === 0) return;
+    if (waitMs === 0) return undefined;
     this.sources.refusals.add(key);
     res.setHeader('retry-after', String(Math.max(1, Math.ceil(waitMs / 1000))));
-    throw new MwiError('RATE_LIMITED', 'too many requests from this address; retry later');
+    return { error: new MwiError('RATE_LIMITED', 'too many requests from this address; retry later'), holdMs: Math.min(waitMs, MAX_REFUSAL_HOLD_MS) };
   }
 
   private async routeAdmin(req: IncomingMessage, url: RequestTarget, admin: AdminApi): Promise<unknown> {
