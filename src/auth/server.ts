@@ -235,8 +235,10 @@ export class AuthServer {
     if (claims?.kind !== 'admin') throw new MwiError('ACCESS_DENIED', 'the admin API needs an admin identity');
     const user = claims.user;
     const parts = url.path.slice(PATHS.admin.length + 1).split('/').map((p) => decodeSegment(p));
-    // a decoded %2F would become a storage key separator: no resource name can hold one
-    if (parts.some((p) => p.includes('/'))) throw new MwiError('BAD_REQUEST', 'a name in the path cannot contain /', { field: 'path' });
+    // a decoded %2F would become a storage key separator: no resource name holds one, except the
+    // BOT/ID form of a bot instance's name (Teleport's), which admin.get splits itself
+    const slashed = parts.findIndex((p, i) => p.includes('/') && !(i === 2 && parts[0] === 'resources' && parts[1] === 'bot_instance'));
+    if (slashed >= 0) throw new MwiError('BAD_REQUEST', 'a name in the path cannot contain /', { field: 'path' });
     const q = url.query;
     const m = req.method;
     const [a, b, c] = parts;

@@ -123,9 +123,11 @@ describe('finding 6: per-source rate limits on the Auth Service (mwi start)', ()
     // pipelines far ahead of slow answers: HPE_PAUSED, a refusal too, but not the one under test)
     const all = (await Promise.all(Array.from({ length: 20 }, () => pipelined(t(), req, 5)))).flatMap((r) => r.statuses);
     assert.equal(all.length, 100);
-    assert.ok(all.every((s) => s === 429), String(all));
+    // the bucket refills 1 token / 2 s while the flood runs (held answers take seconds): a few may pass
+    const passed = all.filter((s) => s !== 429).length;
+    assert.ok(passed <= 5, String(all));
     await new Promise((res) => setTimeout(res, 300));
-    assert.equal(c.audit().length, before, 'no audit event for a refused request');
+    assert.ok(c.audit().length - before <= passed, 'an audit event only for a request that was let through, none for a refused one');
     assert.ok((c.proc.out().match(/refused requests over connection_limits/g) ?? []).length <= 1, c.proc.out());
   });
 

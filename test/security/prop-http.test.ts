@@ -5,7 +5,10 @@ import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { PATHS } from '../../src/api/wire.js';
 import { readIdentityFile } from '../../src/auth/local-identity.js';
+import { sourceKey } from '../../src/auth/ratelimit.js';
+import { isMwiError } from '../../src/errors.js';
 import { joinMethodNames } from '../../src/join/catalog.js';
+import { decodeSegment, parseTarget } from '../../src/util/http-target.js';
 import { startCluster, type TestCluster } from '../helpers/cluster.js';
 import { collect, rawGet, rawRequest, type RawResult } from '../helpers/raw-http.js';
 import { isKnown500 } from './hostile-http-known.js';
@@ -62,6 +65,45 @@ const parsed = (b: string | Buffer | undefined): unknown => {
     return undefined;
   }
 };
+
+describe('property: the request-target and source parsers are total', () => {
+  it('property: parseTarget and decodeSegment either succeed or refuse with BAD_REQUEST, whatever the input', () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.string(), fc.string({ unit: 'binary' }), fc.array(targetChars).map((a) => a.join(''))), (raw) => {
+        for (const f of [() => parseTarget(raw), () => decodeSegment(raw)]) {
+          try {
+            f();
+          } catch (err) {
+            assert.ok(isMwiError(err, 'BAD_REQUEST'), String(err));
+          }
+        }
+        const t = (() => {
+          try {
+            return parseTarget(raw);
+          } catch {
+            return undefined;
+          }
+        })();
+        if (t) assert.ok(t.path.startsWith('/') && !t.path.includes('?'));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('property: sourceKey never throws, keys an IPv6 address by its /64 and an IPv4-mapped one as IPv4', () => {
+    const v6 = fc.array(fc.integer({ min: 0, max: 0xffff }), { minLength: 8, maxLength: 8 });
+    fc.assert(
+      fc.property(v6, fc.array(fc.integer({ min: 0, max: 0xffff }), { minLength: 4, maxLength: 4 }), (g, tail) => {
+        const a = g.map((x) => x.toString(16)).join(':');
+        const b = [...g.slice(0, 4), ...tail].map((x) => x.toString(16)).join(':');
+        assert.equal(sourceKey(a), sourceKey(b), `${a} and ${b} share a /64`);
+        assert.equal(sourceKey(`::ffff:${g[0]! & 255}.${g[1]! & 255}.${g[2]! & 255}.${g[3]! & 255}`), `${g[0]! & 255}.${g[1]! & 255}.${g[2]! & 255}.${g[3]! & 255}`);
+      }),
+      { numRuns: 2000 },
+    );
+    fc.assert(fc.property(fc.string(), (s) => void sourceKey(s)), { numRuns: 2000 });
+  });
+});
 
 describe('property: random requests to the Auth Service never produce a 500', () => {
   let c: TestCluster;
