@@ -15,6 +15,7 @@ export const ERROR_CODES = {
   LOCKED: 'the bot or bot instance is locked',
   CA_PIN_MISMATCH: 'the Auth Service did not present a CA matching the configured pin',
   UNREACHABLE: 'the Auth Service could not be reached',
+  RATE_LIMITED: 'too many requests from this source',
   STORAGE: 'the storage backend failed',
   INTERNAL: 'an unexpected server error',
 } as const;
@@ -34,6 +35,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   LOCKED: 403,
   CA_PIN_MISMATCH: 502,
   UNREACHABLE: 503,
+  RATE_LIMITED: 429,
   STORAGE: 500,
   INTERNAL: 500,
 };

@@ -117,7 +117,7 @@ export async function startBot(cfg: TbotConfig, log: Logger, signal: AbortSignal
       ...outputs.map((o, i) => [o.cfg.name ?? `output-${i}`, outRunners[i]!.health] as [string, Health]),
       ['heartbeat', hbRunner.health],
     ]);
-    diag = await startDiagnostics(cfg.diagAddr, { services, metrics });
+    diag = await startDiagnostics(cfg.diagAddr, { services, metrics }, log);
     log.info('diagnostics listening', { addr: diag.address });
   }
 

@@ -1,7 +1,11 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseAddr } from '../api/client.js';
 import { MwiError } from '../errors.js';
+import { guardRequests } from '../util/http-guard.js';
+import { DEFAULT_HTTP_LIMITS, hardenServer, serverOptions, type HttpLimits } from '../util/http-limits.js';
+import { parseTarget } from '../util/http-target.js';
+import type { Logger } from '../util/log.js';
 import type { Health } from './runtime.js';
 
 /** Counters tbot exposes on /metrics. */
@@ -44,14 +48,21 @@ function prometheus(src: DiagSources): string {
  * `--diag-addr`: /livez (the process runs), /readyz and /readyz/<service> (every service's last
  * run succeeded), /metrics (Prometheus text). Loopback unless configured otherwise; nothing secret.
  */
-export async function startDiagnostics(addr: string, src: DiagSources): Promise<{ address: string; close(): Promise<void> }> {
+export async function startDiagnostics(addr: string, src: DiagSources, log: Logger, httpLimits: Partial<HttpLimits> = {}): Promise<{ address: string; close(): Promise<void> }> {
+  const limits: HttpLimits = { ...DEFAULT_HTTP_LIMITS, ...httpLimits };
   const { host, port } = parseAddr(addr);
-  const server: Server = createServer((req, res) => {
-    const path = new URL(req.url ?? '/', 'http://x').pathname;
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
     const send = (status: number, body: string, type = 'application/json') => {
-      res.writeHead(status, { 'content-type': type });
+      res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
       res.end(body);
     };
+    let path: string;
+    try {
+      path = parseTarget(req.url).path;
+    } catch {
+      return send(400, '{"error":"bad request target"}');
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, '{"error":"method not allowed"}');
     if (path === '/livez') return send(200, '{"status":"ok"}');
     if (path === '/metrics') return send(200, prometheus(src), 'text/plain; version=0.0.4');
     if (path === '/readyz' || path.startsWith('/readyz/')) {
@@ -63,11 +74,19 @@ export async function startDiagnostics(addr: string, src: DiagSources): Promise<
       return send(ready ? 200 : 503, JSON.stringify({ status: ready ? 'ready' : 'not ready', services }));
     }
     send(404, '{"error":"not found"}');
-  });
+  };
+  // the one guard every listener uses: a request cannot end the daemon (issue #9, finding 1)
+  const server: Server = createServer(serverOptions(limits), guardRequests(handler, log));
+  // a local client that connects and sends nothing is cut off like on the Auth Service
+  hardenServer(server, limits, log);
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => reject(new MwiError('BAD_CONFIG', `cannot listen on ${addr}: ${err.code ?? err.message}`, { field: 'diag_addr', cause: err })));
     server.listen(port, host, () => resolve());
   });
   const a = server.address() as AddressInfo;
-  return { address: `${a.address}:${a.port}`, close: () => new Promise<void>((r) => server.close(() => r())) };
+  return { address: `${a.address}:${a.port}`, close: () =>
+      new Promise<void>((r) => {
+        server.close(() => r());
+        server.closeAllConnections();
+      }), };
 }

@@ -6,6 +6,7 @@ import { MwiError } from '../errors.js';
 import type { OidcConfig } from '../join/jwt/jwks.js';
 import { parseDuration } from '../util/duration.js';
 import type { KubernetesConfig } from './platform.js';
+import { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from './ratelimit.js';
 
 const schema = z
   .object({
@@ -23,6 +24,24 @@ const schema = z
       .strict()
       .optional(),
     kubernetes: z.object({ api_server: z.string().url().optional(), ca_path: z.string().optional(), token_path: z.string().optional() }).strict().optional(),
+    // Teleport's names (teleport.connection_limits): max_connections, rates[].period/average/burst
+    connection_limits: z
+      .object({
+        max_connections: z.number().int().min(0, 'expected 0 (no limit) or more').optional(),
+        rates: z
+          .array(
+            z
+              .object({
+                period: z.string().refine((s) => (parseDuration(s) ?? 0) > 0, 'expected a duration over 0'),
+                average: z.number().int().min(1, 'expected at least 1'),
+                burst: z.number().int().min(1, 'expected at least 1'),
+              })
+              .strict(),
+          )
+          .optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -34,6 +53,7 @@ export interface AuthConfig {
   tlsSans: string[];
   oidc: OidcConfig;
   kubernetes: KubernetesConfig;
+  connectionLimits: ConnectionLimits;
 }
 
 export const DEFAULT_LISTEN = '127.0.0.1:3025';
@@ -53,7 +73,7 @@ export function loadAuthConfig(file: string | undefined, flags: Partial<Record<'
     if (!parsed.success) {
       const issue = parsed.error.issues[0]!;
       if (issue.code === 'unrecognized_keys') {
-        throw new MwiError('BAD_CONFIG', 'unknown key (expected cluster_name, data_dir, listen, storage, tls_sans, oidc, kubernetes)', { field: `${file}: ${[...issue.path, issue.keys[0]].join('.')}` });
+        throw new MwiError('BAD_CONFIG', `unknown key (expected ${issue.path.length === 0 ? 'cluster_name, data_dir, listen, storage, tls_sans, oidc, kubernetes, connection_limits' : 'one of the documented keys'})`, { field: `${file}: ${[...issue.path, issue.keys[0]].join('.')}` });
       }
       throw new MwiError('BAD_CONFIG', issue.message, { field: `${file}: ${issue.path.join('.') || '(top level)'}` });
     }
@@ -72,5 +92,9 @@ export function loadAuthConfig(file: string | undefined, flags: Partial<Record<'
       ...(y.oidc?.min_refresh ? { minRefreshMs: parseDuration(y.oidc.min_refresh)! } : {}),
     },
     kubernetes: { apiServer: y.kubernetes?.api_server, caPath: y.kubernetes?.ca_path, tokenPath: y.kubernetes?.token_path },
+    connectionLimits: Object.freeze({
+      maxConnections: y.connection_limits?.max_connections ?? DEFAULT_CONNECTION_LIMITS.maxConnections,
+      rates: y.connection_limits?.rates?.map((r) => ({ periodMs: parseDuration(r.period)!, average: r.average, burst: r.burst })) ?? DEFAULT_CONNECTION_LIMITS.rates,
+    }),
   });
 }

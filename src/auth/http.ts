@@ -1,6 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { HTTP_STATUS, isMwiError, MwiError } from '../errors.js';
+import { answerInternal, requestIdOf } from '../util/http-guard.js';
+import { DEFAULT_HTTP_LIMITS } from '../util/http-limits.js';
 import type { Logger } from '../util/log.js';
 import { claimsFromCert, type Claims } from './claims.js';
 
@@ -61,14 +63,35 @@ export function carryIdentity(req: IncomingMessage, claims: Extract<Claims, { ki
   identityBySocket.set(socket, { claims, notAfter });
 }
 
-export async function readJson(req: IncomingMessage): Promise<unknown> {
+/**
+ * Reads a JSON body of at most 64 KiB. A body announced larger is refused before it is read; a
+ * body that has not fully arrived `timeoutMs` after reading started is refused and the
+ * connection destroyed (a client trickling bytes holds nothing for long).
+ */
+export async function readJson(req: IncomingMessage, timeoutMs: number = DEFAULT_HTTP_LIMITS.bodyTimeoutMs): Promise<unknown> {
+  const announced = Number(req.headers['content-length'] ?? 0);
+  if (announced > MAX_BODY) throw new MwiError('BAD_REQUEST', `request body over ${MAX_BODY} bytes`);
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY) throw new MwiError('BAD_REQUEST', `request body over ${MAX_BODY} bytes`);
-    chunks.push(chunk);
+  let late = false;
+  const timer = setTimeout(() => {
+    late = true;
+    req.destroy();
+  }, timeoutMs);
+  try {
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > MAX_BODY) throw new MwiError('BAD_REQUEST', `request body over ${MAX_BODY} bytes`);
+      chunks.push(chunk);
+    }
+  } catch (err) {
+    if (late) throw new MwiError('BAD_REQUEST', `request body not received within ${timeoutMs} ms`);
+    if (isMwiError(err)) throw err;
+    throw new MwiError('BAD_REQUEST', 'request body could not be read', { cause: err });
+  } finally {
+    clearTimeout(timer);
   }
+  if (late) throw new MwiError('BAD_REQUEST', `request body not received within ${timeoutMs} ms`);
   if (size === 0) return undefined;
   try {
     return JSON.parse(Buffer.concat(chunks).toString('utf8'));
@@ -91,13 +114,16 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
   res.end(text);
 }
 
-/** Maps an error to its public form; internal details go only to the log. */
+/**
+ * Maps an error to its public form; internal details go only to the log. A server-side failure
+ * (STORAGE, INTERNAL) names the request id in its body and in the log line, so an operator can
+ * find one from the other; an error that is not an MwiError is answered by answerInternal.
+ */
 export function sendError(res: ServerResponse, err: unknown, log: Logger, route: string): void {
-  if (isMwiError(err)) {
-    if (err.code === 'INTERNAL' || err.code === 'STORAGE') log.error('request failed', { route, code: err.code, error: err.message });
-    sendJson(res, HTTP_STATUS[err.code], { error: { code: err.code, message: err.message } });
-    return;
-  }
-  log.error('unexpected error', { route, error: err instanceof Error ? err.stack : String(err) });
-  sendJson(res, 500, { error: { code: 'INTERNAL', message: 'internal error' } });
+  if (!isMwiError(err)) return answerInternal(res, err, log);
+  if (res.headersSent) return void res.destroy();
+  const status = HTTP_STATUS[err.code];
+  const id = status >= 500 ? requestIdOf(res) : undefined;
+  if (status >= 500) log.error('request failed', { request_id: id, route: JSON.stringify(route.slice(0, 200)), code: err.code, error: err.message, detail: err.detail });
+  sendJson(res, status, { error: { code: err.code, message: err.message, ...(id ? { request_id: id } : {}) } });
 }

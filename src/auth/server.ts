@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
@@ -10,6 +10,9 @@ import { MwiError } from '../errors.js';
 import type { Backend } from '../storage/backend.js';
 import { openBackend } from '../storage/open.js';
 import { mkdirPrivate, writeFileAtomic } from '../util/fs.js';
+import { guardRequests } from '../util/http-guard.js';
+import { DEFAULT_HTTP_LIMITS, hardenServer, serverOptions, type HttpLimits } from '../util/http-limits.js';
+import { decodeSegment, parseTarget, type RequestTarget } from '../util/http-target.js';
 import { createLogger, type Logger } from '../util/log.js';
 import { VERSION } from '../version.js';
 import { AdminApi } from './admin.js';
@@ -25,6 +28,7 @@ import { handleCerts, handleHeartbeat, handleRenew } from './renew.js';
 import { platformDeps, type KubernetesConfig } from './platform.js';
 import type { OidcConfig } from '../join/jwt/jwks.js';
 import type { Bot, Role } from './resources.js';
+import { ConnectionCounter, DEFAULT_CONNECTION_LIMITS, RateLimiter, RefusalSummary, sourceKey, type ConnectionLimits } from './ratelimit.js';
 
 export interface AuthServerOptions {
   dataDir: string;
@@ -39,7 +43,21 @@ export interface AuthServerOptions {
   kubernetes?: KubernetesConfig;
   now?: () => number;
   logger?: Logger;
+  /** Time and size bounds per client (defaults: DEFAULT_HTTP_LIMITS); tests shorten them. */
+  httpLimits?: Partial<HttpLimits>;
+  /** mwi.yaml `connection_limits` (default DEFAULT_CONNECTION_LIMITS); per process. */
+  connectionLimits?: ConnectionLimits;
 }
+
+/** Per-source limits of one Auth Service process (issue #9, finding 6). */
+interface SourceLimits {
+  rate: RateLimiter;
+  connections: ConnectionCounter;
+  refusals: RefusalSummary;
+}
+
+/** Longest a RATE_LIMITED answer is held back (see route). */
+const MAX_REFUSAL_HOLD_MS = 1000;
 
 /** The Auth Service: join, renew and admin APIs on one TLS 1.3 port. */
 export class AuthServer {
@@ -48,6 +66,8 @@ export class AuthServer {
     private readonly server: Server,
     private readonly log: Logger,
     private readonly timers: NodeJS.Timeout[],
+    private readonly limits: HttpLimits,
+    private readonly sources: SourceLimits,
   ) {}
 
   get caPin(): string {
@@ -90,7 +110,9 @@ export class AuthServer {
       };
       const tls = await issueServerCert(ctx, sans);
       const admin = new AdminApi(ctx);
+      const limits: HttpLimits = { ...DEFAULT_HTTP_LIMITS, ...opts.httpLimits };
       const server = createServer({
+        ...serverOptions(limits),
         ...tls,
         ca: [cas.tlsUser.certPem],
         requestCert: true,
@@ -102,9 +124,29 @@ export class AuthServer {
       server.on('secureConnection', (socket: TLSSocket) => {
         if (!socket.authorized && socket.getPeerCertificate()?.raw) socket.destroy();
       });
-      server.keepAliveTimeout = 30_000;
-      const auth = new AuthServer(ctx, server, log, []);
-      server.on('request', (req, res) => void auth.route(req, res, admin));
+      // slow, half-open and malformed clients are cut off (issue #9, finding 2)
+      hardenServer(server, limits, log);
+      const conn = opts.connectionLimits ?? DEFAULT_CONNECTION_LIMITS;
+      const sources: SourceLimits = {
+        rate: new RateLimiter(conn.rates, now),
+        connections: new ConnectionCounter(conn.maxConnections),
+        // one log line per minute at most, however many are refused; never one audit event each
+        refusals: new RefusalSummary(60_000, (refused, n, example) =>
+          log.warn('refused requests over connection_limits (this process, last minute at most)', { refused, sources: n, example_source: example }),
+        ),
+      };
+      server.on('connection', (socket: Socket) => {
+        const key = sourceKey(socket.remoteAddress ?? '');
+        if (!sources.connections.acquire(key)) {
+          sources.refusals.add(key);
+          socket.destroy();
+          return;
+        }
+        socket.once('close', () => sources.connections.release(key));
+      });
+      const auth = new AuthServer(ctx, server, log, [], limits, sources);
+      // every request goes through the one guard: nothing a request does can end the process
+      server.on('request', guardRequests((req, res) => auth.route(req, res, admin), log));
       await new Promise<void>((resolve, reject) => {
         server.once('error', (err: NodeJS.ErrnoException) =>
           reject(new MwiError('BAD_CONFIG', `cannot listen on ${opts.listen}: ${err.code ?? err.message}`, { field: 'listen', cause: err })),
@@ -134,45 +176,75 @@ export class AuthServer {
   }
 
   private async route(req: IncomingMessage, res: ServerResponse, admin: AdminApi): Promise<void> {
-    const url = new URL(req.url ?? '/', 'https://auth');
-    const path = url.pathname;
     const remote = req.socket.remoteAddress ?? '';
+    let path = '(unparsed)';
     try {
+      const now = this.ctx.now();
+      // a caller without a client identity is limited per source before anything is parsed,
+      // read or stored for it (issue #9, finding 6: unauthenticated callers filled the disk)
+      if (!peerClaims(req, now, { expired: 'ignore' })) {
+        const refused = this.limitSource(remote, res);
+        if (refused) {
+          // the refusal is held until a token is due (at most 1 s): a client that ignores
+          // Retry-After and loops on kept-alive connections gets one answer per connection per
+          // wait, so a flood costs the server a few timers, not a request each microsecond
+          await new Promise((r) => setTimeout(r, refused.holdMs).unref());
+          throw refused.error;
+        }
+      }
+      const target = parseTarget(req.url);
+      path = target.path;
       if (req.method === 'GET' && path === PATHS.ping) {
         return sendJson(res, 200, { cluster_name: this.clusterName, server_version: VERSION });
       }
-      const now = this.ctx.now();
       if (req.method === 'POST' && (path === PATHS.join || path === PATHS.renew)) {
         const caller = peerClaims(req, now, path === PATHS.join ? { expired: 'ignore' } : {});
-        const identity = path === PATHS.join ? await handleJoin(this.ctx, await readJson(req), remote, caller) : await handleRenew(this.ctx, caller, await readJson(req), remote);
+        const identity = path === PATHS.join ? await handleJoin(this.ctx, await readJson(req, this.limits.bodyTimeoutMs), remote, caller) : await handleRenew(this.ctx, caller, await readJson(req, this.limits.bodyTimeoutMs), remote);
         // a renewal or refresh of this connection's own instance: the connection carries it on
         if (caller?.kind === 'bot' && identity.instance_id === caller.instance) {
           carryIdentity(req, { kind: 'bot', bot: identity.bot_name, instance: identity.instance_id, generation: identity.generation }, Date.parse(identity.expires));
         }
         return sendJson(res, 200, identity);
       }
-      if (req.method === 'POST' && path === PATHS.challenge) return sendJson(res, 200, await handleChallenge(this.ctx, await readJson(req), remote));
-      if (req.method === 'POST' && path === PATHS.certs) return sendJson(res, 200, await handleCerts(this.ctx, peerClaims(req, now), await readJson(req), remote));
-      if (req.method === 'POST' && path === PATHS.heartbeat) return sendJson(res, 200, await handleHeartbeat(this.ctx, peerClaims(req, now), await readJson(req)));
-      if (path.startsWith(`${PATHS.admin}/`)) return sendJson(res, 200, await this.routeAdmin(req, url, admin));
+      if (req.method === 'POST' && path === PATHS.challenge) return sendJson(res, 200, await handleChallenge(this.ctx, await readJson(req, this.limits.bodyTimeoutMs), remote));
+      if (req.method === 'POST' && path === PATHS.certs) return sendJson(res, 200, await handleCerts(this.ctx, peerClaims(req, now), await readJson(req, this.limits.bodyTimeoutMs), remote));
+      if (req.method === 'POST' && path === PATHS.heartbeat) return sendJson(res, 200, await handleHeartbeat(this.ctx, peerClaims(req, now), await readJson(req, this.limits.bodyTimeoutMs), remote));
+      if (path.startsWith(`${PATHS.admin}/`)) return sendJson(res, 200, await this.routeAdmin(req, target, admin));
       throw new MwiError('NOT_FOUND', `no route ${req.method} ${path}`);
     } catch (err) {
       sendError(res, err, this.log, path);
     }
   }
 
-  private async routeAdmin(req: IncomingMessage, url: URL, admin: AdminApi): Promise<unknown> {
+  /**
+   * Takes a token for `remote`'s source; when it has none, the RATE_LIMITED refusal (429, with
+   * Retry-After) and how long to hold it. Refusals are counted, not audited.
+   */
+  private limitSource(remote: string, res: ServerResponse): { error: MwiError; holdMs: number } | undefined {
+    const key = sourceKey(remote);
+    const waitMs = this.sources.rate.take(key);
+    if (waitMs === 0) return undefined;
+    this.sources.refusals.add(key);
+    res.setHeader('retry-after', String(Math.max(1, Math.ceil(waitMs / 1000))));
+    return { error: new MwiError('RATE_LIMITED', 'too many requests from this address; retry later'), holdMs: Math.min(waitMs, MAX_REFUSAL_HOLD_MS) };
+  }
+
+  private async routeAdmin(req: IncomingMessage, url: RequestTarget, admin: AdminApi): Promise<unknown> {
     const claims = peerClaims(req, this.ctx.now());
     if (claims?.kind !== 'admin') throw new MwiError('ACCESS_DENIED', 'the admin API needs an admin identity');
     const user = claims.user;
-    const parts = url.pathname.slice(PATHS.admin.length + 1).split('/').map(decodeURIComponent);
-    const q = url.searchParams;
+    const parts = url.path.slice(PATHS.admin.length + 1).split('/').map((p) => decodeSegment(p));
+    // a decoded %2F would become a storage key separator: no resource name holds one, except the
+    // BOT/ID form of a bot instance's name (Teleport's), which admin.get splits itself
+    const slashed = parts.findIndex((p, i) => p.includes('/') && !(i === 2 && parts[0] === 'resources' && parts[1] === 'bot_instance'));
+    if (slashed >= 0) throw new MwiError('BAD_REQUEST', 'a name in the path cannot contain /', { field: 'path' });
+    const q = url.query;
     const m = req.method;
     const [a, b, c] = parts;
     if (m === 'GET' && a === 'status') return admin.status();
     if (a === 'resources') {
       if (m === 'POST' && !b) {
-        const body = (await readJson(req)) as { resource?: unknown; upsert?: boolean } | undefined;
+        const body = (await readJson(req, this.limits.bodyTimeoutMs)) as { resource?: unknown; upsert?: boolean } | undefined;
         return admin.create(body?.resource, body?.upsert === true, user);
       }
       if (m === 'GET' && b && !c) {
@@ -185,18 +257,19 @@ export class AuthServer {
       if (m === 'GET' && b && c) return admin.get(b, c);
       if (m === 'DELETE' && b && c) return admin.remove(b, c, user).then(() => ({ ok: true }));
     }
-    if (a === 'bots' && m === 'POST' && !b) return admin.addBot((await readJson(req)) as object, user);
-    if (a === 'bots' && m === 'PUT' && b) return admin.updateBot({ ...((await readJson(req)) as object), name: b }, user);
-    if (a === 'tokens' && m === 'POST') return admin.addToken((await readJson(req)) as object, user);
+    if (a === 'bots' && m === 'POST' && !b) return admin.addBot((await readJson(req, this.limits.bodyTimeoutMs)) as object, user);
+    if (a === 'bots' && m === 'PUT' && b) return admin.updateBot({ ...((await readJson(req, this.limits.bodyTimeoutMs)) as object), name: b }, user);
+    if (a === 'tokens' && m === 'POST') return admin.addToken((await readJson(req, this.limits.bodyTimeoutMs)) as object, user);
     if (a === 'audit' && m === 'GET') return this.ctx.audit.recent(Math.min(Number(q.get('limit') ?? 50) || 50, 10_000), q.get('type') ?? undefined);
     if (a === 'ca' && m === 'GET' && b) return { type: b, text: admin.exportCA(b) };
-    if (a === 'sign' && b === 'host' && m === 'POST') return admin.signHost((await readJson(req)) as object, user);
-    throw new MwiError('NOT_FOUND', `no admin route ${m} ${url.pathname}`);
+    if (a === 'sign' && b === 'host' && m === 'POST') return admin.signHost((await readJson(req, this.limits.bodyTimeoutMs)) as object, user);
+    throw new MwiError('NOT_FOUND', `no admin route ${m} ${url.path}`);
   }
 
   /** Stops accepting connections, finishes in-flight requests, closes storage. */
   async close(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
+    this.sources.refusals.flush();
     await new Promise<void>((resolve) => {
       this.server.close(() => resolve());
       this.server.closeIdleConnections();

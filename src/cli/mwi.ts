@@ -4,6 +4,7 @@ import { availableParallelism } from 'node:os';
 import { DEFAULT_DATA_DIR, DEFAULT_LISTEN, loadAuthConfig, type AuthConfig } from '../auth/config.js';
 import { AuthServer } from '../auth/server.js';
 import { createLogger } from '../util/log.js';
+import { installProcessGuards } from '../util/process-guard.js';
 import { VERSION } from '../version.js';
 import { parseFlags, runMain, usageError } from './common.js';
 
@@ -14,7 +15,8 @@ Commands:
   version   print the version
 
 mwi start flags:
-  -c, --config FILE        mwi.yaml (cluster_name, data_dir, listen, storage, tls_sans, oidc, kubernetes)
+  -c, --config FILE        mwi.yaml (cluster_name, data_dir, listen, storage, tls_sans, oidc, kubernetes,
+                           connection_limits)
       --data-dir DIR       data directory (default ${DEFAULT_DATA_DIR})
       --listen HOST:PORT   address for the join, renew and admin APIs (default ${DEFAULT_LISTEN})
       --cluster-name NAME  cluster name, fixed at first start (default: host name)
@@ -33,7 +35,7 @@ function waitForStop(): Promise<string> {
 }
 
 async function serve(cfg: AuthConfig): Promise<AuthServer> {
-  return AuthServer.start({ dataDir: cfg.dataDir, listen: cfg.listen, clusterName: cfg.clusterName, storage: cfg.storage, tlsSans: cfg.tlsSans, oidc: cfg.oidc, kubernetes: cfg.kubernetes });
+  return AuthServer.start({ dataDir: cfg.dataDir, listen: cfg.listen, clusterName: cfg.clusterName, storage: cfg.storage, tlsSans: cfg.tlsSans, oidc: cfg.oidc, kubernetes: cfg.kubernetes, connectionLimits: cfg.connectionLimits });
 }
 
 /** One Auth Service process per worker: the port is shared (node:cluster), so is the storage. */
@@ -97,6 +99,8 @@ runMain('mwi', async () => {
   }
   if (positionals.length > 0) throw usageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
   const cfg = loadAuthConfig(values.config, values);
+  // a long-running service: a stray rejection is logged, not fatal (see installProcessGuards)
+  installProcessGuards(createLogger(cluster.isWorker ? 'auth' : 'mwi'));
   const workers = values.workers === 'auto' ? availableParallelism() : values.workers === undefined ? 1 : Number(values.workers);
   if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw usageError('expected a number from 1 to 64, or auto', '--workers');
   if (workers > 1 && cfg.storage?.startsWith('memory')) throw usageError('memory storage cannot be shared by several workers', '--workers');

@@ -3,6 +3,7 @@ import { stringify } from 'yaml';
 import { buildTbotFile, validateTbotConfig, type TbotFlags } from '../agent/config.js';
 import { startBot } from '../agent/bot.js';
 import { createLogger } from '../util/log.js';
+import { installProcessGuards } from '../util/process-guard.js';
 import { VERSION } from '../version.js';
 import { parseFlags, runMain, usageError } from './common.js';
 import { keypairCommand } from './tbot-keypair.js';
@@ -73,6 +74,8 @@ runMain('tbot', async () => {
     return;
   }
   const log = createLogger('tbot', values.debug ? 'debug' : 'info');
+  // the daemon serves --diag-addr and keeps renewing: a stray rejection is logged, not fatal
+  if (!cfg.oneshot) installProcessGuards(log);
   if (cfg.insecure) log.warn('--insecure: the Auth Service will not be authenticated on first contact');
   const abort = new AbortController();
   const onStop = (sig: string) => {

@@ -1,0 +1,188 @@
+import { isIPv4, isIPv6 } from 'node:net';
+
+/** One token bucket: `average` requests per `periodMs` sustained, `burst` at once (Teleport's `rates` entry). */
+export interface Rate {
+  periodMs: number;
+  average: number;
+  burst: number;
+}
+
+/**
+ * mwi.yaml `connection_limits`, as Teleport names them: `max_connections` concurrent connections
+ * per source (0: no limit) and `rates`, token buckets every unauthenticated request of a source
+ * must pass (empty: no rate limit). Per Auth Service process: with `--workers N`, per worker.
+ */
+export interface ConnectionLimits {
+  maxConnections: number;
+  rates: Rate[];
+}
+
+/**
+ * Defaults: generous for tbot (a join is one or two unauthenticated requests per bot start) and
+ * far below what a flood of challenges or joins would need.
+ */
+export const DEFAULT_CONNECTION_LIMITS: Readonly<ConnectionLimits> = Object.freeze({
+  maxConnections: 1000,
+  rates: [{ periodMs: 60_000, average: 600, burst: 200 }],
+});
+
+/** Sources remembered at most: a flood from many addresses costs bounded memory (oldest evicted). */
+export const MAX_TRACKED_SOURCES = 10_000;
+
+/** Expands an IPv6 address to its 8 groups (no zone id), or undefined if it is not one. */
+function ipv6Groups(ip: string): number[] | undefined {
+  const addr = ip.replace(/%.*$/, '');
+  if (!isIPv6(addr)) return undefined;
+  let text = addr;
+  const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (v4) {
+    const [a, b, c, d] = v4.slice(1).map(Number) as [number, number, number, number];
+    text = `${text.slice(0, v4.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head, tail] = text.split('::') as [string, string | undefined];
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const groups = [...h, ...Array<string>(tail === undefined ? 0 : 8 - h.length - t.length).fill('0'), ...t];
+  return groups.map((g) => parseInt(g, 16));
+}
+
+/**
+ * The key a source is limited under: an IPv4 address as it is (IPv4-mapped IPv6 included), an
+ * IPv6 address by its /64 (one host is routinely given a whole /64: limiting single addresses
+ * would let it rotate through 2^64 of them).
+ */
+export function sourceKey(remote: string): string {
+  if (isIPv4(remote)) return remote;
+  const g = ipv6Groups(remote);
+  if (!g) return remote;
+  if (g.slice(0, 5).every((x) => x === 0) && g[5] === 0xffff) return `${g[6]! >> 8}.${g[6]! & 255}.${g[7]! >> 8}.${g[7]! & 255}`;
+  return `${g.slice(0, 4).map((x) => x.toString(16)).join(':')}::/64`;
+}
+
+interface Bucket {
+  tokens: number;
+  at: number;
+}
+
+/** A bounded map in recency order: touching a key moves it last; inserting past the cap drops the first. */
+class Recent<V> {
+  private readonly map = new Map<string, V>();
+  constructor(private readonly cap: number) {}
+
+  get size(): number {
+    return this.map.size;
+  }
+
+  touch(key: string, make: () => V): V {
+    let v = this.map.get(key);
+    if (v !== undefined) this.map.delete(key);
+    else {
+      v = make();
+      if (this.map.size >= this.cap) this.map.delete(this.map.keys().next().value!);
+    }
+    this.map.set(key, v);
+    return v;
+  }
+}
+
+/**
+ * Token buckets per source. `take` is O(rates) and allocates only for a new source; the number of
+ * sources kept is capped (the least recently seen is forgotten, which at worst gives it a full
+ * bucket again: memory stays bounded under a flood from many addresses).
+ */
+export class RateLimiter {
+  private readonly sources: Recent<Bucket[]>;
+
+  constructor(
+    private readonly rates: readonly Rate[],
+    private readonly now: () => number = Date.now,
+    maxSources = MAX_TRACKED_SOURCES,
+  ) {
+    this.sources = new Recent(maxSources);
+  }
+
+  /** Sources currently remembered. */
+  get tracked(): number {
+    return this.sources.size;
+  }
+
+  /**
+   * Takes one token from each of the source's buckets: 0 if the request may go on, otherwise the
+   * milliseconds until every bucket has a token again (nothing is taken then).
+   */
+  take(key: string): number {
+    if (this.rates.length === 0) return 0;
+    const t = this.now();
+    const buckets = this.sources.touch(key, () => this.rates.map((r) => ({ tokens: r.burst, at: t })));
+    let waitMs = 0;
+    this.rates.forEach((r, i) => {
+      const b = buckets[i]!;
+      b.tokens = Math.min(r.burst, b.tokens + ((t - b.at) * r.average) / r.periodMs);
+      b.at = t;
+      // (the epsilon keeps float error from adding a millisecond)
+      if (b.tokens < 1) waitMs = Math.max(waitMs, Math.ceil(((1 - b.tokens) * r.periodMs) / r.average - 1e-9));
+    });
+    if (waitMs > 0) return waitMs;
+    for (const b of buckets) b.tokens -= 1;
+    return 0;
+  }
+}
+
+/** Open connections per source, for `max_connections`; a source's entry lives while it has one open. */
+export class ConnectionCounter {
+  private readonly open = new Map<string, number>();
+
+  constructor(private readonly max: number) {}
+
+  /** True (and counted) if the source may open one more connection; release it when it closes. */
+  acquire(key: string): boolean {
+    if (this.max <= 0) return true;
+    const n = this.open.get(key) ?? 0;
+    if (n >= this.max) return false;
+    this.open.set(key, n + 1);
+    return true;
+  }
+
+  release(key: string): void {
+    if (this.max <= 0) return;
+    const n = (this.open.get(key) ?? 1) - 1;
+    if (n <= 0) this.open.delete(key);
+    else this.open.set(key, n);
+  }
+}
+
+/**
+ * Counts refusals and logs them as one summary line per period at most: a flood of refused
+ * requests must not become a flood of log (or audit) lines.
+ */
+export class RefusalSummary {
+  private count = 0;
+  private readonly sources = new Set<string>();
+  private timer: NodeJS.Timeout | undefined;
+  private last = -Infinity;
+
+  constructor(
+    private readonly periodMs: number,
+    private readonly report: (count: number, sources: number, example: string) => void,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  add(source: string): void {
+    this.count++;
+    if (this.sources.size < 1000) this.sources.add(source);
+    if (this.timer) return;
+    const due = Math.max(0, this.last + this.periodMs - this.now());
+    this.timer = setTimeout(() => this.flush(), due).unref();
+  }
+
+  /** Reports what was counted since the last report (also on close). */
+  flush(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.count === 0) return;
+    this.report(this.count, this.sources.size, this.sources.values().next().value!);
+    this.last = this.now();
+    this.count = 0;
+    this.sources.clear();
+  }
+}
