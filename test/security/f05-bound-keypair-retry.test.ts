@@ -1,53 +1,16 @@
 import assert from 'node:assert/strict';
-import { X509Certificate } from 'node:crypto';
 import { before, beforeEach, describe, it } from 'node:test';
-import { claimsFromCert, type Claims } from '../../src/auth/claims.js';
-import { handleChallenge, handleJoin } from '../../src/auth/join.js';
 import { handleCerts, handleHeartbeat, handleRenew } from '../../src/auth/renew.js';
 import type { StoredToken } from '../../src/auth/resources.js';
 import { generateKeys } from '../../src/crypto/keys.js';
 import { isMwiError } from '../../src/errors.js';
-import { boundKeypairClient, type BoundKeypairState } from '../../src/join/bound_keypair/client.js';
-import type { ClientJoinContext } from '../../src/join/types.js';
 import type { TxOp } from '../../src/storage/backend.js';
 import { testContext } from '../helpers/auth-context.js';
+import { bkClient, claimsOf } from '../helpers/bk-client.js';
 
 type T = Awaited<ReturnType<typeof testContext>>;
 
-/** The real client half talking to the real server handlers, in process (as in test/unit/bound-keypair.test.ts). */
-function client(t: T, token: string, options: Record<string, unknown> = {}) {
-  let state: BoundKeypairState = {};
-  const ctx: ClientJoinContext = {
-    token,
-    options,
-    state: { read: () => state as Record<string, unknown>, write: async (s) => void (state = s as BoundKeypairState) },
-    clusterName: async () => 'unit',
-    challenge: (payload) => handleChallenge(t.ctx, { token, join_method: 'bound_keypair', payload }, '-') as Promise<Record<string, unknown>>,
-    log: { info: () => {}, warn: () => {} },
-  };
-  return {
-    get state() {
-      return state;
-    },
-    set state(s: BoundKeypairState) {
-      state = s;
-    },
-    /** A join; `pub` is the key to certify (tbot repeats its pending key when it retries a lost join). */
-    async join(pub?: string) {
-      const payload = await boundKeypairClient.payload(ctx);
-      const res = await handleJoin(t.ctx, { token, join_method: 'bound_keypair', public_key: pub ?? (await generateKeys('ec-p256')).publicKeyPem, ttl_seconds: 60, payload }, '10.0.0.1');
-      await boundKeypairClient.afterJoin!(ctx, res.method_data);
-      return res;
-    },
-    /** A join whose answer never arrives (tbot killed): the server committed it, tbot stored nothing. */
-    async lostJoin(pub: string) {
-      const payload = await boundKeypairClient.payload(ctx);
-      return handleJoin(t.ctx, { token, join_method: 'bound_keypair', public_key: pub, ttl_seconds: 60, payload }, '10.0.0.1');
-    },
-  };
-}
-
-const claimsOf = (pem: string) => claimsFromCert(new X509Certificate(pem).raw) as Extract<Claims, { kind: 'bot' }>;
+const client = (t: T, token: string, options: Record<string, unknown> = {}) => bkClient(t, token, options, '10.0.0.1');
 
 describe('finding 5: bound keypair: a recovery accepted as a retry ends the instance it replaces', () => {
   let t: T;
@@ -96,7 +59,7 @@ describe('finding 5: bound keypair: a recovery accepted as a retry ends the inst
     const { real } = await joinedThenCopied();
     const pending = (await generateKeys('ec-p256')).publicKeyPem;
     const b = await real.lostJoin(pending);
-    const c = await real.join(pending); // restarted tbot: same join state, its pending key
+    const c = await real.join(undefined, pending); // restarted tbot: same join state, its pending key
     assert.notEqual(c.instance_id, b.instance_id);
     assert.equal((await status()).bound_bot_instance_id, c.instance_id);
     // B is gone: in standard mode the key has one instance, B can neither renew nor get certificates
@@ -123,7 +86,7 @@ describe('finding 5: bound keypair: a recovery accepted as a retry ends the inst
     };
     try {
       // even with B's key: once B is used, a join from the previous state is a second copy
-      await assert.rejects(real.join(pending), (e) => isMwiError(e, 'JOIN_DENIED') && /used from two places/.test(e.message));
+      await assert.rejects(real.join(undefined, pending), (e) => isMwiError(e, 'JOIN_DENIED') && /used from two places/.test(e.message));
     } finally {
       backend.transact = transact;
     }

@@ -1,50 +1,19 @@
 import assert from 'node:assert/strict';
-import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { createPrivateKey } from 'node:crypto';
 import { before, beforeEach, describe, it } from 'node:test';
 import { CompactSign } from 'jose';
-import { claimsFromCert, type Claims } from '../../src/auth/claims.js';
 import { handleChallenge, handleJoin } from '../../src/auth/join.js';
 import { handleRenew } from '../../src/auth/renew.js';
 import type { StoredToken } from '../../src/auth/resources.js';
 import { generateKeys } from '../../src/crypto/keys.js';
 import { isMwiError } from '../../src/errors.js';
-import { boundKeypairClient, newStoredKey, type BoundKeypairState } from '../../src/join/bound_keypair/client.js';
-import type { ClientJoinContext } from '../../src/join/types.js';
+import { boundKeypairClient, newStoredKey } from '../../src/join/bound_keypair/client.js';
 import { testContext } from '../helpers/auth-context.js';
+import { bkClient, claimsOf } from '../helpers/bk-client.js';
 
 type T = Awaited<ReturnType<typeof testContext>>;
 
-/** The real client half talking to the real server handlers, in process. */
-function client(t: T, token: string, options: Record<string, unknown> = {}) {
-  let state: BoundKeypairState = {};
-  const ctx: ClientJoinContext = {
-    token,
-    options,
-    state: { read: () => state as Record<string, unknown>, write: async (s) => void (state = s as BoundKeypairState) },
-    clusterName: async () => 'unit',
-    challenge: (payload) => handleChallenge(t.ctx, { token, join_method: 'bound_keypair', payload }, '-') as Promise<Record<string, unknown>>,
-    log: { info: () => {}, warn: () => {} },
-  };
-  return {
-    ctx,
-    get state() {
-      return state;
-    },
-    set state(s: BoundKeypairState) {
-      state = s;
-    },
-    /** `pub`: the key to certify; tbot repeats its pending key when it retries a lost join. */
-    async join(caller?: Claims, pub?: string) {
-      pub ??= (await generateKeys('ec-p256')).publicKeyPem;
-      const payload = await boundKeypairClient.payload(ctx);
-      const res = await handleJoin(t.ctx, { token, join_method: 'bound_keypair', public_key: pub, ttl_seconds: 60, payload }, '-', caller);
-      await boundKeypairClient.afterJoin!(ctx, res.method_data);
-      return res;
-    },
-  };
-}
-
-const claimsOf = (pem: string) => claimsFromCert(new X509Certificate(pem).raw) as Extract<Claims, { kind: 'bot' }>;
+const client = bkClient;
 const denied = (re: RegExp) => (e: unknown) => isMwiError(e, 'JOIN_DENIED') && re.test(e.message);
 
 describe('bound keypair joining (Auth Service core + tbot client half)', () => {
