@@ -41,11 +41,14 @@ writeFileSync(role, `kind: role\nversion: v7\nmetadata: { name: demo }\nspec:\n 
 process.stdout.write(tctl('create', '-f', role));
 const bot = JSON.parse(tctl('bots', 'add', 'demo-bot', '--roles', 'demo', '--format', 'json'));
 process.stdout.write(`single-use token id ${bot.id}, expires ${bot.expires}\n`);
+// the secret goes to tbot as a 0600 file, never on its command line (ps shows arguments to every user)
+const tokenFile = join(demo, 'tbot-token');
+writeFileSync(tokenFile, `${bot.token}\n`, { mode: 0o600 });
 
 say(`starting tbot: credentials in ${out}, 1m TTL, renewing every 15s`);
 const tbot = spawn(
   process.execPath,
-  [cli('tbot'), 'start', '--auth-server', started.addr, '--token', bot.token, '--ca-pin', started.pin, '--data-dir', join(demo, 'bot'), '--destination-dir', out, '--certificate-ttl', '1m', '--renewal-interval', '15s'],
+  [cli('tbot'), 'start', '--auth-server', started.addr, '--token', tokenFile, '--ca-pin', started.pin, '--data-dir', join(demo, 'bot'), '--destination-dir', out, '--certificate-ttl', '1m', '--renewal-interval', '15s'],
   { stdio: ['ignore', 'inherit', 'inherit'] },
 );
 children.push(tbot);
