@@ -124,7 +124,7 @@ export class AuthServer {
         }, LOCAL_REFRESH_MS).unref(),
       );
       // expired instances, challenges and replay markers: reads skip them, this frees the space
-      auth.timers.push(setInterval(() => backend.purgeExpired?.(), 10 * 60 * 1000).unref());
+      auth.timers.push(setInterval(() => void backend.purgeExpired?.().catch((err) => log.error('purging expired items failed', { error: String(err) })), 10 * 60 * 1000).unref());
       audit.emit({ event: 'auth.start', success: true, cluster_name: cas.clusterName, version: VERSION });
       log.info('auth service started', { cluster: cas.clusterName, addr: auth.address, ca_pin: cas.caPin });
       return auth;

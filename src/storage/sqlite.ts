@@ -40,6 +40,8 @@ const HOLD_MAX_MS = 1000;
  */
 export const WAL_MAX_BYTES = 16 * 1024 * 1024;
 const WAL_TRUNCATE_BYTES = WAL_MAX_BYTES / 4;
+/** Rows one purge step deletes before it lets other work run. */
+const PURGE_BATCH = 250;
 /** Most writes one group commit takes; the rest go into the next. */
 const MAX_BATCH = 256;
 
@@ -99,11 +101,13 @@ export class SqliteBackend implements Backend {
       range: this.db.prepare<[string, string, string, number, number], Row>(
         'SELECT * FROM kv WHERE key >= ? AND key < ? AND key > ? AND (expires IS NULL OR expires > ?) ORDER BY key LIMIT ?',
       ),
-      purge: this.db.prepare<[number]>('DELETE FROM kv WHERE expires IS NOT NULL AND expires <= ?'),
+      // one batch each: never one long DELETE on the event loop (the kv_expires index finds them)
+      purge: this.db.prepare<[number, number]>('DELETE FROM kv WHERE key IN (SELECT key FROM kv WHERE expires IS NOT NULL AND expires <= ? LIMIT ?)'),
       logChange: this.db.prepare<[number, string, number, number]>('INSERT INTO changes (revision, key, deleted, at) VALUES (?, ?, ?, ?)'),
       changesSince: this.db.prepare<[number], { revision: number; key: string; deleted: number }>('SELECT revision, key, deleted FROM changes WHERE revision > ? ORDER BY revision'),
       maxChange: this.db.prepare<[], { r: number | null }>('SELECT MAX(revision) AS r FROM changes'),
-      pruneChanges: this.db.prepare<[number]>('DELETE FROM changes WHERE at < ?'),
+      // the oldest rows only (revisions and times rise together): no scan of the whole log
+      pruneChanges: this.db.prepare<[number, number]>('DELETE FROM changes WHERE revision IN (SELECT revision FROM (SELECT revision, at FROM changes ORDER BY revision LIMIT ?) WHERE at < ?)'),
       rawGet: this.db.prepare<[string], Row>('SELECT * FROM kv WHERE key = ?'),
       begin: this.db.prepare('BEGIN IMMEDIATE'),
       commit: this.db.prepare('COMMIT'),
@@ -137,7 +141,8 @@ export class SqliteBackend implements Backend {
       if (m === 'hold') {
         // flushes run whole within one turn, so no transaction is open here
         clearTimeout(this.writesHeld);
-        this.writesHeld = setTimeout(() => this.releaseWrites(), HOLD_MAX_MS).unref();
+        // not unref'd: queued writes keep the process alive until they are committed
+        this.writesHeld = setTimeout(() => this.releaseWrites(), HOLD_MAX_MS);
         this.checkpointer?.postMessage('held' satisfies OwnerMessage);
       } else if (m === 'release') this.releaseWrites();
     });
@@ -321,10 +326,29 @@ export class SqliteBackend implements Backend {
     }
   }
 
-  /** Removes expired rows; reads already ignore them, this only reclaims space. */
-  purgeExpired(): number {
-    this.stmts.pruneChanges.run(this.now() - CHANGES_KEPT_MS);
-    return this.stmts.purge.run(this.now()).changes;
+  /**
+   * Removes expired rows and old change-log entries; reads already ignore them, this only
+   * reclaims space. Works in batches of PURGE_BATCH rows, each its own short transaction, and
+   * yields to the event loop between them (finding 6 of issue #9: one DELETE of every expired
+   * challenge stalled every request for as long as it ran). Resolves to the rows removed.
+   */
+  async purgeExpired(): Promise<number> {
+    const cutoff = this.now() - CHANGES_KEPT_MS;
+    while ((await this.purgeTurn()) && this.stmts.pruneChanges.run(PURGE_BATCH, cutoff).changes === PURGE_BATCH);
+    let removed = 0;
+    while (await this.purgeTurn()) {
+      const n = this.stmts.purge.run(this.now(), PURGE_BATCH).changes;
+      removed += n;
+      if (n < PURGE_BATCH) break;
+    }
+    return removed;
+  }
+
+  /** Lets other work run; false once closing. Waits while the checkpointer holds writes. */
+  private async purgeTurn(): Promise<boolean> {
+    do await new Promise<void>((r) => (this.writesHeld ? setTimeout(r, 10) : setImmediate(r)));
+    while (this.writesHeld && !this.closing);
+    return this.db.open && !this.closing;
   }
 
   async close(): Promise<void> {
