@@ -13,7 +13,7 @@ import { mkdirPrivate, writeFileAtomic } from '../util/fs.js';
 import { createLogger, type Logger } from '../util/log.js';
 import { VERSION } from '../version.js';
 import { AdminApi } from './admin.js';
-import { FileAuditLog, type AuditLog } from './audit.js';
+import { FileAuditLog, type AuditFileOptions, type AuditLog } from './audit.js';
 import { loadAuthorities } from './authorities.js';
 import { ResourceCache } from './cache.js';
 import { openLockCache } from './access.js';
@@ -37,6 +37,7 @@ export interface AuthServerOptions {
   tlsSans?: string[];
   oidc?: OidcConfig;
   kubernetes?: KubernetesConfig;
+  audit?: AuditFileOptions;
   now?: () => number;
   logger?: Logger;
 }
@@ -75,7 +76,7 @@ export class AuthServer {
     let audit: AuditLog | undefined;
     try {
       const cas = await loadAuthorities(backend, opts.clusterName);
-      audit = new FileAuditLog(join(opts.dataDir, 'audit', 'events.log'), now);
+      audit = new FileAuditLog(join(opts.dataDir, 'audit', 'events.log'), now, opts.audit);
       const ctx: AuthContext = {
         backend,
         cas,

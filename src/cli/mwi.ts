@@ -14,7 +14,8 @@ Commands:
   version   print the version
 
 mwi start flags:
-  -c, --config FILE        mwi.yaml (cluster_name, data_dir, listen, storage, tls_sans, oidc, kubernetes)
+  -c, --config FILE        mwi.yaml (cluster_name, data_dir, listen, storage, tls_sans, oidc, kubernetes,
+                           audit)
       --data-dir DIR       data directory (default ${DEFAULT_DATA_DIR})
       --listen HOST:PORT   address for the join, renew and admin APIs (default ${DEFAULT_LISTEN})
       --cluster-name NAME  cluster name, fixed at first start (default: host name)
@@ -33,7 +34,7 @@ function waitForStop(): Promise<string> {
 }
 
 async function serve(cfg: AuthConfig): Promise<AuthServer> {
-  return AuthServer.start({ dataDir: cfg.dataDir, listen: cfg.listen, clusterName: cfg.clusterName, storage: cfg.storage, tlsSans: cfg.tlsSans, oidc: cfg.oidc, kubernetes: cfg.kubernetes });
+  return AuthServer.start({ dataDir: cfg.dataDir, listen: cfg.listen, clusterName: cfg.clusterName, storage: cfg.storage, tlsSans: cfg.tlsSans, oidc: cfg.oidc, kubernetes: cfg.kubernetes, audit: cfg.audit });
 }
 
 /** One Auth Service process per worker: the port is shared (node:cluster), so is the storage. */
