@@ -34,6 +34,10 @@ db.pragma(`journal_size_limit = ${truncateBytes}`);
 const GIVE_UP_AFTER = 20;
 let failures = 0;
 let sincePassive = 0;
+/** TRUNCATE attempts in a row that found the log busy, and when the next may run. */
+let busyStreak = 0;
+let truncateAfter = 0;
+const MAX_BACKOFF_MS = 5000;
 
 function walBytes(): number {
   return statSync(`${path}-wal`, { throwIfNoEntry: false })?.size ?? 0;
@@ -68,7 +72,13 @@ async function truncate(): Promise<void> {
   await holdWrites();
   db.pragma(`busy_timeout = ${truncateWaitMs}`);
   try {
-    db.pragma('wal_checkpoint(TRUNCATE)');
+    const [r] = db.pragma('wal_checkpoint(TRUNCATE)') as Array<{ busy: number; log: number }>;
+    // a reader that stays in the old log (a backup, another process's long read) would make every
+    // attempt hold writes for truncateWaitMs: back off, doubling, up to a few seconds. (log -1:
+    // another connection was checkpointing, which costs no wait and needs no backoff.)
+    if (r?.busy && r.log >= 0) busyStreak++;
+    else if (!r?.busy) busyStreak = 0;
+    truncateAfter = busyStreak ? Date.now() + Math.min(MAX_BACKOFF_MS, checkMs * 2 ** busyStreak) : 0;
   } finally {
     db.pragma(`busy_timeout = ${BUSY_MS}`);
     parentPort?.postMessage('release' satisfies CheckpointerMessage);
@@ -81,7 +91,7 @@ setInterval(() => {
   running = true;
   void (async () => {
     sincePassive += checkMs;
-    if (walBytes() > truncateBytes) {
+    if (walBytes() > truncateBytes && Date.now() >= truncateAfter) {
       await truncate();
       sincePassive = 0;
     } else if (sincePassive >= intervalMs) {
