@@ -1,4 +1,4 @@
-import { closeSync, fstatSync, mkdirSync, openSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 /** A rotation lock older than this was left by a writer that died mid-rotation. */
@@ -11,9 +11,10 @@ const STALE_LOCK_MS = 10_000;
  * Several processes may append to the same path (`mwi start --workers`). Each writes whole
  * batches with O_APPEND, so lines never interleave. Rotation is rename-based: one writer at a
  * time (an exclusive-create lock file `PATH.lock`) renames the files, checking first that `PATH`
- * is still the file it found full; every writer stats `PATH` before each write (one syscall) and
- * reopens when its inode changed, so a writer that did not rotate appends at most one batch to
- * the file just renamed, and nothing is lost.
+ * is still the file it found full, and moves that file out of the way first; every writer stats
+ * `PATH` before each write (one syscall) and reopens when its inode changed, so nothing is
+ * lost. A writer that finds the file full while another rotates it is told so (`append` returns
+ * false) and can hold its lines back for a moment rather than overfill the file.
  */
 export class RotatingFile {
   private fd = -1;
@@ -33,14 +34,29 @@ export class RotatingFile {
     return [this.path, ...Array.from({ length: this.maxFiles }, (_, i) => `${this.path}.${i + 1}`)];
   }
 
-  /** Appends `text` (whole lines) in one write, rotating first if it would not fit. */
-  append(text: string): void {
+  /**
+   * Appends `text` (whole lines) in one write, rotating first if it would not fit. Returns false,
+   * writing nothing, if the file is full and another writer is rotating it right now (try again
+   * in a moment rather than overfill it); with `force`, writes to the current file anyway.
+   */
+  append(text: string, force = false): boolean {
     const data = Buffer.from(text);
-    const st = statSync(this.path, { throwIfNoEntry: false });
-    if (!st || st.ino !== this.ino) this.reopen();
-    else if (st.size > 0 && st.size + data.length > this.maxBytes) this.rotate();
+    // a few rounds: another writer may rotate between our looks; then write where we are
+    for (let round = 0; round < 3; round++) {
+      const st = statSync(this.path, { throwIfNoEntry: false });
+      if (!st || st.ino !== this.ino) {
+        this.reopen();
+        continue;
+      }
+      if (st.size === 0 || st.size + data.length <= this.maxBytes) break;
+      if (!this.rotate()) {
+        if (!force) return false;
+        break;
+      }
+    }
     let off = 0;
     while (off < data.length) off += writeSync(this.fd, data, off);
+    return true;
   }
 
   close(): void {
@@ -54,38 +70,39 @@ export class RotatingFile {
     this.ino = fstatSync(this.fd).ino;
   }
 
-  private rotate(): void {
+  /** Rotates the full file at the path; false if another writer holds the rotation lock. */
+  private rotate(): boolean {
     const lock = `${this.path}.lock`;
     let held: number;
     try {
       held = openSync(lock, 'wx', 0o600);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      // another writer is rotating (this batch goes to the current file); or died doing it
+      // another writer is rotating; or died doing it, long ago
       const st = statSync(lock, { throwIfNoEntry: false });
       if (st && Date.now() - st.mtimeMs > STALE_LOCK_MS) rmSync(lock, { force: true });
-      return;
+      return false;
     }
     try {
       const st = statSync(this.path, { throwIfNoEntry: false });
       // only the file this writer found full: if another writer rotated meanwhile, just reopen
       if (st?.ino === this.ino) {
-        rmSync(`${this.path}.${this.maxFiles}`, { force: true });
-        for (let k = this.maxFiles - 1; k >= 1; k--) renameIfExists(`${this.path}.${k}`, `${this.path}.${k + 1}`);
-        renameSync(this.path, `${this.path}.1`);
+        // the full file leaves the path first: from here on every writer opens a fresh one,
+        // instead of appending to the full one while the older files are renamed
+        const aside = `${this.path}.rotating`;
+        renameSync(this.path, aside);
+        let k = 0;
+        while (k < this.maxFiles && existsSync(`${this.path}.${k + 1}`)) k++;
+        if (k === this.maxFiles) rmSync(`${this.path}.${k--}`, { force: true });
+        for (; k >= 1; k--) renameSync(`${this.path}.${k}`, `${this.path}.${k + 1}`);
+        renameSync(aside, `${this.path}.1`);
       }
     } finally {
       closeSync(held);
-      unlinkSync(lock);
+      // force: a writer that took over a lock it thought stale may have removed it already
+      rmSync(lock, { force: true });
     }
     this.reopen();
-  }
-}
-
-function renameIfExists(from: string, to: string): void {
-  try {
-    renameSync(from, to);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    return true;
   }
 }

@@ -1,4 +1,5 @@
 import { open, type FileHandle } from 'node:fs/promises';
+import { performance } from 'node:perf_hooks';
 import { createLogger } from '../util/log.js';
 import { RotatingFile } from './audit-file.js';
 import { RefusalAggregator } from './audit-refusals.js';
@@ -61,6 +62,10 @@ export const AUDIT_MAX_FILES = 10;
 const REFUSAL_WINDOW_MS = 1000;
 /** Pending text past which a turn's events are written at once rather than at the turn's end. */
 const FLUSH_BYTES = 1 << 16;
+/** How long, and for how many bytes, a writer waits for another's rotation before writing anyway. */
+const MAX_DEFER_MS = 200;
+const MAX_DEFER_BYTES = 1 << 20;
+const RETRY_MS = 2;
 
 /**
  * Audit log as JSON lines, appended with O_APPEND so concurrent writers (Auth Service workers)
@@ -75,13 +80,20 @@ export class FileAuditLog implements AuditLog {
   private readonly refusals: RefusalAggregator;
   private pending = '';
   private closed = false;
+  /** While another writer rotates the full file: when this writer began waiting, and its retry. */
+  private deferredSince = 0;
+  private retry: NodeJS.Timeout | undefined;
+  /** Most text one write takes (a quarter of a file at most). */
+  private readonly chunk: number;
 
   constructor(
     path: string,
     private readonly now: () => number = Date.now,
     opts: AuditFileOptions = {},
   ) {
-    this.file = new RotatingFile(path, opts.maxSize ?? AUDIT_MAX_SIZE, opts.maxFiles ?? AUDIT_MAX_FILES);
+    const maxSize = opts.maxSize ?? AUDIT_MAX_SIZE;
+    this.file = new RotatingFile(path, maxSize, opts.maxFiles ?? AUDIT_MAX_FILES);
+    this.chunk = Math.max(1, Math.min(FLUSH_BYTES, Math.floor(maxSize / 4)));
     this.refusals = new RefusalAggregator(opts.refusalWindowMs ?? REFUSAL_WINDOW_MS, (line) => this.queue(line));
   }
 
@@ -95,17 +107,36 @@ export class FileAuditLog implements AuditLog {
   private queue(line: Record<string, unknown>): void {
     if (!this.pending) setImmediate(() => this.flush());
     this.pending += `${JSON.stringify({ ...line, pid: process.pid })}\n`;
-    if (this.pending.length > FLUSH_BYTES) this.flush();
+    if (this.pending.length > FLUSH_BYTES && !this.retry) this.flush();
   }
 
-  private flush(): void {
+  private flush(force = false): void {
     if (!this.pending || this.closed) return;
-    const text = this.pending;
+    let rest = this.pending;
     this.pending = '';
+    // wait for another writer's rotation briefly (lines held in memory), never without bound
+    force ||= this.deferredSince > 0 && (performance.now() - this.deferredSince > MAX_DEFER_MS || rest.length > MAX_DEFER_BYTES);
     try {
-      this.file.append(text);
+      while (rest) {
+        // whole lines, in pieces a file can take, so even lines held back fill files in turn;
+        // a forced write is one piece: the rest waits for the rotation again
+        const cut = rest.length <= this.chunk ? rest.length : rest.lastIndexOf('\n', this.chunk - 1) + 1 || rest.indexOf('\n') + 1 || rest.length;
+        const written = this.file.append(rest.slice(0, cut), force);
+        force = false;
+        if (!written) {
+          this.pending = rest;
+          this.deferredSince ||= performance.now();
+          this.retry ??= setTimeout(() => {
+            this.retry = undefined;
+            this.flush();
+          }, RETRY_MS);
+          return;
+        }
+        rest = rest.slice(cut);
+      }
+      this.deferredSince = 0;
     } catch (err) {
-      log.error('audit log write failed; events dropped', { error: (err as NodeJS.ErrnoException).code ?? String(err), lines: text.split('\n').length - 1 });
+      log.error('audit log write failed; events dropped', { error: (err as NodeJS.ErrnoException).code ?? String(err), lines: rest.split('\n').length - 1 });
     }
   }
 
@@ -117,7 +148,15 @@ export class FileAuditLog implements AuditLog {
 
   async close(): Promise<void> {
     this.refusals.closeAll();
-    this.flush();
+    // lines held back for another writer's rotation: wait for it a little, then write them anyway
+    const end = performance.now() + MAX_DEFER_MS;
+    for (;;) {
+      clearTimeout(this.retry);
+      this.retry = undefined;
+      this.flush(performance.now() >= end);
+      if (!this.pending) break;
+      await new Promise((r) => setTimeout(r, RETRY_MS));
+    }
     this.closed = true;
     this.file.close();
   }
@@ -145,8 +184,10 @@ async function readRecent(paths: string[], limit: number, type?: string): Promis
   try {
     for (const fh of handles) {
       if (out.length >= limit) break;
+      // the last `want` matching events of this file, in a ring (no shifting of a large array)
       const want = limit - out.length;
       const ring: AuditEvent[] = [];
+      let seenInFile = 0;
       for await (const line of fh.readLines({ autoClose: false })) {
         if (!line) continue;
         let e: AuditEvent;
@@ -156,10 +197,9 @@ async function readRecent(paths: string[], limit: number, type?: string): Promis
           continue;
         }
         if (type && e.event !== type) continue;
-        ring.push(e);
-        if (ring.length > want) ring.shift();
+        ring[seenInFile++ % want] = e;
       }
-      out.push(...ring.reverse());
+      for (let i = 1; i <= Math.min(want, seenInFile); i++) out.push(ring[(seenInFile - i) % want]!);
     }
   } finally {
     await Promise.all(handles.map((fh) => fh.close().catch(() => {})));
