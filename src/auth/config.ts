@@ -4,7 +4,9 @@ import { parse } from 'yaml';
 import { z } from 'zod';
 import { MwiError } from '../errors.js';
 import type { OidcConfig } from '../join/jwt/jwks.js';
+import { parseByteSize } from '../util/bytes.js';
 import { parseDuration } from '../util/duration.js';
+import { AUDIT_MAX_FILES, AUDIT_MAX_SIZE } from './audit.js';
 import type { KubernetesConfig } from './platform.js';
 import { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from './ratelimit.js';
 
@@ -42,6 +44,13 @@ const schema = z
       })
       .strict()
       .optional(),
+    audit: z
+      .object({
+        max_size: z.union([z.number(), z.string()]).refine((v) => (parseByteSize(v) ?? 0) >= AUDIT_MIN_SIZE, 'expected a size of at least 64KB, like 100MB').optional(),
+        max_files: z.number().int().min(1).max(1000).optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -54,7 +63,12 @@ export interface AuthConfig {
   oidc: OidcConfig;
   kubernetes: KubernetesConfig;
   connectionLimits: ConnectionLimits;
+  /** Audit log rotation: bytes per file, rotated files kept. */
+  audit: { maxSize: number; maxFiles: number };
 }
+
+/** Smallest audit file size accepted: one turn's batch of events is up to 64 KiB. */
+const AUDIT_MIN_SIZE = 64 * 1024;
 
 export const DEFAULT_LISTEN = '127.0.0.1:3025';
 export const DEFAULT_DATA_DIR = '/var/lib/mwi';
@@ -73,7 +87,7 @@ export function loadAuthConfig(file: string | undefined, flags: Partial<Record<'
     if (!parsed.success) {
       const issue = parsed.error.issues[0]!;
       if (issue.code === 'unrecognized_keys') {
-        throw new MwiError('BAD_CONFIG', `unknown key (expected ${issue.path.length === 0 ? 'cluster_name, data_dir, listen, storage, tls_sans, oidc, kubernetes, connection_limits' : 'one of the documented keys'})`, { field: `${file}: ${[...issue.path, issue.keys[0]].join('.')}` });
+        throw new MwiError('BAD_CONFIG', `unknown key (expected ${issue.path.length === 0 ? 'cluster_name, data_dir, listen, storage, tls_sans, oidc, kubernetes, connection_limits, audit' : 'one of the documented keys'})`, { field: `${file}: ${[...issue.path, issue.keys[0]].join('.')}` });
       }
       throw new MwiError('BAD_CONFIG', issue.message, { field: `${file}: ${issue.path.join('.') || '(top level)'}` });
     }
@@ -96,5 +110,6 @@ export function loadAuthConfig(file: string | undefined, flags: Partial<Record<'
       maxConnections: y.connection_limits?.max_connections ?? DEFAULT_CONNECTION_LIMITS.maxConnections,
       rates: y.connection_limits?.rates?.map((r) => ({ periodMs: parseDuration(r.period)!, average: r.average, burst: r.burst })) ?? DEFAULT_CONNECTION_LIMITS.rates,
     }),
+    audit: { maxSize: parseByteSize(y.audit?.max_size) ?? AUDIT_MAX_SIZE, maxFiles: y.audit?.max_files ?? AUDIT_MAX_FILES },
   });
 }

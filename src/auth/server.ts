@@ -16,7 +16,7 @@ import { decodeSegment, parseTarget, type RequestTarget } from '../util/http-tar
 import { createLogger, type Logger } from '../util/log.js';
 import { VERSION } from '../version.js';
 import { AdminApi } from './admin.js';
-import { FileAuditLog, type AuditLog } from './audit.js';
+import { FileAuditLog, type AuditFileOptions, type AuditLog } from './audit.js';
 import { loadAuthorities } from './authorities.js';
 import { ResourceCache } from './cache.js';
 import { openLockCache } from './access.js';
@@ -41,6 +41,7 @@ export interface AuthServerOptions {
   tlsSans?: string[];
   oidc?: OidcConfig;
   kubernetes?: KubernetesConfig;
+  audit?: AuditFileOptions;
   now?: () => number;
   logger?: Logger;
   /** Time and size bounds per client (defaults: DEFAULT_HTTP_LIMITS); tests shorten them. */
@@ -93,7 +94,7 @@ export class AuthServer {
     let audit: AuditLog | undefined;
     try {
       const cas = await loadAuthorities(backend, opts.clusterName);
-      audit = new FileAuditLog(join(opts.dataDir, 'audit', 'events.log'), now);
+      audit = new FileAuditLog(join(opts.dataDir, 'audit', 'events.log'), now, opts.audit);
       const ctx: AuthContext = {
         backend,
         cas,
@@ -164,7 +165,7 @@ export class AuthServer {
         }, LOCAL_REFRESH_MS).unref(),
       );
       // expired instances, challenges and replay markers: reads skip them, this frees the space
-      auth.timers.push(setInterval(() => backend.purgeExpired?.(), 10 * 60 * 1000).unref());
+      auth.timers.push(setInterval(() => void backend.purgeExpired?.().catch((err) => log.error('purging expired items failed', { error: String(err) })), 10 * 60 * 1000).unref());
       audit.emit({ event: 'auth.start', success: true, cluster_name: cas.clusterName, version: VERSION });
       log.info('auth service started', { cluster: cas.clusterName, addr: auth.address, ca_pin: cas.caPin });
       return auth;

@@ -16,7 +16,7 @@ Commands:
 
 mwi start flags:
   -c, --config FILE        mwi.yaml (cluster_name, data_dir, listen, storage, tls_sans, oidc, kubernetes,
-                           connection_limits)
+                           connection_limits, audit)
       --data-dir DIR       data directory (default ${DEFAULT_DATA_DIR})
       --listen HOST:PORT   address for the join, renew and admin APIs (default ${DEFAULT_LISTEN})
       --cluster-name NAME  cluster name, fixed at first start (default: host name)
@@ -35,7 +35,7 @@ function waitForStop(): Promise<string> {
 }
 
 async function serve(cfg: AuthConfig): Promise<AuthServer> {
-  return AuthServer.start({ dataDir: cfg.dataDir, listen: cfg.listen, clusterName: cfg.clusterName, storage: cfg.storage, tlsSans: cfg.tlsSans, oidc: cfg.oidc, kubernetes: cfg.kubernetes, connectionLimits: cfg.connectionLimits });
+  return AuthServer.start({ dataDir: cfg.dataDir, listen: cfg.listen, clusterName: cfg.clusterName, storage: cfg.storage, tlsSans: cfg.tlsSans, oidc: cfg.oidc, kubernetes: cfg.kubernetes, connectionLimits: cfg.connectionLimits, audit: cfg.audit });
 }
 
 /** One Auth Service process per worker: the port is shared (node:cluster), so is the storage. */

@@ -50,8 +50,11 @@ export interface Backend {
   range(prefix: string, opts?: RangeOptions): Promise<Item[]>;
   /** Calls `fn` for every change under `prefix`; returns a function that stops watching. */
   watch(prefix: string, fn: (event: WatchEvent) => void): () => void;
-  /** Reclaims space held by expired items (reads already ignore them). */
-  purgeExpired?(): number;
+  /**
+   * Reclaims space held by expired items (reads already ignore them); resolves to how many were
+   * removed. Runs in small steps: other work goes on meanwhile.
+   */
+  purgeExpired?(): Promise<number>;
   close(): Promise<void>;
 }
 

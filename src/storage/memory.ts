@@ -76,6 +76,17 @@ export class MemoryBackend implements Backend {
     return out;
   }
 
+  async purgeExpired(): Promise<number> {
+    let removed = 0;
+    for (const [k, item] of this.items) {
+      if (item.expires !== undefined && item.expires <= this.now()) {
+        this.items.delete(k);
+        removed++;
+      }
+    }
+    return removed;
+  }
+
   watch(prefix: string, fn: (event: WatchEvent) => void): () => void {
     return this.watchers.add(prefix, fn);
   }

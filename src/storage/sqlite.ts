@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { chmodSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
-import type { CheckpointerData } from './checkpointer.js';
+import type { CheckpointerData, CheckpointerMessage, OwnerMessage } from './checkpointer.js';
 import { isMwiError, MwiError } from '../errors.js';
 import type { Backend, Item, RangeOptions, TxOp, WatchEvent, WriteOptions } from './backend.js';
 import { Watchers } from './watchers.js';
@@ -27,6 +27,21 @@ const CHANGES_KEPT_MS = 10 * 60 * 1000;
 /** WAL checkpoints: how often the worker thread runs one, and SQLite's own default threshold. */
 const CHECKPOINT_MS = 250;
 const AUTO_CHECKPOINT_PAGES = 1000;
+/** How often the worker looks at the WAL's size, and how long a TRUNCATE may hold writers. */
+const WAL_CHECK_MS = 50;
+const TRUNCATE_WAIT_MS = 200;
+/** Longest the checkpointer may hold this process's writes back (if it never says `release`). */
+const HOLD_MAX_MS = 1000;
+/**
+ * The size the WAL file stays under. Finding 6 of issue #9: a flood of writes grew it by hundreds
+ * of MB because PASSIVE checkpoints never let it restart. At a quarter of it the checkpointer
+ * resets the file (TRUNCATE checkpoint), leaving room for what a flood commits meanwhile; a log
+ * restarted by a writer is cut back to that quarter too (journal_size_limit).
+ */
+export const WAL_MAX_BYTES = 16 * 1024 * 1024;
+const WAL_TRUNCATE_BYTES = WAL_MAX_BYTES / 4;
+/** Rows one purge step deletes before it lets other work run. */
+const PURGE_BATCH = 250;
 /** Most writes one group commit takes; the rest go into the next. */
 const MAX_BATCH = 256;
 
@@ -55,6 +70,8 @@ export class SqliteBackend implements Backend {
   /** Revisions this process wrote (and already told its watchers about), while polling. */
   private readonly mine = new Set<number>();
   private checkpointer: Worker | undefined;
+  /** Set while the checkpointer truncates the WAL: writes queue up instead of taking the lock. */
+  private writesHeld: NodeJS.Timeout | undefined;
   private closing = false;
   /** Writes waiting for the next group commit. */
   private batch: Array<{ run: () => { out: unknown; events: WatchEvent[] }; resolve: (v: unknown) => void; reject: (e: unknown) => void }> = [];
@@ -71,6 +88,7 @@ export class SqliteBackend implements Backend {
     this.db.pragma('busy_timeout = 5000');
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
+    this.db.pragma(`journal_size_limit = ${WAL_TRUNCATE_BYTES}`);
     this.migrate();
     if (path !== ':memory:') this.startCheckpointer(path);
     this.stmts = {
@@ -83,11 +101,13 @@ export class SqliteBackend implements Backend {
       range: this.db.prepare<[string, string, string, number, number], Row>(
         'SELECT * FROM kv WHERE key >= ? AND key < ? AND key > ? AND (expires IS NULL OR expires > ?) ORDER BY key LIMIT ?',
       ),
-      purge: this.db.prepare<[number]>('DELETE FROM kv WHERE expires IS NOT NULL AND expires <= ?'),
+      // one batch each: never one long DELETE on the event loop (the kv_expires index finds them)
+      purge: this.db.prepare<[number, number]>('DELETE FROM kv WHERE key IN (SELECT key FROM kv WHERE expires IS NOT NULL AND expires <= ? LIMIT ?)'),
       logChange: this.db.prepare<[number, string, number, number]>('INSERT INTO changes (revision, key, deleted, at) VALUES (?, ?, ?, ?)'),
       changesSince: this.db.prepare<[number], { revision: number; key: string; deleted: number }>('SELECT revision, key, deleted FROM changes WHERE revision > ? ORDER BY revision'),
       maxChange: this.db.prepare<[], { r: number | null }>('SELECT MAX(revision) AS r FROM changes'),
-      pruneChanges: this.db.prepare<[number]>('DELETE FROM changes WHERE at < ?'),
+      // the oldest rows only (revisions and times rise together): no scan of the whole log
+      pruneChanges: this.db.prepare<[number, number]>('DELETE FROM changes WHERE revision IN (SELECT revision FROM (SELECT revision, at FROM changes ORDER BY revision LIMIT ?) WHERE at < ?)'),
       rawGet: this.db.prepare<[string], Row>('SELECT * FROM kv WHERE key = ?'),
       begin: this.db.prepare('BEGIN IMMEDIATE'),
       commit: this.db.prepare('COMMIT'),
@@ -97,15 +117,16 @@ export class SqliteBackend implements Backend {
   }
 
   /**
-   * WAL checkpoints run on a worker thread with its own connection (every CHECKPOINT_MS), not
-   * inside a commit on the event loop. If the worker fails, automatic checkpoints come back.
+   * WAL checkpoints run on a worker thread with its own connection (PASSIVE every CHECKPOINT_MS,
+   * TRUNCATE when the WAL passes WAL_TRUNCATE_BYTES), not inside a commit on the event loop. If
+   * the worker fails, automatic checkpoints come back.
    */
   private startCheckpointer(path: string): void {
     const fallBack = () => {
       if (this.db.open) this.db.pragma(`wal_autocheckpoint = ${AUTO_CHECKPOINT_PAGES}`);
     };
     try {
-      const data: CheckpointerData = { path, intervalMs: CHECKPOINT_MS };
+      const data: CheckpointerData = { path, intervalMs: CHECKPOINT_MS, checkMs: WAL_CHECK_MS, truncateBytes: WAL_TRUNCATE_BYTES, truncateWaitMs: TRUNCATE_WAIT_MS };
       this.checkpointer = new Worker(new URL('./checkpointer.js', import.meta.url), { workerData: data });
     } catch {
       return;
@@ -113,10 +134,27 @@ export class SqliteBackend implements Backend {
     this.db.pragma('wal_autocheckpoint = 0');
     // it exits only if it gave up or crashed: commits checkpoint again, as SQLite does by default
     this.checkpointer.on('exit', () => {
+      this.releaseWrites();
       if (!this.closing) fallBack();
+    });
+    this.checkpointer.on('message', (m: CheckpointerMessage) => {
+      if (m === 'hold') {
+        // flushes run whole within one turn, so no transaction is open here
+        clearTimeout(this.writesHeld);
+        // not unref'd: queued writes keep the process alive until they are committed
+        this.writesHeld = setTimeout(() => this.releaseWrites(), HOLD_MAX_MS);
+        this.checkpointer?.postMessage('held' satisfies OwnerMessage);
+      } else if (m === 'release') this.releaseWrites();
     });
     this.checkpointer.on('error', () => {});
     this.checkpointer.unref();
+  }
+
+  private releaseWrites(): void {
+    if (!this.writesHeld) return;
+    clearTimeout(this.writesHeld);
+    this.writesHeld = undefined;
+    if (this.batch.length > 0) setImmediate(() => this.flush());
   }
 
   private migrate(): void {
@@ -171,6 +209,8 @@ export class SqliteBackend implements Backend {
   }
 
   private flush(): void {
+    // the checkpointer's release schedules the next flush
+    if (this.writesHeld && !this.closing) return;
     const ops = this.batch.splice(0, MAX_BATCH);
     if (this.batch.length > 0) setImmediate(() => this.flush());
     if (!this.db.open) {
@@ -286,16 +326,36 @@ export class SqliteBackend implements Backend {
     }
   }
 
-  /** Removes expired rows; reads already ignore them, this only reclaims space. */
-  purgeExpired(): number {
-    this.stmts.pruneChanges.run(this.now() - CHANGES_KEPT_MS);
-    return this.stmts.purge.run(this.now()).changes;
+  /**
+   * Removes expired rows and old change-log entries; reads already ignore them, this only
+   * reclaims space. Works in batches of PURGE_BATCH rows, each its own short transaction, and
+   * yields to the event loop between them (finding 6 of issue #9: one DELETE of every expired
+   * challenge stalled every request for as long as it ran). Resolves to the rows removed.
+   */
+  async purgeExpired(): Promise<number> {
+    const cutoff = this.now() - CHANGES_KEPT_MS;
+    while ((await this.purgeTurn()) && this.stmts.pruneChanges.run(PURGE_BATCH, cutoff).changes === PURGE_BATCH);
+    let removed = 0;
+    while (await this.purgeTurn()) {
+      const n = this.stmts.purge.run(this.now(), PURGE_BATCH).changes;
+      removed += n;
+      if (n < PURGE_BATCH) break;
+    }
+    return removed;
+  }
+
+  /** Lets other work run; false once closing. Waits while the checkpointer holds writes. */
+  private async purgeTurn(): Promise<boolean> {
+    do await new Promise<void>((r) => (this.writesHeld ? setTimeout(r, 10) : setImmediate(r)));
+    while (this.writesHeld && !this.closing);
+    return this.db.open && !this.closing;
   }
 
   async close(): Promise<void> {
     if (this.poller) clearInterval(this.poller);
     this.closing = true;
     await this.checkpointer?.terminate();
+    this.releaseWrites();
     // writes already accepted are committed, not dropped
     while (this.batch.length > 0 && this.db.open) this.flush();
     if (this.db.open) this.db.close();

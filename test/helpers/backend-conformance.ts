@@ -94,6 +94,19 @@ export function backendConformance(name: string, open: (clock: FakeClock) => Pro
       assert.equal((await b.get('/e'))?.value, 'y');
     }));
 
+    it('purgeExpired removes expired items only, however many', withBackend(async (b, clock) => {
+      if (!b.purgeExpired) return;
+      await Promise.all(Array.from({ length: 1234 }, (_, i) => b.put(`/x/${i}`, 'x', { expires: clock.now() + 1000 })));
+      await b.put('/live', '1', { expires: clock.now() + 5000 });
+      await b.put('/forever', '2');
+      clock.advance(1001);
+      assert.equal(await b.purgeExpired(), 1234);
+      assert.equal(await b.purgeExpired(), 0);
+      assert.deepEqual((await b.range('/')).map((i) => i.key), ['/forever', '/live']);
+      await b.create('/x/1', 'again');
+      assert.equal((await b.get('/x/1'))?.value, 'again');
+    }));
+
     it('watch reports puts and deletes under its prefix only', withBackend(async (b) => {
       const events: WatchEvent[] = [];
       const stop = b.watch('/locks/', (e) => events.push(e));
