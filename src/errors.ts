@@ -45,6 +45,8 @@ export interface MwiErrorOptions {
   detail?: string;
   /** The config field or flag at fault, for BAD_CONFIG. */
   field?: string;
+  /** RATE_LIMITED: how long the server asked the caller to wait (its Retry-After). */
+  retryAfterMs?: number;
   cause?: unknown;
 }
 
@@ -52,6 +54,7 @@ export class MwiError extends Error {
   readonly code: ErrorCode;
   readonly detail: string | undefined;
   readonly field: string | undefined;
+  readonly retryAfterMs: number | undefined;
 
   constructor(code: ErrorCode, message: string, options: MwiErrorOptions = {}) {
     super(options.field ? `${options.field}: ${message}` : message, { cause: options.cause });
@@ -59,6 +62,7 @@ export class MwiError extends Error {
     this.code = code;
     this.detail = options.detail;
     this.field = options.field;
+    this.retryAfterMs = options.retryAfterMs;
   }
 }
 

@@ -3,7 +3,7 @@ import { request as httpsRequest, Agent } from 'node:https';
 import { connect as tlsConnect, createSecureContext, type PeerCertificate, type DetailedPeerCertificate, type SecureContext } from 'node:tls';
 import type { Socket } from 'node:net';
 import { X509Certificate, createHash, createPublicKey } from 'node:crypto';
-import { MwiError, type ErrorCode, ERROR_CODES } from '../errors.js';
+import { isMwiError, MwiError, type ErrorCode, ERROR_CODES } from '../errors.js';
 import { spkiPin } from '../crypto/keys.js';
 import { AUTH_SERVER_NAME, type ErrorBody } from './wire.js';
 
@@ -99,6 +99,10 @@ export interface ApiClientOptions {
   timeoutMs?: number;
 }
 
+/** How often a RATE_LIMITED request is sent again, and the longest wait honoured each time. */
+const RATE_LIMIT_RETRIES = 5;
+const MAX_RETRY_AFTER_MS = 30_000;
+
 /** JSON-over-HTTPS client for the Auth Service. The server is verified by CA, never by address. */
 export class ApiClient {
   private readonly agent: Agent;
@@ -133,8 +137,25 @@ export class ApiClient {
     return this.opts.addrs;
   }
 
-  /** Sends one request, failing over between addresses while they are unreachable. */
+  /**
+   * Sends one request, failing over between addresses while they are unreachable. A request the
+   * Auth Service refused as RATE_LIMITED (refused before it was read, so it changed nothing) is
+   * sent again after the Retry-After it named, a few times: many tbots joining at once through
+   * one address (a NAT gateway) spread out instead of failing.
+   */
   async call<T>(method: 'GET' | 'POST' | 'DELETE' | 'PUT', path: string, body?: unknown, opts: CallOptions<T> = {}): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.callOnce(method, path, body, opts);
+      } catch (err) {
+        if (!isMwiError(err, 'RATE_LIMITED') || attempt >= RATE_LIMIT_RETRIES) throw err;
+        const waitMs = Math.min(err.retryAfterMs ?? 1000, MAX_RETRY_AFTER_MS);
+        await new Promise((r) => setTimeout(r, waitMs * (1 + Math.random() * 0.2)));
+      }
+    }
+  }
+
+  private async callOnce<T>(method: 'GET' | 'POST' | 'DELETE' | 'PUT', path: string, body: unknown, opts: CallOptions<T>): Promise<T> {
     const n = this.opts.addrs.length;
     let last: unknown;
     for (let i = 0; i < n; i++) {
@@ -183,7 +204,8 @@ export class ApiClient {
             if ((res.statusCode ?? 500) >= 400) {
               const e = (json as ErrorBody).error;
               const code = e && e.code in ERROR_CODES ? (e.code as ErrorCode) : 'INTERNAL';
-              return reject(new MwiError(code, e?.message ?? `HTTP ${res.statusCode}`));
+              const retryAfter = Number(res.headers['retry-after']);
+              return reject(new MwiError(code, e?.message ?? `HTTP ${res.statusCode}`, Number.isFinite(retryAfter) && retryAfter >= 0 ? { retryAfterMs: retryAfter * 1000 } : {}));
             }
             resolve({ out: json as T, socket });
           });
