@@ -1,6 +1,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { createLogger } from '../util/log.js';
+import { escapeUnsafe } from '../util/text.js';
 import { RotatingFile } from './audit-file.js';
 import { RefusalAggregator } from './audit-refusals.js';
 
@@ -106,7 +107,10 @@ export class FileAuditLog implements AuditLog {
 
   private queue(line: Record<string, unknown>): void {
     if (!this.pending) setImmediate(() => this.flush());
-    this.pending += `${JSON.stringify({ ...line, pid: process.pid })}\n`;
+    // JSON escapes C0 controls but writes C1 controls and bidi marks raw (they may come from a
+    // caller: a token's kid, a platform claim); as \uXXXX escapes the line parses back the same
+    // and `tail -f` or a log pipeline never sees them raw
+    this.pending += `${escapeUnsafe(JSON.stringify({ ...line, pid: process.pid }))}\n`;
     if (this.pending.length > FLUSH_BYTES && !this.retry) this.flush();
   }
 

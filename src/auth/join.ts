@@ -44,17 +44,13 @@ function view(id: string, t: StoredToken): JoinTokenView {
   return { id, botName: t.spec.bot_name, spec: t.spec, status: (t.status ?? {}) as Record<string, unknown>, secretHash: t.secret_hash };
 }
 
-const TOKEN_NOT_FOUND = 'token not found';
-
-/** Whether a refusal came after the token was found (its id may then be audited). */
-function tokenExisted(err: unknown): boolean {
-  return !(err instanceof JoinRefusal && err.reason === TOKEN_NOT_FOUND);
-}
-
 /** Loads a token for a join and applies the rules every method shares. */
-async function loadToken(ctx: AuthContext, id: string, method: string) {
+async function loadToken(ctx: AuthContext, id: string, method: string, known?: { token: boolean }) {
   const item = await ctx.backend.get(tokenKey(id));
-  if (!item) throw new JoinRefusal(TOKEN_NOT_FOUND);
+  if (!item) throw new JoinRefusal('token not found');
+  // from here the name is known to be a token's, not a secret sent with the wrong method: the
+  // audit log may name it
+  if (known) known.token = true;
   const token = JSON.parse(item.value) as StoredToken;
   if (token.spec.join_method !== method) throw new JoinRefusal(`token is for join method ${token.spec.join_method}`);
   if (token.metadata.expires && Date.parse(token.metadata.expires) <= ctx.now()) throw new JoinRefusal('token expired');
@@ -99,13 +95,14 @@ export async function handleChallenge(ctx: AuthContext, body: unknown, remoteAdd
   if (!method.challenge) throw new MwiError('BAD_REQUEST', `join method ${req.join_method} has no challenge step`, { field: 'join_method' });
   const id = tokenId(req.token, req.join_method);
   const base = { clusterName: ctx.cas.clusterName, now: ctx.now(), payload: req.payload };
+  const known = { token: false };
   let ch: Awaited<ReturnType<NonNullable<ServerJoinMethod['challenge']>>>;
   try {
-    const { token } = await loadToken(ctx, id, req.join_method);
+    const { token } = await loadToken(ctx, id, req.join_method, known);
     ch = await method.challenge({ ...base, token: view(id, token) });
   } catch (err) {
     if (!(err instanceof JoinRefusal)) throw err; // malformed input: refused whether or not the token exists
-    ctx.audit.emit({ event: 'bot.challenge', success: false, join_method: req.join_method, ...tokenRef(ctx, req, id, tokenExisted(err)), remote_addr: remoteAddr, reason: err.reason });
+    ctx.audit.emit({ event: 'bot.challenge', success: false, join_method: req.join_method, ...tokenRef(ctx, req, id, known.token), remote_addr: remoteAddr, reason: err.reason });
     ch = await method.challenge({ ...base, token: { id, botName: '', spec: {}, status: {} } });
   }
   const challengeId = sealChallenge(ctx.cas.challengeMac, { token_id: id, join_method: req.join_method, expires: base.now + CHALLENGE_TTL_MS, data: ch.store });
@@ -123,12 +120,15 @@ export async function handleJoin(ctx: AuthContext, body: unknown, remoteAddr: st
   const publicKey = parseClientKey(req.public_key, 'public_key');
   const id = tokenId(req.token, req.join_method);
   const audit = { join_method: req.join_method, token_id: id, remote_addr: remoteAddr };
+  const known = { token: false };
   let botName: string | undefined;
   try {
-    let { item, token } = await loadToken(ctx, id, req.join_method);
+    // the challenge is checked before the token is even looked up: the same refusal whether or
+    // not the token exists (it carries no storage read and no token-dependent answer)
+    const challenge = openJoinChallenge(ctx, req, id);
+    let { item, token } = await loadToken(ctx, id, req.join_method, known);
     botName = token.spec.bot_name;
     const access = await botAccess(ctx, botName);
-    const challenge = openJoinChallenge(ctx, req, id);
     const newInstanceId = randomUUID();
     let consumeRevision: number | undefined;
     // revisions of the instances `decide` looked at: an instance it ends is deleted only as seen
@@ -259,7 +259,7 @@ export async function handleJoin(ctx: AuthContext, body: unknown, remoteAddr: st
     return { ...identity, renewable, ...(verdict.methodData ? { method_data: verdict.methodData } : {}) };
   } catch (err) {
     const { token_id: _id, ...rest } = audit;
-    refuse(ctx, err, 'bot.join', { ...(botName ? { bot_name: botName } : {}), ...rest, ...tokenRef(ctx, req, id, tokenExisted(err)) });
+    refuse(ctx, err, 'bot.join', { ...(botName ? { bot_name: botName } : {}), ...rest, ...tokenRef(ctx, req, id, known.token) });
   }
 }
 
@@ -272,7 +272,7 @@ function openJoinChallenge(ctx: AuthContext, req: JoinRequest, id: string) {
   if (!SERVER_METHODS.get(req.join_method)?.challenge) return undefined;
   const challengeId = (req.payload as { challenge_id?: unknown } | undefined)?.challenge_id;
   const claims = openChallenge(ctx.cas.challengeMac, challengeId, ctx.now());
-  if (claims.token_id !== id || claims.join_method !== req.join_method) throw new JoinRefusal('challenge was issued for another token', CHALLENGE_REPLAY_MESSAGE);
+  if (claims.token_id !== id || claims.join_method !== req.join_method) throw new JoinRefusal('challenge was issued for another token');
   let consumed = false;
   return {
     data: claims.data,

@@ -19,7 +19,8 @@ import { AdminApi } from './admin.js';
 import { FileAuditLog, type AuditFileOptions, type AuditLog } from './audit.js';
 import { loadAuthorities } from './authorities.js';
 import { ResourceCache } from './cache.js';
-import { openLockCache } from './access.js';
+import { activeLock, openLockCache } from './access.js';
+import type { Claims } from './claims.js';
 import type { AuthContext } from './context.js';
 import { carryIdentity, peerClaims, readJson, sendError, sendJson } from './http.js';
 import { handleChallenge, handleJoin } from './join.js';
@@ -60,6 +61,17 @@ interface SourceLimits {
 /** Longest a RATE_LIMITED answer is held back (see route). */
 const MAX_REFUSAL_HOLD_MS = 1000;
 
+/**
+ * Who is not counted against the per-source limits: an administrator, and a bot instance that is
+ * not locked (its requests are attributable, and it can be locked). Everything else is limited
+ * like an anonymous caller, however it authenticated: an output certificate (workloads read
+ * those from destinations), the identity of a locked instance or of a locked bot.
+ */
+function exemptFromSourceLimit(ctx: AuthContext, claims: Claims | undefined): boolean {
+  if (claims?.kind === 'admin') return true;
+  return claims?.kind === 'bot' && activeLock(ctx, claims.bot, claims.instance) === undefined;
+}
+
 /** The Auth Service: join, renew and admin APIs on one TLS 1.3 port. */
 export class AuthServer {
   private constructor(
@@ -92,6 +104,7 @@ export class AuthServer {
     mkdirPrivate(opts.dataDir);
     const backend: Backend = openBackend(opts.storage, opts.dataDir);
     let audit: AuditLog | undefined;
+    let listening: Server | undefined;
     try {
       const cas = await loadAuthorities(backend, opts.clusterName);
       audit = new FileAuditLog(join(opts.dataDir, 'audit', 'events.log'), now, opts.audit);
@@ -154,6 +167,7 @@ export class AuthServer {
         );
         server.listen(port, host, () => resolve());
       });
+      listening = server;
       await writeAdminIdentity(ctx, opts.dataDir);
       writeFileAtomic(authInfoPath(opts.dataDir), JSON.stringify({ addr: auth.address, cluster_name: cas.clusterName, ca_pin: cas.caPin }, null, 2));
       auth.timers.push(
@@ -170,6 +184,11 @@ export class AuthServer {
       log.info('auth service started', { cluster: cas.clusterName, addr: auth.address, ca_pin: cas.caPin });
       return auth;
     } catch (err) {
+      // a start that failed half way serves nothing (the port was already open)
+      if (listening) {
+        listening.close();
+        listening.closeAllConnections();
+      }
       await audit?.close();
       await backend.close();
       throw err;
@@ -181,9 +200,10 @@ export class AuthServer {
     let path = '(unparsed)';
     try {
       const now = this.ctx.now();
-      // a caller without a client identity is limited per source before anything is parsed,
-      // read or stored for it (issue #9, finding 6: unauthenticated callers filled the disk)
-      if (!peerClaims(req, now, { expired: 'ignore' })) {
+      // a caller that is not an administrator or an unlocked bot is limited per source before
+      // anything is parsed, read or stored for it (issue #9, finding 6: unauthenticated callers
+      // filled the disk)
+      if (!exemptFromSourceLimit(this.ctx, peerClaims(req, now, { expired: 'ignore' }))) {
         const refused = this.limitSource(remote, res);
         if (refused) {
           // the refusal is held for the Retry-After it announces (at most 1 s): a client that

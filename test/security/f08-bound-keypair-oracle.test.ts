@@ -63,4 +63,21 @@ describe('finding 8: bound-keypair challenges do not tell which tokens exist or 
     assert.ok(reasons.includes('token not found'), reasons.join('\n'));
     assert.ok(reasons.some((r) => /none of the offered keys is the key bound to this token/.test(r)), reasons.join('\n'));
   });
+
+  it('finding 8: a join with a missing, forged or expired challenge answers the same for an existing and an unknown token', async () => {
+    const pub = (await generateKeys('ec-p256')).publicKeyPem;
+    const joinWith = (token: string, payload: unknown) => anonymousCall(c.addr, c.caPin, 'POST', '/v1/join', { token, join_method: 'bound_keypair', public_key: pub, payload });
+    const offered = await sshKey();
+    const payloads = async (token: string) => {
+      const ch = (await anonymousCall(c.addr, c.caPin, 'POST', '/v1/join/challenge', { token, join_method: 'bound_keypair', payload: { public_keys: [offered] } })).json;
+      return [{}, { challenge_id: 'garbage' }, { challenge_id: `${ch.challenge_id.slice(0, -2)}AA`, signature: 'x.y.z' }, { challenge_id: ch.challenge_id, signature: 'x.y.z' }];
+    };
+    const [forExisting, forUnknown] = [await payloads('bk-open'), await payloads('bk-nothing-here')];
+    for (let i = 0; i < forExisting.length; i++) {
+      const existing = await joinWith('bk-open', forExisting[i]);
+      const unknown = await joinWith('bk-nothing-here', forUnknown[i]);
+      assert.equal(existing.status, 403, existing.text);
+      assert.deepEqual(existing.json, unknown.json, `case ${i}: ${existing.text} vs ${unknown.text}`);
+    }
+  });
 });

@@ -36,6 +36,15 @@ describe('finding 15: pre-existing directories and symlinks are not trusted as t
     assert.ok(!existsSync(join(dataDir, 'mwi.db')), 'nothing written into it');
   });
 
+  it('finding 15: a 0777 directory inside the data dir is refused too, and the half-started Auth Service stops serving', async () => {
+    const dataDir = dirWithMode(join(tmp.path, 'auth-inner'), 0o700);
+    dirWithMode(join(dataDir, 'admin'), 0o777);
+    const r = await cli('mwi', ['start', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--cluster-name', 'inner'], { timeoutMs: 20_000 });
+    // before: the error was printed, but the port stayed open and answered until the process was killed
+    assert.equal(r.code, 2, `exit code (signal ${r.signal}): ${r.stderr}`);
+    assert.ok(r.stderr.includes(`chmod 0700 ${join(dataDir, 'admin')}`), r.stderr);
+  });
+
   it('finding 15: a data dir owned by another user is refused; a new one is made 0700', () => {
     const other = dirWithMode(join(tmp.path, 'auth-other'), 0o700);
     chownSync(other, 65534, 65534);

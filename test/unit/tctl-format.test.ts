@@ -1,5 +1,6 @@
+import { lockTarget } from '../../src/cli/tctl/locks.js';
 import assert from 'node:assert/strict';
-import { it } from 'node:test';
+import { describe, it } from 'node:test';
 import { stringify } from 'yaml';
 import { printPages } from '../../src/cli/tctl/format.js';
 
@@ -33,4 +34,12 @@ it('printPages: YAML documents and a table sized over every page', async () => {
   assert.equal(lines.length, 4, 'header, rule, two rows');
   assert.match(lines.at(-1)!, /^longer-name\s+22$/);
   assert.match(lines.at(-2)!, /^a {11}\s*1$/);
+});
+
+describe('tctl locks ls target column', () => {
+  it('names every kind of target, join_token locks included (the Auth Service creates those itself)', () => {
+    assert.equal(lockTarget({ user: 'bot-robot' }), 'user:bot-robot');
+    assert.equal(lockTarget({ bot_instance_id: 'i-1' }), 'bot_instance_id:i-1');
+    assert.equal(lockTarget({ join_token: 'bk-real' }), 'join_token:bk-real');
+  });
 });

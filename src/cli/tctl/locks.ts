@@ -35,7 +35,7 @@ export async function locks(api: ApiClient, sub: string | undefined, positionals
       headers: ['ID', 'Target', 'Message', 'Expires'],
       row: (l: Lock) => [
         l.metadata.name,
-        l.spec.target.user ? `user:${l.spec.target.user}` : `bot_instance_id:${l.spec.target.bot_instance_id}`,
+        lockTarget(l.spec.target),
         l.spec.message,
         l.spec.expires ?? 'never',
       ],
@@ -49,4 +49,11 @@ export async function locks(api: ApiClient, sub: string | undefined, positionals
     return;
   }
   throw usageError(`unknown command "locks ${sub ?? ''}" (expected add, ls, rm)`);
+}
+
+/** A lock's one target as `field:value` (the Auth Service itself locks join tokens: a keypair used from two places). */
+export function lockTarget(t: Lock['spec']['target']): string {
+  if (t.user) return `user:${t.user}`;
+  if (t.bot_instance_id) return `bot_instance_id:${t.bot_instance_id}`;
+  return `join_token:${t.join_token ?? ''}`;
 }

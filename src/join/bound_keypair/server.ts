@@ -8,7 +8,6 @@ import { JoinRefusal, type ServerJoinContext, type ServerJoinMethod, type Server
 import { boundKeypairSpec, type BKChallengePayload, type BKJoinPayload, type BKJoinResult, type BoundKeypairSpec, type BoundKeypairStatus } from './wire.js';
 
 const CHALLENGE_TTL_S = 60;
-const SIGNATURE_MESSAGE = 'the join was refused: the signature over the challenge did not verify (wrong key, or a reused or expired challenge)';
 const LIVE_MESSAGE =
   'the join was refused: another bot instance holds this bound keypair and its identity is still valid (only recovery.mode insecure allows concurrent instances, e.g. for a static key shared by CI runs)';
 const LIMIT_MESSAGE =
@@ -36,26 +35,30 @@ function rotationDue(spec: BoundKeypairSpec, status: BoundKeypairStatus, now: nu
   return at <= now && !(status.last_rotated_at && Date.parse(status.last_rotated_at) >= at);
 }
 
-/** Verifies a compact JWS over exactly `claims` by `key`; only the key's own algorithm is accepted. */
+/**
+ * Verifies a compact JWS over exactly `claims` by `key`; only the key's own algorithm is accepted.
+ * Its refusals carry the generic public message an unknown token gets: a caller without the key
+ * must not learn from the answer whether the token it named exists (issue #9, finding 8).
+ */
 async function verifySignature(jws: unknown, claims: string, key: KeyObject, what: string): Promise<void> {
-  if (typeof jws !== 'string' || jws.length > 4096) throw new JoinRefusal(`${what}: missing signature`, SIGNATURE_MESSAGE);
+  if (typeof jws !== 'string' || jws.length > 4096) throw new JoinRefusal(`${what}: missing signature`);
   // one spelling per signature, as for platform tokens: nothing downstream may key on a variant
   try {
     assertCanonicalCompactJws(jws, 'payload.signature');
   } catch {
-    throw new JoinRefusal(`${what}: signature is not a canonical compact JWS`, SIGNATURE_MESSAGE);
+    throw new JoinRefusal(`${what}: signature is not a canonical compact JWS`);
   }
   const alg = key.asymmetricKeyType === 'ed25519' ? 'EdDSA' : 'ES256';
   let payload: Uint8Array;
   try {
     ({ payload } = await compactVerify(jws, key, { algorithms: [alg] }));
   } catch (err) {
-    throw new JoinRefusal(`${what}: signature does not verify (${(err as { code?: string }).code ?? 'invalid'})`, SIGNATURE_MESSAGE);
+    throw new JoinRefusal(`${what}: signature does not verify (${(err as { code?: string }).code ?? 'invalid'})`);
   }
   const got = Buffer.from(payload);
   const want = Buffer.from(claims);
   // the signed claims must be the ones this server issued, byte for byte (nonce included)
-  if (got.length !== want.length || !timingSafeEqual(got, want)) throw new JoinRefusal(`${what}: signed claims differ from the challenge`, SIGNATURE_MESSAGE);
+  if (got.length !== want.length || !timingSafeEqual(got, want)) throw new JoinRefusal(`${what}: signed claims differ from the challenge`);
 }
 
 export const boundKeypairServer: ServerJoinMethod = {
@@ -133,7 +136,7 @@ export const boundKeypairServer: ServerJoinMethod = {
     const ch = ctx.challenge;
     if (!ch || typeof ch.claims !== 'string' || typeof ch.public_key !== 'string') throw new JoinRefusal('no valid challenge for this join');
     const claims = JSON.parse(ch.claims) as { exp: number };
-    if (claims.exp * 1000 <= ctx.now) throw new JoinRefusal('challenge expired', SIGNATURE_MESSAGE);
+    if (claims.exp * 1000 <= ctx.now) throw new JoinRefusal('challenge expired');
     const key = ch.public_key;
     // the key is read from the challenge this server stored, never from the request
     await verifySignature(p.signature, ch.claims, sshPublicKeyToKeyObject(key, 'public_key'), 'bound key');
