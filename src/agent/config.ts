@@ -135,7 +135,7 @@ export function validateTbotConfig(raw: unknown, env: NodeJS.ProcessEnv = proces
     const issue = parsed.error.issues[0]!;
     if (issue.code === 'unrecognized_keys') {
       const prefix = zodField(issue);
-      fail(prefix === '(top level)' ? issue.keys[0]! : `${prefix}.${issue.keys[0]}`, `unknown key (check the spelling; tbot.yaml v2 keys are documented in docs/reference/tbot-yaml.md)`);
+      fail(prefix === '(top level)' ? issue.keys[0]! : `${prefix}.${issue.keys[0]}`, `unknown key (check the spelling; tbot.yaml v2 keys are documented in docs/reference.md, "tbot.yaml (v2)")`);
     }
     fail(zodField(issue), issue.message);
   }
