@@ -26,7 +26,7 @@ export const DEFAULT_CONNECTION_LIMITS: Readonly<ConnectionLimits> = Object.free
   rates: [{ periodMs: 60_000, average: 600, burst: 200 }],
 });
 
-/** Sources remembered at most: a flood from many addresses costs bounded memory (oldest evicted). */
+/** Sources remembered at most: a flood from many addresses costs bounded memory. */
 export const MAX_TRACKED_SOURCES = 10_000;
 
 /** Expands an IPv6 address to its 8 groups (no zone id), or undefined if it is not one. */
@@ -64,46 +64,64 @@ interface Bucket {
   at: number;
 }
 
-/** A bounded map in recency order: touching a key moves it last; inserting past the cap drops the first. */
-class Recent<V> {
-  private readonly map = new Map<string, V>();
-  constructor(private readonly cap: number) {}
-
-  get size(): number {
-    return this.map.size;
-  }
-
-  touch(key: string, make: () => V): V {
-    let v = this.map.get(key);
-    if (v !== undefined) this.map.delete(key);
-    else {
-      v = make();
-      if (this.map.size >= this.cap) this.map.delete(this.map.keys().next().value!);
-    }
-    this.map.set(key, v);
-    return v;
-  }
-}
-
 /**
- * Token buckets per source. `take` is O(rates) and allocates only for a new source; the number of
- * sources kept is capped (the least recently seen is forgotten, which at worst gives it a full
- * bucket again: memory stays bounded under a flood from many addresses).
+ * Token buckets per source. `take` is O(rates) and allocates only for a new source. The number of
+ * sources kept is capped, and a source is forgotten only when forgetting it gives nothing away:
+ * its buckets have refilled (a full bucket is what a new source gets anyway). When the table is
+ * full of sources still drawing on their buckets (a flood from many addresses: an IPv6 /48 holds
+ * 65,536 /64s), new sources share one overflow set of buckets instead of each getting a fresh
+ * burst, so cycling through more addresses than the table holds buys nothing.
  */
 export class RateLimiter {
-  private readonly sources: Recent<Bucket[]>;
+  /** In recency order: a touched source moves last, so the first is the least recently seen. */
+  private readonly sources = new Map<string, Bucket[]>();
+  private readonly overflow: Bucket[];
 
   constructor(
     private readonly rates: readonly Rate[],
     private readonly now: () => number = Date.now,
-    maxSources = MAX_TRACKED_SOURCES,
+    private readonly maxSources = MAX_TRACKED_SOURCES,
   ) {
-    this.sources = new Recent(maxSources);
+    this.overflow = this.fresh(now());
   }
 
   /** Sources currently remembered. */
   get tracked(): number {
     return this.sources.size;
+  }
+
+  private fresh(t: number): Bucket[] {
+    return this.rates.map((r) => ({ tokens: r.burst, at: t }));
+  }
+
+  /** Refills `buckets` to time `t`; true if every one is full again. */
+  private refill(buckets: Bucket[], t: number): boolean {
+    let full = true;
+    this.rates.forEach((r, i) => {
+      const b = buckets[i]!;
+      b.tokens = Math.min(r.burst, b.tokens + ((t - b.at) * r.average) / r.periodMs);
+      b.at = t;
+      if (b.tokens < r.burst) full = false;
+    });
+    return full;
+  }
+
+  /** The buckets `key` draws on now (see the class comment for a full table). */
+  private bucketsOf(key: string, t: number): Bucket[] {
+    const known = this.sources.get(key);
+    if (known) {
+      this.sources.delete(key);
+      this.sources.set(key, known);
+      return known;
+    }
+    if (this.sources.size >= this.maxSources) {
+      const [oldestKey, oldest] = this.sources.entries().next().value as [string, Bucket[]];
+      if (!this.refill(oldest, t)) return this.overflow;
+      this.sources.delete(oldestKey);
+    }
+    const made = this.fresh(t);
+    this.sources.set(key, made);
+    return made;
   }
 
   /**
@@ -113,12 +131,11 @@ export class RateLimiter {
   take(key: string): number {
     if (this.rates.length === 0) return 0;
     const t = this.now();
-    const buckets = this.sources.touch(key, () => this.rates.map((r) => ({ tokens: r.burst, at: t })));
+    const buckets = this.bucketsOf(key, t);
+    this.refill(buckets, t);
     let waitMs = 0;
     this.rates.forEach((r, i) => {
       const b = buckets[i]!;
-      b.tokens = Math.min(r.burst, b.tokens + ((t - b.at) * r.average) / r.periodMs);
-      b.at = t;
       // (the epsilon keeps float error from adding a millisecond)
       if (b.tokens < 1) waitMs = Math.max(waitMs, Math.ceil(((1 - b.tokens) * r.periodMs) / r.average - 1e-9));
     });

@@ -55,6 +55,36 @@ describe('finding 6: per-source rate limits, unit', () => {
     assert.equal(rl.tracked, 1000);
   });
 
+  it('finding 6: cycling through more sources than the table holds gives no fresh bursts (an IPv6 /48 has 65,536 /64s)', () => {
+    const t = 0;
+    const rl = new RateLimiter([{ periodMs: 60_000, average: 600, burst: 200 }], () => t, 10_000);
+    let allowed = 0;
+    // 3 rounds over 10,001 /64s of one /48, 100 requests each, all at one instant
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i <= 10_000; i++) {
+        const key = sourceKey(`2001:db8:1:${i.toString(16)}::1`);
+        for (let n = 0; n < 100; n++) if (rl.take(key) === 0) allowed++;
+      }
+    }
+    // every /64 the table holds gets its one burst (200), spent in its first two rounds; the
+    // overflow shares one more. Before: each eviction gave a fresh burst, 3,000,300 allowed.
+    assert.ok(allowed <= 10_000 * 200 + 200, `allowed ${allowed}`);
+    assert.equal(rl.tracked, 10_000);
+  });
+
+  it('finding 6: a source whose buckets refilled is forgotten for a new one; memory stays capped', () => {
+    let t = 0;
+    const rl = new RateLimiter([{ periodMs: 1000, average: 1, burst: 1 }], () => t, 2);
+    assert.equal(rl.take('a'), 0);
+    assert.equal(rl.take('b'), 0);
+    // the table is full of drawn-on sources: a newcomer shares the overflow bucket
+    assert.equal(rl.take('c'), 0);
+    assert.ok(rl.take('d') > 0, 'the overflow bucket is shared');
+    t += 2000; // a and b have refilled: forgetting them gives nothing away
+    assert.equal(rl.take('e'), 0);
+    assert.equal(rl.tracked, 2);
+  });
+
   it('finding 6: refusals are reported as one summary per period', async () => {
     const reports: number[] = [];
     const s = new RefusalSummary(60_000, (n) => void reports.push(n));
