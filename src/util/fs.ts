@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, statSync, unlinkSync, writeSync, type Stats } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, realpathSync, renameSync, statSync, unlinkSync, writeSync, type Stats } from 'node:fs';
 import { dirname, join, basename } from 'node:path';
 import { MwiError } from '../errors.js';
 
@@ -67,6 +67,33 @@ export function checkDirTrusted(dir: string, field: string, st: Stats = statSync
       `${dir} is writable by ${who} (mode 0${(st.mode & 0o7777).toString(8)}): another user could plant or swap files mwi trusts; run "chmod 0700 ${dir}" (or chmod go-w to keep it readable)`,
       { field },
     );
+  }
+  checkAncestorsTrusted(dir, field, uid);
+}
+
+/**
+ * The directories above `dir` must not let anyone else replace it: whoever can write to a parent
+ * can rename `dir` away and put a symlink in its place between mwi's check and its writes (as
+ * sshd's StrictModes, each ancestor is owned by this user or root, and writable by others only
+ * with the sticky bit, as /tmp is: there nobody may rename an entry they do not own).
+ */
+function checkAncestorsTrusted(dir: string, field: string, uid: number | undefined): void {
+  let cur = realpathSync(dir);
+  for (;;) {
+    const parent = dirname(cur);
+    if (parent === cur) return;
+    const st = statSync(parent);
+    if (uid !== undefined && st.uid !== uid && st.uid !== 0) {
+      throw new MwiError('BAD_CONFIG', `${parent}, a parent of ${dir}, is owned by uid ${st.uid}: its owner could swap ${dir} for a link to somewhere else; use a directory whose parents this user or root owns`, { field });
+    }
+    if ((st.mode & 0o022) !== 0 && (st.mode & 0o1000) === 0) {
+      throw new MwiError(
+        'BAD_CONFIG',
+        `${parent}, a parent of ${dir}, is writable by others (mode 0${(st.mode & 0o7777).toString(8)}) without the sticky bit: they could swap ${dir} for a link to somewhere else; run "chmod go-w ${parent}"`,
+        { field },
+      );
+    }
+    cur = parent;
   }
 }
 

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DirectoryDestination } from '../../src/agent/destinations/directory.js';
@@ -104,6 +104,28 @@ describe('finding 15: pre-existing directories and symlinks are not trusted as t
     assert.match(readlinkSync(join(out, '..data')), /^\.\.v-/);
     assert.match(readFileSync(join(out, 'tlscert'), 'utf8'), /^-----BEGIN CERTIFICATE-----/);
     assert.match(readFileSync(join(out, 'key'), 'utf8'), /PRIVATE KEY/);
+  });
+
+  it('finding 15: a destination whose parent someone else can change is refused (they could swap it for a link mid-write)', async () => {
+    const foreignParent = dirWithMode(join(tmp.path, 'parent-nobody'), 0o755);
+    const inForeign = dirWithMode(join(foreignParent, 'out'), 0o700);
+    chownSync(foreignParent, 65534, 65534);
+    await assert.rejects(new DirectoryDestination(inForeign).writeAll([{ name: 'tlscert', data: 'x', mode: 0o600 }]), (e) => isMwiError(e, 'BAD_CONFIG') && /a parent of .* is owned by uid 65534/.test(e.message));
+    const openParent = dirWithMode(join(tmp.path, 'parent-0777'), 0o777);
+    const inOpen = dirWithMode(join(openParent, 'out'), 0o700);
+    await assert.rejects(new DirectoryDestination(inOpen).writeAll([{ name: 'tlscert', data: 'x', mode: 0o600 }]), (e) => isMwiError(e, 'BAD_CONFIG') && /writable by others .* without the sticky bit: .*chmod go-w/.test(e.message));
+    assert.ok(!existsSync(join(inOpen, 'tlscert')), 'nothing written');
+    // a sticky world-writable parent (as /tmp) lets nobody rename what they do not own: accepted
+    const sticky = dirWithMode(join(tmp.path, 'parent-1777'), 0o1777);
+    const inSticky = dirWithMode(join(sticky, 'out'), 0o700);
+    await new DirectoryDestination(inSticky).writeAll([{ name: 'tlscert', data: 'x', mode: 0o600 }]);
+    assert.equal(readFileSync(join(inSticky, 'tlscert'), 'utf8'), 'x');
+  });
+
+  it('finding 15: a write that fails half way leaves no version directory behind', async () => {
+    const dir = dirWithMode(join(tmp.path, 'failing-write'), 0o700);
+    await assert.rejects(new DirectoryDestination(dir).writeAll([{ name: 'ok', data: 'x', mode: 0o600 }, { name: 'a/b', data: 'x', mode: 0o600 }]), TypeError);
+    assert.deepEqual(readdirSync(dir).filter((n) => n.startsWith('..v-')), []);
   });
 
   it('finding 15: a destination never reads through a symlink it did not create', async () => {

@@ -65,13 +65,19 @@ export class DirectoryDestination implements Destination {
     const version = `${VERSION_PREFIX}${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
     const vdir = join(this.path, version);
     mkdirSync(vdir, { mode: 0o700 });
-    for (const f of files) {
-      if (f.name.includes('/') || f.name.startsWith('..')) throw new TypeError(`invalid output file name ${f.name}`);
-      writeFileAtomic(join(vdir, f.name), f.data, f.mode);
-      chmodSync(join(vdir, f.name), f.mode);
+    try {
+      for (const f of files) {
+        if (f.name.includes('/') || f.name.startsWith('..')) throw new TypeError(`invalid output file name ${f.name}`);
+        writeFileAtomic(join(vdir, f.name), f.data, f.mode);
+        chmodSync(join(vdir, f.name), f.mode);
+      }
+      chmodSync(vdir, 0o755 & ~0o022);
+      fsyncDir(vdir);
+    } catch (err) {
+      // a set that never became ..data is nobody's: it must not pile up with each failed write
+      rmSync(vdir, { recursive: true, force: true });
+      throw err;
     }
-    chmodSync(vdir, 0o755 & ~0o022);
-    fsyncDir(vdir);
     // the one atomic step: ..data now names the complete new set
     const tmpLink = join(this.path, `..data-${randomBytes(4).toString('hex')}`);
     symlinkSync(version, tmpLink);
