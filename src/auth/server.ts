@@ -62,14 +62,17 @@ interface SourceLimits {
 const MAX_REFUSAL_HOLD_MS = 1000;
 
 /**
- * Who is not counted against the per-source limits: an administrator, and a bot instance that is
- * not locked (its requests are attributable, and it can be locked). Everything else is limited
- * like an anonymous caller, however it authenticated: an output certificate (workloads read
- * those from destinations), the identity of a locked instance or of a locked bot.
+ * The bucket a request draws on: none for an administrator; its instance's own for a bot
+ * instance that is not locked (a bot's requests are attributable and it can be locked, but one
+ * bot must not fill the audit log or the disk either: a flood of certificate requests would
+ * rotate the evidence away); the source address's for everyone else, however they
+ * authenticated: an output certificate (workloads read those from destinations), the identity of
+ * a locked instance or bot, or none.
  */
-function exemptFromSourceLimit(ctx: AuthContext, claims: Claims | undefined): boolean {
-  if (claims?.kind === 'admin') return true;
-  return claims?.kind === 'bot' && activeLock(ctx, claims.bot, claims.instance) === undefined;
+function rateLimitKey(ctx: AuthContext, claims: Claims | undefined, remote: string): string | undefined {
+  if (claims?.kind === 'admin') return undefined;
+  if (claims?.kind === 'bot' && activeLock(ctx, claims.bot, claims.instance) === undefined) return `bot_instance:${claims.instance}`;
+  return sourceKey(remote);
 }
 
 /** The Auth Service: join, renew and admin APIs on one TLS 1.3 port. */
@@ -200,11 +203,12 @@ export class AuthServer {
     let path = '(unparsed)';
     try {
       const now = this.ctx.now();
-      // a caller that is not an administrator or an unlocked bot is limited per source before
-      // anything is parsed, read or stored for it (issue #9, finding 6: unauthenticated callers
-      // filled the disk)
-      if (!exemptFromSourceLimit(this.ctx, peerClaims(req, now, { expired: 'ignore' }))) {
-        const refused = this.limitSource(remote, res);
+      // every caller but an administrator draws on a bucket before anything is parsed, read or
+      // stored for it (issue #9, finding 6: callers filled the disk): an unlocked bot on its
+      // instance's own, anyone else on its source address's
+      const limitKey = rateLimitKey(this.ctx, peerClaims(req, now, { expired: 'ignore' }), remote);
+      if (limitKey !== undefined) {
+        const refused = this.limitSource(limitKey, res);
         if (refused) {
           // the refusal is held for the Retry-After it announces (at most 1 s): a client that
           // ignores it and loops on kept-alive connections gets one answer per connection per
@@ -240,17 +244,16 @@ export class AuthServer {
   }
 
   /**
-   * Takes a token for `remote`'s source; when it has none, the RATE_LIMITED refusal (429, with
+   * Takes a token from bucket `key` (see rateLimitKey); when it has none, the RATE_LIMITED refusal (429, with
    * Retry-After) and how long to hold it. Refusals are counted, not audited.
    */
-  private limitSource(remote: string, res: ServerResponse): { error: MwiError; holdMs: number } | undefined {
-    const key = sourceKey(remote);
+  private limitSource(key: string, res: ServerResponse): { error: MwiError; holdMs: number } | undefined {
     const waitMs = this.sources.rate.take(key);
     if (waitMs === 0) return undefined;
     this.sources.refusals.add(key);
     const retryAfterS = Math.max(1, Math.ceil(waitMs / 1000));
     res.setHeader('retry-after', String(retryAfterS));
-    return { error: new MwiError('RATE_LIMITED', 'too many requests from this address; retry later'), holdMs: Math.min(retryAfterS * 1000, MAX_REFUSAL_HOLD_MS) };
+    return { error: new MwiError('RATE_LIMITED', `too many requests from this ${key.startsWith('bot_instance:') ? 'bot instance' : 'address'}; retry later`), holdMs: Math.min(retryAfterS * 1000, MAX_REFUSAL_HOLD_MS) };
   }
 
   private async routeAdmin(req: IncomingMessage, url: RequestTarget, admin: AdminApi): Promise<unknown> {
