@@ -1,6 +1,6 @@
 import { createHmac, hkdfSync, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { sha256Hex } from '../crypto/keys.js';
-import { key } from '../storage/backend.js';
+import { key, type Backend, type TxOp } from '../storage/backend.js';
 import { JoinRefusal } from '../join/types.js';
 
 /**
@@ -83,4 +83,58 @@ export function usedChallengeKey(id: string): string {
   return key('join_challenges_used', sha256Hex(id.split('.')[1] ?? id));
 }
 
-export const CHALLENGE_REPLAY_MESSAGE = PUBLIC;
+/**
+ * The challenge one join answers. Single use is recorded in the same conditional write that
+ * records the join's outcome (the token's new status, or the new bot instance): a join refused
+ * for any reason writes nothing, so no caller, with or without the key, can make the Auth Service
+ * store anything by answering challenges; a replay of an accepted join is refused.
+ */
+export class JoinChallenge {
+  private proven = false;
+  private written = false;
+  private readonly marker: string;
+
+  constructor(
+    id: string,
+    private readonly claims: ChallengeClaims,
+  ) {
+    this.marker = usedChallengeKey(id);
+  }
+
+  /** The method's `store` data sealed into the challenge. */
+  get data(): Record<string, unknown> {
+    return this.claims.data;
+  }
+
+  /** The method declares that the caller's proof of this challenge verified. */
+  prove(): void {
+    this.proven = true;
+  }
+
+  get isProven(): boolean {
+    return this.proven;
+  }
+
+  /** The op that marks it used, for the conditional write that records the outcome (none before a proof or once written). */
+  ops(): TxOp[] {
+    return this.proven && !this.written ? [{ op: 'create', key: this.marker, value: '1', expires: this.claims.expires }] : [];
+  }
+
+  /** That write committed. */
+  committed(): void {
+    if (this.proven) this.written = true;
+  }
+
+  /** After a write with `ops()` failed: a refusal if the cause is that this challenge was used meanwhile. */
+  async refuseIfUsed(backend: Backend): Promise<void> {
+    if (this.proven && !this.written && (await backend.get(this.marker))) throw new JoinRefusal('challenge already used', PUBLIC);
+  }
+
+  /** Marks it used on its own: for an outcome that is written elsewhere (a refresh of an existing instance). */
+  async commitAlone(backend: Backend): Promise<void> {
+    const ops = this.ops();
+    if (ops.length === 0) return;
+    if (!(await backend.transact(ops))) throw new JoinRefusal('challenge already used', PUBLIC);
+    this.committed();
+  }
+}

@@ -15,7 +15,7 @@ import { instanceKey } from './instances.js';
 import { refreshInstance } from './renew.js';
 import type { BotInstance, Lock, StoredToken } from './resources.js';
 import { TOKEN_NAME, tokenFingerprint, tokenId, tokenKey } from './tokens.js';
-import { CHALLENGE_REPLAY_MESSAGE, CHALLENGE_TTL_MS, openChallenge, sealChallenge, usedChallengeKey } from './challenges.js';
+import { CHALLENGE_TTL_MS, JoinChallenge, openChallenge, sealChallenge } from './challenges.js';
 
 const STATUS_RETRIES = 5;
 
@@ -153,7 +153,7 @@ export async function handleJoin(ctx: AuthContext, body: unknown, remoteAddr: st
       challenge: challenge?.data,
       consumeChallenge: async () => {
         if (!challenge) throw new TypeError('this join method has no challenge step');
-        await challenge.consume();
+        challenge.prove();
       },
       platform: ctx.platform,
       consumeToken: () => {
@@ -166,17 +166,19 @@ export async function handleJoin(ctx: AuthContext, body: unknown, remoteAddr: st
           const { status: next, end = [] } = await decide((token.status ?? {}) as Record<string, unknown>);
           const value = JSON.stringify({ ...token, status: next });
           try {
-            if (end.length === 0) item = await ctx.backend.compareAndSwap(item.key, item.revision, value, { expires: item.expires });
-            else {
-              // the key is rebound and the instance it replaces ends in one conditional write:
-              // there is never a moment, nor a failure, that leaves two instances for one key
-              const ends = await endOps(end);
-              const ok = await ctx.backend.transact([{ op: 'compareAndSwap', key: item.key, revision: item.revision, value, expires: item.expires }, ...ends]);
-              if (!ok) throw new MwiError('COMPARE_FAILED', 'token or replaced instance changed');
-              item = (await ctx.backend.get(item.key)) ?? item;
-              for (const op of ends) {
-                ctx.audit.emit({ event: 'resource.deleted', success: true, bot_name: botName, resource: `bot_instance/${botName!}/${op.key.split('/').pop()!}`, user: 'mwi', reason: 'replaced by a later join with the same bound key', ...audit });
-              }
+            // one conditional write: the new status, the end of the instance the key is rebound
+            // away from (never two instances for one key, not even for a moment) and the
+            // challenge's use (a join refused before here wrote nothing)
+            const ends = await endOps(end);
+            const ok = await ctx.backend.transact([{ op: 'compareAndSwap', key: item.key, revision: item.revision, value, expires: item.expires }, ...ends, ...(challenge?.ops() ?? [])]);
+            if (!ok) {
+              await challenge?.refuseIfUsed(ctx.backend);
+              throw new MwiError('COMPARE_FAILED', 'token or replaced instance changed');
+            }
+            challenge?.committed();
+            item = (await ctx.backend.get(item.key)) ?? item;
+            for (const op of ends) {
+              ctx.audit.emit({ event: 'resource.deleted', success: true, bot_name: botName, resource: `bot_instance/${botName!}/${op.key.split('/').pop()!}`, user: 'mwi', reason: 'replaced by a later join with the same bound key', ...audit });
             }
             token = { ...token, status: next };
             return;
@@ -216,7 +218,7 @@ export async function handleJoin(ctx: AuthContext, body: unknown, remoteAddr: st
 
     // single use is the method's to enforce once the proof verified; a method that forgot cannot
     // let a challenge be answered twice
-    if (challenge && !challenge.consumed()) throw new TypeError(`join method ${req.join_method} did not consume its challenge`);
+    if (challenge && !challenge.isProven) throw new TypeError(`join method ${req.join_method} did not consume its challenge`);
     const ttlMs = grantedTtlMs(req.ttl_seconds, access.maxTtlMs, DEFAULT_TTL_MS);
     const renewable = joinMethodInfo(req.join_method)?.renewable ?? false;
     // a platform-signed re-join by a tbot that still holds this bot's identity continues its
@@ -224,6 +226,7 @@ export async function handleJoin(ctx: AuthContext, body: unknown, remoteAddr: st
     const continued = verdict.refreshInstance ?? (!renewable && caller?.bot === botName ? caller.instance : undefined);
     if (continued) {
       if (!callerClaims || callerClaims.kind !== 'bot') throw new JoinRefusal('refresh without a bot identity');
+      await challenge?.commitAlone(ctx.backend);
       const identity = await refreshInstance(ctx, callerClaims, publicKey, ttlMs, remoteAddr, { joinMethod: req.join_method, tokenId: id });
       ctx.audit.emit({ event: 'bot.join', success: true, bot_name: botName, bot_instance_id: identity.instance_id, generation: identity.generation, refresh: true, ...verdict.attributes, ...audit });
       return { ...identity, renewable, ...(verdict.methodData ? { method_data: verdict.methodData } : {}) };
@@ -252,8 +255,13 @@ export async function handleJoin(ctx: AuthContext, body: unknown, remoteAddr: st
     const committed = await ctx.backend.transact([
       ...(consumeRevision !== undefined ? [{ op: 'delete' as const, key: tokenKey(id), revision: consumeRevision }] : []),
       { op: 'create', key: instanceKey(botName, newInstanceId), value: JSON.stringify(instance), expires: Date.parse(instance.metadata.expires) },
+      ...(challenge?.ops() ?? []),
     ]);
-    if (!committed) throw new JoinRefusal('token already used');
+    if (!committed) {
+      await challenge?.refuseIfUsed(ctx.backend);
+      throw new JoinRefusal('token already used');
+    }
+    challenge?.committed();
     if (consumeRevision !== undefined) ctx.audit.emit({ event: 'token.use', success: true, bot_name: botName, ...audit });
     ctx.audit.emit({ event: 'bot.join', success: true, bot_name: botName, bot_instance_id: newInstanceId, generation: 1, tls_serial: tlsSerial, ...verdict.attributes, ...audit });
     return { ...identity, renewable, ...(verdict.methodData ? { method_data: verdict.methodData } : {}) };
@@ -263,28 +271,11 @@ export async function handleJoin(ctx: AuthContext, body: unknown, remoteAddr: st
   }
 }
 
-/**
- * The challenge a join answers, if its method uses one: authenticated and unexpired (no storage
- * read). `consume` marks it used (one conditional create): the method calls it once the
- * caller's proof verified, so refusals before that write nothing.
- */
-function openJoinChallenge(ctx: AuthContext, req: JoinRequest, id: string) {
+/** The challenge a join answers, if its method uses one: authenticated and unexpired (no storage read). */
+function openJoinChallenge(ctx: AuthContext, req: JoinRequest, id: string): JoinChallenge | undefined {
   if (!SERVER_METHODS.get(req.join_method)?.challenge) return undefined;
   const challengeId = (req.payload as { challenge_id?: unknown } | undefined)?.challenge_id;
   const claims = openChallenge(ctx.cas.challengeMac, challengeId, ctx.now());
   if (claims.token_id !== id || claims.join_method !== req.join_method) throw new JoinRefusal('challenge was issued for another token');
-  let consumed = false;
-  return {
-    data: claims.data,
-    consumed: () => consumed,
-    consume: async () => {
-      try {
-        await ctx.backend.create(usedChallengeKey(challengeId as string), '1', { expires: claims.expires });
-      } catch (err) {
-        if (isMwiError(err, 'ALREADY_EXISTS')) throw new JoinRefusal('challenge already used', CHALLENGE_REPLAY_MESSAGE);
-        throw err;
-      }
-      consumed = true;
-    },
-  };
+  return new JoinChallenge(challengeId as string, claims);
 }

@@ -45,9 +45,10 @@ export interface ServerJoinContext {
    */
   challenge: Readonly<Record<string, unknown>> | undefined;
   /**
-   * Marks that challenge used (single use). A method with a challenge step must call it once the
-   * caller's proof has verified, before it changes anything; a second join with the same
-   * challenge is refused here. The Auth Service refuses a join whose method did not call it.
+   * Declares that the caller's proof of that challenge verified (single use). The challenge is
+   * then marked used in the same conditional write that records the join's outcome (the token's
+   * status, or the new bot instance): a refused join writes nothing, and a second join with an
+   * accepted challenge is refused. The Auth Service refuses a join whose method did not call it.
    */
   consumeChallenge(): Promise<void>;
   /**

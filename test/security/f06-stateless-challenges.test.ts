@@ -30,7 +30,9 @@ describe('finding 6: join challenges cost no storage until the proof verifies', 
     await t.admin.create({ kind: 'bot', metadata: { name: 'robot' }, spec: { roles: ['dev'] } }, false, 'admin');
     const k = await generateKeys('ed25519');
     key = { private: k.privateKeyPem, line: sshAuthorizedKey(createPublicKey(k.publicKeyPem)) };
-    await t.admin.create({ kind: 'token', metadata: { name: 'bk' }, spec: { join_method: 'bound_keypair', bot_name: 'robot', bound_keypair: { onboarding: { initial_public_key: key.line } } } }, false, 'admin');
+    // recovery mode insecure allows several instances per key: only the challenge's single use
+    // stands between a replayed join and a second instance
+    await t.admin.create({ kind: 'token', metadata: { name: 'bk' }, spec: { join_method: 'bound_keypair', bot_name: 'robot', bound_keypair: { onboarding: { initial_public_key: key.line }, recovery: { mode: 'insecure' } } } }, false, 'admin');
   });
 
   const challenge = async (token = 'bk') => (await handleChallenge(t.ctx, { token, join_method: 'bound_keypair', payload: { public_keys: [key.line] } }, '-')) as Record<string, any>;
@@ -56,7 +58,24 @@ describe('finding 6: join challenges cost no storage until the proof verifies', 
     await assert.rejects(join({ challenge_id: ch.challenge_id, signature: `${good.slice(0, 20)} ${good.slice(20)}` }), (e) => isMwiError(e, 'JOIN_DENIED'));
     assert.deepEqual(await snapshot(t), before, 'a refused proof wrote something');
     await join({ challenge_id: ch.challenge_id, signature: good });
+    const instances = async () => (await t.ctx.backend.range('/bot_instances/')).length;
+    const n = await instances();
     await assert.rejects(join({ challenge_id: ch.challenge_id, signature: good }), (e) => isMwiError(e, 'JOIN_DENIED') && /already used/.test(e.message));
+    assert.equal(await instances(), n, 'the replay made no instance');
+  });
+
+  it('finding 6: a join refused after a valid proof (another key than the bound one, the caller\'s own) writes nothing, however often it is repeated', async () => {
+    // the caller offers its own key: the challenge (a real one or a decoy) names it; it signs
+    const own = await generateKeys('ed25519');
+    const ownLine = sshAuthorizedKey(createPublicKey(own.publicKeyPem));
+    const ch = (await handleChallenge(t.ctx, { token: 'bk', join_method: 'bound_keypair', payload: { public_keys: [ownLine] } }, '-')) as Record<string, any>;
+    assert.equal(ch.public_key, ownLine);
+    const signed = await sign(ch.claims, own.privateKeyPem);
+    const before = await snapshot(t);
+    for (let i = 0; i < 5; i++) {
+      await assert.rejects(join({ challenge_id: ch.challenge_id, signature: signed }), (e) => isMwiError(e, 'JOIN_DENIED') && /the token is unknown/.test(e.message));
+    }
+    assert.deepEqual(await snapshot(t), before, 'a refused join wrote something');
   });
 
   it('finding 6: a challenge id is accepted only exactly as issued (no second spelling of its MAC, no other token, no expiry)', async () => {

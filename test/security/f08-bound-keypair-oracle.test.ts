@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { createPublicKey } from 'node:crypto';
+import { createPrivateKey, createPublicKey } from 'node:crypto';
+import { CompactSign } from 'jose';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -72,6 +73,20 @@ describe('finding 8: bound-keypair challenges do not tell which tokens exist or 
       const ch = (await anonymousCall(c.addr, c.caPin, 'POST', '/v1/join/challenge', { token, join_method: 'bound_keypair', payload: { public_keys: [offered] } })).json;
       return [{}, { challenge_id: 'garbage' }, { challenge_id: `${ch.challenge_id.slice(0, -2)}AA`, signature: 'x.y.z' }, { challenge_id: ch.challenge_id, signature: 'x.y.z' }];
     };
+    // the caller's own key: the challenge (real or decoy) names it, the caller signs it, and sends
+    // the same join twice (the second answer once differed for an existing token: "already used")
+    const own = await generateKeys('ed25519');
+    const ownLine = sshAuthorizedKey(createPublicKey(own.publicKeyPem));
+    const signedJoin = async (token: string) => {
+      const ch = (await anonymousCall(c.addr, c.caPin, 'POST', '/v1/join/challenge', { token, join_method: 'bound_keypair', payload: { public_keys: [ownLine] } })).json;
+      const signature = await new CompactSign(Buffer.from(ch.claims)).setProtectedHeader({ alg: 'EdDSA' }).sign(createPrivateKey(own.privateKeyPem));
+      return [await joinWith(token, { challenge_id: ch.challenge_id, signature }), await joinWith(token, { challenge_id: ch.challenge_id, signature })];
+    };
+    for (const token of ['bk-open', 'bk-bound']) {
+      const existing = await signedJoin(token);
+      const unknown = await signedJoin('bk-nothing-here');
+      assert.deepEqual(existing.map((a) => a.json), unknown.map((a) => a.json), `${token}: ${existing.map((a) => a.text).join(' / ')}`);
+    }
     const [forExisting, forUnknown] = [await payloads('bk-open'), await payloads('bk-nothing-here')];
     for (let i = 0; i < forExisting.length; i++) {
       const existing = await joinWith('bk-open', forExisting[i]);

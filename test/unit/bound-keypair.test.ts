@@ -149,9 +149,12 @@ describe('bound keypair joining (Auth Service core + tbot client half)', () => {
     // replay: a valid signature, used twice
     ch = await challenge();
     const sig = await sign(ch.claims, key.private_key);
-    await assert.rejects(joinWith({ challenge_id: ch.challenge_id, signature: sig }), denied(/refused/)); // no secret: consumed anyway
-    await assert.rejects(joinWith({ challenge_id: ch.challenge_id, signature: sig, registration_secret: secret }), denied(/the challenge is unknown, expired or already used/));
-    assert.match((await auditReasons()).at(-1)!, /challenge already used/);
+    // a join refused after the proof (no secret) writes nothing, the challenge's use included:
+    // answering it again is refused the same way (a used challenge is recorded only with a join
+    // that succeeds; issue #9, finding 6), and still binds nothing
+    await assert.rejects(joinWith({ challenge_id: ch.challenge_id, signature: sig }), denied(/the join was refused \(the token is unknown/));
+    await assert.rejects(joinWith({ challenge_id: ch.challenge_id, signature: sig }), denied(/the join was refused \(the token is unknown/));
+    assert.match((await auditReasons()).at(-1)!, /registration secret missing/);
     // expired challenge
     ch = await challenge();
     t.clock.advance(61_000);
