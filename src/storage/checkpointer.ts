@@ -18,11 +18,13 @@ export interface CheckpointerData {
   checkMs: number;
   /** WAL size past which a TRUNCATE checkpoint resets it. */
   truncateBytes: number;
+  /** WAL size past which the backoff no longer applies: disk before throughput. */
+  maxBytes: number;
   /** Longest a TRUNCATE checkpoint waits for other connections (writers wait on it meanwhile). */
   truncateWaitMs: number;
 }
 
-const { path, intervalMs, checkMs, truncateBytes, truncateWaitMs } = workerData as CheckpointerData;
+const { path, intervalMs, checkMs, truncateBytes, maxBytes, truncateWaitMs } = workerData as CheckpointerData;
 const db = new Database(path);
 const BUSY_MS = 1000;
 /** How long to wait for the owner to hold its writes before checkpointing anyway. */
@@ -38,6 +40,9 @@ let sincePassive = 0;
 let busyStreak = 0;
 let truncateAfter = 0;
 const MAX_BACKOFF_MS = 5000;
+/** TRUNCATE attempts in one hold of the owner's writes, past maxBytes (each waits truncateWaitMs at most). */
+const MAX_HELD_ATTEMPTS = 4;
+const OTHER_CHECKPOINT_WAIT_MS = 25;
 
 function walBytes(): number {
   return statSync(`${path}-wal`, { throwIfNoEntry: false })?.size ?? 0;
@@ -72,12 +77,20 @@ async function truncate(): Promise<void> {
   await holdWrites();
   db.pragma(`busy_timeout = ${truncateWaitMs}`);
   try {
-    const [r] = db.pragma('wal_checkpoint(TRUNCATE)') as Array<{ busy: number; log: number }>;
-    // a reader that stays in the old log (a backup, another process's long read) would make every
-    // attempt hold writes for truncateWaitMs: back off, doubling, up to a few seconds. (log -1:
-    // another connection was checkpointing, which costs no wait and needs no backoff.)
-    if (r?.busy && r.log >= 0) busyStreak++;
-    else if (!r?.busy) busyStreak = 0;
+    for (let attempt = 1; ; attempt++) {
+      const [r] = db.pragma('wal_checkpoint(TRUNCATE)') as Array<{ busy: number; log: number }>;
+      // a reader that stays in the old log (a backup, another process's long read) would make
+      // every attempt hold writes for truncateWaitMs: back off, doubling, up to a few seconds.
+      // (log -1: another connection was checkpointing, which costs no wait and needs no backoff.)
+      if (r?.busy && r.log >= 0) busyStreak++;
+      else if (!r?.busy) busyStreak = 0;
+      // past maxBytes, the writes stay held and it tries again, a few times (within the owner's
+      // one-second hold): the readers in the old log finish, new ones read the main file
+      if (!r?.busy || walBytes() <= maxBytes || attempt >= MAX_HELD_ATTEMPTS) break;
+      // another connection's checkpoint (another process's checkpointer) answers at once: give it
+      // a moment to finish rather than spending every attempt on it
+      if (r.log < 0) await new Promise((res) => setTimeout(res, OTHER_CHECKPOINT_WAIT_MS));
+    }
     truncateAfter = busyStreak ? Date.now() + Math.min(MAX_BACKOFF_MS, checkMs * 2 ** busyStreak) : 0;
   } finally {
     db.pragma(`busy_timeout = ${BUSY_MS}`);
@@ -91,7 +104,10 @@ setInterval(() => {
   running = true;
   void (async () => {
     sincePassive += checkMs;
-    if (walBytes() > truncateBytes && Date.now() >= truncateAfter) {
+    // past maxBytes every round tries again, backoff or not: readers that keep the old log busy
+    // then slow the writers down (held for truncateWaitMs each time) instead of the disk filling
+    const wal = walBytes();
+    if (wal > truncateBytes && (Date.now() >= truncateAfter || wal > maxBytes)) {
       await truncate();
       sincePassive = 0;
     } else if (sincePassive >= intervalMs) {

@@ -126,7 +126,7 @@ export class SqliteBackend implements Backend {
       if (this.db.open) this.db.pragma(`wal_autocheckpoint = ${AUTO_CHECKPOINT_PAGES}`);
     };
     try {
-      const data: CheckpointerData = { path, intervalMs: CHECKPOINT_MS, checkMs: WAL_CHECK_MS, truncateBytes: WAL_TRUNCATE_BYTES, truncateWaitMs: TRUNCATE_WAIT_MS };
+      const data: CheckpointerData = { path, intervalMs: CHECKPOINT_MS, checkMs: WAL_CHECK_MS, truncateBytes: WAL_TRUNCATE_BYTES, maxBytes: WAL_MAX_BYTES / 2, truncateWaitMs: TRUNCATE_WAIT_MS };
       this.checkpointer = new Worker(new URL('./checkpointer.js', import.meta.url), { workerData: data });
     } catch {
       return;
