@@ -6,6 +6,7 @@ import { AuthServer } from '../auth/server.js';
 import { createLogger } from '../util/log.js';
 import { installProcessGuards } from '../util/process-guard.js';
 import { VERSION } from '../version.js';
+import { exitCodeFor } from '../errors.js';
 import { parseFlags, runMain, usageError } from './common.js';
 
 const HELP = `Usage: mwi <command> [flags]
@@ -26,6 +27,8 @@ mwi start flags:
 `;
 
 type Ready = { type: 'ready'; address: string; caPin: string; clusterName: string };
+/** Worker to primary: it could not start (the exit code the error calls for). */
+type Failed = { type: 'failed'; code: number };
 
 function waitForStop(): Promise<string> {
   return new Promise((resolve) => {
@@ -43,9 +46,15 @@ async function primary(cfg: AuthConfig, workers: number): Promise<void> {
   const log = createLogger('mwi');
   let stopping = false;
   let announced = false;
+  // a worker that exits before any worker ever served (a bad data dir, a wrong cluster name) would
+  // fail again on every restart: the whole service stops with its exit code instead of looping
+  let failedToStart: (code: number) => void = () => {};
+  const startFailure = new Promise<number>((resolve) => (failedToStart = resolve));
   const fork = () => {
     const w = cluster.fork({ MWI_WORKER: '1' });
-    w.on('message', (m: Ready) => {
+    let failedCode: number | undefined;
+    w.on('message', (m: Ready | Failed) => {
+      if (m?.type === 'failed') failedCode = m.code;
       if (m?.type === 'ready' && !announced) {
         announced = true;
         process.stdout.write(`mwi auth service ${m.clusterName} listening on ${m.address} (${workers} workers)\nCA pin: ${m.caPin}\n`);
@@ -53,14 +62,21 @@ async function primary(cfg: AuthConfig, workers: number): Promise<void> {
     });
     w.on('exit', (code, signal) => {
       if (stopping) return;
+      if (!announced) {
+        failedToStart(failedCode ?? (code || 1));
+        return;
+      }
       log.error('auth worker exited; starting another', { code, signal: signal ?? undefined });
       setTimeout(fork, 1000).unref();
     });
   };
   for (let i = 0; i < workers; i++) fork();
-  const sig = await waitForStop();
+  const stop = await Promise.race([waitForStop(), startFailure]);
   stopping = true;
-  process.stdout.write(`received ${sig}, shutting down\n`);
+  if (typeof stop === 'number') {
+    log.error('an auth worker failed to start (its error is above); stopping', { code: stop });
+    process.exitCode = stop;
+  } else process.stdout.write(`received ${stop}, shutting down\n`);
   await Promise.all(
     Object.values(cluster.workers ?? {}).map(
       (w) =>
@@ -106,7 +122,19 @@ runMain('mwi', async () => {
   if (workers > 1 && cfg.storage?.startsWith('memory')) throw usageError('memory storage cannot be shared by several workers', '--workers');
 
   if (workers > 1 && cluster.isPrimary) return primary(cfg, workers);
-  const server = await serve(cfg);
+  let server: AuthServer;
+  try {
+    server = await serve(cfg);
+  } catch (err) {
+    // a worker's IPC channel would keep it alive, serving nothing: it exits and the primary,
+    // seeing it fail before it ever served, stops the service
+    if (cluster.isWorker) {
+      // (a disconnected worker exits 0: the primary learns the real code from this message)
+      process.send?.({ type: 'failed', code: exitCodeFor(err) } satisfies Failed);
+      process.disconnect?.();
+    }
+    throw err;
+  }
   if (cluster.isWorker) {
     process.send?.({ type: 'ready', address: server.address, caPin: server.caPin, clusterName: server.clusterName } satisfies Ready);
   } else {

@@ -43,6 +43,10 @@ describe('finding 15: pre-existing directories and symlinks are not trusted as t
     // before: the error was printed, but the port stayed open and answered until the process was killed
     assert.equal(r.code, 2, `exit code (signal ${r.signal}): ${r.stderr}`);
     assert.ok(r.stderr.includes(`chmod 0700 ${join(dataDir, 'admin')}`), r.stderr);
+    // with workers too: before, each worker printed the error and they all stayed up serving nothing
+    const w = await cli('mwi', ['start', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--cluster-name', 'inner', '--workers', '2'], { timeoutMs: 20_000 });
+    assert.equal(w.code, 2, `exit code with --workers 2 (signal ${w.signal}): ${w.stderr}`);
+    assert.match(w.stderr, /an auth worker failed to start/);
   });
 
   it('finding 15: a data dir owned by another user is refused; a new one is made 0700', () => {
