@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, realpathSync, renameSync, statSync, unlinkSync, writeSync, type Stats } from 'node:fs';
-import { dirname, join, basename } from 'node:path';
+import { closeSync, fsyncSync, lstatSync, mkdirSync, openSync, realpathSync, renameSync, statSync, unlinkSync, writeSync, type Stats } from 'node:fs';
+import { basename, dirname, join, resolve, sep } from 'node:path';
 import { MwiError } from '../errors.js';
 
 /**
@@ -78,22 +78,33 @@ export function checkDirTrusted(dir: string, field: string, st: Stats = statSync
  * with the sticky bit, as /tmp is: there nobody may rename an entry they do not own).
  */
 function checkAncestorsTrusted(dir: string, field: string, uid: number | undefined): void {
+  // every write resolves the path as given again, so the path as given is checked (a link on the
+  // way, or the directory holding one, that someone else controls would let them point it
+  // elsewhere after this check) and so is the path it resolves to now
+  const given = resolve(dir).split(sep).filter(Boolean);
+  for (let i = 1; i < given.length; i++) checkAncestor(`${sep}${given.slice(0, i).join(sep)}`, dir, field, uid);
   let cur = realpathSync(dir);
   for (;;) {
     const parent = dirname(cur);
     if (parent === cur) return;
-    const st = statSync(parent);
-    if (uid !== undefined && st.uid !== uid && st.uid !== 0) {
-      throw new MwiError('BAD_CONFIG', `${parent}, a parent of ${dir}, is owned by uid ${st.uid}: its owner could swap ${dir} for a link to somewhere else; use a directory whose parents this user or root owns`, { field });
-    }
-    if ((st.mode & 0o022) !== 0 && (st.mode & 0o1000) === 0) {
-      throw new MwiError(
-        'BAD_CONFIG',
-        `${parent}, a parent of ${dir}, is writable by others (mode 0${(st.mode & 0o7777).toString(8)}) without the sticky bit: they could swap ${dir} for a link to somewhere else; run "chmod go-w ${parent}"`,
-        { field },
-      );
-    }
+    checkAncestor(parent, dir, field, uid);
     cur = parent;
+  }
+}
+
+/** One directory (or link) above `dir`: owned by this user or root, and writable by others only when sticky. */
+function checkAncestor(path: string, dir: string, field: string, uid: number | undefined): void {
+  const st = lstatSync(path);
+  if (uid !== undefined && st.uid !== uid && st.uid !== 0) {
+    const what = st.isSymbolicLink() ? 'a symlink' : 'a directory';
+    throw new MwiError('BAD_CONFIG', `${path}, on the path to ${dir}, is ${what} owned by uid ${st.uid}: its owner could swap ${dir} for a link to somewhere else; use a directory whose parents this user or root owns`, { field });
+  }
+  if (st.isDirectory() && (st.mode & 0o022) !== 0 && (st.mode & 0o1000) === 0) {
+    throw new MwiError(
+      'BAD_CONFIG',
+      `${path}, a parent of ${dir}, is writable by others (mode 0${(st.mode & 0o7777).toString(8)}) without the sticky bit: they could swap ${dir} for a link to somewhere else; run "chmod go-w ${path}"`,
+      { field },
+    );
   }
 }
 

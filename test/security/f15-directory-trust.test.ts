@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lchownSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DirectoryDestination } from '../../src/agent/destinations/directory.js';
@@ -114,11 +114,20 @@ describe('finding 15: pre-existing directories and symlinks are not trusted as t
     const foreignParent = dirWithMode(join(tmp.path, 'parent-nobody'), 0o755);
     const inForeign = dirWithMode(join(foreignParent, 'out'), 0o700);
     chownSync(foreignParent, 65534, 65534);
-    await assert.rejects(new DirectoryDestination(inForeign).writeAll([{ name: 'tlscert', data: 'x', mode: 0o600 }]), (e) => isMwiError(e, 'BAD_CONFIG') && /a parent of .* is owned by uid 65534/.test(e.message));
+    await assert.rejects(new DirectoryDestination(inForeign).writeAll([{ name: 'tlscert', data: 'x', mode: 0o600 }]), (e) => isMwiError(e, 'BAD_CONFIG') && /on the path to .* is a directory owned by uid 65534/.test(e.message));
     const openParent = dirWithMode(join(tmp.path, 'parent-0777'), 0o777);
     const inOpen = dirWithMode(join(openParent, 'out'), 0o700);
     await assert.rejects(new DirectoryDestination(inOpen).writeAll([{ name: 'tlscert', data: 'x', mode: 0o600 }]), (e) => isMwiError(e, 'BAD_CONFIG') && /writable by others .* without the sticky bit: .*chmod go-w/.test(e.message));
     assert.ok(!existsSync(join(inOpen, 'tlscert')), 'nothing written');
+    // a link on the way that someone else owns: they could point it elsewhere between the
+    // check and the writes (review: the check once looked only at the path the link resolved to)
+    const realParent = dirWithMode(join(tmp.path, 'real-parent'), 0o700);
+    const link = join(tmp.path, 'their-link');
+    symlinkSync(realParent, link);
+    lchownSync(link, 65534, 65534);
+    dirWithMode(join(realParent, 'out'), 0o700);
+    await assert.rejects(new DirectoryDestination(join(link, 'out')).writeAll([{ name: 'tlscert', data: 'x', mode: 0o600 }]), (e) => isMwiError(e, 'BAD_CONFIG') && /their-link, on the path to .* is a symlink owned by uid 65534/.test(e.message));
+    assert.throws(() => mkdirPrivate(join(link, 'auth')), (e) => isMwiError(e, 'BAD_CONFIG') && /is a symlink owned by uid 65534/.test(e.message));
     // a sticky world-writable parent (as /tmp) lets nobody rename what they do not own: accepted
     const sticky = dirWithMode(join(tmp.path, 'parent-1777'), 0o1777);
     const inSticky = dirWithMode(join(sticky, 'out'), 0o700);
