@@ -1,6 +1,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { createLogger } from '../util/log.js';
+import { boundedLines } from '../util/lines.js';
 import { escapeUnsafe } from '../util/text.js';
 import { RotatingFile } from './audit-file.js';
 import { RefusalAggregator } from './audit-refusals.js';
@@ -171,6 +172,9 @@ export class FileAuditLog implements AuditLog {
  * opened before any is read, and a file seen twice (a rotation in between renamed it) is read
  * once, so a concurrent rotation can at worst leave out events, never repeat them.
  */
+/** Longest audit line read back: lines are written whole, at most one turn's batch (64 KiB) each. */
+const MAX_LINE_BYTES = 1024 * 1024;
+
 async function readRecent(paths: string[], limit: number, type?: string): Promise<AuditEvent[]> {
   const handles: FileHandle[] = [];
   const seen = new Set<number>();
@@ -192,7 +196,7 @@ async function readRecent(paths: string[], limit: number, type?: string): Promis
       const want = limit - out.length;
       const ring: AuditEvent[] = [];
       let seenInFile = 0;
-      for await (const line of fh.readLines({ autoClose: false })) {
+      for await (const line of boundedLines(fh, MAX_LINE_BYTES)) {
         if (!line) continue;
         let e: AuditEvent;
         try {
