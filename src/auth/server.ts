@@ -17,6 +17,7 @@ import { createLogger, type Logger } from '../util/log.js';
 import { VERSION } from '../version.js';
 import { AdminApi } from './admin.js';
 import { FileAuditLog, type AuditFileOptions, type AuditLog } from './audit.js';
+import { SplitAuditLog } from './audit-split.js';
 import { loadAuthorities } from './authorities.js';
 import { ResourceCache } from './cache.js';
 import { activeLock, openLockCache } from './access.js';
@@ -110,7 +111,8 @@ export class AuthServer {
     let listening: Server | undefined;
     try {
       const cas = await loadAuthorities(backend, opts.clusterName);
-      audit = new FileAuditLog(join(opts.dataDir, 'audit', 'events.log'), now, opts.audit);
+      // refused joins and challenges, the events an anonymous flood causes, rotate on their own
+      audit = new SplitAuditLog(new FileAuditLog(join(opts.dataDir, 'audit', 'events.log'), now, opts.audit), new FileAuditLog(join(opts.dataDir, 'audit', 'refusals.log'), now, opts.audit));
       const ctx: AuthContext = {
         backend,
         cas,

@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cli, exited, spawnCli, tempDir, waitFor, type RunResult } from './procs.js';
 
@@ -72,8 +72,10 @@ export async function startCluster(name = 'test-cluster', mwiYaml?: string, extr
       return out.token;
     },
     audit() {
-      const text = readFileSync(join(dataDir, 'audit', 'events.log'), 'utf8');
-      return text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>);
+      // the main log and the refusals log (refused joins and challenges), merged by time
+      const read = (name: string) => (existsSync(join(dataDir, 'audit', name)) ? readFileSync(join(dataDir, 'audit', name), 'utf8') : '');
+      const events = `${read('events.log')}${read('refusals.log')}`.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>);
+      return events.sort((x, y) => (String(x.time) < String(y.time) ? -1 : String(x.time) > String(y.time) ? 1 : 0));
     },
     async stop() {
       if (proc.exitCode === null) {

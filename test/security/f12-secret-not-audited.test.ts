@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createPublicKey } from 'node:crypto';
@@ -30,7 +30,9 @@ describe('finding 12: a secret sent with the wrong join method never reaches a l
     const sshKey = sshAuthorizedKey(createPublicKey((await generateKeys('ed25519')).publicKeyPem));
     await anonymousCall(c.addr, c.caPin, 'POST', '/v1/join/challenge', { token: secret, join_method: 'bound_keypair', payload: { public_keys: [sshKey] } });
     await new Promise((r) => setTimeout(r, 100)); // audit lines are written once per turn
-    const log = readFileSync(join(c.dataDir, 'audit', 'events.log'), 'utf8');
+    // every audit file there is: the main log and the refusals log
+    const log = readdirSync(join(c.dataDir, 'audit')).map((f) => readFileSync(join(c.dataDir, 'audit', f), 'utf8')).join('\n');
+    assert.match(log, /token_fingerprint/, 'the refusals were audited');
     assert.ok(!log.includes(secret), 'the secret is in the audit log');
     assert.ok(!c.proc.out().includes(secret), 'the secret is in the Auth Service output');
     const refusals = c.audit().filter((e) => !e.success && (e.event === 'bot.join' || e.event === 'bot.challenge'));
