@@ -270,7 +270,7 @@ export class AdminApi {
     const ttlMs = typeof body.ttl === 'string' ? parseDuration(body.ttl) : 30 * 24 * 3600 * 1000;
     if (ttlMs === undefined || ttlMs <= 0) throw new MwiError('BAD_REQUEST', 'expected a duration', { field: 'ttl' });
     const now = this.ctx.now();
-    const ssh_cert = await signSshCertificate({
+    const { cert: ssh_cert } = await signSshCertificate({
       caKey: this.ctx.cas.sshHost.key,
       caBlob: this.ctx.cas.sshHost.blob,
       subjectBlob: blob,

@@ -51,7 +51,7 @@ export interface AuditLog {
 
 /** Bounds on the audit log (mwi.yaml `audit`). */
 export interface AuditFileOptions {
-  /** Size in bytes past which `events.log` is rotated (default 100 MiB). */
+  /** Size in bytes past which the file (`events.log`, `refusals.log`) is rotated (default 100 MiB). */
   maxSize?: number | undefined;
   /** Rotated files kept: `events.log.1` (newest) to `events.log.N` (default 10). */
   maxFiles?: number | undefined;
@@ -71,8 +71,8 @@ const RETRY_MS = 2;
 
 /**
  * Audit log as JSON lines, appended with O_APPEND so concurrent writers (Auth Service workers)
- * interleave by line. Events emitted in one turn of the event loop go out in one write (whole
- * lines only), at the end of that turn. The file is rotated by size and only `maxFiles` old files
+ * interleave by line. Events emitted in one turn of the event loop go out together at the end of
+ * that turn (whole lines, in pieces of at most a quarter of a file). The file is rotated by size and only `maxFiles` old files
  * are kept (RotatingFile), and repeated identical refusals are counted rather than written each
  * (RefusalAggregator): what an unauthenticated flood can make it store is bounded (finding 6 of
  * issue #9). A failed write is logged and its lines dropped, never thrown at the caller.
@@ -167,13 +167,14 @@ export class FileAuditLog implements AuditLog {
   }
 }
 
+/** Longest audit line read back (an event is a line of a few hundred bytes): longer ones are skipped. */
+const MAX_LINE_BYTES = 1024 * 1024;
+
 /**
  * The newest `limit` events (of `type`, if given) across `paths`, newest file first. All files are
  * opened before any is read, and a file seen twice (a rotation in between renamed it) is read
  * once, so a concurrent rotation can at worst leave out events, never repeat them.
  */
-/** Longest audit line read back: lines are written whole, at most one turn's batch (64 KiB) each. */
-const MAX_LINE_BYTES = 1024 * 1024;
 
 async function readRecent(paths: string[], limit: number, type?: string): Promise<AuditEvent[]> {
   const handles: FileHandle[] = [];

@@ -79,7 +79,7 @@ export function openChallenge(k: Buffer, id: unknown, now: number): ChallengeCla
  * The storage key of a used challenge's marker (kept until the challenge would expire anyway),
  * keyed on the body the MAC covers: the only part a caller cannot vary.
  */
-export function usedChallengeKey(id: string): string {
+function usedChallengeKey(id: string): string {
   return key('join_challenges_used', sha256Hex(id.split('.')[1] ?? id));
 }
 

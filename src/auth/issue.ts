@@ -1,6 +1,6 @@
 import type { ClientKey } from '../crypto/keys.js';
 import type { CertsResponse, IdentityResponse } from '../api/wire.js';
-import { nologinPrincipal, sshBlobOfClientKey, signSshCertificateWithSerial } from '../crypto/ssh.js';
+import { nologinPrincipal, sshBlobOfClientKey, signSshCertificate } from '../crypto/ssh.js';
 import { BACKDATE_MS, issueCertificate } from '../crypto/x509.js';
 import type { BotAccess } from './access.js';
 import type { Claims } from './claims.js';
@@ -16,7 +16,7 @@ export function caBundle(ctx: AuthContext): string[] {
  * ("Accepted publickey ... ID bot-robot/<instance> (serial N)") says which instance logged in.
  * "/" cannot occur in a bot name, so the two parts are unambiguous.
  */
-export function sshKeyId(botName: string, instanceId: string): string {
+function sshKeyId(botName: string, instanceId: string): string {
   return `bot-${botName}/${instanceId}`;
 }
 
@@ -59,7 +59,6 @@ export async function signBotIdentity(
   return { identity, tlsSerial: serial };
 }
 
-
 /** An output's credentials and their serials (X.509: hex; SSH: decimal), for the audit event. */
 export interface IssuedOutputCerts {
   certs: CertsResponse;
@@ -92,7 +91,7 @@ export async function signOutputCerts(ctx: AuthContext, access: BotAccess, insta
       identity: claims,
       now,
     }),
-    signSshCertificateWithSerial({
+    signSshCertificate({
       caKey: ctx.cas.sshUser.key,
       caBlob: ctx.cas.sshUser.blob,
       subjectBlob: sshBlobOfClientKey(publicKey),

@@ -12,9 +12,9 @@ import type { Claims } from './claims.js';
 import { DEFAULT_TTL_MS, INSTANCE_GRACE_MS, type AuthContext } from './context.js';
 import { signBotIdentity } from './issue.js';
 import { instanceKey } from './instances.js';
-import { refreshInstance } from './renew.js';
-import type { BotInstance, Lock, StoredToken } from './resources.js';
-import { TOKEN_NAME, tokenFingerprint, tokenId, tokenKey } from './tokens.js';
+import { keyFingerprint, refreshInstance } from './renew.js';
+import { RESOURCE_NAME, type BotInstance, type Lock, type StoredToken } from './resources.js';
+import { tokenFingerprint, tokenId, tokenKey } from './tokens.js';
 import { CHALLENGE_TTL_MS, JoinChallenge, openChallenge, sealChallenge } from './challenges.js';
 
 const STATUS_RETRIES = 5;
@@ -26,7 +26,7 @@ function checkShape<T extends { token: string; join_method: string }>(body: unkn
   if (typeof r.join_method !== 'string') throw new MwiError('BAD_REQUEST', 'expected a join method', { field: 'join_method' });
   // a name that cannot be a token (e.g. `../x`) is refused by its shape, before any storage key is
   // built from it; secret names are only ever hashed, so any text will do for them
-  if (!joinMethodInfo(r.join_method)?.secretName && !TOKEN_NAME.test(r.token)) {
+  if (!joinMethodInfo(r.join_method)?.secretName && !RESOURCE_NAME.test(r.token)) {
     throw new MwiError('BAD_REQUEST', 'expected a token name (letters, digits, ".", "_", "@" or "-", at most 128)', { field: 'token' });
   }
   return r as T;
@@ -86,8 +86,9 @@ function refusalReason(err: unknown): string {
  * POST /v1/join/challenge: the first step of challenge-response methods. Stateless (nothing is
  * stored: see challenges.ts) and the same for every token name: an unknown, expired, locked or
  * otherwise unusable token gets a decoy made exactly like a real challenge, so the answer never
- * tells an unauthenticated caller whether a token exists or which key it is bound to; the join
- * that follows is refused (generically), and the reason is audited now.
+ * tells an unauthenticated caller whether a token exists (docs/security.md says the one limit: a
+ * caller offering the bound public key is told to sign with it); the join that follows is
+ * refused generically, and the reason is audited now.
  */
 export async function handleChallenge(ctx: AuthContext, body: unknown, remoteAddr: string): Promise<ChallengeResponse> {
   const req = checkShape<ChallengeRequest>(body);
@@ -227,7 +228,7 @@ export async function handleJoin(ctx: AuthContext, body: unknown, remoteAddr: st
     if (continued) {
       if (!callerClaims || callerClaims.kind !== 'bot') throw new JoinRefusal('refresh without a bot identity');
       await challenge?.commitAlone(ctx.backend);
-      const identity = await refreshInstance(ctx, callerClaims, publicKey, ttlMs, remoteAddr, { joinMethod: req.join_method, tokenId: id });
+      const identity = await refreshInstance(ctx, callerClaims, publicKey, ttlMs, { remoteAddr, keyFingerprint: keyFingerprint(publicKey) }, { joinMethod: req.join_method, tokenId: id });
       ctx.audit.emit({ event: 'bot.join', success: true, bot_name: botName, bot_instance_id: identity.instance_id, generation: identity.generation, refresh: true, ...verdict.attributes, ...audit });
       return { ...identity, renewable, ...(verdict.methodData ? { method_data: verdict.methodData } : {}) };
     }

@@ -9,8 +9,9 @@ export interface Rate {
 
 /**
  * mwi.yaml `connection_limits`, as Teleport names them: `max_connections` concurrent connections
- * per source (0: no limit) and `rates`, token buckets every unauthenticated request of a source
- * must pass (empty: no rate limit). Per Auth Service process: with `--workers N`, per worker.
+ * per source (0: no limit) and `rates`, the token buckets every request but an administrator's
+ * draws on: an unlocked bot's on its instance's own, anyone else's on its source address's (empty:
+ * no rate limit). Per Auth Service process: with `--workers N`, per worker.
  */
 export interface ConnectionLimits {
   maxConnections: number;
@@ -18,8 +19,8 @@ export interface ConnectionLimits {
 }
 
 /**
- * Defaults: generous for tbot (a join is one or two unauthenticated requests per bot start) and
- * far below what a flood of challenges or joins would need.
+ * Defaults: generous for tbot (a join is one or two requests per bot start, a renewal cycle a few
+ * per instance) and far below what a flood of challenges or joins would need.
  */
 export const DEFAULT_CONNECTION_LIMITS: Readonly<ConnectionLimits> = Object.freeze({
   maxConnections: 1000,
@@ -27,7 +28,7 @@ export const DEFAULT_CONNECTION_LIMITS: Readonly<ConnectionLimits> = Object.free
 });
 
 /** Sources remembered at most: a flood from many addresses costs bounded memory. */
-export const MAX_TRACKED_SOURCES = 10_000;
+const MAX_TRACKED_SOURCES = 10_000;
 
 /** Expands an IPv6 address to its 8 groups (no zone id), or undefined if it is not one. */
 function ipv6Groups(ip: string): number[] | undefined {

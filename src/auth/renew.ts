@@ -91,8 +91,7 @@ async function currentInstance(ctx: AuthContext, c: BotClaims, code: 'RENEW_DENI
 
 /** The stored fingerprint of the key the instance's latest identity certifies, as `sha256:<hex>`. */
 function fingerprintOf(instance: BotInstance): string {
-  const f = instance.status.public_key_fingerprint;
-  return f.startsWith('sha256:') ? f : `sha256:${f}`;
+  return `sha256:${instance.status.public_key_fingerprint}`;
 }
 
 /** `sha256:<hex>` of a client key's SPKI: how keys are named in the audit log and on instances. */
@@ -122,11 +121,11 @@ export async function refreshInstance(
   c: BotClaims,
   publicKey: ClientKey,
   ttlMs: number,
-  remoteAddr: string,
+  /** Where the request came from; its key fingerprint is `publicKey`'s (see keyFingerprint). */
+  origin: Required<RequestOrigin>,
   /** A re-join that continues this instance: it must come from the same method and token. */
   rejoin?: { joinMethod: string; tokenId: string },
 ): Promise<IdentityResponse & { joinMethod: string; tokenId: string }> {
-  const origin: RequestOrigin = { remoteAddr, keyFingerprint: keyFingerprint(publicKey) };
   const { item, instance, retry } = await currentInstance(ctx, c, 'RENEW_DENIED', origin);
   const first = instance.status.initial_authentication;
   if (!rejoin && !joinMethodInfo(first.join_method)?.renewable) {
@@ -151,7 +150,7 @@ export async function refreshInstance(
       generation_confirmed: false,
       credential_expires: identity.expires,
       latest_authentication: { auth_at: new Date(ctx.now()).toISOString(), join_method: joinMethod, generation },
-      public_key_fingerprint: sha256Hex(publicKey.spki),
+      public_key_fingerprint: origin.keyFingerprint.slice('sha256:'.length),
     },
   };
   try {
@@ -191,7 +190,7 @@ export async function handleRenew(ctx: AuthContext, claims: Claims | undefined, 
   try {
     const publicKey = parseClientKey(req.public_key, 'public_key');
     fingerprint = keyFingerprint(publicKey);
-    const { joinMethod: _m, tokenId: _t, ...identity } = await refreshInstance(ctx, c, publicKey, grantedTtlMs(req.ttl_seconds, Infinity, DEFAULT_TTL_MS), remoteAddr);
+    const { joinMethod: _m, tokenId: _t, ...identity } = await refreshInstance(ctx, c, publicKey, grantedTtlMs(req.ttl_seconds, Infinity, DEFAULT_TTL_MS), { remoteAddr, keyFingerprint: fingerprint });
     return identity;
   } catch (err) {
     ctx.audit.emit({

@@ -3,7 +3,9 @@ import { MwiError } from '../errors.js';
 import { parseDuration } from '../util/duration.js';
 
 /** Resource names: DNS-label-like, as Teleport accepts for bots and roles. */
-const NAME = z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9._@-]{0,127}$/, 'expected letters, digits, ".", "_", "@" or "-" (at most 128)');
+/** Resource names (bots, roles, non-secret tokens, locks): also what a join's token name must look like. */
+export const RESOURCE_NAME = /^[a-zA-Z0-9][a-zA-Z0-9._@-]{0,127}$/;
+const NAME = z.string().regex(RESOURCE_NAME, 'expected letters, digits, ".", "_", "@" or "-" (at most 128)');
 const DURATION = z.string().refine((s) => parseDuration(s) !== undefined, 'expected a duration such as 8h or 30m');
 const TIMESTAMP = z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'expected an RFC 3339 time');
 

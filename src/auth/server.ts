@@ -52,7 +52,7 @@ export interface AuthServerOptions {
   connectionLimits?: ConnectionLimits;
 }
 
-/** Per-source limits of one Auth Service process (issue #9, finding 6). */
+/** Rate and connection limits of one Auth Service process (issue #9, finding 6): see rateLimitKey. */
 interface SourceLimits {
   rate: RateLimiter;
   connections: ConnectionCounter;
@@ -183,7 +183,7 @@ export class AuthServer {
           })().catch((err) => log.error('refreshing local certificates failed', { error: String(err) }));
         }, LOCAL_REFRESH_MS).unref(),
       );
-      // expired instances, challenges and replay markers: reads skip them, this frees the space
+      // expired instances, used-challenge and replay markers: reads skip them, this frees the space
       auth.timers.push(setInterval(() => void backend.purgeExpired?.().catch((err) => log.error('purging expired items failed', { error: String(err) })), 10 * 60 * 1000).unref());
       audit.emit({ event: 'auth.start', success: true, cluster_name: cas.clusterName, version: VERSION });
       log.info('auth service started', { cluster: cas.clusterName, addr: auth.address, ca_pin: cas.caPin });
@@ -228,21 +228,26 @@ export class AuthServer {
       }
       if (req.method === 'POST' && (path === PATHS.join || path === PATHS.renew)) {
         const caller = peerClaims(req, now, path === PATHS.join ? { expired: 'ignore' } : {});
-        const identity = path === PATHS.join ? await handleJoin(this.ctx, await readJson(req, this.limits.bodyTimeoutMs), remote, caller) : await handleRenew(this.ctx, caller, await readJson(req, this.limits.bodyTimeoutMs), remote);
+        const identity = path === PATHS.join ? await handleJoin(this.ctx, await this.body(req), remote, caller) : await handleRenew(this.ctx, caller, await this.body(req), remote);
         // a renewal or refresh of this connection's own instance: the connection carries it on
         if (caller?.kind === 'bot' && identity.instance_id === caller.instance) {
           carryIdentity(req, { kind: 'bot', bot: identity.bot_name, instance: identity.instance_id, generation: identity.generation }, Date.parse(identity.expires));
         }
         return sendJson(res, 200, identity);
       }
-      if (req.method === 'POST' && path === PATHS.challenge) return sendJson(res, 200, await handleChallenge(this.ctx, await readJson(req, this.limits.bodyTimeoutMs), remote));
-      if (req.method === 'POST' && path === PATHS.certs) return sendJson(res, 200, await handleCerts(this.ctx, peerClaims(req, now), await readJson(req, this.limits.bodyTimeoutMs), remote));
-      if (req.method === 'POST' && path === PATHS.heartbeat) return sendJson(res, 200, await handleHeartbeat(this.ctx, peerClaims(req, now), await readJson(req, this.limits.bodyTimeoutMs), remote));
+      if (req.method === 'POST' && path === PATHS.challenge) return sendJson(res, 200, await handleChallenge(this.ctx, await this.body(req), remote));
+      if (req.method === 'POST' && path === PATHS.certs) return sendJson(res, 200, await handleCerts(this.ctx, peerClaims(req, now), await this.body(req), remote));
+      if (req.method === 'POST' && path === PATHS.heartbeat) return sendJson(res, 200, await handleHeartbeat(this.ctx, peerClaims(req, now), await this.body(req), remote));
       if (path.startsWith(`${PATHS.admin}/`)) return sendJson(res, 200, await this.routeAdmin(req, target, admin));
       throw new MwiError('NOT_FOUND', `no route ${req.method} ${path}`);
     } catch (err) {
       sendError(res, err, this.log, path);
     }
+  }
+
+  /** The request's JSON body, read within the body time limit. */
+  private body(req: IncomingMessage): Promise<unknown> {
+    return readJson(req, this.limits.bodyTimeoutMs);
   }
 
   /**
@@ -273,7 +278,7 @@ export class AuthServer {
     if (m === 'GET' && a === 'status') return admin.status();
     if (a === 'resources') {
       if (m === 'POST' && !b) {
-        const body = (await readJson(req, this.limits.bodyTimeoutMs)) as { resource?: unknown; upsert?: boolean } | undefined;
+        const body = (await this.body(req)) as { resource?: unknown; upsert?: boolean } | undefined;
         return admin.create(body?.resource, body?.upsert === true, user);
       }
       if (m === 'GET' && b && !c) {
@@ -286,12 +291,12 @@ export class AuthServer {
       if (m === 'GET' && b && c) return admin.get(b, c);
       if (m === 'DELETE' && b && c) return admin.remove(b, c, user).then(() => ({ ok: true }));
     }
-    if (a === 'bots' && m === 'POST' && !b) return admin.addBot((await readJson(req, this.limits.bodyTimeoutMs)) as object, user);
-    if (a === 'bots' && m === 'PUT' && b) return admin.updateBot({ ...((await readJson(req, this.limits.bodyTimeoutMs)) as object), name: b }, user);
-    if (a === 'tokens' && m === 'POST') return admin.addToken((await readJson(req, this.limits.bodyTimeoutMs)) as object, user);
+    if (a === 'bots' && m === 'POST' && !b) return admin.addBot((await this.body(req)) as object, user);
+    if (a === 'bots' && m === 'PUT' && b) return admin.updateBot({ ...((await this.body(req)) as object), name: b }, user);
+    if (a === 'tokens' && m === 'POST') return admin.addToken((await this.body(req)) as object, user);
     if (a === 'audit' && m === 'GET') return this.ctx.audit.recent(Math.min(Number(q.get('limit') ?? 50) || 50, 10_000), q.get('type') ?? undefined);
     if (a === 'ca' && m === 'GET' && b) return { type: b, text: admin.exportCA(b) };
-    if (a === 'sign' && b === 'host' && m === 'POST') return admin.signHost((await readJson(req, this.limits.bodyTimeoutMs)) as object, user);
+    if (a === 'sign' && b === 'host' && m === 'POST') return admin.signHost((await this.body(req)) as object, user);
     throw new MwiError('NOT_FOUND', `no admin route ${m} ${url.path}`);
   }
 

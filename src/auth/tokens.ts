@@ -22,9 +22,6 @@ export function newSecret(): string {
 
 export const SECRET_ID = /^h-[0-9a-f]{16}$/;
 
-/** Names of tokens that are not secrets: the resource name rule (letters, digits, `._@-`). */
-export const TOKEN_NAME = /^[a-zA-Z0-9][a-zA-Z0-9._@-]{0,127}$/;
-
 /**
  * A keyed fingerprint of a token name a caller sent, for the audit log when the name matches no
  * token: it may be a secret sent with the wrong join method, so it is never logged as is. Keyed,

@@ -114,7 +114,7 @@ export interface SshCertOptions {
  * `cert-authority` line, so a caller with nothing to grant must add a placeholder principal
  * (see nologinPrincipal), never sign without one.
  */
-export async function signSshCertificateWithSerial(o: SshCertOptions): Promise<{ cert: string; serial: string }> {
+export async function signSshCertificate(o: SshCertOptions): Promise<{ cert: string; serial: string }> {
   // rule: no certificate without principals (finding 2), enforced here so no caller can forget
   if (o.principals.length === 0) throw new TypeError('refusing to sign an SSH certificate without principals');
   if (o.principals.some((p) => p.length === 0)) throw new TypeError('refusing to sign an SSH certificate with an empty principal');
@@ -150,11 +150,6 @@ export async function signSshCertificateWithSerial(o: SshCertOptions): Promise<{
   const signature = new SshWriter().string('ssh-ed25519').string(sig).bytes();
   const cert = Buffer.concat([body, new SshWriter().string(signature).bytes()]);
   return { cert: `${certType} ${cert.toString('base64')}`, serial: serial.toString() };
-}
-
-/** signSshCertificateWithSerial without the serial: the certificate line only. */
-export async function signSshCertificate(o: SshCertOptions): Promise<string> {
-  return (await signSshCertificateWithSerial(o)).cert;
 }
 
 /**

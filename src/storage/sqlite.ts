@@ -40,6 +40,8 @@ const HOLD_MAX_MS = 1000;
  */
 export const WAL_MAX_BYTES = 16 * 1024 * 1024;
 const WAL_TRUNCATE_BYTES = WAL_MAX_BYTES / 4;
+/** WAL size past which the checkpointer retries a busy TRUNCATE at once, backoff or not. */
+const WAL_FORCE_BYTES = WAL_MAX_BYTES / 2;
 /** Rows one purge step deletes before it lets other work run. */
 const PURGE_BATCH = 250;
 /** Most writes one group commit takes; the rest go into the next. */
@@ -126,7 +128,7 @@ export class SqliteBackend implements Backend {
       if (this.db.open) this.db.pragma(`wal_autocheckpoint = ${AUTO_CHECKPOINT_PAGES}`);
     };
     try {
-      const data: CheckpointerData = { path, intervalMs: CHECKPOINT_MS, checkMs: WAL_CHECK_MS, truncateBytes: WAL_TRUNCATE_BYTES, maxBytes: WAL_MAX_BYTES / 2, truncateWaitMs: TRUNCATE_WAIT_MS };
+      const data: CheckpointerData = { path, intervalMs: CHECKPOINT_MS, checkMs: WAL_CHECK_MS, truncateBytes: WAL_TRUNCATE_BYTES, maxBytes: WAL_FORCE_BYTES, truncateWaitMs: TRUNCATE_WAIT_MS };
       this.checkpointer = new Worker(new URL('./checkpointer.js', import.meta.url), { workerData: data });
     } catch {
       return;

@@ -10,12 +10,15 @@ const UNSAFE_SOURCE = '\\u0000-\\u001f\\u007f-\\u009f\\u061c\\u200e\\u200f\\u202
 /** Matches one unsafe character (see above); global. */
 export const UNSAFE_CHARS = new RegExp(`[${UNSAFE_SOURCE}]`, 'g');
 
+/** One unsafe character, not global: `test` keeps no state between calls. */
+const UNSAFE_CHAR = new RegExp(`[${UNSAFE_SOURCE}]`);
+
 /** The same set without the newline: for text whose line breaks are its own layout. */
 const UNSAFE_BUT_NEWLINE = new RegExp(`[${UNSAFE_SOURCE.replace('\\u0000-\\u001f', '\\u0000-\\u0009\\u000b-\\u001f')}]`, 'g');
 
 /** True when `s` holds a character a terminal may act on (newlines included). */
 export function hasUnsafeChars(s: string): boolean {
-  return new RegExp(UNSAFE_CHARS.source).test(s);
+  return UNSAFE_CHAR.test(s);
 }
 
 /**

@@ -1,7 +1,9 @@
+import { X509Certificate } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AdminApi } from '../../src/auth/admin.js';
+import { claimsFromCert, type Claims } from '../../src/auth/claims.js';
 import { FileAuditLog } from '../../src/auth/audit.js';
 import { loadAuthorities } from '../../src/auth/authorities.js';
 import { ResourceCache } from '../../src/auth/cache.js';
@@ -30,3 +32,6 @@ export async function testContext(oidc: OidcConfig = {}, k8s: KubernetesConfig =
   };
   return { ctx, admin: new AdminApi(ctx), clock, auditPath };
 }
+
+/** The bot claims of an identity certificate. */
+export const claimsOf = (pem: string) => claimsFromCert(new X509Certificate(pem).raw) as Extract<Claims, { kind: 'bot' }>;

@@ -1,5 +1,4 @@
-import { X509Certificate } from 'node:crypto';
-import { claimsFromCert, type Claims } from '../../src/auth/claims.js';
+import type { Claims } from '../../src/auth/claims.js';
 import { handleChallenge, handleJoin } from '../../src/auth/join.js';
 import type { IdentityResponse } from '../../src/api/wire.js';
 import { generateKeys } from '../../src/crypto/keys.js';
@@ -9,8 +8,7 @@ import type { testContext } from './auth-context.js';
 
 type T = Awaited<ReturnType<typeof testContext>>;
 
-/** The bot claims of an identity certificate. */
-export const claimsOf = (pem: string) => claimsFromCert(new X509Certificate(pem).raw) as Extract<Claims, { kind: 'bot' }>;
+export { claimsOf } from './auth-context.js';
 
 /**
  * tbot's real bound-keypair client half talking to the real server handlers, in process: the

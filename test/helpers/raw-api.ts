@@ -9,13 +9,23 @@ export interface RawAnswer {
   json: any;
 }
 
+const cas = new Map<string, Promise<string>>();
+
+/** The Auth Service's CA, checked against the pin once per address (not once per call). */
+function pinnedCA(addr: string, caPin: string): Promise<string> {
+  const k = `${addr} ${caPin}`;
+  let ca = cas.get(k);
+  if (!ca) cas.set(k, (ca = discoverCA(addr, [caPin])));
+  return ca;
+}
+
 /**
  * One HTTPS request to a real Auth Service on a new connection, as an unauthenticated caller (the
  * CA is pinned, no client certificate) or with `client`'s certificate. For tests that check
  * exactly what a caller is told.
  */
 export async function anonymousCall(addr: string, caPin: string, method: string, path: string, body?: unknown, client?: { cert: string; key: string }): Promise<RawAnswer> {
-  const ca = await discoverCA(addr, [caPin]);
+  const ca = await pinnedCA(addr, caPin);
   const { host, port } = parseAddr(addr);
   const data = body === undefined ? undefined : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
   return new Promise((resolve, reject) => {

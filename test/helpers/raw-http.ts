@@ -1,5 +1,6 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
+import { parseAddr } from '../../src/api/client.js';
 
 /** Where a raw request goes: the Auth Service's TLS port or a plain HTTP port (tbot's diag). */
 export interface RawTarget {
@@ -18,14 +19,9 @@ export interface RawResult {
   closed: boolean;
 }
 
-function split(addr: string): { host: string; port: number } {
-  const i = addr.lastIndexOf(':');
-  return { host: addr.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(addr.slice(i + 1)) };
-}
-
 /** Opens a connection (TLS without a client certificate, or plain TCP) and waits until it is ready. */
 export function openRaw(t: RawTarget): Promise<Socket> {
-  const { host, port } = split(t.addr);
+  const { host, port } = parseAddr(t.addr);
   return new Promise((resolve, reject) => {
     const opts = { host, port, ...(t.localAddress ? { localAddress: t.localAddress } : {}) };
     const s: Socket = t.tls

@@ -74,7 +74,7 @@ it('finding 6: several writers on one audit log (mwi start --workers) rotate it 
   const path = join(dir, 'workers', 'events.log');
   // three threads: their own file descriptors and rotation decisions, running at the same time
   const per = 4000;
-  const writers = [0, 1, 2].map((i) => new Worker(new URL('./f06-audit-writer.js', import.meta.url), { workerData: { path, from: i * per, count: per, maxSize } }));
+  const writers = [0, 1, 2].map((i) => new Worker(new URL('../helpers/audit-writer-worker.js', import.meta.url), { workerData: { path, from: i * per, count: per, maxSize } }));
   await Promise.all(writers.map((w) => new Promise((r, j) => w.once('message', r).once('error', j))));
   const ns = allLines('workers').map((l) => l.n!).sort((x, y) => x - y);
   assert.deepEqual(ns, Array.from({ length: 3 * per }, (_, i) => i));

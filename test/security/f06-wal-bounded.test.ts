@@ -22,7 +22,7 @@ it('finding 6: sustained writes with concurrent readers keep the SQLite WAL unde
   const b = new SqliteBackend(file);
   await b.put('/k/0', 'seed');
   // two readers on their own connections, like two more Auth Service workers serving reads
-  const readers = [0, 1].map(() => new Worker(new URL('./f06-wal-reader.js', import.meta.url), { workerData: { path: file } }));
+  const readers = [0, 1].map(() => new Worker(new URL('../helpers/wal-reader-worker.js', import.meta.url), { workerData: { path: file } }));
   await new Promise((r) => setTimeout(r, 200));
   let maxWal = 0;
   const sampler = setInterval(() => (maxWal = Math.max(maxWal, walSize(file))), 20);

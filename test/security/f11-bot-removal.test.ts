@@ -7,13 +7,11 @@ import { PATHS } from '../../src/api/wire.js';
 import type { BotState } from '../../src/agent/identity.js';
 import { handleJoin } from '../../src/auth/join.js';
 import { handleCerts, handleRenew } from '../../src/auth/renew.js';
-import { claimsFromCert, type Claims } from '../../src/auth/claims.js';
 import { generateKeys } from '../../src/crypto/keys.js';
 import { isMwiError } from '../../src/errors.js';
-import { testContext } from '../helpers/auth-context.js';
+import { claimsOf, testContext } from '../helpers/auth-context.js';
 import { startCluster, tbotFlags, type TestCluster } from '../helpers/cluster.js';
 import { cli } from '../helpers/procs.js';
-import { X509Certificate } from 'node:crypto';
 
 describe('finding 11: removing a bot ends its instances', () => {
   let cluster: TestCluster;
@@ -57,7 +55,7 @@ describe('finding 11: removing a bot ends its instances', () => {
     const { token } = await t.admin.addToken({ bot_name: 'phoenix' }, 'admin');
     const pub = (await generateKeys('ec-p256')).publicKeyPem;
     const id = await handleJoin(t.ctx, { token, join_method: 'token', public_key: pub }, '-');
-    const claims = claimsFromCert(new X509Certificate(id.tls_cert).raw) as Extract<Claims, { kind: 'bot' }>;
+    const claims = claimsOf(id.tls_cert);
     const key = `/bot_instances/phoenix/${id.instance_id}`;
     const instance = (await t.ctx.backend.get(key))!.value;
 

@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { claimsFromCert } from '../../src/auth/claims.js';
 import { findUtf8Extension } from '../../src/crypto/der.js';
 import { parseClientKey } from '../../src/crypto/keys.js';
-import { parseSshPublicKey, signSshCertificateWithSerial, sshPublicKeyBlob, sshPublicKeyToKeyObject } from '../../src/crypto/ssh.js';
+import { parseSshPublicKey, signSshCertificate, sshPublicKeyBlob, sshPublicKeyToKeyObject } from '../../src/crypto/ssh.js';
 import { createCA, IDENTITY_OID, issueCertificate, loadCA, type LoadedCA } from '../../src/crypto/x509.js';
 import { isMwiError } from '../../src/errors.js';
 import { run, tempDir } from '../helpers/procs.js';
@@ -42,7 +42,7 @@ describe('property: OpenSSH certificates round-trip through ssh-keygen -L', () =
         async (principals, keyId, after, lifetime, std, custom, forceCommand, which) => {
           const validAfter = new Date(after * 1000);
           const validBefore = new Date((after + lifetime) * 1000);
-          const { cert, serial } = await signSshCertificateWithSerial({
+          const { cert, serial } = await signSshCertificate({
             caKey: ca,
             subjectBlob: sshPublicKeyBlob(subjects[which]!),
             certType: 'user',
@@ -74,7 +74,7 @@ describe('property: OpenSSH certificates round-trip through ssh-keygen -L', () =
   });
 
   it('ssh-keygen -L checks the CA signature (so the round trip above covers it): a flipped signature byte is refused', async () => {
-    const { cert } = await signSshCertificateWithSerial({ caKey: ca, subjectBlob: sshPublicKeyBlob(subjects[0]!), certType: 'user', keyId: 'k', principals: ['p'], validAfter: new Date(), validBefore: new Date(Date.now() + 60_000) });
+    const { cert } = await signSshCertificate({ caKey: ca, subjectBlob: sshPublicKeyBlob(subjects[0]!), certType: 'user', keyId: 'k', principals: ['p'], validAfter: new Date(), validBefore: new Date(Date.now() + 60_000) });
     const [type, b64] = cert.split(' ') as [string, string];
     const blob = Buffer.from(b64, 'base64');
     blob[blob.length - 5] = blob[blob.length - 5]! ^ 1;

@@ -21,7 +21,7 @@ describe('OpenSSH certificates (checked by ssh-keygen, not by ourselves)', () =>
       const ca = createPrivateKey((await generateKeys('ed25519')).privateKeyPem);
       const { blob } = parseSshPublicKey(readFileSync(`${keyFile}.pub`, 'utf8'), 'public_key');
       const now = Date.now();
-      const cert = await signSshCertificate({
+      const { cert } = await signSshCertificate({
         caKey: ca,
         subjectBlob: blob,
         certType: 'user',

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { before, describe, it } from 'node:test';
-import { claimsFromCert, type Claims } from '../../src/auth/claims.js';
+import { claimsFromCert } from '../../src/auth/claims.js';
 import { handleJoin } from '../../src/auth/join.js';
 import { handleCerts, handleHeartbeat, handleRenew } from '../../src/auth/renew.js';
 import { generateKeys } from '../../src/crypto/keys.js';
 import { isMwiError } from '../../src/errors.js';
-import { testContext } from '../helpers/auth-context.js';
+import { claimsOf, testContext } from '../helpers/auth-context.js';
 
 type T = Awaited<ReturnType<typeof testContext>>;
 
@@ -15,7 +15,6 @@ describe('token join and renewal rules (Auth Service core, hostile input)', () =
   let pub: string;
   const joinWith = (token: string, extra: Record<string, unknown> = {}) => handleJoin(t.ctx, { token, join_method: 'token', public_key: pub, ...extra }, '127.0.0.1');
   const newToken = async (ttl = '30m') => (await t.admin.addToken({ bot_name: 'robot', join_method: 'token', ttl }, 'admin')).token;
-  const claimsOf = (pem: string) => claimsFromCert(new X509Certificate(pem).raw) as Extract<Claims, { kind: 'bot' }>;
 
   before(async () => {
     t = await testContext();

@@ -62,7 +62,7 @@ export function jwtServer<S>(def: JwtMethodDefinition<S>): ServerJoinMethod {
       // until the signature verifies, every refusal is the generic one an unknown token gets (finding 8)
       if (typeof token !== 'string') throw new JoinRefusal('no id_token in the payload');
       // a non-canonical spelling is refused before any key is fetched for it
-      canonicalToken(token);
+      const jws = canonicalToken(token);
       const { issuer, staticJwks } = def.issuer(spec);
       const kid = tokenKid(token);
       let keys;
@@ -78,7 +78,7 @@ export function jwtServer<S>(def: JwtMethodDefinition<S>): ServerJoinMethod {
         now: ctx.now,
         maxLifetimeS: def.maxLifetimeS,
         ...(def.required ? { required: def.required } : {}),
-      });
+      }, jws);
       const claims = def.flatten ? def.flatten(payload) : (payload as Record<string, unknown>);
       const extra = def.check ? await def.check(claims, spec, ctx) : {};
       const rule = checkAllow(ctx.token.spec.allow, claims, policy);

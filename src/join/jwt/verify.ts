@@ -72,9 +72,13 @@ const AFTER_SIGNATURE: Readonly<Record<string, (claim: string | undefined) => st
  * the public message names the check only once the signature has verified, and is the generic
  * refusal before.
  */
-export async function verifyPlatformJwt(token: unknown, rules: JwtRules): Promise<{ payload: JWTPayload; signedId: string }> {
-  const jws = canonicalToken(token);
-  tokenKid(token as string);
+export async function verifyPlatformJwt(token: unknown, rules: JwtRules, checked?: CompactJws): Promise<{ payload: JWTPayload; signedId: string }> {
+  // `checked`: the caller already ran canonicalToken and tokenKid on this token (to pick its keys)
+  let jws = checked;
+  if (!jws) {
+    jws = canonicalToken(token);
+    tokenKid(token as string);
+  }
   let payload: JWTPayload;
   try {
     ({ payload } = await jwtVerify(token as string, rules.keys, {
