@@ -1,3 +1,4 @@
+import { parseWith } from '../util/parse.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { parse } from 'yaml';
@@ -86,10 +87,6 @@ function fail(field: string, message: string): never {
   throw new MwiError('BAD_CONFIG', message, { field });
 }
 
-function zodField(issue: z.ZodIssue): string {
-  return issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : p)).join('.').replace(/\.\[/g, '[') || '(top level)';
-}
-
 /**
  * A secret given inline, or as an absolute path to a file holding it (as Teleport reads
  * `onboarding.token`): a file keeps the secret out of argv, where `ps` shows it to every user.
@@ -130,16 +127,7 @@ function boundKeypairOptions(o: { registration_secret?: string | undefined; stat
 
 /** Validates a parsed tbot.yaml (or the object the flags built); the one validation path. */
 export function validateTbotConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env): TbotConfig {
-  const parsed = tbotSchema.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    if (issue.code === 'unrecognized_keys') {
-      const prefix = zodField(issue);
-      fail(prefix === '(top level)' ? issue.keys[0]! : `${prefix}.${issue.keys[0]}`, `unknown key (check the spelling; tbot.yaml v2 keys are documented in docs/reference.md, "tbot.yaml (v2)")`);
-    }
-    fail(zodField(issue), issue.message);
-  }
-  const c = parsed.data;
+  const c = parseWith(tbotSchema, raw, { unknownKey: () => 'unknown key (check the spelling; tbot.yaml v2 keys are documented in docs/reference.md, "tbot.yaml (v2)")' });
   const method = joinMethodInfo(c.onboarding.join_method);
   if (!method) fail('onboarding.join_method', `unknown method ${JSON.stringify(c.onboarding.join_method)} (expected one of: ${joinMethodNames().join(', ')})`);
   const fromEnv = !c.onboarding.token && Boolean(env[TOKEN_ENV_VAR]);

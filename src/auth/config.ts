@@ -1,3 +1,4 @@
+import { parseWith } from '../util/parse.js';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { parse } from 'yaml';
@@ -83,15 +84,10 @@ export function loadAuthConfig(file: string | undefined, flags: Partial<Record<'
     } catch (cause) {
       throw new MwiError('BAD_CONFIG', `cannot read ${file}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
     }
-    const parsed = schema.safeParse(raw);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]!;
-      if (issue.code === 'unrecognized_keys') {
-        throw new MwiError('BAD_CONFIG', `unknown key (expected ${issue.path.length === 0 ? 'cluster_name, data_dir, listen, storage, tls_sans, oidc, kubernetes, connection_limits, audit' : 'one of the documented keys'})`, { field: `${file}: ${[...issue.path, issue.keys[0]].join('.')}` });
-      }
-      throw new MwiError('BAD_CONFIG', issue.message, { field: `${file}: ${issue.path.join('.') || '(top level)'}` });
-    }
-    y = parsed.data;
+    y = parseWith(schema, raw, {
+      file,
+      unknownKey: (at) => `unknown key (expected ${at.length === 0 ? 'cluster_name, data_dir, listen, storage, tls_sans, oidc, kubernetes, connection_limits, audit' : 'one of the documented keys'})`,
+    });
   }
   const clusterName = flags['cluster-name'] ?? y.cluster_name ?? hostname();
   if (!/^[a-zA-Z0-9][a-zA-Z0-9.-]{0,252}$/.test(clusterName)) throw new MwiError('BAD_CONFIG', 'expected a DNS-like name', { field: '--cluster-name' });

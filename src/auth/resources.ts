@@ -1,3 +1,4 @@
+import { parseWith } from '../util/parse.js';
 import { z } from 'zod';
 import { MwiError } from '../errors.js';
 import { parseDuration } from '../util/duration.js';
@@ -169,10 +170,5 @@ export function validateResource(input: unknown): Role | Bot | Token | Lock {
   if (!schema) {
     throw new MwiError('BAD_REQUEST', `unknown or missing resource kind ${JSON.stringify(kind)} (expected one of: role, bot, token, lock)`, { field: 'kind' });
   }
-  const parsed = schema.safeParse(input);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new MwiError('BAD_REQUEST', issue.message, { field: issue.path.join('.') || 'resource' });
-  }
-  return parsed.data;
+  return parseWith<z.ZodType<Role | Bot | Token | Lock, z.ZodTypeDef, unknown>>(schema, input, { code: 'BAD_REQUEST', root: 'resource' });
 }

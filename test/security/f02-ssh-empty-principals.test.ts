@@ -133,7 +133,7 @@ describe('finding 2: the signer and the role schema refuse what would make an em
         const role = { kind: 'role', metadata: { name: 'r' }, spec: { [side]: { logins: ['deploy', bad] } } };
         assert.throws(
           () => validateResource(role),
-          (e) => isMwiError(e, 'BAD_REQUEST') && e.field === `spec.${side}.logins.1`,
+          (e) => isMwiError(e, 'BAD_REQUEST') && e.field === `spec.${side}.logins[1]`,
           `${side} ${JSON.stringify(bad)}`,
         );
       }

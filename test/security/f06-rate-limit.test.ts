@@ -104,8 +104,8 @@ describe('finding 6: per-source rate limits, unit', () => {
       writeFileSync(file, 'connection_limits:\n  max_connections: 7\n  rates:\n    - { period: 10s, average: 5, burst: 2 }\n');
       assert.deepEqual(loadAuthConfig(file, {}).connectionLimits, { maxConnections: 7, rates: [{ periodMs: 10_000, average: 5, burst: 2 }] });
       for (const [body, field] of [
-        ['connection_limits:\n  rates:\n    - { period: 10s, average: 0, burst: 2 }\n', /connection_limits\.rates\.0\.average: expected at least 1/],
-        ['connection_limits:\n  rates:\n    - { period: soon, average: 1, burst: 2 }\n', /connection_limits\.rates\.0\.period: expected a duration/],
+        ['connection_limits:\n  rates:\n    - { period: 10s, average: 0, burst: 2 }\n', /connection_limits\.rates\[0\]\.average: expected at least 1/],
+        ['connection_limits:\n  rates:\n    - { period: soon, average: 1, burst: 2 }\n', /connection_limits\.rates\[0\]\.period: expected a duration/],
         ['connection_limits:\n  max_conections: 3\n', /connection_limits\.max_conections: unknown key/],
       ] as const) {
         writeFileSync(file, body);

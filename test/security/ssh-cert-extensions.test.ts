@@ -134,7 +134,7 @@ describe('sshExtensions: Teleport\'s rules for combining role options', () => {
       [{ forward_agent: 'yes' }, 'spec.options.forward_agent'],
       [{ permit_x11_forwarding: 1 }, 'spec.options.permit_x11_forwarding'],
       [{ ssh_port_forwarding: { local: { enabled: 'no' } } }, 'spec.options.ssh_port_forwarding.local.enabled'],
-      [{ ssh_port_forwarding: { sideways: {} } }, 'spec.options.ssh_port_forwarding'],
+      [{ ssh_port_forwarding: { sideways: {} } }, 'spec.options.ssh_port_forwarding.sideways'],
     ] as const) {
       assert.throws(() => validateResource({ kind: 'role', metadata: { name: 'r' }, spec: { options } }), (e) => isMwiError(e, 'BAD_REQUEST') && e.field === field, JSON.stringify(options));
     }

@@ -1,3 +1,4 @@
+import { parseWith } from '../../util/parse.js';
 import { randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { compactVerify } from 'jose';
 import { assertCanonicalCompactJws } from '../../crypto/jws.js';
@@ -65,12 +66,7 @@ export const boundKeypairServer: ServerJoinMethod = {
   name: 'bound_keypair',
 
   prepareToken(spec, now, previous) {
-    const parsed = boundKeypairSpec.safeParse(spec.bound_keypair ?? {});
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]!;
-      throw new MwiError('BAD_REQUEST', issue.message, { field: ['spec', 'bound_keypair', ...issue.path].join('.') });
-    }
-    const bk = parsed.data;
+    const bk = parseWith(boundKeypairSpec, spec.bound_keypair ?? {}, { code: 'BAD_REQUEST', path: ['spec', 'bound_keypair'] });
     const onboarding = { ...bk.onboarding };
     let shownOnce: Record<string, string> | undefined;
     if (onboarding.initial_public_key) onboarding.initial_public_key = normalizeKey(onboarding.initial_public_key, 'spec.bound_keypair.onboarding.initial_public_key');

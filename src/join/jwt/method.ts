@@ -1,3 +1,4 @@
+import { parseWith } from '../../util/parse.js';
 import type { z } from 'zod';
 import { MwiError } from '../../errors.js';
 import { JoinRefusal, type ClientJoinMethod, type ServerJoinContext, type ServerJoinMethod } from '../types.js';
@@ -39,14 +40,7 @@ export interface JwtMethodDefinition<S> {
  * check the rules, match `allow`, accept each token once. A method is a definition, not code.
  */
 export function jwtServer<S>(def: JwtMethodDefinition<S>): ServerJoinMethod {
-  const parseSpec = (spec: Readonly<Record<string, unknown>>): S => {
-    const parsed = def.schema.safeParse(spec[def.name] ?? {});
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]!;
-      throw new MwiError('BAD_REQUEST', issue.message, { field: ['spec', def.name, ...issue.path].join('.') });
-    }
-    return parsed.data;
-  };
+  const parseSpec = (spec: Readonly<Record<string, unknown>>): S => parseWith(def.schema, spec[def.name] ?? {}, { code: 'BAD_REQUEST', path: ['spec', def.name] });
   const policy = { fields: def.allowFields, requireOneOf: def.requireOneOf };
   return {
     name: def.name,
