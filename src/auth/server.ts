@@ -106,7 +106,7 @@ export class AuthServer {
     const now = opts.now ?? Date.now;
     const { host, port } = parseAddr(opts.listen);
     mkdirPrivate(opts.dataDir);
-    const backend: Backend = openBackend(opts.storage, opts.dataDir);
+    const backend: Backend = await openBackend(opts.storage, opts.dataDir);
     let audit: AuditLog | undefined;
     let listening: Server | undefined;
     try {
@@ -184,7 +184,11 @@ export class AuthServer {
         }, LOCAL_REFRESH_MS).unref(),
       );
       // expired instances, used-challenge and replay markers: reads skip them, this frees the space
-      auth.timers.push(setInterval(() => void backend.purgeExpired?.().catch((err) => log.error('purging expired items failed', { error: String(err) })), 10 * 60 * 1000).unref());
+      auth.timers.push(
+        setInterval(() => {
+          void backend.purgeExpired().catch((err) => log.error('purging expired items failed', { error: String(err) }));
+        }, 10 * 60 * 1000).unref(),
+      );
       audit.emit({ event: 'auth.start', success: true, cluster_name: cas.clusterName, version: VERSION });
       log.info('auth service started', { cluster: cas.clusterName, addr: auth.address, ca_pin: cas.caPin });
       return auth;

@@ -13,7 +13,7 @@ import { openLockCache } from '../../src/auth/access.js';
 import { MemoryBackend } from '../../src/storage/memory.js';
 import { platformDeps, type KubernetesConfig } from '../../src/auth/platform.js';
 import type { OidcConfig } from '../../src/join/jwt/jwks.js';
-import { fakeClock, type FakeClock } from './backend-conformance.js';
+import { fakeClock, type FakeClock } from './clock.js';
 
 /** An in-process Auth Service core on the memory backend with a fake clock. */
 export async function testContext(oidc: OidcConfig = {}, k8s: KubernetesConfig = {}): Promise<{ ctx: AuthContext; admin: AdminApi; clock: FakeClock; auditPath: string }> {
