@@ -45,7 +45,7 @@ export async function launchAuth(opts: LaunchOptions): Promise<LaunchedAuth> {
   const tmp = opts.dataDir ? undefined : tempDir(opts.prefix ?? 'cluster');
   const dataDir = opts.dataDir ?? join(tmp!.path, 'auth');
   const dir = dirname(dataDir);
-  const config = opts.mwiYaml === undefined ? undefined : join(dir, 'mwi.yaml');
+  const config = opts.mwiYaml ? join(dir, 'mwi.yaml') : undefined;
   if (config) writeFileSync(config, opts.mwiYaml!);
   const start = async (listen: string) => {
     const flags = ['--data-dir', dataDir, '--listen', listen, '--cluster-name', opts.clusterName, ...(opts.args ?? [])];

@@ -36,12 +36,12 @@ export function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv
   });
 }
 
+type Cli = 'mwi' | 'tctl' | 'tbot';
+
 /** Runs one of mwi's CLIs (mwi, tctl, tbot) from the build. */
-export function cli(name: 'mwi' | 'tctl' | 'tbot', args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<RunResult> {
+export function cli(name: Cli, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}) {
   return run(process.execPath, [join(CLI_DIR, `${name}.js`), ...args], opts);
 }
-
-type Cli = 'mwi' | 'tctl' | 'tbot';
 
 /** A long-running CLI; `out()` is everything it wrote so far, stdout and stderr. */
 export type CliProcess = ChildProcess & { out: () => string };
