@@ -7,7 +7,7 @@ import { splitPemBundle } from '../crypto/pem.js';
 import { isMwiError, MwiError } from '../errors.js';
 import { joinMethodInfo } from '../join/catalog.js';
 import { CLIENT_METHODS } from '../join/clients.js';
-import type { ClientJoinContext } from '../join/types.js';
+import type { ClientJoinContext } from '../join/client-types.js';
 import type { Logger } from '../util/log.js';
 import type { TbotConfig } from './config.js';
 import type { Destination } from './destinations/destination.js';

@@ -3,7 +3,7 @@ import { CompactSign } from 'jose';
 import { generateKeys } from '../../crypto/keys.js';
 import { sshAuthorizedKey } from '../../crypto/ssh.js';
 import { MwiError } from '../../errors.js';
-import type { ClientJoinContext, ClientJoinMethod } from '../types.js';
+import type { ClientJoinContext, ClientJoinMethod } from '../client-types.js';
 import type { BKChallenge, BKJoinPayload, BKJoinResult } from './wire.js';
 
 /** One key of tbot's bound keyring. The private key stays in tbot's storage (0600). */

@@ -1,5 +1,5 @@
 import { MwiError } from '../../errors.js';
-import type { ClientJoinMethod } from '../types.js';
+import type { ClientJoinMethod } from '../client-types.js';
 
 /** Reads the GitLab CI id_token from the variable named by onboarding.gitlab.token_env_var_name. */
 export const gitlabClient: ClientJoinMethod = {
