@@ -4,6 +4,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { buildTbotFile, readTbotFile, validateTbotConfig } from '../../src/agent/config.js';
+import { isMwiError } from '../../src/errors.js';
 import { formatDuration, parseDuration } from '../../src/util/duration.js';
 import { cli, tempDir } from '../helpers/procs.js';
 
@@ -72,6 +73,59 @@ describe('tbot configuration', () => {
   it('two outputs in one directory are refused', () => {
     const file = buildTbotFile({ 'auth-server': 'a:1', token: 't', 'ca-pin': [`sha256:${'b'.repeat(64)}`], 'data-dir': '/x', 'destination-dir': '/x' });
     assert.throws(() => validateTbotConfig(file), /outputs: two outputs \(or an output and storage\) share the directory \/x/);
+  });
+});
+
+describe('onboarding options of join methods', () => {
+  const base = { 'auth-server': 'a:1', token: 't', 'ca-pin': [`sha256:${'b'.repeat(64)}`] };
+  /** Refused naming `field`; `message` is matched against what follows "field: ". */
+  const refused = (raw: unknown, env: NodeJS.ProcessEnv, field: string, message: RegExp) =>
+    assert.throws(
+      () => validateTbotConfig(raw, env),
+      (e: unknown) => isMwiError(e, 'BAD_CONFIG') && e.field === field && e.message.startsWith(`${field}: `) && message.test(e.message.slice(field.length + 2)),
+    );
+  const withOnboarding = (method: string, extra: Record<string, unknown>) => {
+    const file = buildTbotFile({ ...base, 'join-method': method });
+    return { ...file, onboarding: { ...(file.onboarding as object), ...extra } };
+  };
+
+  it('a block is only for its own method', () => {
+    refused(withOnboarding('token', { gitlab: {} }), {}, 'onboarding.gitlab', /^only for join method gitlab \(this config uses token\)$/);
+    refused(withOnboarding('gitlab', { bound_keypair: {} }), {}, 'onboarding.bound_keypair', /^only for join method bound_keypair \(this config uses gitlab\)$/);
+    refused(withOnboarding('token', { github: {} }), {}, 'onboarding.github', /unknown key/);
+  });
+
+  it('gitlab: the block is passed as it is, and checked', () => {
+    assert.deepEqual(validateTbotConfig(withOnboarding('gitlab', { gitlab: { token_env_var_name: 'MY_JWT' } }), {}).methodOptions, { token_env_var_name: 'MY_JWT' });
+    assert.deepEqual(validateTbotConfig(withOnboarding('gitlab', {}), {}).methodOptions, {});
+    refused(withOnboarding('gitlab', { gitlab: { token_env_var_name: '1x' } }), {}, 'onboarding.gitlab.token_env_var_name', /^expected an environment variable name$/);
+  });
+
+  it('bound_keypair: the secret and the static key from the block, files or the environment', () => {
+    const dir = tempDir('bk-options');
+    try {
+      const secretFile = join(dir.path, 'secret');
+      writeFileSync(secretFile, 'from-a-file-0123456789\n');
+      const keyFile = join(dir.path, 'key.pem');
+      writeFileSync(keyFile, 'PEM');
+      const flags = buildTbotFile({ ...base, 'join-method': 'bound_keypair', 'registration-secret': secretFile });
+      assert.deepEqual((flags.onboarding as Record<string, unknown>).bound_keypair, { registration_secret: secretFile });
+      assert.deepEqual(validateTbotConfig(flags, { TBOT_BOUND_KEYPAIR_STATIC_KEY: 'ENV PEM' }).methodOptions, {
+        registration_secret: 'from-a-file-0123456789',
+        static_private_key: 'ENV PEM',
+      });
+      const inline = withOnboarding('bound_keypair', { bound_keypair: { registration_secret: 'inline', static_private_key_path: keyFile } });
+      assert.deepEqual(validateTbotConfig(inline, { TBOT_REGISTRATION_SECRET: 'env', TBOT_BOUND_KEYPAIR_STATIC_KEY: 'ENV PEM' }).methodOptions, {
+        registration_secret: 'inline',
+        static_private_key: 'PEM',
+      });
+      assert.deepEqual(validateTbotConfig(withOnboarding('bound_keypair', {}), { TBOT_REGISTRATION_SECRET: 'env' }).methodOptions, { registration_secret: 'env' });
+      const missing = join(dir.path, 'missing');
+      refused(withOnboarding('bound_keypair', { bound_keypair: { registration_secret: missing } }), {}, 'onboarding.bound_keypair.registration_secret', /does not exist/);
+      refused(withOnboarding('bound_keypair', { bound_keypair: { static_private_key_path: missing } }), {}, 'onboarding.bound_keypair.static_private_key_path', /^cannot read /);
+    } finally {
+      dir.cleanup();
+    }
   });
 });
 
