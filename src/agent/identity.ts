@@ -105,8 +105,9 @@ export class BotIdentity {
       return false;
     }
     if (Date.parse(stored.expires) <= Date.now()) {
-      if (this.cfg.joinMethod === 'bound_keypair' && stored.join_method === 'bound_keypair') {
-        this.log.warn('the stored identity expired; recovering with the bound keypair (this uses one recovery)', { expired: stored.expires });
+      const recovery = CLIENT_METHODS.get(this.cfg.joinMethod)?.expiredRecovery;
+      if (recovery && stored.join_method === this.cfg.joinMethod) {
+        this.log.warn(`the stored identity expired; ${recovery}`, { expired: stored.expires });
         return false;
       }
       if (joinMethodInfo(this.cfg.joinMethod)?.renewable === false) {

@@ -1,3 +1,5 @@
+import type { z } from 'zod';
+
 /** The contract of a join method's client half: what tbot gives it, and what it provides. */
 
 /** Method-private state tbot keeps in its storage across runs. */
@@ -8,7 +10,7 @@ export interface ClientStateStore {
 
 export interface ClientJoinContext {
   token: string;
-  /** The method's own onboarding options (e.g. onboarding.bound_keypair). */
+  /** The method's options as its `resolve` made them (see ClientOptions). Never logged. */
   options: Readonly<Record<string, unknown>>;
   state: ClientStateStore;
   /** The cluster name (the audience platform tokens must carry), asked of the Auth Service. */
@@ -18,9 +20,40 @@ export interface ClientJoinContext {
   log: { info(msg: string, fields?: Record<string, unknown>): void; warn(msg: string, fields?: Record<string, unknown>): void };
 }
 
+/** What resolving a method's options may read besides its `onboarding.<method>` block. */
+export interface ClientOptionsContext {
+  env: NodeJS.ProcessEnv;
+  /**
+   * A secret given inline, or as an absolute path to a file holding it: tbot's one rule for
+   * secrets in tbot.yaml and flags. `field` names the setting in errors.
+   */
+  secret(value: string | undefined, field: string): string | undefined;
+}
+
+/**
+ * `onboarding.<method>` of tbot.yaml, for a method that takes options: validated by `schema`,
+ * then resolved once at startup into what `payload` gets as `ctx.options`.
+ */
+export interface ClientOptions<B = unknown> {
+  schema: z.ZodType<B, z.ZodTypeDef, unknown>;
+  /** tbot flags that set a key of the block: flag name -> key. */
+  flags?: Readonly<Record<string, string>>;
+  /**
+   * Reads the secrets the block points to (files) or the environment holds. `block` is undefined
+   * when tbot.yaml has none. Without `resolve`, the block is passed as it is.
+   */
+  resolve?(block: B | undefined, ctx: ClientOptionsContext): Record<string, unknown>;
+}
+
 /** Client half: builds the method's payload, and takes what the server returned. */
 export interface ClientJoinMethod {
   readonly name: string;
+  readonly options?: ClientOptions;
+  /**
+   * For a method that recovers an identity that expired by joining again: what that does (logged
+   * as a warning). Other methods either join afresh for every identity or need a new token.
+   */
+  readonly expiredRecovery?: string;
   payload(ctx: ClientJoinContext): Promise<unknown>;
   afterJoin?(ctx: ClientJoinContext, methodData: Record<string, unknown> | undefined): Promise<void>;
 }
