@@ -6,29 +6,19 @@ import { z } from 'zod';
 import { MwiError } from '../errors.js';
 import { joinMethodInfo, joinMethodNames } from '../join/catalog.js';
 import { CLIENT_METHODS } from '../join/clients.js';
-import { formatDuration, parseDuration } from '../util/duration.js';
+import { parseDuration } from '../util/duration.js';
+import type { DestinationConfig } from './destinations/destination.js';
+import { destinationPaths, destinationSchema } from './destinations/index.js';
+import { duration, MAX_TTL_MS } from './lifetime.js';
+import { OUTPUT_TYPES } from './outputs/index.js';
+import { entryOf, unionOf } from './registry.js';
+import type { ServiceConfig } from './service.js';
+import { SERVICE_TYPES } from './services/index.js';
 
-const MAX_TTL_MS = 24 * 3600 * 1000;
 export const DEFAULT_CREDENTIAL_TTL = '1h';
 export const DEFAULT_RENEWAL_INTERVAL = '20m';
 
-const duration = z.string().refine((s) => parseDuration(s) !== undefined, 'expected a duration such as 20m or 1h');
-
-const destination = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('directory'), path: z.string().min(1) }).strict(),
-  z.object({ type: z.literal('memory') }).strict(),
-]);
-
-const identityOutput = z
-  .object({
-    type: z.literal('identity'),
-    name: z.string().min(1).optional(),
-    destination,
-    credential_ttl: duration.optional(),
-    renewal_interval: duration.optional(),
-  })
-  .strict();
-
+/** `onboarding.<method>`: each join method's own block, as its client half defines it. */
 const methodBlocks = Object.fromEntries(
   [...CLIENT_METHODS.values()].flatMap((m) => (m.options ? [[m.name, m.options.schema.optional()]] : [])),
 );
@@ -44,23 +34,19 @@ export const tbotSchema = z
         token: z.string().min(1).optional(),
         ca_pins: z.array(z.string().regex(/^sha256:[0-9a-fA-F]{64}$/, 'expected sha256:<64 hex digits>')).default([]),
         ca_path: z.string().min(1).optional(),
-        // each join method's own block, onboarding.<method>, from its client half
         ...methodBlocks,
       })
       .strict(),
-    storage: destination.default({ type: 'memory' }),
+    storage: destinationSchema.default({ type: 'memory' }),
     credential_ttl: duration.default(DEFAULT_CREDENTIAL_TTL),
     renewal_interval: duration.default(DEFAULT_RENEWAL_INTERVAL),
     oneshot: z.boolean().default(false),
     diag_addr: z.string().regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d+$/, 'expected HOST:PORT').optional(),
     insecure: z.boolean().default(false),
-    outputs: z.array(identityOutput).default([]),
-    services: z.array(identityOutput).default([]),
+    outputs: z.array(unionOf(OUTPUT_TYPES)).default([]),
+    services: z.array(unionOf(SERVICE_TYPES)).default([]),
   })
   .strict();
-
-export type OutputConfig = z.infer<typeof identityOutput>;
-export type DestinationConfig = z.infer<typeof destination>;
 
 /** The validated, frozen configuration tbot runs with. */
 export interface TbotConfig {
@@ -79,7 +65,8 @@ export interface TbotConfig {
   oneshot: boolean;
   /** HOST:PORT for /livez, /readyz, /metrics. */
   diagAddr: string | undefined;
-  outputs: Array<OutputConfig & { credentialTtlMs: number; renewalIntervalMs: number }>;
+  /** The items of `outputs:` then `services:`, each as its type resolved it. */
+  outputs: ServiceConfig[];
 }
 
 function fail(field: string, message: string): never {
@@ -133,16 +120,13 @@ export function validateTbotConfig(raw: unknown, env: NodeJS.ProcessEnv = proces
   if (c.onboarding.ca_pins.length === 0 && !c.onboarding.ca_path && !c.insecure) {
     fail('onboarding.ca_pins', 'required for the first join (or onboarding.ca_path, or --insecure to trust any Auth Service: unsafe)');
   }
-  const outputs = [...c.outputs, ...c.services].map((o, i) => {
-    const oTtl = o.credential_ttl ? parseDuration(o.credential_ttl)! : ttl;
-    const oInt = o.renewal_interval ? parseDuration(o.renewal_interval)! : interval;
-    const where = `outputs[${i}]`;
-    if (oTtl > MAX_TTL_MS) fail(`${where}.credential_ttl`, 'at most 24h');
-    if (oInt >= oTtl) fail(`${where}.renewal_interval`, `must be less than credential_ttl (${formatDuration(oInt)} >= ${formatDuration(oTtl)})`);
-    return { ...o, credentialTtlMs: oTtl, renewalIntervalMs: oInt };
-  });
-  const dirs = outputs.flatMap((o) => (o.destination.type === 'directory' ? [o.destination.path] : []));
-  if (c.storage.type === 'directory') dirs.push(c.storage.path);
+  const bot = { credentialTtlMs: ttl, renewalIntervalMs: interval };
+  // every output type is a service type: one registry resolves the items of both lists
+  const outputs = [...c.outputs, ...c.services].map((o, i) =>
+    entryOf(SERVICE_TYPES, o.type).resolve(o, { where: `outputs[${i}]`, bot }),
+  );
+  const dirs = outputs.flatMap((o) => (o.destination ? destinationPaths(o.destination) : []));
+  dirs.push(...destinationPaths(c.storage));
   const dup = dirs.find((d, i) => dirs.indexOf(d) !== i);
   if (dup) fail('outputs', `two outputs (or an output and storage) share the directory ${dup}`);
   return Object.freeze({

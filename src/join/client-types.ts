@@ -17,7 +17,10 @@ export interface ClientJoinContext {
   clusterName(): Promise<string>;
   /** POST /v1/join/challenge with this method-specific payload. */
   challenge(payload: unknown): Promise<Record<string, unknown>>;
-  log: { info(msg: string, fields?: Record<string, unknown>): void; warn(msg: string, fields?: Record<string, unknown>): void };
+  log: {
+    info(msg: string, fields?: Record<string, unknown>): void;
+    warn(msg: string, fields?: Record<string, unknown>): void;
+  };
 }
 
 /** What resolving a method's options may read besides its `onboarding.<method>` block. */

@@ -29,6 +29,7 @@ export interface BoundKeypairOptions {
 }
 
 /** `onboarding.bound_keypair` of tbot.yaml. */
+const BLOCK = 'onboarding.bound_keypair';
 const onboardingBlock = z
   .object({
     registration_secret: z.string().min(1).optional(),
@@ -42,13 +43,14 @@ const options: ClientOptions<z.infer<typeof onboardingBlock>> = {
   flags: { 'registration-secret': 'registration_secret' },
   resolve(block, { env, secret }) {
     const out: Record<string, unknown> = {};
-    const registration = secret(block?.registration_secret, 'onboarding.bound_keypair.registration_secret') ?? env.TBOT_REGISTRATION_SECRET;
+    const fromBlock = secret(block?.registration_secret, `${BLOCK}.registration_secret`);
+    const registration = fromBlock ?? env.TBOT_REGISTRATION_SECRET;
     if (registration) out.registration_secret = registration;
     if (block?.static_private_key_path) {
       try {
         out.static_private_key = readFileSync(block.static_private_key_path, 'utf8');
       } catch {
-        const field = 'onboarding.bound_keypair.static_private_key_path';
+        const field = `${BLOCK}.static_private_key_path`;
         throw new MwiError('BAD_CONFIG', `cannot read ${block.static_private_key_path}`, { field });
       }
     } else if (env.TBOT_BOUND_KEYPAIR_STATIC_KEY) {

@@ -13,7 +13,9 @@ export function envTokenClient(name: string, defaultVar: string, hint: string): 
     async payload(ctx) {
       const v = String(ctx.options.token_env_var_name ?? defaultVar);
       const token = process.env[v];
-      if (!token) throw new MwiError('BAD_CONFIG', `${v} is not set: ${hint}`, { field: `onboarding.join_method ${name}` });
+      if (!token) {
+        throw new MwiError('BAD_CONFIG', `${v} is not set: ${hint}`, { field: `onboarding.join_method ${name}` });
+      }
       return { id_token: token } satisfies IdTokenPayload;
     },
   };
