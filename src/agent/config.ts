@@ -176,6 +176,7 @@ export interface TbotFlags {
   'renewal-interval'?: string | undefined;
   oneshot?: boolean | undefined;
   insecure?: boolean | undefined;
+  /** bound_keypair's, declared by its client half (ClientOptions.flags). */
   'registration-secret'?: string | undefined;
   'diag-addr'?: string | undefined;
 }
@@ -190,6 +191,7 @@ export function buildTbotFile(flags: TbotFlags): Record<string, unknown> {
   const onboarding: Record<string, unknown> = { join_method: undefined, ...(base.onboarding ?? {}) };
   if (flags['join-method']) onboarding.join_method = flags['join-method'];
   if (flags.token) onboarding.token = flags.token;
+  // a join method's own flags set keys of its onboarding block
   for (const m of CLIENT_METHODS.values()) {
     for (const [flag, key] of Object.entries(m.options?.flags ?? {})) {
       const value = flags[flag as keyof TbotFlags];

@@ -1,7 +1,5 @@
 import type { z } from 'zod';
 
-/** The contract of a join method's client half: what tbot gives it, and what it provides. */
-
 /** Method-private state tbot keeps in its storage across runs. */
 export interface ClientStateStore {
   read(): Record<string, unknown>;
