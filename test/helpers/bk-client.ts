@@ -3,7 +3,7 @@ import { handleChallenge, handleJoin } from '../../src/auth/join.js';
 import type { IdentityResponse } from '../../src/api/wire.js';
 import { generateKeys } from '../../src/crypto/keys.js';
 import { boundKeypairClient, type BoundKeypairState } from '../../src/join/bound_keypair/client.js';
-import type { ClientJoinContext } from '../../src/join/types.js';
+import type { ClientJoinContext } from '../../src/join/client-types.js';
 import type { testContext } from './auth-context.js';
 
 type T = Awaited<ReturnType<typeof testContext>>;

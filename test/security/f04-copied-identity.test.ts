@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ApiClient } from '../../src/api/client.js';
 import { PATHS, type IdentityResponse } from '../../src/api/wire.js';
-import type { BotState } from '../../src/agent/identity.js';
+import type { BotState } from '../../src/agent/state.js';
 import { generateKeys } from '../../src/crypto/keys.js';
 import { isMwiError } from '../../src/errors.js';
 import { startCluster, tbotFlags, type TestCluster } from '../helpers/cluster.js';

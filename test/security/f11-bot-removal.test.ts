@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ApiClient } from '../../src/api/client.js';
 import { PATHS } from '../../src/api/wire.js';
-import type { BotState } from '../../src/agent/identity.js';
+import type { BotState } from '../../src/agent/state.js';
 import { handleJoin } from '../../src/auth/join.js';
 import { handleCerts, handleRenew } from '../../src/auth/renew.js';
 import { generateKeys } from '../../src/crypto/keys.js';

@@ -1,7 +1,6 @@
 import { parseWith } from '../../util/parse.js';
 import type { z } from 'zod';
-import { MwiError } from '../../errors.js';
-import { JoinRefusal, type ClientJoinMethod, type ServerJoinContext, type ServerJoinMethod } from '../types.js';
+import { JoinRefusal, type ServerJoinContext, type ServerJoinMethod } from '../types.js';
 import { checkAllow } from './allow.js';
 import { staticKeys } from './jwks.js';
 import { assertAllowRules, type AllowField } from './rules.js';
@@ -81,29 +80,6 @@ export function jwtServer<S>(def: JwtMethodDefinition<S>): ServerJoinMethod {
       const fresh = await ctx.platform.markUsed(`${def.name}-signed-${signedId}`, (payload.exp! + LEEWAY_S) * 1000);
       if (!fresh) throw new JoinRefusal('token replayed', 'the join was refused: this identity token was already used');
       return { attributes: { ...Object.fromEntries(Object.values(def.allowFields).map((f) => [f.claim, claims[f.claim]]).filter(([, v]) => v !== undefined)), matched_rule: rule, ...extra } };
-    },
-  };
-}
-
-/** A client half that reads the platform's token from an environment variable. */
-export function envTokenClient(name: string, defaultVar: string, hint: string): ClientJoinMethod {
-  return {
-    name,
-    async payload(ctx) {
-      const v = String(ctx.options.token_env_var_name ?? defaultVar);
-      const token = process.env[v];
-      if (!token) throw new MwiError('BAD_CONFIG', `${v} is not set: ${hint}`, { field: `onboarding.join_method ${name}` });
-      return { id_token: token } satisfies JwtJoinPayload;
-    },
-  };
-}
-
-/** The client half of a JWT method: its token source. */
-export function jwtClient(name: string, source: (audience: string) => Promise<string>): ClientJoinMethod {
-  return {
-    name,
-    async payload(ctx) {
-      return { id_token: await source(await ctx.clusterName()) } satisfies JwtJoinPayload;
     },
   };
 }
