@@ -1,12 +1,17 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
+import { AdminClient } from '../../src/api/admin-client.js';
 import type { ApiClient, CallOptions } from '../../src/api/client.js';
 import { NEXT_PAGE_HEADER } from '../../src/api/wire.js';
-import { listAll, pages } from '../../src/cli/tctl/shared.js';
+
+/** The fake listing's items. */
+interface Item {
+  n: number;
+}
 
 /** A stand-in for the Auth Service's paged listing: 3 pages; the next-page token in a header and in the body. */
 function fakeApi(opts: { failPage?: number; header?: boolean } = {}) {
-  const data = Array.from({ length: 12 }, (_, i) => ({ n: i }));
+  const data: Item[] = Array.from({ length: 12 }, (_, i) => ({ n: i }));
   const log: string[] = [];
   const api = {
     async call<T>(_m: string, path: string, _b: unknown, o: CallOptions<T> = {}): Promise<T> {
@@ -24,27 +29,27 @@ function fakeApi(opts: { failPage?: number; header?: boolean } = {}) {
       return { items, ...(next ? { next } : {}) } as T;
     },
   };
-  return { api: api as unknown as ApiClient, log, data };
+  return { admin: new AdminClient(api as unknown as ApiClient), log, data };
 }
 
 it('tctl pages: every item once, in order; page k+1 is asked for before page k has arrived, never further ahead', async () => {
-  const { api, log, data } = fakeApi();
-  assert.deepEqual(await listAll(api, 'bot_instances'), data);
+  const { admin, log, data } = fakeApi();
+  assert.deepEqual(await admin.listAll('bot_instances'), data);
   assert.deepEqual(log, ['request 0', 'request 1', 'answer 0', 'request 2', 'answer 1', 'answer 2']);
 });
 
 it('tctl pages: without the header (an older Auth Service) the body token is used', async () => {
-  const { api, log, data } = fakeApi({ header: false });
-  assert.deepEqual(await listAll(api, 'bot_instances'), data);
+  const { admin, log, data } = fakeApi({ header: false });
+  assert.deepEqual(await admin.listAll('bot_instances'), data);
   assert.deepEqual(log, ['request 0', 'answer 0', 'request 1', 'answer 1', 'request 2', 'answer 2']);
 });
 
 it('tctl pages: a page that fails fails the listing, after the pages before it', async () => {
-  const { api } = fakeApi({ failPage: 1 });
+  const { admin } = fakeApi({ failPage: 1 });
   const seen: number[] = [];
   await assert.rejects(
     (async () => {
-      for await (const items of pages<{ n: number }>(api, 'bot_instances')) seen.push(...items.map((i) => i.n));
+      for await (const items of admin.pages('bot_instances')) seen.push(...items.map((i) => (i as unknown as Item).n));
     })(),
     /page 1 failed/,
   );
