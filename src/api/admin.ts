@@ -4,10 +4,11 @@ import type { RouteSpec } from './route.js';
 import { PATHS } from './wire.js';
 
 // The admin API (tctl's): every route's request and reply, and ADMIN_ROUTES, the one place its
-// URLs come from. Request schemas shape a body as the handlers always read it: fields they
-// ignore are dropped, and an optional field of the wrong JSON type reads as absent (its default
-// applies); what a field must contain is checked by the handler, most of it by the resource's
-// schema, so an error names the same field as the same resource in `tctl create` would.
+// URLs come from. A request schema checks a body's shape as the handlers have always read it:
+// fields they ignore are dropped, an optional field of another JSON type reads as absent (its
+// default applies), a required one must have its type. What a field may contain is checked by
+// the handler, mostly by the resource's schema: `bots add` with a bad name is refused naming
+// metadata.name, as `tctl create` would refuse that bot.
 
 const isObject = (v: unknown): boolean => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -31,9 +32,8 @@ export const createResourceRequest = objectBody({
   /** Anything but `true` creates. */
   upsert: z.unknown().transform((v) => v === true),
 });
-export type CreateResourceRequest = z.output<typeof createResourceRequest>;
 
-export const createdReply = z.object({
+const createdReply = z.object({
   kind: z.enum(KINDS),
   name: z.string(),
   /** Secrets the join method generated (e.g. a bound keypair's registration secret): shown only now. */
@@ -42,7 +42,7 @@ export const createdReply = z.object({
 export type CreatedReply = z.output<typeof createdReply>;
 
 /** GET resources/KIND: one page. An empty parameter counts as absent. */
-export const listQuery = z.object({
+const listQuery = z.object({
   /** Bot instances of this bot only. */
   bot: z.string().optional(),
   /** The previous page's `next`. */
@@ -50,10 +50,9 @@ export const listQuery = z.object({
   /** Items per page (the Auth Service bounds it; a non-number gives its default). */
   limit: z.string().transform(Number).optional(),
 });
-export type ListQuery = z.output<typeof listQuery>;
 
 /** A page of resources, in key order; `next` (also in the NEXT_PAGE_HEADER header) is absent on the last one. */
-export const pageReply = z.object({ items: z.array(z.unknown()), next: z.string().optional() });
+const pageReply = z.object({ items: z.array(z.unknown()), next: z.string().optional() });
 /** A page with its items' type, which depends on the kind listed. */
 export interface Page<T> {
   items: T[];
@@ -61,9 +60,9 @@ export interface Page<T> {
 }
 
 /** One resource: only its envelope is checked; the Auth Service checked the rest when it was written. */
-export const resourceReply = z.object({ kind: z.enum(KINDS), metadata: z.object({ name: z.string() }) });
+const resourceReply = z.object({ kind: z.enum(KINDS), metadata: z.object({ name: z.string() }) });
 
-export const okReply = z.object({ ok: z.literal(true) });
+const okReply = z.object({ ok: z.literal(true) });
 
 /** POST bots: a bot and a single-use join token for it. */
 export const addBotRequest = objectBody({
@@ -97,7 +96,7 @@ export const addTokenRequest = objectBody({
 export type AddTokenRequest = z.output<typeof addTokenRequest>;
 
 /** A new join token. Secrets the method generated are added as fields of their own, shown only now. */
-export const joinTokenReply = z
+const joinTokenReply = z
   .object({
     /** The token's name: for method `token` the secret itself. */
     token: z.string(),
@@ -114,7 +113,7 @@ export const joinTokenReply = z
 export type JoinTokenReply = z.output<typeof joinTokenReply>;
 
 /** GET audit: the most recent events first. An empty parameter counts as absent. */
-export const auditQuery = z.object({
+const auditQuery = z.object({
   /** Default 50, at most 10,000 (a non-number gives the default). */
   limit: z.string().transform(Number).optional(),
   /** Only events of this type (e.g. bot.join). */
@@ -123,7 +122,7 @@ export const auditQuery = z.object({
 export type AuditQuery = z.output<typeof auditQuery>;
 
 /** An audit event as logged: these fields and any other the event has. */
-export const auditEvent = z
+const auditEvent = z
   .object({
     event: z.string(),
     success: z.boolean(),
@@ -139,11 +138,11 @@ export const auditEvent = z
   .passthrough();
 export type AuditEventReply = z.output<typeof auditEvent>;
 
-export const statusReply = z.object({ cluster_name: z.string(), ca_pin: z.string(), server_version: z.string() });
+const statusReply = z.object({ cluster_name: z.string(), ca_pin: z.string(), server_version: z.string() });
 export type StatusReply = z.output<typeof statusReply>;
 
 /** GET ca/TYPE: a CA's public part as its consumers read it (see `tctl ca export`). */
-export const caReply = z.object({ type: z.string(), text: z.string() });
+const caReply = z.object({ type: z.string(), text: z.string() });
 
 /** POST sign/host: an OpenSSH host certificate for an existing host key. */
 export const signHostRequest = objectBody({
@@ -156,7 +155,7 @@ export const signHostRequest = objectBody({
 });
 export type SignHostRequest = z.output<typeof signHostRequest>;
 
-export const signHostReply = z.object({ ssh_cert: z.string() });
+const signHostReply = z.object({ ssh_cert: z.string() });
 
 /** Every admin route: where a client sends it, what it sends and what it gets back. */
 export const ADMIN_ROUTES = {

@@ -148,7 +148,7 @@ export const KINDS = ['role', 'bot', 'token', 'lock', 'bot_instance'] as const;
 export type Kind = (typeof KINDS)[number];
 
 /** What the admin API answers for each kind (a token without its secret's hash). */
-export interface ResourceByKind {
+interface ResourceByKind {
   role: Role;
   bot: Bot;
   token: Token;
