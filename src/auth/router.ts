@@ -39,6 +39,7 @@ export function route<const S extends RouteSpec, A extends Access>(
 
 /** Routes under one path prefix, sharing rules. */
 export interface Area {
+  /** The area of a path is the first whose prefix the path starts with. */
   prefix: string;
   /** Checked before a route is looked up: a caller without it learns nothing of the area's routes. */
   access: Access;
