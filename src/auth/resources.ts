@@ -1,174 +1,26 @@
-import { parseWith } from '../util/parse.js';
-import { z } from 'zod';
-import { MwiError } from '../errors.js';
-import { parseDuration } from '../util/duration.js';
-
-/** Resource names: DNS-label-like, as Teleport accepts for bots and roles. */
-/** Resource names (bots, roles, non-secret tokens, locks): also what a join's token name must look like. */
-export const RESOURCE_NAME = /^[a-zA-Z0-9][a-zA-Z0-9._@-]{0,127}$/;
-const NAME = z.string().regex(RESOURCE_NAME, 'expected letters, digits, ".", "_", "@" or "-" (at most 128)');
-const DURATION = z.string().refine((s) => parseDuration(s) !== undefined, 'expected a duration such as 8h or 30m');
-const TIMESTAMP = z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'expected an RFC 3339 time');
-
-/**
- * An SSH login (principal) or a `{{internal.NAME}}` template for one: no whitespace and no
- * control or format characters. Rule: an empty or blank principal never reaches a certificate
- * (finding 2: OpenSSH reads an empty principal list as "any user").
- */
-export const LOGIN_PATTERN = /^[^\s\p{C}]+$/u;
-const LOGIN = z.string().regex(LOGIN_PATTERN, 'expected a login without spaces or control characters');
-
-const FORWARD_TOGGLE = z.object({ enabled: z.boolean().optional() }).strict();
-
-const metadata = z
-  .object({ name: NAME, expires: TIMESTAMP.optional(), description: z.string().optional(), labels: z.record(z.string()).optional() })
-  .strict();
-
-export const roleSchema = z
-  .object({
-    kind: z.literal('role'),
-    version: z.enum(['v7', 'v6', 'v5']).default('v7'),
-    metadata,
-    spec: z
-      .object({
-        // Teleport's role option names; unknown options pass through (Teleport has many)
-        options: z
-          .object({
-            max_session_ttl: DURATION.optional(),
-            forward_agent: z.boolean().optional(),
-            permit_x11_forwarding: z.boolean().optional(),
-            port_forwarding: z.boolean().optional(),
-            ssh_port_forwarding: z
-              .object({ local: FORWARD_TOGGLE.optional(), remote: FORWARD_TOGGLE.optional() })
-              .strict()
-              .optional(),
-          })
-          .passthrough()
-          .default({}),
-        allow: z
-          .object({
-            logins: z.array(LOGIN).default([]),
-            spiffe: z.array(z.object({ path: z.string().startsWith('/'), dns_sans: z.array(z.string()).optional(), ip_sans: z.array(z.string()).optional() }).strict()).default([]),
-          })
-          .passthrough()
-          .default({}),
-        deny: z.object({ logins: z.array(LOGIN).default([]) }).passthrough().default({}),
-      })
-      .strict(),
-  })
-  .strict();
-export type Role = z.infer<typeof roleSchema>;
-
-const trait = z.object({ name: z.string().min(1), values: z.array(z.string()) }).strict();
-
-export const botSchema = z
-  .object({
-    kind: z.literal('bot'),
-    version: z.literal('v1').default('v1'),
-    metadata,
-    spec: z.object({ roles: z.array(NAME).min(1, 'a bot needs at least one role'), traits: z.array(trait).default([]), max_session_ttl: DURATION.optional() }).strict(),
-    /** Written only by the Auth Service (`uid`); accepted and ignored on input, so `tctl get` output can be re-applied. */
-    status: z.object({ uid: z.string().optional() }).passthrough().optional(),
-  })
-  .strict();
-export type Bot = z.infer<typeof botSchema>;
-
-/** Join methods the Auth Service knows about; the catalog decides which are implemented. */
-export const tokenSchema = z
-  .object({
-    kind: z.literal('token'),
-    version: z.literal('v2').default('v2'),
-    metadata,
-    spec: z
-      .object({
-        roles: z.array(z.string()).default(['Bot']),
-        join_method: z.string().min(1),
-        bot_name: NAME,
-      })
-      .passthrough()
-      .refine((s) => s.roles.length === 1 && s.roles[0] === 'Bot', { message: 'only bot tokens are supported: roles must be [Bot]', path: ['roles'] }),
-    status: z.record(z.unknown()).optional(),
-  })
-  .strict();
-export type Token = z.infer<typeof tokenSchema>;
+// The resource schemas and types moved to src/api/resources.ts (tctl reads them too); this
+// re-export keeps the imports of files being changed elsewhere working until they are updated.
+export {
+  botSchema,
+  KINDS,
+  lockSchema,
+  LOGIN_PATTERN,
+  parseKind,
+  RESOURCE_NAME,
+  roleSchema,
+  tokenSchema,
+  validateResource,
+  type Bot,
+  type BotInstance,
+  type Kind,
+  type Lock,
+  type Role,
+  type Token,
+} from '../api/resources.js';
+import type { Token } from '../api/resources.js';
 
 /** Stored form of a token: the name of a `token`-method token is replaced by a hash. */
 export interface StoredToken extends Token {
   /** sha256 hex of the secret, for `token`-method tokens only. */
   secret_hash?: string;
-}
-
-export const lockSchema = z
-  .object({
-    kind: z.literal('lock'),
-    version: z.literal('v2').default('v2'),
-    metadata,
-    spec: z
-      .object({
-        target: z
-          .object({ user: z.string().optional(), bot_instance_id: z.string().optional(), join_token: z.string().optional() })
-          .strict()
-          .refine((t) => [t.user, t.bot_instance_id, t.join_token].filter(Boolean).length === 1, 'exactly one of target.user (bot-NAME), target.bot_instance_id or target.join_token'),
-        message: z.string().default(''),
-        expires: TIMESTAMP.optional(),
-        created_by: z.string().optional(),
-        created: z.string().optional(),
-      })
-      .strict(),
-  })
-  .strict();
-export type Lock = z.infer<typeof lockSchema>;
-
-/** Bot instances are created by joins, never by users. */
-export interface BotInstance {
-  kind: 'bot_instance';
-  version: 'v1';
-  metadata: { name: string; expires: string };
-  /**
-   * `bot_uid`: the `status.uid` of the bot this instance joined. A bot removed and added again
-   * with the same name gets a new uid, so the old bot's instances never count as the new bot's.
-   */
-  spec: { bot_name: string; instance_id: string; bot_uid?: string };
-  status: {
-    initial_authentication: { auth_at: string; join_method: string; join_token_name: string; metadata?: Record<string, unknown> };
-    latest_authentication: { auth_at: string; join_method: string; generation: number };
-    /** Server-side renewal counter; the current certificate carries the same number. */
-    generation: number;
-    /**
-     * Whether a request has used the current generation yet. Until one has, the previous
-     * generation may renew once more: that is tbot retrying a renewal whose answer it lost
-     * (a crash or a dropped connection), not a copy.
-     */
-    generation_confirmed: boolean;
-    public_key_fingerprint: string;
-    /** Expiry of the latest renewable identity issued to this instance. */
-    credential_expires: string;
-    /** Self-reported by tbot; informational only. */
-    latest_heartbeats: Array<{ recorded_at: string; hostname: string; os: string; version: string; uptime_seconds: number; one_shot: boolean }>;
-  };
-}
-
-export const KINDS = ['role', 'bot', 'token', 'lock', 'bot_instance'] as const;
-export type Kind = (typeof KINDS)[number];
-
-const PLURALS: Record<string, Kind> = {
-  role: 'role', roles: 'role', bot: 'bot', bots: 'bot', token: 'token', tokens: 'token',
-  lock: 'lock', locks: 'lock', bot_instance: 'bot_instance', bot_instances: 'bot_instance',
-};
-
-/** Accepts `roles`, `role`, `bots`, ...; names the closed set on failure. */
-export function parseKind(text: string): Kind {
-  const kind = PLURALS[text.toLowerCase()];
-  if (!kind) throw new MwiError('BAD_REQUEST', `unknown resource kind ${JSON.stringify(text)} (expected one of: ${KINDS.join(', ')})`, { field: 'kind' });
-  return kind;
-}
-
-/** Validates a user-supplied resource with its kind's schema; the error names the field. */
-export function validateResource(input: unknown): Role | Bot | Token | Lock {
-  const kind = (input as { kind?: unknown } | null)?.kind;
-  const schema = kind === 'role' ? roleSchema : kind === 'bot' ? botSchema : kind === 'token' ? tokenSchema : kind === 'lock' ? lockSchema : undefined;
-  if (!schema) {
-    throw new MwiError('BAD_REQUEST', `unknown or missing resource kind ${JSON.stringify(kind)} (expected one of: role, bot, token, lock)`, { field: 'kind' });
-  }
-  return parseWith<z.ZodType<Role | Bot | Token | Lock, z.ZodTypeDef, unknown>>(schema, input, { code: 'BAD_REQUEST', root: 'resource' });
 }
