@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { CompactSign, compactVerify } from 'jose';
 import type { ChallengeRequest, ChallengeResponse, IdentityResponse, JoinRequest } from '../api/wire.js';
 import { parseClientKey, sha256Hex } from '../crypto/keys.js';
-import { isMwiError, MwiError } from '../errors.js';
+import { failureReason, isMwiError, MwiError } from '../errors.js';
 import { joinMethodInfo, joinMethodNames } from '../join/catalog.js';
 import { SERVER_METHODS } from '../join/servers.js';
 import { JoinRefusal, type JoinTokenView, type ServerJoinMethod } from '../join/types.js';
@@ -72,14 +72,12 @@ function tokenRef(ctx: AuthContext, req: { token: string; join_method: string },
 
 /** Audits a refused join or challenge and turns it into what the caller may see. */
 function refuse(ctx: AuthContext, err: unknown, event: 'bot.join' | 'bot.challenge', fields: Record<string, unknown>): never {
-  ctx.audit.emit({ event, success: false, ...fields, reason: refusalReason(err) });
-  if (err instanceof JoinRefusal) throw new MwiError('JOIN_DENIED', err.publicMessage, { detail: err.reason });
-  if (isMwiError(err, 'ACCESS_DENIED')) throw new MwiError('JOIN_DENIED', 'the join was refused; the Auth Service audit log has the reason', { detail: err.message });
+  ctx.audit.emit({ event, success: false, ...fields, reason: failureReason(err) });
+  if (err instanceof JoinRefusal) throw err;
+  if (isMwiError(err, 'ACCESS_DENIED')) {
+    throw new JoinRefusal(err.message, 'the join was refused; the Auth Service audit log has the reason');
+  }
   throw err;
-}
-
-function refusalReason(err: unknown): string {
-  return err instanceof JoinRefusal ? err.reason : isMwiError(err) ? err.detail ?? err.message : String(err);
 }
 
 /**
@@ -103,7 +101,7 @@ export async function handleChallenge(ctx: AuthContext, body: unknown, remoteAdd
     ch = await method.challenge({ ...base, token: view(id, token) });
   } catch (err) {
     if (!(err instanceof JoinRefusal)) throw err; // malformed input: refused whether or not the token exists
-    ctx.audit.emit({ event: 'bot.challenge', success: false, join_method: req.join_method, ...tokenRef(ctx, req, id, known.token), remote_addr: remoteAddr, reason: err.reason });
+    ctx.audit.emit({ event: 'bot.challenge', success: false, join_method: req.join_method, ...tokenRef(ctx, req, id, known.token), remote_addr: remoteAddr, reason: failureReason(err) });
     ch = await method.challenge({ ...base, token: { id, botName: '', spec: {}, status: {} } });
   }
   const challengeId = sealChallenge(ctx.cas.challengeMac, { token_id: id, join_method: req.join_method, expires: base.now + CHALLENGE_TTL_MS, data: ch.store });

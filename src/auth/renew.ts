@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { CertsRequest, CertsResponse, HeartbeatRequest, IdentityResponse, RenewRequest } from '../api/wire.js';
 import { parseClientKey, sha256Hex, type ClientKey } from '../crypto/keys.js';
-import { isMwiError, MwiError } from '../errors.js';
+import { failureReason, isMwiError, MwiError } from '../errors.js';
 import type { Item } from '../storage/backend.js';
 import { key } from '../storage/backend.js';
 import { activeLock, botAccess, grantedTtlMs } from './access.js';
@@ -200,7 +200,7 @@ export async function handleRenew(ctx: AuthContext, claims: Claims | undefined, 
       bot_instance_id: c.instance,
       generation: c.generation,
       ...originFields({ remoteAddr, keyFingerprint: fingerprint }),
-      reason: isMwiError(err) ? err.detail ?? err.message : String(err),
+      reason: failureReason(err),
     });
     throw err;
   }
@@ -242,7 +242,7 @@ export async function handleCerts(ctx: AuthContext, claims: Claims | undefined, 
       bot_name: c.bot,
       bot_instance_id: c.instance,
       ...originFields({ remoteAddr, keyFingerprint: fingerprint }),
-      reason: isMwiError(err) ? err.detail ?? err.message : String(err),
+      reason: failureReason(err),
     });
     throw err;
   }

@@ -1,4 +1,5 @@
 import type { JoinRequest } from '../api/wire.js';
+import { MwiError } from '../errors.js';
 import type { JwksCache } from './jwt/jwks.js';
 
 /** What platform-signed methods need from the Auth Service, built once at startup. */
@@ -154,13 +155,18 @@ export interface ClientJoinMethod {
   afterJoin?(ctx: ClientJoinContext, methodData: Record<string, unknown> | undefined): Promise<void>;
 }
 
-/** A refusal with an internal reason (audit/log only) and the public message the caller gets. */
-export class JoinRefusal extends Error {
-  constructor(
-    readonly reason: string,
-    readonly publicMessage = 'the join was refused (the token is unknown, expired, already used or not valid for this request); the Auth Service audit log has the reason',
-  ) {
-    super(reason);
+/** What a refused join tells the caller unless its refusal says more. */
+const REFUSED =
+  'the join was refused (the token is unknown, expired, already used or not valid for this request); ' +
+  'the Auth Service audit log has the reason';
+
+/**
+ * A refused join: `JOIN_DENIED` with the public message the caller gets, and the internal reason
+ * as its `detail` (audit log only, never sent).
+ */
+export class JoinRefusal extends MwiError {
+  constructor(reason: string, publicMessage = REFUSED) {
+    super('JOIN_DENIED', publicMessage, { detail: reason });
     this.name = 'JoinRefusal';
   }
 }
