@@ -1,19 +1,18 @@
 import { randomUUID } from 'node:crypto';
 import { CompactSign, compactVerify } from 'jose';
 import type { ChallengeRequest, ChallengeResponse, IdentityResponse, JoinRequest } from '../api/wire.js';
-import { parseClientKey, sha256Hex } from '../crypto/keys.js';
+import { parseClientKey } from '../crypto/keys.js';
 import { failureReason, isMwiError, MwiError } from '../errors.js';
 import { joinMethodInfo, joinMethodNames } from '../join/catalog.js';
 import { SERVER_METHODS } from '../join/servers.js';
 import { JoinRefusal, type JoinTokenView, type ServerJoinMethod } from '../join/types.js';
-import { key } from '../storage/backend.js';
 import { activeLock, botAccess, grantedTtlMs } from './access.js';
 import type { Claims } from './claims.js';
-import { DEFAULT_TTL_MS, INSTANCE_GRACE_MS, type AuthContext } from './context.js';
+import { DEFAULT_TTL_MS, type AuthContext } from './context.js';
 import { signBotIdentity } from './issue.js';
-import { instanceKey } from './instances.js';
-import { keyFingerprint, refreshInstance } from './renew.js';
-import { RESOURCE_NAME, type BotInstance, type Lock, type StoredToken } from './resources.js';
+import { createInstanceOp, instanceKey, instanceState, keyFingerprint, refreshInstance } from './instances.js';
+import { createLock } from './locks.js';
+import { RESOURCE_NAME, type BotInstance, type StoredToken } from './resources.js';
 import { tokenFingerprint, tokenId, tokenKey } from './tokens.js';
 import { CHALLENGE_TTL_MS, JoinChallenge, openChallenge, sealChallenge } from './challenges.js';
 
@@ -117,6 +116,7 @@ export async function handleJoin(ctx: AuthContext, body: unknown, remoteAddr: st
   const req = checkShape<JoinRequest>(body);
   const method = methodFor(req.join_method);
   const publicKey = parseClientKey(req.public_key, 'public_key');
+  const fingerprint = keyFingerprint(publicKey);
   const id = tokenId(req.token, req.join_method);
   const audit = { join_method: req.join_method, token_id: id, remote_addr: remoteAddr };
   const known = { token: false };
@@ -192,13 +192,10 @@ export async function handleJoin(ctx: AuthContext, body: unknown, remoteAddr: st
         const it = await ctx.backend.get(instanceKey(botName!, instanceId));
         if (!it) return undefined;
         seen.set(instanceId, it.revision);
-        const st = (JSON.parse(it.value) as BotInstance).status;
-        return { live: Date.parse(st.credential_expires) > ctx.now(), used: st.generation > 1 || st.generation_confirmed, sameKey: st.public_key_fingerprint === sha256Hex(publicKey.spki) };
+        return instanceState(JSON.parse(it.value) as BotInstance, ctx.now(), fingerprint);
       },
       lockToken: async (reason) => {
-        const name = randomUUID();
-        const lock: Lock = { kind: 'lock', version: 'v2', metadata: { name }, spec: { target: { join_token: id }, message: reason, created_by: 'mwi', created: new Date(ctx.now()).toISOString() } };
-        await ctx.backend.put(key('locks', name), JSON.stringify(lock));
+        const name = await createLock(ctx, { join_token: id }, reason);
         ctx.audit.emit({ event: 'lock.created', success: true, bot_name: botName, token_id: id, reason, resource: `lock/${name}` });
       },
       signState: async (claims) =>
@@ -226,34 +223,30 @@ export async function handleJoin(ctx: AuthContext, body: unknown, remoteAddr: st
     if (continued) {
       if (!callerClaims || callerClaims.kind !== 'bot') throw new JoinRefusal('refresh without a bot identity');
       await challenge?.commitAlone(ctx.backend);
-      const identity = await refreshInstance(ctx, callerClaims, publicKey, ttlMs, { remoteAddr, keyFingerprint: keyFingerprint(publicKey) }, { joinMethod: req.join_method, tokenId: id });
+      const identity = await refreshInstance(ctx, callerClaims, publicKey, ttlMs, { remoteAddr, keyFingerprint: fingerprint }, async (first) => {
+        if (first.join_method !== req.join_method || first.join_token_name !== id) {
+          throw new MwiError('RENEW_DENIED', 'this identity came from another join method or token; join without it');
+        }
+        return {};
+      });
       ctx.audit.emit({ event: 'bot.join', success: true, bot_name: botName, bot_instance_id: identity.instance_id, generation: identity.generation, refresh: true, ...verdict.attributes, ...audit });
       return { ...identity, renewable, ...(verdict.methodData ? { method_data: verdict.methodData } : {}) };
     }
     const { identity, tlsSerial } = await signBotIdentity(ctx, botName, newInstanceId, 1, publicKey, ttlMs);
-    const at = new Date(ctx.now()).toISOString();
-    const instance: BotInstance = {
-      kind: 'bot_instance',
-      version: 'v1',
-      metadata: { name: newInstanceId, expires: new Date(Date.parse(identity.expires) + INSTANCE_GRACE_MS).toISOString() },
-      // the bot as it is now: if it is removed and added again, this instance is not the new bot's
-      spec: { bot_name: botName, instance_id: newInstanceId, ...(access.bot.status?.uid ? { bot_uid: access.bot.status.uid } : {}) },
-      status: {
-        initial_authentication: { auth_at: at, join_method: req.join_method, join_token_name: id, ...(verdict.attributes ? { metadata: verdict.attributes } : {}) },
-        latest_authentication: { auth_at: at, join_method: req.join_method, generation: 1 },
-        generation: 1,
-        // confirmed by the instance's first request: until then a lost join answer may be retried
-        generation_confirmed: false,
-        public_key_fingerprint: sha256Hex(publicKey.spki),
-        credential_expires: identity.expires,
-        latest_heartbeats: [],
-      },
-    };
     // one conditional write: the token is consumed if and only if the instance is created, and
     // of concurrent joins with a single-use token exactly one commits
     const committed = await ctx.backend.transact([
       ...(consumeRevision !== undefined ? [{ op: 'delete' as const, key: tokenKey(id), revision: consumeRevision }] : []),
-      { op: 'create', key: instanceKey(botName, newInstanceId), value: JSON.stringify(instance), expires: Date.parse(instance.metadata.expires) },
+      createInstanceOp(ctx, {
+        botName,
+        botUid: access.bot.status?.uid,
+        instanceId: newInstanceId,
+        joinMethod: req.join_method,
+        tokenId: id,
+        attributes: verdict.attributes,
+        keyFingerprint: fingerprint,
+        credentialExpires: identity.expires,
+      }),
       ...(challenge?.ops() ?? []),
     ]);
     if (!committed) {

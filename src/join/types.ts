@@ -31,6 +31,16 @@ export interface CallerIdentity {
   generation: number;
 }
 
+/** What a join may learn of an existing bot instance of its bot. */
+export interface InstanceState {
+  /** Its credential is unexpired. */
+  live: boolean;
+  /** It was used after it was issued. */
+  used: boolean;
+  /** Its latest identity certifies the public key this join asks to certify (a retried join repeats its key). */
+  sameKey: boolean;
+}
+
 export interface ServerJoinContext {
   request: JoinRequest;
   token: JoinTokenView;
@@ -66,13 +76,8 @@ export interface ServerJoinContext {
    * fail and `decide` run again on what is stored now).
    */
   updateTokenStatus(decide: (status: Readonly<Record<string, unknown>>) => Promise<TokenStatusUpdate>): Promise<void>;
-  /**
-   * A bot instance of this bot: whether its credential is unexpired (`live`), whether it was
-   * ever used after it was issued (`used`), and whether its latest identity certifies the public
-   * key this join asks to certify (`sameKey`: a retried join repeats its key). Undefined if it no
-   * longer exists.
-   */
-  instanceStatus(instanceId: string): Promise<{ live: boolean; used: boolean; sameKey: boolean } | undefined>;
+  /** A bot instance of this bot, undefined if it no longer exists. */
+  instanceStatus(instanceId: string): Promise<InstanceState | undefined>;
   /** Locks the join token (a key or state was used from two places) and audits it. */
   lockToken(reason: string): Promise<void>;
   platform: PlatformDeps;
