@@ -52,28 +52,19 @@ export interface ServerJoinContext {
   caller: CallerIdentity | undefined;
   /**
    * The `store` data of the challenge this join answers (authenticated by the Auth Service, not
-   * secret: it travels with the challenge id), for methods with a challenge step.
+   * secret: it travels with the challenge id), for methods with a challenge step. The challenge
+   * is single use: it is spent by the first conditional write that records the join's outcome
+   * (the token's status, or the bot instance), so a refused join writes nothing, and a second join
+   * with an accepted challenge is refused.
    */
   challenge: Readonly<Record<string, unknown>> | undefined;
-  /**
-   * Declares that the caller's proof of that challenge verified (single use). The challenge is
-   * then marked used in the same conditional write that records the join's outcome (the token's
-   * status, or the new bot instance): a refused join writes nothing, and a second join with an
-   * accepted challenge is refused. The Auth Service refuses a join whose method did not call it.
-   */
-  consumeChallenge(): Promise<void>;
-  /**
-   * Consumes the token: it is deleted in the same conditional write that creates the bot
-   * instance, so it is used up if and only if this join succeeds, and of concurrent joins exactly
-   * one commits (the others are refused as "token already used").
-   */
-  consumeToken(): void;
   /**
    * Computes the token's next status from its current one and writes it with one conditional
    * write, re-reading and re-running `decide` if another join changed it meanwhile. The bot
    * instances `decide` names in `end` are deleted in that same write, each only if it is still
    * as `instanceStatus` last saw it (a replaced instance that was used meanwhile makes the write
-   * fail and `decide` run again on what is stored now).
+   * fail and `decide` run again on what is stored now). Call it only once the caller's proof
+   * verified: the write spends the challenge.
    */
   updateTokenStatus(decide: (status: Readonly<Record<string, unknown>>) => Promise<TokenStatusUpdate>): Promise<void>;
   /** A bot instance of this bot, undefined if it no longer exists. */
@@ -92,8 +83,14 @@ export interface TokenStatusUpdate {
   end?: string[];
 }
 
-/** What a server half decided. */
-export interface ServerJoinResult {
+/** What a server half decided about a join it accepts (it refuses one by throwing a JoinRefusal). */
+export interface JoinVerdict {
+  /**
+   * The join uses the token up: it is deleted in the same conditional write that creates the bot
+   * instance, so it is used up if and only if this join succeeds, and of concurrent joins exactly
+   * one commits (the others are refused as "token already used").
+   */
+  consumesToken?: boolean;
   /** Verified attributes, recorded on the bot instance and in the audit log. */
   attributes?: Record<string, unknown>;
   /** Continue this existing instance (a refresh) instead of creating `newInstanceId`. */
@@ -111,9 +108,9 @@ export interface ChallengeContext {
 }
 
 /**
- * Server half of a join method: `verify` either returns what it verified or throws a
- * JoinRefusal whose reason goes only to the audit log. Methods with a challenge-response step
- * also implement `challenge`.
+ * Server half of a join method: `verify` either returns its verdict or throws a JoinRefusal whose
+ * reason goes only to the audit log. Methods with a challenge-response step also implement
+ * `challenge`.
  */
 export interface ServerJoinMethod {
   readonly name: string;
@@ -123,9 +120,13 @@ export interface ServerJoinMethod {
    * empty token view (no spec, no status) to make the decoy for an unusable token.
    */
   challenge?(ctx: ChallengeContext): Promise<{ send: Record<string, unknown>; store: Record<string, unknown> }>;
-  verify(ctx: ServerJoinContext): Promise<ServerJoinResult>;
+  verify(ctx: ServerJoinContext): Promise<JoinVerdict>;
   /** Validates and normalizes a token spec at creation (hash secrets, generate what is missing). */
-  prepareToken?(spec: Record<string, unknown>, now: number, previous?: Record<string, unknown>): { spec: Record<string, unknown>; shownOnce?: Record<string, string> };
+  prepareToken?(
+    spec: Record<string, unknown>,
+    now: number,
+    previous?: Record<string, unknown>,
+  ): { spec: Record<string, unknown>; shownOnce?: Record<string, string> };
   /** Extra data for a renewal answer (e.g. that a key rotation is due). */
   renewHints?(token: JoinTokenView, now: number): Record<string, unknown>;
   /**
