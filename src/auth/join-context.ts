@@ -4,9 +4,9 @@ import type { ClientKey } from '../crypto/keys.js';
 import { isMwiError, MwiError } from '../errors.js';
 import {
   JoinRefusal,
+  type JoinHandler,
   type JoinTokenView,
   type ServerJoinContext,
-  type ServerJoinMethod,
   type TokenStatusUpdate,
 } from '../join/types.js';
 import type { Item } from '../storage/backend.js';
@@ -63,7 +63,7 @@ export async function loadToken(
 /** A join request that passed its shape checks, and what every later step derives from it. */
 export interface JoinAttempt {
   req: JoinRequest;
-  method: ServerJoinMethod;
+  method: JoinHandler;
   publicKey: ClientKey;
   /** `sha256:<hex>` of the public key to certify. */
   fingerprint: string;
@@ -100,7 +100,6 @@ export function joinContext(ctx: AuthContext, j: Join): ServerJoinContext {
     newInstanceId: j.newInstanceId,
     caller: j.caller && { bot: j.caller.bot, instance: j.caller.instance, generation: j.caller.generation },
     challenge: j.challenge?.data,
-    platform: ctx.platform,
     updateTokenStatus: (decide) => writeTokenStatus(ctx, j, seen, decide),
     instanceStatus: async (instanceId) => {
       const it = await ctx.backend.get(instanceKey(j.botName, instanceId));

@@ -3,8 +3,7 @@ import type { ChallengeRequest, ChallengeResponse, IdentityResponse, JoinRequest
 import { parseClientKey } from '../crypto/keys.js';
 import { failureReason, isMwiError, MwiError } from '../errors.js';
 import { joinMethodInfo, joinMethodNames } from '../join/catalog.js';
-import { SERVER_METHODS } from '../join/servers.js';
-import { JoinRefusal, type JoinVerdict, type ServerJoinMethod } from '../join/types.js';
+import { JoinRefusal, type JoinHandler, type JoinVerdict } from '../join/types.js';
 import { botAccess, grantedTtlMs } from './access.js';
 import type { Claims } from './claims.js';
 import { DEFAULT_TTL_MS, type AuthContext } from './context.js';
@@ -35,8 +34,8 @@ function checkShape<T extends { token: string; join_method: string }>(body: unkn
   return r as T;
 }
 
-function methodFor(name: string): ServerJoinMethod {
-  const method = SERVER_METHODS.get(name);
+function methodFor(ctx: AuthContext, name: string): JoinHandler {
+  const method = ctx.methods.get(name);
   if (!method) {
     throw new MwiError('BAD_REQUEST', `unknown join method ${JSON.stringify(name)} (expected one of: ${joinMethodNames().join(', ')})`, { field: 'join_method' });
   }
@@ -72,12 +71,12 @@ function refuse(ctx: AuthContext, err: unknown, event: 'bot.join' | 'bot.challen
  */
 export async function handleChallenge(ctx: AuthContext, body: unknown, remoteAddr: string): Promise<ChallengeResponse> {
   const req = checkShape<ChallengeRequest>(body);
-  const method = methodFor(req.join_method);
+  const method = methodFor(ctx, req.join_method);
   if (!method.challenge) throw new MwiError('BAD_REQUEST', `join method ${req.join_method} has no challenge step`, { field: 'join_method' });
   const id = tokenId(req.token, req.join_method);
   const base = { clusterName: ctx.cas.clusterName, now: ctx.now(), payload: req.payload };
   const known = { token: false };
-  let ch: Awaited<ReturnType<NonNullable<ServerJoinMethod['challenge']>>>;
+  let ch: Awaited<ReturnType<NonNullable<JoinHandler['challenge']>>>;
   try {
     const { token } = await loadToken(ctx, id, req.join_method, known);
     ch = await method.challenge({ ...base, token: view(id, token) });
@@ -100,7 +99,7 @@ export async function handleChallenge(ctx: AuthContext, body: unknown, remoteAdd
 /** The request's shape, method and public key; nothing is read yet. */
 function parseJoin(ctx: AuthContext, body: unknown, remoteAddr: string, callerClaims: Claims | undefined): JoinAttempt {
   const req = checkShape<JoinRequest>(body);
-  const method = methodFor(req.join_method);
+  const method = methodFor(ctx, req.join_method);
   const publicKey = parseClientKey(req.public_key, 'public_key');
   const id = tokenId(req.token, req.join_method);
   return {

@@ -2,7 +2,6 @@ import type { IdentityResponse, RenewRequest } from '../api/wire.js';
 import { parseClientKey } from '../crypto/keys.js';
 import { failureReason, MwiError } from '../errors.js';
 import { joinMethodInfo } from '../join/catalog.js';
-import { SERVER_METHODS } from '../join/servers.js';
 import { grantedTtlMs } from './access.js';
 import type { Claims } from './claims.js';
 import { DEFAULT_TTL_MS, type AuthContext } from './context.js';
@@ -28,7 +27,7 @@ function renewalCheck(ctx: AuthContext, c: BotClaims): ContinueCheck {
     if (!joinMethodInfo(first.join_method)?.renewable) {
       throw new MwiError('RENEW_DENIED', `identities from join method ${first.join_method} do not renew; join again`);
     }
-    const method = SERVER_METHODS.get(first.join_method);
+    const method = ctx.methods.get(first.join_method);
     if (!method?.renewHints && !method?.renewRefusal) return {};
     const t = await ctx.backend.get(tokenKey(first.join_token_name));
     if (!t) return {};

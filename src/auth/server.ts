@@ -29,8 +29,8 @@ import { authInfoPath, issueServerCert, LOCAL_REFRESH_MS, writeAdminIdentity } f
 import { handleRenew } from './renew.js';
 import { handleCerts } from './certs.js';
 import { handleHeartbeat } from './heartbeat.js';
-import { platformDeps, type KubernetesConfig } from './platform.js';
-import type { OidcConfig } from '../join/jwt/jwks.js';
+import { joinHandlers } from './platform.js';
+import type { JoinMethodOptions } from '../join/servers.js';
 import type { Bot, Role } from './resources.js';
 import { ConnectionCounter, DEFAULT_CONNECTION_LIMITS, RateLimiter, RefusalSummary, sourceKey, type ConnectionLimits } from './ratelimit.js';
 
@@ -43,8 +43,8 @@ export interface AuthServerOptions {
   storage?: string | undefined;
   /** Extra DNS names / IPs for the server certificate. */
   tlsSans?: string[];
-  oidc?: OidcConfig;
-  kubernetes?: KubernetesConfig;
+  /** The join methods' mwi.yaml sections (oidc, kubernetes), as loadAuthConfig parses them. */
+  joinMethods?: JoinMethodOptions;
   audit?: AuditFileOptions;
   now?: () => number;
   logger?: Logger;
@@ -123,7 +123,7 @@ export class AuthServer {
         roles: await ResourceCache.open<Role>(backend, '/roles/'),
         bots: await ResourceCache.open<Bot>(backend, '/bots/'),
         locks: await openLockCache(backend),
-        platform: platformDeps(backend, now, opts.oidc ?? {}, opts.kubernetes ?? {}),
+        methods: joinHandlers(backend, now, opts.joinMethods ?? {}),
       };
       const sans = {
         dns: [AUTH_SERVER_NAME, 'localhost', hostname(), ...(opts.tlsSans ?? []).filter((s) => !/^[\d.:]+$/.test(s))],

@@ -1,17 +1,48 @@
+import type { z } from 'zod';
 import type { JoinRequest } from '../api/wire.js';
 import { MwiError } from '../errors.js';
-import type { JwksCache } from './jwt/jwks.js';
 
-/** What platform-signed methods need from the Auth Service, built once at startup. */
-export interface PlatformDeps {
-  jwks: JwksCache;
-  /** POST JSON (Kubernetes TokenReview); the transport is injectable for tests. */
-  postJson(url: string, body: unknown, headers: Record<string, string>, caPem?: string): Promise<{ status: number; body: unknown }>;
-  /** The Kubernetes API the Auth Service runs in, for `in_cluster` (from mwi.yaml or the pod env). */
-  kubernetes?: { apiServer: string; caPem?: string; token: string } | undefined;
-  /** Marks an identity token used until `expiresAt`; false if it was already used (a replay). */
+/**
+ * What the Auth Service gives every server half at startup: nothing method-specific (a method's
+ * own settings come from its mwi.yaml section, see ServerSection).
+ */
+export interface ServerDeps {
+  /** The Auth Service's clock (epoch ms). */
+  now(): number;
+  /**
+   * Marks an identity token used until `expiresAt` (epoch ms); false if it already was (a replay).
+   * Kept in storage, so every worker and replica sees it.
+   */
   markUsed(id: string, expiresAt: number): Promise<boolean>;
+  /** GET a JSON document (https only, except loopback). */
+  fetchJson(url: string): Promise<unknown>;
+  /** POST JSON (e.g. a Kubernetes TokenReview), trusting `caPem` if given. */
+  postJson(
+    url: string,
+    body: unknown,
+    headers: Record<string, string>,
+    caPem?: string,
+  ): Promise<{ status: number; body: unknown }>;
+  /** The process environment (e.g. the pod's Kubernetes service); tests pass their own. */
+  env: Readonly<Record<string, string | undefined>>;
 }
+
+/**
+ * A top-level mwi.yaml section that configures server halves (`oidc`: every JWT method). The
+ * Auth Service validates it with the rest of mwi.yaml, and builds its value once per process for
+ * every method that reads it.
+ */
+export interface ServerSection<O = unknown, T = unknown> {
+  /** Its key in mwi.yaml. */
+  readonly key: string;
+  /** Validates the section as written in mwi.yaml and turns it into options; an absent one gets the defaults. */
+  readonly schema: z.ZodType<O, z.ZodTypeDef, unknown>;
+  /** What the methods that read the section share (e.g. one JWKS cache). */
+  build(options: O, deps: ServerDeps): T;
+}
+
+/** The value of a section the method declared in `sections`. */
+export type SectionReader = <T>(section: ServerSection<unknown, T>) => T;
 
 /** What a server half sees of the token being joined with. */
 export interface JoinTokenView {
@@ -71,7 +102,6 @@ export interface ServerJoinContext {
   instanceStatus(instanceId: string): Promise<InstanceState | undefined>;
   /** Locks the join token (a key or state was used from two places) and audits it. */
   lockToken(reason: string): Promise<void>;
-  platform: PlatformDeps;
   /** Signs / verifies documents with the Auth Service's join-state key. */
   signState(claims: Record<string, unknown>): Promise<string>;
   verifyState(doc: string): Promise<Record<string, unknown> | undefined>;
@@ -108,12 +138,28 @@ export interface ChallengeContext {
 }
 
 /**
- * Server half of a join method: `verify` either returns its verdict or throws a JoinRefusal whose
- * reason goes only to the audit log. Methods with a challenge-response step also implement
- * `challenge`.
+ * Server half of a join method, as servers.ts registers it: what token creation needs, the
+ * mwi.yaml sections it reads, and how the Auth Service builds its JoinHandler at startup.
  */
 export interface ServerJoinMethod {
   readonly name: string;
+  /** The mwi.yaml sections `create` reads. */
+  readonly sections?: readonly ServerSection[];
+  /** Validates and normalizes a token spec at creation (hash secrets, generate what is missing). */
+  prepareToken?(
+    spec: Record<string, unknown>,
+    now: number,
+    previous?: Record<string, unknown>,
+  ): { spec: Record<string, unknown>; shownOnce?: Record<string, string> };
+  create(deps: ServerDeps, section: SectionReader): JoinHandler;
+}
+
+/**
+ * A server half as one Auth Service process runs it: `verify` either returns its verdict or
+ * throws a JoinRefusal whose reason goes only to the audit log. Methods with a
+ * challenge-response step also implement `challenge`.
+ */
+export interface JoinHandler {
   /**
    * Issues a challenge: `send` goes to tbot; `store` comes back to `verify` as `ctx.challenge`
    * (sealed into the challenge id, so the caller can read it but not change it). Called with an
@@ -121,12 +167,6 @@ export interface ServerJoinMethod {
    */
   challenge?(ctx: ChallengeContext): Promise<{ send: Record<string, unknown>; store: Record<string, unknown> }>;
   verify(ctx: ServerJoinContext): Promise<JoinVerdict>;
-  /** Validates and normalizes a token spec at creation (hash secrets, generate what is missing). */
-  prepareToken?(
-    spec: Record<string, unknown>,
-    now: number,
-    previous?: Record<string, unknown>,
-  ): { spec: Record<string, unknown>; shownOnce?: Record<string, string> };
   /** Extra data for a renewal answer (e.g. that a key rotation is due). */
   renewHints?(token: JoinTokenView, now: number): Record<string, unknown>;
   /**

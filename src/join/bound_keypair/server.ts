@@ -7,6 +7,7 @@ import { parseSshPublicKey, sshPublicKeyToKeyObject } from '../../crypto/ssh.js'
 import { MwiError } from '../../errors.js';
 import {
   JoinRefusal,
+  type JoinHandler,
   type JoinVerdict,
   type ServerJoinContext,
   type ServerJoinMethod,
@@ -98,7 +99,10 @@ export const boundKeypairServer: ServerJoinMethod = {
     }
     return { spec: { ...spec, bound_keypair: { ...bk, onboarding } }, ...(shownOnce ? { shownOnce } : {}) };
   },
+  create: () => handler,
+};
 
+const handler: JoinHandler = {
   renewHints(token, now) {
     return rotationDue(specOf(token.spec), statusOf(token.status), now) ? { rejoin_due: true } : {};
   },

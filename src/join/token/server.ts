@@ -1,11 +1,9 @@
 import { timingSafeEqual } from 'node:crypto';
 import { sha256Hex } from '../../crypto/keys.js';
-import { JoinRefusal, type JoinVerdict, type ServerJoinContext, type ServerJoinMethod } from '../types.js';
+import { JoinRefusal, type JoinHandler, type JoinVerdict, type ServerJoinMethod } from '../types.js';
 
-/** Static single-use join token: the secret must hash to the stored hash, and is consumed once. */
-export const tokenServer: ServerJoinMethod = {
-  name: 'token',
-  async verify(ctx: ServerJoinContext): Promise<JoinVerdict> {
+const handler: JoinHandler = {
+  async verify(ctx): Promise<JoinVerdict> {
     const expected = ctx.token.secretHash;
     if (!expected) throw new JoinRefusal('token has no secret hash');
     const got = Buffer.from(sha256Hex(ctx.request.token), 'hex');
@@ -15,3 +13,6 @@ export const tokenServer: ServerJoinMethod = {
     return { consumesToken: true };
   },
 };
+
+/** Static single-use join token: the secret must hash to the stored hash, and is consumed once. */
+export const tokenServer: ServerJoinMethod = { name: 'token', create: () => handler };
