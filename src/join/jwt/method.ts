@@ -61,7 +61,7 @@ export function jwtServer<S>(def: JwtMethodDefinition<S>): ServerJoinMethod {
     },
     create(deps, section) {
       const jwks = section(oidcSection);
-      return { verify: (ctx) => verifyJwtJoin(ctx, def, parseSpec(ctx.token.spec), policy, jwks, deps) };
+      return { verify: async (ctx) => verifyJwtJoin(ctx, def, parseSpec(ctx.token.spec), policy, jwks, deps) };
     },
   };
 }

@@ -42,6 +42,7 @@ function kubernetesApi(cfg: KubernetesConfig, env: ServerDeps['env']): Kubernete
   return { apiServer, token, ...(existsSync(caPath) ? { caPem: readFileSync(caPath, 'utf8') } : {}) };
 }
 
+/** mwi.yaml `kubernetes`, built into the API `in_cluster` joins ask (none: such joins are refused). */
 export const kubernetesSection: ServerSection<KubernetesConfig, KubernetesApi | undefined> = {
   key: 'kubernetes',
   schema: z
