@@ -1,4 +1,4 @@
-import type { PlatformDeps } from '../join/types.js';
+import type { JoinHandler } from '../join/types.js';
 import type { Backend } from '../storage/backend.js';
 import type { AuditLog } from './audit.js';
 import type { Authorities } from './authorities.js';
@@ -14,7 +14,8 @@ export interface AuthContext {
   bots: ResourceCache<Bot>;
   locks: ResourceCache<Lock>;
   now: () => number;
-  platform: PlatformDeps;
+  /** The join methods' server halves, built at startup, by method name. */
+  methods: ReadonlyMap<string, JoinHandler>;
 }
 
 /** Hard cap on any credential's lifetime (DESIGN.md section 4). */

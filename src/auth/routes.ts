@@ -7,7 +7,9 @@ import { AdminApi } from './admin.js';
 import { carryRenewal } from './connection-identity.js';
 import type { AuthContext } from './context.js';
 import { handleChallenge, handleJoin } from './join.js';
-import { handleCerts, handleHeartbeat, handleRenew } from './renew.js';
+import { handleCerts } from './certs.js';
+import { handleHeartbeat } from './heartbeat.js';
+import { handleRenew } from './renew.js';
 import { route, type Area } from './router.js';
 
 /** Join, renewal, certificate and heartbeat bodies: each handler checks its own (the join methods' schemas). */

@@ -26,8 +26,8 @@ import { callerOf, refuseUnverifiedCertificate } from './connection-identity.js'
 import type { AuthContext } from './context.js';
 import { sendError, sendJson } from './http.js';
 import { issueServerCert, LOCAL_REFRESH_MS, writeAdminIdentity } from './local-identity.js';
-import { platformDeps, type KubernetesConfig } from './platform.js';
-import type { OidcConfig } from '../join/jwt/jwks.js';
+import { joinHandlers } from './platform.js';
+import type { JoinMethodOptions } from '../join/servers.js';
 import { Router } from './router.js';
 import { authRoutes } from './routes.js';
 import { ConnectionCounter, DEFAULT_CONNECTION_LIMITS, RateLimiter, RefusalSummary, sourceKey, type ConnectionLimits } from './ratelimit.js';
@@ -41,8 +41,8 @@ export interface AuthServerOptions {
   storage?: string | undefined;
   /** Extra DNS names / IPs for the server certificate. */
   tlsSans?: string[];
-  oidc?: OidcConfig;
-  kubernetes?: KubernetesConfig;
+  /** The join methods' mwi.yaml sections (oidc, kubernetes), as loadAuthConfig parses them. */
+  joinMethods?: JoinMethodOptions;
   audit?: AuditFileOptions;
   now?: () => number;
   logger?: Logger;
@@ -121,7 +121,7 @@ export class AuthServer {
         roles: await ResourceCache.open<Role>(backend, '/roles/'),
         bots: await ResourceCache.open<Bot>(backend, '/bots/'),
         locks: await openLockCache(backend),
-        platform: platformDeps(backend, now, opts.oidc ?? {}, opts.kubernetes ?? {}),
+        methods: joinHandlers(backend, now, opts.joinMethods ?? {}),
       };
       const sans = {
         dns: [AUTH_SERVER_NAME, 'localhost', hostname(), ...(opts.tlsSans ?? []).filter((s) => !/^[\d.:]+$/.test(s))],

@@ -38,7 +38,8 @@ function waitForStop(): Promise<string> {
 }
 
 async function serve(cfg: AuthConfig): Promise<AuthServer> {
-  return AuthServer.start({ dataDir: cfg.dataDir, listen: cfg.listen, clusterName: cfg.clusterName, storage: cfg.storage, tlsSans: cfg.tlsSans, oidc: cfg.oidc, kubernetes: cfg.kubernetes, connectionLimits: cfg.connectionLimits, audit: cfg.audit });
+  const { dataDir, listen, clusterName, storage, tlsSans, joinMethods, connectionLimits, audit } = cfg;
+  return AuthServer.start({ dataDir, listen, clusterName, storage, tlsSans, joinMethods, connectionLimits, audit });
 }
 
 /** One Auth Service process per worker: the port is shared (node:cluster), so is the storage. */

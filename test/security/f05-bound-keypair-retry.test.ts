@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { before, beforeEach, describe, it } from 'node:test';
-import { handleCerts, handleHeartbeat, handleRenew } from '../../src/auth/renew.js';
+import { handleCerts } from '../../src/auth/certs.js';
+import { handleHeartbeat } from '../../src/auth/heartbeat.js';
+import { handleRenew } from '../../src/auth/renew.js';
 import type { StoredToken } from '../../src/auth/resources.js';
 import { generateKeys } from '../../src/crypto/keys.js';
 import { isMwiError } from '../../src/errors.js';
