@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ApiClient } from '../src/api/client.js';
-import { readIdentityFile } from '../src/auth/local-identity.js';
+import { readIdentityFile } from '../src/api/local.js';
 import { launchAuth } from '../test/helpers/launch-auth.js';
 
 const PROFILE_DIR = process.env.BENCH_PROFILE;

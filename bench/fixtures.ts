@@ -1,7 +1,7 @@
 // What the benchmarks need in the Auth Service: a role and bot named `bench`, join tokens, and
 // clients that speak to it as a bot that has not joined yet.
 import { ApiClient } from '../src/api/client.js';
-import { PATHS, type IdentityResponse } from '../src/api/wire.js';
+import { PATHS, type BotCredentialResponse } from '../src/api/wire.js';
 import type { PemKeyPair } from '../src/crypto/keys.js';
 import type { BenchCluster } from './cluster.js';
 import { drive } from './stats.js';
@@ -39,6 +39,6 @@ export function joinClient(c: BenchCluster): ApiClient {
 }
 
 /** A `token` join: what tbot sends, over the given client. */
-export function tokenJoin(api: ApiClient, token: string, key: PemKeyPair): Promise<IdentityResponse> {
-  return api.call<IdentityResponse>('POST', PATHS.join, { token, join_method: 'token', public_key: key.publicKeyPem });
+export function tokenJoin(api: ApiClient, token: string, key: PemKeyPair): Promise<BotCredentialResponse> {
+  return api.call<BotCredentialResponse>('POST', PATHS.join, { token, join_method: 'token', public_key: key.publicKeyPem });
 }

@@ -1,7 +1,7 @@
 // Renewals: on a new mTLS connection each (a fleet), tbot's whole cycle (renew + one output),
 // and on kept-alive connections that carry the identity forward (daemons).
 import { ApiClient } from '../../src/api/client.js';
-import { PATHS, type IdentityResponse } from '../../src/api/wire.js';
+import { PATHS, type BotCredentialResponse } from '../../src/api/wire.js';
 import type { PemKeyPair } from '../../src/crypto/keys.js';
 import type { BenchCluster } from '../cluster.js';
 import { cryptoBound, OPS } from '../crypto.js';
@@ -11,7 +11,7 @@ import { Pool } from '../stats.js';
 
 interface Renewer {
   key: PemKeyPair;
-  id: IdentityResponse;
+  id: BotCredentialResponse;
 }
 
 /** `count` bot identities, joined with tokens, in a pool: each is used by one renewal at a time. */
@@ -30,13 +30,13 @@ async function renewers(c: BenchCluster, keys: PemKeyPair[], count: number): Pro
 }
 
 /** The client credentials of an identity and its key. */
-const tlsOf = (id: IdentityResponse, key: PemKeyPair) => ({
+const tlsOf = (id: BotCredentialResponse, key: PemKeyPair) => ({
   ca: id.tls_ca_certs,
   cert: id.tls_cert,
   key: key.privateKeyPem,
 });
 /** After a renewal for `key`, the client's credentials are the answer's (as tbot rekeys). */
-const rekeyTo = (key: PemKeyPair) => (a: IdentityResponse) => tlsOf(a, key);
+const rekeyTo = (key: PemKeyPair) => (a: BotCredentialResponse) => tlsOf(a, key);
 
 /**
  * A fleet: every renewal opens a new mTLS connection with the current certificate. With
@@ -57,7 +57,7 @@ async function renewOnNewConnection(
       const api = new ApiClient({ addrs: [c.addr], tls: tlsOf(me.id, me.key) });
       try {
         const body = { public_key: next.publicKeyPem };
-        me.id = await api.call<IdentityResponse>('POST', PATHS.renew, body, output ? { rekey: rekeyTo(next) } : {});
+        me.id = await api.call<BotCredentialResponse>('POST', PATHS.renew, body, output ? { rekey: rekeyTo(next) } : {});
         me.key = next;
         if (output) await api.call('POST', PATHS.certs, { public_key: keys[i % keys.length]!.publicKeyPem });
       } finally {

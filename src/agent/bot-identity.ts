@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { X509Certificate, createPublicKey } from 'node:crypto';
 import { ApiClient, discoverCA } from '../api/client.js';
-import { PATHS, type IdentityResponse, type JoinRequest, type PingResponse } from '../api/wire.js';
+import { PATHS, type BotCredentialResponse, type JoinRequest, type PingResponse } from '../api/wire.js';
 import { generateKeys, sha256Hex, type PemKeyPair } from '../crypto/keys.js';
 import { splitPemBundle } from '../crypto/pem.js';
 import { isMwiError, MwiError } from '../errors.js';
@@ -160,7 +160,7 @@ export class BotIdentity {
         ttl_seconds: Math.round(this.cfg.credentialTtlMs / 1000),
         payload,
       };
-      const res = await api.call<IdentityResponse>('POST', PATHS.join, req);
+      const res = await api.call<BotCredentialResponse>('POST', PATHS.join, req);
       const stored = this.toCredential(res, keys.privateKeyPem, keys.publicKeyPem, method.name, sha256Hex(token));
       this.state.identity = stored;
       delete this.state.pending;
@@ -175,7 +175,7 @@ export class BotIdentity {
   }
 
   private toCredential(
-    res: IdentityResponse,
+    res: BotCredentialResponse,
     key: string,
     publicKeyPem: string,
     joinMethod: string,
@@ -220,7 +220,7 @@ export class BotIdentity {
     let next: BotCredential | undefined;
     // the connection that carried the renewal speaks as the new identity from here on (the
     // Auth Service carries it forward): the rest of the cycle needs no new TLS handshake
-    const res = await this.client.call<IdentityResponse>(
+    const res = await this.client.call<BotCredentialResponse>(
       'POST',
       PATHS.renew,
       { public_key: keys.publicKeyPem, ttl_seconds: Math.round(this.cfg.credentialTtlMs / 1000) },

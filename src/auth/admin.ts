@@ -27,8 +27,7 @@ import { CA_TYPES, exportCA, type CAType } from './authorities.js';
 import { removeBot } from './bot-removal.js';
 import type { AuthContext } from './context.js';
 import { RawJson } from './http.js';
-import type { StoredToken } from './resources.js';
-import { newSecret, SECRET_ID, tokenId, tokenKey } from './tokens.js';
+import { newSecret, SECRET_ID, tokenId, tokenKey, type StoredToken } from './tokens.js';
 
 const DEFAULT_PAGE = 1000;
 const MAX_PAGE = 5000;

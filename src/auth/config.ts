@@ -7,6 +7,7 @@ import { MwiError } from '../errors.js';
 import { SERVER_SECTIONS, type JoinMethodOptions } from '../join/servers.js';
 import { parseByteSize } from '../util/bytes.js';
 import { parseDuration } from '../util/duration.js';
+import { DEFAULT_DATA_DIR } from '../api/local.js';
 import { AUDIT_MAX_FILES, AUDIT_MAX_SIZE } from './audit.js';
 import { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from './ratelimit.js';
 
@@ -67,7 +68,6 @@ export interface AuthConfig {
 const AUDIT_MIN_SIZE = 64 * 1024;
 
 export const DEFAULT_LISTEN = '127.0.0.1:3025';
-export const DEFAULT_DATA_DIR = '/var/lib/mwi';
 
 /** The join methods' sections of a parsed mwi.yaml, by key. */
 function joinMethodOptions(y: JoinMethodOptions): JoinMethodOptions {

@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import type { IdentityResponse } from '../api/wire.js';
+import type { BotCredentialResponse } from '../api/wire.js';
 import { MwiError } from '../errors.js';
 import { claimsFromCert, type Claims } from './claims.js';
 
@@ -87,7 +87,7 @@ export function callerOf(req: IncomingMessage, now: number, access: Access): Cla
  * renewal cycle (output certificates, heartbeat) without a second TLS handshake. The previous
  * generation is still refused on every other connection, as before. Returns `issued`.
  */
-export function carryRenewal(req: IncomingMessage, caller: Claims | undefined, issued: IdentityResponse) {
+export function carryRenewal(req: IncomingMessage, caller: Claims | undefined, issued: BotCredentialResponse) {
   const { bot_name: bot, instance_id: instance, generation } = issued;
   if (caller?.kind !== 'bot' || caller.instance !== instance) return issued;
   const socket = req.socket as TLSSocket;

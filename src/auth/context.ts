@@ -3,7 +3,7 @@ import type { Backend } from '../storage/backend.js';
 import type { AuditLog } from './audit.js';
 import type { Authorities } from './authorities.js';
 import type { ResourceCache } from './cache.js';
-import type { Bot, Lock, Role } from './resources.js';
+import type { Bot, Lock, Role } from '../api/resources.js';
 
 /** Everything a request handler needs, built once at startup. */
 export interface AuthContext {

@@ -1,4 +1,4 @@
-import type { IdentityResponse } from '../api/wire.js';
+import type { BotCredentialResponse } from '../api/wire.js';
 import { sha256Hex, type ClientKey } from '../crypto/keys.js';
 import { isMwiError, MwiError } from '../errors.js';
 import type { InstanceState } from '../join/types.js';
@@ -8,7 +8,7 @@ import type { Claims } from './claims.js';
 import { INSTANCE_GRACE_MS, type AuthContext } from './context.js';
 import { signBotIdentity } from './issue.js';
 import { createLock } from './locks.js';
-import type { BotInstance } from './resources.js';
+import type { BotInstance } from '../api/resources.js';
 
 /**
  * Bot instances: created by a join at generation 1, continued by renewals and refresh joins one
@@ -212,7 +212,7 @@ export async function refreshInstance(
   /** Where the request came from; its key fingerprint is `publicKey`'s (see keyFingerprint). */
   origin: Required<RequestOrigin>,
   check: ContinueCheck,
-): Promise<IdentityResponse> {
+): Promise<BotCredentialResponse> {
   const { item, instance, retry } = await currentInstance(ctx, c, 'RENEW_DENIED', origin);
   const hints = await check(instance.status.initial_authentication);
   const access = await botAccess(ctx, c.bot);

@@ -15,8 +15,8 @@ import type { JoinChallenge } from './challenges.js';
 import type { AuthContext } from './context.js';
 import { instanceKey, instanceState, type BotClaims } from './instances.js';
 import { createLock } from './locks.js';
-import type { BotInstance, StoredToken } from './resources.js';
-import { tokenKey } from './tokens.js';
+import type { BotInstance } from '../api/resources.js';
+import { tokenKey, type StoredToken } from './tokens.js';
 
 /**
  * A join in progress, and what its method works with: the token as loaded, and the

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { ChallengeRequest, ChallengeResponse, IdentityResponse, JoinRequest } from '../api/wire.js';
+import type { ChallengeRequest, ChallengeResponse, BotCredentialResponse, JoinRequest } from '../api/wire.js';
 import { parseClientKey } from '../crypto/keys.js';
 import { failureReason, isMwiError, MwiError } from '../errors.js';
 import { joinMethodInfo, joinMethodNames } from '../join/catalog.js';
@@ -10,7 +10,7 @@ import { DEFAULT_TTL_MS, type AuthContext } from './context.js';
 import { signBotIdentity } from './issue.js';
 import { createInstanceOp, keyFingerprint, refreshInstance, type ContinueCheck } from './instances.js';
 import { joinContext, loadToken, view, type Join, type JoinAttempt } from './join-context.js';
-import { RESOURCE_NAME } from './resources.js';
+import { RESOURCE_NAME } from '../api/resources.js';
 import { tokenFingerprint, tokenId } from './tokens.js';
 import { CHALLENGE_TTL_MS, JoinChallenge, openChallenge, sealChallenge } from './challenges.js';
 
@@ -129,7 +129,7 @@ function openJoinChallenge(ctx: AuthContext, a: JoinAttempt): JoinChallenge | un
  * one, for a refresh) and signs its renewable identity. Every refusal is audited with its
  * reason; the caller gets only a generic message.
  */
-export async function handleJoin(ctx: AuthContext, body: unknown, remoteAddr: string, callerClaims?: Claims): Promise<IdentityResponse> {
+export async function handleJoin(ctx: AuthContext, body: unknown, remoteAddr: string, callerClaims?: Claims): Promise<BotCredentialResponse> {
   const a = parseJoin(ctx, body, remoteAddr, callerClaims);
   const known = { token: false };
   let botName: string | undefined;
@@ -163,7 +163,7 @@ export async function handleJoin(ctx: AuthContext, body: unknown, remoteAddr: st
  * created: of concurrent joins with a single-use token exactly one commits) and spends the
  * challenge.
  */
-async function createInstance(ctx: AuthContext, j: Join, verdict: JoinVerdict): Promise<IdentityResponse> {
+async function createInstance(ctx: AuthContext, j: Join, verdict: JoinVerdict): Promise<BotCredentialResponse> {
   const { identity, tlsSerial } = await signBotIdentity(ctx, j.botName, j.newInstanceId, 1, j.publicKey, j.ttlMs);
   const { item } = j.loaded;
   const committed = await ctx.backend.transact([
@@ -203,7 +203,7 @@ async function createInstance(ctx: AuthContext, j: Join, verdict: JoinVerdict): 
  * A refresh: the caller's own instance moves to its next generation (the generation
  * counter's rules apply as for a renewal), if it came from this method and token.
  */
-async function continueInstance(ctx: AuthContext, j: Join, verdict: JoinVerdict): Promise<IdentityResponse> {
+async function continueInstance(ctx: AuthContext, j: Join, verdict: JoinVerdict): Promise<BotCredentialResponse> {
   if (!j.caller) throw new JoinRefusal('refresh without a bot identity');
   await j.challenge?.commitAlone(ctx.backend);
   const origin = { remoteAddr: j.audit.remote_addr, keyFingerprint: j.fingerprint };

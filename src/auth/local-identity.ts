@@ -6,10 +6,6 @@ import { issueCertificate } from '../crypto/x509.js';
 import { mkdirPrivate, writeFileAtomic } from '../util/fs.js';
 import type { AuthContext } from './context.js';
 
-// the files a local tctl reads are defined with the API (src/api/local.ts); tests and bench
-// reach the admin identity's through this module, which writes it
-export { adminIdentityPath, readIdentityFile, type IdentityFile } from '../api/local.js';
-
 /** Lifetime of the Auth Service's own TLS certificate. */
 const SERVER_TTL_MS = 7 * 24 * 3600 * 1000;
 /**

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { key } from '../storage/backend.js';
 import type { AuthContext } from './context.js';
-import type { Lock } from './resources.js';
+import type { Lock } from '../api/resources.js';
 
 /**
  * Stores a lock the Auth Service makes itself, on evidence that a credential was used from two

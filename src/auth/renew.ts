@@ -1,4 +1,4 @@
-import type { IdentityResponse, RenewRequest } from '../api/wire.js';
+import type { BotCredentialResponse, RenewRequest } from '../api/wire.js';
 import { parseClientKey } from '../crypto/keys.js';
 import { failureReason, MwiError } from '../errors.js';
 import { joinMethodInfo } from '../join/catalog.js';
@@ -13,8 +13,7 @@ import {
   type BotClaims,
   type ContinueCheck,
 } from './instances.js';
-import type { StoredToken } from './resources.js';
-import { tokenKey } from './tokens.js';
+import { tokenKey, type StoredToken } from './tokens.js';
 
 /**
  * What a renewal requires of the instance's first join: a renewable method (platform-signed
@@ -44,7 +43,7 @@ function renewalCheck(ctx: AuthContext, c: BotClaims): ContinueCheck {
 }
 
 /** POST /v1/renew: new internal identity, generation + 1, one conditional write. */
-export async function handleRenew(ctx: AuthContext, claims: Claims | undefined, body: unknown, remoteAddr: string): Promise<IdentityResponse> {
+export async function handleRenew(ctx: AuthContext, claims: Claims | undefined, body: unknown, remoteAddr: string): Promise<BotCredentialResponse> {
   const c = requireBot(claims, 'RENEW_DENIED');
   const req = (body ?? {}) as Partial<RenewRequest>;
   let fingerprint: string | undefined;

@@ -87,6 +87,9 @@ export class AuthServer {
     private readonly sources: SourceLimits,
   ) {}
 
+  /** Aborted by close(): a purge under way stops between two batches. */
+  private readonly closing = new AbortController();
+
   get caPin(): string {
     return this.ctx.cas.caPin;
   }
@@ -183,7 +186,7 @@ export class AuthServer {
       // expired instances, used-challenge and replay markers: reads skip them, this frees the space
       auth.timers.push(
         setInterval(() => {
-          void backend.purgeExpired().catch((err) => log.error('purging expired items failed', { error: String(err) }));
+          void backend.purgeExpired(auth.closing.signal).catch((err) => log.error('purging expired items failed', { error: String(err) }));
         }, 10 * 60 * 1000).unref(),
       );
       audit.emit({ event: 'auth.start', success: true, cluster_name: cas.clusterName, version: VERSION });
@@ -245,6 +248,7 @@ export class AuthServer {
 
   /** Stops accepting connections, finishes in-flight requests, closes storage. */
   async close(): Promise<void> {
+    this.closing.abort();
     for (const t of this.timers) clearInterval(t);
     this.sources.refusals.flush();
     await new Promise<void>((resolve) => {

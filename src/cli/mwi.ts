@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
-import { DEFAULT_DATA_DIR, DEFAULT_LISTEN, loadAuthConfig, type AuthConfig } from '../auth/config.js';
+import { DEFAULT_DATA_DIR } from '../api/local.js';
+import { DEFAULT_LISTEN, loadAuthConfig, type AuthConfig } from '../auth/config.js';
 import { AuthServer } from '../auth/server.js';
 import { createLogger } from '../util/log.js';
 import { installProcessGuards } from '../util/process-guard.js';

@@ -8,7 +8,7 @@ import { FileAuditLog } from '../../src/auth/audit.js';
 import { loadAuthorities } from '../../src/auth/authorities.js';
 import { ResourceCache } from '../../src/auth/cache.js';
 import type { AuthContext } from '../../src/auth/context.js';
-import type { Bot, Role } from '../../src/auth/resources.js';
+import type { Bot, Role } from '../../src/api/resources.js';
 import { openLockCache } from '../../src/auth/access.js';
 import { MemoryBackend } from '../../src/storage/memory.js';
 import { joinHandlers } from '../../src/auth/platform.js';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import type { AuthContext } from '../../src/auth/context.js';
 import { createInstanceOp, instanceKey, instanceState } from '../../src/auth/instances.js';
-import type { BotInstance } from '../../src/auth/resources.js';
+import type { BotInstance } from '../../src/api/resources.js';
 
 const NOW = Date.parse('2026-03-01T12:00:00Z');
 const ctx = { now: () => NOW } as unknown as AuthContext;

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { activeLock, openLockCache } from '../../src/auth/access.js';
 import type { AuthContext } from '../../src/auth/context.js';
-import type { Lock } from '../../src/auth/resources.js';
+import type { Lock } from '../../src/api/resources.js';
 import { MemoryBackend } from '../../src/storage/memory.js';
 import { fakeClock } from '../helpers/clock.js';
 

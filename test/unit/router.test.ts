@@ -5,7 +5,7 @@ import type { TLSSocket } from 'node:tls';
 import { Readable } from 'node:stream';
 import { before, describe, it } from 'node:test';
 import { z } from 'zod';
-import type { IdentityResponse } from '../../src/api/wire.js';
+import type { BotCredentialResponse } from '../../src/api/wire.js';
 import type { Claims } from '../../src/auth/claims.js';
 import { callerOf, carryRenewal } from '../../src/auth/connection-identity.js';
 import { route, Router, type Area } from '../../src/auth/router.js';
@@ -140,9 +140,9 @@ describe('the route table and which identity a request speaks as', () => {
   });
 
   it('carryRenewal: a connection speaks as a renewal for its own instance, when the request spoke as it', async () => {
-    const issued = (instance: string, generation: number, expiresInMs = 60_000): IdentityResponse => {
+    const issued = (instance: string, generation: number, expiresInMs = 60_000): BotCredentialResponse => {
       const expires = new Date(Date.now() + expiresInMs).toISOString();
-      return { bot_name: 'b', instance_id: instance, generation, expires } as IdentityResponse;
+      return { bot_name: 'b', instance_id: instance, generation, expires } as BotCredentialResponse;
     };
     const socket = socketWith(await certFor({ kind: 'bot', bot: 'b', instance: 'i', generation: 1 }));
     const req = request(socket, 'POST', '/v1/renew');

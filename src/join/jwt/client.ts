@@ -1,10 +1,7 @@
 import { MwiError } from '../../errors.js';
 import type { ClientJoinMethod } from '../client-types.js';
+import type { JwtJoinPayload } from './wire.js';
 
-/** The join payload of every JWT method (the server half reads it as JwtJoinPayload). */
-interface IdTokenPayload {
-  id_token: string;
-}
 
 /** A client half that reads the platform's token from an environment variable. */
 export function envTokenClient(name: string, defaultVar: string, hint: string): ClientJoinMethod {
@@ -16,7 +13,7 @@ export function envTokenClient(name: string, defaultVar: string, hint: string): 
       if (!token) {
         throw new MwiError('BAD_CONFIG', `${v} is not set: ${hint}`, { field: `onboarding.join_method ${name}` });
       }
-      return { id_token: token } satisfies IdTokenPayload;
+      return { id_token: token } satisfies JwtJoinPayload;
     },
   };
 }
@@ -26,7 +23,7 @@ export function jwtClient(name: string, source: (audience: string) => Promise<st
   return {
     name,
     async payload(ctx) {
-      return { id_token: await source(await ctx.clusterName()) } satisfies IdTokenPayload;
+      return { id_token: await source(await ctx.clusterName()) } satisfies JwtJoinPayload;
     },
   };
 }

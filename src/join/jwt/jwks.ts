@@ -49,8 +49,6 @@ interface Entry {
 export class JwksCache {
   private readonly entries = new Map<string, Entry>();
   private readonly inflight = new Map<string, Promise<void>>();
-  /** Fetches per issuer, for tests and metrics. */
-  readonly fetches = new Map<string, number>();
 
   constructor(
     private readonly transport: OidcTransport,
@@ -77,7 +75,6 @@ export class JwksCache {
   }
 
   private async refresh(issuer: string): Promise<void> {
-    this.fetches.set(issuer, (this.fetches.get(issuer) ?? 0) + 1);
     const jwks = (await this.transport.fetchJson(await this.jwksUri(issuer))) as JSONWebKeySet;
     if (!Array.isArray(jwks?.keys)) throw new Error('JWKS has no keys');
     this.entries.set(issuer, { keys: createLocalJWKSet(jwks), kids: new Set(jwks.keys.map((k) => String(k.kid ?? ''))), fetchedAt: this.now() });

@@ -11,11 +11,7 @@ import { checkAllow } from './allow.js';
 import { oidcSection, staticKeys, type JwksCache } from './jwks.js';
 import { assertAllowRules, type AllowField, type AllowPolicy } from './rules.js';
 import { canonicalToken, LEEWAY_S, tokenKid, verifyPlatformJwt } from './verify.js';
-
-/** Join payload of every JWT method. */
-export interface JwtJoinPayload {
-  id_token: string;
-}
+import type { JwtJoinPayload } from './wire.js';
 
 export interface JwtMethodDefinition<S> {
   name: string;
