@@ -1,12 +1,12 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { ApiClient } from '../src/api/client.js';
-import { readIdentityFile } from '../src/auth/local-identity.js';
+import { readIdentityFile } from '../src/api/local.js';
+import { launchAuth } from '../test/helpers/launch-auth.js';
 
-export const CLI = resolve(dirname(fileURLToPath(import.meta.url)), '../src/cli');
+const PROFILE_DIR = process.env.BENCH_PROFILE;
+/** BENCH_PROFILE=DIR: Node.js flags that make a process write a V8 CPU profile there when it exits. */
+export const PROFILE_ARGS = PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : [];
 
 function processTree(pid: number): number[] {
   let children: number[] = [];
@@ -16,6 +16,11 @@ function processTree(pid: number): number[] {
     // no children file: no children
   }
   return [pid, ...children.flatMap(processTree)];
+}
+
+/** Resident memory of one process, in MB. */
+export function processRssMb(pid: number): number {
+  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
 }
 
 /** CPU time (user + system) one process has used so far, in ms. */
@@ -30,59 +35,52 @@ export interface BenchCluster {
   dataDir: string;
   addr: string;
   pin: string;
-  proc: ChildProcess;
   admin: ApiClient;
   caCerts: string[];
   rssMb(): number;
   /** CPU time (user + system) the Auth Service's processes have used so far, in ms. */
   cpuMs(): number;
-  stop(opts?: { keep?: boolean }): Promise<void>;
+  /** Stops the Auth Service; its data dir stays. */
+  halt(): Promise<void>;
+  /** Stops it and removes its temp dir (unless started on a given data dir). */
+  stop(): Promise<void>;
 }
 
-/** A real `mwi start` in its own process (its own event loop), SQLite in a temp dir. */
+/**
+ * A real `mwi start` in its own process (its own event loop), SQLite in a temp dir or on
+ * `dataDir`; `--workers` from BENCH_WORKERS (default 1), warnings and errors on our stderr.
+ */
 export async function startAuth(dataDir?: string, mwiYaml?: string): Promise<BenchCluster> {
-  const dir = dataDir ? dirname(dataDir) : mkdtempSync(join(tmpdir(), 'mwi-bench-'));
-  // (a config file, when given, lives next to the data dir)
-  const dd = dataDir ?? join(dir, 'auth');
-  const config = mwiYaml ? join(dir, 'mwi.yaml') : undefined;
-  if (config) writeFileSync(config, mwiYaml!);
-  // BENCH_PROFILE=DIR: the Auth Service writes a V8 CPU profile there when it stops
-  const prof = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
-  const proc = spawn(process.execPath, [...prof, join(CLI, 'mwi.js'), 'start', ...(config ? ['-c', config] : []), '--data-dir', dd, '--listen', '127.0.0.1:0', '--cluster-name', 'bench', '--workers', process.env.BENCH_WORKERS ?? '1'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, MWI_LOG_LEVEL: 'warn' },
+  const auth = await launchAuth({
+    clusterName: 'bench',
+    mwiYaml,
+    dataDir,
+    prefix: 'bench',
+    args: ['--workers', process.env.BENCH_WORKERS ?? '1'],
+    env: { MWI_LOG_LEVEL: 'warn' },
+    nodeArgs: PROFILE_ARGS,
+    echoStderr: true,
   });
-  let out = '';
-  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  proc.stderr!.on('data', (d: Buffer) => process.stderr.write(d));
-  const m = await new Promise<RegExpExecArray>((res, rej) => {
-    const t = setInterval(() => {
-      const mm = /listening on (\S+)(?: \(\d+ workers\))?\nCA pin: (\S+)/.exec(out);
-      if (mm) {
-        clearInterval(t);
-        res(mm);
-      }
-    }, 20);
-    proc.once('exit', (c) => rej(new Error(`mwi start exited ${c}: ${out}`)));
-  });
-  const id = readIdentityFile(join(dd, 'admin', 'identity.json'))!;
-  const admin = new ApiClient({ addrs: [m[1]!], tls: { ca: id.ca_certs, cert: id.cert, key: id.key } });
+  const id = readIdentityFile(join(auth.dataDir, 'admin', 'identity.json'))!;
+  const admin = new ApiClient({ addrs: [auth.addr], tls: { ca: id.ca_certs, cert: id.cert, key: id.key } });
+  // the primary and, with --workers, every worker process
+  const tree = () => processTree(auth.proc.pid!);
   return {
-    dir,
-    dataDir: dd,
-    addr: m[1]!,
-    pin: m[2]!,
-    proc,
+    dir: auth.dir,
+    dataDir: auth.dataDir,
+    addr: auth.addr,
+    pin: auth.caPin,
     admin,
     caCerts: id.ca_certs,
-    // the primary and, with --workers, every worker process
-    cpuMs: () => processTree(proc.pid!).reduce((sum, pid) => sum + processCpuMs(pid), 0),
-    rssMb: () => processTree(proc.pid!).reduce((sum, pid) => sum + Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024, 0),
-    async stop(opts = {}) {
+    cpuMs: () => tree().reduce((sum, pid) => sum + processCpuMs(pid), 0),
+    rssMb: () => tree().reduce((sum, pid) => sum + processRssMb(pid), 0),
+    async halt() {
       admin.close();
-      proc.kill('SIGTERM');
-      await new Promise((r) => (proc.exitCode !== null ? r(null) : proc.once('exit', r)));
-      if (!dataDir && !opts.keep) rmSync(dir, { recursive: true, force: true });
+      await auth.halt();
+    },
+    async stop() {
+      admin.close();
+      await auth.stop();
     },
   };
 }

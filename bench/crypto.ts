@@ -6,6 +6,27 @@ import { createCA, issueCertificate, loadCA } from '../src/crypto/x509.js';
 export type CryptoOps = Partial<Record<'ecdsa_p256_sign' | 'ecdsa_p256_verify' | 'ed25519_sign' | 'ed25519_verify' | 'rsa2048_verify' | 'x25519_exchange', number>>;
 
 /**
+ * The crypto each benchmark operation does, both sides together (they share the cores). Joins
+ * and kept-alive renewals run over open connections; a new connection adds a TLS 1.3 handshake
+ * with client certificates: each side signs once (CertificateVerify), verifies the peer's
+ * certificate (one CA signature) and its CertificateVerify, and does one X25519 exchange.
+ */
+const HANDSHAKE = { ecdsa_p256_sign: 2, ecdsa_p256_verify: 4, x25519_exchange: 2 };
+export const OPS = {
+  // the certificate
+  token: { ecdsa_p256_sign: 1 },
+  // the certificate and the join state (ES256); tbot signs the challenge (EdDSA), the server verifies it
+  bound_keypair: { ecdsa_p256_sign: 2, ed25519_sign: 1, ed25519_verify: 1 },
+  // the certificate; the RS256 ID token is verified (the issuer signed it before the clock started)
+  github: { ecdsa_p256_sign: 1, rsa2048_verify: 1 },
+  renewKept: { ecdsa_p256_sign: 1 },
+  handshake: HANDSHAKE,
+  renewNew: { ...HANDSHAKE, ecdsa_p256_sign: HANDSHAKE.ecdsa_p256_sign + 1 },
+  // + the output's X.509 certificate (ECDSA) and OpenSSH certificate (Ed25519)
+  cycle: { ...HANDSHAKE, ecdsa_p256_sign: HANDSHAKE.ecdsa_p256_sign + 2, ed25519_sign: 1 },
+} satisfies Record<string, CryptoOps>;
+
+/**
  * The rate the machine could sustain doing nothing but `ops` for each operation: the bound a
  * join or renewal figure is compared with. Rates are per second over all cores.
  */

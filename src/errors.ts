@@ -71,6 +71,11 @@ export function isMwiError(err: unknown, code?: ErrorCode): err is MwiError {
   return err instanceof MwiError && (code === undefined || err.code === code);
 }
 
+/** What the log and the audit log record of a failure: its internal detail, else its message. */
+export function failureReason(err: unknown): string {
+  return isMwiError(err) ? err.detail ?? err.message : String(err);
+}
+
 /** Exit code for a CLI: 2 for user errors, 1 for runtime failures. */
 export function exitCodeFor(err: unknown): number {
   return isMwiError(err, 'BAD_CONFIG') ? 2 : 1;

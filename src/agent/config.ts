@@ -5,28 +5,23 @@ import { parse } from 'yaml';
 import { z } from 'zod';
 import { MwiError } from '../errors.js';
 import { joinMethodInfo, joinMethodNames } from '../join/catalog.js';
-import { formatDuration, parseDuration } from '../util/duration.js';
+import { CLIENT_METHODS } from '../join/clients.js';
+import { parseDuration } from '../util/duration.js';
+import type { DestinationConfig } from './destinations/destination.js';
+import { destinationPaths, destinationSchema } from './destinations/index.js';
+import { duration, MAX_TTL_MS } from './lifetime.js';
+import { OUTPUT_TYPES } from './outputs/index.js';
+import { entryOf, unionOf } from './registry.js';
+import type { ServiceConfig } from './service.js';
+import { SERVICE_TYPES } from './services/index.js';
 
-const MAX_TTL_MS = 24 * 3600 * 1000;
 export const DEFAULT_CREDENTIAL_TTL = '1h';
 export const DEFAULT_RENEWAL_INTERVAL = '20m';
 
-const duration = z.string().refine((s) => parseDuration(s) !== undefined, 'expected a duration such as 20m or 1h');
-
-const destination = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('directory'), path: z.string().min(1) }).strict(),
-  z.object({ type: z.literal('memory') }).strict(),
-]);
-
-const identityOutput = z
-  .object({
-    type: z.literal('identity'),
-    name: z.string().min(1).optional(),
-    destination,
-    credential_ttl: duration.optional(),
-    renewal_interval: duration.optional(),
-  })
-  .strict();
+/** `onboarding.<method>`: each join method's own block, as its client half defines it. */
+const methodBlocks = Object.fromEntries(
+  [...CLIENT_METHODS.values()].flatMap((m) => (m.options ? [[m.name, m.options.schema.optional()]] : [])),
+);
 
 /** tbot.yaml, version v2: the subset of Teleport's schema that mwi implements. */
 export const tbotSchema = z
@@ -39,29 +34,19 @@ export const tbotSchema = z
         token: z.string().min(1).optional(),
         ca_pins: z.array(z.string().regex(/^sha256:[0-9a-fA-F]{64}$/, 'expected sha256:<64 hex digits>')).default([]),
         ca_path: z.string().min(1).optional(),
-        bound_keypair: z
-          .object({
-            registration_secret: z.string().min(1).optional(),
-            static_private_key_path: z.string().min(1).optional(),
-          })
-          .strict()
-          .optional(),
-        gitlab: z.object({ token_env_var_name: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an environment variable name').optional() }).strict().optional(),
+        ...methodBlocks,
       })
       .strict(),
-    storage: destination.default({ type: 'memory' }),
+    storage: destinationSchema.default({ type: 'memory' }),
     credential_ttl: duration.default(DEFAULT_CREDENTIAL_TTL),
     renewal_interval: duration.default(DEFAULT_RENEWAL_INTERVAL),
     oneshot: z.boolean().default(false),
     diag_addr: z.string().regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d+$/, 'expected HOST:PORT').optional(),
     insecure: z.boolean().default(false),
-    outputs: z.array(identityOutput).default([]),
-    services: z.array(identityOutput).default([]),
+    outputs: z.array(unionOf(OUTPUT_TYPES)).default([]),
+    services: z.array(unionOf(SERVICE_TYPES)).default([]),
   })
   .strict();
-
-export type OutputConfig = z.infer<typeof identityOutput>;
-export type DestinationConfig = z.infer<typeof destination>;
 
 /** The validated, frozen configuration tbot runs with. */
 export interface TbotConfig {
@@ -80,7 +65,8 @@ export interface TbotConfig {
   oneshot: boolean;
   /** HOST:PORT for /livez, /readyz, /metrics. */
   diagAddr: string | undefined;
-  outputs: Array<OutputConfig & { credentialTtlMs: number; renewalIntervalMs: number }>;
+  /** The items of `outputs:` then `services:`, each as its type resolved it. */
+  outputs: ServiceConfig[];
 }
 
 function fail(field: string, message: string): never {
@@ -108,23 +94,6 @@ function secretValue(value: string | undefined, field: string): string | undefin
 /** Teleport's environment variable for the join token (or a path to a file holding it). */
 export const TOKEN_ENV_VAR = 'TELEPORT_BOT_TOKEN';
 
-/** bound_keypair options: the registration secret and a static key, from config, files or env. */
-function boundKeypairOptions(o: { registration_secret?: string | undefined; static_private_key_path?: string | undefined } | undefined, env: NodeJS.ProcessEnv): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  const secret = secretValue(o?.registration_secret, 'onboarding.bound_keypair.registration_secret') ?? env.TBOT_REGISTRATION_SECRET;
-  if (secret) out.registration_secret = secret;
-  if (o?.static_private_key_path) {
-    try {
-      out.static_private_key = readFileSync(o.static_private_key_path, 'utf8');
-    } catch {
-      fail('onboarding.bound_keypair.static_private_key_path', `cannot read ${o.static_private_key_path}`);
-    }
-  } else if (env.TBOT_BOUND_KEYPAIR_STATIC_KEY) {
-    out.static_private_key = env.TBOT_BOUND_KEYPAIR_STATIC_KEY;
-  }
-  return out;
-}
-
 /** Validates a parsed tbot.yaml (or the object the flags built); the one validation path. */
 export function validateTbotConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env): TbotConfig {
   const c = parseWith(tbotSchema, raw, { unknownKey: () => 'unknown key (check the spelling; tbot.yaml v2 keys are documented in docs/reference.md, "tbot.yaml (v2)")' });
@@ -133,10 +102,16 @@ export function validateTbotConfig(raw: unknown, env: NodeJS.ProcessEnv = proces
   const fromEnv = !c.onboarding.token && Boolean(env[TOKEN_ENV_VAR]);
   const token = secretValue(c.onboarding.token ?? (env[TOKEN_ENV_VAR] || undefined), fromEnv ? TOKEN_ENV_VAR : 'onboarding.token');
   if (!token) fail('onboarding.token', `required for join method "${method.name}" (the token, or an absolute path to a file holding it; or $${TOKEN_ENV_VAR})`);
-  if (c.onboarding.bound_keypair && method.name !== 'bound_keypair') fail('onboarding.bound_keypair', `only for join method bound_keypair (this config uses ${method.name})`);
-  if (c.onboarding.gitlab && method.name !== 'gitlab') fail('onboarding.gitlab', `only for join method gitlab (this config uses ${method.name})`);
-  const methodOptions =
-    method.name === 'bound_keypair' ? boundKeypairOptions(c.onboarding.bound_keypair, env) : method.name === 'gitlab' ? { ...(c.onboarding.gitlab ?? {}) } : {};
+  const blocks: Record<string, unknown> = c.onboarding;
+  for (const m of CLIENT_METHODS.values()) {
+    if (!m.options || !blocks[m.name] || m.name === method.name) continue;
+    fail(`onboarding.${m.name}`, `only for join method ${m.name} (this config uses ${method.name})`);
+  }
+  const options = CLIENT_METHODS.get(method.name)?.options;
+  const block = options ? blocks[method.name] : undefined;
+  const methodOptions = options?.resolve
+    ? options.resolve(block, { env, secret: secretValue })
+    : { ...(block as object | undefined) };
   const ttl = parseDuration(c.credential_ttl)!;
   const interval = parseDuration(c.renewal_interval)!;
   if (ttl > MAX_TTL_MS) fail('credential_ttl', `at most 24h (got ${c.credential_ttl})`);
@@ -145,16 +120,13 @@ export function validateTbotConfig(raw: unknown, env: NodeJS.ProcessEnv = proces
   if (c.onboarding.ca_pins.length === 0 && !c.onboarding.ca_path && !c.insecure) {
     fail('onboarding.ca_pins', 'required for the first join (or onboarding.ca_path, or --insecure to trust any Auth Service: unsafe)');
   }
-  const outputs = [...c.outputs, ...c.services].map((o, i) => {
-    const oTtl = o.credential_ttl ? parseDuration(o.credential_ttl)! : ttl;
-    const oInt = o.renewal_interval ? parseDuration(o.renewal_interval)! : interval;
-    const where = `outputs[${i}]`;
-    if (oTtl > MAX_TTL_MS) fail(`${where}.credential_ttl`, 'at most 24h');
-    if (oInt >= oTtl) fail(`${where}.renewal_interval`, `must be less than credential_ttl (${formatDuration(oInt)} >= ${formatDuration(oTtl)})`);
-    return { ...o, credentialTtlMs: oTtl, renewalIntervalMs: oInt };
-  });
-  const dirs = outputs.flatMap((o) => (o.destination.type === 'directory' ? [o.destination.path] : []));
-  if (c.storage.type === 'directory') dirs.push(c.storage.path);
+  const bot = { credentialTtlMs: ttl, renewalIntervalMs: interval };
+  // every output type is a service type: one registry resolves the items of both lists
+  const outputs = [...c.outputs, ...c.services].map((o, i) =>
+    entryOf(SERVICE_TYPES, o.type).resolve(o, { where: `outputs[${i}]`, bot }),
+  );
+  const dirs = outputs.flatMap((o) => (o.destination ? destinationPaths(o.destination) : []));
+  dirs.push(...destinationPaths(c.storage));
   const dup = dirs.find((d, i) => dirs.indexOf(d) !== i);
   if (dup) fail('outputs', `two outputs (or an output and storage) share the directory ${dup}`);
   return Object.freeze({
@@ -204,6 +176,7 @@ export interface TbotFlags {
   'renewal-interval'?: string | undefined;
   oneshot?: boolean | undefined;
   insecure?: boolean | undefined;
+  /** bound_keypair's, declared by its client half (ClientOptions.flags). */
   'registration-secret'?: string | undefined;
   'diag-addr'?: string | undefined;
 }
@@ -218,7 +191,13 @@ export function buildTbotFile(flags: TbotFlags): Record<string, unknown> {
   const onboarding: Record<string, unknown> = { join_method: undefined, ...(base.onboarding ?? {}) };
   if (flags['join-method']) onboarding.join_method = flags['join-method'];
   if (flags.token) onboarding.token = flags.token;
-  if (flags['registration-secret']) onboarding.bound_keypair = { ...(onboarding.bound_keypair as object), registration_secret: flags['registration-secret'] };
+  // a join method's own flags set keys of its onboarding block
+  for (const m of CLIENT_METHODS.values()) {
+    for (const [flag, key] of Object.entries(m.options?.flags ?? {})) {
+      const value = flags[flag as keyof TbotFlags];
+      if (value) onboarding[m.name] = { ...(onboarding[m.name] as object | undefined), [key]: value };
+    }
+  }
   if (flags['ca-pin']?.length) onboarding.ca_pins = flags['ca-pin'].flatMap((p) => p.split(','));
   if (!flags.config && !onboarding.join_method) onboarding.join_method = 'token';
   if (onboarding.join_method === undefined) delete onboarding.join_method;

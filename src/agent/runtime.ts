@@ -19,15 +19,14 @@ export interface IntervalOptions {
   jitter?: number;
   retry: RetryPolicy;
   log: Logger;
-  signal: AbortSignal;
   /** Run once immediately (default) or wait one interval first. */
   runFirst?: boolean;
 }
 
 /**
  * Every periodic job in tbot runs through this: run, wait the interval (with jitter), retry
- * failures with capped exponential backoff, report health, stop on abort. `trigger()` runs
- * the job now (SIGHUP, or a dependency renewed).
+ * failures with capped exponential backoff, report health, stop when `run`'s signal aborts.
+ * `trigger()` runs the job now (SIGHUP, or a dependency renewed).
  */
 export class IntervalRunner {
   readonly health: Health = { status: 'initializing' };
@@ -44,10 +43,9 @@ export class IntervalRunner {
     this.wake?.();
   }
 
-  private sleep(ms: number): Promise<void> {
+  private sleep(ms: number, signal: AbortSignal): Promise<void> {
     // an abort that happened while the job ran will not fire again: check it here
-    if (this.triggered || this.opts.signal.aborted) return Promise.resolve();
-    const signal = this.opts.signal;
+    if (this.triggered || signal.aborted) return Promise.resolve();
     return new Promise((resolve) => {
       const done = (): void => {
         clearTimeout(t);
@@ -61,17 +59,17 @@ export class IntervalRunner {
     });
   }
 
-  async run(): Promise<void> {
-    const { retry, log, signal, name } = this.opts;
+  async run(signal: AbortSignal): Promise<void> {
+    const { retry, log, name } = this.opts;
     let failures = 0;
-    if (this.opts.runFirst === false) await this.sleep(this.nextInterval());
+    if (this.opts.runFirst === false) await this.sleep(this.nextInterval(), signal);
     while (!signal.aborted) {
       this.triggered = false;
       try {
         await this.fn();
         failures = 0;
         Object.assign(this.health, { status: 'healthy', reason: undefined, lastSuccess: Date.now() });
-        await this.sleep(this.nextInterval());
+        await this.sleep(this.nextInterval(), signal);
       } catch (err) {
         if (signal.aborted) break;
         failures++;
@@ -79,7 +77,7 @@ export class IntervalRunner {
         const reason = err instanceof Error ? err.message : String(err);
         Object.assign(this.health, { status: 'unhealthy', reason });
         log.warn(`${name} failed, retrying`, { attempt: failures, retry_in: `${Math.round(delay / 1000)}s`, error: reason });
-        await this.sleep(delay);
+        await this.sleep(delay, signal);
       }
     }
   }

@@ -82,10 +82,8 @@ function secureContextFor(tls: ClientTLS): SecureContext {
 
 export interface CallOptions<T> {
   /**
-   * The answer carries new credentials for this client (a renewal): the Auth Service now treats
-   * the connection that carried it as the new identity, so that connection stays open; new
-   * connections use the returned credentials and every other connection is closed. A throw
-   * here (e.g. the certificate is not for our key) fails the call.
+   * The answer carries new credentials for this client (a renewal): see ClientConnections. A
+   * throw here (e.g. the certificate is not for our key) fails the call.
    */
   rekey?: (answer: T) => ClientTLS;
   /** Called with the response headers, before the body has arrived. */
@@ -103,33 +101,51 @@ export interface ApiClientOptions {
 const RATE_LIMIT_RETRIES = 5;
 const MAX_RETRY_AFTER_MS = 30_000;
 
-/** JSON-over-HTTPS client for the Auth Service. The server is verified by CA, never by address. */
-export class ApiClient {
-  private readonly agent: Agent;
-  private preferred = 0;
-  private tls: ClientTLS;
+/**
+ * Which certificate a client presents on which connection: every new connection presents the
+ * current credentials. After a renewal, the connection that carried it is kept (the Auth Service
+ * now treats it as the new identity), new connections present the new credentials, and every
+ * other connection is closed: were one still open, a request on it would present the previous
+ * generation and be taken for a copy.
+ */
+class ClientConnections {
+  /** The keep-alive pool requests go through. */
+  readonly agent: Agent;
   private context: SecureContext | undefined;
 
-  constructor(private readonly opts: ApiClientOptions) {
-    if (opts.addrs.length === 0) throw new TypeError('ApiClient needs at least one address');
+  constructor(private tls: ClientTLS) {
     // credentials are not agent options (those are copied into every request and make up the
-    // pool key): each new connection takes the current context, so after a rekey the connection
-    // that carried the renewal stays in the pool. No TLS session resumption: a resumed session
-    // keeps the client certificate it was made with, so a connection opened after a renewal
-    // would present the previous generation (and be taken for a copy).
+    // pool key): each new connection takes the current context, so after a renewal the
+    // connection that carried it stays in the pool. No TLS session resumption: a resumed session
+    // keeps the client certificate it was made with.
     this.agent = new Agent({ keepAlive: true, maxCachedSessions: 0, servername: AUTH_SERVER_NAME, minVersion: 'TLSv1.3' });
-    this.tls = opts.tls;
     const connect = this.agent.createConnection.bind(this.agent) as (o: object, cb?: unknown) => Socket;
-    (this.agent as unknown as { createConnection: (o: object, cb?: unknown) => Socket }).createConnection = (o, cb) => connect({ ...o, secureContext: (this.context ??= secureContextFor(this.tls)) }, cb);
+    (this.agent as unknown as { createConnection: (o: object, cb?: unknown) => Socket }).createConnection = (o, cb) =>
+      connect({ ...o, secureContext: (this.context ??= secureContextFor(this.tls)) }, cb);
   }
 
-  /** New connections use `tls` (its context is built when one is needed); every open connection except `keep` is closed. */
-  private rekey(tls: ClientTLS, keep: Socket | undefined): void {
+  /** A renewal answered on `carrier`: new connections present `tls`; every other one is closed. */
+  renewed(tls: ClientTLS, carrier: Socket | undefined): void {
     this.tls = tls;
     this.context = undefined;
     for (const pool of [this.agent.freeSockets, this.agent.sockets]) {
-      for (const list of Object.values(pool)) for (const s of [...(list ?? [])]) if (s !== keep) s.destroy();
+      for (const list of Object.values(pool)) for (const s of [...(list ?? [])]) if (s !== carrier) s.destroy();
     }
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}
+
+/** JSON-over-HTTPS client for the Auth Service. The server is verified by CA, never by address. */
+export class ApiClient {
+  private readonly connections: ClientConnections;
+  private preferred = 0;
+
+  constructor(private readonly opts: ApiClientOptions) {
+    if (opts.addrs.length === 0) throw new TypeError('ApiClient needs at least one address');
+    this.connections = new ClientConnections(opts.tls);
   }
 
   /** The Auth Service addresses this client uses. */
@@ -163,7 +179,7 @@ export class ApiClient {
       try {
         const { out, socket } = await this.once<T>(this.opts.addrs[idx]!, method, path, body, opts.onHeaders);
         this.preferred = idx;
-        if (opts.rekey) this.rekey(opts.rekey(out), socket);
+        if (opts.rekey) this.connections.renewed(opts.rekey(out), socket);
         return out;
       } catch (err) {
         last = err;
@@ -183,7 +199,7 @@ export class ApiClient {
           port,
           method,
           path,
-          agent: this.agent,
+          agent: this.connections.agent,
           servername: AUTH_SERVER_NAME,
           headers: payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {},
           timeout: this.opts.timeoutMs ?? 15_000,
@@ -224,6 +240,6 @@ export class ApiClient {
   }
 
   close(): void {
-    this.agent.destroy();
+    this.connections.close();
   }
 }

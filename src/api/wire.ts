@@ -29,8 +29,8 @@ export interface JoinRequest {
   payload?: unknown;
 }
 
-/** Answer to a join or renewal: tbot's internal, renewable identity. */
-export interface IdentityResponse {
+/** POST /v1/join and /v1/renew: the bot's own renewable credential (tbot keeps it as BotCredential). */
+export interface BotCredentialResponse {
   cluster_name: string;
   bot_name: string;
   instance_id: string;

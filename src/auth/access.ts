@@ -2,7 +2,7 @@ import { MwiError } from '../errors.js';
 import { parseDuration } from '../util/duration.js';
 import type { AuthContext } from './context.js';
 import { MAX_TTL_MS } from './context.js';
-import { LOGIN_PATTERN, type Bot, type Lock, type Role } from './resources.js';
+import { LOGIN_PATTERN, type Bot, type Lock, type Role } from '../api/resources.js';
 import { sshExtensions } from './ssh-permissions.js';
 import type { Backend } from '../storage/backend.js';
 import { ResourceCache } from './cache.js';

@@ -1,4 +1,19 @@
 import { randomUUID } from 'node:crypto';
+import type {
+  AddBotRequest,
+  AddTokenRequest,
+  AuditEventReply,
+  AuditQuery,
+  CreatedReply,
+  JoinTokenReply,
+  Page,
+  SignHostRequest,
+  StatusReply,
+  UpdateBotRequest,
+} from '../api/admin.js';
+import { parseKind, validateResource } from '../api/resources.js';
+import type { Bot, Kind, Lock, Resource, Token } from '../api/resources.js';
+import { NEXT_PAGE_HEADER } from '../api/wire.js';
 import { sha256Hex } from '../crypto/keys.js';
 import { parseSshPublicKey, signSshCertificate } from '../crypto/ssh.js';
 import { BACKDATE_MS } from '../crypto/x509.js';
@@ -6,18 +21,18 @@ import { isMwiError, MwiError } from '../errors.js';
 import { joinMethodInfo, joinMethodNames } from '../join/catalog.js';
 import { SERVER_METHODS } from '../join/servers.js';
 import { key } from '../storage/backend.js';
-import { VERSION } from '../version.js';
-import { RawJson } from './http.js';
-import { NEXT_PAGE_HEADER } from '../api/wire.js';
-import { CA_TYPES, exportCA, type CAType } from './authorities.js';
-import type { AuthContext } from './context.js';
-import { parseKind, validateResource, type Bot, type Kind, type Lock, type StoredToken, type Token } from './resources.js';
-import { newSecret, SECRET_ID, tokenId, tokenKey } from './tokens.js';
 import { parseDuration } from '../util/duration.js';
+import { VERSION } from '../version.js';
+import { CA_TYPES, exportCA, type CAType } from './authorities.js';
 import { removeBot } from './bot-removal.js';
+import type { AuthContext } from './context.js';
+import { RawJson } from './http.js';
+import { newSecret, SECRET_ID, tokenId, tokenKey, type StoredToken } from './tokens.js';
 
 const DEFAULT_PAGE = 1000;
 const MAX_PAGE = 5000;
+const DEFAULT_AUDIT_EVENTS = 50;
+const MAX_AUDIT_EVENTS = 10_000;
 
 const PREFIX: Record<Kind, string> = {
   role: '/roles/',
@@ -31,6 +46,11 @@ const PREFIX: Record<Kind, string> = {
 function publicToken(t: StoredToken): Token {
   const { secret_hash: _hidden, ...rest } = t;
   return rest;
+}
+
+/** A stored resource of `kind` as admin requests see it. */
+function readResource(kind: Kind, stored: string): Resource {
+  return kind === 'token' ? publicToken(JSON.parse(stored) as StoredToken) : (JSON.parse(stored) as Resource);
 }
 
 function checkJoinMethod(method: string): void {
@@ -66,6 +86,14 @@ function storedToken(t: Token, now: number, previous?: StoredToken): { id: strin
   return { id: name, stored: base, ...(shownOnce ? { shownOnce } : {}) };
 }
 
+/** Paging of a listing (see AdminApi.list). */
+interface PageOptions {
+  startAfter?: string | undefined;
+  limit?: number | undefined;
+  bot?: string | undefined;
+}
+
+/** The admin API's handlers (the routes are in routes.ts); `user` is the administrator calling. */
 export class AdminApi {
   constructor(private readonly ctx: AuthContext) {}
 
@@ -73,12 +101,12 @@ export class AdminApi {
     this.ctx.audit.emit({ event, success: true, resource, user });
   }
 
-  status(): Record<string, unknown> {
+  status(): StatusReply {
     return { cluster_name: this.ctx.cas.clusterName, ca_pin: this.ctx.cas.caPin, server_version: VERSION };
   }
 
   /** Creates (or with `upsert`, replaces) a role, bot, token or lock. */
-  async create(input: unknown, upsert: boolean, user: string): Promise<{ kind: string; name: string; shown_once?: Record<string, string> }> {
+  async create(input: unknown, upsert: boolean, user: string): Promise<CreatedReply> {
     const res = validateResource(input);
     let k: string;
     let value: unknown = res;
@@ -138,13 +166,10 @@ export class AdminApi {
    * One page of a kind, in key order: at most `limit` (default 1000, at most 5000) items, and
    * `next` to pass as `startAfter` for the following page (absent on the last page).
    */
-  async list(kindText: string, opts: { startAfter?: string; limit?: number; bot?: string } = {}): Promise<{ items: unknown[]; next?: string }> {
+  async list(kindText: string, opts: PageOptions = {}): Promise<Page<Resource>> {
     const { kind, page, more } = await this.page(kindText, opts);
     return {
-      items: page.map((i) => {
-        const v = JSON.parse(i.value) as StoredToken;
-        return kind === 'token' ? publicToken(v) : v;
-      }),
+      items: page.map((i) => readResource(kind, i.value)),
       ...(more ? { next: page[page.length - 1]!.key } : {}),
     };
   }
@@ -153,7 +178,7 @@ export class AdminApi {
    * The same page as `list`, as JSON text: stored values are sent as stored, without parsing
    * and re-serializing each one (100,000 bot instances are 20 pages of 5,000).
    */
-  async listJson(kindText: string, opts: { startAfter?: string; limit?: number; bot?: string } = {}): Promise<RawJson> {
+  async listJson(kindText: string, opts: PageOptions = {}): Promise<RawJson> {
     if (parseKind(kindText) === 'token') return new RawJson(JSON.stringify(await this.list(kindText, opts)));
     const { page, more } = await this.page(kindText, opts);
     const nextKey = more ? page[page.length - 1]!.key : undefined;
@@ -161,7 +186,7 @@ export class AdminApi {
     return new RawJson(`{"items":[${page.map((i) => i.value).join(',')}]${next}}`, nextKey ? { [NEXT_PAGE_HEADER]: encodeURIComponent(nextKey) } : {});
   }
 
-  private async page(kindText: string, opts: { startAfter?: string; limit?: number; bot?: string }) {
+  private async page(kindText: string, opts: PageOptions) {
     const kind = parseKind(kindText);
     const prefix = kind === 'bot_instance' && opts.bot ? `${PREFIX.bot_instance}${opts.bot}/` : PREFIX[kind];
     const limit = Math.max(1, Math.min(MAX_PAGE, opts.limit && Number.isFinite(opts.limit) ? Math.floor(opts.limit) : DEFAULT_PAGE));
@@ -170,21 +195,21 @@ export class AdminApi {
     return { kind, page: rows.slice(0, limit), more: rows.length > limit };
   }
 
-  async get(kindText: string, name: string): Promise<unknown> {
+  async get(kindText: string, name: string): Promise<Resource> {
     const kind = parseKind(kindText);
     if (kind === 'bot_instance' && name.includes('/')) {
       // BOT/ID, as Teleport names them: one read
       const [bot, id, ...more] = name.split('/');
       const item = bot && id && more.length === 0 ? await this.ctx.backend.get(key('bot_instances', bot, id)) : undefined;
       if (!item) throw new MwiError('NOT_FOUND', `bot_instance ${JSON.stringify(name)} not found`);
-      return JSON.parse(item.value) as unknown;
+      return JSON.parse(item.value) as Resource;
     }
     if (kind === 'bot_instance') {
       // instances are keyed by bot: without the bot name this walks the pages
       let startAfter: string | undefined;
       do {
         const page = await this.list('bot_instance', { limit: MAX_PAGE, ...(startAfter ? { startAfter } : {}) });
-        const found = page.items.find((i) => (i as { metadata: { name: string } }).metadata.name === name);
+        const found = page.items.find((i) => i.metadata.name === name);
         if (found) return found;
         startAfter = page.next;
       } while (startAfter);
@@ -192,8 +217,7 @@ export class AdminApi {
     }
     const item = await this.ctx.backend.get(await this.resourceKey(kind, name));
     if (!item) throw new MwiError('NOT_FOUND', `${kind} ${JSON.stringify(kind === 'token' ? '(hidden)' : name)} not found`);
-    const v = JSON.parse(item.value) as StoredToken;
-    return kind === 'token' ? publicToken(v) : v;
+    return readResource(kind, item.value);
   }
 
   private async resourceKey(kind: Kind, name: string): Promise<string> {
@@ -214,17 +238,17 @@ export class AdminApi {
   }
 
   /** `tctl tokens add`: creates a token; for method `token` a fresh secret, shown only now. */
-  async addToken(body: { bot_name?: unknown; join_method?: unknown; ttl?: unknown; name?: unknown; spec?: unknown }, user: string) {
-    const method = typeof body.join_method === 'string' ? body.join_method : 'token';
+  async addToken(body: AddTokenRequest, user: string): Promise<JoinTokenReply> {
+    const method = body.join_method ?? 'token';
     checkJoinMethod(method);
-    const ttlMs = typeof body.ttl === 'string' ? parseDuration(body.ttl) : 30 * 60 * 1000;
+    const ttlMs = body.ttl !== undefined ? parseDuration(body.ttl) : 30 * 60 * 1000;
     if (ttlMs === undefined || ttlMs <= 0) throw new MwiError('BAD_REQUEST', 'expected a duration such as 30m or 24h', { field: 'ttl' });
     const secretName = joinMethodInfo(method)!.secretName;
-    const name = secretName ? newSecret() : typeof body.name === 'string' ? body.name : `${String(body.bot_name)}-${randomUUID().slice(0, 8)}`;
+    const name = secretName ? newSecret() : (body.name ?? `${body.bot_name}-${randomUUID().slice(0, 8)}`);
     const expires = new Date(this.ctx.now() + ttlMs).toISOString();
-    const extra = typeof body.spec === 'object' && body.spec !== null ? (body.spec as Record<string, unknown>) : {};
+    const spec = { ...body.spec, roles: ['Bot'], join_method: method, bot_name: body.bot_name };
     const { name: id, shown_once } = await this.create(
-      { kind: 'token', version: 'v2', metadata: { name, expires }, spec: { ...extra, roles: ['Bot'], join_method: method, bot_name: body.bot_name } },
+      { kind: 'token', version: 'v2', metadata: { name, expires }, spec },
       false,
       user,
     );
@@ -232,27 +256,36 @@ export class AdminApi {
   }
 
   /** `tctl bots add`: the bot and, for method `token`, a single-use join token. */
-  async addBot(body: { name?: unknown; roles?: unknown; logins?: unknown; token_ttl?: unknown; join_method?: unknown }, user: string) {
-    const traits = Array.isArray(body.logins) && body.logins.length > 0 ? [{ name: 'logins', values: body.logins }] : [];
+  async addBot(body: AddBotRequest, user: string): Promise<JoinTokenReply> {
+    const traits = body.logins && body.logins.length > 0 ? [{ name: 'logins', values: body.logins }] : [];
     const bot = { kind: 'bot', version: 'v1', metadata: { name: body.name }, spec: { roles: body.roles, traits } };
     await this.create(bot, false, user);
-    const token = await this.addToken({ bot_name: body.name, join_method: body.join_method ?? 'token', ttl: body.token_ttl ?? '1h' }, user);
-    return token;
+    const token = { bot_name: body.name, join_method: body.join_method ?? 'token', ttl: body.token_ttl ?? '1h' };
+    return this.addToken(token, user);
   }
 
   /** `tctl bots update`: replaces roles and/or logins. */
-  async updateBot(body: { name?: unknown; roles?: unknown; logins?: unknown }, user: string) {
-    const name = String(body.name);
+  async updateBot(name: string, body: UpdateBotRequest, user: string): Promise<Bot> {
     const item = await this.ctx.backend.get(key('bots', name));
     if (!item) throw new MwiError('NOT_FOUND', `bot ${JSON.stringify(name)} not found`);
     const bot = JSON.parse(item.value) as Bot;
-    if (Array.isArray(body.roles)) bot.spec.roles = body.roles as string[];
-    if (Array.isArray(body.logins)) bot.spec.traits = [...bot.spec.traits.filter((t) => t.name !== 'logins'), { name: 'logins', values: body.logins as string[] }];
-    const checked = validateResource(bot);
-    for (const r of (checked as Bot).spec.roles) if (!(await this.ctx.roles.fresh(r))) throw new MwiError('NOT_FOUND', `role ${JSON.stringify(r)} does not exist`, { field: 'roles' });
+    if (body.roles) bot.spec.roles = body.roles;
+    const others = bot.spec.traits.filter((t) => t.name !== 'logins');
+    if (body.logins) bot.spec.traits = [...others, { name: 'logins', values: body.logins }];
+    const checked = validateResource(bot) as Bot;
+    for (const r of checked.spec.roles) {
+      if (!(await this.ctx.roles.fresh(r))) {
+        throw new MwiError('NOT_FOUND', `role ${JSON.stringify(r)} does not exist`, { field: 'roles' });
+      }
+    }
     await this.ctx.backend.compareAndSwap(item.key, item.revision, JSON.stringify(checked));
     this.audit('resource.updated', `bot/${name}`, user);
     return checked;
+  }
+
+  /** The most recent audit events first: `limit` of them (default 50, at most 10,000), of one type or all. */
+  recentEvents(query: AuditQuery): Promise<AuditEventReply[]> {
+    return this.ctx.audit.recent(Math.min(query.limit || DEFAULT_AUDIT_EVENTS, MAX_AUDIT_EVENTS), query.type);
   }
 
   exportCA(type: string): string {
@@ -263,11 +296,11 @@ export class AdminApi {
   }
 
   /** Signs an OpenSSH host certificate for an existing host key (the key never leaves the host). */
-  async signHost(body: { public_key?: unknown; principals?: unknown; ttl?: unknown }, user: string): Promise<{ ssh_cert: string }> {
-    const { blob } = parseSshPublicKey(String(body.public_key ?? ''), 'public_key');
-    const principals = Array.isArray(body.principals) ? body.principals.map(String).filter(Boolean) : [];
+  async signHost(body: SignHostRequest, user: string): Promise<{ ssh_cert: string }> {
+    const { blob } = parseSshPublicKey(body.public_key, 'public_key');
+    const principals = body.principals.filter(Boolean);
     if (principals.length === 0) throw new MwiError('BAD_REQUEST', 'expected at least one host name', { field: 'host' });
-    const ttlMs = typeof body.ttl === 'string' ? parseDuration(body.ttl) : 30 * 24 * 3600 * 1000;
+    const ttlMs = body.ttl !== undefined ? parseDuration(body.ttl) : 30 * 24 * 3600 * 1000;
     if (ttlMs === undefined || ttlMs <= 0) throw new MwiError('BAD_REQUEST', 'expected a duration', { field: 'ttl' });
     const now = this.ctx.now();
     const { cert: ssh_cert } = await signSshCertificate({

@@ -1,7 +1,7 @@
 import { MwiError } from '../errors.js';
 import { key } from '../storage/backend.js';
 import type { AuthContext } from './context.js';
-import type { StoredToken } from './resources.js';
+import type { StoredToken } from './tokens.js';
 
 /** Bot instances (or tokens) deleted per write when their bot is removed. */
 const BATCH = 1000;
@@ -10,7 +10,7 @@ const BATCH = 1000;
  * Removes a bot, ends its instances and deletes its join tokens. The bot and the first page of
  * its instances go in one conditional write, the rest (a bot can have very many) right after.
  * An instance the removal misses (a join racing it) is still dead: it carries the removed bot's
- * `status.uid`, and a bot added again with the same name gets a new one (renew.ts compares them).
+ * `status.uid`, and a bot added again with the same name gets a new one (instances.ts compares them).
  * Throws NOT_FOUND if there is no such bot.
  */
 export async function removeBot(ctx: AuthContext, name: string, user: string): Promise<void> {

@@ -84,13 +84,13 @@ function usedChallengeKey(id: string): string {
 }
 
 /**
- * The challenge one join answers. Single use is recorded in the same conditional write that
- * records the join's outcome (the token's new status, or the new bot instance): a join refused
- * for any reason writes nothing, so no caller, with or without the key, can make the Auth Service
- * store anything by answering challenges; a replay of an accepted join is refused.
+ * The challenge one join answers. Single use is recorded in the first conditional write that
+ * records the join's outcome (the token's new status, or the new bot instance), which only a
+ * caller whose proof verified reaches: a join refused for any reason writes nothing, so no
+ * caller, with or without the key, can make the Auth Service store anything by answering
+ * challenges; a replay of an accepted join is refused.
  */
 export class JoinChallenge {
-  private proven = false;
   private written = false;
   private readonly marker: string;
 
@@ -106,28 +106,19 @@ export class JoinChallenge {
     return this.claims.data;
   }
 
-  /** The method declares that the caller's proof of this challenge verified. */
-  prove(): void {
-    this.proven = true;
-  }
-
-  get isProven(): boolean {
-    return this.proven;
-  }
-
-  /** The op that marks it used, for the conditional write that records the outcome (none before a proof or once written). */
+  /** The op that marks it used, for a conditional write that records the outcome (none once written). */
   ops(): TxOp[] {
-    return this.proven && !this.written ? [{ op: 'create', key: this.marker, value: '1', expires: this.claims.expires }] : [];
+    return this.written ? [] : [{ op: 'create', key: this.marker, value: '1', expires: this.claims.expires }];
   }
 
   /** That write committed. */
   committed(): void {
-    if (this.proven) this.written = true;
+    this.written = true;
   }
 
   /** After a write with `ops()` failed: a refusal if the cause is that this challenge was used meanwhile. */
   async refuseIfUsed(backend: Backend): Promise<void> {
-    if (this.proven && !this.written && (await backend.get(this.marker))) throw new JoinRefusal('challenge already used', PUBLIC);
+    if (!this.written && (await backend.get(this.marker))) throw new JoinRefusal('challenge already used', PUBLIC);
   }
 
   /** Marks it used on its own: for an outcome that is written elsewhere (a refresh of an existing instance). */

@@ -4,11 +4,11 @@ import { hostname } from 'node:os';
 import { parse } from 'yaml';
 import { z } from 'zod';
 import { MwiError } from '../errors.js';
-import type { OidcConfig } from '../join/jwt/jwks.js';
+import { SERVER_SECTIONS, type JoinMethodOptions } from '../join/servers.js';
 import { parseByteSize } from '../util/bytes.js';
 import { parseDuration } from '../util/duration.js';
+import { DEFAULT_DATA_DIR } from '../api/local.js';
 import { AUDIT_MAX_FILES, AUDIT_MAX_SIZE } from './audit.js';
-import type { KubernetesConfig } from './platform.js';
 import { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from './ratelimit.js';
 
 const schema = z
@@ -19,14 +19,8 @@ const schema = z
     listen: z.string().min(1).optional(),
     storage: z.string().min(1).optional(),
     tls_sans: z.array(z.string().min(1)).optional(),
-    oidc: z
-      .object({
-        endpoint_overrides: z.record(z.string().url()).optional(),
-        min_refresh: z.string().refine((s) => parseDuration(s) !== undefined, 'expected a duration').optional(),
-      })
-      .strict()
-      .optional(),
-    kubernetes: z.object({ api_server: z.string().url().optional(), ca_path: z.string().optional(), token_path: z.string().optional() }).strict().optional(),
+    // the join methods' own sections (oidc, kubernetes), as their server halves define them
+    ...Object.fromEntries(SERVER_SECTIONS.map((s) => [s.key, s.schema])),
     // Teleport's names (teleport.connection_limits): max_connections, rates[].period/average/burst
     connection_limits: z
       .object({
@@ -55,14 +49,16 @@ const schema = z
   })
   .strict();
 
+const TOP_KEYS = Object.keys(schema.shape).filter((k) => k !== 'version').join(', ');
+
 export interface AuthConfig {
   clusterName: string;
   dataDir: string;
   listen: string;
   storage: string | undefined;
   tlsSans: string[];
-  oidc: OidcConfig;
-  kubernetes: KubernetesConfig;
+  /** The join methods' mwi.yaml sections (oidc, kubernetes) as their server halves parse them, by key. */
+  joinMethods: JoinMethodOptions;
   connectionLimits: ConnectionLimits;
   /** Audit log rotation: bytes per file, rotated files kept. */
   audit: { maxSize: number; maxFiles: number };
@@ -72,23 +68,27 @@ export interface AuthConfig {
 const AUDIT_MIN_SIZE = 64 * 1024;
 
 export const DEFAULT_LISTEN = '127.0.0.1:3025';
-export const DEFAULT_DATA_DIR = '/var/lib/mwi';
+
+/** The join methods' sections of a parsed mwi.yaml, by key. */
+function joinMethodOptions(y: JoinMethodOptions): JoinMethodOptions {
+  return Object.freeze(Object.fromEntries(SERVER_SECTIONS.map(({ key }) => [key, y[key]])));
+}
 
 /** Builds the Auth Service config from mwi.yaml (optional) and flags; flags win. */
 export function loadAuthConfig(file: string | undefined, flags: Partial<Record<'cluster-name' | 'data-dir' | 'listen' | 'storage', string>>): AuthConfig {
-  let y: z.infer<typeof schema> = {};
+  let raw: unknown = {};
   if (file) {
-    let raw: unknown;
     try {
       raw = parse(readFileSync(file, 'utf8')) ?? {};
     } catch (cause) {
       throw new MwiError('BAD_CONFIG', `cannot read ${file}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
     }
-    y = parseWith(schema, raw, {
-      file,
-      unknownKey: (at) => `unknown key (expected ${at.length === 0 ? 'cluster_name, data_dir, listen, storage, tls_sans, oidc, kubernetes, connection_limits, audit' : 'one of the documented keys'})`,
-    });
   }
+  // without a file, the empty document: the defaults, the join methods' sections included
+  const y = parseWith(schema, raw, {
+    ...(file ? { file } : {}),
+    unknownKey: (at) => `unknown key (expected ${at.length === 0 ? TOP_KEYS : 'one of the documented keys'})`,
+  });
   const clusterName = flags['cluster-name'] ?? y.cluster_name ?? hostname();
   if (!/^[a-zA-Z0-9][a-zA-Z0-9.-]{0,252}$/.test(clusterName)) throw new MwiError('BAD_CONFIG', 'expected a DNS-like name', { field: '--cluster-name' });
   return Object.freeze({
@@ -97,11 +97,7 @@ export function loadAuthConfig(file: string | undefined, flags: Partial<Record<'
     listen: flags.listen ?? y.listen ?? DEFAULT_LISTEN,
     storage: flags.storage ?? y.storage,
     tlsSans: y.tls_sans ?? [],
-    oidc: {
-      ...(y.oidc?.endpoint_overrides ? { endpointOverrides: y.oidc.endpoint_overrides } : {}),
-      ...(y.oidc?.min_refresh ? { minRefreshMs: parseDuration(y.oidc.min_refresh)! } : {}),
-    },
-    kubernetes: { apiServer: y.kubernetes?.api_server, caPath: y.kubernetes?.ca_path, tokenPath: y.kubernetes?.token_path },
+    joinMethods: joinMethodOptions(y),
     connectionLimits: Object.freeze({
       maxConnections: y.connection_limits?.max_connections ?? DEFAULT_CONNECTION_LIMITS.maxConnections,
       rates: y.connection_limits?.rates?.map((r) => ({ periodMs: parseDuration(r.period)!, average: r.average, burst: r.burst })) ?? DEFAULT_CONNECTION_LIMITS.rates,

@@ -1,9 +1,9 @@
-import type { PlatformDeps } from '../join/types.js';
+import type { JoinHandler } from '../join/types.js';
 import type { Backend } from '../storage/backend.js';
 import type { AuditLog } from './audit.js';
 import type { Authorities } from './authorities.js';
 import type { ResourceCache } from './cache.js';
-import type { Bot, Lock, Role } from './resources.js';
+import type { Bot, Lock, Role } from '../api/resources.js';
 
 /** Everything a request handler needs, built once at startup. */
 export interface AuthContext {
@@ -14,7 +14,8 @@ export interface AuthContext {
   bots: ResourceCache<Bot>;
   locks: ResourceCache<Lock>;
   now: () => number;
-  platform: PlatformDeps;
+  /** The join methods' server halves, built at startup, by method name. */
+  methods: ReadonlyMap<string, JoinHandler>;
 }
 
 /** Hard cap on any credential's lifetime (DESIGN.md section 4). */

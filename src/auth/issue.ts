@@ -1,5 +1,5 @@
 import type { ClientKey } from '../crypto/keys.js';
-import type { CertsResponse, IdentityResponse } from '../api/wire.js';
+import type { CertsResponse, BotCredentialResponse } from '../api/wire.js';
 import { nologinPrincipal, sshBlobOfClientKey, signSshCertificate } from '../crypto/ssh.js';
 import { BACKDATE_MS, issueCertificate } from '../crypto/x509.js';
 import type { BotAccess } from './access.js';
@@ -22,7 +22,7 @@ function sshKeyId(botName: string, instanceId: string): string {
 
 /** A bot identity and the serial of its X.509 certificate (hex), for the audit event. */
 export interface IssuedIdentity {
-  identity: IdentityResponse;
+  identity: BotCredentialResponse;
   tlsSerial: string;
 }
 
@@ -46,7 +46,7 @@ export async function signBotIdentity(
     identity: claims,
     now: ctx.now(),
   });
-  const identity: IdentityResponse = {
+  const identity: BotCredentialResponse = {
     cluster_name: ctx.cas.clusterName,
     bot_name: botName,
     instance_id: instanceId,

@@ -1,23 +1,25 @@
 import { randomUUID } from 'node:crypto';
-import { CompactSign, compactVerify } from 'jose';
-import type { ChallengeRequest, ChallengeResponse, IdentityResponse, JoinRequest } from '../api/wire.js';
-import { parseClientKey, sha256Hex } from '../crypto/keys.js';
-import { isMwiError, MwiError } from '../errors.js';
+import type { ChallengeRequest, ChallengeResponse, BotCredentialResponse, JoinRequest } from '../api/wire.js';
+import { parseClientKey } from '../crypto/keys.js';
+import { failureReason, isMwiError, MwiError } from '../errors.js';
 import { joinMethodInfo, joinMethodNames } from '../join/catalog.js';
-import { SERVER_METHODS } from '../join/servers.js';
-import { JoinRefusal, type JoinTokenView, type ServerJoinMethod } from '../join/types.js';
-import { key } from '../storage/backend.js';
-import { activeLock, botAccess, grantedTtlMs } from './access.js';
+import { JoinRefusal, type JoinHandler, type JoinVerdict } from '../join/types.js';
+import { botAccess, grantedTtlMs } from './access.js';
 import type { Claims } from './claims.js';
-import { DEFAULT_TTL_MS, INSTANCE_GRACE_MS, type AuthContext } from './context.js';
+import { DEFAULT_TTL_MS, type AuthContext } from './context.js';
 import { signBotIdentity } from './issue.js';
-import { instanceKey } from './instances.js';
-import { keyFingerprint, refreshInstance } from './renew.js';
-import { RESOURCE_NAME, type BotInstance, type Lock, type StoredToken } from './resources.js';
-import { tokenFingerprint, tokenId, tokenKey } from './tokens.js';
+import { createInstanceOp, keyFingerprint, refreshInstance, type ContinueCheck } from './instances.js';
+import { joinContext, loadToken, view, type Join, type JoinAttempt } from './join-context.js';
+import { RESOURCE_NAME } from '../api/resources.js';
+import { tokenFingerprint, tokenId } from './tokens.js';
 import { CHALLENGE_TTL_MS, JoinChallenge, openChallenge, sealChallenge } from './challenges.js';
 
-const STATUS_RETRIES = 5;
+/**
+ * A join is a pipeline of small steps: parse the request (parseJoin), open its challenge
+ * (openJoinChallenge), load the token (loadToken), let the method verify it and return its
+ * verdict (with the context joinContext gives it), then create the bot instance in one
+ * conditional write (createInstance) or continue the caller's (continueInstance).
+ */
 
 function checkShape<T extends { token: string; join_method: string }>(body: unknown): T {
   const r = body as Partial<T> | null;
@@ -32,33 +34,12 @@ function checkShape<T extends { token: string; join_method: string }>(body: unkn
   return r as T;
 }
 
-function methodFor(name: string): ServerJoinMethod {
-  const method = SERVER_METHODS.get(name);
+function methodFor(ctx: AuthContext, name: string): JoinHandler {
+  const method = ctx.methods.get(name);
   if (!method) {
     throw new MwiError('BAD_REQUEST', `unknown join method ${JSON.stringify(name)} (expected one of: ${joinMethodNames().join(', ')})`, { field: 'join_method' });
   }
   return method;
-}
-
-function view(id: string, t: StoredToken): JoinTokenView {
-  return { id, botName: t.spec.bot_name, spec: t.spec, status: (t.status ?? {}) as Record<string, unknown>, secretHash: t.secret_hash };
-}
-
-/** Loads a token for a join and applies the rules every method shares. */
-async function loadToken(ctx: AuthContext, id: string, method: string, known?: { token: boolean }) {
-  const item = await ctx.backend.get(tokenKey(id));
-  if (!item) throw new JoinRefusal('token not found');
-  // from here the name is known to be a token's, not a secret sent with the wrong method: the
-  // audit log may name it
-  if (known) known.token = true;
-  const token = JSON.parse(item.value) as StoredToken;
-  if (token.spec.join_method !== method) throw new JoinRefusal(`token is for join method ${token.spec.join_method}`);
-  if (token.metadata.expires && Date.parse(token.metadata.expires) <= ctx.now()) throw new JoinRefusal('token expired');
-  // an unauthenticated caller learns neither the bot's name nor the lock's message: the same
-  // refusal as an unknown token, the reason in the audit log only
-  const lock = activeLock(ctx, token.spec.bot_name, undefined, id);
-  if (lock) throw new JoinRefusal(`bot ${token.spec.bot_name} or its join token is locked: ${lock}`);
-  return { item, token };
 }
 
 /**
@@ -72,14 +53,12 @@ function tokenRef(ctx: AuthContext, req: { token: string; join_method: string },
 
 /** Audits a refused join or challenge and turns it into what the caller may see. */
 function refuse(ctx: AuthContext, err: unknown, event: 'bot.join' | 'bot.challenge', fields: Record<string, unknown>): never {
-  ctx.audit.emit({ event, success: false, ...fields, reason: refusalReason(err) });
-  if (err instanceof JoinRefusal) throw new MwiError('JOIN_DENIED', err.publicMessage, { detail: err.reason });
-  if (isMwiError(err, 'ACCESS_DENIED')) throw new MwiError('JOIN_DENIED', 'the join was refused; the Auth Service audit log has the reason', { detail: err.message });
+  ctx.audit.emit({ event, success: false, ...fields, reason: failureReason(err) });
+  if (err instanceof JoinRefusal) throw err;
+  if (isMwiError(err, 'ACCESS_DENIED')) {
+    throw new JoinRefusal(err.message, 'the join was refused; the Auth Service audit log has the reason');
+  }
   throw err;
-}
-
-function refusalReason(err: unknown): string {
-  return err instanceof JoinRefusal ? err.reason : isMwiError(err) ? err.detail ?? err.message : String(err);
 }
 
 /**
@@ -92,22 +71,57 @@ function refusalReason(err: unknown): string {
  */
 export async function handleChallenge(ctx: AuthContext, body: unknown, remoteAddr: string): Promise<ChallengeResponse> {
   const req = checkShape<ChallengeRequest>(body);
-  const method = methodFor(req.join_method);
+  const method = methodFor(ctx, req.join_method);
   if (!method.challenge) throw new MwiError('BAD_REQUEST', `join method ${req.join_method} has no challenge step`, { field: 'join_method' });
   const id = tokenId(req.token, req.join_method);
   const base = { clusterName: ctx.cas.clusterName, now: ctx.now(), payload: req.payload };
   const known = { token: false };
-  let ch: Awaited<ReturnType<NonNullable<ServerJoinMethod['challenge']>>>;
+  let ch: Awaited<ReturnType<NonNullable<JoinHandler['challenge']>>>;
   try {
     const { token } = await loadToken(ctx, id, req.join_method, known);
     ch = await method.challenge({ ...base, token: view(id, token) });
   } catch (err) {
     if (!(err instanceof JoinRefusal)) throw err; // malformed input: refused whether or not the token exists
-    ctx.audit.emit({ event: 'bot.challenge', success: false, join_method: req.join_method, ...tokenRef(ctx, req, id, known.token), remote_addr: remoteAddr, reason: err.reason });
+    ctx.audit.emit({
+      event: 'bot.challenge',
+      success: false,
+      join_method: req.join_method,
+      ...tokenRef(ctx, req, id, known.token),
+      remote_addr: remoteAddr,
+      reason: failureReason(err),
+    });
     ch = await method.challenge({ ...base, token: { id, botName: '', spec: {}, status: {} } });
   }
   const challengeId = sealChallenge(ctx.cas.challengeMac, { token_id: id, join_method: req.join_method, expires: base.now + CHALLENGE_TTL_MS, data: ch.store });
   return { ...ch.send, challenge_id: challengeId };
+}
+
+/** The request's shape, method and public key; nothing is read yet. */
+function parseJoin(ctx: AuthContext, body: unknown, remoteAddr: string, callerClaims: Claims | undefined): JoinAttempt {
+  const req = checkShape<JoinRequest>(body);
+  const method = methodFor(ctx, req.join_method);
+  const publicKey = parseClientKey(req.public_key, 'public_key');
+  const id = tokenId(req.token, req.join_method);
+  return {
+    req,
+    method,
+    publicKey,
+    fingerprint: keyFingerprint(publicKey),
+    tokenId: id,
+    caller: callerClaims?.kind === 'bot' ? callerClaims : undefined,
+    audit: { join_method: req.join_method, token_id: id, remote_addr: remoteAddr },
+  };
+}
+
+/** The challenge a join answers, if its method has one: authenticated and unexpired (no storage read). */
+function openJoinChallenge(ctx: AuthContext, a: JoinAttempt): JoinChallenge | undefined {
+  if (!a.method.challenge) return undefined;
+  const challengeId = (a.req.payload as { challenge_id?: unknown } | undefined)?.challenge_id;
+  const claims = openChallenge(ctx.cas.challengeMac, challengeId, ctx.now());
+  if (claims.token_id !== a.tokenId || claims.join_method !== a.req.join_method) {
+    throw new JoinRefusal('challenge was issued for another token');
+  }
+  return new JoinChallenge(challengeId as string, claims);
 }
 
 /**
@@ -115,168 +129,104 @@ export async function handleChallenge(ctx: AuthContext, body: unknown, remoteAdd
  * one, for a refresh) and signs its renewable identity. Every refusal is audited with its
  * reason; the caller gets only a generic message.
  */
-export async function handleJoin(ctx: AuthContext, body: unknown, remoteAddr: string, callerClaims?: Claims): Promise<IdentityResponse> {
-  const req = checkShape<JoinRequest>(body);
-  const method = methodFor(req.join_method);
-  const publicKey = parseClientKey(req.public_key, 'public_key');
-  const id = tokenId(req.token, req.join_method);
-  const audit = { join_method: req.join_method, token_id: id, remote_addr: remoteAddr };
+export async function handleJoin(ctx: AuthContext, body: unknown, remoteAddr: string, callerClaims?: Claims): Promise<BotCredentialResponse> {
+  const a = parseJoin(ctx, body, remoteAddr, callerClaims);
   const known = { token: false };
   let botName: string | undefined;
   try {
     // the challenge is checked before the token is even looked up: the same refusal whether or
     // not the token exists (it carries no storage read and no token-dependent answer)
-    const challenge = openJoinChallenge(ctx, req, id);
-    let { item, token } = await loadToken(ctx, id, req.join_method, known);
-    botName = token.spec.bot_name;
+    const challenge = openJoinChallenge(ctx, a);
+    const loaded = await loadToken(ctx, a.tokenId, a.req.join_method, known);
+    botName = loaded.token.spec.bot_name;
     const access = await botAccess(ctx, botName);
-    const newInstanceId = randomUUID();
-    let consumeRevision: number | undefined;
-    // revisions of the instances `decide` looked at: an instance it ends is deleted only as seen
-    const seen = new Map<string, number>();
-    const endOps = async (ids: string[]) => {
-      const ops: Array<{ op: 'delete'; key: string; revision: number }> = [];
-      for (const instanceId of ids) {
-        const k = instanceKey(botName!, instanceId);
-        const revision = seen.get(instanceId) ?? (await ctx.backend.get(k))?.revision;
-        if (revision !== undefined) ops.push({ op: 'delete', key: k, revision });
-      }
-      return ops;
-    };
-    const caller = callerClaims?.kind === 'bot' ? { bot: callerClaims.bot, instance: callerClaims.instance, generation: callerClaims.generation } : undefined;
-    const verdict = await method.verify({
-      request: req,
-      token: view(id, token),
-      clusterName: ctx.cas.clusterName,
-      now: ctx.now(),
-      newInstanceId,
-      caller,
-      challenge: challenge?.data,
-      consumeChallenge: async () => {
-        if (!challenge) throw new TypeError('this join method has no challenge step');
-        challenge.prove();
-      },
-      platform: ctx.platform,
-      consumeToken: () => {
-        // deleted in the same conditional write that creates the instance (below)
-        consumeRevision = item.revision;
-      },
-      updateTokenStatus: async (decide) => {
-        for (let i = 0; i < STATUS_RETRIES; i++) {
-          seen.clear();
-          const { status: next, end = [] } = await decide((token.status ?? {}) as Record<string, unknown>);
-          const value = JSON.stringify({ ...token, status: next });
-          try {
-            // one conditional write: the new status, the end of the instance the key is rebound
-            // away from (never two instances for one key, not even for a moment) and the
-            // challenge's use (a join refused before here wrote nothing)
-            const ends = await endOps(end);
-            const ok = await ctx.backend.transact([{ op: 'compareAndSwap', key: item.key, revision: item.revision, value, expires: item.expires }, ...ends, ...(challenge?.ops() ?? [])]);
-            if (!ok) {
-              await challenge?.refuseIfUsed(ctx.backend);
-              throw new MwiError('COMPARE_FAILED', 'token or replaced instance changed');
-            }
-            challenge?.committed();
-            item = (await ctx.backend.get(item.key)) ?? item;
-            for (const op of ends) {
-              ctx.audit.emit({ event: 'resource.deleted', success: true, bot_name: botName, resource: `bot_instance/${botName!}/${op.key.split('/').pop()!}`, user: 'mwi', reason: 'replaced by a later join with the same bound key', ...audit });
-            }
-            token = { ...token, status: next };
-            return;
-          } catch (err) {
-            if (!isMwiError(err, 'COMPARE_FAILED')) throw err;
-            ({ item, token } = await loadToken(ctx, id, req.join_method));
-          }
-        }
-        throw new JoinRefusal('token status kept changing concurrently');
-      },
-      instanceStatus: async (instanceId) => {
-        const it = await ctx.backend.get(instanceKey(botName!, instanceId));
-        if (!it) return undefined;
-        seen.set(instanceId, it.revision);
-        const st = (JSON.parse(it.value) as BotInstance).status;
-        return { live: Date.parse(st.credential_expires) > ctx.now(), used: st.generation > 1 || st.generation_confirmed, sameKey: st.public_key_fingerprint === sha256Hex(publicKey.spki) };
-      },
-      lockToken: async (reason) => {
-        const name = randomUUID();
-        const lock: Lock = { kind: 'lock', version: 'v2', metadata: { name }, spec: { target: { join_token: id }, message: reason, created_by: 'mwi', created: new Date(ctx.now()).toISOString() } };
-        await ctx.backend.put(key('locks', name), JSON.stringify(lock));
-        ctx.audit.emit({ event: 'lock.created', success: true, bot_name: botName, token_id: id, reason, resource: `lock/${name}` });
-      },
-      signState: async (claims) =>
-        new CompactSign(Buffer.from(JSON.stringify({ ...claims, iat: Math.floor(ctx.now() / 1000) })))
-          .setProtectedHeader({ alg: 'ES256', typ: 'mwi-join-state' })
-          .sign(ctx.cas.joinState.privateKey),
-      verifyState: async (doc) => {
-        try {
-          const { payload } = await compactVerify(doc, ctx.cas.joinState.publicKey, { algorithms: ['ES256'] });
-          return JSON.parse(Buffer.from(payload).toString('utf8')) as Record<string, unknown>;
-        } catch {
-          return undefined;
-        }
-      },
-    });
-
-    // single use is the method's to enforce once the proof verified; a method that forgot cannot
-    // let a challenge be answered twice
-    if (challenge && !challenge.isProven) throw new TypeError(`join method ${req.join_method} did not consume its challenge`);
-    const ttlMs = grantedTtlMs(req.ttl_seconds, access.maxTtlMs, DEFAULT_TTL_MS);
-    const renewable = joinMethodInfo(req.join_method)?.renewable ?? false;
+    const ttlMs = grantedTtlMs(a.req.ttl_seconds, access.maxTtlMs, DEFAULT_TTL_MS);
+    const botUid = access.bot.status?.uid;
+    const j: Join = { ...a, challenge, loaded, botName, botUid, ttlMs, newInstanceId: randomUUID() };
+    const verdict = await a.method.verify(joinContext(ctx, j));
+    const renewable = joinMethodInfo(a.req.join_method)?.renewable ?? false;
     // a platform-signed re-join by a tbot that still holds this bot's identity continues its
     // instance (as Teleport does), instead of leaving one instance behind per re-join
-    const continued = verdict.refreshInstance ?? (!renewable && caller?.bot === botName ? caller.instance : undefined);
-    if (continued) {
-      if (!callerClaims || callerClaims.kind !== 'bot') throw new JoinRefusal('refresh without a bot identity');
-      await challenge?.commitAlone(ctx.backend);
-      const identity = await refreshInstance(ctx, callerClaims, publicKey, ttlMs, { remoteAddr, keyFingerprint: keyFingerprint(publicKey) }, { joinMethod: req.join_method, tokenId: id });
-      ctx.audit.emit({ event: 'bot.join', success: true, bot_name: botName, bot_instance_id: identity.instance_id, generation: identity.generation, refresh: true, ...verdict.attributes, ...audit });
-      return { ...identity, renewable, ...(verdict.methodData ? { method_data: verdict.methodData } : {}) };
-    }
-    const { identity, tlsSerial } = await signBotIdentity(ctx, botName, newInstanceId, 1, publicKey, ttlMs);
-    const at = new Date(ctx.now()).toISOString();
-    const instance: BotInstance = {
-      kind: 'bot_instance',
-      version: 'v1',
-      metadata: { name: newInstanceId, expires: new Date(Date.parse(identity.expires) + INSTANCE_GRACE_MS).toISOString() },
-      // the bot as it is now: if it is removed and added again, this instance is not the new bot's
-      spec: { bot_name: botName, instance_id: newInstanceId, ...(access.bot.status?.uid ? { bot_uid: access.bot.status.uid } : {}) },
-      status: {
-        initial_authentication: { auth_at: at, join_method: req.join_method, join_token_name: id, ...(verdict.attributes ? { metadata: verdict.attributes } : {}) },
-        latest_authentication: { auth_at: at, join_method: req.join_method, generation: 1 },
-        generation: 1,
-        // confirmed by the instance's first request: until then a lost join answer may be retried
-        generation_confirmed: false,
-        public_key_fingerprint: sha256Hex(publicKey.spki),
-        credential_expires: identity.expires,
-        latest_heartbeats: [],
-      },
-    };
-    // one conditional write: the token is consumed if and only if the instance is created, and
-    // of concurrent joins with a single-use token exactly one commits
-    const committed = await ctx.backend.transact([
-      ...(consumeRevision !== undefined ? [{ op: 'delete' as const, key: tokenKey(id), revision: consumeRevision }] : []),
-      { op: 'create', key: instanceKey(botName, newInstanceId), value: JSON.stringify(instance), expires: Date.parse(instance.metadata.expires) },
-      ...(challenge?.ops() ?? []),
-    ]);
-    if (!committed) {
-      await challenge?.refuseIfUsed(ctx.backend);
-      throw new JoinRefusal('token already used');
-    }
-    challenge?.committed();
-    if (consumeRevision !== undefined) ctx.audit.emit({ event: 'token.use', success: true, bot_name: botName, ...audit });
-    ctx.audit.emit({ event: 'bot.join', success: true, bot_name: botName, bot_instance_id: newInstanceId, generation: 1, tls_serial: tlsSerial, ...verdict.attributes, ...audit });
+    const continues = verdict.refreshInstance ?? (!renewable && a.caller?.bot === botName);
+    const identity = continues ? await continueInstance(ctx, j, verdict) : await createInstance(ctx, j, verdict);
     return { ...identity, renewable, ...(verdict.methodData ? { method_data: verdict.methodData } : {}) };
   } catch (err) {
-    const { token_id: _id, ...rest } = audit;
-    refuse(ctx, err, 'bot.join', { ...(botName ? { bot_name: botName } : {}), ...rest, ...tokenRef(ctx, req, id, known.token) });
+    const { token_id: _id, ...rest } = a.audit;
+    const token = tokenRef(ctx, a.req, a.tokenId, known.token);
+    refuse(ctx, err, 'bot.join', { ...(botName ? { bot_name: botName } : {}), ...rest, ...token });
   }
 }
 
-/** The challenge a join answers, if its method uses one: authenticated and unexpired (no storage read). */
-function openJoinChallenge(ctx: AuthContext, req: JoinRequest, id: string): JoinChallenge | undefined {
-  if (!SERVER_METHODS.get(req.join_method)?.challenge) return undefined;
-  const challengeId = (req.payload as { challenge_id?: unknown } | undefined)?.challenge_id;
-  const claims = openChallenge(ctx.cas.challengeMac, challengeId, ctx.now());
-  if (claims.token_id !== id || claims.join_method !== req.join_method) throw new JoinRefusal('challenge was issued for another token');
-  return new JoinChallenge(challengeId as string, claims);
+/**
+ * A new instance: its identity is signed, then one conditional write creates the instance,
+ * consumes the token if the verdict says so (it is used up if and only if the instance is
+ * created: of concurrent joins with a single-use token exactly one commits) and spends the
+ * challenge.
+ */
+async function createInstance(ctx: AuthContext, j: Join, verdict: JoinVerdict): Promise<BotCredentialResponse> {
+  const { identity, tlsSerial } = await signBotIdentity(ctx, j.botName, j.newInstanceId, 1, j.publicKey, j.ttlMs);
+  const { item } = j.loaded;
+  const committed = await ctx.backend.transact([
+    ...(verdict.consumesToken ? [{ op: 'delete' as const, key: item.key, revision: item.revision }] : []),
+    createInstanceOp(ctx, {
+      botName: j.botName,
+      botUid: j.botUid,
+      instanceId: j.newInstanceId,
+      joinMethod: j.req.join_method,
+      tokenId: j.tokenId,
+      attributes: verdict.attributes,
+      keyFingerprint: j.fingerprint,
+      credentialExpires: identity.expires,
+    }),
+    ...(j.challenge?.ops() ?? []),
+  ]);
+  if (!committed) {
+    await j.challenge?.refuseIfUsed(ctx.backend);
+    throw new JoinRefusal('token already used');
+  }
+  j.challenge?.committed();
+  if (verdict.consumesToken) ctx.audit.emit({ event: 'token.use', success: true, bot_name: j.botName, ...j.audit });
+  ctx.audit.emit({
+    event: 'bot.join',
+    success: true,
+    bot_name: j.botName,
+    bot_instance_id: j.newInstanceId,
+    generation: 1,
+    tls_serial: tlsSerial,
+    ...verdict.attributes,
+    ...j.audit,
+  });
+  return identity;
+}
+
+/**
+ * A refresh: the caller's own instance moves to its next generation (the generation
+ * counter's rules apply as for a renewal), if it came from this method and token.
+ */
+async function continueInstance(ctx: AuthContext, j: Join, verdict: JoinVerdict): Promise<BotCredentialResponse> {
+  if (!j.caller) throw new JoinRefusal('refresh without a bot identity');
+  await j.challenge?.commitAlone(ctx.backend);
+  const origin = { remoteAddr: j.audit.remote_addr, keyFingerprint: j.fingerprint };
+  const identity = await refreshInstance(ctx, j.caller, j.publicKey, j.ttlMs, origin, sameMethodAndToken(j));
+  ctx.audit.emit({
+    event: 'bot.join',
+    success: true,
+    bot_name: j.botName,
+    bot_instance_id: identity.instance_id,
+    generation: identity.generation,
+    refresh: true,
+    ...verdict.attributes,
+    ...j.audit,
+  });
+  return identity;
+}
+
+/** A refresh join continues only an instance that joined with the same method and token. */
+function sameMethodAndToken(j: Join): ContinueCheck {
+  return async (first) => {
+    if (first.join_method !== j.req.join_method || first.join_token_name !== j.tokenId) {
+      throw new MwiError('RENEW_DENIED', 'this identity came from another join method or token; join without it');
+    }
+    return {};
+  };
 }

@@ -1,28 +1,10 @@
 import { createPublicKey } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname } from 'node:path';
+import { adminIdentityPath, type IdentityFile } from '../api/local.js';
 import { generateKeys } from '../crypto/keys.js';
-import { splitPemBundle } from '../crypto/pem.js';
 import { issueCertificate } from '../crypto/x509.js';
 import { mkdirPrivate, writeFileAtomic } from '../util/fs.js';
 import type { AuthContext } from './context.js';
-
-/** Where `mwi start` leaves what a local `tctl --data-dir` needs. */
-export function adminIdentityPath(dataDir: string): string {
-  return join(dataDir, 'admin', 'identity.json');
-}
-export function authInfoPath(dataDir: string): string {
-  return join(dataDir, 'auth.json');
-}
-
-/** The local admin identity file (JSON: cert, key, CA certs). Written 0600. */
-export interface IdentityFile {
-  cert: string;
-  key: string;
-  ca_certs: string[];
-  cluster_name: string;
-  expires: string;
-}
 
 /** Lifetime of the Auth Service's own TLS certificate. */
 const SERVER_TTL_MS = 7 * 24 * 3600 * 1000;
@@ -58,7 +40,7 @@ export async function writeAdminIdentity(ctx: AuthContext, dataDir: string): Pro
     cluster_name: ctx.cas.clusterName,
     expires: notAfter.toISOString(),
   };
-  mkdirPrivate(join(dataDir, 'admin'));
+  mkdirPrivate(dirname(adminIdentityPath(dataDir)));
   writeFileAtomic(adminIdentityPath(dataDir), JSON.stringify(file, null, 2));
 }
 
@@ -77,18 +59,4 @@ export async function issueServerCert(ctx: AuthContext, sans: { dns: string[]; i
     now: ctx.now(),
   });
   return { cert: `${certPem}${ctx.cas.tlsHost.certPem}`, key: keys.privateKeyPem };
-}
-
-/**
- * Reads an identity file: the JSON form `mwi start` writes, or the PEM form of tbot's `identity`
- * output (private key, SSH certificate, TLS certificate, then CA certificates).
- */
-export function readIdentityFile(path: string): IdentityFile | undefined {
-  if (!existsSync(path)) return undefined;
-  const text = readFileSync(path, 'utf8');
-  if (text.trimStart().startsWith('{')) return JSON.parse(text) as IdentityFile;
-  const key = /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]+?-----END [A-Z ]*PRIVATE KEY-----\n?/.exec(text)?.[0];
-  const certs = splitPemBundle(text);
-  if (!key || certs.length < 2) throw new Error('not an identity file (expected a private key, a certificate and CA certificates)');
-  return { key, cert: certs[0]!, ca_certs: certs.slice(1), cluster_name: '', expires: '' };
 }

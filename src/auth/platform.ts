@@ -1,27 +1,20 @@
-import { existsSync, readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { isMwiError } from '../errors.js';
-import { checkFetchUrl, fetchTransport, JwksCache, type OidcConfig } from '../join/jwt/jwks.js';
-import type { PlatformDeps } from '../join/types.js';
+import { checkFetchUrl } from '../join/jwt/jwks.js';
+import { createJoinHandlers, type JoinMethodOptions } from '../join/servers.js';
+import type { JoinHandler, ServerDeps } from '../join/types.js';
 import { key, type Backend } from '../storage/backend.js';
 
-export interface KubernetesConfig {
-  apiServer?: string | undefined;
-  caPath?: string | undefined;
-  tokenPath?: string | undefined;
-}
-
-const SA_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
-
-/** The Kubernetes API for `in_cluster` joins: mwi.yaml, else the pod's own environment. */
-function kubernetesApi(cfg: KubernetesConfig, env: NodeJS.ProcessEnv): PlatformDeps['kubernetes'] {
-  const apiServer = cfg.apiServer ?? (env.KUBERNETES_SERVICE_HOST ? `https://${env.KUBERNETES_SERVICE_HOST}:${env.KUBERNETES_SERVICE_PORT ?? '443'}` : undefined);
-  const tokenPath = cfg.tokenPath ?? `${SA_DIR}/token`;
-  if (!apiServer || !existsSync(tokenPath)) return undefined;
-  const caPath = cfg.caPath ?? `${SA_DIR}/ca.crt`;
-  checkFetchUrl(apiServer, 'kubernetes.api_server');
-  return { apiServer, token: readFileSync(tokenPath, 'utf8').trim(), ...(existsSync(caPath) ? { caPem: readFileSync(caPath, 'utf8') } : {}) };
+/** GET a JSON document with a timeout and a size cap. */
+async function fetchJson(url: string): Promise<unknown> {
+  checkFetchUrl(url, 'issuer');
+  const headers = { accept: 'application/json' };
+  const res = await fetch(url, { signal: AbortSignal.timeout(10_000), redirect: 'error', headers });
+  if (!res.ok) throw new Error(`GET ${url}: HTTP ${res.status}`);
+  const text = await res.text();
+  if (text.length > 1_000_000) throw new Error(`GET ${url}: answer too large`);
+  return JSON.parse(text);
 }
 
 function postJson(url: string, body: unknown, headers: Record<string, string>, caPem?: string): Promise<{ status: number; body: unknown }> {
@@ -49,12 +42,13 @@ function postJson(url: string, body: unknown, headers: Record<string, string>, c
   });
 }
 
-/** What platform-signed joins need, built once per Auth Service process. */
-export function platformDeps(backend: Backend, now: () => number, oidc: OidcConfig, k8s: KubernetesConfig, env: NodeJS.ProcessEnv = process.env): PlatformDeps {
+/** What every server half is built from: storage-backed replay markers, HTTP, the clock, the environment. */
+function serverDeps(backend: Backend, now: () => number, env: ServerDeps['env']): ServerDeps {
   return {
-    jwks: new JwksCache(fetchTransport, oidc, now),
+    now,
+    fetchJson,
     postJson,
-    kubernetes: kubernetesApi(k8s, env),
+    env,
     async markUsed(id, expiresAt) {
       try {
         await backend.create(key('jwt_used', id), '1', { expires: expiresAt });
@@ -65,4 +59,14 @@ export function platformDeps(backend: Backend, now: () => number, oidc: OidcConf
       }
     },
   };
+}
+
+/** The join methods' server halves for one Auth Service process, from their mwi.yaml sections. */
+export function joinHandlers(
+  backend: Backend,
+  now: () => number,
+  options: JoinMethodOptions,
+  env: ServerDeps['env'] = process.env,
+): ReadonlyMap<string, JoinHandler> {
+  return createJoinHandlers(serverDeps(backend, now, env), options);
 }

@@ -1,4 +1,4 @@
-import type { Role } from './resources.js';
+import type { Role } from '../api/resources.js';
 
 /**
  * The OpenSSH certificate extensions a bot's roles grant, decided as Teleport decides them for

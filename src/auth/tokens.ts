@@ -2,6 +2,13 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { sha256Hex } from '../crypto/keys.js';
 import { joinMethodInfo } from '../join/catalog.js';
 import { key } from '../storage/backend.js';
+import type { Token } from '../api/resources.js';
+
+/** Stored form of a token: the name of a `token`-method token is replaced by a hash. */
+export interface StoredToken extends Token {
+  /** sha256 hex of the secret, for `token`-method tokens only. */
+  secret_hash?: string;
+}
 
 /**
  * Storage id of a token. For methods whose token name is the secret, the id is derived from a

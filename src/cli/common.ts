@@ -2,9 +2,10 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { exitCodeFor, isMwiError, MwiError } from '../errors.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
+type Parsed<O extends Options> = ReturnType<typeof parseArgs<{ args: string[]; options: O; allowPositionals: boolean; strict: true }>>;
 
 /** parseArgs with errors that name the flag and exit 2. */
-export function parseFlags<O extends Options>(args: string[], options: O, allowPositionals = true) {
+export function parseFlags<O extends Options>(args: string[], options: O, allowPositionals = true): Parsed<O> {
   try {
     return parseArgs({ args, options, allowPositionals, strict: true });
   } catch (err) {

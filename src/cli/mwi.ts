@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
-import { DEFAULT_DATA_DIR, DEFAULT_LISTEN, loadAuthConfig, type AuthConfig } from '../auth/config.js';
+import { DEFAULT_DATA_DIR } from '../api/local.js';
+import { DEFAULT_LISTEN, loadAuthConfig, type AuthConfig } from '../auth/config.js';
 import { AuthServer } from '../auth/server.js';
 import { createLogger } from '../util/log.js';
 import { installProcessGuards } from '../util/process-guard.js';
@@ -38,7 +39,8 @@ function waitForStop(): Promise<string> {
 }
 
 async function serve(cfg: AuthConfig): Promise<AuthServer> {
-  return AuthServer.start({ dataDir: cfg.dataDir, listen: cfg.listen, clusterName: cfg.clusterName, storage: cfg.storage, tlsSans: cfg.tlsSans, oidc: cfg.oidc, kubernetes: cfg.kubernetes, connectionLimits: cfg.connectionLimits, audit: cfg.audit });
+  const { dataDir, listen, clusterName, storage, tlsSans, joinMethods, connectionLimits, audit } = cfg;
+  return AuthServer.start({ dataDir, listen, clusterName, storage, tlsSans, joinMethods, connectionLimits, audit });
 }
 
 /** One Auth Service process per worker: the port is shared (node:cluster), so is the storage. */

@@ -1,6 +1,6 @@
 import { createPublicKey } from 'node:crypto';
 import { DirectoryDestination } from '../agent/destinations/directory.js';
-import { readState, writeState } from '../agent/identity.js';
+import { readState, writeState } from '../agent/state.js';
 import { sshAuthorizedKey } from '../crypto/ssh.js';
 import { generateKeys } from '../crypto/keys.js';
 import { newStoredKey, type BoundKeypairState } from '../join/bound_keypair/client.js';

@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { MwiError } from '../errors.js';
+import type { BoundKeypairSpec } from '../join/bound_keypair/wire.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { VERSION } from '../version.js';
 import { parseFlags, runMain, usageError } from './common.js';
 import { bots } from './tctl/bots.js';
 import { locks } from './tctl/locks.js';
-import { listAll, list, need, OPTIONS, type Flags, type Row } from './tctl/shared.js';
+import { list, need, OPTIONS, type Flags } from './tctl/shared.js';
 import { tokens } from './tctl/tokens.js';
 import { adminClient } from './tctl/client.js';
 import { checkFormat, printResources } from './tctl/format.js';
@@ -54,35 +55,37 @@ async function main(): Promise<number | void> {
     return cmd || g.help ? 0 : 2;
   }
   if (cmd === 'version') return void print(`tctl v${VERSION}\n`);
-  const api = adminClient(g);
+  const admin = adminClient(g);
   try {
     const fmt = checkFormat(g.format, cmd === 'get' ? ['yaml', 'json', 'text'] : ['text', 'json'], cmd === 'get' ? 'yaml' : 'text') as 'text' | 'json';
     switch (cmd) {
       case 'status': {
-        const s = await api.call<Row>('GET', '/v1/admin/status');
+        const s = await admin.status();
         if (fmt === 'json') return void print(`${toJson(s)}\n`);
         print(`Cluster  ${cell(s.cluster_name)}\nVersion  ${cell(s.server_version)}\nCA pin   ${cell(s.ca_pin)}\n`);
         return;
       }
       case 'bots':
-        return await bots(api, sub, args, g, fmt);
+        return await bots(admin, sub, args, g, fmt);
       case 'tokens':
-        return await tokens(api, sub, args, g, fmt);
+        return await tokens(admin, sub, args, g, fmt);
       case 'locks':
-        return await locks(api, sub, args, g, fmt);
+        return await locks(admin, sub, args, g, fmt);
       case 'bound-keypair': {
         if (sub !== 'rotate') throw usageError('expected "tctl bound-keypair rotate TOKEN"');
         const name = need(args[0], 'TOKEN');
-        const t = await api.call<Row>('GET', `/v1/admin/resources/tokens/${encodeURIComponent(name)}`);
+        const t = await admin.get('token', name);
         if (t.spec.join_method !== 'bound_keypair') throw usageError(`token ${name} is not a bound_keypair token`);
-        t.spec.bound_keypair = { ...t.spec.bound_keypair, rotate_after: new Date().toISOString() };
-        await api.call('POST', '/v1/admin/resources', { resource: t, upsert: true });
+        // the Auth Service checked this spec when the token was written
+        const bk = t.spec.bound_keypair as BoundKeypairSpec | undefined;
+        t.spec.bound_keypair = { ...bk, rotate_after: new Date().toISOString() };
+        await admin.create(t, true);
         print(`token "${cell(name)}": the bound keypair rotates at the bot's next renewal\n`);
         return;
       }
       case 'create': {
         for (const resource of readResources(need(g.f, '-f'))) {
-          const out = await api.call<Row>('POST', '/v1/admin/resources', { resource, upsert: g.force === true });
+          const out = await admin.create(resource, g.force === true);
           print(`${cell(out.kind)} "${cell(out.name)}" has been ${g.force ? 'created or updated' : 'created'}\n`);
         }
         return;
@@ -91,22 +94,19 @@ async function main(): Promise<number | void> {
         // bot instances are named BOT/ID
         const [kind, ...rest] = need(sub, 'KIND').split('/');
         const name = rest.join('/');
-        const items = name
-          ? [await api.call<unknown>('GET', `/v1/admin/resources/${encodeURIComponent(kind!)}/${encodeURIComponent(name)}`)]
-          : await listAll<unknown>(api, kind!);
+        const items = name ? [await admin.get(kind!, name)] : await admin.listAll(kind!);
         printResources(items, fmt === 'text' ? 'yaml' : fmt);
         return;
       }
       case 'rm': {
         const [kind, name] = need(sub, 'KIND/NAME').split('/');
-        await api.call('DELETE', `/v1/admin/resources/${encodeURIComponent(kind!)}/${encodeURIComponent(need(name, 'KIND/NAME'))}`);
+        await admin.remove(kind!, need(name, 'KIND/NAME'));
         print(`${cell(kind)} "${cell(name)}" has been deleted\n`);
         return;
       }
       case 'ca': {
         if (sub !== 'export') throw usageError('expected "tctl ca export --type TYPE"');
-        const out = await api.call<{ text: string }>('GET', `/v1/admin/ca/${encodeURIComponent(need(g.type, '--type'))}`);
-        print(out.text);
+        print(await admin.exportCA(need(g.type, '--type')));
         return;
       }
       case 'auth': {
@@ -118,24 +118,24 @@ async function main(): Promise<number | void> {
         } catch (cause) {
           throw new MwiError('BAD_CONFIG', `cannot read ${file}`, { field: '--public-key', cause });
         }
-        const out = await api.call<{ ssh_cert: string }>('POST', '/v1/admin/sign/host', {
-          public_key: publicKey,
-          principals: list(need(g.host, '--host')),
-          ...(g.ttl ? { ttl: g.ttl } : {}),
-        });
-        if (g.out) writeFileAtomic(g.out, `${out.ssh_cert}\n`, 0o644);
-        else print(`${out.ssh_cert}\n`);
+        const principals = list(need(g.host, '--host')) ?? [];
+        const cert = await admin.signHost({ public_key: publicKey, principals, ...(g.ttl ? { ttl: g.ttl } : {}) });
+        if (g.out) writeFileAtomic(g.out, `${cert}\n`, 0o644);
+        else print(`${cert}\n`);
         return;
       }
       case 'audit': {
         if (sub !== 'ls') throw usageError('expected "tctl audit ls"');
-        const q = new URLSearchParams({ limit: g.limit ?? '50', ...(g.type ? { type: g.type } : {}) });
-        const events = await api.call<Row[]>('GET', `/v1/admin/audit?${q}`);
+        const events = await admin.audit({ limit: Number(g.limit ?? 50), ...(g.type ? { type: g.type } : {}) });
         if (fmt === 'json') return void print(`${toJson(events)}\n`);
         print(
           safeTable(
             ['Time', 'Event', 'OK', 'Bot', 'Instance', 'Detail'],
-            events.map((e) => [e.time, e.event, e.success ? 'yes' : 'NO', e.bot_name ?? '', e.bot_instance_id ?? '', e.reason ?? e.resource ?? e.join_method ?? '']),
+            events.map((e) => {
+              const detail = e.reason ?? e.resource ?? e.join_method ?? '';
+              const ok = e.success ? 'yes' : 'NO';
+              return [e.time ?? '', e.event, ok, e.bot_name ?? '', e.bot_instance_id ?? '', detail];
+            }),
           ),
         );
         return;
@@ -144,6 +144,6 @@ async function main(): Promise<number | void> {
         throw usageError(`unknown command ${JSON.stringify(cmd)} (see tctl --help)`);
     }
   } finally {
-    api.close();
+    admin.close();
   }
 }

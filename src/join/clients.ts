@@ -1,4 +1,4 @@
-import type { ClientJoinMethod } from './types.js';
+import type { ClientJoinMethod } from './client-types.js';
 import { tokenClient } from './token/client.js';
 import { boundKeypairClient } from './bound_keypair/client.js';
 import { githubClient } from './github/client.js';

@@ -1,16 +1,48 @@
+import type { z } from 'zod';
 import type { JoinRequest } from '../api/wire.js';
-import type { JwksCache } from './jwt/jwks.js';
+import { MwiError } from '../errors.js';
 
-/** What platform-signed methods need from the Auth Service, built once at startup. */
-export interface PlatformDeps {
-  jwks: JwksCache;
-  /** POST JSON (Kubernetes TokenReview); the transport is injectable for tests. */
-  postJson(url: string, body: unknown, headers: Record<string, string>, caPem?: string): Promise<{ status: number; body: unknown }>;
-  /** The Kubernetes API the Auth Service runs in, for `in_cluster` (from mwi.yaml or the pod env). */
-  kubernetes?: { apiServer: string; caPem?: string; token: string } | undefined;
-  /** Marks an identity token used until `expiresAt`; false if it was already used (a replay). */
+/**
+ * What the Auth Service gives every server half at startup: nothing method-specific (a method's
+ * own settings come from its mwi.yaml section, see ServerSection).
+ */
+export interface ServerDeps {
+  /** The Auth Service's clock (epoch ms). */
+  now(): number;
+  /**
+   * Marks an identity token used until `expiresAt` (epoch ms); false if it already was (a replay).
+   * Kept in storage, so every worker and replica sees it.
+   */
   markUsed(id: string, expiresAt: number): Promise<boolean>;
+  /** GET a JSON document (https only, except loopback). */
+  fetchJson(url: string): Promise<unknown>;
+  /** POST JSON (e.g. a Kubernetes TokenReview), trusting `caPem` if given. */
+  postJson(
+    url: string,
+    body: unknown,
+    headers: Record<string, string>,
+    caPem?: string,
+  ): Promise<{ status: number; body: unknown }>;
+  /** The process environment (e.g. the pod's Kubernetes service); tests pass their own. */
+  env: Readonly<Record<string, string | undefined>>;
 }
+
+/**
+ * A top-level mwi.yaml section that configures server halves (`oidc`: every JWT method). The
+ * Auth Service validates it with the rest of mwi.yaml, and builds its value once per process for
+ * every method that reads it.
+ */
+export interface ServerSection<O = unknown, T = unknown> {
+  /** Its key in mwi.yaml. */
+  readonly key: string;
+  /** Validates the section as written in mwi.yaml and turns it into options; an absent one gets the defaults. */
+  readonly schema: z.ZodType<O, z.ZodTypeDef, unknown>;
+  /** What the methods that read the section share (e.g. one JWKS cache). */
+  build(options: O, deps: ServerDeps): T;
+}
+
+/** The value of a section the method declared in `sections`. */
+export type SectionReader = <T>(section: ServerSection<unknown, T>) => T;
 
 /** What a server half sees of the token being joined with. */
 export interface JoinTokenView {
@@ -30,6 +62,16 @@ export interface CallerIdentity {
   generation: number;
 }
 
+/** What a join may learn of an existing bot instance of its bot. */
+export interface InstanceState {
+  /** Its credential is unexpired. */
+  live: boolean;
+  /** It was used after it was issued. */
+  used: boolean;
+  /** Its latest identity certifies the public key this join asks to certify (a retried join repeats its key). */
+  sameKey: boolean;
+}
+
 export interface ServerJoinContext {
   request: JoinRequest;
   token: JoinTokenView;
@@ -41,40 +83,25 @@ export interface ServerJoinContext {
   caller: CallerIdentity | undefined;
   /**
    * The `store` data of the challenge this join answers (authenticated by the Auth Service, not
-   * secret: it travels with the challenge id), for methods with a challenge step.
+   * secret: it travels with the challenge id), for methods with a challenge step. The challenge
+   * is single use: it is spent by the first conditional write that records the join's outcome
+   * (the token's status, or the bot instance), so a refused join writes nothing, and a second join
+   * with an accepted challenge is refused.
    */
   challenge: Readonly<Record<string, unknown>> | undefined;
-  /**
-   * Declares that the caller's proof of that challenge verified (single use). The challenge is
-   * then marked used in the same conditional write that records the join's outcome (the token's
-   * status, or the new bot instance): a refused join writes nothing, and a second join with an
-   * accepted challenge is refused. The Auth Service refuses a join whose method did not call it.
-   */
-  consumeChallenge(): Promise<void>;
-  /**
-   * Consumes the token: it is deleted in the same conditional write that creates the bot
-   * instance, so it is used up if and only if this join succeeds, and of concurrent joins exactly
-   * one commits (the others are refused as "token already used").
-   */
-  consumeToken(): void;
   /**
    * Computes the token's next status from its current one and writes it with one conditional
    * write, re-reading and re-running `decide` if another join changed it meanwhile. The bot
    * instances `decide` names in `end` are deleted in that same write, each only if it is still
    * as `instanceStatus` last saw it (a replaced instance that was used meanwhile makes the write
-   * fail and `decide` run again on what is stored now).
+   * fail and `decide` run again on what is stored now). Call it only once the caller's proof
+   * verified: the write spends the challenge.
    */
   updateTokenStatus(decide: (status: Readonly<Record<string, unknown>>) => Promise<TokenStatusUpdate>): Promise<void>;
-  /**
-   * A bot instance of this bot: whether its credential is unexpired (`live`), whether it was
-   * ever used after it was issued (`used`), and whether its latest identity certifies the public
-   * key this join asks to certify (`sameKey`: a retried join repeats its key). Undefined if it no
-   * longer exists.
-   */
-  instanceStatus(instanceId: string): Promise<{ live: boolean; used: boolean; sameKey: boolean } | undefined>;
+  /** A bot instance of this bot, undefined if it no longer exists. */
+  instanceStatus(instanceId: string): Promise<InstanceState | undefined>;
   /** Locks the join token (a key or state was used from two places) and audits it. */
   lockToken(reason: string): Promise<void>;
-  platform: PlatformDeps;
   /** Signs / verifies documents with the Auth Service's join-state key. */
   signState(claims: Record<string, unknown>): Promise<string>;
   verifyState(doc: string): Promise<Record<string, unknown> | undefined>;
@@ -86,8 +113,14 @@ export interface TokenStatusUpdate {
   end?: string[];
 }
 
-/** What a server half decided. */
-export interface ServerJoinResult {
+/** What a server half decided about a join it accepts (it refuses one by throwing a JoinRefusal). */
+export interface JoinVerdict {
+  /**
+   * The join uses the token up: it is deleted in the same conditional write that creates the bot
+   * instance, so it is used up if and only if this join succeeds, and of concurrent joins exactly
+   * one commits (the others are refused as "token already used").
+   */
+  consumesToken?: boolean;
   /** Verified attributes, recorded on the bot instance and in the audit log. */
   attributes?: Record<string, unknown>;
   /** Continue this existing instance (a refresh) instead of creating `newInstanceId`. */
@@ -105,21 +138,35 @@ export interface ChallengeContext {
 }
 
 /**
- * Server half of a join method: `verify` either returns what it verified or throws a
- * JoinRefusal whose reason goes only to the audit log. Methods with a challenge-response step
- * also implement `challenge`.
+ * Server half of a join method, as servers.ts registers it: what token creation needs, the
+ * mwi.yaml sections it reads, and how the Auth Service builds its JoinHandler at startup.
  */
 export interface ServerJoinMethod {
   readonly name: string;
+  /** The mwi.yaml sections `create` reads. */
+  readonly sections?: readonly ServerSection[];
+  /** Validates and normalizes a token spec at creation (hash secrets, generate what is missing). */
+  prepareToken?(
+    spec: Record<string, unknown>,
+    now: number,
+    previous?: Record<string, unknown>,
+  ): { spec: Record<string, unknown>; shownOnce?: Record<string, string> };
+  create(deps: ServerDeps, section: SectionReader): JoinHandler;
+}
+
+/**
+ * A server half as one Auth Service process runs it: `verify` either returns its verdict or
+ * throws a JoinRefusal whose reason goes only to the audit log. Methods with a
+ * challenge-response step also implement `challenge`.
+ */
+export interface JoinHandler {
   /**
    * Issues a challenge: `send` goes to tbot; `store` comes back to `verify` as `ctx.challenge`
    * (sealed into the challenge id, so the caller can read it but not change it). Called with an
    * empty token view (no spec, no status) to make the decoy for an unusable token.
    */
   challenge?(ctx: ChallengeContext): Promise<{ send: Record<string, unknown>; store: Record<string, unknown> }>;
-  verify(ctx: ServerJoinContext): Promise<ServerJoinResult>;
-  /** Validates and normalizes a token spec at creation (hash secrets, generate what is missing). */
-  prepareToken?(spec: Record<string, unknown>, now: number, previous?: Record<string, unknown>): { spec: Record<string, unknown>; shownOnce?: Record<string, string> };
+  verify(ctx: ServerJoinContext): Promise<JoinVerdict>;
   /** Extra data for a renewal answer (e.g. that a key rotation is due). */
   renewHints?(token: JoinTokenView, now: number): Record<string, unknown>;
   /**
@@ -129,38 +176,18 @@ export interface ServerJoinMethod {
   renewRefusal?(token: JoinTokenView, instanceId: string): string | undefined;
 }
 
-/** Method-private state tbot keeps in its storage across runs. */
-export interface ClientStateStore {
-  read(): Record<string, unknown>;
-  write(state: Record<string, unknown>): Promise<void>;
-}
+/** What a refused join tells the caller unless its refusal says more. */
+const REFUSED =
+  'the join was refused (the token is unknown, expired, already used or not valid for this request); ' +
+  'the Auth Service audit log has the reason';
 
-export interface ClientJoinContext {
-  token: string;
-  /** The method's own onboarding options (e.g. onboarding.bound_keypair). */
-  options: Readonly<Record<string, unknown>>;
-  state: ClientStateStore;
-  /** The cluster name (the audience platform tokens must carry), asked of the Auth Service. */
-  clusterName(): Promise<string>;
-  /** POST /v1/join/challenge with this method-specific payload. */
-  challenge(payload: unknown): Promise<Record<string, unknown>>;
-  log: { info(msg: string, fields?: Record<string, unknown>): void; warn(msg: string, fields?: Record<string, unknown>): void };
-}
-
-/** Client half: builds the method's payload, and takes what the server returned. */
-export interface ClientJoinMethod {
-  readonly name: string;
-  payload(ctx: ClientJoinContext): Promise<unknown>;
-  afterJoin?(ctx: ClientJoinContext, methodData: Record<string, unknown> | undefined): Promise<void>;
-}
-
-/** A refusal with an internal reason (audit/log only) and the public message the caller gets. */
-export class JoinRefusal extends Error {
-  constructor(
-    readonly reason: string,
-    readonly publicMessage = 'the join was refused (the token is unknown, expired, already used or not valid for this request); the Auth Service audit log has the reason',
-  ) {
-    super(reason);
+/**
+ * A refused join: `JOIN_DENIED` with the public message the caller gets, and the internal reason
+ * as its `detail` (audit log only, never sent).
+ */
+export class JoinRefusal extends MwiError {
+  constructor(reason: string, publicMessage = REFUSED) {
+    super('JOIN_DENIED', publicMessage, { detail: reason });
     this.name = 'JoinRefusal';
   }
 }

@@ -52,9 +52,10 @@ export interface Backend {
   watch(prefix: string, fn: (event: WatchEvent) => void): () => void;
   /**
    * Reclaims space held by expired items (reads already ignore them); resolves to how many were
-   * removed. Runs in small steps: other work goes on meanwhile.
+   * removed. Runs in small steps: other work goes on meanwhile. Once `signal` fires it stops
+   * between two steps and resolves to what it removed so far; the next call takes up the rest.
    */
-  purgeExpired?(): Promise<number>;
+  purgeExpired(signal?: AbortSignal): Promise<number>;
   close(): Promise<void>;
 }
 

@@ -76,7 +76,9 @@ export class MemoryBackend implements Backend {
     return out;
   }
 
-  async purgeExpired(): Promise<number> {
+  /** One step (a pass over the map, no I/O): a signal that already fired stops it before it starts. */
+  async purgeExpired(signal?: AbortSignal): Promise<number> {
+    if (signal?.aborted) return 0;
     let removed = 0;
     for (const [k, item] of this.items) {
       if (item.expires !== undefined && item.expires <= this.now()) {

@@ -6,9 +6,10 @@ import { SqliteBackend } from './sqlite.js';
 
 /**
  * Opens the backend named by `--storage`: empty or `sqlite` (the file `mwi.db` under the data
- * dir), `sqlite:///abs/path.db`, or `memory://`.
+ * dir), `sqlite:///abs/path.db`, or `memory://`. Asynchronous because a network backend connects
+ * before it can answer; an unsupported spec rejects with BAD_CONFIG naming `storage`.
  */
-export function openBackend(spec: string | undefined, dataDir: string): Backend {
+export async function openBackend(spec: string | undefined, dataDir: string): Promise<Backend> {
   if (!spec || spec === 'sqlite') return new SqliteBackend(join(dataDir, 'mwi.db'));
   if (spec.startsWith('sqlite://')) return new SqliteBackend(spec.slice('sqlite://'.length));
   if (spec === 'memory://' || spec === 'memory') return new MemoryBackend();

@@ -43,7 +43,7 @@ const WAL_TRUNCATE_BYTES = WAL_MAX_BYTES / 4;
 /** WAL size past which the checkpointer retries a busy TRUNCATE at once, backoff or not. */
 const WAL_FORCE_BYTES = WAL_MAX_BYTES / 2;
 /** Rows one purge step deletes before it lets other work run. */
-const PURGE_BATCH = 250;
+export const PURGE_BATCH = 250;
 /** Most writes one group commit takes; the rest go into the next. */
 const MAX_BATCH = 256;
 
@@ -332,13 +332,14 @@ export class SqliteBackend implements Backend {
    * Removes expired rows and old change-log entries; reads already ignore them, this only
    * reclaims space. Works in batches of PURGE_BATCH rows, each its own short transaction, and
    * yields to the event loop between them (finding 6 of issue #9: one DELETE of every expired
-   * challenge stalled every request for as long as it ran). Resolves to the rows removed.
+   * challenge stalled every request for as long as it ran). Resolves to the rows removed; stops
+   * between two batches once `signal` fires or the backend is closing.
    */
-  async purgeExpired(): Promise<number> {
+  async purgeExpired(signal?: AbortSignal): Promise<number> {
     const cutoff = this.now() - CHANGES_KEPT_MS;
-    while ((await this.purgeTurn()) && this.stmts.pruneChanges.run(PURGE_BATCH, cutoff).changes === PURGE_BATCH);
+    while ((await this.purgeTurn(signal)) && this.stmts.pruneChanges.run(PURGE_BATCH, cutoff).changes === PURGE_BATCH);
     let removed = 0;
-    while (await this.purgeTurn()) {
+    while (await this.purgeTurn(signal)) {
       const n = this.stmts.purge.run(this.now(), PURGE_BATCH).changes;
       removed += n;
       if (n < PURGE_BATCH) break;
@@ -346,11 +347,11 @@ export class SqliteBackend implements Backend {
     return removed;
   }
 
-  /** Lets other work run; false once closing. Waits while the checkpointer holds writes. */
-  private async purgeTurn(): Promise<boolean> {
+  /** Lets other work run; false once closing or aborted. Waits while the checkpointer holds writes. */
+  private async purgeTurn(signal: AbortSignal | undefined): Promise<boolean> {
     do await new Promise<void>((r) => (this.writesHeld ? setTimeout(r, 10) : setImmediate(r)));
-    while (this.writesHeld && !this.closing);
-    return this.db.open && !this.closing;
+    while (this.writesHeld && !this.closing && !signal?.aborted);
+    return this.db.open && !this.closing && !signal?.aborted;
   }
 
   async close(): Promise<void> {

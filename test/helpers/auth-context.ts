@@ -8,12 +8,13 @@ import { FileAuditLog } from '../../src/auth/audit.js';
 import { loadAuthorities } from '../../src/auth/authorities.js';
 import { ResourceCache } from '../../src/auth/cache.js';
 import type { AuthContext } from '../../src/auth/context.js';
-import type { Bot, Role } from '../../src/auth/resources.js';
+import type { Bot, Role } from '../../src/api/resources.js';
 import { openLockCache } from '../../src/auth/access.js';
 import { MemoryBackend } from '../../src/storage/memory.js';
-import { platformDeps, type KubernetesConfig } from '../../src/auth/platform.js';
+import { joinHandlers } from '../../src/auth/platform.js';
 import type { OidcConfig } from '../../src/join/jwt/jwks.js';
-import { fakeClock, type FakeClock } from './backend-conformance.js';
+import type { KubernetesConfig } from '../../src/join/kubernetes/server.js';
+import { fakeClock, type FakeClock } from './clock.js';
 
 /** An in-process Auth Service core on the memory backend with a fake clock. */
 export async function testContext(oidc: OidcConfig = {}, k8s: KubernetesConfig = {}): Promise<{ ctx: AuthContext; admin: AdminApi; clock: FakeClock; auditPath: string }> {
@@ -28,7 +29,8 @@ export async function testContext(oidc: OidcConfig = {}, k8s: KubernetesConfig =
     roles: await ResourceCache.open<Role>(backend, '/roles/'),
     bots: await ResourceCache.open<Bot>(backend, '/bots/'),
     locks: await openLockCache(backend),
-    platform: platformDeps(backend, clock.now, oidc, k8s, {}),
+    // the environment is the test's: no Kubernetes service account is found by accident
+    methods: joinHandlers(backend, clock.now, { oidc, kubernetes: k8s }, {}),
   };
   return { ctx, admin: new AdminApi(ctx), clock, auditPath };
 }

@@ -2,16 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isMwiError } from '../../src/errors.js';
 import type { Backend, WatchEvent } from '../../src/storage/backend.js';
-
-export interface FakeClock {
-  now: () => number;
-  advance: (ms: number) => void;
-}
-
-export function fakeClock(start = 1_800_000_000_000): FakeClock {
-  let t = start;
-  return { now: () => t, advance: (ms) => void (t += ms) };
-}
+import { fakeClock, type FakeClock } from './clock.js';
 
 /**
  * The one conformance suite every storage backend must pass. `open` returns a fresh, empty
@@ -105,6 +96,18 @@ export function backendConformance(name: string, open: (clock: FakeClock) => Pro
       assert.deepEqual((await b.range('/')).map((i) => i.key), ['/forever', '/live']);
       await b.create('/x/1', 'again');
       assert.equal((await b.get('/x/1'))?.value, 'again');
+    }));
+
+    it('purgeExpired stops when its signal fires; the next call takes up the rest', withBackend(async (b, clock) => {
+      await Promise.all(Array.from({ length: 1234 }, (_, i) => b.put(`/x/${i}`, 'x', { expires: clock.now() + 1000 })));
+      clock.advance(1001);
+      assert.equal(await b.purgeExpired(AbortSignal.abort()), 0, 'a signal that already fired removes nothing');
+      const stop = new AbortController();
+      const first = b.purgeExpired(stop.signal);
+      stop.abort();
+      const rest = await b.purgeExpired();
+      assert.equal((await first) + rest, 1234, 'each item removed once, by one call or the other');
+      assert.equal(await b.purgeExpired(), 0);
     }));
 
     it('watch reports puts and deletes under its prefix only', withBackend(async (b) => {

@@ -1,9 +1,9 @@
 import type { Claims } from '../../src/auth/claims.js';
 import { handleChallenge, handleJoin } from '../../src/auth/join.js';
-import type { IdentityResponse } from '../../src/api/wire.js';
+import type { BotCredentialResponse } from '../../src/api/wire.js';
 import { generateKeys } from '../../src/crypto/keys.js';
 import { boundKeypairClient, type BoundKeypairState } from '../../src/join/bound_keypair/client.js';
-import type { ClientJoinContext } from '../../src/join/types.js';
+import type { ClientJoinContext } from '../../src/join/client-types.js';
 import type { testContext } from './auth-context.js';
 
 type T = Awaited<ReturnType<typeof testContext>>;
@@ -25,7 +25,7 @@ export function bkClient(t: T, token: string, options: Record<string, unknown> =
     log: { info: () => {}, warn: () => {} },
   };
   /** The join request itself; `pub` is the TLS key to certify (a retry repeats tbot's pending key). */
-  const send = async (pub: string | undefined, caller?: Claims): Promise<IdentityResponse> => {
+  const send = async (pub: string | undefined, caller?: Claims): Promise<BotCredentialResponse> => {
     const payload = await boundKeypairClient.payload(ctx);
     pub ??= (await generateKeys('ec-p256')).publicKeyPem;
     return handleJoin(t.ctx, { token, join_method: 'bound_keypair', public_key: pub, ttl_seconds: 60, payload }, remoteAddr, caller);

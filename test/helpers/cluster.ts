@@ -1,14 +1,14 @@
-import type { ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cli, exited, spawnCli, tempDir, waitFor, type RunResult } from './procs.js';
+import { launchAuth } from './launch-auth.js';
+import { cli, type CliProcess, type RunResult } from './procs.js';
 
 export interface TestCluster {
   dir: string;
   dataDir: string;
   addr: string;
   caPin: string;
-  proc: ChildProcess & { out: () => string };
+  readonly proc: CliProcess;
   tctl(args: string[]): Promise<RunResult>;
   /** tctl that must succeed; returns stdout. */
   tctlOk(args: string[]): Promise<string>;
@@ -24,45 +24,29 @@ export interface TestCluster {
 }
 
 /** Starts a real `mwi start` on 127.0.0.1:0 with SQLite in a temp dir. */
-async function launch(dataDir: string, listen: string, name: string, config?: string, extra: string[] = []) {
-  const proc = spawnCli('mwi', ['start', ...(config ? ['-c', config] : []), '--data-dir', dataDir, '--listen', listen, '--cluster-name', name, ...extra]);
-  const m = await waitFor('mwi start', () => {
-    if (proc.exitCode !== null) throw new Error(`mwi start exited: ${proc.out()}`);
-    return /listening on (\S+)(?: \(\d+ workers\))?\nCA pin: (sha256:[0-9a-f]{64})/.exec(proc.out());
-  });
-  return { proc, addr: m[1]!, caPin: m[2]! };
-}
-
 export async function startCluster(name = 'test-cluster', mwiYaml?: string, extraArgs: string[] = []): Promise<TestCluster> {
-  const tmp = tempDir('cluster');
-  const dataDir = join(tmp.path, 'auth');
-  const config = mwiYaml ? join(tmp.path, 'mwi.yaml') : undefined;
-  if (config) writeFileSync(config, mwiYaml!);
-  let { proc, addr, caPin } = await launch(dataDir, '127.0.0.1:0', name, config, extraArgs);
+  const auth = await launchAuth({ clusterName: name, mwiYaml, args: extraArgs });
+  const { dir, dataDir } = auth;
   const tctl = (args: string[]) => cli('tctl', ['--data-dir', dataDir, ...args]);
   const tctlOk = async (args: string[]) => {
     const r = await tctl(args);
     if (r.code !== 0) throw new Error(`tctl ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
     return r.stdout;
   };
-  const cluster: TestCluster = {
-    dir: tmp.path,
+  return {
+    dir,
     dataDir,
-    addr,
-    caPin,
-    proc,
-    async halt() {
-      proc.kill('SIGTERM');
-      await exited(proc);
+    addr: auth.addr,
+    caPin: auth.caPin,
+    get proc() {
+      return auth.proc;
     },
-    async resume() {
-      ({ proc } = await launch(dataDir, addr, name, config, extraArgs));
-      cluster.proc = proc;
-    },
+    halt: auth.halt,
+    resume: auth.restart,
     tctl,
     tctlOk,
     async addBot(bot, logins, opts = {}) {
-      const role = join(tmp.path, `role-${bot}.yaml`);
+      const role = join(dir, `role-${bot}.yaml`);
       writeFileSync(
         role,
         `kind: role\nversion: v7\nmetadata: { name: ${bot}-role }\nspec:\n  options: { ${opts.roleTtl ? `max_session_ttl: ${opts.roleTtl}` : ''} }\n  allow:\n    logins: ${JSON.stringify(logins)}\n`,
@@ -77,15 +61,8 @@ export async function startCluster(name = 'test-cluster', mwiYaml?: string, extr
       const events = `${read('events.log')}${read('refusals.log')}`.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>);
       return events.sort((x, y) => (String(x.time) < String(y.time) ? -1 : String(x.time) > String(y.time) ? 1 : 0));
     },
-    async stop() {
-      if (proc.exitCode === null) {
-        proc.kill('SIGTERM');
-        await exited(proc);
-      }
-      tmp.cleanup();
-    },
+    stop: auth.stop,
   };
-  return cluster;
 }
 
 /** Common tbot flags for a cluster. */

@@ -36,14 +36,20 @@ export function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv
   });
 }
 
+type Cli = 'mwi' | 'tctl' | 'tbot';
+
 /** Runs one of mwi's CLIs (mwi, tctl, tbot) from the build. */
-export function cli(name: 'mwi' | 'tctl' | 'tbot', args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<RunResult> {
+export function cli(name: Cli, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}) {
   return run(process.execPath, [join(CLI_DIR, `${name}.js`), ...args], opts);
 }
 
-/** Starts a long-running CLI; output is collected for assertions. */
-export function spawnCli(name: 'mwi' | 'tctl' | 'tbot', args: string[], env?: NodeJS.ProcessEnv): ChildProcess & { out: () => string } {
-  const child = spawn(process.execPath, [join(CLI_DIR, `${name}.js`), ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+/** A long-running CLI; `out()` is everything it wrote so far, stdout and stderr. */
+export type CliProcess = ChildProcess & { out: () => string };
+
+/** Starts a long-running CLI (with `nodeArgs` for Node.js itself); output is collected for assertions. */
+export function spawnCli(name: Cli, args: string[], env?: NodeJS.ProcessEnv, nodeArgs: string[] = []): CliProcess {
+  const argv = [...nodeArgs, join(CLI_DIR, `${name}.js`), ...args];
+  const child = spawn(process.execPath, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { Agent, request } from 'node:https';
 import { after, before, describe, it } from 'node:test';
 import { ApiClient, discoverCA, parseAddr } from '../../src/api/client.js';
-import { AUTH_SERVER_NAME, PATHS, type IdentityResponse } from '../../src/api/wire.js';
+import { AUTH_SERVER_NAME, PATHS, type BotCredentialResponse } from '../../src/api/wire.js';
 import { generateKeys, type PemKeyPair } from '../../src/crypto/keys.js';
 import { startCluster, type TestCluster } from '../helpers/cluster.js';
 
@@ -36,12 +36,12 @@ describe('a renewal answered on a connection: the connection carries the new ide
   after(async () => cluster?.stop());
 
   /** A new bot, joined once: its generation-1 identity and key. */
-  async function newBot(name: string): Promise<{ g1: IdentityResponse; k1: PemKeyPair }> {
+  async function newBot(name: string): Promise<{ g1: BotCredentialResponse; k1: PemKeyPair }> {
     const token = await cluster.addBot(name, ['deploy']);
     const k1 = await generateKeys('ec-p256');
     const api = new ApiClient({ addrs: [cluster.addr], tls: { ca } });
     try {
-      return { g1: await api.call<IdentityResponse>('POST', PATHS.join, { token, join_method: 'token', public_key: k1.publicKeyPem }), k1 };
+      return { g1: await api.call<BotCredentialResponse>('POST', PATHS.join, { token, join_method: 'token', public_key: k1.publicKeyPem }), k1 };
     } finally {
       api.close();
     }
@@ -105,13 +105,13 @@ describe('a renewal answered on a connection: the connection carries the new ide
       const k = await generateKeys('ec-p256');
       await Promise.all([api.call('POST', PATHS.certs, { public_key: k.publicKeyPem }), api.call('POST', PATHS.certs, { public_key: k.publicKeyPem })]);
       const k2 = await generateKeys('ec-p256');
-      const g2 = await api.call<IdentityResponse>('POST', PATHS.renew, { public_key: k2.publicKeyPem }, { rekey: (r) => ({ ca: r.tls_ca_certs, cert: r.tls_cert, key: k2.privateKeyPem }) });
+      const g2 = await api.call<BotCredentialResponse>('POST', PATHS.renew, { public_key: k2.publicKeyPem }, { rekey: (r) => ({ ca: r.tls_ca_certs, cert: r.tls_cert, key: k2.privateKeyPem }) });
       assert.equal(g2.generation, 2);
       // were the other generation-1 connection still open, one of these could land on it and be
       // taken for a copy; all of them pass, and generation 2 is confirmed in use
       await Promise.all(Array.from({ length: 4 }, () => api.call('POST', PATHS.certs, { public_key: k.publicKeyPem })));
       const k3 = await generateKeys('ec-p256');
-      const g3 = await api.call<IdentityResponse>('POST', PATHS.renew, { public_key: k3.publicKeyPem }, { rekey: (r) => ({ ca: r.tls_ca_certs, cert: r.tls_cert, key: k3.privateKeyPem }) });
+      const g3 = await api.call<BotCredentialResponse>('POST', PATHS.renew, { public_key: k3.publicKeyPem }, { rekey: (r) => ({ ca: r.tls_ca_certs, cert: r.tls_cert, key: k3.privateKeyPem }) });
       assert.equal(g3.generation, 3);
     } finally {
       api.close();

@@ -4,10 +4,10 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startCluster, tbotFlags, type TestCluster } from '../helpers/cluster.js';
 import { cli } from '../helpers/procs.js';
+import { AdminClient } from '../../src/api/admin-client.js';
 import { ApiClient } from '../../src/api/client.js';
+import { readIdentityFile } from '../../src/api/local.js';
 import { NEXT_PAGE_HEADER } from '../../src/api/wire.js';
-import { readIdentityFile } from '../../src/auth/local-identity.js';
-import { pages } from '../../src/cli/tctl/shared.js';
 
 describe('tctl against a real Auth Service', () => {
   let c: TestCluster;
@@ -19,6 +19,7 @@ describe('tctl against a real Auth Service', () => {
   it('listings page through the real Auth Service: every item once, in order, the next page token in a header', async () => {
     const id = readIdentityFile(join(c.dataDir, 'admin', 'identity.json'))!;
     const api = new ApiClient({ addrs: [c.addr], tls: { ca: id.ca_certs, cert: id.cert, key: id.key } });
+    const admin = new AdminClient(api);
     try {
       const names = Array.from({ length: 12 }, (_, i) => `paged-${String(i).padStart(2, '0')}`);
       for (const name of names) await api.call('POST', '/v1/admin/resources', { resource: { kind: 'role', metadata: { name }, spec: {} } });
@@ -28,7 +29,7 @@ describe('tctl against a real Auth Service', () => {
       assert.ok(first.next);
       const sizes: number[] = [];
       const seen: string[] = [];
-      for await (const items of pages<{ metadata: { name: string } }>(api, 'roles', { limit: '5' })) {
+      for await (const items of admin.pages('roles', { limit: 5 })) {
         sizes.push(items.length);
         seen.push(...items.map((r) => r.metadata.name));
       }
@@ -37,7 +38,7 @@ describe('tctl against a real Auth Service', () => {
       assert.equal(new Set(seen).size, seen.length, 'each once');
       assert.deepEqual(seen.filter((n) => n.startsWith('paged-')), names);
     } finally {
-      api.close();
+      admin.close();
     }
   });
 

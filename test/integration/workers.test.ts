@@ -6,7 +6,7 @@ import { cli, exited, spawnCli, waitFor } from '../helpers/procs.js';
 import { tokenId } from '../../src/auth/tokens.js';
 import { ApiClient } from '../../src/api/client.js';
 import { PATHS } from '../../src/api/wire.js';
-import { readIdentityFile } from '../../src/auth/local-identity.js';
+import { readIdentityFile } from '../../src/api/local.js';
 import { generateKeys } from '../../src/crypto/keys.js';
 
 /** mwi start --workers 2: two Auth Service processes on one port and one SQLite file. */

@@ -4,7 +4,8 @@ import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { adminIdentityPath, writeAdminIdentity, type IdentityFile } from '../../src/auth/local-identity.js';
+import { adminIdentityPath, type IdentityFile } from '../../src/api/local.js';
+import { writeAdminIdentity } from '../../src/auth/local-identity.js';
 import { testContext } from '../helpers/auth-context.js';
 import { startCluster, type TestCluster } from '../helpers/cluster.js';
 

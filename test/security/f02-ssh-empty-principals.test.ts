@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
 import { botAccess } from '../../src/auth/access.js';
 import { signOutputCerts } from '../../src/auth/issue.js';
-import { roleSchema, validateResource } from '../../src/auth/resources.js';
+import { roleSchema, validateResource } from '../../src/api/resources.js';
 import { parseClientKey } from '../../src/crypto/keys.js';
 import { testContext } from '../helpers/auth-context.js';
 import { signSshCertificate, sshPublicKeyBlob } from '../../src/crypto/ssh.js';

@@ -4,8 +4,8 @@ import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ApiClient } from '../../src/api/client.js';
-import { PATHS, type IdentityResponse } from '../../src/api/wire.js';
-import type { BotState } from '../../src/agent/identity.js';
+import { PATHS, type BotCredentialResponse } from '../../src/api/wire.js';
+import type { BotState } from '../../src/agent/state.js';
 import { generateKeys } from '../../src/crypto/keys.js';
 import { isMwiError } from '../../src/errors.js';
 import { startCluster, tbotFlags, type TestCluster } from '../helpers/cluster.js';
@@ -39,7 +39,7 @@ describe('finding 4: a copied identity cannot renew once without being noticed',
     assert.equal(copy.identity!.generation, 1);
     const attackerKey = await generateKeys('ec-p256');
     const api = clientOf(cluster, copy);
-    const stolen = await api.call<IdentityResponse>('POST', PATHS.renew, { public_key: attackerKey.publicKeyPem, ttl_seconds: 3600 });
+    const stolen = await api.call<BotCredentialResponse>('POST', PATHS.renew, { public_key: attackerKey.publicKeyPem, ttl_seconds: 3600 });
     api.close();
     assert.equal(stolen.generation, 2);
 
@@ -78,7 +78,7 @@ describe('finding 4: a copied identity cannot renew once without being noticed',
     assert.equal((await cli('tbot', ['start', ...tbotFlags(cluster, token, storage, join(cluster.dir, 'out4b')), '--oneshot'])).code, 0);
     const copy = readState(storage);
     const api = clientOf(cluster, copy);
-    await api.call<IdentityResponse>('POST', PATHS.renew, { public_key: (await generateKeys('ec-p256')).publicKeyPem });
+    await api.call<BotCredentialResponse>('POST', PATHS.renew, { public_key: (await generateKeys('ec-p256')).publicKeyPem });
     api.close();
     // the copy's twin keeps using generation 1 for certificates instead of renewing (a new
     // connection: the one that renewed speaks as generation 2 from then on)
@@ -103,7 +103,7 @@ describe('finding 4: a copied identity cannot renew once without being noticed',
     const pending = await generateKeys('ec-p256');
     writeFileSync(join(storage, 'state.json'), JSON.stringify({ ...state, pending: { private_key: pending.privateKeyPem, public_key: pending.publicKeyPem } }));
     const api = clientOf(cluster, state);
-    const lost = await api.call<IdentityResponse>('POST', PATHS.renew, { public_key: pending.publicKeyPem, ttl_seconds: 3600 });
+    const lost = await api.call<BotCredentialResponse>('POST', PATHS.renew, { public_key: pending.publicKeyPem, ttl_seconds: 3600 });
     api.close();
     assert.equal(lost.generation, 2);
 

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { before, beforeEach, describe, it } from 'node:test';
-import { handleCerts, handleHeartbeat, handleRenew } from '../../src/auth/renew.js';
-import type { StoredToken } from '../../src/auth/resources.js';
+import { handleCerts } from '../../src/auth/certs.js';
+import { handleHeartbeat } from '../../src/auth/heartbeat.js';
+import { handleRenew } from '../../src/auth/renew.js';
+import type { StoredToken } from '../../src/auth/tokens.js';
 import { generateKeys } from '../../src/crypto/keys.js';
 import { isMwiError } from '../../src/errors.js';
 import type { TxOp } from '../../src/storage/backend.js';

@@ -3,7 +3,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ApiClient } from '../../src/api/client.js';
-import { readIdentityFile } from '../../src/auth/local-identity.js';
+import { readIdentityFile } from '../../src/api/local.js';
 import { startCluster, type TestCluster } from '../helpers/cluster.js';
 
 /** mwi.yaml `audit` reaches the running Auth Service, and tctl audit ls reads across rotated files. */

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { FileAuditLog } from '../../src/auth/audit.js';
 import { SplitAuditLog } from '../../src/auth/audit-split.js';
+import { fakeClock } from '../helpers/clock.js';
 
 /**
  * Finding 6, the audit trail: refusals that vary (token names, source addresses) cannot be
@@ -16,8 +17,7 @@ describe('finding 6: an anonymous flood rotates away only refusals', () => {
   it('finding 6: 20,000 distinct refused joins leave every lock and join event in the main log', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'mwi-audit-split-'));
     try {
-      let t = Date.parse('2026-01-01T00:00:00Z');
-      const now = () => t++;
+      const { now } = fakeClock(Date.parse('2026-01-01T00:00:00Z'), { step: 1 });
       const opts = { maxSize: 64 * 1024, maxFiles: 2 };
       const log = new SplitAuditLog(new FileAuditLog(join(dir, 'events.log'), now, opts), new FileAuditLog(join(dir, 'refusals.log'), now, opts));
       log.emit({ event: 'lock.created', success: true, resource: 'lock/evidence' });

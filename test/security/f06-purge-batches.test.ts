@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { after, it } from 'node:test';
 import { SqliteBackend } from '../../src/storage/sqlite.js';
-import { fakeClock } from '../helpers/backend-conformance.js';
+import { fakeClock } from '../helpers/clock.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mwi-f06-purge-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -43,7 +43,7 @@ it(`finding 6: purging ${ROWS} expired rows never blocks the event loop for more
     worst = 0;
     worstWall = 0;
     last = { wall: performance.now(), cpu: process.cpuUsage() };
-    const removed = await b.purgeExpired!();
+    const removed = await b.purgeExpired();
     await new Promise((r) => setTimeout(r, 10));
     clearInterval(ticker);
 

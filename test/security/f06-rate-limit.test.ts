@@ -5,6 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { loadAuthConfig } from '../../src/auth/config.js';
 import { RateLimiter, RefusalSummary, sourceKey } from '../../src/auth/ratelimit.js';
 import { isMwiError } from '../../src/errors.js';
+import { fakeClock } from '../helpers/clock.js';
 import { startCluster, type TestCluster } from '../helpers/cluster.js';
 import { tempDir } from '../helpers/procs.js';
 import { collect, openRaw, rawHeader, rawJson, rawRequest, type RawTarget } from '../helpers/raw-http.js';
@@ -29,23 +30,24 @@ describe('finding 6: per-source rate limits, unit', () => {
   });
 
   it('finding 6: a bucket allows its burst, then refuses with the wait until the next token, and refills at the average', () => {
-    let t = 0;
-    const rl = new RateLimiter([{ periodMs: 60_000, average: 60, burst: 3 }], () => t);
+    const clock = fakeClock(0);
+    const rl = new RateLimiter([{ periodMs: 60_000, average: 60, burst: 3 }], clock.now);
     assert.deepEqual([rl.take('a'), rl.take('a'), rl.take('a')], [0, 0, 0]);
     assert.equal(rl.take('a'), 1000);
     assert.equal(rl.take('b'), 0, 'another source has its own bucket');
-    t += 999;
+    clock.advance(999);
     assert.equal(rl.take('a'), 1);
-    t += 1;
+    clock.advance(1);
     assert.equal(rl.take('a'), 0);
     assert.equal(rl.take('a'), 1000);
   });
 
   it('finding 6: several rates must all pass (a short burst limit and a long average)', () => {
-    let t = 0;
-    const rl = new RateLimiter([{ periodMs: 1000, average: 10, burst: 10 }, { periodMs: 3_600_000, average: 20, burst: 20 }], () => t);
+    const clock = fakeClock(0);
+    const rates = [{ periodMs: 1000, average: 10, burst: 10 }, { periodMs: 3_600_000, average: 20, burst: 20 }];
+    const rl = new RateLimiter(rates, clock.now);
     let allowed = 0;
-    for (let s = 0; s < 10; s++, t += 1000) for (let i = 0; i < 10; i++) if (rl.take('x') === 0) allowed++;
+    for (let s = 0; s < 10; s++, clock.advance(1000)) for (let i = 0; i < 10; i++) if (rl.take('x') === 0) allowed++;
     assert.equal(allowed, 20);
   });
 
@@ -56,8 +58,7 @@ describe('finding 6: per-source rate limits, unit', () => {
   });
 
   it('finding 6: cycling through more sources than the table holds gives no fresh bursts (an IPv6 /48 has 65,536 /64s)', () => {
-    const t = 0;
-    const rl = new RateLimiter([{ periodMs: 60_000, average: 600, burst: 200 }], () => t, 10_000);
+    const rl = new RateLimiter([{ periodMs: 60_000, average: 600, burst: 200 }], fakeClock(0).now, 10_000);
     let allowed = 0;
     // 3 rounds over 10,001 /64s of one /48, 100 requests each, all at one instant
     for (let round = 0; round < 3; round++) {
@@ -73,14 +74,14 @@ describe('finding 6: per-source rate limits, unit', () => {
   });
 
   it('finding 6: a source whose buckets refilled is forgotten for a new one; memory stays capped', () => {
-    let t = 0;
-    const rl = new RateLimiter([{ periodMs: 1000, average: 1, burst: 1 }], () => t, 2);
+    const clock = fakeClock(0);
+    const rl = new RateLimiter([{ periodMs: 1000, average: 1, burst: 1 }], clock.now, 2);
     assert.equal(rl.take('a'), 0);
     assert.equal(rl.take('b'), 0);
     // the table is full of drawn-on sources: a newcomer shares the overflow bucket
     assert.equal(rl.take('c'), 0);
     assert.ok(rl.take('d') > 0, 'the overflow bucket is shared');
-    t += 2000; // a and b have refilled: forgetting them gives nothing away
+    clock.advance(2000); // a and b have refilled: forgetting them gives nothing away
     assert.equal(rl.take('e'), 0);
     assert.equal(rl.tracked, 2);
   });

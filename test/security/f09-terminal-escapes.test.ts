@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { ApiClient } from '../../src/api/client.js';
 import { PATHS } from '../../src/api/wire.js';
 import { instanceKey } from '../../src/auth/instances.js';
-import type { BotInstance } from '../../src/auth/resources.js';
+import type { BotInstance } from '../../src/api/resources.js';
 import { SqliteBackend } from '../../src/storage/sqlite.js';
 import { startCluster, tbotFlags, type TestCluster } from '../helpers/cluster.js';
 import { cli, tempDir } from '../helpers/procs.js';

@@ -4,7 +4,7 @@ import { connect } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { PATHS } from '../../src/api/wire.js';
-import { readIdentityFile } from '../../src/auth/local-identity.js';
+import { readIdentityFile } from '../../src/api/local.js';
 import { sourceKey } from '../../src/auth/ratelimit.js';
 import { isMwiError } from '../../src/errors.js';
 import { joinMethodNames } from '../../src/join/catalog.js';

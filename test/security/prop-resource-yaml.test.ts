@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { stringify } from 'yaml';
-import { validateResource } from '../../src/auth/resources.js';
+import { validateResource } from '../../src/api/resources.js';
 import { toYaml } from '../../src/cli/tctl/output.js';
 import { parseResources } from '../../src/cli/tctl/resources-yaml.js';
 import { isMwiError } from '../../src/errors.js';

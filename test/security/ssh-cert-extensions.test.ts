@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { roleSchema, validateResource, type Role } from '../../src/auth/resources.js';
+import { roleSchema, validateResource, type Role } from '../../src/api/resources.js';
 import { sshExtensions } from '../../src/auth/ssh-permissions.js';
 import { isMwiError } from '../../src/errors.js';
 import { startCluster, tbotFlags, type TestCluster } from '../helpers/cluster.js';

@@ -4,7 +4,7 @@ import { before, beforeEach, describe, it } from 'node:test';
 import { CompactSign } from 'jose';
 import { handleChallenge, handleJoin } from '../../src/auth/join.js';
 import { handleRenew } from '../../src/auth/renew.js';
-import type { StoredToken } from '../../src/auth/resources.js';
+import type { StoredToken } from '../../src/auth/tokens.js';
 import { generateKeys } from '../../src/crypto/keys.js';
 import { isMwiError } from '../../src/errors.js';
 import { boundKeypairClient, newStoredKey } from '../../src/join/bound_keypair/client.js';

@@ -12,10 +12,10 @@ describe('IntervalRunner', () => {
       async () => {
         ac.abort();
       },
-      { name: 'job', intervalMs: 60_000, retry: { initialMs: 1000, maxMs: 1000 }, log, signal: ac.signal },
+      { name: 'job', intervalMs: 60_000, retry: { initialMs: 1000, maxMs: 1000 }, log },
     );
     const t0 = Date.now();
-    await r.run();
+    await r.run(ac.signal);
     assert.ok(Date.now() - t0 < 1000);
   });
 
@@ -29,9 +29,9 @@ describe('IntervalRunner', () => {
         if (++calls <= 3) throw new Error('down');
         ac.abort();
       },
-      { name: 'job', intervalMs: 60_000, retry: { initialMs: 20, maxMs: 50 }, log, signal: ac.signal },
+      { name: 'job', intervalMs: 60_000, retry: { initialMs: 20, maxMs: 50 }, log },
     );
-    await r.run();
+    await r.run(ac.signal);
     const gaps = times.slice(1).map((t, i) => t - times[i]!);
     assert.equal(gaps.length, 3);
     assert.ok(gaps[0]! >= 18 && gaps[1]! >= 38 && gaps[2]! >= 48 && gaps[2]! < 200, JSON.stringify(gaps));
@@ -45,9 +45,9 @@ describe('IntervalRunner', () => {
       async () => {
         if (++calls === 2) ac.abort();
       },
-      { name: 'job', intervalMs: 60_000, retry: { initialMs: 10, maxMs: 10 }, log, signal: ac.signal },
+      { name: 'job', intervalMs: 60_000, retry: { initialMs: 10, maxMs: 10 }, log },
     );
-    const done = r.run();
+    const done = r.run(ac.signal);
     await new Promise((res) => setTimeout(res, 20));
     r.trigger();
     await done;

@@ -1,11 +1,14 @@
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { after, it } from 'node:test';
+import { isMwiError } from '../../src/errors.js';
 import { MemoryBackend } from '../../src/storage/memory.js';
-import { SqliteBackend } from '../../src/storage/sqlite.js';
+import { openBackend } from '../../src/storage/open.js';
+import { PURGE_BATCH, SqliteBackend } from '../../src/storage/sqlite.js';
 import { backendConformance } from '../helpers/backend-conformance.js';
+import { fakeClock } from '../helpers/clock.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mwi-storage-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -76,4 +79,38 @@ it('sqlite: WAL checkpoints run on a worker thread, not in commits on the event 
   await new Promise((r) => setTimeout(r, 50));
   assert.equal(inner.db.pragma('wal_autocheckpoint', { simple: true }), 1000);
   await b.close();
+});
+
+it('openBackend: SQLite under the data dir by default, sqlite:// paths, memory://; else BAD_CONFIG', async () => {
+  const dataDir = join(dir, 'open');
+  mkdirSync(dataDir);
+  const dflt = await openBackend(undefined, dataDir);
+  assert.ok(dflt instanceof SqliteBackend && existsSync(join(dataDir, 'mwi.db')));
+  await dflt.close();
+  const named = await openBackend(`sqlite://${join(dir, 'named.db')}`, dataDir);
+  assert.ok(named instanceof SqliteBackend && existsSync(join(dir, 'named.db')));
+  await named.close();
+  assert.ok((await openBackend('memory://', dataDir)) instanceof MemoryBackend);
+  await assert.rejects(openBackend('postgres://mwi:hunter2@db/mwi', dataDir), (e) => {
+    assert.ok(isMwiError(e, 'BAD_CONFIG') && e.field === 'storage');
+    assert.ok(!e.message.includes('hunter2'), `the password is in the error: ${e.message}`);
+    return true;
+  });
+});
+
+it('sqlite: a purge whose signal fires mid-way stops after the batch in progress', async () => {
+  const clock = fakeClock();
+  const b = new SqliteBackend(join(dir, 'purge-abort.db'), clock.now);
+  try {
+    await Promise.all(Array.from({ length: 5000 }, (_, i) => b.put(`/x/${i}`, 'x', { expires: clock.now() + 1000 })));
+    clock.advance(1001);
+    // the batches yield to the event loop between them: a timer gets to run after the first few
+    const stop = new AbortController();
+    setTimeout(() => stop.abort(), 0);
+    const first = await b.purgeExpired(stop.signal);
+    assert.ok(first < 5000 && first % PURGE_BATCH === 0, `removed ${first}: not whole batches, or did not stop`);
+    assert.equal(first + (await b.purgeExpired()), 5000);
+  } finally {
+    await b.close();
+  }
 });

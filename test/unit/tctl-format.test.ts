@@ -4,13 +4,17 @@ import { describe, it } from 'node:test';
 import { stringify } from 'yaml';
 import { printPages } from '../../src/cli/tctl/format.js';
 
-const toRow = { headers: ['Name', 'N'], row: (r: { name: string; n: number }) => [r.name, String(r.n)] };
+interface Item {
+  name: string;
+  n: number;
+}
+const toRow = { headers: ['Name', 'N'], row: (r: Item) => [r.name, String(r.n)] };
 
 async function* paged<T>(pages: T[][]): AsyncGenerator<T[]> {
   for (const p of pages) yield p;
 }
 
-async function render(pages: unknown[][], format: 'json' | 'yaml' | 'text'): Promise<string> {
+async function render(pages: Item[][], format: 'json' | 'yaml' | 'text'): Promise<string> {
   let text = '';
   await printPages(paged(pages), format, toRow, async (t) => void (text += t));
   return text;

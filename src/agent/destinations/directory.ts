@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, closeSync, constants, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, unlinkSync, type Stats } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { z } from 'zod';
 import { MwiError } from '../../errors.js';
 import { checkDirTrusted, fsyncDir, writeFileAtomic } from '../../util/fs.js';
-import type { Destination, OutputFile } from './destination.js';
+import type { Destination, DestinationType, OutputFile } from './destination.js';
 
 const DATA = '..data';
 const VERSION_PREFIX = '..v-';
@@ -171,3 +172,11 @@ export class DirectoryDestination implements Destination {
     }
   }
 }
+
+/** `type: directory`: files on disk, swapped atomically. */
+export const directoryDestination: DestinationType<{ path: z.ZodString }> = {
+  type: 'directory',
+  fields: { path: z.string().min(1) },
+  build: (cfg) => new DirectoryDestination(cfg.path),
+  paths: (cfg) => [cfg.path],
+};

@@ -1,4 +1,4 @@
-import type { Destination, OutputFile } from './destination.js';
+import type { Destination, DestinationType, OutputFile } from './destination.js';
 
 /** Keeps files in memory: for tests and for storage that must not touch disk. */
 export class MemoryDestination implements Destination {
@@ -13,3 +13,11 @@ export class MemoryDestination implements Destination {
     return this.files.get(name)?.data;
   }
 }
+
+/** `type: memory`: nothing touches disk (the default `storage:`). */
+export const memoryDestination: DestinationType<Record<never, never>> = {
+  type: 'memory',
+  fields: {},
+  build: () => new MemoryDestination(),
+  paths: () => [],
+};

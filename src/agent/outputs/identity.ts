@@ -1,11 +1,16 @@
 import { createPrivateKey, createPublicKey } from 'node:crypto';
+import { z } from 'zod';
 import { PATHS, type CertsResponse } from '../../api/wire.js';
 import { generateKeys, type PemKeyPair } from '../../crypto/keys.js';
 import { sshAuthorizedKey } from '../../crypto/ssh.js';
 import type { Logger } from '../../util/log.js';
-import type { OutputConfig } from '../config.js';
+import type { BotIdentity } from '../bot-identity.js';
 import type { Destination, OutputFile } from '../destinations/destination.js';
-import type { BotIdentity } from '../identity.js';
+import { destinationSchema } from '../destinations/index.js';
+import { lifetimeFields, resolveLifetime, type Lifetime } from '../lifetime.js';
+import type { ConfigOf } from '../registry.js';
+import type { ServiceType } from '../service.js';
+import { outputService } from './output.js';
 
 /** File names of the `identity` output: Teleport's, so existing tooling finds them. */
 export const IDENTITY_FILES = ['identity', 'key', 'key.pub', 'key-cert.pub', 'tlscert', 'tlscacerts', 'sshcacerts', 'known_hosts', 'ssh_config'] as const;
@@ -53,14 +58,23 @@ export function renderIdentityFiles(keyPkcs8: string, certs: CertsResponse, path
  */
 export const OUTPUT_KEY_LIFETIME_MS = 24 * 3600 * 1000;
 
-/** The `identity` output: SSH and TLS credentials for workloads, from a key made here. */
+const fields = {
+  name: z.string().min(1).optional(),
+  destination: destinationSchema,
+  ...lifetimeFields,
+};
+
+/** A validated `identity` output. */
+export type IdentityOutputConfig = ConfigOf<typeof fields> & Lifetime;
+
+/** Writes the `identity` output: SSH and TLS credentials for workloads, from a key made here. */
 export class IdentityOutput {
   private key: { pair: PemKeyPair; created: number } | undefined;
 
   constructor(
-    readonly cfg: OutputConfig & { credentialTtlMs: number; renewalIntervalMs: number },
+    readonly cfg: IdentityOutputConfig,
     private readonly dest: Destination,
-    private readonly identity: BotIdentity,
+    private readonly botIdentity: BotIdentity,
     private readonly log: Logger,
   ) {}
 
@@ -73,7 +87,7 @@ export class IdentityOutput {
       this.key = { pair: await generateKeys('ec-p256'), created: Date.now() };
     }
     const keys = this.key.pair;
-    const certs = await this.identity.call<CertsResponse>(PATHS.certs, {
+    const certs = await this.botIdentity.call<CertsResponse>(PATHS.certs, {
       public_key: keys.publicKeyPem,
       ttl_seconds: Math.round(this.cfg.credentialTtlMs / 1000),
     });
@@ -82,3 +96,14 @@ export class IdentityOutput {
     this.log.info('wrote output', { output: this.name, logins: certs.logins.join(',') || '(none)', expires: certs.expires });
   }
 }
+
+/** `type: identity`, Teleport's output type: the files above, on the output's lifetime. */
+export const identityOutput: ServiceType<typeof fields, IdentityOutputConfig> = {
+  type: 'identity',
+  fields,
+  resolve: (raw, ctx) => ({ ...raw, ...resolveLifetime(raw, ctx.bot, ctx.where) }),
+  build(cfg, deps, name) {
+    const output = new IdentityOutput(cfg, deps.openDestination(cfg.destination), deps.botIdentity, deps.log);
+    return outputService(name, deps, { label: `output ${output.name}`, cfg, generate: () => output.generate() });
+  },
+};

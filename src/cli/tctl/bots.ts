@@ -1,15 +1,26 @@
-import type { ApiClient } from '../../api/client.js';
-import type { BotInstance } from '../../auth/resources.js';
+import type { AdminClient } from '../../api/admin-client.js';
+import type { Bot, BotInstance } from '../../api/resources.js';
 import { usageError } from '../common.js';
 import { ago, printPages, printResources } from './format.js';
 import { cell, print, toJson } from './output.js';
-import { listAll, list, need, pages, type Flags, type Row } from './shared.js';
+import { list, need, type Flags } from './shared.js';
+
+/** The values of a bot's `logins` trait. */
+function loginsOf(bot: Bot): string[] {
+  return bot.spec.traits.find((t) => t.name === 'logins')?.values ?? [];
+}
 
 /** `tctl bots ...` */
-export async function bots(api: ApiClient, sub: string | undefined, positionals: string[], values: Flags, format: 'text' | 'json'): Promise<void> {
+export async function bots(
+  admin: AdminClient,
+  sub: string | undefined,
+  positionals: string[],
+  values: Flags,
+  format: 'text' | 'json',
+): Promise<void> {
   if (sub === 'instances') {
     if (positionals[0] !== 'ls') throw usageError('expected "tctl bots instances ls [NAME]"');
-    await printPages(pages<BotInstance>(api, 'bot_instances', positionals[1] ? { bot: positionals[1] } : {}), format, {
+    await printPages(admin.pages('bot_instance', positionals[1] ? { bot: positionals[1] } : {}), format, {
       headers: ['Bot', 'Instance ID', 'Join Method', 'Recovery', 'Joined', 'Generation', 'Last Heartbeat (self-reported)', 'Expires'],
       row: (i: BotInstance) => {
         const hb = i.status.latest_heartbeats[0];
@@ -29,40 +40,42 @@ export async function bots(api: ApiClient, sub: string | undefined, positionals:
     return;
   }
   if (sub === 'ls') {
-    const items = await listAll<Row>(api, 'bots');
+    const items = await admin.listAll('bot');
     printResources(items, format, {
       headers: ['Bot', 'Roles', 'Logins'],
-      row: (b) => [b.metadata.name, b.spec.roles.join(','), (b.spec.traits.find((t: Row) => t.name === 'logins')?.values ?? []).join(',')],
+      row: (b) => [b.metadata.name, b.spec.roles.join(','), loginsOf(b).join(',')],
     });
     return;
   }
   const name = need(positionals[0], 'NAME');
   if (sub === 'add') {
-    const out = await api.call<Row>('POST', '/v1/admin/bots', {
+    const out = await admin.addBot({
       name,
       roles: need(list(values.roles), '--roles'),
       logins: list(values.logins) ?? [],
       token_ttl: values.ttl ?? '1h',
     });
     if (format === 'json') return void print(`${toJson(out)}\n`);
+    const [token, pin] = [cell(out.token), cell(out.ca_pins[0])];
+    const expires = `${ago(out.expires)} (${cell(out.expires)})`;
     print(
-      `The bot token: ${cell(out.token)}\nThis token will expire ${ago(out.expires)} (${cell(out.expires)}).\nCA pin: ${cell((out.ca_pins as string[])[0])}\n\n` +
-        tbotStartHelp(cell(out.token), api.addrs.join(','), cell((out.ca_pins as string[])[0])),
+      `The bot token: ${token}\nThis token will expire ${expires}.\nCA pin: ${pin}\n\n` +
+        tbotStartHelp(token, admin.addrs.join(','), pin),
     );
     return;
   }
   if (sub === 'rm') {
-    await api.call('DELETE', `/v1/admin/resources/bots/${encodeURIComponent(name)}`);
+    await admin.remove('bot', name);
     print(`bot "${cell(name)}" deleted\n`);
     return;
   }
   if (sub === 'update') {
-    const cur = await api.call<Row>('GET', `/v1/admin/resources/bots/${encodeURIComponent(name)}`);
-    const curLogins: string[] = cur.spec.traits.find((t: Row) => t.name === 'logins')?.values ?? [];
+    const cur = await admin.get('bot', name);
+    const curLogins = loginsOf(cur);
     const roles = list(values['set-roles']) ?? (values['add-roles'] ? [...new Set([...cur.spec.roles, ...list(values['add-roles'])!])] : undefined);
     const logins = list(values['set-logins']) ?? (values['add-logins'] ? [...new Set([...curLogins, ...list(values['add-logins'])!])] : undefined);
     if (!roles && !logins) throw usageError('nothing to update: give --set-roles, --add-roles, --set-logins or --add-logins');
-    await api.call('PUT', `/v1/admin/bots/${encodeURIComponent(name)}`, { ...(roles ? { roles } : {}), ...(logins ? { logins } : {}) });
+    await admin.updateBot(name, { ...(roles ? { roles } : {}), ...(logins ? { logins } : {}) });
     print(`bot "${cell(name)}" updated\n`);
     return;
   }

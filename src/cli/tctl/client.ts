@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
+import { AdminClient } from '../../api/admin-client.js';
 import { ApiClient } from '../../api/client.js';
-import { adminIdentityPath, authInfoPath, readIdentityFile, type IdentityFile } from '../../auth/local-identity.js';
-import { DEFAULT_DATA_DIR } from '../../auth/config.js';
+import { adminIdentityPath, authInfoPath, DEFAULT_DATA_DIR, readIdentityFile } from '../../api/local.js';
+import type { AuthInfo, IdentityFile } from '../../api/local.js';
 import { MwiError } from '../../errors.js';
 
 export interface ConnectFlags {
@@ -14,7 +15,7 @@ export interface ConnectFlags {
  * An admin client: `--auth-server` + `--identity FILE` when given, otherwise the local Auth
  * Service's data dir (its address and the admin identity it wrote at start).
  */
-export function adminClient(flags: ConnectFlags): ApiClient {
+export function adminClient(flags: ConnectFlags): AdminClient {
   const dataDir = flags['data-dir'] ?? process.env.MWI_DATA_DIR ?? DEFAULT_DATA_DIR;
   const identityPath = flags.identity ?? adminIdentityPath(dataDir);
   let identity: IdentityFile | undefined;
@@ -31,10 +32,11 @@ export function adminClient(flags: ConnectFlags): ApiClient {
   let addr = flags['auth-server'];
   if (!addr) {
     try {
-      addr = (JSON.parse(readFileSync(authInfoPath(dataDir), 'utf8')) as { addr: string }).addr;
+      addr = (JSON.parse(readFileSync(authInfoPath(dataDir), 'utf8')) as AuthInfo).addr;
     } catch (cause) {
       throw new MwiError('BAD_CONFIG', `cannot find the Auth Service address in ${authInfoPath(dataDir)}; pass --auth-server`, { field: '--auth-server', cause });
     }
   }
-  return new ApiClient({ addrs: addr.split(','), tls: { ca: identity.ca_certs, cert: identity.cert, key: identity.key } });
+  const tls = { ca: identity.ca_certs, cert: identity.cert, key: identity.key };
+  return new AdminClient(new ApiClient({ addrs: addr.split(','), tls }));
 }

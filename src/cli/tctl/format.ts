@@ -9,8 +9,14 @@ export function checkFormat(value: string | undefined, allowed: Format[], fallba
   return f;
 }
 
+/** How a table shows items of type T: its headers, and each item's cells. */
+export interface TableOf<T> {
+  headers: string[];
+  row: (item: T) => string[];
+}
+
 /** Prints resources as YAML documents (like `tctl get`), JSON, or a table. */
-export function printResources(items: unknown[], format: Format, toRow?: { headers: string[]; row: (r: any) => string[] }): void {
+export function printResources<T>(items: T[], format: Format, toRow?: TableOf<T>): void {
   if (format === 'json') print(`${toJson(items)}\n`);
   else if (format === 'yaml') print(items.map((i) => toYaml(i)).join('---\n'));
   else if (toRow) print(safeTable(toRow.headers, items.map(toRow.row)));
@@ -21,10 +27,10 @@ export function printResources(items: unknown[], format: Format, toRow?: { heade
  * pages arrive (the JSON is byte for byte what toJson(all) gives); a table keeps only its rows
  * until the end, to size the columns.
  */
-export async function printPages(
-  pages: AsyncIterable<unknown[]>,
+export async function printPages<T>(
+  pages: AsyncIterable<T[]>,
   format: Format,
-  toRow: { headers: string[]; row: (r: any) => string[] },
+  toRow: TableOf<T>,
   write: (text: string) => Promise<void> = printAwait,
 ): Promise<void> {
   if (format === 'text') {

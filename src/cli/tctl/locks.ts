@@ -1,39 +1,43 @@
 import { randomUUID } from 'node:crypto';
-import type { ApiClient } from '../../api/client.js';
-import type { Lock } from '../../auth/resources.js';
+import type { AdminClient } from '../../api/admin-client.js';
+import type { Lock } from '../../api/resources.js';
 import { usageError } from '../common.js';
 import { printResources } from './format.js';
 import { cell, print } from './output.js';
 import { parseDuration } from '../../util/duration.js';
-import { listAll, need, type Flags } from './shared.js';
+import { need, type Flags } from './shared.js';
 
 /** `tctl locks ...` */
-export async function locks(api: ApiClient, sub: string | undefined, positionals: string[], values: Flags, format: 'text' | 'json'): Promise<void> {
+export async function locks(
+  admin: AdminClient,
+  sub: string | undefined,
+  positionals: string[],
+  values: Flags,
+  format: 'text' | 'json',
+): Promise<void> {
   if (sub === 'add') {
     if (Boolean(values.bot) === Boolean(values['bot-instance'])) throw usageError('give exactly one of --bot or --bot-instance');
     const ttl = values.ttl ? parseDuration(values.ttl) : undefined;
     if (values.ttl && ttl === undefined) throw usageError('expected a duration such as 1h', '--ttl');
     const name = randomUUID();
-    await api.call('POST', '/v1/admin/resources', {
-      resource: {
-        kind: 'lock',
-        version: 'v2',
-        metadata: { name },
-        spec: {
-          target: values.bot ? { user: `bot-${values.bot}` } : { bot_instance_id: values['bot-instance'] },
-          message: values.message ?? values.reason ?? '',
-          ...(ttl ? { expires: new Date(Date.now() + ttl).toISOString() } : {}),
-        },
+    await admin.create({
+      kind: 'lock',
+      version: 'v2',
+      metadata: { name },
+      spec: {
+        target: values.bot ? { user: `bot-${values.bot}` } : { bot_instance_id: values['bot-instance'] },
+        message: values.message ?? values.reason ?? '',
+        ...(ttl ? { expires: new Date(Date.now() + ttl).toISOString() } : {}),
       },
     });
     print(`Created a lock with name "${name}".\n`);
     return;
   }
   if (sub === 'ls') {
-    const items = await listAll<Lock>(api, 'locks');
+    const items = await admin.listAll('lock');
     printResources(items, format, {
       headers: ['ID', 'Target', 'Message', 'Expires'],
-      row: (l: Lock) => [
+      row: (l) => [
         l.metadata.name,
         lockTarget(l.spec.target),
         l.spec.message,
@@ -44,7 +48,7 @@ export async function locks(api: ApiClient, sub: string | undefined, positionals
   }
   if (sub === 'rm') {
     const name = need(positionals[0], 'NAME');
-    await api.call('DELETE', `/v1/admin/resources/locks/${encodeURIComponent(name)}`);
+    await admin.remove('lock', name);
     print(`lock "${cell(name)}" deleted\n`);
     return;
   }

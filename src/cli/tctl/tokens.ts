@@ -1,18 +1,23 @@
 import { readFileSync } from 'node:fs';
-import type { ApiClient } from '../../api/client.js';
-import type { Token } from '../../auth/resources.js';
+import type { AdminClient } from '../../api/admin-client.js';
 import { MwiError } from '../../errors.js';
 import { usageError } from '../common.js';
 import { ago, printResources } from './format.js';
 import { cell, print, toJson } from './output.js';
 import { parseResources } from './resources-yaml.js';
-import { listAll, need, type Flags, type Row } from './shared.js';
+import { need, type Flags } from './shared.js';
 
 /** `tctl tokens ...` */
-export async function tokens(api: ApiClient, sub: string | undefined, positionals: string[], values: Flags, format: 'text' | 'json'): Promise<void> {
+export async function tokens(
+  admin: AdminClient,
+  sub: string | undefined,
+  positionals: string[],
+  values: Flags,
+  format: 'text' | 'json',
+): Promise<void> {
   if (sub === 'add') {
     if (need(values.type, '--type') !== 'bot') throw usageError('only "bot" tokens are supported', '--type');
-    let spec: unknown;
+    let spec: Record<string, unknown> | undefined;
     if (values.spec) {
       let text: string;
       try {
@@ -23,7 +28,7 @@ export async function tokens(api: ApiClient, sub: string | undefined, positional
       // the same checked path as create -f: plain JSON data or an error naming the file
       spec = parseResources(text, values.spec)[0];
     }
-    const out = await api.call<Row>('POST', '/v1/admin/tokens', {
+    const out = await admin.addToken({
       bot_name: need(values['bot-name'], '--bot-name'),
       join_method: values['join-method'] ?? 'token',
       ttl: values.ttl ?? '30m',
@@ -44,16 +49,19 @@ export async function tokens(api: ApiClient, sub: string | undefined, positional
     return;
   }
   if (sub === 'ls') {
-    const items = await listAll<Token>(api, 'tokens');
+    const items = await admin.listAll('token');
     printResources(items, format, {
       headers: ['Token ID', 'Join Method', 'Bot', 'Expires'],
-      row: (t: Token) => [t.metadata.name, t.spec.join_method, t.spec.bot_name, t.metadata.expires ? `${t.metadata.expires} (${ago(t.metadata.expires)})` : 'never'],
+      row: (t) => {
+        const expires = t.metadata.expires ? `${t.metadata.expires} (${ago(t.metadata.expires)})` : 'never';
+        return [t.metadata.name, t.spec.join_method, t.spec.bot_name, expires];
+      },
     });
     return;
   }
   if (sub === 'rm') {
     const id = need(positionals[0], 'ID');
-    await api.call('DELETE', `/v1/admin/resources/tokens/${encodeURIComponent(id)}`);
+    await admin.remove('token', id);
     print('token deleted\n');
     return;
   }

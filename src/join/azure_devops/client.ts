@@ -1,5 +1,5 @@
 import { MwiError } from '../../errors.js';
-import type { ClientJoinMethod } from '../types.js';
+import type { ClientJoinMethod } from '../client-types.js';
 
 /** Requests the pipeline's OIDC token (SYSTEM_OIDCREQUESTURI with SYSTEM_ACCESSTOKEN). */
 export const azureDevopsClient: ClientJoinMethod = {

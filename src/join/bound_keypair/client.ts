@@ -1,9 +1,11 @@
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { CompactSign } from 'jose';
+import { z } from 'zod';
 import { generateKeys } from '../../crypto/keys.js';
 import { sshAuthorizedKey } from '../../crypto/ssh.js';
 import { MwiError } from '../../errors.js';
-import type { ClientJoinContext, ClientJoinMethod } from '../types.js';
+import type { ClientJoinContext, ClientJoinMethod, ClientOptions } from '../client-types.js';
 import type { BKChallenge, BKJoinPayload, BKJoinResult } from './wire.js';
 
 /** One key of tbot's bound keyring. The private key stays in tbot's storage (0600). */
@@ -19,12 +21,44 @@ export interface BoundKeypairState {
   join_state?: string;
 }
 
-/** Options tbot resolved from onboarding.bound_keypair and the environment. */
+/** What `options.resolve` makes of onboarding.bound_keypair and the environment. */
 export interface BoundKeypairOptions {
   registration_secret?: string;
   /** PEM of a static key (CI): used from memory, never written anywhere. */
   static_private_key?: string;
 }
+
+/** `onboarding.bound_keypair` of tbot.yaml. */
+const BLOCK = 'onboarding.bound_keypair';
+const onboardingBlock = z
+  .object({
+    registration_secret: z.string().min(1).optional(),
+    static_private_key_path: z.string().min(1).optional(),
+  })
+  .strict();
+
+/** The registration secret and a static key, from tbot.yaml, files or the environment. */
+const options: ClientOptions<z.infer<typeof onboardingBlock>> = {
+  schema: onboardingBlock,
+  flags: { 'registration-secret': 'registration_secret' },
+  resolve(block, { env, secret }) {
+    const out: Record<string, unknown> = {};
+    const fromBlock = secret(block?.registration_secret, `${BLOCK}.registration_secret`);
+    const registration = fromBlock ?? env.TBOT_REGISTRATION_SECRET;
+    if (registration) out.registration_secret = registration;
+    if (block?.static_private_key_path) {
+      try {
+        out.static_private_key = readFileSync(block.static_private_key_path, 'utf8');
+      } catch {
+        const field = `${BLOCK}.static_private_key_path`;
+        throw new MwiError('BAD_CONFIG', `cannot read ${block.static_private_key_path}`, { field });
+      }
+    } else if (env.TBOT_BOUND_KEYPAIR_STATIC_KEY) {
+      out.static_private_key = env.TBOT_BOUND_KEYPAIR_STATIC_KEY;
+    }
+    return out;
+  },
+};
 
 const PREVIOUS_KEPT = 2;
 
@@ -60,6 +94,8 @@ async function sign(claims: string, key: StoredKey): Promise<string> {
 /** Client half of bound_keypair: proves possession of the bound key over a server challenge. */
 export const boundKeypairClient: ClientJoinMethod = {
   name: 'bound_keypair',
+  options,
+  expiredRecovery: 'recovering with the bound keypair (this uses one recovery)',
 
   async payload(ctx: ClientJoinContext): Promise<BKJoinPayload> {
     const opts = ctx.options as BoundKeypairOptions;

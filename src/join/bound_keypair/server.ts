@@ -5,14 +5,18 @@ import { assertCanonicalCompactJws } from '../../crypto/jws.js';
 import { sha256Hex } from '../../crypto/keys.js';
 import { parseSshPublicKey, sshPublicKeyToKeyObject } from '../../crypto/ssh.js';
 import { MwiError } from '../../errors.js';
-import { JoinRefusal, type ServerJoinContext, type ServerJoinMethod, type ServerJoinResult } from '../types.js';
+import {
+  JoinRefusal,
+  type JoinHandler,
+  type JoinVerdict,
+  type ServerJoinContext,
+  type ServerJoinMethod,
+} from '../types.js';
+import { decideBinding, rotationDue, type Binding } from './binding.js';
 import { boundKeypairSpec, type BKChallengePayload, type BKJoinPayload, type BKJoinResult, type BoundKeypairSpec, type BoundKeypairStatus } from './wire.js';
 
 const CHALLENGE_TTL_S = 60;
-const LIVE_MESSAGE =
-  'the join was refused: another bot instance holds this bound keypair and its identity is still valid (only recovery.mode insecure allows concurrent instances, e.g. for a static key shared by CI runs)';
-const LIMIT_MESSAGE =
-  'the join was refused: this bound keypair has used all its recoveries; an administrator must raise recovery.limit on the token (tctl create -f --force)';
+const TWO_PLACES_MESSAGE = 'the join was refused and the token locked: the keypair was used from two places';
 
 /** `type base64` without the comment: the form keys are compared and stored in. */
 export function normalizeKey(line: string, field: string): string {
@@ -29,11 +33,16 @@ function statusOf(status: Readonly<Record<string, unknown>>): BoundKeypairStatus
   return (status.bound_keypair as BoundKeypairStatus | undefined) ?? {};
 }
 
-function rotationDue(spec: BoundKeypairSpec, status: BoundKeypairStatus, now: number): boolean {
-  if (!spec.rotate_after || !status.bound_public_key) return false;
-  const at = Date.parse(spec.rotate_after);
-  // due once rotate_after has passed, unless a rotation already happened after it
-  return at <= now && !(status.last_rotated_at && Date.parse(status.last_rotated_at) >= at);
+/** The new key of a due rotation: sent, not the old one, and its signature over the same claims verifies. */
+async function newKey(p: Partial<BKJoinPayload>, key: string, claims: string): Promise<string> {
+  if (typeof p.new_public_key !== 'string') {
+    const message = 'the join was refused: a key rotation is due (rotate_after) and tbot sent no new key';
+    throw new JoinRefusal('rotation due but no new key sent', message);
+  }
+  const fresh = normalizeKey(p.new_public_key, 'payload.new_public_key');
+  if (fresh === key) throw new JoinRefusal('rotation to the same key');
+  await verifySignature(p.new_signature, claims, sshPublicKeyToKeyObject(fresh, 'payload.new_public_key'), 'new key');
+  return fresh;
 }
 
 /**
@@ -62,6 +71,7 @@ async function verifySignature(jws: unknown, claims: string, key: KeyObject, wha
   if (got.length !== want.length || !timingSafeEqual(got, want)) throw new JoinRefusal(`${what}: signed claims differ from the challenge`);
 }
 
+/** Bound keypair: a key registered once signs a fresh challenge at every join; no secret after the first. */
 export const boundKeypairServer: ServerJoinMethod = {
   name: 'bound_keypair',
 
@@ -89,7 +99,10 @@ export const boundKeypairServer: ServerJoinMethod = {
     }
     return { spec: { ...spec, bound_keypair: { ...bk, onboarding } }, ...(shownOnce ? { shownOnce } : {}) };
   },
+  create: () => handler,
+};
 
+const handler: JoinHandler = {
   renewHints(token, now) {
     return rotationDue(specOf(token.spec), statusOf(token.status), now) ? { rejoin_due: true } : {};
   },
@@ -126,7 +139,7 @@ export const boundKeypairServer: ServerJoinMethod = {
     return { send: { claims, public_key: expected, rotate }, store: { claims, public_key: expected, rotate } };
   },
 
-  async verify(ctx: ServerJoinContext): Promise<ServerJoinResult> {
+  async verify(ctx: ServerJoinContext): Promise<JoinVerdict> {
     const spec = specOf(ctx.token.spec);
     const p = (ctx.request.payload ?? {}) as Partial<BKJoinPayload>;
     const ch = ctx.challenge;
@@ -136,107 +149,44 @@ export const boundKeypairServer: ServerJoinMethod = {
     const key = ch.public_key;
     // the key is read from the challenge this server stored, never from the request
     await verifySignature(p.signature, ch.claims, sshPublicKeyToKeyObject(key, 'public_key'), 'bound key');
+    const rotatedTo = ch.rotate === true ? await newKey(p, key, ch.claims) : undefined;
+    // the join state from the previous join, checked only once the key's signature verified:
+    // nobody without the key can make a stale one lock the token
+    const previous = typeof p.join_state === 'string' ? await ctx.verifyState(p.join_state) : undefined;
 
-    let fresh: string | undefined;
-    if (ch.rotate === true) {
-      if (typeof p.new_public_key !== 'string') throw new JoinRefusal('rotation due but no new key sent', 'the join was refused: a key rotation is due (rotate_after) and tbot sent no new key');
-      fresh = normalizeKey(p.new_public_key, 'payload.new_public_key');
-      if (fresh === key) throw new JoinRefusal('rotation to the same key');
-      await verifySignature(p.new_signature, ch.claims, sshPublicKeyToKeyObject(fresh, 'payload.new_public_key'), 'new key');
-    }
-    // the proof holds: from here on this challenge is spent, whatever the outcome
-    await ctx.consumeChallenge();
-
-    let refreshInstance: string | undefined;
-    let next: BoundKeypairStatus = {};
-    const insecure = spec.recovery.mode === 'insecure';
-    const now = new Date(ctx.now).toISOString();
-    // every rule below is decided on the status as stored and written with one conditional write
+    let binding: Extract<Binding, { kind: 'bind' }> | undefined;
+    // every rule is decided on the status as stored, and written with one conditional write
     await ctx.updateTokenStatus(async (raw) => {
       const status = statusOf(raw);
-      next = { ...status };
-      refreshInstance = undefined;
-      // the instance this join replaces, ended in the same write that rebinds the key
-      let replaced: string | undefined;
-      if (status.bound_public_key && status.bound_public_key !== key) throw new JoinRefusal('the key is no longer the bound key (rotated meanwhile)');
-      if (!status.bound_public_key) {
-        // first join: registration secret or pre-registered key
-        const ob = spec.onboarding;
-        if (ob.must_register_before && Date.parse(ob.must_register_before) <= ctx.now) throw new JoinRefusal('registration window closed (must_register_before passed)');
-        if (ob.initial_public_key) {
-          if (key !== ob.initial_public_key) throw new JoinRefusal('key is not the pre-registered initial_public_key');
-        } else {
-          const hash = ob.registration_secret_hash;
-          if (!hash || typeof p.registration_secret !== 'string') throw new JoinRefusal('registration secret missing');
-          if (!timingSafeEqual(Buffer.from(sha256Hex(p.registration_secret), 'hex'), Buffer.from(hash, 'hex'))) throw new JoinRefusal('registration secret does not match');
-        }
-        next.registered_at = now;
-        next.recovery_count = 1;
-        next.previous_recovery_count = 0;
-        next.bound_bot_instance_id = ctx.newInstanceId;
-      } else if (ctx.caller && ctx.caller.bot === ctx.token.botName && ctx.caller.instance === status.bound_bot_instance_id) {
-        // refresh: the bound instance with a valid identity (its generation is checked by the caller)
-        refreshInstance = ctx.caller.instance;
-      } else {
-        const mode = spec.recovery.mode;
-        const bound = status.bound_bot_instance_id ? await ctx.instanceStatus(status.bound_bot_instance_id) : undefined;
-        let retry = false;
-        if (mode !== 'insecure') {
-          // the join state proves this is the tbot that joined last; checked only after the key
-          // signature succeeded, so nobody without the key can trigger the lock-out below
-          const doc = typeof p.join_state === 'string' ? await ctx.verifyState(p.join_state) : undefined;
-          // the first join's answer was lost: tbot holds the key but never got a join state
-          // (a retry is idempotent: it asks for the same key the lost answer certified, which tbot
-          // keeps pending until it stores the answer)
-          const firstRetry = !doc && status.recovery_count === 1 && status.previous_recovery_count === 0 && bound !== undefined && !bound.used && bound.sameKey;
-          if (firstRetry) retry = true;
-          else if (!doc) {
-            if (bound?.live) throw new JoinRefusal(`no join state, and the key is bound to live instance ${status.bound_bot_instance_id}`, LIVE_MESSAGE);
-            throw new JoinRefusal(
-              'join state document missing or invalid',
-              'the join was refused: the join state from the previous join is missing or invalid (tbot storage lost? a static key shared by CI runs needs recovery.mode insecure)',
-            );
-          }
-          const matches = (instance: string | undefined, seq: number | undefined) => doc !== undefined && doc.token === ctx.token.id && doc.bot_instance_id === instance && doc.recovery_sequence === seq;
-          // the join before the latest one, while the latest one's instance was never used: tbot
-          // lost that join's answer (a crash) and asks again; anything else is a second copy
-          const lostAnswer = !matches(status.bound_bot_instance_id, status.recovery_count) && matches(status.previous_bot_instance_id, status.previous_recovery_count) && !bound?.used;
-          retry ||= lostAnswer && (bound === undefined || bound.sameKey);
-          if (!retry && !matches(status.bound_bot_instance_id, status.recovery_count)) {
-            const reason = lostAnswer
-              ? `a retry of the join before instance ${status.bound_bot_instance_id} (unused) asks for another key than that join certified (the keypair and join state were used from two places)`
-              : `join state mismatch: document has instance ${String(doc?.bot_instance_id)} sequence ${String(doc?.recovery_sequence)}, token has ${status.bound_bot_instance_id} ${status.recovery_count} (the keypair was used from two places)`;
-            await ctx.lockToken(reason);
-            throw new JoinRefusal(reason, 'the join was refused and the token locked: the keypair was used from two places');
-          }
-          if (!retry && bound?.live) {
-            throw new JoinRefusal(`the key is bound to instance ${status.bound_bot_instance_id}, which still holds a valid identity (a second copy of the key?)`, LIVE_MESSAGE);
-          }
-        }
-        const count = status.recovery_count ?? 0;
-        // one instance per key: the instance the key was bound to ends when it is rebound (the
-        // retry of a lost join replaces an unused instance, a recovery an expired one)
-        if (!insecure) replaced = status.bound_bot_instance_id;
-        if (retry) {
-          // the lost join already counted; its unused instance is replaced
-          next.bound_bot_instance_id = ctx.newInstanceId;
-        } else {
-          if (mode === 'standard' && count >= spec.recovery.limit) throw new JoinRefusal(`recovery limit reached (${count}/${spec.recovery.limit})`, LIMIT_MESSAGE);
-          next.previous_bot_instance_id = status.bound_bot_instance_id;
-          next.previous_recovery_count = count;
-          next.recovery_count = count + 1;
-          next.last_recovered_at = now;
-          next.bound_bot_instance_id = ctx.newInstanceId;
-        }
+      const bound = status.bound_bot_instance_id ? await ctx.instanceStatus(status.bound_bot_instance_id) : undefined;
+      const b = decideBinding({
+        spec,
+        status,
+        tokenId: ctx.token.id,
+        botName: ctx.token.botName,
+        key,
+        rotatedTo,
+        registrationSecret: p.registration_secret,
+        joinState: previous,
+        caller: ctx.caller,
+        bound,
+        newInstanceId: ctx.newInstanceId,
+        now: ctx.now,
+      });
+      if (b.kind === 'lock') {
+        await ctx.lockToken(b.reason);
+        throw new JoinRefusal(b.reason, TWO_PLACES_MESSAGE);
       }
-      next.bound_public_key = fresh ?? key;
-      if (fresh) next.last_rotated_at = now;
-      return { status: { ...raw, bound_keypair: next }, ...(replaced ? { end: [replaced] } : {}) };
+      binding = b;
+      return { status: { ...raw, bound_keypair: b.status }, ...(b.replaced ? { end: [b.replaced] } : {}) };
     });
-    const rotated = fresh !== undefined;
-
-    const instance = refreshInstance ?? ctx.newInstanceId;
-    const joinState = await ctx.signState({ token: ctx.token.id, bot_instance_id: next.bound_bot_instance_id ?? instance, recovery_sequence: next.recovery_count ?? 0 });
+    const { status: next, refresh } = binding!;
+    const rotated = rotatedTo !== undefined;
+    const joinState = await ctx.signState({
+      token: ctx.token.id,
+      bot_instance_id: next.bound_bot_instance_id ?? refresh ?? ctx.newInstanceId,
+      recovery_sequence: next.recovery_count ?? 0,
+    });
     const result: BKJoinResult = {
       join_state: joinState,
       bound_public_key: next.bound_public_key!,
@@ -246,7 +196,7 @@ export const boundKeypairServer: ServerJoinMethod = {
       rotated,
     };
     return {
-      ...(refreshInstance ? { refreshInstance } : {}),
+      ...(refresh ? { refreshInstance: refresh } : {}),
       attributes: { bound_public_key_fingerprint: `sha256:${sha256Hex(next.bound_public_key!)}`, recovery_count: result.recovery_count, recovery_limit: result.recovery_limit, recovery_mode: result.recovery_mode, ...(rotated ? { rotated: true } : {}) },
       methodData: result as unknown as Record<string, unknown>,
     };

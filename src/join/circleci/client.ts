@@ -1,3 +1,3 @@
-import { envTokenClient } from '../jwt/method.js';
+import { envTokenClient } from '../jwt/client.js';
 
 export const circleciClient = envTokenClient('circleci', 'CIRCLE_OIDC_TOKEN', 'tbot must run inside a CircleCI job');

@@ -1,5 +1,5 @@
 import { MwiError } from '../../errors.js';
-import { jwtClient } from '../jwt/method.js';
+import { jwtClient } from '../jwt/client.js';
 
 /** The VM's identity token from the metadata server ($GCE_METADATA_HOST overrides the host). */
 export async function gcpToken(audience: string, env: NodeJS.ProcessEnv = process.env): Promise<string> {

@@ -1,5 +1,5 @@
 import { MwiError } from '../../errors.js';
-import { jwtClient } from '../jwt/method.js';
+import { jwtClient } from '../jwt/client.js';
 
 /**
  * Asks the GitHub Actions runtime for an ID token with the cluster name as audience

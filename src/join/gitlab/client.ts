@@ -1,9 +1,14 @@
+import { z } from 'zod';
 import { MwiError } from '../../errors.js';
-import type { ClientJoinMethod } from '../types.js';
+import type { ClientJoinMethod } from '../client-types.js';
+
+const envVarName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an environment variable name');
 
 /** Reads the GitLab CI id_token from the variable named by onboarding.gitlab.token_env_var_name. */
 export const gitlabClient: ClientJoinMethod = {
   name: 'gitlab',
+  // onboarding.gitlab names the variable
+  options: { schema: z.object({ token_env_var_name: envVarName.optional() }).strict() },
   async payload(ctx) {
     const name = String(ctx.options.token_env_var_name ?? 'TBOT_GITLAB_JWT');
     const token = process.env[name];

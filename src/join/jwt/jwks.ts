@@ -1,5 +1,8 @@
 import { createLocalJWKSet, type JSONWebKeySet } from 'jose';
+import { z } from 'zod';
 import { MwiError } from '../../errors.js';
+import { parseDuration } from '../../util/duration.js';
+import type { ServerSection } from '../types.js';
 
 /** How the Auth Service reaches issuers: injectable, so tests point issuers at 127.0.0.1. */
 export interface OidcTransport {
@@ -32,18 +35,6 @@ export function checkFetchUrl(url: string, field: string): URL {
   return u;
 }
 
-/** Default transport: fetch with a timeout and a size cap. */
-export const fetchTransport: OidcTransport = {
-  async fetchJson(url: string): Promise<unknown> {
-    checkFetchUrl(url, 'issuer');
-    const res = await fetch(url, { signal: AbortSignal.timeout(10_000), redirect: 'error', headers: { accept: 'application/json' } });
-    if (!res.ok) throw new Error(`GET ${url}: HTTP ${res.status}`);
-    const text = await res.text();
-    if (text.length > 1_000_000) throw new Error(`GET ${url}: answer too large`);
-    return JSON.parse(text);
-  },
-};
-
 interface Entry {
   keys: ReturnType<typeof createLocalJWKSet>;
   kids: Set<string>;
@@ -58,8 +49,6 @@ interface Entry {
 export class JwksCache {
   private readonly entries = new Map<string, Entry>();
   private readonly inflight = new Map<string, Promise<void>>();
-  /** Fetches per issuer, for tests and metrics. */
-  readonly fetches = new Map<string, number>();
 
   constructor(
     private readonly transport: OidcTransport,
@@ -86,7 +75,6 @@ export class JwksCache {
   }
 
   private async refresh(issuer: string): Promise<void> {
-    this.fetches.set(issuer, (this.fetches.get(issuer) ?? 0) + 1);
     const jwks = (await this.transport.fetchJson(await this.jwksUri(issuer))) as JSONWebKeySet;
     if (!Array.isArray(jwks?.keys)) throw new Error('JWKS has no keys');
     this.entries.set(issuer, { keys: createLocalJWKSet(jwks), kids: new Set(jwks.keys.map((k) => String(k.kid ?? ''))), fetchedAt: this.now() });
@@ -124,3 +112,20 @@ export function staticKeys(jwksJson: string, field: string): ReturnType<typeof c
     throw new MwiError('BAD_REQUEST', 'expected a JWKS document ({"keys": [...]})', { field, cause });
   }
 }
+
+/** mwi.yaml `oidc`: how every JWT method reaches issuers, with one JWKS cache per process. */
+export const oidcSection: ServerSection<OidcConfig, JwksCache> = {
+  key: 'oidc',
+  schema: z
+    .object({
+      endpoint_overrides: z.record(z.string().url()).optional(),
+      min_refresh: z.string().refine((s) => parseDuration(s) !== undefined, 'expected a duration').optional(),
+    })
+    .strict()
+    .transform((o): OidcConfig => ({
+      ...(o.endpoint_overrides ? { endpointOverrides: o.endpoint_overrides } : {}),
+      ...(o.min_refresh ? { minRefreshMs: parseDuration(o.min_refresh)! } : {}),
+    }))
+    .default({}),
+  build: (options, deps) => new JwksCache({ fetchJson: deps.fetchJson }, options, deps.now),
+};

@@ -1,16 +1,17 @@
 import { parseWith } from '../../util/parse.js';
 import type { z } from 'zod';
-import { MwiError } from '../../errors.js';
-import { JoinRefusal, type ClientJoinMethod, type ServerJoinContext, type ServerJoinMethod } from '../types.js';
+import {
+  JoinRefusal,
+  type JoinVerdict,
+  type ServerDeps,
+  type ServerJoinContext,
+  type ServerJoinMethod,
+} from '../types.js';
 import { checkAllow } from './allow.js';
-import { staticKeys } from './jwks.js';
-import { assertAllowRules, type AllowField } from './rules.js';
+import { oidcSection, staticKeys, type JwksCache } from './jwks.js';
+import { assertAllowRules, type AllowField, type AllowPolicy } from './rules.js';
 import { canonicalToken, LEEWAY_S, tokenKid, verifyPlatformJwt } from './verify.js';
-
-/** Join payload of every JWT method. */
-export interface JwtJoinPayload {
-  id_token: string;
-}
+import type { JwtJoinPayload } from './wire.js';
 
 export interface JwtMethodDefinition<S> {
   name: string;
@@ -38,72 +39,67 @@ export interface JwtMethodDefinition<S> {
 /**
  * The server half shared by every platform that signs a JWT: verify it against the issuer's keys,
  * check the rules, match `allow`, accept each token once. A method is a definition, not code.
+ * Its issuers' keys come through mwi.yaml's `oidc` section (oidcSection).
  */
 export function jwtServer<S>(def: JwtMethodDefinition<S>): ServerJoinMethod {
   const parseSpec = (spec: Readonly<Record<string, unknown>>): S => parseWith(def.schema, spec[def.name] ?? {}, { code: 'BAD_REQUEST', path: ['spec', def.name] });
   const policy = { fields: def.allowFields, requireOneOf: def.requireOneOf };
   return {
     name: def.name,
+    sections: [oidcSection],
     prepareToken(spec) {
       parseSpec(spec);
       // a rule that names no workload would match every workload on the platform: refused here
       assertAllowRules(spec.allow, policy);
       return { spec };
     },
-    async verify(ctx) {
-      const spec = parseSpec(ctx.token.spec);
-      const token = (ctx.request.payload as Partial<JwtJoinPayload> | undefined)?.id_token;
-      // until the signature verifies, every refusal is the generic one an unknown token gets (finding 8)
-      if (typeof token !== 'string') throw new JoinRefusal('no id_token in the payload');
-      // a non-canonical spelling is refused before any key is fetched for it
-      const jws = canonicalToken(token);
-      const { issuer, staticJwks } = def.issuer(spec);
-      const kid = tokenKid(token);
-      let keys;
-      try {
-        keys = staticJwks ? staticKeys(staticJwks, `spec.${def.name}.static_jwks`) : await ctx.platform.jwks.keysFor(issuer!, kid);
-      } catch (err) {
-        throw new JoinRefusal(`keys of ${issuer ?? 'static JWKS'} unavailable: ${err instanceof Error ? err.message : String(err)}`);
-      }
-      const { payload, signedId } = await verifyPlatformJwt(token, {
-        ...(issuer ? { issuer } : {}),
-        audience: def.audience ? def.audience(spec, ctx.clusterName) : ctx.clusterName,
-        keys,
-        now: ctx.now,
-        maxLifetimeS: def.maxLifetimeS,
-        ...(def.required ? { required: def.required } : {}),
-      }, jws);
-      const claims = def.flatten ? def.flatten(payload) : (payload as Record<string, unknown>);
-      const extra = def.check ? await def.check(claims, spec, ctx) : {};
-      const rule = checkAllow(ctx.token.spec.allow, claims, policy);
-      // each token joins once within its lifetime: keyed on what the issuer signed, not on the
-      // signature's spelling (another valid signature over the same content is the same token)
-      const fresh = await ctx.platform.markUsed(`${def.name}-signed-${signedId}`, (payload.exp! + LEEWAY_S) * 1000);
-      if (!fresh) throw new JoinRefusal('token replayed', 'the join was refused: this identity token was already used');
-      return { attributes: { ...Object.fromEntries(Object.values(def.allowFields).map((f) => [f.claim, claims[f.claim]]).filter(([, v]) => v !== undefined)), matched_rule: rule, ...extra } };
+    create(deps, section) {
+      const jwks = section(oidcSection);
+      return { verify: async (ctx) => verifyJwtJoin(ctx, def, parseSpec(ctx.token.spec), policy, jwks, deps) };
     },
   };
 }
 
-/** A client half that reads the platform's token from an environment variable. */
-export function envTokenClient(name: string, defaultVar: string, hint: string): ClientJoinMethod {
-  return {
-    name,
-    async payload(ctx) {
-      const v = String(ctx.options.token_env_var_name ?? defaultVar);
-      const token = process.env[v];
-      if (!token) throw new MwiError('BAD_CONFIG', `${v} is not set: ${hint}`, { field: `onboarding.join_method ${name}` });
-      return { id_token: token } satisfies JwtJoinPayload;
-    },
-  };
-}
-
-/** The client half of a JWT method: its token source. */
-export function jwtClient(name: string, source: (audience: string) => Promise<string>): ClientJoinMethod {
-  return {
-    name,
-    async payload(ctx) {
-      return { id_token: await source(await ctx.clusterName()) } satisfies JwtJoinPayload;
-    },
-  };
+/** One JWT join: the token from the payload, verified, matched, and marked used. */
+async function verifyJwtJoin<S>(
+  ctx: ServerJoinContext,
+  def: JwtMethodDefinition<S>,
+  spec: S,
+  policy: AllowPolicy,
+  jwks: JwksCache,
+  deps: ServerDeps,
+): Promise<JoinVerdict> {
+  const token = (ctx.request.payload as Partial<JwtJoinPayload> | undefined)?.id_token;
+  // until the signature verifies, every refusal is the generic one an unknown token gets (finding 8)
+  if (typeof token !== 'string') throw new JoinRefusal('no id_token in the payload');
+  // a non-canonical spelling is refused before any key is fetched for it
+  const jws = canonicalToken(token);
+  const { issuer, staticJwks } = def.issuer(spec);
+  const kid = tokenKid(token);
+  let keys;
+  try {
+    keys = staticJwks ? staticKeys(staticJwks, `spec.${def.name}.static_jwks`) : await jwks.keysFor(issuer!, kid);
+  } catch (err) {
+    const why = err instanceof Error ? err.message : String(err);
+    throw new JoinRefusal(`keys of ${issuer ?? 'static JWKS'} unavailable: ${why}`);
+  }
+  const { payload, signedId } = await verifyPlatformJwt(token, {
+    ...(issuer ? { issuer } : {}),
+    audience: def.audience ? def.audience(spec, ctx.clusterName) : ctx.clusterName,
+    keys,
+    now: ctx.now,
+    maxLifetimeS: def.maxLifetimeS,
+    ...(def.required ? { required: def.required } : {}),
+  }, jws);
+  const claims = def.flatten ? def.flatten(payload) : (payload as Record<string, unknown>);
+  const extra = def.check ? await def.check(claims, spec, ctx) : {};
+  const rule = checkAllow(ctx.token.spec.allow, claims, policy);
+  // each token joins once within its lifetime: keyed on what the issuer signed, not on the
+  // signature's spelling (another valid signature over the same content is the same token)
+  const fresh = await deps.markUsed(`${def.name}-signed-${signedId}`, (payload.exp! + LEEWAY_S) * 1000);
+  if (!fresh) throw new JoinRefusal('token replayed', 'the join was refused: this identity token was already used');
+  // the claims `allow` rules can name, as verified: recorded on the instance and in the audit log
+  const named = Object.values(def.allowFields).map((f) => [f.claim, claims[f.claim]]);
+  const attributes = Object.fromEntries(named.filter(([, v]) => v !== undefined));
+  return { attributes: { ...attributes, matched_rule: rule, ...extra } };
 }

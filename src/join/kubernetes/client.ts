@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { MwiError } from '../../errors.js';
-import type { ClientJoinMethod } from '../types.js';
+import type { ClientJoinMethod } from '../client-types.js';
 import { DEFAULT_TOKEN_PATH } from './wire.js';
 
 /** Reads the projected service account token (KUBERNETES_TOKEN_PATH, else the default mount). */

@@ -1,9 +1,61 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { z } from 'zod';
 import { signedContentId } from '../../crypto/jws.js';
 import { checkAllow } from '../jwt/allow.js';
+import { checkFetchUrl, oidcSection } from '../jwt/jwks.js';
 import { jwtServer } from '../jwt/method.js';
 import { canonicalToken, LEEWAY_S } from '../jwt/verify.js';
-import { JoinRefusal, type ServerJoinContext, type ServerJoinMethod } from '../types.js';
+import {
+  JoinRefusal,
+  type ServerDeps,
+  type ServerJoinContext,
+  type ServerJoinMethod,
+  type ServerSection,
+} from '../types.js';
 import { KUBERNETES_ALLOW, KUBERNETES_REQUIRED, kubernetesSpec, type KubernetesSpec } from './wire.js';
+
+/** mwi.yaml `kubernetes`: the API server `in_cluster` joins ask, if not the pod's own. */
+export interface KubernetesConfig {
+  apiServer?: string | undefined;
+  caPath?: string | undefined;
+  tokenPath?: string | undefined;
+}
+
+/** The Kubernetes API the Auth Service runs in, with its credential. */
+interface KubernetesApi {
+  apiServer: string;
+  caPem?: string;
+  token: string;
+}
+
+const SA_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+
+/** The Kubernetes API for `in_cluster` joins: mwi.yaml, else the pod's own environment. */
+function kubernetesApi(cfg: KubernetesConfig, env: ServerDeps['env']): KubernetesApi | undefined {
+  const host = env.KUBERNETES_SERVICE_HOST;
+  const apiServer = cfg.apiServer ?? (host ? `https://${host}:${env.KUBERNETES_SERVICE_PORT ?? '443'}` : undefined);
+  const tokenPath = cfg.tokenPath ?? `${SA_DIR}/token`;
+  if (!apiServer || !existsSync(tokenPath)) return undefined;
+  const caPath = cfg.caPath ?? `${SA_DIR}/ca.crt`;
+  checkFetchUrl(apiServer, 'kubernetes.api_server');
+  const token = readFileSync(tokenPath, 'utf8').trim();
+  return { apiServer, token, ...(existsSync(caPath) ? { caPem: readFileSync(caPath, 'utf8') } : {}) };
+}
+
+/** mwi.yaml `kubernetes`, built into the API `in_cluster` joins ask (none: such joins are refused). */
+export const kubernetesSection: ServerSection<KubernetesConfig, KubernetesApi | undefined> = {
+  key: 'kubernetes',
+  schema: z
+    .object({
+      api_server: z.string().url().optional(),
+      ca_path: z.string().optional(),
+      token_path: z.string().optional(),
+    })
+    .strict()
+    .transform((k): KubernetesConfig => ({ apiServer: k.api_server, caPath: k.ca_path, tokenPath: k.token_path }))
+    .default({}),
+  build: (cfg, deps) => kubernetesApi(cfg, deps.env),
+};
 
 interface K8sClaims {
   'kubernetes.io'?: { namespace?: string; serviceaccount?: { name?: string; uid?: string }; pod?: { name?: string; uid?: string } };
@@ -34,16 +86,19 @@ const jwtHalf = jwtServer<KubernetesSpec>({
  * `in_cluster`: the cluster's own TokenReview API decides (audience = our cluster name). Until it
  * has authenticated the token, every refusal is the generic one an unknown token gets (finding 8).
  */
-async function tokenReview(ctx: ServerJoinContext): Promise<Record<string, unknown>> {
+async function tokenReview(
+  ctx: ServerJoinContext,
+  api: KubernetesApi | undefined,
+  deps: ServerDeps,
+): Promise<Record<string, unknown>> {
   const token = (ctx.request.payload as { id_token?: unknown } | undefined)?.id_token;
   if (typeof token !== 'string' || token.length > 16_384) throw new JoinRefusal('no id_token in the payload');
   // the API server's decoder may forgive what ours refuses: only the canonical spelling is reviewed
   const jws = canonicalToken(token);
-  const api = ctx.platform.kubernetes;
   if (!api) throw new JoinRefusal('in_cluster: the Auth Service has no Kubernetes API configured (configure kubernetes in mwi.yaml)');
   let res: { status: number; body: unknown };
   try {
-    res = await ctx.platform.postJson(
+    res = await deps.postJson(
       `${api.apiServer}/apis/authentication.k8s.io/v1/tokenreviews`,
       { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token, audiences: [ctx.clusterName] } },
       { authorization: `Bearer ${api.token}` },
@@ -64,7 +119,7 @@ async function tokenReview(ctx: ServerJoinContext): Promise<Record<string, unkno
   const claims = { service_account: `${m[1]}:${m[2]}` };
   const rule = checkAllow(ctx.token.spec.allow, claims, { fields: KUBERNETES_ALLOW, requireOneOf: KUBERNETES_REQUIRED });
   // replay: without the token's own exp, remember it for the longest lifetime accepted
-  if (!(await ctx.platform.markUsed(`kubernetes-signed-${signedContentId(jws)}`, ctx.now + (48 * 3600 + LEEWAY_S) * 1000))) {
+  if (!(await deps.markUsed(`kubernetes-signed-${signedContentId(jws)}`, ctx.now + (48 * 3600 + LEEWAY_S) * 1000))) {
     throw new JoinRefusal('token replayed', 'the join was refused: this identity token was already used');
   }
   return { service_account: claims.service_account, matched_rule: rule, reviewed_by: 'TokenReview' };
@@ -72,10 +127,17 @@ async function tokenReview(ctx: ServerJoinContext): Promise<Record<string, unkno
 
 export const kubernetesServer: ServerJoinMethod = {
   name: 'kubernetes',
+  sections: [oidcSection, kubernetesSection],
   prepareToken: jwtHalf.prepareToken!,
-  async verify(ctx) {
-    const spec = kubernetesSpec.parse(ctx.token.spec.kubernetes ?? {});
-    if (spec.type === 'in_cluster') return { attributes: await tokenReview(ctx) };
-    return jwtHalf.verify(ctx);
+  create(deps, section) {
+    const jwt = jwtHalf.create(deps, section);
+    const api = section(kubernetesSection);
+    return {
+      async verify(ctx) {
+        const spec = kubernetesSpec.parse(ctx.token.spec.kubernetes ?? {});
+        if (spec.type === 'in_cluster') return { attributes: await tokenReview(ctx, api, deps) };
+        return jwt.verify(ctx);
+      },
+    };
   },
 };

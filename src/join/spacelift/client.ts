@@ -1,3 +1,3 @@
-import { envTokenClient } from '../jwt/method.js';
+import { envTokenClient } from '../jwt/client.js';
 
 export const spaceliftClient = envTokenClient('spacelift', 'SPACELIFT_OIDC_TOKEN', 'tbot must run inside a Spacelift run');

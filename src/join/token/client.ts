@@ -1,4 +1,4 @@
-import type { ClientJoinMethod } from '../types.js';
+import type { ClientJoinMethod } from '../client-types.js';
 
 /** Method `token` needs nothing beyond the token itself. */
 export const tokenClient: ClientJoinMethod = {

@@ -1,76 +1,23 @@
 import { readFileSync } from 'node:fs';
 import { X509Certificate, createPublicKey } from 'node:crypto';
 import { ApiClient, discoverCA } from '../api/client.js';
-import { PATHS, type IdentityResponse, type JoinRequest, type PingResponse } from '../api/wire.js';
+import { PATHS, type BotCredentialResponse, type JoinRequest, type PingResponse } from '../api/wire.js';
 import { generateKeys, sha256Hex, type PemKeyPair } from '../crypto/keys.js';
 import { splitPemBundle } from '../crypto/pem.js';
 import { isMwiError, MwiError } from '../errors.js';
 import { joinMethodInfo } from '../join/catalog.js';
 import { CLIENT_METHODS } from '../join/clients.js';
-import type { ClientJoinContext } from '../join/types.js';
+import type { ClientJoinContext } from '../join/client-types.js';
 import type { Logger } from '../util/log.js';
 import type { TbotConfig } from './config.js';
 import type { Destination } from './destinations/destination.js';
 import { Mutex } from './runtime.js';
-
-/** tbot's internal identity. */
-export interface StoredIdentity {
-  cluster_name: string;
-  bot_name: string;
-  instance_id: string;
-  generation: number;
-  renewable: boolean;
-  expires: string;
-  join_method: string;
-  /** sha256 of the join token this identity came from: a changed token means join again. */
-  join_token_hash: string;
-  tls_cert: string;
-  key: string;
-  tls_ca_certs: string[];
-}
+import { readState, writeState, type BotCredential, type BotState } from './state.js';
 
 /**
- * The key of a join or renewal whose answer is not stored yet. It is written before the request
- * is sent and removed in the same write that stores the answer, so a tbot that lost the answer
- * (a crash, a dropped connection) asks again with the same key: the Auth Service accepts a
- * repeated renewal only for the key it already certified (anything else is a copy).
- */
-export interface PendingKey {
-  private_key: string;
-  public_key: string;
-}
-
-/** Everything tbot keeps in its storage: one file, written atomically, 0600. */
-export interface BotState {
-  version: 2;
-  identity?: StoredIdentity;
-  pending?: PendingKey;
-  /** Join-method state (bound keypair: keyring and join state document). */
-  methods: Record<string, Record<string, unknown>>;
-}
-
-export const STATE_FILE = 'state.json';
-
-/** Reads tbot's storage state (also used by `tbot keypair create`). */
-export async function readState(storage: Destination): Promise<BotState> {
-  const text = await storage.read(STATE_FILE);
-  if (!text) return { version: 2, methods: {} };
-  try {
-    const s = JSON.parse(text) as BotState;
-    return { version: 2, methods: s.methods ?? {}, ...(s.identity ? { identity: s.identity } : {}), ...(s.pending ? { pending: s.pending } : {}) };
-  } catch (cause) {
-    throw new MwiError('BAD_CONFIG', `tbot storage (${storage.description}) holds an unreadable ${STATE_FILE}`, { field: 'storage', cause });
-  }
-}
-
-export async function writeState(storage: Destination, state: BotState): Promise<void> {
-  await storage.writeAll([{ name: STATE_FILE, data: JSON.stringify(state, null, 2), mode: 0o600 }]);
-}
-
-/**
- * Holds tbot's renewable identity: joins, resumes from storage, recovers (methods that can),
- * renews, and serializes every call made with it (a call racing a renewal would present a
- * stale generation and lock itself).
+ * The bot identity: holds tbot's renewable credential (`current`); joins, resumes from storage,
+ * recovers (methods that can), renews, and serializes every call made with it (a call racing a
+ * renewal would present a stale generation and lock itself).
  */
 export class BotIdentity {
   private state: BotState = { version: 2, methods: {} };
@@ -84,7 +31,8 @@ export class BotIdentity {
     private readonly log: Logger,
   ) {}
 
-  get identity(): StoredIdentity | undefined {
+  /** The credential held now; undefined before a join or a resume. */
+  get current(): BotCredential | undefined {
     return this.state.identity;
   }
 
@@ -105,8 +53,9 @@ export class BotIdentity {
       return false;
     }
     if (Date.parse(stored.expires) <= Date.now()) {
-      if (this.cfg.joinMethod === 'bound_keypair' && stored.join_method === 'bound_keypair') {
-        this.log.warn('the stored identity expired; recovering with the bound keypair (this uses one recovery)', { expired: stored.expires });
+      const recovery = CLIENT_METHODS.get(this.cfg.joinMethod)?.expiredRecovery;
+      if (recovery && stored.join_method === this.cfg.joinMethod) {
+        this.log.warn(`the stored identity expired; ${recovery}`, { expired: stored.expires });
         return false;
       }
       if (joinMethodInfo(this.cfg.joinMethod)?.renewable === false) {
@@ -119,12 +68,12 @@ export class BotIdentity {
         `the stored identity of bot ${stored.bot_name} expired at ${stored.expires}; a "${stored.join_method}" identity cannot be recovered after expiry: create a new join token (tctl bots add / tctl tokens add) and start tbot with it`,
       );
     }
-    this.setIdentity(stored);
+    this.setCurrent(stored);
     this.log.info('resumed identity from storage', { bot: stored.bot_name, instance: stored.instance_id, generation: stored.generation, expires: stored.expires });
     return true;
   }
 
-  private setIdentity(id: StoredIdentity): void {
+  private setCurrent(id: BotCredential): void {
     this.client?.close();
     this.state.identity = id;
     this.client = new ApiClient({ addrs: this.cfg.authServers, tls: { ca: id.tls_ca_certs, cert: id.tls_cert, key: id.key } });
@@ -211,21 +160,27 @@ export class BotIdentity {
         ttl_seconds: Math.round(this.cfg.credentialTtlMs / 1000),
         payload,
       };
-      const res = await api.call<IdentityResponse>('POST', PATHS.join, req);
-      const stored = this.toStored(res, keys.privateKeyPem, keys.publicKeyPem, method.name, sha256Hex(token));
+      const res = await api.call<BotCredentialResponse>('POST', PATHS.join, req);
+      const stored = this.toCredential(res, keys.privateKeyPem, keys.publicKeyPem, method.name, sha256Hex(token));
       this.state.identity = stored;
       delete this.state.pending;
       // the identity and the method's state (e.g. the new join state) are written together
       if (method.afterJoin) await method.afterJoin(jctx, res.method_data);
       else await this.persist();
-      this.setIdentity(stored);
+      this.setCurrent(stored);
       this.log.info(refresh ? 'refreshed identity' : 'joined', { bot: res.bot_name, instance: res.instance_id, cluster: res.cluster_name, method: method.name, generation: res.generation, expires: res.expires });
     } finally {
       if (api !== this.client) api.close();
     }
   }
 
-  private toStored(res: IdentityResponse, key: string, publicKeyPem: string, joinMethod: string, tokenHash: string): StoredIdentity {
+  private toCredential(
+    res: BotCredentialResponse,
+    key: string,
+    publicKeyPem: string,
+    joinMethod: string,
+    tokenHash: string,
+  ): BotCredential {
     // the certificate must be for the key we generated: anything else is a broken or hostile server
     const got = new X509Certificate(res.tls_cert).publicKey.export({ type: 'spki', format: 'der' });
     if (!got.equals(createPublicKey(publicKeyPem).export({ type: 'spki', format: 'der' }))) {
@@ -262,16 +217,17 @@ export class BotIdentity {
     // platform methods join again for each identity, presenting the current one to continue the instance
     if (!joinMethodInfo(cur.join_method)?.renewable) return this.join(true);
     const keys = await this.pendingKeys();
-    let next: StoredIdentity | undefined;
+    let next: BotCredential | undefined;
     // the connection that carried the renewal speaks as the new identity from here on (the
     // Auth Service carries it forward): the rest of the cycle needs no new TLS handshake
-    const res = await this.client.call<IdentityResponse>(
+    const res = await this.client.call<BotCredentialResponse>(
       'POST',
       PATHS.renew,
       { public_key: keys.publicKeyPem, ttl_seconds: Math.round(this.cfg.credentialTtlMs / 1000) },
       {
         rekey: (answer) => {
-          next = this.toStored(answer, keys.privateKeyPem, keys.publicKeyPem, cur.join_method, cur.join_token_hash);
+          const { privateKeyPem, publicKeyPem } = keys;
+          next = this.toCredential(answer, privateKeyPem, publicKeyPem, cur.join_method, cur.join_token_hash);
           return { ca: next.tls_ca_certs, cert: next.tls_cert, key: next.key };
         },
       },

@@ -1,9 +1,11 @@
-import { parseWith } from '../util/parse.js';
 import { z } from 'zod';
 import { MwiError } from '../errors.js';
 import { parseDuration } from '../util/duration.js';
+import { parseWith } from '../util/parse.js';
 
-/** Resource names: DNS-label-like, as Teleport accepts for bots and roles. */
+// The resources an administrator writes and reads (roles, bots, tokens, locks) and the bot
+// instances joins create: checked here by the Auth Service, read here by tctl.
+
 /** Resource names (bots, roles, non-secret tokens, locks): also what a join's token name must look like. */
 export const RESOURCE_NAME = /^[a-zA-Z0-9][a-zA-Z0-9._@-]{0,127}$/;
 const NAME = z.string().regex(RESOURCE_NAME, 'expected letters, digits, ".", "_", "@" or "-" (at most 128)');
@@ -92,12 +94,6 @@ export const tokenSchema = z
   .strict();
 export type Token = z.infer<typeof tokenSchema>;
 
-/** Stored form of a token: the name of a `token`-method token is replaced by a hash. */
-export interface StoredToken extends Token {
-  /** sha256 hex of the secret, for `token`-method tokens only. */
-  secret_hash?: string;
-}
-
 export const lockSchema = z
   .object({
     kind: z.literal('lock'),
@@ -150,6 +146,18 @@ export interface BotInstance {
 
 export const KINDS = ['role', 'bot', 'token', 'lock', 'bot_instance'] as const;
 export type Kind = (typeof KINDS)[number];
+
+/** What the admin API answers for each kind (a token without its secret's hash). */
+interface ResourceByKind {
+  role: Role;
+  bot: Bot;
+  token: Token;
+  lock: Lock;
+  bot_instance: BotInstance;
+}
+export type Resource = ResourceByKind[Kind];
+/** The resource a kind's name stands for; any resource for a name known only at run time. */
+export type ResourceOf<K extends string> = K extends Kind ? ResourceByKind[K] : Resource;
 
 const PLURALS: Record<string, Kind> = {
   role: 'role', roles: 'role', bot: 'bot', bots: 'bot', token: 'token', tokens: 'token',

@@ -1,0 +1,21 @@
+import { entryOf, unionOf } from '../registry.js';
+import type { Destination, DestinationConfig, DestinationType } from './destination.js';
+import { directoryDestination } from './directory.js';
+import { memoryDestination } from './memory.js';
+
+/** The destination types tbot.yaml accepts, as `storage:` and as an output's `destination:`. */
+export const DESTINATION_TYPES: readonly DestinationType[] = [
+  directoryDestination,
+  memoryDestination,
+];
+
+export const destinationSchema = unionOf(DESTINATION_TYPES);
+
+export function openDestination(cfg: DestinationConfig): Destination {
+  return entryOf(DESTINATION_TYPES, cfg.type).build(cfg);
+}
+
+/** The directories a destination writes. */
+export function destinationPaths(cfg: DestinationConfig): string[] {
+  return entryOf(DESTINATION_TYPES, cfg.type).paths(cfg);
+}

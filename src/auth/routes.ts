@@ -1,0 +1,83 @@
+import { z } from 'zod';
+import { ADMIN_ROUTES } from '../api/admin.js';
+import type { RouteSpec } from '../api/route.js';
+import { PATHS } from '../api/wire.js';
+import { VERSION } from '../version.js';
+import { AdminApi } from './admin.js';
+import { carryRenewal } from './connection-identity.js';
+import type { AuthContext } from './context.js';
+import { handleChallenge, handleJoin } from './join.js';
+import { handleCerts } from './certs.js';
+import { handleHeartbeat } from './heartbeat.js';
+import { handleRenew } from './renew.js';
+import { route, type Area } from './router.js';
+
+/** Join, renewal, certificate and heartbeat bodies: each handler checks its own (the join methods' schemas). */
+const checkedByHandler = z.unknown();
+
+/** tbot's routes (src/api/wire.ts has their messages). */
+const TBOT_ROUTES = {
+  ping: { method: 'GET', path: PATHS.ping },
+  join: { method: 'POST', path: PATHS.join, body: checkedByHandler },
+  challenge: { method: 'POST', path: PATHS.challenge, body: checkedByHandler },
+  renew: { method: 'POST', path: PATHS.renew, body: checkedByHandler },
+  certs: { method: 'POST', path: PATHS.certs, body: checkedByHandler },
+  heartbeat: { method: 'POST', path: PATHS.heartbeat, body: checkedByHandler },
+} as const satisfies Record<string, RouteSpec>;
+
+/**
+ * Every route of the Auth Service: the admin API (an admin identity for anything under
+ * /v1/admin/, matched or not), then tbot's. A new API (a web dashboard, say) is another area.
+ */
+export function authRoutes(ctx: AuthContext): Area[] {
+  const admin = new AdminApi(ctx);
+  return [
+    {
+      prefix: `${PATHS.admin}/`,
+      access: 'admin',
+      notFound: 'no admin route',
+      // no resource name holds a "/", except the BOT/ID form of a bot instance's name
+      // (Teleport's), which admin.get splits itself
+      names: { slashAllowed: (s, i) => i === 2 && s[0] === 'resources' && s[1] === 'bot_instance' },
+      routes: [
+        route(ADMIN_ROUTES.status, 'admin', () => admin.status()),
+        route(ADMIN_ROUTES.createResource, 'admin', ({ body, caller }) =>
+          admin.create(body.resource, body.upsert, caller.user),
+        ),
+        route(ADMIN_ROUTES.listResources, 'admin', ({ params, query }) =>
+          admin.listJson(params.kind, { bot: query.bot, startAfter: query.start_after, limit: query.limit }),
+        ),
+        route(ADMIN_ROUTES.getResource, 'admin', ({ params }) => admin.get(params.kind, params.name)),
+        route(ADMIN_ROUTES.deleteResource, 'admin', async ({ params, caller }) => {
+          await admin.remove(params.kind, params.name, caller.user);
+          return { ok: true as const };
+        }),
+        route(ADMIN_ROUTES.addBot, 'admin', ({ body, caller }) => admin.addBot(body, caller.user)),
+        route(ADMIN_ROUTES.updateBot, 'admin', ({ params, body, caller }) =>
+          admin.updateBot(params.name, body, caller.user),
+        ),
+        route(ADMIN_ROUTES.addToken, 'admin', ({ body, caller }) => admin.addToken(body, caller.user)),
+        route(ADMIN_ROUTES.audit, 'admin', ({ query }) => admin.recentEvents(query)),
+        route(ADMIN_ROUTES.exportCA, 'admin', ({ params: { type } }) => ({ type, text: admin.exportCA(type) })),
+        route(ADMIN_ROUTES.signHost, 'admin', ({ body, caller }) => admin.signHost(body, caller.user)),
+      ],
+    },
+    {
+      prefix: '/',
+      access: 'anyone',
+      notFound: 'no route',
+      routes: [
+        route(TBOT_ROUTES.ping, 'anyone', () => ({ cluster_name: ctx.cas.clusterName, server_version: VERSION })),
+        route(TBOT_ROUTES.join, 'anyone', async ({ req, caller, body, remote }) =>
+          carryRenewal(req, caller, await handleJoin(ctx, body, remote, caller)),
+        ),
+        route(TBOT_ROUTES.challenge, 'anyone', ({ body, remote }) => handleChallenge(ctx, body, remote)),
+        route(TBOT_ROUTES.renew, 'bot', async ({ req, caller, body, remote }) =>
+          carryRenewal(req, caller, await handleRenew(ctx, caller, body, remote)),
+        ),
+        route(TBOT_ROUTES.certs, 'bot', ({ caller, body, remote }) => handleCerts(ctx, caller, body, remote)),
+        route(TBOT_ROUTES.heartbeat, 'bot', ({ caller, body, remote }) => handleHeartbeat(ctx, caller, body, remote)),
+      ],
+    },
+  ];
+}

@@ -1,0 +1,25 @@
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { it } from 'node:test';
+
+// compiled to dist/test/unit: the package root is three levels up
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+const pkg = JSON.parse(readFileSync(resolve(ROOT, 'package.json'), 'utf8')) as {
+  bin: Record<string, string>;
+  exports: Record<string, Record<string, string>>;
+};
+
+it('every bin and exports target of package.json exists after the build', () => {
+  const targets = [...Object.values(pkg.bin), ...Object.values(pkg.exports).flatMap((e) => Object.values(e))];
+  assert.ok(targets.length >= 5);
+  assert.deepEqual(targets.filter((t) => !existsSync(resolve(ROOT, t))), []);
+});
+
+it('the package entry gives a program what tctl uses: AdminClient, ApiClient, the resource schemas, MwiError', async () => {
+  const entry = (await import(pathToFileURL(resolve(ROOT, pkg.exports['.']!.default!)).href)) as Record<string, unknown>;
+  for (const name of ['AdminClient', 'ApiClient', 'discoverCA', 'MwiError', 'isMwiError', 'VERSION', 'PATHS']) {
+    assert.ok(entry[name] !== undefined, name);
+  }
+});
