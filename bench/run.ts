@@ -19,7 +19,10 @@ import type { Bench, LoadBench } from './measure.js';
 const QUICK = process.argv.includes('--quick');
 const INSTANCES_ONLY = process.argv.includes('--instances-only');
 /** `--only=token,renew`: run only the named groups (those of GROUPS, and instances). */
-const ONLY = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
+const ONLY = process.argv
+  .find((a) => a.startsWith('--only='))
+  ?.slice(7)
+  .split(',');
 const want = (group: string) => !ONLY || ONLY.includes(group);
 
 /** The groups run against one Auth Service, in this order; the locks group last, as its locks stay. */

@@ -57,8 +57,10 @@ export interface ResolveContext {
 }
 
 /** An output or service type: its `type:`, its fields, the checks past its schema, and its builder. */
-export interface ServiceType<F extends z.ZodRawShape = z.ZodRawShape, C extends ServiceConfig = ServiceConfig>
-  extends Typed<F> {
+export interface ServiceType<
+  F extends z.ZodRawShape = z.ZodRawShape,
+  C extends ServiceConfig = ServiceConfig,
+> extends Typed<F> {
   resolve(raw: ConfigOf<F>, ctx: ResolveContext): C;
   /** The service for one item; `name` is its name on /readyz. */
   build(cfg: C, deps: BotDeps, name: string): Service;

@@ -120,12 +120,17 @@ export class FileAuditLog implements AuditLog {
     let rest = this.pending;
     this.pending = '';
     // wait for another writer's rotation briefly (lines held in memory), never without bound
-    force ||= this.deferredSince > 0 && (performance.now() - this.deferredSince > MAX_DEFER_MS || rest.length > MAX_DEFER_BYTES);
+    force ||=
+      this.deferredSince > 0 &&
+      (performance.now() - this.deferredSince > MAX_DEFER_MS || rest.length > MAX_DEFER_BYTES);
     try {
       while (rest) {
         // whole lines, in pieces a file can take, so even lines held back fill files in turn;
         // a forced write is one piece: the rest waits for the rotation again
-        const cut = rest.length <= this.chunk ? rest.length : rest.lastIndexOf('\n', this.chunk - 1) + 1 || rest.indexOf('\n') + 1 || rest.length;
+        const cut =
+          rest.length <= this.chunk
+            ? rest.length
+            : rest.lastIndexOf('\n', this.chunk - 1) + 1 || rest.indexOf('\n') + 1 || rest.length;
         const written = this.file.append(rest.slice(0, cut), force);
         force = false;
         if (!written) {
@@ -141,7 +146,10 @@ export class FileAuditLog implements AuditLog {
       }
       this.deferredSince = 0;
     } catch (err) {
-      log.error('audit log write failed; events dropped', { error: (err as NodeJS.ErrnoException).code ?? String(err), lines: rest.split('\n').length - 1 });
+      log.error('audit log write failed; events dropped', {
+        error: (err as NodeJS.ErrnoException).code ?? String(err),
+        lines: rest.split('\n').length - 1,
+      });
     }
   }
 

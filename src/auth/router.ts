@@ -34,7 +34,7 @@ export function route<const S extends RouteSpec, A extends Access>(
   handle: (call: Call<S, A>) => Answer<S> | Promise<Answer<S>>,
 ): Route {
   // the router builds each Call from this route's own spec and access
-  return { spec, access, handle: handle as (call: Call<RouteSpec, Access>) => unknown };
+  return { spec, access, handle: handle };
 }
 
 /** Routes under one path prefix, sharing rules. */

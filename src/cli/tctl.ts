@@ -48,7 +48,10 @@ Global flags:
 runMain('tctl', () => main().catch((err: unknown) => Promise.reject(safeError(err))));
 
 async function main(): Promise<number | void> {
-  const { values: g, positionals } = parseFlags(process.argv.slice(2), OPTIONS) as { values: Flags; positionals: string[] };
+  const { values: g, positionals } = parseFlags(process.argv.slice(2), OPTIONS) as {
+    values: Flags;
+    positionals: string[];
+  };
   const [cmd, sub, ...args] = positionals;
   if (!cmd || cmd === 'help' || g.help) {
     print(HELP);
@@ -57,7 +60,11 @@ async function main(): Promise<number | void> {
   if (cmd === 'version') return void print(`tctl v${VERSION}\n`);
   const admin = adminClient(g);
   try {
-    const fmt = checkFormat(g.format, cmd === 'get' ? ['yaml', 'json', 'text'] : ['text', 'json'], cmd === 'get' ? 'yaml' : 'text') as 'text' | 'json';
+    const fmt = checkFormat(
+      g.format,
+      cmd === 'get' ? ['yaml', 'json', 'text'] : ['text', 'json'],
+      cmd === 'get' ? 'yaml' : 'text',
+    ) as 'text' | 'json';
     switch (cmd) {
       case 'status': {
         const s = await admin.status();

@@ -85,7 +85,7 @@ export function findExtensionValue(der: Uint8Array, oid: string): Uint8Array | u
   const list = exts && child(der, exts.start, exts.end, 0x30);
   if (!list) return undefined;
   let found: Uint8Array | undefined;
-  for (pos = list.start; pos < list.end; ) {
+  for (pos = list.start; pos < list.end;) {
     const ext = child(der, pos, list.end, 0x30);
     const id = ext && child(der, ext.start, ext.end, 0x06);
     if (!ext || !id) return undefined;

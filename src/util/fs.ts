@@ -1,5 +1,17 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, lstatSync, mkdirSync, openSync, realpathSync, renameSync, statSync, unlinkSync, writeSync, type Stats } from 'node:fs';
+import {
+  closeSync,
+  fsyncSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  realpathSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+  type Stats,
+} from 'node:fs';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { MwiError } from '../errors.js';
 
@@ -97,7 +109,11 @@ function checkAncestor(path: string, dir: string, field: string, uid: number | u
   const st = lstatSync(path);
   if (uid !== undefined && st.uid !== uid && st.uid !== 0) {
     const what = st.isSymbolicLink() ? 'a symlink' : 'a directory';
-    throw new MwiError('BAD_CONFIG', `${path}, on the path to ${dir}, is ${what} owned by uid ${st.uid}: its owner could swap ${dir} for a link to somewhere else; use a directory whose parents this user or root owns`, { field });
+    throw new MwiError(
+      'BAD_CONFIG',
+      `${path}, on the path to ${dir}, is ${what} owned by uid ${st.uid}: its owner could swap ${dir} for a link to somewhere else; use a directory whose parents this user or root owns`,
+      { field },
+    );
   }
   if (st.isDirectory() && (st.mode & 0o022) !== 0 && (st.mode & 0o1000) === 0) {
     throw new MwiError(

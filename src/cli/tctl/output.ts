@@ -28,7 +28,10 @@ export function cell(v: unknown): string {
 
 /** A table whose every cell is shown safely (a newline in a value cannot forge a row). */
 export function safeTable(headers: string[], rows: string[][]): string {
-  return table(headers, rows.map((r) => r.map(cell)));
+  return table(
+    headers,
+    rows.map((r) => r.map(cell)),
+  );
 }
 
 /** JSON text: unsafe characters inside strings become `\uXXXX`, the same value for a parser. */

@@ -2,7 +2,6 @@ import { MwiError } from '../../errors.js';
 import type { ClientJoinMethod } from '../client-types.js';
 import type { JwtJoinPayload } from './wire.js';
 
-
 /** A client half that reads the platform's token from an environment variable. */
 export function envTokenClient(name: string, defaultVar: string, hint: string): ClientJoinMethod {
   return {
