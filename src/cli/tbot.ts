@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { stringify } from 'yaml';
-import { buildTbotFile, validateTbotConfig, type TbotFlags } from '../agent/config.js';
+import { buildTbotFile, validateTbotConfig } from '../agent/config.js';
 import { startBot } from '../agent/bot.js';
 import { createLogger } from '../util/log.js';
 import { installProcessGuards } from '../util/process-guard.js';
