@@ -149,7 +149,7 @@ async function legitPhase(
     // let the flood reach full speed first
     await new Promise((r) => setTimeout(r, 1000));
   }
-  const agentFor = (a: string) =>
+  const agentFor = (_local: string) =>
     new Agent({ keepAlive: false, ca: [c.caCerts[0]!], servername: AUTH_SERVER_NAME, minVersion: 'TLSv1.3' });
   const samples: number[] = [];
   let failed = 0;

@@ -217,9 +217,13 @@ export interface TbotFlags {
  * both go through validateTbotConfig. `tbot configure` prints this object.
  */
 export function buildTbotFile(flags: TbotFlags): Record<string, unknown> {
-  const base: Record<string, any> = flags.config ? readTbotFile(flags.config) : { version: 'v2' };
+  const base: Record<string, unknown> = flags.config ? readTbotFile(flags.config) : { version: 'v2' };
   if (flags['auth-server']) base.auth_server = flags['auth-server'];
-  const onboarding: Record<string, unknown> = { join_method: undefined, ...(base.onboarding ?? {}) };
+  const fromFile = base.onboarding;
+  const onboarding: Record<string, unknown> = {
+    join_method: undefined,
+    ...(typeof fromFile === 'object' ? fromFile : {}),
+  };
   if (flags['join-method']) onboarding.join_method = flags['join-method'];
   if (flags.token) onboarding.token = flags.token;
   // a join method's own flags set keys of its onboarding block
@@ -235,10 +239,10 @@ export function buildTbotFile(flags: TbotFlags): Record<string, unknown> {
   if (Object.keys(onboarding).length > 0 || !flags.config) base.onboarding = onboarding;
   if (flags['data-dir']) base.storage = { type: 'directory', path: flags['data-dir'] };
   if (flags['destination-dir']) {
-    base.outputs = [
-      ...(base.outputs ?? []),
-      { type: 'identity', destination: { type: 'directory', path: flags['destination-dir'] } },
-    ];
+    const outputs = base.outputs ?? [];
+    const identity = { type: 'identity', destination: { type: 'directory', path: flags['destination-dir'] } };
+    // an `outputs` that is not a list is left for validateTbotConfig to name
+    base.outputs = Array.isArray(outputs) ? [...(outputs as unknown[]), identity] : outputs;
   }
   if (flags['certificate-ttl']) base.credential_ttl = flags['certificate-ttl'];
   if (flags['renewal-interval']) base.renewal_interval = flags['renewal-interval'];

@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { isMwiError } from '../errors.js';
+import { isMwiError, type MwiError } from '../errors.js';
 import type { Logger } from '../util/log.js';
 import type { BotIdentity } from './bot-identity.js';
 import type { TbotConfig } from './config.js';
@@ -67,7 +67,7 @@ export interface ServiceType<
 }
 
 /** Errors after which retrying cannot help: the bot identity is refused for good. */
-function refusedForGood(err: unknown): boolean {
+function refusedForGood(err: unknown): err is MwiError {
   return isMwiError(err, 'LOCKED') || isMwiError(err, 'RENEW_DENIED') || isMwiError(err, 'ACCESS_DENIED');
 }
 
@@ -104,7 +104,7 @@ export interface LoopSpec {
 export class LoopService implements Service {
   private readonly runner: IntervalRunner;
   private readonly stop = new AbortController();
-  private refusal: unknown;
+  private refusal: MwiError | undefined;
 
   constructor(
     readonly name: string,

@@ -44,7 +44,8 @@ function postJson(
               body: JSON.parse(Buffer.concat(chunks).toString('utf8') || 'null'),
             });
           } catch (err) {
-            reject(err);
+            // JSON.parse throws a SyntaxError
+            reject(err instanceof Error ? err : new Error(String(err)));
           }
         });
       },

@@ -31,7 +31,7 @@ function renewalCheck(ctx: AuthContext, c: BotClaims): ContinueCheck {
     const t = await ctx.backend.get(tokenKey(first.join_token_name));
     if (!t) return {};
     const token = JSON.parse(t.value) as StoredToken;
-    const status = (token.status ?? {});
+    const status = token.status ?? {};
     const view = { id: first.join_token_name, botName: c.bot, spec: token.spec, status };
     const refusal = method.renewRefusal?.(view, c.instance);
     if (refusal) {

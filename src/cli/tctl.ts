@@ -45,13 +45,15 @@ Global flags:
   --format FMT         text (default), json; yaml for get
 `;
 
-runMain('tctl', () => main().catch((err: unknown) => Promise.reject(safeError(err))));
+runMain('tctl', () =>
+  main().catch((err: unknown) => {
+    throw safeError(err);
+  }),
+);
 
 async function main(): Promise<number | void> {
-  const { values: g, positionals } = parseFlags(process.argv.slice(2), OPTIONS) as {
-    values: Flags;
-    positionals: string[];
-  };
+  const { values, positionals } = parseFlags(process.argv.slice(2), OPTIONS);
+  const g: Flags = values;
   const [cmd, sub, ...args] = positionals;
   if (!cmd || cmd === 'help' || g.help) {
     print(HELP);

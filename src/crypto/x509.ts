@@ -35,7 +35,7 @@ export interface CAKeyPair {
 
 /** Creates a self-signed ECDSA P-256 CA valid for ten years (once per cluster, not hot). */
 export async function createCA(commonName: string, organization: string): Promise<CAKeyPair> {
-  const keys = (await webcrypto.subtle.generateKey(EC, true, ['sign', 'verify']));
+  const keys = await webcrypto.subtle.generateKey(EC, true, ['sign', 'verify']);
   const now = Date.now();
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: randomBytes(16)

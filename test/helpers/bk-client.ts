@@ -21,8 +21,7 @@ export function bkClient(t: T, token: string, options: Record<string, unknown> =
     options,
     state: { read: () => state as Record<string, unknown>, write: async (s) => void (state = s as BoundKeypairState) },
     clusterName: async () => 'unit',
-    challenge: (payload) =>
-      handleChallenge(t.ctx, { token, join_method: 'bound_keypair', payload }, remoteAddr),
+    challenge: (payload) => handleChallenge(t.ctx, { token, join_method: 'bound_keypair', payload }, remoteAddr),
     log: { info: () => {}, warn: () => {} },
   };
   /** The join request itself; `pub` is the TLS key to certify (a retry repeats tbot's pending key). */

@@ -40,7 +40,6 @@ async function newKey(alg = 'RS256'): Promise<Key> {
 export async function startIssuer(opts: { issuer?: string; alg?: string } = {}): Promise<TestIssuer> {
   let keys = [await newKey(opts.alg)];
   let fetches = 0;
-  let url = '';
   const self: Partial<TestIssuer> = { tokenEndpointClaims: {} };
   const server: Server = createServer((req, res) => {
     const u = new URL(req.url ?? '/', 'http://x');
@@ -86,7 +85,7 @@ export async function startIssuer(opts: { issuer?: string; alg?: string } = {}):
     json(404, {});
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   Object.assign(self, {
     url,
     issuer: opts.issuer ?? url,

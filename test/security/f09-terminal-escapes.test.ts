@@ -19,6 +19,7 @@ const SRC = resolve(dirname(fileURLToPath(import.meta.url)), '../../../src');
 // What a terminal may act on: C0 (but the newline that ends a line), DEL, C1, line/paragraph
 // separators and the bidi controls. Written out here, not imported, so the test checks the rule
 // itself and not the code under test.
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
 const UNSAFE = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
 
 /** Hostile self-reported values: clear the screen, set the window title, CSI as C1, CR overwrite, RTL override. */
@@ -156,8 +157,9 @@ describe('finding 9: the class', () => {
 
   it('finding 9: a log line quoting request data holds no control character and stays one line', () => {
     const lines: string[] = [];
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- saved only to be put back on process.stderr
     const write = process.stderr.write;
-    process.stderr.write = ((chunk: string) => (lines.push(String(chunk)), true));
+    process.stderr.write = (chunk: string) => (lines.push(String(chunk)), true);
     try {
       createLogger('f09', 'debug').warn('join refused for \u001b]0;pwned\u0007', {
         token: 'x\u001b[2J',

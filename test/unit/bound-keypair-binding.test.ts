@@ -71,7 +71,7 @@ function refuses(over: Partial<BindingInput>, reason: RegExp, message?: RegExp):
 function locks(over: Partial<BindingInput>): string {
   const b = decideBinding(input(over));
   assert.equal(b.kind, 'lock');
-  return (b).reason;
+  return b.reason;
 }
 
 const limit = (n: number) => spec({ recovery: { limit: n } });

@@ -22,7 +22,7 @@ export async function printAwait(text: string): Promise<void> {
 }
 
 /** A value from the server placed inside a line or a table cell: newlines escaped too. */
-export function cell(v: unknown): string {
+export function cell(v: string | number | boolean | null | undefined): string {
   return escapeUnsafe(v === undefined || v === null ? '' : String(v));
 }
 

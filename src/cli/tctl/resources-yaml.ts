@@ -50,7 +50,8 @@ function plainJson(v: unknown, where: string, source: string, seen = new Set<obj
   try {
     if (Array.isArray(v)) return v.map((x) => plainJson(x, where, source, seen));
     if (v instanceof Date) return v.toISOString();
-    const proto = Object.getPrototypeOf(v);
+    // getPrototypeOf is typed any; a prototype is an object or null
+    const proto = Object.getPrototypeOf(v) as object | null;
     if (proto !== Object.prototype && proto !== null)
       throw bad(
         `${where}: a ${proto?.constructor?.name ?? 'tagged'} value is not supported (use plain YAML mappings, lists and scalars)`,

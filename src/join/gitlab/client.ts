@@ -10,7 +10,8 @@ export const gitlabClient: ClientJoinMethod = {
   // onboarding.gitlab names the variable
   options: { schema: z.object({ token_env_var_name: envVarName.optional() }).strict() },
   async payload(ctx) {
-    const name = String(ctx.options.token_env_var_name ?? 'TBOT_GITLAB_JWT');
+    const configured = ctx.options.token_env_var_name;
+    const name = typeof configured === 'string' ? configured : 'TBOT_GITLAB_JWT';
     const token = process.env[name];
     if (!token) {
       throw new MwiError(

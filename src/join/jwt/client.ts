@@ -7,7 +7,8 @@ export function envTokenClient(name: string, defaultVar: string, hint: string): 
   return {
     name,
     async payload(ctx) {
-      const v = String(ctx.options.token_env_var_name ?? defaultVar);
+      const configured = ctx.options.token_env_var_name;
+      const v = typeof configured === 'string' ? configured : defaultVar;
       const token = process.env[v];
       if (!token) {
         throw new MwiError('BAD_CONFIG', `${v} is not set: ${hint}`, { field: `onboarding.join_method ${name}` });

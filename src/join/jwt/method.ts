@@ -108,7 +108,7 @@ async function verifyJwtJoin<S>(
   const fresh = await deps.markUsed(`${def.name}-signed-${signedId}`, (payload.exp! + LEEWAY_S) * 1000);
   if (!fresh) throw new JoinRefusal('token replayed', 'the join was refused: this identity token was already used');
   // the claims `allow` rules can name, as verified: recorded on the instance and in the audit log
-  const named = Object.values(def.allowFields).map((f) => [f.claim, claims[f.claim]]);
+  const named = Object.values(def.allowFields).map((f): [string, unknown] => [f.claim, claims[f.claim]]);
   const attributes = Object.fromEntries(named.filter(([, v]) => v !== undefined));
   return { attributes: { ...attributes, matched_rule: rule, ...extra } };
 }
