@@ -234,24 +234,32 @@ async function main(): Promise<void> {
     });
     child.send({ setup: { addr: c.addr, ca: [c.caCerts[0]!], token: bkToken, pub, connections } satisfies FloodSetup });
     process.stdout.write(
-      `loaded: ${seconds} s of the same, with ${connections} kept-alive connections from 127.0.0.1 flooding ${PATHS.challenge}\n`,
+      `loaded: ${seconds} s of the same, with ${connections} kept-alive connections from 127.0.0.1 flooding ` +
+        `${PATHS.challenge}\n`,
     );
     const loud = await legitPhase(c, seconds, concurrency, keys, Math.max(50, quiet.rate), child);
 
     const mb = (b: number) => (b / 1e6).toFixed(1);
     const f = loud.flood!;
     const lines = [
-      `limits: ${noLimits ? 'none (--no-limits)' : 'mwi defaults (connection_limits: max_connections 1000, rates [{period: 1m, average: 600, burst: 200}])'}`,
+      `limits: ${
+        noLimits
+          ? 'none (--no-limits)'
+          : 'mwi defaults (connection_limits: max_connections 1000, rates [{period: 1m, average: 600, burst: 200}])'
+      }`,
       `| phase | s | legit joins | legit per s | p50 ms | p99 ms | failed | data dir growth MB | Auth CPU (cores) |`,
       `|---|---|---|---|---|---|---|---|---|`,
       ...[['unloaded', quiet] as const, ['flood', loud] as const].map(
         ([name, p]) =>
-          `| ${name} | ${p.seconds.toFixed(0)} | ${p.joins} | ${p.rate.toFixed(1)} | ${p.p50.toFixed(1)} | ${p.p99.toFixed(1)} | ${p.failed} | ${mb(p.growthBytes)} | ${p.authCpu.toFixed(2)} |`,
+          `| ${name} | ${p.seconds.toFixed(0)} | ${p.joins} | ${p.rate.toFixed(1)} | ${p.p50.toFixed(1)} | ` +
+          `${p.p99.toFixed(1)} | ${p.failed} | ${mb(p.growthBytes)} | ${p.authCpu.toFixed(2)} |`,
       ),
       '',
-      `flood: ${f.sent} challenge requests (${(f.sent / loud.seconds).toFixed(0)}/s), by status: ${JSON.stringify(f.byStatus)}`,
+      `flood: ${f.sent} challenge requests (${(f.sent / loud.seconds).toFixed(0)}/s), by status: ` +
+        `${JSON.stringify(f.byStatus)}`,
       `legit join rate under flood: ${((loud.rate / quiet.rate) * 100).toFixed(0)}% of unloaded (target >= 80%)`,
-      `data dir growth during the flood: ${mb(loud.growthBytes)} MB (target < 50 MB; includes the legitimate joins' own writes, ${mb((quiet.growthBytes / quiet.seconds) * loud.seconds)} MB at the unloaded pace)`,
+      `data dir growth during the flood: ${mb(loud.growthBytes)} MB (target < 50 MB; includes the legitimate ` +
+        `joins' own writes, ${mb((quiet.growthBytes / quiet.seconds) * loud.seconds)} MB at the unloaded pace)`,
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
   } finally {

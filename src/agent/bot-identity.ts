@@ -65,7 +65,9 @@ export class BotIdentity {
       }
       throw new MwiError(
         'RENEW_DENIED',
-        `the stored identity of bot ${stored.bot_name} expired at ${stored.expires}; a "${stored.join_method}" identity cannot be recovered after expiry: create a new join token (tctl bots add / tctl tokens add) and start tbot with it`,
+        `the stored identity of bot ${stored.bot_name} expired at ${stored.expires}; a "${stored.join_method}" ` +
+          `identity cannot be recovered after expiry: create a new join token (tctl bots add / tctl tokens add) ` +
+          `and start tbot with it`,
       );
     }
     this.setCurrent(stored);
@@ -118,7 +120,8 @@ export class BotIdentity {
       try {
         if (this.cfg.caPins.length === 0 && this.cfg.insecure) {
           this.log.warn(
-            'INSECURE: trusting whatever CA the Auth Service presents (no ca_pins); anyone between tbot and the Auth Service can impersonate it',
+            'INSECURE: trusting whatever CA the Auth Service presents (no ca_pins); anyone between tbot and the ' +
+              'Auth Service can impersonate it',
           );
           return [await discoverCA(addr, 'any')];
         }

@@ -117,7 +117,8 @@ export function validateTbotConfig(raw: unknown, env: NodeJS.ProcessEnv = proces
   if (!token)
     fail(
       'onboarding.token',
-      `required for join method "${method.name}" (the token, or an absolute path to a file holding it; or $${TOKEN_ENV_VAR})`,
+      `required for join method "${method.name}" (the token, or an absolute path to a file holding it; or ` +
+        `$${TOKEN_ENV_VAR})`,
     );
   const blocks: Record<string, unknown> = c.onboarding;
   for (const m of CLIENT_METHODS.values()) {

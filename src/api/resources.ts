@@ -93,7 +93,10 @@ export const botSchema = z
         max_session_ttl: DURATION.optional(),
       })
       .strict(),
-    /** Written only by the Auth Service (`uid`); accepted and ignored on input, so `tctl get` output can be re-applied. */
+    /**
+     * Written only by the Auth Service (`uid`); accepted and ignored on input, so `tctl get`
+     * output can be re-applied.
+     */
     status: z.object({ uid: z.string().optional() }).passthrough().optional(),
   })
   .strict();

@@ -72,10 +72,11 @@ const RETRY_MS = 2;
 /**
  * Audit log as JSON lines, appended with O_APPEND so concurrent writers (Auth Service workers)
  * interleave by line. Events emitted in one turn of the event loop go out together at the end of
- * that turn (whole lines, in pieces of at most a quarter of a file). The file is rotated by size and only `maxFiles` old files
- * are kept (RotatingFile), and repeated identical refusals are counted rather than written each
- * (RefusalAggregator): what an unauthenticated flood can make it store is bounded (finding 6 of
- * issue #9). A failed write is logged and its lines dropped, never thrown at the caller.
+ * that turn (whole lines, in pieces of at most a quarter of a file). The file is rotated by size
+ * and only `maxFiles` old files are kept (RotatingFile), and repeated identical refusals are
+ * counted rather than written each (RefusalAggregator): what an unauthenticated flood can make it
+ * store is bounded (finding 6 of issue #9). A failed write is logged and its lines dropped, never
+ * thrown at the caller.
  */
 export class FileAuditLog implements AuditLog {
   private readonly file: RotatingFile;

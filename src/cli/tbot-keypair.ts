@@ -47,7 +47,8 @@ export async function keypairCommand(args: string[]): Promise<void> {
   state.methods.bound_keypair = { ...bk, keys: [key] };
   await writeState(storage, state);
   process.stderr.write(
-    `Wrote a new keypair to ${storage.path}. Register its public key as spec.bound_keypair.onboarding.initial_public_key:\n`,
+    `Wrote a new keypair to ${storage.path}. Register its public key as ` +
+      `spec.bound_keypair.onboarding.initial_public_key:\n`,
   );
   process.stdout.write(`${key.public_key}\n`);
 }

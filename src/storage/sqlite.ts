@@ -18,7 +18,8 @@ const MIGRATIONS: string[] = [
    CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
    INSERT INTO counters VALUES ('revision', 0);`,
   // every write and delete, so watchers in other processes sharing the file see them
-  `CREATE TABLE changes (revision INTEGER PRIMARY KEY, key TEXT NOT NULL, deleted INTEGER NOT NULL, at INTEGER NOT NULL);`,
+  `CREATE TABLE changes (revision INTEGER PRIMARY KEY, key TEXT NOT NULL, ` +
+    `deleted INTEGER NOT NULL, at INTEGER NOT NULL);`,
 ];
 
 /** How often watchers look for other processes' changes, and how long changes are kept. */
@@ -105,11 +106,14 @@ export class SqliteBackend implements Backend {
         `UPDATE counters SET value = value + 1 WHERE name = 'revision' RETURNING value`,
       ),
       upsert: this.db.prepare(
-        'INSERT INTO kv (key, value, revision, expires) VALUES (?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, revision = excluded.revision, expires = excluded.expires',
+        'INSERT INTO kv (key, value, revision, expires) VALUES (?, ?, ?, ?) ' +
+          'ON CONFLICT(key) DO UPDATE SET ' +
+          'value = excluded.value, revision = excluded.revision, expires = excluded.expires',
       ),
       del: this.db.prepare<[string]>('DELETE FROM kv WHERE key = ?'),
       range: this.db.prepare<[string, string, string, number, number], Row>(
-        'SELECT * FROM kv WHERE key >= ? AND key < ? AND key > ? AND (expires IS NULL OR expires > ?) ORDER BY key LIMIT ?',
+        'SELECT * FROM kv WHERE key >= ? AND key < ? AND key > ? ' +
+          'AND (expires IS NULL OR expires > ?) ORDER BY key LIMIT ?',
       ),
       // one batch each: never one long DELETE on the event loop (the kv_expires index finds them)
       purge: this.db.prepare<[number, number]>(
@@ -124,7 +128,8 @@ export class SqliteBackend implements Backend {
       maxChange: this.db.prepare<[], { r: number | null }>('SELECT MAX(revision) AS r FROM changes'),
       // the oldest rows only (revisions and times rise together): no scan of the whole log
       pruneChanges: this.db.prepare<[number, number]>(
-        'DELETE FROM changes WHERE revision IN (SELECT revision FROM (SELECT revision, at FROM changes ORDER BY revision LIMIT ?) WHERE at < ?)',
+        'DELETE FROM changes WHERE revision IN ' +
+          '(SELECT revision FROM (SELECT revision, at FROM changes ORDER BY revision LIMIT ?) WHERE at < ?)',
       ),
       rawGet: this.db.prepare<[string], Row>('SELECT * FROM kv WHERE key = ?'),
       begin: this.db.prepare('BEGIN IMMEDIATE'),

@@ -53,7 +53,9 @@ export async function startCluster(
       const role = join(dir, `role-${bot}.yaml`);
       writeFileSync(
         role,
-        `kind: role\nversion: v7\nmetadata: { name: ${bot}-role }\nspec:\n  options: { ${opts.roleTtl ? `max_session_ttl: ${opts.roleTtl}` : ''} }\n  allow:\n    logins: ${JSON.stringify(logins)}\n`,
+        `kind: role\nversion: v7\nmetadata: { name: ${bot}-role }\nspec:\n` +
+          `  options: { ${opts.roleTtl ? `max_session_ttl: ${opts.roleTtl}` : ''} }\n  allow:\n` +
+          `    logins: ${JSON.stringify(logins)}\n`,
       );
       await tctlOk(['create', '-f', role]);
       const out = JSON.parse(await tctlOk(['bots', 'add', bot, '--roles', `${bot}-role`, '--format', 'json'])) as {

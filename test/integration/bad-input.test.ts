@@ -27,9 +27,11 @@ describe('tbot bad input', () => {
     for (const d of [p.storage, p.out]) assert.ok(!existsSync(d) || readdirSync(d).length === 0, `${d} was written`);
   };
   const config = (p: { storage: string; out: string }, body: string) =>
-    `version: v2\nauth_server: ${cluster.addr}\nstorage: { type: directory, path: ${p.storage} }\noutputs:\n  - type: identity\n    destination: { type: directory, path: ${p.out} }\n${body}`;
+    `version: v2\nauth_server: ${cluster.addr}\nstorage: { type: directory, path: ${p.storage} }\noutputs:\n` +
+    `  - type: identity\n    destination: { type: directory, path: ${p.out} }\n${body}`;
   const onboarding = (extra = '') =>
-    `onboarding:\n  join_method: token\n  token: "0123456789abcdef0123456789abcdef"\n  ca_pins: ["${cluster.caPin}"]\n${extra}`;
+    `onboarding:\n  join_method: token\n  token: "0123456789abcdef0123456789abcdef"\n` +
+    `  ca_pins: ["${cluster.caPin}"]\n${extra}`;
 
   const cases: Array<{ name: string; body: (p: ReturnType<typeof paths>) => string; message: RegExp }> = [
     { name: 'malformed YAML', body: () => 'version: v2\nauth_server: [unclosed\n', message: /is not valid YAML/ },

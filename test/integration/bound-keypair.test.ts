@@ -30,7 +30,8 @@ describe('bound keypair joining with real tbot, tctl and mwi', () => {
     const f = join(c.dir, `${name}.yaml`);
     writeFileSync(
       f,
-      `kind: token\nversion: v2\nmetadata: { name: ${name} }\nspec:\n  join_method: bound_keypair\n  bot_name: keeper\n  bound_keypair:\n${bkSpec}`,
+      `kind: token\nversion: v2\nmetadata: { name: ${name} }\nspec:\n  join_method: bound_keypair\n` +
+        `  bot_name: keeper\n  bound_keypair:\n${bkSpec}`,
     );
     return f;
   };
@@ -91,7 +92,8 @@ describe('bound keypair joining with real tbot, tctl and mwi', () => {
     n++;
     const f = tokenFile(
       `late-${n}`,
-      `    onboarding:\n      registration_secret: "a-registration-secret-0123"\n      must_register_before: "${new Date(Date.now() + 1500).toISOString()}"\n`,
+      `    onboarding:\n      registration_secret: "a-registration-secret-0123"\n` +
+        `      must_register_before: "${new Date(Date.now() + 1500).toISOString()}"\n`,
     );
     await c.tctlOk(['create', '-f', f]);
     await new Promise((r) => setTimeout(r, 1600));
@@ -129,7 +131,8 @@ describe('bound keypair joining with real tbot, tctl and mwi', () => {
     n++;
     const name = `rec-${n}`;
     const spec = (limit: number) =>
-      `    onboarding:\n      registration_secret: "a-registration-secret-4567"\n    recovery:\n      limit: ${limit}\n      mode: standard\n`;
+      `    onboarding:\n      registration_secret: "a-registration-secret-4567"\n    recovery:\n` +
+      `      limit: ${limit}\n      mode: standard\n`;
     await c.tctlOk(['create', '-f', tokenFile(name, spec(2))]);
     const args = bk(name, dir('s'), dir('o'), [
       '--registration-secret',
@@ -278,7 +281,8 @@ describe('bound keypair joining with real tbot, tctl and mwi', () => {
       '-f',
       tokenFile(
         `ci-rot-${n}`,
-        `    onboarding:\n      initial_public_key: "${pub}"\n    recovery:\n      mode: insecure\n    rotate_after: "${new Date(Date.now() - 1000).toISOString()}"\n`,
+        `    onboarding:\n      initial_public_key: "${pub}"\n    recovery:\n      mode: insecure\n` +
+          `    rotate_after: "${new Date(Date.now() - 1000).toISOString()}"\n`,
       ),
     ]);
     assert.equal((await cli('tbot', bk(`ci-rot-${n}`, undefined, dir('rot-1'), ['--oneshot']), { env })).code, 0);

@@ -55,7 +55,8 @@ describe('platform-signed joins end to end (github, kubernetes)', () => {
     const spec = join(c.dir, 'gh.yaml');
     writeFileSync(
       spec,
-      'kind: token\nversion: v2\nmetadata: { name: gh-deploy }\nspec:\n  join_method: github\n  bot_name: ci\n  allow:\n    - { repository: octo/app, ref: refs/heads/main }\n',
+      'kind: token\nversion: v2\nmetadata: { name: gh-deploy }\nspec:\n  join_method: github\n  bot_name: ci\n' +
+        '  allow:\n    - { repository: octo/app, ref: refs/heads/main }\n',
     );
     await c.tctlOk(['create', '-f', spec]);
     gh.tokenEndpointClaims = {
@@ -84,7 +85,8 @@ describe('platform-signed joins end to end (github, kubernetes)', () => {
     const spec = join(c.dir, 'gh-broad.yaml');
     writeFileSync(
       spec,
-      'kind: token\nversion: v2\nmetadata: { name: gh-broad }\nspec:\n  join_method: github\n  bot_name: ci\n  allow:\n    - { ref: refs/heads/main }\n',
+      'kind: token\nversion: v2\nmetadata: { name: gh-broad }\nspec:\n  join_method: github\n  bot_name: ci\n' +
+        '  allow:\n    - { ref: refs/heads/main }\n',
     );
     const r = await c.tctl(['create', '-f', spec]);
     assert.notEqual(r.code, 0);
@@ -200,7 +202,9 @@ describe('platform-signed joins end to end (github, kubernetes)', () => {
     const spec = join(c.dir, 'k8s.yaml');
     writeFileSync(
       spec,
-      `kind: token\nversion: v2\nmetadata: { name: k8s-deploy }\nspec:\n  join_method: kubernetes\n  bot_name: ci\n  kubernetes:\n    type: static_jwks\n    static_jwks:\n      jwks: '${k8s.jwks()}'\n  allow:\n    - { service_account: "prod:deployer" }\n`,
+      `kind: token\nversion: v2\nmetadata: { name: k8s-deploy }\nspec:\n  join_method: kubernetes\n` +
+        `  bot_name: ci\n  kubernetes:\n    type: static_jwks\n    static_jwks:\n      jwks: '${k8s.jwks()}'\n` +
+        `  allow:\n    - { service_account: "prod:deployer" }\n`,
     );
     await c.tctlOk(['create', '-f', spec]);
     const tokenFile = join(c.dir, 'sa-token');

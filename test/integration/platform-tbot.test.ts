@@ -107,7 +107,8 @@ describe('tbot joins from each CI/cloud platform and writes the identity output'
       const f = join(c.dir, `${p.method}.yaml`);
       writeFileSync(
         f,
-        `kind: token\nversion: v2\nmetadata: { name: ${p.method}-tok }\nspec:\n  join_method: ${p.method}\n  bot_name: ci\n  ${p.spec}\n  allow: [${p.allow}]\n`,
+        `kind: token\nversion: v2\nmetadata: { name: ${p.method}-tok }\nspec:\n  join_method: ${p.method}\n` +
+          `  bot_name: ci\n  ${p.spec}\n  allow: [${p.allow}]\n`,
       );
       await c.tctlOk(['create', '-f', f]);
       iss.tokenEndpointClaims = p.claims;

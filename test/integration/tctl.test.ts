@@ -58,7 +58,8 @@ describe('tctl against a real Auth Service', () => {
     const file = join(c.dir, 'res.yaml');
     writeFileSync(
       file,
-      'kind: role\nversion: v7\nmetadata: { name: ops }\nspec:\n  allow: { logins: [ops] }\n---\nkind: bot\nversion: v1\nmetadata: { name: b1 }\nspec: { roles: [ops] }\n',
+      'kind: role\nversion: v7\nmetadata: { name: ops }\nspec:\n  allow: { logins: [ops] }\n---\nkind: bot\n' +
+        'version: v1\nmetadata: { name: b1 }\nspec: { roles: [ops] }\n',
     );
     assert.match(await c.tctlOk(['create', '-f', file]), /role "ops" has been created\nbot "b1" has been created/);
     const dup = await c.tctl(['create', '-f', file]);
@@ -104,7 +105,8 @@ describe('tctl against a real Auth Service', () => {
     const file = join(c.dir, 'tok.yaml');
     writeFileSync(
       file,
-      'kind: token\nversion: v2\nmetadata: { name: my-own-secret-0123456789 }\nspec: { join_method: token, bot_name: b1 }\n',
+      'kind: token\nversion: v2\nmetadata: { name: my-own-secret-0123456789 }\n' +
+        'spec: { join_method: token, bot_name: b1 }\n',
     );
     await c.tctlOk(['create', '-f', file]);
     const r = await cli('tbot', [

@@ -33,7 +33,8 @@ describe('finding 2: an SSH certificate without principals logs in as no one (re
     const file = join(cluster.dir, `${name}.yaml`);
     writeFileSync(
       file,
-      `kind: role\nversion: v7\nmetadata: { name: ${name} }\nspec:\n  allow: { logins: ${JSON.stringify(allow)} }\n  deny: { logins: ${JSON.stringify(deny)} }\n`,
+      `kind: role\nversion: v7\nmetadata: { name: ${name} }\nspec:\n` +
+        `  allow: { logins: ${JSON.stringify(allow)} }\n  deny: { logins: ${JSON.stringify(deny)} }\n`,
     );
     await cluster.tctlOk(['create', '-f', file]);
   }

@@ -39,7 +39,10 @@ describe('finding 5: bound keypair: a recovery accepted as a retry ends the inst
     );
     return out.shown_once!.registration_secret!;
   };
-  /** A tbot that joined and used its instance, whose identity has since expired; and a copy of its key and join state. */
+  /**
+   * A tbot that joined and used its instance, whose identity has since expired; and a copy of its
+   * key and join state.
+   */
   const joinedThenCopied = async () => {
     const secret = await addToken();
     const real = client(t, name, { registration_secret: secret });

@@ -57,7 +57,8 @@ it(`finding 6: purging ${ROWS} expired rows never blocks the event loop for more
     assert.deepEqual(await b.range('/challenges/', { limit: 1 }), []);
     assert.ok(
       worst <= BOUND_MS,
-      `the event loop stood still for ${worst.toFixed(1)} ms of this process's work during the purge (${worstWall.toFixed(1)} ms of wall time)`,
+      `the event loop stood still for ${worst.toFixed(1)} ms of this process's work during the purge ` +
+        `(${worstWall.toFixed(1)} ms of wall time)`,
     );
   } finally {
     await b.close();

@@ -8,9 +8,10 @@ import { anonymousCall } from '../helpers/raw-api.js';
 
 /**
  * Finding 6 (rate limits), the class: only an administrator and an unlocked bot instance skip
- * the per-source limits, and an unlocked bot draws on its instance's own bucket. An output certificate (workloads read those from destinations) or the
- * identity of a locked instance used to skip them too, so anyone holding one could flood
- * challenges and joins as if unauthenticated, unlimited.
+ * the per-source limits, and an unlocked bot draws on its instance's own bucket. An output
+ * certificate (workloads read those from destinations) or the identity of a locked instance used
+ * to skip them too, so anyone holding one could flood challenges and joins as if unauthenticated,
+ * unlimited.
  */
 describe('finding 6: which identities skip the per-source rate limit', () => {
   let c: TestCluster;

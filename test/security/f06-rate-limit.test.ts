@@ -163,7 +163,8 @@ describe('finding 6: per-source rate limits on the Auth Service (mwi start)', ()
       routes.map(([method, path]) =>
         rawRequest(
           t(),
-          `${method} ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}`,
+          `${method} ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n` +
+            `Connection: close\r\n\r\n{}`,
         ),
       ),
     );
@@ -192,7 +193,9 @@ describe('finding 6: per-source rate limits on the Auth Service (mwi start)', ()
   it('finding 6: a refused flood writes no audit line per request and at most one summary log line', async () => {
     const before = c.audit().length;
     const join = JSON.stringify({ token: 'flood', join_method: 'token', public_key: 'x' });
-    const req = `POST /v1/join HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${join.length}\r\n\r\n${join}`;
+    const req =
+      `POST /v1/join HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n` +
+      `Content-Length: ${join.length}\r\n\r\n${join}`;
     // 100 requests: 20 connections at once, 5 pipelined on each (Node closes a connection that
     // pipelines far ahead of slow answers: HPE_PAUSED, a refusal too, but not the one under test)
     const all = (await Promise.all(Array.from({ length: 20 }, () => pipelined(t(), req, 5)))).flatMap(

@@ -60,7 +60,8 @@ it('finding 6: sustained writes with concurrent readers keep the SQLite WAL unde
   // while it runs, a busy machine may starve the checkpointer thread for a moment: some slack
   assert.ok(
     maxWal <= 4 * WAL_MAX_BYTES,
-    `WAL reached ${maxWal} bytes during ${written} bytes of writes (limit ${WAL_MAX_BYTES}; without a TRUNCATE checkpoint it grows with every write)`,
+    `WAL reached ${maxWal} bytes during ${written} bytes of writes (limit ${WAL_MAX_BYTES}; without a TRUNCATE ` +
+      `checkpoint it grows with every write)`,
   );
   assert.ok(finalWal <= WAL_MAX_BYTES, `WAL left at ${finalWal} bytes (limit ${WAL_MAX_BYTES})`);
 });

@@ -25,7 +25,9 @@ describe('finding 7: a locked bot is refused without naming the bot or the lock'
     const bk = join(c.dir, 'bk.yaml');
     writeFileSync(
       bk,
-      'kind: token\nversion: v2\nmetadata: { name: covert-bk }\nspec: { join_method: bound_keypair, bot_name: covert-bot, bound_keypair: { onboarding: { registration_secret: "0123456789abcdef0123" } } }\n',
+      'kind: token\nversion: v2\nmetadata: { name: covert-bk }\n' +
+        'spec: { join_method: bound_keypair, bot_name: covert-bot, ' +
+        'bound_keypair: { onboarding: { registration_secret: "0123456789abcdef0123" } } }\n',
     );
     await c.tctlOk(['create', '-f', bk]);
     await c.tctlOk(['locks', 'add', '--bot', 'covert-bot', '--message', 'incident-7731 under investigation']);

@@ -43,10 +43,14 @@ describe('finding 8: bound-keypair challenges do not tell which tokens exist or 
     writeFileSync(
       file,
       [
-        'kind: token\nversion: v2\nmetadata: { name: bk-bound }\nspec: { join_method: bound_keypair, bot_name: robot, bound_keypair: { onboarding: { initial_public_key: "' +
+        'kind: token\nversion: v2\nmetadata: { name: bk-bound }\n' +
+          'spec: { join_method: bound_keypair, bot_name: robot, ' +
+          'bound_keypair: { onboarding: { initial_public_key: "' +
           bound +
           '" } } }',
-        'kind: token\nversion: v2\nmetadata: { name: bk-open }\nspec: { join_method: bound_keypair, bot_name: robot, bound_keypair: { onboarding: { registration_secret: "0123456789abcdef0123" } } }',
+        'kind: token\nversion: v2\nmetadata: { name: bk-open }\n' +
+          'spec: { join_method: bound_keypair, bot_name: robot, ' +
+          'bound_keypair: { onboarding: { registration_secret: "0123456789abcdef0123" } } }',
       ].join('\n---\n'),
     );
     await c.tctlOk(['create', '-f', file]);

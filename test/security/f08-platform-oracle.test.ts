@@ -102,7 +102,10 @@ describe('finding 8: platform joins answer one generic refusal until the signatu
           createPublicKey({ key: gh.current().jwk as never, format: 'jwk' }).export({ type: 'spki', format: 'pem' }),
         ),
       );
-    const none = `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from(JSON.stringify({ ...CLAIMS, iss: GITHUB_ISSUER, iat: now(), exp: now() + 60 })).toString('base64url')}.`;
+    const noneClaims = { ...CLAIMS, iss: GITHUB_ISSUER, iat: now(), exp: now() + 60 };
+    const none =
+      `${Buffer.from('{"alg":"none"}').toString('base64url')}.` +
+      `${Buffer.from(JSON.stringify(noneClaims)).toString('base64url')}.`;
     const cases: Array<[string, string, string, unknown, RegExp]> = [
       ['no id_token', 'gh-deploy', 'github', {}, /id_token/],
       ['no payload', 'gh-deploy', 'github', undefined, /id_token/],

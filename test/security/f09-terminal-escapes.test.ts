@@ -34,7 +34,8 @@ function assertSafe(text: string, what: string): void {
   assert.equal(
     m,
     null,
-    `${what} prints U+${m?.[0].charCodeAt(0).toString(16).padStart(4, '0')} at ${m?.index}: ${JSON.stringify(text.slice(Math.max(0, (m?.index ?? 0) - 20), (m?.index ?? 0) + 20))}`,
+    `${what} prints U+${m?.[0].charCodeAt(0).toString(16).padStart(4, '0')} at ${m?.index}: ` +
+      `${JSON.stringify(text.slice(Math.max(0, (m?.index ?? 0) - 20), (m?.index ?? 0) + 20))}`,
   );
 }
 

@@ -95,6 +95,7 @@ describe('finding 11: removing a bot ends its instances', () => {
     await assert.rejects(handleJoin(t.ctx, { token, join_method: 'token', public_key: pub }, '-'), (e) =>
       isMwiError(e, 'JOIN_DENIED'),
     );
-    await handleJoin(t.ctx, { token: kept, join_method: 'token', public_key: pub }, '-'); // another bot's token is untouched
+    // another bot's token is untouched
+    await handleJoin(t.ctx, { token: kept, join_method: 'token', public_key: pub }, '-');
   });
 });

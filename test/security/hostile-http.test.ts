@@ -15,7 +15,8 @@ const H = 'Host: x\r\n';
 const post = (path: string, body: string | Buffer, extra = '') =>
   Buffer.concat([
     Buffer.from(
-      `POST ${path} HTTP/1.1\r\n${H}Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${extra}Connection: close\r\n\r\n`,
+      `POST ${path} HTTP/1.1\r\n${H}Content-Type: application/json\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\n${extra}Connection: close\r\n\r\n`,
     ),
     Buffer.isBuffer(body) ? body : Buffer.from(body),
   ]);
@@ -126,7 +127,8 @@ const CORPUS: Case[] = [
     name: 'upgrade to websocket',
     send: get(
       '/v1/ping',
-      'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n',
+      'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n' +
+        'Sec-WebSocket-Version: 13\r\n',
     ),
   },
   { name: 'upgrade to h2c', send: get('/v1/ping', 'Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n') },
@@ -138,7 +140,9 @@ const CORPUS: Case[] = [
   ),
   {
     name: 'body longer than content-length (smuggled request after it)',
-    send: `POST /v1/join HTTP/1.1\r\n${H}Content-Length: 2\r\n\r\n{}GET /v1/ping HTTP/1.1\r\n${H}Connection: close\r\n\r\n`,
+    send:
+      `POST /v1/join HTTP/1.1\r\n${H}Content-Length: 2\r\n\r\n{}GET /v1/ping HTTP/1.1\r\n` +
+      `${H}Connection: close\r\n\r\n`,
   },
   {
     name: 'body shorter than content-length, then the client half-closes',
@@ -171,7 +175,9 @@ const CORPUS: Case[] = [
   },
   {
     name: 'trailers',
-    send: `POST /v1/join HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n2\r\n{}\r\n0\r\nx-trailer: ${'t'.repeat(30_000)}\r\n\r\n`,
+    send:
+      `POST /v1/join HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n2\r\n{}\r\n0\r\n` +
+      `x-trailer: ${'t'.repeat(30_000)}\r\n\r\n`,
   },
   // pipelining and half-open
   {

@@ -19,7 +19,8 @@ const sshString = (b: Buffer | string) => {
 const sshEd25519 = (raw: Buffer) =>
   `ssh-ed25519 ${Buffer.concat([sshString('ssh-ed25519'), sshString(raw)]).toString('base64')}`;
 const sshP256 = (q: Buffer) =>
-  `ecdsa-sha2-nistp256 ${Buffer.concat([sshString('ecdsa-sha2-nistp256'), sshString('nistp256'), sshString(q)]).toString('base64')}`;
+  `ecdsa-sha2-nistp256 ` +
+  `${Buffer.concat([sshString('ecdsa-sha2-nistp256'), sshString('nistp256'), sshString(q)]).toString('base64')}`;
 
 const validP256 = () =>
   generateKeyPairSync('ec', { namedCurve: 'prime256v1' })

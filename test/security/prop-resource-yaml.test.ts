@@ -14,11 +14,20 @@ import { isMwiError } from '../../src/errors.js';
 const RUNS = Number(process.env.MWI_PROP_RUNS ?? 300);
 
 const VALID: Record<string, string> = {
-  role: 'kind: role\nversion: v7\nmetadata:\n  name: dev\n  labels: { team: a }\nspec:\n  options: { max_session_ttl: 8h }\n  allow:\n    logins: [deploy, "{{internal.logins}}"]\n    spiffe: [{ path: /svc/web, dns_sans: [web.local] }]\n  deny: { logins: [root] }\n',
-  bot: 'kind: bot\nversion: v1\nmetadata: { name: robot, description: "a bot" }\nspec:\n  roles: [dev]\n  traits:\n    - name: logins\n      values: [ci, deploy]\n  max_session_ttl: 12h\n',
+  role:
+    'kind: role\nversion: v7\nmetadata:\n  name: dev\n  labels: { team: a }\nspec:\n' +
+    '  options: { max_session_ttl: 8h }\n  allow:\n    logins: [deploy, "{{internal.logins}}"]\n' +
+    '    spiffe: [{ path: /svc/web, dns_sans: [web.local] }]\n  deny: { logins: [root] }\n',
+  bot:
+    'kind: bot\nversion: v1\nmetadata: { name: robot, description: "a bot" }\nspec:\n  roles: [dev]\n' +
+    '  traits:\n    - name: logins\n      values: [ci, deploy]\n  max_session_ttl: 12h\n',
   token:
-    'kind: token\nversion: v2\nmetadata: { name: gh-deploy, expires: "2030-01-01T00:00:00Z" }\nspec:\n  roles: [Bot]\n  join_method: github\n  bot_name: robot\n  github:\n    allow:\n      - repository: acme/app\n        ref: refs/heads/main\n',
-  lock: 'kind: lock\nversion: v2\nmetadata: { name: l1 }\nspec:\n  target: { user: bot-robot }\n  message: "incident 42"\n  expires: "2030-01-01T00:00:00Z"\n',
+    'kind: token\nversion: v2\nmetadata: { name: gh-deploy, expires: "2030-01-01T00:00:00Z" }\nspec:\n' +
+    '  roles: [Bot]\n  join_method: github\n  bot_name: robot\n  github:\n    allow:\n' +
+    '      - repository: acme/app\n        ref: refs/heads/main\n',
+  lock:
+    'kind: lock\nversion: v2\nmetadata: { name: l1 }\nspec:\n  target: { user: bot-robot }\n' +
+    '  message: "incident 42"\n  expires: "2030-01-01T00:00:00Z"\n',
 };
 
 /** What the property allows: parsed resources, or a refusal naming a field. */
@@ -273,7 +282,9 @@ describe('property: resource YAML parsing (tctl create -f)', () => {
       '%YAML 1.1\n---\nkind: !!set { role }\n',
       'kind: role\nversion: !!float .nan\n',
       '__proto__: { kind: role }\nmetadata: { name: x }\n',
-      `a: &a [x,x,x,x,x,x,x,x,x,x]\nb: &b [${'*a,'.repeat(10)}*a]\nc: &c [${'*b,'.repeat(10)}*b]\nd: [${'*c,'.repeat(150)}*c]\n`, // alias bomb
+      // alias bomb
+      `a: &a [x,x,x,x,x,x,x,x,x,x]\nb: &b [${'*a,'.repeat(10)}*a]\n` +
+        `c: &c [${'*b,'.repeat(10)}*b]\nd: [${'*c,'.repeat(150)}*c]\n`,
     ]) {
       assert.throws(
         () => {

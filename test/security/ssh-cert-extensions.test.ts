@@ -51,7 +51,8 @@ describe('SSH certificate extensions follow role options; the key ID names bot a
       const file = join(cluster.dir, `${bot}.yaml`);
       writeFileSync(
         file,
-        `kind: role\nversion: v7\nmetadata: { name: ${bot}-role }\nspec:\n  options: ${options}\n  allow: { logins: [${me}] }\n`,
+        `kind: role\nversion: v7\nmetadata: { name: ${bot}-role }\nspec:\n  options: ${options}\n` +
+          `  allow: { logins: [${me}] }\n`,
       );
       await cluster.tctlOk(['create', '-f', file]);
       const { token } = JSON.parse(

@@ -222,7 +222,8 @@ describe('bound keypair joining (Auth Service core + tbot client half)', () => {
     );
     // alg none / HS256 forged with the public key
     ch = await challenge();
-    const none = `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from(ch.claims).toString('base64url')}.`;
+    const none =
+      `${Buffer.from('{"alg":"none"}').toString('base64url')}.` + `${Buffer.from(ch.claims).toString('base64url')}.`;
     await assert.rejects(
       joinWith({ challenge_id: ch.challenge_id, signature: none, registration_secret: secret }),
       denied(/refused/),
@@ -241,7 +242,9 @@ describe('bound keypair joining (Auth Service core + tbot client half)', () => {
       (e) => isMwiError(e, 'BAD_REQUEST') || isMwiError(e, 'JOIN_DENIED'),
     );
     const rsa =
-      'ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQDAx8cGx3LpWZIxqbM0q5aVbd1v6YlA8XaQ7sIYqCDb8d4mXmT0tBRjHqxP6FhzS8pE1u3cG+9Zk4oSxZ3bGf2m3U0y6Q6u5ZkC3fHn3nS0C5rJ9u3n8mY3Xv6l4uGx3xS8kA+u9nB4YbJd3xk2V0d3wJ5j0f3W1s4Q1hI7o2Yw==';
+      'ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQDAx8cGx3LpWZIxqbM0q5aVbd1v6YlA8XaQ' +
+      '7sIYqCDb8d4mXmT0tBRjHqxP6FhzS8pE1u3cG+9Zk4oSxZ3bGf2m3U0y6Q6u5ZkC3fHn3nS0C5' +
+      'rJ9u3n8mY3Xv6l4uGx3xS8kA+u9nB4YbJd3xk2V0d3wJ5j0f3W1s4Q1hI7o2Yw==';
     await assert.rejects(challenge([rsa]), (e) => isMwiError(e, 'BAD_REQUEST') || isMwiError(e, 'JOIN_DENIED'));
     assert.deepEqual(await status(), {}, 'nothing was bound');
     // and the real key still registers
@@ -306,7 +309,8 @@ describe('bound keypair joining (Auth Service core + tbot client half)', () => {
       c.state.keys!.map((k) => k.role),
       ['current', 'pending'],
     );
-    const res = await c.join(undefined, pending); // restart, at once (the lost identity is still valid), with tbot's pending TLS key
+    // restart, at once (the lost identity is still valid), with tbot's pending TLS key
+    const res = await c.join(undefined, pending);
     assert.equal(
       (res.method_data as { recovery_count: number }).recovery_count,
       2,

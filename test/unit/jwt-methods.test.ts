@@ -202,7 +202,15 @@ describe('every JWT method: an allowed token joins, hostile and near-miss tokens
         'HS256 with the public key',
         handleJoin(t.ctx, { token: name, join_method: m.method, public_key: pub, payload: { id_token: hs } }, '-'),
       );
-      const none = `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from(JSON.stringify({ ...m.claims, iss: m.issuer, iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 60 })).toString('base64url')}.`;
+      const noneClaims = {
+        ...m.claims,
+        iss: m.issuer,
+        iat: Math.floor(Date.now() / 1000),
+        exp: Math.floor(Date.now() / 1000) + 60,
+      };
+      const none =
+        `${Buffer.from('{"alg":"none"}').toString('base64url')}.` +
+        `${Buffer.from(JSON.stringify(noneClaims)).toString('base64url')}.`;
       await refused(
         'alg none',
         handleJoin(t.ctx, { token: name, join_method: m.method, public_key: pub, payload: { id_token: none } }, '-'),

@@ -48,7 +48,8 @@ export function renderIdentityFiles(
     '    GlobalKnownHostsFile /dev/null',
     '    IdentitiesOnly yes',
     '    StrictHostKeyChecking yes',
-    '    HostKeyAlgorithms ssh-ed25519-cert-v01@openssh.com,ecdsa-sha2-nistp256-cert-v01@openssh.com,rsa-sha2-512-cert-v01@openssh.com,rsa-sha2-256-cert-v01@openssh.com',
+    '    HostKeyAlgorithms ssh-ed25519-cert-v01@openssh.com,ecdsa-sha2-nistp256-cert-v01@openssh.com,' +
+      'rsa-sha2-512-cert-v01@openssh.com,rsa-sha2-256-cert-v01@openssh.com',
     '',
   ].join('\n');
   return [

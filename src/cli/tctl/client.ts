@@ -27,7 +27,8 @@ export function adminClient(flags: ConnectFlags): AdminClient {
   if (!identity) {
     throw new MwiError(
       'BAD_CONFIG',
-      `no admin identity at ${identityPath}: start the Auth Service with this --data-dir first, or pass --auth-server and --identity`,
+      `no admin identity at ${identityPath}: start the Auth Service with this --data-dir first, or pass ` +
+        `--auth-server and --identity`,
       {
         field: flags.identity ? '--identity' : '--data-dir',
       },

@@ -54,7 +54,8 @@ function plainJson(v: unknown, where: string, source: string, seen = new Set<obj
     const proto = Object.getPrototypeOf(v) as object | null;
     if (proto !== Object.prototype && proto !== null)
       throw bad(
-        `${where}: a ${proto?.constructor?.name ?? 'tagged'} value is not supported (use plain YAML mappings, lists and scalars)`,
+        `${where}: a ${proto?.constructor?.name ?? 'tagged'} value is not supported (use plain YAML mappings, ` +
+          `lists and scalars)`,
         source,
       );
     const copy: Record<string, unknown> = {};

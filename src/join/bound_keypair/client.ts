@@ -140,7 +140,8 @@ export const boundKeypairClient: ClientJoinMethod = {
       if (opts.static_private_key) {
         throw new MwiError(
           'BAD_CONFIG',
-          'the token asks for a key rotation (rotate_after), but a static key cannot rotate: remove rotate_after from the token, or use a keypair kept in tbot storage',
+          'the token asks for a key rotation (rotate_after), but a static key cannot rotate: remove rotate_after ' +
+            'from the token, or use a keypair kept in tbot storage',
           { field: 'onboarding.bound_keypair' },
         );
       }

@@ -12,7 +12,8 @@ export async function githubToken(audience: string, env: NodeJS.ProcessEnv = pro
   if (!url || !bearer) {
     throw new MwiError(
       'BAD_CONFIG',
-      'ACTIONS_ID_TOKEN_REQUEST_URL and ACTIONS_ID_TOKEN_REQUEST_TOKEN are not set: the workflow (or job) needs "permissions: id-token: write"',
+      'ACTIONS_ID_TOKEN_REQUEST_URL and ACTIONS_ID_TOKEN_REQUEST_TOKEN are not set: the workflow (or job) needs ' +
+        '"permissions: id-token: write"',
       {
         field: 'onboarding.join_method github',
       },

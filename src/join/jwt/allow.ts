@@ -58,8 +58,10 @@ export function checkAllow(
     )
       return rule;
   }
+  const seen = JSON.stringify(Object.fromEntries(Object.values(fields).map((f) => [f.claim, claims[f.claim]])));
+  const ignored = skipped.length ? `; rules ignored: ${skipped.join('; ')}` : '';
   throw new JoinRefusal(
-    `no allow rule matches (claims: ${JSON.stringify(Object.fromEntries(Object.values(fields).map((f) => [f.claim, claims[f.claim]])))})${skipped.length ? `; rules ignored: ${skipped.join('; ')}` : ''}`,
+    `no allow rule matches (claims: ${seen})${ignored}`,
     "the join was refused: the identity token matches none of the token's allow rules",
   );
 }

@@ -78,7 +78,9 @@ export function ruleProblem(rule: unknown, policy: AllowPolicy): RuleProblem | u
     if (!group.some((k) => set[k] !== undefined && names(set[k], policy.fields[k]!))) {
       return {
         field: '',
-        message: `the rule must name the workload with at least one of: ${group.join(', ')} (a rule without one matches every workload on the platform; glob fields need more than wildcards)`,
+        message:
+          `the rule must name the workload with at least one of: ${group.join(', ')} (a rule without one ` +
+          `matches every workload on the platform; glob fields need more than wildcards)`,
       };
     }
   }

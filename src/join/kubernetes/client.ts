@@ -13,7 +13,8 @@ export const kubernetesClient: ClientJoinMethod = {
     } catch (cause) {
       throw new MwiError(
         'BAD_CONFIG',
-        `cannot read the service account token at ${path} (mount a projected token with the cluster name as audience, or set KUBERNETES_TOKEN_PATH)`,
+        `cannot read the service account token at ${path} (mount a projected token with the cluster name as ` +
+          `audience, or set KUBERNETES_TOKEN_PATH)`,
         {
           field: 'onboarding.join_method kubernetes',
           cause,
