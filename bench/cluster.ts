@@ -11,7 +11,11 @@ export const PROFILE_ARGS = PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${PROFI
 function processTree(pid: number): number[] {
   let children: number[] = [];
   try {
-    children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number);
   } catch {
     // no children file: no children
   }
@@ -25,7 +29,8 @@ export function processRssMb(pid: number): number {
 
 /** CPU time (user + system) one process has used so far, in ms. */
 export function processCpuMs(pid: number): number {
-  // fields 14 and 15 of /proc/PID/stat (after the parenthesised name): utime, stime in clock ticks (USER_HZ, 100 on Linux)
+  // fields 14 and 15 of /proc/PID/stat (after the parenthesised name): utime, stime in clock
+  // ticks (USER_HZ, 100 on Linux)
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return (Number(f[11]) + Number(f[12])) * 10;
 }

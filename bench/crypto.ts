@@ -1,9 +1,22 @@
-import { createPublicKey, diffieHellman, generateKeyPair, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+import {
+  createPublicKey,
+  diffieHellman,
+  generateKeyPair,
+  generateKeyPairSync,
+  sign,
+  verify,
+  type KeyObject,
+} from 'node:crypto';
 import { generateKeys } from '../src/crypto/keys.js';
 import { createCA, issueCertificate, loadCA } from '../src/crypto/x509.js';
 
 /** The crypto operations one benchmark operation performs, on both sides (they share the cores). */
-export type CryptoOps = Partial<Record<'ecdsa_p256_sign' | 'ecdsa_p256_verify' | 'ed25519_sign' | 'ed25519_verify' | 'rsa2048_verify' | 'x25519_exchange', number>>;
+export type CryptoOps = Partial<
+  Record<
+    'ecdsa_p256_sign' | 'ecdsa_p256_verify' | 'ed25519_sign' | 'ed25519_verify' | 'rsa2048_verify' | 'x25519_exchange',
+    number
+  >
+>;
 
 /**
  * The crypto each benchmark operation does, both sides together (they share the cores). Joins
@@ -58,8 +71,10 @@ export async function cryptoRates(seconds = 1.5): Promise<Record<string, number>
   const data = Buffer.alloc(512, 7);
   const ecSig = sign('sha256', data, ec.privateKey);
   const edSig = sign(null, data, ed.privateKey);
-  const asyncSign = (alg: string | null, key: typeof ec.privateKey) => new Promise((r, j) => sign(alg, data, key, (e, s) => (e ? j(e) : r(s))));
-  const asyncVerify = (alg: string | null, key: typeof ec.publicKey, sig: Buffer) => new Promise((r, j) => verify(alg, data, key, sig, (e, ok) => (e ? j(e) : r(ok))));
+  const asyncSign = (alg: string | null, key: typeof ec.privateKey) =>
+    new Promise((r, j) => sign(alg, data, key, (e, s) => (e ? j(e) : r(s))));
+  const asyncVerify = (alg: string | null, key: typeof ec.publicKey, sig: Buffer) =>
+    new Promise((r, j) => verify(alg, data, key, sig, (e, ok) => (e ? j(e) : r(ok))));
   await measure('ecdsa_p256_sign', () => asyncSign('sha256', ec.privateKey));
   await measure('ecdsa_p256_verify', () => asyncVerify('sha256', ec.publicKey, ecSig));
   await measure('ed25519_sign', () => asyncSign(null, ed.privateKey));
@@ -71,11 +86,22 @@ export async function cryptoRates(seconds = 1.5): Promise<Record<string, number>
   // one side of a TLS 1.3 key exchange: an ephemeral X25519 key and the shared secret
   const peer = generateKeyPairSync('x25519');
   await measure('x25519_exchange', async () => {
-    const privateKey = await new Promise<KeyObject>((r, j) => generateKeyPair('x25519', {}, (e, _pub, priv) => (e ? j(e) : r(priv))));
+    const privateKey = await new Promise<KeyObject>((r, j) =>
+      generateKeyPair('x25519', {}, (e, _pub, priv) => (e ? j(e) : r(priv))),
+    );
     return diffieHellman({ privateKey, publicKey: peer.publicKey });
   });
   const ca = await loadCA(await createCA('bench', 'bench CA'));
   const pub = createPublicKey((await generateKeys('ec-p256')).publicKeyPem).export({ type: 'spki', format: 'der' });
-  await measure('x509_issue (mwi: DER template + node:crypto sign)', () => issueCertificate({ ca, publicKey: pub, commonName: 'bench', ttlMs: 3600_000, usage: 'client', identity: { kind: 'bot' } }));
+  await measure('x509_issue (mwi: DER template + node:crypto sign)', () =>
+    issueCertificate({
+      ca,
+      publicKey: pub,
+      commonName: 'bench',
+      ttlMs: 3600_000,
+      usage: 'client',
+      identity: { kind: 'bot' },
+    }),
+  );
   return out;
 }

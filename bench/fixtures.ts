@@ -40,5 +40,9 @@ export function joinClient(c: BenchCluster): ApiClient {
 
 /** A `token` join: what tbot sends, over the given client. */
 export function tokenJoin(api: ApiClient, token: string, key: PemKeyPair): Promise<BotCredentialResponse> {
-  return api.call<BotCredentialResponse>('POST', PATHS.join, { token, join_method: 'token', public_key: key.publicKeyPem });
+  return api.call<BotCredentialResponse>('POST', PATHS.join, {
+    token,
+    join_method: 'token',
+    public_key: key.publicKeyPem,
+  });
 }

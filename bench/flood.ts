@@ -20,7 +20,8 @@ import { sshAuthorizedKey } from '../src/crypto/ssh.js';
 import { startAuth, type BenchCluster } from './cluster.js';
 import { summarize } from './stats.js';
 
-const arg = (name: string, dflt: number) => Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? dflt);
+const arg = (name: string, dflt: number) =>
+  Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? dflt);
 
 /** One HTTPS POST over `agent` from `localAddress`; resolves with the status (never rejects). */
 function post(agent: Agent, addr: string, localAddress: string, path: string, body: unknown): Promise<number> {
@@ -28,7 +29,16 @@ function post(agent: Agent, addr: string, localAddress: string, path: string, bo
   const text = JSON.stringify(body);
   return new Promise((resolve) => {
     const req = request(
-      { agent, host: addr.slice(0, i), port: Number(addr.slice(i + 1)), localAddress, servername: AUTH_SERVER_NAME, method: 'POST', path, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) } },
+      {
+        agent,
+        host: addr.slice(0, i),
+        port: Number(addr.slice(i + 1)),
+        localAddress,
+        servername: AUTH_SERVER_NAME,
+        method: 'POST',
+        path,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) },
+      },
       (res) => {
         res.resume();
         res.on('end', () => resolve(res.statusCode ?? 0));
@@ -54,7 +64,13 @@ async function floodChild(): Promise<void> {
       return;
     }
     const s = m.setup!;
-    const agent = new Agent({ keepAlive: true, maxSockets: s.connections, ca: s.ca, servername: AUTH_SERVER_NAME, minVersion: 'TLSv1.3' });
+    const agent = new Agent({
+      keepAlive: true,
+      maxSockets: s.connections,
+      ca: s.ca,
+      servername: AUTH_SERVER_NAME,
+      minVersion: 'TLSv1.3',
+    });
     const body = { token: s.token, join_method: 'bound_keypair', payload: { public_keys: [s.pub] } };
     void Promise.all(
       Array.from({ length: s.connections }, async () => {
@@ -99,12 +115,28 @@ interface Phase {
  * connection from the next address in 127.0.0.2-127.0.0.254, like bots starting on many machines
  * (a single legitimate address would measure its own per-source budget instead).
  */
-async function legitPhase(c: BenchCluster, seconds: number, concurrency: number, keys: PemKeyPair[], expectedRate: number, flood?: ChildProcess): Promise<Phase> {
+async function legitPhase(
+  c: BenchCluster,
+  seconds: number,
+  concurrency: number,
+  keys: PemKeyPair[],
+  expectedRate: number,
+  flood?: ChildProcess,
+): Promise<Phase> {
   const tokens: string[] = [];
   const refill = async (n: number) => {
     await Promise.all(
       Array.from({ length: 8 }, async () => {
-        for (let i = 0; i < n / 8; i++) tokens.push((await c.admin.call<{ token: string }>('POST', '/v1/admin/tokens', { bot_name: 'flood', join_method: 'token', ttl: '2h' })).token);
+        for (let i = 0; i < n / 8; i++)
+          tokens.push(
+            (
+              await c.admin.call<{ token: string }>('POST', '/v1/admin/tokens', {
+                bot_name: 'flood',
+                join_method: 'token',
+                ttl: '2h',
+              })
+            ).token,
+          );
       }),
     );
   };
@@ -117,7 +149,8 @@ async function legitPhase(c: BenchCluster, seconds: number, concurrency: number,
     // let the flood reach full speed first
     await new Promise((r) => setTimeout(r, 1000));
   }
-  const agentFor = (a: string) => new Agent({ keepAlive: false, ca: [c.caCerts[0]!], servername: AUTH_SERVER_NAME, minVersion: 'TLSv1.3' });
+  const agentFor = (_local: string) =>
+    new Agent({ keepAlive: false, ca: [c.caCerts[0]!], servername: AUTH_SERVER_NAME, minVersion: 'TLSv1.3' });
   const samples: number[] = [];
   let failed = 0;
   let next = 0;
@@ -131,7 +164,11 @@ async function legitPhase(c: BenchCluster, seconds: number, concurrency: number,
         const local = `127.0.0.${2 + (i % 253)}`;
         const agent = agentFor(local);
         const s = performance.now();
-        const status = await post(agent, c.addr, local, PATHS.join, { token: tokens.pop(), join_method: 'token', public_key: keys[i % keys.length]!.publicKeyPem });
+        const status = await post(agent, c.addr, local, PATHS.join, {
+          token: tokens.pop(),
+          join_method: 'token',
+          public_key: keys[i % keys.length]!.publicKeyPem,
+        });
         agent.destroy();
         if (status === 200) samples.push(performance.now() - s);
         else failed++;
@@ -146,7 +183,17 @@ async function legitPhase(c: BenchCluster, seconds: number, concurrency: number,
   // the data dir after the WAL checkpointer had a moment
   await new Promise((r) => setTimeout(r, 1000));
   const s = summarize(samples, wallMs);
-  return { authCpu, joins: s.n, failed, seconds: wallMs / 1000, rate: s.rate, p50: s.p50, p99: s.p99, growthBytes: dirBytes(c.dataDir) - before, ...(fr ? { flood: fr } : {}) };
+  return {
+    authCpu,
+    joins: s.n,
+    failed,
+    seconds: wallMs / 1000,
+    rate: s.rate,
+    p50: s.p50,
+    p99: s.p99,
+    growthBytes: dirBytes(c.dataDir) - before,
+    ...(fr ? { flood: fr } : {}),
+  };
 }
 
 async function main(): Promise<void> {
@@ -155,35 +202,64 @@ async function main(): Promise<void> {
   const connections = arg('flood-connections', 64);
   const concurrency = arg('legit-concurrency', 4);
   const noLimits = process.argv.includes('--no-limits');
-  const c = await startAuth(undefined, noLimits ? 'connection_limits:\n  max_connections: 0\n  rates: []\n' : undefined);
+  const c = await startAuth(
+    undefined,
+    noLimits ? 'connection_limits:\n  max_connections: 0\n  rates: []\n' : undefined,
+  );
   try {
-    await c.admin.call('POST', '/v1/admin/resources', { resource: { kind: 'role', metadata: { name: 'flood' }, spec: { allow: { logins: ['flood'] } } } });
-    await c.admin.call('POST', '/v1/admin/resources', { resource: { kind: 'bot', metadata: { name: 'flood' }, spec: { roles: ['flood'] } } });
+    await c.admin.call('POST', '/v1/admin/resources', {
+      resource: { kind: 'role', metadata: { name: 'flood' }, spec: { allow: { logins: ['flood'] } } },
+    });
+    await c.admin.call('POST', '/v1/admin/resources', {
+      resource: { kind: 'bot', metadata: { name: 'flood' }, spec: { roles: ['flood'] } },
+    });
     const bk = await generateKeys('ed25519');
     const pub = sshAuthorizedKey(createPublicKey(bk.publicKeyPem));
-    const bkToken = (await c.admin.call<{ token: string }>('POST', '/v1/admin/tokens', { bot_name: 'flood', join_method: 'bound_keypair', ttl: '2h', spec: { bound_keypair: { onboarding: { initial_public_key: pub } } } })).token;
+    const bkToken = (
+      await c.admin.call<{ token: string }>('POST', '/v1/admin/tokens', {
+        bot_name: 'flood',
+        join_method: 'bound_keypair',
+        ttl: '2h',
+        spec: { bound_keypair: { onboarding: { initial_public_key: pub } } },
+      })
+    ).token;
     const keys = await Promise.all(Array.from({ length: 16 }, () => generateKeys('ec-p256')));
 
-    process.stdout.write(`unloaded: ${baseline} s of legitimate token joins (concurrency ${concurrency}, each from its own address)\n`);
+    process.stdout.write(
+      `unloaded: ${baseline} s of legitimate token joins (concurrency ${concurrency}, each from its own address)\n`,
+    );
     const quiet = await legitPhase(c, baseline, concurrency, keys, 300);
-    const child = fork(fileURLToPath(import.meta.url), ['--flood-child'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const child = fork(fileURLToPath(import.meta.url), ['--flood-child'], {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
     child.send({ setup: { addr: c.addr, ca: [c.caCerts[0]!], token: bkToken, pub, connections } satisfies FloodSetup });
-    process.stdout.write(`loaded: ${seconds} s of the same, with ${connections} kept-alive connections from 127.0.0.1 flooding ${PATHS.challenge}\n`);
+    process.stdout.write(
+      `loaded: ${seconds} s of the same, with ${connections} kept-alive connections from 127.0.0.1 flooding ` +
+        `${PATHS.challenge}\n`,
+    );
     const loud = await legitPhase(c, seconds, concurrency, keys, Math.max(50, quiet.rate), child);
 
     const mb = (b: number) => (b / 1e6).toFixed(1);
     const f = loud.flood!;
     const lines = [
-      `limits: ${noLimits ? 'none (--no-limits)' : 'mwi defaults (connection_limits: max_connections 1000, rates [{period: 1m, average: 600, burst: 200}])'}`,
+      `limits: ${
+        noLimits
+          ? 'none (--no-limits)'
+          : 'mwi defaults (connection_limits: max_connections 1000, rates [{period: 1m, average: 600, burst: 200}])'
+      }`,
       `| phase | s | legit joins | legit per s | p50 ms | p99 ms | failed | data dir growth MB | Auth CPU (cores) |`,
       `|---|---|---|---|---|---|---|---|---|`,
       ...[['unloaded', quiet] as const, ['flood', loud] as const].map(
-        ([name, p]) => `| ${name} | ${p.seconds.toFixed(0)} | ${p.joins} | ${p.rate.toFixed(1)} | ${p.p50.toFixed(1)} | ${p.p99.toFixed(1)} | ${p.failed} | ${mb(p.growthBytes)} | ${p.authCpu.toFixed(2)} |`,
+        ([name, p]) =>
+          `| ${name} | ${p.seconds.toFixed(0)} | ${p.joins} | ${p.rate.toFixed(1)} | ${p.p50.toFixed(1)} | ` +
+          `${p.p99.toFixed(1)} | ${p.failed} | ${mb(p.growthBytes)} | ${p.authCpu.toFixed(2)} |`,
       ),
       '',
-      `flood: ${f.sent} challenge requests (${(f.sent / loud.seconds).toFixed(0)}/s), by status: ${JSON.stringify(f.byStatus)}`,
+      `flood: ${f.sent} challenge requests (${(f.sent / loud.seconds).toFixed(0)}/s), by status: ` +
+        `${JSON.stringify(f.byStatus)}`,
       `legit join rate under flood: ${((loud.rate / quiet.rate) * 100).toFixed(0)}% of unloaded (target >= 80%)`,
-      `data dir growth during the flood: ${mb(loud.growthBytes)} MB (target < 50 MB; includes the legitimate joins' own writes, ${mb((quiet.growthBytes / quiet.seconds) * loud.seconds)} MB at the unloaded pace)`,
+      `data dir growth during the flood: ${mb(loud.growthBytes)} MB (target < 50 MB; includes the legitimate ` +
+        `joins' own writes, ${mb((quiet.growthBytes / quiet.seconds) * loud.seconds)} MB at the unloaded pace)`,
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
   } finally {

@@ -41,7 +41,14 @@ async function child(): Promise<void> {
         }),
       );
       const failures = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
-      process.send!({ done: true, failed: failures.length, ...(failures[0] ? { firstError: String(failures[0].reason) } : {}) } satisfies FromChild, () => process.exit(0));
+      process.send!(
+        {
+          done: true,
+          failed: failures.length,
+          ...(failures[0] ? { firstError: String(failures[0].reason) } : {}),
+        } satisfies FromChild,
+        () => process.exit(0),
+      );
     })();
   });
 }
@@ -50,12 +57,20 @@ async function child(): Promise<void> {
  * Runs `jobs` spread over `procs` generator processes, all started at once; resolves with the
  * wall time from "go" until the last join has its answer.
  */
-export async function burst(addr: string, ca: string[], jobs: BurstJob[], procs: number): Promise<{ wallMs: number; failed: number; firstError?: string }> {
-  const children: ChildProcess[] = Array.from({ length: procs }, () => fork(fileURLToPath(import.meta.url), ['--child'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
-  const next = (c: ChildProcess) => new Promise<FromChild>((resolve, reject) => {
-    c.once('message', (m: FromChild) => resolve(m));
-    c.once('exit', (code) => reject(new Error(`load generator exited ${code}`)));
-  });
+export async function burst(
+  addr: string,
+  ca: string[],
+  jobs: BurstJob[],
+  procs: number,
+): Promise<{ wallMs: number; failed: number; firstError?: string }> {
+  const children: ChildProcess[] = Array.from({ length: procs }, () =>
+    fork(fileURLToPath(import.meta.url), ['--child'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }),
+  );
+  const next = (c: ChildProcess) =>
+    new Promise<FromChild>((resolve, reject) => {
+      c.once('message', (m: FromChild) => resolve(m));
+      c.once('exit', (code) => reject(new Error(`load generator exited ${code}`)));
+    });
   await Promise.all(
     children.map((c, i) => {
       const ready = next(c);

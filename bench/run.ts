@@ -19,7 +19,10 @@ import type { Bench, LoadBench } from './measure.js';
 const QUICK = process.argv.includes('--quick');
 const INSTANCES_ONLY = process.argv.includes('--instances-only');
 /** `--only=token,renew`: run only the named groups (those of GROUPS, and instances). */
-const ONLY = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
+const ONLY = process.argv
+  .find((a) => a.startsWith('--only='))
+  ?.slice(7)
+  .split(',');
 const want = (group: string) => !ONLY || ONLY.includes(group);
 
 /** The groups run against one Auth Service, in this order; the locks group last, as its locks stay. */
@@ -69,11 +72,14 @@ async function main(): Promise<void> {
   if (want('instances')) await instances(b, false);
 
   const lines = [
-    '| benchmark | concurrency | n | per s | p50 ms | p99 ms | Auth CPU µs/op | load gen CPU µs/op | of crypto bound | note |',
+    '| benchmark | concurrency | n | per s | p50 ms | p99 ms | Auth CPU µs/op | ' +
+      'load gen CPU µs/op | of crypto bound | note |',
     '|---|---|---|---|---|---|---|---|---|---|',
     ...b.rows.map(
       (r) =>
-        `| ${r.bench} | ${r.concurrency} | ${r.n} | ${fmt(r.rate)} | ${fmt(r.p50, 1)} | ${fmt(r.p99, 1)} | ${fmt(r.authUs)} | ${fmt(r.genUs)} | ${r.bound === undefined ? '-' : `${(r.bound * 100).toFixed(0)}%`} | ${r.note ?? ''} |`,
+        `| ${r.bench} | ${r.concurrency} | ${r.n} | ${fmt(r.rate)} | ${fmt(r.p50, 1)} | ${fmt(r.p99, 1)} | ` +
+        `${fmt(r.authUs)} | ${fmt(r.genUs)} | ` +
+        `${r.bound === undefined ? '-' : `${(r.bound * 100).toFixed(0)}%`} | ${r.note ?? ''} |`,
     ),
     '',
     '| raw crypto (same run, all cores via the libuv pool) | per s |',

@@ -6,7 +6,11 @@ export function summarize(samples: number[], wallMs: number): { n: number; rate:
 }
 
 /** Runs `total` tasks with at most `concurrency` in flight; returns per-task latencies and wall time. */
-export async function drive(total: number, concurrency: number, task: (i: number) => Promise<void>): Promise<{ samples: number[]; wallMs: number; errors: number; firstError?: string }> {
+export async function drive(
+  total: number,
+  concurrency: number,
+  task: (i: number) => Promise<void>,
+): Promise<{ samples: number[]; wallMs: number; errors: number; firstError?: string }> {
   const samples: number[] = [];
   let next = 0;
   let errors = 0;
@@ -34,13 +38,17 @@ export async function drive(total: number, concurrency: number, task: (i: number
  * latency from its scheduled start (so a stall shows up in the figures instead of delaying the
  * schedule). For "p99 at half the peak rate".
  */
-export async function pace(total: number, ratePerSec: number, task: (i: number) => Promise<void>): Promise<{ samples: number[]; wallMs: number; errors: number; firstError?: string }> {
+export async function pace(
+  total: number,
+  ratePerSec: number,
+  task: (i: number) => Promise<void>,
+): Promise<{ samples: number[]; wallMs: number; errors: number; firstError?: string }> {
   const samples: number[] = [];
   const running: Promise<void>[] = [];
   let errors = 0;
   let firstError: string | undefined;
   const t0 = performance.now();
-  for (let i = 0; i < total; ) {
+  for (let i = 0; i < total;) {
     const due = Math.min(total, Math.floor(((performance.now() - t0) * ratePerSec) / 1000) + 1);
     for (; i < due; i++) {
       const scheduled = t0 + (i * 1000) / ratePerSec;

@@ -19,10 +19,13 @@ interface PeerTLS {
 
 if (process.argv.includes('--child')) {
   process.once('message', (tls: PeerTLS) => {
-    const server = createServer({ ...tls, ca: [tls.ca], requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.3' }, (req, res) => {
-      req.resume();
-      req.on('end', () => res.end('{}'));
-    });
+    const server = createServer(
+      { ...tls, ca: [tls.ca], requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.3' },
+      (req, res) => {
+        req.resume();
+        req.on('end', () => res.end('{}'));
+      },
+    );
     server.listen(0, '127.0.0.1', () => process.send!((server.address() as AddressInfo).port));
   });
 }
@@ -45,11 +48,18 @@ export async function startTlsPeer(): Promise<{ addr: string; pid: number; clien
   const pair = await createCA('bench', 'bench TLS peer CA');
   const ca = await loadCA(pair);
   const [server, client] = await Promise.all([leaf(ca, 'server'), leaf(ca, 'client')]);
-  const child: ChildProcess = fork(fileURLToPath(import.meta.url), ['--child'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child: ChildProcess = fork(fileURLToPath(import.meta.url), ['--child'], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
   const port = await new Promise<number>((resolve, reject) => {
     child.once('message', (p) => resolve(p as number));
     child.once('exit', (code) => reject(new Error(`TLS peer exited ${code}`)));
     child.send({ ca: pair.certPem, ...server } satisfies PeerTLS);
   });
-  return { addr: `127.0.0.1:${port}`, pid: child.pid!, client: { ca: [pair.certPem], ...client }, stop: () => child.kill() };
+  return {
+    addr: `127.0.0.1:${port}`,
+    pid: child.pid!,
+    client: { ca: [pair.certPem], ...client },
+    stop: () => child.kill(),
+  };
 }

@@ -73,7 +73,7 @@ export function isMwiError(err: unknown, code?: ErrorCode): err is MwiError {
 
 /** What the log and the audit log record of a failure: its internal detail, else its message. */
 export function failureReason(err: unknown): string {
-  return isMwiError(err) ? err.detail ?? err.message : String(err);
+  return isMwiError(err) ? (err.detail ?? err.message) : String(err);
 }
 
 /** Exit code for a CLI: 2 for user errors, 1 for runtime failures. */

@@ -57,7 +57,12 @@ async function renewOnNewConnection(
       const api = new ApiClient({ addrs: [c.addr], tls: tlsOf(me.id, me.key) });
       try {
         const body = { public_key: next.publicKeyPem };
-        me.id = await api.call<BotCredentialResponse>('POST', PATHS.renew, body, output ? { rekey: rekeyTo(next) } : {});
+        me.id = await api.call<BotCredentialResponse>(
+          'POST',
+          PATHS.renew,
+          body,
+          output ? { rekey: rekeyTo(next) } : {},
+        );
         me.key = next;
         if (output) await api.call('POST', PATHS.certs, { public_key: keys[i % keys.length]!.publicKeyPem });
       } finally {

@@ -37,7 +37,10 @@ async function daemonRss(b: LoadBench, token: string): Promise<void> {
 export async function tbot(b: LoadBench): Promise<void> {
   const { c } = b;
   const toks = await tokens(c, 6);
-  const times = toks.slice(0, 5).map((t, i) => tbotOneshot(c, t, join(c.dir, `oneshot-${i}`))).sort((x, y) => x - y);
+  const times = toks
+    .slice(0, 5)
+    .map((t, i) => tbotOneshot(c, t, join(c.dir, `oneshot-${i}`)))
+    .sort((x, y) => x - y);
   const name = 'tbot start --oneshot (wall, to written credentials)';
   b.rows.push({ bench: name, concurrency: 1, n: 5, rate: NaN, p50: times[2]!, p99: times[4]! });
   await daemonRss(b, toks[5]!);

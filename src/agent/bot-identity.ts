@@ -65,18 +65,28 @@ export class BotIdentity {
       }
       throw new MwiError(
         'RENEW_DENIED',
-        `the stored identity of bot ${stored.bot_name} expired at ${stored.expires}; a "${stored.join_method}" identity cannot be recovered after expiry: create a new join token (tctl bots add / tctl tokens add) and start tbot with it`,
+        `the stored identity of bot ${stored.bot_name} expired at ${stored.expires}; a "${stored.join_method}" ` +
+          `identity cannot be recovered after expiry: create a new join token (tctl bots add / tctl tokens add) ` +
+          `and start tbot with it`,
       );
     }
     this.setCurrent(stored);
-    this.log.info('resumed identity from storage', { bot: stored.bot_name, instance: stored.instance_id, generation: stored.generation, expires: stored.expires });
+    this.log.info('resumed identity from storage', {
+      bot: stored.bot_name,
+      instance: stored.instance_id,
+      generation: stored.generation,
+      expires: stored.expires,
+    });
     return true;
   }
 
   private setCurrent(id: BotCredential): void {
     this.client?.close();
     this.state.identity = id;
-    this.client = new ApiClient({ addrs: this.cfg.authServers, tls: { ca: id.tls_ca_certs, cert: id.tls_cert, key: id.key } });
+    this.client = new ApiClient({
+      addrs: this.cfg.authServers,
+      tls: { ca: id.tls_ca_certs, cert: id.tls_cert, key: id.key },
+    });
   }
 
   private async persist(): Promise<void> {
@@ -109,7 +119,10 @@ export class BotIdentity {
     for (const addr of this.cfg.authServers) {
       try {
         if (this.cfg.caPins.length === 0 && this.cfg.insecure) {
-          this.log.warn('INSECURE: trusting whatever CA the Auth Service presents (no ca_pins); anyone between tbot and the Auth Service can impersonate it');
+          this.log.warn(
+            'INSECURE: trusting whatever CA the Auth Service presents (no ca_pins); anyone between tbot and the ' +
+              'Auth Service can impersonate it',
+          );
           return [await discoverCA(addr, 'any')];
         }
         return [await discoverCA(addr, this.cfg.caPins)];
@@ -127,11 +140,19 @@ export class BotIdentity {
    */
   async join(refresh = false): Promise<void> {
     const method = CLIENT_METHODS.get(this.cfg.joinMethod);
-    if (!method) throw new MwiError('BAD_CONFIG', `join method ${this.cfg.joinMethod} is not available in this tbot`, { field: 'onboarding.join_method' });
+    if (!method)
+      throw new MwiError('BAD_CONFIG', `join method ${this.cfg.joinMethod} is not available in this tbot`, {
+        field: 'onboarding.join_method',
+      });
     const cur = this.state.identity;
     // a refresh authenticates with the current identity; trust then comes from the stored CAs
     const api =
-      refresh && this.client && cur ? this.client : new ApiClient({ addrs: this.cfg.authServers, tls: { ca: cur?.tls_ca_certs ?? (await this.firstContactCA()) } });
+      refresh && this.client && cur
+        ? this.client
+        : new ApiClient({
+            addrs: this.cfg.authServers,
+            tls: { ca: cur?.tls_ca_certs ?? (await this.firstContactCA()) },
+          });
     const token = this.cfg.token ?? '';
     const jctx: ClientJoinContext = {
       token,
@@ -168,7 +189,14 @@ export class BotIdentity {
       if (method.afterJoin) await method.afterJoin(jctx, res.method_data);
       else await this.persist();
       this.setCurrent(stored);
-      this.log.info(refresh ? 'refreshed identity' : 'joined', { bot: res.bot_name, instance: res.instance_id, cluster: res.cluster_name, method: method.name, generation: res.generation, expires: res.expires });
+      this.log.info(refresh ? 'refreshed identity' : 'joined', {
+        bot: res.bot_name,
+        instance: res.instance_id,
+        cluster: res.cluster_name,
+        method: method.name,
+        generation: res.generation,
+        expires: res.expires,
+      });
     } finally {
       if (api !== this.client) api.close();
     }
@@ -236,7 +264,12 @@ export class BotIdentity {
     // the answer and the end of the pending key are one write
     delete this.state.pending;
     await this.persist();
-    this.log.info('renewed identity', { bot: res.bot_name, instance: res.instance_id, generation: res.generation, expires: res.expires });
+    this.log.info('renewed identity', {
+      bot: res.bot_name,
+      instance: res.instance_id,
+      generation: res.generation,
+      expires: res.expires,
+    });
     if (res.rejoin_due) {
       this.log.info('the Auth Service asks for a refresh join (e.g. a key rotation is due)');
       await this.join(true);
@@ -257,7 +290,7 @@ export class BotIdentity {
         await this.renewNow();
         renewed = true;
       }
-      return this.client!.call<T>('POST', path, body);
+      return this.client.call<T>('POST', path, body);
     });
     if (renewed) for (const fn of this.listeners) fn();
     return out;

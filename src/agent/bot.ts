@@ -51,11 +51,11 @@ export async function startBot(cfg: TbotConfig, log: Logger, signal: AbortSignal
 
   const stop = new AbortController();
   const both = AbortSignal.any([signal, stop.signal]);
-  let refusal: unknown;
+  let refusal: Error | undefined;
   // a service that rejects was refused for good: the others stop too, and `done` rethrows it
   const runs = services.map((s) =>
     s.run(both).catch((err: unknown) => {
-      refusal = err;
+      refusal = err instanceof Error ? err : new Error(String(err));
       stop.abort();
     }),
   );

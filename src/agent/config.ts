@@ -41,7 +41,10 @@ export const tbotSchema = z
     credential_ttl: duration.default(DEFAULT_CREDENTIAL_TTL),
     renewal_interval: duration.default(DEFAULT_RENEWAL_INTERVAL),
     oneshot: z.boolean().default(false),
-    diag_addr: z.string().regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d+$/, 'expected HOST:PORT').optional(),
+    diag_addr: z
+      .string()
+      .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d+$/, 'expected HOST:PORT')
+      .optional(),
     insecure: z.boolean().default(false),
     outputs: z.array(unionOf(OUTPUT_TYPES)).default([]),
     services: z.array(unionOf(SERVICE_TYPES)).default([]),
@@ -96,12 +99,27 @@ export const TOKEN_ENV_VAR = 'TELEPORT_BOT_TOKEN';
 
 /** Validates a parsed tbot.yaml (or the object the flags built); the one validation path. */
 export function validateTbotConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env): TbotConfig {
-  const c = parseWith(tbotSchema, raw, { unknownKey: () => 'unknown key (check the spelling; tbot.yaml v2 keys are documented in docs/reference.md, "tbot.yaml (v2)")' });
+  const c = parseWith(tbotSchema, raw, {
+    unknownKey: () =>
+      'unknown key (check the spelling; tbot.yaml v2 keys are documented in docs/reference.md, "tbot.yaml (v2)")',
+  });
   const method = joinMethodInfo(c.onboarding.join_method);
-  if (!method) fail('onboarding.join_method', `unknown method ${JSON.stringify(c.onboarding.join_method)} (expected one of: ${joinMethodNames().join(', ')})`);
+  if (!method)
+    fail(
+      'onboarding.join_method',
+      `unknown method ${JSON.stringify(c.onboarding.join_method)} (expected one of: ${joinMethodNames().join(', ')})`,
+    );
   const fromEnv = !c.onboarding.token && Boolean(env[TOKEN_ENV_VAR]);
-  const token = secretValue(c.onboarding.token ?? (env[TOKEN_ENV_VAR] || undefined), fromEnv ? TOKEN_ENV_VAR : 'onboarding.token');
-  if (!token) fail('onboarding.token', `required for join method "${method.name}" (the token, or an absolute path to a file holding it; or $${TOKEN_ENV_VAR})`);
+  const token = secretValue(
+    c.onboarding.token ?? (env[TOKEN_ENV_VAR] || undefined),
+    fromEnv ? TOKEN_ENV_VAR : 'onboarding.token',
+  );
+  if (!token)
+    fail(
+      'onboarding.token',
+      `required for join method "${method.name}" (the token, or an absolute path to a file holding it; or ` +
+        `$${TOKEN_ENV_VAR})`,
+    );
   const blocks: Record<string, unknown> = c.onboarding;
   for (const m of CLIENT_METHODS.values()) {
     if (!m.options || !blocks[m.name] || m.name === method.name) continue;
@@ -116,9 +134,13 @@ export function validateTbotConfig(raw: unknown, env: NodeJS.ProcessEnv = proces
   const interval = parseDuration(c.renewal_interval)!;
   if (ttl > MAX_TTL_MS) fail('credential_ttl', `at most 24h (got ${c.credential_ttl})`);
   if (ttl < 1000) fail('credential_ttl', 'at least 1s');
-  if (interval >= ttl) fail('renewal_interval', `must be less than credential_ttl (${c.renewal_interval} >= ${c.credential_ttl})`);
+  if (interval >= ttl)
+    fail('renewal_interval', `must be less than credential_ttl (${c.renewal_interval} >= ${c.credential_ttl})`);
   if (c.onboarding.ca_pins.length === 0 && !c.onboarding.ca_path && !c.insecure) {
-    fail('onboarding.ca_pins', 'required for the first join (or onboarding.ca_path, or --insecure to trust any Auth Service: unsafe)');
+    fail(
+      'onboarding.ca_pins',
+      'required for the first join (or onboarding.ca_path, or --insecure to trust any Auth Service: unsafe)',
+    );
   }
   const bot = { credentialTtlMs: ttl, renewalIntervalMs: interval };
   // every output type is a service type: one registry resolves the items of both lists
@@ -130,7 +152,12 @@ export function validateTbotConfig(raw: unknown, env: NodeJS.ProcessEnv = proces
   const dup = dirs.find((d, i) => dirs.indexOf(d) !== i);
   if (dup) fail('outputs', `two outputs (or an output and storage) share the directory ${dup}`);
   return Object.freeze({
-    authServers: Array.isArray(c.auth_server) ? c.auth_server : c.auth_server.split(',').map((s) => s.trim()).filter(Boolean),
+    authServers: Array.isArray(c.auth_server)
+      ? c.auth_server
+      : c.auth_server
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean),
     joinMethod: method.name,
     token,
     methodOptions: Object.freeze(methodOptions),
@@ -158,9 +185,14 @@ export function readTbotFile(path: string): Record<string, unknown> {
   try {
     doc = parse(text, { prettyErrors: true });
   } catch (cause) {
-    throw new MwiError('BAD_CONFIG', `${path} is not valid YAML: ${cause instanceof Error ? cause.message.split('\n')[0] : String(cause)}`, { cause });
+    throw new MwiError(
+      'BAD_CONFIG',
+      `${path} is not valid YAML: ${cause instanceof Error ? cause.message.split('\n')[0] : String(cause)}`,
+      { cause },
+    );
   }
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new MwiError('BAD_CONFIG', `${path} must hold a YAML mapping`);
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc))
+    throw new MwiError('BAD_CONFIG', `${path} must hold a YAML mapping`);
   return doc as Record<string, unknown>;
 }
 
@@ -186,9 +218,13 @@ export interface TbotFlags {
  * both go through validateTbotConfig. `tbot configure` prints this object.
  */
 export function buildTbotFile(flags: TbotFlags): Record<string, unknown> {
-  const base: Record<string, any> = flags.config ? readTbotFile(flags.config) : { version: 'v2' };
+  const base: Record<string, unknown> = flags.config ? readTbotFile(flags.config) : { version: 'v2' };
   if (flags['auth-server']) base.auth_server = flags['auth-server'];
-  const onboarding: Record<string, unknown> = { join_method: undefined, ...(base.onboarding ?? {}) };
+  const fromFile = base.onboarding;
+  const onboarding: Record<string, unknown> = {
+    join_method: undefined,
+    ...(typeof fromFile === 'object' ? fromFile : {}),
+  };
   if (flags['join-method']) onboarding.join_method = flags['join-method'];
   if (flags.token) onboarding.token = flags.token;
   // a join method's own flags set keys of its onboarding block
@@ -204,7 +240,10 @@ export function buildTbotFile(flags: TbotFlags): Record<string, unknown> {
   if (Object.keys(onboarding).length > 0 || !flags.config) base.onboarding = onboarding;
   if (flags['data-dir']) base.storage = { type: 'directory', path: flags['data-dir'] };
   if (flags['destination-dir']) {
-    base.outputs = [...(base.outputs ?? []), { type: 'identity', destination: { type: 'directory', path: flags['destination-dir'] } }];
+    const outputs = base.outputs ?? [];
+    const identity = { type: 'identity', destination: { type: 'directory', path: flags['destination-dir'] } };
+    // an `outputs` that is not a list is left for validateTbotConfig to name
+    base.outputs = Array.isArray(outputs) ? [...(outputs as unknown[]), identity] : outputs;
   }
   if (flags['certificate-ttl']) base.credential_ttl = flags['certificate-ttl'];
   if (flags['renewal-interval']) base.renewal_interval = flags['renewal-interval'];

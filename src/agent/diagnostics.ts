@@ -37,10 +37,16 @@ const HELP: Record<string, string> = {
 
 function prometheus(src: DiagSources): string {
   const lines: string[] = [];
-  for (const [name, v] of src.metrics.counters) lines.push(`# HELP ${name} ${HELP[name] ?? name}`, `# TYPE ${name} counter`, `${name} ${v}`);
-  for (const [name, v] of src.metrics.gauges) lines.push(`# HELP ${name} ${HELP[name] ?? name}`, `# TYPE ${name} gauge`, `${name} ${v}`);
-  lines.push('# HELP tbot_service_healthy 1 if the service last ran successfully.', '# TYPE tbot_service_healthy gauge');
-  for (const [name, h] of src.services) lines.push(`tbot_service_healthy{service="${name.replace(/["\\\n]/g, '_')}"} ${h.status === 'healthy' ? 1 : 0}`);
+  for (const [name, v] of src.metrics.counters)
+    lines.push(`# HELP ${name} ${HELP[name] ?? name}`, `# TYPE ${name} counter`, `${name} ${v}`);
+  for (const [name, v] of src.metrics.gauges)
+    lines.push(`# HELP ${name} ${HELP[name] ?? name}`, `# TYPE ${name} gauge`, `${name} ${v}`);
+  lines.push(
+    '# HELP tbot_service_healthy 1 if the service last ran successfully.',
+    '# TYPE tbot_service_healthy gauge',
+  );
+  for (const [name, h] of src.services)
+    lines.push(`tbot_service_healthy{service="${name.replace(/["\\\n]/g, '_')}"} ${h.status === 'healthy' ? 1 : 0}`);
   return `${lines.join('\n')}\n`;
 }
 
@@ -48,7 +54,12 @@ function prometheus(src: DiagSources): string {
  * `--diag-addr`: /livez (the process runs), /readyz and /readyz/<service> (every service's last
  * run succeeded), /metrics (Prometheus text). Loopback unless configured otherwise; nothing secret.
  */
-export async function startDiagnostics(addr: string, src: DiagSources, log: Logger, httpLimits: Partial<HttpLimits> = {}): Promise<{ address: string; close(): Promise<void> }> {
+export async function startDiagnostics(
+  addr: string,
+  src: DiagSources,
+  log: Logger,
+  httpLimits: Partial<HttpLimits> = {},
+): Promise<{ address: string; close(): Promise<void> }> {
   const limits: HttpLimits = { ...DEFAULT_HTTP_LIMITS, ...httpLimits };
   const { host, port } = parseAddr(addr);
   const handler = (req: IncomingMessage, res: ServerResponse) => {
@@ -69,7 +80,9 @@ export async function startDiagnostics(addr: string, src: DiagSources, log: Logg
       const only = path.slice('/readyz/'.length);
       const entries = [...src.services].filter(([n]) => !only || n === only);
       if (only && entries.length === 0) return send(404, JSON.stringify({ error: `no service ${only}` }));
-      const services = Object.fromEntries(entries.map(([n, h]) => [n, { status: h.status, ...(h.reason ? { reason: h.reason } : {}) }]));
+      const services = Object.fromEntries(
+        entries.map(([n, h]) => [n, { status: h.status, ...(h.reason ? { reason: h.reason } : {}) }]),
+      );
       const ready = entries.every(([, h]) => h.status === 'healthy');
       return send(ready ? 200 : 503, JSON.stringify({ status: ready ? 'ready' : 'not ready', services }));
     }
@@ -80,13 +93,23 @@ export async function startDiagnostics(addr: string, src: DiagSources, log: Logg
   // a local client that connects and sends nothing is cut off like on the Auth Service
   hardenServer(server, limits, log);
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (err: NodeJS.ErrnoException) => reject(new MwiError('BAD_CONFIG', `cannot listen on ${addr}: ${err.code ?? err.message}`, { field: 'diag_addr', cause: err })));
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(
+        new MwiError('BAD_CONFIG', `cannot listen on ${addr}: ${err.code ?? err.message}`, {
+          field: 'diag_addr',
+          cause: err,
+        }),
+      ),
+    );
     server.listen(port, host, () => resolve());
   });
   const a = server.address() as AddressInfo;
-  return { address: `${a.address}:${a.port}`, close: () =>
+  return {
+    address: `${a.address}:${a.port}`,
+    close: () =>
       new Promise<void>((r) => {
         server.close(() => r());
         server.closeAllConnections();
-      }), };
+      }),
+  };
 }

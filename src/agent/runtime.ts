@@ -76,7 +76,11 @@ export class IntervalRunner {
         const delay = Math.min(retry.maxMs, retry.initialMs * 2 ** (failures - 1));
         const reason = err instanceof Error ? err.message : String(err);
         Object.assign(this.health, { status: 'unhealthy', reason });
-        log.warn(`${name} failed, retrying`, { attempt: failures, retry_in: `${Math.round(delay / 1000)}s`, error: reason });
+        log.warn(`${name} failed, retrying`, {
+          attempt: failures,
+          retry_in: `${Math.round(delay / 1000)}s`,
+          error: reason,
+        });
         await this.sleep(delay, signal);
       }
     }

@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { isMwiError } from '../errors.js';
+import { isMwiError, type MwiError } from '../errors.js';
 import type { Logger } from '../util/log.js';
 import type { BotIdentity } from './bot-identity.js';
 import type { TbotConfig } from './config.js';
@@ -57,15 +57,17 @@ export interface ResolveContext {
 }
 
 /** An output or service type: its `type:`, its fields, the checks past its schema, and its builder. */
-export interface ServiceType<F extends z.ZodRawShape = z.ZodRawShape, C extends ServiceConfig = ServiceConfig>
-  extends Typed<F> {
+export interface ServiceType<
+  F extends z.ZodRawShape = z.ZodRawShape,
+  C extends ServiceConfig = ServiceConfig,
+> extends Typed<F> {
   resolve(raw: ConfigOf<F>, ctx: ResolveContext): C;
   /** The service for one item; `name` is its name on /readyz. */
   build(cfg: C, deps: BotDeps, name: string): Service;
 }
 
 /** Errors after which retrying cannot help: the bot identity is refused for good. */
-function refusedForGood(err: unknown): boolean {
+function refusedForGood(err: unknown): err is MwiError {
   return isMwiError(err, 'LOCKED') || isMwiError(err, 'RENEW_DENIED') || isMwiError(err, 'ACCESS_DENIED');
 }
 
@@ -102,7 +104,7 @@ export interface LoopSpec {
 export class LoopService implements Service {
   private readonly runner: IntervalRunner;
   private readonly stop = new AbortController();
-  private refusal: unknown;
+  private refusal: MwiError | undefined;
 
   constructor(
     readonly name: string,

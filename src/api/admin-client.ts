@@ -95,10 +95,13 @@ export class AdminClient {
       const next = new Promise<string | undefined>((r) => (resolveNext = r));
       const page = this.listPage(kind, { limit: PAGE_LIMIT, ...opts, startAfter: after }, resolveNext);
       // (a later resolve is a no-op: the header, when there is one, came first)
-      page.then((p) => resolveNext(p.next), () => resolveNext(undefined));
+      page.then(
+        (p) => resolveNext(p.next),
+        () => resolveNext(undefined),
+      );
       return { next, items: page.then((p) => p.items) };
     };
-    for (let cur: Fetching<ResourceOf<K>> | undefined = fetchPage(undefined); cur; ) {
+    for (let cur: Fetching<ResourceOf<K>> | undefined = fetchPage(undefined); cur;) {
       const token: string | undefined = await cur.next;
       const following: Fetching<ResourceOf<K>> | undefined = token ? fetchPage(token) : undefined;
       // awaited on the next turn; a failure before then must not count as unhandled

@@ -149,7 +149,7 @@ export const signHostRequest = objectBody({
   /** authorized_keys form. */
   public_key: z.string(),
   /** The host's names; empty ones are dropped (none at all is refused). */
-  principals: z.preprocess((v) => (Array.isArray(v) ? v : []), z.array(z.coerce.string())),
+  principals: z.preprocess((v): unknown => (Array.isArray(v) ? v : []), z.array(z.coerce.string())),
   /** Default 720h, at most a year. */
   ttl: optionalString,
 });

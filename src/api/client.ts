@@ -1,6 +1,12 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { request as httpsRequest, Agent } from 'node:https';
-import { connect as tlsConnect, createSecureContext, type PeerCertificate, type DetailedPeerCertificate, type SecureContext } from 'node:tls';
+import {
+  connect as tlsConnect,
+  createSecureContext,
+  type PeerCertificate,
+  type DetailedPeerCertificate,
+  type SecureContext,
+} from 'node:tls';
 import type { Socket } from 'node:net';
 import { X509Certificate, createHash, createPublicKey } from 'node:crypto';
 import { isMwiError, MwiError, type ErrorCode, ERROR_CODES } from '../errors.js';
@@ -20,12 +26,13 @@ export function parseAddr(addr: string): { host: string; port: number } {
   const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(addr) ?? /^([^:]+)(?::(\d+))?$/.exec(addr);
   if (!m || !m[1]) throw new MwiError('BAD_CONFIG', `invalid address ${JSON.stringify(addr)} (expected HOST:PORT)`);
   const port = m[2] ? Number(m[2]) : 3025;
-  if (!(Number.isInteger(port) && port >= 0 && port < 65536)) throw new MwiError('BAD_CONFIG', `invalid port in ${JSON.stringify(addr)}`);
+  if (!(Number.isInteger(port) && port >= 0 && port < 65536))
+    throw new MwiError('BAD_CONFIG', `invalid port in ${JSON.stringify(addr)}`);
   return { host: m[1], port };
 }
 
 function unreachable(addr: string, cause: unknown): MwiError {
-  const reason = cause instanceof Error ? (cause as NodeJS.ErrnoException).code ?? cause.message : String(cause);
+  const reason = cause instanceof Error ? ((cause as NodeJS.ErrnoException).code ?? cause.message) : String(cause);
   return new MwiError('UNREACHABLE', `cannot reach the Auth Service at ${addr}: ${reason}`, { cause });
 }
 
@@ -37,7 +44,13 @@ function unreachable(addr: string, cause: unknown): MwiError {
 export async function discoverCA(addr: string, pins: string[] | 'any', timeoutMs = 10_000): Promise<string> {
   const { host, port } = parseAddr(addr);
   const chain = await new Promise<DetailedPeerCertificate>((resolve, reject) => {
-    const socket = tlsConnect({ host, port, servername: AUTH_SERVER_NAME, rejectUnauthorized: false, minVersion: 'TLSv1.3' });
+    const socket = tlsConnect({
+      host,
+      port,
+      servername: AUTH_SERVER_NAME,
+      rejectUnauthorized: false,
+      minVersion: 'TLSv1.3',
+    });
     socket.setTimeout(timeoutMs, () => socket.destroy(new Error('timed out')));
     socket.once('secureConnect', () => {
       const peer = socket.getPeerCertificate(true);
@@ -55,9 +68,13 @@ export async function discoverCA(addr: string, pins: string[] | 'any', timeoutMs
     leaf ??= cert;
     if (!cert.ca) continue;
     const pin = spkiPin(createPublicKey(cert.publicKey.export({ type: 'spki', format: 'pem' })));
-    if ((pins === 'any' || wanted.has(pin)) && leaf.verify(cert.publicKey) && leaf.checkIssued(cert)) return cert.toString();
+    if ((pins === 'any' || wanted.has(pin)) && leaf.verify(cert.publicKey) && leaf.checkIssued(cert))
+      return cert.toString();
   }
-  throw new MwiError('CA_PIN_MISMATCH', `the Auth Service at ${addr} presented no CA matching the configured CA pin (check ca_pins)`);
+  throw new MwiError(
+    'CA_PIN_MISMATCH',
+    `the Auth Service at ${addr} presented no CA matching the configured CA pin (check ca_pins)`,
+  );
 }
 
 /**
@@ -68,10 +85,16 @@ const contexts = new Map<string, SecureContext>();
 const CONTEXTS_KEPT = 16;
 
 function secureContextFor(tls: ClientTLS): SecureContext {
-  const id = createHash('sha256').update(JSON.stringify([tls.ca, tls.cert ?? '', tls.key ?? ''])).digest('base64');
+  const id = createHash('sha256')
+    .update(JSON.stringify([tls.ca, tls.cert ?? '', tls.key ?? '']))
+    .digest('base64');
   let ctx = contexts.get(id);
   if (!ctx) {
-    ctx = createSecureContext({ ca: tls.ca, ...(tls.cert ? { cert: tls.cert, key: tls.key } : {}), minVersion: 'TLSv1.3' });
+    ctx = createSecureContext({
+      ca: tls.ca,
+      ...(tls.cert ? { cert: tls.cert, key: tls.key } : {}),
+      minVersion: 'TLSv1.3',
+    });
     if (contexts.size >= CONTEXTS_KEPT) contexts.delete(contexts.keys().next().value!);
   }
   // most recently used last
@@ -118,7 +141,12 @@ class ClientConnections {
     // pool key): each new connection takes the current context, so after a renewal the
     // connection that carried it stays in the pool. No TLS session resumption: a resumed session
     // keeps the client certificate it was made with.
-    this.agent = new Agent({ keepAlive: true, maxCachedSessions: 0, servername: AUTH_SERVER_NAME, minVersion: 'TLSv1.3' });
+    this.agent = new Agent({
+      keepAlive: true,
+      maxCachedSessions: 0,
+      servername: AUTH_SERVER_NAME,
+      minVersion: 'TLSv1.3',
+    });
     const connect = this.agent.createConnection.bind(this.agent) as (o: object, cb?: unknown) => Socket;
     (this.agent as unknown as { createConnection: (o: object, cb?: unknown) => Socket }).createConnection = (o, cb) =>
       connect({ ...o, secureContext: (this.context ??= secureContextFor(this.tls)) }, cb);
@@ -159,7 +187,12 @@ export class ApiClient {
    * sent again after the Retry-After it named, a few times: many tbots joining at once through
    * one address (a NAT gateway) spread out instead of failing.
    */
-  async call<T>(method: 'GET' | 'POST' | 'DELETE' | 'PUT', path: string, body?: unknown, opts: CallOptions<T> = {}): Promise<T> {
+  async call<T>(
+    method: 'GET' | 'POST' | 'DELETE' | 'PUT',
+    path: string,
+    body?: unknown,
+    opts: CallOptions<T> = {},
+  ): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       try {
         return await this.callOnce(method, path, body, opts);
@@ -171,7 +204,12 @@ export class ApiClient {
     }
   }
 
-  private async callOnce<T>(method: 'GET' | 'POST' | 'DELETE' | 'PUT', path: string, body: unknown, opts: CallOptions<T>): Promise<T> {
+  private async callOnce<T>(
+    method: 'GET' | 'POST' | 'DELETE' | 'PUT',
+    path: string,
+    body: unknown,
+    opts: CallOptions<T>,
+  ): Promise<T> {
     const n = this.opts.addrs.length;
     let last: unknown;
     for (let i = 0; i < n; i++) {
@@ -189,7 +227,13 @@ export class ApiClient {
     throw last;
   }
 
-  private once<T>(addr: string, method: string, path: string, body?: unknown, onHeaders?: (h: IncomingHttpHeaders) => void): Promise<{ out: T; socket: Socket | undefined }> {
+  private once<T>(
+    addr: string,
+    method: string,
+    path: string,
+    body?: unknown,
+    onHeaders?: (h: IncomingHttpHeaders) => void,
+  ): Promise<{ out: T; socket: Socket | undefined }> {
     const { host, port } = parseAddr(addr);
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     return new Promise((resolve, reject) => {
@@ -215,13 +259,21 @@ export class ApiClient {
             try {
               json = text ? JSON.parse(text) : {};
             } catch {
-              return reject(new MwiError('INTERNAL', `the Auth Service sent a malformed answer (HTTP ${res.statusCode})`));
+              return reject(
+                new MwiError('INTERNAL', `the Auth Service sent a malformed answer (HTTP ${res.statusCode})`),
+              );
             }
             if ((res.statusCode ?? 500) >= 400) {
               const e = (json as ErrorBody).error;
               const code = e && e.code in ERROR_CODES ? (e.code as ErrorCode) : 'INTERNAL';
               const retryAfter = Number(res.headers['retry-after']);
-              return reject(new MwiError(code, e?.message ?? `HTTP ${res.statusCode}`, Number.isFinite(retryAfter) && retryAfter >= 0 ? { retryAfterMs: retryAfter * 1000 } : {}));
+              return reject(
+                new MwiError(
+                  code,
+                  e?.message ?? `HTTP ${res.statusCode}`,
+                  Number.isFinite(retryAfter) && retryAfter >= 0 ? { retryAfterMs: retryAfter * 1000 } : {},
+                ),
+              );
             }
             resolve({ out: json as T, socket });
           });
@@ -232,7 +284,11 @@ export class ApiClient {
       req.on('error', (err) => {
         const code = (err as NodeJS.ErrnoException).code ?? '';
         if (code.startsWith('ERR_TLS') || code.includes('CERT') || /certificate|alert/i.test(err.message)) {
-          reject(new MwiError('ACCESS_DENIED', `TLS with the Auth Service at ${addr} failed: ${err.message}`, { cause: err }));
+          reject(
+            new MwiError('ACCESS_DENIED', `TLS with the Auth Service at ${addr} failed: ${err.message}`, {
+              cause: err,
+            }),
+          );
         } else reject(unreachable(addr, err));
       });
       req.end(payload);

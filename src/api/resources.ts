@@ -23,7 +23,12 @@ const LOGIN = z.string().regex(LOGIN_PATTERN, 'expected a login without spaces o
 const FORWARD_TOGGLE = z.object({ enabled: z.boolean().optional() }).strict();
 
 const metadata = z
-  .object({ name: NAME, expires: TIMESTAMP.optional(), description: z.string().optional(), labels: z.record(z.string()).optional() })
+  .object({
+    name: NAME,
+    expires: TIMESTAMP.optional(),
+    description: z.string().optional(),
+    labels: z.record(z.string()).optional(),
+  })
   .strict();
 
 export const roleSchema = z
@@ -50,11 +55,24 @@ export const roleSchema = z
         allow: z
           .object({
             logins: z.array(LOGIN).default([]),
-            spiffe: z.array(z.object({ path: z.string().startsWith('/'), dns_sans: z.array(z.string()).optional(), ip_sans: z.array(z.string()).optional() }).strict()).default([]),
+            spiffe: z
+              .array(
+                z
+                  .object({
+                    path: z.string().startsWith('/'),
+                    dns_sans: z.array(z.string()).optional(),
+                    ip_sans: z.array(z.string()).optional(),
+                  })
+                  .strict(),
+              )
+              .default([]),
           })
           .passthrough()
           .default({}),
-        deny: z.object({ logins: z.array(LOGIN).default([]) }).passthrough().default({}),
+        deny: z
+          .object({ logins: z.array(LOGIN).default([]) })
+          .passthrough()
+          .default({}),
       })
       .strict(),
   })
@@ -68,8 +86,17 @@ export const botSchema = z
     kind: z.literal('bot'),
     version: z.literal('v1').default('v1'),
     metadata,
-    spec: z.object({ roles: z.array(NAME).min(1, 'a bot needs at least one role'), traits: z.array(trait).default([]), max_session_ttl: DURATION.optional() }).strict(),
-    /** Written only by the Auth Service (`uid`); accepted and ignored on input, so `tctl get` output can be re-applied. */
+    spec: z
+      .object({
+        roles: z.array(NAME).min(1, 'a bot needs at least one role'),
+        traits: z.array(trait).default([]),
+        max_session_ttl: DURATION.optional(),
+      })
+      .strict(),
+    /**
+     * Written only by the Auth Service (`uid`); accepted and ignored on input, so `tctl get`
+     * output can be re-applied.
+     */
     status: z.object({ uid: z.string().optional() }).passthrough().optional(),
   })
   .strict();
@@ -88,7 +115,10 @@ export const tokenSchema = z
         bot_name: NAME,
       })
       .passthrough()
-      .refine((s) => s.roles.length === 1 && s.roles[0] === 'Bot', { message: 'only bot tokens are supported: roles must be [Bot]', path: ['roles'] }),
+      .refine((s) => s.roles.length === 1 && s.roles[0] === 'Bot', {
+        message: 'only bot tokens are supported: roles must be [Bot]',
+        path: ['roles'],
+      }),
     status: z.record(z.unknown()).optional(),
   })
   .strict();
@@ -102,9 +132,16 @@ export const lockSchema = z
     spec: z
       .object({
         target: z
-          .object({ user: z.string().optional(), bot_instance_id: z.string().optional(), join_token: z.string().optional() })
+          .object({
+            user: z.string().optional(),
+            bot_instance_id: z.string().optional(),
+            join_token: z.string().optional(),
+          })
           .strict()
-          .refine((t) => [t.user, t.bot_instance_id, t.join_token].filter(Boolean).length === 1, 'exactly one of target.user (bot-NAME), target.bot_instance_id or target.join_token'),
+          .refine(
+            (t) => [t.user, t.bot_instance_id, t.join_token].filter(Boolean).length === 1,
+            'exactly one of target.user (bot-NAME), target.bot_instance_id or target.join_token',
+          ),
         message: z.string().default(''),
         expires: TIMESTAMP.optional(),
         created_by: z.string().optional(),
@@ -126,7 +163,12 @@ export interface BotInstance {
    */
   spec: { bot_name: string; instance_id: string; bot_uid?: string };
   status: {
-    initial_authentication: { auth_at: string; join_method: string; join_token_name: string; metadata?: Record<string, unknown> };
+    initial_authentication: {
+      auth_at: string;
+      join_method: string;
+      join_token_name: string;
+      metadata?: Record<string, unknown>;
+    };
     latest_authentication: { auth_at: string; join_method: string; generation: number };
     /** Server-side renewal counter; the current certificate carries the same number. */
     generation: number;
@@ -140,7 +182,14 @@ export interface BotInstance {
     /** Expiry of the latest renewable identity issued to this instance. */
     credential_expires: string;
     /** Self-reported by tbot; informational only. */
-    latest_heartbeats: Array<{ recorded_at: string; hostname: string; os: string; version: string; uptime_seconds: number; one_shot: boolean }>;
+    latest_heartbeats: Array<{
+      recorded_at: string;
+      hostname: string;
+      os: string;
+      version: string;
+      uptime_seconds: number;
+      one_shot: boolean;
+    }>;
   };
 }
 
@@ -160,23 +209,52 @@ export type Resource = ResourceByKind[Kind];
 export type ResourceOf<K extends string> = K extends Kind ? ResourceByKind[K] : Resource;
 
 const PLURALS: Record<string, Kind> = {
-  role: 'role', roles: 'role', bot: 'bot', bots: 'bot', token: 'token', tokens: 'token',
-  lock: 'lock', locks: 'lock', bot_instance: 'bot_instance', bot_instances: 'bot_instance',
+  role: 'role',
+  roles: 'role',
+  bot: 'bot',
+  bots: 'bot',
+  token: 'token',
+  tokens: 'token',
+  lock: 'lock',
+  locks: 'lock',
+  bot_instance: 'bot_instance',
+  bot_instances: 'bot_instance',
 };
 
 /** Accepts `roles`, `role`, `bots`, ...; names the closed set on failure. */
 export function parseKind(text: string): Kind {
   const kind = PLURALS[text.toLowerCase()];
-  if (!kind) throw new MwiError('BAD_REQUEST', `unknown resource kind ${JSON.stringify(text)} (expected one of: ${KINDS.join(', ')})`, { field: 'kind' });
+  if (!kind)
+    throw new MwiError(
+      'BAD_REQUEST',
+      `unknown resource kind ${JSON.stringify(text)} (expected one of: ${KINDS.join(', ')})`,
+      { field: 'kind' },
+    );
   return kind;
 }
 
 /** Validates a user-supplied resource with its kind's schema; the error names the field. */
 export function validateResource(input: unknown): Role | Bot | Token | Lock {
   const kind = (input as { kind?: unknown } | null)?.kind;
-  const schema = kind === 'role' ? roleSchema : kind === 'bot' ? botSchema : kind === 'token' ? tokenSchema : kind === 'lock' ? lockSchema : undefined;
+  const schema =
+    kind === 'role'
+      ? roleSchema
+      : kind === 'bot'
+        ? botSchema
+        : kind === 'token'
+          ? tokenSchema
+          : kind === 'lock'
+            ? lockSchema
+            : undefined;
   if (!schema) {
-    throw new MwiError('BAD_REQUEST', `unknown or missing resource kind ${JSON.stringify(kind)} (expected one of: role, bot, token, lock)`, { field: 'kind' });
+    throw new MwiError(
+      'BAD_REQUEST',
+      `unknown or missing resource kind ${JSON.stringify(kind)} (expected one of: role, bot, token, lock)`,
+      { field: 'kind' },
+    );
   }
-  return parseWith<z.ZodType<Role | Bot | Token | Lock, z.ZodTypeDef, unknown>>(schema, input, { code: 'BAD_REQUEST', root: 'resource' });
+  return parseWith<z.ZodType<Role | Bot | Token | Lock, z.ZodTypeDef, unknown>>(schema, input, {
+    code: 'BAD_REQUEST',
+    root: 'resource',
+  });
 }

@@ -104,5 +104,8 @@ export interface ErrorBody {
   error: { code: string; message: string };
 }
 
-/** Header with a listing's next page token (URI-encoded), so a client can ask for it before reading this page's body. */
+/**
+ * Header with a listing's next page token (URI-encoded), so a client can ask for it before
+ * reading this page's body.
+ */
 export const NEXT_PAGE_HEADER = 'x-mwi-next';

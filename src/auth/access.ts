@@ -43,17 +43,29 @@ export async function botAccess(ctx: AuthContext, botName: string): Promise<BotA
   }
   const botTtl = bot.spec.max_session_ttl ? parseDuration(bot.spec.max_session_ttl) : undefined;
   if (botTtl !== undefined) maxTtlMs = Math.min(maxTtlMs, botTtl);
-  return { bot, logins: [...logins].filter((l) => !denied.has(l)).sort(), maxTtlMs, sshExtensions: sshExtensions(roles) };
+  return {
+    bot,
+    logins: [...logins].filter((l) => !denied.has(l)).sort(),
+    maxTtlMs,
+    sshExtensions: sshExtensions(roles),
+  };
 }
 
 /** TTL to grant: what was asked (default 1h), at most the roles' limit and 24h, at least 1s. */
 export function grantedTtlMs(requestedSeconds: unknown, maxTtlMs: number, defaultMs: number): number {
-  const asked = typeof requestedSeconds === 'number' && Number.isFinite(requestedSeconds) && requestedSeconds > 0 ? requestedSeconds * 1000 : defaultMs;
+  const asked =
+    typeof requestedSeconds === 'number' && Number.isFinite(requestedSeconds) && requestedSeconds > 0
+      ? requestedSeconds * 1000
+      : defaultMs;
   return Math.max(1000, Math.min(asked, maxTtlMs, MAX_TTL_MS));
 }
 
 /** The index key of a lock: its one target (lock targets are indexed, not scanned). */
-function lockTargetKey(target: { user?: string | undefined; bot_instance_id?: string | undefined; join_token?: string | undefined }): string {
+function lockTargetKey(target: {
+  user?: string | undefined;
+  bot_instance_id?: string | undefined;
+  join_token?: string | undefined;
+}): string {
   if (target.user) return `user:${target.user}`;
   if (target.bot_instance_id) return `bot_instance_id:${target.bot_instance_id}`;
   return `join_token:${target.join_token ?? ''}`;
@@ -65,7 +77,12 @@ export function openLockCache(backend: Backend): Promise<ResourceCache<Lock>> {
 }
 
 /** The lock in force for a bot, one of its instances, or the join token it came from, if any. */
-export function activeLock(ctx: AuthContext, botName: string, instanceId?: string, tokenId?: string): string | undefined {
+export function activeLock(
+  ctx: AuthContext,
+  botName: string,
+  instanceId?: string,
+  tokenId?: string,
+): string | undefined {
   const now = ctx.now();
   const targets = [
     lockTargetKey({ user: `bot-${botName}` }),

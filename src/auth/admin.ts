@@ -55,7 +55,11 @@ function readResource(kind: Kind, stored: string): Resource {
 
 function checkJoinMethod(method: string): void {
   if (!joinMethodInfo(method)) {
-    throw new MwiError('BAD_REQUEST', `unknown join method ${JSON.stringify(method)} (expected one of: ${joinMethodNames().join(', ')})`, { field: 'spec.join_method' });
+    throw new MwiError(
+      'BAD_REQUEST',
+      `unknown join method ${JSON.stringify(method)} (expected one of: ${joinMethodNames().join(', ')})`,
+      { field: 'spec.join_method' },
+    );
   }
 }
 
@@ -64,25 +68,37 @@ function checkJoinMethod(method: string): void {
  * method normalizes its spec (bound_keypair hashes or generates its registration secret).
  * Status is the server's: never taken from the input, kept from `previous` on replace.
  */
-function storedToken(t: Token, now: number, previous?: StoredToken): { id: string; stored: StoredToken; shownOnce?: Record<string, string> } {
+function storedToken(
+  t: Token,
+  now: number,
+  previous?: StoredToken,
+): { id: string; stored: StoredToken; shownOnce?: Record<string, string> } {
   checkJoinMethod(t.spec.join_method);
   const name = t.metadata.name;
   let spec = t.spec as Record<string, unknown>;
   let shownOnce: Record<string, string> | undefined;
   const prepare = SERVER_METHODS.get(t.spec.join_method)?.prepareToken;
   if (prepare) {
-    const out = prepare(spec, now, previous?.spec as Record<string, unknown> | undefined);
+    const out = prepare(spec, now, previous?.spec);
     spec = out.spec;
     shownOnce = out.shownOnce;
   }
-  const base: StoredToken = { ...t, spec: spec as Token['spec'], ...(previous?.status ? { status: previous.status } : {}) };
+  const base: StoredToken = {
+    ...t,
+    spec: spec as Token['spec'],
+    ...(previous?.status ? { status: previous.status } : {}),
+  };
   if (!previous?.status) delete base.status;
   if (joinMethodInfo(t.spec.join_method)!.secretName) {
-    if (name.length < 16) throw new MwiError('BAD_REQUEST', 'a join secret must be at least 16 characters', { field: 'metadata.name' });
+    if (name.length < 16)
+      throw new MwiError('BAD_REQUEST', 'a join secret must be at least 16 characters', { field: 'metadata.name' });
     const id = tokenId(name, t.spec.join_method);
     return { id, stored: { ...base, metadata: { ...t.metadata, name: id }, secret_hash: sha256Hex(name) } };
   }
-  if (SECRET_ID.test(name)) throw new MwiError('BAD_REQUEST', 'names of the form h-<16 hex> are reserved for hashed tokens', { field: 'metadata.name' });
+  if (SECRET_ID.test(name))
+    throw new MwiError('BAD_REQUEST', 'names of the form h-<16 hex> are reserved for hashed tokens', {
+      field: 'metadata.name',
+    });
   return { id: name, stored: base, ...(shownOnce ? { shownOnce } : {}) };
 }
 
@@ -97,7 +113,11 @@ interface PageOptions {
 export class AdminApi {
   constructor(private readonly ctx: AuthContext) {}
 
-  private audit(event: 'resource.created' | 'resource.updated' | 'resource.deleted' | 'lock.created' | 'lock.deleted', resource: string, user: string): void {
+  private audit(
+    event: 'resource.created' | 'resource.updated' | 'resource.deleted' | 'lock.created' | 'lock.deleted',
+    resource: string,
+    user: string,
+  ): void {
     this.ctx.audit.emit({ event, success: true, resource, user });
   }
 
@@ -113,7 +133,10 @@ export class AdminApi {
     let name = res.metadata.name;
     let shownOnce: Record<string, string> | undefined;
     if (res.kind === 'token') {
-      if (!(await this.ctx.bots.fresh(res.spec.bot_name))) throw new MwiError('NOT_FOUND', `bot ${JSON.stringify(res.spec.bot_name)} does not exist`, { field: 'spec.bot_name' });
+      if (!(await this.ctx.bots.fresh(res.spec.bot_name)))
+        throw new MwiError('NOT_FOUND', `bot ${JSON.stringify(res.spec.bot_name)} does not exist`, {
+          field: 'spec.bot_name',
+        });
       const id0 = tokenId(res.metadata.name, res.spec.join_method);
       const prev = upsert ? await this.ctx.backend.get(tokenKey(id0)) : undefined;
       const prepared = storedToken(res, this.ctx.now(), prev ? (JSON.parse(prev.value) as StoredToken) : undefined);
@@ -122,7 +145,9 @@ export class AdminApi {
       name = prepared.id;
       shownOnce = prepared.shownOnce;
     } else if (res.kind === 'bot') {
-      for (const r of res.spec.roles) if (!(await this.ctx.roles.fresh(r))) throw new MwiError('NOT_FOUND', `role ${JSON.stringify(r)} does not exist`, { field: 'spec.roles' });
+      for (const r of res.spec.roles)
+        if (!(await this.ctx.roles.fresh(r)))
+          throw new MwiError('NOT_FOUND', `role ${JSON.stringify(r)} does not exist`, { field: 'spec.roles' });
       k = key('bots', name);
       const prev = upsert ? await this.ctx.backend.get(k) : undefined;
       // the uid is the server's: a new bot gets a new one, a replaced bot keeps its own (a bot
@@ -135,14 +160,18 @@ export class AdminApi {
         try {
           await this.ctx.backend.compareAndSwap(k, prev.revision, JSON.stringify(value));
         } catch (err) {
-          if (isMwiError(err, 'COMPARE_FAILED')) throw new MwiError('COMPARE_FAILED', `bot ${JSON.stringify(name)} changed concurrently; try again`);
+          if (isMwiError(err, 'COMPARE_FAILED'))
+            throw new MwiError('COMPARE_FAILED', `bot ${JSON.stringify(name)} changed concurrently; try again`);
           throw err;
         }
         this.audit('resource.updated', `bot/${name}`, user);
         return { kind: res.kind, name };
       }
     } else if (res.kind === 'lock') {
-      const lock: Lock = { ...res, spec: { ...res.spec, created_by: user, created: new Date(this.ctx.now()).toISOString() } };
+      const lock: Lock = {
+        ...res,
+        spec: { ...res.spec, created_by: user, created: new Date(this.ctx.now()).toISOString() },
+      };
       value = lock;
       k = key('locks', name);
     } else {
@@ -154,11 +183,19 @@ export class AdminApi {
       try {
         await this.ctx.backend.create(k, text);
       } catch (err) {
-        if (isMwiError(err, 'ALREADY_EXISTS')) throw new MwiError('ALREADY_EXISTS', `${res.kind} ${JSON.stringify(name)} already exists (use --force to replace it)`);
+        if (isMwiError(err, 'ALREADY_EXISTS'))
+          throw new MwiError(
+            'ALREADY_EXISTS',
+            `${res.kind} ${JSON.stringify(name)} already exists (use --force to replace it)`,
+          );
         throw err;
       }
     }
-    this.audit(res.kind === 'lock' ? 'lock.created' : upsert ? 'resource.updated' : 'resource.created', `${res.kind}/${name}`, user);
+    this.audit(
+      res.kind === 'lock' ? 'lock.created' : upsert ? 'resource.updated' : 'resource.created',
+      `${res.kind}/${name}`,
+      user,
+    );
     return { kind: res.kind, name, ...(shownOnce ? { shown_once: shownOnce } : {}) };
   }
 
@@ -183,15 +220,25 @@ export class AdminApi {
     const { page, more } = await this.page(kindText, opts);
     const nextKey = more ? page[page.length - 1]!.key : undefined;
     const next = nextKey ? `,"next":${JSON.stringify(nextKey)}` : '';
-    return new RawJson(`{"items":[${page.map((i) => i.value).join(',')}]${next}}`, nextKey ? { [NEXT_PAGE_HEADER]: encodeURIComponent(nextKey) } : {});
+    return new RawJson(
+      `{"items":[${page.map((i) => i.value).join(',')}]${next}}`,
+      nextKey ? { [NEXT_PAGE_HEADER]: encodeURIComponent(nextKey) } : {},
+    );
   }
 
   private async page(kindText: string, opts: PageOptions) {
     const kind = parseKind(kindText);
     const prefix = kind === 'bot_instance' && opts.bot ? `${PREFIX.bot_instance}${opts.bot}/` : PREFIX[kind];
-    const limit = Math.max(1, Math.min(MAX_PAGE, opts.limit && Number.isFinite(opts.limit) ? Math.floor(opts.limit) : DEFAULT_PAGE));
-    if (opts.startAfter !== undefined && !opts.startAfter.startsWith(prefix)) throw new MwiError('BAD_REQUEST', 'page token does not belong to this listing', { field: 'start_after' });
-    const rows = await this.ctx.backend.range(prefix, { limit: limit + 1, ...(opts.startAfter ? { startAfter: opts.startAfter } : {}) });
+    const limit = Math.max(
+      1,
+      Math.min(MAX_PAGE, opts.limit && Number.isFinite(opts.limit) ? Math.floor(opts.limit) : DEFAULT_PAGE),
+    );
+    if (opts.startAfter !== undefined && !opts.startAfter.startsWith(prefix))
+      throw new MwiError('BAD_REQUEST', 'page token does not belong to this listing', { field: 'start_after' });
+    const rows = await this.ctx.backend.range(prefix, {
+      limit: limit + 1,
+      ...(opts.startAfter ? { startAfter: opts.startAfter } : {}),
+    });
     return { kind, page: rows.slice(0, limit), more: rows.length > limit };
   }
 
@@ -200,7 +247,8 @@ export class AdminApi {
     if (kind === 'bot_instance' && name.includes('/')) {
       // BOT/ID, as Teleport names them: one read
       const [bot, id, ...more] = name.split('/');
-      const item = bot && id && more.length === 0 ? await this.ctx.backend.get(key('bot_instances', bot, id)) : undefined;
+      const item =
+        bot && id && more.length === 0 ? await this.ctx.backend.get(key('bot_instances', bot, id)) : undefined;
       if (!item) throw new MwiError('NOT_FOUND', `bot_instance ${JSON.stringify(name)} not found`);
       return JSON.parse(item.value) as Resource;
     }
@@ -216,7 +264,8 @@ export class AdminApi {
       throw new MwiError('NOT_FOUND', `bot_instance ${JSON.stringify(name)} not found`);
     }
     const item = await this.ctx.backend.get(await this.resourceKey(kind, name));
-    if (!item) throw new MwiError('NOT_FOUND', `${kind} ${JSON.stringify(kind === 'token' ? '(hidden)' : name)} not found`);
+    if (!item)
+      throw new MwiError('NOT_FOUND', `${kind} ${JSON.stringify(kind === 'token' ? '(hidden)' : name)} not found`);
     return readResource(kind, item.value);
   }
 
@@ -230,11 +279,20 @@ export class AdminApi {
 
   async remove(kindText: string, name: string, user: string): Promise<void> {
     const kind = parseKind(kindText);
-    if (kind === 'bot_instance') throw new MwiError('BAD_REQUEST', 'bot instances are removed by expiry; lock one with tctl locks add --bot-instance');
+    if (kind === 'bot_instance')
+      throw new MwiError(
+        'BAD_REQUEST',
+        'bot instances are removed by expiry; lock one with tctl locks add --bot-instance',
+      );
     if (kind === 'bot') return removeBot(this.ctx, name, user);
     const k = await this.resourceKey(kind, name);
-    if (!(await this.ctx.backend.delete(k))) throw new MwiError('NOT_FOUND', `${kind} ${JSON.stringify(kind === 'token' ? '(hidden)' : name)} not found`);
-    this.audit(kind === 'lock' ? 'lock.deleted' : 'resource.deleted', `${kind}/${kind === 'token' ? k.slice('/tokens/'.length) : name}`, user);
+    if (!(await this.ctx.backend.delete(k)))
+      throw new MwiError('NOT_FOUND', `${kind} ${JSON.stringify(kind === 'token' ? '(hidden)' : name)} not found`);
+    this.audit(
+      kind === 'lock' ? 'lock.deleted' : 'resource.deleted',
+      `${kind}/${kind === 'token' ? k.slice('/tokens/'.length) : name}`,
+      user,
+    );
   }
 
   /** `tctl tokens add`: creates a token; for method `token` a fresh secret, shown only now. */
@@ -242,7 +300,8 @@ export class AdminApi {
     const method = body.join_method ?? 'token';
     checkJoinMethod(method);
     const ttlMs = body.ttl !== undefined ? parseDuration(body.ttl) : 30 * 60 * 1000;
-    if (ttlMs === undefined || ttlMs <= 0) throw new MwiError('BAD_REQUEST', 'expected a duration such as 30m or 24h', { field: 'ttl' });
+    if (ttlMs === undefined || ttlMs <= 0)
+      throw new MwiError('BAD_REQUEST', 'expected a duration such as 30m or 24h', { field: 'ttl' });
     const secretName = joinMethodInfo(method)!.secretName;
     const name = secretName ? newSecret() : (body.name ?? `${body.bot_name}-${randomUUID().slice(0, 8)}`);
     const expires = new Date(this.ctx.now() + ttlMs).toISOString();
@@ -252,7 +311,15 @@ export class AdminApi {
       false,
       user,
     );
-    return { token: name, id, join_method: method, bot_name: body.bot_name, expires, ca_pins: [this.ctx.cas.caPin], ...(shown_once ?? {}) };
+    return {
+      token: name,
+      id,
+      join_method: method,
+      bot_name: body.bot_name,
+      expires,
+      ca_pins: [this.ctx.cas.caPin],
+      ...(shown_once ?? {}),
+    };
   }
 
   /** `tctl bots add`: the bot and, for method `token`, a single-use join token. */
@@ -290,7 +357,11 @@ export class AdminApi {
 
   exportCA(type: string): string {
     if (!(CA_TYPES as readonly string[]).includes(type)) {
-      throw new MwiError('BAD_REQUEST', `unknown CA type ${JSON.stringify(type)} (expected one of: ${CA_TYPES.join(', ')})`, { field: 'type' });
+      throw new MwiError(
+        'BAD_REQUEST',
+        `unknown CA type ${JSON.stringify(type)} (expected one of: ${CA_TYPES.join(', ')})`,
+        { field: 'type' },
+      );
     }
     return exportCA(this.ctx.cas, type as CAType);
   }
@@ -299,7 +370,8 @@ export class AdminApi {
   async signHost(body: SignHostRequest, user: string): Promise<{ ssh_cert: string }> {
     const { blob } = parseSshPublicKey(body.public_key, 'public_key');
     const principals = body.principals.filter(Boolean);
-    if (principals.length === 0) throw new MwiError('BAD_REQUEST', 'expected at least one host name', { field: 'host' });
+    if (principals.length === 0)
+      throw new MwiError('BAD_REQUEST', 'expected at least one host name', { field: 'host' });
     const ttlMs = body.ttl !== undefined ? parseDuration(body.ttl) : 30 * 24 * 3600 * 1000;
     if (ttlMs === undefined || ttlMs <= 0) throw new MwiError('BAD_REQUEST', 'expected a duration', { field: 'ttl' });
     const now = this.ctx.now();
@@ -317,4 +389,3 @@ export class AdminApi {
     return { ssh_cert };
   }
 }
-

@@ -45,7 +45,13 @@ export class RefusalAggregator {
       const [oldestKey, oldest] = this.windows.entries().next().value as [string, Window];
       this.close(oldestKey, oldest);
     }
-    this.windows.set(key, { event, count: 0, firstTime: time, lastTime: time, closes: performance.now() + this.windowMs });
+    this.windows.set(key, {
+      event,
+      count: 0,
+      firstTime: time,
+      lastTime: time,
+      closes: performance.now() + this.windowMs,
+    });
     this.schedule();
     return false;
   }
@@ -64,16 +70,19 @@ export class RefusalAggregator {
 
   private schedule(): void {
     if (this.timer) return;
-    const head = this.windows.values().next().value as Window | undefined;
+    const head = this.windows.values().next().value;
     if (!head) return;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      const now = performance.now();
-      for (const [key, w] of this.windows) {
-        if (w.closes > now) break;
-        this.close(key, w);
-      }
-      this.schedule();
-    }, Math.max(0, head.closes - performance.now())).unref();
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        const now = performance.now();
+        for (const [key, w] of this.windows) {
+          if (w.closes > now) break;
+          this.close(key, w);
+        }
+        this.schedule();
+      },
+      Math.max(0, head.closes - performance.now()),
+    ).unref();
   }
 }

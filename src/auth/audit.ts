@@ -72,10 +72,11 @@ const RETRY_MS = 2;
 /**
  * Audit log as JSON lines, appended with O_APPEND so concurrent writers (Auth Service workers)
  * interleave by line. Events emitted in one turn of the event loop go out together at the end of
- * that turn (whole lines, in pieces of at most a quarter of a file). The file is rotated by size and only `maxFiles` old files
- * are kept (RotatingFile), and repeated identical refusals are counted rather than written each
- * (RefusalAggregator): what an unauthenticated flood can make it store is bounded (finding 6 of
- * issue #9). A failed write is logged and its lines dropped, never thrown at the caller.
+ * that turn (whole lines, in pieces of at most a quarter of a file). The file is rotated by size
+ * and only `maxFiles` old files are kept (RotatingFile), and repeated identical refusals are
+ * counted rather than written each (RefusalAggregator): what an unauthenticated flood can make it
+ * store is bounded (finding 6 of issue #9). A failed write is logged and its lines dropped, never
+ * thrown at the caller.
  */
 export class FileAuditLog implements AuditLog {
   private readonly file: RotatingFile;
@@ -120,12 +121,17 @@ export class FileAuditLog implements AuditLog {
     let rest = this.pending;
     this.pending = '';
     // wait for another writer's rotation briefly (lines held in memory), never without bound
-    force ||= this.deferredSince > 0 && (performance.now() - this.deferredSince > MAX_DEFER_MS || rest.length > MAX_DEFER_BYTES);
+    force ||=
+      this.deferredSince > 0 &&
+      (performance.now() - this.deferredSince > MAX_DEFER_MS || rest.length > MAX_DEFER_BYTES);
     try {
       while (rest) {
         // whole lines, in pieces a file can take, so even lines held back fill files in turn;
         // a forced write is one piece: the rest waits for the rotation again
-        const cut = rest.length <= this.chunk ? rest.length : rest.lastIndexOf('\n', this.chunk - 1) + 1 || rest.indexOf('\n') + 1 || rest.length;
+        const cut =
+          rest.length <= this.chunk
+            ? rest.length
+            : rest.lastIndexOf('\n', this.chunk - 1) + 1 || rest.indexOf('\n') + 1 || rest.length;
         const written = this.file.append(rest.slice(0, cut), force);
         force = false;
         if (!written) {
@@ -141,7 +147,10 @@ export class FileAuditLog implements AuditLog {
       }
       this.deferredSince = 0;
     } catch (err) {
-      log.error('audit log write failed; events dropped', { error: (err as NodeJS.ErrnoException).code ?? String(err), lines: rest.split('\n').length - 1 });
+      log.error('audit log write failed; events dropped', {
+        error: (err as NodeJS.ErrnoException).code ?? String(err),
+        lines: rest.split('\n').length - 1,
+      });
     }
   }
 

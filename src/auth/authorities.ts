@@ -69,7 +69,11 @@ export async function loadAuthorities(backend: Backend, clusterName: string): Pr
   const nameKey = key('cluster', 'name');
   const stored = await backend.get(nameKey);
   if (stored && JSON.parse(stored.value) !== clusterName) {
-    throw new MwiError('BAD_CONFIG', `this data dir belongs to cluster ${stored.value}, not ${JSON.stringify(clusterName)}`, { field: 'cluster_name' });
+    throw new MwiError(
+      'BAD_CONFIG',
+      `this data dir belongs to cluster ${stored.value}, not ${JSON.stringify(clusterName)}`,
+      { field: 'cluster_name' },
+    );
   }
   if (!stored) await getOrCreate(backend, nameKey, async () => clusterName);
   const tlsHost = await tlsCA(backend, 'tls-host', clusterName, 'mwi host CA');
@@ -86,9 +90,14 @@ export async function loadAuthorities(backend: Backend, clusterName: string): Pr
 }
 
 async function joinStateKeys(backend: Backend): Promise<Pick<Authorities, 'joinState' | 'challengeMac'>> {
-  const stored = await getOrCreate(backend, key('cas', 'bound-keypair-state'), async () => ({ key_pem: (await generateKeys('ec-p256')).privateKeyPem }));
+  const stored = await getOrCreate(backend, key('cas', 'bound-keypair-state'), async () => ({
+    key_pem: (await generateKeys('ec-p256')).privateKeyPem,
+  }));
   const privateKey = createPrivateKey(stored.key_pem);
-  return { joinState: { privateKey, publicKey: createPublicKey(privateKey) }, challengeMac: challengeMacKey(privateKey) };
+  return {
+    joinState: { privateKey, publicKey: createPublicKey(privateKey) },
+    challengeMac: challengeMacKey(privateKey),
+  };
 }
 
 /** The public part of a CA, in the format its consumers read (`tctl ca export`). */

@@ -35,7 +35,14 @@ export async function removeBot(ctx: AuthContext, name: string, user: string): P
         startAfter = page[page.length - 1]!.key;
       }
     }
-    ctx.audit.emit({ event: 'resource.deleted', success: true, resource: `bot/${name}`, user, bot_name: name, instances_ended: ended });
+    ctx.audit.emit({
+      event: 'resource.deleted',
+      success: true,
+      resource: `bot/${name}`,
+      user,
+      bot_name: name,
+      instances_ended: ended,
+    });
     await removeTokensOf(ctx, name, user);
     return;
   }
@@ -54,7 +61,13 @@ async function removeTokensOf(ctx: AuthContext, botName: string, user: string): 
     const page = await ctx.backend.range(prefix, { limit: BATCH, ...(startAfter ? { startAfter } : {}) });
     for (const item of page) {
       if ((JSON.parse(item.value) as StoredToken).spec.bot_name !== botName) continue;
-      if (await ctx.backend.delete(item.key)) ctx.audit.emit({ event: 'resource.deleted', success: true, resource: `token/${item.key.slice(prefix.length)}`, user });
+      if (await ctx.backend.delete(item.key))
+        ctx.audit.emit({
+          event: 'resource.deleted',
+          success: true,
+          resource: `token/${item.key.slice(prefix.length)}`,
+          user,
+        });
     }
     if (page.length < BATCH) return;
     startAfter = page[page.length - 1]!.key;

@@ -25,7 +25,8 @@ export class ResourceCache<T> {
       if (e.type === 'put') cache.set(e.item.key.slice(prefix.length), JSON.parse(e.item.value) as T);
       else cache.remove(e.key.slice(prefix.length));
     });
-    for (const item of await backend.range(prefix)) cache.set(item.key.slice(prefix.length), JSON.parse(item.value) as T);
+    for (const item of await backend.range(prefix))
+      cache.set(item.key.slice(prefix.length), JSON.parse(item.value) as T);
     return cache;
   }
 

@@ -62,14 +62,20 @@ const PUBLIC = 'the join was refused: the challenge is unknown, expired or alrea
 export function openChallenge(k: Buffer, id: unknown, now: number): ChallengeClaims {
   if (typeof id !== 'string' || id.length > MAX_ID) throw new JoinRefusal('no challenge id');
   const parts = id.split('.');
-  if (parts.length !== 3 || parts[0] !== VERSION || !/^[A-Za-z0-9_-]+$/.test(parts[1]!) || !/^[A-Za-z0-9_-]{43}$/.test(parts[2]!)) {
+  if (
+    parts.length !== 3 ||
+    parts[0] !== VERSION ||
+    !/^[A-Za-z0-9_-]+$/.test(parts[1]!) ||
+    !/^[A-Za-z0-9_-]{43}$/.test(parts[2]!)
+  ) {
     throw new JoinRefusal('malformed challenge id');
   }
   // compared as text, not as decoded bytes: base64url's spare bits would otherwise let one MAC be
   // written several ways, and each spelling would pass as a different, unused challenge
   const want = Buffer.from(mac(k, parts[1]!).toString('base64url'));
   const got = Buffer.from(parts[2]!);
-  if (got.length !== want.length || !timingSafeEqual(got, want)) throw new JoinRefusal('challenge id not issued by this cluster');
+  if (got.length !== want.length || !timingSafeEqual(got, want))
+    throw new JoinRefusal('challenge id not issued by this cluster');
   const claims = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8')) as ChallengeClaims;
   if (!(claims.expires > now)) throw new JoinRefusal('challenge expired');
   return claims;

@@ -14,7 +14,10 @@ import { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from './ratelimit.js
 const schema = z
   .object({
     version: z.literal('v1').optional(),
-    cluster_name: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9.-]{0,252}$/, 'expected a DNS-like name').optional(),
+    cluster_name: z
+      .string()
+      .regex(/^[a-zA-Z0-9][a-zA-Z0-9.-]{0,252}$/, 'expected a DNS-like name')
+      .optional(),
     data_dir: z.string().min(1).optional(),
     listen: z.string().min(1).optional(),
     storage: z.string().min(1).optional(),
@@ -41,7 +44,10 @@ const schema = z
       .optional(),
     audit: z
       .object({
-        max_size: z.union([z.number(), z.string()]).refine((v) => (parseByteSize(v) ?? 0) >= AUDIT_MIN_SIZE, 'expected a size of at least 64KB, like 100MB').optional(),
+        max_size: z
+          .union([z.number(), z.string()])
+          .refine((v) => (parseByteSize(v) ?? 0) >= AUDIT_MIN_SIZE, 'expected a size of at least 64KB, like 100MB')
+          .optional(),
         max_files: z.number().int().min(1).max(1000).optional(),
       })
       .strict()
@@ -49,7 +55,9 @@ const schema = z
   })
   .strict();
 
-const TOP_KEYS = Object.keys(schema.shape).filter((k) => k !== 'version').join(', ');
+const TOP_KEYS = Object.keys(schema.shape)
+  .filter((k) => k !== 'version')
+  .join(', ');
 
 export interface AuthConfig {
   clusterName: string;
@@ -75,13 +83,20 @@ function joinMethodOptions(y: JoinMethodOptions): JoinMethodOptions {
 }
 
 /** Builds the Auth Service config from mwi.yaml (optional) and flags; flags win. */
-export function loadAuthConfig(file: string | undefined, flags: Partial<Record<'cluster-name' | 'data-dir' | 'listen' | 'storage', string>>): AuthConfig {
+export function loadAuthConfig(
+  file: string | undefined,
+  flags: Partial<Record<'cluster-name' | 'data-dir' | 'listen' | 'storage', string>>,
+): AuthConfig {
   let raw: unknown = {};
   if (file) {
     try {
       raw = parse(readFileSync(file, 'utf8')) ?? {};
     } catch (cause) {
-      throw new MwiError('BAD_CONFIG', `cannot read ${file}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+      throw new MwiError(
+        'BAD_CONFIG',
+        `cannot read ${file}: ${cause instanceof Error ? cause.message : String(cause)}`,
+        { cause },
+      );
     }
   }
   // without a file, the empty document: the defaults, the join methods' sections included
@@ -90,7 +105,8 @@ export function loadAuthConfig(file: string | undefined, flags: Partial<Record<'
     unknownKey: (at) => `unknown key (expected ${at.length === 0 ? TOP_KEYS : 'one of the documented keys'})`,
   });
   const clusterName = flags['cluster-name'] ?? y.cluster_name ?? hostname();
-  if (!/^[a-zA-Z0-9][a-zA-Z0-9.-]{0,252}$/.test(clusterName)) throw new MwiError('BAD_CONFIG', 'expected a DNS-like name', { field: '--cluster-name' });
+  if (!/^[a-zA-Z0-9][a-zA-Z0-9.-]{0,252}$/.test(clusterName))
+    throw new MwiError('BAD_CONFIG', 'expected a DNS-like name', { field: '--cluster-name' });
   return Object.freeze({
     clusterName,
     dataDir: flags['data-dir'] ?? y.data_dir ?? DEFAULT_DATA_DIR,
@@ -100,8 +116,16 @@ export function loadAuthConfig(file: string | undefined, flags: Partial<Record<'
     joinMethods: joinMethodOptions(y),
     connectionLimits: Object.freeze({
       maxConnections: y.connection_limits?.max_connections ?? DEFAULT_CONNECTION_LIMITS.maxConnections,
-      rates: y.connection_limits?.rates?.map((r) => ({ periodMs: parseDuration(r.period)!, average: r.average, burst: r.burst })) ?? DEFAULT_CONNECTION_LIMITS.rates,
+      rates:
+        y.connection_limits?.rates?.map((r) => ({
+          periodMs: parseDuration(r.period)!,
+          average: r.average,
+          burst: r.burst,
+        })) ?? DEFAULT_CONNECTION_LIMITS.rates,
     }),
-    audit: { maxSize: parseByteSize(y.audit?.max_size) ?? AUDIT_MAX_SIZE, maxFiles: y.audit?.max_files ?? AUDIT_MAX_FILES },
+    audit: {
+      maxSize: parseByteSize(y.audit?.max_size) ?? AUDIT_MAX_SIZE,
+      maxFiles: y.audit?.max_files ?? AUDIT_MAX_FILES,
+    },
   });
 }

@@ -11,7 +11,10 @@ const MAX_BODY = 64 * 1024;
  * body that has not fully arrived `timeoutMs` after reading started is refused and the
  * connection destroyed (a client trickling bytes holds nothing for long).
  */
-export async function readJson(req: IncomingMessage, timeoutMs: number = DEFAULT_HTTP_LIMITS.bodyTimeoutMs): Promise<unknown> {
+export async function readJson(
+  req: IncomingMessage,
+  timeoutMs: number = DEFAULT_HTTP_LIMITS.bodyTimeoutMs,
+): Promise<unknown> {
   const announced = Number(req.headers['content-length'] ?? 0);
   if (announced > MAX_BODY) throw new MwiError('BAD_REQUEST', `request body over ${MAX_BODY} bytes`);
   const chunks: Buffer[] = [];
@@ -53,7 +56,11 @@ export class RawJson {
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = body instanceof RawJson ? body.text : JSON.stringify(body);
-  res.writeHead(status, { ...(body instanceof RawJson ? body.headers : {}), 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.writeHead(status, {
+    ...(body instanceof RawJson ? body.headers : {}),
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+  });
   res.end(text);
 }
 
@@ -67,6 +74,13 @@ export function sendError(res: ServerResponse, err: unknown, log: Logger, route:
   if (res.headersSent) return void res.destroy();
   const status = HTTP_STATUS[err.code];
   const id = status >= 500 ? requestIdOf(res) : undefined;
-  if (status >= 500) log.error('request failed', { request_id: id, route: JSON.stringify(route.slice(0, 200)), code: err.code, error: err.message, detail: err.detail });
+  if (status >= 500)
+    log.error('request failed', {
+      request_id: id,
+      route: JSON.stringify(route.slice(0, 200)),
+      code: err.code,
+      error: err.message,
+      detail: err.detail,
+    });
   sendJson(res, status, { error: { code: err.code, message: err.message, ...(id ? { request_id: id } : {}) } });
 }

@@ -74,7 +74,13 @@ export interface IssuedOutputCerts {
  * (finding 2: an empty list means "any user" to OpenSSH). Its extensions follow the roles'
  * options (BotAccess.sshExtensions).
  */
-export async function signOutputCerts(ctx: AuthContext, access: BotAccess, instanceId: string, publicKey: ClientKey, ttlMs: number): Promise<IssuedOutputCerts> {
+export async function signOutputCerts(
+  ctx: AuthContext,
+  access: BotAccess,
+  instanceId: string,
+  publicKey: ClientKey,
+  ttlMs: number,
+): Promise<IssuedOutputCerts> {
   const botName = access.bot.metadata.name;
   const now = ctx.now();
   const claims: Claims = { kind: 'output', bot: botName, instance: instanceId };
@@ -115,4 +121,3 @@ export async function signOutputCerts(ctx: AuthContext, access: BotAccess, insta
   };
   return { certs, tlsSerial: tls.serial, sshSerial: ssh.serial, sshPrincipals: principals };
 }
-

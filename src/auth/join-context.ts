@@ -28,7 +28,7 @@ const STATUS_RETRIES = 5;
 
 /** What a method sees of a stored token. */
 export function view(id: string, t: StoredToken): JoinTokenView {
-  const status = (t.status ?? {}) as Record<string, unknown>;
+  const status = t.status ?? {};
   return { id, botName: t.spec.bot_name, spec: t.spec, status, secretHash: t.secret_hash };
 }
 
@@ -143,7 +143,7 @@ async function writeTokenStatus(
   for (let i = 0; i < STATUS_RETRIES; i++) {
     seen.clear();
     const { item, token } = j.loaded;
-    const { status: next, end = [] } = await decide((token.status ?? {}) as Record<string, unknown>);
+    const { status: next, end = [] } = await decide(token.status ?? {});
     const value = JSON.stringify({ ...token, status: next });
     try {
       // one conditional write: the new status, the end of the instance the key is rebound away

@@ -24,12 +24,16 @@ import { CHALLENGE_TTL_MS, JoinChallenge, openChallenge, sealChallenge } from '.
 function checkShape<T extends { token: string; join_method: string }>(body: unknown): T {
   const r = body as Partial<T> | null;
   if (typeof r !== 'object' || r === null) throw new MwiError('BAD_REQUEST', 'expected a JSON object');
-  if (typeof r.token !== 'string' || r.token.length === 0 || r.token.length > 512) throw new MwiError('BAD_REQUEST', 'expected a token', { field: 'token' });
-  if (typeof r.join_method !== 'string') throw new MwiError('BAD_REQUEST', 'expected a join method', { field: 'join_method' });
+  if (typeof r.token !== 'string' || r.token.length === 0 || r.token.length > 512)
+    throw new MwiError('BAD_REQUEST', 'expected a token', { field: 'token' });
+  if (typeof r.join_method !== 'string')
+    throw new MwiError('BAD_REQUEST', 'expected a join method', { field: 'join_method' });
   // a name that cannot be a token (e.g. `../x`) is refused by its shape, before any storage key is
   // built from it; secret names are only ever hashed, so any text will do for them
   if (!joinMethodInfo(r.join_method)?.secretName && !RESOURCE_NAME.test(r.token)) {
-    throw new MwiError('BAD_REQUEST', 'expected a token name (letters, digits, ".", "_", "@" or "-", at most 128)', { field: 'token' });
+    throw new MwiError('BAD_REQUEST', 'expected a token name (letters, digits, ".", "_", "@" or "-", at most 128)', {
+      field: 'token',
+    });
   }
   return r as T;
 }
@@ -37,7 +41,11 @@ function checkShape<T extends { token: string; join_method: string }>(body: unkn
 function methodFor(ctx: AuthContext, name: string): JoinHandler {
   const method = ctx.methods.get(name);
   if (!method) {
-    throw new MwiError('BAD_REQUEST', `unknown join method ${JSON.stringify(name)} (expected one of: ${joinMethodNames().join(', ')})`, { field: 'join_method' });
+    throw new MwiError(
+      'BAD_REQUEST',
+      `unknown join method ${JSON.stringify(name)} (expected one of: ${joinMethodNames().join(', ')})`,
+      { field: 'join_method' },
+    );
   }
   return method;
 }
@@ -47,12 +55,24 @@ function methodFor(ctx: AuthContext, name: string): JoinHandler {
  * the id is already a hash); otherwise a keyed fingerprint, since an unknown name may be a secret
  * sent with the wrong join method.
  */
-function tokenRef(ctx: AuthContext, req: { token: string; join_method: string }, id: string, exists: boolean): Record<string, string> {
-  return exists || joinMethodInfo(req.join_method)?.secretName ? { token_id: id } : { token_fingerprint: tokenFingerprint(ctx.cas.challengeMac, req.token) };
+function tokenRef(
+  ctx: AuthContext,
+  req: { token: string; join_method: string },
+  id: string,
+  exists: boolean,
+): Record<string, string> {
+  return exists || joinMethodInfo(req.join_method)?.secretName
+    ? { token_id: id }
+    : { token_fingerprint: tokenFingerprint(ctx.cas.challengeMac, req.token) };
 }
 
 /** Audits a refused join or challenge and turns it into what the caller may see. */
-function refuse(ctx: AuthContext, err: unknown, event: 'bot.join' | 'bot.challenge', fields: Record<string, unknown>): never {
+function refuse(
+  ctx: AuthContext,
+  err: unknown,
+  event: 'bot.join' | 'bot.challenge',
+  fields: Record<string, unknown>,
+): never {
   ctx.audit.emit({ event, success: false, ...fields, reason: failureReason(err) });
   if (err instanceof JoinRefusal) throw err;
   if (isMwiError(err, 'ACCESS_DENIED')) {
@@ -72,7 +92,8 @@ function refuse(ctx: AuthContext, err: unknown, event: 'bot.join' | 'bot.challen
 export async function handleChallenge(ctx: AuthContext, body: unknown, remoteAddr: string): Promise<ChallengeResponse> {
   const req = checkShape<ChallengeRequest>(body);
   const method = methodFor(ctx, req.join_method);
-  if (!method.challenge) throw new MwiError('BAD_REQUEST', `join method ${req.join_method} has no challenge step`, { field: 'join_method' });
+  if (!method.challenge)
+    throw new MwiError('BAD_REQUEST', `join method ${req.join_method} has no challenge step`, { field: 'join_method' });
   const id = tokenId(req.token, req.join_method);
   const base = { clusterName: ctx.cas.clusterName, now: ctx.now(), payload: req.payload };
   const known = { token: false };
@@ -92,7 +113,12 @@ export async function handleChallenge(ctx: AuthContext, body: unknown, remoteAdd
     });
     ch = await method.challenge({ ...base, token: { id, botName: '', spec: {}, status: {} } });
   }
-  const challengeId = sealChallenge(ctx.cas.challengeMac, { token_id: id, join_method: req.join_method, expires: base.now + CHALLENGE_TTL_MS, data: ch.store });
+  const challengeId = sealChallenge(ctx.cas.challengeMac, {
+    token_id: id,
+    join_method: req.join_method,
+    expires: base.now + CHALLENGE_TTL_MS,
+    data: ch.store,
+  });
   return { ...ch.send, challenge_id: challengeId };
 }
 
@@ -129,7 +155,12 @@ function openJoinChallenge(ctx: AuthContext, a: JoinAttempt): JoinChallenge | un
  * one, for a refresh) and signs its renewable identity. Every refusal is audited with its
  * reason; the caller gets only a generic message.
  */
-export async function handleJoin(ctx: AuthContext, body: unknown, remoteAddr: string, callerClaims?: Claims): Promise<BotCredentialResponse> {
+export async function handleJoin(
+  ctx: AuthContext,
+  body: unknown,
+  remoteAddr: string,
+  callerClaims?: Claims,
+): Promise<BotCredentialResponse> {
   const a = parseJoin(ctx, body, remoteAddr, callerClaims);
   const known = { token: false };
   let botName: string | undefined;

@@ -45,7 +45,10 @@ export async function writeAdminIdentity(ctx: AuthContext, dataDir: string): Pro
 }
 
 /** The Auth Service's own TLS certificate, for a key it generates, valid for its usual names. */
-export async function issueServerCert(ctx: AuthContext, sans: { dns: string[]; ips: string[] }): Promise<{ cert: string; key: string }> {
+export async function issueServerCert(
+  ctx: AuthContext,
+  sans: { dns: string[]; ips: string[] },
+): Promise<{ cert: string; key: string }> {
   const keys = await generateKeys('ec-p256');
   const { certPem } = await issueCertificate({
     ca: ctx.cas.tlsHost,

@@ -17,21 +17,35 @@ async function fetchJson(url: string): Promise<unknown> {
   return JSON.parse(text);
 }
 
-function postJson(url: string, body: unknown, headers: Record<string, string>, caPem?: string): Promise<{ status: number; body: unknown }> {
+function postJson(
+  url: string,
+  body: unknown,
+  headers: Record<string, string>,
+  caPem?: string,
+): Promise<{ status: number; body: unknown }> {
   const u = checkFetchUrl(url, 'url');
   const data = Buffer.from(JSON.stringify(body));
   return new Promise((resolve, reject) => {
     const req = (u.protocol === 'https:' ? httpsRequest : httpRequest)(
       u,
-      { method: 'POST', headers: { ...headers, 'content-type': 'application/json', 'content-length': data.length }, timeout: 10_000, ...(caPem ? { ca: caPem } : {}) },
+      {
+        method: 'POST',
+        headers: { ...headers, 'content-type': 'application/json', 'content-length': data.length },
+        timeout: 10_000,
+        ...(caPem ? { ca: caPem } : {}),
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => {
           try {
-            resolve({ status: res.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString('utf8') || 'null') });
+            resolve({
+              status: res.statusCode ?? 0,
+              body: JSON.parse(Buffer.concat(chunks).toString('utf8') || 'null'),
+            });
           } catch (err) {
-            reject(err);
+            // JSON.parse throws a SyntaxError
+            reject(err instanceof Error ? err : new Error(String(err)));
           }
         });
       },

@@ -31,7 +31,7 @@ function renewalCheck(ctx: AuthContext, c: BotClaims): ContinueCheck {
     const t = await ctx.backend.get(tokenKey(first.join_token_name));
     if (!t) return {};
     const token = JSON.parse(t.value) as StoredToken;
-    const status = (token.status ?? {}) as Record<string, unknown>;
+    const status = token.status ?? {};
     const view = { id: first.join_token_name, botName: c.bot, spec: token.spec, status };
     const refusal = method.renewRefusal?.(view, c.instance);
     if (refusal) {
@@ -43,7 +43,12 @@ function renewalCheck(ctx: AuthContext, c: BotClaims): ContinueCheck {
 }
 
 /** POST /v1/renew: new internal identity, generation + 1, one conditional write. */
-export async function handleRenew(ctx: AuthContext, claims: Claims | undefined, body: unknown, remoteAddr: string): Promise<BotCredentialResponse> {
+export async function handleRenew(
+  ctx: AuthContext,
+  claims: Claims | undefined,
+  body: unknown,
+  remoteAddr: string,
+): Promise<BotCredentialResponse> {
   const c = requireBot(claims, 'RENEW_DENIED');
   const req = (body ?? {}) as Partial<RenewRequest>;
   let fingerprint: string | undefined;

@@ -18,11 +18,17 @@ export interface Call<S extends RouteSpec, A extends Access> {
   body: BodyOf<S>;
 }
 
+/**
+ * A Call as the router builds it for any route: query and body parsed by that route's own
+ * schemas, so of the types route() bound the handler to, which the router itself cannot name.
+ */
+type RouterCall = Omit<Call<RouteSpec, Access>, 'query' | 'body'> & { query: unknown; body: unknown };
+
 /** A route of the Auth Service: its spec, who may call it, and the handler whose value is the 200 answer. */
 export interface Route {
   readonly spec: RouteSpec;
   readonly access: Access;
-  handle(call: Call<RouteSpec, Access>): unknown;
+  handle(call: RouterCall): unknown;
 }
 
 type Answer<S extends RouteSpec> = ReplyOf<S> | RawJson;
@@ -34,7 +40,7 @@ export function route<const S extends RouteSpec, A extends Access>(
   handle: (call: Call<S, A>) => Answer<S> | Promise<Answer<S>>,
 ): Route {
   // the router builds each Call from this route's own spec and access
-  return { spec, access, handle: handle as (call: Call<RouteSpec, Access>) => unknown };
+  return { spec, access, handle: handle };
 }
 
 /** Routes under one path prefix, sharing rules. */
@@ -56,7 +62,8 @@ export interface Area {
 
 /** The first value of each query parameter; an empty one counts as absent. */
 function queryValues(q: URLSearchParams): Record<string, string> {
-  return Object.fromEntries([...new Set(q.keys())].map((k) => [k, q.get(k) ?? '']).filter(([, v]) => v !== ''));
+  const entries = [...new Set(q.keys())].map((k): [string, string] => [k, q.get(k) ?? '']);
+  return Object.fromEntries(entries.filter(([, v]) => v !== ''));
 }
 
 /** The parameters of a path that matches `pattern` segment for segment (a parameter is never empty). */
@@ -107,10 +114,12 @@ export class Router {
       if (!params) continue;
       const caller = callerOf(req, now, r.access);
       const { query: q, body: b } = r.spec;
-      const query = q ? parseWith(q, queryValues(target.query), { code: 'BAD_REQUEST', root: 'query' }) : undefined;
+      const query: unknown = q
+        ? parseWith(q, queryValues(target.query), { code: 'BAD_REQUEST', root: 'query' })
+        : undefined;
       // the body is read only now: a request refused above never has it read
       const json = b ? await readJson(req, this.bodyTimeoutMs) : undefined;
-      const body = b ? parseWith(b, json, { code: 'BAD_REQUEST', root: 'body' }) : undefined;
+      const body: unknown = b ? parseWith(b, json, { code: 'BAD_REQUEST', root: 'body' }) : undefined;
       return r.handle({ req, remote, caller, params, query, body });
     }
     throw new MwiError('NOT_FOUND', `${area.notFound} ${req.method} ${target.path}`);

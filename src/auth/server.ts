@@ -30,7 +30,14 @@ import { joinHandlers } from './platform.js';
 import type { JoinMethodOptions } from '../join/servers.js';
 import { Router } from './router.js';
 import { authRoutes } from './routes.js';
-import { ConnectionCounter, DEFAULT_CONNECTION_LIMITS, RateLimiter, RefusalSummary, sourceKey, type ConnectionLimits } from './ratelimit.js';
+import {
+  ConnectionCounter,
+  DEFAULT_CONNECTION_LIMITS,
+  RateLimiter,
+  RefusalSummary,
+  sourceKey,
+  type ConnectionLimits,
+} from './ratelimit.js';
 
 export interface AuthServerOptions {
   dataDir: string;
@@ -72,7 +79,8 @@ const MAX_REFUSAL_HOLD_MS = 1000;
  */
 function rateLimitKey(ctx: AuthContext, claims: Claims | undefined, remote: string): string | undefined {
   if (claims?.kind === 'admin') return undefined;
-  if (claims?.kind === 'bot' && activeLock(ctx, claims.bot, claims.instance) === undefined) return `bot_instance:${claims.instance}`;
+  if (claims?.kind === 'bot' && activeLock(ctx, claims.bot, claims.instance) === undefined)
+    return `bot_instance:${claims.instance}`;
   return sourceKey(remote);
 }
 
@@ -115,7 +123,10 @@ export class AuthServer {
     try {
       const cas = await loadAuthorities(backend, opts.clusterName);
       // refused joins and challenges, the events an anonymous flood causes, rotate on their own
-      audit = new SplitAuditLog(new FileAuditLog(join(opts.dataDir, 'audit', 'events.log'), now, opts.audit), new FileAuditLog(join(opts.dataDir, 'audit', 'refusals.log'), now, opts.audit));
+      audit = new SplitAuditLog(
+        new FileAuditLog(join(opts.dataDir, 'audit', 'events.log'), now, opts.audit),
+        new FileAuditLog(join(opts.dataDir, 'audit', 'refusals.log'), now, opts.audit),
+      );
       const ctx: AuthContext = {
         backend,
         cas,
@@ -128,7 +139,12 @@ export class AuthServer {
       };
       const sans = {
         dns: [AUTH_SERVER_NAME, 'localhost', hostname(), ...(opts.tlsSans ?? []).filter((s) => !/^[\d.:]+$/.test(s))],
-        ips: ['127.0.0.1', '::1', ...(/^[\d.:]+$/.test(host) && host !== '0.0.0.0' && host !== '::' ? [host] : []), ...(opts.tlsSans ?? []).filter((s) => /^[\d.:]+$/.test(s))],
+        ips: [
+          '127.0.0.1',
+          '::1',
+          ...(/^[\d.:]+$/.test(host) && host !== '0.0.0.0' && host !== '::' ? [host] : []),
+          ...(opts.tlsSans ?? []).filter((s) => /^[\d.:]+$/.test(s)),
+        ],
       };
       const tls = await issueServerCert(ctx, sans);
       const limits: HttpLimits = { ...DEFAULT_HTTP_LIMITS, ...opts.httpLimits };
@@ -150,7 +166,11 @@ export class AuthServer {
         connections: new ConnectionCounter(conn.maxConnections),
         // one log line per minute at most, however many are refused; never one audit event each
         refusals: new RefusalSummary(60_000, (refused, n, example) =>
-          log.warn('refused requests over connection_limits (this process, last minute at most)', { refused, sources: n, example_source: example }),
+          log.warn('refused requests over connection_limits (this process, last minute at most)', {
+            refused,
+            sources: n,
+            example_source: example,
+          }),
         ),
       };
       server.on('connection', (socket: Socket) => {
@@ -164,10 +184,18 @@ export class AuthServer {
       });
       const auth = new AuthServer(ctx, server, log, [], new Router(authRoutes(ctx), limits.bodyTimeoutMs), sources);
       // every request goes through the one guard: nothing a request does can end the process
-      server.on('request', guardRequests((req, res) => auth.route(req, res), log));
+      server.on(
+        'request',
+        guardRequests((req, res) => auth.route(req, res), log),
+      );
       await new Promise<void>((resolve, reject) => {
         server.once('error', (err: NodeJS.ErrnoException) =>
-          reject(new MwiError('BAD_CONFIG', `cannot listen on ${opts.listen}: ${err.code ?? err.message}`, { field: 'listen', cause: err })),
+          reject(
+            new MwiError('BAD_CONFIG', `cannot listen on ${opts.listen}: ${err.code ?? err.message}`, {
+              field: 'listen',
+              cause: err,
+            }),
+          ),
         );
         server.listen(port, host, () => resolve());
       });
@@ -185,9 +213,14 @@ export class AuthServer {
       );
       // expired instances, used-challenge and replay markers: reads skip them, this frees the space
       auth.timers.push(
-        setInterval(() => {
-          void backend.purgeExpired(auth.closing.signal).catch((err) => log.error('purging expired items failed', { error: String(err) }));
-        }, 10 * 60 * 1000).unref(),
+        setInterval(
+          () => {
+            void backend
+              .purgeExpired(auth.closing.signal)
+              .catch((err) => log.error('purging expired items failed', { error: String(err) }));
+          },
+          10 * 60 * 1000,
+        ).unref(),
       );
       audit.emit({ event: 'auth.start', success: true, cluster_name: cas.clusterName, version: VERSION });
       log.info('auth service started', { cluster: cas.clusterName, addr: auth.address, ca_pin: cas.caPin });
@@ -243,7 +276,13 @@ export class AuthServer {
     this.sources.refusals.add(key);
     const retryAfterS = Math.max(1, Math.ceil(waitMs / 1000));
     res.setHeader('retry-after', String(retryAfterS));
-    return { error: new MwiError('RATE_LIMITED', `too many requests from this ${key.startsWith('bot_instance:') ? 'bot instance' : 'address'}; retry later`), holdMs: Math.min(retryAfterS * 1000, MAX_REFUSAL_HOLD_MS) };
+    return {
+      error: new MwiError(
+        'RATE_LIMITED',
+        `too many requests from this ${key.startsWith('bot_instance:') ? 'bot instance' : 'address'}; retry later`,
+      ),
+      holdMs: Math.min(retryAfterS * 1000, MAX_REFUSAL_HOLD_MS),
+    };
   }
 
   /** Stops accepting connections, finishes in-flight requests, closes storage. */

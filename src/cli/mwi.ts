@@ -59,7 +59,9 @@ async function primary(cfg: AuthConfig, workers: number): Promise<void> {
       if (m?.type === 'failed') failedCode = m.code;
       if (m?.type === 'ready' && !announced) {
         announced = true;
-        process.stdout.write(`mwi auth service ${m.clusterName} listening on ${m.address} (${workers} workers)\nCA pin: ${m.caPin}\n`);
+        process.stdout.write(
+          `mwi auth service ${m.clusterName} listening on ${m.address} (${workers} workers)\nCA pin: ${m.caPin}\n`,
+        );
       }
     });
     w.on('exit', (code, signal) => {
@@ -119,9 +121,12 @@ runMain('mwi', async () => {
   const cfg = loadAuthConfig(values.config, values);
   // a long-running service: a stray rejection is logged, not fatal (see installProcessGuards)
   installProcessGuards(createLogger(cluster.isWorker ? 'auth' : 'mwi'));
-  const workers = values.workers === 'auto' ? availableParallelism() : values.workers === undefined ? 1 : Number(values.workers);
-  if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw usageError('expected a number from 1 to 64, or auto', '--workers');
-  if (workers > 1 && cfg.storage?.startsWith('memory')) throw usageError('memory storage cannot be shared by several workers', '--workers');
+  const workers =
+    values.workers === 'auto' ? availableParallelism() : values.workers === undefined ? 1 : Number(values.workers);
+  if (!Number.isInteger(workers) || workers < 1 || workers > 64)
+    throw usageError('expected a number from 1 to 64, or auto', '--workers');
+  if (workers > 1 && cfg.storage?.startsWith('memory'))
+    throw usageError('memory storage cannot be shared by several workers', '--workers');
 
   if (workers > 1 && cluster.isPrimary) return primary(cfg, workers);
   let server: AuthServer;
@@ -138,9 +143,16 @@ runMain('mwi', async () => {
     throw err;
   }
   if (cluster.isWorker) {
-    process.send?.({ type: 'ready', address: server.address, caPin: server.caPin, clusterName: server.clusterName } satisfies Ready);
+    process.send?.({
+      type: 'ready',
+      address: server.address,
+      caPin: server.caPin,
+      clusterName: server.clusterName,
+    } satisfies Ready);
   } else {
-    process.stdout.write(`mwi auth service ${server.clusterName} listening on ${server.address}\nCA pin: ${server.caPin}\n`);
+    process.stdout.write(
+      `mwi auth service ${server.clusterName} listening on ${server.address}\nCA pin: ${server.caPin}\n`,
+    );
   }
   const sig = await waitForStop();
   if (!cluster.isWorker) process.stdout.write(`received ${sig}, shutting down\n`);

@@ -14,7 +14,11 @@ import { parseFlags, usageError } from './common.js';
 export async function keypairCommand(args: string[]): Promise<void> {
   const [sub, ...rest] = args;
   if (sub !== 'create') throw usageError(`unknown command "keypair ${sub ?? ''}" (expected keypair create)`);
-  const { values, positionals } = parseFlags(rest, { storage: { type: 'string' }, static: { type: 'boolean' }, overwrite: { type: 'boolean' } });
+  const { values, positionals } = parseFlags(rest, {
+    storage: { type: 'string' },
+    static: { type: 'boolean' },
+    overwrite: { type: 'boolean' },
+  });
   if (positionals.length > 0) throw usageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
   if (values.static) {
     if (values.storage) throw usageError('--static writes nothing: drop --storage');
@@ -33,13 +37,18 @@ export async function keypairCommand(args: string[]): Promise<void> {
   const bk = (state.methods.bound_keypair ?? {}) as BoundKeypairState;
   const current = bk.keys?.find((k) => k.role === 'current');
   if (current && !values.overwrite) {
-    process.stderr.write(`A keypair already exists in ${storage.path}; its public key is below (--overwrite makes a new one).\n`);
+    process.stderr.write(
+      `A keypair already exists in ${storage.path}; its public key is below (--overwrite makes a new one).\n`,
+    );
     process.stdout.write(`${current.public_key}\n`);
     return;
   }
   const key = await newStoredKey('current');
   state.methods.bound_keypair = { ...bk, keys: [key] };
   await writeState(storage, state);
-  process.stderr.write(`Wrote a new keypair to ${storage.path}. Register its public key as spec.bound_keypair.onboarding.initial_public_key:\n`);
+  process.stderr.write(
+    `Wrote a new keypair to ${storage.path}. Register its public key as ` +
+      `spec.bound_keypair.onboarding.initial_public_key:\n`,
+  );
   process.stdout.write(`${key.public_key}\n`);
 }

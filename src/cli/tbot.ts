@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { stringify } from 'yaml';
-import { buildTbotFile, validateTbotConfig, type TbotFlags } from '../agent/config.js';
+import { buildTbotFile, validateTbotConfig } from '../agent/config.js';
 import { startBot } from '../agent/bot.js';
 import { createLogger } from '../util/log.js';
 import { installProcessGuards } from '../util/process-guard.js';
@@ -63,11 +63,13 @@ runMain('tbot', async () => {
   }
   if (cmd === 'version') return void process.stdout.write(`tbot v${VERSION} node ${process.version}\n`);
   if (cmd === 'keypair') return keypairCommand(rest);
-  if (cmd !== 'start' && cmd !== 'configure') throw usageError(`unknown command ${JSON.stringify(cmd)} (expected start, configure, keypair or version)`);
+  if (cmd !== 'start' && cmd !== 'configure')
+    throw usageError(`unknown command ${JSON.stringify(cmd)} (expected start, configure, keypair or version)`);
   const { values, positionals } = parseFlags(rest, OPTIONS);
   if (values.help) return void process.stdout.write(HELP);
-  if (positionals.length > 0) throw usageError(`unexpected argument ${JSON.stringify(positionals[0])} (see tbot --help)`);
-  const file = buildTbotFile(values as TbotFlags);
+  if (positionals.length > 0)
+    throw usageError(`unexpected argument ${JSON.stringify(positionals[0])} (see tbot --help)`);
+  const file = buildTbotFile(values);
   const cfg = validateTbotConfig(file);
   if (cmd === 'configure') {
     process.stdout.write(stringify(file));

@@ -45,10 +45,15 @@ Global flags:
   --format FMT         text (default), json; yaml for get
 `;
 
-runMain('tctl', () => main().catch((err: unknown) => Promise.reject(safeError(err))));
+runMain('tctl', () =>
+  main().catch((err: unknown) => {
+    throw safeError(err);
+  }),
+);
 
 async function main(): Promise<number | void> {
-  const { values: g, positionals } = parseFlags(process.argv.slice(2), OPTIONS) as { values: Flags; positionals: string[] };
+  const { values, positionals } = parseFlags(process.argv.slice(2), OPTIONS);
+  const g: Flags = values;
   const [cmd, sub, ...args] = positionals;
   if (!cmd || cmd === 'help' || g.help) {
     print(HELP);
@@ -57,7 +62,11 @@ async function main(): Promise<number | void> {
   if (cmd === 'version') return void print(`tctl v${VERSION}\n`);
   const admin = adminClient(g);
   try {
-    const fmt = checkFormat(g.format, cmd === 'get' ? ['yaml', 'json', 'text'] : ['text', 'json'], cmd === 'get' ? 'yaml' : 'text') as 'text' | 'json';
+    const fmt = checkFormat(
+      g.format,
+      cmd === 'get' ? ['yaml', 'json', 'text'] : ['text', 'json'],
+      cmd === 'get' ? 'yaml' : 'text',
+    ) as 'text' | 'json';
     switch (cmd) {
       case 'status': {
         const s = await admin.status();

@@ -85,7 +85,7 @@ export function findExtensionValue(der: Uint8Array, oid: string): Uint8Array | u
   const list = exts && child(der, exts.start, exts.end, 0x30);
   if (!list) return undefined;
   let found: Uint8Array | undefined;
-  for (pos = list.start; pos < list.end; ) {
+  for (pos = list.start; pos < list.end;) {
     const ext = child(der, pos, list.end, 0x30);
     const id = ext && child(der, ext.start, ext.end, 0x06);
     if (!ext || !id) return undefined;
@@ -133,7 +133,9 @@ export function uint(bytes: Uint8Array): Buffer {
 export function time(d: Date): Buffer {
   const iso = d.toISOString();
   const y = d.getUTCFullYear();
-  const body = `${iso.slice(2, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}Z`;
+  const body =
+    `${iso.slice(2, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}` +
+    `${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}Z`;
   return y < 2050 ? tlv(0x17, Buffer.from(body)) : tlv(0x18, Buffer.from(`${String(y).slice(0, 2)}${body}`));
 }
 

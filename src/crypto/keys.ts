@@ -2,7 +2,6 @@ import { createHash, createPublicKey, generateKeyPair, type KeyObject } from 'no
 import { MwiError } from '../errors.js';
 import { isEd25519Key, isP256Point } from './points.js';
 
-
 /** Key algorithms mwi creates: ECDSA P-256 for TLS and bot identities, Ed25519 for SSH CAs. */
 export type KeyAlgorithm = 'ec-p256' | 'ed25519';
 
@@ -80,7 +79,11 @@ export function parseClientKey(pem: unknown, field: string): ClientKey {
     const m = /^-----BEGIN PUBLIC KEY-----\r?\n([A-Za-z0-9+/=\r\n]+)-----END PUBLIC KEY-----\s*$/.exec(pem);
     if (m) {
       const der = Buffer.from(m[1]!.replace(/\s+/g, ''), 'base64');
-      if (der.length === P256_PREFIX.length + 65 && der.subarray(0, P256_PREFIX.length).equals(P256_PREFIX) && der[P256_PREFIX.length] === 4) {
+      if (
+        der.length === P256_PREFIX.length + 65 &&
+        der.subarray(0, P256_PREFIX.length).equals(P256_PREFIX) &&
+        der[P256_PREFIX.length] === 4
+      ) {
         const raw = der.subarray(P256_PREFIX.length);
         assertValidKey(isP256Point(raw), field);
         return { type: 'ec-p256', spki: der, raw };
@@ -103,7 +106,10 @@ export function parseClientKey(pem: unknown, field: string): ClientKey {
  * arrives, never certified; the message says no more than that.
  */
 export function assertValidKey(ok: boolean, field: string): void {
-  if (!ok) throw new MwiError('BAD_REQUEST', 'not a valid public key (not a point of the curve, or of small order)', { field });
+  if (!ok)
+    throw new MwiError('BAD_REQUEST', 'not a valid public key (not a point of the curve, or of small order)', {
+      field,
+    });
 }
 
 /** The CA pin of a certificate: `sha256:<hex>` of its SubjectPublicKeyInfo, as Teleport prints it. */

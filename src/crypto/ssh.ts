@@ -82,7 +82,9 @@ export function parseSshPublicKey(line: string, field: string): { type: string; 
   }
   const allowed = ['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', 'ssh-rsa'];
   if (inner !== type || !allowed.includes(type)) {
-    throw new MwiError('BAD_REQUEST', `unsupported or inconsistent OpenSSH key type ${JSON.stringify(type)}`, { field });
+    throw new MwiError('BAD_REQUEST', `unsupported or inconsistent OpenSSH key type ${JSON.stringify(type)}`, {
+      field,
+    });
   }
   return { type, blob };
 }
@@ -117,7 +119,8 @@ export interface SshCertOptions {
 export async function signSshCertificate(o: SshCertOptions): Promise<{ cert: string; serial: string }> {
   // rule: no certificate without principals (finding 2), enforced here so no caller can forget
   if (o.principals.length === 0) throw new TypeError('refusing to sign an SSH certificate without principals');
-  if (o.principals.some((p) => p.length === 0)) throw new TypeError('refusing to sign an SSH certificate with an empty principal');
+  if (o.principals.some((p) => p.length === 0))
+    throw new TypeError('refusing to sign an SSH certificate with an empty principal');
   const keyType = readString(o.subjectBlob, 0);
   const certType = `${keyType.value.toString()}-cert-v01@openssh.com`;
   const caBlob = o.caBlob ?? sshPublicKeyBlob(createPublicKey(o.caKey));
@@ -146,7 +149,9 @@ export async function signSshCertificate(o: SshCertOptions): Promise<{ cert: str
     .string(caBlob)
     .bytes();
   // the callback form runs on the libuv thread pool: signing uses every core, not the event loop
-  const sig = await new Promise<Buffer>((resolve, reject) => sign(null, body, o.caKey, (err, out) => (err ? reject(err) : resolve(out))));
+  const sig = await new Promise<Buffer>((resolve, reject) =>
+    sign(null, body, o.caKey, (err, out) => (err ? reject(err) : resolve(out))),
+  );
   const signature = new SshWriter().string('ssh-ed25519').string(sig).bytes();
   const cert = Buffer.concat([body, new SshWriter().string(signature).bytes()]);
   return { cert: `${certType} ${cert.toString('base64')}`, serial: serial.toString() };
@@ -184,7 +189,12 @@ export function sshPublicKeyToKeyObject(line: string, field: string): KeyObject 
       if (curve.value.toString() !== 'nistp256' || q.length !== 65 || q[0] !== 4) throw new RangeError('bad point');
       assertValidKey(isP256Point(q), field);
       return createPublicKey({
-        key: { kty: 'EC', crv: 'P-256', x: q.subarray(1, 33).toString('base64url'), y: q.subarray(33).toString('base64url') },
+        key: {
+          kty: 'EC',
+          crv: 'P-256',
+          x: q.subarray(1, 33).toString('base64url'),
+          y: q.subarray(33).toString('base64url'),
+        },
         format: 'jwk',
       });
     }
@@ -192,5 +202,7 @@ export function sshPublicKeyToKeyObject(line: string, field: string): KeyObject 
     if (cause instanceof MwiError) throw cause;
     throw new MwiError('BAD_REQUEST', 'malformed OpenSSH public key', { field, cause });
   }
-  throw new MwiError('BAD_REQUEST', `unsupported key type ${type} (expected ssh-ed25519 or ecdsa-sha2-nistp256)`, { field });
+  throw new MwiError('BAD_REQUEST', `unsupported key type ${type} (expected ssh-ed25519 or ecdsa-sha2-nistp256)`, {
+    field,
+  });
 }

@@ -35,10 +35,12 @@ export interface CAKeyPair {
 
 /** Creates a self-signed ECDSA P-256 CA valid for ten years (once per cluster, not hot). */
 export async function createCA(commonName: string, organization: string): Promise<CAKeyPair> {
-  const keys = (await webcrypto.subtle.generateKey(EC, true, ['sign', 'verify'])) as CryptoKeyPair;
+  const keys = await webcrypto.subtle.generateKey(EC, true, ['sign', 'verify']);
   const now = Date.now();
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: randomBytes(16).toString('hex').replace(/^[89a-f]/, '1'),
+    serialNumber: randomBytes(16)
+      .toString('hex')
+      .replace(/^[89a-f]/, '1'),
     name: [{ CN: [commonName] }, { O: [organization] }],
     notBefore: new Date(now - BACKDATE_MS),
     notAfter: new Date(now + 10 * 365 * 24 * 3600 * 1000),
@@ -51,7 +53,10 @@ export async function createCA(commonName: string, organization: string): Promis
     ],
   });
   const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
-  const keyPem = createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' }).export({ type: 'pkcs8', format: 'pem' });
+  const keyPem = createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' }).export({
+    type: 'pkcs8',
+    format: 'pem',
+  });
   return { certPem: pemLine(cert.toString('pem')), keyPem: keyPem.toString() };
 }
 
@@ -61,7 +66,13 @@ export async function loadCA(pair: CAKeyPair): Promise<LoadedCA> {
   const ski = findExtensionValue(cert.raw, '2.5.29.14');
   const inner = ski ? readTlv(ski, 0) : undefined;
   if (!ski || inner?.tag !== 0x04) throw new TypeError('CA certificate has no SubjectKeyIdentifier');
-  return { certPem: pair.certPem, cert, key: createPrivateKey(pair.keyPem), subjectDer: certSubjectDer(cert.raw), keyId: ski.subarray(inner.start, inner.end) };
+  return {
+    certPem: pair.certPem,
+    cert,
+    key: createPrivateKey(pair.keyPem),
+    subjectDer: certSubjectDer(cert.raw),
+    keyId: ski.subarray(inner.start, inner.end),
+  };
 }
 
 export interface IssueOptions {
@@ -124,7 +135,11 @@ function ipBytes(ip: string): Buffer {
   if (!isIPv6(ip) || ip.includes('%')) throw new TypeError(`not an IP address: ${ip}`);
   // a trailing dotted IPv4 part is the last two 16-bit groups
   const v4 = /:(\d+\.\d+\.\d+\.\d+)$/.exec(ip);
-  const text = v4 ? `${ip.slice(0, v4.index + 1)}${ipBytes(v4[1]!).toString('hex').replace(/^(.{4})/, '$1:')}` : ip;
+  const text = v4
+    ? `${ip.slice(0, v4.index + 1)}${ipBytes(v4[1]!)
+        .toString('hex')
+        .replace(/^(.{4})/, '$1:')}`
+    : ip;
   const [head, tail] = text.split('::') as [string, string | undefined];
   const h = head ? head.split(':') : [];
   const t = tail ? tail.split(':') : [];
@@ -138,12 +153,19 @@ function ipBytes(ip: string): Buffer {
  * Returns the PEM, its NotAfter and its serial (lowercase hex, as `openssl x509 -serial` prints
  * it) for the audit event. KeyUsage is digitalSignature, plus keyEncipherment for RSA keys only.
  */
-export async function issueCertificate(opts: IssueOptions): Promise<{ certPem: string; notAfter: Date; serial: string }> {
+export async function issueCertificate(
+  opts: IssueOptions,
+): Promise<{ certPem: string; notAfter: Date; serial: string }> {
   const now = opts.now ?? Date.now();
   const notAfter = new Date(now + opts.ttlMs);
   const rdn = (oid: Buffer, v: string) => tlv(0x31, seq(oid, tlv(0x0c, Buffer.from(v))));
   const subject = seq(rdn(OID.cn, opts.commonName), ...(opts.organization ?? []).map((o) => rdn(OID.o, o)));
-  const eku = opts.usage === 'client' ? [OID.clientAuth] : opts.usage === 'server' ? [OID.serverAuth] : [OID.serverAuth, OID.clientAuth];
+  const eku =
+    opts.usage === 'client'
+      ? [OID.clientAuth]
+      : opts.usage === 'server'
+        ? [OID.serverAuth]
+        : [OID.serverAuth, OID.clientAuth];
   const names = [
     ...(opts.dnsNames ?? []).map((d) => tlv(0x82, Buffer.from(d))),
     ...(opts.ipAddresses ?? []).map((ip) => tlv(0x87, ipBytes(ip))),
@@ -169,7 +191,9 @@ export async function issueCertificate(opts: IssueOptions): Promise<{ certPem: s
     opts.publicKey,
     tlv(0xa3, seq(...extensions)),
   );
-  const sig = await new Promise<Buffer>((resolve, reject) => sign('sha256', tbs, opts.ca.key, (err, out) => (err ? reject(err) : resolve(out))));
+  const sig = await new Promise<Buffer>((resolve, reject) =>
+    sign('sha256', tbs, opts.ca.key, (err, out) => (err ? reject(err) : resolve(out))),
+  );
   const der = seq(tbs, SIG_ALG, tlv(0x03, Buffer.concat([Buffer.from([0]), sig])));
   const b64 = der.toString('base64').replace(/.{64}/g, '$&\n');
   return {
@@ -183,5 +207,3 @@ export async function issueCertificate(opts: IssueOptions): Promise<{ certPem: s
 function pemLine(pem: string): string {
   return pem.endsWith('\n') ? pem : `${pem}\n`;
 }
-
-

@@ -26,7 +26,6 @@ export const JOIN_METHODS: readonly JoinMethodInfo[] = Object.freeze([
   { name: 'azure_devops', renewable: false, secretName: false },
 ]);
 
-
 export function joinMethodInfo(name: string): JoinMethodInfo | undefined {
   return JOIN_METHODS.find((m) => m.name === name);
 }

@@ -26,9 +26,9 @@ export interface ClientOptionsContext {
   env: NodeJS.ProcessEnv;
   /**
    * A secret given inline, or as an absolute path to a file holding it: tbot's one rule for
-   * secrets in tbot.yaml and flags. `field` names the setting in errors.
+   * secrets in tbot.yaml and flags. `field` names the setting in errors. A plain function.
    */
-  secret(value: string | undefined, field: string): string | undefined;
+  secret: (value: string | undefined, field: string) => string | undefined;
 }
 
 /**

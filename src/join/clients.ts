@@ -13,5 +13,17 @@ import { azureDevopsClient } from './azure_devops/client.js';
 
 /** Client halves by method name (tbot side only). */
 export const CLIENT_METHODS: ReadonlyMap<string, ClientJoinMethod> = new Map(
-  [tokenClient, boundKeypairClient, githubClient, gitlabClient, kubernetesClient, circleciClient, gcpClient, terraformCloudClient, spaceliftClient, bitbucketClient, azureDevopsClient].map((m) => [m.name, m]),
+  [
+    tokenClient,
+    boundKeypairClient,
+    githubClient,
+    gitlabClient,
+    kubernetesClient,
+    circleciClient,
+    gcpClient,
+    terraformCloudClient,
+    spaceliftClient,
+    bitbucketClient,
+    azureDevopsClient,
+  ].map((m) => [m.name, m]),
 );

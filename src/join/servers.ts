@@ -13,7 +13,19 @@ import { azureDevopsServer } from './azure_devops/server.js';
 
 /** Server halves by method name (Auth Service side only). */
 export const SERVER_METHODS: ReadonlyMap<string, ServerJoinMethod> = new Map(
-  [tokenServer, boundKeypairServer, githubServer, gitlabServer, kubernetesServer, circleciServer, gcpServer, terraformCloudServer, spaceliftServer, bitbucketServer, azureDevopsServer].map((m) => [m.name, m]),
+  [
+    tokenServer,
+    boundKeypairServer,
+    githubServer,
+    gitlabServer,
+    kubernetesServer,
+    circleciServer,
+    gcpServer,
+    terraformCloudServer,
+    spaceliftServer,
+    bitbucketServer,
+    azureDevopsServer,
+  ].map((m) => [m.name, m]),
 );
 
 /** The mwi.yaml sections the server halves read, each once, in registry order. */

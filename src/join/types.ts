@@ -7,15 +7,15 @@ import { MwiError } from '../errors.js';
  * own settings come from its mwi.yaml section, see ServerSection).
  */
 export interface ServerDeps {
-  /** The Auth Service's clock (epoch ms). */
-  now(): number;
+  /** The Auth Service's clock (epoch ms). A plain function: methods pass it on unbound. */
+  now: () => number;
   /**
    * Marks an identity token used until `expiresAt` (epoch ms); false if it already was (a replay).
    * Kept in storage, so every worker and replica sees it.
    */
   markUsed(id: string, expiresAt: number): Promise<boolean>;
   /** GET a JSON document (https only, except loopback). */
-  fetchJson(url: string): Promise<unknown>;
+  fetchJson: (url: string) => Promise<unknown>;
   /** POST JSON (e.g. a Kubernetes TokenReview), trusting `caPem` if given. */
   postJson(
     url: string,
@@ -145,12 +145,15 @@ export interface ServerJoinMethod {
   readonly name: string;
   /** The mwi.yaml sections `create` reads. */
   readonly sections?: readonly ServerSection[];
-  /** Validates and normalizes a token spec at creation (hash secrets, generate what is missing). */
-  prepareToken?(
+  /**
+   * Validates and normalizes a token spec at creation (hash secrets, generate what is missing).
+   * A plain function: callers take it off the method unbound.
+   */
+  prepareToken?: (
     spec: Record<string, unknown>,
     now: number,
     previous?: Record<string, unknown>,
-  ): { spec: Record<string, unknown>; shownOnce?: Record<string, string> };
+  ) => { spec: Record<string, unknown>; shownOnce?: Record<string, string> };
   create(deps: ServerDeps, section: SectionReader): JoinHandler;
 }
 

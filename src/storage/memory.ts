@@ -66,7 +66,9 @@ export class MemoryBackend implements Backend {
   }
 
   async range(prefix: string, opts: RangeOptions = {}): Promise<Item[]> {
-    const keys = [...this.items.keys()].filter((k) => k.startsWith(prefix) && (!opts.startAfter || k > opts.startAfter)).sort();
+    const keys = [...this.items.keys()]
+      .filter((k) => k.startsWith(prefix) && (!opts.startAfter || k > opts.startAfter))
+      .sort();
     const out: Item[] = [];
     for (const k of keys) {
       const item = this.live(k);

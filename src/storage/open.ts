@@ -13,7 +13,11 @@ export async function openBackend(spec: string | undefined, dataDir: string): Pr
   if (!spec || spec === 'sqlite') return new SqliteBackend(join(dataDir, 'mwi.db'));
   if (spec.startsWith('sqlite://')) return new SqliteBackend(spec.slice('sqlite://'.length));
   if (spec === 'memory://' || spec === 'memory') return new MemoryBackend();
-  throw new MwiError('BAD_CONFIG', `unsupported storage ${JSON.stringify(spec.replace(/\/\/[^@/]*@/, '//***@'))} (expected sqlite, sqlite:///PATH or memory://)`, {
-    field: 'storage',
-  });
+  throw new MwiError(
+    'BAD_CONFIG',
+    `unsupported storage ${JSON.stringify(spec.replace(/\/\/[^@/]*@/, '//***@'))} (expected sqlite, sqlite:///PATH or memory://)`,
+    {
+      field: 'storage',
+    },
+  );
 }

@@ -18,7 +18,8 @@ const MIGRATIONS: string[] = [
    CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
    INSERT INTO counters VALUES ('revision', 0);`,
   // every write and delete, so watchers in other processes sharing the file see them
-  `CREATE TABLE changes (revision INTEGER PRIMARY KEY, key TEXT NOT NULL, deleted INTEGER NOT NULL, at INTEGER NOT NULL);`,
+  `CREATE TABLE changes (revision INTEGER PRIMARY KEY, key TEXT NOT NULL, ` +
+    `deleted INTEGER NOT NULL, at INTEGER NOT NULL);`,
 ];
 
 /** How often watchers look for other processes' changes, and how long changes are kept. */
@@ -76,7 +77,11 @@ export class SqliteBackend implements Backend {
   private writesHeld: NodeJS.Timeout | undefined;
   private closing = false;
   /** Writes waiting for the next group commit. */
-  private batch: Array<{ run: () => { out: unknown; events: WatchEvent[] }; resolve: (v: unknown) => void; reject: (e: unknown) => void }> = [];
+  private batch: Array<{
+    run: () => { out: unknown; events: WatchEvent[] };
+    resolve: (v: unknown) => void;
+    reject: (e: unknown) => void;
+  }> = [];
   /** Revisions written by the transaction in progress (added to `mine` only if it commits). */
   private written: number[] = [];
 
@@ -94,22 +99,38 @@ export class SqliteBackend implements Backend {
     this.migrate();
     if (path !== ':memory:') this.startCheckpointer(path);
     this.stmts = {
-      get: this.db.prepare<[string, number], Row>('SELECT * FROM kv WHERE key = ? AND (expires IS NULL OR expires > ?)'),
-      bump: this.db.prepare<[], { value: number }>(`UPDATE counters SET value = value + 1 WHERE name = 'revision' RETURNING value`),
+      get: this.db.prepare<[string, number], Row>(
+        'SELECT * FROM kv WHERE key = ? AND (expires IS NULL OR expires > ?)',
+      ),
+      bump: this.db.prepare<[], { value: number }>(
+        `UPDATE counters SET value = value + 1 WHERE name = 'revision' RETURNING value`,
+      ),
       upsert: this.db.prepare(
-        'INSERT INTO kv (key, value, revision, expires) VALUES (?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, revision = excluded.revision, expires = excluded.expires',
+        'INSERT INTO kv (key, value, revision, expires) VALUES (?, ?, ?, ?) ' +
+          'ON CONFLICT(key) DO UPDATE SET ' +
+          'value = excluded.value, revision = excluded.revision, expires = excluded.expires',
       ),
       del: this.db.prepare<[string]>('DELETE FROM kv WHERE key = ?'),
       range: this.db.prepare<[string, string, string, number, number], Row>(
-        'SELECT * FROM kv WHERE key >= ? AND key < ? AND key > ? AND (expires IS NULL OR expires > ?) ORDER BY key LIMIT ?',
+        'SELECT * FROM kv WHERE key >= ? AND key < ? AND key > ? ' +
+          'AND (expires IS NULL OR expires > ?) ORDER BY key LIMIT ?',
       ),
       // one batch each: never one long DELETE on the event loop (the kv_expires index finds them)
-      purge: this.db.prepare<[number, number]>('DELETE FROM kv WHERE key IN (SELECT key FROM kv WHERE expires IS NOT NULL AND expires <= ? LIMIT ?)'),
-      logChange: this.db.prepare<[number, string, number, number]>('INSERT INTO changes (revision, key, deleted, at) VALUES (?, ?, ?, ?)'),
-      changesSince: this.db.prepare<[number], { revision: number; key: string; deleted: number }>('SELECT revision, key, deleted FROM changes WHERE revision > ? ORDER BY revision'),
+      purge: this.db.prepare<[number, number]>(
+        'DELETE FROM kv WHERE key IN (SELECT key FROM kv WHERE expires IS NOT NULL AND expires <= ? LIMIT ?)',
+      ),
+      logChange: this.db.prepare<[number, string, number, number]>(
+        'INSERT INTO changes (revision, key, deleted, at) VALUES (?, ?, ?, ?)',
+      ),
+      changesSince: this.db.prepare<[number], { revision: number; key: string; deleted: number }>(
+        'SELECT revision, key, deleted FROM changes WHERE revision > ? ORDER BY revision',
+      ),
       maxChange: this.db.prepare<[], { r: number | null }>('SELECT MAX(revision) AS r FROM changes'),
       // the oldest rows only (revisions and times rise together): no scan of the whole log
-      pruneChanges: this.db.prepare<[number, number]>('DELETE FROM changes WHERE revision IN (SELECT revision FROM (SELECT revision, at FROM changes ORDER BY revision LIMIT ?) WHERE at < ?)'),
+      pruneChanges: this.db.prepare<[number, number]>(
+        'DELETE FROM changes WHERE revision IN ' +
+          '(SELECT revision FROM (SELECT revision, at FROM changes ORDER BY revision LIMIT ?) WHERE at < ?)',
+      ),
       rawGet: this.db.prepare<[string], Row>('SELECT * FROM kv WHERE key = ?'),
       begin: this.db.prepare('BEGIN IMMEDIATE'),
       commit: this.db.prepare('COMMIT'),
@@ -128,7 +149,14 @@ export class SqliteBackend implements Backend {
       if (this.db.open) this.db.pragma(`wal_autocheckpoint = ${AUTO_CHECKPOINT_PAGES}`);
     };
     try {
-      const data: CheckpointerData = { path, intervalMs: CHECKPOINT_MS, checkMs: WAL_CHECK_MS, truncateBytes: WAL_TRUNCATE_BYTES, maxBytes: WAL_FORCE_BYTES, truncateWaitMs: TRUNCATE_WAIT_MS };
+      const data: CheckpointerData = {
+        path,
+        intervalMs: CHECKPOINT_MS,
+        checkMs: WAL_CHECK_MS,
+        truncateBytes: WAL_TRUNCATE_BYTES,
+        maxBytes: WAL_FORCE_BYTES,
+        truncateWaitMs: TRUNCATE_WAIT_MS,
+      };
       this.checkpointer = new Worker(new URL('./checkpointer.js', import.meta.url), { workerData: data });
     } catch {
       return;
@@ -163,16 +191,21 @@ export class SqliteBackend implements Backend {
     // each step reads the version inside its IMMEDIATE transaction: processes opening a new
     // file at the same moment (Auth Service workers) apply every migration exactly once
     for (;;) {
-      const done = this.db.transaction(() => {
-        const version = this.db.pragma('user_version', { simple: true }) as number;
-        if (version > MIGRATIONS.length) {
-          throw new MwiError('STORAGE', `database schema version ${version} is newer than this mwi (${MIGRATIONS.length})`);
-        }
-        if (version === MIGRATIONS.length) return true;
-        this.db.exec(MIGRATIONS[version]!);
-        this.db.pragma(`user_version = ${version + 1}`);
-        return false;
-      }).immediate();
+      const done = this.db
+        .transaction(() => {
+          const version = this.db.pragma('user_version', { simple: true }) as number;
+          if (version > MIGRATIONS.length) {
+            throw new MwiError(
+              'STORAGE',
+              `database schema version ${version} is newer than this mwi (${MIGRATIONS.length})`,
+            );
+          }
+          if (version === MIGRATIONS.length) return true;
+          this.db.exec(MIGRATIONS[version]!);
+          this.db.pragma(`user_version = ${version + 1}`);
+          return false;
+        })
+        .immediate();
       if (done) return;
     }
   }
@@ -235,7 +268,11 @@ export class SqliteBackend implements Backend {
       this.stmts.commit.run();
     } catch (err) {
       if (this.db.inTransaction) this.stmts.rollback.run();
-      const failure = isMwiError(err) ? err : new MwiError('STORAGE', `storage write failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      const failure = isMwiError(err)
+        ? err
+        : new MwiError('STORAGE', `storage write failed: ${err instanceof Error ? err.message : String(err)}`, {
+            cause: err,
+          });
       for (const op of ops) op.reject(failure);
       return;
     }
@@ -288,7 +325,9 @@ export class SqliteBackend implements Backend {
 
   transact(ops: TxOp[]): Promise<boolean> {
     return this.enqueue(() => {
-      const holds = ops.every((o) => (o.op === 'create' ? !this.liveRow(o.key) : this.liveRow(o.key)?.revision === o.revision));
+      const holds = ops.every((o) =>
+        o.op === 'create' ? !this.liveRow(o.key) : this.liveRow(o.key)?.revision === o.revision,
+      );
       if (!holds) return { out: false, events: [] };
       const events = ops.map((o): WatchEvent => {
         if (o.op !== 'delete') return { type: 'put', item: this.write(o.key, o.value, { expires: o.expires }) };

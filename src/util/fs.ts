@@ -1,5 +1,17 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, lstatSync, mkdirSync, openSync, realpathSync, renameSync, statSync, unlinkSync, writeSync, type Stats } from 'node:fs';
+import {
+  closeSync,
+  fsyncSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  realpathSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+  type Stats,
+} from 'node:fs';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { MwiError } from '../errors.js';
 
@@ -56,7 +68,8 @@ export function checkDirTrusted(dir: string, field: string, st: Stats = statSync
   if (uid !== undefined && st.uid !== uid && st.uid !== 0) {
     throw new MwiError(
       'BAD_CONFIG',
-      `${dir} is owned by uid ${st.uid}, not by this user (uid ${uid}) or root: its owner could change what mwi reads and writes there; use a directory this user owns (chown ${uid} ${dir})`,
+      `${dir} is owned by uid ${st.uid}, not by this user (uid ${uid}) or root: its owner could change what mwi ` +
+        `reads and writes there; use a directory this user owns (chown ${uid} ${dir})`,
       { field },
     );
   }
@@ -64,7 +77,8 @@ export function checkDirTrusted(dir: string, field: string, st: Stats = statSync
     const who = st.mode & 0o002 ? 'every user' : 'its group';
     throw new MwiError(
       'BAD_CONFIG',
-      `${dir} is writable by ${who} (mode 0${(st.mode & 0o7777).toString(8)}): another user could plant or swap files mwi trusts; run "chmod 0700 ${dir}" (or chmod go-w to keep it readable)`,
+      `${dir} is writable by ${who} (mode 0${(st.mode & 0o7777).toString(8)}): another user could plant or swap ` +
+        `files mwi trusts; run "chmod 0700 ${dir}" (or chmod go-w to keep it readable)`,
       { field },
     );
   }
@@ -97,12 +111,18 @@ function checkAncestor(path: string, dir: string, field: string, uid: number | u
   const st = lstatSync(path);
   if (uid !== undefined && st.uid !== uid && st.uid !== 0) {
     const what = st.isSymbolicLink() ? 'a symlink' : 'a directory';
-    throw new MwiError('BAD_CONFIG', `${path}, on the path to ${dir}, is ${what} owned by uid ${st.uid}: its owner could swap ${dir} for a link to somewhere else; use a directory whose parents this user or root owns`, { field });
+    throw new MwiError(
+      'BAD_CONFIG',
+      `${path}, on the path to ${dir}, is ${what} owned by uid ${st.uid}: its owner could swap ${dir} for a link ` +
+        `to somewhere else; use a directory whose parents this user or root owns`,
+      { field },
+    );
   }
   if (st.isDirectory() && (st.mode & 0o022) !== 0 && (st.mode & 0o1000) === 0) {
     throw new MwiError(
       'BAD_CONFIG',
-      `${path}, a parent of ${dir}, is writable by others (mode 0${(st.mode & 0o7777).toString(8)}) without the sticky bit: they could swap ${dir} for a link to somewhere else; run "chmod go-w ${path}"`,
+      `${path}, a parent of ${dir}, is writable by others (mode 0${(st.mode & 0o7777).toString(8)}) without the ` +
+        `sticky bit: they could swap ${dir} for a link to somewhere else; run "chmod go-w ${path}"`,
       { field },
     );
   }

@@ -54,7 +54,10 @@ export function requestIdOf(res: ServerResponse): string | undefined {
  * @example
  * const server = createServer(guardRequests((req, res) => route(req, res), log));
  */
-export function guardRequests(handler: RequestHandler, log: Logger): (req: IncomingMessage, res: ServerResponse) => void {
+export function guardRequests(
+  handler: RequestHandler,
+  log: Logger,
+): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
     const id = nextRequestId();
     idByResponse.set(res, id);
@@ -91,7 +94,11 @@ export function answerInternal(res: ServerResponse, err: unknown, log: Logger, r
   }
   const text = JSON.stringify({ error: { code: 'INTERNAL', message: 'internal error', request_id: id } });
   try {
-    res.writeHead(500, { [REQUEST_ID_HEADER]: id, 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+    res.writeHead(500, {
+      [REQUEST_ID_HEADER]: id,
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(text),
+    });
     res.end(text);
   } catch {
     res.destroy();

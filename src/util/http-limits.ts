@@ -75,8 +75,21 @@ export function hardenServer(server: HttpServer | HttpsServer, limits: HttpLimit
     // like Node's own default: answer only if nothing of an earlier response went out
     if (err.code === 'ECONNRESET' || !socket.writable || socket.bytesWritten > 0) return void socket.destroy();
     const status = CLIENT_ERROR_STATUS[err.code ?? ''] ?? 400;
-    const body = JSON.stringify({ error: { code: 'BAD_REQUEST', message: status === 408 ? 'request not received in time' : status === 431 ? 'request headers too large' : 'malformed request' } });
-    socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    const body = JSON.stringify({
+      error: {
+        code: 'BAD_REQUEST',
+        message:
+          status === 408
+            ? 'request not received in time'
+            : status === 431
+              ? 'request headers too large'
+              : 'malformed request',
+      },
+    });
+    socket.end(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nconnection: close\r\ncontent-type: application/json\r\n` +
+        `content-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
     setTimeout(() => socket.destroy(), 1000).unref();
   });
   server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: Socket) => {

@@ -16,7 +16,9 @@ export function parseTarget(raw: string | undefined): RequestTarget {
   if (!raw || raw[0] !== '/') throw new MwiError('BAD_REQUEST', 'request target must be a path starting with /');
   const q = raw.indexOf('?');
   // URLSearchParams decodes leniently: a bad % escape stays as it is, it never throws
-  return q < 0 ? { path: raw, query: new URLSearchParams() } : { path: raw.slice(0, q), query: new URLSearchParams(raw.slice(q + 1)) };
+  return q < 0
+    ? { path: raw, query: new URLSearchParams() }
+    : { path: raw.slice(0, q), query: new URLSearchParams(raw.slice(q + 1)) };
 }
 
 /** Percent-decodes one path segment; a malformed escape is the client's error, not a 500. */

@@ -22,7 +22,9 @@ export function createLogger(component: string, level: Level = (process.env.MWI_
           .join('')
       : '';
     // values may come from requests: one line, and nothing a terminal acts on (issue #9, finding 9)
-    process.stderr.write(`${escapeUnsafe(`${new Date().toISOString()} ${lvl.toUpperCase().padEnd(5)} [${component}] ${msg}${extra}`)}\n`);
+    process.stderr.write(
+      `${escapeUnsafe(`${new Date().toISOString()} ${lvl.toUpperCase().padEnd(5)} [${component}] ${msg}${extra}`)}\n`,
+    );
   };
   return {
     debug: (m, f) => write('debug', m, f),

@@ -26,7 +26,8 @@ export function fieldPath(parts: ReadonlyArray<string | number>): string {
  */
 export function parseWith<S extends z.ZodTypeAny>(schema: S, input: unknown, where: ParseWhere = {}): z.output<S> {
   const parsed = schema.safeParse(input);
-  if (parsed.success) return parsed.data;
+  // safeParse on a generic schema types its data as any; it is the schema's output
+  if (parsed.success) return parsed.data as z.output<S>;
   const issue = parsed.error.issues[0]!;
   const base = [...(where.path ?? []), ...issue.path];
   const unknown = issue.code === 'unrecognized_keys';

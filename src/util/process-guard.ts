@@ -18,12 +18,19 @@ const stackOf = (err: unknown) => (err instanceof Error ? (err.stack ?? err.mess
  */
 export function installProcessGuards(log: Logger): void {
   process.on('unhandledRejection', (reason) => {
-    log.error('unhandled promise rejection (kept serving)', { request_id: currentRequest()?.id, error: stackOf(reason) });
+    log.error('unhandled promise rejection (kept serving)', {
+      request_id: currentRequest()?.id,
+      error: stackOf(reason),
+    });
   });
   process.on('uncaughtException', (err, origin) => {
     const req = currentRequest();
     if (req) {
-      log.error('uncaught exception while serving a request (kept serving)', { request_id: req.id, origin, error: stackOf(err) });
+      log.error('uncaught exception while serving a request (kept serving)', {
+        request_id: req.id,
+        origin,
+        error: stackOf(err),
+      });
       return;
     }
     log.error('uncaught exception outside any request; exiting', { origin, error: stackOf(err) });

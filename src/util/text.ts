@@ -14,7 +14,10 @@ export const UNSAFE_CHARS = new RegExp(`[${UNSAFE_SOURCE}]`, 'g');
 const UNSAFE_CHAR = new RegExp(`[${UNSAFE_SOURCE}]`);
 
 /** The same set without the newline: for text whose line breaks are its own layout. */
-const UNSAFE_BUT_NEWLINE = new RegExp(`[${UNSAFE_SOURCE.replace('\\u0000-\\u001f', '\\u0000-\\u0009\\u000b-\\u001f')}]`, 'g');
+const UNSAFE_BUT_NEWLINE = new RegExp(
+  `[${UNSAFE_SOURCE.replace('\\u0000-\\u001f', '\\u0000-\\u0009\\u000b-\\u001f')}]`,
+  'g',
+);
 
 /** True when `s` holds a character a terminal may act on (newlines included). */
 export function hasUnsafeChars(s: string): boolean {

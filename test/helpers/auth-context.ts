@@ -17,7 +17,10 @@ import type { KubernetesConfig } from '../../src/join/kubernetes/server.js';
 import { fakeClock, type FakeClock } from './clock.js';
 
 /** An in-process Auth Service core on the memory backend with a fake clock. */
-export async function testContext(oidc: OidcConfig = {}, k8s: KubernetesConfig = {}): Promise<{ ctx: AuthContext; admin: AdminApi; clock: FakeClock; auditPath: string }> {
+export async function testContext(
+  oidc: OidcConfig = {},
+  k8s: KubernetesConfig = {},
+): Promise<{ ctx: AuthContext; admin: AdminApi; clock: FakeClock; auditPath: string }> {
   const clock = fakeClock(Date.now());
   const backend = new MemoryBackend(clock.now);
   const auditPath = join(mkdtempSync(join(tmpdir(), 'mwi-audit-')), 'events.log');
@@ -36,4 +39,5 @@ export async function testContext(oidc: OidcConfig = {}, k8s: KubernetesConfig =
 }
 
 /** The bot claims of an identity certificate. */
-export const claimsOf = (pem: string) => claimsFromCert(new X509Certificate(pem).raw) as Extract<Claims, { kind: 'bot' }>;
+export const claimsOf = (pem: string) =>
+  claimsFromCert(new X509Certificate(pem).raw) as Extract<Claims, { kind: 'bot' }>;

@@ -21,14 +21,19 @@ export function bkClient(t: T, token: string, options: Record<string, unknown> =
     options,
     state: { read: () => state as Record<string, unknown>, write: async (s) => void (state = s as BoundKeypairState) },
     clusterName: async () => 'unit',
-    challenge: (payload) => handleChallenge(t.ctx, { token, join_method: 'bound_keypair', payload }, remoteAddr) as Promise<Record<string, unknown>>,
+    challenge: (payload) => handleChallenge(t.ctx, { token, join_method: 'bound_keypair', payload }, remoteAddr),
     log: { info: () => {}, warn: () => {} },
   };
   /** The join request itself; `pub` is the TLS key to certify (a retry repeats tbot's pending key). */
   const send = async (pub: string | undefined, caller?: Claims): Promise<BotCredentialResponse> => {
     const payload = await boundKeypairClient.payload(ctx);
     pub ??= (await generateKeys('ec-p256')).publicKeyPem;
-    return handleJoin(t.ctx, { token, join_method: 'bound_keypair', public_key: pub, ttl_seconds: 60, payload }, remoteAddr, caller);
+    return handleJoin(
+      t.ctx,
+      { token, join_method: 'bound_keypair', public_key: pub, ttl_seconds: 60, payload },
+      remoteAddr,
+      caller,
+    );
   };
   return {
     ctx,

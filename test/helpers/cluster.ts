@@ -24,7 +24,11 @@ export interface TestCluster {
 }
 
 /** Starts a real `mwi start` on 127.0.0.1:0 with SQLite in a temp dir. */
-export async function startCluster(name = 'test-cluster', mwiYaml?: string, extraArgs: string[] = []): Promise<TestCluster> {
+export async function startCluster(
+  name = 'test-cluster',
+  mwiYaml?: string,
+  extraArgs: string[] = [],
+): Promise<TestCluster> {
   const auth = await launchAuth({ clusterName: name, mwiYaml, args: extraArgs });
   const { dir, dataDir } = auth;
   const tctl = (args: string[]) => cli('tctl', ['--data-dir', dataDir, ...args]);
@@ -49,16 +53,24 @@ export async function startCluster(name = 'test-cluster', mwiYaml?: string, extr
       const role = join(dir, `role-${bot}.yaml`);
       writeFileSync(
         role,
-        `kind: role\nversion: v7\nmetadata: { name: ${bot}-role }\nspec:\n  options: { ${opts.roleTtl ? `max_session_ttl: ${opts.roleTtl}` : ''} }\n  allow:\n    logins: ${JSON.stringify(logins)}\n`,
+        `kind: role\nversion: v7\nmetadata: { name: ${bot}-role }\nspec:\n` +
+          `  options: { ${opts.roleTtl ? `max_session_ttl: ${opts.roleTtl}` : ''} }\n  allow:\n` +
+          `    logins: ${JSON.stringify(logins)}\n`,
       );
       await tctlOk(['create', '-f', role]);
-      const out = JSON.parse(await tctlOk(['bots', 'add', bot, '--roles', `${bot}-role`, '--format', 'json'])) as { token: string };
+      const out = JSON.parse(await tctlOk(['bots', 'add', bot, '--roles', `${bot}-role`, '--format', 'json'])) as {
+        token: string;
+      };
       return out.token;
     },
     audit() {
       // the main log and the refusals log (refused joins and challenges), merged by time
-      const read = (name: string) => (existsSync(join(dataDir, 'audit', name)) ? readFileSync(join(dataDir, 'audit', name), 'utf8') : '');
-      const events = `${read('events.log')}${read('refusals.log')}`.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>);
+      const read = (name: string) =>
+        existsSync(join(dataDir, 'audit', name)) ? readFileSync(join(dataDir, 'audit', name), 'utf8') : '';
+      const events = `${read('events.log')}${read('refusals.log')}`
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, any>);
       return events.sort((x, y) => (String(x.time) < String(y.time) ? -1 : String(x.time) > String(y.time) ? 1 : 0));
     },
     stop: auth.stop,
@@ -67,5 +79,15 @@ export async function startCluster(name = 'test-cluster', mwiYaml?: string, extr
 
 /** Common tbot flags for a cluster. */
 export function tbotFlags(c: TestCluster, token: string, storage: string, out?: string): string[] {
-  return ['--auth-server', c.addr, '--token', token, '--ca-pin', c.caPin, '--data-dir', storage, ...(out ? ['--destination-dir', out] : [])];
+  return [
+    '--auth-server',
+    c.addr,
+    '--token',
+    token,
+    '--ca-pin',
+    c.caPin,
+    '--data-dir',
+    storage,
+    ...(out ? ['--destination-dir', out] : []),
+  ];
 }

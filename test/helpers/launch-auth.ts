@@ -30,12 +30,12 @@ export interface LaunchedAuth {
   caPin: string;
   /** The running process (a new one after `restart`). */
   readonly proc: CliProcess;
-  /** Stops it (SIGTERM) and waits for the exit; the data stays. */
-  halt(): Promise<void>;
+  /** Stops it (SIGTERM) and waits for the exit; the data stays. Plain functions, usable unbound. */
+  halt: () => Promise<void>;
   /** Starts it again on the same address and data dir. */
-  restart(): Promise<void>;
+  restart: () => Promise<void>;
   /** Halts it and removes the temp dir (unless the data dir was given). */
-  stop(): Promise<void>;
+  stop: () => Promise<void>;
 }
 
 const READY = /listening on (\S+)(?: \(\d+ workers\))?\nCA pin: (sha256:[0-9a-f]{64})/;
@@ -58,7 +58,9 @@ export async function launchAuth(opts: LaunchOptions): Promise<LaunchedAuth> {
     });
     return { proc, addr: m[1]!, caPin: m[2]! };
   };
-  let { proc, addr, caPin } = await start('127.0.0.1:0');
+  const first = await start('127.0.0.1:0');
+  const { addr, caPin } = first;
+  let proc = first.proc;
   const halt = async () => {
     if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
     await exited(proc);

@@ -28,14 +28,18 @@ export interface TestIssuer {
 async function newKey(alg = 'RS256'): Promise<Key> {
   const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
   const kid = `k-${Math.random().toString(36).slice(2, 10)}`;
-  return { kid, alg, privateKey: privateKey as CryptoKey, jwk: { ...(await exportJWK(publicKey)), kid, alg, use: 'sig' } };
+  return {
+    kid,
+    alg,
+    privateKey: privateKey,
+    jwk: { ...(await exportJWK(publicKey)), kid, alg, use: 'sig' },
+  };
 }
 
 /** An OIDC issuer on 127.0.0.1 with its own keys, for verifying platform tokens for real. */
 export async function startIssuer(opts: { issuer?: string; alg?: string } = {}): Promise<TestIssuer> {
   let keys = [await newKey(opts.alg)];
   let fetches = 0;
-  let url = '';
   const self: Partial<TestIssuer> = { tokenEndpointClaims: {} };
   const server: Server = createServer((req, res) => {
     const u = new URL(req.url ?? '/', 'http://x');
@@ -43,7 +47,8 @@ export async function startIssuer(opts: { issuer?: string; alg?: string } = {}):
       res.writeHead(status, { 'content-type': 'application/json' });
       res.end(JSON.stringify(body));
     };
-    if (u.pathname === '/.well-known/openid-configuration') return json(200, { issuer: self.issuer, jwks_uri: `${self.issuer}/.well-known/jwks` });
+    if (u.pathname === '/.well-known/openid-configuration')
+      return json(200, { issuer: self.issuer, jwks_uri: `${self.issuer}/.well-known/jwks` });
     if (u.pathname === '/.well-known/jwks') {
       fetches++;
       return json(200, { keys: keys.map((k) => k.jwk) });
@@ -51,7 +56,11 @@ export async function startIssuer(opts: { issuer?: string; alg?: string } = {}):
     if (u.pathname === '/computeMetadata/v1/instance/service-accounts/default/identity') {
       // the GCE metadata server
       if (req.headers['metadata-flavor'] !== 'Google') return json(403, {});
-      void self.sign!({ jti: randomUUID(), ...self.tokenEndpointClaims, aud: u.searchParams.get('audience') ?? '' }).then((v) => {
+      void self.sign!({
+        jti: randomUUID(),
+        ...self.tokenEndpointClaims,
+        aud: u.searchParams.get('audience') ?? '',
+      }).then((v) => {
         res.writeHead(200, { 'content-type': 'application/jwt' });
         res.end(v);
       });
@@ -66,13 +75,17 @@ export async function startIssuer(opts: { issuer?: string; alg?: string } = {}):
     if (u.pathname === '/token') {
       // GitHub Actions' ID token request endpoint
       if (req.headers.authorization !== 'Bearer runner-request-token') return json(401, { message: 'bad token' });
-      void self.sign!({ jti: randomUUID(), ...self.tokenEndpointClaims, aud: u.searchParams.get('audience') ?? '' }).then((value) => json(200, { value }));
+      void self.sign!({
+        jti: randomUUID(),
+        ...self.tokenEndpointClaims,
+        aud: u.searchParams.get('audience') ?? '',
+      }).then((value) => json(200, { value }));
       return;
     }
     json(404, {});
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   Object.assign(self, {
     url,
     issuer: opts.issuer ?? url,

@@ -24,13 +24,30 @@ function pinnedCA(addr: string, caPin: string): Promise<string> {
  * CA is pinned, no client certificate) or with `client`'s certificate. For tests that check
  * exactly what a caller is told.
  */
-export async function anonymousCall(addr: string, caPin: string, method: string, path: string, body?: unknown, client?: { cert: string; key: string }): Promise<RawAnswer> {
+export async function anonymousCall(
+  addr: string,
+  caPin: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  client?: { cert: string; key: string },
+): Promise<RawAnswer> {
   const ca = await pinnedCA(addr, caPin);
   const { host, port } = parseAddr(addr);
   const data = body === undefined ? undefined : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
   return new Promise((resolve, reject) => {
     const req = request(
-      { host, port, method, path, ca, ...(client ?? {}), agent: false, servername: AUTH_SERVER_NAME, headers: data ? { 'content-type': 'application/json', 'content-length': data.length } : {} },
+      {
+        host,
+        port,
+        method,
+        path,
+        ca,
+        ...(client ?? {}),
+        agent: false,
+        servername: AUTH_SERVER_NAME,
+        headers: data ? { 'content-type': 'application/json', 'content-length': data.length } : {},
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));

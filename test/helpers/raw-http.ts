@@ -35,11 +35,19 @@ export function openRaw(t: RawTarget): Promise<Socket> {
  * Sends `bytes` as they are (a request line the client libraries would refuse to send) and
  * collects the answer until the server closes or `waitMs` passes.
  */
-export async function rawRequest(t: RawTarget, bytes: string | Buffer | Array<string | Buffer>, waitMs = 3000): Promise<RawResult> {
+export async function rawRequest(
+  t: RawTarget,
+  bytes: string | Buffer | Array<string | Buffer>,
+  waitMs = 3000,
+): Promise<RawResult> {
   const s = await openRaw(t);
-  return collect(s, () => {
-    for (const b of Array.isArray(bytes) ? bytes : [bytes]) s.write(b);
-  }, waitMs);
+  return collect(
+    s,
+    () => {
+      for (const b of Array.isArray(bytes) ? bytes : [bytes]) s.write(b);
+    },
+    waitMs,
+  );
 }
 
 /** Collects what `s` receives until it closes or `waitMs` passes; `start` runs once listening. */

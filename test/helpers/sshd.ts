@@ -57,7 +57,16 @@ export async function startSshd(cluster: TestCluster, dir: string, trust: SshdTr
   const hostKey = join(dir, 'ssh_host_ed25519_key');
   const keygen = await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', hostKey]);
   if (keygen.code !== 0) throw new Error(`ssh-keygen: ${keygen.stderr}`);
-  await cluster.tctlOk(['auth', 'sign', '--host', '127.0.0.1,localhost', '--public-key', `${hostKey}.pub`, '--out', `${hostKey}-cert.pub`]);
+  await cluster.tctlOk([
+    'auth',
+    'sign',
+    '--host',
+    '127.0.0.1,localhost',
+    '--public-key',
+    `${hostKey}.pub`,
+    '--out',
+    `${hostKey}-cert.pub`,
+  ]);
   writeFileSync(join(dir, 'user_ca.pub'), await cluster.tctlOk(['ca', 'export', '--type', 'ssh-user']));
   const port = await freePort();
   const config = join(dir, 'sshd_config');
@@ -83,8 +92,8 @@ export async function startSshd(cluster: TestCluster, dir: string, trust: SshdTr
   );
   let log = '';
   const proc = spawn(SSHD, ['-D', '-e', '-f', config], { stdio: ['ignore', 'pipe', 'pipe'] });
-  proc.stdout!.on('data', (d: Buffer) => (log += d.toString()));
-  proc.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+  proc.stdout.on('data', (d: Buffer) => (log += d.toString()));
+  proc.stderr.on('data', (d: Buffer) => (log += d.toString()));
   await waitFor('sshd to listen', async () => {
     if (proc.exitCode !== null) throw new Error(`sshd exited: ${log}`);
     return canConnect(port);
@@ -104,7 +113,22 @@ export async function startSshd(cluster: TestCluster, dir: string, trust: SshdTr
 
 /** `ssh -F <out>/ssh_config` as a user would run it, non-interactive. */
 export function sshRun(outDir: string, port: number, login: string, command: string) {
-  return run('ssh', ['-F', join(outDir, 'ssh_config'), '-p', String(port), '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=10', `${login}@127.0.0.1`, command], {
-    timeoutMs: 30_000,
-  });
+  return run(
+    'ssh',
+    [
+      '-F',
+      join(outDir, 'ssh_config'),
+      '-p',
+      String(port),
+      '-o',
+      'BatchMode=yes',
+      '-o',
+      'ConnectTimeout=10',
+      `${login}@127.0.0.1`,
+      command,
+    ],
+    {
+      timeoutMs: 30_000,
+    },
+  );
 }

@@ -17,31 +17,74 @@ describe('tbot bad input', () => {
 
   const paths = () => {
     n++;
-    return { storage: join(cluster.dir, `bot-${n}`), out: join(cluster.dir, `out-${n}`), cfg: join(cluster.dir, `tbot-${n}.yaml`) };
+    return {
+      storage: join(cluster.dir, `bot-${n}`),
+      out: join(cluster.dir, `out-${n}`),
+      cfg: join(cluster.dir, `tbot-${n}.yaml`),
+    };
   };
   const assertNothingWritten = (p: { storage: string; out: string }) => {
     for (const d of [p.storage, p.out]) assert.ok(!existsSync(d) || readdirSync(d).length === 0, `${d} was written`);
   };
   const config = (p: { storage: string; out: string }, body: string) =>
-    `version: v2\nauth_server: ${cluster.addr}\nstorage: { type: directory, path: ${p.storage} }\noutputs:\n  - type: identity\n    destination: { type: directory, path: ${p.out} }\n${body}`;
-  const onboarding = (extra = '') => `onboarding:\n  join_method: token\n  token: "0123456789abcdef0123456789abcdef"\n  ca_pins: ["${cluster.caPin}"]\n${extra}`;
+    `version: v2\nauth_server: ${cluster.addr}\nstorage: { type: directory, path: ${p.storage} }\noutputs:\n` +
+    `  - type: identity\n    destination: { type: directory, path: ${p.out} }\n${body}`;
+  const onboarding = (extra = '') =>
+    `onboarding:\n  join_method: token\n  token: "0123456789abcdef0123456789abcdef"\n` +
+    `  ca_pins: ["${cluster.caPin}"]\n${extra}`;
 
   const cases: Array<{ name: string; body: (p: ReturnType<typeof paths>) => string; message: RegExp }> = [
     { name: 'malformed YAML', body: () => 'version: v2\nauth_server: [unclosed\n', message: /is not valid YAML/ },
-    { name: 'unknown top-level key', body: (p) => config(p, `${onboarding()}renewal_intreval: 5m\n`), message: /renewal_intreval: unknown key/ },
-    { name: 'unknown nested key', body: (p) => config(p, onboarding('  tokn: x\n')), message: /onboarding\.tokn: unknown key/ },
-    { name: 'wrong version', body: (p) => config(p, onboarding()).replace('version: v2', 'version: v1'), message: /version: expected "v2"/ },
+    {
+      name: 'unknown top-level key',
+      body: (p) => config(p, `${onboarding()}renewal_intreval: 5m\n`),
+      message: /renewal_intreval: unknown key/,
+    },
+    {
+      name: 'unknown nested key',
+      body: (p) => config(p, onboarding('  tokn: x\n')),
+      message: /onboarding\.tokn: unknown key/,
+    },
+    {
+      name: 'wrong version',
+      body: (p) => config(p, onboarding()).replace('version: v2', 'version: v1'),
+      message: /version: expected "v2"/,
+    },
     {
       name: 'unknown join method',
       body: (p) => config(p, onboarding().replace('join_method: token', 'join_method: tokn')),
       message: /onboarding\.join_method: unknown method "tokn" \(expected one of: token/,
     },
-    { name: 'renewal_interval >= credential_ttl', body: (p) => config(p, `${onboarding()}credential_ttl: 10m\nrenewal_interval: 10m\n`), message: /renewal_interval: must be less than credential_ttl/ },
-    { name: 'credential_ttl over 24h', body: (p) => config(p, `${onboarding()}credential_ttl: 25h\nrenewal_interval: 1h\n`), message: /credential_ttl: at most 24h/ },
-    { name: 'bad duration', body: (p) => config(p, `${onboarding()}credential_ttl: forever\n`), message: /credential_ttl: expected a duration/ },
-    { name: 'malformed CA pin', body: (p) => config(p, onboarding().replace(cluster.caPin, 'sha256:abc')), message: /onboarding\.ca_pins\[0\]: expected sha256:<64 hex digits>/ },
-    { name: 'no CA pin', body: (p) => config(p, onboarding().replace(/  ca_pins.*\n/, '')), message: /onboarding\.ca_pins: required for the first join/ },
-    { name: 'missing token', body: (p) => config(p, onboarding().replace(/  token.*\n/, '')), message: /onboarding\.token: required for join method "token"/ },
+    {
+      name: 'renewal_interval >= credential_ttl',
+      body: (p) => config(p, `${onboarding()}credential_ttl: 10m\nrenewal_interval: 10m\n`),
+      message: /renewal_interval: must be less than credential_ttl/,
+    },
+    {
+      name: 'credential_ttl over 24h',
+      body: (p) => config(p, `${onboarding()}credential_ttl: 25h\nrenewal_interval: 1h\n`),
+      message: /credential_ttl: at most 24h/,
+    },
+    {
+      name: 'bad duration',
+      body: (p) => config(p, `${onboarding()}credential_ttl: forever\n`),
+      message: /credential_ttl: expected a duration/,
+    },
+    {
+      name: 'malformed CA pin',
+      body: (p) => config(p, onboarding().replace(cluster.caPin, 'sha256:abc')),
+      message: /onboarding\.ca_pins\[0\]: expected sha256:<64 hex digits>/,
+    },
+    {
+      name: 'no CA pin',
+      body: (p) => config(p, onboarding().replace(/ {2}ca_pins.*\n/, '')),
+      message: /onboarding\.ca_pins: required for the first join/,
+    },
+    {
+      name: 'missing token',
+      body: (p) => config(p, onboarding().replace(/ {2}token.*\n/, '')),
+      message: /onboarding\.token: required for join method "token"/,
+    },
   ];
 
   for (const c of cases) {
@@ -63,7 +106,9 @@ describe('tbot bad input', () => {
 
   it('expired token: refused, exit 1, audit says expired', async () => {
     await cluster.addBot('late', ['deploy']);
-    const out = JSON.parse(await cluster.tctlOk(['tokens', 'add', '--type=bot', '--bot-name', 'late', '--ttl', '1s', '--format', 'json'])) as { token: string; id: string };
+    const out = JSON.parse(
+      await cluster.tctlOk(['tokens', 'add', '--type=bot', '--bot-name', 'late', '--ttl', '1s', '--format', 'json']),
+    ) as { token: string; id: string };
     await new Promise((r) => setTimeout(r, 1500));
     const p = paths();
     const r = await cli('tbot', ['start', ...tbotFlags(cluster, out.token, p.storage, p.out), '--oneshot']);
@@ -78,7 +123,9 @@ describe('tbot bad input', () => {
   it('wrong CA pin: refused before anything is sent, exit 1', async () => {
     const token = await cluster.addBot('pinned', ['deploy']);
     const p = paths();
-    const flags = tbotFlags(cluster, token, p.storage, p.out).map((f) => (f === cluster.caPin ? `sha256:${'0'.repeat(64)}` : f));
+    const flags = tbotFlags(cluster, token, p.storage, p.out).map((f) =>
+      f === cluster.caPin ? `sha256:${'0'.repeat(64)}` : f,
+    );
     const r = await cli('tbot', ['start', ...flags, '--oneshot']);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /presented no CA matching the configured CA pin/);
@@ -91,7 +138,20 @@ describe('tbot bad input', () => {
   it('unreachable auth server: exit 1 naming the address', async () => {
     const port = await freePort();
     const p = paths();
-    const r = await cli('tbot', ['start', '--auth-server', `127.0.0.1:${port}`, '--token', '0123456789abcdef0123456789abcdef', '--ca-pin', cluster.caPin, '--data-dir', p.storage, '--destination-dir', p.out, '--oneshot']);
+    const r = await cli('tbot', [
+      'start',
+      '--auth-server',
+      `127.0.0.1:${port}`,
+      '--token',
+      '0123456789abcdef0123456789abcdef',
+      '--ca-pin',
+      cluster.caPin,
+      '--data-dir',
+      p.storage,
+      '--destination-dir',
+      p.out,
+      '--oneshot',
+    ]);
     assert.equal(r.code, 1);
     assert.match(r.stderr, new RegExp(`cannot reach the Auth Service at 127\\.0\\.0\\.1:${port}: ECONNREFUSED`));
     assertNothingWritten(p);

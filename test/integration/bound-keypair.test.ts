@@ -12,15 +12,31 @@ describe('bound keypair joining with real tbot, tctl and mwi', () => {
   let n = 0;
   const dir = (p: string) => join(c.dir, `${p}-${n}`);
   const bk = (token: string, storage: string | undefined, out: string, extra: string[] = []) => [
-    'start', '--auth-server', c.addr, '--ca-pin', c.caPin, '--join-method', 'bound_keypair', '--token', token,
-    ...(storage ? ['--data-dir', storage] : []), '--destination-dir', out, ...extra,
+    'start',
+    '--auth-server',
+    c.addr,
+    '--ca-pin',
+    c.caPin,
+    '--join-method',
+    'bound_keypair',
+    '--token',
+    token,
+    ...(storage ? ['--data-dir', storage] : []),
+    '--destination-dir',
+    out,
+    ...extra,
   ];
   const tokenFile = (name: string, bkSpec: string) => {
     const f = join(c.dir, `${name}.yaml`);
-    writeFileSync(f, `kind: token\nversion: v2\nmetadata: { name: ${name} }\nspec:\n  join_method: bound_keypair\n  bot_name: keeper\n  bound_keypair:\n${bkSpec}`);
+    writeFileSync(
+      f,
+      `kind: token\nversion: v2\nmetadata: { name: ${name} }\nspec:\n  join_method: bound_keypair\n` +
+        `  bot_name: keeper\n  bound_keypair:\n${bkSpec}`,
+    );
     return f;
   };
-  const tokenStatus = async (name: string) => JSON.parse(await c.tctlOk(['get', `token/${name}`, '--format', 'json']))[0].status?.bound_keypair ?? {};
+  const tokenStatus = async (name: string) =>
+    JSON.parse(await c.tctlOk(['get', `token/${name}`, '--format', 'json']))[0].status?.bound_keypair ?? {};
 
   before(async () => {
     c = await startCluster();
@@ -30,9 +46,24 @@ describe('bound keypair joining with real tbot, tctl and mwi', () => {
 
   it('registration secret: the first tbot binds its key; a second with the same secret is refused', async () => {
     n++;
-    const out = JSON.parse(await c.tctlOk(['tokens', 'add', '--type=bot', '--bot-name', 'keeper', '--join-method', 'bound_keypair', '--format', 'json']));
+    const out = JSON.parse(
+      await c.tctlOk([
+        'tokens',
+        'add',
+        '--type=bot',
+        '--bot-name',
+        'keeper',
+        '--join-method',
+        'bound_keypair',
+        '--format',
+        'json',
+      ]),
+    );
     assert.match(out.registration_secret, /^[0-9a-f]{32}$/);
-    const first = await cli('tbot', bk(out.token, dir('s1'), dir('o1'), ['--registration-secret', out.registration_secret, '--oneshot']));
+    const first = await cli(
+      'tbot',
+      bk(out.token, dir('s1'), dir('o1'), ['--registration-secret', out.registration_secret, '--oneshot']),
+    );
     assert.equal(first.code, 0, first.stderr);
     assert.match(first.stderr, /bound keypair join .*recoveries_used=1/);
     const st = await tokenStatus(out.token);
@@ -41,19 +72,35 @@ describe('bound keypair joining with real tbot, tctl and mwi', () => {
     const state = JSON.parse(readFileSync(join(dir('s1'), 'state.json'), 'utf8'));
     assert.equal(state.methods.bound_keypair.keys[0].public_key, st.bound_public_key);
     assert.equal(statSync(join(dir('s1'), 'state.json')).mode & 0o777, 0o600);
-    const second = await cli('tbot', bk(out.token, dir('s2'), dir('o2'), ['--oneshot']), { env: { TBOT_REGISTRATION_SECRET: out.registration_secret } });
+    const second = await cli('tbot', bk(out.token, dir('s2'), dir('o2'), ['--oneshot']), {
+      env: { TBOT_REGISTRATION_SECRET: out.registration_secret },
+    });
     assert.equal(second.code, 1);
     // refused like an unknown token (issue #9 finding 8); the administrator sees why
     assert.match(second.stderr, /the join was refused/);
-    assert.ok(c.audit().some((e) => e.event === 'bot.challenge' && /none of the offered keys is the key bound to this token/.test(e.reason)));
+    assert.ok(
+      c
+        .audit()
+        .some(
+          (e) =>
+            e.event === 'bot.challenge' && /none of the offered keys is the key bound to this token/.test(e.reason),
+        ),
+    );
   });
 
   it('must_register_before: a join after it is refused', async () => {
     n++;
-    const f = tokenFile(`late-${n}`, `    onboarding:\n      registration_secret: "a-registration-secret-0123"\n      must_register_before: "${new Date(Date.now() + 1500).toISOString()}"\n`);
+    const f = tokenFile(
+      `late-${n}`,
+      `    onboarding:\n      registration_secret: "a-registration-secret-0123"\n` +
+        `      must_register_before: "${new Date(Date.now() + 1500).toISOString()}"\n`,
+    );
     await c.tctlOk(['create', '-f', f]);
     await new Promise((r) => setTimeout(r, 1600));
-    const r = await cli('tbot', bk(`late-${n}`, dir('s'), dir('o'), ['--registration-secret', 'a-registration-secret-0123', '--oneshot']));
+    const r = await cli(
+      'tbot',
+      bk(`late-${n}`, dir('s'), dir('o'), ['--registration-secret', 'a-registration-secret-0123', '--oneshot']),
+    );
     assert.equal(r.code, 1);
     assert.match(r.stderr, /the join was refused/);
     assert.ok(c.audit().some((e) => e.token_id === `late-${n}` && /registration window closed/.test(e.reason ?? '')));
@@ -83,9 +130,19 @@ describe('bound keypair joining with real tbot, tctl and mwi', () => {
   it('recovery after the TTL within the limit; past it refused until an administrator raises recovery.limit', async () => {
     n++;
     const name = `rec-${n}`;
-    const spec = (limit: number) => `    onboarding:\n      registration_secret: "a-registration-secret-4567"\n    recovery:\n      limit: ${limit}\n      mode: standard\n`;
+    const spec = (limit: number) =>
+      `    onboarding:\n      registration_secret: "a-registration-secret-4567"\n    recovery:\n` +
+      `      limit: ${limit}\n      mode: standard\n`;
     await c.tctlOk(['create', '-f', tokenFile(name, spec(2))]);
-    const args = bk(name, dir('s'), dir('o'), ['--registration-secret', 'a-registration-secret-4567', '--certificate-ttl', '2s', '--renewal-interval', '1s', '--oneshot']);
+    const args = bk(name, dir('s'), dir('o'), [
+      '--registration-secret',
+      'a-registration-secret-4567',
+      '--certificate-ttl',
+      '2s',
+      '--renewal-interval',
+      '1s',
+      '--oneshot',
+    ]);
     assert.equal((await cli('tbot', args)).code, 0);
     await new Promise((r) => setTimeout(r, 2200));
     const rec = await cli('tbot', args);
@@ -106,8 +163,18 @@ describe('bound keypair joining with real tbot, tctl and mwi', () => {
   it('two tbots with the same private key at once: the second is refused', async () => {
     n++;
     const name = `stolen-${n}`;
-    await c.tctlOk(['create', '-f', tokenFile(name, `    onboarding:\n      registration_secret: "a-registration-secret-8901"\n    recovery:\n      limit: 5\n`)]);
-    const first = await cli('tbot', bk(name, dir('s'), dir('o'), ['--registration-secret', 'a-registration-secret-8901', '--oneshot']));
+    await c.tctlOk([
+      'create',
+      '-f',
+      tokenFile(
+        name,
+        `    onboarding:\n      registration_secret: "a-registration-secret-8901"\n    recovery:\n      limit: 5\n`,
+      ),
+    ]);
+    const first = await cli(
+      'tbot',
+      bk(name, dir('s'), dir('o'), ['--registration-secret', 'a-registration-secret-8901', '--oneshot']),
+    );
     assert.equal(first.code, 0, first.stderr);
     // the thief copies the storage but not the live identity
     const stolen = JSON.parse(readFileSync(join(dir('s'), 'state.json'), 'utf8'));
@@ -123,8 +190,25 @@ describe('bound keypair joining with real tbot, tctl and mwi', () => {
   it('rotation: tctl bound-keypair rotate; the running tbot rotates at its next renewal; the old key then fails', async () => {
     n++;
     const name = `rot-${n}`;
-    await c.tctlOk(['create', '-f', tokenFile(name, `    onboarding:\n      registration_secret: "a-registration-secret-2345"\n    recovery:\n      limit: 5\n`)]);
-    const tbot = spawnCli('tbot', bk(name, dir('s'), dir('o'), ['--registration-secret', 'a-registration-secret-2345', '--certificate-ttl', '20s', '--renewal-interval', '1s']));
+    await c.tctlOk([
+      'create',
+      '-f',
+      tokenFile(
+        name,
+        `    onboarding:\n      registration_secret: "a-registration-secret-2345"\n    recovery:\n      limit: 5\n`,
+      ),
+    ]);
+    const tbot = spawnCli(
+      'tbot',
+      bk(name, dir('s'), dir('o'), [
+        '--registration-secret',
+        'a-registration-secret-2345',
+        '--certificate-ttl',
+        '20s',
+        '--renewal-interval',
+        '1s',
+      ]),
+    );
     try {
       await waitFor('join', () => /bound keypair join/.test(tbot.out()));
       const oldKey = (await tokenStatus(name)).bound_public_key;
@@ -142,7 +226,11 @@ describe('bound keypair joining with real tbot, tctl and mwi', () => {
       const r = await cli('tbot', bk(name, old, dir('o-old'), ['--oneshot']));
       assert.equal(r.code, 1);
       assert.match(r.stderr, /the join was refused/);
-      assert.ok(c.audit().some((e) => e.event === 'bot.challenge' && /none of the offered keys is the key bound/.test(e.reason)));
+      assert.ok(
+        c
+          .audit()
+          .some((e) => e.event === 'bot.challenge' && /none of the offered keys is the key bound/.test(e.reason)),
+      );
     } finally {
       tbot.kill('SIGTERM');
       await exited(tbot);
@@ -156,10 +244,19 @@ describe('bound keypair joining with real tbot, tctl and mwi', () => {
     const privateKey = /-----BEGIN PRIVATE KEY-----[\s\S]+?-----END PRIVATE KEY-----\n/.exec(kp.stdout)![0];
     const pub = kp.stdout.trim().split('\n').at(-1)!;
     const keyBody = privateKey.split('\n')[1]!;
-    await c.tctlOk(['create', '-f', tokenFile(`ci-${n}`, `    onboarding:\n      initial_public_key: "${pub}"\n    recovery:\n      mode: insecure\n`)]);
+    await c.tctlOk([
+      'create',
+      '-f',
+      tokenFile(
+        `ci-${n}`,
+        `    onboarding:\n      initial_public_key: "${pub}"\n    recovery:\n      mode: insecure\n`,
+      ),
+    ]);
     const env = { TBOT_BOUND_KEYPAIR_STATIC_KEY: privateKey };
     // three concurrent CI jobs sharing the key, memory storage (no --data-dir)
-    const runs = await Promise.all([1, 2, 3].map((i) => cli('tbot', bk(`ci-${n}`, undefined, dir(`ci-out-${i}`), ['--oneshot']), { env })));
+    const runs = await Promise.all(
+      [1, 2, 3].map((i) => cli('tbot', bk(`ci-${n}`, undefined, dir(`ci-out-${i}`), ['--oneshot']), { env })),
+    );
     for (const r of runs) assert.equal(r.code, 0, r.stderr);
     for (const i of [1, 2, 3]) {
       assert.ok(existsSync(join(dir(`ci-out-${i}`), 'tlscert')));
@@ -174,9 +271,20 @@ describe('bound keypair joining with real tbot, tctl and mwi', () => {
     assert.equal((await cli('tbot', bk(`ci-std-${n}`, undefined, dir('std-1'), ['--oneshot']), { env })).code, 0);
     const second = await cli('tbot', bk(`ci-std-${n}`, undefined, dir('std-2'), ['--oneshot']), { env });
     assert.equal(second.code, 1);
-    assert.match(second.stderr, /only recovery\.mode insecure allows concurrent instances, e\.g\. for a static key shared by CI runs/);
+    assert.match(
+      second.stderr,
+      /only recovery\.mode insecure allows concurrent instances, e\.g\. for a static key shared by CI runs/,
+    );
     // and a token that wants rotation
-    await c.tctlOk(['create', '-f', tokenFile(`ci-rot-${n}`, `    onboarding:\n      initial_public_key: "${pub}"\n    recovery:\n      mode: insecure\n    rotate_after: "${new Date(Date.now() - 1000).toISOString()}"\n`)]);
+    await c.tctlOk([
+      'create',
+      '-f',
+      tokenFile(
+        `ci-rot-${n}`,
+        `    onboarding:\n      initial_public_key: "${pub}"\n    recovery:\n      mode: insecure\n` +
+          `    rotate_after: "${new Date(Date.now() - 1000).toISOString()}"\n`,
+      ),
+    ]);
     assert.equal((await cli('tbot', bk(`ci-rot-${n}`, undefined, dir('rot-1'), ['--oneshot']), { env })).code, 0);
     const rot = await cli('tbot', bk(`ci-rot-${n}`, undefined, dir('rot-2'), ['--oneshot']), { env });
     assert.equal(rot.code, 2);

@@ -8,18 +8,38 @@ import { startCluster, type TestCluster } from '../helpers/cluster.js';
 
 /** One keep-alive connection with fixed TLS credentials: what the server sees is all we control. */
 function fixedConnection(c: TestCluster, ca: string[], cert: string, key: string) {
-  const agent = new Agent({ keepAlive: true, maxSockets: 1, ca, cert, key, servername: AUTH_SERVER_NAME, minVersion: 'TLSv1.3' });
+  const agent = new Agent({
+    keepAlive: true,
+    maxSockets: 1,
+    ca,
+    cert,
+    key,
+    servername: AUTH_SERVER_NAME,
+    minVersion: 'TLSv1.3',
+  });
   const sockets = new Set<unknown>();
   const { host, port } = parseAddr(c.addr);
   const post = (path: string, body: unknown) =>
     new Promise<{ status: number; json: any }>((resolve, reject) => {
       const payload = Buffer.from(JSON.stringify(body));
-      const req = request({ host, port, path, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': payload.length } }, (res) => {
-        sockets.add(res.socket);
-        const chunks: Buffer[] = [];
-        res.on('data', (d: Buffer) => chunks.push(d));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(Buffer.concat(chunks).toString('utf8')) }));
-      });
+      const req = request(
+        {
+          host,
+          port,
+          path,
+          method: 'POST',
+          agent,
+          headers: { 'content-type': 'application/json', 'content-length': payload.length },
+        },
+        (res) => {
+          sockets.add(res.socket);
+          const chunks: Buffer[] = [];
+          res.on('data', (d: Buffer) => chunks.push(d));
+          res.on('end', () =>
+            resolve({ status: res.statusCode ?? 0, json: JSON.parse(Buffer.concat(chunks).toString('utf8')) }),
+          );
+        },
+      );
       req.on('error', reject);
       req.end(payload);
     });
@@ -41,7 +61,14 @@ describe('a renewal answered on a connection: the connection carries the new ide
     const k1 = await generateKeys('ec-p256');
     const api = new ApiClient({ addrs: [cluster.addr], tls: { ca } });
     try {
-      return { g1: await api.call<BotCredentialResponse>('POST', PATHS.join, { token, join_method: 'token', public_key: k1.publicKeyPem }), k1 };
+      return {
+        g1: await api.call<BotCredentialResponse>('POST', PATHS.join, {
+          token,
+          join_method: 'token',
+          public_key: k1.publicKeyPem,
+        }),
+        k1,
+      };
     } finally {
       api.close();
     }
@@ -99,19 +126,35 @@ describe('a renewal answered on a connection: the connection carries the new ide
 
   it('ApiClient: after a renewal with rekey, other connections are closed and new ones use the new identity', async () => {
     const { g1, k1 } = await newBot('rekeyed');
-    const api = new ApiClient({ addrs: [cluster.addr], tls: { ca: g1.tls_ca_certs, cert: g1.tls_cert, key: k1.privateKeyPem } });
+    const api = new ApiClient({
+      addrs: [cluster.addr],
+      tls: { ca: g1.tls_ca_certs, cert: g1.tls_cert, key: k1.privateKeyPem },
+    });
     try {
       // two connections open (two requests at once), both generation 1
       const k = await generateKeys('ec-p256');
-      await Promise.all([api.call('POST', PATHS.certs, { public_key: k.publicKeyPem }), api.call('POST', PATHS.certs, { public_key: k.publicKeyPem })]);
+      await Promise.all([
+        api.call('POST', PATHS.certs, { public_key: k.publicKeyPem }),
+        api.call('POST', PATHS.certs, { public_key: k.publicKeyPem }),
+      ]);
       const k2 = await generateKeys('ec-p256');
-      const g2 = await api.call<BotCredentialResponse>('POST', PATHS.renew, { public_key: k2.publicKeyPem }, { rekey: (r) => ({ ca: r.tls_ca_certs, cert: r.tls_cert, key: k2.privateKeyPem }) });
+      const g2 = await api.call<BotCredentialResponse>(
+        'POST',
+        PATHS.renew,
+        { public_key: k2.publicKeyPem },
+        { rekey: (r) => ({ ca: r.tls_ca_certs, cert: r.tls_cert, key: k2.privateKeyPem }) },
+      );
       assert.equal(g2.generation, 2);
       // were the other generation-1 connection still open, one of these could land on it and be
       // taken for a copy; all of them pass, and generation 2 is confirmed in use
       await Promise.all(Array.from({ length: 4 }, () => api.call('POST', PATHS.certs, { public_key: k.publicKeyPem })));
       const k3 = await generateKeys('ec-p256');
-      const g3 = await api.call<BotCredentialResponse>('POST', PATHS.renew, { public_key: k3.publicKeyPem }, { rekey: (r) => ({ ca: r.tls_ca_certs, cert: r.tls_cert, key: k3.privateKeyPem }) });
+      const g3 = await api.call<BotCredentialResponse>(
+        'POST',
+        PATHS.renew,
+        { public_key: k3.publicKeyPem },
+        { rekey: (r) => ({ ca: r.tls_ca_certs, cert: r.tls_cert, key: k3.privateKeyPem }) },
+      );
       assert.equal(g3.generation, 3);
     } finally {
       api.close();
@@ -121,15 +164,23 @@ describe('a renewal answered on a connection: the connection carries the new ide
 
   it('a rekey that throws (certificate for another key) fails the call', async () => {
     const { g1, k1 } = await newBot('wrongkey');
-    const api = new ApiClient({ addrs: [cluster.addr], tls: { ca: g1.tls_ca_certs, cert: g1.tls_cert, key: k1.privateKeyPem } });
+    const api = new ApiClient({
+      addrs: [cluster.addr],
+      tls: { ca: g1.tls_ca_certs, cert: g1.tls_cert, key: k1.privateKeyPem },
+    });
     try {
       const k2 = await generateKeys('ec-p256');
       await assert.rejects(
-        api.call('POST', PATHS.renew, { public_key: k2.publicKeyPem }, {
-          rekey: () => {
-            throw new Error('certificate is for another key');
+        api.call(
+          'POST',
+          PATHS.renew,
+          { public_key: k2.publicKeyPem },
+          {
+            rekey: () => {
+              throw new Error('certificate is for another key');
+            },
           },
-        }),
+        ),
         /another key/,
       );
     } finally {

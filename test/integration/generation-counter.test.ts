@@ -16,29 +16,47 @@ describe('generation counter: a copied identity is detected', () => {
     const token = await cluster.addBot('copied', ['deploy']);
     const storage = join(cluster.dir, 'bot');
     const copy = join(cluster.dir, 'bot-copy');
-    const first = await cli('tbot', ['start', ...tbotFlags(cluster, token, storage, join(cluster.dir, 'out')), '--oneshot']);
+    const first = await cli('tbot', [
+      'start',
+      ...tbotFlags(cluster, token, storage, join(cluster.dir, 'out')),
+      '--oneshot',
+    ]);
     assert.equal(first.code, 0, first.stderr);
     cpSync(storage, copy, { recursive: true, verbatimSymlinks: true });
 
     // the original renews (generation 2) and uses the new identity
-    const again = await cli('tbot', ['start', ...tbotFlags(cluster, token, storage, join(cluster.dir, 'out')), '--oneshot']);
+    const again = await cli('tbot', [
+      'start',
+      ...tbotFlags(cluster, token, storage, join(cluster.dir, 'out')),
+      '--oneshot',
+    ]);
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stderr, /generation=2/);
 
     // the copy still holds generation 1
-    const stale = await cli('tbot', ['start', ...tbotFlags(cluster, token, copy, join(cluster.dir, 'out-copy')), '--oneshot']);
+    const stale = await cli('tbot', [
+      'start',
+      ...tbotFlags(cluster, token, copy, join(cluster.dir, 'out-copy')),
+      '--oneshot',
+    ]);
     assert.equal(stale.code, 1);
     assert.match(stale.stderr, /locked: its identity was used from two places/);
 
     // the instance is now locked for the original too
-    const original = await cli('tbot', ['start', ...tbotFlags(cluster, token, storage, join(cluster.dir, 'out')), '--oneshot']);
+    const original = await cli('tbot', [
+      'start',
+      ...tbotFlags(cluster, token, storage, join(cluster.dir, 'out')),
+      '--oneshot',
+    ]);
     assert.equal(original.code, 1);
     assert.match(original.stderr, /locked/);
 
     const locked = cluster.audit().filter((e) => e.event === 'instance.locked');
     assert.equal(locked.length, 1);
     assert.match(locked[0]!.reason, /generation mismatch: certificate has 1, server has 2/);
-    const locks = JSON.parse(await cluster.tctlOk(['locks', 'ls', '--format', 'json'])) as Array<{ spec: { target: { bot_instance_id?: string } } }>;
+    const locks = JSON.parse(await cluster.tctlOk(['locks', 'ls', '--format', 'json'])) as Array<{
+      spec: { target: { bot_instance_id?: string } };
+    }>;
     assert.equal(locks.length, 1);
     assert.equal(locks[0]!.spec.target.bot_instance_id, locked[0]!.bot_instance_id);
   });

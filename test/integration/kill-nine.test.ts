@@ -19,16 +19,25 @@ function sshCertKey(line: string): Buffer {
   const type = str().toString().replace('-cert-v01@openssh.com', '');
   str(); // nonce
   const fields = type === 'ssh-ed25519' ? [str()] : [str(), str()];
-  const w = (b: Buffer) => Buffer.concat([Buffer.from([0, 0, 0, 0].map((_, i) => (b.length >>> (24 - 8 * i)) & 0xff)), b]);
+  const w = (b: Buffer) =>
+    Buffer.concat([Buffer.from([0, 0, 0, 0].map((_, i) => (b.length >>> (24 - 8 * i)) & 0xff)), b]);
   return Buffer.concat([w(Buffer.from(type)), ...fields.map(w)]);
 }
 
 function assertMatchingPair(out: string): void {
   const key = createPublicKey(readFileSync(join(out, 'key'), 'utf8'));
   const tls = new X509Certificate(readFileSync(join(out, 'tlscert'), 'utf8'));
-  assert.deepEqual(tls.publicKey.export({ type: 'spki', format: 'der' }), key.export({ type: 'spki', format: 'der' }), 'tlscert does not match key');
+  assert.deepEqual(
+    tls.publicKey.export({ type: 'spki', format: 'der' }),
+    key.export({ type: 'spki', format: 'der' }),
+    'tlscert does not match key',
+  );
   const pub = Buffer.from(readFileSync(join(out, 'key.pub'), 'utf8').trim().split(/\s+/)[1]!, 'base64');
-  assert.deepEqual(sshCertKey(readFileSync(join(out, 'key-cert.pub'), 'utf8')), pub, 'key-cert.pub does not match key.pub');
+  assert.deepEqual(
+    sshCertKey(readFileSync(join(out, 'key-cert.pub'), 'utf8')),
+    pub,
+    'key-cert.pub does not match key.pub',
+  );
   const identity = readFileSync(join(out, 'identity'), 'utf8');
   assert.ok(identity.includes(readFileSync(join(out, 'key'), 'utf8')), 'identity file holds another key');
 }
@@ -44,7 +53,13 @@ describe('kill -9 while writing outputs', () => {
     const token = await cluster.addBot('crashy', ['deploy']);
     const storage = join(cluster.dir, 'bot');
     const out = join(cluster.dir, 'out');
-    const flags = [...tbotFlags(cluster, token, storage, out), '--certificate-ttl', '10s', '--renewal-interval', '30ms'];
+    const flags = [
+      ...tbotFlags(cluster, token, storage, out),
+      '--certificate-ttl',
+      '10s',
+      '--renewal-interval',
+      '30ms',
+    ];
     const first = await cli('tbot', ['start', ...flags, '--oneshot']);
     assert.equal(first.code, 0, first.stderr);
     let midWrite = 0;

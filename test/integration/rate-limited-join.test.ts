@@ -25,7 +25,9 @@ describe('tbot joins through the Auth Service rate limit', () => {
     const second = await anonymousCall(c.addr, c.caPin, 'GET', '/v1/ping');
     assert.equal(second.status, 429, `the limit is in force: ${first.status} then ${second.status}`);
     const started = Date.now();
-    const r = await cli('tbot', ['start', ...tbotFlags(c, token, join(c.dir, 's'), join(c.dir, 'o')), '--oneshot'], { timeoutMs: 30_000 });
+    const r = await cli('tbot', ['start', ...tbotFlags(c, token, join(c.dir, 's'), join(c.dir, 'o')), '--oneshot'], {
+      timeoutMs: 30_000,
+    });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /joined/);
     assert.ok(Date.now() - started >= 900, 'it waited for the limit');

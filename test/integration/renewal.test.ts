@@ -20,7 +20,16 @@ describe('tbot daemon renewal', () => {
   it('renews on the interval, retries with backoff while the Auth Service is away, and recovers', async () => {
     const diagPort = await freePort();
     const diag = (path: string) => fetch(`http://127.0.0.1:${diagPort}${path}`);
-    const tbot = spawnCli('tbot', ['start', ...tbotFlags(c, token, storage(), out()), '--certificate-ttl', '30s', '--renewal-interval', '1s', '--diag-addr', `127.0.0.1:${diagPort}`]);
+    const tbot = spawnCli('tbot', [
+      'start',
+      ...tbotFlags(c, token, storage(), out()),
+      '--certificate-ttl',
+      '30s',
+      '--renewal-interval',
+      '1s',
+      '--diag-addr',
+      `127.0.0.1:${diagPort}`,
+    ]);
     try {
       await waitFor('two renewals', () => (tbot.out().match(/renewed identity/g) ?? []).length >= 2, 15_000);
       assert.ok(existsSync(join(out(), 'tlscert')));
@@ -34,13 +43,20 @@ describe('tbot daemon renewal', () => {
       await waitFor('failed renewals with growing delays', () => /attempt=3 retry_in=4s/.test(tbot.out()), 20_000);
       const notReady = await diag('/readyz');
       assert.equal(notReady.status, 503);
-      assert.match(JSON.stringify(await notReady.json()), /"identity":\{"status":"unhealthy","reason":"cannot reach the Auth Service/);
+      assert.match(
+        JSON.stringify(await notReady.json()),
+        /"identity":\{"status":"unhealthy","reason":"cannot reach the Auth Service/,
+      );
       assert.equal((await diag('/readyz/nonexistent')).status, 404);
       assert.match(tbot.out(), /attempt=1 retry_in=1s[\s\S]*attempt=2 retry_in=2s/);
       assert.match(tbot.out(), /cannot reach the Auth Service/);
       const before = (tbot.out().match(/renewed identity/g) ?? []).length;
       await c.resume();
-      await waitFor('a renewal after the Auth Service came back', () => (tbot.out().match(/renewed identity/g) ?? []).length > before, 20_000);
+      await waitFor(
+        'a renewal after the Auth Service came back',
+        () => (tbot.out().match(/renewed identity/g) ?? []).length > before,
+        20_000,
+      );
       assert.equal(tbot.exitCode, null, 'tbot kept running');
     } finally {
       tbot.kill('SIGTERM');
@@ -49,7 +65,14 @@ describe('tbot daemon renewal', () => {
   });
 
   it('a restarted daemon resumes from storage without re-joining (the token is long used)', async () => {
-    const tbot = spawnCli('tbot', ['start', ...tbotFlags(c, token, storage(), out()), '--certificate-ttl', '30s', '--renewal-interval', '10s']);
+    const tbot = spawnCli('tbot', [
+      'start',
+      ...tbotFlags(c, token, storage(), out()),
+      '--certificate-ttl',
+      '30s',
+      '--renewal-interval',
+      '10s',
+    ]);
     try {
       // the first cycle's output too: counting outputs before it is written would take that write for the SIGHUP's
       await waitFor('resume, renew and write', () => /renewed identity[\s\S]*wrote output/.test(tbot.out()), 15_000);

@@ -20,7 +20,14 @@ describe('ssh login with bot credentials (real sshd)', () => {
     sshd = await startSshd(cluster, join(cluster.dir, 'sshd'));
     const token = await cluster.addBot('robot', [me]);
     out = join(cluster.dir, 'out');
-    tbot = spawnCli('tbot', ['start', ...tbotFlags(cluster, token, join(cluster.dir, 'bot'), out), '--certificate-ttl', '15s', '--renewal-interval', '5s']);
+    tbot = spawnCli('tbot', [
+      'start',
+      ...tbotFlags(cluster, token, join(cluster.dir, 'bot'), out),
+      '--certificate-ttl',
+      '15s',
+      '--renewal-interval',
+      '5s',
+    ]);
     await waitFor('identity output', () => existsSync(join(out, 'key-cert.pub')));
   });
 
@@ -55,10 +62,18 @@ describe('ssh login with bot credentials (real sshd)', () => {
     assert.equal(code, 1);
     assert.match(tbot.out(), /locked: compromised host/);
     // the certificate already issued stays valid until it expires (15s TTL), then sshd refuses it
-    await waitFor('the last certificate to expire', async () => (await sshRun(out, sshd.port, me, 'true')).code !== 0, 30_000, 1000);
+    await waitFor(
+      'the last certificate to expire',
+      async () => (await sshRun(out, sshd.port, me, 'true')).code !== 0,
+      30_000,
+      1000,
+    );
     const r = await sshRun(out, sshd.port, me, 'true');
     assert.match(r.stderr, /Permission denied/);
     const refused = cluster.audit().filter((e) => e.event === 'bot.renew' && !e.success);
-    assert.ok(refused.some((e) => /locked/.test(e.reason)), JSON.stringify(refused));
+    assert.ok(
+      refused.some((e) => /locked/.test(e.reason)),
+      JSON.stringify(refused),
+    );
   });
 });

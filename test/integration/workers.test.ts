@@ -19,11 +19,20 @@ describe('several Auth Service workers sharing SQLite', () => {
 
   it('a single-use token still has exactly one winner among 20 concurrent joins across processes', async () => {
     const token = await c.addBot('racer', ['deploy']);
-    const runs = await Promise.all(Array.from({ length: 20 }, (_, i) => cli('tbot', ['start', ...tbotFlags(c, token, join(c.dir, `b${i}`), join(c.dir, `o${i}`)), '--oneshot'], { timeoutMs: 90_000 })));
+    const runs = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        cli('tbot', ['start', ...tbotFlags(c, token, join(c.dir, `b${i}`), join(c.dir, `o${i}`)), '--oneshot'], {
+          timeoutMs: 90_000,
+        }),
+      ),
+    );
     assert.equal(runs.filter((r) => r.code === 0).length, 1);
     const joins = () => c.audit().filter((e) => e.event === 'bot.join' && e.token_id === tokenId(token, 'token'));
     // identical refusals are written once, then counted (issue #9, finding 6)
-    const refusals = () => joins().filter((e) => !e.success).reduce((n, e) => n + (e.count ?? 1), 0);
+    const refusals = () =>
+      joins()
+        .filter((e) => !e.success)
+        .reduce((n, e) => n + (e.count ?? 1), 0);
     await waitFor('every refusal in the audit log', () => refusals() >= 19, 10_000);
     assert.equal(joins().filter((e) => e.success).length, 1);
     assert.equal(refusals(), 19);
@@ -31,7 +40,14 @@ describe('several Auth Service workers sharing SQLite', () => {
 
   it('a lock created through one worker stops renewals served by the other', async () => {
     const token = await c.addBot('steady', ['deploy']);
-    const tbot = spawnCli('tbot', ['start', ...tbotFlags(c, token, join(c.dir, 's'), join(c.dir, 'so')), '--certificate-ttl', '30s', '--renewal-interval', '500ms']);
+    const tbot = spawnCli('tbot', [
+      'start',
+      ...tbotFlags(c, token, join(c.dir, 's'), join(c.dir, 'so')),
+      '--certificate-ttl',
+      '30s',
+      '--renewal-interval',
+      '500ms',
+    ]);
     try {
       await waitFor('renewals', () => (tbot.out().match(/renewed identity/g) ?? []).length >= 2, 15_000);
       // several tctl calls: with two workers taking turns, both learn of the lock through storage
@@ -47,17 +63,31 @@ describe('several Auth Service workers sharing SQLite', () => {
   it('read your writes across workers: a bot created through one is usable through the other at once', async () => {
     const id = readIdentityFile(join(c.dataDir, 'admin', 'identity.json'))!;
     // two clients, two connections: the primary hands connections to the workers in turn
-    const [a, b] = [0, 1].map(() => new ApiClient({ addrs: [c.addr], tls: { ca: id.ca_certs, cert: id.cert, key: id.key } }));
+    const [a, b] = [0, 1].map(
+      () => new ApiClient({ addrs: [c.addr], tls: { ca: id.ca_certs, cert: id.cert, key: id.key } }),
+    );
     try {
       for (let i = 0; i < 20; i++) {
         const role = `fresh-role-${i}`;
-        await a!.call('POST', '/v1/admin/resources', { resource: { kind: 'role', metadata: { name: role }, spec: { allow: { logins: ['x'] } } } });
+        await a!.call('POST', '/v1/admin/resources', {
+          resource: { kind: 'role', metadata: { name: role }, spec: { allow: { logins: ['x'] } } },
+        });
         // the role just written, from the other connection: no waiting for the change log
         await b!.call('POST', '/v1/admin/bots', { name: `fresh-${i}`, roles: [role] });
-        const t = await a!.call<{ token: string }>('POST', '/v1/admin/tokens', { bot_name: `fresh-${i}`, join_method: 'token', ttl: '1h' });
+        const t = await a!.call<{ token: string }>('POST', '/v1/admin/tokens', {
+          bot_name: `fresh-${i}`,
+          join_method: 'token',
+          ttl: '1h',
+        });
         const keys = await generateKeys('ec-p256');
         const anon = new ApiClient({ addrs: [c.addr], tls: { ca: [id.ca_certs[0]!] } });
-        const joined = await anon.call<{ bot_name: string }>('POST', PATHS.join, { token: t.token, join_method: 'token', public_key: keys.publicKeyPem }).finally(() => anon.close());
+        const joined = await anon
+          .call<{ bot_name: string }>('POST', PATHS.join, {
+            token: t.token,
+            join_method: 'token',
+            public_key: keys.publicKeyPem,
+          })
+          .finally(() => anon.close());
         assert.equal(joined.bot_name, `fresh-${i}`);
       }
     } finally {

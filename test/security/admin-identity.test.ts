@@ -22,9 +22,15 @@ describe('admin identities are short-lived', () => {
     const file = JSON.parse(readFileSync(adminIdentityPath(cluster.dataDir), 'utf8')) as IdentityFile;
     const cert = new X509Certificate(file.cert);
     const lifetime = Date.parse(cert.validTo) - Date.now();
-    assert.ok(lifetime <= 4 * HOUR + 60_000, `the admin identity is valid for ${Math.round(lifetime / HOUR)} h (a copy of it is admin for that long)`);
+    assert.ok(
+      lifetime <= 4 * HOUR + 60_000,
+      `the admin identity is valid for ${Math.round(lifetime / HOUR)} h (a copy of it is admin for that long)`,
+    );
     assert.ok(lifetime > HOUR, 'the admin identity must outlive its refresh interval');
-    assert.ok(Math.abs(Date.parse(file.expires) - Date.parse(cert.validTo)) < 1000, 'expires says when the certificate ends');
+    assert.ok(
+      Math.abs(Date.parse(file.expires) - Date.parse(cert.validTo)) < 1000,
+      'expires says when the certificate ends',
+    );
     assert.equal(statSync(adminIdentityPath(cluster.dataDir)).mode & 0o777, 0o600);
     await cluster.tctlOk(['status']);
   });

@@ -29,14 +29,27 @@ interface Case {
 const CASES: Case[] = [
   {
     method: 'github',
-    ok: [{ repository: 'octo/app' }, { repository_owner: 'octo', ref: 'refs/heads/main' }, { sub: 'repo:octo/app:environment:prod' }],
+    ok: [
+      { repository: 'octo/app' },
+      { repository_owner: 'octo', ref: 'refs/heads/main' },
+      { sub: 'repo:octo/app:environment:prod' },
+    ],
     broad: [{ ref: 'refs/heads/main' }, { workflow: 'deploy', environment: 'production' }, { actor: 'mona' }],
     requires: /repository, repository_owner, sub/,
   },
   {
     method: 'gitlab',
-    ok: [{ project_path: 'grp/app' }, { namespace_path: 'grp', ref: 'main' }, { sub: 'project_path:grp/app:ref_type:branch:ref:main' }],
-    broad: [{ ref: 'main', ref_type: 'branch' }, { pipeline_source: 'push' }, { project_path: '*' }, { namespace_path: '**' }],
+    ok: [
+      { project_path: 'grp/app' },
+      { namespace_path: 'grp', ref: 'main' },
+      { sub: 'project_path:grp/app:ref_type:branch:ref:main' },
+    ],
+    broad: [
+      { ref: 'main', ref_type: 'branch' },
+      { pipeline_source: 'push' },
+      { project_path: '*' },
+      { namespace_path: '**' },
+    ],
     requires: /sub, project_path, namespace_path/,
   },
   {
@@ -50,18 +63,29 @@ const CASES: Case[] = [
     method: 'kubernetes',
     spec: { kubernetes: { type: 'in_cluster' } },
     ok: [{ service_account: 'prod:deployer' }],
-    broad: [{ service_account: 'deployer' }, { service_account: 'prod:' }, { service_account: ':deployer' }, { service_account: 'a:b:c' }],
+    broad: [
+      { service_account: 'deployer' },
+      { service_account: 'prod:' },
+      { service_account: ':deployer' },
+      { service_account: 'a:b:c' },
+    ],
     requires: /namespace:name/,
   },
   {
     method: 'gcp',
-    ok: [{ project_ids: ['p-1'] }, { project_ids: ['p-1'], locations: ['us-west1'], service_accounts: ['vm@p-1.iam.gserviceaccount.com'] }],
+    ok: [
+      { project_ids: ['p-1'] },
+      { project_ids: ['p-1'], locations: ['us-west1'], service_accounts: ['vm@p-1.iam.gserviceaccount.com'] },
+    ],
     broad: [{ locations: ['us-west1'] }, { service_accounts: ['vm@p-1.iam.gserviceaccount.com'] }, { project_ids: [] }],
     requires: /project_ids/,
   },
   {
     method: 'terraform_cloud',
-    ok: [{ organization_name: 'acme', workspace_name: 'prod' }, { organization_id: 'org-x', project_id: 'prj-1' }],
+    ok: [
+      { organization_name: 'acme', workspace_name: 'prod' },
+      { organization_id: 'org-x', project_id: 'prj-1' },
+    ],
     broad: [{ workspace_name: 'prod' }, { run_phase: 'apply' }, { organization_name: 'acme' }],
     requires: /organization_id, organization_name|project_id, project_name, workspace_id, workspace_name/,
   },
@@ -74,7 +98,12 @@ const CASES: Case[] = [
   },
   {
     method: 'bitbucket',
-    spec: { bitbucket: { identity_provider_url: 'https://api.bitbucket.org/2.0/workspaces/acme/pipelines-config/identity/oidc', audience: 'ari:ws' } },
+    spec: {
+      bitbucket: {
+        identity_provider_url: 'https://api.bitbucket.org/2.0/workspaces/acme/pipelines-config/identity/oidc',
+        audience: 'ari:ws',
+      },
+    },
     ok: [{ workspace_uuid: '{ws}' }, { repository_uuid: '{repo}', branch_name: 'main' }],
     broad: [{ branch_name: 'main' }, { deployment_environment_uuid: '{env}' }],
     requires: /workspace_uuid, repository_uuid/,
@@ -103,7 +132,12 @@ const WRONG_TYPES: Array<[string, Record<string, unknown> | undefined, Record<st
   ['gcp', undefined, { project_ids: ['p-1', 42] }, 'project_ids'],
   ['terraform_cloud', undefined, { organization_name: 'acme', workspace_name: true }, 'workspace_name'],
   ['spacelift', { spacelift: { hostname: 'acme.app.spacelift.io' } }, { space_id: 1 }, 'space_id'],
-  ['bitbucket', { bitbucket: { identity_provider_url: 'https://bb.example.com/oidc', audience: 'a' } }, { workspace_uuid: ['{ws}'] }, 'workspace_uuid'],
+  [
+    'bitbucket',
+    { bitbucket: { identity_provider_url: 'https://bb.example.com/oidc', audience: 'a' } },
+    { workspace_uuid: ['{ws}'] },
+    'workspace_uuid',
+  ],
   ['azure_devops', { azure_devops: { organization_id: 'org-guid' } }, { project_id: 5 }, 'project_id'],
 ];
 
@@ -111,7 +145,15 @@ describe('allow rules that match too much are refused when the token is created'
   let t: Awaited<ReturnType<typeof testContext>>;
   let n = 0;
   const create = (method: string, spec: Record<string, unknown> | undefined, allow: unknown[]) =>
-    t.admin.create({ kind: 'token', metadata: { name: `${method}-${n++}` }, spec: { join_method: method, bot_name: 'b', allow, ...spec } }, false, 'admin');
+    t.admin.create(
+      {
+        kind: 'token',
+        metadata: { name: `${method}-${n++}` },
+        spec: { join_method: method, bot_name: 'b', allow, ...spec },
+      },
+      false,
+      'admin',
+    );
 
   let gh: TestIssuer;
   before(async () => {
@@ -125,11 +167,19 @@ describe('allow rules that match too much are refused when the token is created'
     it(`allow rules too broad: ${c.method} refuses a rule that names no workload, naming the rule and the fields it requires`, async () => {
       for (const rule of c.ok) await create(c.method, c.spec, [rule]);
       for (const rule of c.broad) {
-        await assert.rejects(create(c.method, c.spec, [rule]), (e) => isMwiError(e, 'BAD_REQUEST') && /^spec\.allow\[0\]/.test(e.message) && c.requires.test(e.message), `${c.method}: ${JSON.stringify(rule)} was accepted`);
+        await assert.rejects(
+          create(c.method, c.spec, [rule]),
+          (e) => isMwiError(e, 'BAD_REQUEST') && /^spec\.allow\[0\]/.test(e.message) && c.requires.test(e.message),
+          `${c.method}: ${JSON.stringify(rule)} was accepted`,
+        );
       }
       // a broad rule anywhere in the list: the error names that rule
       const broad = c.broad[0];
-      if (broad) await assert.rejects(create(c.method, c.spec, [c.ok[0], broad]), (e) => isMwiError(e, 'BAD_REQUEST') && /^spec\.allow\[1\]/.test(e.message));
+      if (broad)
+        await assert.rejects(
+          create(c.method, c.spec, [c.ok[0], broad]),
+          (e) => isMwiError(e, 'BAD_REQUEST') && /^spec\.allow\[1\]/.test(e.message),
+        );
     });
   }
 
@@ -141,7 +191,11 @@ describe('allow rules that match too much are refused when the token is created'
         accepted.push(`${method} ${JSON.stringify(rule)}`);
       } catch (err) {
         assert.ok(isMwiError(err, 'BAD_REQUEST'), String(err));
-        assert.match(err.message, new RegExp(`^spec\\.allow\\[0\\]\\.${field}: `), `${method} ${JSON.stringify(rule)}: ${err.message}`);
+        assert.match(
+          err.message,
+          new RegExp(`^spec\\.allow\\[0\\]\\.${field}: `),
+          `${method} ${JSON.stringify(rule)}: ${err.message}`,
+        );
       }
     }
     assert.deepEqual(accepted, []);
@@ -154,17 +208,36 @@ describe('allow rules that match too much are refused when the token is created'
   it('allow rules too broad: a broad rule stored before this check matches nothing at join time', async () => {
     // written straight to storage, as a token created by an older version would be
     const spec = { join_method: 'github', bot_name: 'b', allow: [{ ref: 'refs/heads/main' }, { repository: 42 }] };
-    await t.ctx.backend.create(tokenKey('legacy-broad'), JSON.stringify({ kind: 'token', version: 'v2', metadata: { name: 'legacy-broad' }, spec }));
-    const idToken = await gh.sign({ sub: 'repo:evil/any:ref:refs/heads/main', repository: 'evil/any', ref: 'refs/heads/main', aud: 'unit' });
+    await t.ctx.backend.create(
+      tokenKey('legacy-broad'),
+      JSON.stringify({ kind: 'token', version: 'v2', metadata: { name: 'legacy-broad' }, spec }),
+    );
+    const idToken = await gh.sign({
+      sub: 'repo:evil/any:ref:refs/heads/main',
+      repository: 'evil/any',
+      ref: 'refs/heads/main',
+      aud: 'unit',
+    });
     const pub = (await generateKeys('ec-p256')).publicKeyPem;
-    await assert.rejects(handleJoin(t.ctx, { token: 'legacy-broad', join_method: 'github', public_key: pub, payload: { id_token: idToken } }, '-'), (e) => isMwiError(e, 'JOIN_DENIED') && /matches none/.test(e.message));
+    await assert.rejects(
+      handleJoin(
+        t.ctx,
+        { token: 'legacy-broad', join_method: 'github', public_key: pub, payload: { id_token: idToken } },
+        '-',
+      ),
+      (e) => isMwiError(e, 'JOIN_DENIED') && /matches none/.test(e.message),
+    );
     const reason = (await t.ctx.audit.recent(1, 'bot.join'))[0]?.reason as string;
     assert.match(reason, /rules ignored: allow\[0\]: the rule must name the workload/);
   });
 
   it('allow rules too broad: a rule that is not an object is refused', async () => {
     for (const rule of ['repository: octo/app', ['octo/app'], null, 42]) {
-      await assert.rejects(create('github', undefined, [rule]), (e) => isMwiError(e, 'BAD_REQUEST') && /^spec\.allow\[0\]/.test(e.message), JSON.stringify(rule));
+      await assert.rejects(
+        create('github', undefined, [rule]),
+        (e) => isMwiError(e, 'BAD_REQUEST') && /^spec\.allow\[0\]/.test(e.message),
+        JSON.stringify(rule),
+      );
     }
   });
 });

@@ -16,7 +16,11 @@ const CRASHERS = ['//[', 'http://[x/', '//[::1', 'http://%zz/', 'https://a:b@[/x
 
 const line = (target: string) => `GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`;
 
-async function assertStillServes(t: RawTarget, path: string, proc: { exitCode: number | null; signalCode: NodeJS.Signals | null }) {
+async function assertStillServes(
+  t: RawTarget,
+  path: string,
+  proc: { exitCode: number | null; signalCode: NodeJS.Signals | null },
+) {
   const r = await rawGet(t, path);
   assert.equal(r.status, 200, `a normal request after the hostile ones: ${r.text}`);
   assert.equal(proc.exitCode, null, 'the process is still running');
@@ -60,7 +64,9 @@ describe('finding 1: with --workers 2, hostile requests keep no worker down', ()
 
   it('finding 1: 20 crashing requests across both workers, then every request still answered and no worker restarted', async () => {
     const t = { addr: c.addr, tls: true };
-    const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => rawRequest(t, line(CRASHERS[i % CRASHERS.length]!))));
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => rawRequest(t, line(CRASHERS[i % CRASHERS.length]!))),
+    );
     for (const r of answers) assert.ok(r.status !== undefined && r.status < 500, r.text || '(no answer)');
     for (let i = 0; i < 6; i++) await assertStillServes(t, '/v1/ping', c.proc);
     assert.doesNotMatch(c.proc.out(), /auth worker exited/);
@@ -77,7 +83,16 @@ describe('finding 1: one local request kills a tbot daemon (--diag-addr)', () =>
   it('finding 1: GET //[ to the diagnostics port is answered and tbot keeps running and renewing', async () => {
     const token = await c.addBot('diag', ['deploy']);
     const port = await freePort();
-    const tbot = spawnCli('tbot', ['start', ...tbotFlags(c, token, join(c.dir, 'bot'), join(c.dir, 'out')), '--certificate-ttl', '30s', '--renewal-interval', '1s', '--diag-addr', `127.0.0.1:${port}`]);
+    const tbot = spawnCli('tbot', [
+      'start',
+      ...tbotFlags(c, token, join(c.dir, 'bot'), join(c.dir, 'out')),
+      '--certificate-ttl',
+      '30s',
+      '--renewal-interval',
+      '1s',
+      '--diag-addr',
+      `127.0.0.1:${port}`,
+    ]);
     try {
       await waitFor('diagnostics', () => /diagnostics listening/.test(tbot.out()), 20_000);
       const t = { addr: `127.0.0.1:${port}`, tls: false };
@@ -87,7 +102,11 @@ describe('finding 1: one local request kills a tbot daemon (--diag-addr)', () =>
       }
       await assertStillServes(t, '/livez', tbot);
       const n = (tbot.out().match(/renewed identity/g) ?? []).length;
-      await waitFor('a renewal after the hostile requests', () => (tbot.out().match(/renewed identity/g) ?? []).length > n, 15_000);
+      await waitFor(
+        'a renewal after the hostile requests',
+        () => (tbot.out().match(/renewed identity/g) ?? []).length > n,
+        15_000,
+      );
     } finally {
       if (tbot.exitCode === null) tbot.kill('SIGTERM');
       await exited(tbot);
@@ -179,9 +198,17 @@ server.listen(0, '127.0.0.1', async () => {
       );
       const r = await run(process.execPath, [script], { timeoutMs: 15_000 });
       assert.match(r.stderr, /ERROR.*unhandled promise rejection \(kept serving\).*stray rejection.*\\n\s+at /);
-      assert.equal((r.stderr.match(/uncaught exception while serving a request \(kept serving\) request_id=[0-9a-f]{32}/g) ?? []).length, 2, r.stderr);
+      assert.equal(
+        (r.stderr.match(/uncaught exception while serving a request \(kept serving\) request_id=[0-9a-f]{32}/g) ?? [])
+          .length,
+        2,
+        r.stderr,
+      );
       assert.match(r.stdout, /still serving/);
-      assert.match(r.stderr, /ERROR.*uncaught exception outside any request; exiting.*broken state outside any request/);
+      assert.match(
+        r.stderr,
+        /ERROR.*uncaught exception outside any request; exiting.*broken state outside any request/,
+      );
       assert.equal(r.code, 1);
     } finally {
       tmp.cleanup();

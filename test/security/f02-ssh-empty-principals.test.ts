@@ -31,7 +31,11 @@ describe('finding 2: an SSH certificate without principals logs in as no one (re
 
   async function createRole(name: string, allow: string[], deny: string[] = []): Promise<void> {
     const file = join(cluster.dir, `${name}.yaml`);
-    writeFileSync(file, `kind: role\nversion: v7\nmetadata: { name: ${name} }\nspec:\n  allow: { logins: ${JSON.stringify(allow)} }\n  deny: { logins: ${JSON.stringify(deny)} }\n`);
+    writeFileSync(
+      file,
+      `kind: role\nversion: v7\nmetadata: { name: ${name} }\nspec:\n` +
+        `  allow: { logins: ${JSON.stringify(allow)} }\n  deny: { logins: ${JSON.stringify(deny)} }\n`,
+    );
     await cluster.tctlOk(['create', '-f', file]);
   }
 
@@ -39,23 +43,38 @@ describe('finding 2: an SSH certificate without principals logs in as no one (re
     cluster = await startCluster();
     const authorizedKeys = join(cluster.dir, 'authorized_keys');
     caKeysSshd = await startSshd(cluster, join(cluster.dir, 'sshd-ca-keys'));
-    authorizedKeysSshd = await startSshd(cluster, join(cluster.dir, 'sshd-authorized-keys'), { authorizedKeysFile: authorizedKeys });
+    authorizedKeysSshd = await startSshd(cluster, join(cluster.dir, 'sshd-authorized-keys'), {
+      authorizedKeysFile: authorizedKeys,
+    });
     // a role whose only login is a trait the bot does not have
     await createRole('trait-role', ['{{internal.logins}}']);
     // logins both allowed and denied
     await createRole('denied-role', ['root', me], ['root', me]);
     await createRole('gone-role', ['root', me]);
     await createRole('allowed-role', [me]);
-    const roles: Record<(typeof bots)[number], string> = { 'no-trait': 'trait-role', denied: 'denied-role', 'no-role': 'gone-role', allowed: 'allowed-role' };
+    const roles: Record<(typeof bots)[number], string> = {
+      'no-trait': 'trait-role',
+      denied: 'denied-role',
+      'no-role': 'gone-role',
+      allowed: 'allowed-role',
+    };
     const tokens: Record<string, string> = {};
     for (const bot of bots) {
-      tokens[bot] = (JSON.parse(await cluster.tctlOk(['bots', 'add', bot, '--roles', roles[bot], '--format', 'json'])) as { token: string }).token;
+      tokens[bot] = (
+        JSON.parse(await cluster.tctlOk(['bots', 'add', bot, '--roles', roles[bot], '--format', 'json'])) as {
+          token: string;
+        }
+      ).token;
     }
     // a deleted role grants nothing
     await cluster.tctlOk(['rm', 'role/gone-role']);
     for (const bot of bots) {
       out[bot] = join(cluster.dir, `out-${bot}`);
-      const r = await cli('tbot', ['start', '--oneshot', ...tbotFlags(cluster, tokens[bot]!, join(cluster.dir, `bot-${bot}`), out[bot])], { timeoutMs: 30_000 });
+      const r = await cli(
+        'tbot',
+        ['start', '--oneshot', ...tbotFlags(cluster, tokens[bot]!, join(cluster.dir, `bot-${bot}`), out[bot])],
+        { timeoutMs: 30_000 },
+      );
       assert.equal(r.code, 0, `tbot ${bot}: ${r.stderr}`);
     }
     // the authorized_keys sshd trusts the user CA exactly as tbot's sshcacerts output writes it
@@ -89,14 +108,14 @@ describe('finding 2: an SSH certificate without principals logs in as no one (re
     }
   }
 
-  it('finding 2: a no-login bot\'s certificate carries exactly one placeholder principal no account can have', async () => {
+  it("finding 2: a no-login bot's certificate carries exactly one placeholder principal no account can have", async () => {
     for (const bot of ['no-trait', 'denied', 'no-role'] as const) {
       const r = await run('ssh-keygen', ['-L', '-f', join(out[bot]!, 'key-cert.pub')]);
       assert.equal(r.code, 0, r.stderr);
       const principals = /Principals: \n((?:\s{16}.*\n)*)/.exec(r.stdout)?.[1]?.trim().split(/\s+/);
       assert.equal(principals?.length, 1, r.stdout);
       // a leading "-" makes it unusable as a user name (useradd refuses it, ssh reads it as an option)
-      assert.match(principals![0]!, /^-mwi-nologin-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+      assert.match(principals[0]!, /^-mwi-nologin-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
     }
   });
 });
@@ -108,7 +127,15 @@ describe('finding 2: the signer and the role schema refuse what would make an em
     const now = Date.now();
     for (const certType of ['user', 'host'] as const) {
       await assert.rejects(
-        signSshCertificate({ caKey: ca, subjectBlob: subject, certType, keyId: 'k', principals: [], validAfter: new Date(now), validBefore: new Date(now + 60_000) }),
+        signSshCertificate({
+          caKey: ca,
+          subjectBlob: subject,
+          certType,
+          keyId: 'k',
+          principals: [],
+          validAfter: new Date(now),
+          validBefore: new Date(now + 60_000),
+        }),
         TypeError,
       );
     }
@@ -116,11 +143,18 @@ describe('finding 2: the signer and the role schema refuse what would make an em
 
   it('finding 2: trait values that are no login (empty, blank, control characters) never become principals', async () => {
     const t = await testContext();
-    await t.admin.create({ kind: 'role', metadata: { name: 'dev' }, spec: { allow: { logins: ['{{internal.logins}}'] } } }, false, 'admin');
+    await t.admin.create(
+      { kind: 'role', metadata: { name: 'dev' }, spec: { allow: { logins: ['{{internal.logins}}'] } } },
+      false,
+      'admin',
+    );
     await t.admin.addBot({ name: 'robot', roles: ['dev'], logins: ['', ' ', 'a b', 'x\n'] }, 'admin');
     const access = await botAccess(t.ctx, 'robot');
     assert.deepEqual(access.logins, []);
-    const key = parseClientKey(generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).publicKey.export({ type: 'spki', format: 'pem' }), 'public_key');
+    const key = parseClientKey(
+      generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).publicKey.export({ type: 'spki', format: 'pem' }),
+      'public_key',
+    );
     const issued = await signOutputCerts(t.ctx, access, 'i-1', key, 60_000);
     assert.equal(issued.sshPrincipals.length, 1);
     assert.match(issued.sshPrincipals[0]!, /^-mwi-nologin-[0-9a-f-]{36}$/);
@@ -139,7 +173,11 @@ describe('finding 2: the signer and the role schema refuse what would make an em
       }
     }
     // what roles legitimately hold still parses
-    const ok = roleSchema.parse({ kind: 'role', metadata: { name: 'r' }, spec: { allow: { logins: ['root', 'deploy-1', 'svc.user', '{{internal.logins}}'] }, deny: { logins: ['admin'] } } });
+    const ok = roleSchema.parse({
+      kind: 'role',
+      metadata: { name: 'r' },
+      spec: { allow: { logins: ['root', 'deploy-1', 'svc.user', '{{internal.logins}}'] }, deny: { logins: ['admin'] } },
+    });
     assert.deepEqual(ok.spec.allow.logins, ['root', 'deploy-1', 'svc.user', '{{internal.logins}}']);
   });
 });

@@ -14,7 +14,13 @@ import { startIssuer, type TestIssuer } from '../helpers/oidc-issuer.js';
  * signature over the same `header.payload`.
  */
 
-const CLAIMS = { sub: 'repo:octo/app:ref:refs/heads/main', repository: 'octo/app', repository_owner: 'octo', ref: 'refs/heads/main', aud: 'unit' };
+const CLAIMS = {
+  sub: 'repo:octo/app:ref:refs/heads/main',
+  repository: 'octo/app',
+  repository_owner: 'octo',
+  ref: 'refs/heads/main',
+  aud: 'unit',
+};
 const B64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
 /** Order of the P-256 group. */
 const P256_N = BigInt('0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551');
@@ -28,7 +34,11 @@ function flipSpareBit(jwt: string): string {
   assert.ok(spare > 0, 'the signature has spare bits');
   const last = B64URL.indexOf(s.at(-1)!);
   const changed = `${s.slice(0, -1)}${B64URL[last ^ 1]}`;
-  assert.deepEqual(Buffer.from(changed, 'base64url'), Buffer.from(s, 'base64url'), 'node decodes both spellings to the same bytes');
+  assert.deepEqual(
+    Buffer.from(changed, 'base64url'),
+    Buffer.from(s, 'base64url'),
+    'node decodes both spellings to the same bytes',
+  );
   return `${h}.${p}.${changed}`;
 }
 
@@ -48,17 +58,49 @@ describe('finding 3: a platform token joins once, whatever spelling of its signa
   let es: TestIssuer;
   let pub: string;
   const instances = async () => (await t.ctx.backend.range('/bot_instances/')).length;
-  const join = (name: string, idToken: string) => handleJoin(t.ctx, { token: name, join_method: 'github', public_key: pub, payload: { id_token: idToken } }, '127.0.0.1');
+  const join = (name: string, idToken: string) =>
+    handleJoin(
+      t.ctx,
+      { token: name, join_method: 'github', public_key: pub, payload: { id_token: idToken } },
+      '127.0.0.1',
+    );
 
   before(async () => {
     rs = await startIssuer({ issuer: GITHUB_ISSUER });
     es = await startIssuer({ issuer: 'https://ghes.example.com/_services/token', alg: 'ES256' });
-    t = await testContext({ endpointOverrides: { [GITHUB_ISSUER]: rs.url, 'https://ghes.example.com/_services/token': es.url } });
+    t = await testContext({
+      endpointOverrides: { [GITHUB_ISSUER]: rs.url, 'https://ghes.example.com/_services/token': es.url },
+    });
     pub = (await generateKeys('ec-p256')).publicKeyPem;
-    await t.admin.create({ kind: 'role', metadata: { name: 'ci' }, spec: { allow: { logins: ['deploy'] } } }, false, 'admin');
+    await t.admin.create(
+      { kind: 'role', metadata: { name: 'ci' }, spec: { allow: { logins: ['deploy'] } } },
+      false,
+      'admin',
+    );
     await t.admin.create({ kind: 'bot', metadata: { name: 'ci' }, spec: { roles: ['ci'] } }, false, 'admin');
-    await t.admin.create({ kind: 'token', metadata: { name: 'gh' }, spec: { join_method: 'github', bot_name: 'ci', allow: [{ repository: 'octo/app' }] } }, false, 'admin');
-    await t.admin.create({ kind: 'token', metadata: { name: 'ghes' }, spec: { join_method: 'github', bot_name: 'ci', github: { enterprise_server_host: 'ghes.example.com' }, allow: [{ repository: 'octo/app' }] } }, false, 'admin');
+    await t.admin.create(
+      {
+        kind: 'token',
+        metadata: { name: 'gh' },
+        spec: { join_method: 'github', bot_name: 'ci', allow: [{ repository: 'octo/app' }] },
+      },
+      false,
+      'admin',
+    );
+    await t.admin.create(
+      {
+        kind: 'token',
+        metadata: { name: 'ghes' },
+        spec: {
+          join_method: 'github',
+          bot_name: 'ci',
+          github: { enterprise_server_host: 'ghes.example.com' },
+          allow: [{ repository: 'octo/app' }],
+        },
+      },
+      false,
+      'admin',
+    );
   });
   after(async () => {
     await rs?.close();
@@ -75,7 +117,10 @@ describe('finding 3: a platform token joins once, whatever spelling of its signa
   ];
 
   it('finding 3: each malleated replay of a joined token is refused; exactly one instance per token', async () => {
-    const tokens = { gh: await rs.sign({ ...CLAIMS, jti: 'f03-rs' }), ghes: await es.sign({ ...CLAIMS, jti: 'f03-es' }) };
+    const tokens = {
+      gh: await rs.sign({ ...CLAIMS, jti: 'f03-rs' }),
+      ghes: await es.sign({ ...CLAIMS, jti: 'f03-es' }),
+    };
     await join('gh', tokens.gh);
     await join('ghes', tokens.ghes);
     assert.equal(await instances(), 2);

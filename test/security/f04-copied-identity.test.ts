@@ -19,7 +19,10 @@ function clientOf(cluster: TestCluster, state: BotState): ApiClient {
   return new ApiClient({ addrs: [cluster.addr], tls: { ca: id.tls_ca_certs, cert: id.tls_cert, key: id.key } });
 }
 
-const fingerprint = (pem: string) => `sha256:${createHash('sha256').update(createPublicKey(pem).export({ type: 'spki', format: 'der' })).digest('hex')}`;
+const fingerprint = (pem: string) =>
+  `sha256:${createHash('sha256')
+    .update(createPublicKey(pem).export({ type: 'spki', format: 'der' }))
+    .digest('hex')}`;
 
 describe('finding 4: a copied identity cannot renew once without being noticed', () => {
   let cluster: TestCluster;
@@ -31,7 +34,11 @@ describe('finding 4: a copied identity cannot renew once without being noticed',
   it('finding 4: the copy renews first with its own key; the real tbot renewing from the same generation locks the instance', async () => {
     const token = await cluster.addBot('copied4', ['deploy']);
     const storage = join(cluster.dir, 'bot4');
-    const first = await cli('tbot', ['start', ...tbotFlags(cluster, token, storage, join(cluster.dir, 'out4')), '--oneshot']);
+    const first = await cli('tbot', [
+      'start',
+      ...tbotFlags(cluster, token, storage, join(cluster.dir, 'out4')),
+      '--oneshot',
+    ]);
     assert.equal(first.code, 0, first.stderr);
 
     // the attacker holds a copy of state.json at generation 1 and renews first, with its own key
@@ -39,12 +46,19 @@ describe('finding 4: a copied identity cannot renew once without being noticed',
     assert.equal(copy.identity!.generation, 1);
     const attackerKey = await generateKeys('ec-p256');
     const api = clientOf(cluster, copy);
-    const stolen = await api.call<BotCredentialResponse>('POST', PATHS.renew, { public_key: attackerKey.publicKeyPem, ttl_seconds: 3600 });
+    const stolen = await api.call<BotCredentialResponse>('POST', PATHS.renew, {
+      public_key: attackerKey.publicKeyPem,
+      ttl_seconds: 3600,
+    });
     api.close();
     assert.equal(stolen.generation, 2);
 
     // the real tbot's next renewal (from generation 1, with another key) is not a lost answer
-    const real = await cli('tbot', ['start', ...tbotFlags(cluster, token, storage, join(cluster.dir, 'out4')), '--oneshot']);
+    const real = await cli('tbot', [
+      'start',
+      ...tbotFlags(cluster, token, storage, join(cluster.dir, 'out4')),
+      '--oneshot',
+    ]);
     assert.equal(real.code, 1, `the real tbot's renewal was accepted as a retry: ${real.stderr}`);
     assert.match(real.stderr, /locked: its identity was used from two places/);
 
@@ -67,26 +81,43 @@ describe('finding 4: a copied identity cannot renew once without being noticed',
     assert.match(refused.remote_addr, /127\.0\.0\.1/);
 
     // and the attacker's generation is locked too
-    const again = clientOf(cluster, { ...copy, identity: { ...copy.identity!, tls_cert: stolen.tls_cert, key: attackerKey.privateKeyPem } });
-    await assert.rejects(again.call('POST', PATHS.renew, { public_key: (await generateKeys('ec-p256')).publicKeyPem }), (e) => isMwiError(e, 'LOCKED'));
+    const again = clientOf(cluster, {
+      ...copy,
+      identity: { ...copy.identity!, tls_cert: stolen.tls_cert, key: attackerKey.privateKeyPem },
+    });
+    await assert.rejects(
+      again.call('POST', PATHS.renew, { public_key: (await generateKeys('ec-p256')).publicKeyPem }),
+      (e) => isMwiError(e, 'LOCKED'),
+    );
     again.close();
   });
 
   it('finding 4: a certificate request from the previous generation after a renewal by another holder locks the instance', async () => {
     const token = await cluster.addBot('copied4b', ['deploy']);
     const storage = join(cluster.dir, 'bot4b');
-    assert.equal((await cli('tbot', ['start', ...tbotFlags(cluster, token, storage, join(cluster.dir, 'out4b')), '--oneshot'])).code, 0);
+    assert.equal(
+      (await cli('tbot', ['start', ...tbotFlags(cluster, token, storage, join(cluster.dir, 'out4b')), '--oneshot']))
+        .code,
+      0,
+    );
     const copy = readState(storage);
     const api = clientOf(cluster, copy);
-    await api.call<BotCredentialResponse>('POST', PATHS.renew, { public_key: (await generateKeys('ec-p256')).publicKeyPem });
+    await api.call<BotCredentialResponse>('POST', PATHS.renew, {
+      public_key: (await generateKeys('ec-p256')).publicKeyPem,
+    });
     api.close();
     // the copy's twin keeps using generation 1 for certificates instead of renewing (a new
     // connection: the one that renewed speaks as generation 2 from then on)
     const twin = clientOf(cluster, copy);
-    await assert.rejects(twin.call('POST', PATHS.certs, { public_key: (await generateKeys('ec-p256')).publicKeyPem }), (e) => isMwiError(e, 'LOCKED'));
+    await assert.rejects(
+      twin.call('POST', PATHS.certs, { public_key: (await generateKeys('ec-p256')).publicKeyPem }),
+      (e) => isMwiError(e, 'LOCKED'),
+    );
     twin.close();
     // the audit log is written asynchronously: wait for the line
-    await waitFor('the lock event', () => cluster.audit().some((e) => e.event === 'instance.locked' && e.bot_name === 'copied4b'));
+    await waitFor('the lock event', () =>
+      cluster.audit().some((e) => e.event === 'instance.locked' && e.bot_name === 'copied4b'),
+    );
     assert.equal(cluster.audit().filter((e) => e.event === 'instance.locked' && e.bot_name === 'copied4b').length, 1);
   });
 
@@ -101,9 +132,15 @@ describe('finding 4: a copied identity cannot renew once without being noticed',
     // tbot persists its pending key, sends the renewal, and dies before storing the answer
     const state = readState(storage);
     const pending = await generateKeys('ec-p256');
-    writeFileSync(join(storage, 'state.json'), JSON.stringify({ ...state, pending: { private_key: pending.privateKeyPem, public_key: pending.publicKeyPem } }));
+    writeFileSync(
+      join(storage, 'state.json'),
+      JSON.stringify({ ...state, pending: { private_key: pending.privateKeyPem, public_key: pending.publicKeyPem } }),
+    );
     const api = clientOf(cluster, state);
-    const lost = await api.call<BotCredentialResponse>('POST', PATHS.renew, { public_key: pending.publicKeyPem, ttl_seconds: 3600 });
+    const lost = await api.call<BotCredentialResponse>('POST', PATHS.renew, {
+      public_key: pending.publicKeyPem,
+      ttl_seconds: 3600,
+    });
     api.close();
     assert.equal(lost.generation, 2);
 
@@ -114,13 +151,19 @@ describe('finding 4: a copied identity cannot renew once without being noticed',
     const after = readState(storage);
     assert.equal(after.pending, undefined, 'the pending key is cleared once the answer is stored');
     assert.equal(after.identity!.key, pending.privateKeyPem);
-    const retried = cluster.audit().filter((e) => e.event === 'bot.renew' && e.bot_name === 'lost4' && e.retried === true);
+    const retried = cluster
+      .audit()
+      .filter((e) => e.event === 'bot.renew' && e.bot_name === 'lost4' && e.retried === true);
     assert.equal(retried.length, 1);
     assert.equal(retried[0]!.public_key_fingerprint, fingerprint(pending.publicKeyPem));
     assert.equal(cluster.audit().filter((e) => e.event === 'instance.locked' && e.bot_name === 'lost4').length, 0);
 
     // the same retry from a second copy of the pre-crash storage, now that generation 2 is in use, is a copy
-    const twin = await cli('tbot', ['start', ...tbotFlags(cluster, token, saved, join(cluster.dir, 'out4c-twin')), '--oneshot']);
+    const twin = await cli('tbot', [
+      'start',
+      ...tbotFlags(cluster, token, saved, join(cluster.dir, 'out4c-twin')),
+      '--oneshot',
+    ]);
     assert.equal(twin.code, 1, twin.stderr);
     assert.match(twin.stderr, /locked/);
   });

@@ -39,11 +39,17 @@ describe('finding 6: audit files are read with bounded memory', () => {
       await log.recent(1); // written
       // a rotated file that is one 64 MB "line", then an older one with a real event
       writeFileSync(`${path}.1`, Buffer.alloc(64 * 1024 * 1024, 0x41));
-      writeFileSync(`${path}.2`, `${JSON.stringify({ event: 'lock.created', success: true, time: '2026-01-01T00:00:00Z' })}\n`);
+      writeFileSync(
+        `${path}.2`,
+        `${JSON.stringify({ event: 'lock.created', success: true, time: '2026-01-01T00:00:00Z' })}\n`,
+      );
       const rssBefore = process.memoryUsage().rss;
       const events = await log.recent(10);
       const grew = process.memoryUsage().rss - rssBefore;
-      assert.deepEqual(events.map((e) => e.event), ['auth.start', 'lock.created']);
+      assert.deepEqual(
+        events.map((e) => e.event),
+        ['auth.start', 'lock.created'],
+      );
       assert.ok(grew < 32 * 1024 * 1024, `reading grew the process by ${Math.round(grew / 1e6)} MB`);
       await log.close();
     } finally {

@@ -23,7 +23,15 @@ describe('finding 6: audit log rotation configured in mwi.yaml', () => {
       // ~150 bytes of audit each: several times what three 64 KiB files hold
       for (let i = 0; i < roles; i += 50) {
         await Promise.all(
-          Array.from({ length: 50 }, (_, j) => api.call('POST', '/v1/admin/resources', { resource: { kind: 'role', metadata: { name: `rotated-role-${i + j}` }, spec: { allow: { logins: ['x'] } } } })),
+          Array.from({ length: 50 }, (_, j) =>
+            api.call('POST', '/v1/admin/resources', {
+              resource: {
+                kind: 'role',
+                metadata: { name: `rotated-role-${i + j}` },
+                spec: { allow: { logins: ['x'] } },
+              },
+            }),
+          ),
         );
       }
     } finally {
@@ -31,16 +39,23 @@ describe('finding 6: audit log rotation configured in mwi.yaml', () => {
     }
     const auditDir = join(c.dataDir, 'audit');
     // (refusals.log, the refused joins' own file, stays empty here)
-    const files = readdirSync(auditDir).filter((f) => f.startsWith('events.log')).sort();
+    const files = readdirSync(auditDir)
+      .filter((f) => f.startsWith('events.log'))
+      .sort();
     assert.deepEqual(files, ['events.log', 'events.log.1', 'events.log.2']);
     const total = files.reduce((sum, f) => sum + statSync(join(auditDir, f)).size, 0);
     assert.ok(total < maxSize * 3, `${total} bytes of audit log`);
     // newest first, across the files: the last roles created, in reverse order of their creation
-    const listed = JSON.parse(await c.tctlOk(['audit', 'ls', '--limit', '600', '--type', 'resource.created', '--format', 'json'])) as Array<{ resource: string }>;
+    const listed = JSON.parse(
+      await c.tctlOk(['audit', 'ls', '--limit', '600', '--type', 'resource.created', '--format', 'json']),
+    ) as Array<{ resource: string }>;
     assert.equal(listed.length, 600);
     const numbers = listed.map((e) => Number(/rotated-role-(\d+)$/.exec(e.resource)?.[1]));
     assert.equal(Math.max(...numbers), roles - 1);
     assert.equal(new Set(numbers).size, 600, 'each event once');
-    assert.ok(numbers.every((n) => n >= roles - 50 * 13), 'only the newest events');
+    assert.ok(
+      numbers.every((n) => n >= roles - 50 * 13),
+      'only the newest events',
+    );
   });
 });

@@ -19,11 +19,20 @@ describe('finding 6: an anonymous flood rotates away only refusals', () => {
     try {
       const { now } = fakeClock(Date.parse('2026-01-01T00:00:00Z'), { step: 1 });
       const opts = { maxSize: 64 * 1024, maxFiles: 2 };
-      const log = new SplitAuditLog(new FileAuditLog(join(dir, 'events.log'), now, opts), new FileAuditLog(join(dir, 'refusals.log'), now, opts));
+      const log = new SplitAuditLog(
+        new FileAuditLog(join(dir, 'events.log'), now, opts),
+        new FileAuditLog(join(dir, 'refusals.log'), now, opts),
+      );
       log.emit({ event: 'lock.created', success: true, resource: 'lock/evidence' });
       log.emit({ event: 'bot.join', success: true, bot_name: 'robot', bot_instance_id: 'i-1' });
       for (let i = 0; i < 20_000; i++) {
-        log.emit({ event: i % 2 ? 'bot.join' : 'bot.challenge', success: false, token_fingerprint: `hmac:${i}`, remote_addr: `10.0.${i >> 8}.${i & 255}`, reason: 'token not found' });
+        log.emit({
+          event: i % 2 ? 'bot.join' : 'bot.challenge',
+          success: false,
+          token_fingerprint: `hmac:${i}`,
+          remote_addr: `10.0.${i >> 8}.${i & 255}`,
+          reason: 'token not found',
+        });
         if (i % 500 === 0) await new Promise((r) => setImmediate(r));
       }
       log.emit({ event: 'bot.renew', success: false, bot_name: 'robot', reason: 'generation mismatch' });

@@ -19,7 +19,11 @@ it(`finding 6: purging ${ROWS} expired rows never blocks the event loop for more
   try {
     // what a flood of challenges leaves behind: many short-lived rows (and their change log)
     for (let i = 0; i < ROWS; i += 1000) {
-      await Promise.all(Array.from({ length: 1000 }, (_, j) => b.put(`/challenges/${i + j}`, 'x'.repeat(200), { expires: clock.now() + 60_000 })));
+      await Promise.all(
+        Array.from({ length: 1000 }, (_, j) =>
+          b.put(`/challenges/${i + j}`, 'x'.repeat(200), { expires: clock.now() + 60_000 }),
+        ),
+      );
     }
     await b.put('/kept', 'forever');
     await b.put('/kept-later', 'soon', { expires: clock.now() + 60 * 60_000 });
@@ -51,7 +55,11 @@ it(`finding 6: purging ${ROWS} expired rows never blocks the event loop for more
     assert.equal((await b.get('/kept'))?.value, 'forever');
     assert.equal((await b.get('/kept-later'))?.value, 'soon');
     assert.deepEqual(await b.range('/challenges/', { limit: 1 }), []);
-    assert.ok(worst <= BOUND_MS, `the event loop stood still for ${worst.toFixed(1)} ms of this process's work during the purge (${worstWall.toFixed(1)} ms of wall time)`);
+    assert.ok(
+      worst <= BOUND_MS,
+      `the event loop stood still for ${worst.toFixed(1)} ms of this process's work during the purge ` +
+        `(${worstWall.toFixed(1)} ms of wall time)`,
+    );
   } finally {
     await b.close();
   }

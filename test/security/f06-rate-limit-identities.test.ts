@@ -8,9 +8,10 @@ import { anonymousCall } from '../helpers/raw-api.js';
 
 /**
  * Finding 6 (rate limits), the class: only an administrator and an unlocked bot instance skip
- * the per-source limits, and an unlocked bot draws on its instance's own bucket. An output certificate (workloads read those from destinations) or the
- * identity of a locked instance used to skip them too, so anyone holding one could flood
- * challenges and joins as if unauthenticated, unlimited.
+ * the per-source limits, and an unlocked bot draws on its instance's own bucket. An output
+ * certificate (workloads read those from destinations) or the identity of a locked instance used
+ * to skip them too, so anyone holding one could flood challenges and joins as if unauthenticated,
+ * unlimited.
  */
 describe('finding 6: which identities skip the per-source rate limit', () => {
   let c: TestCluster;
@@ -44,17 +45,26 @@ describe('finding 6: which identities skip the per-source rate limit', () => {
     };
     // the output certificate spends what the source address has left, then is refused
     const asOutput = await statuses(output);
-    assert.ok(asOutput.slice(2).every((s) => s === 429), `an output certificate is limited by its source: ${asOutput.join(',')}`);
+    assert.ok(
+      asOutput.slice(2).every((s) => s === 429),
+      `an output certificate is limited by its source: ${asOutput.join(',')}`,
+    );
     // the bot is not held back by its (now empty) source: its own bucket has one request left
     const asBot = await statuses(bot);
     assert.notEqual(asBot[0], 429, `an unlocked bot was limited by its source address: ${asBot.join(',')}`);
-    assert.ok(asBot.slice(1).every((s) => s === 429), `a bot's own requests are limited too: ${asBot.join(',')}`);
+    assert.ok(
+      asBot.slice(1).every((s) => s === 429),
+      `a bot's own requests are limited too: ${asBot.join(',')}`,
+    );
     assert.match(messages.at(-1)!, /too many requests from this bot instance/);
     // locked, the same identity is back on the source's (empty) bucket
     await c.tctlOk(['locks', 'add', '--bot-instance', state.identity.instance_id, '--message', 'f06']);
     await new Promise((res) => setTimeout(res, 300));
     const locked = await statuses(bot, 2);
-    assert.ok(locked.every((s) => s === 429), `a locked identity was not limited: ${locked.join(',')}`);
+    assert.ok(
+      locked.every((s) => s === 429),
+      `a locked identity was not limited: ${locked.join(',')}`,
+    );
     assert.match(messages.at(-1)!, /too many requests from this address/);
   });
 });

@@ -44,7 +44,10 @@ describe('finding 6: per-source rate limits, unit', () => {
 
   it('finding 6: several rates must all pass (a short burst limit and a long average)', () => {
     const clock = fakeClock(0);
-    const rates = [{ periodMs: 1000, average: 10, burst: 10 }, { periodMs: 3_600_000, average: 20, burst: 20 }];
+    const rates = [
+      { periodMs: 1000, average: 10, burst: 10 },
+      { periodMs: 3_600_000, average: 20, burst: 20 },
+    ];
     const rl = new RateLimiter(rates, clock.now);
     let allowed = 0;
     for (let s = 0; s < 10; s++, clock.advance(1000)) for (let i = 0; i < 10; i++) if (rl.take('x') === 0) allowed++;
@@ -102,15 +105,30 @@ describe('finding 6: per-source rate limits, unit', () => {
     const tmp = tempDir('f06cfg');
     try {
       const file = join(tmp.path, 'mwi.yaml');
-      writeFileSync(file, 'connection_limits:\n  max_connections: 7\n  rates:\n    - { period: 10s, average: 5, burst: 2 }\n');
-      assert.deepEqual(loadAuthConfig(file, {}).connectionLimits, { maxConnections: 7, rates: [{ periodMs: 10_000, average: 5, burst: 2 }] });
+      writeFileSync(
+        file,
+        'connection_limits:\n  max_connections: 7\n  rates:\n    - { period: 10s, average: 5, burst: 2 }\n',
+      );
+      assert.deepEqual(loadAuthConfig(file, {}).connectionLimits, {
+        maxConnections: 7,
+        rates: [{ periodMs: 10_000, average: 5, burst: 2 }],
+      });
       for (const [body, field] of [
-        ['connection_limits:\n  rates:\n    - { period: 10s, average: 0, burst: 2 }\n', /connection_limits\.rates\[0\]\.average: expected at least 1/],
-        ['connection_limits:\n  rates:\n    - { period: soon, average: 1, burst: 2 }\n', /connection_limits\.rates\[0\]\.period: expected a duration/],
+        [
+          'connection_limits:\n  rates:\n    - { period: 10s, average: 0, burst: 2 }\n',
+          /connection_limits\.rates\[0\]\.average: expected at least 1/,
+        ],
+        [
+          'connection_limits:\n  rates:\n    - { period: soon, average: 1, burst: 2 }\n',
+          /connection_limits\.rates\[0\]\.period: expected a duration/,
+        ],
         ['connection_limits:\n  max_conections: 3\n', /connection_limits\.max_conections: unknown key/],
       ] as const) {
         writeFileSync(file, body);
-        assert.throws(() => loadAuthConfig(file, {}), (e: unknown) => isMwiError(e, 'BAD_CONFIG') && field.test(e.message));
+        assert.throws(
+          () => loadAuthConfig(file, {}),
+          (e: unknown) => isMwiError(e, 'BAD_CONFIG') && field.test(e.message),
+        );
       }
     } finally {
       tmp.cleanup();
@@ -122,16 +140,34 @@ describe('finding 6: per-source rate limits on the Auth Service (mwi start)', ()
   let c: TestCluster;
   const t = () => ({ addr: c.addr, tls: true });
   before(async () => {
-    c = await startCluster('f06.example', 'connection_limits:\n  max_connections: 20\n  rates:\n    - period: 1m\n      average: 30\n      burst: 5\n');
+    c = await startCluster(
+      'f06.example',
+      'connection_limits:\n  max_connections: 20\n  rates:\n    - period: 1m\n      average: 30\n      burst: 5\n',
+    );
   });
   after(async () => c?.stop());
 
   it('finding 6: unauthenticated requests over the burst are answered 429 RATE_LIMITED with Retry-After, on every unauthenticated route', async () => {
     const r = await pipelined(t(), ping, 5);
     assert.deepEqual(r.statuses, [200, 200, 200, 200, 200]);
-    const routes = [['GET', '/v1/ping'], ['POST', '/v1/join'], ['POST', '/v1/join/challenge'], ['POST', '/v1/renew'], ['GET', '/v1/admin/status'], ['GET', '/nope']];
+    const routes = [
+      ['GET', '/v1/ping'],
+      ['POST', '/v1/join'],
+      ['POST', '/v1/join/challenge'],
+      ['POST', '/v1/renew'],
+      ['GET', '/v1/admin/status'],
+      ['GET', '/nope'],
+    ];
     const started = Date.now();
-    const answers = await Promise.all(routes.map(([method, path]) => rawRequest(t(), `${method} ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}`)));
+    const answers = await Promise.all(
+      routes.map(([method, path]) =>
+        rawRequest(
+          t(),
+          `${method} ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n` +
+            `Connection: close\r\n\r\n{}`,
+        ),
+      ),
+    );
     answers.forEach((x, i) => {
       assert.equal(x.status, 429, `${routes[i]!.join(' ')}: ${x.text}`);
       assert.equal(rawJson(x).error.code, 'RATE_LIMITED');
@@ -142,30 +178,49 @@ describe('finding 6: per-source rate limits on the Auth Service (mwi start)', ()
   });
 
   it('finding 6: another source keeps its own budget, and callers with a client identity are not limited', async () => {
-    assert.equal((await rawRequest({ ...t(), localAddress: '127.0.0.2' }, ping.replace('\r\n\r\n', '\r\nConnection: close\r\n\r\n'))).status, 200);
+    assert.equal(
+      (
+        await rawRequest(
+          { ...t(), localAddress: '127.0.0.2' },
+          ping.replace('\r\n\r\n', '\r\nConnection: close\r\n\r\n'),
+        )
+      ).status,
+      200,
+    );
     assert.match(await c.tctlOk(['status']), /f06\.example/);
   });
 
   it('finding 6: a refused flood writes no audit line per request and at most one summary log line', async () => {
     const before = c.audit().length;
     const join = JSON.stringify({ token: 'flood', join_method: 'token', public_key: 'x' });
-    const req = `POST /v1/join HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${join.length}\r\n\r\n${join}`;
+    const req =
+      `POST /v1/join HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n` +
+      `Content-Length: ${join.length}\r\n\r\n${join}`;
     // 100 requests: 20 connections at once, 5 pipelined on each (Node closes a connection that
     // pipelines far ahead of slow answers: HPE_PAUSED, a refusal too, but not the one under test)
-    const all = (await Promise.all(Array.from({ length: 20 }, () => pipelined(t(), req, 5)))).flatMap((r) => r.statuses);
+    const all = (await Promise.all(Array.from({ length: 20 }, () => pipelined(t(), req, 5)))).flatMap(
+      (r) => r.statuses,
+    );
     assert.equal(all.length, 100);
     // the bucket refills 1 token / 2 s while the flood runs (held answers take seconds): a few may pass
     const passed = all.filter((s) => s !== 429).length;
     assert.ok(passed <= 5, String(all));
     await new Promise((res) => setTimeout(res, 300));
-    assert.ok(c.audit().length - before <= passed, 'an audit event only for a request that was let through, none for a refused one');
+    assert.ok(
+      c.audit().length - before <= passed,
+      'an audit event only for a request that was let through, none for a refused one',
+    );
     assert.ok((c.proc.out().match(/refused requests over connection_limits/g) ?? []).length <= 1, c.proc.out());
   });
 
   it('finding 6: max_connections (20 here) bounds the open connections of one source', async () => {
     const open = await Promise.all(Array.from({ length: 20 }, () => openRaw(t())));
     try {
-      const fifth = await rawRequest({ ...t() }, ping, 2000).catch(() => ({ status: undefined, closed: true, text: '' }));
+      const fifth = await rawRequest({ ...t() }, ping, 2000).catch(() => ({
+        status: undefined,
+        closed: true,
+        text: '',
+      }));
       assert.equal(fifth.status, undefined, fifth.text);
       assert.ok(fifth.closed);
     } finally {

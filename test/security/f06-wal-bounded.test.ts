@@ -22,7 +22,9 @@ it('finding 6: sustained writes with concurrent readers keep the SQLite WAL unde
   const b = new SqliteBackend(file);
   await b.put('/k/0', 'seed');
   // two readers on their own connections, like two more Auth Service workers serving reads
-  const readers = [0, 1].map(() => new Worker(new URL('../helpers/wal-reader-worker.js', import.meta.url), { workerData: { path: file } }));
+  const readers = [0, 1].map(
+    () => new Worker(new URL('../helpers/wal-reader-worker.js', import.meta.url), { workerData: { path: file } }),
+  );
   await new Promise((r) => setTimeout(r, 200));
   let maxWal = 0;
   const sampler = setInterval(() => (maxWal = Math.max(maxWal, walSize(file))), 20);
@@ -36,15 +38,30 @@ it('finding 6: sustained writes with concurrent readers keep the SQLite WAL unde
   }
   const written = n * value.length;
   // readers stop; a moment for the checkpointer's next round
-  const reads = await Promise.all(readers.map((w) => new Promise<number>((r) => { w.once('message', r); w.postMessage('stop'); })));
+  const reads = await Promise.all(
+    readers.map(
+      (w) =>
+        new Promise<number>((r) => {
+          w.once('message', r);
+          w.postMessage('stop');
+        }),
+    ),
+  );
   await Promise.all(readers.map((w) => w.terminate()));
   await new Promise((r) => setTimeout(r, 600));
   clearInterval(sampler);
   const finalWal = walSize(file);
   await b.close();
   assert.ok(written >= 3 * WAL_MAX_BYTES, `the test wrote only ${written} bytes: not enough to show anything`);
-  assert.ok(reads.every((r) => r > 0), 'the readers ran');
+  assert.ok(
+    reads.every((r) => r > 0),
+    'the readers ran',
+  );
   // while it runs, a busy machine may starve the checkpointer thread for a moment: some slack
-  assert.ok(maxWal <= 4 * WAL_MAX_BYTES, `WAL reached ${maxWal} bytes during ${written} bytes of writes (limit ${WAL_MAX_BYTES}; without a TRUNCATE checkpoint it grows with every write)`);
+  assert.ok(
+    maxWal <= 4 * WAL_MAX_BYTES,
+    `WAL reached ${maxWal} bytes during ${written} bytes of writes (limit ${WAL_MAX_BYTES}; without a TRUNCATE ` +
+      `checkpoint it grows with every write)`,
+  );
   assert.ok(finalWal <= WAL_MAX_BYTES, `WAL left at ${finalWal} bytes (limit ${WAL_MAX_BYTES})`);
 });

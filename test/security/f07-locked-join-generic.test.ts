@@ -23,22 +23,45 @@ describe('finding 7: a locked bot is refused without naming the bot or the lock'
   it('finding 7: join and challenge answers for a locked bot equal those for an unknown token', async () => {
     const token = await c.addBot('covert-bot', ['deploy']);
     const bk = join(c.dir, 'bk.yaml');
-    writeFileSync(bk, 'kind: token\nversion: v2\nmetadata: { name: covert-bk }\nspec: { join_method: bound_keypair, bot_name: covert-bot, bound_keypair: { onboarding: { registration_secret: "0123456789abcdef0123" } } }\n');
+    writeFileSync(
+      bk,
+      'kind: token\nversion: v2\nmetadata: { name: covert-bk }\n' +
+        'spec: { join_method: bound_keypair, bot_name: covert-bot, ' +
+        'bound_keypair: { onboarding: { registration_secret: "0123456789abcdef0123" } } }\n',
+    );
     await c.tctlOk(['create', '-f', bk]);
     await c.tctlOk(['locks', 'add', '--bot', 'covert-bot', '--message', 'incident-7731 under investigation']);
     await new Promise((r) => setTimeout(r, 300)); // the lock reaches the cache
     const pub = (await generateKeys('ec-p256')).publicKeyPem;
-    const locked = await anonymousCall(c.addr, c.caPin, 'POST', '/v1/join', { token, join_method: 'token', public_key: pub });
-    const unknown = await anonymousCall(c.addr, c.caPin, 'POST', '/v1/join', { token: '0123456789abcdef0123456789abcdef', join_method: 'token', public_key: pub });
+    const locked = await anonymousCall(c.addr, c.caPin, 'POST', '/v1/join', {
+      token,
+      join_method: 'token',
+      public_key: pub,
+    });
+    const unknown = await anonymousCall(c.addr, c.caPin, 'POST', '/v1/join', {
+      token: '0123456789abcdef0123456789abcdef',
+      join_method: 'token',
+      public_key: pub,
+    });
     assert.equal(locked.status, 403);
     assert.equal(locked.json?.error?.code, 'JOIN_DENIED');
     assert.doesNotMatch(locked.text, /covert-bot|incident-7731|lock/i);
     assert.deepEqual(locked.json, unknown.json, 'a locked bot is refused exactly like an unknown token');
     const sshKey = sshAuthorizedKey(createPublicKey((await generateKeys('ed25519')).publicKeyPem));
-    const ch = await anonymousCall(c.addr, c.caPin, 'POST', '/v1/join/challenge', { token: 'covert-bk', join_method: 'bound_keypair', payload: { public_keys: [sshKey] } });
+    const ch = await anonymousCall(c.addr, c.caPin, 'POST', '/v1/join/challenge', {
+      token: 'covert-bk',
+      join_method: 'bound_keypair',
+      payload: { public_keys: [sshKey] },
+    });
     assert.doesNotMatch(ch.text, /covert-bot|incident-7731|lock/i);
     // the administrator still sees why
-    const reasons = c.audit().filter((e) => !e.success).map((e) => String(e.reason));
-    assert.ok(reasons.some((r) => /locked: incident-7731/.test(r)), reasons.join('\n'));
+    const reasons = c
+      .audit()
+      .filter((e) => !e.success)
+      .map((e) => String(e.reason));
+    assert.ok(
+      reasons.some((r) => /locked: incident-7731/.test(r)),
+      reasons.join('\n'),
+    );
   });
 });

@@ -43,13 +43,24 @@ describe('finding 8: bound-keypair challenges do not tell which tokens exist or 
     writeFileSync(
       file,
       [
-        'kind: token\nversion: v2\nmetadata: { name: bk-bound }\nspec: { join_method: bound_keypair, bot_name: robot, bound_keypair: { onboarding: { initial_public_key: "' + bound + '" } } }',
-        'kind: token\nversion: v2\nmetadata: { name: bk-open }\nspec: { join_method: bound_keypair, bot_name: robot, bound_keypair: { onboarding: { registration_secret: "0123456789abcdef0123" } } }',
+        'kind: token\nversion: v2\nmetadata: { name: bk-bound }\n' +
+          'spec: { join_method: bound_keypair, bot_name: robot, ' +
+          'bound_keypair: { onboarding: { initial_public_key: "' +
+          bound +
+          '" } } }',
+        'kind: token\nversion: v2\nmetadata: { name: bk-open }\n' +
+          'spec: { join_method: bound_keypair, bot_name: robot, ' +
+          'bound_keypair: { onboarding: { registration_secret: "0123456789abcdef0123" } } }',
       ].join('\n---\n'),
     );
     await c.tctlOk(['create', '-f', file]);
     const mine = await sshKey();
-    const ask = (token: string) => anonymousCall(c.addr, c.caPin, 'POST', '/v1/join/challenge', { token, join_method: 'bound_keypair', payload: { public_keys: [mine] } });
+    const ask = (token: string) =>
+      anonymousCall(c.addr, c.caPin, 'POST', '/v1/join/challenge', {
+        token,
+        join_method: 'bound_keypair',
+        payload: { public_keys: [mine] },
+      });
     const unknown = await ask('bk-does-not-exist');
     const otherKey = await ask('bk-bound');
     const usable = await ask('bk-open');
@@ -60,32 +71,70 @@ describe('finding 8: bound-keypair challenges do not tell which tokens exist or 
     for (const a of [unknown, otherKey, usable]) assert.equal(a.json.public_key, mine);
     assert.doesNotMatch(`${unknown.text}${otherKey.text}`, /bound|not found|none of/);
     // the administrator sees the real reasons
-    const reasons = c.audit().filter((e) => e.event === 'bot.challenge' && !e.success).map((e) => String(e.reason));
+    const reasons = c
+      .audit()
+      .filter((e) => e.event === 'bot.challenge' && !e.success)
+      .map((e) => String(e.reason));
     assert.ok(reasons.includes('token not found'), reasons.join('\n'));
-    assert.ok(reasons.some((r) => /none of the offered keys is the key bound to this token/.test(r)), reasons.join('\n'));
+    assert.ok(
+      reasons.some((r) => /none of the offered keys is the key bound to this token/.test(r)),
+      reasons.join('\n'),
+    );
   });
 
   it('finding 8: a join with a missing, forged or expired challenge answers the same for an existing and an unknown token', async () => {
     const pub = (await generateKeys('ec-p256')).publicKeyPem;
-    const joinWith = (token: string, payload: unknown) => anonymousCall(c.addr, c.caPin, 'POST', '/v1/join', { token, join_method: 'bound_keypair', public_key: pub, payload });
+    const joinWith = (token: string, payload: unknown) =>
+      anonymousCall(c.addr, c.caPin, 'POST', '/v1/join', {
+        token,
+        join_method: 'bound_keypair',
+        public_key: pub,
+        payload,
+      });
     const offered = await sshKey();
     const payloads = async (token: string) => {
-      const ch = (await anonymousCall(c.addr, c.caPin, 'POST', '/v1/join/challenge', { token, join_method: 'bound_keypair', payload: { public_keys: [offered] } })).json;
-      return [{}, { challenge_id: 'garbage' }, { challenge_id: `${ch.challenge_id.slice(0, -2)}AA`, signature: 'x.y.z' }, { challenge_id: ch.challenge_id, signature: 'x.y.z' }];
+      const ch = (
+        await anonymousCall(c.addr, c.caPin, 'POST', '/v1/join/challenge', {
+          token,
+          join_method: 'bound_keypair',
+          payload: { public_keys: [offered] },
+        })
+      ).json;
+      return [
+        {},
+        { challenge_id: 'garbage' },
+        { challenge_id: `${ch.challenge_id.slice(0, -2)}AA`, signature: 'x.y.z' },
+        { challenge_id: ch.challenge_id, signature: 'x.y.z' },
+      ];
     };
     // the caller's own key: the challenge (real or decoy) names it, the caller signs it, and sends
     // the same join twice (the second answer once differed for an existing token: "already used")
     const own = await generateKeys('ed25519');
     const ownLine = sshAuthorizedKey(createPublicKey(own.publicKeyPem));
     const signedJoin = async (token: string) => {
-      const ch = (await anonymousCall(c.addr, c.caPin, 'POST', '/v1/join/challenge', { token, join_method: 'bound_keypair', payload: { public_keys: [ownLine] } })).json;
-      const signature = await new CompactSign(Buffer.from(ch.claims)).setProtectedHeader({ alg: 'EdDSA' }).sign(createPrivateKey(own.privateKeyPem));
-      return [await joinWith(token, { challenge_id: ch.challenge_id, signature }), await joinWith(token, { challenge_id: ch.challenge_id, signature })];
+      const ch = (
+        await anonymousCall(c.addr, c.caPin, 'POST', '/v1/join/challenge', {
+          token,
+          join_method: 'bound_keypair',
+          payload: { public_keys: [ownLine] },
+        })
+      ).json;
+      const signature = await new CompactSign(Buffer.from(ch.claims))
+        .setProtectedHeader({ alg: 'EdDSA' })
+        .sign(createPrivateKey(own.privateKeyPem));
+      return [
+        await joinWith(token, { challenge_id: ch.challenge_id, signature }),
+        await joinWith(token, { challenge_id: ch.challenge_id, signature }),
+      ];
     };
     for (const token of ['bk-open', 'bk-bound']) {
       const existing = await signedJoin(token);
       const unknown = await signedJoin('bk-nothing-here');
-      assert.deepEqual(existing.map((a) => a.json), unknown.map((a) => a.json), `${token}: ${existing.map((a) => a.text).join(' / ')}`);
+      assert.deepEqual(
+        existing.map((a) => a.json),
+        unknown.map((a) => a.json),
+        `${token}: ${existing.map((a) => a.text).join(' / ')}`,
+      );
     }
     const [forExisting, forUnknown] = [await payloads('bk-open'), await payloads('bk-nothing-here')];
     for (let i = 0; i < forExisting.length; i++) {

@@ -22,7 +22,8 @@ describe('finding 9: the audit file holds no character a terminal acts on', () =
       log.emit({ event: 'bot.join', success: false, reason: `malformed kid ${hostile}`, workflow: hostile });
       await log.close();
       const text = readFileSync(path, 'utf8');
-      for (const line of text.split('\n')) assert.ok(!hasUnsafeChars(line), `raw control character in ${JSON.stringify(line)}`);
+      for (const line of text.split('\n'))
+        assert.ok(!hasUnsafeChars(line), `raw control character in ${JSON.stringify(line)}`);
       const e = JSON.parse(text.split('\n')[0]!);
       assert.equal(e.workflow, hostile);
       assert.equal(e.reason, `malformed kid ${hostile}`);

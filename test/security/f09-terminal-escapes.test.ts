@@ -19,6 +19,7 @@ const SRC = resolve(dirname(fileURLToPath(import.meta.url)), '../../../src');
 // What a terminal may act on: C0 (but the newline that ends a line), DEL, C1, line/paragraph
 // separators and the bidi controls. Written out here, not imported, so the test checks the rule
 // itself and not the code under test.
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
 const UNSAFE = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
 
 /** Hostile self-reported values: clear the screen, set the window title, CSI as C1, CR overwrite, RTL override. */
@@ -30,7 +31,12 @@ const HOSTILE = {
 
 function assertSafe(text: string, what: string): void {
   const m = UNSAFE.exec(text);
-  assert.equal(m, null, `${what} prints U+${m?.[0].charCodeAt(0).toString(16).padStart(4, '0')} at ${m?.index}: ${JSON.stringify(text.slice(Math.max(0, (m?.index ?? 0) - 20), (m?.index ?? 0) + 20))}`);
+  assert.equal(
+    m,
+    null,
+    `${what} prints U+${m?.[0].charCodeAt(0).toString(16).padStart(4, '0')} at ${m?.index}: ` +
+      `${JSON.stringify(text.slice(Math.max(0, (m?.index ?? 0) - 20), (m?.index ?? 0) + 20))}`,
+  );
 }
 
 describe('finding 9: terminal escape injection through self-reported fields', () => {
@@ -46,7 +52,10 @@ describe('finding 9: terminal escape injection through self-reported fields', ()
     const state = JSON.parse(readFileSync(join(storage.path, 'data', 'state.json'), 'utf8'));
     instanceId = state.identity.instance_id;
     // the bot, with its own valid identity, reports hostile host details
-    const api = new ApiClient({ addrs: [c.addr], tls: { ca: state.identity.tls_ca_certs, cert: state.identity.tls_cert, key: state.identity.key } });
+    const api = new ApiClient({
+      addrs: [c.addr],
+      tls: { ca: state.identity.tls_ca_certs, cert: state.identity.tls_cert, key: state.identity.key },
+    });
     try {
       await api.call('POST', PATHS.heartbeat, { ...HOSTILE, uptime_seconds: 1, one_shot: false });
     } finally {
@@ -75,7 +84,9 @@ describe('finding 9: terminal escape injection through self-reported fields', ()
   }
 
   it('finding 9: the Auth Service stores heartbeat fields without control or bidi characters', async () => {
-    const [out] = JSON.parse(await c.tctlOk(['get', `bot_instance/esc/${instanceId}`, '--format', 'json'])) as BotInstance[];
+    const [out] = JSON.parse(
+      await c.tctlOk(['get', `bot_instance/esc/${instanceId}`, '--format', 'json']),
+    ) as BotInstance[];
     const hb = out!.status.latest_heartbeats[0]!;
     assert.equal(hb.hostname, 'evil[2J[H]0;pwnedhostOK');
     assert.equal(hb.os, 'linux31mexe.txt');
@@ -109,7 +120,10 @@ describe('finding 9: terminal escape injection through self-reported fields', ()
     for (const [what, text] of views) assertSafe(text, what);
     // JSON stays exact: the escapes are JSON's own, so a parser reads the stored value back
     const json = JSON.parse(views.find(([w]) => w === 'tctl get bot_instances --format json')![1]) as BotInstance[];
-    assert.equal(json.find((i) => i.spec.instance_id === instanceId)!.status.latest_heartbeats[0]!.hostname, HOSTILE.hostname);
+    assert.equal(
+      json.find((i) => i.spec.instance_id === instanceId)!.status.latest_heartbeats[0]!.hostname,
+      HOSTILE.hostname,
+    );
   });
 
   it('finding 9: an error message quoting a value is printed without control characters', async () => {
@@ -125,20 +139,34 @@ describe('finding 9: terminal escape injection through self-reported fields', ()
 describe('finding 9: the class', () => {
   it('finding 9: no tctl file writes to stdout or stderr but tctl/output.ts', () => {
     const dir = join(SRC, 'cli', 'tctl');
-    const files = [join(SRC, 'cli', 'tctl.ts'), ...readdirSync(dir).filter((n) => n.endsWith('.ts')).map((n) => join(dir, n))];
+    const files = [
+      join(SRC, 'cli', 'tctl.ts'),
+      ...readdirSync(dir)
+        .filter((n) => n.endsWith('.ts'))
+        .map((n) => join(dir, n)),
+    ];
     for (const f of files) {
       if (f.endsWith('/output.ts')) continue;
       const text = readFileSync(f, 'utf8');
-      assert.doesNotMatch(text, /process\.(stdout|stderr)\.write|console\.(log|error|warn|info)/, `${f} must print through tctl/output.ts`);
+      assert.doesNotMatch(
+        text,
+        /process\.(stdout|stderr)\.write|console\.(log|error|warn|info)/,
+        `${f} must print through tctl/output.ts`,
+      );
     }
   });
 
   it('finding 9: a log line quoting request data holds no control character and stays one line', () => {
     const lines: string[] = [];
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- saved only to be put back on process.stderr
     const write = process.stderr.write;
-    process.stderr.write = ((chunk: string) => (lines.push(String(chunk)), true)) as typeof process.stderr.write;
+    process.stderr.write = (chunk: string) => (lines.push(String(chunk)), true);
     try {
-      createLogger('f09', 'debug').warn('join refused for \u001b]0;pwned\u0007', { token: 'x\u001b[2J', reason: 'a\u009bb c\u202e', n: 1 });
+      createLogger('f09', 'debug').warn('join refused for \u001b]0;pwned\u0007', {
+        token: 'x\u001b[2J',
+        reason: 'a\u009bb c\u202e',
+        n: 1,
+      });
       createLogger('f09', 'debug').info('forged\n2030-01-01T00:00:00.000Z INFO  [auth] all fine');
     } finally {
       process.stderr.write = write;
@@ -154,12 +182,25 @@ describe('finding 9: the class', () => {
     const controls = [
       ...Array.from({ length: 0x20 }, (_, i) => i),
       ...Array.from({ length: 0x21 }, (_, i) => 0x7f + i),
-      0x061c, 0x200e, 0x200f, 0x2028, 0x2029, 0x202a, 0x202b, 0x202c, 0x202d, 0x202e, 0x2066, 0x2067, 0x2068, 0x2069,
+      0x061c,
+      0x200e,
+      0x200f,
+      0x2028,
+      0x2029,
+      0x202a,
+      0x202b,
+      0x202c,
+      0x202d,
+      0x202e,
+      0x2066,
+      0x2067,
+      0x2068,
+      0x2069,
     ].map((c) => String.fromCharCode(c));
     for (const ch of controls) {
       assert.equal(stripUnsafe(`a${ch}b`), 'ab', `U+${ch.charCodeAt(0).toString(16)}`);
       assert.doesNotMatch(escapeUnsafe(`a${ch}b`), UNSAFE);
-      assert.equal(JSON.parse(`"${escapeUnsafe(`a${ch}b`)}"`), `a${ch}b`, 'the escape is JSON\'s own');
+      assert.equal(JSON.parse(`"${escapeUnsafe(`a${ch}b`)}"`), `a${ch}b`, "the escape is JSON's own");
     }
     const plain = 'host-01.example.com Linux 6.1 v1.2.3 ünïcödé 日本 🙂';
     assert.equal(stripUnsafe(plain), plain);

@@ -31,7 +31,11 @@ describe('finding 10: token names that cannot be names are refused by shape', ()
       }
     }
     // a secret is only ever hashed: any text is acceptable as a `token`-method secret (refused as unknown)
-    const secret = await anonymousCall(c.addr, c.caPin, 'POST', '/v1/join', { token: '../../x', join_method: 'token', public_key: pub });
+    const secret = await anonymousCall(c.addr, c.caPin, 'POST', '/v1/join', {
+      token: '../../x',
+      join_method: 'token',
+      public_key: pub,
+    });
     assert.equal(secret.json?.error?.code, 'JOIN_DENIED');
     assert.doesNotMatch(c.proc.out(), /TypeError|invalid key part|unexpected error/);
   });

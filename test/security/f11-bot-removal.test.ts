@@ -41,17 +41,26 @@ describe('finding 11: removing a bot ends its instances', () => {
     const id = old.identity!;
     const api = new ApiClient({ addrs: [cluster.addr], tls: { ca: id.tls_ca_certs, cert: id.tls_cert, key: id.key } });
     try {
-      await assert.rejects(api.call('POST', PATHS.certs, { public_key: (await generateKeys('ec-p256')).publicKeyPem }), (e) => isMwiError(e, 'ACCESS_DENIED'));
+      await assert.rejects(
+        api.call('POST', PATHS.certs, { public_key: (await generateKeys('ec-p256')).publicKeyPem }),
+        (e) => isMwiError(e, 'ACCESS_DENIED'),
+      );
     } finally {
       api.close();
     }
-    const listed = JSON.parse(await cluster.tctlOk(['get', 'bot_instances', '--format', 'json'])) as Array<{ spec: { bot_name: string } }>;
+    const listed = JSON.parse(await cluster.tctlOk(['get', 'bot_instances', '--format', 'json'])) as Array<{
+      spec: { bot_name: string };
+    }>;
     assert.equal(listed.filter((i) => i.spec.bot_name === 'phoenix').length, 0, 'the removed bot still has instances');
   });
 
   it('finding 11: an instance that joined the removed bot (even one the removal did not delete) is refused under the re-added bot', async () => {
     const t = await testContext();
-    await t.admin.create({ kind: 'role', metadata: { name: 'dev' }, spec: { allow: { logins: ['deploy'] } } }, false, 'admin');
+    await t.admin.create(
+      { kind: 'role', metadata: { name: 'dev' }, spec: { allow: { logins: ['deploy'] } } },
+      false,
+      'admin',
+    );
     await t.admin.addBot({ name: 'phoenix', roles: ['dev'] }, 'admin');
     const { token } = await t.admin.addToken({ bot_name: 'phoenix' }, 'admin');
     const pub = (await generateKeys('ec-p256')).publicKeyPem;
@@ -71,7 +80,11 @@ describe('finding 11: removing a bot ends its instances', () => {
 
   it('finding 11: the join tokens of a removed bot go with it: a bot added again is not joinable with them', async () => {
     const t = await testContext();
-    await t.admin.create({ kind: 'role', metadata: { name: 'dev' }, spec: { allow: { logins: ['deploy'] } } }, false, 'admin');
+    await t.admin.create(
+      { kind: 'role', metadata: { name: 'dev' }, spec: { allow: { logins: ['deploy'] } } },
+      false,
+      'admin',
+    );
     await t.admin.addBot({ name: 'phoenix', roles: ['dev'] }, 'admin');
     await t.admin.addBot({ name: 'other', roles: ['dev'] }, 'admin');
     const { token } = await t.admin.addToken({ bot_name: 'phoenix', ttl: '2h' }, 'admin');
@@ -79,7 +92,10 @@ describe('finding 11: removing a bot ends its instances', () => {
     await t.admin.remove('bot', 'phoenix', 'admin');
     await t.admin.addBot({ name: 'phoenix', roles: ['dev'] }, 'admin');
     const pub = (await generateKeys('ec-p256')).publicKeyPem;
-    await assert.rejects(handleJoin(t.ctx, { token, join_method: 'token', public_key: pub }, '-'), (e) => isMwiError(e, 'JOIN_DENIED'));
-    await handleJoin(t.ctx, { token: kept, join_method: 'token', public_key: pub }, '-'); // another bot's token is untouched
+    await assert.rejects(handleJoin(t.ctx, { token, join_method: 'token', public_key: pub }, '-'), (e) =>
+      isMwiError(e, 'JOIN_DENIED'),
+    );
+    // another bot's token is untouched
+    await handleJoin(t.ctx, { token: kept, join_method: 'token', public_key: pub }, '-');
   });
 });

@@ -24,14 +24,25 @@ describe('finding 12: a secret sent with the wrong join method never reaches a l
     const secret = await c.addBot('robot', ['deploy']);
     const pub = (await generateKeys('ec-p256')).publicKeyPem;
     for (const join_method of ['github', 'kubernetes', 'gitlab']) {
-      const res = await anonymousCall(c.addr, c.caPin, 'POST', '/v1/join', { token: secret, join_method, public_key: pub, payload: { id_token: 'x.y.z' } });
+      const res = await anonymousCall(c.addr, c.caPin, 'POST', '/v1/join', {
+        token: secret,
+        join_method,
+        public_key: pub,
+        payload: { id_token: 'x.y.z' },
+      });
       assert.equal(res.json?.error?.code, 'JOIN_DENIED');
     }
     const sshKey = sshAuthorizedKey(createPublicKey((await generateKeys('ed25519')).publicKeyPem));
-    await anonymousCall(c.addr, c.caPin, 'POST', '/v1/join/challenge', { token: secret, join_method: 'bound_keypair', payload: { public_keys: [sshKey] } });
+    await anonymousCall(c.addr, c.caPin, 'POST', '/v1/join/challenge', {
+      token: secret,
+      join_method: 'bound_keypair',
+      payload: { public_keys: [sshKey] },
+    });
     await new Promise((r) => setTimeout(r, 100)); // audit lines are written once per turn
     // every audit file there is: the main log and the refusals log
-    const log = readdirSync(join(c.dataDir, 'audit')).map((f) => readFileSync(join(c.dataDir, 'audit', f), 'utf8')).join('\n');
+    const log = readdirSync(join(c.dataDir, 'audit'))
+      .map((f) => readFileSync(join(c.dataDir, 'audit', f), 'utf8'))
+      .join('\n');
     assert.match(log, /token_fingerprint/, 'the refusals were audited');
     assert.ok(!log.includes(secret), 'the secret is in the audit log');
     assert.ok(!c.proc.out().includes(secret), 'the secret is in the Auth Service output');

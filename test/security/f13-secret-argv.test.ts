@@ -29,7 +29,8 @@ function argvsIn(dir: string): string[][] {
   const out: string[][] = [];
   for (const pid of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
     try {
-      if (readlinkSync(`/proc/${pid}/cwd`) === dir) out.push(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean));
+      if (readlinkSync(`/proc/${pid}/cwd`) === dir)
+        out.push(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean));
     } catch {
       // gone, or not ours
     }
@@ -41,7 +42,10 @@ describe('finding 13: secrets in argv', () => {
   let c: TestCluster;
   before(async () => {
     c = await startCluster('f13.example');
-    writeFileSync(join(c.dir, 'role.yaml'), 'kind: role\nversion: v7\nmetadata: { name: f13 }\nspec:\n  allow: { logins: [nobody] }\n');
+    writeFileSync(
+      join(c.dir, 'role.yaml'),
+      'kind: role\nversion: v7\nmetadata: { name: f13 }\nspec:\n  allow: { logins: [nobody] }\n',
+    );
     await c.tctlOk(['create', '-f', join(c.dir, 'role.yaml')]);
   });
   after(async () => c?.stop());
@@ -55,13 +59,17 @@ describe('finding 13: secrets in argv', () => {
     assert.ok(start, out);
     assert.ok(!start.includes(token), `the tbot start command holds the secret in its argv:\n${start}`);
     // the other lines put it in a file with shell builtins only (no process gets it as an argument)
-    for (const l of lines.filter((x) => x !== start && x.includes(token))) assert.match(l, /^\(umask 077; echo [0-9a-f]{32} > [\w.-]+\)$/, l);
+    for (const l of lines.filter((x) => x !== start && x.includes(token)))
+      assert.match(l, /^\(umask 077; echo [0-9a-f]{32} > [\w.-]+\)$/, l);
 
     // follow the printed lines in a fresh directory, with tbot on PATH
     const work = tempDir('f13-work');
     const bin = tempDir('f13-bin');
     try {
-      writeFileSync(join(bin.path, 'tbot'), `#!/bin/sh\nexec "${process.execPath}" "${join(CLI_DIR, 'tbot.js')}" "$@"\n`);
+      writeFileSync(
+        join(bin.path, 'tbot'),
+        `#!/bin/sh\nexec "${process.execPath}" "${join(CLI_DIR, 'tbot.js')}" "$@"\n`,
+      );
       chmodSync(join(bin.path, 'tbot'), 0o755);
       const sh = spawn('bash', ['-e', '-c', lines.join('\n')], {
         cwd: work.path,
@@ -70,17 +78,25 @@ describe('finding 13: secrets in argv', () => {
         detached: true,
       });
       let log = '';
-      sh.stdout!.on('data', (d: Buffer) => (log += d.toString()));
-      sh.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+      sh.stdout.on('data', (d: Buffer) => (log += d.toString()));
+      sh.stderr.on('data', (d: Buffer) => (log += d.toString()));
       try {
-        await waitFor('tbot to write its identity output', () => {
-          if (sh.exitCode !== null) throw new Error(`the printed commands exited ${sh.exitCode}: ${log}`);
-          return existsSync(join(work.path, 'tbot-user', 'tlscert'));
-        }, 30_000);
+        await waitFor(
+          'tbot to write its identity output',
+          () => {
+            if (sh.exitCode !== null) throw new Error(`the printed commands exited ${sh.exitCode}: ${log}`);
+            return existsSync(join(work.path, 'tbot-user', 'tlscert'));
+          },
+          30_000,
+        );
         assert.equal(statSync(join(work.path, 'tbot-token')).mode & 0o777, 0o600, 'the token file is private');
         const argvs = argvsIn(work.path);
-        assert.ok(argvs.some((a) => a.some((x) => x.endsWith('tbot.js'))), `tbot runs: ${JSON.stringify(argvs)}`);
-        for (const a of argvs) assert.ok(!a.join(' ').includes(token), `a process shows the token in ps: ${a.join(' ')}`);
+        assert.ok(
+          argvs.some((a) => a.some((x) => x.endsWith('tbot.js'))),
+          `tbot runs: ${JSON.stringify(argvs)}`,
+        );
+        for (const a of argvs)
+          assert.ok(!a.join(' ').includes(token), `a process shows the token in ps: ${a.join(' ')}`);
         const inst = JSON.parse(await c.tctlOk(['bots', 'instances', 'ls', 'f13', '--format', 'json']));
         assert.equal(inst.length, 1, 'the bot joined');
       } finally {
@@ -108,14 +124,24 @@ describe('finding 13: secrets in argv', () => {
       const file = join(dir.path, 'token');
       writeFileSync(file, 'abcdef0123456789abcdef0123456789\n', { mode: 0o600 });
       const flags = { 'auth-server': 'a:1', 'ca-pin': [`sha256:${'b'.repeat(64)}`] };
-      assert.equal(validateTbotConfig(buildTbotFile(flags), { TELEPORT_BOT_TOKEN: file }).token, 'abcdef0123456789abcdef0123456789');
-      assert.equal(validateTbotConfig(buildTbotFile(flags), { TELEPORT_BOT_TOKEN: 'inline-token' }).token, 'inline-token');
+      assert.equal(
+        validateTbotConfig(buildTbotFile(flags), { TELEPORT_BOT_TOKEN: file }).token,
+        'abcdef0123456789abcdef0123456789',
+      );
+      assert.equal(
+        validateTbotConfig(buildTbotFile(flags), { TELEPORT_BOT_TOKEN: 'inline-token' }).token,
+        'inline-token',
+      );
       // a flag wins over the environment, as in Teleport
-      assert.equal(validateTbotConfig(buildTbotFile({ ...flags, token: file }), { TELEPORT_BOT_TOKEN: 'other' }).token, 'abcdef0123456789abcdef0123456789');
+      assert.equal(
+        validateTbotConfig(buildTbotFile({ ...flags, token: file }), { TELEPORT_BOT_TOKEN: 'other' }).token,
+        'abcdef0123456789abcdef0123456789',
+      );
       // a path that names no file is an error, never sent to the Auth Service as the token
       assert.throws(
         () => validateTbotConfig(buildTbotFile({ ...flags, token: join(dir.path, 'missing') }), {}),
-        (e: unknown) => isMwiError(e, 'BAD_CONFIG') && e.field === 'onboarding.token' && /does not exist/.test(e.message),
+        (e: unknown) =>
+          isMwiError(e, 'BAD_CONFIG') && e.field === 'onboarding.token' && /does not exist/.test(e.message),
       );
     } finally {
       dir.cleanup();

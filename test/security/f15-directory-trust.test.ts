@@ -1,5 +1,18 @@
 import assert from 'node:assert/strict';
-import { chmodSync, chownSync, existsSync, lchownSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  lchownSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DirectoryDestination } from '../../src/agent/destinations/directory.js';
@@ -39,12 +52,18 @@ describe('finding 15: pre-existing directories and symlinks are not trusted as t
   it('finding 15: a 0777 directory inside the data dir is refused too, and the half-started Auth Service stops serving', async () => {
     const dataDir = dirWithMode(join(tmp.path, 'auth-inner'), 0o700);
     dirWithMode(join(dataDir, 'admin'), 0o777);
-    const r = await cli('mwi', ['start', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--cluster-name', 'inner'], { timeoutMs: 20_000 });
+    const r = await cli('mwi', ['start', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--cluster-name', 'inner'], {
+      timeoutMs: 20_000,
+    });
     // before: the error was printed, but the port stayed open and answered until the process was killed
     assert.equal(r.code, 2, `exit code (signal ${r.signal}): ${r.stderr}`);
     assert.ok(r.stderr.includes(`chmod 0700 ${join(dataDir, 'admin')}`), r.stderr);
     // with workers too: before, each worker printed the error and they all stayed up serving nothing
-    const w = await cli('mwi', ['start', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--cluster-name', 'inner', '--workers', '2'], { timeoutMs: 20_000 });
+    const w = await cli(
+      'mwi',
+      ['start', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--cluster-name', 'inner', '--workers', '2'],
+      { timeoutMs: 20_000 },
+    );
     assert.equal(w.code, 2, `exit code with --workers 2 (signal ${w.signal}): ${w.stderr}`);
     assert.match(w.stderr, /an auth worker failed to start/);
   });
@@ -52,7 +71,10 @@ describe('finding 15: pre-existing directories and symlinks are not trusted as t
   it('finding 15: a data dir owned by another user is refused; a new one is made 0700', () => {
     const other = dirWithMode(join(tmp.path, 'auth-other'), 0o700);
     chownSync(other, 65534, 65534);
-    assert.throws(() => mkdirPrivate(other), (e: unknown) => isMwiError(e, 'BAD_CONFIG') && e.message.includes(other) && /owned by uid 65534/.test(e.message));
+    assert.throws(
+      () => mkdirPrivate(other),
+      (e: unknown) => isMwiError(e, 'BAD_CONFIG') && e.message.includes(other) && /owned by uid 65534/.test(e.message),
+    );
     const fresh = join(tmp.path, 'fresh', 'auth');
     mkdirPrivate(fresh);
     assert.equal(statSync(fresh).mode & 0o777, 0o700);
@@ -114,10 +136,17 @@ describe('finding 15: pre-existing directories and symlinks are not trusted as t
     const foreignParent = dirWithMode(join(tmp.path, 'parent-nobody'), 0o755);
     const inForeign = dirWithMode(join(foreignParent, 'out'), 0o700);
     chownSync(foreignParent, 65534, 65534);
-    await assert.rejects(new DirectoryDestination(inForeign).writeAll([{ name: 'tlscert', data: 'x', mode: 0o600 }]), (e) => isMwiError(e, 'BAD_CONFIG') && /on the path to .* is a directory owned by uid 65534/.test(e.message));
+    await assert.rejects(
+      new DirectoryDestination(inForeign).writeAll([{ name: 'tlscert', data: 'x', mode: 0o600 }]),
+      (e) => isMwiError(e, 'BAD_CONFIG') && /on the path to .* is a directory owned by uid 65534/.test(e.message),
+    );
     const openParent = dirWithMode(join(tmp.path, 'parent-0777'), 0o777);
     const inOpen = dirWithMode(join(openParent, 'out'), 0o700);
-    await assert.rejects(new DirectoryDestination(inOpen).writeAll([{ name: 'tlscert', data: 'x', mode: 0o600 }]), (e) => isMwiError(e, 'BAD_CONFIG') && /writable by others .* without the sticky bit: .*chmod go-w/.test(e.message));
+    await assert.rejects(
+      new DirectoryDestination(inOpen).writeAll([{ name: 'tlscert', data: 'x', mode: 0o600 }]),
+      (e) =>
+        isMwiError(e, 'BAD_CONFIG') && /writable by others .* without the sticky bit: .*chmod go-w/.test(e.message),
+    );
     assert.ok(!existsSync(join(inOpen, 'tlscert')), 'nothing written');
     // a link on the way that someone else owns: they could point it elsewhere between the
     // check and the writes (review: the check once looked only at the path the link resolved to)
@@ -126,8 +155,15 @@ describe('finding 15: pre-existing directories and symlinks are not trusted as t
     symlinkSync(realParent, link);
     lchownSync(link, 65534, 65534);
     dirWithMode(join(realParent, 'out'), 0o700);
-    await assert.rejects(new DirectoryDestination(join(link, 'out')).writeAll([{ name: 'tlscert', data: 'x', mode: 0o600 }]), (e) => isMwiError(e, 'BAD_CONFIG') && /their-link, on the path to .* is a symlink owned by uid 65534/.test(e.message));
-    assert.throws(() => mkdirPrivate(join(link, 'auth')), (e) => isMwiError(e, 'BAD_CONFIG') && /is a symlink owned by uid 65534/.test(e.message));
+    await assert.rejects(
+      new DirectoryDestination(join(link, 'out')).writeAll([{ name: 'tlscert', data: 'x', mode: 0o600 }]),
+      (e) =>
+        isMwiError(e, 'BAD_CONFIG') && /their-link, on the path to .* is a symlink owned by uid 65534/.test(e.message),
+    );
+    assert.throws(
+      () => mkdirPrivate(join(link, 'auth')),
+      (e) => isMwiError(e, 'BAD_CONFIG') && /is a symlink owned by uid 65534/.test(e.message),
+    );
     // a sticky world-writable parent (as /tmp) lets nobody rename what they do not own: accepted
     const sticky = dirWithMode(join(tmp.path, 'parent-1777'), 0o1777);
     const inSticky = dirWithMode(join(sticky, 'out'), 0o700);
@@ -137,8 +173,17 @@ describe('finding 15: pre-existing directories and symlinks are not trusted as t
 
   it('finding 15: a write that fails half way leaves no version directory behind', async () => {
     const dir = dirWithMode(join(tmp.path, 'failing-write'), 0o700);
-    await assert.rejects(new DirectoryDestination(dir).writeAll([{ name: 'ok', data: 'x', mode: 0o600 }, { name: 'a/b', data: 'x', mode: 0o600 }]), TypeError);
-    assert.deepEqual(readdirSync(dir).filter((n) => n.startsWith('..v-')), []);
+    await assert.rejects(
+      new DirectoryDestination(dir).writeAll([
+        { name: 'ok', data: 'x', mode: 0o600 },
+        { name: 'a/b', data: 'x', mode: 0o600 },
+      ]),
+      TypeError,
+    );
+    assert.deepEqual(
+      readdirSync(dir).filter((n) => n.startsWith('..v-')),
+      [],
+    );
   });
 
   it('finding 15: a destination never reads through a symlink it did not create', async () => {

@@ -64,7 +64,10 @@ function slowClientCases(target: () => RawTarget, name: string, tlsListener: boo
     assert.ok(r.closed && r.afterMs < 3500, `closed after ${r.afterMs} ms`);
   });
   it(`finding 2 (${name}): headers over the size limit are answered 431 at once`, async () => {
-    const r = await rawGet(target(), `/v1/ping HTTP/1.1\r\nx-big: ${'a'.repeat(20_000)}\r\nx-end: y`.replace(' HTTP/1.1', ''));
+    const r = await rawGet(
+      target(),
+      `/v1/ping HTTP/1.1\r\nx-big: ${'a'.repeat(20_000)}\r\nx-end: y`.replace(' HTTP/1.1', ''),
+    );
     assert.equal(r.status, 431, r.text);
   });
 }
@@ -73,7 +76,14 @@ describe('finding 2: slow and half-open clients on the Auth Service', () => {
   let auth: AuthServer;
   const tmp = tempDir('slow');
   before(async () => {
-    auth = await AuthServer.start({ dataDir: tmp.path, listen: '127.0.0.1:0', clusterName: 'slow.example', storage: 'memory://', logger: quiet, httpLimits: SHORT });
+    auth = await AuthServer.start({
+      dataDir: tmp.path,
+      listen: '127.0.0.1:0',
+      clusterName: 'slow.example',
+      storage: 'memory://',
+      logger: quiet,
+      httpLimits: SHORT,
+    });
   });
   after(async () => {
     await auth?.close();
@@ -83,13 +93,21 @@ describe('finding 2: slow and half-open clients on the Auth Service', () => {
 
   it('finding 2 (Auth Service): a JSON body trickled a byte every 150 ms is refused and the connection closed', async () => {
     const body = JSON.stringify({ token: 'x'.repeat(40), join_method: 'token' });
-    const pieces = [`POST /v1/join HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n`, ...body.split('')];
+    const pieces = [
+      `POST /v1/join HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n`,
+      ...body.split(''),
+    ];
     const r = await trickle({ addr: auth.address, tls: true }, pieces, 150, 8000);
     assert.ok(r.closed && r.afterMs < 4000, `closed after ${r.afterMs} ms: ${r.text}`);
   });
 
   it('finding 2 (Auth Service): a body announced over 64 KiB is refused before it is read', async () => {
-    const r = await trickle({ addr: auth.address, tls: true }, [`POST /v1/join HTTP/1.1\r\nHost: x\r\ncontent-length: 100000000\r\n\r\n{`], 10, 3000);
+    const r = await trickle(
+      { addr: auth.address, tls: true },
+      [`POST /v1/join HTTP/1.1\r\nHost: x\r\ncontent-length: 100000000\r\n\r\n{`],
+      10,
+      3000,
+    );
     assert.equal(r.status, 400, r.text);
     assert.match(r.text, /request body over 65536 bytes/);
   });

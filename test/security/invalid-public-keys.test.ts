@@ -16,11 +16,18 @@ const sshString = (b: Buffer | string) => {
   len.writeUInt32BE(v.length);
   return Buffer.concat([len, v]);
 };
-const sshEd25519 = (raw: Buffer) => `ssh-ed25519 ${Buffer.concat([sshString('ssh-ed25519'), sshString(raw)]).toString('base64')}`;
-const sshP256 = (q: Buffer) => `ecdsa-sha2-nistp256 ${Buffer.concat([sshString('ecdsa-sha2-nistp256'), sshString('nistp256'), sshString(q)]).toString('base64')}`;
+const sshEd25519 = (raw: Buffer) =>
+  `ssh-ed25519 ${Buffer.concat([sshString('ssh-ed25519'), sshString(raw)]).toString('base64')}`;
+const sshP256 = (q: Buffer) =>
+  `ecdsa-sha2-nistp256 ` +
+  `${Buffer.concat([sshString('ecdsa-sha2-nistp256'), sshString('nistp256'), sshString(q)]).toString('base64')}`;
 
-const validP256 = () => generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).publicKey.export({ type: 'spki', format: 'der' }).subarray(P256_PREFIX.length);
-const validEd25519 = () => generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'der' }).subarray(ED25519_PREFIX.length);
+const validP256 = () =>
+  generateKeyPairSync('ec', { namedCurve: 'prime256v1' })
+    .publicKey.export({ type: 'spki', format: 'der' })
+    .subarray(P256_PREFIX.length);
+const validEd25519 = () =>
+  generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'der' }).subarray(ED25519_PREFIX.length);
 
 const P = Buffer.from('ffffffff00000001000000000000000000000000ffffffffffffffffffffffff', 'hex');
 /** P-256 encodings that are no point of the curve. */
@@ -54,7 +61,10 @@ function badEd25519(): Array<[string, Buffer]> {
   return ys.flatMap(([name, y]) => {
     const negative = Buffer.from(y);
     negative[31] = negative[31]! | 0x80;
-    return [[name, y], [`${name}, sign bit set`, negative]] as Array<[string, Buffer]>;
+    return [
+      [name, y],
+      [`${name}, sign bit set`, negative],
+    ] as Array<[string, Buffer]>;
   });
 }
 
@@ -62,16 +72,20 @@ const badRequest = (e: unknown) => isMwiError(e, 'BAD_REQUEST') && e.field === '
 
 describe('invalid public keys are refused where they arrive', () => {
   it('parseClientKey refuses P-256 points off the curve or with non-canonical coordinates', () => {
-    for (const [name, q] of badP256()) assert.throws(() => parseClientKey(pem(Buffer.concat([P256_PREFIX, q])), 'public_key'), badRequest, name);
+    for (const [name, q] of badP256())
+      assert.throws(() => parseClientKey(pem(Buffer.concat([P256_PREFIX, q])), 'public_key'), badRequest, name);
   });
 
   it('parseClientKey refuses small-order and non-canonical Ed25519 keys', () => {
-    for (const [name, raw] of badEd25519()) assert.throws(() => parseClientKey(pem(Buffer.concat([ED25519_PREFIX, raw])), 'public_key'), badRequest, name);
+    for (const [name, raw] of badEd25519())
+      assert.throws(() => parseClientKey(pem(Buffer.concat([ED25519_PREFIX, raw])), 'public_key'), badRequest, name);
   });
 
   it('sshPublicKeyToKeyObject (bound keypair keys) refuses the same keys', () => {
-    for (const [name, q] of badP256()) assert.throws(() => sshPublicKeyToKeyObject(sshP256(q), 'public_key'), badRequest, name);
-    for (const [name, raw] of badEd25519()) assert.throws(() => sshPublicKeyToKeyObject(sshEd25519(raw), 'public_key'), badRequest, name);
+    for (const [name, q] of badP256())
+      assert.throws(() => sshPublicKeyToKeyObject(sshP256(q), 'public_key'), badRequest, name);
+    for (const [name, raw] of badEd25519())
+      assert.throws(() => sshPublicKeyToKeyObject(sshEd25519(raw), 'public_key'), badRequest, name);
   });
 
   it('real keys are still accepted by both parsers', () => {
@@ -89,17 +103,32 @@ describe('invalid public keys are refused where they arrive', () => {
     let t: Awaited<ReturnType<typeof testContext>>;
     before(async () => {
       t = await testContext();
-      await t.admin.create({ kind: 'role', metadata: { name: 'dev' }, spec: { allow: { logins: ['deploy'] } } }, false, 'admin');
+      await t.admin.create(
+        { kind: 'role', metadata: { name: 'dev' }, spec: { allow: { logins: ['deploy'] } } },
+        false,
+        'admin',
+      );
       await t.admin.addBot({ name: 'robot', roles: ['dev'] }, 'admin');
     });
 
     it('a join with an invalid key is a bad request naming public_key, and the token stays unused', async () => {
       const { token } = await t.admin.addToken({ bot_name: 'robot', join_method: 'token', ttl: '30m' }, 'admin');
-      const bad = [...badP256().map(([n, q]) => [n, Buffer.concat([P256_PREFIX, q])] as const), ...badEd25519().map(([n, r]) => [n, Buffer.concat([ED25519_PREFIX, r])] as const)];
+      const bad = [
+        ...badP256().map(([n, q]) => [n, Buffer.concat([P256_PREFIX, q])] as const),
+        ...badEd25519().map(([n, r]) => [n, Buffer.concat([ED25519_PREFIX, r])] as const),
+      ];
       for (const [name, spki] of bad) {
-        await assert.rejects(handleJoin(t.ctx, { token, join_method: 'token', public_key: pem(spki) }, '127.0.0.1'), badRequest, name);
+        await assert.rejects(
+          handleJoin(t.ctx, { token, join_method: 'token', public_key: pem(spki) }, '127.0.0.1'),
+          badRequest,
+          name,
+        );
       }
-      const id = await handleJoin(t.ctx, { token, join_method: 'token', public_key: pem(Buffer.concat([P256_PREFIX, validP256()])) }, '127.0.0.1');
+      const id = await handleJoin(
+        t.ctx,
+        { token, join_method: 'token', public_key: pem(Buffer.concat([P256_PREFIX, validP256()])) },
+        '127.0.0.1',
+      );
       assert.equal(id.generation, 1);
     });
   });

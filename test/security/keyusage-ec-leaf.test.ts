@@ -26,7 +26,13 @@ describe('no keyEncipherment on EC leaf certificates', () => {
     it(`a ${name} leaf gets KeyUsage "${expected}" (openssl x509 -text); its serial is the one openssl prints`, async () => {
       const ca = await loadCA(await createCA('test', 'mwi user CA'));
       for (const usage of ['client', 'server', 'client+server'] as const) {
-        const { certPem, serial } = await issueCertificate({ ca, publicKey: key().export({ type: 'spki', format: 'der' }), commonName: 'leaf', ttlMs: 60_000, usage });
+        const { certPem, serial } = await issueCertificate({
+          ca,
+          publicKey: key().export({ type: 'spki', format: 'der' }),
+          commonName: 'leaf',
+          ttlMs: 60_000,
+          usage,
+        });
         const file = join(tmp.path, `${name}-${usage}.pem`);
         writeFileSync(file, certPem);
         const r = await run('openssl', ['x509', '-in', file, '-noout', '-text', '-serial']);

@@ -17,7 +17,20 @@ import { collect, rawGet, rawRequest, type RawResult } from '../helpers/raw-http
  * never answered 5xx, and the process keeps serving. Seeds are printed on failure by fast-check;
  * re-run one with FC_SEED.
  */
-const ROUTES = [PATHS.ping, PATHS.join, PATHS.challenge, PATHS.renew, PATHS.certs, PATHS.heartbeat, `${PATHS.admin}/status`, `${PATHS.admin}/resources/role`, `${PATHS.admin}/bots`, `${PATHS.admin}/tokens`, `${PATHS.admin}/audit`, `${PATHS.admin}/ca/host`];
+const ROUTES = [
+  PATHS.ping,
+  PATHS.join,
+  PATHS.challenge,
+  PATHS.renew,
+  PATHS.certs,
+  PATHS.heartbeat,
+  `${PATHS.admin}/status`,
+  `${PATHS.admin}/resources/role`,
+  `${PATHS.admin}/bots`,
+  `${PATHS.admin}/tokens`,
+  `${PATHS.admin}/audit`,
+  `${PATHS.admin}/ca/host`,
+];
 const METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS'];
 
 /** Request-target text: visible ASCII (what the request line allows), `%` escapes good and bad included. */
@@ -53,30 +66,39 @@ const body = fc.oneof(
 
 function request(method: string, path: string, b: string | Buffer | undefined): Buffer {
   const payload = b === undefined ? Buffer.alloc(0) : Buffer.isBuffer(b) ? b : Buffer.from(b);
-  const head = `${method} ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${payload.length}\r\nConnection: close\r\n\r\n`;
+  const head =
+    `${method} ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n` +
+    `Content-Length: ${payload.length}\r\nConnection: close\r\n\r\n`;
   return Buffer.concat([Buffer.from(head, 'latin1'), payload]);
 }
 
 describe('property: the request-target and source parsers are total', () => {
   it('property: parseTarget and decodeSegment either succeed or refuse with BAD_REQUEST, whatever the input', () => {
     fc.assert(
-      fc.property(fc.oneof(fc.string(), fc.string({ unit: 'binary' }), fc.array(targetChars).map((a) => a.join(''))), (raw) => {
-        for (const f of [() => parseTarget(raw), () => decodeSegment(raw)]) {
-          try {
-            f();
-          } catch (err) {
-            assert.ok(isMwiError(err, 'BAD_REQUEST'), String(err));
+      fc.property(
+        fc.oneof(
+          fc.string(),
+          fc.string({ unit: 'binary' }),
+          fc.array(targetChars).map((a) => a.join('')),
+        ),
+        (raw) => {
+          for (const f of [() => parseTarget(raw), () => decodeSegment(raw)]) {
+            try {
+              f();
+            } catch (err) {
+              assert.ok(isMwiError(err, 'BAD_REQUEST'), String(err));
+            }
           }
-        }
-        const t = (() => {
-          try {
-            return parseTarget(raw);
-          } catch {
-            return undefined;
-          }
-        })();
-        if (t) assert.ok(t.path.startsWith('/') && !t.path.includes('?'));
-      }),
+          const t = (() => {
+            try {
+              return parseTarget(raw);
+            } catch {
+              return undefined;
+            }
+          })();
+          if (t) assert.ok(t.path.startsWith('/') && !t.path.includes('?'));
+        },
+      ),
       { numRuns: 2000 },
     );
   });
@@ -88,11 +110,17 @@ describe('property: the request-target and source parsers are total', () => {
         const a = g.map((x) => x.toString(16)).join(':');
         const b = [...g.slice(0, 4), ...tail].map((x) => x.toString(16)).join(':');
         assert.equal(sourceKey(a), sourceKey(b), `${a} and ${b} share a /64`);
-        assert.equal(sourceKey(`::ffff:${g[0]! & 255}.${g[1]! & 255}.${g[2]! & 255}.${g[3]! & 255}`), `${g[0]! & 255}.${g[1]! & 255}.${g[2]! & 255}.${g[3]! & 255}`);
+        assert.equal(
+          sourceKey(`::ffff:${g[0]! & 255}.${g[1]! & 255}.${g[2]! & 255}.${g[3]! & 255}`),
+          `${g[0]! & 255}.${g[1]! & 255}.${g[2]! & 255}.${g[3]! & 255}`,
+        );
       }),
       { numRuns: 2000 },
     );
-    fc.assert(fc.property(fc.string(), (s) => void sourceKey(s)), { numRuns: 2000 });
+    fc.assert(
+      fc.property(fc.string(), (s) => void sourceKey(s)),
+      { numRuns: 2000 },
+    );
   });
 });
 
@@ -121,8 +149,25 @@ describe('property: random requests to the Auth Service never produce a 500', ()
     const id = readIdentityFile(join(c.dataDir, 'admin', 'identity.json'))!;
     const [host, port] = [c.addr.slice(0, c.addr.lastIndexOf(':')), Number(c.addr.slice(c.addr.lastIndexOf(':') + 1))];
     const adminTarget = fc.oneof(
-      fc.tuple(fc.constantFrom('resources', 'resources/role', 'resources/bot', 'resources/token', 'resources/bot_instance', 'audit', 'ca', 'status', 'bots'), fc.array(segment, { maxLength: 3 })).map(([a, s]) => [`${PATHS.admin}/${a}`, ...s].join('/')),
-      fc.tuple(fc.constantFrom('resources/role', 'resources/bot_instance', 'audit'), segment).map(([a, q]) => `${PATHS.admin}/${a}?${q}`),
+      fc
+        .tuple(
+          fc.constantFrom(
+            'resources',
+            'resources/role',
+            'resources/bot',
+            'resources/token',
+            'resources/bot_instance',
+            'audit',
+            'ca',
+            'status',
+            'bots',
+          ),
+          fc.array(segment, { maxLength: 3 }),
+        )
+        .map(([a, s]) => [`${PATHS.admin}/${a}`, ...s].join('/')),
+      fc
+        .tuple(fc.constantFrom('resources/role', 'resources/bot_instance', 'audit'), segment)
+        .map(([a, q]) => `${PATHS.admin}/${a}?${q}`),
     );
     await fc.assert(
       fc.asyncProperty(fc.constantFrom('GET', 'DELETE'), adminTarget, async (method, path) => {

@@ -29,20 +29,38 @@ function canonicalSegment(seg: string): boolean {
   const spareBits = [0, 0, 4, 2][seg.length % 4]!;
   return (ALPHABET.indexOf(seg.at(-1)!) & ((1 << spareBits) - 1)) === 0;
 }
-const oracle = (text: string) => text.length <= 16_384 && text.split('.').length === 3 && text.split('.').every(canonicalSegment);
+const oracle = (text: string) =>
+  text.length <= 16_384 && text.split('.').length === 3 && text.split('.').every(canonicalSegment);
 
 /** Strings made mostly of JWS-ish characters, so that the interesting cases are reached. */
 const jwsLike = fc
-  .array(fc.oneof({ weight: 8, arbitrary: fc.constantFrom(...ALPHABET) }, { weight: 2, arbitrary: fc.constantFrom('.', '=', ' ', '\n', '\t', '+', '/', '\u00a0', '\u0000', 'é') }), { maxLength: 40 })
+  .array(
+    fc.oneof(
+      { weight: 8, arbitrary: fc.constantFrom(...ALPHABET) },
+      { weight: 2, arbitrary: fc.constantFrom('.', '=', ' ', '\n', '\t', '+', '/', '\u00a0', '\u0000', 'é') },
+    ),
+    { maxLength: 40 },
+  )
   .map((cs) => cs.join(''));
 
 /** One edit of a token's text. */
 type Mutation = (jwt: string) => string;
 const mutation: fc.Arbitrary<Mutation> = fc.oneof(
   // replace, insert or delete one character
-  fc.tuple(fc.nat(), fc.constantFrom(...ALPHABET, '.', '=', ' ', '\n', '+', '/')).map(([i, c]): Mutation => (s) => { const k = i % Math.max(s.length, 1); return s.slice(0, k) + c + s.slice(k + 1); }),
-  fc.tuple(fc.nat(), fc.constantFrom(...ALPHABET, '.', '=', ' ', '\n', '\r', '\t', '+', '/')).map(([i, c]): Mutation => (s) => { const k = i % (s.length + 1); return s.slice(0, k) + c + s.slice(k); }),
-  fc.nat().map((i): Mutation => (s) => { const k = i % Math.max(s.length, 1); return s.slice(0, k) + s.slice(k + 1); }),
+  fc.tuple(fc.nat(), fc.constantFrom(...ALPHABET, '.', '=', ' ', '\n', '+', '/')).map(([i, c]): Mutation => (s) => {
+    const k = i % Math.max(s.length, 1);
+    return s.slice(0, k) + c + s.slice(k + 1);
+  }),
+  fc
+    .tuple(fc.nat(), fc.constantFrom(...ALPHABET, '.', '=', ' ', '\n', '\r', '\t', '+', '/'))
+    .map(([i, c]): Mutation => (s) => {
+      const k = i % (s.length + 1);
+      return s.slice(0, k) + c + s.slice(k);
+    }),
+  fc.nat().map((i): Mutation => (s) => {
+    const k = i % Math.max(s.length, 1);
+    return s.slice(0, k) + s.slice(k + 1);
+  }),
   // flip one bit of one decoded byte, then re-encode the segment
   fc.tuple(fc.nat(2), fc.nat(), fc.nat(7)).map(([seg, i, bit]): Mutation => (s) => {
     const parts = s.split('.');
@@ -58,14 +76,38 @@ const mutation: fc.Arbitrary<Mutation> = fc.oneof(
     const parts = s.split('.');
     const p = parts[seg];
     if (!p) return s;
-    parts[seg] = p.slice(0, -1) + ALPHABET[ALPHABET.indexOf(p.at(-1)!) ^ (bits & ((1 << [0, 0, 4, 2][p.length % 4]!) - 1))];
+    parts[seg] =
+      p.slice(0, -1) + ALPHABET[ALPHABET.indexOf(p.at(-1)!) ^ (bits & ((1 << [0, 0, 4, 2][p.length % 4]!) - 1))];
     return parts.join('.');
   }),
-  fc.nat(2).map((seg): Mutation => (s) => { const parts = s.split('.'); if (parts[seg] === undefined) return s; parts[seg] = `${parts[seg]}${'='.repeat((4 - (parts[seg].length % 4)) % 4 || 4)}`; return parts.join('.'); }),
-  fc.nat(2).map((seg): Mutation => (s) => { const parts = s.split('.'); if (parts[seg] === undefined) return s; parts[seg] = Buffer.from(parts[seg], 'base64url').toString('base64'); return parts.join('.'); }),
+  fc.nat(2).map((seg): Mutation => (s) => {
+    const parts = s.split('.');
+    if (parts[seg] === undefined) return s;
+    parts[seg] = `${parts[seg]}${'='.repeat((4 - (parts[seg].length % 4)) % 4 || 4)}`;
+    return parts.join('.');
+  }),
+  fc.nat(2).map((seg): Mutation => (s) => {
+    const parts = s.split('.');
+    if (parts[seg] === undefined) return s;
+    parts[seg] = Buffer.from(parts[seg], 'base64url').toString('base64');
+    return parts.join('.');
+  }),
   // segments swapped, dropped or repeated; whitespace around
-  fc.constantFrom<[number, number, number]>([1, 0, 2], [0, 2, 1], [2, 1, 0], [0, 1, 1], [0, 0, 2]).map((order): Mutation => (s) => { const p = s.split('.'); return order.map((i) => p[i]).join('.'); }),
-  fc.constantFrom<Mutation>((s) => `${s}.`, (s) => `.${s}`, (s) => `${s} `, (s) => ` ${s}`, (s) => `${s}\n`, (s) => s.split('.').slice(0, 2).join('.'), (s) => `${s}.${s.split('.')[2]}`),
+  fc
+    .constantFrom<[number, number, number]>([1, 0, 2], [0, 2, 1], [2, 1, 0], [0, 1, 1], [0, 0, 2])
+    .map((order): Mutation => (s) => {
+      const p = s.split('.');
+      return order.map((i) => p[i]).join('.');
+    }),
+  fc.constantFrom<Mutation>(
+    (s) => `${s}.`,
+    (s) => `.${s}`,
+    (s) => `${s} `,
+    (s) => ` ${s}`,
+    (s) => `${s}\n`,
+    (s) => s.split('.').slice(0, 2).join('.'),
+    (s) => `${s}.${s.split('.')[2]}`,
+  ),
 );
 
 describe('property: the JWS/JWT path accepts only the identical token', () => {
@@ -81,7 +123,15 @@ describe('property: the JWS/JWT path accepts only the identical token', () => {
     pub = (await generateKeys('ec-p256')).publicKeyPem;
     await t.admin.create({ kind: 'role', metadata: { name: 'ci' }, spec: {} }, false, 'admin');
     await t.admin.create({ kind: 'bot', metadata: { name: 'ci' }, spec: { roles: ['ci'] } }, false, 'admin');
-    await t.admin.create({ kind: 'token', metadata: { name: 'gh' }, spec: { join_method: 'github', bot_name: 'ci', allow: [{ repository: 'octo/app' }] } }, false, 'admin');
+    await t.admin.create(
+      {
+        kind: 'token',
+        metadata: { name: 'gh' },
+        spec: { join_method: 'github', bot_name: 'ci', allow: [{ repository: 'octo/app' }] },
+      },
+      false,
+      'admin',
+    );
   });
   after(async () => {
     await rs?.close();
@@ -90,40 +140,63 @@ describe('property: the JWS/JWT path accepts only the identical token', () => {
 
   it('the canonical check agrees with an independent definition of canonical base64url', () => {
     fc.assert(
-      fc.property(fc.oneof(jwsLike, fc.tuple(jwsLike, jwsLike, jwsLike).map((p) => p.join('.')), fc.string({ unit: 'grapheme', maxLength: 60 })), (text) => {
-        let accepted = true;
-        try {
-          assertCanonicalCompactJws(text);
-        } catch {
-          accepted = false;
-        }
-        assert.equal(accepted, oracle(text), JSON.stringify(text));
-      }),
+      fc.property(
+        fc.oneof(
+          jwsLike,
+          fc.tuple(jwsLike, jwsLike, jwsLike).map((p) => p.join('.')),
+          fc.string({ unit: 'grapheme', maxLength: 60 }),
+        ),
+        (text) => {
+          let accepted = true;
+          try {
+            assertCanonicalCompactJws(text);
+          } catch {
+            accepted = false;
+          }
+          assert.equal(accepted, oracle(text), JSON.stringify(text));
+        },
+      ),
       { numRuns: 3000 },
     );
   });
 
   it('the canonical check throws nothing but its refusal, whatever it is given', () => {
     fc.assert(
-      fc.property(fc.oneof(fc.anything(), jwsLike, fc.string({ unit: 'binary', maxLength: 80 }), fc.string({ maxLength: 20_000, minLength: 16_380 })), (input) => {
-        try {
-          assertCanonicalCompactJws(input, 'id_token');
-        } catch (err) {
-          assert.ok(isMwiError(err, 'BAD_REQUEST') && err.field === 'id_token', String(err));
-        }
-      }),
+      fc.property(
+        fc.oneof(
+          fc.anything(),
+          jwsLike,
+          fc.string({ unit: 'binary', maxLength: 80 }),
+          fc.string({ maxLength: 20_000, minLength: 16_380 }),
+        ),
+        (input) => {
+          try {
+            assertCanonicalCompactJws(input, 'id_token');
+          } catch (err) {
+            assert.ok(isMwiError(err, 'BAD_REQUEST') && err.field === 'id_token', String(err));
+          }
+        },
+      ),
       { numRuns: 2000 },
     );
   });
 
   it('any three byte strings encode to a canonical JWS that decodes to them', () => {
     fc.assert(
-      fc.property(fc.uint8Array({ minLength: 1, maxLength: 64 }), fc.uint8Array({ minLength: 1, maxLength: 64 }), fc.uint8Array({ minLength: 1, maxLength: 64 }), (h, p, s) => {
-        const text = [h, p, s].map((b) => Buffer.from(b).toString('base64url')).join('.');
-        const jws = assertCanonicalCompactJws(text);
-        assert.deepEqual([jws.header, jws.payload, jws.signature].map((b) => new Uint8Array(b)), [h, p, s]);
-        assert.equal(jws.signingInput, text.split('.').slice(0, 2).join('.'));
-      }),
+      fc.property(
+        fc.uint8Array({ minLength: 1, maxLength: 64 }),
+        fc.uint8Array({ minLength: 1, maxLength: 64 }),
+        fc.uint8Array({ minLength: 1, maxLength: 64 }),
+        (h, p, s) => {
+          const text = [h, p, s].map((b) => Buffer.from(b).toString('base64url')).join('.');
+          const jws = assertCanonicalCompactJws(text);
+          assert.deepEqual(
+            [jws.header, jws.payload, jws.signature].map((b) => new Uint8Array(b)),
+            [h, p, s],
+          );
+          assert.equal(jws.signingInput, text.split('.').slice(0, 2).join('.'));
+        },
+      ),
     );
   });
 
@@ -131,7 +204,13 @@ describe('property: the JWS/JWT path accepts only the identical token', () => {
     it(`no mutation of a valid ${alg} token verifies unless it is the identical text`, async () => {
       const issuer = alg === 'RS256' ? rs : es;
       const jwt = await issuer.sign(CLAIMS);
-      const rules = { issuer: issuer.issuer, audience: 'unit', keys: createLocalJWKSet(JSON.parse(issuer.jwks())), now: Date.now(), maxLifetimeS: 3600 };
+      const rules = {
+        issuer: issuer.issuer,
+        audience: 'unit',
+        keys: createLocalJWKSet(JSON.parse(issuer.jwks())),
+        now: Date.now(),
+        maxLifetimeS: 3600,
+      };
       await verifyPlatformJwt(jwt, rules); // the original verifies
       await fc.assert(
         fc.asyncProperty(fc.array(mutation, { minLength: 1, maxLength: 3 }), async (edits) => {
@@ -157,7 +236,14 @@ describe('property: the JWS/JWT path accepts only the identical token', () => {
     await fc.assert(
       fc.asyncProperty(fc.array(mutation, { minLength: 1, maxLength: 3 }), async (edits) => {
         const mutated = edits.reduce((s, m) => m(s), jwt);
-        await assert.rejects(handleJoin(t.ctx, { token: 'gh', join_method: 'github', public_key: pub, payload: { id_token: mutated } }, '-'), (e) => isMwiError(e, 'JOIN_DENIED'));
+        await assert.rejects(
+          handleJoin(
+            t.ctx,
+            { token: 'gh', join_method: 'github', public_key: pub, payload: { id_token: mutated } },
+            '-',
+          ),
+          (e) => isMwiError(e, 'JOIN_DENIED'),
+        );
       }),
       { numRuns: RUNS },
     );

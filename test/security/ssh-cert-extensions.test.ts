@@ -11,10 +11,13 @@ import { cli, run } from '../helpers/procs.js';
 import { freePort, startSshd, type Sshd } from '../helpers/sshd.js';
 
 /** `ssh-keygen -L` of a certificate file: its key ID, serial, principals and extensions. */
-export async function readSshCert(file: string): Promise<{ keyId: string; serial: string; principals: string[]; extensions: string[]; text: string }> {
+export async function readSshCert(
+  file: string,
+): Promise<{ keyId: string; serial: string; principals: string[]; extensions: string[]; text: string }> {
   const r = await run('ssh-keygen', ['-L', '-f', file]);
   assert.equal(r.code, 0, r.stderr);
-  const list = (name: string): string[] => new RegExp(`${name}: ?\\n((?:\\s{16}.*\\n)*)`).exec(r.stdout)?.[1]?.trim().split(/\s+/).filter(Boolean) ?? [];
+  const list = (name: string): string[] =>
+    new RegExp(`${name}: ?\\n((?:\\s{16}.*\\n)*)`).exec(r.stdout)?.[1]?.trim().split(/\s+/).filter(Boolean) ?? [];
   return {
     keyId: /Key ID: "(.*)"/.exec(r.stdout)![1]!,
     serial: /Serial: (\d+)/.exec(r.stdout)![1]!,
@@ -46,11 +49,21 @@ describe('SSH certificate extensions follow role options; the key ID names bot a
     sshd = await startSshd(cluster, join(cluster.dir, 'sshd'));
     for (const [bot, options] of Object.entries(bots)) {
       const file = join(cluster.dir, `${bot}.yaml`);
-      writeFileSync(file, `kind: role\nversion: v7\nmetadata: { name: ${bot}-role }\nspec:\n  options: ${options}\n  allow: { logins: [${me}] }\n`);
+      writeFileSync(
+        file,
+        `kind: role\nversion: v7\nmetadata: { name: ${bot}-role }\nspec:\n  options: ${options}\n` +
+          `  allow: { logins: [${me}] }\n`,
+      );
       await cluster.tctlOk(['create', '-f', file]);
-      const { token } = JSON.parse(await cluster.tctlOk(['bots', 'add', bot, '--roles', `${bot}-role`, '--format', 'json'])) as { token: string };
+      const { token } = JSON.parse(
+        await cluster.tctlOk(['bots', 'add', bot, '--roles', `${bot}-role`, '--format', 'json']),
+      ) as { token: string };
       out[bot] = join(cluster.dir, `out-${bot}`);
-      const r = await cli('tbot', ['start', '--oneshot', ...tbotFlags(cluster, token, join(cluster.dir, `bot-${bot}`), out[bot])], { timeoutMs: 30_000 });
+      const r = await cli(
+        'tbot',
+        ['start', '--oneshot', ...tbotFlags(cluster, token, join(cluster.dir, `bot-${bot}`), out[bot])],
+        { timeoutMs: 30_000 },
+      );
       assert.equal(r.code, 0, `tbot ${bot}: ${r.stderr}`);
     }
   });
@@ -61,7 +74,10 @@ describe('SSH certificate extensions follow role options; the key ID names bot a
   });
 
   it('defaults: permit-pty and permit-port-forwarding only (no agent, X11 or user-rc)', async () => {
-    assert.deepEqual((await readSshCert(join(out.plain!, 'key-cert.pub'))).extensions, ['permit-port-forwarding', 'permit-pty']);
+    assert.deepEqual((await readSshCert(join(out.plain!, 'key-cert.pub'))).extensions, [
+      'permit-port-forwarding',
+      'permit-pty',
+    ]);
   });
 
   it('forward_agent and permit_x11_forwarding grant their extensions', async () => {
@@ -83,7 +99,20 @@ describe('SSH certificate extensions follow role options; the key ID names bot a
       const port = await freePort();
       return run(
         'ssh',
-        ['-F', join(out[bot]!, 'ssh_config'), '-p', String(sshd.port), '-o', 'BatchMode=yes', '-o', 'ExitOnForwardFailure=yes', '-R', `127.0.0.1:${port}:127.0.0.1:${sshd.port}`, `${me}@127.0.0.1`, 'true'],
+        [
+          '-F',
+          join(out[bot]!, 'ssh_config'),
+          '-p',
+          String(sshd.port),
+          '-o',
+          'BatchMode=yes',
+          '-o',
+          'ExitOnForwardFailure=yes',
+          '-R',
+          `127.0.0.1:${port}:127.0.0.1:${sshd.port}`,
+          `${me}@127.0.0.1`,
+          'true',
+        ],
         { timeoutMs: 30_000 },
       );
     };
@@ -107,19 +136,35 @@ describe('SSH certificate extensions follow role options; the key ID names bot a
   });
 });
 
-describe('sshExtensions: Teleport\'s rules for combining role options', () => {
-  const role = (options: Record<string, unknown>): Role => roleSchema.parse({ kind: 'role', metadata: { name: 'r' }, spec: { options } });
-  const pf = (...opts: Array<Record<string, unknown>>): boolean => sshExtensions(opts.map(role)).includes('permit-port-forwarding');
+describe("sshExtensions: Teleport's rules for combining role options", () => {
+  const role = (options: Record<string, unknown>): Role =>
+    roleSchema.parse({ kind: 'role', metadata: { name: 'r' }, spec: { options } });
+  const pf = (...opts: Array<Record<string, unknown>>): boolean =>
+    sshExtensions(opts.map(role)).includes('permit-port-forwarding');
 
   it('agent and X11 forwarding: any role enabling them grants them; permit-pty always; permit-user-rc never', () => {
     assert.deepEqual(sshExtensions([]), ['permit-port-forwarding', 'permit-pty']);
-    assert.deepEqual(sshExtensions([role({ forward_agent: false }), role({ forward_agent: true })]), ['permit-agent-forwarding', 'permit-port-forwarding', 'permit-pty']);
-    assert.deepEqual(sshExtensions([role({ permit_x11_forwarding: true }), role({})]), ['permit-X11-forwarding', 'permit-port-forwarding', 'permit-pty']);
+    assert.deepEqual(sshExtensions([role({ forward_agent: false }), role({ forward_agent: true })]), [
+      'permit-agent-forwarding',
+      'permit-port-forwarding',
+      'permit-pty',
+    ]);
+    assert.deepEqual(sshExtensions([role({ permit_x11_forwarding: true }), role({})]), [
+      'permit-X11-forwarding',
+      'permit-port-forwarding',
+      'permit-pty',
+    ]);
   });
 
   it('port forwarding: an explicit ssh_port_forwarding deny wins over allows; the legacy flag counts only without it', () => {
     assert.equal(pf({}), true);
-    assert.equal(pf({ ssh_port_forwarding: { remote: { enabled: false } } }, { ssh_port_forwarding: { remote: { enabled: true } } }), false);
+    assert.equal(
+      pf(
+        { ssh_port_forwarding: { remote: { enabled: false } } },
+        { ssh_port_forwarding: { remote: { enabled: true } } },
+      ),
+      false,
+    );
     assert.equal(pf({ ssh_port_forwarding: { local: { enabled: true }, remote: { enabled: true } } }), true);
     assert.equal(pf({ port_forwarding: false }, {}), false);
     // a legacy allow on one role turns it on, as Teleport does
@@ -136,7 +181,11 @@ describe('sshExtensions: Teleport\'s rules for combining role options', () => {
       [{ ssh_port_forwarding: { local: { enabled: 'no' } } }, 'spec.options.ssh_port_forwarding.local.enabled'],
       [{ ssh_port_forwarding: { sideways: {} } }, 'spec.options.ssh_port_forwarding.sideways'],
     ] as const) {
-      assert.throws(() => validateResource({ kind: 'role', metadata: { name: 'r' }, spec: { options } }), (e) => isMwiError(e, 'BAD_REQUEST') && e.field === field, JSON.stringify(options));
+      assert.throws(
+        () => validateResource({ kind: 'role', metadata: { name: 'r' }, spec: { options } }),
+        (e) => isMwiError(e, 'BAD_REQUEST') && e.field === field,
+        JSON.stringify(options),
+      );
     }
   });
 });

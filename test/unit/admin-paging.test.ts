@@ -28,7 +28,12 @@ it('admin listings come in pages that cover every item exactly once', async () =
 it('tctl get bot_instance: by BOT/ID in one read, by ID alone, and NOT_FOUND for names that are not there', async () => {
   const { admin, ctx } = await testContext();
   const id = '00000000-0000-4000-8000-000000000001';
-  const inst = { kind: 'bot_instance', version: 'v1', metadata: { name: id }, spec: { bot_name: 'ci', instance_id: id } };
+  const inst = {
+    kind: 'bot_instance',
+    version: 'v1',
+    metadata: { name: id },
+    spec: { bot_name: 'ci', instance_id: id },
+  };
   await ctx.backend.put(`/bot_instances/ci/${id}`, JSON.stringify(inst));
   assert.deepEqual(await admin.get('bot_instance', `ci/${id}`), inst);
   assert.deepEqual(await admin.get('bot_instance', id), inst);

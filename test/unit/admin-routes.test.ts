@@ -54,7 +54,10 @@ it('admin request bodies: an optional field of another JSON type reads as absent
 
 it('admin request bodies: a required field missing or of the wrong type is refused naming it', () => {
   const refused = (schema: Parameters<typeof parse>[0], body: unknown, message: RegExp) =>
-    assert.throws(() => parse(schema, body), (e) => isMwiError(e, 'BAD_REQUEST') && message.test(e.message));
+    assert.throws(
+      () => parse(schema, body),
+      (e) => isMwiError(e, 'BAD_REQUEST') && message.test(e.message),
+    );
   refused(addBotRequest, {}, /^name: Required$/);
   refused(addBotRequest, { name: 'b', roles: [5] }, /^roles\[0\]: Expected string, received number$/);
   refused(addBotRequest, { name: 'b', roles: ['r'], logins: [5] }, /^logins\[0\]: Expected string/);

@@ -36,5 +36,8 @@ it('bench pace: open loop on schedule, latency counted from the scheduled start'
     }
   });
   assert.equal(blocked.samples.length, 5);
-  assert.ok(Math.min(...blocked.samples) >= 40, `samples ${blocked.samples.map((x) => x.toFixed(1)).join(', ')}: the stall is not in the figures`);
+  assert.ok(
+    Math.min(...blocked.samples) >= 40,
+    `samples ${blocked.samples.map((x) => x.toFixed(1)).join(', ')}: the stall is not in the figures`,
+  );
 });

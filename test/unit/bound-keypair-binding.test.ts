@@ -51,24 +51,27 @@ function input(over: Partial<BindingInput> = {}): BindingInput {
 function bind(over: Partial<BindingInput>) {
   const b = decideBinding(input(over));
   assert.equal(b.kind, 'bind');
-  return b as Extract<typeof b, { kind: 'bind' }>;
+  return b;
 }
 
 /** Refused with this internal reason and, if given, this public message. */
 function refuses(over: Partial<BindingInput>, reason: RegExp, message?: RegExp): void {
-  assert.throws(() => decideBinding(input(over)), (e) => {
-    assert.ok(e instanceof JoinRefusal && isMwiError(e, 'JOIN_DENIED'), String(e));
-    assert.match(e.detail ?? '', reason);
-    if (message) assert.match(e.message, message);
-    return true;
-  });
+  assert.throws(
+    () => decideBinding(input(over)),
+    (e) => {
+      assert.ok(e instanceof JoinRefusal && isMwiError(e, 'JOIN_DENIED'), String(e));
+      assert.match(e.detail ?? '', reason);
+      if (message) assert.match(e.message, message);
+      return true;
+    },
+  );
 }
 
 /** The reason the token is locked for. */
 function locks(over: Partial<BindingInput>): string {
   const b = decideBinding(input(over));
   assert.equal(b.kind, 'lock');
-  return (b as Extract<typeof b, { kind: 'lock' }>).reason;
+  return b.reason;
 }
 
 const limit = (n: number) => spec({ recovery: { limit: n } });

@@ -28,17 +28,36 @@ describe('tbot configuration', () => {
 
   it('flags build the same object a file would (tbot configure, golden)', async () => {
     const r = await cli('tbot', [
-      'configure', '--auth-server', '127.0.0.1:3025', '--token', '0123456789abcdef0123456789abcdef',
-      '--ca-pin', `sha256:${'a'.repeat(64)}`, '--data-dir', '/var/lib/tbot', '--destination-dir', '/opt/machine-id',
-      '--certificate-ttl', '30m', '--renewal-interval', '10m', '--oneshot',
+      'configure',
+      '--auth-server',
+      '127.0.0.1:3025',
+      '--token',
+      '0123456789abcdef0123456789abcdef',
+      '--ca-pin',
+      `sha256:${'a'.repeat(64)}`,
+      '--data-dir',
+      '/var/lib/tbot',
+      '--destination-dir',
+      '/opt/machine-id',
+      '--certificate-ttl',
+      '30m',
+      '--renewal-interval',
+      '10m',
+      '--oneshot',
     ]);
     assert.equal(r.code, 0, r.stderr);
     golden('configure-flags.yaml', r.stdout);
     // and that YAML, fed back as a file, validates to the same config as the flags
     const fromFlags = validateTbotConfig(
       buildTbotFile({
-        'auth-server': '127.0.0.1:3025', token: '0123456789abcdef0123456789abcdef', 'ca-pin': [`sha256:${'a'.repeat(64)}`],
-        'data-dir': '/var/lib/tbot', 'destination-dir': '/opt/machine-id', 'certificate-ttl': '30m', 'renewal-interval': '10m', oneshot: true,
+        'auth-server': '127.0.0.1:3025',
+        token: '0123456789abcdef0123456789abcdef',
+        'ca-pin': [`sha256:${'a'.repeat(64)}`],
+        'data-dir': '/var/lib/tbot',
+        'destination-dir': '/opt/machine-id',
+        'certificate-ttl': '30m',
+        'renewal-interval': '10m',
+        oneshot: true,
       }),
     );
     const dir = tempDir('configure');
@@ -51,7 +70,11 @@ describe('tbot configuration', () => {
   });
 
   it('flags override the file', () => {
-    const file = buildTbotFile({ config: join(FIXTURES, 'tbot-full.yaml'), 'auth-server': '10.0.0.1:3025', 'renewal-interval': '1m' });
+    const file = buildTbotFile({
+      config: join(FIXTURES, 'tbot-full.yaml'),
+      'auth-server': '10.0.0.1:3025',
+      'renewal-interval': '1m',
+    });
     const cfg = validateTbotConfig(file);
     assert.deepEqual(cfg.authServers, ['10.0.0.1:3025']);
     assert.equal(cfg.renewalIntervalMs, 60_000);
@@ -63,7 +86,9 @@ describe('tbot configuration', () => {
     const path = join(dir.path, 'token');
     writeFileSync(path, 'fedcba9876543210fedcba9876543210\n');
     try {
-      const cfg = validateTbotConfig(buildTbotFile({ 'auth-server': 'a:1', token: path, 'ca-pin': [`sha256:${'b'.repeat(64)}`] }));
+      const cfg = validateTbotConfig(
+        buildTbotFile({ 'auth-server': 'a:1', token: path, 'ca-pin': [`sha256:${'b'.repeat(64)}`] }),
+      );
       assert.equal(cfg.token, 'fedcba9876543210fedcba9876543210');
     } finally {
       dir.cleanup();
@@ -71,8 +96,17 @@ describe('tbot configuration', () => {
   });
 
   it('two outputs in one directory are refused', () => {
-    const file = buildTbotFile({ 'auth-server': 'a:1', token: 't', 'ca-pin': [`sha256:${'b'.repeat(64)}`], 'data-dir': '/x', 'destination-dir': '/x' });
-    assert.throws(() => validateTbotConfig(file), /outputs: two outputs \(or an output and storage\) share the directory \/x/);
+    const file = buildTbotFile({
+      'auth-server': 'a:1',
+      token: 't',
+      'ca-pin': [`sha256:${'b'.repeat(64)}`],
+      'data-dir': '/x',
+      'destination-dir': '/x',
+    });
+    assert.throws(
+      () => validateTbotConfig(file),
+      /outputs: two outputs \(or an output and storage\) share the directory \/x/,
+    );
   });
 });
 
@@ -116,7 +150,10 @@ describe('outputs and services', () => {
 
   it('a destination without directories shares nothing', () => {
     const cfg = validateTbotConfig(file({ outputs: [out(), out()], services: [out()] }));
-    assert.deepEqual(cfg.outputs.map((o) => o.destination?.type), ['memory', 'memory', 'memory']);
+    assert.deepEqual(
+      cfg.outputs.map((o) => o.destination?.type),
+      ['memory', 'memory', 'memory'],
+    );
   });
 });
 

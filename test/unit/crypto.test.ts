@@ -51,7 +51,13 @@ describe('OpenSSH certificates (checked by ssh-keygen, not by ourselves)', () =>
       const k = await generateKeys(alg);
       const file = join(tmp.path, `k-${alg}`);
       const priv = createPrivateKey(k.privateKeyPem);
-      writeFileSync(file, alg === 'ec-p256' ? priv.export({ type: 'sec1', format: 'pem' }) : priv.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+      writeFileSync(
+        file,
+        alg === 'ec-p256'
+          ? priv.export({ type: 'sec1', format: 'pem' })
+          : priv.export({ type: 'pkcs8', format: 'pem' }),
+        { mode: 0o600 },
+      );
       const r = await run('ssh-keygen', ['-y', '-f', file]);
       if (alg === 'ed25519' && r.code !== 0) continue; // older ssh-keygen cannot read PKCS#8 Ed25519
       assert.equal(r.code, 0, r.stderr);
@@ -61,8 +67,18 @@ describe('OpenSSH certificates (checked by ssh-keygen, not by ourselves)', () =>
   });
 
   it('rejects malformed and inconsistent OpenSSH public keys naming the field', () => {
-    for (const bad of ['', 'ssh-ed25519', 'ssh-ed25519 !!!', `ssh-rsa ${Buffer.from('\0\0\0\x0bssh-ed25519').toString('base64')}`, 'ssh-dss AAAAB3NzaC1kc3MAAACBAP']) {
-      assert.throws(() => parseSshPublicKey(bad, 'public_key'), (e) => isMwiError(e, 'BAD_REQUEST') && /public_key/.test(e.message), bad);
+    for (const bad of [
+      '',
+      'ssh-ed25519',
+      'ssh-ed25519 !!!',
+      `ssh-rsa ${Buffer.from('\0\0\0\x0bssh-ed25519').toString('base64')}`,
+      'ssh-dss AAAAB3NzaC1kc3MAAACBAP',
+    ]) {
+      assert.throws(
+        () => parseSshPublicKey(bad, 'public_key'),
+        (e) => isMwiError(e, 'BAD_REQUEST') && /public_key/.test(e.message),
+        bad,
+      );
     }
   });
 });
@@ -81,14 +97,33 @@ describe('X.509 (checked by openssl)', () => {
     });
     writeFileSync(join(tmp.path, 'ca.pem'), ca.certPem);
     writeFileSync(join(tmp.path, 'leaf.pem'), certPem);
-    const ok = await run('openssl', ['verify', '-purpose', 'sslclient', '-CAfile', join(tmp.path, 'ca.pem'), join(tmp.path, 'leaf.pem')]);
+    const ok = await run('openssl', [
+      'verify',
+      '-purpose',
+      'sslclient',
+      '-CAfile',
+      join(tmp.path, 'ca.pem'),
+      join(tmp.path, 'leaf.pem'),
+    ]);
     assert.equal(ok.code, 0, ok.stderr + ok.stdout);
-    const wrongPurpose = await run('openssl', ['verify', '-purpose', 'sslserver', '-CAfile', join(tmp.path, 'ca.pem'), join(tmp.path, 'leaf.pem')]);
+    const wrongPurpose = await run('openssl', [
+      'verify',
+      '-purpose',
+      'sslserver',
+      '-CAfile',
+      join(tmp.path, 'ca.pem'),
+      join(tmp.path, 'leaf.pem'),
+    ]);
     assert.notEqual(wrongPurpose.code, 0);
     const leaf = new X509Certificate(certPem);
     assert.match(leaf.subject, /CN=bot-robot/);
     assert.ok(Date.parse(leaf.validFrom) <= Date.now() - 59_000, 'NotBefore is backdated');
-    assert.deepEqual(JSON.parse(findUtf8Extension(leaf.raw, IDENTITY_OID)!), { kind: 'bot', bot: 'robot', instance: 'i-1', generation: 7 });
+    assert.deepEqual(JSON.parse(findUtf8Extension(leaf.raw, IDENTITY_OID)!), {
+      kind: 'bot',
+      bot: 'robot',
+      instance: 'i-1',
+      generation: 7,
+    });
     assert.equal(findUtf8Extension(leaf.raw, '1.3.9999.7.2'), undefined);
   });
 
@@ -106,9 +141,19 @@ describe('X.509 (checked by openssl)', () => {
       uris: ['spiffe://example.org/svc'],
     });
     writeFileSync(join(tmp.path, 'srv.pem'), certPem);
-    const r = await run('openssl', ['x509', '-in', join(tmp.path, 'srv.pem'), '-noout', '-ext', 'subjectAltName,extendedKeyUsage,keyUsage,basicConstraints']);
+    const r = await run('openssl', [
+      'x509',
+      '-in',
+      join(tmp.path, 'srv.pem'),
+      '-noout',
+      '-ext',
+      'subjectAltName,extendedKeyUsage,keyUsage,basicConstraints',
+    ]);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /DNS:auth\.mwi\.cluster\.local, DNS:localhost, IP Address:127\.0\.0\.1, IP Address:0:0:0:0:0:0:0:1, IP Address:FE80:0:0:0:0:0:1:2, URI:spiffe:\/\/example\.org\/svc/);
+    assert.match(
+      r.stdout,
+      /DNS:auth\.mwi\.cluster\.local, DNS:localhost, IP Address:127\.0\.0\.1, IP Address:0:0:0:0:0:0:0:1, IP Address:FE80:0:0:0:0:0:1:2, URI:spiffe:\/\/example\.org\/svc/,
+    );
     assert.match(r.stdout, /TLS Web Server Authentication/);
     // an EC key cannot encipher: digitalSignature only (test/security/keyusage-ec-leaf.test.ts)
     assert.match(r.stdout, /critical\s+Digital Signature\n/);
@@ -120,7 +165,10 @@ describe('X.509 (checked by openssl)', () => {
     writeFileSync(join(tmp.path, 'host.pem'), pair.certPem);
     const pub = await run('openssl', ['x509', '-in', join(tmp.path, 'host.pem'), '-pubkey', '-noout']);
     writeFileSync(join(tmp.path, 'host.pub'), pub.stdout);
-    const der = await run('bash', ['-c', `openssl pkey -pubin -in ${join(tmp.path, 'host.pub')} -outform DER | openssl dgst -sha256 -r`]);
+    const der = await run('bash', [
+      '-c',
+      `openssl pkey -pubin -in ${join(tmp.path, 'host.pub')} -outform DER | openssl dgst -sha256 -r`,
+    ]);
     assert.equal(spkiPin(createPublicKey(pair.certPem)), `sha256:${der.stdout.split(' ')[0]}`);
   });
 
@@ -130,7 +178,10 @@ describe('X.509 (checked by openssl)', () => {
     const rsa = await run('openssl', ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:1024']);
     const rsaPub = createPublicKey(rsa.stdout).export({ type: 'spki', format: 'pem' }).toString();
     assert.throws(() => parseClientPublicKey(rsaPub, 'public_key'), /public_key: unsupported key type rsa/);
-    assert.throws(() => parseClientPublicKey('-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n', 'public_key'), /public_key: not a valid PEM public key/);
+    assert.throws(
+      () => parseClientPublicKey('-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n', 'public_key'),
+      /public_key: not a valid PEM public key/,
+    );
     assert.throws(() => parseClientPublicKey(42, 'public_key'), /public_key: expected a PEM public key/);
   });
 });
@@ -149,9 +200,14 @@ describe('parseClientKey (the hot-path key parser)', () => {
     const rsa = await run('openssl', ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:1024']);
     const rsaPub = createPublicKey(rsa.stdout).export({ type: 'spki', format: 'pem' }).toString();
     assert.throws(() => parseClientKey(rsaPub, 'public_key'), /public_key: unsupported key type rsa/);
-    const p384 = generateKeyPairSync('ec', { namedCurve: 'secp384r1' }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    const p384 = generateKeyPairSync('ec', { namedCurve: 'secp384r1' })
+      .publicKey.export({ type: 'spki', format: 'pem' })
+      .toString();
     assert.throws(() => parseClientKey(p384, 'public_key'), /public_key: unsupported key type ec/);
-    assert.throws(() => parseClientKey('-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----\n', 'public_key'), /public_key/);
+    assert.throws(
+      () => parseClientKey('-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----\n', 'public_key'),
+      /public_key/,
+    );
     assert.throws(() => parseClientKey(undefined, 'public_key'), /public_key: expected a PEM public key/);
   });
 });

@@ -54,7 +54,10 @@ describe('directory destination specifics', () => {
     assert.equal(statSync(join(path, 'cert')).mode & 0o777, 0o644);
     const entries = readdirSync(path).sort();
     assert.equal(entries.filter((e) => e.startsWith('..v-')).length, 1);
-    assert.deepEqual(entries.filter((e) => !e.startsWith('..v-')), ['..data', 'cert', 'key']);
+    assert.deepEqual(
+      entries.filter((e) => !e.startsWith('..v-')),
+      ['..data', 'cert', 'key'],
+    );
     assert.equal(readFileSync(join(path, 'key'), 'utf8'), 'k2');
   });
 
@@ -68,7 +71,10 @@ describe('directory destination specifics', () => {
   });
 
   it('refuses file names that escape the directory', async () => {
-    await assert.rejects(new DirectoryDestination(join(tmp.path, 'esc')).writeAll([{ name: '../x', data: '', mode: 0o600 }]), TypeError);
+    await assert.rejects(
+      new DirectoryDestination(join(tmp.path, 'esc')).writeAll([{ name: '../x', data: '', mode: 0o600 }]),
+      TypeError,
+    );
   });
 });
 
@@ -89,14 +95,30 @@ describe('identity output layout (golden: Teleport file names)', () => {
       },
       (f) => `/out/${f}`,
     );
-    assert.deepEqual(files.map((f) => f.name), [...IDENTITY_FILES]);
+    assert.deepEqual(
+      files.map((f) => f.name),
+      [...IDENTITY_FILES],
+    );
     const modes = Object.fromEntries(files.map((f) => [f.name, f.mode.toString(8)]));
-    assert.deepEqual(modes, { identity: '600', key: '600', 'key.pub': '644', 'key-cert.pub': '644', tlscert: '644', tlscacerts: '644', sshcacerts: '644', known_hosts: '644', ssh_config: '644' });
+    assert.deepEqual(modes, {
+      identity: '600',
+      key: '600',
+      'key.pub': '644',
+      'key-cert.pub': '644',
+      tlscert: '644',
+      tlscacerts: '644',
+      sshcacerts: '644',
+      known_hosts: '644',
+      ssh_config: '644',
+    });
     const by = Object.fromEntries(files.map((f) => [f.name, f.data]));
     assert.match(by.key!, /^-----BEGIN EC PRIVATE KEY-----/);
     assert.equal(by.known_hosts, '@cert-authority * ssh-ed25519 HOSTCA c ssh-host\n');
     assert.equal(by.sshcacerts, 'cert-authority ssh-ed25519 USERCA c ssh-user\n');
-    assert.match(by.ssh_config!, /IdentityFile "\/out\/key"\n\s+CertificateFile "\/out\/key-cert.pub"\n\s+UserKnownHostsFile "\/out\/known_hosts"/);
+    assert.match(
+      by.ssh_config!,
+      /IdentityFile "\/out\/key"\n\s+CertificateFile "\/out\/key-cert.pub"\n\s+UserKnownHostsFile "\/out\/known_hosts"/,
+    );
     assert.ok(by.identity!.startsWith(by.key!));
   });
 });

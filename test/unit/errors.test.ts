@@ -8,7 +8,9 @@ import { ERROR_CODES, exitCodeFor, HTTP_STATUS, MwiError } from '../../src/error
 const DOC = resolve(dirname(fileURLToPath(import.meta.url)), '../../../docs/errors.md');
 
 it('docs/errors.md lists exactly the real error codes, with their HTTP status', () => {
-  const rows = [...readFileSync(DOC, 'utf8').matchAll(/^\| `([A-Z_]+)` \| (\d+) \|/gm)].map((m) => [m[1]!, Number(m[2])] as const);
+  const rows = [...readFileSync(DOC, 'utf8').matchAll(/^\| `([A-Z_]+)` \| (\d+) \|/gm)].map(
+    (m) => [m[1]!, Number(m[2])] as const,
+  );
   assert.deepEqual(rows.map((r) => r[0]).sort(), Object.keys(ERROR_CODES).sort());
   for (const [code, status] of rows) assert.equal(status, HTTP_STATUS[code as keyof typeof HTTP_STATUS], code);
 });

@@ -32,13 +32,16 @@ it('mwi.yaml oidc and kubernetes: parsed by their sections, defaults when absent
   const tmp = tempDir('join-sections');
   try {
     const file = join(tmp.path, 'mwi.yaml');
-    writeFileSync(file, [
-      'oidc:',
-      '  endpoint_overrides: { "https://issuer.example": "http://127.0.0.1:9" }',
-      '  min_refresh: 1m',
-      'kubernetes: { api_server: "https://10.0.0.1", token_path: /tmp/t }',
-      '',
-    ].join('\n'));
+    writeFileSync(
+      file,
+      [
+        'oidc:',
+        '  endpoint_overrides: { "https://issuer.example": "http://127.0.0.1:9" }',
+        '  min_refresh: 1m',
+        'kubernetes: { api_server: "https://10.0.0.1", token_path: /tmp/t }',
+        '',
+      ].join('\n'),
+    );
     assert.deepEqual(loadAuthConfig(file, {}).joinMethods, {
       oidc: { endpointOverrides: { 'https://issuer.example': 'http://127.0.0.1:9' }, minRefreshMs: 60_000 },
       kubernetes: { apiServer: 'https://10.0.0.1', caPath: undefined, tokenPath: '/tmp/t' },
@@ -85,7 +88,14 @@ it('a section is built once per process and shared; a method may read only the s
       return { verify: async () => ({}) };
     },
   });
-  createJoinHandlers(deps, { shared: { n: 7 } }, new Map([['a', reader('a')], ['b', reader('b')]]));
+  createJoinHandlers(
+    deps,
+    { shared: { n: 7 } },
+    new Map([
+      ['a', reader('a')],
+      ['b', reader('b')],
+    ]),
+  );
   assert.equal(builds, 1);
   assert.deepEqual(seen, [{ n: 7 }, { n: 7 }]);
   assert.strictEqual(seen[0], seen[1]);

@@ -10,23 +10,32 @@ import { tempDir } from '../helpers/procs.js';
 import { startFakeKubeApi, type FakeKubeApi } from '../helpers/tokenreview.js';
 
 const GENERIC = /the token is unknown, expired, already used or not valid for this request/;
-const lastReason = async (t: Awaited<ReturnType<typeof testContext>>) => (await t.ctx.audit.recent(1, 'bot.join'))[0]?.reason as string;
+const lastReason = async (t: Awaited<ReturnType<typeof testContext>>) =>
+  (await t.ctx.audit.recent(1, 'bot.join'))[0]?.reason as string;
 
 /** A token shaped like a service account JWT (the fake API server keys its answers on the text). */
-const sa = (name: string) => ['{"alg":"RS256"}', JSON.stringify({ name }), `sig-${name}`].map((p) => Buffer.from(p).toString('base64url')).join('.');
+const sa = (name: string) =>
+  ['{"alg":"RS256"}', JSON.stringify({ name }), `sig-${name}`]
+    .map((p) => Buffer.from(p).toString('base64url'))
+    .join('.');
 
 describe('kubernetes in_cluster: TokenReview against an API server served by the test', () => {
   const tmp = tempDir('k8s');
   let api: FakeKubeApi;
   let t: Awaited<ReturnType<typeof testContext>>;
   let pub: string;
-  const join_ = (token: string, idToken: string) => handleJoin(t.ctx, { token, join_method: 'kubernetes', public_key: pub, payload: { id_token: idToken } }, '-');
+  const join_ = (token: string, idToken: string) =>
+    handleJoin(t.ctx, { token, join_method: 'kubernetes', public_key: pub, payload: { id_token: idToken } }, '-');
 
   before(async () => {
     api = await startFakeKubeApi('auth-service-sa-token', {
       [sa('good')]: { user: 'system:serviceaccount:prod:deployer', audiences: ['unit'], pod: 'deployer-abc' },
       [sa('other')]: { user: 'system:serviceaccount:prod:intruder', audiences: ['unit'], pod: 'x' },
-      [sa('wrong-aud')]: { user: 'system:serviceaccount:prod:deployer', audiences: ['kubernetes.default.svc'], pod: 'deployer-abc' },
+      [sa('wrong-aud')]: {
+        user: 'system:serviceaccount:prod:deployer',
+        audiences: ['kubernetes.default.svc'],
+        pod: 'deployer-abc',
+      },
       [sa('legacy')]: { user: 'system:serviceaccount:prod:deployer', audiences: ['unit'] },
     });
     writeFileSync(join(tmp.path, 'token'), 'auth-service-sa-token\n');
@@ -34,7 +43,20 @@ describe('kubernetes in_cluster: TokenReview against an API server served by the
     pub = (await generateKeys('ec-p256')).publicKeyPem;
     await t.admin.create({ kind: 'role', metadata: { name: 'k' }, spec: {} }, false, 'admin');
     await t.admin.create({ kind: 'bot', metadata: { name: 'k' }, spec: { roles: ['k'] } }, false, 'admin');
-    await t.admin.create({ kind: 'token', metadata: { name: 'k8s' }, spec: { join_method: 'kubernetes', bot_name: 'k', kubernetes: { type: 'in_cluster' }, allow: [{ service_account: 'prod:deployer' }] } }, false, 'admin');
+    await t.admin.create(
+      {
+        kind: 'token',
+        metadata: { name: 'k8s' },
+        spec: {
+          join_method: 'kubernetes',
+          bot_name: 'k',
+          kubernetes: { type: 'in_cluster' },
+          allow: [{ service_account: 'prod:deployer' }],
+        },
+      },
+      false,
+      'admin',
+    );
   });
   after(async () => {
     await api?.close();
@@ -44,7 +66,10 @@ describe('kubernetes in_cluster: TokenReview against an API server served by the
   it('an authenticated, pod-bound token of an allowed account joins once', async () => {
     const id = await join_('k8s', sa('good'));
     assert.equal(id.bot_name, 'k');
-    await assert.rejects(join_('k8s', sa('good')), (e) => isMwiError(e, 'JOIN_DENIED') && /already used/.test(e.message));
+    await assert.rejects(
+      join_('k8s', sa('good')),
+      (e) => isMwiError(e, 'JOIN_DENIED') && /already used/.test(e.message),
+    );
   });
 
   it('finding 3: another spelling of a used token (whitespace, padding) is refused before any review', async () => {
@@ -69,8 +94,23 @@ describe('kubernetes in_cluster: TokenReview against an API server served by the
     const bad = await testContext({}, { apiServer: api.url, tokenPath: join(tmp.path, 'bad') });
     await bad.admin.create({ kind: 'role', metadata: { name: 'k' }, spec: {} }, false, 'admin');
     await bad.admin.create({ kind: 'bot', metadata: { name: 'k' }, spec: { roles: ['k'] } }, false, 'admin');
-    await bad.admin.create({ kind: 'token', metadata: { name: 'k8s' }, spec: { join_method: 'kubernetes', bot_name: 'k', allow: [{ service_account: 'prod:deployer' }] } }, false, 'admin');
-    await assert.rejects(handleJoin(bad.ctx, { token: 'k8s', join_method: 'kubernetes', public_key: pub, payload: { id_token: sa('good') } }, '-'), GENERIC);
+    await bad.admin.create(
+      {
+        kind: 'token',
+        metadata: { name: 'k8s' },
+        spec: { join_method: 'kubernetes', bot_name: 'k', allow: [{ service_account: 'prod:deployer' }] },
+      },
+      false,
+      'admin',
+    );
+    await assert.rejects(
+      handleJoin(
+        bad.ctx,
+        { token: 'k8s', join_method: 'kubernetes', public_key: pub, payload: { id_token: sa('good') } },
+        '-',
+      ),
+      GENERIC,
+    );
     assert.match(await lastReason(bad), /TokenReview HTTP 401/);
   });
 });

@@ -7,7 +7,12 @@ import { MemoryBackend } from '../../src/storage/memory.js';
 import { fakeClock } from '../helpers/clock.js';
 
 function lock(name: string, target: Lock['spec']['target'], extra: Partial<Lock['spec']> = {}): string {
-  const l: Lock = { kind: 'lock', version: 'v2', metadata: { name }, spec: { target, message: `lock ${name}`, created_by: 'test', created: new Date(0).toISOString(), ...extra } };
+  const l: Lock = {
+    kind: 'lock',
+    version: 'v2',
+    metadata: { name },
+    spec: { target, message: `lock ${name}`, created_by: 'test', created: new Date(0).toISOString(), ...extra },
+  };
   return JSON.stringify(l);
 }
 
@@ -15,7 +20,8 @@ it('activeLock finds locks by target through the index, as they are added, chang
   const backend = new MemoryBackend();
   const clock = fakeClock(Date.parse('2026-01-01T00:00:00Z'));
   // many locks on other targets: found by index, not by scanning them
-  for (let i = 0; i < 5000; i++) await backend.put(`/locks/other-${i}`, lock(`other-${i}`, { bot_instance_id: `instance-${i}` }));
+  for (let i = 0; i < 5000; i++)
+    await backend.put(`/locks/other-${i}`, lock(`other-${i}`, { bot_instance_id: `instance-${i}` }));
   const locks = await openLockCache(backend);
   const ctx = { locks, now: clock.now } as unknown as AuthContext;
   try {

@@ -14,11 +14,17 @@ const pkg = JSON.parse(readFileSync(resolve(ROOT, 'package.json'), 'utf8')) as {
 it('every bin and exports target of package.json exists after the build', () => {
   const targets = [...Object.values(pkg.bin), ...Object.values(pkg.exports).flatMap((e) => Object.values(e))];
   assert.ok(targets.length >= 5);
-  assert.deepEqual(targets.filter((t) => !existsSync(resolve(ROOT, t))), []);
+  assert.deepEqual(
+    targets.filter((t) => !existsSync(resolve(ROOT, t))),
+    [],
+  );
 });
 
 it('the package entry gives a program what tctl uses: AdminClient, ApiClient, the resource schemas, MwiError', async () => {
-  const entry = (await import(pathToFileURL(resolve(ROOT, pkg.exports['.']!.default!)).href)) as Record<string, unknown>;
+  const entry = (await import(pathToFileURL(resolve(ROOT, pkg.exports['.']!.default!)).href)) as Record<
+    string,
+    unknown
+  >;
   for (const name of ['AdminClient', 'ApiClient', 'discoverCA', 'MwiError', 'isMwiError', 'VERSION', 'PATHS']) {
     assert.ok(entry[name] !== undefined, name);
   }

@@ -20,7 +20,7 @@ type Socket = Pick<TLSSocket, 'authorized' | 'getPeerX509Certificate'>;
 
 /** A TLS socket whose client certificate TLS verified (or none): what the Auth Service sees. */
 function socketWith(cert?: X509Certificate): Socket {
-  return { authorized: cert !== undefined, getPeerX509Certificate: () => cert } as Socket;
+  return { authorized: cert !== undefined, getPeerX509Certificate: () => cert };
 }
 
 /** A request on `socket`; `read` records whether its body was read. */

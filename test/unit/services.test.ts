@@ -52,10 +52,14 @@ describe('the service contract (LoopService)', () => {
     const { deps, lines } = fakeBag();
     const ac = new AbortController();
     let calls = 0;
-    const s = new LoopService('x', deps, spec(async () => {
-      if (++calls === 1) throw new Error('down');
-      ac.abort();
-    }));
+    const s = new LoopService(
+      'x',
+      deps,
+      spec(async () => {
+        if (++calls === 1) throw new Error('down');
+        ac.abort();
+      }),
+    );
     assert.equal(s.health.status, 'initializing');
     await s.run(ac.signal);
     assert.equal(calls, 2);
@@ -70,10 +74,14 @@ describe('the service contract (LoopService)', () => {
     const { deps, lines } = fakeBag();
     const refusal = new MwiError('LOCKED', 'locked');
     let calls = 0;
-    const s = new LoopService('x', deps, spec(async () => {
-      calls++;
-      throw refusal;
-    }));
+    const s = new LoopService(
+      'x',
+      deps,
+      spec(async () => {
+        calls++;
+        throw refusal;
+      }),
+    );
     await assert.rejects(s.run(new AbortController().signal), (e) => e === refusal);
     assert.equal(calls, 1);
     assert.equal(deps.metrics.counters.get('failed_total'), 1);
@@ -84,10 +92,17 @@ describe('the service contract (LoopService)', () => {
     const { deps } = fakeBag();
     const ac = new AbortController();
     let calls = 0;
-    const s = new LoopService('x', deps, spec(async () => {
-      if (++calls < 3) throw new MwiError('ACCESS_DENIED', 'no');
-      ac.abort();
-    }, { bestEffort: true, counters: undefined }));
+    const s = new LoopService(
+      'x',
+      deps,
+      spec(
+        async () => {
+          if (++calls < 3) throw new MwiError('ACCESS_DENIED', 'no');
+          ac.abort();
+        },
+        { bestEffort: true, counters: undefined },
+      ),
+    );
     await s.run(ac.signal);
     assert.equal(calls, 3);
     assert.equal(deps.metrics.counters.size + deps.metrics.gauges.size, 0);
@@ -98,10 +113,17 @@ describe('the service contract (LoopService)', () => {
     const ac = new AbortController();
     let calls = 0;
     let wake: () => void = () => {};
-    const s = new LoopService('x', deps, spec(async () => {
-      calls++;
-      wake();
-    }, { runFirst: false, afterRenewal: true }));
+    const s = new LoopService(
+      'x',
+      deps,
+      spec(
+        async () => {
+          calls++;
+          wake();
+        },
+        { runFirst: false, afterRenewal: true },
+      ),
+    );
     const ran = () => new Promise<void>((r) => (wake = r));
     const done = s.run(ac.signal);
     let next = ran();
@@ -143,9 +165,18 @@ describe('registries', () => {
   });
 
   it("tbot's registries: destinations directory and memory; identity as an output and as a service", () => {
-    assert.deepEqual(DESTINATION_TYPES.map((d) => d.type), ['directory', 'memory']);
-    assert.deepEqual(OUTPUT_TYPES.map((o) => o.type), ['identity']);
-    assert.deepEqual(SERVICE_TYPES.map((o) => o.type), ['identity']);
+    assert.deepEqual(
+      DESTINATION_TYPES.map((d) => d.type),
+      ['directory', 'memory'],
+    );
+    assert.deepEqual(
+      OUTPUT_TYPES.map((o) => o.type),
+      ['identity'],
+    );
+    assert.deepEqual(
+      SERVICE_TYPES.map((o) => o.type),
+      ['identity'],
+    );
   });
 
   it('each destination names the directories it writes', () => {

@@ -22,7 +22,9 @@ it('sqlite: a watcher sees changes made by another process on the same file, onc
   const a = new SqliteBackend(file);
   const b = new SqliteBackend(file);
   const events: string[] = [];
-  const stop = a.watch('/locks/', (e) => events.push(e.type === 'put' ? `put ${e.item.key}=${e.item.value}` : `delete ${e.key}`));
+  const stop = a.watch('/locks/', (e) =>
+    events.push(e.type === 'put' ? `put ${e.item.key}=${e.item.value}` : `delete ${e.key}`),
+  );
   await b.put('/locks/x', '1');
   await a.put('/locks/mine', '2');
   await b.delete('/locks/x');
@@ -32,7 +34,11 @@ it('sqlite: a watcher sees changes made by another process on the same file, onc
   assert.ok(events.includes('put /locks/mine=2'));
   assert.ok(events.includes('delete /locks/x'));
   assert.equal(events.filter((e) => e === 'put /locks/mine=2').length, 1, 'own writes are not delivered twice');
-  assert.equal(events.filter((e) => e.startsWith('put /locks/x')).length, 0, 'a row deleted before the poll is not resurrected');
+  assert.equal(
+    events.filter((e) => e.startsWith('put /locks/x')).length,
+    0,
+    'a row deleted before the poll is not resurrected',
+  );
   await a.close();
   await b.close();
 });
@@ -40,8 +46,15 @@ it('sqlite: a watcher sees changes made by another process on the same file, onc
 it('sqlite: a storage error in a group commit rolls the whole batch back and fails every write in it', async () => {
   const b = new SqliteBackend(join(dir, 'batch-error.db'));
   // a NULL value breaks the table's NOT NULL constraint: a real SQLite error mid-batch
-  const results = await Promise.allSettled([b.put('/a', '1'), b.put('/bad', null as unknown as string), b.create('/c', '3')]);
-  assert.deepEqual(results.map((r) => r.status), ['rejected', 'rejected', 'rejected']);
+  const results = await Promise.allSettled([
+    b.put('/a', '1'),
+    b.put('/bad', null as unknown as string),
+    b.create('/c', '3'),
+  ]);
+  assert.deepEqual(
+    results.map((r) => r.status),
+    ['rejected', 'rejected', 'rejected'],
+  );
   for (const r of results) assert.equal(r.status === 'rejected' && (r.reason as { code?: string }).code, 'STORAGE');
   assert.equal(await b.get('/a'), undefined, 'nothing of the batch was committed');
   assert.equal(await b.get('/c'), undefined);
@@ -65,7 +78,13 @@ it('sqlite: writes accepted before close are committed', async () => {
 it('sqlite: WAL checkpoints run on a worker thread, not in commits on the event loop', async () => {
   const file = join(dir, 'checkpoint.db');
   const b = new SqliteBackend(file);
-  assert.equal((b as unknown as { db: { pragma: (s: string, o: object) => unknown } }).db.pragma('wal_autocheckpoint', { simple: true }), 0, 'commits never checkpoint');
+  assert.equal(
+    (b as unknown as { db: { pragma: (s: string, o: object) => unknown } }).db.pragma('wal_autocheckpoint', {
+      simple: true,
+    }),
+    0,
+    'commits never checkpoint',
+  );
   const before = statSync(file).size;
   const value = 'x'.repeat(4000);
   for (let i = 0; i < 50; i++) await Promise.all(Array.from({ length: 10 }, (_, j) => b.put(`/k/${i}/${j}`, value)));
@@ -74,7 +93,10 @@ it('sqlite: WAL checkpoints run on a worker thread, not in commits on the event 
   while (statSync(file).size < before + 1_000_000 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   assert.ok(statSync(file).size >= before + 1_000_000, `main file ${statSync(file).size} bytes: no checkpoint ran`);
   // if the worker dies, commits checkpoint again (SQLite's default), so the WAL cannot grow forever
-  const inner = b as unknown as { checkpointer: { terminate: () => Promise<number> }; db: { pragma: (s: string, o: object) => unknown } };
+  const inner = b as unknown as {
+    checkpointer: { terminate: () => Promise<number> };
+    db: { pragma: (s: string, o: object) => unknown };
+  };
   await inner.checkpointer.terminate();
   await new Promise((r) => setTimeout(r, 50));
   assert.equal(inner.db.pragma('wal_autocheckpoint', { simple: true }), 1000);

@@ -33,7 +33,13 @@ it('printPages: JSON written page by page is byte for byte JSON.stringify(all, n
 
 it('printPages: YAML documents and a table sized over every page', async () => {
   const pages = [[{ name: 'a', n: 1 }], [{ name: 'longer-name', n: 22 }]];
-  assert.equal(await render(pages, 'yaml'), pages.flat().map((i) => stringify(i)).join('---\n'));
+  assert.equal(
+    await render(pages, 'yaml'),
+    pages
+      .flat()
+      .map((i) => stringify(i))
+      .join('---\n'),
+  );
   const lines = (await render(pages, 'text')).trimEnd().split('\n');
   assert.equal(lines.length, 4, 'header, rule, two rows');
   assert.match(lines.at(-1)!, /^longer-name\s+22$/);

@@ -15,13 +15,23 @@ type T = Awaited<ReturnType<typeof testContext>>;
 describe('token join and renewal rules (Auth Service core, hostile input)', () => {
   let t: T;
   let pub: string;
-  const joinWith = (token: string, extra: Record<string, unknown> = {}) => handleJoin(t.ctx, { token, join_method: 'token', public_key: pub, ...extra }, '127.0.0.1');
-  const newToken = async (ttl = '30m') => (await t.admin.addToken({ bot_name: 'robot', join_method: 'token', ttl }, 'admin')).token;
+  const joinWith = (token: string, extra: Record<string, unknown> = {}) =>
+    handleJoin(t.ctx, { token, join_method: 'token', public_key: pub, ...extra }, '127.0.0.1');
+  const newToken = async (ttl = '30m') =>
+    (await t.admin.addToken({ bot_name: 'robot', join_method: 'token', ttl }, 'admin')).token;
 
   before(async () => {
     t = await testContext();
     pub = (await generateKeys('ec-p256')).publicKeyPem;
-    await t.admin.create({ kind: 'role', metadata: { name: 'dev' }, spec: { options: { max_session_ttl: '2h' }, allow: { logins: ['deploy', '{{internal.logins}}'] } } }, false, 'admin');
+    await t.admin.create(
+      {
+        kind: 'role',
+        metadata: { name: 'dev' },
+        spec: { options: { max_session_ttl: '2h' }, allow: { logins: ['deploy', '{{internal.logins}}'] } },
+      },
+      false,
+      'admin',
+    );
     await t.admin.addBot({ name: 'robot', roles: ['dev'], logins: ['extra'] }, 'admin');
   });
 
@@ -37,7 +47,8 @@ describe('token join and renewal rules (Auth Service core, hostile input)', () =
 
   it('refuses unknown, wrong-case, truncated and padded secrets', async () => {
     const token = await newToken();
-    for (const bad of ['nope', token.toUpperCase(), token.slice(0, -1), `${token} `, `${token}0`]) await assert.rejects(joinWith(bad), refused, bad);
+    for (const bad of ['nope', token.toUpperCase(), token.slice(0, -1), `${token} `, `${token}0`])
+      await assert.rejects(joinWith(bad), refused, bad);
     await joinWith(token); // still unused after all that
   });
 
@@ -49,8 +60,14 @@ describe('token join and renewal rules (Auth Service core, hostile input)', () =
 
   it('refuses a token presented with another join method', async () => {
     const token = await newToken();
-    await assert.rejects(handleJoin(t.ctx, { token, join_method: 'bound_keypair', public_key: pub, payload: {} }, '-'), refused);
-    await assert.rejects(handleJoin(t.ctx, { token, join_method: 'tokn', public_key: pub }, '-'), (e) => isMwiError(e, 'BAD_REQUEST') && /join_method: unknown join method "tokn"/.test(e.message));
+    await assert.rejects(
+      handleJoin(t.ctx, { token, join_method: 'bound_keypair', public_key: pub, payload: {} }, '-'),
+      refused,
+    );
+    await assert.rejects(
+      handleJoin(t.ctx, { token, join_method: 'tokn', public_key: pub }, '-'),
+      (e) => isMwiError(e, 'BAD_REQUEST') && /join_method: unknown join method "tokn"/.test(e.message),
+    );
     await joinWith(token);
   });
 
@@ -59,7 +76,10 @@ describe('token join and renewal rules (Auth Service core, hostile input)', () =
     await assert.rejects(handleJoin(t.ctx, null, '-'), (e) => isMwiError(e, 'BAD_REQUEST'));
     await assert.rejects(handleJoin(t.ctx, { token: 7, join_method: 'token' }, '-'), /token: expected a token/);
     await assert.rejects(handleJoin(t.ctx, { token, join_method: 'token', public_key: 'x' }, '-'), /public_key/);
-    await assert.rejects(handleJoin(t.ctx, { token: 'x'.repeat(600), join_method: 'token', public_key: pub }, '-'), /token/);
+    await assert.rejects(
+      handleJoin(t.ctx, { token: 'x'.repeat(600), join_method: 'token', public_key: pub }, '-'),
+      /token/,
+    );
     await joinWith(token); // a malformed request did not consume it
   });
 
@@ -79,10 +99,18 @@ describe('token join and renewal rules (Auth Service core, hostile input)', () =
     const retry = await handleRenew(t.ctx, g1, { public_key: pub }, '-');
     assert.equal(retry.generation, 2);
     // generation 2 is used: from now on generation 1 is a copy
-    await handleHeartbeat(t.ctx, claimsOf(retry.tls_cert), { hostname: 'h', os: 'linux', version: '0', uptime_seconds: 1, one_shot: false });
+    await handleHeartbeat(t.ctx, claimsOf(retry.tls_cert), {
+      hostname: 'h',
+      os: 'linux',
+      version: '0',
+      uptime_seconds: 1,
+      one_shot: false,
+    });
     await assert.rejects(handleRenew(t.ctx, g1, { public_key: pub }, '-'), (e) => isMwiError(e, 'LOCKED'));
     // and the instance is locked for everyone
-    await assert.rejects(handleRenew(t.ctx, claimsOf(retry.tls_cert), { public_key: pub }, '-'), (e) => isMwiError(e, 'LOCKED'));
+    await assert.rejects(handleRenew(t.ctx, claimsOf(retry.tls_cert), { public_key: pub }, '-'), (e) =>
+      isMwiError(e, 'LOCKED'),
+    );
   });
 
   it('an output certificate, an admin certificate and no certificate cannot renew', async () => {
@@ -98,11 +126,17 @@ describe('token join and renewal rules (Auth Service core, hostile input)', () =
   it('a lock on the bot stops joins and renewals at once', async () => {
     const token = await newToken();
     const id = await joinWith(await newToken());
-    await t.admin.create({ kind: 'lock', metadata: { name: 'l1' }, spec: { target: { user: 'bot-robot' }, message: 'incident 42' } }, false, 'admin');
+    await t.admin.create(
+      { kind: 'lock', metadata: { name: 'l1' }, spec: { target: { user: 'bot-robot' }, message: 'incident 42' } },
+      false,
+      'admin',
+    );
     // an unauthenticated caller learns neither the lock nor its message (issue #9 finding 7)
     await assert.rejects(joinWith(token), (e) => refused(e) && !/incident 42|robot/.test((e as Error).message));
     assert.match(String((await t.ctx.audit.recent(1, 'bot.join'))[0]?.reason), /locked: incident 42/);
-    await assert.rejects(handleRenew(t.ctx, claimsOf(id.tls_cert), { public_key: pub }, '-'), (e) => isMwiError(e, 'LOCKED'));
+    await assert.rejects(handleRenew(t.ctx, claimsOf(id.tls_cert), { public_key: pub }, '-'), (e) =>
+      isMwiError(e, 'LOCKED'),
+    );
     await t.admin.remove('lock', 'l1', 'admin');
     await joinWith(token); // the refused join did not consume the token
   });

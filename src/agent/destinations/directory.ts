@@ -1,5 +1,20 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, constants, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, unlinkSync, type Stats } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  constants,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  type Stats,
+} from 'node:fs';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { MwiError } from '../../errors.js';
@@ -55,7 +70,9 @@ export class DirectoryDestination implements Destination {
     }
     if (st.isSymbolicLink()) {
       // whoever can change the link chooses where keys are written: name the real directory
-      throw new MwiError('BAD_CONFIG', `${this.path} is a symlink: give the path of the directory itself`, { field: this.field });
+      throw new MwiError('BAD_CONFIG', `${this.path} is a symlink: give the path of the directory itself`, {
+        field: this.field,
+      });
     }
     checkDirTrusted(this.path, this.field, st);
     return true;
@@ -142,7 +159,8 @@ export class DirectoryDestination implements Destination {
 
   private removeOldVersions(current: string): void {
     for (const entry of readdirSync(this.path)) {
-      if (entry.startsWith(VERSION_PREFIX) && entry !== current) rmSync(join(this.path, entry), { recursive: true, force: true });
+      if (entry.startsWith(VERSION_PREFIX) && entry !== current)
+        rmSync(join(this.path, entry), { recursive: true, force: true });
       else if ((entry.startsWith('..data-') || entry.endsWith('.lnk')) && entry !== DATA) {
         try {
           unlinkSync(join(this.path, entry));

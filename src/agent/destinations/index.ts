@@ -4,10 +4,7 @@ import { directoryDestination } from './directory.js';
 import { memoryDestination } from './memory.js';
 
 /** The destination types tbot.yaml accepts, as `storage:` and as an output's `destination:`. */
-export const DESTINATION_TYPES: readonly DestinationType[] = [
-  directoryDestination,
-  memoryDestination,
-];
+export const DESTINATION_TYPES: readonly DestinationType[] = [directoryDestination, memoryDestination];
 
 export const destinationSchema = unionOf(DESTINATION_TYPES);
 

@@ -13,10 +13,24 @@ import type { ServiceType } from '../service.js';
 import { outputService } from './output.js';
 
 /** File names of the `identity` output: Teleport's, so existing tooling finds them. */
-export const IDENTITY_FILES = ['identity', 'key', 'key.pub', 'key-cert.pub', 'tlscert', 'tlscacerts', 'sshcacerts', 'known_hosts', 'ssh_config'] as const;
+export const IDENTITY_FILES = [
+  'identity',
+  'key',
+  'key.pub',
+  'key-cert.pub',
+  'tlscert',
+  'tlscacerts',
+  'sshcacerts',
+  'known_hosts',
+  'ssh_config',
+] as const;
 
 /** Renders the identity output's files from one key and its certificates. */
-export function renderIdentityFiles(keyPkcs8: string, certs: CertsResponse, pathOf: (name: string) => string): OutputFile[] {
+export function renderIdentityFiles(
+  keyPkcs8: string,
+  certs: CertsResponse,
+  pathOf: (name: string) => string,
+): OutputFile[] {
   const priv = createPrivateKey(keyPkcs8);
   // SEC1 ("EC PRIVATE KEY") is the PEM form every OpenSSH, OpenSSL and curl build reads
   const keyPem = priv.export({ type: 'sec1', format: 'pem' }).toString();
@@ -34,7 +48,8 @@ export function renderIdentityFiles(keyPkcs8: string, certs: CertsResponse, path
     '    GlobalKnownHostsFile /dev/null',
     '    IdentitiesOnly yes',
     '    StrictHostKeyChecking yes',
-    '    HostKeyAlgorithms ssh-ed25519-cert-v01@openssh.com,ecdsa-sha2-nistp256-cert-v01@openssh.com,rsa-sha2-512-cert-v01@openssh.com,rsa-sha2-256-cert-v01@openssh.com',
+    '    HostKeyAlgorithms ssh-ed25519-cert-v01@openssh.com,ecdsa-sha2-nistp256-cert-v01@openssh.com,' +
+      'rsa-sha2-512-cert-v01@openssh.com,rsa-sha2-256-cert-v01@openssh.com',
     '',
   ].join('\n');
   return [
@@ -93,7 +108,11 @@ export class IdentityOutput {
     });
     const pathOf = this.dest.pathOf?.bind(this.dest) ?? ((n: string) => n);
     await this.dest.writeAll(renderIdentityFiles(keys.privateKeyPem, certs, pathOf));
-    this.log.info('wrote output', { output: this.name, logins: certs.logins.join(',') || '(none)', expires: certs.expires });
+    this.log.info('wrote output', {
+      output: this.name,
+      logins: certs.logins.join(',') || '(none)',
+      expires: certs.expires,
+    });
   }
 }
 

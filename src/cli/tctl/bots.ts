@@ -21,15 +21,27 @@ export async function bots(
   if (sub === 'instances') {
     if (positionals[0] !== 'ls') throw usageError('expected "tctl bots instances ls [NAME]"');
     await printPages(admin.pages('bot_instance', positionals[1] ? { bot: positionals[1] } : {}), format, {
-      headers: ['Bot', 'Instance ID', 'Join Method', 'Recovery', 'Joined', 'Generation', 'Last Heartbeat (self-reported)', 'Expires'],
+      headers: [
+        'Bot',
+        'Instance ID',
+        'Join Method',
+        'Recovery',
+        'Joined',
+        'Generation',
+        'Last Heartbeat (self-reported)',
+        'Expires',
+      ],
       row: (i: BotInstance) => {
         const hb = i.status.latest_heartbeats[0];
-        const m = i.status.initial_authentication.metadata as { recovery_count?: number; recovery_limit?: number; recovery_mode?: string } | undefined;
+        const m = i.status.initial_authentication.metadata as
+          { recovery_count?: number; recovery_limit?: number; recovery_mode?: string } | undefined;
         return [
           i.spec.bot_name,
           i.spec.instance_id,
           i.status.initial_authentication.join_method,
-          m?.recovery_count !== undefined ? `${m.recovery_count}/${m.recovery_mode === 'standard' ? m.recovery_limit : '∞'}` : '-',
+          m?.recovery_count !== undefined
+            ? `${m.recovery_count}/${m.recovery_mode === 'standard' ? m.recovery_limit : '∞'}`
+            : '-',
           ago(i.status.initial_authentication.auth_at),
           String(i.status.generation),
           hb ? `${hb.hostname} ${hb.os} v${hb.version}${hb.one_shot ? ' one-shot' : ''} ${ago(hb.recorded_at)}` : '-',
@@ -72,9 +84,14 @@ export async function bots(
   if (sub === 'update') {
     const cur = await admin.get('bot', name);
     const curLogins = loginsOf(cur);
-    const roles = list(values['set-roles']) ?? (values['add-roles'] ? [...new Set([...cur.spec.roles, ...list(values['add-roles'])!])] : undefined);
-    const logins = list(values['set-logins']) ?? (values['add-logins'] ? [...new Set([...curLogins, ...list(values['add-logins'])!])] : undefined);
-    if (!roles && !logins) throw usageError('nothing to update: give --set-roles, --add-roles, --set-logins or --add-logins');
+    const roles =
+      list(values['set-roles']) ??
+      (values['add-roles'] ? [...new Set([...cur.spec.roles, ...list(values['add-roles'])!])] : undefined);
+    const logins =
+      list(values['set-logins']) ??
+      (values['add-logins'] ? [...new Set([...curLogins, ...list(values['add-logins'])!])] : undefined);
+    if (!roles && !logins)
+      throw usageError('nothing to update: give --set-roles, --add-roles, --set-logins or --add-logins');
     await admin.updateBot(name, { ...(roles ? { roles } : {}), ...(logins ? { logins } : {}) });
     print(`bot "${cell(name)}" updated\n`);
     return;

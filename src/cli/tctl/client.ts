@@ -25,16 +25,25 @@ export function adminClient(flags: ConnectFlags): AdminClient {
     throw new MwiError('BAD_CONFIG', `cannot read identity file ${identityPath}`, { field: '--identity', cause });
   }
   if (!identity) {
-    throw new MwiError('BAD_CONFIG', `no admin identity at ${identityPath}: start the Auth Service with this --data-dir first, or pass --auth-server and --identity`, {
-      field: flags.identity ? '--identity' : '--data-dir',
-    });
+    throw new MwiError(
+      'BAD_CONFIG',
+      `no admin identity at ${identityPath}: start the Auth Service with this --data-dir first, or pass ` +
+        `--auth-server and --identity`,
+      {
+        field: flags.identity ? '--identity' : '--data-dir',
+      },
+    );
   }
   let addr = flags['auth-server'];
   if (!addr) {
     try {
       addr = (JSON.parse(readFileSync(authInfoPath(dataDir), 'utf8')) as AuthInfo).addr;
     } catch (cause) {
-      throw new MwiError('BAD_CONFIG', `cannot find the Auth Service address in ${authInfoPath(dataDir)}; pass --auth-server`, { field: '--auth-server', cause });
+      throw new MwiError(
+        'BAD_CONFIG',
+        `cannot find the Auth Service address in ${authInfoPath(dataDir)}; pass --auth-server`,
+        { field: '--auth-server', cause },
+      );
     }
   }
   const tls = { ca: identity.ca_certs, cert: identity.cert, key: identity.key };

@@ -56,6 +56,13 @@ export function ago(iso: string | undefined, now = Date.now()): string {
   if (Number.isNaN(t)) return cell(iso);
   const s = Math.round((t - now) / 1000);
   const a = Math.abs(s);
-  const text = a < 120 ? `${a}s` : a < 7200 ? `${Math.round(a / 60)}m` : a < 172800 ? `${Math.round(a / 3600)}h` : `${Math.round(a / 86400)}d`;
+  const text =
+    a < 120
+      ? `${a}s`
+      : a < 7200
+        ? `${Math.round(a / 60)}m`
+        : a < 172800
+          ? `${Math.round(a / 3600)}h`
+          : `${Math.round(a / 86400)}d`;
   return s >= 0 ? `in ${text}` : `${text} ago`;
 }

@@ -16,7 +16,8 @@ export async function locks(
   format: 'text' | 'json',
 ): Promise<void> {
   if (sub === 'add') {
-    if (Boolean(values.bot) === Boolean(values['bot-instance'])) throw usageError('give exactly one of --bot or --bot-instance');
+    if (Boolean(values.bot) === Boolean(values['bot-instance']))
+      throw usageError('give exactly one of --bot or --bot-instance');
     const ttl = values.ttl ? parseDuration(values.ttl) : undefined;
     if (values.ttl && ttl === undefined) throw usageError('expected a duration such as 1h', '--ttl');
     const name = randomUUID();
@@ -37,12 +38,7 @@ export async function locks(
     const items = await admin.listAll('lock');
     printResources(items, format, {
       headers: ['ID', 'Target', 'Message', 'Expires'],
-      row: (l) => [
-        l.metadata.name,
-        lockTarget(l.spec.target),
-        l.spec.message,
-        l.spec.expires ?? 'never',
-      ],
+      row: (l) => [l.metadata.name, lockTarget(l.spec.target), l.spec.message, l.spec.expires ?? 'never'],
     });
     return;
   }

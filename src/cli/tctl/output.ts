@@ -22,13 +22,16 @@ export async function printAwait(text: string): Promise<void> {
 }
 
 /** A value from the server placed inside a line or a table cell: newlines escaped too. */
-export function cell(v: unknown): string {
+export function cell(v: string | number | boolean | null | undefined): string {
   return escapeUnsafe(v === undefined || v === null ? '' : String(v));
 }
 
 /** A table whose every cell is shown safely (a newline in a value cannot forge a row). */
 export function safeTable(headers: string[], rows: string[][]): string {
-  return table(headers, rows.map((r) => r.map(cell)));
+  return table(
+    headers,
+    rows.map((r) => r.map(cell)),
+  );
 }
 
 /** JSON text: unsafe characters inside strings become `\uXXXX`, the same value for a parser. */

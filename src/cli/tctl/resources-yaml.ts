@@ -29,7 +29,8 @@ export function parseResources(text: string, source: string): Record<string, unk
       throw bad(`${where}: ${cause instanceof Error ? cause.message.split('\n')[0] : 'cannot be read'}`, source, cause);
     }
     if (value === null || value === undefined) return;
-    if (typeof value !== 'object' || Array.isArray(value)) throw bad(`${where}: expected a mapping (kind, version, metadata, spec)`, source);
+    if (typeof value !== 'object' || Array.isArray(value))
+      throw bad(`${where}: expected a mapping (kind, version, metadata, spec)`, source);
     out.push(plainJson(value, where, source) as Record<string, unknown>);
   });
   if (out.length === 0) throw bad('no resources in the file', source);
@@ -49,12 +50,23 @@ function plainJson(v: unknown, where: string, source: string, seen = new Set<obj
   try {
     if (Array.isArray(v)) return v.map((x) => plainJson(x, where, source, seen));
     if (v instanceof Date) return v.toISOString();
-    const proto = Object.getPrototypeOf(v);
-    if (proto !== Object.prototype && proto !== null) throw bad(`${where}: a ${proto?.constructor?.name ?? 'tagged'} value is not supported (use plain YAML mappings, lists and scalars)`, source);
+    // getPrototypeOf is typed any; a prototype is an object or null
+    const proto = Object.getPrototypeOf(v) as object | null;
+    if (proto !== Object.prototype && proto !== null)
+      throw bad(
+        `${where}: a ${proto?.constructor?.name ?? 'tagged'} value is not supported (use plain YAML mappings, ` +
+          `lists and scalars)`,
+        source,
+      );
     const copy: Record<string, unknown> = {};
     for (const [k, x] of Object.entries(v)) {
       // defineProperty: a "__proto__" key stays a key (the schema refuses it) and sets no prototype
-      Object.defineProperty(copy, k, { value: plainJson(x, where, source, seen), enumerable: true, writable: true, configurable: true });
+      Object.defineProperty(copy, k, {
+        value: plainJson(x, where, source, seen),
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
     }
     return copy;
   } finally {

@@ -3,15 +3,42 @@ import { usageError } from '../common.js';
 const str = { type: 'string' } as const;
 /** Every flag of every command: parsed once, so global flags may stand anywhere. */
 export const OPTIONS = {
-  'data-dir': str, 'auth-server': str, identity: str, format: str, help: { type: 'boolean', short: 'h' },
-  f: { type: 'string', short: 'f' }, force: { type: 'boolean' }, type: str, limit: str, host: str, 'public-key': str,
-  ttl: str, out: str, roles: str, logins: str, 'set-roles': str, 'add-roles': str, 'set-logins': str, 'add-logins': str,
-  'bot-name': str, 'join-method': str, spec: str, bot: str, 'bot-instance': str, message: str, reason: str,
+  'data-dir': str,
+  'auth-server': str,
+  identity: str,
+  format: str,
+  help: { type: 'boolean', short: 'h' },
+  f: { type: 'string', short: 'f' },
+  force: { type: 'boolean' },
+  type: str,
+  limit: str,
+  host: str,
+  'public-key': str,
+  ttl: str,
+  out: str,
+  roles: str,
+  logins: str,
+  'set-roles': str,
+  'add-roles': str,
+  'set-logins': str,
+  'add-logins': str,
+  'bot-name': str,
+  'join-method': str,
+  spec: str,
+  bot: str,
+  'bot-instance': str,
+  message: str,
+  reason: str,
 } as const;
 export type Flags = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'boolean' ? boolean : string };
 
 export function list(v: string | undefined): string[] | undefined {
-  return v === undefined ? undefined : v.split(',').map((s) => s.trim()).filter(Boolean);
+  return v === undefined
+    ? undefined
+    : v
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
 }
 
 export function need<T>(v: T | undefined, flag: string): T {

@@ -35,15 +35,22 @@ export async function tokens(
       ...(spec ? { spec } : {}),
     });
     if (format === 'json') return void print(`${toJson(out)}\n`);
-    print(`The invite token: ${cell(out.token)}\nThis token will expire ${ago(out.expires)} (${cell(out.expires)}).\nCA pin: ${cell(out.ca_pins[0])}\n`);
+    print(
+      `The invite token: ${cell(out.token)}\nThis token will expire ${ago(out.expires)} (${cell(out.expires)}).\n` +
+        `CA pin: ${cell(out.ca_pins[0])}\n`,
+    );
     // a secret on tbot's command line is readable by every local user (ps): point to a file
     if ((values['join-method'] ?? 'token') === 'token') {
-      print('(a secret: write it to a file and give tbot the absolute path as --token, or set TELEPORT_BOT_TOKEN; see tctl bots add)\n');
+      print(
+        '(a secret: write it to a file and give tbot the absolute path as --token, or set TELEPORT_BOT_TOKEN; ' +
+          'see tctl bots add)\n',
+      );
     }
     if (out.registration_secret) {
       print(
         `Registration secret: ${cell(out.registration_secret)}\n` +
-          '(shown once; write it to a file and give tbot the absolute path as --registration-secret, or set TBOT_REGISTRATION_SECRET)\n',
+          '(shown once; write it to a file and give tbot the absolute path as --registration-secret, or set ' +
+          'TBOT_REGISTRATION_SECRET)\n',
       );
     }
     return;

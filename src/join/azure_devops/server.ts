@@ -12,7 +12,7 @@ export const azureDevopsServer = jwtServer({
   maxLifetimeS: 3600,
   required: ['sub'],
   flatten(c) {
-    const m = /^p:\/\/([^/]+)\/([^/]+)\/(.+)$/.exec(String(c.sub ?? ''));
+    const m = /^p:\/\/([^/]+)\/([^/]+)\/(.+)$/.exec(typeof c.sub === 'string' ? c.sub : '');
     return { ...c, project_name: m?.[2], pipeline_name: m?.[3] };
   },
 });

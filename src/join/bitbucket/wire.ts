@@ -1,7 +1,9 @@
 import { z } from 'zod';
 
 /** `spec.bitbucket`: the workspace's identity provider URL (issuer) and audience, from its OIDC settings. */
-export const bitbucketSpec = z.object({ identity_provider_url: z.string().url(), audience: z.string().min(1) }).strict();
+export const bitbucketSpec = z
+  .object({ identity_provider_url: z.string().url(), audience: z.string().min(1) })
+  .strict();
 export type BitbucketSpec = z.infer<typeof bitbucketSpec>;
 
 export const BITBUCKET_ALLOW = {

@@ -109,8 +109,7 @@ function register(input: BindingInput, at: string): BoundKeypairStatus {
 }
 
 type Recovery =
-  | { kind: 'bind'; next: BoundKeypairStatus; replaced: string | undefined }
-  | { kind: 'lock'; reason: string };
+  { kind: 'bind'; next: BoundKeypairStatus; replaced: string | undefined } | { kind: 'lock'; reason: string };
 
 /**
  * A join by anyone but the bound instance: a recovery (the bound instance's identity expired),

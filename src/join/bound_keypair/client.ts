@@ -69,7 +69,12 @@ function sameKey(a: string, b: string): boolean {
 /** A new Ed25519 key for the keyring. */
 export async function newStoredKey(role: StoredKey['role']): Promise<StoredKey> {
   const k = await generateKeys('ed25519');
-  return { private_key: k.privateKeyPem, public_key: sshAuthorizedKey(createPublicKey(k.publicKeyPem)), created: new Date().toISOString(), role };
+  return {
+    private_key: k.privateKeyPem,
+    public_key: sshAuthorizedKey(createPublicKey(k.publicKeyPem)),
+    created: new Date().toISOString(),
+    role,
+  };
 }
 
 /** The static key from its PEM; a clear error for anything else. */
@@ -78,17 +83,29 @@ export function staticKey(pem: string): StoredKey {
   try {
     priv = createPrivateKey(pem);
   } catch (cause) {
-    throw new MwiError('BAD_CONFIG', 'not a PEM private key', { field: 'onboarding.bound_keypair.static_private_key_path (or TBOT_BOUND_KEYPAIR_STATIC_KEY)', cause });
+    throw new MwiError('BAD_CONFIG', 'not a PEM private key', {
+      field: 'onboarding.bound_keypair.static_private_key_path (or TBOT_BOUND_KEYPAIR_STATIC_KEY)',
+      cause,
+    });
   }
-  if (priv.asymmetricKeyType !== 'ed25519' && !(priv.asymmetricKeyType === 'ec' && priv.asymmetricKeyDetails?.namedCurve === 'prime256v1')) {
-    throw new MwiError('BAD_CONFIG', `unsupported key type ${priv.asymmetricKeyType} (expected Ed25519 or ECDSA P-256)`, { field: 'onboarding.bound_keypair.static_private_key_path' });
+  if (
+    priv.asymmetricKeyType !== 'ed25519' &&
+    !(priv.asymmetricKeyType === 'ec' && priv.asymmetricKeyDetails?.namedCurve === 'prime256v1')
+  ) {
+    throw new MwiError(
+      'BAD_CONFIG',
+      `unsupported key type ${priv.asymmetricKeyType} (expected Ed25519 or ECDSA P-256)`,
+      { field: 'onboarding.bound_keypair.static_private_key_path' },
+    );
   }
   return { private_key: pem, public_key: sshAuthorizedKey(createPublicKey(priv)), created: '', role: 'current' };
 }
 
 async function sign(claims: string, key: StoredKey): Promise<string> {
   const priv = createPrivateKey(key.private_key);
-  return new CompactSign(Buffer.from(claims)).setProtectedHeader({ alg: priv.asymmetricKeyType === 'ed25519' ? 'EdDSA' : 'ES256' }).sign(priv);
+  return new CompactSign(Buffer.from(claims))
+    .setProtectedHeader({ alg: priv.asymmetricKeyType === 'ed25519' ? 'EdDSA' : 'ES256' })
+    .sign(priv);
 }
 
 /** Client half of bound_keypair: proves possession of the bound key over a server challenge. */
@@ -111,7 +128,9 @@ export const boundKeypairClient: ClientJoinMethod = {
         await ctx.state.write({ ...state, keys });
       }
     }
-    const ch = (await ctx.challenge({ public_keys: keys.map((k) => k.public_key) })) as unknown as BKChallenge & { challenge_id: string };
+    const ch = (await ctx.challenge({ public_keys: keys.map((k) => k.public_key) })) as unknown as BKChallenge & {
+      challenge_id: string;
+    };
     const key = keys.find((k) => sameKey(k.public_key, ch.public_key));
     if (!key) throw new MwiError('JOIN_DENIED', 'the Auth Service asked for a key this tbot does not hold');
     const out: BKJoinPayload = { challenge_id: ch.challenge_id, signature: await sign(ch.claims, key) };
@@ -121,7 +140,8 @@ export const boundKeypairClient: ClientJoinMethod = {
       if (opts.static_private_key) {
         throw new MwiError(
           'BAD_CONFIG',
-          'the token asks for a key rotation (rotate_after), but a static key cannot rotate: remove rotate_after from the token, or use a keypair kept in tbot storage',
+          'the token asks for a key rotation (rotate_after), but a static key cannot rotate: remove rotate_after ' +
+            'from the token, or use a keypair kept in tbot storage',
           { field: 'onboarding.bound_keypair' },
         );
       }
@@ -148,7 +168,14 @@ export const boundKeypairClient: ClientJoinMethod = {
       keys = [...(bound ? [{ ...bound, role: 'current' as const }] : []), ...others.slice(-PREVIOUS_KEPT)];
     }
     await ctx.state.write({ ...state, ...(opts.static_private_key ? {} : { keys }), join_state: result.join_state });
-    const remaining = result.recovery_mode === 'standard' ? `${Math.max(0, result.recovery_limit - result.recovery_count)} of ${result.recovery_limit} remaining` : `mode ${result.recovery_mode}, no limit`;
-    ctx.log.info('bound keypair join', { recoveries_used: result.recovery_count, recoveries: remaining, ...(result.rotated ? { rotated: true } : {}) });
+    const remaining =
+      result.recovery_mode === 'standard'
+        ? `${Math.max(0, result.recovery_limit - result.recovery_count)} of ${result.recovery_limit} remaining`
+        : `mode ${result.recovery_mode}, no limit`;
+    ctx.log.info('bound keypair join', {
+      recoveries_used: result.recovery_count,
+      recoveries: remaining,
+      ...(result.rotated ? { rotated: true } : {}),
+    });
   },
 };

@@ -13,7 +13,14 @@ import {
   type ServerJoinMethod,
 } from '../types.js';
 import { decideBinding, rotationDue, type Binding } from './binding.js';
-import { boundKeypairSpec, type BKChallengePayload, type BKJoinPayload, type BKJoinResult, type BoundKeypairSpec, type BoundKeypairStatus } from './wire.js';
+import {
+  boundKeypairSpec,
+  type BKChallengePayload,
+  type BKJoinPayload,
+  type BKJoinResult,
+  type BoundKeypairSpec,
+  type BoundKeypairStatus,
+} from './wire.js';
 
 const CHALLENGE_TTL_S = 60;
 const TWO_PLACES_MESSAGE = 'the join was refused and the token locked: the keypair was used from two places';
@@ -68,7 +75,8 @@ async function verifySignature(jws: unknown, claims: string, key: KeyObject, wha
   const got = Buffer.from(payload);
   const want = Buffer.from(claims);
   // the signed claims must be the ones this server issued, byte for byte (nonce included)
-  if (got.length !== want.length || !timingSafeEqual(got, want)) throw new JoinRefusal(`${what}: signed claims differ from the challenge`);
+  if (got.length !== want.length || !timingSafeEqual(got, want))
+    throw new JoinRefusal(`${what}: signed claims differ from the challenge`);
 }
 
 /** Bound keypair: a key registered once signs a fresh challenge at every join; no secret after the first. */
@@ -76,12 +84,24 @@ export const boundKeypairServer: ServerJoinMethod = {
   name: 'bound_keypair',
 
   prepareToken(spec, now, previous) {
-    const bk = parseWith(boundKeypairSpec, spec.bound_keypair ?? {}, { code: 'BAD_REQUEST', path: ['spec', 'bound_keypair'] });
+    const bk = parseWith(boundKeypairSpec, spec.bound_keypair ?? {}, {
+      code: 'BAD_REQUEST',
+      path: ['spec', 'bound_keypair'],
+    });
     const onboarding = { ...bk.onboarding };
     let shownOnce: Record<string, string> | undefined;
-    if (onboarding.initial_public_key) onboarding.initial_public_key = normalizeKey(onboarding.initial_public_key, 'spec.bound_keypair.onboarding.initial_public_key');
+    if (onboarding.initial_public_key)
+      onboarding.initial_public_key = normalizeKey(
+        onboarding.initial_public_key,
+        'spec.bound_keypair.onboarding.initial_public_key',
+      );
     const kept = previous ? specOf(previous).onboarding.registration_secret_hash : undefined;
-    if (!onboarding.registration_secret && !onboarding.initial_public_key && !onboarding.registration_secret_hash && kept) {
+    if (
+      !onboarding.registration_secret &&
+      !onboarding.initial_public_key &&
+      !onboarding.registration_secret_hash &&
+      kept
+    ) {
       // replacing the token (e.g. to raise recovery.limit) keeps its registration secret
       onboarding.registration_secret_hash = kept;
     }
@@ -95,7 +115,9 @@ export const boundKeypairServer: ServerJoinMethod = {
       shownOnce = { registration_secret: secret };
     }
     if (!previous && onboarding.must_register_before && Date.parse(onboarding.must_register_before) <= now) {
-      throw new MwiError('BAD_REQUEST', 'already in the past', { field: 'spec.bound_keypair.onboarding.must_register_before' });
+      throw new MwiError('BAD_REQUEST', 'already in the past', {
+        field: 'spec.bound_keypair.onboarding.must_register_before',
+      });
     }
     return { spec: { ...spec, bound_keypair: { ...bk, onboarding } }, ...(shownOnce ? { shownOnce } : {}) };
   },
@@ -112,14 +134,17 @@ const handler: JoinHandler = {
     // insecure mode lets every holder of a shared static key have its own instance
     if (specOf(token.spec).recovery.mode === 'insecure') return undefined;
     const bound = statusOf(token.status).bound_bot_instance_id;
-    return bound && bound !== instanceId ? `the bound keypair is bound to instance ${bound} now, not ${instanceId} (replaced by a later join)` : undefined;
+    return bound && bound !== instanceId
+      ? `the bound keypair is bound to instance ${bound} now, not ${instanceId} (replaced by a later join)`
+      : undefined;
   },
 
   async challenge(ctx) {
     const spec = specOf(ctx.token.spec);
     const status = statusOf(ctx.token.status);
     const keys = (ctx.payload as Partial<BKChallengePayload> | undefined)?.public_keys;
-    if (!Array.isArray(keys) || keys.length === 0 || keys.length > 8) throw new MwiError('BAD_REQUEST', 'expected 1 to 8 public keys', { field: 'payload.public_keys' });
+    if (!Array.isArray(keys) || keys.length === 0 || keys.length > 8)
+      throw new MwiError('BAD_REQUEST', 'expected 1 to 8 public keys', { field: 'payload.public_keys' });
     const offered = keys.map((k, i) => normalizeKey(String(k), `payload.public_keys[${i}]`));
     // which key must sign: the bound one, else the pre-registered one, else (registration) tbot's first
     const expected = status.bound_public_key ?? spec.onboarding.initial_public_key ?? offered[0]!;
@@ -143,7 +168,8 @@ const handler: JoinHandler = {
     const spec = specOf(ctx.token.spec);
     const p = (ctx.request.payload ?? {}) as Partial<BKJoinPayload>;
     const ch = ctx.challenge;
-    if (!ch || typeof ch.claims !== 'string' || typeof ch.public_key !== 'string') throw new JoinRefusal('no valid challenge for this join');
+    if (!ch || typeof ch.claims !== 'string' || typeof ch.public_key !== 'string')
+      throw new JoinRefusal('no valid challenge for this join');
     const claims = JSON.parse(ch.claims) as { exp: number };
     if (claims.exp * 1000 <= ctx.now) throw new JoinRefusal('challenge expired');
     const key = ch.public_key;
@@ -197,7 +223,13 @@ const handler: JoinHandler = {
     };
     return {
       ...(refresh ? { refreshInstance: refresh } : {}),
-      attributes: { bound_public_key_fingerprint: `sha256:${sha256Hex(next.bound_public_key!)}`, recovery_count: result.recovery_count, recovery_limit: result.recovery_limit, recovery_mode: result.recovery_mode, ...(rotated ? { rotated: true } : {}) },
+      attributes: {
+        bound_public_key_fingerprint: `sha256:${sha256Hex(next.bound_public_key!)}`,
+        recovery_count: result.recovery_count,
+        recovery_limit: result.recovery_limit,
+        recovery_mode: result.recovery_mode,
+        ...(rotated ? { rotated: true } : {}),
+      },
       methodData: result as unknown as Record<string, unknown>,
     };
   },

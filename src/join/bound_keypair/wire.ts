@@ -8,8 +8,14 @@ export const boundKeypairSpec = z
         initial_public_key: z.string().min(1).optional(),
         registration_secret: z.string().min(16, 'at least 16 characters').optional(),
         /** Stored instead of the secret; never given by users. */
-        registration_secret_hash: z.string().regex(/^[0-9a-f]{64}$/).optional(),
-        must_register_before: z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'expected an RFC 3339 time').optional(),
+        registration_secret_hash: z
+          .string()
+          .regex(/^[0-9a-f]{64}$/)
+          .optional(),
+        must_register_before: z
+          .string()
+          .refine((s) => !Number.isNaN(Date.parse(s)), 'expected an RFC 3339 time')
+          .optional(),
       })
       .strict()
       .default({}),
@@ -20,7 +26,10 @@ export const boundKeypairSpec = z
       })
       .strict()
       .default({}),
-    rotate_after: z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'expected an RFC 3339 time').optional(),
+    rotate_after: z
+      .string()
+      .refine((s) => !Number.isNaN(Date.parse(s)), 'expected an RFC 3339 time')
+      .optional(),
   })
   .strict();
 export type BoundKeypairSpec = z.infer<typeof boundKeypairSpec>;

@@ -13,6 +13,10 @@ export const circleciServer = jwtServer({
   required: ['sub', 'oidc.circleci.com/project-id'],
   flatten(c) {
     const contexts = c['oidc.circleci.com/context-ids'];
-    return { ...c, project_id: c['oidc.circleci.com/project-id'], context_id: Array.isArray(contexts) ? contexts : undefined };
+    return {
+      ...c,
+      project_id: c['oidc.circleci.com/project-id'],
+      context_id: Array.isArray(contexts) ? contexts : undefined,
+    };
   },
 });

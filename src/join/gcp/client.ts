@@ -9,7 +9,11 @@ export async function gcpToken(audience: string, env: NodeJS.ProcessEnv = proces
   try {
     res = await fetch(url, { headers: { 'Metadata-Flavor': 'Google' }, signal: AbortSignal.timeout(5000) });
   } catch (cause) {
-    throw new MwiError('UNREACHABLE', `cannot reach the GCP metadata server at ${host} (is tbot running on a GCE VM?)`, { cause });
+    throw new MwiError(
+      'UNREACHABLE',
+      `cannot reach the GCP metadata server at ${host} (is tbot running on a GCE VM?)`,
+      { cause },
+    );
   }
   if (!res.ok) throw new MwiError('UNREACHABLE', `the GCP metadata server answered HTTP ${res.status}`);
   return (await res.text()).trim();

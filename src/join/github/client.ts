@@ -10,16 +10,25 @@ export async function githubToken(audience: string, env: NodeJS.ProcessEnv = pro
   const url = env.ACTIONS_ID_TOKEN_REQUEST_URL;
   const bearer = env.ACTIONS_ID_TOKEN_REQUEST_TOKEN;
   if (!url || !bearer) {
-    throw new MwiError('BAD_CONFIG', 'ACTIONS_ID_TOKEN_REQUEST_URL and ACTIONS_ID_TOKEN_REQUEST_TOKEN are not set: the workflow (or job) needs "permissions: id-token: write"', {
-      field: 'onboarding.join_method github',
-    });
+    throw new MwiError(
+      'BAD_CONFIG',
+      'ACTIONS_ID_TOKEN_REQUEST_URL and ACTIONS_ID_TOKEN_REQUEST_TOKEN are not set: the workflow (or job) needs ' +
+        '"permissions: id-token: write"',
+      {
+        field: 'onboarding.join_method github',
+      },
+    );
   }
   const u = new URL(url);
   u.searchParams.set('audience', audience);
-  const res = await fetch(u, { headers: { authorization: `Bearer ${bearer}`, accept: 'application/json' }, signal: AbortSignal.timeout(15_000) });
+  const res = await fetch(u, {
+    headers: { authorization: `Bearer ${bearer}`, accept: 'application/json' },
+    signal: AbortSignal.timeout(15_000),
+  });
   if (!res.ok) throw new MwiError('UNREACHABLE', `the GitHub Actions token endpoint answered HTTP ${res.status}`);
   const body = (await res.json()) as { value?: unknown };
-  if (typeof body.value !== 'string') throw new MwiError('UNREACHABLE', 'the GitHub Actions token endpoint sent no token');
+  if (typeof body.value !== 'string')
+    throw new MwiError('UNREACHABLE', 'the GitHub Actions token endpoint sent no token');
   return body.value;
 }
 

@@ -4,14 +4,23 @@ import { z } from 'zod';
 export const githubSpec = z
   .object({
     /** GitHub Enterprise Server host: issuer https://HOST/_services/token. */
-    enterprise_server_host: z.string().regex(/^[A-Za-z0-9.-]+(:\d+)?$/, 'expected a host name').optional(),
+    enterprise_server_host: z
+      .string()
+      .regex(/^[A-Za-z0-9.-]+(:\d+)?$/, 'expected a host name')
+      .optional(),
     /** GitHub Enterprise Cloud with a customized issuer: https://token.actions.githubusercontent.com/SLUG. */
-    enterprise_slug: z.string().regex(/^[A-Za-z0-9_-]+$/, 'expected a slug').optional(),
+    enterprise_slug: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]+$/, 'expected a slug')
+      .optional(),
     /** A JWKS to trust instead of fetching the issuer's (GHES without network access). */
     static_jwks: z.string().optional(),
   })
   .strict()
-  .refine((s) => !(s.enterprise_server_host && s.enterprise_slug), 'enterprise_server_host and enterprise_slug are exclusive');
+  .refine(
+    (s) => !(s.enterprise_server_host && s.enterprise_slug),
+    'enterprise_server_host and enterprise_slug are exclusive',
+  );
 export type GithubSpec = z.infer<typeof githubSpec>;
 
 export const GITHUB_ISSUER = 'https://token.actions.githubusercontent.com';

@@ -10,10 +10,15 @@ export const gitlabClient: ClientJoinMethod = {
   // onboarding.gitlab names the variable
   options: { schema: z.object({ token_env_var_name: envVarName.optional() }).strict() },
   async payload(ctx) {
-    const name = String(ctx.options.token_env_var_name ?? 'TBOT_GITLAB_JWT');
+    const configured = ctx.options.token_env_var_name;
+    const name = typeof configured === 'string' ? configured : 'TBOT_GITLAB_JWT';
     const token = process.env[name];
     if (!token) {
-      throw new MwiError('BAD_CONFIG', `${name} is not set: declare it in the job's id_tokens with the cluster name as aud`, { field: 'onboarding.gitlab.token_env_var_name' });
+      throw new MwiError(
+        'BAD_CONFIG',
+        `${name} is not set: declare it in the job's id_tokens with the cluster name as aud`,
+        { field: 'onboarding.gitlab.token_env_var_name' },
+      );
     }
     return { id_token: token };
   },

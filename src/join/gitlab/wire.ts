@@ -4,7 +4,10 @@ import { z } from 'zod';
 export const gitlabSpec = z
   .object({
     /** GitLab host; the issuer is https://DOMAIN. */
-    domain: z.string().regex(/^[A-Za-z0-9.-]+(:\d+)?$/, 'expected a host name').default('gitlab.com'),
+    domain: z
+      .string()
+      .regex(/^[A-Za-z0-9.-]+(:\d+)?$/, 'expected a host name')
+      .default('gitlab.com'),
     static_jwks: z.string().optional(),
   })
   .strict();

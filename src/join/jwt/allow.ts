@@ -5,7 +5,13 @@ export type { Matcher } from './rules.js';
 
 /** `*` matches any run of characters, `?` one; everything else literally. */
 export function globMatch(pattern: string, value: string): boolean {
-  const re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 's');
+  const re = new RegExp(
+    `^${pattern
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, '.*')
+      .replace(/\?/g, '.')}$`,
+    's',
+  );
   return re.test(value);
 }
 
@@ -18,7 +24,8 @@ function matches(want: unknown, got: unknown, how: Matcher, listClaim: boolean):
   if (typeof want !== 'string' || want === '') return false;
   if (typeof got !== 'string') return false;
   // a region (us-west1) covers its zones (us-west1-a); nothing shorter matches
-  if (how === 'region-or-zone') return got === want || (got.startsWith(`${want}-`) && /^[a-z]$/.test(got.slice(want.length + 1)));
+  if (how === 'region-or-zone')
+    return got === want || (got.startsWith(`${want}-`) && /^[a-z]$/.test(got.slice(want.length + 1)));
   return how === 'glob' ? globMatch(want, got) : want === got;
 }
 
@@ -28,9 +35,14 @@ function matches(want: unknown, got: unknown, how: Matcher, listClaim: boolean):
  * that creation would refuse now (one naming no workload, stored before that check existed)
  * matches nothing, and the refusal says so in the audit log.
  */
-export function checkAllow(rules: unknown, claims: Record<string, unknown>, policy: AllowPolicy): Record<string, unknown> {
+export function checkAllow(
+  rules: unknown,
+  claims: Record<string, unknown>,
+  policy: AllowPolicy,
+): Record<string, unknown> {
   const { fields } = policy;
-  if (!Array.isArray(rules) || rules.length === 0) throw new JoinRefusal('token has no allow rules', 'the join was refused: the token allows nothing');
+  if (!Array.isArray(rules) || rules.length === 0)
+    throw new JoinRefusal('token has no allow rules', 'the join was refused: the token allows nothing');
   const skipped: string[] = [];
   for (const [i, rule] of (rules as Array<Record<string, unknown>>).entries()) {
     const problem = ruleProblem(rule, policy);
@@ -39,10 +51,17 @@ export function checkAllow(rules: unknown, claims: Record<string, unknown>, poli
       continue;
     }
     const keys = Object.keys(rule);
-    if (keys.every((k) => matches(rule[k], claims[fields[k]!.claim], fields[k]!.match ?? 'exact', fields[k]!.list === true))) return rule;
+    if (
+      keys.every((k) =>
+        matches(rule[k], claims[fields[k]!.claim], fields[k]!.match ?? 'exact', fields[k]!.list === true),
+      )
+    )
+      return rule;
   }
+  const seen = JSON.stringify(Object.fromEntries(Object.values(fields).map((f) => [f.claim, claims[f.claim]])));
+  const ignored = skipped.length ? `; rules ignored: ${skipped.join('; ')}` : '';
   throw new JoinRefusal(
-    `no allow rule matches (claims: ${JSON.stringify(Object.fromEntries(Object.values(fields).map((f) => [f.claim, claims[f.claim]])))})${skipped.length ? `; rules ignored: ${skipped.join('; ')}` : ''}`,
-    'the join was refused: the identity token matches none of the token\'s allow rules',
+    `no allow rule matches (claims: ${seen})${ignored}`,
+    "the join was refused: the identity token matches none of the token's allow rules",
   );
 }

@@ -62,13 +62,19 @@ export class JwksCache {
 
   /** The JWKS URL of an OIDC issuer, from its discovery document. */
   private async jwksUri(issuer: string): Promise<string> {
-    const doc = (await this.transport.fetchJson(`${this.base(issuer)}/.well-known/openid-configuration`)) as { issuer?: unknown; jwks_uri?: unknown };
-    if (doc.issuer !== issuer) throw new Error(`discovery document names issuer ${JSON.stringify(doc.issuer)}, expected ${issuer}`);
+    const doc = (await this.transport.fetchJson(`${this.base(issuer)}/.well-known/openid-configuration`)) as {
+      issuer?: unknown;
+      jwks_uri?: unknown;
+    };
+    if (doc.issuer !== issuer)
+      throw new Error(`discovery document names issuer ${JSON.stringify(doc.issuer)}, expected ${issuer}`);
     if (typeof doc.jwks_uri !== 'string') throw new Error('discovery document has no jwks_uri');
     // with an override, keys come from the same place as the discovery document
     let uri = doc.jwks_uri;
     if (this.config.endpointOverrides?.[issuer]) {
-      uri = doc.jwks_uri.startsWith(issuer) ? `${this.base(issuer)}${doc.jwks_uri.slice(issuer.length)}` : `${this.base(issuer)}${new URL(doc.jwks_uri).pathname}`;
+      uri = doc.jwks_uri.startsWith(issuer)
+        ? `${this.base(issuer)}${doc.jwks_uri.slice(issuer.length)}`
+        : `${this.base(issuer)}${new URL(doc.jwks_uri).pathname}`;
     }
     checkFetchUrl(uri, 'jwks_uri');
     return uri;
@@ -77,7 +83,11 @@ export class JwksCache {
   private async refresh(issuer: string): Promise<void> {
     const jwks = (await this.transport.fetchJson(await this.jwksUri(issuer))) as JSONWebKeySet;
     if (!Array.isArray(jwks?.keys)) throw new Error('JWKS has no keys');
-    this.entries.set(issuer, { keys: createLocalJWKSet(jwks), kids: new Set(jwks.keys.map((k) => String(k.kid ?? ''))), fetchedAt: this.now() });
+    this.entries.set(issuer, {
+      keys: createLocalJWKSet(jwks),
+      kids: new Set(jwks.keys.map((k) => String(k.kid ?? ''))),
+      fetchedAt: this.now(),
+    });
   }
 
   /** Keys for `issuer`, refetched (rate-limited) when `kid` is unknown. */
@@ -119,7 +129,10 @@ export const oidcSection: ServerSection<OidcConfig, JwksCache> = {
   schema: z
     .object({
       endpoint_overrides: z.record(z.string().url()).optional(),
-      min_refresh: z.string().refine((s) => parseDuration(s) !== undefined, 'expected a duration').optional(),
+      min_refresh: z
+        .string()
+        .refine((s) => parseDuration(s) !== undefined, 'expected a duration')
+        .optional(),
     })
     .strict()
     .transform((o): OidcConfig => ({

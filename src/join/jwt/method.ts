@@ -31,7 +31,11 @@ export interface JwtMethodDefinition<S> {
   maxLifetimeS: number;
   required?: string[];
   /** Extra platform checks on the verified claims (e.g. Kubernetes: bound tokens only). */
-  check?(claims: Record<string, unknown>, spec: S, ctx: ServerJoinContext): Promise<Record<string, unknown>> | Record<string, unknown>;
+  check?(
+    claims: Record<string, unknown>,
+    spec: S,
+    ctx: ServerJoinContext,
+  ): Promise<Record<string, unknown>> | Record<string, unknown>;
   /** Flattens nested claims into the names `allowFields` use. */
   flatten?(claims: Record<string, unknown>): Record<string, unknown>;
 }
@@ -42,7 +46,8 @@ export interface JwtMethodDefinition<S> {
  * Its issuers' keys come through mwi.yaml's `oidc` section (oidcSection).
  */
 export function jwtServer<S>(def: JwtMethodDefinition<S>): ServerJoinMethod {
-  const parseSpec = (spec: Readonly<Record<string, unknown>>): S => parseWith(def.schema, spec[def.name] ?? {}, { code: 'BAD_REQUEST', path: ['spec', def.name] });
+  const parseSpec = (spec: Readonly<Record<string, unknown>>): S =>
+    parseWith(def.schema, spec[def.name] ?? {}, { code: 'BAD_REQUEST', path: ['spec', def.name] });
   const policy = { fields: def.allowFields, requireOneOf: def.requireOneOf };
   return {
     name: def.name,
@@ -83,14 +88,18 @@ async function verifyJwtJoin<S>(
     const why = err instanceof Error ? err.message : String(err);
     throw new JoinRefusal(`keys of ${issuer ?? 'static JWKS'} unavailable: ${why}`);
   }
-  const { payload, signedId } = await verifyPlatformJwt(token, {
-    ...(issuer ? { issuer } : {}),
-    audience: def.audience ? def.audience(spec, ctx.clusterName) : ctx.clusterName,
-    keys,
-    now: ctx.now,
-    maxLifetimeS: def.maxLifetimeS,
-    ...(def.required ? { required: def.required } : {}),
-  }, jws);
+  const { payload, signedId } = await verifyPlatformJwt(
+    token,
+    {
+      ...(issuer ? { issuer } : {}),
+      audience: def.audience ? def.audience(spec, ctx.clusterName) : ctx.clusterName,
+      keys,
+      now: ctx.now,
+      maxLifetimeS: def.maxLifetimeS,
+      ...(def.required ? { required: def.required } : {}),
+    },
+    jws,
+  );
   const claims = def.flatten ? def.flatten(payload) : (payload as Record<string, unknown>);
   const extra = def.check ? await def.check(claims, spec, ctx) : {};
   const rule = checkAllow(ctx.token.spec.allow, claims, policy);
@@ -99,7 +108,7 @@ async function verifyJwtJoin<S>(
   const fresh = await deps.markUsed(`${def.name}-signed-${signedId}`, (payload.exp! + LEEWAY_S) * 1000);
   if (!fresh) throw new JoinRefusal('token replayed', 'the join was refused: this identity token was already used');
   // the claims `allow` rules can name, as verified: recorded on the instance and in the audit log
-  const named = Object.values(def.allowFields).map((f) => [f.claim, claims[f.claim]]);
+  const named = Object.values(def.allowFields).map((f): [string, unknown] => [f.claim, claims[f.claim]]);
   const attributes = Object.fromEntries(named.filter(([, v]) => v !== undefined));
   return { attributes: { ...attributes, matched_rule: rule, ...extra } };
 }

@@ -40,7 +40,8 @@ function valueProblem(value: unknown, f: AllowField): string | undefined {
     if (!value.every((v) => typeof v === 'string' && v !== '')) return 'expected a list of non-empty strings';
     return undefined;
   }
-  if (typeof value !== 'string') return `expected a string, not ${Array.isArray(value) ? 'a list' : value === null ? 'null' : typeof value}`;
+  if (typeof value !== 'string')
+    return `expected a string, not ${Array.isArray(value) ? 'a list' : value === null ? 'null' : typeof value}`;
   if (value === '') return 'expected a non-empty string';
   if (f.format && !f.format.pattern.test(value)) return f.format.hint;
   return undefined;
@@ -58,19 +59,29 @@ function names(value: unknown, f: AllowField): boolean {
  * refuses the same rules in api/types/provisioning.go).
  */
 export function ruleProblem(rule: unknown, policy: AllowPolicy): RuleProblem | undefined {
-  if (typeof rule !== 'object' || rule === null || Array.isArray(rule)) return { field: '', message: 'expected a mapping of field: value' };
+  if (typeof rule !== 'object' || rule === null || Array.isArray(rule))
+    return { field: '', message: 'expected a mapping of field: value' };
   const entries = Object.entries(rule);
   if (entries.length === 0) return { field: '', message: 'an empty rule would allow nothing' };
   for (const [k, v] of entries) {
     const f = policy.fields[k];
-    if (!f) return { field: `.${k}`, message: `unknown field ${k} (expected one of: ${Object.keys(policy.fields).join(', ')})` };
+    if (!f)
+      return {
+        field: `.${k}`,
+        message: `unknown field ${k} (expected one of: ${Object.keys(policy.fields).join(', ')})`,
+      };
     const problem = valueProblem(v, f);
     if (problem) return { field: `.${k}`, message: problem };
   }
   const set = rule as Record<string, unknown>;
   for (const group of policy.requireOneOf) {
     if (!group.some((k) => set[k] !== undefined && names(set[k], policy.fields[k]!))) {
-      return { field: '', message: `the rule must name the workload with at least one of: ${group.join(', ')} (a rule without one matches every workload on the platform; glob fields need more than wildcards)` };
+      return {
+        field: '',
+        message:
+          `the rule must name the workload with at least one of: ${group.join(', ')} (a rule without one ` +
+          `matches every workload on the platform; glob fields need more than wildcards)`,
+      };
     }
   }
   return undefined;
@@ -78,7 +89,8 @@ export function ruleProblem(rule: unknown, policy: AllowPolicy): RuleProblem | u
 
 /** Refuses a token's `allow` list at creation: at least one rule, each acceptable under `policy`. */
 export function assertAllowRules(allow: unknown, policy: AllowPolicy): void {
-  if (!Array.isArray(allow) || allow.length === 0) throw new MwiError('BAD_REQUEST', 'at least one allow rule is required', { field: 'spec.allow' });
+  if (!Array.isArray(allow) || allow.length === 0)
+    throw new MwiError('BAD_REQUEST', 'at least one allow rule is required', { field: 'spec.allow' });
   allow.forEach((rule: unknown, i) => {
     const p = ruleProblem(rule, policy);
     if (p) throw new MwiError('BAD_REQUEST', p.message, { field: `spec.allow[${i}]${p.field}` });

@@ -72,7 +72,11 @@ const AFTER_SIGNATURE: Readonly<Record<string, (claim: string | undefined) => st
  * the public message names the check only once the signature has verified, and is the generic
  * refusal before.
  */
-export async function verifyPlatformJwt(token: unknown, rules: JwtRules, checked?: CompactJws): Promise<{ payload: JWTPayload; signedId: string }> {
+export async function verifyPlatformJwt(
+  token: unknown,
+  rules: JwtRules,
+  checked?: CompactJws,
+): Promise<{ payload: JWTPayload; signedId: string }> {
   // `checked`: the caller already ran canonicalToken and tokenKid on this token (to pick its keys)
   let jws = checked;
   if (!jws) {
@@ -97,7 +101,15 @@ export async function verifyPlatformJwt(token: unknown, rules: JwtRules, checked
   }
   const iat = payload.iat!;
   const exp = payload.exp!;
-  if (iat * 1000 > rules.now + LEEWAY_S * 1000) throw new JoinRefusal('jwt: iat in the future', "the join was refused: the identity token's iat claim is in the future");
-  if (exp - iat > rules.maxLifetimeS) throw new JoinRefusal(`jwt: lifetime ${exp - iat}s over ${rules.maxLifetimeS}s`, 'the join was refused: the identity token lives too long');
+  if (iat * 1000 > rules.now + LEEWAY_S * 1000)
+    throw new JoinRefusal(
+      'jwt: iat in the future',
+      "the join was refused: the identity token's iat claim is in the future",
+    );
+  if (exp - iat > rules.maxLifetimeS)
+    throw new JoinRefusal(
+      `jwt: lifetime ${exp - iat}s over ${rules.maxLifetimeS}s`,
+      'the join was refused: the identity token lives too long',
+    );
   return { payload, signedId: signedContentId(jws) };
 }

@@ -11,10 +11,15 @@ export const kubernetesClient: ClientJoinMethod = {
     try {
       return { id_token: readFileSync(path, 'utf8').trim() };
     } catch (cause) {
-      throw new MwiError('BAD_CONFIG', `cannot read the service account token at ${path} (mount a projected token with the cluster name as audience, or set KUBERNETES_TOKEN_PATH)`, {
-        field: 'onboarding.join_method kubernetes',
-        cause,
-      });
+      throw new MwiError(
+        'BAD_CONFIG',
+        `cannot read the service account token at ${path} (mount a projected token with the cluster name as ` +
+          `audience, or set KUBERNETES_TOKEN_PATH)`,
+        {
+          field: 'onboarding.join_method kubernetes',
+          cause,
+        },
+      );
     }
   },
 };

@@ -58,26 +58,45 @@ export const kubernetesSection: ServerSection<KubernetesConfig, KubernetesApi | 
 };
 
 interface K8sClaims {
-  'kubernetes.io'?: { namespace?: string; serviceaccount?: { name?: string; uid?: string }; pod?: { name?: string; uid?: string } };
+  'kubernetes.io'?: {
+    namespace?: string;
+    serviceaccount?: { name?: string; uid?: string };
+    pod?: { name?: string; uid?: string };
+  };
 }
 
 /** Projected service account tokens only: bound to a pod, expiring (legacy secret tokens never expire). */
 function flatten(claims: Record<string, unknown>): Record<string, unknown> {
   const k = (claims as K8sClaims)['kubernetes.io'];
-  return { ...claims, service_account: k?.namespace && k.serviceaccount?.name ? `${k.namespace}:${k.serviceaccount.name}` : undefined, pod: k?.pod?.name };
+  return {
+    ...claims,
+    service_account: k?.namespace && k.serviceaccount?.name ? `${k.namespace}:${k.serviceaccount.name}` : undefined,
+    pod: k?.pod?.name,
+  };
 }
 
 const jwtHalf = jwtServer<KubernetesSpec>({
   name: 'kubernetes',
   schema: kubernetesSpec,
-  issuer: (s) => (s.type === 'static_jwks' ? { issuer: s.static_jwks!.issuer, staticJwks: s.static_jwks!.jwks } : { issuer: s.oidc?.issuer }),
+  issuer: (s) =>
+    s.type === 'static_jwks'
+      ? { issuer: s.static_jwks!.issuer, staticJwks: s.static_jwks!.jwks }
+      : { issuer: s.oidc?.issuer },
   allowFields: KUBERNETES_ALLOW,
   requireOneOf: KUBERNETES_REQUIRED,
   maxLifetimeS: 48 * 3600,
   flatten,
   check(claims) {
-    if (!claims.service_account) throw new JoinRefusal('no kubernetes.io service account claims', 'the join was refused: not a Kubernetes service account token');
-    if (!claims.pod) throw new JoinRefusal('token not bound to a pod', 'the join was refused: only projected (pod-bound) service account tokens are accepted');
+    if (!claims.service_account)
+      throw new JoinRefusal(
+        'no kubernetes.io service account claims',
+        'the join was refused: not a Kubernetes service account token',
+      );
+    if (!claims.pod)
+      throw new JoinRefusal(
+        'token not bound to a pod',
+        'the join was refused: only projected (pod-bound) service account tokens are accepted',
+      );
     return {};
   },
 });
@@ -95,7 +114,10 @@ async function tokenReview(
   if (typeof token !== 'string' || token.length > 16_384) throw new JoinRefusal('no id_token in the payload');
   // the API server's decoder may forgive what ours refuses: only the canonical spelling is reviewed
   const jws = canonicalToken(token);
-  if (!api) throw new JoinRefusal('in_cluster: the Auth Service has no Kubernetes API configured (configure kubernetes in mwi.yaml)');
+  if (!api)
+    throw new JoinRefusal(
+      'in_cluster: the Auth Service has no Kubernetes API configured (configure kubernetes in mwi.yaml)',
+    );
   let res: { status: number; body: unknown };
   try {
     res = await deps.postJson(
@@ -107,17 +129,40 @@ async function tokenReview(
   } catch (err) {
     throw new JoinRefusal(`TokenReview failed: ${err instanceof Error ? err.message : String(err)}`);
   }
-  const status = (res.body as { status?: { authenticated?: boolean; error?: string; audiences?: string[]; user?: { username?: string; extra?: Record<string, string[]> } } })?.status;
+  const status = (
+    res.body as {
+      status?: {
+        authenticated?: boolean;
+        error?: string;
+        audiences?: string[];
+        user?: { username?: string; extra?: Record<string, string[]> };
+      };
+    }
+  )?.status;
   if (res.status >= 300 || !status) throw new JoinRefusal(`TokenReview HTTP ${res.status}`);
   if (!status.authenticated) throw new JoinRefusal(`TokenReview: not authenticated (${status.error ?? 'no reason'})`);
-  if (!status.audiences?.includes(ctx.clusterName)) throw new JoinRefusal(`TokenReview: audiences ${JSON.stringify(status.audiences)}`, "the join was refused: the token's audience is not this cluster");
+  if (!status.audiences?.includes(ctx.clusterName))
+    throw new JoinRefusal(
+      `TokenReview: audiences ${JSON.stringify(status.audiences)}`,
+      "the join was refused: the token's audience is not this cluster",
+    );
   const m = /^system:serviceaccount:([^:]+):([^:]+)$/.exec(status.user?.username ?? '');
-  if (!m) throw new JoinRefusal(`TokenReview: user ${status.user?.username} is not a service account`, 'the join was refused: not a Kubernetes service account token');
+  if (!m)
+    throw new JoinRefusal(
+      `TokenReview: user ${status.user?.username} is not a service account`,
+      'the join was refused: not a Kubernetes service account token',
+    );
   if (!status.user?.extra?.['authentication.kubernetes.io/pod-name']) {
-    throw new JoinRefusal('TokenReview: token not bound to a pod', 'the join was refused: only projected (pod-bound) service account tokens are accepted');
+    throw new JoinRefusal(
+      'TokenReview: token not bound to a pod',
+      'the join was refused: only projected (pod-bound) service account tokens are accepted',
+    );
   }
   const claims = { service_account: `${m[1]}:${m[2]}` };
-  const rule = checkAllow(ctx.token.spec.allow, claims, { fields: KUBERNETES_ALLOW, requireOneOf: KUBERNETES_REQUIRED });
+  const rule = checkAllow(ctx.token.spec.allow, claims, {
+    fields: KUBERNETES_ALLOW,
+    requireOneOf: KUBERNETES_REQUIRED,
+  });
   // replay: without the token's own exp, remember it for the longest lifetime accepted
   if (!(await deps.markUsed(`kubernetes-signed-${signedContentId(jws)}`, ctx.now + (48 * 3600 + LEEWAY_S) * 1000))) {
     throw new JoinRefusal('token replayed', 'the join was refused: this identity token was already used');

@@ -1,7 +1,9 @@
 import { z } from 'zod';
 
 /** `spec.spacelift`: the account's hostname (issuer https://HOSTNAME, audience HOSTNAME). */
-export const spaceliftSpec = z.object({ hostname: z.string().regex(/^[A-Za-z0-9.-]+$/, 'expected a host name such as example.app.spacelift.io') }).strict();
+export const spaceliftSpec = z
+  .object({ hostname: z.string().regex(/^[A-Za-z0-9.-]+$/, 'expected a host name such as example.app.spacelift.io') })
+  .strict();
 export type SpaceliftSpec = z.infer<typeof spaceliftSpec>;
 
 export const SPACELIFT_ALLOW = {

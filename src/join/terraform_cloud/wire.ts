@@ -2,7 +2,13 @@ import { z } from 'zod';
 
 /** `spec.terraform_cloud`: HCP Terraform or Terraform Enterprise (`hostname`), optional custom audience. */
 export const terraformCloudSpec = z
-  .object({ hostname: z.string().regex(/^[A-Za-z0-9.-]+(:\d+)?$/, 'expected a host name').default('app.terraform.io'), audience: z.string().min(1).optional() })
+  .object({
+    hostname: z
+      .string()
+      .regex(/^[A-Za-z0-9.-]+(:\d+)?$/, 'expected a host name')
+      .default('app.terraform.io'),
+    audience: z.string().min(1).optional(),
+  })
   .strict();
 export type TerraformCloudSpec = z.infer<typeof terraformCloudSpec>;
 
