@@ -75,11 +75,11 @@ async function main(): Promise<number | void> {
         return;
       }
       case 'bots':
-        return await bots(admin, sub, args, g, fmt);
+        return await bots({ admin, sub, positionals: args, values: g, format: fmt });
       case 'tokens':
-        return await tokens(admin, sub, args, g, fmt);
+        return await tokens({ admin, sub, positionals: args, values: g, format: fmt });
       case 'locks':
-        return await locks(admin, sub, args, g, fmt);
+        return await locks({ admin, sub, positionals: args, values: g, format: fmt });
       case 'bound-keypair': {
         if (sub !== 'rotate') throw usageError('expected "tctl bound-keypair rotate TOKEN"');
         const name = need(args[0], 'TOKEN');

@@ -77,6 +77,11 @@ export async function startCluster(
   };
 }
 
+/** The flags that point tbot at a cluster and join it with `method`. */
+export function joinFlags(c: TestCluster, method: string, token: string): string[] {
+  return ['--auth-server', c.addr, '--ca-pin', c.caPin, '--join-method', method, '--token', token];
+}
+
 /** Common tbot flags for a cluster. */
 export function tbotFlags(c: TestCluster, token: string, storage: string, out?: string): string[] {
   return [

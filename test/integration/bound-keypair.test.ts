@@ -3,7 +3,7 @@ import { cpSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync 
 import { join } from 'node:path';
 import { userInfo } from 'node:os';
 import { after, before, describe, it } from 'node:test';
-import { startCluster, type TestCluster } from '../helpers/cluster.js';
+import { startCluster, type TestCluster, joinFlags } from '../helpers/cluster.js';
 import { cli, exited, spawnCli, waitFor } from '../helpers/procs.js';
 import { sshRun, startSshd } from '../helpers/sshd.js';
 
@@ -13,14 +13,7 @@ describe('bound keypair joining with real tbot, tctl and mwi', () => {
   const dir = (p: string) => join(c.dir, `${p}-${n}`);
   const bk = (token: string, storage: string | undefined, out: string, extra: string[] = []) => [
     'start',
-    '--auth-server',
-    c.addr,
-    '--ca-pin',
-    c.caPin,
-    '--join-method',
-    'bound_keypair',
-    '--token',
-    token,
+    ...joinFlags(c, 'bound_keypair', token),
     ...(storage ? ['--data-dir', storage] : []),
     '--destination-dir',
     out,

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { userInfo } from 'node:os';
 import { after, before, describe, it } from 'node:test';
 import { GITHUB_ISSUER } from '../../src/join/github/wire.js';
-import { startCluster, type TestCluster } from '../helpers/cluster.js';
+import { startCluster, type TestCluster, joinFlags } from '../helpers/cluster.js';
 import { cli, exited, spawnCli, waitFor } from '../helpers/procs.js';
 import { startIssuer, type TestIssuer } from '../helpers/oidc-issuer.js';
 import { sshRun, startSshd, type Sshd } from '../helpers/sshd.js';
@@ -17,24 +17,7 @@ describe('platform-signed joins end to end (github, kubernetes)', () => {
   let sshd: Sshd;
   const me = userInfo().username;
   const tbot = (method: string, token: string, out: string, env: NodeJS.ProcessEnv) =>
-    cli(
-      'tbot',
-      [
-        'start',
-        '--auth-server',
-        c.addr,
-        '--ca-pin',
-        c.caPin,
-        '--join-method',
-        method,
-        '--token',
-        token,
-        '--destination-dir',
-        out,
-        '--oneshot',
-      ],
-      { env },
-    );
+    cli('tbot', ['start', ...joinFlags(c, method, token), '--destination-dir', out, '--oneshot'], { env });
 
   before(async () => {
     gh = await startIssuer({ issuer: GITHUB_ISSUER });
@@ -109,14 +92,7 @@ describe('platform-signed joins end to end (github, kubernetes)', () => {
     };
     const args = [
       'start',
-      '--auth-server',
-      c.addr,
-      '--ca-pin',
-      c.caPin,
-      '--join-method',
-      'github',
-      '--token',
-      'gh-deploy',
+      ...joinFlags(c, 'github', 'gh-deploy'),
       '--data-dir',
       join(c.dir, 'gh-store'),
       '--destination-dir',
@@ -153,14 +129,7 @@ describe('platform-signed joins end to end (github, kubernetes)', () => {
       'tbot',
       [
         'start',
-        '--auth-server',
-        c.addr,
-        '--ca-pin',
-        c.caPin,
-        '--join-method',
-        'github',
-        '--token',
-        'gh-deploy',
+        ...joinFlags(c, 'github', 'gh-deploy'),
         '--destination-dir',
         join(c.dir, 'gh-daemon'),
         '--certificate-ttl',

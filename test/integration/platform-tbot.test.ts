@@ -3,7 +3,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { JWTPayload } from 'jose';
-import { startCluster, type TestCluster } from '../helpers/cluster.js';
+import { startCluster, type TestCluster, joinFlags } from '../helpers/cluster.js';
 import { cli } from '../helpers/procs.js';
 import { startIssuer, type TestIssuer } from '../helpers/oidc-issuer.js';
 
@@ -115,20 +115,7 @@ describe('tbot joins from each CI/cloud platform and writes the identity output'
       const out = join(c.dir, `${p.method}-out`);
       const r = await cli(
         'tbot',
-        [
-          'start',
-          '--auth-server',
-          c.addr,
-          '--ca-pin',
-          c.caPin,
-          '--join-method',
-          p.method,
-          '--token',
-          `${p.method}-tok`,
-          '--destination-dir',
-          out,
-          '--oneshot',
-        ],
+        ['start', ...joinFlags(c, p.method, `${p.method}-tok`), '--destination-dir', out, '--oneshot'],
         {
           env: p.env(iss, await iss.sign(p.claims)),
         },

@@ -1,9 +1,8 @@
-import type { AdminClient } from '../../api/admin-client.js';
 import type { Bot, BotInstance } from '../../api/resources.js';
 import { usageError } from '../common.js';
 import { ago, printPages, printResources } from './format.js';
 import { cell, print, toJson } from './output.js';
-import { list, need, type Flags } from './shared.js';
+import { list, need, type Command } from './shared.js';
 
 /** The values of a bot's `logins` trait. */
 function loginsOf(bot: Bot): string[] {
@@ -11,13 +10,7 @@ function loginsOf(bot: Bot): string[] {
 }
 
 /** `tctl bots ...` */
-export async function bots(
-  admin: AdminClient,
-  sub: string | undefined,
-  positionals: string[],
-  values: Flags,
-  format: 'text' | 'json',
-): Promise<void> {
+export async function bots({ admin, sub, positionals, values, format }: Command): Promise<void> {
   if (sub === 'instances') {
     if (positionals[0] !== 'ls') throw usageError('expected "tctl bots instances ls [NAME]"');
     await printPages(admin.pages('bot_instance', positionals[1] ? { bot: positionals[1] } : {}), format, {

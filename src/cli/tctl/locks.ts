@@ -1,20 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import type { AdminClient } from '../../api/admin-client.js';
 import type { Lock } from '../../api/resources.js';
 import { usageError } from '../common.js';
 import { printResources } from './format.js';
 import { cell, print } from './output.js';
 import { parseDuration } from '../../util/duration.js';
-import { need, type Flags } from './shared.js';
+import { need, type Command } from './shared.js';
 
 /** `tctl locks ...` */
-export async function locks(
-  admin: AdminClient,
-  sub: string | undefined,
-  positionals: string[],
-  values: Flags,
-  format: 'text' | 'json',
-): Promise<void> {
+export async function locks({ admin, sub, positionals, values, format }: Command): Promise<void> {
   if (sub === 'add') {
     if (Boolean(values.bot) === Boolean(values['bot-instance']))
       throw usageError('give exactly one of --bot or --bot-instance');

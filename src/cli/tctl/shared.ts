@@ -1,3 +1,4 @@
+import type { AdminClient } from '../../api/admin-client.js';
 import { usageError } from '../common.js';
 
 const str = { type: 'string' } as const;
@@ -31,6 +32,15 @@ export const OPTIONS = {
   reason: str,
 } as const;
 export type Flags = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'boolean' ? boolean : string };
+
+/** What a `tctl GROUP SUB ...` command gets (bots, tokens, locks). */
+export interface Command {
+  admin: AdminClient;
+  sub: string | undefined;
+  positionals: string[];
+  values: Flags;
+  format: 'text' | 'json';
+}
 
 export function list(v: string | undefined): string[] | undefined {
   return v === undefined

@@ -1,20 +1,13 @@
 import { readFileSync } from 'node:fs';
-import type { AdminClient } from '../../api/admin-client.js';
 import { MwiError } from '../../errors.js';
 import { usageError } from '../common.js';
 import { ago, printResources } from './format.js';
 import { cell, print, toJson } from './output.js';
 import { parseResources } from './resources-yaml.js';
-import { need, type Flags } from './shared.js';
+import { need, type Command } from './shared.js';
 
 /** `tctl tokens ...` */
-export async function tokens(
-  admin: AdminClient,
-  sub: string | undefined,
-  positionals: string[],
-  values: Flags,
-  format: 'text' | 'json',
-): Promise<void> {
+export async function tokens({ admin, sub, positionals, values, format }: Command): Promise<void> {
   if (sub === 'add') {
     if (need(values.type, '--type') !== 'bot') throw usageError('only "bot" tokens are supported', '--type');
     let spec: Record<string, unknown> | undefined;
