@@ -3,7 +3,6 @@ import { parseDuration } from '../util/duration.js';
 import type { AuthContext } from './context.js';
 import { MAX_TTL_MS } from './context.js';
 import { LOGIN_PATTERN, type Bot, type Lock, type Role } from '../api/resources.js';
-import { sshExtensions } from './ssh-permissions.js';
 import type { Backend } from '../storage/backend.js';
 import { ResourceCache } from './cache.js';
 
@@ -13,8 +12,8 @@ export interface BotAccess {
   logins: string[];
   /** Smallest max_session_ttl over the roles, capped at 24h. */
   maxTtlMs: number;
-  /** OpenSSH user-certificate extensions the roles' options grant (see sshExtensions). */
-  sshExtensions: string[];
+  /** The bot's roles that exist (a missing role grants nothing). */
+  roles: Role[];
 }
 
 function expand(value: string, traits: Bot['spec']['traits']): string[] {
@@ -47,7 +46,7 @@ export async function botAccess(ctx: AuthContext, botName: string): Promise<BotA
     bot,
     logins: [...logins].filter((l) => !denied.has(l)).sort(),
     maxTtlMs,
-    sshExtensions: sshExtensions(roles),
+    roles,
   };
 }
 

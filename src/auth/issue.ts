@@ -5,6 +5,7 @@ import { BACKDATE_MS, issueCertificate } from '../crypto/x509.js';
 import type { BotAccess } from './access.js';
 import type { Claims } from './claims.js';
 import type { AuthContext } from './context.js';
+import { sshExtensions } from './ssh-permissions.js';
 
 /** CA certificates a client needs: the host CA (to trust the Auth Service) and the user CA. */
 export function caBundle(ctx: AuthContext): string[] {
@@ -72,7 +73,7 @@ export interface IssuedOutputCerts {
  * Signs an output's credentials (X.509 + OpenSSH user certificate) for one key. The SSH
  * certificate's principals are the bot's logins; with none, a placeholder no account can have
  * (finding 2: an empty list means "any user" to OpenSSH). Its extensions follow the roles'
- * options (BotAccess.sshExtensions).
+ * options (sshExtensions), worked out only here: a renewal needs the roles' TTL, not their SSH options.
  */
 export async function signOutputCerts(
   ctx: AuthContext,
@@ -106,7 +107,7 @@ export async function signOutputCerts(
       principals,
       validAfter: new Date(now - BACKDATE_MS),
       validBefore: new Date(now + ttlMs),
-      extensions: access.sshExtensions,
+      extensions: sshExtensions(access.roles),
     }),
   ]);
   const certs: CertsResponse = {

@@ -1,4 +1,5 @@
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIPv4 } from 'node:net';
+import { ipv6Groups } from '../util/ip.js';
 
 /** One token bucket: `average` requests per `periodMs` sustained, `burst` at once (Teleport's `rates` entry). */
 export interface Rate {
@@ -29,23 +30,6 @@ export const DEFAULT_CONNECTION_LIMITS: Readonly<ConnectionLimits> = Object.free
 
 /** Sources remembered at most: a flood from many addresses costs bounded memory. */
 const MAX_TRACKED_SOURCES = 10_000;
-
-/** Expands an IPv6 address to its 8 groups (no zone id), or undefined if it is not one. */
-function ipv6Groups(ip: string): number[] | undefined {
-  const addr = ip.replace(/%.*$/, '');
-  if (!isIPv6(addr)) return undefined;
-  let text = addr;
-  const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
-  if (v4) {
-    const [a, b, c, d] = v4.slice(1).map(Number) as [number, number, number, number];
-    text = `${text.slice(0, v4.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
-  }
-  const [head, tail] = text.split('::') as [string, string | undefined];
-  const h = head ? head.split(':') : [];
-  const t = tail ? tail.split(':') : [];
-  const groups = [...h, ...Array<string>(tail === undefined ? 0 : 8 - h.length - t.length).fill('0'), ...t];
-  return groups.map((g) => parseInt(g, 16));
-}
 
 /**
  * The key a source is limited under: an IPv4 address as it is (IPv4-mapped IPv6 included), an

@@ -1,7 +1,8 @@
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { createPrivateKey, randomBytes, sign, webcrypto, X509Certificate, type KeyObject } from 'node:crypto';
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIPv4 } from 'node:net';
+import { ipv6Groups } from '../util/ip.js';
 import { certSubjectDer, encodeOid, findExtensionValue, readTlv, seq, time, tlv, uint } from './der.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
@@ -132,19 +133,10 @@ function keyUsageFor(spki: Buffer): Buffer {
 /** The 4 or 16 bytes of an IP address (an IPv6 address may end in dotted IPv4, as in ::ffff:1.2.3.4). */
 function ipBytes(ip: string): Buffer {
   if (isIPv4(ip)) return Buffer.from(ip.split('.').map(Number));
-  if (!isIPv6(ip) || ip.includes('%')) throw new TypeError(`not an IP address: ${ip}`);
-  // a trailing dotted IPv4 part is the last two 16-bit groups
-  const v4 = /:(\d+\.\d+\.\d+\.\d+)$/.exec(ip);
-  const text = v4
-    ? `${ip.slice(0, v4.index + 1)}${ipBytes(v4[1]!)
-        .toString('hex')
-        .replace(/^(.{4})/, '$1:')}`
-    : ip;
-  const [head, tail] = text.split('::') as [string, string | undefined];
-  const h = head ? head.split(':') : [];
-  const t = tail ? tail.split(':') : [];
-  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
-  return Buffer.from(groups.flatMap((g) => [parseInt(g, 16) >> 8, parseInt(g, 16) & 0xff]));
+  // a zone id names a link of this host, not an address a certificate can certify
+  const groups = ip.includes('%') ? undefined : ipv6Groups(ip);
+  if (!groups) throw new TypeError(`not an IP address: ${ip}`);
+  return Buffer.from(groups.flatMap((g) => [g >> 8, g & 0xff]));
 }
 
 /**
