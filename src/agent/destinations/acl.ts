@@ -29,7 +29,7 @@ export const readerSchema = z
 export type Reader = z.output<typeof readerSchema>;
 
 /** A reader resolved to the id setfacl is given. */
-interface AclEntry {
+export interface AclEntry {
   tag: 'u' | 'g';
   id: number;
 }

@@ -28,6 +28,7 @@ import {
   readerSchema,
   resolveReaders,
   setAcl,
+  type AclEntry,
   type AclMode,
   type Reader,
 } from './acl.js';
@@ -71,9 +72,11 @@ let fallbackWarned = false;
  * complete set in place.
  *
  * Nothing found in the directory is trusted as it is (issue #9, finding 15): the directory must
- * be a real directory (not a symlink) owned by this user or root and writable by no one else;
- * a visible name or `..data` that is not the link this class makes is never read or written
- * through: reads treat it as absent and the next write replaces it atomically.
+ * be owned by this user or root and writable by no one else, and (`symlinks: secure`, the
+ * default where supported) be no link and have none on its path; a visible name or `..data`
+ * that is not the link this class makes is never read or written through: reads treat it as
+ * absent and the next write replaces it atomically. With `readers` (and `acls` not off), every
+ * set gets POSIX ACLs that let those readers, and nobody else, read it.
  */
 export class DirectoryDestination implements Destination {
   readonly path: string;
@@ -83,7 +86,7 @@ export class DirectoryDestination implements Destination {
   private readonly readers: readonly Reader[];
   private readonly log: Logger | undefined;
   /** The readers' ACL entries once the test passed; undefined when ACLs are not used. */
-  private acl: Promise<Awaited<ReturnType<typeof resolveReaders>> | undefined> | undefined;
+  private acl: Promise<AclEntry[] | undefined> | undefined;
 
   /** `field` names the setting in errors (`storage.path` for tbot's storage). */
   constructor(
@@ -221,7 +224,7 @@ export class DirectoryDestination implements Destination {
    * `try`: a failure is warned about once and the destination is written without ACLs;
    * `required`: a failure is an error. After a passed test, a failure to set ACLs is an error.
    */
-  private aclEntries(): Promise<Awaited<ReturnType<typeof resolveReaders>> | undefined> {
+  private aclEntries(): Promise<AclEntry[] | undefined> {
     if (!this.aclsWanted()) return Promise.resolve(undefined);
     this.acl ??= (async () => {
       const test = join(this.path, `.acl-test-${randomBytes(4).toString('hex')}`);
