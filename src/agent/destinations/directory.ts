@@ -106,7 +106,7 @@ export class DirectoryDestination implements Destination {
         field: this.sibling('symlinks'),
       });
     } else {
-      if (!fallbackWarned) {
+      if (!fallbackWarned && this.log) {
         fallbackWarned = true;
         this.log?.warn('symlinks cannot be refused securely on this system; following them (set symlinks: insecure)', {
           path: this.path,
