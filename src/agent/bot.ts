@@ -1,5 +1,6 @@
 import type { Logger } from '../util/log.js';
 import type { TbotConfig } from './config.js';
+import type { Destination, DestinationConfig } from './destinations/destination.js';
 import { openDestination } from './destinations/index.js';
 import { Metrics, startDiagnostics } from './diagnostics.js';
 import { BotIdentity } from './bot-identity.js';
@@ -23,12 +24,38 @@ export interface BotHandle {
  */
 export async function startBot(cfg: TbotConfig, log: Logger, signal: AbortSignal): Promise<BotHandle> {
   const startedAt = Date.now();
-  const botIdentity = new BotIdentity(cfg, openDestination(cfg.storage), log);
+  for (const w of cfg.warnings) log.warn(w);
+  if (cfg.storage.type === 'memory' && !cfg.oneshot)
+    log.warn('memory storage: the identity is lost when tbot stops, and a single-use token cannot join again');
+  // one instance per destination of tbot.yaml, opened and checked before the join: a run that
+  // cannot write (a refused link, ACLs that acls: required cannot set) spends no single-use token
+  const opened = new Map<DestinationConfig, Destination>();
+  const open = (d: DestinationConfig, field?: string): Destination => {
+    let dest = opened.get(d);
+    if (!dest) opened.set(d, (dest = openDestination(d, { log, ...(field ? { field } : {}) })));
+    return dest;
+  };
+  const storage = open(cfg.storage, 'storage.path');
+  cfg.outputs.forEach((o, i) => o.destination && open(o.destination, `outputs[${i}].destination.path`));
+  for (const dest of opened.values()) await dest.prepare?.();
+
+  const botIdentity = new BotIdentity(cfg, storage, log);
   if (cfg.outputs.length === 0) log.warn('no outputs configured: tbot keeps its identity but writes no credentials');
   const resumed = await botIdentity.load();
   if (!resumed) await botIdentity.join();
+  const clusterName = botIdentity.current?.cluster_name;
+  try {
+    if (clusterName !== undefined) {
+      cfg.outputs.forEach((o, i) =>
+        entryOf(SERVICE_TYPES, o.type).checkJoined?.(o, { where: `outputs[${i}]`, clusterName }),
+      );
+    }
+  } catch (err) {
+    botIdentity.close();
+    throw err;
+  }
 
-  const deps: BotDeps = { cfg, log, botIdentity, metrics: new Metrics(), openDestination, resumed, startedAt };
+  const deps: BotDeps = { cfg, log, botIdentity, metrics: new Metrics(), openDestination: open, resumed, startedAt };
   const renewal = identityRenewalService(deps);
   const services = [
     renewal,

@@ -18,6 +18,13 @@ import { SERVICE_TYPES } from './services/index.js';
 export const DEFAULT_CREDENTIAL_TTL = '1h';
 export const DEFAULT_RENEWAL_INTERVAL = '20m';
 
+/**
+ * Where a daemon keeps its identity when tbot.yaml names no `storage` (Teleport's default is
+ * /var/lib/teleport/bot): a daemon that joined with a single-use token must find its identity
+ * again after a restart. A one-shot run keeps it in memory unless told otherwise.
+ */
+export const DEFAULT_STORAGE_DIR = '/var/lib/tbot';
+
 /** `onboarding.<method>`: each join method's own block, as its client half defines it. */
 const methodBlocks = Object.fromEntries(
   [...CLIENT_METHODS.values()].flatMap((m) => (m.options ? [[m.name, m.options.schema.optional()]] : [])),
@@ -37,10 +44,13 @@ export const tbotSchema = z
         ...methodBlocks,
       })
       .strict(),
-    storage: destinationSchema.default({ type: 'memory' }),
-    credential_ttl: duration.default(DEFAULT_CREDENTIAL_TTL),
+    storage: destinationSchema.optional(),
+    credential_ttl: duration.optional(),
+    /** Teleport's deprecated name for credential_ttl. */
+    certificate_ttl: duration.optional(),
     renewal_interval: duration.default(DEFAULT_RENEWAL_INTERVAL),
     oneshot: z.boolean().default(false),
+    fips: z.boolean().default(false),
     diag_addr: z
       .string()
       .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d+$/, 'expected HOST:PORT')
@@ -70,6 +80,8 @@ export interface TbotConfig {
   diagAddr: string | undefined;
   /** The items of `outputs:` then `services:`, each as its type resolved it. */
   outputs: ServiceConfig[];
+  /** What tbot logs at start about the file (a deprecated key, ...). */
+  warnings: string[];
 }
 
 function fail(field: string, message: string): never {
@@ -130,12 +142,32 @@ export function validateTbotConfig(raw: unknown, env: NodeJS.ProcessEnv = proces
   const methodOptions = options?.resolve
     ? options.resolve(block, { env, secret: secretValue })
     : { ...(block as object | undefined) };
-  const ttl = parseDuration(c.credential_ttl)!;
+  const warnings: string[] = [];
+  if (c.fips) {
+    fail(
+      'fips',
+      "mwi has no FIPS build: Teleport's fips: true runs its FIPS 140 validated tbot binary, and mwi's " +
+        'cryptography is the OpenSSL that Node.js ships, not a validated module; remove fips (or set it to false)',
+    );
+  }
+  // Teleport's UnmarshalYAML: certificate_ttl is read with a warning, and credential_ttl wins over it
+  let ttlKey = 'credential_ttl';
+  if (c.certificate_ttl !== undefined) {
+    if (c.credential_ttl === undefined) ttlKey = 'certificate_ttl';
+    warnings.push(
+      c.credential_ttl === undefined
+        ? 'certificate_ttl is deprecated: it is read as credential_ttl; rename it'
+        : 'certificate_ttl is deprecated and ignored: credential_ttl is also set and wins; remove certificate_ttl',
+    );
+  }
+  const ttlText = c.credential_ttl ?? c.certificate_ttl ?? DEFAULT_CREDENTIAL_TTL;
+  const ttl = parseDuration(ttlText)!;
   const interval = parseDuration(c.renewal_interval)!;
-  if (ttl > MAX_TTL_MS) fail('credential_ttl', `at most 24h (got ${c.credential_ttl})`);
-  if (ttl < 1000) fail('credential_ttl', 'at least 1s');
-  if (interval >= ttl)
-    fail('renewal_interval', `must be less than credential_ttl (${c.renewal_interval} >= ${c.credential_ttl})`);
+  if (ttl > MAX_TTL_MS) fail(ttlKey, `at most 24h (got ${ttlText})`);
+  if (ttl < 1000) fail(ttlKey, 'at least 1s');
+  // a one-shot run renews nothing: its interval is never used (Teleport only warns, in any mode)
+  if (interval >= ttl && !c.oneshot)
+    fail('renewal_interval', `must be less than ${ttlKey} (${c.renewal_interval} >= ${ttlText})`);
   if (c.onboarding.ca_pins.length === 0 && !c.onboarding.ca_path && !c.insecure) {
     fail(
       'onboarding.ca_pins',
@@ -145,10 +177,11 @@ export function validateTbotConfig(raw: unknown, env: NodeJS.ProcessEnv = proces
   const bot = { credentialTtlMs: ttl, renewalIntervalMs: interval };
   // every output type is a service type: one registry resolves the items of both lists
   const outputs = [...c.outputs, ...c.services].map((o, i) =>
-    entryOf(SERVICE_TYPES, o.type).resolve(o, { where: `outputs[${i}]`, bot }),
+    entryOf(SERVICE_TYPES, o.type).resolve(o, { where: `outputs[${i}]`, bot, oneshot: c.oneshot }),
   );
+  const storage = c.storage ?? defaultStorage(c.oneshot);
   const dirs = outputs.flatMap((o) => (o.destination ? destinationPaths(o.destination) : []));
-  dirs.push(...destinationPaths(c.storage));
+  dirs.push(...destinationPaths(storage));
   const dup = dirs.find((d, i) => dirs.indexOf(d) !== i);
   if (dup) fail('outputs', `two outputs (or an output and storage) share the directory ${dup}`);
   return Object.freeze({
@@ -164,13 +197,21 @@ export function validateTbotConfig(raw: unknown, env: NodeJS.ProcessEnv = proces
     caPins: c.onboarding.ca_pins.map((p) => p.toLowerCase()),
     caPath: c.onboarding.ca_path,
     insecure: c.insecure,
-    storage: c.storage,
+    storage,
     credentialTtlMs: ttl,
     renewalIntervalMs: interval,
     oneshot: c.oneshot,
     diagAddr: c.diag_addr,
     outputs,
+    warnings,
   });
+}
+
+/** The storage when tbot.yaml names none: a directory for a daemon, memory for a one-shot run. */
+function defaultStorage(oneshot: boolean): DestinationConfig {
+  const raw = oneshot ? { type: 'memory' } : { type: 'directory', path: DEFAULT_STORAGE_DIR };
+  // through the schema, so that it carries the same defaults (symlinks, acls) as a written one
+  return parseWith(destinationSchema, raw, { root: 'storage' });
 }
 
 /** Reads tbot.yaml; YAML errors name the file and line. */

@@ -32,7 +32,7 @@ export interface BotDeps {
   readonly log: Logger;
   readonly botIdentity: BotIdentity;
   readonly metrics: Metrics;
-  /** Opens a destination of tbot.yaml. */
+  /** Opens a destination of tbot.yaml (the one instance tbot checked at start). */
   openDestination(cfg: DestinationConfig): Destination;
   /** The credential came from storage, not from a join in this run. */
   readonly resumed: boolean;
@@ -54,6 +54,8 @@ export interface ResolveContext {
   /** `outputs[2]`: errors name fields under it. */
   where: string;
   bot: Lifetime;
+  /** A one-shot run: renewal intervals are never used, so they are not checked against TTLs. */
+  oneshot?: boolean;
 }
 
 /** An output or service type: its `type:`, its fields, the checks past its schema, and its builder. */
@@ -62,6 +64,11 @@ export interface ServiceType<
   C extends ServiceConfig = ServiceConfig,
 > extends Typed<F> {
   resolve(raw: ConfigOf<F>, ctx: ResolveContext): C;
+  /**
+   * Checks that need the bot's identity (its cluster), run once it has joined or resumed and
+   * before any service runs; errors name fields under `where`.
+   */
+  checkJoined?(cfg: C, ctx: { where: string; clusterName: string }): void;
   /** The service for one item; `name` is its name on /readyz. */
   build(cfg: C, deps: BotDeps, name: string): Service;
 }

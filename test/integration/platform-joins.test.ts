@@ -130,6 +130,9 @@ describe('platform-signed joins end to end (github, kubernetes)', () => {
       [
         'start',
         ...joinFlags(c, 'github', 'gh-deploy'),
+        // a daemon's default storage is /var/lib/tbot (issue #11): tests name theirs
+        '--data-dir',
+        join(c.dir, 'gh-daemon-store'),
         '--destination-dir',
         join(c.dir, 'gh-daemon'),
         '--certificate-ttl',

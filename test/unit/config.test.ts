@@ -1,9 +1,13 @@
 import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
-import { buildTbotFile, readTbotFile, validateTbotConfig } from '../../src/agent/config.js';
+import { buildTbotFile, DEFAULT_STORAGE_DIR, readTbotFile, validateTbotConfig } from '../../src/agent/config.js';
+import { DEFAULT_ACL_MODE } from '../../src/agent/destinations/acl.js';
+import { entryOf } from '../../src/agent/registry.js';
+import { SERVICE_TYPES } from '../../src/agent/services/index.js';
 import { isMwiError } from '../../src/errors.js';
 import { formatDuration, parseDuration } from '../../src/util/duration.js';
 import { cli, tempDir } from '../helpers/procs.js';
@@ -111,6 +115,7 @@ describe('tbot configuration', () => {
 });
 
 const PIN = `sha256:${'b'.repeat(64)}`;
+const PEM_KEY = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
 const FLAGS = { 'auth-server': 'a:1', token: 't', 'ca-pin': [PIN] };
 
 /** Refused naming `field`; `message` is matched against what follows "field: ". */
@@ -131,11 +136,33 @@ describe('outputs and services', () => {
 
   it("each output checks its lifetime against the bot's, naming its own fields", () => {
     refused(file({ outputs: [out({ credential_ttl: '25h' })] }), 'outputs[0].credential_ttl', /^at most 24h$/);
-    const short = file({ outputs: [out(), out({ credential_ttl: '10m' })] });
+    // (issue #11: an output sets both or neither, so these give both)
+    const short = file({ outputs: [out(), out({ credential_ttl: '10m', renewal_interval: '20m' })] });
     refused(short, 'outputs[1].renewal_interval', /^must be less than credential_ttl \(20m0s >= 10m0s\)$/);
     // the services: list counts on after outputs:
-    const long = file({ outputs: [out()], services: [out({ renewal_interval: '2h' })] });
+    const long = file({ outputs: [out()], services: [out({ credential_ttl: '1h', renewal_interval: '2h' })] });
     refused(long, 'outputs[1].renewal_interval', /\(2h0m0s >= 1h0m0s\)$/);
+  });
+
+  it("an output's credential_ttl and renewal_interval come both or neither, as in Teleport, naming the missing one", () => {
+    const ttlOnly = file({ outputs: [out({ credential_ttl: '10m' })] });
+    refused(ttlOnly, 'outputs[0].renewal_interval', /^required when credential_ttl is set: .*both or neither/);
+    const intervalOnly = file({ outputs: [out(), out({ renewal_interval: '5m' })] });
+    refused(intervalOnly, 'outputs[1].credential_ttl', /^required when renewal_interval is set/);
+    const both = validateTbotConfig(file({ outputs: [out({ credential_ttl: '10m', renewal_interval: '5m' })] }));
+    assert.deepEqual(
+      [both.outputs[0]].map((o) => [(o as any).credentialTtlMs, (o as any).renewalIntervalMs]),
+      [[600_000, 300_000]],
+    );
+  });
+
+  it('one-shot: a credential TTL at or below the renewal interval is not an error (the interval is never used)', () => {
+    const raw = { ...file({}), credential_ttl: '10m', renewal_interval: '20m' };
+    refused(raw, 'renewal_interval', /^must be less than credential_ttl \(20m >= 10m\)$/);
+    assert.equal(validateTbotConfig({ ...raw, oneshot: true }).credentialTtlMs, 600_000);
+    const perOutput = file({ outputs: [out({ credential_ttl: '5m', renewal_interval: '1h' })] });
+    refused(perOutput, 'outputs[0].renewal_interval', /^must be less than credential_ttl/);
+    assert.equal(validateTbotConfig({ ...perOutput, oneshot: true }).outputs.length, 1);
   });
 
   it('the schemas come from the registries: unknown types and keys are named', () => {
@@ -192,20 +219,129 @@ describe('onboarding options of join methods', () => {
       const flags = buildTbotFile({ ...FLAGS, 'join-method': 'bound_keypair', 'registration-secret': secretFile });
       const onboarding = flags.onboarding as Record<string, unknown>;
       assert.deepEqual(onboarding.bound_keypair, { registration_secret: secretFile });
-      const staticKey = { TBOT_BOUND_KEYPAIR_STATIC_KEY: 'ENV PEM' };
-      const fromFile = { registration_secret: 'from-a-file-0123456789', static_private_key: 'ENV PEM' };
+      // (issue #11: the variable holds a real key file, base64 as Teleport takes it; was 'ENV PEM')
+      const staticKey = { TBOT_BOUND_KEYPAIR_STATIC_KEY: Buffer.from(PEM_KEY).toString('base64') };
+      const fromFile = { registration_secret: 'from-a-file-0123456789', static_private_key: PEM_KEY };
       assert.deepEqual(optionsOf(flags, staticKey), fromFile);
       const inline = bk({ registration_secret: 'inline', static_private_key_path: keyFile });
       const env = { TBOT_REGISTRATION_SECRET: 'env', ...staticKey };
       assert.deepEqual(optionsOf(inline, env), { registration_secret: 'inline', static_private_key: 'PEM' });
       const none = withBlocks('bound_keypair', {});
       assert.deepEqual(optionsOf(none, { TBOT_REGISTRATION_SECRET: 'env' }), { registration_secret: 'env' });
+      // the PEM itself is accepted too; anything else is refused naming the variable
+      const raw = { TBOT_BOUND_KEYPAIR_STATIC_KEY: PEM_KEY };
+      assert.deepEqual(optionsOf(none, raw), { static_private_key: PEM_KEY });
+      const wrapped = Buffer.from(PEM_KEY)
+        .toString('base64')
+        .replace(/(.{64})/g, '$1\n');
+      assert.deepEqual(optionsOf(none, { TBOT_BOUND_KEYPAIR_STATIC_KEY: wrapped }), { static_private_key: PEM_KEY });
+      for (const bad of ['ENV PEM', Buffer.from('not a key').toString('base64')]) {
+        refused(none, 'TBOT_BOUND_KEYPAIR_STATIC_KEY', /^expected the private key file \(PEM\), in standard base64/, {
+          TBOT_BOUND_KEYPAIR_STATIC_KEY: bad,
+        });
+      }
       const missing = join(dir.path, 'missing');
       refused(bk({ registration_secret: missing }), `${field}.registration_secret`, /does not exist/);
       refused(bk({ static_private_key_path: missing }), `${field}.static_private_key_path`, /^cannot read /);
     } finally {
       dir.cleanup();
     }
+  });
+});
+
+describe('tbot.yaml keys Teleport users have (issue #11)', () => {
+  const base = (extra: Record<string, unknown> = {}) => ({ ...buildTbotFile(FLAGS), ...extra });
+  const out = (extra: object = {}) => ({ type: 'identity', destination: { type: 'memory' }, ...extra });
+  const dirOut = (dest: object, extra: object = {}) =>
+    out({ destination: { type: 'directory', path: '/opt/out', ...dest }, ...extra });
+
+  it('certificate_ttl: read as credential_ttl with a warning; credential_ttl wins when both are set', () => {
+    const plain = validateTbotConfig(base());
+    assert.equal(plain.credentialTtlMs, 3_600_000);
+    assert.deepEqual(plain.warnings, []);
+    const alone = validateTbotConfig(base({ certificate_ttl: '30m' }));
+    assert.equal(alone.credentialTtlMs, 1_800_000);
+    assert.deepEqual(alone.warnings, ['certificate_ttl is deprecated: it is read as credential_ttl; rename it']);
+    const both = validateTbotConfig(base({ credential_ttl: '2h', certificate_ttl: '30m' }));
+    assert.equal(both.credentialTtlMs, 7_200_000);
+    assert.match(both.warnings.join('\n'), /^certificate_ttl is deprecated and ignored: credential_ttl .* wins/);
+    refused(base({ certificate_ttl: 'soon' }), 'certificate_ttl', /^expected a duration/);
+    refused(base({ certificate_ttl: '25h' }), 'certificate_ttl', /^at most 24h \(got 25h\)$/);
+    refused(base({ certificate_ttl: '10m' }), 'renewal_interval', /^must be less than certificate_ttl \(20m >= 10m\)$/);
+  });
+
+  it('fips: true is refused with the reason; fips: false is accepted', () => {
+    refused(base({ fips: true }), 'fips', /^mwi has no FIPS build: Teleport's fips: true .*set it to false\)$/);
+    assert.equal(validateTbotConfig(base({ fips: false })).oneshot, false);
+    refused(base({ fips: 'yes' }), 'fips', /^Expected boolean/);
+  });
+
+  it('default storage: a directory for a daemon (as Teleport), memory for a one-shot run; a given one is kept', () => {
+    assert.equal(DEFAULT_STORAGE_DIR, '/var/lib/tbot');
+    assert.deepEqual(validateTbotConfig(base()).storage, {
+      type: 'directory',
+      path: DEFAULT_STORAGE_DIR,
+      symlinks: 'try-secure',
+      acls: DEFAULT_ACL_MODE,
+      readers: [],
+    });
+    assert.deepEqual(validateTbotConfig(base({ oneshot: true })).storage, { type: 'memory' });
+    assert.deepEqual(validateTbotConfig(base({ storage: { type: 'memory' } })).storage, { type: 'memory' });
+    const flags = validateTbotConfig(buildTbotFile({ ...FLAGS, 'data-dir': '/srv/bot' })).storage;
+    assert.equal((flags as { path?: string }).path, '/srv/bot');
+    // the default directory counts against outputs like a written one
+    const clash = base({ outputs: [dirOut({ path: DEFAULT_STORAGE_DIR })] });
+    refused(clash, 'outputs', /share the directory \/var\/lib\/tbot$/);
+  });
+
+  it('directory destinations: symlinks and acls take Teleport values; each reader names one user or one group', () => {
+    const storage = (extra: object) => base({ storage: { type: 'directory', path: '/srv/bot', ...extra } });
+    const modes = validateTbotConfig(storage({ symlinks: 'insecure', acls: 'off' })).storage;
+    assert.deepEqual(modes, { type: 'directory', path: '/srv/bot', symlinks: 'insecure', acls: 'off', readers: [] });
+    refused(storage({ symlinks: 'yes' }), 'storage.symlinks', /^Invalid enum value. Expected 'secure' \| 'try-secure'/);
+    refused(storage({ acls: 'maybe' }), 'storage.acls', /^Invalid enum value. Expected 'off' \| 'try' \| 'required'/);
+    const readers = [{ user: 'deploy' }, { user: 1001 }, { group: 'ssl-cert' }, { group: '1002' }];
+    const ok = validateTbotConfig(base({ outputs: [dirOut({ readers, acls: 'required' })] }));
+    assert.deepEqual((ok.outputs[0]!.destination as { readers?: unknown }).readers, readers);
+    const one = /^exactly one of user or group per entry$/;
+    refused(storage({ readers: [{ user: 'a', group: 'b' }] }), 'storage.readers[0]', one);
+    refused(base({ outputs: [dirOut({ readers: [{ user: 'a' }, {}] })] }), 'outputs[0].destination.readers[1]', one);
+    refused(storage({ readers: [{ uid: 5 }] }), 'storage.readers[0].uid', /^unknown key/);
+    const id = /^expected a user or group name, or a numeric id$/;
+    refused(storage({ readers: [{ user: -1 }] }), 'storage.readers[0].user', id);
+    refused(storage({ readers: [{ group: 'a b' }] }), 'storage.readers[0].group', id);
+    refused(storage({ readers: { user: 'a' } }), 'storage.readers', /^Expected array/);
+  });
+
+  it('identity output: roles refused as Teleport v19 does, ssh_config on|off, allow_reissue, cluster', () => {
+    const roles = base({ outputs: [out(), out({ roles: ['access'] })] });
+    refused(roles, 'outputs[1].roles', /^not supported \(as in Teleport v19, .*use all of the bot's roles/);
+    const cfg = validateTbotConfig(
+      base({ outputs: [out({ roles: [], allow_reissue: true, cluster: 'c.example' }), out({ ssh_config: 'off' })] }),
+    );
+    const [first, second] = cfg.outputs as unknown as Array<Record<string, unknown>>;
+    assert.deepEqual(
+      [first!.ssh_config, first!.allow_reissue, first!.cluster, second!.ssh_config],
+      ['on', true, 'c.example', 'off'],
+    );
+    refused(base({ outputs: [out({ ssh_config: 'no' })] }), 'outputs[0].ssh_config', /^expected "on" or "off"$/);
+    refused(base({ outputs: [out({ allow_reissue: 'yes' })] }), 'outputs[0].allow_reissue', /^Expected boolean/);
+    // cluster: the bot's own is accepted once it is known (after the join), another refused
+    const identity = entryOf(SERVICE_TYPES, 'identity');
+    identity.checkJoined!(first as never, { where: 'outputs[0]', clusterName: 'c.example' });
+    assert.throws(
+      () => identity.checkJoined!(first as never, { where: 'outputs[0]', clusterName: 'prod.example' }),
+      (e: unknown) =>
+        isMwiError(e, 'BAD_CONFIG') &&
+        e.field === 'outputs[0].cluster' &&
+        /"c.example" is not this bot's cluster "prod.example": mwi has no trusted clusters/.test(e.message),
+    );
+  });
+
+  it('unknown keys keep the unknown-key error', () => {
+    refused(base({ fipz: true }), 'fipz', /^unknown key \(check the spelling/);
+    refused(base({ storage: { type: 'directory', path: '/x', reader: [] } }), 'storage.reader', /^unknown key/);
+    refused(base({ outputs: [out({ roles_: [] })] }), 'outputs[0].roles_', /^unknown key/);
   });
 });
 

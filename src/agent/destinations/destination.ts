@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import type { Logger } from '../../util/log.js';
 import type { ConfigOf, Typed } from '../registry.js';
 
 /** One file of an output: content and permission bits. */
@@ -19,6 +20,18 @@ export interface Destination {
   read(name: string): Promise<string | undefined>;
   /** Absolute path of a file, for destinations on disk (used in ssh_config). */
   pathOf?(name: string): string;
+  /**
+   * Checks at start what writing will need (a directory: links, owner and mode, ACLs for its
+   * readers), so that tbot stops before it joins rather than at its first write.
+   */
+  prepare?(): Promise<void>;
+}
+
+/** What opening a destination may be told: where it sits in tbot.yaml, and where to report. */
+export interface OpenContext {
+  /** `outputs[0].destination.path`, `storage.path`: how errors name the setting. */
+  field?: string;
+  log?: Logger;
 }
 
 /** A validated `destination:` (or `storage:`) of tbot.yaml; its type's entry knows the rest. */
@@ -28,7 +41,7 @@ export interface DestinationConfig {
 
 /** A destination type: its `type:` and fields in tbot.yaml, how it opens, and where it writes. */
 export interface DestinationType<F extends z.ZodRawShape = z.ZodRawShape> extends Typed<F> {
-  build(cfg: ConfigOf<F>): Destination;
+  build(cfg: ConfigOf<F>, ctx?: OpenContext): Destination;
   /** The directories it writes: no two writers may share one (checked when tbot.yaml is read). */
   paths(cfg: ConfigOf<F>): string[];
 }

@@ -11,18 +11,59 @@ import {
   readlinkSync,
   renameSync,
   rmSync,
+  statSync,
   symlinkSync,
   unlinkSync,
   type Stats,
 } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join, resolve, sep } from 'node:path';
 import { z } from 'zod';
 import { MwiError } from '../../errors.js';
 import { checkDirTrusted, fsyncDir, writeFileAtomic } from '../../util/fs.js';
+import type { Logger } from '../../util/log.js';
+import {
+  ACL_MODES,
+  aclsRequiredError,
+  DEFAULT_ACL_MODE,
+  readerSchema,
+  resolveReaders,
+  setAcl,
+  type AclEntry,
+  type AclMode,
+  type Reader,
+} from './acl.js';
 import type { Destination, DestinationType, OutputFile } from './destination.js';
 
 const DATA = '..data';
 const VERSION_PREFIX = '..v-';
+
+/** `symlinks:` of a directory destination (Teleport's names). */
+export const SYMLINK_MODES = ['secure', 'try-secure', 'insecure'] as const;
+export type SymlinksMode = (typeof SYMLINK_MODES)[number];
+
+/**
+ * What `symlinks: secure` rests on: O_NOFOLLOW (reads never follow a last link) and file owners
+ * (the check that nobody else can put a link on the path after it was walked). Node.js has no
+ * openat2(RESOLVE_NO_SYMLINKS), so the path is walked with lstat instead; without these two
+ * (Windows) nothing can make that walk hold, and `secure` is refused.
+ */
+export function secureSymlinksSupported(): boolean {
+  return typeof constants.O_NOFOLLOW === 'number' && typeof process.geteuid === 'function';
+}
+
+/** How a directory destination treats links, and who else may read what it writes. */
+export interface DirectoryOptions {
+  /** Default `try-secure`. */
+  symlinks?: SymlinksMode;
+  /** Default `try` on Linux, else `off`; only acts when there are readers. */
+  acls?: AclMode;
+  readers?: readonly Reader[];
+  /** Where the `try-secure` and `acls: try` fallbacks are reported. */
+  log?: Logger;
+}
+
+/** `try-secure` falls back once per process, with one warning (as Teleport's sync.Once). */
+let fallbackWarned = false;
 
 /**
  * A directory destination that swaps whole file sets atomically, as Kubernetes' AtomicWriter
@@ -31,19 +72,53 @@ const VERSION_PREFIX = '..v-';
  * complete set in place.
  *
  * Nothing found in the directory is trusted as it is (issue #9, finding 15): the directory must
- * be a real directory (not a symlink) owned by this user or root and writable by no one else;
- * a visible name or `..data` that is not the link this class makes is never read or written
- * through: reads treat it as absent and the next write replaces it atomically.
+ * be owned by this user or root and writable by no one else, and (`symlinks: secure`, the
+ * default where supported) be no link and have none on its path; a visible name or `..data`
+ * that is not the link this class makes is never read or written through: reads treat it as
+ * absent and the next write replaces it atomically. With `readers` (and `acls` not off), every
+ * set gets POSIX ACLs that let those readers, and nobody else, read it.
  */
 export class DirectoryDestination implements Destination {
   readonly path: string;
+  /** `try-secure` resolved: secure where this platform supports it, else insecure. */
+  readonly symlinks: 'secure' | 'insecure';
+  private readonly acls: AclMode;
+  private readonly readers: readonly Reader[];
+  private readonly log: Logger | undefined;
+  /** The readers' ACL entries once the test passed; undefined when ACLs are not used. */
+  private acl: Promise<AclEntry[] | undefined> | undefined;
 
   /** `field` names the setting in errors (`storage.path` for tbot's storage). */
   constructor(
     path: string,
     private readonly field = 'destination.path',
+    opts: DirectoryOptions = {},
   ) {
     this.path = resolve(path);
+    this.acls = opts.acls ?? DEFAULT_ACL_MODE;
+    this.readers = opts.readers ?? [];
+    this.log = opts.log;
+    const mode = opts.symlinks ?? 'try-secure';
+    if (mode === 'insecure') this.symlinks = 'insecure';
+    else if (secureSymlinksSupported()) this.symlinks = 'secure';
+    else if (mode === 'secure') {
+      throw new MwiError('BAD_CONFIG', 'symlinks: secure is not supported on this system (no O_NOFOLLOW)', {
+        field: this.sibling('symlinks'),
+      });
+    } else {
+      if (!fallbackWarned && this.log) {
+        fallbackWarned = true;
+        this.log?.warn('symlinks cannot be refused securely on this system; following them (set symlinks: insecure)', {
+          path: this.path,
+        });
+      }
+      this.symlinks = 'insecure';
+    }
+  }
+
+  /** `destination.acls` next to `destination.path`. */
+  private sibling(key: string): string {
+    return this.field.replace(/path$/, key);
   }
 
   get description(): string {
@@ -57,6 +132,12 @@ export class DirectoryDestination implements Destination {
   /**
    * Makes the directory (0700) when `create` and it is absent; checks an existing one. Returns
    * false when it is absent and not created.
+   *
+   * `symlinks: secure` (and `try-secure` here): no component of the path may be a symlink,
+   * checked with lstat before anything is created and again after the ownership check, which
+   * makes the walk hold: nobody but this user or root can change any directory on the path, so
+   * nobody else can put a link there afterwards. `insecure`: the path may be or contain links;
+   * a last-component link must belong to this user or root, and its target is checked as below.
    */
   private ensureDir(create: boolean): boolean {
     let st: Stats;
@@ -65,21 +146,117 @@ export class DirectoryDestination implements Destination {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       if (!create) return false;
+      // mkdir -p follows links on the way: refuse them before anything is created through one
+      if (this.symlinks === 'secure') this.refuseLinksOnPath();
       mkdirSync(this.path, { recursive: true, mode: 0o700 });
       st = lstatSync(this.path);
     }
     if (st.isSymbolicLink()) {
-      // whoever can change the link chooses where keys are written: name the real directory
-      throw new MwiError('BAD_CONFIG', `${this.path} is a symlink: give the path of the directory itself`, {
-        field: this.field,
-      });
+      if (this.symlinks === 'secure') {
+        // whoever can change the link chooses where keys are written: name the real directory
+        throw new MwiError(
+          'BAD_CONFIG',
+          `${this.path} is a symlink: give the path of the directory itself (symlinks: secure, and try-secure ` +
+            `where the system supports it, refuse links; symlinks: insecure follows them)`,
+          { field: this.field },
+        );
+      }
+      const uid = process.geteuid?.();
+      if (uid !== undefined && st.uid !== uid && st.uid !== 0) {
+        throw new MwiError(
+          'BAD_CONFIG',
+          `${this.path} is a symlink owned by uid ${st.uid}: its owner could point it elsewhere; ` +
+            'use a link this user or root owns, or the directory itself',
+          { field: this.field },
+        );
+      }
+      st = statSync(this.path);
     }
     checkDirTrusted(this.path, this.field, st);
+    if (this.symlinks === 'secure') this.refuseLinksOnPath();
     return true;
+  }
+
+  /** Every existing component of the path, as given: none may be a symlink (`symlinks: secure`). */
+  private refuseLinksOnPath(): void {
+    const parts = this.path.split(sep).filter(Boolean);
+    for (let i = 1; i <= parts.length; i++) {
+      const p = `${sep}${parts.slice(0, i).join(sep)}`;
+      let st: Stats;
+      try {
+        st = lstatSync(p);
+      } catch {
+        return;
+      }
+      if (st.isSymbolicLink()) {
+        const what = i === parts.length ? ' is a symlink' : `, on the path to ${this.path}, is a symlink`;
+        throw new MwiError(
+          'BAD_CONFIG',
+          `${p}${what}: symlinks: secure (and try-secure where the system supports it) refuses every link on ` +
+            'the path, as Teleport does; give the real path, or set symlinks: insecure to follow links',
+          { field: this.field },
+        );
+      }
+    }
+  }
+
+  /**
+   * Checks at start what a write would need, so that a run that cannot write stops before it
+   * joins: an existing directory is checked (links, owner, mode); with readers and ACLs on, the
+   * directory is made and ACLs are tried on a test file.
+   */
+  async prepare(): Promise<void> {
+    if (this.readers.length > 0 && this.acls === 'off') {
+      this.log?.info('readers are configured but acls: off: no ACLs are set, the readers cannot read', {
+        path: this.path,
+      });
+    }
+    if (!this.ensureDir(this.aclsWanted())) return;
+    await this.aclEntries();
+  }
+
+  private aclsWanted(): boolean {
+    return this.readers.length > 0 && this.acls !== 'off';
+  }
+
+  /**
+   * The readers' ACL entries, after one test on a file in the directory (Teleport's TestACL).
+   * `try`: a failure is warned about once and the destination is written without ACLs;
+   * `required`: a failure is an error. After a passed test, a failure to set ACLs is an error.
+   */
+  private aclEntries(): Promise<AclEntry[] | undefined> {
+    if (!this.aclsWanted()) return Promise.resolve(undefined);
+    this.acl ??= (async () => {
+      const test = join(this.path, `.acl-test-${randomBytes(4).toString('hex')}`);
+      try {
+        const entries = await resolveReaders(this.readers);
+        closeSync(openSync(test, 'wx', 0o600));
+        await setAcl([test], entries, false);
+        return entries;
+      } catch (err) {
+        const why = err instanceof Error ? err.message : String(err);
+        if (this.acls === 'required') throw aclsRequiredError(this.path, why, this.sibling('acls'));
+        this.log?.warn('acls: try: ACLs cannot be set, writing without them: the readers cannot read', {
+          path: this.path,
+          error: why,
+        });
+        return undefined;
+      } finally {
+        try {
+          unlinkSync(test);
+        } catch {
+          // never made
+        }
+      }
+    })();
+    // a failed required test is not remembered: the next write tries again (and fails the same way)
+    this.acl.catch(() => (this.acl = undefined));
+    return this.acl;
   }
 
   async writeAll(files: OutputFile[]): Promise<void> {
     this.ensureDir(true);
+    const acl = await this.aclEntries();
     const version = `${VERSION_PREFIX}${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
     const vdir = join(this.path, version);
     mkdirSync(vdir, { mode: 0o700 });
@@ -90,6 +267,16 @@ export class DirectoryDestination implements Destination {
         chmodSync(join(vdir, f.name), f.mode);
       }
       chmodSync(vdir, 0o755 & ~0o022);
+      if (acl) {
+        // before the swap: the set is never visible with other permissions than these (chmod
+        // after setfacl would change the mask, so this comes last)
+        await setAcl([this.path, vdir], acl, true).catch((e: Error) => this.aclFailed(e));
+        await setAcl(
+          files.map((f) => join(vdir, f.name)),
+          acl,
+          false,
+        ).catch((e: Error) => this.aclFailed(e));
+      }
       fsyncDir(vdir);
     } catch (err) {
       // a set that never became ..data is nobody's: it must not pile up with each failed write
@@ -117,6 +304,10 @@ export class DirectoryDestination implements Destination {
     const tmp = join(this.path, `.${name}.${randomBytes(4).toString('hex')}.lnk`);
     symlinkSync(target, tmp);
     renameSync(tmp, p);
+  }
+
+  private aclFailed(e: Error): never {
+    throw new MwiError('BAD_CONFIG', `cannot set ACLs in ${this.path}: ${e.message}`, { field: this.sibling('acls') });
   }
 
   private isOwnLink(p: string, target: string): boolean {
@@ -191,10 +382,35 @@ export class DirectoryDestination implements Destination {
   }
 }
 
-/** `type: directory`: files on disk, swapped atomically. */
-export const directoryDestination: DestinationType<{ path: z.ZodString }> = {
+const fields = {
+  path: z.string().min(1),
+  symlinks: z
+    .enum(SYMLINK_MODES)
+    .default('try-secure')
+    .refine(
+      (m) => m !== 'secure' || secureSymlinksSupported(),
+      'secure is not supported on this system (no O_NOFOLLOW): use try-secure or insecure',
+    ),
+  acls: z
+    .enum(ACL_MODES)
+    .default(DEFAULT_ACL_MODE)
+    .refine(
+      (m) => m !== 'required' || process.platform === 'linux',
+      'required is not supported on this system (POSIX ACLs are set with setfacl on Linux)',
+    ),
+  readers: z.array(readerSchema).default([]),
+};
+
+/** `type: directory`: files on disk, swapped atomically; Teleport's `symlinks`, `acls` and `readers`. */
+export const directoryDestination: DestinationType<typeof fields> = {
   type: 'directory',
-  fields: { path: z.string().min(1) },
-  build: (cfg) => new DirectoryDestination(cfg.path),
+  fields,
+  build: (cfg, ctx) =>
+    new DirectoryDestination(cfg.path, ctx?.field ?? 'destination.path', {
+      symlinks: cfg.symlinks,
+      acls: cfg.acls,
+      readers: cfg.readers,
+      log: ctx?.log,
+    }),
   paths: (cfg) => [cfg.path],
 };

@@ -1,5 +1,5 @@
 import { entryOf, unionOf } from '../registry.js';
-import type { Destination, DestinationConfig, DestinationType } from './destination.js';
+import type { Destination, DestinationConfig, DestinationType, OpenContext } from './destination.js';
 import { directoryDestination } from './directory.js';
 import { memoryDestination } from './memory.js';
 
@@ -8,8 +8,8 @@ export const DESTINATION_TYPES: readonly DestinationType[] = [directoryDestinati
 
 export const destinationSchema = unionOf(DESTINATION_TYPES);
 
-export function openDestination(cfg: DestinationConfig): Destination {
-  return entryOf(DESTINATION_TYPES, cfg.type).build(cfg);
+export function openDestination(cfg: DestinationConfig, ctx?: OpenContext): Destination {
+  return entryOf(DESTINATION_TYPES, cfg.type).build(cfg, ctx);
 }
 
 /** The directories a destination writes. */

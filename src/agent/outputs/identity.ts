@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { PATHS, type CertsResponse } from '../../api/wire.js';
 import { generateKeys, type PemKeyPair } from '../../crypto/keys.js';
 import { sshAuthorizedKey } from '../../crypto/ssh.js';
+import { MwiError } from '../../errors.js';
 import type { Logger } from '../../util/log.js';
 import type { BotIdentity } from '../bot-identity.js';
 import type { Destination, OutputFile } from '../destinations/destination.js';
@@ -25,11 +26,16 @@ export const IDENTITY_FILES = [
   'ssh_config',
 ] as const;
 
-/** Renders the identity output's files from one key and its certificates. */
+/**
+ * Renders the identity output's files from one key and its certificates. `ssh_config` and
+ * `known_hosts` only with `sshConfig` (Teleport writes them when ssh_config is on and the
+ * destination is a directory: the config names files by their paths on disk).
+ */
 export function renderIdentityFiles(
   keyPkcs8: string,
   certs: CertsResponse,
   pathOf: (name: string) => string,
+  sshConfig = true,
 ): OutputFile[] {
   const priv = createPrivateKey(keyPkcs8);
   // SEC1 ("EC PRIVATE KEY") is the PEM form every OpenSSH, OpenSSL and curl build reads
@@ -38,7 +44,7 @@ export function renderIdentityFiles(
   const tlsCAs = certs.tls_ca_certs.join('');
   const knownHosts = certs.ssh_host_ca_keys.map((k) => `@cert-authority * ${k}\n`).join('');
   const q = (p: string): string => `"${p.replace(/"/g, '\\"')}"`;
-  const sshConfig = [
+  const config = [
     `# ssh configuration for bot credentials of cluster ${certs.cluster_name}, written by tbot`,
     `# use: ssh -F ${pathOf('ssh_config')} USER@HOST`,
     'Host *',
@@ -52,7 +58,7 @@ export function renderIdentityFiles(
       'rsa-sha2-512-cert-v01@openssh.com,rsa-sha2-256-cert-v01@openssh.com',
     '',
   ].join('\n');
-  return [
+  const files: OutputFile[] = [
     // tctl-style identity file: key, SSH certificate, TLS certificate, then CAs
     { name: 'identity', data: `${keyPem}${certs.ssh_cert}\n${certs.tls_cert}${tlsCAs}${knownHosts}`, mode: 0o600 },
     { name: 'key', data: keyPem, mode: 0o600 },
@@ -62,8 +68,9 @@ export function renderIdentityFiles(
     { name: 'tlscacerts', data: tlsCAs, mode: 0o644 },
     { name: 'sshcacerts', data: certs.ssh_user_ca_keys.map((k) => `cert-authority ${k}\n`).join(''), mode: 0o644 },
     { name: 'known_hosts', data: knownHosts, mode: 0o644 },
-    { name: 'ssh_config', data: sshConfig, mode: 0o644 },
+    { name: 'ssh_config', data: config, mode: 0o644 },
   ];
+  return sshConfig ? files : files.filter((f) => f.name !== 'known_hosts' && f.name !== 'ssh_config');
 }
 
 /**
@@ -77,6 +84,14 @@ const fields = {
   name: z.string().min(1).optional(),
   destination: destinationSchema,
   ...lifetimeFields,
+  /** Teleport: write ssh_config and known_hosts (directory destinations only). */
+  ssh_config: z.enum(['on', 'off'], { errorMap: () => ({ message: 'expected "on" or "off"' }) }).default('on'),
+  /** Teleport: the output's certificates may be reissued (tsh); mwi reissues nothing: accepted, no effect. */
+  allow_reissue: z.boolean().default(false),
+  /** Teleport: which cluster (of a trusted-cluster setup) to write for; mwi has one: its own name only. */
+  cluster: z.string().min(1).optional(),
+  /** Teleport v19 refuses a non-empty list; kept so that the key gets that explanation, not "unknown key". */
+  roles: z.array(z.string()).optional(),
 };
 
 /** A validated `identity` output. */
@@ -106,8 +121,10 @@ export class IdentityOutput {
       public_key: keys.publicKeyPem,
       ttl_seconds: Math.round(this.cfg.credentialTtlMs / 1000),
     });
-    const pathOf = this.dest.pathOf?.bind(this.dest) ?? ((n: string) => n);
-    await this.dest.writeAll(renderIdentityFiles(keys.privateKeyPem, certs, pathOf));
+    const onDisk = this.dest.pathOf?.bind(this.dest);
+    const pathOf = onDisk ?? ((n: string) => n);
+    const sshConfig = this.cfg.ssh_config === 'on' && onDisk !== undefined;
+    await this.dest.writeAll(renderIdentityFiles(keys.privateKeyPem, certs, pathOf, sshConfig));
     this.log.info('wrote output', {
       output: this.name,
       logins: certs.logins.join(',') || '(none)',
@@ -120,7 +137,27 @@ export class IdentityOutput {
 export const identityOutput: ServiceType<typeof fields, IdentityOutputConfig> = {
   type: 'identity',
   fields,
-  resolve: (raw, ctx) => ({ ...raw, ...resolveLifetime(raw, ctx.bot, ctx.where) }),
+  resolve(raw, ctx) {
+    if (raw.roles?.length) {
+      throw new MwiError(
+        'BAD_CONFIG',
+        'not supported (as in Teleport v19, which refuses it too): outputs and services use all of the ' +
+          "bot's roles; remove roles, and give the bot only the roles its outputs need",
+        { field: `${ctx.where}.roles` },
+      );
+    }
+    return { ...raw, ...resolveLifetime(raw, ctx.bot, ctx.where, ctx.oneshot) };
+  },
+  checkJoined(cfg, { where, clusterName }) {
+    if (cfg.cluster === undefined || cfg.cluster === clusterName) return;
+    throw new MwiError(
+      'BAD_CONFIG',
+      `"${cfg.cluster}" is not this bot's cluster "${clusterName}": mwi has no trusted clusters (Teleport's ` +
+        `cluster: chooses a leaf cluster), so an output writes for the cluster the bot joined; remove cluster ` +
+        `or set it to "${clusterName}"`,
+      { field: `${where}.cluster` },
+    );
+  },
   build(cfg, deps, name) {
     const output = new IdentityOutput(cfg, deps.openDestination(cfg.destination), deps.botIdentity, deps.log);
     return outputService(name, deps, { label: `output ${output.name}`, cfg, generate: () => output.generate() });

@@ -54,11 +54,30 @@ const options: ClientOptions<z.infer<typeof onboardingBlock>> = {
         throw new MwiError('BAD_CONFIG', `cannot read ${block.static_private_key_path}`, { field });
       }
     } else if (env.TBOT_BOUND_KEYPAIR_STATIC_KEY) {
-      out.static_private_key = env.TBOT_BOUND_KEYPAIR_STATIC_KEY;
+      out.static_private_key = staticKeyFromEnv(env.TBOT_BOUND_KEYPAIR_STATIC_KEY);
     }
     return out;
   },
 };
+
+/**
+ * TBOT_BOUND_KEYPAIR_STATIC_KEY: Teleport's form is the whole PEM key file in standard base64 (one
+ * line, as CI secret stores want it); the PEM itself is accepted too.
+ */
+export function staticKeyFromEnv(value: string): string {
+  const text = value.trim();
+  if (text.startsWith('-----BEGIN ')) return value;
+  const compact = text.replace(/\s+/g, '');
+  const decoded = /^[A-Za-z0-9+/]+={0,2}$/.test(compact) ? Buffer.from(compact, 'base64').toString('utf8') : '';
+  if (!decoded.trimStart().startsWith('-----BEGIN ')) {
+    throw new MwiError(
+      'BAD_CONFIG',
+      'expected the private key file (PEM), in standard base64 as Teleport takes it, or as it is',
+      { field: 'TBOT_BOUND_KEYPAIR_STATIC_KEY' },
+    );
+  }
+  return decoded;
+}
 
 const PREVIOUS_KEPT = 2;
 
