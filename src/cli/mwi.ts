@@ -26,10 +26,10 @@ mwi start flags:
       --storage URL        sqlite (default, DATA_DIR/mwi.db), sqlite:///PATH or memory://
       --workers N          Auth Service processes sharing the port and the storage (default 1;
                            "auto": one per core). Not with memory:// storage.
-      --tls-cert FILE      a certificate chain (PEM, server certificate first) for the public address,
-                           e.g. from a public CA: served to clients that verify it with their trust store
-                           (tbot --proxy-server); tbot after joining, tctl and --ca-pin still get and
-                           check the Auth Service's own certificate. With --tls-key; replaces https_keypairs
+      --tls-cert FILE      certificate chain for the public address (PEM: server certificate first, then
+                           intermediates), e.g. from a public CA, for clients that check it with their trust
+                           store (tbot --proxy-server); tctl, and tbot when pinned or joined, still get and
+                           check mwi's own. With --tls-key; both replace mwi.yaml https_keypairs
       --tls-key FILE       the private key of --tls-cert (PEM, unencrypted)
 
 Signals: SIGHUP reads the --tls-cert/--tls-key (https_keypairs) files again; SIGINT/SIGTERM stop.
@@ -150,7 +150,10 @@ runMain('mwi', async () => {
     for (const f of cfg.httpsKeypairs) loadKeypair(f, Date.now());
     return primary(cfg, workers);
   }
-  let server: AuthServer;
+  let server: AuthServer | undefined;
+  // SIGHUP (without certificate files: the default, which ends the process) reloads them; set
+  // before the start, so that one arriving meanwhile does not end a worker (it reads the files anyway)
+  if (cfg.httpsKeypairs.length > 0) process.on('SIGHUP', () => server?.reloadCertificates());
   try {
     server = await serve(cfg);
   } catch (err) {
@@ -175,8 +178,6 @@ runMain('mwi', async () => {
       `mwi auth service ${server.clusterName} listening on ${server.address}\nCA pin: ${server.caPin}\n`,
     );
   }
-  // SIGHUP (without certificate files: the default, which ends the process) reloads them
-  if (cfg.httpsKeypairs.length > 0) process.on('SIGHUP', () => server.reloadCertificates());
   const sig = await waitForStop();
   if (!cluster.isWorker) process.stdout.write(`received ${sig}, shutting down\n`);
   await server.close();

@@ -2,6 +2,7 @@
 // an operator's certificate from a "public" CA made for the test; tbot joins with --proxy-server
 // and no pin, trusting that CA only through NODE_EXTRA_CA_CERTS, as it would a real public one.
 import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
 import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
@@ -10,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { adminIdentityPath, readIdentityFile } from '../../src/api/local.js';
 import { AUTH_SERVER_NAME } from '../../src/api/wire.js';
 import { startCluster, type TestCluster } from '../helpers/cluster.js';
+import { launchAuth } from '../helpers/launch-auth.js';
 import { cli, exited, spawnCli, tempDir, waitFor } from '../helpers/procs.js';
 import { makePublicPki, type PublicPki } from '../helpers/public-pki.js';
 
@@ -79,12 +81,14 @@ describe('tbot --proxy-server against mwi start --tls-cert (a publicly trusted c
 
   it('with it, tbot joins with --proxy-server and no pin, writes its outputs and renews', async () => {
     const token = await c.addBot('public', ['deploy']);
+    // by name: the server picks the operator's certificate for the name tbot asks for
+    const byName = `localhost:${c.addr.split(':')[1]}`;
     const tbot = spawnCli(
       'tbot',
       [
         'start',
         '--proxy-server',
-        c.addr,
+        byName,
         '--token',
         token,
         '--data-dir',
@@ -217,6 +221,35 @@ describe('mwi.yaml https_keypairs, checked at start and reloaded on https_keypai
     const ok = await cli('tbot', args, { env });
     assert.equal(ok.code, 0, ok.stderr);
     assert.match(await c.tctlOk(['status']), /Cluster\s+yaml\.example/);
+  });
+});
+
+describe('with --workers, SIGHUP to mwi start reaches every worker', () => {
+  const dir = tempDir('proxy-workers');
+  after(() => dir.cleanup());
+
+  it('each worker reloads the files and serves the new certificate', async () => {
+    const pki = await makePublicPki(dir.path);
+    const files = await pki.issue('w', 'IP:127.0.0.1');
+    const auth = await launchAuth({
+      clusterName: 'workers.example',
+      args: ['--workers', '2', '--tls-cert', files.cert, '--tls-key', files.key],
+    });
+    try {
+      const started = () => auth.proc.out().match(/serving the operator certificate/g)?.length === 2;
+      await waitFor('both workers serving', started);
+      const next = await pki.issue('w-next', 'IP:127.0.0.1');
+      copyFileSync(next.key, files.key);
+      copyFileSync(next.cert, files.cert);
+      auth.proc.kill('SIGHUP');
+      await waitFor('both workers', () => auth.proc.out().match(/reloaded the operator certificate/g)?.length === 2);
+      const serial = new X509Certificate(text(next.cert)).serialNumber;
+      // new connections are spread over the workers: every one of them now serves the new certificate
+      for (let i = 0; i < 6; i++)
+        assert.equal((await served(auth.addr, { ca: [text(pki.root)] })).serialNumber, serial);
+    } finally {
+      await auth.stop();
+    }
   });
 });
 
