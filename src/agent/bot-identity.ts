@@ -83,6 +83,13 @@ export class BotIdentity {
   private setCurrent(id: BotCredential): void {
     this.client?.close();
     this.state.identity = id;
+    // Once joined, every connection asks for the Auth Service's own certificate and verifies it
+    // with the cluster's CAs from the join answer, also after a join through proxy_server: the
+    // public PKI is trusted once, for the first contact (as a CA pin is), and never again. A
+    // certificate for the proxy's name mis-issued later by any public CA, a public certificate
+    // that expired or was swapped, cannot make a joined tbot talk to anyone but its cluster (it
+    // would hand workloads that server's CAs and certificates). The public certificate itself is
+    // never checked against the cluster's CA, which did not issue it (docs/security.md).
     this.client = new ApiClient({
       addrs: this.cfg.authServers,
       tls: { ca: id.tls_ca_certs, cert: id.tls_cert, key: id.key },
@@ -106,8 +113,12 @@ export class BotIdentity {
     return keys;
   }
 
-  /** The CA that authenticates the Auth Service on first contact: pinned, a file, or (unsafe) anything. */
-  private async firstContactCA(): Promise<string[]> {
+  /**
+   * What authenticates the Auth Service on first contact: a pinned CA, a CA file, the system
+   * trust store (proxy_server without pins: the operator's public certificate), or (unsafe)
+   * anything. Pins and a CA file, when given, win over the trust store.
+   */
+  private async firstContactCA(): Promise<string[] | 'system'> {
     if (this.cfg.caPath) {
       try {
         return splitPemBundle(readFileSync(this.cfg.caPath, 'utf8'));
@@ -124,6 +135,10 @@ export class BotIdentity {
               'Auth Service can impersonate it',
           );
           return [await discoverCA(addr, 'any')];
+        }
+        if (this.cfg.caPins.length === 0 && this.cfg.proxyServer) {
+          this.log.info('verifying proxy_server with the system trust store (no ca_pins)', { proxy_server: addr });
+          return 'system';
         }
         return [await discoverCA(addr, this.cfg.caPins)];
       } catch (err) {

@@ -34,7 +34,12 @@ const methodBlocks = Object.fromEntries(
 export const tbotSchema = z
   .object({
     version: z.literal('v2', { errorMap: () => ({ message: 'expected "v2"' }) }),
-    auth_server: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
+    auth_server: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
+    // Teleport's public address: one HOST:PORT, its certificate verified with the system trust store
+    proxy_server: z
+      .string()
+      .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+)(:\d+)?$/, 'expected HOST:PORT (no scheme, one address)')
+      .optional(),
     onboarding: z
       .object({
         join_method: z.string().min(1),
@@ -64,6 +69,11 @@ export const tbotSchema = z
 /** The validated, frozen configuration tbot runs with. */
 export interface TbotConfig {
   authServers: string[];
+  /**
+   * `proxy_server` (then also `authServers[0]`): without ca_pins or ca_path, the first contact
+   * verifies it with the system trust store and its host name (BotIdentity.firstContactCA).
+   */
+  proxyServer: string | undefined;
   joinMethod: string;
   /** The join token (read from the file when `token` named one). Never logged. */
   token: string | undefined;
@@ -106,6 +116,9 @@ function secretValue(value: string | undefined, field: string): string | undefin
   return text;
 }
 
+/** Teleport's environment variable for `--proxy-server`. */
+export const PROXY_ENV_VAR = 'TELEPORT_PROXY';
+
 /** Teleport's environment variable for the join token (or a path to a file holding it). */
 export const TOKEN_ENV_VAR = 'TELEPORT_BOT_TOKEN';
 
@@ -115,6 +128,15 @@ export function validateTbotConfig(raw: unknown, env: NodeJS.ProcessEnv = proces
     unknownKey: () =>
       'unknown key (check the spelling; tbot.yaml v2 keys are documented in docs/reference.md, "tbot.yaml (v2)")',
   });
+  if (c.auth_server !== undefined && c.proxy_server !== undefined)
+    fail(
+      'proxy_server',
+      'cannot be set together with auth_server (as in Teleport; also from --proxy-server or $TELEPORT_PROXY): ' +
+        'proxy_server is a public address whose certificate the system trust store verifies, auth_server the ' +
+        "Auth Service's own, verified with onboarding.ca_pins",
+    );
+  if (c.auth_server === undefined && c.proxy_server === undefined)
+    fail('auth_server', 'required: the Auth Service address, HOST:PORT (or proxy_server, its public address)');
   const method = joinMethodInfo(c.onboarding.join_method);
   if (!method)
     fail(
@@ -168,10 +190,11 @@ export function validateTbotConfig(raw: unknown, env: NodeJS.ProcessEnv = proces
   // a one-shot run renews nothing: its interval is never used (Teleport only warns, in any mode)
   if (interval >= ttl && !c.oneshot)
     fail('renewal_interval', `must be less than ${ttlKey} (${c.renewal_interval} >= ${ttlText})`);
-  if (c.onboarding.ca_pins.length === 0 && !c.onboarding.ca_path && !c.insecure) {
+  if (c.onboarding.ca_pins.length === 0 && !c.onboarding.ca_path && !c.insecure && !c.proxy_server) {
     fail(
       'onboarding.ca_pins',
-      'required for the first join (or onboarding.ca_path, or --insecure to trust any Auth Service: unsafe)',
+      'required for the first join (or onboarding.ca_path; or proxy_server, a public address whose certificate ' +
+        'the system trust store verifies; or --insecure to trust any Auth Service: unsafe)',
     );
   }
   const bot = { credentialTtlMs: ttl, renewalIntervalMs: interval };
@@ -187,10 +210,11 @@ export function validateTbotConfig(raw: unknown, env: NodeJS.ProcessEnv = proces
   return Object.freeze({
     authServers: Array.isArray(c.auth_server)
       ? c.auth_server
-      : c.auth_server
+      : (c.auth_server ?? c.proxy_server!)
           .split(',')
           .map((s) => s.trim())
           .filter(Boolean),
+    proxyServer: c.proxy_server,
     joinMethod: method.name,
     token,
     methodOptions: Object.freeze(methodOptions),
@@ -240,6 +264,8 @@ export function readTbotFile(path: string): Record<string, unknown> {
 export interface TbotFlags {
   config?: string | undefined;
   'auth-server'?: string | undefined;
+  /** Default $TELEPORT_PROXY, as in Teleport. */
+  'proxy-server'?: string | undefined;
   'join-method'?: string | undefined;
   token?: string | undefined;
   'ca-pin'?: string[] | undefined;
@@ -261,6 +287,9 @@ export interface TbotFlags {
 export function buildTbotFile(flags: TbotFlags): Record<string, unknown> {
   const base: Record<string, unknown> = flags.config ? readTbotFile(flags.config) : { version: 'v2' };
   if (flags['auth-server']) base.auth_server = flags['auth-server'];
+  // as in Teleport, the flag (or its variable) replaces the file's proxy_server; one with auth_server is refused
+  const proxy = flags['proxy-server'] || process.env[PROXY_ENV_VAR];
+  if (proxy) base.proxy_server = proxy;
   const fromFile = base.onboarding;
   const onboarding: Record<string, unknown> = {
     join_method: undefined,

@@ -14,8 +14,16 @@ import { spkiPin } from '../crypto/keys.js';
 import { AUTH_SERVER_NAME, type ErrorBody } from './wire.js';
 
 export interface ClientTLS {
-  /** PEM CA certificates that may sign the Auth Service's certificate. */
-  ca: string[];
+  /**
+   * How the Auth Service is authenticated. PEM CA certificates: its own certificate, asked for by
+   * name (AUTH_SERVER_NAME, whatever address is dialled) and verified with these CAs (the
+   * cluster's, learned at a pinned or a public first contact). `system`: as a browser would, the
+   * certificate served for the dialled host name (the operator's, from a public CA), verified with
+   * this machine's trust store: Node's CA list plus NODE_EXTRA_CA_CERTS (or, when Node runs with
+   * --use-openssl-ca, OpenSSL's store: SSL_CERT_FILE, SSL_CERT_DIR, /etc/ssl/certs), and the
+   * host name checked against it.
+   */
+  ca: string[] | 'system';
   /** Client certificate and key for mTLS (renew, certs, admin). */
   cert?: string;
   key?: string;
@@ -29,6 +37,48 @@ export function parseAddr(addr: string): { host: string; port: number } {
   if (!(Number.isInteger(port) && port >= 0 && port < 65536))
     throw new MwiError('BAD_CONFIG', `invalid port in ${JSON.stringify(addr)}`);
   return { host: m[1], port };
+}
+
+/** Node's codes for a certificate chain that does not lead to a trusted CA, or is not valid now. */
+const UNTRUSTED = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_UNTRUSTED',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'INVALID_CA',
+  'CERT_REJECTED',
+]);
+
+/**
+ * A public first contact (`proxy_server`) whose certificate this machine does not accept: says
+ * which check failed and the two ways out, a trust store that holds the issuing CA or a pin on
+ * the Auth Service's own CA.
+ */
+function untrustedServer(addr: string, err: NodeJS.ErrnoException): MwiError | undefined {
+  const fixes =
+    'add the CA that issued it to the trust store (NODE_EXTRA_CA_CERTS=FILE, or NODE_OPTIONS=--use-openssl-ca ' +
+    "for OpenSSL's system store), or set onboarding.ca_pins (--ca-pin, printed by mwi start and tctl status) " +
+    "to trust the Auth Service's own CA instead";
+  if (err.code === 'ERR_TLS_CERT_ALTNAME_INVALID')
+    return new MwiError(
+      'ACCESS_DENIED',
+      `the certificate of the Auth Service at ${addr} is not valid for that name (${err.message}): use an ` +
+        `address the certificate names in proxy_server, or ${fixes}`,
+      { cause: err },
+    );
+  if (err.code && UNTRUSTED.has(err.code))
+    return new MwiError(
+      'ACCESS_DENIED',
+      `the certificate of the Auth Service at ${addr} is not trusted by this machine (${err.code}: ` +
+        `${err.message}): ${fixes}`,
+      { cause: err },
+    );
+  return undefined;
 }
 
 function unreachable(addr: string, cause: unknown): MwiError {
@@ -91,7 +141,8 @@ function secureContextFor(tls: ClientTLS): SecureContext {
   let ctx = contexts.get(id);
   if (!ctx) {
     ctx = createSecureContext({
-      ca: tls.ca,
+      // without `ca`, Node's default store: its CA list and NODE_EXTRA_CA_CERTS (or OpenSSL's)
+      ...(tls.ca === 'system' ? {} : { ca: tls.ca }),
       ...(tls.cert ? { cert: tls.cert, key: tls.key } : {}),
       minVersion: 'TLSv1.3',
     });
@@ -144,7 +195,9 @@ class ClientConnections {
     this.agent = new Agent({
       keepAlive: true,
       maxCachedSessions: 0,
-      servername: AUTH_SERVER_NAME,
+      // the cluster's CAs verify the Auth Service's own certificate, named AUTH_SERVER_NAME; the
+      // system store, the certificate for the dialled host (Node sends that name, and checks it)
+      ...(tls.ca === 'system' ? {} : { servername: AUTH_SERVER_NAME }),
       minVersion: 'TLSv1.3',
     });
     const connect = this.agent.createConnection.bind(this.agent) as (o: object, cb?: unknown) => Socket;
@@ -154,6 +207,9 @@ class ClientConnections {
 
   /** A renewal answered on `carrier`: new connections present `tls`; every other one is closed. */
   renewed(tls: ClientTLS, carrier: Socket | undefined): void {
+    // the name asked for is fixed with the pool: a client keeps the kind of trust it was made with
+    if ((tls.ca === 'system') !== (this.tls.ca === 'system'))
+      throw new TypeError('a renewal cannot change how the Auth Service is verified');
     this.tls = tls;
     this.context = undefined;
     for (const pool of [this.agent.freeSockets, this.agent.sockets]) {
@@ -166,7 +222,10 @@ class ClientConnections {
   }
 }
 
-/** JSON-over-HTTPS client for the Auth Service. The server is verified by CA, never by address. */
+/**
+ * JSON-over-HTTPS client for the Auth Service. The server is verified by the cluster's CA, never
+ * by address; or, for a public first contact (`ca: 'system'`), by the trust store and the address.
+ */
 export class ApiClient {
   private readonly connections: ClientConnections;
   private preferred = 0;
@@ -244,7 +303,7 @@ export class ApiClient {
           method,
           path,
           agent: this.connections.agent,
-          servername: AUTH_SERVER_NAME,
+          ...(this.opts.tls.ca === 'system' ? {} : { servername: AUTH_SERVER_NAME }),
           headers: payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {},
           timeout: this.opts.timeoutMs ?? 15_000,
         },
@@ -283,7 +342,9 @@ export class ApiClient {
       req.on('timeout', () => req.destroy(new Error('timed out')));
       req.on('error', (err) => {
         const code = (err as NodeJS.ErrnoException).code ?? '';
-        if (code.startsWith('ERR_TLS') || code.includes('CERT') || /certificate|alert/i.test(err.message)) {
+        const untrusted = this.opts.tls.ca === 'system' ? untrustedServer(addr, err) : undefined;
+        if (untrusted) reject(untrusted);
+        else if (code.startsWith('ERR_TLS') || code.includes('CERT') || /certificate|alert/i.test(err.message)) {
           reject(
             new MwiError('ACCESS_DENIED', `TLS with the Auth Service at ${addr} failed: ${err.message}`, {
               cause: err,

@@ -10,6 +10,7 @@ import { parseDuration } from '../util/duration.js';
 import { DEFAULT_DATA_DIR } from '../api/local.js';
 import { AUDIT_MAX_FILES, AUDIT_MAX_SIZE } from './audit.js';
 import { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from './ratelimit.js';
+import type { KeypairFiles } from './tls-keypairs.js';
 
 const schema = z
   .object({
@@ -22,6 +23,17 @@ const schema = z
     listen: z.string().min(1).optional(),
     storage: z.string().min(1).optional(),
     tls_sans: z.array(z.string().min(1)).optional(),
+    // Teleport's proxy_service names: the operator's certificate for the public address
+    https_keypairs: z
+      .array(z.object({ key_file: z.string().min(1), cert_file: z.string().min(1) }).strict())
+      .optional(),
+    https_keypairs_reload_interval: z
+      .string()
+      .refine((s) => {
+        const ms = parseDuration(s);
+        return ms === 0 || (ms !== undefined && ms >= 1000);
+      }, 'expected 0s (only on SIGHUP) or a duration of at least 1s, like 1h')
+      .optional(),
     // the join methods' own sections (oidc, kubernetes), as their server halves define them
     ...Object.fromEntries(SERVER_SECTIONS.map((s) => [s.key, s.schema])),
     // Teleport's names (teleport.connection_limits): max_connections, rates[].period/average/burst
@@ -65,6 +77,10 @@ export interface AuthConfig {
   listen: string;
   storage: string | undefined;
   tlsSans: string[];
+  /** The operator's certificates for the public address, each naming its flags or mwi.yaml keys. */
+  httpsKeypairs: KeypairFiles[];
+  /** How often those files are read again; 0: only on SIGHUP. */
+  httpsKeypairsReloadMs: number;
   /** The join methods' mwi.yaml sections (oidc, kubernetes) as their server halves parse them, by key. */
   joinMethods: JoinMethodOptions;
   connectionLimits: ConnectionLimits;
@@ -82,10 +98,32 @@ function joinMethodOptions(y: JoinMethodOptions): JoinMethodOptions {
   return Object.freeze(Object.fromEntries(SERVER_SECTIONS.map(({ key }) => [key, y[key]])));
 }
 
+/** `--tls-cert` with `--tls-key` (both or neither), else mwi.yaml's `https_keypairs`. */
+function httpsKeypairs(
+  flags: Partial<Record<'tls-cert' | 'tls-key', string>>,
+  fromFile: Array<{ key_file: string; cert_file: string }> | undefined,
+  file: string | undefined,
+): KeypairFiles[] {
+  const at = file ? `${file}: ` : '';
+  const cert = flags['tls-cert'];
+  const key = flags['tls-key'];
+  if (cert === undefined && key === undefined)
+    return (fromFile ?? []).map((k, i) => ({
+      certFile: k.cert_file,
+      keyFile: k.key_file,
+      certField: `${at}https_keypairs[${i}].cert_file`,
+      keyField: `${at}https_keypairs[${i}].key_file`,
+    }));
+  if (!cert)
+    throw new MwiError('BAD_CONFIG', 'needed with --tls-key (the certificate chain file)', { field: '--tls-cert' });
+  if (!key) throw new MwiError('BAD_CONFIG', 'needed with --tls-cert (its private key file)', { field: '--tls-key' });
+  return [{ certFile: cert, keyFile: key, certField: '--tls-cert', keyField: '--tls-key' }];
+}
+
 /** Builds the Auth Service config from mwi.yaml (optional) and flags; flags win. */
 export function loadAuthConfig(
   file: string | undefined,
-  flags: Partial<Record<'cluster-name' | 'data-dir' | 'listen' | 'storage', string>>,
+  flags: Partial<Record<'cluster-name' | 'data-dir' | 'listen' | 'storage' | 'tls-cert' | 'tls-key', string>>,
 ): AuthConfig {
   let raw: unknown = {};
   if (file) {
@@ -113,6 +151,8 @@ export function loadAuthConfig(
     listen: flags.listen ?? y.listen ?? DEFAULT_LISTEN,
     storage: flags.storage ?? y.storage,
     tlsSans: y.tls_sans ?? [],
+    httpsKeypairs: httpsKeypairs(flags, y.https_keypairs, file),
+    httpsKeypairsReloadMs: parseDuration(y.https_keypairs_reload_interval ?? '0s')!,
     joinMethods: joinMethodOptions(y),
     connectionLimits: Object.freeze({
       maxConnections: y.connection_limits?.max_connections ?? DEFAULT_CONNECTION_LIMITS.maxConnections,

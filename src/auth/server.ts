@@ -26,6 +26,7 @@ import { callerOf, refuseUnverifiedCertificate } from './connection-identity.js'
 import type { AuthContext } from './context.js';
 import { sendError, sendJson } from './http.js';
 import { issueServerCert, LOCAL_REFRESH_MS, writeAdminIdentity } from './local-identity.js';
+import { certNames, loadKeypair, ServingCertificates, type KeypairFiles, type LoadedKeypair } from './tls-keypairs.js';
 import { joinHandlers } from './platform.js';
 import type { JoinMethodOptions } from '../join/servers.js';
 import { Router } from './router.js';
@@ -57,6 +58,13 @@ export interface AuthServerOptions {
   httpLimits?: Partial<HttpLimits>;
   /** mwi.yaml `connection_limits` (default DEFAULT_CONNECTION_LIMITS); per process. */
   connectionLimits?: ConnectionLimits;
+  /**
+   * The operator's certificates for the public address (`--tls-cert/--tls-key`, mwi.yaml
+   * `https_keypairs`), served to clients that do not ask for AUTH_SERVER_NAME (tls-keypairs.ts).
+   */
+  httpsKeypairs?: KeypairFiles[];
+  /** mwi.yaml `https_keypairs_reload_interval`: how often the files are read again (0: only by reloadCertificates). */
+  httpsKeypairsReloadMs?: number;
 }
 
 /** Rate and connection limits of one Auth Service process (issue #9, finding 6): see rateLimitKey. */
@@ -64,6 +72,11 @@ interface SourceLimits {
   rate: RateLimiter;
   connections: ConnectionCounter;
   refusals: RefusalSummary;
+}
+
+/** What is served of the operator's keypairs, to tell a reload that changes nothing. */
+function servedText(keypairs: LoadedKeypair[]): string {
+  return keypairs.map((k) => k.cert + k.key).join('');
 }
 
 /** Longest a RATE_LIMITED answer is held back (see route). */
@@ -93,6 +106,8 @@ export class AuthServer {
     private readonly timers: NodeJS.Timeout[],
     private readonly router: Router,
     private readonly sources: SourceLimits,
+    private readonly certs: ServingCertificates,
+    private readonly keypairFiles: KeypairFiles[],
   ) {}
 
   /** Aborted by close(): a purge under way stops between two batches. */
@@ -116,6 +131,9 @@ export class AuthServer {
     const log = opts.logger ?? createLogger('auth');
     const now = opts.now ?? Date.now;
     const { host, port } = parseAddr(opts.listen);
+    // bad certificate files are a configuration error, found before anything is created
+    const keypairFiles = opts.httpsKeypairs ?? [];
+    const keypairs = keypairFiles.map((f) => loadKeypair(f, now()));
     mkdirPrivate(opts.dataDir);
     const backend: Backend = await openBackend(opts.storage, opts.dataDir);
     let audit: AuditLog | undefined;
@@ -146,12 +164,13 @@ export class AuthServer {
           ...(opts.tlsSans ?? []).filter((s) => /^[\d.:]+$/.test(s)),
         ],
       };
-      const tls = await issueServerCert(ctx, sans);
+      const certs = new ServingCertificates([cas.tlsUser.certPem], await issueServerCert(ctx, sans));
+      certs.setOperator(keypairs);
       const limits: HttpLimits = { ...DEFAULT_HTTP_LIMITS, ...opts.httpLimits };
       const server = createServer({
         ...serverOptions(limits),
-        ...tls,
-        ca: [cas.tlsUser.certPem],
+        ...certs.options(),
+        ...(certs.hasOperator ? { SNICallback: certs.sni } : {}),
         requestCert: true,
         // join has no client certificate: each route decides what it needs (connection-identity.ts)
         rejectUnauthorized: false,
@@ -182,7 +201,8 @@ export class AuthServer {
         }
         socket.once('close', () => sources.connections.release(key));
       });
-      const auth = new AuthServer(ctx, server, log, [], new Router(authRoutes(ctx), limits.bodyTimeoutMs), sources);
+      const router = new Router(authRoutes(ctx), limits.bodyTimeoutMs);
+      const auth = new AuthServer(ctx, server, log, [], router, sources, certs, keypairFiles);
       // every request goes through the one guard: nothing a request does can end the process
       server.on(
         'request',
@@ -206,7 +226,8 @@ export class AuthServer {
       auth.timers.push(
         setInterval(() => {
           void (async () => {
-            server.setSecureContext({ ...(await issueServerCert(ctx, sans)), ca: [cas.tlsUser.certPem] });
+            certs.setOwn(await issueServerCert(ctx, sans));
+            server.setSecureContext(certs.options());
             await writeAdminIdentity(ctx, opts.dataDir);
           })().catch((err) => log.error('refreshing local certificates failed', { error: String(err) }));
         }, LOCAL_REFRESH_MS).unref(),
@@ -222,6 +243,10 @@ export class AuthServer {
           10 * 60 * 1000,
         ).unref(),
       );
+      if (opts.httpsKeypairsReloadMs)
+        auth.timers.push(setInterval(() => auth.reloadCertificates(true), opts.httpsKeypairsReloadMs).unref());
+      auth.lastServed = servedText(keypairs);
+      for (const k of keypairs) auth.logKeypair('serving the operator certificate', k);
       audit.emit({ event: 'auth.start', success: true, cluster_name: cas.clusterName, version: VERSION });
       log.info('auth service started', { cluster: cas.clusterName, addr: auth.address, ca_pin: cas.caPin });
       return auth;
@@ -283,6 +308,45 @@ export class AuthServer {
       ),
       holdMs: Math.min(retryAfterS * 1000, MAX_REFUSAL_HOLD_MS),
     };
+  }
+
+  /**
+   * Reads the operator's certificate files again (SIGHUP, https_keypairs_reload_interval) and
+   * serves them to new connections. Files that fail the checks of loadKeypair are logged and the
+   * certificates served until now are kept. `quiet`: no log line when nothing changed. Returns
+   * whether the new files are served.
+   */
+  reloadCertificates(quiet = false): boolean {
+    if (this.keypairFiles.length === 0) return false;
+    let next: LoadedKeypair[];
+    try {
+      next = this.keypairFiles.map((f) => loadKeypair(f, this.ctx.now()));
+    } catch (err) {
+      this.log.error('the operator certificate was not reloaded; still serving the previous one', {
+        error: err instanceof Error ? err.message : String(err),
+      });
+      return false;
+    }
+    if (servedText(next) === this.lastServed) {
+      if (!quiet) this.log.info('the operator certificate files are unchanged');
+      return true;
+    }
+    this.certs.setOperator(next);
+    this.server.setSecureContext(this.certs.options());
+    this.lastServed = servedText(next);
+    for (const k of next) this.logKeypair('reloaded the operator certificate', k);
+    return true;
+  }
+
+  /** What reloadCertificates compares the files with. */
+  private lastServed = '';
+
+  private logKeypair(message: string, k: LoadedKeypair): void {
+    this.log.info(message, {
+      file: k.files.certFile,
+      names: certNames(k.leaf),
+      expires: new Date(k.leaf.validTo).toISOString(),
+    });
   }
 
   /** Stops accepting connections, finishes in-flight requests, closes storage. */

@@ -4,6 +4,7 @@ import { availableParallelism } from 'node:os';
 import { DEFAULT_DATA_DIR } from '../api/local.js';
 import { DEFAULT_LISTEN, loadAuthConfig, type AuthConfig } from '../auth/config.js';
 import { AuthServer } from '../auth/server.js';
+import { loadKeypair } from '../auth/tls-keypairs.js';
 import { createLogger } from '../util/log.js';
 import { installProcessGuards } from '../util/process-guard.js';
 import { VERSION } from '../version.js';
@@ -17,14 +18,21 @@ Commands:
   version   print the version
 
 mwi start flags:
-  -c, --config FILE        mwi.yaml (cluster_name, data_dir, listen, storage, tls_sans, oidc, kubernetes,
-                           connection_limits, audit)
+  -c, --config FILE        mwi.yaml (cluster_name, data_dir, listen, storage, tls_sans, https_keypairs,
+                           https_keypairs_reload_interval, oidc, kubernetes, connection_limits, audit)
       --data-dir DIR       data directory (default ${DEFAULT_DATA_DIR})
       --listen HOST:PORT   address for the join, renew and admin APIs (default ${DEFAULT_LISTEN})
       --cluster-name NAME  cluster name, fixed at first start (default: host name)
       --storage URL        sqlite (default, DATA_DIR/mwi.db), sqlite:///PATH or memory://
       --workers N          Auth Service processes sharing the port and the storage (default 1;
                            "auto": one per core). Not with memory:// storage.
+      --tls-cert FILE      certificate chain for the public address (PEM: server certificate first, then
+                           intermediates), e.g. from a public CA, for clients that check it with their trust
+                           store (tbot --proxy-server); tctl, and tbot when pinned or joined, still get and
+                           check mwi's own. With --tls-key; both replace mwi.yaml https_keypairs
+      --tls-key FILE       the private key of --tls-cert (PEM, unencrypted)
+
+Signals: SIGHUP reads the --tls-cert/--tls-key (https_keypairs) files again; SIGINT/SIGTERM stop.
 `;
 
 type Ready = { type: 'ready'; address: string; caPin: string; clusterName: string };
@@ -40,7 +48,9 @@ function waitForStop(): Promise<string> {
 
 async function serve(cfg: AuthConfig): Promise<AuthServer> {
   const { dataDir, listen, clusterName, storage, tlsSans, joinMethods, connectionLimits, audit } = cfg;
-  return AuthServer.start({ dataDir, listen, clusterName, storage, tlsSans, joinMethods, connectionLimits, audit });
+  const { httpsKeypairs, httpsKeypairsReloadMs } = cfg;
+  const tls = { tlsSans, httpsKeypairs, httpsKeypairsReloadMs };
+  return AuthServer.start({ dataDir, listen, clusterName, storage, joinMethods, connectionLimits, audit, ...tls });
 }
 
 /** One Auth Service process per worker: the port is shared (node:cluster), so is the storage. */
@@ -75,6 +85,11 @@ async function primary(cfg: AuthConfig, workers: number): Promise<void> {
     });
   };
   for (let i = 0; i < workers; i++) fork();
+  // a reload is each worker's own: the signal is passed on
+  if (cfg.httpsKeypairs.length > 0)
+    process.on('SIGHUP', () => {
+      for (const w of Object.values(cluster.workers ?? {})) if (w && !w.isDead()) w.process.kill('SIGHUP');
+    });
   const stop = await Promise.race([waitForStop(), startFailure]);
   stopping = true;
   if (typeof stop === 'number') {
@@ -111,6 +126,8 @@ runMain('mwi', async () => {
     'cluster-name': { type: 'string' },
     storage: { type: 'string' },
     workers: { type: 'string' },
+    'tls-cert': { type: 'string' },
+    'tls-key': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) {
@@ -128,8 +145,15 @@ runMain('mwi', async () => {
   if (workers > 1 && cfg.storage?.startsWith('memory'))
     throw usageError('memory storage cannot be shared by several workers', '--workers');
 
-  if (workers > 1 && cluster.isPrimary) return primary(cfg, workers);
-  let server: AuthServer;
+  if (workers > 1 && cluster.isPrimary) {
+    // bad certificate files are reported once, not by every worker
+    for (const f of cfg.httpsKeypairs) loadKeypair(f, Date.now());
+    return primary(cfg, workers);
+  }
+  let server: AuthServer | undefined;
+  // SIGHUP (without certificate files: the default, which ends the process) reloads them; set
+  // before the start, so that one arriving meanwhile does not end a worker (it reads the files anyway)
+  if (cfg.httpsKeypairs.length > 0) process.on('SIGHUP', () => server?.reloadCertificates());
   try {
     server = await serve(cfg);
   } catch (err) {

@@ -21,6 +21,8 @@ Commands:
 Flags (start, configure):
   -c, --config FILE           tbot.yaml (version: v2); flags below override it
       --auth-server ADDR      Auth Service address, HOST:PORT (comma-separated for several)
+      --proxy-server ADDR     its public address instead, HOST:PORT ($TELEPORT_PROXY): without --ca-pin, its
+                              certificate is verified with the system trust store (+ $NODE_EXTRA_CA_CERTS)
       --join-method METHOD    join method (default token)
       --token TOKEN           join token, or an absolute path to a file holding it ($TELEPORT_BOT_TOKEN)
       --ca-pin PIN            sha256:<hex> of the Auth Service CA (repeatable); printed by mwi start
@@ -40,6 +42,7 @@ Signals: SIGHUP or SIGUSR1 renew everything now; SIGINT/SIGTERM stop.
 const OPTIONS = {
   config: { type: 'string', short: 'c' },
   'auth-server': { type: 'string' },
+  'proxy-server': { type: 'string' },
   'join-method': { type: 'string' },
   token: { type: 'string' },
   'ca-pin': { type: 'string', multiple: true },

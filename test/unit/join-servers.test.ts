@@ -57,7 +57,8 @@ it('mwi.yaml oidc and kubernetes: parsed by their sections, defaults when absent
       [
         'kubernetess: {}\n',
         'kubernetess: unknown key ' +
-          '(expected cluster_name, data_dir, listen, storage, tls_sans, oidc, kubernetes, connection_limits, audit)',
+          '(expected cluster_name, data_dir, listen, storage, tls_sans, https_keypairs, ' +
+          'https_keypairs_reload_interval, oidc, kubernetes, connection_limits, audit)',
       ],
     ] as const) {
       writeFileSync(file, body);
