@@ -96,6 +96,9 @@ async function main(): Promise<number | void> {
         for (const resource of readResources(need(g.f, '-f'))) {
           const out = await admin.create(resource, g.force === true);
           print(`${cell(out.kind)} "${cell(out.name)}" has been ${g.force ? 'created or updated' : 'created'}\n`);
+          // a secret the Auth Service generated (a bound keypair's registration secret) exists only here
+          for (const [k, v] of Object.entries(out.shown_once ?? {}))
+            print(`${cell(k)}: ${cell(v)} (shown once: the Auth Service keeps only its hash)\n`);
           for (const note of out.notes ?? []) printNote(note);
         }
         return;
