@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { MwiError } from '../errors.js';
 import { parseDuration } from '../util/duration.js';
-import { parseWith } from '../util/parse.js';
+import { fieldPath, parseWith } from '../util/parse.js';
 import { roleFieldNotes } from './role-fields.js';
 
 // The resources an administrator writes and reads (roles, bots, tokens, locks) and the bot
@@ -248,6 +248,17 @@ export function parseKind(text: string): Kind {
   return kind;
 }
 
+/** Where `value` holds an own `__proto__` key (JSON.parse makes one from `"__proto__": ...`), if anywhere. */
+function protoKeyPath(value: unknown, path: ReadonlyArray<string | number> = []): string | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  if (Object.hasOwn(value, '__proto__')) return fieldPath([...path, '__proto__']);
+  for (const [k, v] of Object.entries(value)) {
+    const found = protoKeyPath(v, [...path, Array.isArray(value) ? Number(k) : k]);
+    if (found) return found;
+  }
+  return undefined;
+}
+
 /** A resource as the Auth Service stores it, and notes on what in the input it ignored. */
 export interface CheckedResource {
   resource: Role | Bot | Token | Lock;
@@ -285,6 +296,9 @@ export function checkResource(input: unknown): CheckedResource {
       { field: 'kind' },
     );
   }
+  const proto = protoKeyPath(input);
+  // zod copies the fields it passes through by assignment: this one would become a prototype
+  if (proto) throw new MwiError('BAD_REQUEST', 'a field named __proto__ is not allowed', { field: proto });
   const parsed = parseWith<z.ZodType<Role | Bot | Token | Lock, z.ZodTypeDef, unknown>>(schema, input, {
     code: 'BAD_REQUEST',
     root: 'resource',
