@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import { checkResource } from '../../src/api/resources.js';
 import { roleFieldNotes } from '../../src/api/role-fields.js';
+import { printNote } from '../../src/cli/tctl/output.js';
 import { isMwiError } from '../../src/errors.js';
 import { testContext } from '../helpers/auth-context.js';
 
@@ -230,4 +231,17 @@ describe('admin create: notes in the reply; locks keep who and when', () => {
       (e) => isMwiError(e, 'BAD_REQUEST') && e.field === 'spec.created_at',
     );
   });
+});
+
+it("tctl prints a note on stderr with control characters escaped (a field name is the user's text)", () => {
+  const lines: string[] = [];
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- saved only to be put back on process.stderr
+  const write = process.stderr.write;
+  process.stderr.write = (chunk: string) => (lines.push(String(chunk)), true);
+  try {
+    printNote('role "r": spec.allow.\u001b[31mx\u202e is not used by mwi (ignored)');
+  } finally {
+    process.stderr.write = write;
+  }
+  assert.deepEqual(lines, ['note: role "r": spec.allow.\\u001b[31mx\\u202e is not used by mwi (ignored)\n']);
 });
