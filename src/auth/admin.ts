@@ -145,7 +145,7 @@ export class AdminApi {
     let name = res.metadata.name;
     let shownOnce: Record<string, string> | undefined;
     let notes = checked.notes;
-    /** A replaced token as read: written back only if nothing (a join) changed it meanwhile. */
+    /** A replaced token or bot as read: written back only if nothing changed it meanwhile (a join, a removal). */
     let replacing: { revision: number } | undefined;
     const reply = (): CreatedReply => ({
       kind: res.kind,
