@@ -259,6 +259,11 @@ function protoKeyPath(value: unknown, path: ReadonlyArray<string | number> = [])
   return undefined;
 }
 
+/** Why a Teleport lock target (role, login, server_id, ...) is refused. */
+const LOCK_TARGETS =
+  'not a lock target in mwi: an mwi lock targets a bot (user: bot-NAME), a bot instance (bot_instance_id) or a ' +
+  "join token (join_token); Teleport's other targets name users, roles, logins, nodes and devices mwi does not have";
+
 /** A resource as the Auth Service stores it, and notes on what in the input it ignored. */
 export interface CheckedResource {
   resource: Role | Bot | Token | Lock;
@@ -302,6 +307,7 @@ export function checkResource(input: unknown): CheckedResource {
   const parsed = parseWith<z.ZodType<Role | Bot | Token | Lock, z.ZodTypeDef, unknown>>(schema, input, {
     code: 'BAD_REQUEST',
     root: 'resource',
+    unknownKey: (at) => (kind === 'lock' && fieldPath(at) === 'spec.target' ? LOCK_TARGETS : 'unknown key'),
   });
   const { sub_kind: subKind, ...resource } = parsed;
   const { revision, namespace, ...meta } = resource.metadata;

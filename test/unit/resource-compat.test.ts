@@ -205,6 +205,17 @@ describe('admin create: notes in the reply; locks keep who and when', () => {
     );
   });
 
+  it("a lock with one of Teleport's other targets is refused saying which targets mwi has", () => {
+    for (const target of ['role', 'login', 'server_id', 'mfa_device', 'device', 'windows_desktop', 'access_request'])
+      assert.throws(
+        () => checkResource({ kind: 'lock', metadata: { name: 'l' }, spec: { target: { [target]: 'x' } } }),
+        (e) =>
+          isMwiError(e, 'BAD_REQUEST') &&
+          e.field === `spec.target.${target}` &&
+          /an mwi lock targets a bot \(user: bot-NAME\), a bot instance/.test(e.message),
+      );
+  });
+
   it("a lock keeps created_at and created_by when given (Teleport's names); else they are the Auth Service's", async () => {
     const lock = (name: string, spec: Record<string, unknown>) =>
       t.admin.create(
