@@ -61,7 +61,10 @@ export class AdminClient {
     return this.send(ADMIN_ROUTES.status, {});
   }
 
-  /** Creates a resource (checked by the Auth Service against its kind's schema); `upsert` replaces one. */
+  /**
+   * Creates a resource (checked by the Auth Service against its kind's schema); `upsert` replaces
+   * one. The reply's `notes` say what the Auth Service ignored or moved (tctl prints them).
+   */
   create(resource: unknown, upsert = false): Promise<CreatedReply> {
     return this.send(ADMIN_ROUTES.createResource, {}, { body: { resource, upsert } });
   }

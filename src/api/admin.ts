@@ -38,6 +38,11 @@ const createdReply = z.object({
   name: z.string(),
   /** Secrets the join method generated (e.g. a bound keypair's registration secret): shown only now. */
   shown_once: z.record(z.string()).optional(),
+  /**
+   * What the Auth Service ignored or changed in the resource, one sentence each naming it, e.g.
+   * `role "dev": spec.allow.kubernetes_labels is not used by mwi (ignored)` (tctl prints them on stderr).
+   */
+  notes: z.array(z.string()).optional(),
 });
 export type CreatedReply = z.output<typeof createdReply>;
 
@@ -108,6 +113,8 @@ const joinTokenReply = z
     ca_pins: z.array(z.string()),
     /** bound_keypair: the registration secret, when the Auth Service generated one. */
     registration_secret: z.string().optional(),
+    /** What the Auth Service ignored or changed in the spec (see the create reply's notes). */
+    notes: z.array(z.string()).optional(),
   })
   .passthrough();
 export type JoinTokenReply = z.output<typeof joinTokenReply>;

@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { MwiError } from '../errors.js';
 import { parseDuration } from '../util/duration.js';
-import { parseWith } from '../util/parse.js';
+import { fieldPath, parseWith } from '../util/parse.js';
+import { roleFieldNotes } from './role-fields.js';
 
 // The resources an administrator writes and reads (roles, bots, tokens, locks) and the bot
 // instances joins create: checked here by the Auth Service, read here by tctl.
@@ -28,13 +29,20 @@ const metadata = z
     expires: TIMESTAMP.optional(),
     description: z.string().optional(),
     labels: z.record(z.string()).optional(),
+    /** Teleport's storage revision and namespace: accepted from its exports, not stored. */
+    revision: z.string().optional(),
+    namespace: z.string().optional(),
   })
   .strict();
+/** Teleport's sub_kind: accepted from its exports, not stored (none of these kinds has one in mwi). */
+const SUB_KIND = z.string().optional();
 
 export const roleSchema = z
   .object({
     kind: z.literal('role'),
-    version: z.enum(['v7', 'v6', 'v5']).default('v7'),
+    sub_kind: SUB_KIND,
+    // what mwi reads (logins, the options below) means the same in each; v8 is Teleport's default
+    version: z.enum(['v8', 'v7', 'v6', 'v5']).default('v7'),
     metadata,
     spec: z
       .object({
@@ -84,6 +92,7 @@ const trait = z.object({ name: z.string().min(1), values: z.array(z.string()) })
 export const botSchema = z
   .object({
     kind: z.literal('bot'),
+    sub_kind: SUB_KIND,
     version: z.literal('v1').default('v1'),
     metadata,
     spec: z
@@ -95,7 +104,7 @@ export const botSchema = z
       .strict(),
     /**
      * Written only by the Auth Service (`uid`); accepted and ignored on input, so `tctl get`
-     * output can be re-applied.
+     * output (mwi's, or Teleport's with user_name and role_name) can be re-applied.
      */
     status: z.object({ uid: z.string().optional() }).passthrough().optional(),
   })
@@ -106,6 +115,7 @@ export type Bot = z.infer<typeof botSchema>;
 export const tokenSchema = z
   .object({
     kind: z.literal('token'),
+    sub_kind: SUB_KIND,
     version: z.literal('v2').default('v2'),
     metadata,
     spec: z
@@ -119,6 +129,7 @@ export const tokenSchema = z
         message: 'only bot tokens are supported: roles must be [Bot]',
         path: ['roles'],
       }),
+    /** Written only by the Auth Service: ignored on input (a replaced token keeps its own). */
     status: z.record(z.unknown()).optional(),
   })
   .strict();
@@ -127,6 +138,7 @@ export type Token = z.infer<typeof tokenSchema>;
 export const lockSchema = z
   .object({
     kind: z.literal('lock'),
+    sub_kind: SUB_KIND,
     version: z.literal('v2').default('v2'),
     metadata,
     spec: z
@@ -144,8 +156,11 @@ export const lockSchema = z
           ),
         message: z.string().default(''),
         expires: TIMESTAMP.optional(),
+        /** Who and when (Teleport's names): set by the Auth Service unless given (a re-applied lock keeps its own). */
         created_by: z.string().optional(),
-        created: z.string().optional(),
+        created_at: TIMESTAMP.optional(),
+        /** What mwi called created_at before: read as it. */
+        created: TIMESTAMP.optional(),
       })
       .strict(),
   })
@@ -233,8 +248,41 @@ export function parseKind(text: string): Kind {
   return kind;
 }
 
+/** Where `value` holds an own `__proto__` key (JSON.parse makes one from `"__proto__": ...`), if anywhere. */
+function protoKeyPath(value: unknown, path: ReadonlyArray<string | number> = []): string | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  if (Object.hasOwn(value, '__proto__')) return fieldPath([...path, '__proto__']);
+  for (const [k, v] of Object.entries(value)) {
+    const found = protoKeyPath(v, [...path, Array.isArray(value) ? Number(k) : k]);
+    if (found) return found;
+  }
+  return undefined;
+}
+
+/** Why a Teleport lock target (role, login, server_id, ...) is refused. */
+const LOCK_TARGETS =
+  'not a lock target in mwi: an mwi lock targets a bot (user: bot-NAME), a bot instance (bot_instance_id) or a ' +
+  "join token (join_token); Teleport's other targets name users, roles, logins, nodes and devices mwi does not have";
+
+/** A resource as the Auth Service stores it, and notes on what in the input it ignored. */
+export interface CheckedResource {
+  resource: Role | Bot | Token | Lock;
+  /** e.g. `spec.allow.kubernetes_labels is not used by mwi (ignored)`; the caller names the resource. */
+  notes: string[];
+}
+
 /** Validates a user-supplied resource with its kind's schema; the error names the field. */
 export function validateResource(input: unknown): Role | Bot | Token | Lock {
+  return checkResource(input).resource;
+}
+
+/**
+ * Validates a user-supplied resource with its kind's schema (the error names the field), as
+ * written by mwi's or Teleport's `tctl get`: what only Teleport has (metadata.revision,
+ * metadata.namespace, sub_kind) is dropped with a note, and so is a status (the Auth Service
+ * writes its own).
+ */
+export function checkResource(input: unknown): CheckedResource {
   const kind = (input as { kind?: unknown } | null)?.kind;
   const schema =
     kind === 'role'
@@ -253,8 +301,23 @@ export function validateResource(input: unknown): Role | Bot | Token | Lock {
       { field: 'kind' },
     );
   }
-  return parseWith<z.ZodType<Role | Bot | Token | Lock, z.ZodTypeDef, unknown>>(schema, input, {
+  const proto = protoKeyPath(input);
+  // zod copies the fields it passes through by assignment: this one would become a prototype
+  if (proto) throw new MwiError('BAD_REQUEST', 'a field named __proto__ is not allowed', { field: proto });
+  const parsed = parseWith<z.ZodType<Role | Bot | Token | Lock, z.ZodTypeDef, unknown>>(schema, input, {
     code: 'BAD_REQUEST',
     root: 'resource',
+    unknownKey: (at) => (kind === 'lock' && fieldPath(at) === 'spec.target' ? LOCK_TARGETS : 'unknown key'),
   });
+  const { sub_kind: subKind, ...resource } = parsed;
+  const { revision, namespace, ...meta } = resource.metadata;
+  const notes = [
+    ...(revision !== undefined ? ['metadata.revision is not used by mwi (ignored)'] : []),
+    ...(namespace !== undefined ? ['metadata.namespace is not used by mwi (ignored)'] : []),
+    ...(subKind ? ['sub_kind is not used by mwi (ignored)'] : []),
+  ];
+  const status = 'status' in resource ? resource.status : undefined;
+  if (status && Object.keys(status).length > 0) notes.push('status is written by the Auth Service (ignored)');
+  if (resource.kind === 'role') notes.push(...roleFieldNotes(resource.spec));
+  return { resource: { ...resource, metadata: meta }, notes };
 }

@@ -11,7 +11,7 @@ import type {
   StatusReply,
   UpdateBotRequest,
 } from '../api/admin.js';
-import { parseKind, validateResource } from '../api/resources.js';
+import { checkResource, parseKind, validateResource } from '../api/resources.js';
 import type { Bot, Kind, Lock, Resource, Token } from '../api/resources.js';
 import { NEXT_PAGE_HEADER } from '../api/wire.js';
 import { sha256Hex } from '../crypto/keys.js';
@@ -19,7 +19,8 @@ import { parseSshPublicKey, signSshCertificate } from '../crypto/ssh.js';
 import { BACKDATE_MS } from '../crypto/x509.js';
 import { isMwiError, MwiError } from '../errors.js';
 import { joinMethodInfo, joinMethodNames } from '../join/catalog.js';
-import { SERVER_METHODS } from '../join/servers.js';
+import { teleportPlacement } from '../join/placement.js';
+import { prepareTokenSpec } from '../join/token-spec.js';
 import { key } from '../storage/backend.js';
 import { parseDuration } from '../util/duration.js';
 import { VERSION } from '../version.js';
@@ -42,10 +43,14 @@ const PREFIX: Record<Kind, string> = {
   bot_instance: '/bot_instances/',
 };
 
-/** What admin requests may see of a stored token: never the hash. */
+/**
+ * What admin requests may see of a stored token: never the hash; its rules where Teleport keeps
+ * them, also for a token stored before mwi did.
+ */
 function publicToken(t: StoredToken): Token {
   const { secret_hash: _hidden, ...rest } = t;
-  return rest;
+  const { spec } = teleportPlacement(rest.spec, rest.spec.join_method);
+  return { ...rest, spec: spec as Token['spec'] };
 }
 
 /** A stored resource of `kind` as admin requests see it. */
@@ -65,42 +70,45 @@ function checkJoinMethod(method: string): void {
 
 /**
  * Turns a validated token into its stored form: a `token`-method name becomes a hash, and the
- * method normalizes its spec (bound_keypair hashes or generates its registration secret).
- * Status is the server's: never taken from the input, kept from `previous` on replace.
+ * method normalizes its spec (bound_keypair hashes or generates its registration secret, a
+ * platform method moves its rules to Teleport's place). Status is the server's: never taken from
+ * the input, kept from `previous` on replace. A `token`-method token named by its id (`tctl get`
+ * prints no secret) replaces the stored one it names, keeping its secret.
  */
 function storedToken(
   t: Token,
   now: number,
   previous?: StoredToken,
-): { id: string; stored: StoredToken; shownOnce?: Record<string, string> } {
+): { id: string; stored: StoredToken; shownOnce?: Record<string, string>; notes: string[] } {
   checkJoinMethod(t.spec.join_method);
   const name = t.metadata.name;
-  let spec = t.spec as Record<string, unknown>;
-  let shownOnce: Record<string, string> | undefined;
-  const prepare = SERVER_METHODS.get(t.spec.join_method)?.prepareToken;
-  if (prepare) {
-    const out = prepare(spec, now, previous?.spec);
-    spec = out.spec;
-    shownOnce = out.shownOnce;
-  }
+  const { spec, shownOnce, notes } = prepareTokenSpec(t.spec, now, previous?.spec);
+  const { status: _server, ...given } = t;
   const base: StoredToken = {
-    ...t,
+    ...given,
     spec: spec as Token['spec'],
     ...(previous?.status ? { status: previous.status } : {}),
   };
-  if (!previous?.status) delete base.status;
   if (joinMethodInfo(t.spec.join_method)!.secretName) {
+    if (SECRET_ID.test(name)) return { id: name, stored: { ...base, secret_hash: previous!.secret_hash! }, notes };
     if (name.length < 16)
       throw new MwiError('BAD_REQUEST', 'a join secret must be at least 16 characters', { field: 'metadata.name' });
     const id = tokenId(name, t.spec.join_method);
-    return { id, stored: { ...base, metadata: { ...t.metadata, name: id }, secret_hash: sha256Hex(name) } };
+    const stored = { ...base, metadata: { ...t.metadata, name: id }, secret_hash: sha256Hex(name) };
+    return { id, stored, notes };
   }
   if (SECRET_ID.test(name))
     throw new MwiError('BAD_REQUEST', 'names of the form h-<16 hex> are reserved for hashed tokens', {
       field: 'metadata.name',
     });
-  return { id: name, stored: base, ...(shownOnce ? { shownOnce } : {}) };
+  return { id: name, stored: base, ...(shownOnce ? { shownOnce } : {}), notes };
 }
+
+/** Why a token named by an id (`h-<16 hex>`) that is not stored cannot be created. */
+const BY_ID_NOT_FOUND = (id: string): string =>
+  `token ${JSON.stringify(id)} not found: a name of the form h-<16 hex> is the id tctl get prints for a token ` +
+  'named by its secret (mwi keeps only a hash of the secret, where Teleport prints the secret itself), so it ' +
+  'can only replace that stored token; make a new one with tctl tokens add';
 
 /** Paging of a listing (see AdminApi.list). */
 interface PageOptions {
@@ -125,25 +133,44 @@ export class AdminApi {
     return { cluster_name: this.ctx.cas.clusterName, ca_pin: this.ctx.cas.caPin, server_version: VERSION };
   }
 
-  /** Creates (or with `upsert`, replaces) a role, bot, token or lock. */
+  /**
+   * Creates (or with `upsert`, replaces) a role, bot, token or lock. The reply's notes say what
+   * of the input was ignored or moved (tctl prints them).
+   */
   async create(input: unknown, upsert: boolean, user: string): Promise<CreatedReply> {
-    const res = validateResource(input);
+    const checked = checkResource(input);
+    const res = checked.resource;
     let k: string;
     let value: unknown = res;
     let name = res.metadata.name;
     let shownOnce: Record<string, string> | undefined;
+    let notes = checked.notes;
+    /** A replaced token or bot as read: written back only if nothing changed it meanwhile (a join, a removal). */
+    let replacing: { revision: number } | undefined;
+    const reply = (): CreatedReply => ({
+      kind: res.kind,
+      name,
+      ...(shownOnce ? { shown_once: shownOnce } : {}),
+      ...(notes.length ? { notes: notes.map((n) => `${res.kind} ${JSON.stringify(name)}: ${n}`) } : {}),
+    });
     if (res.kind === 'token') {
       if (!(await this.ctx.bots.fresh(res.spec.bot_name)))
         throw new MwiError('NOT_FOUND', `bot ${JSON.stringify(res.spec.bot_name)} does not exist`, {
           field: 'spec.bot_name',
         });
-      const id0 = tokenId(res.metadata.name, res.spec.join_method);
-      const prev = upsert ? await this.ctx.backend.get(tokenKey(id0)) : undefined;
+      checkJoinMethod(res.spec.join_method);
+      const byId = joinMethodInfo(res.spec.join_method)!.secretName && SECRET_ID.test(res.metadata.name);
+      const id0 = byId ? res.metadata.name : tokenId(res.metadata.name, res.spec.join_method);
+      const prev = upsert || byId ? await this.ctx.backend.get(tokenKey(id0)) : undefined;
+      if (byId && !prev)
+        throw new MwiError('NOT_FOUND', BY_ID_NOT_FOUND(res.metadata.name), { field: 'metadata.name' });
       const prepared = storedToken(res, this.ctx.now(), prev ? (JSON.parse(prev.value) as StoredToken) : undefined);
       k = tokenKey(prepared.id);
       value = prepared.stored;
       name = prepared.id;
       shownOnce = prepared.shownOnce;
+      notes = [...notes, ...prepared.notes];
+      replacing = upsert ? prev : undefined;
     } else if (res.kind === 'bot') {
       for (const r of res.spec.roles)
         if (!(await this.ctx.roles.fresh(r)))
@@ -155,30 +182,28 @@ export class AdminApi {
       const uid = prev ? (JSON.parse(prev.value) as Bot).status?.uid : randomUUID();
       const { status: _ignored, ...rest } = res;
       value = { ...rest, ...(uid ? { status: { uid } } : {}) };
-      if (prev) {
-        // conditional: a removal in between must not be undone with the old uid
-        try {
-          await this.ctx.backend.compareAndSwap(k, prev.revision, JSON.stringify(value));
-        } catch (err) {
-          if (isMwiError(err, 'COMPARE_FAILED'))
-            throw new MwiError('COMPARE_FAILED', `bot ${JSON.stringify(name)} changed concurrently; try again`);
-          throw err;
-        }
-        this.audit('resource.updated', `bot/${name}`, user);
-        return { kind: res.kind, name };
-      }
+      // conditional: a removal in between must not be undone with the old uid
+      replacing = prev;
     } else if (res.kind === 'lock') {
-      const lock: Lock = {
-        ...res,
-        spec: { ...res.spec, created_by: user, created: new Date(this.ctx.now()).toISOString() },
-      };
+      // who and when: kept when given (a lock re-applied from tctl get stays as it was), as in Teleport
+      const { created, ...spec } = res.spec;
+      const createdAt = spec.created_at ?? created ?? new Date(this.ctx.now()).toISOString();
+      const lock: Lock = { ...res, spec: { ...spec, created_by: spec.created_by ?? user, created_at: createdAt } };
       value = lock;
       k = key('locks', name);
     } else {
       k = key('roles', name);
     }
     const text = JSON.stringify(value);
-    if (upsert) await this.ctx.backend.put(k, text);
+    if (replacing) {
+      try {
+        await this.ctx.backend.compareAndSwap(k, replacing.revision, text);
+      } catch (err) {
+        if (isMwiError(err, 'COMPARE_FAILED'))
+          throw new MwiError('COMPARE_FAILED', `${res.kind} ${JSON.stringify(name)} changed concurrently; try again`);
+        throw err;
+      }
+    } else if (upsert) await this.ctx.backend.put(k, text);
     else {
       try {
         await this.ctx.backend.create(k, text);
@@ -196,7 +221,7 @@ export class AdminApi {
       `${res.kind}/${name}`,
       user,
     );
-    return { kind: res.kind, name, ...(shownOnce ? { shown_once: shownOnce } : {}) };
+    return reply();
   }
 
   /**
@@ -306,11 +331,11 @@ export class AdminApi {
     const name = secretName ? newSecret() : (body.name ?? `${body.bot_name}-${randomUUID().slice(0, 8)}`);
     const expires = new Date(this.ctx.now() + ttlMs).toISOString();
     const spec = { ...body.spec, roles: ['Bot'], join_method: method, bot_name: body.bot_name };
-    const { name: id, shown_once } = await this.create(
-      { kind: 'token', version: 'v2', metadata: { name, expires }, spec },
-      false,
-      user,
-    );
+    const {
+      name: id,
+      shown_once,
+      notes,
+    } = await this.create({ kind: 'token', version: 'v2', metadata: { name, expires }, spec }, false, user);
     return {
       token: name,
       id,
@@ -319,6 +344,7 @@ export class AdminApi {
       expires,
       ca_pins: [this.ctx.cas.caPin],
       ...(shown_once ?? {}),
+      ...(notes ? { notes } : {}),
     };
   }
 

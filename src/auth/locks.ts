@@ -14,7 +14,7 @@ export async function createLock(ctx: AuthContext, target: Lock['spec']['target'
     kind: 'lock',
     version: 'v2',
     metadata: { name },
-    spec: { target, message: reason, created_by: 'mwi', created: new Date(ctx.now()).toISOString() },
+    spec: { target, message: reason, created_by: 'mwi', created_at: new Date(ctx.now()).toISOString() },
   };
   await ctx.backend.put(key('locks', name), JSON.stringify(lock));
   return name;

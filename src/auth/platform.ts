@@ -7,8 +7,8 @@ import type { JoinHandler, ServerDeps } from '../join/types.js';
 import { key, type Backend } from '../storage/backend.js';
 
 /** GET a JSON document with a timeout and a size cap. */
-async function fetchJson(url: string): Promise<unknown> {
-  checkFetchUrl(url, 'issuer');
+async function fetchJson(url: string, opts: { allowHttp?: boolean } = {}): Promise<unknown> {
+  checkFetchUrl(url, 'issuer', opts.allowHttp === true);
   const headers = { accept: 'application/json' };
   const res = await fetch(url, { signal: AbortSignal.timeout(10_000), redirect: 'error', headers });
   if (!res.ok) throw new Error(`GET ${url}: HTTP ${res.status}`);

@@ -11,7 +11,7 @@ import { list, need, OPTIONS, type Flags } from './tctl/shared.js';
 import { tokens } from './tctl/tokens.js';
 import { adminClient } from './tctl/client.js';
 import { checkFormat, printResources } from './tctl/format.js';
-import { cell, print, safeError, safeTable, toJson } from './tctl/output.js';
+import { cell, print, printNote, safeError, safeTable, toJson } from './tctl/output.js';
 import { readResources } from './tctl/resources-yaml.js';
 
 const HELP = `Usage: tctl [global flags] <command> [flags]
@@ -96,6 +96,10 @@ async function main(): Promise<number | void> {
         for (const resource of readResources(need(g.f, '-f'))) {
           const out = await admin.create(resource, g.force === true);
           print(`${cell(out.kind)} "${cell(out.name)}" has been ${g.force ? 'created or updated' : 'created'}\n`);
+          // a secret the Auth Service generated (a bound keypair's registration secret) exists only here
+          for (const [k, v] of Object.entries(out.shown_once ?? {}))
+            print(`${cell(k)}: ${cell(v)} (shown once: the Auth Service keeps only its hash)\n`);
+          for (const note of out.notes ?? []) printNote(note);
         }
         return;
       }

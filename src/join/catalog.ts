@@ -9,21 +9,27 @@ export interface JoinMethodInfo {
   renewable: boolean;
   /** The token's name is the join secret: stored only as a hash, never listed. */
   secretName: boolean;
+  /**
+   * Where its tokens keep their `allow` rules: under the method (`spec.github.allow`), as
+   * Teleport keeps them for every platform method but ec2 and iam, or nowhere (the method takes
+   * none).
+   */
+  allow: 'method' | 'none';
 }
 
 export const JOIN_METHODS: readonly JoinMethodInfo[] = Object.freeze([
-  { name: 'token', renewable: true, secretName: true },
-  { name: 'bound_keypair', renewable: true, secretName: false },
+  { name: 'token', renewable: true, secretName: true, allow: 'none' },
+  { name: 'bound_keypair', renewable: true, secretName: false, allow: 'none' },
   // platform-signed documents: every identity is a fresh join (as in Teleport)
-  { name: 'github', renewable: false, secretName: false },
-  { name: 'gitlab', renewable: false, secretName: false },
-  { name: 'kubernetes', renewable: false, secretName: false },
-  { name: 'circleci', renewable: false, secretName: false },
-  { name: 'gcp', renewable: false, secretName: false },
-  { name: 'terraform_cloud', renewable: false, secretName: false },
-  { name: 'spacelift', renewable: false, secretName: false },
-  { name: 'bitbucket', renewable: false, secretName: false },
-  { name: 'azure_devops', renewable: false, secretName: false },
+  { name: 'github', renewable: false, secretName: false, allow: 'method' },
+  { name: 'gitlab', renewable: false, secretName: false, allow: 'method' },
+  { name: 'kubernetes', renewable: false, secretName: false, allow: 'method' },
+  { name: 'circleci', renewable: false, secretName: false, allow: 'method' },
+  { name: 'gcp', renewable: false, secretName: false, allow: 'method' },
+  { name: 'terraform_cloud', renewable: false, secretName: false, allow: 'method' },
+  { name: 'spacelift', renewable: false, secretName: false, allow: 'method' },
+  { name: 'bitbucket', renewable: false, secretName: false, allow: 'method' },
+  { name: 'azure_devops', renewable: false, secretName: false, allow: 'method' },
 ]);
 
 export function joinMethodInfo(name: string): JoinMethodInfo | undefined {

@@ -14,8 +14,11 @@ export interface ServerDeps {
    * Kept in storage, so every worker and replica sees it.
    */
   markUsed(id: string, expiresAt: number): Promise<boolean>;
-  /** GET a JSON document (https only, except loopback). */
-  fetchJson: (url: string) => Promise<unknown>;
+  /**
+   * GET a JSON document: https only, except loopback, and http:// too with `allowHttp` (an
+   * issuer the token's spec explicitly allows over http, e.g. `insecure_allow_http_issuer`).
+   */
+  fetchJson: (url: string, opts?: { allowHttp?: boolean }) => Promise<unknown>;
   /** POST JSON (e.g. a Kubernetes TokenReview), trusting `caPem` if given. */
   postJson(
     url: string,
@@ -146,14 +149,15 @@ export interface ServerJoinMethod {
   /** The mwi.yaml sections `create` reads. */
   readonly sections?: readonly ServerSection[];
   /**
-   * Validates and normalizes a token spec at creation (hash secrets, generate what is missing).
-   * A plain function: callers take it off the method unbound.
+   * Validates and normalizes a token spec at creation (hash secrets, generate what is missing,
+   * move rules to Teleport's place). `notes` tell the administrator what was changed or ignored
+   * (tctl prints them). A plain function: callers take it off the method unbound.
    */
   prepareToken?: (
     spec: Record<string, unknown>,
     now: number,
     previous?: Record<string, unknown>,
-  ) => { spec: Record<string, unknown>; shownOnce?: Record<string, string> };
+  ) => { spec: Record<string, unknown>; shownOnce?: Record<string, string>; notes?: string[] };
   create(deps: ServerDeps, section: SectionReader): JoinHandler;
 }
 

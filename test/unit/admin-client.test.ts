@@ -109,3 +109,12 @@ it('AdminClient: bodies as the routes take them', async () => {
     ],
   );
 });
+
+it('AdminClient: the create reply carries the notes on what the Auth Service ignored; a malformed one is refused', async () => {
+  const notes = ['role "r": spec.allow.kubernetes_labels is not used by mwi (ignored)'];
+  assert.deepEqual((await recording({ kind: 'role', name: 'r', notes }).admin.create({ kind: 'role' })).notes, notes);
+  await assert.rejects(
+    recording({ kind: 'role', name: 'r', notes: 'one' }).admin.create({ kind: 'role' }),
+    /malformed answer to POST \/v1\/admin\/resources \(notes:/,
+  );
+});

@@ -251,4 +251,34 @@ describe('every JWT method: an allowed token joins, hostile and near-miss tokens
       );
     });
   }
+
+  for (const m of METHODS) {
+    it(`${m.method}: a token with its rules in spec.${m.method}.allow (Teleport's place) joins, a near miss does not`, async () => {
+      const iss = issuers.get(m.method)!;
+      const name = `${m.method}-teleport-${n++}`;
+      const block = { ...((m.spec?.[m.method] as object | undefined) ?? {}), allow: [m.allow] };
+      await t.admin.create(
+        {
+          kind: 'token',
+          metadata: { name },
+          spec: { join_method: m.method, bot_name: 'b', ...m.spec, [m.method]: block },
+        },
+        false,
+        'admin',
+      );
+      const join = async (claims: JWTPayload) =>
+        handleJoin(
+          t.ctx,
+          {
+            token: name,
+            join_method: m.method,
+            public_key: pub,
+            payload: { id_token: await iss.sign({ jti: `${Math.random()}`, ...m.claims, ...claims }) },
+          },
+          '-',
+        );
+      await assert.rejects(join(m.miss), (e) => isMwiError(e, 'JOIN_DENIED'), `${m.method}: near miss accepted`);
+      assert.equal((await join({})).renewable, false);
+    });
+  }
 });

@@ -16,6 +16,11 @@ export function print(text: string): boolean {
   return process.stdout.write(escapeUnsafe(text, { keepNewlines: true }));
 }
 
+/** Writes a note for the user (what the Auth Service ignored or changed) to stderr, escaped like print. */
+export function printNote(text: string): void {
+  process.stderr.write(`note: ${escapeUnsafe(text)}\n`);
+}
+
 /** Like print, waiting while stdout's buffer is full (large listings stay out of memory). */
 export async function printAwait(text: string): Promise<void> {
   if (!print(text)) await new Promise((r) => process.stdout.once('drain', r));

@@ -1,35 +1,53 @@
 import { z } from 'zod';
 
+/**
+ * Teleport's `tctl get` prints an unset string as `""` and an unset time as `""` or null: both
+ * read as absent, so its exports load as they are.
+ */
+const unset = (v: unknown): unknown => (v === '' || v === null ? undefined : v);
+const TIME = z.preprocess(
+  unset,
+  z
+    .string()
+    .refine((s) => !Number.isNaN(Date.parse(s)), 'expected an RFC 3339 time')
+    .optional(),
+);
+
 /** `spec.bound_keypair` of a bound_keypair token (Teleport's field names). */
 export const boundKeypairSpec = z
   .object({
     onboarding: z
       .object({
-        initial_public_key: z.string().min(1).optional(),
-        registration_secret: z.string().min(16, 'at least 16 characters').optional(),
+        initial_public_key: z.preprocess(unset, z.string().optional()),
+        registration_secret: z.preprocess(unset, z.string().min(16, 'at least 16 characters').optional()),
         /** Stored instead of the secret; never given by users. */
         registration_secret_hash: z
           .string()
           .regex(/^[0-9a-f]{64}$/)
           .optional(),
-        must_register_before: z
-          .string()
-          .refine((s) => !Number.isNaN(Date.parse(s)), 'expected an RFC 3339 time')
-          .optional(),
+        must_register_before: TIME,
       })
       .strict()
       .default({}),
     recovery: z
       .object({
-        limit: z.number().int().min(1, 'at least 1').default(1),
-        mode: z.enum(['standard', 'relaxed', 'insecure']).default('standard'),
+        /** As in Teleport, 0 (its unset value) means the default, 1. */
+        limit: z
+          .number()
+          .int()
+          .min(0)
+          .max(2 ** 32 - 1, 'at most 4294967295')
+          .transform((n) => n || 1)
+          .default(1),
+        /** Teleport's three modes, all implemented; "" (unset) is standard. */
+        mode: z.preprocess(
+          (v) => (v === '' ? undefined : v),
+          z.enum(['standard', 'relaxed', 'insecure']).default('standard'),
+        ),
       })
       .strict()
       .default({}),
-    rotate_after: z
-      .string()
-      .refine((s) => !Number.isNaN(Date.parse(s)), 'expected an RFC 3339 time')
-      .optional(),
+    rotate_after: TIME,
   })
   .strict();
 export type BoundKeypairSpec = z.infer<typeof boundKeypairSpec>;

@@ -26,7 +26,18 @@ export const GITLAB_ALLOW = {
   environment_protected: { claim: 'environment_protected', type: 'boolean' },
   user_login: { claim: 'user_login', match: 'glob' },
   user_email: { claim: 'user_email', match: 'glob' },
+  // exact, as in Teleport; GitLab's ID token has a claim of the same name for each
+  user_id: { claim: 'user_id' },
+  ci_config_sha: { claim: 'ci_config_sha' },
+  /** The pipeline definition, e.g. gitlab.example.com/grp/app//.gitlab-ci.yml@refs/heads/main. */
+  ci_config_ref_uri: { claim: 'ci_config_ref_uri' },
+  deployment_tier: { claim: 'deployment_tier' },
+  /** public, internal or private. */
+  project_visibility: { claim: 'project_visibility' },
 } as const;
 
-/** A rule names the project, its namespace or the subject (Teleport's rule), not by wildcards alone. */
-export const GITLAB_REQUIRED = [['sub', 'project_path', 'namespace_path']] as const;
+/**
+ * A rule names the project, its namespace, the subject or the pipeline definition (Teleport's
+ * rule), not by wildcards alone.
+ */
+export const GITLAB_REQUIRED = [['sub', 'project_path', 'namespace_path', 'ci_config_ref_uri']] as const;

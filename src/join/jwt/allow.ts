@@ -3,16 +3,33 @@ import { ruleProblem, type AllowPolicy, type Matcher } from './rules.js';
 
 export type { Matcher } from './rules.js';
 
-/** `*` matches any run of characters, `?` one; everything else literally. */
+/**
+ * `*` matches any run of characters, `?` one; everything else literally; the whole value
+ * (anchored). Linear in practice and never worse than pattern x value: a rule with many stars
+ * cannot make a join spin (no regular expression, no backtracking blow-up).
+ */
 export function globMatch(pattern: string, value: string): boolean {
-  const re = new RegExp(
-    `^${pattern
-      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
-      .replace(/\*/g, '.*')
-      .replace(/\?/g, '.')}$`,
-    's',
-  );
-  return re.test(value);
+  const p = [...pattern];
+  const v = [...value];
+  let pi = 0;
+  let vi = 0;
+  // the latest star, and where in the value it started matching: a mismatch retries from there
+  let star = -1;
+  let from = 0;
+  while (vi < v.length) {
+    if (pi < p.length && (p[pi] === '?' || (p[pi] !== '*' && p[pi] === v[vi]))) {
+      pi++;
+      vi++;
+    } else if (pi < p.length && p[pi] === '*') {
+      star = pi++;
+      from = vi;
+    } else if (star >= 0) {
+      pi = star + 1;
+      vi = ++from;
+    } else return false;
+  }
+  while (p[pi] === '*') pi++;
+  return pi === p.length;
 }
 
 function matches(want: unknown, got: unknown, how: Matcher, listClaim: boolean): boolean {

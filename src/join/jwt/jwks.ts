@@ -6,8 +6,8 @@ import type { ServerSection } from '../types.js';
 
 /** How the Auth Service reaches issuers: injectable, so tests point issuers at 127.0.0.1. */
 export interface OidcTransport {
-  /** GET a JSON document. */
-  fetchJson(url: string): Promise<unknown>;
+  /** GET a JSON document; `allowHttp`: an http:// URL is acceptable (see checkFetchUrl). */
+  fetchJson(url: string, opts?: { allowHttp?: boolean }): Promise<unknown>;
 }
 
 export interface OidcConfig {
@@ -20,8 +20,11 @@ export interface OidcConfig {
   minRefreshMs?: number;
 }
 
-/** https only, except loopback (test issuers on 127.0.0.1). */
-export function checkFetchUrl(url: string, field: string): URL {
+/**
+ * https only, except loopback (test issuers on 127.0.0.1), and http:// with `allowHttp` (a
+ * token's spec that explicitly allows its issuer over http: Kubernetes `insecure_allow_http_issuer`).
+ */
+export function checkFetchUrl(url: string, field: string, allowHttp = false): URL {
   let u: URL;
   try {
     u = new URL(url);
@@ -29,7 +32,7 @@ export function checkFetchUrl(url: string, field: string): URL {
     throw new MwiError('BAD_CONFIG', `not a URL: ${JSON.stringify(url)}`, { field });
   }
   const loopback = u.hostname === '127.0.0.1' || u.hostname === 'localhost' || u.hostname === '[::1]';
-  if (u.protocol !== 'https:' && !(u.protocol === 'http:' && loopback)) {
+  if (u.protocol !== 'https:' && !(u.protocol === 'http:' && (loopback || allowHttp))) {
     throw new MwiError('BAD_CONFIG', `must be an https:// URL (http:// only for loopback): ${url}`, { field });
   }
   return u;
@@ -61,8 +64,9 @@ export class JwksCache {
   }
 
   /** The JWKS URL of an OIDC issuer, from its discovery document. */
-  private async jwksUri(issuer: string): Promise<string> {
-    const doc = (await this.transport.fetchJson(`${this.base(issuer)}/.well-known/openid-configuration`)) as {
+  private async jwksUri(issuer: string, allowHttp: boolean): Promise<string> {
+    const discovery = `${this.base(issuer)}/.well-known/openid-configuration`;
+    const doc = (await this.transport.fetchJson(discovery, { allowHttp })) as {
       issuer?: unknown;
       jwks_uri?: unknown;
     };
@@ -76,12 +80,13 @@ export class JwksCache {
         ? `${this.base(issuer)}${doc.jwks_uri.slice(issuer.length)}`
         : `${this.base(issuer)}${new URL(doc.jwks_uri).pathname}`;
     }
-    checkFetchUrl(uri, 'jwks_uri');
+    checkFetchUrl(uri, 'jwks_uri', allowHttp);
     return uri;
   }
 
-  private async refresh(issuer: string): Promise<void> {
-    const jwks = (await this.transport.fetchJson(await this.jwksUri(issuer))) as JSONWebKeySet;
+  private async refresh(issuer: string, allowHttp: boolean): Promise<void> {
+    const uri = await this.jwksUri(issuer, allowHttp);
+    const jwks = (await this.transport.fetchJson(uri, { allowHttp })) as JSONWebKeySet;
     if (!Array.isArray(jwks?.keys)) throw new Error('JWKS has no keys');
     this.entries.set(issuer, {
       keys: createLocalJWKSet(jwks),
@@ -90,14 +95,21 @@ export class JwksCache {
     });
   }
 
-  /** Keys for `issuer`, refetched (rate-limited) when `kid` is unknown. */
-  async keysFor(issuer: string, kid: string | undefined): Promise<ReturnType<typeof createLocalJWKSet>> {
+  /**
+   * Keys for `issuer`, refetched (rate-limited) when `kid` is unknown. `allowHttp`: the token's
+   * spec allows this issuer over http:// (otherwise https only, except loopback).
+   */
+  async keysFor(
+    issuer: string,
+    kid: string | undefined,
+    allowHttp = false,
+  ): Promise<ReturnType<typeof createLocalJWKSet>> {
     const entry = this.entries.get(issuer);
     if (entry && (kid === undefined || entry.kids.has(kid))) return entry.keys;
     if (!entry || this.now() - entry.fetchedAt >= (this.config.minRefreshMs ?? 30_000)) {
       let p = this.inflight.get(issuer);
       if (!p) {
-        p = this.refresh(issuer).finally(() => this.inflight.delete(issuer));
+        p = this.refresh(issuer, allowHttp).finally(() => this.inflight.delete(issuer));
         this.inflight.set(issuer, p);
       }
       try {

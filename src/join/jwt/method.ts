@@ -1,3 +1,4 @@
+import { MwiError } from '../../errors.js';
 import { parseWith } from '../../util/parse.js';
 import type { z } from 'zod';
 import {
@@ -9,20 +10,30 @@ import {
 } from '../types.js';
 import { checkAllow } from './allow.js';
 import { oidcSection, staticKeys, type JwksCache } from './jwks.js';
+import { methodOptions, storedRules, teleportPlacement } from '../placement.js';
 import { assertAllowRules, type AllowField, type AllowPolicy } from './rules.js';
 import { canonicalToken, LEEWAY_S, tokenKid, verifyPlatformJwt } from './verify.js';
 import type { JwtJoinPayload } from './wire.js';
 
 export interface JwtMethodDefinition<S> {
   name: string;
-  /** Validates the method's block of the token spec (`spec[name]`), with Teleport's field names. */
+  /**
+   * Validates the method's block of the token spec (`spec[name]`, without its `allow` rules,
+   * which `allowFields` checks), with Teleport's field names.
+   */
   schema: z.ZodType<S, z.ZodTypeDef, unknown>;
-  /** The issuer to trust, and a static JWKS if the spec gives one (no discovery then). */
-  issuer(spec: S): { issuer: string | undefined; staticJwks?: string | undefined };
+  /**
+   * The issuer to trust, and a static JWKS if the spec gives one (no discovery then).
+   * `allowHttp`: the spec allows an http:// issuer (Kubernetes `insecure_allow_http_issuer`).
+   */
+  issuer(spec: S): { issuer: string | undefined; staticJwks?: string | undefined; allowHttp?: boolean };
   /** The audience tokens must carry (default: the cluster name). */
   audience?(spec: S, clusterName: string): string;
-  /** `allow` rule fields → the claim each checks, how, and the value type a rule gives. */
-  allowFields: Readonly<Record<string, AllowField>>;
+  /**
+   * `allow` rule fields → the claim each checks, how, and the value type a rule gives; a
+   * function when the block decides (Spacelift `enable_glob_matching`).
+   */
+  allowFields: Readonly<Record<string, AllowField>> | ((spec: S) => Readonly<Record<string, AllowField>>);
   /**
    * Groups of `allow` fields: every rule sets at least one field of each group, so that it names
    * the workload (Teleport's rules, api/types/provisioning.go). Checked at token creation.
@@ -47,20 +58,38 @@ export interface JwtMethodDefinition<S> {
  */
 export function jwtServer<S>(def: JwtMethodDefinition<S>): ServerJoinMethod {
   const parseSpec = (spec: Readonly<Record<string, unknown>>): S =>
-    parseWith(def.schema, spec[def.name] ?? {}, { code: 'BAD_REQUEST', path: ['spec', def.name] });
-  const policy = { fields: def.allowFields, requireOneOf: def.requireOneOf };
+    parseWith(def.schema, methodOptions(spec, def.name), { code: 'BAD_REQUEST', path: ['spec', def.name] });
+  const policyOf = (s: S): AllowPolicy => ({
+    fields: typeof def.allowFields === 'function' ? def.allowFields(s) : def.allowFields,
+    requireOneOf: def.requireOneOf,
+  });
   return {
     name: def.name,
     sections: [oidcSection],
-    prepareToken(spec) {
-      parseSpec(spec);
-      // a rule that names no workload would match every workload on the platform: refused here
-      assertAllowRules(spec.allow, policy);
-      return { spec };
+    prepareToken(input) {
+      const here = `spec.${def.name}.allow`;
+      const options = parseSpec(input);
+      const { spec, moved } = teleportPlacement(input, def.name);
+      if (input.allow !== undefined && !moved)
+        throw new MwiError('BAD_REQUEST', `give the rules once, in ${here} (Teleport's place for them)`, {
+          field: 'spec.allow',
+        });
+      // a rule that names no workload would match every workload on the platform: refused here,
+      // naming the rule where the user wrote it
+      assertAllowRules(storedRules(spec, def.name), policyOf(options), moved ? 'spec.allow' : here);
+      const deprecated =
+        `spec.allow is deprecated for join method ${def.name}: ` +
+        `the rules were stored as ${here}, where Teleport keeps them`;
+      return { spec: { ...spec }, notes: moved ? [deprecated] : [] };
     },
     create(deps, section) {
       const jwks = section(oidcSection);
-      return { verify: async (ctx) => verifyJwtJoin(ctx, def, parseSpec(ctx.token.spec), policy, jwks, deps) };
+      return {
+        verify: async (ctx) => {
+          const spec = parseSpec(ctx.token.spec);
+          return verifyJwtJoin(ctx, def, spec, policyOf(spec), jwks, deps);
+        },
+      };
     },
   };
 }
@@ -79,11 +108,13 @@ async function verifyJwtJoin<S>(
   if (typeof token !== 'string') throw new JoinRefusal('no id_token in the payload');
   // a non-canonical spelling is refused before any key is fetched for it
   const jws = canonicalToken(token);
-  const { issuer, staticJwks } = def.issuer(spec);
+  const { issuer, staticJwks, allowHttp } = def.issuer(spec);
   const kid = tokenKid(token);
   let keys;
   try {
-    keys = staticJwks ? staticKeys(staticJwks, `spec.${def.name}.static_jwks`) : await jwks.keysFor(issuer!, kid);
+    keys = staticJwks
+      ? staticKeys(staticJwks, `spec.${def.name}.static_jwks`)
+      : await jwks.keysFor(issuer!, kid, allowHttp === true);
   } catch (err) {
     const why = err instanceof Error ? err.message : String(err);
     throw new JoinRefusal(`keys of ${issuer ?? 'static JWKS'} unavailable: ${why}`);
@@ -102,13 +133,13 @@ async function verifyJwtJoin<S>(
   );
   const claims = def.flatten ? def.flatten(payload) : (payload as Record<string, unknown>);
   const extra = def.check ? await def.check(claims, spec, ctx) : {};
-  const rule = checkAllow(ctx.token.spec.allow, claims, policy);
+  const rule = checkAllow(storedRules(ctx.token.spec, def.name), claims, policy);
   // each token joins once within its lifetime: keyed on what the issuer signed, not on the
   // signature's spelling (another valid signature over the same content is the same token)
   const fresh = await deps.markUsed(`${def.name}-signed-${signedId}`, (payload.exp! + LEEWAY_S) * 1000);
   if (!fresh) throw new JoinRefusal('token replayed', 'the join was refused: this identity token was already used');
   // the claims `allow` rules can name, as verified: recorded on the instance and in the audit log
-  const named = Object.values(def.allowFields).map((f): [string, unknown] => [f.claim, claims[f.claim]]);
+  const named = Object.values(policy.fields).map((f): [string, unknown] => [f.claim, claims[f.claim]]);
   const attributes = Object.fromEntries(named.filter(([, v]) => v !== undefined));
   return { attributes: { ...attributes, matched_rule: rule, ...extra } };
 }

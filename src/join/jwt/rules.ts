@@ -87,12 +87,15 @@ export function ruleProblem(rule: unknown, policy: AllowPolicy): RuleProblem | u
   return undefined;
 }
 
-/** Refuses a token's `allow` list at creation: at least one rule, each acceptable under `policy`. */
-export function assertAllowRules(allow: unknown, policy: AllowPolicy): void {
+/**
+ * Refuses a token's `allow` list at creation: at least one rule, each acceptable under `policy`.
+ * `field` is where the list was written (`spec.github.allow`, or the deprecated `spec.allow`).
+ */
+export function assertAllowRules(allow: unknown, policy: AllowPolicy, field: string): void {
   if (!Array.isArray(allow) || allow.length === 0)
-    throw new MwiError('BAD_REQUEST', 'at least one allow rule is required', { field: 'spec.allow' });
+    throw new MwiError('BAD_REQUEST', 'at least one allow rule is required', { field });
   allow.forEach((rule: unknown, i) => {
     const p = ruleProblem(rule, policy);
-    if (p) throw new MwiError('BAD_REQUEST', p.message, { field: `spec.allow[${i}]${p.field}` });
+    if (p) throw new MwiError('BAD_REQUEST', p.message, { field: `${field}[${i}]${p.field}` });
   });
 }

@@ -4,6 +4,7 @@ import { signedContentId } from '../../crypto/jws.js';
 import { checkAllow } from '../jwt/allow.js';
 import { checkFetchUrl, oidcSection } from '../jwt/jwks.js';
 import { jwtServer } from '../jwt/method.js';
+import { methodOptions, storedRules } from '../placement.js';
 import { canonicalToken, LEEWAY_S } from '../jwt/verify.js';
 import {
   JoinRefusal,
@@ -81,7 +82,7 @@ const jwtHalf = jwtServer<KubernetesSpec>({
   issuer: (s) =>
     s.type === 'static_jwks'
       ? { issuer: s.static_jwks!.issuer, staticJwks: s.static_jwks!.jwks }
-      : { issuer: s.oidc?.issuer },
+      : { issuer: s.oidc?.issuer, allowHttp: s.oidc?.insecure_allow_http_issuer === true },
   allowFields: KUBERNETES_ALLOW,
   requireOneOf: KUBERNETES_REQUIRED,
   maxLifetimeS: 48 * 3600,
@@ -159,7 +160,7 @@ async function tokenReview(
     );
   }
   const claims = { service_account: `${m[1]}:${m[2]}` };
-  const rule = checkAllow(ctx.token.spec.allow, claims, {
+  const rule = checkAllow(storedRules(ctx.token.spec, 'kubernetes'), claims, {
     fields: KUBERNETES_ALLOW,
     requireOneOf: KUBERNETES_REQUIRED,
   });
@@ -179,7 +180,7 @@ export const kubernetesServer: ServerJoinMethod = {
     const api = section(kubernetesSection);
     return {
       async verify(ctx) {
-        const spec = kubernetesSpec.parse(ctx.token.spec.kubernetes ?? {});
+        const spec = kubernetesSpec.parse(methodOptions(ctx.token.spec, 'kubernetes'));
         if (spec.type === 'in_cluster') return { attributes: await tokenReview(ctx, api, deps) };
         return jwt.verify(ctx);
       },

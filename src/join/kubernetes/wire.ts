@@ -8,7 +8,21 @@ export const kubernetesSpec = z
       .object({ jwks: z.string().min(1), issuer: z.string().url().optional() })
       .strict()
       .optional(),
-    oidc: z.object({ issuer: z.string().url() }).strict().optional(),
+    oidc: z
+      .object({
+        issuer: z.string().url(),
+        /** Teleport's opt-in for an http:// issuer (its keys then come over plain http). */
+        insecure_allow_http_issuer: z.boolean().optional(),
+      })
+      .strict()
+      .refine(
+        (o) => o.issuer.startsWith('https://') || (o.insecure_allow_http_issuer && o.issuer.startsWith('http://')),
+        {
+          message: 'must be https:// unless insecure_allow_http_issuer is set',
+          path: ['issuer'],
+        },
+      )
+      .optional(),
   })
   .strict()
   .refine((s) => s.type !== 'static_jwks' || s.static_jwks, {

@@ -2,7 +2,11 @@ import { z } from 'zod';
 
 /** `spec.spacelift`: the account's hostname (issuer https://HOSTNAME, audience HOSTNAME). */
 export const spaceliftSpec = z
-  .object({ hostname: z.string().regex(/^[A-Za-z0-9.-]+$/, 'expected a host name such as example.app.spacelift.io') })
+  .object({
+    hostname: z.string().regex(/^[A-Za-z0-9.-]+$/, 'expected a host name such as example.app.spacelift.io'),
+    /** Teleport's switch: space_id and caller_id are globs (`*`, `?`), matched against the whole claim. */
+    enable_glob_matching: z.boolean().optional(),
+  })
   .strict();
 export type SpaceliftSpec = z.infer<typeof spaceliftSpec>;
 
@@ -13,5 +17,5 @@ export const SPACELIFT_ALLOW = {
   scope: { claim: 'scope' },
 } as const;
 
-/** A rule names the space or the caller (Teleport's rule). */
+/** A rule names the space or the caller (Teleport's rule), not by wildcards alone. */
 export const SPACELIFT_REQUIRED = [['space_id', 'caller_id']] as const;
