@@ -29,9 +29,11 @@ export function parseResources(text: string, source: string): Record<string, unk
       throw bad(`${where}: ${cause instanceof Error ? cause.message.split('\n')[0] : 'cannot be read'}`, source, cause);
     }
     if (value === null || value === undefined) return;
-    if (typeof value !== 'object' || Array.isArray(value))
+    // checked on the plain data: a YAML 1.1 timestamp is a Date object, yet a scalar
+    const data = plainJson(value, where, source);
+    if (typeof data !== 'object' || data === null || Array.isArray(data))
       throw bad(`${where}: expected a mapping (kind, version, metadata, spec)`, source);
-    out.push(plainJson(value, where, source) as Record<string, unknown>);
+    out.push(data as Record<string, unknown>);
   });
   if (out.length === 0) throw bad('no resources in the file', source);
   return out;
