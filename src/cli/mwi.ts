@@ -14,7 +14,7 @@ const HELP = `Usage: mwi <command> [flags]
 
 Commands:
   start     run the Auth Service
-  version   print the version
+  version   print the version (also mwi --version)
 
 mwi start flags:
   -c, --config FILE        mwi.yaml (cluster_name, data_dir, listen, storage, tls_sans, oidc, kubernetes,
@@ -99,7 +99,7 @@ runMain('mwi', async () => {
     process.stdout.write(HELP);
     return cmd ? 0 : 2;
   }
-  if (cmd === 'version') {
+  if (cmd === 'version' || cmd === '--version') {
     process.stdout.write(`mwi v${VERSION} node ${process.version}\n`);
     return;
   }

@@ -62,7 +62,8 @@ describe('tctl against a real Auth Service', () => {
         'version: v1\nmetadata: { name: b1 }\nspec: { roles: [ops] }\n',
     );
     assert.match(await c.tctlOk(['create', '-f', file]), /role "ops" has been created\nbot "b1" has been created/);
-    const dup = await c.tctl(['create', '-f', file]);
+    // (-f means --force since issue #11, as in Teleport: a plain create is the one that refuses)
+    const dup = await c.tctl(['create', file]);
     assert.equal(dup.code, 1);
     assert.match(dup.stderr, /role "ops" already exists \(use --force to replace it\)/);
     await c.tctlOk(['create', '-f', file, '--force']);
