@@ -25,15 +25,18 @@ async function exists(admin: AdminClient, resource: Record<string, unknown>): Pr
 
 /**
  * Creates resources, printing `KIND "NAME" has been created` (or `updated`, with `force`, for one
- * that existed), as Teleport's tctl does.
+ * that existed), as Teleport's tctl does. `beforeReplace` runs before a resource that exists is
+ * replaced.
  */
 export async function applyResources(
   admin: AdminClient,
   resources: Record<string, unknown>[],
   force: boolean,
+  beforeReplace: () => void = () => {},
 ): Promise<void> {
   for (const resource of resources) {
     const existed = force && (await exists(admin, resource));
+    if (existed) beforeReplace();
     const out = await admin.create(resource, force);
     print(`${cell(out.kind)} "${cell(out.name)}" has been ${existed ? 'updated' : 'created'}\n`);
   }
@@ -42,7 +45,8 @@ export async function applyResources(
 /**
  * The file of `tctl create -f FILE` as mwi wrote it before `-f` meant `--force`: `-f` right
  * before the only argument, an existing file. It is still read (it is the FILE argument), and
- * the person is told that resources that exist are now replaced.
+ * the person is told, before the first resource that exists is replaced, that such resources
+ * are now replaced (where mwi refused before).
  */
 export function legacyForceFile(argv: string[], positionals: string[]): string | undefined {
   const i = argv.indexOf('-f');
@@ -59,13 +63,17 @@ export async function createCommand(
   force: boolean,
 ): Promise<void> {
   const legacy = legacyForceFile(argv, positionals);
-  if (legacy)
+  let warned = !legacy;
+  const beforeReplace = () => {
+    if (warned) return;
+    warned = true;
     warn(
       `warning: -f means --force, as in Teleport's tctl: ${legacy} is read as the FILE argument and resources ` +
-        `that exist are replaced (mwi's tctl read -f as the file name before). Write "tctl create ${legacy}" ` +
-        'to create only.\n',
+        `that exist are replaced (mwi's tctl read -f as the file name and refused to replace). Write ` +
+        `"tctl create ${legacy}" to create only.\n`,
     );
-  await applyResources(admin, readResources(positionals[0] ?? '-'), force);
+  };
+  await applyResources(admin, readResources(positionals[0] ?? '-'), force, beforeReplace);
 }
 
 /** Tokens whose name is their secret: mwi keeps only a hash, so they cannot be written back by create. */
