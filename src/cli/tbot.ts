@@ -136,6 +136,14 @@ runMain('tbot', async () => {
     return;
   }
   const log = createLogger('tbot', cfg.debug ? 'debug' : 'info', format);
+  const abort = new AbortController();
+  const onStop = (sig: string) => {
+    log.info(`received ${sig}, stopping`);
+    abort.abort();
+  };
+  process.once('SIGINT', () => onStop('SIGINT'));
+  process.once('SIGTERM', () => onStop('SIGTERM'));
+  // after the stop signals are handled: a stop ends in a normal exit, which removes the file
   if (values['pid-file']) writePidFile(values['pid-file']);
   // what tbot runs with, never a secret: the token and method options stay out
   log.debug('configuration', {
@@ -152,13 +160,6 @@ runMain('tbot', async () => {
   // the daemon serves --diag-addr and keeps renewing: a stray rejection is logged, not fatal
   if (!cfg.oneshot) installProcessGuards(log);
   if (cfg.insecure) log.warn('--insecure: the Auth Service will not be authenticated on first contact');
-  const abort = new AbortController();
-  const onStop = (sig: string) => {
-    log.info(`received ${sig}, stopping`);
-    abort.abort();
-  };
-  process.once('SIGINT', () => onStop('SIGINT'));
-  process.once('SIGTERM', () => onStop('SIGTERM'));
   const bot = await startBot(cfg, log, abort.signal);
   const renew = () => {
     log.info('renewing everything now (signal)');

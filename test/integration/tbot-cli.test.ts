@@ -208,6 +208,24 @@ describe('tbot as Teleport users call it', () => {
     assert.match(explicit.stderr, /cannot read config file .*none\.yaml/);
   });
 
+  it('--help texts name the new modes, commands and flags', async () => {
+    const tbot = (await cli('tbot', ['--help'])).stdout;
+    for (const s of [
+      'identity, id, ssh',
+      '--destination URI',
+      '--storage URI',
+      '--pid-file',
+      '--log-format',
+      '-o, --output',
+    ])
+      assert.ok(tbot.includes(s), `tbot --help: ${s}`);
+    const kp = (await cli('tbot', ['keypair', 'create', '--help'])).stdout;
+    for (const s of ['--static-key-path', '--overwrite', '--format', '--proxy-server']) assert.ok(kp.includes(s), s);
+    const tctl = (await cli('tctl', ['--help'])).stdout;
+    for (const s of ['create [FILE] [-f|--force]', 'edit KIND/NAME', 'lock (--user bot-NAME', 'auth export --type'])
+      assert.ok(tctl.includes(s), `tctl --help: ${s}`);
+  });
+
   it('--version on every program, as well as the version subcommands', async () => {
     for (const prog of ['mwi', 'tctl', 'tbot'] as const) {
       for (const args of [['--version'], ['version']]) {
