@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { chmodSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startCluster, tbotFlags, type TestCluster } from '../helpers/cluster.js';
 import { parse } from 'yaml';
@@ -344,10 +344,12 @@ describe('tctl as Teleport users call it', () => {
     assert.match(readFileSync(kept, 'utf8'), /logins: 5/);
     assert.equal(statSync(kept).mode & 0o777, 0o600);
     assert.match(await c.tctlOk(['get', 'role/dev']), /logins:\n\s+- dev\n/, 'unchanged');
+    rmSync(dirname(kept), { recursive: true, force: true });
     const rename = editor('ed-rename.sh', 'sed -i "s/name: dev/name: dev2/" "$1"');
     const rr = await cli('tctl', ['--data-dir', c.dataDir, 'edit', 'role/dev'], { env: { EDITOR: rename } });
     assert.equal(rr.code, 2);
     assert.match(rr.stderr, /keep its kind and metadata\.name .*your edits are kept in/);
+    rmSync(dirname(/kept in (\S+\.yaml)\)/.exec(rr.stderr)![1]!), { recursive: true, force: true });
     assert.equal((await c.tctl(['get', 'role/dev2'])).code, 1);
     const inst = await c.tctl(['edit', 'bot_instance/robot/x']);
     assert.equal(inst.code, 2);
