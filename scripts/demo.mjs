@@ -38,7 +38,7 @@ const started = await new Promise((res, rej) => {
 say('creating role "demo" (login: your user) and bot "demo-bot"');
 const role = join(demo, 'role.yaml');
 writeFileSync(role, `kind: role\nversion: v7\nmetadata: { name: demo }\nspec:\n  options: { max_session_ttl: 1h }\n  allow:\n    logins: [${JSON.stringify(userInfo().username)}]\n`);
-process.stdout.write(tctl('create', '-f', role));
+process.stdout.write(tctl('create', role));
 const bot = JSON.parse(tctl('bots', 'add', 'demo-bot', '--roles', 'demo', '--format', 'json'));
 process.stdout.write(`single-use token id ${bot.id}, expires ${bot.expires}\n`);
 // the secret goes to tbot as a 0600 file, never on its command line (ps shows arguments to every user)

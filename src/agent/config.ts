@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { MwiError } from '../errors.js';
 import { joinMethodInfo, joinMethodNames } from '../join/catalog.js';
 import { CLIENT_METHODS } from '../join/clients.js';
+import { destinationFromUri } from './destination-uri.js';
 import { parseDuration } from '../util/duration.js';
 import type { DestinationConfig } from './destinations/destination.js';
 import { destinationPaths, destinationSchema } from './destinations/index.js';
@@ -56,6 +57,8 @@ export const tbotSchema = z
     renewal_interval: duration.default(DEFAULT_RENEWAL_INTERVAL),
     oneshot: z.boolean().default(false),
     fips: z.boolean().default(false),
+    /** Debug logging, as `-d`/`--debug` and TBOT_DEBUG. */
+    debug: z.boolean().default(false),
     diag_addr: z
       .string()
       .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d+$/, 'expected HOST:PORT')
@@ -86,6 +89,8 @@ export interface TbotConfig {
   credentialTtlMs: number;
   renewalIntervalMs: number;
   oneshot: boolean;
+  /** Debug logging (tbot.yaml `debug`, `-d`, TBOT_DEBUG). */
+  debug: boolean;
   /** HOST:PORT for /livez, /readyz, /metrics. */
   diagAddr: string | undefined;
   /** The items of `outputs:` then `services:`, each as its type resolved it. */
@@ -225,6 +230,7 @@ export function validateTbotConfig(raw: unknown, env: NodeJS.ProcessEnv = proces
     credentialTtlMs: ttl,
     renewalIntervalMs: interval,
     oneshot: c.oneshot,
+    debug: c.debug,
     diagAddr: c.diag_addr,
     outputs,
     warnings,
@@ -269,8 +275,14 @@ export interface TbotFlags {
   'join-method'?: string | undefined;
   token?: string | undefined;
   'ca-pin'?: string[] | undefined;
+  /** Legacy form of --storage (a URI too, as in Teleport). */
   'data-dir'?: string | undefined;
   'destination-dir'?: string | undefined;
+  /** tbot's internal storage: `file:///PATH`, a path, or `memory://`. */
+  storage?: string | undefined;
+  /** An identity output's destination (`tbot start identity --destination URI`). */
+  destination?: string | undefined;
+  debug?: boolean | undefined;
   'certificate-ttl'?: string | undefined;
   'renewal-interval'?: string | undefined;
   oneshot?: boolean | undefined;
@@ -280,15 +292,20 @@ export interface TbotFlags {
   'diag-addr'?: string | undefined;
 }
 
+/** Teleport's environment variable for the Auth Service address (`--auth-server`). */
+export const AUTH_SERVER_ENV_VAR = 'TELEPORT_AUTH_SERVER';
+
 /**
  * Builds the tbot.yaml object from a config file (optional) and flags (which override), so
- * both go through validateTbotConfig. `tbot configure` prints this object.
+ * both go through validateTbotConfig. `tbot configure` prints this object. The address falls
+ * back to $TELEPORT_AUTH_SERVER when neither the flags nor the file give one (the file beats
+ * the environment, as for $TELEPORT_BOT_TOKEN).
  */
-export function buildTbotFile(flags: TbotFlags): Record<string, unknown> {
+export function buildTbotFile(flags: TbotFlags, env: NodeJS.ProcessEnv = process.env): Record<string, unknown> {
   const base: Record<string, unknown> = flags.config ? readTbotFile(flags.config) : { version: 'v2' };
   if (flags['auth-server']) base.auth_server = flags['auth-server'];
   // as in Teleport, the flag (or its variable) replaces the file's proxy_server; one with auth_server is refused
-  const proxy = flags['proxy-server'] || process.env[PROXY_ENV_VAR];
+  const proxy = flags['proxy-server'] || env[PROXY_ENV_VAR];
   if (proxy) base.proxy_server = proxy;
   const fromFile = base.onboarding;
   const onboarding: Record<string, unknown> = {
@@ -308,17 +325,25 @@ export function buildTbotFile(flags: TbotFlags): Record<string, unknown> {
   if (!flags.config && !onboarding.join_method) onboarding.join_method = 'token';
   if (onboarding.join_method === undefined) delete onboarding.join_method;
   if (Object.keys(onboarding).length > 0 || !flags.config) base.onboarding = onboarding;
-  if (flags['data-dir']) base.storage = { type: 'directory', path: flags['data-dir'] };
-  if (flags['destination-dir']) {
+  if (flags['data-dir'] && flags.storage)
+    throw new MwiError('BAD_CONFIG', 'give --storage or its legacy form --data-dir, not both', { field: '--storage' });
+  const storage = flags.storage ?? flags['data-dir'];
+  if (storage) base.storage = destinationFromUri(storage, flags.storage ? '--storage' : '--data-dir');
+  const identityTo = (destination: unknown) => {
     const outputs = base.outputs ?? [];
-    const identity = { type: 'identity', destination: { type: 'directory', path: flags['destination-dir'] } };
+    const identity = { type: 'identity', destination };
     // an `outputs` that is not a list is left for validateTbotConfig to name
     base.outputs = Array.isArray(outputs) ? [...(outputs as unknown[]), identity] : outputs;
-  }
+  };
+  if (flags['destination-dir']) identityTo({ type: 'directory', path: flags['destination-dir'] });
+  if (flags.destination) identityTo(destinationFromUri(flags.destination, '--destination'));
   if (flags['certificate-ttl']) base.credential_ttl = flags['certificate-ttl'];
   if (flags['renewal-interval']) base.renewal_interval = flags['renewal-interval'];
   if (flags.oneshot) base.oneshot = true;
   if (flags['diag-addr']) base.diag_addr = flags['diag-addr'];
   if (flags.insecure) base.insecure = true;
+  if (flags.debug) base.debug = true;
+  if (base.auth_server === undefined && base.proxy_server === undefined && env[AUTH_SERVER_ENV_VAR])
+    base.auth_server = env[AUTH_SERVER_ENV_VAR];
   return base;
 }

@@ -79,6 +79,13 @@ export const addBotRequest = objectBody({
   token_ttl: optionalString,
   /** The join token's method (default token). */
   join_method: optionalString,
+  /** The bot's spec.max_session_ttl. */
+  max_session_ttl: optionalString,
+  /**
+   * An existing join token to bind instead of making one (Teleport's `--token`): it must name
+   * this bot as its bot_name, and may not be of a method whose name is its secret.
+   */
+  token: optionalString,
 });
 export type AddBotRequest = z.output<typeof addBotRequest>;
 
@@ -93,8 +100,13 @@ export const addTokenRequest = objectBody({
   join_method: optionalString,
   /** Default 30m. */
   ttl: optionalString,
-  /** The token's name, for methods whose name is no secret (default BOT-RANDOM). */
+  /**
+   * The token's name (Teleport's `--value`): for a method whose name is its secret, a secret the
+   * administrator chose (stored only as its hash); otherwise default BOT-RANDOM.
+   */
   name: optionalString,
+  /** The token's metadata.labels. */
+  labels: z.preprocess((v) => (isObject(v) ? v : undefined), z.record(z.string()).optional()),
   /** Method-specific spec fields (e.g. `allow` rules). */
   spec: z.preprocess((v) => (isObject(v) ? v : undefined), z.record(z.unknown()).optional()),
 });
@@ -109,7 +121,8 @@ const joinTokenReply = z
     id: z.string(),
     join_method: z.string(),
     bot_name: z.string(),
-    expires: z.string(),
+    /** Absent for a token that never expires (a platform token bound with `bots add --token`). */
+    expires: z.string().optional(),
     ca_pins: z.array(z.string()),
     /** bound_keypair: the registration secret, when the Auth Service generated one. */
     registration_secret: z.string().optional(),

@@ -328,14 +328,16 @@ export class AdminApi {
     if (ttlMs === undefined || ttlMs <= 0)
       throw new MwiError('BAD_REQUEST', 'expected a duration such as 30m or 24h', { field: 'ttl' });
     const secretName = joinMethodInfo(method)!.secretName;
-    const name = secretName ? newSecret() : (body.name ?? `${body.bot_name}-${randomUUID().slice(0, 8)}`);
+    // a chosen secret (Teleport's --value) is checked and hashed like any other by create
+    const name = body.name ?? (secretName ? newSecret() : `${body.bot_name}-${randomUUID().slice(0, 8)}`);
     const expires = new Date(this.ctx.now() + ttlMs).toISOString();
     const spec = { ...body.spec, roles: ['Bot'], join_method: method, bot_name: body.bot_name };
+    const labels = body.labels ? { labels: body.labels } : {};
     const {
       name: id,
       shown_once,
       notes,
-    } = await this.create({ kind: 'token', version: 'v2', metadata: { name, expires }, spec }, false, user);
+    } = await this.create({ kind: 'token', version: 'v2', metadata: { name, expires, ...labels }, spec }, false, user);
     return {
       token: name,
       id,
@@ -348,13 +350,61 @@ export class AdminApi {
     };
   }
 
-  /** `tctl bots add`: the bot and, for method `token`, a single-use join token. */
+  /**
+   * `tctl bots add`: the bot and, for method `token`, a single-use join token; with `token`, the
+   * bot and an existing token bound to it (checked before the bot is written).
+   */
   async addBot(body: AddBotRequest, user: string): Promise<JoinTokenReply> {
     const traits = body.logins && body.logins.length > 0 ? [{ name: 'logins', values: body.logins }] : [];
-    const bot = { kind: 'bot', version: 'v1', metadata: { name: body.name }, spec: { roles: body.roles, traits } };
-    await this.create(bot, false, user);
+    const ttl = body.max_session_ttl !== undefined ? { max_session_ttl: body.max_session_ttl } : {};
+    const spec = { roles: body.roles, traits, ...ttl };
+    const bound = body.token !== undefined ? await this.tokenForNewBot(body.token, body.name) : undefined;
+    await this.create({ kind: 'bot', version: 'v1', metadata: { name: body.name }, spec }, false, user);
+    if (bound) {
+      const { metadata: m, spec: s } = bound;
+      const expires = m.expires !== undefined ? { expires: m.expires } : {};
+      return {
+        token: m.name,
+        id: m.name,
+        join_method: s.join_method,
+        bot_name: s.bot_name,
+        ...expires,
+        ca_pins: [this.ctx.cas.caPin],
+      };
+    }
     const token = { bot_name: body.name, join_method: body.join_method ?? 'token', ttl: body.token_ttl ?? '1h' };
     return this.addToken(token, user);
+  }
+
+  /**
+   * The token `bots add --token` binds, as Teleport checks it: it exists and names the bot. A
+   * token whose name is its secret cannot be bound: mwi holds only its hash, so it could not
+   * print the join command, and such a token is single-use anyway.
+   */
+  private async tokenForNewBot(name: string, bot: string): Promise<Token> {
+    let token: Token;
+    try {
+      token = (await this.get('token', name)) as Token;
+    } catch (err) {
+      if (!isMwiError(err, 'NOT_FOUND')) throw err;
+      const message = `token ${JSON.stringify(name)} not found (create it first, or leave out --token)`;
+      throw new MwiError('NOT_FOUND', message, { field: 'token' });
+    }
+    if (joinMethodInfo(token.spec.join_method)?.secretName)
+      throw new MwiError(
+        'BAD_REQUEST',
+        `token ${JSON.stringify(token.metadata.name)} is a single-use ${token.spec.join_method} token, whose ` +
+          'secret mwi stores only as a hash: leave out --token to get a new one (--token binds platform and ' +
+          'bound_keypair tokens)',
+        { field: 'token' },
+      );
+    if (token.spec.bot_name !== bot)
+      throw new MwiError(
+        'BAD_REQUEST',
+        `token ${JSON.stringify(name)} is for bot ${JSON.stringify(token.spec.bot_name)}, not ${JSON.stringify(bot)}`,
+        { field: 'token' },
+      );
+    return token;
   }
 
   /** `tctl bots update`: replaces roles and/or logins. */

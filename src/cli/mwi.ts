@@ -15,7 +15,7 @@ const HELP = `Usage: mwi <command> [flags]
 
 Commands:
   start     run the Auth Service
-  version   print the version
+  version   print the version (also mwi --version)
 
 mwi start flags:
   -c, --config FILE        mwi.yaml (cluster_name, data_dir, listen, storage, tls_sans, https_keypairs,
@@ -114,7 +114,7 @@ runMain('mwi', async () => {
     process.stdout.write(HELP);
     return cmd ? 0 : 2;
   }
-  if (cmd === 'version') {
+  if (cmd === 'version' || cmd === '--version') {
     process.stdout.write(`mwi v${VERSION} node ${process.version}\n`);
     return;
   }

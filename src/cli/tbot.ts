@@ -1,40 +1,58 @@
 #!/usr/bin/env node
+import { readFileSync, unlinkSync } from 'node:fs';
 import { stringify } from 'yaml';
 import { buildTbotFile, validateTbotConfig } from '../agent/config.js';
 import { startBot } from '../agent/bot.js';
-import { createLogger } from '../util/log.js';
+import { MwiError } from '../errors.js';
+import { writeFileAtomic } from '../util/fs.js';
+import { createLogger, LOG_FORMATS, type LogFormat } from '../util/log.js';
 import { installProcessGuards } from '../util/process-guard.js';
 import { VERSION } from '../version.js';
 import { parseFlags, runMain, usageError } from './common.js';
 import { keypairCommand } from './tbot-keypair.js';
+import { checkModeFlags, envBool, startMode } from './tbot-modes.js';
 
 const HELP = `Usage: tbot <command> [flags]
 
 Commands:
-  start       join the cluster and keep credentials fresh (daemon; --oneshot to run once)
-  configure   print the tbot.yaml that the flags describe
-  keypair create --storage DIR [--static] [--overwrite]
-              make the keypair for bound_keypair joining and print its public key
-              (--static: print a private key for CI secrets instead; nothing is written)
-  version     print the version
+  start [MODE]      join the cluster and keep credentials fresh (daemon; --oneshot to run once)
+  configure [MODE]  print the tbot.yaml that the flags describe (-o FILE writes it)
+  keypair create --storage URI [--overwrite] [--format text|json]
+                    make the keypair for bound_keypair joining in tbot's storage; print its public key
+  keypair create --static [--static-key-path FILE] [--overwrite] [--format text|json]
+                    a key for CI secrets (printed, or written to FILE); nothing goes to storage
+  version           print the version (also tbot --version)
+
+Modes (start, configure):
+  (none), legacy      the legacy form: --data-dir (storage) and --destination-dir (an identity output)
+  identity, id, ssh   one identity output (SSH + TLS credentials): --destination URI [--storage URI]
+  Teleport's other modes (database, kubernetes, application, ...) are outputs mwi does not have.
+
+URIs (--storage, --data-dir, --destination): file:///PATH or a path (a directory), or memory://
 
 Flags (start, configure):
-  -c, --config FILE           tbot.yaml (version: v2); flags below override it
-      --auth-server ADDR      Auth Service address, HOST:PORT (comma-separated for several)
+  -c, --config FILE           tbot.yaml (version: v2); flags below override it ($TBOT_CONFIG_PATH)
+      --auth-server ADDR      Auth Service address, HOST:PORT (comma-separated for several);
+                              $TELEPORT_AUTH_SERVER when neither a flag nor the file gives one
       --proxy-server ADDR     its public address instead, HOST:PORT ($TELEPORT_PROXY): without --ca-pin, its
                               certificate is verified with the system trust store (+ $NODE_EXTRA_CA_CERTS)
       --join-method METHOD    join method (default token)
       --token TOKEN           join token, or an absolute path to a file holding it ($TELEPORT_BOT_TOKEN)
       --ca-pin PIN            sha256:<hex> of the Auth Service CA (repeatable); printed by mwi start
-      --data-dir DIR          storage for the bot's internal identity (default: memory)
-      --destination-dir DIR   write an identity output (SSH + TLS credentials) here
+      --storage URI           storage for the bot's internal identity (default: memory)
+      --data-dir URI          the legacy form of --storage
+      --destination URI       (identity mode) where the output is written
+      --destination-dir DIR   (legacy form) write an identity output here
       --certificate-ttl D     credential lifetime (default 1h, at most 24h)
       --renewal-interval D    how often to renew (default 20m, less than the TTL)
       --oneshot               join, write outputs once, exit
       --insecure              trust the Auth Service without a CA pin (unsafe)
       --registration-secret S bound_keypair registration secret (or a file path; or $TBOT_REGISTRATION_SECRET)
       --diag-addr HOST:PORT   serve /livez, /readyz, /readyz/<service>, /metrics (daemon)
-      --debug                 debug logging
+  -d, --debug                 debug logging ($TBOT_DEBUG=true; tbot.yaml debug: true)
+      --log-format FORMAT     text (default) or json: one JSON object per log line
+      --pid-file FILE         (start) write tbot's process id to FILE; removed when tbot exits
+  -o, --output FILE           (configure) write the tbot.yaml to FILE (0600, atomically) instead of stdout
 
 Signals: SIGHUP or SIGUSR1 renew everything now; SIGINT/SIGTERM stop.
 `;
@@ -46,7 +64,9 @@ const OPTIONS = {
   'join-method': { type: 'string' },
   token: { type: 'string' },
   'ca-pin': { type: 'string', multiple: true },
+  storage: { type: 'string' },
   'data-dir': { type: 'string' },
+  destination: { type: 'string' },
   'destination-dir': { type: 'string' },
   'certificate-ttl': { type: 'string' },
   'renewal-interval': { type: 'string' },
@@ -54,9 +74,32 @@ const OPTIONS = {
   insecure: { type: 'boolean' },
   'registration-secret': { type: 'string' },
   'diag-addr': { type: 'string' },
-  debug: { type: 'boolean' },
+  debug: { type: 'boolean', short: 'd' },
+  'log-format': { type: 'string' },
+  'pid-file': { type: 'string' },
+  output: { type: 'string', short: 'o' },
   help: { type: 'boolean', short: 'h' },
 } as const;
+
+/**
+ * Writes tbot's process id to `path` and removes the file when the process exits (a normal end,
+ * a stop signal or an error), unless another process wrote its own id there meanwhile.
+ */
+function writePidFile(path: string): void {
+  const text = `${process.pid}\n`;
+  try {
+    writeFileAtomic(path, text, 0o644);
+  } catch (cause) {
+    throw new MwiError('BAD_CONFIG', `cannot write ${path}`, { field: '--pid-file', cause });
+  }
+  process.once('exit', () => {
+    try {
+      if (readFileSync(path, 'utf8') === text) unlinkSync(path);
+    } catch {
+      // already gone
+    }
+  });
+}
 
 runMain('tbot', async () => {
   const [cmd, ...rest] = process.argv.slice(2);
@@ -64,24 +107,38 @@ runMain('tbot', async () => {
     process.stdout.write(HELP);
     return cmd ? 0 : 2;
   }
-  if (cmd === 'version') return void process.stdout.write(`tbot v${VERSION} node ${process.version}\n`);
+  if (cmd === 'version' || cmd === '--version')
+    return void process.stdout.write(`tbot v${VERSION} node ${process.version}\n`);
   if (cmd === 'keypair') return keypairCommand(rest);
   if (cmd !== 'start' && cmd !== 'configure')
     throw usageError(`unknown command ${JSON.stringify(cmd)} (expected start, configure, keypair or version)`);
   const { values, positionals } = parseFlags(rest, OPTIONS);
   if (values.help) return void process.stdout.write(HELP);
-  if (positionals.length > 0)
-    throw usageError(`unexpected argument ${JSON.stringify(positionals[0])} (see tbot --help)`);
-  const file = buildTbotFile(values);
-  const cfg = validateTbotConfig(file);
+  const mode = startMode(cmd, positionals);
+  checkModeFlags(cmd, mode, values);
+  if (values.output && cmd !== 'configure') throw usageError('is for tbot configure', '--output');
+  const format = (values['log-format'] ?? 'text') as LogFormat;
+  if (!LOG_FORMATS.includes(format)) throw usageError(`expected ${LOG_FORMATS.join(' or ')}`, '--log-format');
+  const env = process.env;
+  const flags = {
+    ...values,
+    config: values.config ?? (env.TBOT_CONFIG_PATH || undefined),
+    debug: values.debug || envBool(env.TBOT_DEBUG, 'TBOT_DEBUG'),
+  };
+  const file = buildTbotFile(flags, env);
+  const cfg = validateTbotConfig(file, env);
   if (cmd === 'configure') {
-    process.stdout.write(stringify(file));
+    if (values['pid-file']) process.stderr.write('note: --pid-file has no tbot.yaml key; give it to tbot start\n');
+    if (!values.output) return void process.stdout.write(stringify(file));
+    try {
+      writeFileAtomic(values.output, stringify(file), 0o600);
+    } catch (cause) {
+      throw new MwiError('BAD_CONFIG', `cannot write ${values.output}`, { field: '--output', cause });
+    }
+    process.stderr.write(`Wrote the configuration to ${values.output}\n`);
     return;
   }
-  const log = createLogger('tbot', values.debug ? 'debug' : 'info');
-  // the daemon serves --diag-addr and keeps renewing: a stray rejection is logged, not fatal
-  if (!cfg.oneshot) installProcessGuards(log);
-  if (cfg.insecure) log.warn('--insecure: the Auth Service will not be authenticated on first contact');
+  const log = createLogger('tbot', cfg.debug ? 'debug' : 'info', format);
   const abort = new AbortController();
   const onStop = (sig: string) => {
     log.info(`received ${sig}, stopping`);
@@ -89,6 +146,23 @@ runMain('tbot', async () => {
   };
   process.once('SIGINT', () => onStop('SIGINT'));
   process.once('SIGTERM', () => onStop('SIGTERM'));
+  // after the stop signals are handled: a stop ends in a normal exit, which removes the file
+  if (values['pid-file']) writePidFile(values['pid-file']);
+  // what tbot runs with, never a secret: the token and method options stay out
+  log.debug('configuration', {
+    mode,
+    auth_servers: cfg.authServers.join(','),
+    join_method: cfg.joinMethod,
+    storage: cfg.storage.type,
+    outputs: cfg.outputs.length,
+    credential_ttl_ms: cfg.credentialTtlMs,
+    renewal_interval_ms: cfg.renewalIntervalMs,
+    oneshot: cfg.oneshot,
+    pid_file: values['pid-file'],
+  });
+  // the daemon serves --diag-addr and keeps renewing: a stray rejection is logged, not fatal
+  if (!cfg.oneshot) installProcessGuards(log);
+  if (cfg.insecure) log.warn('--insecure: the Auth Service will not be authenticated on first contact');
   const bot = await startBot(cfg, log, abort.signal);
   const renew = () => {
     log.info('renewing everything now (signal)');

@@ -5,44 +5,59 @@ import type { BoundKeypairSpec } from '../join/bound_keypair/wire.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { VERSION } from '../version.js';
 import { parseFlags, runMain, usageError } from './common.js';
+import { authExport } from './tctl/auth-export.js';
 import { bots } from './tctl/bots.js';
-import { locks } from './tctl/locks.js';
+import { editCommand } from './tctl/edit.js';
+import { lockCommand, locks } from './tctl/locks.js';
+import { createCommand, getCommand, rmCommand } from './tctl/resources.js';
 import { list, need, OPTIONS, type Flags } from './tctl/shared.js';
 import { tokens } from './tctl/tokens.js';
 import { adminClient } from './tctl/client.js';
-import { checkFormat, printResources } from './tctl/format.js';
-import { cell, print, printNote, safeError, safeTable, toJson } from './tctl/output.js';
-import { readResources } from './tctl/resources-yaml.js';
+import { checkFormat } from './tctl/format.js';
+import { cell, print, safeError, safeTable, toJson } from './tctl/output.js';
 
 const HELP = `Usage: tctl [global flags] <command> [flags]
 
 Commands:
   status                                  cluster name and CA pin
-  bots add NAME --roles R1,R2 [--logins L1,L2] [--ttl 1h]
+  bots add NAME --roles R1,R2 [--logins L1,L2] [--ttl 1h] [--max-session-ttl D]
                                           create a bot and a single-use join token
+  bots add NAME --roles R --token NAME    create a bot that joins with an existing token of its own
   bots ls | bots rm NAME
   bots update NAME [--set-roles R] [--add-roles R] [--set-logins L] [--add-logins L]
-  bots instances ls [NAME]                joined tbot instances
-  tokens add --type=bot --bot-name NAME [--join-method token] [--ttl 30m] [--spec FILE]
+  bots instances ls [BOT]                 joined tbot instances (also: list)
+  bots instances show BOT/ID              one instance (also: get, describe)
+  bots instances add BOT [--token NAME] [--ttl 1h]
+                                          a new single-use join token for an existing bot (also: join);
+                                          with --token, how to join with an existing token of the bot
+  tokens add --type=bot --bot-name NAME [--join-method token] [--ttl 30m] [--value V] [--labels k=v,...]
+             [--spec FILE] [--format text|json|yaml]
   tokens ls | tokens rm ID
-  create -f FILE [--force]                create roles, bots, tokens, locks (YAML, --- separated)
-  get KIND[/NAME]                         print resources (roles, bots, tokens, locks, bot_instances;
-                                          an instance is bot_instance/BOT/ID, or bot_instance/ID)
-  rm KIND/NAME                            delete a resource
+  create [FILE] [-f|--force]              create roles, bots, tokens, locks (YAML, --- separated; no FILE
+                                          or - reads stdin); -f replaces existing ones
+  get RESOURCES                           print resources: KIND[/NAME] (kinds: roles, bots, tokens, locks,
+                                          bot_instances; an instance is bot_instance/BOT/ID or
+                                          bot_instance/ID), several separated by commas, or all
+  edit KIND/NAME                          edit a resource in $EDITOR ($VISUAL, vi) and apply it as create -f
+  rm KIND/NAME                            delete a resource (also: del)
   bound-keypair rotate TOKEN              make the bot rotate its bound keypair at its next renewal
-  locks add (--bot NAME | --bot-instance ID) [--message TEXT] [--ttl D]
+  lock (--user bot-NAME | --bot-instance-id ID | --join-token NAME) [--message TEXT]
+       [--expires RFC3339 | --ttl D]       lock one target (Teleport's form)
+  locks add (--bot NAME | --bot-instance ID) [--message TEXT] [--expires RFC3339 | --ttl D]
   locks ls | locks rm NAME
   ca export --type ssh-user|ssh-host|tls-user|tls-host
+  auth export --type user|host|openssh|tls-user|tls-host
+                                          the same, with Teleport's type names
   auth sign --host NAMES --public-key FILE [--ttl 720h] [--out FILE]
                                           OpenSSH host certificate for an existing host key
   audit ls [--limit 50] [--type EVENT]    recent audit events
-  version
+  version                                 (also --version)
 
 Global flags:
   --data-dir DIR       local Auth Service data dir (default /var/lib/mwi, or $MWI_DATA_DIR)
   --auth-server ADDR   Auth Service address (with --identity)
   --identity FILE      admin identity file
-  --format FMT         text (default), json; yaml for get
+  --format FMT         text (default), json; yaml for get and tokens add
 `;
 
 runMain('tctl', () =>
@@ -52,21 +67,22 @@ runMain('tctl', () =>
 );
 
 async function main(): Promise<number | void> {
-  const { values, positionals } = parseFlags(process.argv.slice(2), OPTIONS);
+  const argv = process.argv.slice(2);
+  const { values, positionals } = parseFlags(argv, OPTIONS);
   const g: Flags = values;
   const [cmd, sub, ...args] = positionals;
+  if (cmd === 'version' || g.version) return void print(`tctl v${VERSION}\n`);
   if (!cmd || cmd === 'help' || g.help) {
     print(HELP);
     return cmd || g.help ? 0 : 2;
   }
-  if (cmd === 'version') return void print(`tctl v${VERSION}\n`);
+  const fmt = checkFormat(
+    g.format,
+    cmd === 'get' ? ['yaml', 'json', 'text'] : cmd === 'tokens' ? ['text', 'json', 'yaml'] : ['text', 'json'],
+    cmd === 'get' ? 'yaml' : 'text',
+  );
   const admin = adminClient(g);
   try {
-    const fmt = checkFormat(
-      g.format,
-      cmd === 'get' ? ['yaml', 'json', 'text'] : ['text', 'json'],
-      cmd === 'get' ? 'yaml' : 'text',
-    ) as 'text' | 'json';
     switch (cmd) {
       case 'status': {
         const s = await admin.status();
@@ -75,11 +91,15 @@ async function main(): Promise<number | void> {
         return;
       }
       case 'bots':
+      case 'bot':
         return await bots({ admin, sub, positionals: args, values: g, format: fmt });
       case 'tokens':
         return await tokens({ admin, sub, positionals: args, values: g, format: fmt });
       case 'locks':
         return await locks({ admin, sub, positionals: args, values: g, format: fmt });
+      case 'lock':
+        if (sub !== undefined) throw usageError(`unexpected argument ${JSON.stringify(sub)} (see tctl --help)`);
+        return await lockCommand(admin, g);
       case 'bound-keypair': {
         if (sub !== 'rotate') throw usageError('expected "tctl bound-keypair rotate TOKEN"');
         const name = need(args[0], 'TOKEN');
@@ -92,38 +112,23 @@ async function main(): Promise<number | void> {
         print(`token "${cell(name)}": the bound keypair rotates at the bot's next renewal\n`);
         return;
       }
-      case 'create': {
-        for (const resource of readResources(need(g.f, '-f'))) {
-          const out = await admin.create(resource, g.force === true);
-          print(`${cell(out.kind)} "${cell(out.name)}" has been ${g.force ? 'created or updated' : 'created'}\n`);
-          // a secret the Auth Service generated (a bound keypair's registration secret) exists only here
-          for (const [k, v] of Object.entries(out.shown_once ?? {}))
-            print(`${cell(k)}: ${cell(v)} (shown once: the Auth Service keeps only its hash)\n`);
-          for (const note of out.notes ?? []) printNote(note);
-        }
-        return;
-      }
-      case 'get': {
-        // bot instances are named BOT/ID
-        const [kind, ...rest] = need(sub, 'KIND').split('/');
-        const name = rest.join('/');
-        const items = name ? [await admin.get(kind!, name)] : await admin.listAll(kind!);
-        printResources(items, fmt === 'text' ? 'yaml' : fmt);
-        return;
-      }
-      case 'rm': {
-        const [kind, name] = need(sub, 'KIND/NAME').split('/');
-        await admin.remove(kind!, need(name, 'KIND/NAME'));
-        print(`${cell(kind)} "${cell(name)}" has been deleted\n`);
-        return;
-      }
+      case 'create':
+        return await createCommand(admin, argv, positionals.slice(1), g.force === true);
+      case 'get':
+        return await getCommand(admin, need(sub, 'RESOURCES'), fmt);
+      case 'edit':
+        return await editCommand(admin, sub, process.env);
+      case 'rm':
+      case 'del':
+        return await rmCommand(admin, sub);
       case 'ca': {
         if (sub !== 'export') throw usageError('expected "tctl ca export --type TYPE"');
         print(await admin.exportCA(need(g.type, '--type')));
         return;
       }
       case 'auth': {
-        if (sub !== 'sign') throw usageError('expected "tctl auth sign --host NAMES --public-key FILE"');
+        if (sub === 'export') return void print(await authExport(admin, need(g.type, '--type')));
+        if (sub !== 'sign') throw usageError('expected "tctl auth export --type TYPE" or "tctl auth sign ..."');
         const file = need(g['public-key'], '--public-key');
         let publicKey: string;
         try {

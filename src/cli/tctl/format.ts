@@ -18,7 +18,8 @@ export interface TableOf<T> {
 /** Prints resources as YAML documents (like `tctl get`), JSON, or a table. */
 export function printResources<T>(items: T[], format: Format, toRow?: TableOf<T>): void {
   if (format === 'json') print(`${toJson(items)}\n`);
-  else if (format === 'yaml') print(items.map((i) => toYaml(i)).join('---\n'));
+  // an empty list is `[]`, as Teleport's tctl prints it: an empty document would read as null
+  else if (format === 'yaml') print(items.length > 0 ? items.map((i) => toYaml(i)).join('---\n') : '[]\n');
   else if (toRow) print(safeTable(toRow.headers, items.map(toRow.row)));
 }
 
@@ -47,6 +48,7 @@ export async function printPages<T>(
     }
   }
   if (format === 'json') await write(first ? '[]\n' : '\n]\n');
+  else if (first) await write('[]\n');
 }
 
 export function ago(iso: string | undefined, now = Date.now()): string {

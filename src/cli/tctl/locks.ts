@@ -1,30 +1,113 @@
 import { randomUUID } from 'node:crypto';
+import type { AdminClient } from '../../api/admin-client.js';
 import type { Lock } from '../../api/resources.js';
+import { isMwiError } from '../../errors.js';
+import { joinMethodInfo } from '../../join/catalog.js';
 import { usageError } from '../common.js';
 import { printResources } from './format.js';
 import { cell, print } from './output.js';
 import { parseDuration } from '../../util/duration.js';
-import { need, type Command } from './shared.js';
+import { need, type Command, type Flags } from './shared.js';
+
+type Target = Lock['spec']['target'];
+
+/** RFC 3339 with a zone, as Teleport's `--expires` takes it. */
+const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/i;
+
+/** When a lock ends: `--expires` (RFC 3339) or `--ttl` (a duration from now), never both; none is never. */
+export function lockExpiry(values: Pick<Flags, 'expires' | 'ttl'>, now = Date.now()): string | undefined {
+  if (values.expires !== undefined && values.ttl !== undefined)
+    throw usageError('give --expires or --ttl, not both', '--expires');
+  if (values.expires !== undefined) {
+    if (!RFC3339.test(values.expires) || Number.isNaN(Date.parse(values.expires)))
+      throw usageError('expected an RFC 3339 time such as 2030-01-02T15:04:05Z', '--expires');
+    return new Date(values.expires).toISOString();
+  }
+  if (values.ttl === undefined) return undefined;
+  const ttl = parseDuration(values.ttl);
+  if (ttl === undefined || ttl <= 0) throw usageError('expected a duration such as 1h', '--ttl');
+  return new Date(now + ttl).toISOString();
+}
+
+/** Creates a lock with a new random name (as Teleport names them) and prints Teleport's line. */
+async function createLock(admin: AdminClient, target: Target, message: string, expires: string | undefined) {
+  const name = randomUUID();
+  await admin.create({
+    kind: 'lock',
+    version: 'v2',
+    metadata: { name },
+    spec: { target, message, ...(expires ? { expires } : {}) },
+  });
+  print(`Created a lock with name "${name}".\n`);
+}
+
+/** Teleport's lock targets that have no counterpart in mwi, which locks bots only. */
+const TELEPORT_TARGETS = [
+  'role',
+  'login',
+  'mfa-device',
+  'windows-desktop',
+  'access-request',
+  'device',
+  'server-id',
+] as const;
+
+const ONE_OF = '--user bot-NAME, --bot-instance-id ID or --join-token NAME';
+
+/**
+ * The one target of `tctl lock`. mwi's lock has exactly one target (a Teleport lock may combine
+ * several, matching what matches all of them), and its users are bots only: `--user bot-NAME`,
+ * Teleport's name for bot NAME's user.
+ */
+export function lockTargetOf(values: Flags): Target {
+  for (const t of TELEPORT_TARGETS)
+    if (values[t] !== undefined)
+      throw usageError(`mwi locks bots, their instances and join tokens only: give ${ONE_OF}`, `--${t}`);
+  const given: Target[] = [];
+  if (values.user !== undefined) {
+    if (!values.user.startsWith('bot-') || values.user.length === 4)
+      throw usageError(
+        'mwi has no users, only bots: lock bot NAME as --user bot-NAME (its user name in Teleport)',
+        '--user',
+      );
+    given.push({ user: values.user });
+  }
+  if (values['bot-instance-id'] !== undefined) given.push({ bot_instance_id: values['bot-instance-id'] });
+  if (values['join-token'] !== undefined) given.push({ join_token: values['join-token'] });
+  if (given.length > 1)
+    throw usageError(
+      `an mwi lock has one target (Teleport's may combine several): give one of ${ONE_OF}, and one lock per target`,
+    );
+  if (given.length === 0) throw usageError(`give the lock's target: ${ONE_OF}`);
+  return given[0]!;
+}
+
+/**
+ * `tctl lock` (Teleport's form). A join token is named as `tokens ls` shows it; a token that
+ * still exists may also be named by its secret, which is replaced by its id.
+ */
+export async function lockCommand(admin: AdminClient, values: Flags): Promise<void> {
+  let target = lockTargetOf(values);
+  const expires = lockExpiry(values);
+  if (target.join_token !== undefined) {
+    try {
+      const t = await admin.get('token', target.join_token);
+      if (joinMethodInfo(t.spec.join_method)?.secretName) target = { join_token: t.metadata.name };
+    } catch (err) {
+      // a token that is gone (used, expired) still names the instances that joined with it
+      if (!isMwiError(err, 'NOT_FOUND')) throw err;
+    }
+  }
+  await createLock(admin, target, values.message ?? '', expires);
+}
 
 /** `tctl locks ...` */
 export async function locks({ admin, sub, positionals, values, format }: Command): Promise<void> {
   if (sub === 'add') {
     if (Boolean(values.bot) === Boolean(values['bot-instance']))
       throw usageError('give exactly one of --bot or --bot-instance');
-    const ttl = values.ttl ? parseDuration(values.ttl) : undefined;
-    if (values.ttl && ttl === undefined) throw usageError('expected a duration such as 1h', '--ttl');
-    const name = randomUUID();
-    await admin.create({
-      kind: 'lock',
-      version: 'v2',
-      metadata: { name },
-      spec: {
-        target: values.bot ? { user: `bot-${values.bot}` } : { bot_instance_id: values['bot-instance'] },
-        message: values.message ?? values.reason ?? '',
-        ...(ttl ? { expires: new Date(Date.now() + ttl).toISOString() } : {}),
-      },
-    });
-    print(`Created a lock with name "${name}".\n`);
+    const target = values.bot ? { user: `bot-${values.bot}` } : { bot_instance_id: values['bot-instance'] };
+    await createLock(admin, target, values.message ?? values.reason ?? '', lockExpiry(values));
     return;
   }
   if (sub === 'ls') {

@@ -21,6 +21,11 @@ export function printNote(text: string): void {
   process.stderr.write(`note: ${escapeUnsafe(text)}\n`);
 }
 
+/** Writes a warning or a note for the person at the terminal to stderr, escaped as print does. */
+export function warn(text: string): void {
+  process.stderr.write(escapeUnsafe(text, { keepNewlines: true }));
+}
+
 /** Like print, waiting while stdout's buffer is full (large listings stay out of memory). */
 export async function printAwait(text: string): Promise<void> {
   if (!print(text)) await new Promise((r) => process.stdout.once('drain', r));

@@ -1,5 +1,6 @@
 import type { AdminClient } from '../../api/admin-client.js';
 import { usageError } from '../common.js';
+import type { Format } from './format.js';
 
 const str = { type: 'string' } as const;
 /** Every flag of every command: parsed once, so global flags may stand anywhere. */
@@ -9,8 +10,9 @@ export const OPTIONS = {
   identity: str,
   format: str,
   help: { type: 'boolean', short: 'h' },
-  f: { type: 'string', short: 'f' },
-  force: { type: 'boolean' },
+  version: { type: 'boolean' },
+  // -f is --force, as in Teleport (it named create's file before: see create in resources.ts)
+  force: { type: 'boolean', short: 'f' },
   type: str,
   limit: str,
   host: str,
@@ -30,6 +32,22 @@ export const OPTIONS = {
   'bot-instance': str,
   message: str,
   reason: str,
+  // tctl lock: mwi's three targets, and Teleport's others (each refused with why)
+  user: str,
+  'bot-instance-id': str,
+  'join-token': str,
+  role: str,
+  login: str,
+  'mfa-device': str,
+  'windows-desktop': str,
+  'access-request': str,
+  device: str,
+  'server-id': str,
+  expires: str,
+  token: str,
+  'max-session-ttl': str,
+  value: str,
+  labels: str,
 } as const;
 export type Flags = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'boolean' ? boolean : string };
 
@@ -39,7 +57,7 @@ export interface Command {
   sub: string | undefined;
   positionals: string[];
   values: Flags;
-  format: 'text' | 'json';
+  format: Format;
 }
 
 export function list(v: string | undefined): string[] | undefined {

@@ -2,14 +2,38 @@ import { readFileSync } from 'node:fs';
 import { MwiError } from '../../errors.js';
 import { usageError } from '../common.js';
 import { ago, printResources } from './format.js';
-import { cell, print, toJson } from './output.js';
+import { cell, print, toJson, toYaml } from './output.js';
 import { parseResources } from './resources-yaml.js';
-import { need, type Command } from './shared.js';
+import { list, need, type Command } from './shared.js';
+
+/** `--labels k=v,k2=v2`, Teleport's label list for a token's metadata.labels. */
+export function parseLabels(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of list(text) ?? []) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0)
+      throw usageError(`expected KEY=VALUE pairs separated by commas (got ${JSON.stringify(pair)})`, '--labels');
+    // defineProperty: a "__proto__" key stays a key and sets no prototype
+    const value = pair.slice(eq + 1).trim();
+    Object.defineProperty(out, pair.slice(0, eq).trim(), {
+      value,
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  }
+  return out;
+}
 
 /** `tctl tokens ...` */
 export async function tokens({ admin, sub, positionals, values, format }: Command): Promise<void> {
   if (sub === 'add') {
-    if (need(values.type, '--type') !== 'bot') throw usageError('only "bot" tokens are supported', '--type');
+    const types = list(need(values.type, '--type')) ?? [];
+    if (types.length !== 1 || types[0] !== 'bot')
+      throw usageError(
+        `mwi makes bot join tokens only (Teleport's node, app, db, ... tokens join Teleport services): --type=bot`,
+        '--type',
+      );
     let spec: Record<string, unknown> | undefined;
     if (values.spec) {
       let text: string;
@@ -21,17 +45,26 @@ export async function tokens({ admin, sub, positionals, values, format }: Comman
       // the same checked path as create -f: plain JSON data or an error naming the file
       spec = parseResources(text, values.spec)[0];
     }
+    const labels = values.labels !== undefined ? parseLabels(values.labels) : undefined;
     const out = await admin.addToken({
       bot_name: need(values['bot-name'], '--bot-name'),
       join_method: values['join-method'] ?? 'token',
       ttl: values.ttl ?? '30m',
       ...(spec ? { spec } : {}),
+      ...(values.value !== undefined ? { name: values.value } : {}),
+      ...(labels ? { labels } : {}),
     });
     if (format === 'json') return void print(`${toJson(out)}\n`);
+    if (format === 'yaml') return void print(toYaml(out));
     print(
       `The invite token: ${cell(out.token)}\nThis token will expire ${ago(out.expires)} (${cell(out.expires)}).\n` +
         `CA pin: ${cell(out.ca_pins[0])}\n`,
     );
+    if (values.value !== undefined && out.id !== out.token)
+      print(
+        '(mwi stores only a hash of the value you chose: it is not shown again, and tokens ls shows its id; ' +
+          "Teleport's tokens ls --with-secrets has no counterpart)\n",
+      );
     // a secret on tbot's command line is readable by every local user (ps): point to a file
     if ((values['join-method'] ?? 'token') === 'token') {
       print(

@@ -1,0 +1,74 @@
+import assert from 'node:assert/strict';
+import { it } from 'node:test';
+import { tokenId, tokenKey } from '../../src/auth/tokens.js';
+import { isMwiError } from '../../src/errors.js';
+import { testContext } from '../helpers/auth-context.js';
+
+const role = { kind: 'role', metadata: { name: 'dev' }, spec: { allow: { logins: ['dev'] } } };
+
+it('addBot with token: an existing token naming the bot is bound, no new token is made; the bot gets max_session_ttl', async () => {
+  const { ctx, admin } = await testContext();
+  await admin.create(role, false, 'admin');
+  // a token made before its bot, as Teleport allows (written directly: this test is about addBot)
+  const token = {
+    kind: 'token',
+    version: 'v2',
+    metadata: { name: 'gh-ci' },
+    spec: { roles: ['Bot'], join_method: 'github', bot_name: 'ci', allow: [{ repository: 'octo/app' }] },
+  };
+  await ctx.backend.create(tokenKey('gh-ci'), JSON.stringify(token));
+  const out = await admin.addBot({ name: 'ci', roles: ['dev'], token: 'gh-ci', max_session_ttl: '2h' }, 'admin');
+  assert.deepEqual(out, {
+    token: 'gh-ci',
+    id: 'gh-ci',
+    join_method: 'github',
+    bot_name: 'ci',
+    ca_pins: [ctx.cas.caPin],
+  });
+  const bot = await admin.get('bot', 'ci');
+  assert.equal(bot.kind === 'bot' && bot.spec.max_session_ttl, '2h');
+  assert.equal((await admin.list('token')).items.length, 1, 'no new token');
+});
+
+it("addBot with token: another bot's token, an unknown one and a token-method token are refused before the bot is written", async () => {
+  const { ctx, admin } = await testContext();
+  await admin.create(role, false, 'admin');
+  await admin.addBot({ name: 'owner', roles: ['dev'] }, 'admin');
+  const gh = {
+    kind: 'token',
+    metadata: { name: 'gh-owner' },
+    spec: { join_method: 'github', bot_name: 'owner', allow: [{ repository: 'octo/app' }] },
+  };
+  await admin.create(gh, false, 'admin');
+  const secret = (await admin.addToken({ bot_name: 'owner' }, 'admin')).token;
+  const cases: Array<[string, RegExp]> = [
+    ['gh-owner', /token "gh-owner" is for bot "owner", not "other"/],
+    ['missing', /token "missing" not found/],
+    [secret, /single-use token token, whose secret mwi stores only as a hash/],
+  ];
+  for (const [token, message] of cases) {
+    await assert.rejects(
+      admin.addBot({ name: 'other', roles: ['dev'], token }, 'admin'),
+      (e: unknown) => isMwiError(e) && e.field === 'token' && message.test(e.message),
+    );
+  }
+  assert.equal(await ctx.backend.get('/bots/other'), undefined);
+});
+
+it('addToken: a chosen secret (--value) is stored as its hash only; labels reach metadata.labels', async () => {
+  const { ctx, admin } = await testContext();
+  await admin.create(role, false, 'admin');
+  await admin.addBot({ name: 'b', roles: ['dev'] }, 'admin');
+  const chosen = 'my-chosen-secret-0123';
+  const out = await admin.addToken({ bot_name: 'b', name: chosen, labels: { env: 'prod' } }, 'admin');
+  assert.equal(out.token, chosen);
+  assert.equal(out.id, tokenId(chosen, 'token'));
+  const stored = (await ctx.backend.get(tokenKey(out.id)))!.value;
+  assert.ok(!stored.includes(chosen), 'the secret itself is not stored');
+  assert.deepEqual(JSON.parse(stored).metadata.labels, { env: 'prod' });
+  await assert.rejects(admin.addToken({ bot_name: 'b', name: 'short' }, 'admin'), /at least 16 characters/);
+  // a platform token's name is no secret: stored as given
+  const spec = { allow: [{ repository: 'octo/app' }] };
+  const gh = await admin.addToken({ bot_name: 'b', join_method: 'github', name: 'gh-b', spec }, 'admin');
+  assert.equal(gh.id, 'gh-b');
+});
