@@ -95,10 +95,18 @@ export function parseClientKey(pem: unknown, field: string): ClientKey {
       }
     }
   }
-  // the slow path only explains what is wrong
+  // the slow path explains what is wrong, or takes the key from another encoding (a compressed or
+  // hybrid point, which OpenSSL may export as it came) to the one form certificates carry
   const key = parseClientPublicKey(pem, field);
-  const spki = key.export({ type: 'spki', format: 'der' });
-  return parseClientKey(`-----BEGIN PUBLIC KEY-----\n${spki.toString('base64')}\n-----END PUBLIC KEY-----\n`, field);
+  const jwk = key.export({ format: 'jwk' });
+  const x = Buffer.from(jwk.x ?? '', 'base64url');
+  if (key.asymmetricKeyType === 'ed25519') {
+    assertValidKey(isEd25519Key(x), field);
+    return { type: 'ed25519', spki: Buffer.concat([ED25519_PREFIX, x]), raw: x };
+  }
+  const raw = Buffer.concat([Buffer.from([4]), x, Buffer.from(jwk.y ?? '', 'base64url')]);
+  assertValidKey(raw.length === 65 && isP256Point(raw), field);
+  return { type: 'ec-p256', spki: Buffer.concat([P256_PREFIX, raw]), raw };
 }
 
 /**

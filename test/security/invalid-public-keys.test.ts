@@ -99,6 +99,26 @@ describe('invalid public keys are refused where they arrive', () => {
     }
   });
 
+  it('a compressed or hybrid P-256 point is certified in its uncompressed form; a hybrid one with the wrong parity is refused', () => {
+    for (let i = 0; i < 20; i++) {
+      const q = validP256();
+      const odd = (q[64]! & 1) === 1;
+      const compressed = Buffer.concat([Buffer.from([odd ? 3 : 2]), q.subarray(1, 33)]);
+      const p256c = Buffer.from('3039301306072a8648ce3d020106082a8648ce3d030107032200', 'hex');
+      for (const spki of [
+        Buffer.concat([p256c, compressed]),
+        Buffer.concat([P256_PREFIX, Buffer.from([odd ? 7 : 6]), q.subarray(1)]),
+      ]) {
+        const key = parseClientKey(pem(spki), 'public_key');
+        assert.equal(key.type, 'ec-p256');
+        assert.deepEqual(key.raw, q);
+        assert.deepEqual(key.spki, Buffer.concat([P256_PREFIX, q]));
+      }
+      const wrongParity = Buffer.concat([P256_PREFIX, Buffer.from([odd ? 6 : 7]), q.subarray(1)]);
+      assert.throws(() => parseClientKey(pem(wrongParity), 'public_key'), badRequest);
+    }
+  });
+
   describe('at join', () => {
     let t: Awaited<ReturnType<typeof testContext>>;
     before(async () => {
