@@ -154,11 +154,18 @@ export class AdminApi {
       ...(notes.length ? { notes: notes.map((n) => `${res.kind} ${JSON.stringify(name)}: ${n}`) } : {}),
     });
     if (res.kind === 'token') {
-      if (!(await this.ctx.bots.fresh(res.spec.bot_name)))
-        throw new MwiError('NOT_FOUND', `bot ${JSON.stringify(res.spec.bot_name)} does not exist`, {
-          field: 'spec.bot_name',
-        });
+      // Teleport's order is the token first, then `tctl bots add NAME --token TOKEN`: a token may
+      // name a bot that does not exist yet (a join with it is refused until the bot exists)
       checkJoinMethod(res.spec.join_method);
+      if (!(await this.ctx.bots.fresh(res.spec.bot_name))) {
+        // never the name of a token whose name is its secret: notes are printed
+        const bind = joinMethodInfo(res.spec.join_method)!.secretName ? '' : ` --token ${res.metadata.name}`;
+        notes = [
+          ...notes,
+          `bot ${JSON.stringify(res.spec.bot_name)} does not exist yet: joins with this token are refused until ` +
+            `it does (tctl bots add ${res.spec.bot_name} --roles ...${bind})`,
+        ];
+      }
       const byId = joinMethodInfo(res.spec.join_method)!.secretName && SECRET_ID.test(res.metadata.name);
       const id0 = byId ? res.metadata.name : tokenId(res.metadata.name, res.spec.join_method);
       const prev = upsert || byId ? await this.ctx.backend.get(tokenKey(id0)) : undefined;

@@ -480,6 +480,22 @@ describe('tctl as Teleport users call it', () => {
     assert.equal(y.bot_name, 'robot');
     const stored = JSON.parse(await c.tctlOk(['get', `token/${y.id}`, '--format', 'json']))[0];
     assert.deepEqual(stored.metadata.labels, { env: 'prod', team: 'ci' });
+    // what the Auth Service changed in a --spec reaches the terminal in text mode too
+    const specFile = join(c.dir, 'gh-spec.yaml');
+    writeFileSync(specFile, 'allow:\n  - repository: octo/app\n');
+    const gh = await c.tctl([
+      'tokens',
+      'add',
+      '--type=bot',
+      '--bot-name',
+      'robot',
+      '--join-method',
+      'github',
+      '--spec',
+      specFile,
+    ]);
+    assert.equal(gh.code, 0, gh.stderr);
+    assert.match(gh.stderr, /note: token "[^"]+": spec\.allow is deprecated for join method github/);
     const node = await c.tctl(['tokens', 'add', '--type=node,bot', '--bot-name', 'robot']);
     assert.equal(node.code, 2);
     assert.match(node.stderr, /--type: mwi makes bot join tokens only/);

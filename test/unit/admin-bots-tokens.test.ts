@@ -9,14 +9,18 @@ const role = { kind: 'role', metadata: { name: 'dev' }, spec: { allow: { logins:
 it('addBot with token: an existing token naming the bot is bound, no new token is made; the bot gets max_session_ttl', async () => {
   const { ctx, admin } = await testContext();
   await admin.create(role, false, 'admin');
-  // a token made before its bot, as Teleport allows (written directly: this test is about addBot)
+  // a token made before its bot, as Teleport's docs do it: accepted, with a note
   const token = {
     kind: 'token',
     version: 'v2',
     metadata: { name: 'gh-ci' },
-    spec: { roles: ['Bot'], join_method: 'github', bot_name: 'ci', allow: [{ repository: 'octo/app' }] },
+    spec: { roles: ['Bot'], join_method: 'github', bot_name: 'ci', github: { allow: [{ repository: 'octo/app' }] } },
   };
-  await ctx.backend.create(tokenKey('gh-ci'), JSON.stringify(token));
+  const created = await admin.create(token, false, 'admin');
+  assert.deepEqual(created.notes, [
+    'token "gh-ci": bot "ci" does not exist yet: joins with this token are refused until it does ' +
+      '(tctl bots add ci --roles ... --token gh-ci)',
+  ]);
   const out = await admin.addBot({ name: 'ci', roles: ['dev'], token: 'gh-ci', max_session_ttl: '2h' }, 'admin');
   assert.deepEqual(out, {
     token: 'gh-ci',
@@ -53,6 +57,18 @@ it("addBot with token: another bot's token, an unknown one and a token-method to
     );
   }
   assert.equal(await ctx.backend.get('/bots/other'), undefined);
+});
+
+it('a token-method token for a bot that does not exist yet is accepted; its note never shows the secret', async () => {
+  const { admin } = await testContext();
+  const created = await admin.create(
+    { kind: 'token', metadata: { name: 'the-secret-value' }, spec: { join_method: 'token', bot_name: 'later' } },
+    false,
+    'admin',
+  );
+  assert.equal(created.notes?.length, 1);
+  assert.doesNotMatch(created.notes[0]!, /the-secret-value/);
+  assert.doesNotMatch(created.name, /the-secret-value/);
 });
 
 it('addToken: a chosen secret (--value) is stored as its hash only; labels reach metadata.labels', async () => {

@@ -82,7 +82,7 @@ export function readResources(file: string): Record<string, unknown>[] {
   try {
     text = file === '-' ? readFileSync(0, 'utf8') : readFileSync(file, 'utf8');
   } catch (cause) {
-    throw bad(`cannot read ${file}`, '-f', cause);
+    throw bad(`cannot read ${file}`, 'FILE', cause);
   }
   return parseResources(text, file);
 }

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { MwiError } from '../../errors.js';
 import { usageError } from '../common.js';
 import { ago, printResources } from './format.js';
-import { cell, print, toJson, toYaml } from './output.js';
+import { cell, print, printNote, toJson, toYaml } from './output.js';
 import { parseResources } from './resources-yaml.js';
 import { list, need, type Command } from './shared.js';
 
@@ -79,6 +79,7 @@ export async function tokens({ admin, sub, positionals, values, format }: Comman
           'TBOT_REGISTRATION_SECRET)\n',
       );
     }
+    for (const note of out.notes ?? []) printNote(note);
     return;
   }
   if (sub === 'ls') {
