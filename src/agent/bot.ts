@@ -41,15 +41,15 @@ export async function startBot(cfg: TbotConfig, log: Logger, signal: AbortSignal
 
   const botIdentity = new BotIdentity(cfg, storage, log);
   if (cfg.outputs.length === 0) log.warn('no outputs configured: tbot keeps its identity but writes no credentials');
+  // what an output can check only against the cluster (its name): before a first join spends a token
+  const checkOutputs = (clusterName: string) =>
+    cfg.outputs.forEach((o, i) =>
+      entryOf(SERVICE_TYPES, o.type).checkJoined?.(o, { where: `outputs[${i}]`, clusterName }),
+    );
   const resumed = await botIdentity.load();
-  if (!resumed) await botIdentity.join();
-  const clusterName = botIdentity.current?.cluster_name;
   try {
-    if (clusterName !== undefined) {
-      cfg.outputs.forEach((o, i) =>
-        entryOf(SERVICE_TYPES, o.type).checkJoined?.(o, { where: `outputs[${i}]`, clusterName }),
-      );
-    }
+    if (resumed) checkOutputs(botIdentity.current!.cluster_name);
+    else await botIdentity.join(false, checkOutputs);
   } catch (err) {
     botIdentity.close();
     throw err;

@@ -154,9 +154,9 @@ describe('tbot.yaml keys Teleport users have (real tbot)', () => {
     assert.ok(left > 25 * 60_000 && left <= 31 * 60_000, `a 30m credential (${left} ms left)`);
   });
 
-  it("identity output: a cluster other than the bot's is refused naming the field, exit 2", async () => {
+  it("identity output: a cluster other than the bot's is refused naming the field, exit 2, before the token is spent", async () => {
     const out = join(tmp.path, 'other-cluster');
-    const { file } = await config(
+    const { file, token } = await config(
       `  - type: identity\n    cluster: leaf.example\n    destination: { type: directory, path: ${out} }\n`,
     );
     const r = await tbot(file);
@@ -166,5 +166,11 @@ describe('tbot.yaml keys Teleport users have (real tbot)', () => {
       new RegExp(`outputs\\[0\\]\\.cluster: "leaf.example" is not this bot's cluster "${CLUSTER}"`),
     );
     assert.ok(!existsSync(join(out, 'tlscert')));
+    // the single-use token is still good: the same file with the cluster fixed joins with it
+    writeFileSync(file, readFileSync(file, 'utf8').replace('cluster: leaf.example', `cluster: ${CLUSTER}`));
+    const again = await tbot(file);
+    assert.equal(again.code, 0, again.stderr);
+    assert.ok(existsSync(join(out, 'tlscert')));
+    assert.ok(token);
   });
 });
