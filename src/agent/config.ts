@@ -4,7 +4,7 @@ import { isAbsolute } from 'node:path';
 import { parse } from 'yaml';
 import { z } from 'zod';
 import { MwiError } from '../errors.js';
-import { joinMethodInfo, joinMethodNames } from '../join/catalog.js';
+import { joinMethodInfo, unknownJoinMethod } from '../join/catalog.js';
 import { CLIENT_METHODS } from '../join/clients.js';
 import { destinationFromUri } from './destination-uri.js';
 import { parseDuration } from '../util/duration.js';
@@ -64,8 +64,8 @@ export const tbotSchema = z
       .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d+$/, 'expected HOST:PORT')
       .optional(),
     insecure: z.boolean().default(false),
-    outputs: z.array(unionOf(OUTPUT_TYPES)).default([]),
-    services: z.array(unionOf(SERVICE_TYPES)).default([]),
+    outputs: z.array(unionOf(OUTPUT_TYPES, 'output')).default([]),
+    services: z.array(unionOf(SERVICE_TYPES, 'service')).default([]),
   })
   .strict();
 
@@ -143,11 +143,7 @@ export function validateTbotConfig(raw: unknown, env: NodeJS.ProcessEnv = proces
   if (c.auth_server === undefined && c.proxy_server === undefined)
     fail('auth_server', 'required: the Auth Service address, HOST:PORT (or proxy_server, its public address)');
   const method = joinMethodInfo(c.onboarding.join_method);
-  if (!method)
-    fail(
-      'onboarding.join_method',
-      `unknown method ${JSON.stringify(c.onboarding.join_method)} (expected one of: ${joinMethodNames().join(', ')})`,
-    );
+  if (!method) fail('onboarding.join_method', unknownJoinMethod(c.onboarding.join_method));
   const fromEnv = !c.onboarding.token && Boolean(env[TOKEN_ENV_VAR]);
   const token = secretValue(
     c.onboarding.token ?? (env[TOKEN_ENV_VAR] || undefined),

@@ -18,7 +18,7 @@ import { sha256Hex } from '../crypto/keys.js';
 import { parseSshPublicKey, signSshCertificate } from '../crypto/ssh.js';
 import { BACKDATE_MS } from '../crypto/x509.js';
 import { isMwiError, MwiError } from '../errors.js';
-import { joinMethodInfo, joinMethodNames } from '../join/catalog.js';
+import { joinMethodInfo, unknownJoinMethod } from '../join/catalog.js';
 import { teleportPlacement } from '../join/placement.js';
 import { prepareTokenSpec } from '../join/token-spec.js';
 import { key } from '../storage/backend.js';
@@ -60,11 +60,7 @@ function readResource(kind: Kind, stored: string): Resource {
 
 function checkJoinMethod(method: string): void {
   if (!joinMethodInfo(method)) {
-    throw new MwiError(
-      'BAD_REQUEST',
-      `unknown join method ${JSON.stringify(method)} (expected one of: ${joinMethodNames().join(', ')})`,
-      { field: 'spec.join_method' },
-    );
+    throw new MwiError('BAD_REQUEST', unknownJoinMethod(method), { field: 'spec.join_method' });
   }
 }
 

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { ChallengeRequest, ChallengeResponse, BotCredentialResponse, JoinRequest } from '../api/wire.js';
 import { parseClientKey } from '../crypto/keys.js';
 import { failureReason, isMwiError, MwiError } from '../errors.js';
-import { joinMethodInfo, joinMethodNames } from '../join/catalog.js';
+import { joinMethodInfo, unknownJoinMethod } from '../join/catalog.js';
 import { JoinRefusal, type JoinHandler, type JoinVerdict } from '../join/types.js';
 import { botAccess, grantedTtlMs } from './access.js';
 import type { Claims } from './claims.js';
@@ -41,11 +41,7 @@ function checkShape<T extends { token: string; join_method: string }>(body: unkn
 function methodFor(ctx: AuthContext, name: string): JoinHandler {
   const method = ctx.methods.get(name);
   if (!method) {
-    throw new MwiError(
-      'BAD_REQUEST',
-      `unknown join method ${JSON.stringify(name)} (expected one of: ${joinMethodNames().join(', ')})`,
-      { field: 'join_method' },
-    );
+    throw new MwiError('BAD_REQUEST', unknownJoinMethod(name), { field: 'join_method' });
   }
   return method;
 }

@@ -39,7 +39,7 @@ Flags (start, configure):
       --join-method METHOD    join method (default token)
       --token TOKEN           join token, or an absolute path to a file holding it ($TELEPORT_BOT_TOKEN)
       --ca-pin PIN            sha256:<hex> of the Auth Service CA (repeatable); printed by mwi start
-      --storage URI           storage for the bot's internal identity (default: memory)
+      --storage URI           storage for the bot's internal identity (default /var/lib/tbot; memory:// with --oneshot)
       --data-dir URI          the legacy form of --storage
       --destination URI       (identity mode) where the output is written
       --destination-dir DIR   (legacy form) write an identity output here

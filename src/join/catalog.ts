@@ -36,6 +36,18 @@ export function joinMethodInfo(name: string): JoinMethodInfo | undefined {
   return JOIN_METHODS.find((m) => m.name === name);
 }
 
+/** Teleport's join methods that mwi does not have (yet): named as such when a file uses one. */
+const TELEPORT_ONLY = ['ec2', 'iam', 'azure', 'tpm', 'oracle', 'env0', 'generic_oidc'];
+
+/** Why `name` is not a join method mwi takes: a typo, or one of Teleport's that mwi lacks. */
+export function unknownJoinMethod(name: string): string {
+  const known = `(expected one of: ${joinMethodNames().join(', ')})`;
+  return TELEPORT_ONLY.includes(name)
+    ? `join method ${JSON.stringify(name)} is Teleport's and not in mwi yet ${known}; ` +
+        'docs/teleport.md lists what is planned'
+    : `unknown join method ${JSON.stringify(name)} ${known}`;
+}
+
 export function joinMethodNames(): string[] {
   return JOIN_METHODS.map((m) => m.name);
 }

@@ -55,7 +55,7 @@ describe('tbot bad input', () => {
     {
       name: 'unknown join method',
       body: (p) => config(p, onboarding().replace('join_method: token', 'join_method: tokn')),
-      message: /onboarding\.join_method: unknown method "tokn" \(expected one of: token/,
+      message: /onboarding\.join_method: unknown join method "tokn" \(expected one of: token/,
     },
     {
       name: 'renewal_interval >= credential_ttl',

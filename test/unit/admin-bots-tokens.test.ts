@@ -88,3 +88,18 @@ it('addToken: a chosen secret (--value) is stored as its hash only; labels reach
   const gh = await admin.addToken({ bot_name: 'b', join_method: 'github', name: 'gh-b', spec }, 'admin');
   assert.equal(gh.id, 'gh-b');
 });
+
+it("a token with one of Teleport's join methods that mwi lacks is refused saying so", async () => {
+  const { admin } = await testContext();
+  await assert.rejects(
+    admin.create(
+      { kind: 'token', metadata: { name: 'aws' }, spec: { join_method: 'iam', bot_name: 'b' } },
+      false,
+      'admin',
+    ),
+    (e: unknown) =>
+      isMwiError(e, 'BAD_REQUEST') &&
+      e.field === 'spec.join_method' &&
+      /"iam" is Teleport's and not in mwi yet/.test(e.message),
+  );
+});

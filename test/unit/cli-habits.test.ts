@@ -49,6 +49,8 @@ describe("tctl references (Teleport's get/rm/edit arguments)", () => {
       assert.equal(legacyForceFile(['create', '-f', f], [f]), f);
       assert.equal(legacyForceFile(['create', '--force', f], [f]), undefined);
       assert.equal(legacyForceFile(['create', f, '-f'], [f]), undefined);
+      // -f FILE --force (what the docs say for re-applying) means force, and says so
+      assert.equal(legacyForceFile(['create', '-f', f, '--force'], [f]), undefined);
       assert.equal(legacyForceFile(['create', '-f', '-'], ['-']), undefined);
       const missing = join(d.path, 'missing.yaml');
       assert.equal(legacyForceFile(['create', '-f', missing], [missing]), undefined);

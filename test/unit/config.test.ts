@@ -167,12 +167,21 @@ describe('outputs and services', () => {
 
   it('the schemas come from the registries: unknown types and keys are named', () => {
     const ssh = file({ outputs: [out({ type: 'ssh_host' })] });
-    refused(ssh, 'outputs[0].type', /^Invalid literal value, expected "identity"$/);
+    refused(ssh, 'outputs[0].type', /^mwi has no output type "ssh_host" \(it has: identity; docs\/teleport\.md/);
     refused(file({ services: [out({ nme: 'x' })] }), 'services[0].nme', /^unknown key/);
     const disk = file({ storage: { type: 'disk' } });
-    refused(disk, 'storage.type', /^Invalid discriminator value. Expected 'directory' \| 'memory'$/);
+    refused(disk, 'storage.type', /^mwi has no destination type "disk" \(it has: directory, memory; /);
     const extra = file({ outputs: [out({ destination: { type: 'memory', path: '/x' } })] });
     refused(extra, 'outputs[0].destination.path', /^unknown key/);
+  });
+
+  it("a join method of Teleport's that mwi lacks is named as such; a typo is an unknown method", () => {
+    const withMethod = (m: string) => {
+      const f = buildTbotFile({ ...FLAGS, 'join-method': m });
+      return f;
+    };
+    refused(withMethod('ec2'), 'onboarding.join_method', /^join method "ec2" is Teleport's and not in mwi yet/);
+    refused(withMethod('tokn'), 'onboarding.join_method', /^unknown join method "tokn" \(expected one of: token/);
   });
 
   it('a destination without directories shares nothing', () => {

@@ -153,15 +153,20 @@ describe('registries', () => {
     { type: 'b', fields: {} },
   ];
 
-  it('one strict object per type, told apart by `type` (a lone type is its object)', () => {
-    const schema = unionOf(entries);
+  it('one strict object per type, told apart by `type`; a type mwi does not have is named as such', () => {
+    const schema = unionOf(entries, 'output');
     assert.deepEqual(schema.parse({ type: 'a', x: '1' }), { type: 'a', x: '1' });
     assert.equal(schema.safeParse({ type: 'b', x: '1' }).success, false);
     assert.equal(schema.safeParse({ type: 'c' }).success, false);
     assert.equal(entryOf(entries, 'b'), entries[1]);
     assert.throws(() => entryOf(entries, 'c'), TypeError);
-    assert.throws(() => unionOf([]), TypeError);
-    assert.ok(unionOf([entries[1]!]) instanceof z.ZodObject);
+    assert.throws(() => unionOf([], 'output'), TypeError);
+    for (const s of [schema, unionOf([entries[1]!], 'output')]) {
+      const r = s.safeParse({ type: 'database', service: 'pg' });
+      assert.equal(r.success, false);
+      assert.deepEqual(r.error?.issues[0]?.path, ['type']);
+      assert.match(r.error?.issues[0]?.message ?? '', /^mwi has no output type "database" \(it has: /);
+    }
   });
 
   it("tbot's registries: destinations directory and memory; identity as an output and as a service", () => {

@@ -6,7 +6,7 @@ import { memoryDestination } from './memory.js';
 /** The destination types tbot.yaml accepts, as `storage:` and as an output's `destination:`. */
 export const DESTINATION_TYPES: readonly DestinationType[] = [directoryDestination, memoryDestination];
 
-export const destinationSchema = unionOf(DESTINATION_TYPES);
+export const destinationSchema = unionOf(DESTINATION_TYPES, 'destination');
 
 export function openDestination(cfg: DestinationConfig, ctx?: OpenContext): Destination {
   return entryOf(DESTINATION_TYPES, cfg.type).build(cfg, ctx);

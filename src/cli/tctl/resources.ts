@@ -50,9 +50,11 @@ export async function applyResources(
  * The file of `tctl create -f FILE` as mwi wrote it before `-f` meant `--force`: `-f` right
  * before the only argument, an existing file. It is still read (it is the FILE argument), and
  * the person is told, before the first resource that exists is replaced, that such resources
- * are now replaced (where mwi refused before).
+ * are now replaced (where mwi refused before). With `--force` too, the command says what it
+ * means and nobody is warned.
  */
 export function legacyForceFile(argv: string[], positionals: string[]): string | undefined {
+  if (argv.includes('--force')) return undefined;
   const i = argv.indexOf('-f');
   const file = i < 0 ? undefined : argv[i + 1];
   if (file === undefined || positionals.length !== 1 || positionals[0] !== file || !existsSync(file)) return undefined;
