@@ -195,7 +195,8 @@ export function validateTbotConfig(raw: unknown, env: NodeJS.ProcessEnv = proces
     fail(
       'onboarding.ca_pins',
       'required for the first join (or onboarding.ca_path; or proxy_server, a public address whose certificate ' +
-        'the system trust store verifies; or --insecure to trust any Auth Service: unsafe)',
+        'the system trust store verifies; or --insecure to trust any Auth Service: unsafe). mwi requires it on ' +
+        'purpose: without a pin, a first join would send its secret to whoever answers',
     );
   }
   const bot = { credentialTtlMs: ttl, renewalIntervalMs: interval };

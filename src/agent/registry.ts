@@ -28,7 +28,9 @@ export function unionOf(entries: readonly Typed[], what: string) {
         ctx.addIssue({
           code: 'custom',
           path: ['type'],
-          message: `mwi has no ${what} type "${type}" (it has: ${types.join(', ')}; docs/teleport.md lists what is planned)`,
+          message:
+            `mwi has no ${what} type "${type}" (it has: ${types.join(', ')}; ` +
+            'docs/teleport.md lists what is planned)',
         });
     })
     .pipe(union);

@@ -32,7 +32,7 @@ Commands:
                                           with --token, how to join with an existing token of the bot
   tokens add --type=bot --bot-name NAME [--join-method token] [--ttl 30m] [--value V] [--labels k=v,...]
              [--spec FILE] [--format text|json|yaml]
-  tokens ls | tokens rm ID
+  tokens ls | tokens rm|del ID
   create [FILE] [-f|--force]              create roles, bots, tokens, locks (YAML, --- separated; no FILE
                                           or - reads stdin); -f replaces existing ones
   get RESOURCES                           print resources: KIND[/NAME] (kinds: roles, bots, tokens, locks,

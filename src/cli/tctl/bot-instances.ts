@@ -78,11 +78,12 @@ export async function botInstances({ admin, positionals, values, format }: Comma
   }
   if (verb === 'add' || verb === 'join') {
     const bot = need(arg, 'BOT');
+    // an instance of an existing bot (a token alone may name a bot that does not exist yet)
+    await admin.get('bot', bot);
     if (values.token === undefined) {
       const out = await admin.addToken({ bot_name: bot, join_method: 'token', ttl: values.ttl ?? '1h' });
       return printJoinToken(out, admin.addrs.join(','), format);
     }
-    await admin.get('bot', bot);
     const t = await admin.get('token', values.token);
     if (joinMethodInfo(t.spec.join_method)?.secretName)
       throw usageError(

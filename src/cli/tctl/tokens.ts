@@ -93,7 +93,7 @@ export async function tokens({ admin, sub, positionals, values, format }: Comman
     });
     return;
   }
-  if (sub === 'rm') {
+  if (sub === 'rm' || sub === 'del') {
     const id = need(positionals[0], 'ID');
     await admin.remove('token', id);
     print('token deleted\n');
