@@ -287,6 +287,13 @@ export interface TbotFlags {
   /** bound_keypair's, declared by its client half (ClientOptions.flags). */
   'registration-secret'?: string | undefined;
   'diag-addr'?: string | undefined;
+  /** Teleport's start flags for the output's keys: readers of its directory, cluster, allow_reissue. */
+  'reader-user'?: string[] | undefined;
+  'reader-group'?: string[] | undefined;
+  cluster?: string | undefined;
+  'allow-reissue'?: boolean | undefined;
+  /** Teleport's --fips: set as `fips: true`, which validation refuses with the reason. */
+  fips?: boolean | undefined;
 }
 
 /** Teleport's environment variable for the Auth Service address (`--auth-server`). */
@@ -326,9 +333,19 @@ export function buildTbotFile(flags: TbotFlags, env: NodeJS.ProcessEnv = process
     throw new MwiError('BAD_CONFIG', 'give --storage or its legacy form --data-dir, not both', { field: '--storage' });
   const storage = flags.storage ?? flags['data-dir'];
   if (storage) base.storage = destinationFromUri(storage, flags.storage ? '--storage' : '--data-dir');
-  const identityTo = (destination: unknown) => {
+  const readers = [
+    ...(flags['reader-user'] ?? []).map((user) => ({ user })),
+    ...(flags['reader-group'] ?? []).map((group) => ({ group })),
+  ];
+  const identityTo = (destination: Record<string, unknown>) => {
     const outputs = base.outputs ?? [];
-    const identity = { type: 'identity', destination };
+    const identity = {
+      type: 'identity',
+      // Teleport's --reader-user/--reader-group: the readers of this output's directory
+      destination: readers.length > 0 ? { ...destination, readers } : destination,
+      ...(flags.cluster ? { cluster: flags.cluster } : {}),
+      ...(flags['allow-reissue'] ? { allow_reissue: true } : {}),
+    };
     // an `outputs` that is not a list is left for validateTbotConfig to name
     base.outputs = Array.isArray(outputs) ? [...(outputs as unknown[]), identity] : outputs;
   };
@@ -340,6 +357,13 @@ export function buildTbotFile(flags: TbotFlags, env: NodeJS.ProcessEnv = process
   if (flags['diag-addr']) base.diag_addr = flags['diag-addr'];
   if (flags.insecure) base.insecure = true;
   if (flags.debug) base.debug = true;
+  if (flags.fips) base.fips = true;
+  const outputFlags = ['reader-user', 'reader-group', 'cluster', 'allow-reissue'] as const;
+  const stray = outputFlags.find((f) => flags[f] !== undefined && flags[f] !== false);
+  if (stray && !flags['destination-dir'] && !flags.destination)
+    throw new MwiError('BAD_CONFIG', 'applies to the output of --destination (tbot start identity --destination)', {
+      field: `--${stray}`,
+    });
   if (base.auth_server === undefined && base.proxy_server === undefined && env[AUTH_SERVER_ENV_VAR])
     base.auth_server = env[AUTH_SERVER_ENV_VAR];
   return base;

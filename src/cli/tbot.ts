@@ -43,6 +43,11 @@ Flags (start, configure):
       --data-dir URI          the legacy form of --storage
       --destination URI       (identity mode) where the output is written
       --destination-dir DIR   (legacy form) write an identity output here
+      --reader-user U         (repeatable) a user who may read the output's files (POSIX ACLs: readers)
+      --reader-group G        (repeatable) a group who may read them
+      --cluster NAME          the output's cluster (mwi has one: the bot's own)
+      --allow-reissue         accepted for Teleport's command lines; no effect in mwi
+      --fips                  refused: mwi has no FIPS build
       --certificate-ttl D     credential lifetime (default 1h, at most 24h)
       --renewal-interval D    how often to renew (default 20m, less than the TTL)
       --oneshot               join, write outputs once, exit
@@ -74,6 +79,11 @@ const OPTIONS = {
   insecure: { type: 'boolean' },
   'registration-secret': { type: 'string' },
   'diag-addr': { type: 'string' },
+  'reader-user': { type: 'string', multiple: true },
+  'reader-group': { type: 'string', multiple: true },
+  cluster: { type: 'string' },
+  'allow-reissue': { type: 'boolean' },
+  fips: { type: 'boolean' },
   debug: { type: 'boolean', short: 'd' },
   'log-format': { type: 'string' },
   'pid-file': { type: 'string' },

@@ -72,6 +72,12 @@ async function main(): Promise<number | void> {
   const g: Flags = values;
   const [cmd, sub, ...args] = positionals;
   if (cmd === 'version' || g.version) return void print(`tctl v${VERSION}\n`);
+  if (g['with-secrets'])
+    throw usageError(
+      'mwi has no secrets to show: join secrets are stored only as hashes and shown once, when made ' +
+        '(tctl bots add, tctl tokens add); a lost one is replaced with a new token',
+      '--with-secrets',
+    );
   if (!cmd || cmd === 'help' || g.help) {
     print(HELP);
     return cmd || g.help ? 0 : 2;

@@ -480,6 +480,10 @@ describe('tctl as Teleport users call it', () => {
     assert.equal(y.bot_name, 'robot');
     const stored = JSON.parse(await c.tctlOk(['get', `token/${y.id}`, '--format', 'json']))[0];
     assert.deepEqual(stored.metadata.labels, { env: 'prod', team: 'ci' });
+    // Teleport's --with-secrets has no counterpart: said why, exit 2
+    const ws = await c.tctl(['get', 'tokens', '--with-secrets']);
+    assert.equal(ws.code, 2);
+    assert.match(ws.stderr, /--with-secrets: mwi has no secrets to show: join secrets are stored only as hashes/);
     // what the Auth Service changed in a --spec reaches the terminal in text mode too
     const specFile = join(c.dir, 'gh-spec.yaml');
     writeFileSync(specFile, 'allow:\n  - repository: octo/app\n');

@@ -184,6 +184,35 @@ describe('outputs and services', () => {
     refused(withMethod('tokn'), 'onboarding.join_method', /^unknown join method "tokn" \(expected one of: token/);
   });
 
+  it("Teleport's start flags for the output: --reader-user/--reader-group, --cluster, --allow-reissue; --fips refused", () => {
+    const f = buildTbotFile({
+      ...FLAGS,
+      destination: '/out',
+      'reader-user': ['alice', '1001'],
+      'reader-group': ['ops'],
+      cluster: 'c1',
+      'allow-reissue': true,
+    });
+    assert.deepEqual(f.outputs, [
+      {
+        type: 'identity',
+        destination: {
+          type: 'directory',
+          path: '/out',
+          readers: [{ user: 'alice' }, { user: '1001' }, { group: 'ops' }],
+        },
+        cluster: 'c1',
+        allow_reissue: true,
+      },
+    ]);
+    assert.equal(validateTbotConfig(f).outputs.length, 1);
+    assert.throws(
+      () => buildTbotFile({ ...FLAGS, 'reader-user': ['alice'] }),
+      (e: unknown) => isMwiError(e, 'BAD_CONFIG') && e.field === '--reader-user',
+    );
+    refused(buildTbotFile({ ...FLAGS, fips: true }), 'fips', /mwi has no FIPS build|FIPS/);
+  });
+
   it('a destination without directories shares nothing', () => {
     const cfg = validateTbotConfig(file({ outputs: [out(), out()], services: [out()] }));
     assert.deepEqual(

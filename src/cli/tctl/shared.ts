@@ -32,6 +32,8 @@ export const OPTIONS = {
   'bot-instance': str,
   message: str,
   reason: str,
+  // Teleport's; refused with the reason (see main)
+  'with-secrets': { type: 'boolean' },
   // tctl lock: mwi's three targets, and Teleport's others (each refused with why)
   user: str,
   'bot-instance-id': str,
