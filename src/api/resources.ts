@@ -42,7 +42,13 @@ export const roleSchema = z
     kind: z.literal('role'),
     sub_kind: SUB_KIND,
     // what mwi reads (logins, the options below) means the same in each; v8 is Teleport's default
-    version: z.enum(['v8', 'v7', 'v6', 'v5']).default('v7'),
+    version: z
+      .enum(['v8', 'v7', 'v6', 'v5'], {
+        errorMap: () => ({
+          message: "expected v5 to v8 (Teleport's role versions whose fields mwi knows; a v9 role's are not read)",
+        }),
+      })
+      .default('v7'),
     metadata,
     spec: z
       .object({
@@ -152,7 +158,8 @@ export const lockSchema = z
           .strict()
           .refine(
             (t) => [t.user, t.bot_instance_id, t.join_token].filter(Boolean).length === 1,
-            'exactly one of target.user (bot-NAME), target.bot_instance_id or target.join_token',
+            'exactly one of target.user (bot-NAME), target.bot_instance_id or target.join_token: an mwi lock ' +
+              "has one target (Teleport's may combine several; write one lock per target)",
           ),
         message: z.string().default(''),
         expires: TIMESTAMP.optional(),

@@ -76,7 +76,7 @@ describe('the envelope of Teleport exports', () => {
       assert.equal(checkResource(role({ allow: { logins: ['x'] } }, v)).resource.version, v);
     assert.throws(
       () => checkResource(role({}, 'v9')),
-      (e) => isMwiError(e, 'BAD_REQUEST') && e.field === 'version',
+      (e) => isMwiError(e, 'BAD_REQUEST') && e.field === 'version' && /a v9 role's are not read/.test(e.message),
     );
   });
 });
@@ -202,6 +202,18 @@ describe('admin create: notes in the reply; locks keep who and when', () => {
     assert.equal(
       (await t.admin.create({ kind: 'role', metadata: { name: 'y' }, spec: {} }, false, 'admin')).notes,
       undefined,
+    );
+  });
+
+  it('a lock with two targets is refused saying an mwi lock has one (one lock per target)', () => {
+    assert.throws(
+      () =>
+        checkResource({
+          kind: 'lock',
+          metadata: { name: 'l' },
+          spec: { target: { user: 'bot-b', join_token: 'gh' } },
+        }),
+      (e) => isMwiError(e, 'BAD_REQUEST') && /an mwi lock has one target \(Teleport's may combine/.test(e.message),
     );
   });
 
