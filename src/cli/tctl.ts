@@ -55,8 +55,8 @@ Commands:
 
 Global flags:
   --data-dir DIR       local Auth Service data dir (default /var/lib/mwi, or $MWI_DATA_DIR)
-  --auth-server ADDR   Auth Service address (with --identity)
-  --identity FILE      admin identity file
+  --auth-server ADDR   Auth Service address (with --identity; $TELEPORT_AUTH_SERVER)
+  -i, --identity FILE  admin identity file ($TELEPORT_IDENTITY_FILE)
   --format FMT         text (default), json; yaml for get and tokens add
 `;
 

@@ -10,6 +10,9 @@ import { ApiClient } from '../../src/api/client.js';
 import { readIdentityFile } from '../../src/api/local.js';
 import { NEXT_PAGE_HEADER } from '../../src/api/wire.js';
 
+/** The local Auth Service's admin identity file. */
+const adminIdentity = (c: TestCluster) => join(c.dataDir, 'admin', 'identity.json');
+
 describe('tctl against a real Auth Service', () => {
   let c: TestCluster;
   before(async () => {
@@ -204,6 +207,17 @@ describe('tctl against a real Auth Service', () => {
     const bot = await cli('tctl', ['--auth-server', c.addr, '--identity', join(c.dir, 'to', 'identity'), 'status']);
     assert.equal(bot.code, 1);
     assert.match(bot.stderr, /the admin API needs an admin identity/);
+    // Teleport's -i and environment variables, with a data dir that has neither the address nor an identity
+    const empty = join(c.dir, 'no-such-data-dir');
+    const short = await cli('tctl', ['--data-dir', empty, '--auth-server', c.addr, '-i', adminIdentity(c), 'status']);
+    assert.equal(short.code, 0, short.stderr);
+    const env = { TELEPORT_AUTH_SERVER: c.addr, TELEPORT_IDENTITY_FILE: adminIdentity(c) };
+    const fromEnv = await cli('tctl', ['--data-dir', empty, 'status'], { env });
+    assert.equal(fromEnv.code, 0, fromEnv.stderr);
+    assert.match(fromEnv.stdout, /CA pin/);
+    const flagWins = await cli('tctl', ['--data-dir', empty, '--identity', join(empty, 'x.json'), 'status'], { env });
+    assert.equal(flagWins.code, 2);
+    assert.match(flagWins.stderr, /x\.json/);
   });
 });
 

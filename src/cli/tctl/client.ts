@@ -12,11 +12,17 @@ export interface ConnectFlags {
 }
 
 /**
- * An admin client: `--auth-server` + `--identity FILE` when given, otherwise the local Auth
- * Service's data dir (its address and the admin identity it wrote at start).
+ * An admin client: `--auth-server` + `--identity FILE` when given (or Teleport's
+ * $TELEPORT_AUTH_SERVER and $TELEPORT_IDENTITY_FILE), otherwise the local Auth Service's data dir
+ * (its address and the admin identity it wrote at start).
  */
-export function adminClient(flags: ConnectFlags): AdminClient {
-  const dataDir = flags['data-dir'] ?? process.env.MWI_DATA_DIR ?? DEFAULT_DATA_DIR;
+export function adminClient(given: ConnectFlags, env: NodeJS.ProcessEnv = process.env): AdminClient {
+  const flags: ConnectFlags = {
+    ...given,
+    'auth-server': given['auth-server'] ?? (env.TELEPORT_AUTH_SERVER || undefined),
+    identity: given.identity ?? (env.TELEPORT_IDENTITY_FILE || undefined),
+  };
+  const dataDir = flags['data-dir'] ?? env.MWI_DATA_DIR ?? DEFAULT_DATA_DIR;
   const identityPath = flags.identity ?? adminIdentityPath(dataDir);
   let identity: IdentityFile | undefined;
   try {

@@ -7,7 +7,7 @@ const str = { type: 'string' } as const;
 export const OPTIONS = {
   'data-dir': str,
   'auth-server': str,
-  identity: str,
+  identity: { type: 'string', short: 'i' },
   format: str,
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean' },
