@@ -154,7 +154,7 @@ export class BotIdentity {
    * with the current identity) a refresh the server asked for. `checkCluster` sees the cluster's
    * name before anything is sent that could spend the token (a config error must not use it up).
    */
-  async join(refresh = false, checkCluster?: (clusterName: string) => void): Promise<void> {
+  async join(refresh = false, checkCluster?: (clusterName: () => Promise<string>) => Promise<void>): Promise<void> {
     const method = CLIENT_METHODS.get(this.cfg.joinMethod);
     if (!method)
       throw new MwiError('BAD_CONFIG', `join method ${this.cfg.joinMethod} is not available in this tbot`, {
@@ -185,7 +185,7 @@ export class BotIdentity {
       log: this.log,
     };
     try {
-      checkCluster?.(await jctx.clusterName());
+      await checkCluster?.(() => jctx.clusterName());
       const payload = await method.payload(jctx);
       // a lost answer can be retried only where tbot already keeps state (a refresh, a method with
       // client state such as bound_keypair): a first join with a single-use token or a platform

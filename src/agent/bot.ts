@@ -42,14 +42,16 @@ export async function startBot(cfg: TbotConfig, log: Logger, signal: AbortSignal
   const botIdentity = new BotIdentity(cfg, storage, log);
   if (cfg.outputs.length === 0) log.warn('no outputs configured: tbot keeps its identity but writes no credentials');
   // what an output can check only against the cluster (its name): before a first join spends a token
-  const checkOutputs = (clusterName: string) =>
-    cfg.outputs.forEach((o, i) =>
-      entryOf(SERVICE_TYPES, o.type).checkJoined?.(o, { where: `outputs[${i}]`, clusterName }),
-    );
+  const checkOutputs = async (clusterName: () => Promise<string>) => {
+    for (const [i, o] of cfg.outputs.entries())
+      await entryOf(SERVICE_TYPES, o.type).checkCluster?.(o, { where: `outputs[${i}]`, clusterName });
+  };
   const resumed = await botIdentity.load();
   try {
-    if (resumed) checkOutputs(botIdentity.current!.cluster_name);
-    else await botIdentity.join(false, checkOutputs);
+    if (resumed) {
+      const name = botIdentity.current!.cluster_name;
+      await checkOutputs(async () => name);
+    } else await botIdentity.join(false, checkOutputs);
   } catch (err) {
     botIdentity.close();
     throw err;

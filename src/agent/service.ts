@@ -65,10 +65,11 @@ export interface ServiceType<
 > extends Typed<F> {
   resolve(raw: ConfigOf<F>, ctx: ResolveContext): C;
   /**
-   * Checks that need the bot's identity (its cluster), run once it has joined or resumed and
-   * before any service runs; errors name fields under `where`.
+   * Checks against the cluster, run before a first join sends anything that could spend the token
+   * (or on resuming), before any service runs; errors name fields under `where`. `clusterName`
+   * asks the Auth Service only when called: a check with nothing to compare costs no request.
    */
-  checkJoined?(cfg: C, ctx: { where: string; clusterName: string }): void;
+  checkCluster?(cfg: C, ctx: { where: string; clusterName: () => Promise<string> }): Promise<void>;
   /** The service for one item; `name` is its name on /readyz. */
   build(cfg: C, deps: BotDeps, name: string): Service;
 }

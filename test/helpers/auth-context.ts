@@ -41,3 +41,24 @@ export async function testContext(
 /** The bot claims of an identity certificate. */
 export const claimsOf = (pem: string) =>
   claimsFromCert(new X509Certificate(pem).raw) as Extract<Claims, { kind: 'bot' }>;
+
+/**
+ * Role `ci` (login deploy), bot `ci` with it, and a github token per entry of `tokens` (name →
+ * its `spec.github` block, if any) allowing the repository octo/app.
+ */
+export async function addGithubBot(admin: AdminApi, tokens: Record<string, object | undefined>): Promise<void> {
+  await admin.create(
+    { kind: 'role', metadata: { name: 'ci' }, spec: { allow: { logins: ['deploy'] } } },
+    false,
+    'admin',
+  );
+  await admin.create({ kind: 'bot', metadata: { name: 'ci' }, spec: { roles: ['ci'] } }, false, 'admin');
+  for (const [name, github] of Object.entries(tokens)) {
+    const spec = { join_method: 'github', bot_name: 'ci', ...(github ? { github } : {}) };
+    await admin.create(
+      { kind: 'token', metadata: { name }, spec: { ...spec, allow: [{ repository: 'octo/app' }] } },
+      false,
+      'admin',
+    );
+  }
+}

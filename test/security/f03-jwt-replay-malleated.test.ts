@@ -4,7 +4,7 @@ import { handleJoin } from '../../src/auth/join.js';
 import { generateKeys } from '../../src/crypto/keys.js';
 import { isMwiError } from '../../src/errors.js';
 import { GITHUB_ISSUER } from '../../src/join/github/wire.js';
-import { testContext } from '../helpers/auth-context.js';
+import { addGithubBot, testContext } from '../helpers/auth-context.js';
 import { startIssuer, type TestIssuer } from '../helpers/oidc-issuer.js';
 
 /**
@@ -72,35 +72,7 @@ describe('finding 3: a platform token joins once, whatever spelling of its signa
       endpointOverrides: { [GITHUB_ISSUER]: rs.url, 'https://ghes.example.com/_services/token': es.url },
     });
     pub = (await generateKeys('ec-p256')).publicKeyPem;
-    await t.admin.create(
-      { kind: 'role', metadata: { name: 'ci' }, spec: { allow: { logins: ['deploy'] } } },
-      false,
-      'admin',
-    );
-    await t.admin.create({ kind: 'bot', metadata: { name: 'ci' }, spec: { roles: ['ci'] } }, false, 'admin');
-    await t.admin.create(
-      {
-        kind: 'token',
-        metadata: { name: 'gh' },
-        spec: { join_method: 'github', bot_name: 'ci', allow: [{ repository: 'octo/app' }] },
-      },
-      false,
-      'admin',
-    );
-    await t.admin.create(
-      {
-        kind: 'token',
-        metadata: { name: 'ghes' },
-        spec: {
-          join_method: 'github',
-          bot_name: 'ci',
-          github: { enterprise_server_host: 'ghes.example.com' },
-          allow: [{ repository: 'octo/app' }],
-        },
-      },
-      false,
-      'admin',
-    );
+    await addGithubBot(t.admin, { gh: undefined, ghes: { enterprise_server_host: 'ghes.example.com' } });
   });
   after(async () => {
     await rs?.close();

@@ -6,7 +6,7 @@ import { handleJoin } from '../../src/auth/join.js';
 import { generateKeys } from '../../src/crypto/keys.js';
 import { isMwiError } from '../../src/errors.js';
 import { GITHUB_ISSUER } from '../../src/join/github/wire.js';
-import { testContext } from '../helpers/auth-context.js';
+import { addGithubBot, testContext } from '../helpers/auth-context.js';
 import { startIssuer, type TestIssuer } from '../helpers/oidc-issuer.js';
 
 /**
@@ -44,35 +44,10 @@ describe('finding 8: platform joins answer one generic refusal until the signatu
     // an issuer whose keys cannot be fetched (nothing listens there)
     t = await testContext({ endpointOverrides: { [GITHUB_ISSUER]: gh.url, [DOWN_ISSUER]: 'http://127.0.0.1:1' } });
     pub = (await generateKeys('ec-p256')).publicKeyPem;
-    await t.admin.create(
-      { kind: 'role', metadata: { name: 'ci' }, spec: { allow: { logins: ['deploy'] } } },
-      false,
-      'admin',
-    );
-    await t.admin.create({ kind: 'bot', metadata: { name: 'ci' }, spec: { roles: ['ci'] } }, false, 'admin');
-    await t.admin.create(
-      {
-        kind: 'token',
-        metadata: { name: 'gh-deploy' },
-        spec: { join_method: 'github', bot_name: 'ci', allow: [{ repository: 'octo/app' }] },
-      },
-      false,
-      'admin',
-    );
-    await t.admin.create(
-      {
-        kind: 'token',
-        metadata: { name: 'ghes-deploy' },
-        spec: {
-          join_method: 'github',
-          bot_name: 'ci',
-          github: { enterprise_server_host: 'down.example.com' },
-          allow: [{ repository: 'octo/app' }],
-        },
-      },
-      false,
-      'admin',
-    );
+    await addGithubBot(t.admin, {
+      'gh-deploy': undefined,
+      'ghes-deploy': { enterprise_server_host: 'down.example.com' },
+    });
     await t.admin.create(
       {
         kind: 'token',

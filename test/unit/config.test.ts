@@ -351,7 +351,7 @@ describe('tbot.yaml keys Teleport users have (issue #11)', () => {
     refused(storage({ readers: { user: 'a' } }), 'storage.readers', /^Expected array/);
   });
 
-  it('identity output: roles refused as Teleport v19 does, ssh_config on|off, allow_reissue, cluster', () => {
+  it('identity output: roles refused as Teleport v19 does, ssh_config on|off, allow_reissue, cluster', async () => {
     const roles = base({ outputs: [out(), out({ roles: ['access'] })] });
     refused(roles, 'outputs[1].roles', /^not supported \(as in Teleport v19, .*use all of the bot's roles/);
     const cfg = validateTbotConfig(
@@ -364,16 +364,21 @@ describe('tbot.yaml keys Teleport users have (issue #11)', () => {
     );
     refused(base({ outputs: [out({ ssh_config: 'no' })] }), 'outputs[0].ssh_config', /^expected "on" or "off"$/);
     refused(base({ outputs: [out({ allow_reissue: 'yes' })] }), 'outputs[0].allow_reissue', /^Expected boolean/);
-    // cluster: the bot's own is accepted once it is known (after the join), another refused
+    // cluster: the bot's own is accepted, another refused; without one the Auth Service is not asked
     const identity = entryOf(SERVICE_TYPES, 'identity');
-    identity.checkJoined!(first as never, { where: 'outputs[0]', clusterName: 'c.example' });
-    assert.throws(
-      () => identity.checkJoined!(first as never, { where: 'outputs[0]', clusterName: 'prod.example' }),
+    const named = (name: string) => async () => name;
+    await identity.checkCluster!(first as never, { where: 'outputs[0]', clusterName: named('c.example') });
+    await assert.rejects(
+      identity.checkCluster!(first as never, { where: 'outputs[0]', clusterName: named('prod.example') }),
       (e: unknown) =>
         isMwiError(e, 'BAD_CONFIG') &&
         e.field === 'outputs[0].cluster' &&
         /"c.example" is not this bot's cluster "prod.example": mwi has no trusted clusters/.test(e.message),
     );
+    await identity.checkCluster!(second as never, {
+      where: 'outputs[1]',
+      clusterName: () => Promise.reject(new Error('asked the Auth Service without a cluster to check')),
+    });
   });
 
   it('unknown keys keep the unknown-key error', () => {

@@ -148,14 +148,16 @@ export const identityOutput: ServiceType<typeof fields, IdentityOutputConfig> = 
     }
     return { ...raw, ...resolveLifetime(raw, ctx.bot, ctx.where, ctx.oneshot) };
   },
-  checkJoined(cfg, { where, clusterName }) {
-    if (cfg.cluster === undefined || cfg.cluster === clusterName) return;
+  async checkCluster(cfg, ctx) {
+    if (cfg.cluster === undefined) return;
+    const clusterName = await ctx.clusterName();
+    if (cfg.cluster === clusterName) return;
     throw new MwiError(
       'BAD_CONFIG',
       `"${cfg.cluster}" is not this bot's cluster "${clusterName}": mwi has no trusted clusters (Teleport's ` +
         `cluster: chooses a leaf cluster), so an output writes for the cluster the bot joined; remove cluster ` +
         `or set it to "${clusterName}"`,
-      { field: `${where}.cluster` },
+      { field: `${ctx.where}.cluster` },
     );
   },
   build(cfg, deps, name) {
