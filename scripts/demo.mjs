@@ -6,8 +6,11 @@ import { join, resolve } from 'node:path';
 import { userInfo } from 'node:os';
 
 const root = resolve(import.meta.dirname, '..');
-const demo = join(root, '.demo');
+const demo = process.env.MWI_DEMO_DIR ? resolve(process.env.MWI_DEMO_DIR) : join(root, '.demo');
 const cli = (name) => join(root, 'dist/src/cli', `${name}.js`);
+// the demo and its processes stop when their parent goes away (see exit-with-parent.mjs)
+await import('./exit-with-parent.mjs');
+const watched = ['--import', join(root, 'scripts/exit-with-parent.mjs')];
 rmSync(demo, { recursive: true, force: true });
 mkdirSync(demo, { recursive: true });
 const dataDir = join(demo, 'auth');
@@ -22,7 +25,7 @@ const tctl = (...args) => {
 };
 
 say(`starting the Auth Service (SQLite under ${dataDir})`);
-const auth = spawn(process.execPath, [cli('mwi'), 'start', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--cluster-name', 'demo.local'], { stdio: ['ignore', 'pipe', 'inherit'] });
+const auth = spawn(process.execPath, [...watched, cli('mwi'), 'start', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--cluster-name', 'demo.local'], { stdio: ['ignore', 'pipe', 'inherit'] });
 children.push(auth);
 let authOut = '';
 const started = await new Promise((res, rej) => {
@@ -48,7 +51,7 @@ writeFileSync(tokenFile, `${bot.token}\n`, { mode: 0o600 });
 say(`starting tbot: credentials in ${out}, 1m TTL, renewing every 15s`);
 const tbot = spawn(
   process.execPath,
-  [cli('tbot'), 'start', '--auth-server', started.addr, '--token', tokenFile, '--ca-pin', started.pin, '--data-dir', join(demo, 'bot'), '--destination-dir', out, '--certificate-ttl', '1m', '--renewal-interval', '15s'],
+  [...watched, cli('tbot'), 'start', '--auth-server', started.addr, '--token', tokenFile, '--ca-pin', started.pin, '--data-dir', join(demo, 'bot'), '--destination-dir', out, '--certificate-ttl', '1m', '--renewal-interval', '15s'],
   { stdio: ['ignore', 'inherit', 'inherit'] },
 );
 children.push(tbot);
@@ -78,6 +81,7 @@ const stop = async () => {
 };
 process.on('SIGINT', stop);
 process.on('SIGTERM', stop);
+process.on('SIGHUP', stop);
 tbot.on('exit', (c) => {
   if (!stopping) {
     process.stderr.write(`tbot exited with ${c}\n`);

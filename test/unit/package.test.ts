@@ -29,3 +29,11 @@ it('the package entry gives a program what tctl uses: AdminClient, ApiClient, th
     assert.ok(entry[name] !== undefined, name);
   }
 });
+
+it('LICENSE is the license package.json names', () => {
+  const { license } = JSON.parse(readFileSync(resolve(ROOT, 'package.json'), 'utf8')) as { license: string };
+  assert.equal(license, 'Apache-2.0');
+  const text = readFileSync(resolve(ROOT, 'LICENSE'), 'utf8');
+  assert.match(text, /Apache License\s+Version 2\.0, January 2004/);
+  assert.match(text, /END OF TERMS AND CONDITIONS/);
+});
