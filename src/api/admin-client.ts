@@ -12,6 +12,8 @@ import {
   type Page,
   type SignHostRequest,
   type StatusReply,
+  type TestTokenReply,
+  type TestTokenRequest,
   type UpdateBotRequest,
 } from './admin.js';
 import type { ApiClient } from './client.js';
@@ -144,9 +146,15 @@ export class AdminClient {
     return this.send(ADMIN_ROUTES.addToken, {}, { body: req });
   }
 
-  /** The most recent audit events first (default 50). */
-  audit(opts: { limit?: number; type?: string } = {}): Promise<AuditEventReply[]> {
-    return this.send(ADMIN_ROUTES.audit, {}, { query: { limit: numberText(opts.limit), type: opts.type } });
+  /** Runs a token's checks on an identity token, or on a refused join's recorded claims; creates nothing. */
+  testToken(name: string, req: TestTokenRequest): Promise<TestTokenReply> {
+    return this.send(ADMIN_ROUTES.testToken, { name }, { body: req });
+  }
+
+  /** The most recent audit events first (default 50); `failures`: refusals only. */
+  audit(opts: { limit?: number; type?: string; failures?: boolean } = {}): Promise<AuditEventReply[]> {
+    const query = { limit: numberText(opts.limit), type: opts.type, failures: opts.failures ? 'true' : undefined };
+    return this.send(ADMIN_ROUTES.audit, {}, { query });
   }
 
   /** A CA's public part as its consumers read it. */

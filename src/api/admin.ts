@@ -138,6 +138,8 @@ const auditQuery = z.object({
   limit: z.string().transform(Number).optional(),
   /** Only events of this type (e.g. bot.join). */
   type: z.string().optional(),
+  /** `true`: only refusals (events with success false). */
+  failures: z.string().optional(),
 });
 export type AuditQuery = z.output<typeof auditQuery>;
 
@@ -154,6 +156,10 @@ const auditEvent = z
     user: z.string().optional(),
     /** Why a request failed (internal detail: only administrators see it). */
     reason: z.string().optional(),
+    /** The token a join named (its id; never a `token`-method secret). */
+    token_id: z.string().optional(),
+    /** The event's own id (`tctl tokens test --from-audit UID`). */
+    uid: z.string().optional(),
   })
   .passthrough();
 export type AuditEventReply = z.output<typeof auditEvent>;
@@ -177,6 +183,39 @@ export type SignHostRequest = z.output<typeof signHostRequest>;
 
 const signHostReply = z.object({ ssh_cert: z.string() });
 
+/**
+ * POST tokens/NAME/test (`tctl tokens test`): a platform's identity token to check against the
+ * token, or the uid of a refused join whose recorded claims to check again. Nothing is created.
+ */
+export const testTokenRequest = objectBody({
+  id_token: optionalString,
+  audit_uid: optionalString,
+});
+export type TestTokenRequest = z.output<typeof testTokenRequest>;
+
+const explainCheck = z.object({ check: z.string(), ok: z.boolean().nullable(), detail: z.string() });
+const explainRule = z.object({
+  index: z.number(),
+  ok: z.boolean(),
+  fields: z.array(
+    z.object({ field: z.string(), claim: z.string(), want: z.unknown(), got: z.unknown(), ok: z.boolean() }),
+  ),
+  problem: z.string().optional(),
+});
+const testTokenReply = z.object({
+  token: z.string(),
+  join_method: z.string(),
+  bot_name: z.string(),
+  /** Whether a join with this identity token would pass the token's checks (not counting single use). */
+  would_join: z.boolean(),
+  checks: z.array(explainCheck),
+  /** Each `allow` rule, field by field (any one must match); empty when an earlier check failed. */
+  rules: z.array(explainRule),
+  /** The verified claims the rules can name. */
+  claims: z.record(z.unknown()).optional(),
+});
+export type TestTokenReply = z.output<typeof testTokenReply>;
+
 /** Every admin route: where a client sends it, what it sends and what it gets back. */
 export const ADMIN_ROUTES = {
   status: { method: 'GET', path: `${PATHS.admin}/status`, reply: statusReply },
@@ -192,6 +231,12 @@ export const ADMIN_ROUTES = {
   addBot: { method: 'POST', path: `${PATHS.admin}/bots`, body: addBotRequest, reply: joinTokenReply },
   updateBot: { method: 'PUT', path: `${PATHS.admin}/bots/:name`, body: updateBotRequest, reply: resourceReply },
   addToken: { method: 'POST', path: `${PATHS.admin}/tokens`, body: addTokenRequest, reply: joinTokenReply },
+  testToken: {
+    method: 'POST',
+    path: `${PATHS.admin}/tokens/:name/test`,
+    body: testTokenRequest,
+    reply: testTokenReply,
+  },
   audit: { method: 'GET', path: `${PATHS.admin}/audit`, query: auditQuery, reply: z.array(auditEvent) },
   exportCA: { method: 'GET', path: `${PATHS.admin}/ca/:type`, reply: caReply },
   signHost: { method: 'POST', path: `${PATHS.admin}/sign/host`, body: signHostRequest, reply: signHostReply },

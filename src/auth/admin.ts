@@ -431,7 +431,8 @@ export class AdminApi {
 
   /** The most recent audit events first: `limit` of them (default 50, at most 10,000), of one type or all. */
   recentEvents(query: AuditQuery): Promise<AuditEventReply[]> {
-    return this.ctx.audit.recent(Math.min(query.limit || DEFAULT_AUDIT_EVENTS, MAX_AUDIT_EVENTS), query.type);
+    const filter = { type: query.type, failures: query.failures === 'true' };
+    return this.ctx.audit.recent(Math.min(query.limit || DEFAULT_AUDIT_EVENTS, MAX_AUDIT_EVENTS), filter);
   }
 
   exportCA(type: string): string {

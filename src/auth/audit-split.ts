@@ -1,4 +1,4 @@
-import type { AuditEvent, AuditLog } from './audit.js';
+import type { AuditEvent, AuditFilter, AuditLog } from './audit.js';
 
 /**
  * The only events a caller without any credential can cause: refused joins and challenges. They go
@@ -22,8 +22,8 @@ export class SplitAuditLog implements AuditLog {
   }
 
   /** The newest `limit` events of both, newest first (ISO times sort as text). */
-  async recent(limit: number, type?: string): Promise<AuditEvent[]> {
-    const [a, b] = await Promise.all([this.main.recent(limit, type), this.refusals.recent(limit, type)]);
+  async recent(limit: number, filter?: AuditFilter): Promise<AuditEvent[]> {
+    const [a, b] = await Promise.all([this.main.recent(limit, filter), this.refusals.recent(limit, filter)]);
     const out: AuditEvent[] = [];
     let i = 0;
     let j = 0;

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { createLogger } from '../util/log.js';
@@ -39,13 +40,24 @@ export interface AuditEvent {
   remote_addr?: string;
   /** Why a request failed: internal detail, kept out of API answers. */
   reason?: string;
+  /** The line's own id, set when it is written. */
+  uid?: string;
   [extra: string]: unknown;
+}
+
+/** Which events `recent` returns: of one type (a string is the type), refusals only, one event by uid. */
+export type AuditFilter =
+  string | { type?: string | undefined; failures?: boolean | undefined; uid?: string | undefined };
+
+function matcher(filter: AuditFilter | undefined): (e: AuditEvent) => boolean {
+  const f = typeof filter === 'string' ? { type: filter } : (filter ?? {});
+  return (e) => (!f.type || e.event === f.type) && (!f.failures || e.success === false) && (!f.uid || e.uid === f.uid);
 }
 
 export interface AuditLog {
   emit(event: AuditEvent): void;
   /** Most recent events first. */
-  recent(limit: number, type?: string): Promise<AuditEvent[]>;
+  recent(limit: number, filter?: AuditFilter): Promise<AuditEvent[]>;
   close(): Promise<void>;
 }
 
@@ -112,7 +124,8 @@ export class FileAuditLog implements AuditLog {
     // JSON escapes C0 controls but writes C1 controls and bidi marks raw (they may come from a
     // caller: a token's kid, a platform claim); as \uXXXX escapes the line parses back the same
     // and `tail -f` or a log pipeline never sees them raw
-    this.pending += `${escapeUnsafe(JSON.stringify({ ...line, pid: process.pid }))}\n`;
+    // uid: each line's own id (Teleport's name), for `tctl tokens test --from-audit UID`
+    this.pending += `${escapeUnsafe(JSON.stringify({ ...line, uid: randomUUID(), pid: process.pid }))}\n`;
     if (this.pending.length > FLUSH_BYTES && !this.retry) this.flush();
   }
 
@@ -155,9 +168,9 @@ export class FileAuditLog implements AuditLog {
   }
 
   /** Reads the current file, then the rotated ones, until `limit` events are found. */
-  async recent(limit: number, type?: string): Promise<AuditEvent[]> {
+  async recent(limit: number, filter?: AuditFilter): Promise<AuditEvent[]> {
     this.flush();
-    return readRecent(this.file.paths(), limit, type);
+    return readRecent(this.file.paths(), limit, matcher(filter));
   }
 
   async close(): Promise<void> {
@@ -185,7 +198,7 @@ const MAX_LINE_BYTES = 1024 * 1024;
  * once, so a concurrent rotation can at worst leave out events, never repeat them.
  */
 
-async function readRecent(paths: string[], limit: number, type?: string): Promise<AuditEvent[]> {
+async function readRecent(paths: string[], limit: number, match: (e: AuditEvent) => boolean): Promise<AuditEvent[]> {
   const handles: FileHandle[] = [];
   const seen = new Set<number>();
   for (const p of paths) {
@@ -214,7 +227,7 @@ async function readRecent(paths: string[], limit: number, type?: string): Promis
         } catch {
           continue;
         }
-        if (type && e.event !== type) continue;
+        if (!match(e)) continue;
         ring[seenInFile++ % want] = e;
       }
       for (let i = 1; i <= Math.min(want, seenInFile); i++) out.push(ring[(seenInFile - i) % want]!);

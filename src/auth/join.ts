@@ -69,7 +69,9 @@ function refuse(
   event: 'bot.join' | 'bot.challenge',
   fields: Record<string, unknown>,
 ): never {
-  ctx.audit.emit({ event, success: false, ...fields, reason: failureReason(err) });
+  // a refusal after the platform's signature verified keeps the verified claims (tokens test --from-audit)
+  const claims = err instanceof JoinRefusal && err.claims ? { claims: err.claims } : {};
+  ctx.audit.emit({ event, success: false, ...fields, reason: failureReason(err), ...claims });
   if (err instanceof JoinRefusal) throw err;
   if (isMwiError(err, 'ACCESS_DENIED')) {
     throw new JoinRefusal(err.message, 'the join was refused; the Auth Service audit log has the reason');

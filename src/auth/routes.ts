@@ -6,6 +6,7 @@ import { VERSION } from '../version.js';
 import { AdminApi } from './admin.js';
 import { carryRenewal } from './connection-identity.js';
 import type { AuthContext } from './context.js';
+import { testToken } from './token-test.js';
 import { handleChallenge, handleJoin } from './join.js';
 import { handleCerts } from './certs.js';
 import { handleHeartbeat } from './heartbeat.js';
@@ -57,6 +58,7 @@ export function authRoutes(ctx: AuthContext): Area[] {
           admin.updateBot(params.name, body, caller.user),
         ),
         route(ADMIN_ROUTES.addToken, 'admin', ({ body, caller }) => admin.addToken(body, caller.user)),
+        route(ADMIN_ROUTES.testToken, 'admin', ({ params, body }) => testToken(ctx, params.name, body)),
         route(ADMIN_ROUTES.audit, 'admin', ({ query }) => admin.recentEvents(query)),
         route(ADMIN_ROUTES.exportCA, 'admin', ({ params: { type } }) => ({ type, text: admin.exportCA(type) })),
         route(ADMIN_ROUTES.signHost, 'admin', ({ body, caller }) => admin.signHost(body, caller.user)),

@@ -12,6 +12,7 @@ import { lockCommand, locks } from './tctl/locks.js';
 import { createCommand, getCommand, rmCommand } from './tctl/resources.js';
 import { list, need, OPTIONS, type Flags } from './tctl/shared.js';
 import { tokens } from './tctl/tokens.js';
+import { failuresTable } from './tctl/tokens-test.js';
 import { adminClient } from './tctl/client.js';
 import { checkFormat } from './tctl/format.js';
 import { cell, print, safeError, safeTable, toJson } from './tctl/output.js';
@@ -33,6 +34,10 @@ Commands:
   tokens add --type=bot --bot-name NAME [--join-method token] [--ttl 30m] [--value V] [--labels k=v,...]
              [--spec FILE] [--format text|json|yaml]
   tokens ls | tokens rm|del ID
+  tokens test NAME (--id-token FILE | --from-audit UID) [--format json]
+                                          run a platform token's join checks on an identity token (FILE,
+                                          or - for stdin) or on a refused join's claims, each shown; creates
+                                          nothing; exit 0 if it would join, 1 if not
   create [FILE] [-f|--force]              create roles, bots, tokens, locks (YAML, --- separated; no FILE
                                           or - reads stdin); -f replaces existing ones
   get RESOURCES                           print resources: KIND[/NAME] (kinds: roles, bots, tokens, locks,
@@ -50,7 +55,8 @@ Commands:
                                           the same, with Teleport's type names
   auth sign --host NAMES --public-key FILE [--ttl 720h] [--out FILE]
                                           OpenSSH host certificate for an existing host key
-  audit ls [--limit 50] [--type EVENT]    recent audit events
+  audit ls [--limit 50] [--type EVENT] [--failures]
+                                          recent audit events; --failures: refusals, with reasons and uids
   version                                 (also --version)
 
 Global flags:
@@ -150,8 +156,10 @@ async function main(): Promise<number | void> {
       }
       case 'audit': {
         if (sub !== 'ls') throw usageError('expected "tctl audit ls"');
-        const events = await admin.audit({ limit: Number(g.limit ?? 50), ...(g.type ? { type: g.type } : {}) });
+        const filter = { ...(g.type ? { type: g.type } : {}), ...(g.failures ? { failures: true } : {}) };
+        const events = await admin.audit({ limit: Number(g.limit ?? 50), ...filter });
         if (fmt === 'json') return void print(`${toJson(events)}\n`);
+        if (g.failures) return void print(failuresTable(events));
         print(
           safeTable(
             ['Time', 'Event', 'OK', 'Bot', 'Instance', 'Detail'],

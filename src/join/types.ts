@@ -181,6 +181,41 @@ export interface JoinHandler {
    * later join rebound the key to another instance); checked before every renewal is signed.
    */
   renewRefusal?(token: JoinTokenView, instanceId: string): string | undefined;
+  /**
+   * `tctl tokens test`: runs the method's checks on an identity token (or on claims a refused
+   * join recorded) and reports each one, without spending anything or creating anything. Only
+   * methods that verify a platform-signed document have it.
+   */
+  explain?(token: JoinTokenView, input: ExplainInput, clusterName: string, now: number): Promise<JoinExplanation>;
+}
+
+/** What `tctl tokens test` checks: a platform's identity token, or the claims a refused join recorded. */
+export type ExplainInput = { idToken: string } | { recordedClaims: Record<string, unknown>; recordedAt: string };
+
+/** One check of an explained join: passed, failed (with why), or not run (an earlier one failed). */
+export interface ExplainCheck {
+  check: string;
+  ok: boolean | null;
+  detail: string;
+}
+
+/** One field of an `allow` rule against the claim it names. */
+export interface ExplainField {
+  field: string;
+  claim: string;
+  want: unknown;
+  got: unknown;
+  ok: boolean;
+}
+
+/** A join explained: each check, each `allow` rule field by field, and the outcome. */
+export interface JoinExplanation {
+  checks: ExplainCheck[];
+  /** Each rule (any one must match); empty when the checks before them failed. */
+  rules: Array<{ index: number; ok: boolean; fields: ExplainField[]; problem?: string }>;
+  /** The verified claims the rules can name (absent when the signature did not verify). */
+  claims?: Record<string, unknown>;
+  wouldJoin: boolean;
 }
 
 /** What a refused join tells the caller unless its refusal says more. */
@@ -193,6 +228,12 @@ const REFUSED =
  * as its `detail` (audit log only, never sent).
  */
 export class JoinRefusal extends MwiError {
+  /**
+   * The verified claims the token's `allow` rules can name, when the join was refused after the
+   * platform's signature verified: recorded in the audit event, so that `tctl tokens test
+   * --from-audit` can run the rules on them again. Never set from unverified input.
+   */
+  claims?: Record<string, unknown>;
   constructor(reason: string, publicMessage = REFUSED) {
     super('JOIN_DENIED', publicMessage, { detail: reason });
     this.name = 'JoinRefusal';

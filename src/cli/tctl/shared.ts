@@ -50,6 +50,10 @@ export const OPTIONS = {
   'max-session-ttl': str,
   value: str,
   labels: str,
+  // tctl tokens test; tctl audit ls --failures
+  'id-token': str,
+  'from-audit': str,
+  failures: { type: 'boolean' },
 } as const;
 export type Flags = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'boolean' ? boolean : string };
 

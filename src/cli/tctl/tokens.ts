@@ -5,6 +5,7 @@ import { ago, printResources } from './format.js';
 import { cell, print, printNote, toJson, toYaml } from './output.js';
 import { parseResources } from './resources-yaml.js';
 import { list, need, type Command } from './shared.js';
+import { tokensTest } from './tokens-test.js';
 
 /** `--labels k=v,k2=v2`, Teleport's label list for a token's metadata.labels. */
 export function parseLabels(text: string): Record<string, string> {
@@ -26,7 +27,9 @@ export function parseLabels(text: string): Record<string, string> {
 }
 
 /** `tctl tokens ...` */
-export async function tokens({ admin, sub, positionals, values, format }: Command): Promise<void> {
+export async function tokens(cmd: Command): Promise<number | void> {
+  const { admin, sub, positionals, values, format } = cmd;
+  if (sub === 'test') return tokensTest(cmd);
   if (sub === 'add') {
     const types = list(need(values.type, '--type')) ?? [];
     if (types.length !== 1 || types[0] !== 'bot')
@@ -99,5 +102,5 @@ export async function tokens({ admin, sub, positionals, values, format }: Comman
     print('token deleted\n');
     return;
   }
-  throw usageError(`unknown command "tokens ${sub ?? ''}" (expected add, ls, rm)`);
+  throw usageError(`unknown command "tokens ${sub ?? ''}" (expected add, ls, rm, test)`);
 }

@@ -46,6 +46,46 @@ function matches(want: unknown, got: unknown, how: Matcher, listClaim: boolean):
   return how === 'glob' ? globMatch(want, got) : want === got;
 }
 
+/** How one field of an `allow` rule fared against the claims. */
+export interface FieldOutcome {
+  field: string;
+  claim: string;
+  want: unknown;
+  got: unknown;
+  ok: boolean;
+}
+
+/** How one `allow` rule fared: every field, or the problem that makes it match nothing. */
+export interface RuleOutcome {
+  index: number;
+  ok: boolean;
+  fields: FieldOutcome[];
+  /** Set when the stored rule is one creation would refuse now: it matches nothing. */
+  problem?: string;
+}
+
+/** One rule against the claims: each field matched or not (a rule is an AND of its fields). */
+export function ruleOutcome(
+  rule: unknown,
+  index: number,
+  claims: Record<string, unknown>,
+  policy: AllowPolicy,
+): RuleOutcome {
+  const problem = ruleProblem(rule, policy);
+  if (problem) return { index, ok: false, fields: [], problem: `allow[${index}]${problem.field}: ${problem.message}` };
+  const fields = Object.entries(rule as Record<string, unknown>).map(([field, want]): FieldOutcome => {
+    const f = policy.fields[field]!;
+    const got = claims[f.claim];
+    return { field, claim: f.claim, want, got, ok: matches(want, got, f.match ?? 'exact', f.list === true) };
+  });
+  return { index, ok: fields.every((f) => f.ok), fields };
+}
+
+/** Every rule against the claims, for `tctl tokens test` (the join itself stops at the first match). */
+export function explainAllow(rules: unknown, claims: Record<string, unknown>, policy: AllowPolicy): RuleOutcome[] {
+  return Array.isArray(rules) ? rules.map((rule: unknown, i) => ruleOutcome(rule, i, claims, policy)) : [];
+}
+
 /**
  * `allow` rules: each rule is an AND of its fields, rules are OR'd, and an empty list refuses
  * everything. `policy.fields` maps a rule field to the claim it checks and how. A stored rule
@@ -61,19 +101,10 @@ export function checkAllow(
   if (!Array.isArray(rules) || rules.length === 0)
     throw new JoinRefusal('token has no allow rules', 'the join was refused: the token allows nothing');
   const skipped: string[] = [];
-  for (const [i, rule] of (rules as Array<Record<string, unknown>>).entries()) {
-    const problem = ruleProblem(rule, policy);
-    if (problem) {
-      skipped.push(`allow[${i}]${problem.field}: ${problem.message}`);
-      continue;
-    }
-    const keys = Object.keys(rule);
-    if (
-      keys.every((k) =>
-        matches(rule[k], claims[fields[k]!.claim], fields[k]!.match ?? 'exact', fields[k]!.list === true),
-      )
-    )
-      return rule;
+  for (const [i, rule] of (rules as unknown[]).entries()) {
+    const outcome = ruleOutcome(rule, i, claims, policy);
+    if (outcome.ok) return rule as Record<string, unknown>;
+    if (outcome.problem) skipped.push(outcome.problem);
   }
   const seen = JSON.stringify(Object.fromEntries(Object.values(fields).map((f) => [f.claim, claims[f.claim]])));
   const ignored = skipped.length ? `; rules ignored: ${skipped.join('; ')}` : '';

@@ -12,6 +12,7 @@ import { checkAllow } from './allow.js';
 import { oidcSection, staticKeys, type JwksCache } from './jwks.js';
 import { methodOptions, storedRules, teleportPlacement } from '../placement.js';
 import { assertAllowRules, type AllowField, type AllowPolicy } from './rules.js';
+import { explainJwt, type JwtExplainDeps } from './explain.js';
 import { canonicalToken, LEEWAY_S, tokenKid, verifyPlatformJwt } from './verify.js';
 import type { JwtJoinPayload } from './wire.js';
 
@@ -42,11 +43,7 @@ export interface JwtMethodDefinition<S> {
   maxLifetimeS: number;
   required?: string[];
   /** Extra platform checks on the verified claims (e.g. Kubernetes: bound tokens only). */
-  check?(
-    claims: Record<string, unknown>,
-    spec: S,
-    ctx: ServerJoinContext,
-  ): Promise<Record<string, unknown>> | Record<string, unknown>;
+  check?(claims: Record<string, unknown>, spec: S): Promise<Record<string, unknown>> | Record<string, unknown>;
   /** Flattens nested claims into the names `allowFields` use. */
   flatten?(claims: Record<string, unknown>): Record<string, unknown>;
 }
@@ -89,8 +86,61 @@ export function jwtServer<S>(def: JwtMethodDefinition<S>): ServerJoinMethod {
           const spec = parseSpec(ctx.token.spec);
           return verifyJwtJoin(ctx, def, spec, policyOf(spec), jwks, deps);
         },
+        explain: async (token, input, clusterName, now) => {
+          const spec = parseSpec(token.spec);
+          return explainJwt(explainDeps(def, spec, policyOf(spec), jwks, clusterName), token, input, now);
+        },
       };
     },
+  };
+}
+
+/** The keys of the token's issuer: its spec's static JWKS, or the issuer's (cached) JWKS. */
+async function issuerKeys<S>(def: JwtMethodDefinition<S>, spec: S, jwks: JwksCache, kid: string | undefined) {
+  const { issuer, staticJwks, allowHttp } = def.issuer(spec);
+  try {
+    return staticJwks
+      ? staticKeys(staticJwks, `spec.${def.name}.static_jwks`)
+      : await jwks.keysFor(issuer!, kid, allowHttp === true);
+  } catch (err) {
+    const why = err instanceof Error ? err.message : String(err);
+    throw new JoinRefusal(`keys of ${issuer ?? 'static JWKS'} unavailable: ${why}`);
+  }
+}
+
+/** What the join checks a token against (everything but the keys and the time). */
+function jwtRules<S>(def: JwtMethodDefinition<S>, spec: S, clusterName: string) {
+  const { issuer } = def.issuer(spec);
+  return {
+    ...(issuer ? { issuer } : {}),
+    audience: def.audience ? def.audience(spec, clusterName) : clusterName,
+    maxLifetimeS: def.maxLifetimeS,
+    ...(def.required ? { required: def.required } : {}),
+  };
+}
+
+/** The claims `allow` rules can name, as verified: recorded on the instance and in the audit log. */
+function namedClaims(policy: AllowPolicy, claims: Record<string, unknown>): Record<string, unknown> {
+  const named = Object.values(policy.fields).map((f): [string, unknown] => [f.claim, claims[f.claim]]);
+  return Object.fromEntries(named.filter(([, v]) => v !== undefined));
+}
+
+/** explainJwt's view of one method and token spec. */
+function explainDeps<S>(
+  def: JwtMethodDefinition<S>,
+  spec: S,
+  policy: AllowPolicy,
+  jwks: JwksCache,
+  clusterName: string,
+): JwtExplainDeps {
+  return {
+    rules: jwtRules(def, spec, clusterName),
+    keys: (kid) => issuerKeys(def, spec, jwks, kid),
+    ...(def.check ? { check: async (claims: Record<string, unknown>) => def.check!(claims, spec) } : {}),
+    flatten: (payload) => (def.flatten ? def.flatten(payload) : payload),
+    named: (claims) => namedClaims(policy, claims),
+    policy,
+    allow: (token) => storedRules(token.spec, def.name),
   };
 }
 
@@ -108,38 +158,26 @@ async function verifyJwtJoin<S>(
   if (typeof token !== 'string') throw new JoinRefusal('no id_token in the payload');
   // a non-canonical spelling is refused before any key is fetched for it
   const jws = canonicalToken(token);
-  const { issuer, staticJwks, allowHttp } = def.issuer(spec);
-  const kid = tokenKid(token);
-  let keys;
-  try {
-    keys = staticJwks
-      ? staticKeys(staticJwks, `spec.${def.name}.static_jwks`)
-      : await jwks.keysFor(issuer!, kid, allowHttp === true);
-  } catch (err) {
-    const why = err instanceof Error ? err.message : String(err);
-    throw new JoinRefusal(`keys of ${issuer ?? 'static JWKS'} unavailable: ${why}`);
-  }
+  const keys = await issuerKeys(def, spec, jwks, tokenKid(token));
   const { payload, signedId } = await verifyPlatformJwt(
     token,
-    {
-      ...(issuer ? { issuer } : {}),
-      audience: def.audience ? def.audience(spec, ctx.clusterName) : ctx.clusterName,
-      keys,
-      now: ctx.now,
-      maxLifetimeS: def.maxLifetimeS,
-      ...(def.required ? { required: def.required } : {}),
-    },
+    { ...jwtRules(def, spec, ctx.clusterName), keys, now: ctx.now },
     jws,
   );
   const claims = def.flatten ? def.flatten(payload) : (payload as Record<string, unknown>);
-  const extra = def.check ? await def.check(claims, spec, ctx) : {};
-  const rule = checkAllow(storedRules(ctx.token.spec, def.name), claims, policy);
+  const extra = def.check ? await def.check(claims, spec) : {};
+  const attributes = namedClaims(policy, claims);
+  let rule;
+  try {
+    rule = checkAllow(storedRules(ctx.token.spec, def.name), claims, policy);
+  } catch (err) {
+    // verified claims, kept with the refusal for `tctl tokens test --from-audit`
+    if (err instanceof JoinRefusal) err.claims = attributes;
+    throw err;
+  }
   // each token joins once within its lifetime: keyed on what the issuer signed, not on the
   // signature's spelling (another valid signature over the same content is the same token)
   const fresh = await deps.markUsed(`${def.name}-signed-${signedId}`, (payload.exp! + LEEWAY_S) * 1000);
   if (!fresh) throw new JoinRefusal('token replayed', 'the join was refused: this identity token was already used');
-  // the claims `allow` rules can name, as verified: recorded on the instance and in the audit log
-  const named = Object.values(policy.fields).map((f): [string, unknown] => [f.claim, claims[f.claim]]);
-  const attributes = Object.fromEntries(named.filter(([, v]) => v !== undefined));
   return { attributes: { ...attributes, matched_rule: rule, ...extra } };
 }

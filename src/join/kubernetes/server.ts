@@ -1,13 +1,17 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { signedContentId } from '../../crypto/jws.js';
-import { checkAllow } from '../jwt/allow.js';
+import { signedContentId, type CompactJws } from '../../crypto/jws.js';
+import { checkAllow, explainAllow } from '../jwt/allow.js';
+import { explainRecorded } from '../jwt/explain.js';
 import { checkFetchUrl, oidcSection } from '../jwt/jwks.js';
 import { jwtServer } from '../jwt/method.js';
 import { methodOptions, storedRules } from '../placement.js';
 import { canonicalToken, LEEWAY_S } from '../jwt/verify.js';
 import {
   JoinRefusal,
+  type ExplainInput,
+  type JoinExplanation,
+  type JoinTokenView,
   type ServerDeps,
   type ServerJoinContext,
   type ServerJoinMethod,
@@ -106,12 +110,12 @@ const jwtHalf = jwtServer<KubernetesSpec>({
  * `in_cluster`: the cluster's own TokenReview API decides (audience = our cluster name). Until it
  * has authenticated the token, every refusal is the generic one an unknown token gets (finding 8).
  */
-async function tokenReview(
-  ctx: ServerJoinContext,
+async function reviewToken(
+  token: unknown,
   api: KubernetesApi | undefined,
   deps: ServerDeps,
-): Promise<Record<string, unknown>> {
-  const token = (ctx.request.payload as { id_token?: unknown } | undefined)?.id_token;
+  clusterName: string,
+): Promise<{ claims: { service_account: string }; jws: CompactJws }> {
   if (typeof token !== 'string' || token.length > 16_384) throw new JoinRefusal('no id_token in the payload');
   // the API server's decoder may forgive what ours refuses: only the canonical spelling is reviewed
   const jws = canonicalToken(token);
@@ -123,7 +127,7 @@ async function tokenReview(
   try {
     res = await deps.postJson(
       `${api.apiServer}/apis/authentication.k8s.io/v1/tokenreviews`,
-      { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token, audiences: [ctx.clusterName] } },
+      { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token, audiences: [clusterName] } },
       { authorization: `Bearer ${api.token}` },
       api.caPem,
     );
@@ -142,7 +146,7 @@ async function tokenReview(
   )?.status;
   if (res.status >= 300 || !status) throw new JoinRefusal(`TokenReview HTTP ${res.status}`);
   if (!status.authenticated) throw new JoinRefusal(`TokenReview: not authenticated (${status.error ?? 'no reason'})`);
-  if (!status.audiences?.includes(ctx.clusterName))
+  if (!status.audiences?.includes(clusterName))
     throw new JoinRefusal(
       `TokenReview: audiences ${JSON.stringify(status.audiences)}`,
       "the join was refused: the token's audience is not this cluster",
@@ -159,16 +163,59 @@ async function tokenReview(
       'the join was refused: only projected (pod-bound) service account tokens are accepted',
     );
   }
-  const claims = { service_account: `${m[1]}:${m[2]}` };
-  const rule = checkAllow(storedRules(ctx.token.spec, 'kubernetes'), claims, {
-    fields: KUBERNETES_ALLOW,
-    requireOneOf: KUBERNETES_REQUIRED,
-  });
+  return { claims: { service_account: `${m[1]}:${m[2]}` }, jws };
+}
+
+const IN_CLUSTER_POLICY = { fields: KUBERNETES_ALLOW, requireOneOf: KUBERNETES_REQUIRED };
+
+/** An `in_cluster` join: reviewed, matched, and marked used. */
+async function tokenReview(
+  ctx: ServerJoinContext,
+  api: KubernetesApi | undefined,
+  deps: ServerDeps,
+): Promise<Record<string, unknown>> {
+  const token = (ctx.request.payload as { id_token?: unknown } | undefined)?.id_token;
+  const { claims, jws } = await reviewToken(token, api, deps, ctx.clusterName);
+  let rule;
+  try {
+    rule = checkAllow(storedRules(ctx.token.spec, 'kubernetes'), claims, IN_CLUSTER_POLICY);
+  } catch (err) {
+    // reviewed claims, kept with the refusal for `tctl tokens test --from-audit`
+    if (err instanceof JoinRefusal) err.claims = claims;
+    throw err;
+  }
   // replay: without the token's own exp, remember it for the longest lifetime accepted
   if (!(await deps.markUsed(`kubernetes-signed-${signedContentId(jws)}`, ctx.now + (48 * 3600 + LEEWAY_S) * 1000))) {
     throw new JoinRefusal('token replayed', 'the join was refused: this identity token was already used');
   }
   return { service_account: claims.service_account, matched_rule: rule, reviewed_by: 'TokenReview' };
+}
+
+/** `tctl tokens test` for `in_cluster`: the review, then each rule; nothing is marked used. */
+async function explainReview(
+  token: JoinTokenView,
+  input: ExplainInput,
+  api: KubernetesApi | undefined,
+  deps: ServerDeps,
+  clusterName: string,
+): Promise<JoinExplanation> {
+  const rulesList = storedRules(token.spec, 'kubernetes');
+  if ('recordedClaims' in input)
+    return explainRecorded(rulesList, input.recordedClaims, input.recordedAt, IN_CLUSTER_POLICY);
+  let claims;
+  try {
+    ({ claims } = await reviewToken(input.idToken.trim(), api, deps, clusterName));
+  } catch (err) {
+    const why = err instanceof JoinRefusal ? (err.detail ?? err.message) : String(err);
+    return { checks: [{ check: 'TokenReview', ok: false, detail: why }], rules: [], wouldJoin: false };
+  }
+  const rules = explainAllow(rulesList, claims, IN_CLUSTER_POLICY);
+  return {
+    checks: [{ check: 'TokenReview', ok: true, detail: `the cluster's API authenticated ${claims.service_account}` }],
+    rules,
+    claims,
+    wouldJoin: rules.some((r) => r.ok),
+  };
 }
 
 export const kubernetesServer: ServerJoinMethod = {
@@ -183,6 +230,11 @@ export const kubernetesServer: ServerJoinMethod = {
         const spec = kubernetesSpec.parse(methodOptions(ctx.token.spec, 'kubernetes'));
         if (spec.type === 'in_cluster') return { attributes: await tokenReview(ctx, api, deps) };
         return jwt.verify(ctx);
+      },
+      async explain(token, input, clusterName, now) {
+        const spec = kubernetesSpec.parse(methodOptions(token.spec, 'kubernetes'));
+        if (spec.type === 'in_cluster') return explainReview(token, input, api, deps, clusterName);
+        return jwt.explain!(token, input, clusterName, now);
       },
     };
   },
