@@ -34,11 +34,13 @@ Commands:
              [--spec FILE] [--format text|json|yaml]
   tokens ls | tokens rm|del ID
   create [FILE] [-f|--force]              create roles, bots, tokens, locks (YAML, --- separated; no FILE
-                                          or - reads stdin); -f replaces existing ones
+                                          or - reads stdin); -f replaces existing ones; a file is applied
+                                          all or none
   get RESOURCES                           print resources: KIND[/NAME] (kinds: roles, bots, tokens, locks,
                                           bot_instances; an instance is bot_instance/BOT/ID or
                                           bot_instance/ID), several separated by commas, or all
   edit KIND/NAME                          edit a resource in $EDITOR ($VISUAL, vi) and apply it as create -f
+                                          (refused if it was changed meanwhile)
   rm KIND/NAME                            delete a resource (also: del)
   bound-keypair rotate TOKEN              make the bot rotate its bound keypair at its next renewal
   lock (--user bot-NAME | --bot-instance-id ID | --join-token NAME) [--message TEXT]
