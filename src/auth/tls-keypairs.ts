@@ -153,7 +153,7 @@ export class ServingCertificates {
       for (const m of (leaf.subjectAltName ?? '').matchAll(/(?:^|, )(DNS|IP Address):([^,\s"]+)/g)) {
         const [, type, name] = m as unknown as [string, string, string];
         if (type === 'DNS' && !name.includes('*')) dns.push(name.toLowerCase());
-        else if (type === 'IP Address') ips.push(name.includes(':') ? `[${name}]` : name);
+        else if (type === 'IP Address') ips.push(name.includes(':') ? `[${name.toLowerCase()}]` : name);
       }
     }
     return [...new Set([...dns, ...ips])].map((host) => `${host}:${port}`);
