@@ -185,9 +185,10 @@ async function plan(
 
 /**
  * How a refusal names document `n` of `total`: `document 3 (token "x")`, or `role "x"` alone for
- * a file of one. A token whose name may be its secret goes by its id: errors are printed and logged.
+ * a file of one (nothing when that has no kind or name). A token whose name may be its secret goes
+ * by its id: errors are printed and logged.
  */
-function documentLabel(input: unknown, n: number, total: number): string {
+function documentLabel(input: unknown, n: number, total: number): string | undefined {
   const r = (typeof input === 'object' && input !== null ? input : {}) as {
     kind?: unknown;
     metadata?: { name?: unknown };
@@ -200,7 +201,7 @@ function documentLabel(input: unknown, n: number, total: number): string {
   }
   const kind = typeof r.kind === 'string' ? r.kind.slice(0, 40) : undefined;
   const what = kind && name !== undefined ? `${kind} ${JSON.stringify(name.slice(0, 130))}` : kind;
-  if (total === 1) return what ?? 'the resource';
+  if (total === 1) return name !== undefined ? what : undefined;
   return what ? `document ${n} (${what})` : `document ${n}`;
 }
 
@@ -211,9 +212,10 @@ const REFUSED: readonly ErrorCode[] = ['BAD_REQUEST', 'BAD_CONFIG', 'NOT_FOUND']
 function aboutDocument(err: unknown, input: unknown, n: number, total: number): unknown {
   if (!isMwiError(err) || err.code === 'STORAGE' || err.code === 'INTERNAL') return err;
   const label = documentLabel(input, n, total);
-  // "role "x" already exists" needs no second "role "x""
-  const bare = label.replace(/^document \d+ \((.*)\)$/, '$1');
-  const prefix = err.message.startsWith(bare) ? (total === 1 ? '' : `document ${n}: `) : `${label}: `;
+  // "role "x" already exists" needs no second "role "x""; a file's only document, no "document 1"
+  const bare = label?.replace(/^document \d+ \((.*)\)$/, '$1');
+  const prefix =
+    label === undefined ? '' : err.message.startsWith(bare!) ? (total === 1 ? '' : `document ${n}: `) : `${label}: `;
   const code = REFUSED.includes(err.code) ? 'BAD_CONFIG' : err.code;
   return new MwiError(code, `${prefix}${err.message}`, { cause: err, ...(err.detail ? { detail: err.detail } : {}) });
 }

@@ -41,6 +41,17 @@ it('apply: a refused third document writes nothing; the error names it, as a BAD
     },
   );
   assert.deepEqual(await keys(t), []);
+  // a file of one document: named by its kind and name, or not at all when it has no kind
+  await assert.rejects(
+    t.admin.apply({ resources: items({ kind: 'role', metadata: { name: 'bad name' } }), upsert: false }, 'admin'),
+    (e: unknown) => isMwiError(e, 'BAD_CONFIG') && /^role "bad name": metadata\.name: expected letters/.test(e.message),
+  );
+  await assert.rejects(
+    t.admin.apply({ resources: items({ kind: 'rol' }), upsert: false }, 'admin'),
+    (e: unknown) =>
+      isMwiError(e, 'BAD_CONFIG') &&
+      e.message === 'kind: unknown or missing resource kind "rol" (expected one of: role, bot, token, lock)',
+  );
   // a document may use what an earlier one creates (the bot its role); all are written together
   const ok = await t.admin.apply({ resources: items(role('dev'), bot('b', ['dev'])), upsert: false }, 'admin');
   assert.deepEqual(
