@@ -7,6 +7,7 @@ import { MwiError } from '../errors.js';
 import { joinMethodInfo, unknownJoinMethod } from '../join/catalog.js';
 import { CLIENT_METHODS } from '../join/clients.js';
 import { destinationFromUri } from './destination-uri.js';
+import { applyJoinUri } from './join-uri.js';
 import { parseDuration } from '../util/duration.js';
 import type { DestinationConfig } from './destinations/destination.js';
 import { destinationPaths, destinationSchema } from './destinations/index.js';
@@ -41,6 +42,8 @@ export const tbotSchema = z
       .string()
       .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+)(:\d+)?$/, 'expected HOST:PORT (no scheme, one address)')
       .optional(),
+    // Teleport's joining URI: address, join method, token and parameter in one (agent/join-uri.ts)
+    join_uri: z.string().optional(),
     onboarding: z
       .object({
         join_method: z.string().min(1),
@@ -129,7 +132,8 @@ export const TOKEN_ENV_VAR = 'TELEPORT_BOT_TOKEN';
 
 /** Validates a parsed tbot.yaml (or the object the flags built); the one validation path. */
 export function validateTbotConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env): TbotConfig {
-  const c = parseWith(tbotSchema, raw, {
+  const { config, warnings } = applyJoinUri(raw);
+  const c = parseWith(tbotSchema, config, {
     unknownKey: () =>
       'unknown key (check the spelling; tbot.yaml v2 keys are documented in docs/reference.md, "tbot.yaml (v2)")',
   });
@@ -163,9 +167,8 @@ export function validateTbotConfig(raw: unknown, env: NodeJS.ProcessEnv = proces
   const options = CLIENT_METHODS.get(method.name)?.options;
   const block = options ? blocks[method.name] : undefined;
   const methodOptions = options?.resolve
-    ? options.resolve(block, { env, secret: secretValue })
+    ? options.resolve(block, { env, secret: secretValue, warn: (w) => warnings.push(w) })
     : { ...(block as object | undefined) };
-  const warnings: string[] = [];
   if (c.fips) {
     fail(
       'fips',
@@ -286,6 +289,10 @@ export interface TbotFlags {
   insecure?: boolean | undefined;
   /** bound_keypair's, declared by its client half (ClientOptions.flags). */
   'registration-secret'?: string | undefined;
+  'registration-secret-path'?: string | undefined;
+  'static-key-path'?: string | undefined;
+  /** Teleport's joining URI (tbot.yaml join_uri): it replaces the file's. */
+  'join-uri'?: string | undefined;
   'diag-addr'?: string | undefined;
   /** Teleport's start flags for the output's keys: readers of its directory, cluster, allow_reissue. */
   'reader-user'?: string[] | undefined;
@@ -308,8 +315,11 @@ export const AUTH_SERVER_ENV_VAR = 'TELEPORT_AUTH_SERVER';
 export function buildTbotFile(flags: TbotFlags, env: NodeJS.ProcessEnv = process.env): Record<string, unknown> {
   const base: Record<string, unknown> = flags.config ? readTbotFile(flags.config) : { version: 'v2' };
   if (flags['auth-server']) base.auth_server = flags['auth-server'];
+  if (flags['join-uri']) base.join_uri = flags['join-uri'];
+  // a join URI names the address and the method: the environment's defaults do not apply
+  const byUri = base.join_uri !== undefined;
   // as in Teleport, the flag (or its variable) replaces the file's proxy_server; one with auth_server is refused
-  const proxy = flags['proxy-server'] || env[PROXY_ENV_VAR];
+  const proxy = flags['proxy-server'] || (byUri ? undefined : env[PROXY_ENV_VAR]);
   if (proxy) base.proxy_server = proxy;
   const fromFile = base.onboarding;
   const onboarding: Record<string, unknown> = {
@@ -326,9 +336,9 @@ export function buildTbotFile(flags: TbotFlags, env: NodeJS.ProcessEnv = process
     }
   }
   if (flags['ca-pin']?.length) onboarding.ca_pins = flags['ca-pin'].flatMap((p) => p.split(','));
-  if (!flags.config && !onboarding.join_method) onboarding.join_method = 'token';
+  if (!flags.config && !onboarding.join_method && !byUri) onboarding.join_method = 'token';
   if (onboarding.join_method === undefined) delete onboarding.join_method;
-  if (Object.keys(onboarding).length > 0 || !flags.config) base.onboarding = onboarding;
+  if (Object.keys(onboarding).length > 0 || (!flags.config && !byUri)) base.onboarding = onboarding;
   if (flags['data-dir'] && flags.storage)
     throw new MwiError('BAD_CONFIG', 'give --storage or its legacy form --data-dir, not both', { field: '--storage' });
   const storage = flags.storage ?? flags['data-dir'];
@@ -364,7 +374,7 @@ export function buildTbotFile(flags: TbotFlags, env: NodeJS.ProcessEnv = process
     throw new MwiError('BAD_CONFIG', 'applies to the output of --destination (tbot start identity --destination)', {
       field: `--${stray}`,
     });
-  if (base.auth_server === undefined && base.proxy_server === undefined && env[AUTH_SERVER_ENV_VAR])
+  if (base.auth_server === undefined && base.proxy_server === undefined && !byUri && env[AUTH_SERVER_ENV_VAR])
     base.auth_server = env[AUTH_SERVER_ENV_VAR];
   return base;
 }

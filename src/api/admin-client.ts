@@ -6,10 +6,12 @@ import {
   ADMIN_ROUTES,
   type AddBotRequest,
   type AddTokenRequest,
+  type ApplyRequest,
   type AuditEventReply,
   type CreatedReply,
   type JoinTokenReply,
   type Page,
+  REVISION_HEADER,
   type SignHostRequest,
   type StatusReply,
   type TestTokenReply,
@@ -71,6 +73,15 @@ export class AdminClient {
     return this.send(ADMIN_ROUTES.createResource, {}, { body: { resource, upsert } });
   }
 
+  /**
+   * Writes several resources, all or none (the Auth Service checks every one before it writes
+   * any; a refused one is a BAD_CONFIG naming its document). A resource with `expected_revision`
+   * is written only if the stored one still has that revision (see getWithRevision).
+   */
+  apply(resources: ApplyRequest['resources'], upsert = false): Promise<{ items: CreatedReply[] }> {
+    return this.send(ADMIN_ROUTES.apply, {}, { body: { resources, upsert } });
+  }
+
   /** One page of a kind; `onNext` gets the next page's token as soon as the answer's headers name it. */
   async listPage<K extends string>(
     kind: K,
@@ -127,6 +138,24 @@ export class AdminClient {
   async get<K extends string>(kind: K, name: string): Promise<ResourceOf<K>> {
     // the envelope is checked; the rest is what the Auth Service stored for this kind
     return (await this.send(ADMIN_ROUTES.getResource, { kind, name })) as ResourceOf<K>;
+  }
+
+  /**
+   * One resource and its storage revision, to send back as `expected_revision` so that a change
+   * made meanwhile is not overwritten (tctl edit). The revision is absent for a bot instance named
+   * by its ID alone.
+   */
+  async getWithRevision<K extends string>(
+    kind: K,
+    name: string,
+  ): Promise<{ resource: ResourceOf<K>; revision: string | undefined }> {
+    let revision: string | undefined;
+    const onHeaders = (h: IncomingHttpHeaders) => {
+      const value = h[REVISION_HEADER];
+      if (typeof value === 'string' && value) revision = value;
+    };
+    const resource = (await this.send(ADMIN_ROUTES.getResource, { kind, name }, { onHeaders })) as ResourceOf<K>;
+    return { resource, revision };
   }
 
   async remove(kind: string, name: string): Promise<void> {

@@ -25,17 +25,68 @@ function optionalList<T extends z.ZodTypeAny>(item: T) {
   return z.preprocess((v) => (Array.isArray(v) ? v : undefined), z.array(item).optional());
 }
 
+/**
+ * The form of the id mwi gives a token whose name is its secret (`h-` + 16 lowercase hex of the
+ * secret's SHA-256), which `tctl get` and `tokens ls` print in place of the secret. The form is
+ * reserved: a token name of this form is always read as such an id, and a secret of this form is
+ * refused when it is made, so that a re-applied file can never be read two ways.
+ */
+export const TOKEN_ID_FORM = /^h-[0-9a-f]{16}$/;
+
+/** Why a join secret may not have the id form (tctl tokens add --value, POST tokens `name`). */
+export const ID_FORM_SECRET =
+  'a join secret may not have the form h-<16 hex>: that form is the id mwi prints for a token whose secret ' +
+  "it keeps only as a hash (Teleport's tctl prints the secret itself), and a re-applied name of that form " +
+  'replaces the stored token it names; choose another value (or leave it out for a generated one)';
+
+/**
+ * The header of a GET resources/KIND/NAME answer that carries the resource's storage revision:
+ * what tctl edit sends back as `expected_revision`. Not part of the resource (tctl get prints
+ * none; Teleport's metadata.revision is its own storage's and means nothing to mwi).
+ */
+export const REVISION_HEADER = 'x-mwi-revision';
+
+/**
+ * The storage revision a resource must still have for the write to happen (tctl edit: the one
+ * it read); otherwise the write is refused with COMPARE_FAILED. Implies replacing.
+ */
+const expectedRevision = optionalString;
+
 /** POST resources: creates (with `upsert`, replaces) a role, bot, token or lock. */
 export const createResourceRequest = objectBody({
   /** Checked by the Auth Service against its kind's schema (src/api/resources.ts). */
   resource: z.unknown(),
   /** Anything but `true` creates. */
   upsert: z.unknown().transform((v) => v === true),
+  expected_revision: expectedRevision,
 });
+
+/** Most documents one POST apply takes. */
+export const MAX_APPLY_RESOURCES = 10_000;
+
+/** Largest POST apply body (an administrator's resource file, as JSON): tctl reads files up to 4 MiB of YAML. */
+const MAX_APPLY_BODY = 8 * 1024 * 1024;
+
+/**
+ * POST apply: several resources written all or none (tctl create FILE): each is checked before
+ * any is written, and a refused one is a BAD_CONFIG naming its document (`document 3 (token
+ * "x"): spec.github...`); the writes are one storage transaction.
+ */
+export const applyRequest = objectBody({
+  resources: z
+    .array(z.object({ resource: z.unknown(), expected_revision: expectedRevision }))
+    .min(1)
+    .max(MAX_APPLY_RESOURCES),
+  /** Anything but `true` creates: a resource that exists is refused (ALREADY_EXISTS). */
+  upsert: z.unknown().transform((v) => v === true),
+});
+export type ApplyRequest = z.output<typeof applyRequest>;
 
 const createdReply = z.object({
   kind: z.enum(KINDS),
   name: z.string(),
+  /** Whether it replaced a stored one (tctl prints "updated" rather than "created"). */
+  updated: z.boolean().optional(),
   /** Secrets the join method generated (e.g. a bound keypair's registration secret): shown only now. */
   shown_once: z.record(z.string()).optional(),
   /**
@@ -45,6 +96,9 @@ const createdReply = z.object({
   notes: z.array(z.string()).optional(),
 });
 export type CreatedReply = z.output<typeof createdReply>;
+
+/** One reply per resource of POST apply, in order. */
+const appliedReply = z.object({ items: z.array(createdReply) });
 
 /** GET resources/KIND: one page. An empty parameter counts as absent. */
 const listQuery = z.object({
@@ -164,7 +218,17 @@ const auditEvent = z
   .passthrough();
 export type AuditEventReply = z.output<typeof auditEvent>;
 
-const statusReply = z.object({ cluster_name: z.string(), ca_pin: z.string(), server_version: z.string() });
+const statusReply = z.object({
+  cluster_name: z.string(),
+  ca_pin: z.string(),
+  server_version: z.string(),
+  /**
+   * HOST:PORT for each name of the certificates the operator gave the Auth Service (mwi start
+   * --tls-cert, mwi.yaml https_keypairs): tbot may join through one as `--proxy-server`, verifying
+   * it with the system trust store, without a CA pin. Absent when there are none.
+   */
+  public_addrs: z.array(z.string()).optional(),
+});
 export type StatusReply = z.output<typeof statusReply>;
 
 /** GET ca/TYPE: a CA's public part as its consumers read it (see `tctl ca export`). */
@@ -224,6 +288,13 @@ export const ADMIN_ROUTES = {
     path: `${PATHS.admin}/resources`,
     body: createResourceRequest,
     reply: createdReply,
+  },
+  apply: {
+    method: 'POST',
+    path: `${PATHS.admin}/apply`,
+    body: applyRequest,
+    reply: appliedReply,
+    maxBody: MAX_APPLY_BODY,
   },
   listResources: { method: 'GET', path: `${PATHS.admin}/resources/:kind`, query: listQuery, reply: pageReply },
   getResource: { method: 'GET', path: `${PATHS.admin}/resources/:kind/:name`, reply: resourceReply },

@@ -13,6 +13,8 @@ export interface RouteSpec {
   body?: z.ZodTypeAny;
   query?: z.ZodTypeAny;
   reply?: z.ZodTypeAny;
+  /** Largest body the route reads, in bytes (default 64 KiB). */
+  maxBody?: number;
 }
 
 /** The parameter names of a path pattern: `/a/:kind/:name` gives 'kind' | 'name'. */

@@ -1,29 +1,32 @@
 import { randomUUID } from 'node:crypto';
-import type {
-  AddBotRequest,
-  AddTokenRequest,
-  AuditEventReply,
-  AuditQuery,
-  CreatedReply,
-  JoinTokenReply,
-  Page,
-  SignHostRequest,
-  StatusReply,
-  UpdateBotRequest,
+import {
+  ID_FORM_SECRET,
+  REVISION_HEADER,
+  TOKEN_ID_FORM,
+  type AddBotRequest,
+  type AddTokenRequest,
+  type ApplyRequest,
+  type AuditEventReply,
+  type AuditQuery,
+  type CreatedReply,
+  type JoinTokenReply,
+  type Page,
+  type SignHostRequest,
+  type StatusReply,
+  type UpdateBotRequest,
 } from '../api/admin.js';
-import { checkResource, parseKind, validateResource } from '../api/resources.js';
-import type { Bot, Kind, Lock, Resource, Token } from '../api/resources.js';
+import { parseKind, validateResource } from '../api/resources.js';
+import type { Bot, Kind, Resource, Token } from '../api/resources.js';
 import { NEXT_PAGE_HEADER } from '../api/wire.js';
-import { sha256Hex } from '../crypto/keys.js';
 import { parseSshPublicKey, signSshCertificate } from '../crypto/ssh.js';
 import { BACKDATE_MS } from '../crypto/x509.js';
 import { isMwiError, MwiError } from '../errors.js';
-import { joinMethodInfo, unknownJoinMethod } from '../join/catalog.js';
+import { joinMethodInfo } from '../join/catalog.js';
 import { teleportPlacement } from '../join/placement.js';
-import { prepareTokenSpec } from '../join/token-spec.js';
 import { key } from '../storage/backend.js';
 import { parseDuration } from '../util/duration.js';
 import { VERSION } from '../version.js';
+import { applyResources, checkJoinMethod } from './apply.js';
 import { CA_TYPES, exportCA, type CAType } from './authorities.js';
 import { removeBot } from './bot-removal.js';
 import type { AuthContext } from './context.js';
@@ -58,54 +61,6 @@ function readResource(kind: Kind, stored: string): Resource {
   return kind === 'token' ? publicToken(JSON.parse(stored) as StoredToken) : (JSON.parse(stored) as Resource);
 }
 
-function checkJoinMethod(method: string): void {
-  if (!joinMethodInfo(method)) {
-    throw new MwiError('BAD_REQUEST', unknownJoinMethod(method), { field: 'spec.join_method' });
-  }
-}
-
-/**
- * Turns a validated token into its stored form: a `token`-method name becomes a hash, and the
- * method normalizes its spec (bound_keypair hashes or generates its registration secret, a
- * platform method moves its rules to Teleport's place). Status is the server's: never taken from
- * the input, kept from `previous` on replace. A `token`-method token named by its id (`tctl get`
- * prints no secret) replaces the stored one it names, keeping its secret.
- */
-function storedToken(
-  t: Token,
-  now: number,
-  previous?: StoredToken,
-): { id: string; stored: StoredToken; shownOnce?: Record<string, string>; notes: string[] } {
-  checkJoinMethod(t.spec.join_method);
-  const name = t.metadata.name;
-  const { spec, shownOnce, notes } = prepareTokenSpec(t.spec, now, previous?.spec);
-  const { status: _server, ...given } = t;
-  const base: StoredToken = {
-    ...given,
-    spec: spec as Token['spec'],
-    ...(previous?.status ? { status: previous.status } : {}),
-  };
-  if (joinMethodInfo(t.spec.join_method)!.secretName) {
-    if (SECRET_ID.test(name)) return { id: name, stored: { ...base, secret_hash: previous!.secret_hash! }, notes };
-    if (name.length < 16)
-      throw new MwiError('BAD_REQUEST', 'a join secret must be at least 16 characters', { field: 'metadata.name' });
-    const id = tokenId(name, t.spec.join_method);
-    const stored = { ...base, metadata: { ...t.metadata, name: id }, secret_hash: sha256Hex(name) };
-    return { id, stored, notes };
-  }
-  if (SECRET_ID.test(name))
-    throw new MwiError('BAD_REQUEST', 'names of the form h-<16 hex> are reserved for hashed tokens', {
-      field: 'metadata.name',
-    });
-  return { id: name, stored: base, ...(shownOnce ? { shownOnce } : {}), notes };
-}
-
-/** Why a token named by an id (`h-<16 hex>`) that is not stored cannot be created. */
-const BY_ID_NOT_FOUND = (id: string): string =>
-  `token ${JSON.stringify(id)} not found: a name of the form h-<16 hex> is the id tctl get prints for a token ` +
-  'named by its secret (mwi keeps only a hash of the secret, where Teleport prints the secret itself), so it ' +
-  'can only replace that stored token; make a new one with tctl tokens add';
-
 /** Paging of a listing (see AdminApi.list). */
 interface PageOptions {
   startAfter?: string | undefined;
@@ -115,7 +70,14 @@ interface PageOptions {
 
 /** The admin API's handlers (the routes are in routes.ts); `user` is the administrator calling. */
 export class AdminApi {
-  constructor(private readonly ctx: AuthContext) {}
+  /**
+   * `publicAddrs`: HOST:PORT for each name of the operator's certificates (status tells tctl, which
+   * prints a `--proxy-server` start line with one).
+   */
+  constructor(
+    private readonly ctx: AuthContext,
+    private readonly publicAddrs: () => string[] = () => [],
+  ) {}
 
   private audit(
     event: 'resource.created' | 'resource.updated' | 'resource.deleted' | 'lock.created' | 'lock.deleted',
@@ -126,105 +88,32 @@ export class AdminApi {
   }
 
   status(): StatusReply {
-    return { cluster_name: this.ctx.cas.clusterName, ca_pin: this.ctx.cas.caPin, server_version: VERSION };
+    const publicAddrs = this.publicAddrs();
+    return {
+      cluster_name: this.ctx.cas.clusterName,
+      ca_pin: this.ctx.cas.caPin,
+      server_version: VERSION,
+      ...(publicAddrs.length > 0 ? { public_addrs: publicAddrs } : {}),
+    };
   }
 
   /**
-   * Creates (or with `upsert`, replaces) a role, bot, token or lock. The reply's notes say what
-   * of the input was ignored or moved (tctl prints them).
+   * Creates (or with `upsert`, replaces) a role, bot, token or lock; with `expectedRevision`,
+   * only if the stored one still has it (tctl edit). The reply's notes say what of the input was
+   * ignored or moved (tctl prints them).
    */
-  async create(input: unknown, upsert: boolean, user: string): Promise<CreatedReply> {
-    const checked = checkResource(input);
-    const res = checked.resource;
-    let k: string;
-    let value: unknown = res;
-    let name = res.metadata.name;
-    let shownOnce: Record<string, string> | undefined;
-    let notes = checked.notes;
-    /** A replaced token or bot as read: written back only if nothing changed it meanwhile (a join, a removal). */
-    let replacing: { revision: number } | undefined;
-    const reply = (): CreatedReply => ({
-      kind: res.kind,
-      name,
-      ...(shownOnce ? { shown_once: shownOnce } : {}),
-      ...(notes.length ? { notes: notes.map((n) => `${res.kind} ${JSON.stringify(name)}: ${n}`) } : {}),
-    });
-    if (res.kind === 'token') {
-      // Teleport's order is the token first, then `tctl bots add NAME --token TOKEN`: a token may
-      // name a bot that does not exist yet (a join with it is refused until the bot exists)
-      checkJoinMethod(res.spec.join_method);
-      if (!(await this.ctx.bots.fresh(res.spec.bot_name))) {
-        // never the name of a token whose name is its secret: notes are printed
-        const bind = joinMethodInfo(res.spec.join_method)!.secretName ? '' : ` --token ${res.metadata.name}`;
-        notes = [
-          ...notes,
-          `bot ${JSON.stringify(res.spec.bot_name)} does not exist yet: joins with this token are refused until ` +
-            `it does (tctl bots add ${res.spec.bot_name} --roles ...${bind})`,
-        ];
-      }
-      const byId = joinMethodInfo(res.spec.join_method)!.secretName && SECRET_ID.test(res.metadata.name);
-      const id0 = byId ? res.metadata.name : tokenId(res.metadata.name, res.spec.join_method);
-      const prev = upsert || byId ? await this.ctx.backend.get(tokenKey(id0)) : undefined;
-      if (byId && !prev)
-        throw new MwiError('NOT_FOUND', BY_ID_NOT_FOUND(res.metadata.name), { field: 'metadata.name' });
-      const prepared = storedToken(res, this.ctx.now(), prev ? (JSON.parse(prev.value) as StoredToken) : undefined);
-      k = tokenKey(prepared.id);
-      value = prepared.stored;
-      name = prepared.id;
-      shownOnce = prepared.shownOnce;
-      notes = [...notes, ...prepared.notes];
-      replacing = upsert ? prev : undefined;
-    } else if (res.kind === 'bot') {
-      for (const r of res.spec.roles)
-        if (!(await this.ctx.roles.fresh(r)))
-          throw new MwiError('NOT_FOUND', `role ${JSON.stringify(r)} does not exist`, { field: 'spec.roles' });
-      k = key('bots', name);
-      const prev = upsert ? await this.ctx.backend.get(k) : undefined;
-      // the uid is the server's: a new bot gets a new one, a replaced bot keeps its own (a bot
-      // stored before uids existed keeps none, so its instances stay valid)
-      const uid = prev ? (JSON.parse(prev.value) as Bot).status?.uid : randomUUID();
-      const { status: _ignored, ...rest } = res;
-      value = { ...rest, ...(uid ? { status: { uid } } : {}) };
-      // conditional: a removal in between must not be undone with the old uid
-      replacing = prev;
-    } else if (res.kind === 'lock') {
-      // who and when: kept when given (a lock re-applied from tctl get stays as it was), as in Teleport
-      const { created, ...spec } = res.spec;
-      const createdAt = spec.created_at ?? created ?? new Date(this.ctx.now()).toISOString();
-      const lock: Lock = { ...res, spec: { ...spec, created_by: spec.created_by ?? user, created_at: createdAt } };
-      value = lock;
-      k = key('locks', name);
-    } else {
-      k = key('roles', name);
-    }
-    const text = JSON.stringify(value);
-    if (replacing) {
-      try {
-        await this.ctx.backend.compareAndSwap(k, replacing.revision, text);
-      } catch (err) {
-        if (isMwiError(err, 'COMPARE_FAILED'))
-          throw new MwiError('COMPARE_FAILED', `${res.kind} ${JSON.stringify(name)} changed concurrently; try again`);
-        throw err;
-      }
-    } else if (upsert) await this.ctx.backend.put(k, text);
-    else {
-      try {
-        await this.ctx.backend.create(k, text);
-      } catch (err) {
-        if (isMwiError(err, 'ALREADY_EXISTS'))
-          throw new MwiError(
-            'ALREADY_EXISTS',
-            `${res.kind} ${JSON.stringify(name)} already exists (use --force to replace it)`,
-          );
-        throw err;
-      }
-    }
-    this.audit(
-      res.kind === 'lock' ? 'lock.created' : upsert ? 'resource.updated' : 'resource.created',
-      `${res.kind}/${name}`,
-      user,
-    );
-    return reply();
+  async create(input: unknown, upsert: boolean, user: string, expectedRevision?: string): Promise<CreatedReply> {
+    const [reply] = await applyResources(this.ctx, [{ resource: input, expectedRevision }], upsert, user, 'none');
+    return reply!;
+  }
+
+  /**
+   * Writes several resources, all or none (tctl create FILE): a refused one is a BAD_CONFIG
+   * naming its document, and nothing is written (see applyResources).
+   */
+  async apply(body: ApplyRequest, user: string): Promise<{ items: CreatedReply[] }> {
+    const items = body.resources.map((r) => ({ resource: r.resource, expectedRevision: r.expected_revision }));
+    return { items: await applyResources(this.ctx, items, body.upsert, user, 'documents') };
   }
 
   /**
@@ -271,6 +160,17 @@ export class AdminApi {
   }
 
   async get(kindText: string, name: string): Promise<Resource> {
+    return (await this.getItem(kindText, name)).resource;
+  }
+
+  /** GET resources/KIND/NAME: the resource, its storage revision in the REVISION_HEADER (for tctl edit). */
+  async getJson(kindText: string, name: string): Promise<RawJson> {
+    const { resource, revision } = await this.getItem(kindText, name);
+    return new RawJson(JSON.stringify(resource), revision !== undefined ? { [REVISION_HEADER]: String(revision) } : {});
+  }
+
+  /** A resource and its storage revision (none for a bot instance found by its ID alone). */
+  private async getItem(kindText: string, name: string): Promise<{ resource: Resource; revision?: number }> {
     const kind = parseKind(kindText);
     if (kind === 'bot_instance' && name.includes('/')) {
       // BOT/ID, as Teleport names them: one read
@@ -278,7 +178,7 @@ export class AdminApi {
       const item =
         bot && id && more.length === 0 ? await this.ctx.backend.get(key('bot_instances', bot, id)) : undefined;
       if (!item) throw new MwiError('NOT_FOUND', `bot_instance ${JSON.stringify(name)} not found`);
-      return JSON.parse(item.value) as Resource;
+      return { resource: JSON.parse(item.value) as Resource, revision: item.revision };
     }
     if (kind === 'bot_instance') {
       // instances are keyed by bot: without the bot name this walks the pages
@@ -286,7 +186,7 @@ export class AdminApi {
       do {
         const page = await this.list('bot_instance', { limit: MAX_PAGE, ...(startAfter ? { startAfter } : {}) });
         const found = page.items.find((i) => i.metadata.name === name);
-        if (found) return found;
+        if (found) return { resource: found };
         startAfter = page.next;
       } while (startAfter);
       throw new MwiError('NOT_FOUND', `bot_instance ${JSON.stringify(name)} not found`);
@@ -294,7 +194,7 @@ export class AdminApi {
     const item = await this.ctx.backend.get(await this.resourceKey(kind, name));
     if (!item)
       throw new MwiError('NOT_FOUND', `${kind} ${JSON.stringify(kind === 'token' ? '(hidden)' : name)} not found`);
-    return readResource(kind, item.value);
+    return { resource: readResource(kind, item.value), revision: item.revision };
   }
 
   private async resourceKey(kind: Kind, name: string): Promise<string> {
@@ -331,7 +231,10 @@ export class AdminApi {
     if (ttlMs === undefined || ttlMs <= 0)
       throw new MwiError('BAD_REQUEST', 'expected a duration such as 30m or 24h', { field: 'ttl' });
     const secretName = joinMethodInfo(method)!.secretName;
-    // a chosen secret (Teleport's --value) is checked and hashed like any other by create
+    // a chosen secret (Teleport's --value) is checked and hashed like any other by create; the
+    // id form is refused here, where it can only be meant as a secret (create reads it as an id)
+    if (secretName && body.name !== undefined && TOKEN_ID_FORM.test(body.name))
+      throw new MwiError('BAD_REQUEST', ID_FORM_SECRET, { field: 'name' });
     const name = body.name ?? (secretName ? newSecret() : `${body.bot_name}-${randomUUID().slice(0, 8)}`);
     const expires = new Date(this.ctx.now() + ttlMs).toISOString();
     const spec = { ...body.spec, roles: ['Bot'], join_method: method, bot_name: body.bot_name };

@@ -7,16 +7,17 @@ import type { Logger } from '../util/log.js';
 const MAX_BODY = 64 * 1024;
 
 /**
- * Reads a JSON body of at most 64 KiB. A body announced larger is refused before it is read; a
- * body that has not fully arrived `timeoutMs` after reading started is refused and the
+ * Reads a JSON body of at most `maxBody` bytes (default 64 KiB). A body announced larger is
+ * refused before it is read; a body that has not fully arrived `timeoutMs` after reading started is refused and the
  * connection destroyed (a client trickling bytes holds nothing for long).
  */
 export async function readJson(
   req: IncomingMessage,
   timeoutMs: number = DEFAULT_HTTP_LIMITS.bodyTimeoutMs,
+  maxBody: number = MAX_BODY,
 ): Promise<unknown> {
   const announced = Number(req.headers['content-length'] ?? 0);
-  if (announced > MAX_BODY) throw new MwiError('BAD_REQUEST', `request body over ${MAX_BODY} bytes`);
+  if (announced > maxBody) throw new MwiError('BAD_REQUEST', `request body over ${maxBody} bytes`);
   const chunks: Buffer[] = [];
   let size = 0;
   let late = false;
@@ -27,7 +28,7 @@ export async function readJson(
   try {
     for await (const chunk of req as AsyncIterable<Buffer>) {
       size += chunk.length;
-      if (size > MAX_BODY) throw new MwiError('BAD_REQUEST', `request body over ${MAX_BODY} bytes`);
+      if (size > maxBody) throw new MwiError('BAD_REQUEST', `request body over ${maxBody} bytes`);
       chunks.push(chunk);
     }
   } catch (err) {

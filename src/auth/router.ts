@@ -118,7 +118,7 @@ export class Router {
         ? parseWith(q, queryValues(target.query), { code: 'BAD_REQUEST', root: 'query' })
         : undefined;
       // the body is read only now: a request refused above never has it read
-      const json = b ? await readJson(req, this.bodyTimeoutMs) : undefined;
+      const json = b ? await readJson(req, this.bodyTimeoutMs, r.spec.maxBody) : undefined;
       const body: unknown = b ? parseWith(b, json, { code: 'BAD_REQUEST', root: 'body' }) : undefined;
       return r.handle({ req, remote, caller, params, query, body });
     }

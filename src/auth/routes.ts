@@ -30,8 +30,8 @@ const TBOT_ROUTES = {
  * Every route of the Auth Service: the admin API (an admin identity for anything under
  * /v1/admin/, matched or not), then tbot's. A new API (a web dashboard, say) is another area.
  */
-export function authRoutes(ctx: AuthContext): Area[] {
-  const admin = new AdminApi(ctx);
+export function authRoutes(ctx: AuthContext, opts: { publicAddrs?: () => string[] } = {}): Area[] {
+  const admin = new AdminApi(ctx, opts.publicAddrs);
   return [
     {
       prefix: `${PATHS.admin}/`,
@@ -43,12 +43,13 @@ export function authRoutes(ctx: AuthContext): Area[] {
       routes: [
         route(ADMIN_ROUTES.status, 'admin', () => admin.status()),
         route(ADMIN_ROUTES.createResource, 'admin', ({ body, caller }) =>
-          admin.create(body.resource, body.upsert, caller.user),
+          admin.create(body.resource, body.upsert, caller.user, body.expected_revision),
         ),
+        route(ADMIN_ROUTES.apply, 'admin', ({ body, caller }) => admin.apply(body, caller.user)),
         route(ADMIN_ROUTES.listResources, 'admin', ({ params, query }) =>
           admin.listJson(params.kind, { bot: query.bot, startAfter: query.start_after, limit: query.limit }),
         ),
-        route(ADMIN_ROUTES.getResource, 'admin', ({ params }) => admin.get(params.kind, params.name)),
+        route(ADMIN_ROUTES.getResource, 'admin', ({ params }) => admin.getJson(params.kind, params.name)),
         route(ADMIN_ROUTES.deleteResource, 'admin', async ({ params, caller }) => {
           await admin.remove(params.kind, params.name, caller.user);
           return { ok: true as const };

@@ -201,7 +201,8 @@ export class AuthServer {
         }
         socket.once('close', () => sources.connections.release(key));
       });
-      const router = new Router(authRoutes(ctx), limits.bodyTimeoutMs);
+      const publicAddrs = () => certs.publicAddrs((server.address() as AddressInfo).port);
+      const router = new Router(authRoutes(ctx, { publicAddrs }), limits.bodyTimeoutMs);
       const auth = new AuthServer(ctx, server, log, [], router, sources, certs, keypairFiles);
       // every request goes through the one guard: nothing a request does can end the process
       server.on(

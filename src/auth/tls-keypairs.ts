@@ -141,6 +141,24 @@ export class ServingCertificates {
     this.operator = pairs.map((p) => ({ leaf: p.leaf, pair: { cert: p.cert, key: p.key }, context: this.context(p) }));
   }
 
+  /**
+   * HOST:PORT for each name the operator's certificates are for (DNS names without wildcards,
+   * then IP addresses), in their order, each once: the addresses a client may reach the Auth
+   * Service by and verify with its trust store (tctl prints one as tbot's `--proxy-server`).
+   */
+  publicAddrs(port: number): string[] {
+    const dns: string[] = [];
+    const ips: string[] = [];
+    for (const { leaf } of this.operator) {
+      for (const m of (leaf.subjectAltName ?? '').matchAll(/(?:^|, )(DNS|IP Address):([^,\s"]+)/g)) {
+        const [, type, name] = m as unknown as [string, string, string];
+        if (type === 'DNS' && !name.includes('*')) dns.push(name.toLowerCase());
+        else if (type === 'IP Address') ips.push(name.includes(':') ? `[${name.toLowerCase()}]` : name);
+      }
+    }
+    return [...new Set([...dns, ...ips])].map((host) => `${host}:${port}`);
+  }
+
   /** The default context's options: for `https.createServer` and `server.setSecureContext`. */
   options(): ServingPair & { ca: string[] } {
     return { ...(this.operator[0]?.pair ?? this.own.pair), ca: this.clientCa };

@@ -1,6 +1,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { sha256Hex } from '../crypto/keys.js';
 import { joinMethodInfo } from '../join/catalog.js';
+import { TOKEN_ID_FORM } from '../api/admin.js';
 import { key } from '../storage/backend.js';
 import type { Token } from '../api/resources.js';
 
@@ -27,7 +28,8 @@ export function newSecret(): string {
   return randomBytes(16).toString('hex');
 }
 
-export const SECRET_ID = /^h-[0-9a-f]{16}$/;
+/** The id form (`h-<16 hex>`), reserved: a name of this form is always an id, never a secret. */
+export const SECRET_ID = TOKEN_ID_FORM;
 
 /**
  * A keyed fingerprint of a token name a caller sent, for the audit log when the name matches no

@@ -52,7 +52,12 @@ Flags (start, configure):
       --renewal-interval D    how often to renew (default 20m, less than the TTL)
       --oneshot               join, write outputs once, exit
       --insecure              trust the Auth Service without a CA pin (unsafe)
+      --join-uri URI          tbot+proxy+METHOD://TOKEN[:PARAM]@HOST:PORT (or tbot+auth+...): address, join
+                              method, token and its parameter in one, as Teleport prints it (tbot.yaml join_uri)
       --registration-secret S bound_keypair registration secret (or a file path; or $TBOT_REGISTRATION_SECRET)
+      --registration-secret-path FILE
+                              the same, read from FILE (not with --registration-secret)
+      --static-key-path FILE  bound_keypair static private key (PEM) from FILE (or $TBOT_BOUND_KEYPAIR_STATIC_KEY)
       --diag-addr HOST:PORT   serve /livez, /readyz, /readyz/<service>, /metrics (daemon)
   -d, --debug                 debug logging ($TBOT_DEBUG=true; tbot.yaml debug: true)
       --log-format FORMAT     text (default) or json: one JSON object per log line
@@ -78,6 +83,9 @@ const OPTIONS = {
   oneshot: { type: 'boolean' },
   insecure: { type: 'boolean' },
   'registration-secret': { type: 'string' },
+  'registration-secret-path': { type: 'string' },
+  'static-key-path': { type: 'string' },
+  'join-uri': { type: 'string' },
   'diag-addr': { type: 'string' },
   'reader-user': { type: 'string', multiple: true },
   'reader-group': { type: 'string', multiple: true },

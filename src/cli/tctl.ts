@@ -39,11 +39,13 @@ Commands:
                                           or - for stdin) or on a refused join's claims, each shown; creates
                                           nothing; exit 0 if it would join, 1 if not
   create [FILE] [-f|--force]              create roles, bots, tokens, locks (YAML, --- separated; no FILE
-                                          or - reads stdin); -f replaces existing ones
+                                          or - reads stdin); -f replaces existing ones; a file is applied
+                                          all or none
   get RESOURCES                           print resources: KIND[/NAME] (kinds: roles, bots, tokens, locks,
                                           bot_instances; an instance is bot_instance/BOT/ID or
                                           bot_instance/ID), several separated by commas, or all
   edit KIND/NAME                          edit a resource in $EDITOR ($VISUAL, vi) and apply it as create -f
+                                          (refused if it was changed meanwhile)
   rm KIND/NAME                            delete a resource (also: del)
   bound-keypair rotate TOKEN              make the bot rotate its bound keypair at its next renewal
   lock (--user bot-NAME | --bot-instance-id ID | --join-token NAME) [--message TEXT]

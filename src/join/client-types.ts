@@ -29,6 +29,8 @@ export interface ClientOptionsContext {
    * secrets in tbot.yaml and flags. `field` names the setting in errors. A plain function.
    */
   secret: (value: string | undefined, field: string) => string | undefined;
+  /** Logged as a warning when tbot starts (never with a secret in it). */
+  warn?: (message: string) => void;
 }
 
 /**
@@ -39,6 +41,12 @@ export interface ClientOptions<B = unknown> {
   schema: z.ZodType<B, z.ZodTypeDef, unknown>;
   /** tbot flags that set a key of the block: flag name -> key. */
   flags?: Readonly<Record<string, string>>;
+  /**
+   * The key of the block a join URI's parameter sets (`tbot+proxy+METHOD://TOKEN:PARAMETER@...`,
+   * as in Teleport), and keys of the block that may not be given with it. Without it, a parameter
+   * is ignored with a warning.
+   */
+  uriParameter?: { key: string; conflicts?: readonly string[] };
   /**
    * Reads the secrets the block points to (files) or the environment holds. `block` is undefined
    * when tbot.yaml has none. Without `resolve`, the block is passed as it is.

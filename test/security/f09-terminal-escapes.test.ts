@@ -130,7 +130,8 @@ describe('finding 9: terminal escape injection through self-reported fields', ()
     const file = join(c.dir, 'f09-role.yaml');
     writeFileSync(file, `kind: role\nversion: "\\e[31mv9\\u009b"\nmetadata: { name: f09 }\nspec: {}\n`);
     const r = await c.tctl(['create', '-f', file]);
-    assert.equal(r.code, 1);
+    // (issue #11: a refused resource is a user error, exit 2; was 1)
+    assert.equal(r.code, 2);
     assert.match(r.stderr, /^ERROR: /);
     assertSafe(r.stderr, 'tctl create error');
   });

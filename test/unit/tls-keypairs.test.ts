@@ -22,7 +22,7 @@ describe('the operator certificate files (--tls-cert/--tls-key, https_keypairs)'
   after(() => dir.cleanup());
 
   /** A server certificate for `dns`, valid for an hour from `now`, written as NAME.pem / NAME.key. */
-  async function keypair(name: string, dns: string[], now = Date.now()): Promise<KeypairFiles> {
+  async function keypair(name: string, dns: string[], now = Date.now(), ips: string[] = []): Promise<KeypairFiles> {
     const keys = await generateKeys('ec-p256');
     const { certPem } = await issueCertificate({
       ca,
@@ -31,6 +31,7 @@ describe('the operator certificate files (--tls-cert/--tls-key, https_keypairs)'
       ttlMs: HOUR,
       usage: 'server',
       dnsNames: dns,
+      ipAddresses: ips,
       now,
     });
     const certFile = join(dir.path, `${name}.pem`);
@@ -82,6 +83,27 @@ describe('the operator certificate files (--tls-cert/--tls-key, https_keypairs)'
     assert.notEqual(certs.pick('a.other.example'), certs.pick(AUTH_SERVER_NAME));
     assert.notEqual(certs.pick('a.other.example'), undefined);
     assert.equal(certs.pick('unknown.example'), undefined, 'the default');
+  });
+
+  it("publicAddrs: the operator certificates' names with the port, DNS first, no wildcard, each once", async () => {
+    const own = loadKeypair(await keypair('own2', [AUTH_SERVER_NAME]), Date.now());
+    const certs = new ServingCertificates([ca.certPem], { cert: own.cert, key: own.key });
+    assert.deepEqual(certs.publicAddrs(443), [], 'none without an operator certificate (its own is no public one)');
+    const a = loadKeypair(
+      await keypair('pa', ['MWI.example.com', '*.example.com'], Date.now(), ['203.0.113.7']),
+      Date.now(),
+    );
+    const b = loadKeypair(
+      await keypair('pb', ['mwi.example.com', 'alt.example.com'], Date.now(), ['2001:db8::1']),
+      Date.now(),
+    );
+    certs.setOperator([a, b]);
+    assert.deepEqual(certs.publicAddrs(443), [
+      'mwi.example.com:443',
+      'alt.example.com:443',
+      '203.0.113.7:443',
+      '[2001:db8:0:0:0:0:0:1]:443',
+    ]);
   });
 });
 

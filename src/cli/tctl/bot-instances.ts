@@ -1,7 +1,7 @@
 import type { BotInstance } from '../../api/resources.js';
 import { joinMethodInfo } from '../../join/catalog.js';
 import { usageError } from '../common.js';
-import { printJoinToken } from './join-help.js';
+import { joinAddresses, printJoinToken } from './join-help.js';
 import { ago, printPages } from './format.js';
 import { cell, print, toJson } from './output.js';
 import { need, type Command } from './shared.js';
@@ -82,7 +82,7 @@ export async function botInstances({ admin, positionals, values, format }: Comma
     await admin.get('bot', bot);
     if (values.token === undefined) {
       const out = await admin.addToken({ bot_name: bot, join_method: 'token', ttl: values.ttl ?? '1h' });
-      return printJoinToken(out, admin.addrs.join(','), format);
+      return printJoinToken(out, await joinAddresses(admin, format), format);
     }
     const t = await admin.get('token', values.token);
     if (joinMethodInfo(t.spec.join_method)?.secretName)
@@ -96,7 +96,7 @@ export async function botInstances({ admin, positionals, values, format }: Comma
         `token ${JSON.stringify(values.token)} is for bot ${JSON.stringify(t.spec.bot_name)}`,
         '--token',
       );
-    const { ca_pin } = await admin.status();
+    const { ca_pin, public_addrs: publicAddrs } = await admin.status();
     const reply = {
       token: t.metadata.name,
       id: t.metadata.name,
@@ -105,7 +105,7 @@ export async function botInstances({ admin, positionals, values, format }: Comma
       ...(t.metadata.expires ? { expires: t.metadata.expires } : {}),
       ca_pins: [ca_pin],
     };
-    return printJoinToken(reply, admin.addrs.join(','), format, true);
+    return printJoinToken(reply, { auth: admin.addrs.join(','), proxy: publicAddrs?.[0] }, format, true);
   }
   throw usageError('expected "tctl bots instances ls [BOT]", "show BOT/ID" or "add BOT [--token NAME]"');
 }

@@ -2,7 +2,7 @@ import type { Bot } from '../../api/resources.js';
 import { usageError } from '../common.js';
 import { botInstances } from './bot-instances.js';
 import { printResources } from './format.js';
-import { printJoinToken } from './join-help.js';
+import { joinAddresses, printJoinToken } from './join-help.js';
 import { cell, print } from './output.js';
 import { list, need, type Command } from './shared.js';
 
@@ -33,7 +33,7 @@ export async function bots({ admin, sub, positionals, values, format }: Command)
       ...(values.token !== undefined ? { token: values.token } : {}),
     });
     if (values.token !== undefined && format !== 'json') print(`bot "${cell(name)}" has been created\n`);
-    printJoinToken(out, admin.addrs.join(','), format, values.token !== undefined);
+    printJoinToken(out, await joinAddresses(admin, format), format, values.token !== undefined);
     return;
   }
   if (sub === 'rm') {

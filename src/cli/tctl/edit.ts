@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AdminClient } from '../../api/admin-client.js';
-import { MwiError } from '../../errors.js';
+import { isMwiError, MwiError } from '../../errors.js';
 import { usageError } from '../common.js';
 import { cell, print, toYaml } from './output.js';
 import { parseNamedRef } from './refs.js';
@@ -28,15 +28,17 @@ function runEditor(editor: string, file: string): void {
 
 /**
  * `tctl edit KIND/NAME`: the resource as YAML in a private temporary file, opened in the editor;
- * what is saved is applied as `tctl create --force` applies it (the Auth Service checks it). An
- * unchanged file writes nothing. When the result is refused, the file is kept and its path given,
- * so no edit is lost.
+ * what is saved is applied as `tctl create --force` applies it (the Auth Service checks it), but
+ * only if the stored resource is still the one that was read: a change made meanwhile (another
+ * administrator, a join that updated a token's status) is never overwritten. An unchanged file
+ * writes nothing. When the result is refused, the file is kept and its path given, so no edit is
+ * lost.
  */
 export async function editCommand(admin: AdminClient, arg: string | undefined, env: NodeJS.ProcessEnv): Promise<void> {
   const ref = parseNamedRef(arg);
   if (ref.kind === 'bot_instance')
     throw usageError('bot instances are made by joins: they cannot be edited', 'KIND/NAME');
-  const current = await admin.get(ref.kind, ref.name);
+  const { resource: current, revision } = await admin.getWithRevision(ref.kind, ref.name);
   if (current.kind === 'token' && secretNamed(current))
     throw usageError(
       `token ${JSON.stringify(ref.name)} uses join method ${current.spec.join_method}, whose secret mwi stores only ` +
@@ -64,9 +66,22 @@ export async function editCommand(admin: AdminClient, arg: string | undefined, e
         `tctl edit changes one ${current.kind} in place: keep its kind and metadata.name (to rename, create the new ` +
           'one with tctl create and remove the old one)',
       );
-    await applyResources(admin, edited, true);
+    await applyResources(admin, edited, { force: true, expectedRevisions: [revision] });
     done = true;
   } catch (err) {
+    // the conditional write found another revision: someone changed (or removed) it meanwhile
+    if (isMwiError(err, 'COMPARE_FAILED')) {
+      const what = `${ref.kind} ${JSON.stringify(ref.name)}`;
+      throw new MwiError(
+        'COMPARE_FAILED',
+        / was removed /.test(err.message)
+          ? `${what} was removed by someone else while you edited it; your edit is kept in ${file}: ` +
+              `tctl create ${file} makes it again`
+          : `${what} was changed by someone else while you edited it; your edit is kept in ${file}: run tctl ` +
+              'edit again',
+        { cause: err },
+      );
+    }
     if (err instanceof Error) err.message = `${err.message} (your edits are kept in ${file})`;
     throw err;
   } finally {

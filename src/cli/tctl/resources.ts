@@ -1,7 +1,6 @@
 import { existsSync } from 'node:fs';
 import type { AdminClient } from '../../api/admin-client.js';
 import type { Resource } from '../../api/resources.js';
-import { isMwiError } from '../../errors.js';
 import { joinMethodInfo } from '../../join/catalog.js';
 import type { Format } from './format.js';
 import { printResources } from './format.js';
@@ -9,36 +8,37 @@ import { cell, print, printNote, warn } from './output.js';
 import { ALL_KINDS, parseNamedRef, parseRefs } from './refs.js';
 import { readResources } from './resources-yaml.js';
 
-/** Whether a resource of this kind and name exists (only to say "created" or "updated"). */
-async function exists(admin: AdminClient, resource: Record<string, unknown>): Promise<boolean> {
-  const { kind, metadata } = resource as { kind?: unknown; metadata?: { name?: unknown } };
-  if (typeof kind !== 'string' || typeof metadata?.name !== 'string') return false;
-  try {
-    await admin.get(kind, metadata.name);
-    return true;
-  } catch (err) {
-    // anything else (a bad kind, say) is for the create that follows to report
-    if (isMwiError(err)) return false;
-    throw err;
-  }
+/** How applyResources writes. */
+export interface ApplyOptions {
+  /** Replace resources that exist (otherwise the whole file is refused, naming the one that exists). */
+  force: boolean;
+  /** The storage revision of each resource, by index, as it was read (tctl edit): written only if unchanged. */
+  expectedRevisions?: ReadonlyArray<string | undefined>;
+  /** Called, before anything is printed, when resources that existed were replaced. */
+  onReplaced?: () => void;
 }
 
 /**
- * Creates resources, printing `KIND "NAME" has been created` (or `updated`, with `force`, for one
- * that existed), as Teleport's tctl does. `beforeReplace` runs before a resource that exists is
- * replaced.
+ * Creates resources, all or none: the Auth Service checks every document before it writes any,
+ * and writes them in one transaction, so a refused document (its error names it) leaves nothing
+ * applied. Then prints `KIND "NAME" has been created` (or `updated`, for one that existed), as
+ * Teleport's tctl does, each resource's shown-once secrets and notes.
  */
 export async function applyResources(
   admin: AdminClient,
   resources: Record<string, unknown>[],
-  force: boolean,
-  beforeReplace: () => void = () => {},
+  opts: ApplyOptions,
 ): Promise<void> {
-  for (const resource of resources) {
-    const existed = force && (await exists(admin, resource));
-    if (existed) beforeReplace();
-    const out = await admin.create(resource, force);
-    print(`${cell(out.kind)} "${cell(out.name)}" has been ${existed ? 'updated' : 'created'}\n`);
+  const { items } = await admin.apply(
+    resources.map((resource, i) => {
+      const revision = opts.expectedRevisions?.[i];
+      return revision !== undefined ? { resource, expected_revision: revision } : { resource };
+    }),
+    opts.force,
+  );
+  if (items.some((out) => out.updated)) opts.onReplaced?.();
+  for (const out of items) {
+    print(`${cell(out.kind)} "${cell(out.name)}" has been ${out.updated ? 'updated' : 'created'}\n`);
     // a secret the Auth Service generated (a bound keypair's registration secret) exists only here
     for (const [k, v] of Object.entries(out.shown_once ?? {}))
       print(`${cell(k)}: ${cell(v)} (shown once: the Auth Service keeps only its hash)\n`);
@@ -49,8 +49,8 @@ export async function applyResources(
 /**
  * The file of `tctl create -f FILE` as mwi wrote it before `-f` meant `--force`: `-f` right
  * before the only argument, an existing file. It is still read (it is the FILE argument), and
- * the person is told, before the first resource that exists is replaced, that such resources
- * are now replaced (where mwi refused before). With `--force` too, the command says what it
+ * the person is told, when resources that existed were replaced, that such resources are now
+ * replaced (where mwi refused before). With `--force` too, the command says what it
  * means and nobody is warned.
  */
 export function legacyForceFile(argv: string[], positionals: string[]): string | undefined {
@@ -69,17 +69,15 @@ export async function createCommand(
   force: boolean,
 ): Promise<void> {
   const legacy = legacyForceFile(argv, positionals);
-  let warned = !legacy;
-  const beforeReplace = () => {
-    if (warned) return;
-    warned = true;
+  const onReplaced = () => {
+    if (!legacy) return;
     warn(
       `warning: -f means --force, as in Teleport's tctl: ${legacy} is read as the FILE argument and resources ` +
         `that exist are replaced (mwi's tctl read -f as the file name and refused to replace). Write ` +
         `"tctl create ${legacy}" to create only.\n`,
     );
   };
-  await applyResources(admin, readResources(positionals[0] ?? '-'), force, beforeReplace);
+  await applyResources(admin, readResources(positionals[0] ?? '-'), { force, onReplaced });
 }
 
 /** Tokens whose name is their secret: mwi keeps only a hash, so they cannot be written back by create. */

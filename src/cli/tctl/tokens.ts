@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs';
+import { ID_FORM_SECRET, TOKEN_ID_FORM } from '../../api/admin.js';
 import { MwiError } from '../../errors.js';
+import { joinMethodInfo } from '../../join/catalog.js';
 import { usageError } from '../common.js';
 import { ago, printResources } from './format.js';
 import { cell, print, printNote, toJson, toYaml } from './output.js';
@@ -48,10 +50,14 @@ export async function tokens(cmd: Command): Promise<number | void> {
       // the same checked path as create -f: plain JSON data or an error naming the file
       spec = parseResources(text, values.spec)[0];
     }
+    const method = values['join-method'] ?? 'token';
+    // the id form is reserved (a re-applied name of that form is an id): refused before anything is sent
+    if (values.value !== undefined && joinMethodInfo(method)?.secretName && TOKEN_ID_FORM.test(values.value))
+      throw usageError(ID_FORM_SECRET, '--value');
     const labels = values.labels !== undefined ? parseLabels(values.labels) : undefined;
     const out = await admin.addToken({
       bot_name: need(values['bot-name'], '--bot-name'),
-      join_method: values['join-method'] ?? 'token',
+      join_method: method,
       ttl: values.ttl ?? '30m',
       ...(spec ? { spec } : {}),
       ...(values.value !== undefined ? { name: values.value } : {}),
@@ -69,7 +75,7 @@ export async function tokens(cmd: Command): Promise<number | void> {
           "Teleport's tokens ls --with-secrets has no counterpart)\n",
       );
     // a secret on tbot's command line is readable by every local user (ps): point to a file
-    if ((values['join-method'] ?? 'token') === 'token') {
+    if (method === 'token') {
       print(
         '(a secret: write it to a file and give tbot the absolute path as --token, or set TELEPORT_BOT_TOKEN; ' +
           'see tctl bots add)\n',

@@ -33,26 +33,67 @@ const BLOCK = 'onboarding.bound_keypair';
 const onboardingBlock = z
   .object({
     registration_secret: z.string().min(1).optional(),
+    /** Teleport's: a file holding the registration secret (relative paths from tbot's directory). */
+    registration_secret_path: z.string().min(1).optional(),
     static_private_key_path: z.string().min(1).optional(),
   })
   .strict();
 
-/** The registration secret and a static key, from tbot.yaml, files or the environment. */
+/** A secret read from a `*_path` file, trimmed; a missing, unreadable or empty file names `field`. */
+function readSecretFile(path: string, field: string): string {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8').trim();
+  } catch (cause) {
+    const reason = (cause as NodeJS.ErrnoException).code ?? String(cause);
+    throw new MwiError('BAD_CONFIG', `cannot read ${path}: ${reason}`, { field });
+  }
+  if (!text) throw new MwiError('BAD_CONFIG', `file ${path} is empty`, { field });
+  return text;
+}
+
+/**
+ * The registration secret and a static key, from tbot.yaml, flags, files or the environment, in
+ * Teleport's order: registration_secret_path (`--registration-secret-path`), then
+ * registration_secret (`--registration-secret`, or the parameter of a join URI; inline or an
+ * absolute file path), then $TBOT_REGISTRATION_SECRET; static_private_key_path
+ * (`--static-key-path`), then $TBOT_BOUND_KEYPAIR_STATIC_KEY. A configured value beats the
+ * variable, with a warning; the path and the value together are an error.
+ */
 const options: ClientOptions<z.infer<typeof onboardingBlock>> = {
   schema: onboardingBlock,
-  flags: { 'registration-secret': 'registration_secret' },
-  resolve(block, { env, secret }) {
+  flags: {
+    'registration-secret': 'registration_secret',
+    'registration-secret-path': 'registration_secret_path',
+    'static-key-path': 'static_private_key_path',
+  },
+  uriParameter: { key: 'registration_secret', conflicts: ['registration_secret_path'] },
+  resolve(block, { env, secret, warn }) {
     const out: Record<string, unknown> = {};
-    const fromBlock = secret(block?.registration_secret, `${BLOCK}.registration_secret`);
-    const registration = fromBlock ?? env.TBOT_REGISTRATION_SECRET;
+    if (block?.registration_secret_path && block.registration_secret)
+      throw new MwiError(
+        'BAD_CONFIG',
+        'give registration_secret_path (--registration-secret-path) or registration_secret ' +
+          "(--registration-secret, or a join URI's parameter), not both, as in Teleport",
+        { field: `${BLOCK}.registration_secret_path` },
+      );
+    const configured = block?.registration_secret_path
+      ? readSecretFile(block.registration_secret_path, `${BLOCK}.registration_secret_path`)
+      : secret(block?.registration_secret, `${BLOCK}.registration_secret`);
+    if (configured && env.TBOT_REGISTRATION_SECRET)
+      warn?.(
+        `${BLOCK}.${block?.registration_secret_path ? 'registration_secret_path' : 'registration_secret'} and ` +
+          '$TBOT_REGISTRATION_SECRET are both set: the configured one is used',
+      );
+    const registration = configured ?? (env.TBOT_REGISTRATION_SECRET || undefined);
     if (registration) out.registration_secret = registration;
     if (block?.static_private_key_path) {
-      try {
-        out.static_private_key = readFileSync(block.static_private_key_path, 'utf8');
-      } catch {
-        const field = `${BLOCK}.static_private_key_path`;
-        throw new MwiError('BAD_CONFIG', `cannot read ${block.static_private_key_path}`, { field });
-      }
+      out.static_private_key = readSecretFile(block.static_private_key_path, `${BLOCK}.static_private_key_path`);
+      if (env.TBOT_BOUND_KEYPAIR_STATIC_KEY)
+        warn?.(
+          `${BLOCK}.static_private_key_path and $TBOT_BOUND_KEYPAIR_STATIC_KEY are both set: the configured one ` +
+            'is used',
+        );
     } else if (env.TBOT_BOUND_KEYPAIR_STATIC_KEY) {
       out.static_private_key = staticKeyFromEnv(env.TBOT_BOUND_KEYPAIR_STATIC_KEY);
     }

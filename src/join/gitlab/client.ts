@@ -8,7 +8,11 @@ const envVarName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an env
 export const gitlabClient: ClientJoinMethod = {
   name: 'gitlab',
   // onboarding.gitlab names the variable
-  options: { schema: z.object({ token_env_var_name: envVarName.optional() }).strict() },
+  // (a join URI's parameter names it too, as in Teleport)
+  options: {
+    schema: z.object({ token_env_var_name: envVarName.optional() }).strict(),
+    uriParameter: { key: 'token_env_var_name' },
+  },
   async payload(ctx) {
     const configured = ctx.options.token_env_var_name;
     const name = typeof configured === 'string' ? configured : 'TBOT_GITLAB_JWT';
