@@ -10,6 +10,8 @@ import {
   type CreatedReply,
   type JoinTokenReply,
   type Page,
+  type SignAdminReply,
+  type SignAdminRequest,
   type SignHostRequest,
   type StatusReply,
   type UpdateBotRequest,
@@ -157,6 +159,11 @@ export class AdminClient {
   /** An OpenSSH host certificate line for an existing host key. */
   async signHost(req: SignHostRequest): Promise<string> {
     return (await this.send(ADMIN_ROUTES.signHost, {}, { body: req })).ssh_cert;
+  }
+
+  /** An operator identity's certificate for `req.public_key` (only the local admin identity may ask). */
+  signAdmin(req: SignAdminRequest): Promise<SignAdminReply> {
+    return this.send(ADMIN_ROUTES.signAdmin, {}, { body: req });
   }
 
   close(): void {

@@ -106,6 +106,12 @@ const BY_ID_NOT_FOUND = (id: string): string =>
   'named by its secret (mwi keeps only a hash of the secret, where Teleport prints the secret itself), so it ' +
   'can only replace that stored token; make a new one with tctl tokens add';
 
+/** A lock's one target as `field:value`, as tctl locks ls shows it. */
+function lockTargetText(t: Lock['spec']['target']): string {
+  const [field, value] = Object.entries(t).find(([, v]) => v) ?? ['', ''];
+  return `${field}:${String(value)}`;
+}
+
 /** Paging of a listing (see AdminApi.list). */
 interface PageOptions {
   startAfter?: string | undefined;
@@ -121,8 +127,9 @@ export class AdminApi {
     event: 'resource.created' | 'resource.updated' | 'resource.deleted' | 'lock.created' | 'lock.deleted',
     resource: string,
     user: string,
+    extra: Record<string, unknown> = {},
   ): void {
-    this.ctx.audit.emit({ event, success: true, resource, user });
+    this.ctx.audit.emit({ event, success: true, resource, user, ...extra });
   }
 
   status(): StatusReply {
@@ -223,6 +230,8 @@ export class AdminApi {
       res.kind === 'lock' ? 'lock.created' : upsert ? 'resource.updated' : 'resource.created',
       `${res.kind}/${name}`,
       user,
+      // what the lock stops and why, for the log line and the audit (event-log.ts)
+      res.kind === 'lock' ? { target: lockTargetText(res.spec.target), message: res.spec.message || undefined } : {},
     );
     return reply();
   }

@@ -9,6 +9,7 @@ import type { AuthContext } from './context.js';
 import { handleChallenge, handleJoin } from './join.js';
 import { handleCerts } from './certs.js';
 import { handleHeartbeat } from './heartbeat.js';
+import { signOperatorIdentity } from './operator-identity.js';
 import { handleRenew } from './renew.js';
 import { route, type Area } from './router.js';
 
@@ -60,6 +61,7 @@ export function authRoutes(ctx: AuthContext): Area[] {
         route(ADMIN_ROUTES.audit, 'admin', ({ query }) => admin.recentEvents(query)),
         route(ADMIN_ROUTES.exportCA, 'admin', ({ params: { type } }) => ({ type, text: admin.exportCA(type) })),
         route(ADMIN_ROUTES.signHost, 'admin', ({ body, caller }) => admin.signHost(body, caller.user)),
+        route(ADMIN_ROUTES.signAdmin, 'admin', ({ body, caller }) => signOperatorIdentity(ctx, body, caller)),
       ],
     },
     {

@@ -3,12 +3,14 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { LOCAL_ADMIN } from '../api/admin.js';
 import { parseAddr } from '../api/client.js';
 import { authInfoPath, type AuthInfo } from '../api/local.js';
 import type { Bot, Role } from '../api/resources.js';
 import { AUTH_SERVER_NAME } from '../api/wire.js';
-import { MwiError } from '../errors.js';
-import type { Backend } from '../storage/backend.js';
+import { failureReason, HTTP_STATUS, isMwiError, MwiError } from '../errors.js';
+import { key, type Backend } from '../storage/backend.js';
 import { openBackend } from '../storage/open.js';
 import { mkdirPrivate, writeFileAtomic } from '../util/fs.js';
 import { guardRequests } from '../util/http-guard.js';
@@ -23,6 +25,9 @@ import { ResourceCache } from './cache.js';
 import { activeLock, openLockCache } from './access.js';
 import type { Claims } from './claims.js';
 import { callerOf, refuseUnverifiedCertificate } from './connection-identity.js';
+import { eventLogger, ObservedAuditLog } from './event-log.js';
+import { operatorLock } from './locks.js';
+import { AuthMetrics, CONNECTION_LIMIT, NO_ROUTE } from './metrics.js';
 import type { AuthContext } from './context.js';
 import { sendError, sendJson } from './http.js';
 import { issueServerCert, LOCAL_REFRESH_MS, writeAdminIdentity } from './local-identity.js';
@@ -65,7 +70,18 @@ export interface AuthServerOptions {
   httpsKeypairs?: KeypairFiles[];
   /** mwi.yaml `https_keypairs_reload_interval`: how often the files are read again (0: only by reloadCertificates). */
   httpsKeypairsReloadMs?: number;
+  /** Where this process's metrics are counted (a new registry if not given): see AuthServer.metrics. */
+  metrics?: AuthMetrics;
 }
+
+/** What /readyz reports: each check, and a reason for each that failed. */
+export interface Readiness {
+  ready: boolean;
+  checks: Record<string, { ok: boolean; reason?: string }>;
+}
+
+/** How long /readyz waits for storage to answer. */
+const STORAGE_CHECK_MS = 2000;
 
 /** Rate and connection limits of one Auth Service process (issue #9, finding 6): see rateLimitKey. */
 interface SourceLimits {
@@ -108,6 +124,8 @@ export class AuthServer {
     private readonly sources: SourceLimits,
     private readonly certs: ServingCertificates,
     private readonly keypairFiles: KeypairFiles[],
+    /** This process's metrics (diag.ts serves them on --diag-addr). */
+    readonly metrics: AuthMetrics,
   ) {}
 
   /** Aborted by close(): a purge under way stops between two batches. */
@@ -135,15 +153,24 @@ export class AuthServer {
     const keypairFiles = opts.httpsKeypairs ?? [];
     const keypairs = keypairFiles.map((f) => loadKeypair(f, now()));
     mkdirPrivate(opts.dataDir);
-    const backend: Backend = await openBackend(opts.storage, opts.dataDir);
+    const metrics = opts.metrics ?? new AuthMetrics();
+    // every storage operation is timed (mwi_storage_operation_duration_seconds)
+    const backend: Backend = metrics.timeBackend(await openBackend(opts.storage, opts.dataDir));
     let audit: AuditLog | undefined;
     let listening: Server | undefined;
     try {
       const cas = await loadAuthorities(backend, opts.clusterName);
       // refused joins and challenges, the events an anonymous flood causes, rotate on their own
-      audit = new SplitAuditLog(
-        new FileAuditLog(join(opts.dataDir, 'audit', 'events.log'), now, opts.audit),
-        new FileAuditLog(join(opts.dataDir, 'audit', 'refusals.log'), now, opts.audit),
+      // each event is also counted (metrics) and, for joins, challenges, renewals and locks,
+      // logged with its reason: the operator reads why without reading the audit log
+      const events = eventLogger(log);
+      audit = new ObservedAuditLog(
+        new SplitAuditLog(
+          new FileAuditLog(join(opts.dataDir, 'audit', 'events.log'), now, opts.audit),
+          new FileAuditLog(join(opts.dataDir, 'audit', 'refusals.log'), now, opts.audit),
+        ),
+        [(e) => metrics.observeEvent(e), (e) => events.observe(e)],
+        () => events.flush(),
       );
       const ctx: AuthContext = {
         backend,
@@ -196,13 +223,15 @@ export class AuthServer {
         const key = sourceKey(socket.remoteAddress ?? '');
         if (!sources.connections.acquire(key)) {
           sources.refusals.add(key);
+          metrics.refused(CONNECTION_LIMIT);
           socket.destroy();
           return;
         }
         socket.once('close', () => sources.connections.release(key));
       });
       const router = new Router(authRoutes(ctx), limits.bodyTimeoutMs);
-      const auth = new AuthServer(ctx, server, log, [], router, sources, certs, keypairFiles);
+      metrics.init(ctx.methods, router.routeNames());
+      const auth = new AuthServer(ctx, server, log, [], router, sources, certs, keypairFiles, metrics);
       // every request goes through the one guard: nothing a request does can end the process
       server.on(
         'request',
@@ -263,14 +292,19 @@ export class AuthServer {
   }
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const start = performance.now();
     const remote = req.socket.remoteAddress ?? '';
     let path = '(unparsed)';
+    const matched: { route?: string } = {};
+    /** The operator a request with an operator identity speaks as: each use is audited under that name. */
+    let operator: string | undefined;
     try {
       const now = this.ctx.now();
+      const caller = callerOf(req, now, 'anyone');
       // every caller but an administrator draws on a bucket before anything is parsed, read or
       // stored for it (issue #9, finding 6: callers filled the disk): an unlocked bot on its
       // instance's own, anyone else on its source address's
-      const limitKey = rateLimitKey(this.ctx, callerOf(req, now, 'anyone'), remote);
+      const limitKey = rateLimitKey(this.ctx, caller, remote);
       if (limitKey !== undefined) {
         const refused = this.limitSource(limitKey, res);
         if (refused) {
@@ -283,12 +317,79 @@ export class AuthServer {
           throw refused.error;
         }
       }
+      if (caller?.kind === 'admin' && caller.user !== LOCAL_ADMIN) {
+        operator = caller.user;
+        // an operator identity is revoked by a lock on its name, for every request (locks.ts)
+        const lock = operatorLock(this.ctx, operator);
+        if (lock) throw new MwiError('ACCESS_DENIED', `operator identity ${operator} is locked: ${lock}`);
+      }
       const target = parseTarget(req.url);
       path = target.path;
-      sendJson(res, 200, await this.router.dispatch(req, target, remote, now));
+      sendJson(res, 200, await this.router.dispatch(req, target, remote, now, matched));
+      if (operator) this.auditOperator(operator, matched.route, remote);
     } catch (err) {
+      if (operator) this.auditOperator(operator, matched.route, remote, err);
+      if (isMwiError(err) && HTTP_STATUS[err.code] < 500) this.metrics.refused(err.code);
       sendError(res, err, this.log, path);
+    } finally {
+      this.metrics.request(matched.route ?? NO_ROUTE, (performance.now() - start) / 1000);
     }
+  }
+
+  /**
+   * `admin.request`: one use of an operator identity, under its name. The route is named as in the
+   * route table, never by the path sent (a path may hold a token's secret name): the handler's own
+   * event (resource.deleted, ...) with the same request_id says what was acted on.
+   */
+  private auditOperator(user: string, route: string | undefined, remote: string, err?: unknown): void {
+    this.ctx.audit.emit({
+      event: 'admin.request',
+      success: err === undefined,
+      user,
+      route: route ?? NO_ROUTE,
+      remote_addr: remote,
+      ...(err === undefined ? {} : { reason: failureReason(err) }),
+    });
+  }
+
+  /**
+   * What /readyz reports for this process: storage answers a read within 2 s, and the CAs are
+   * loaded and within their validity. Not ready once close() began.
+   */
+  async readiness(): Promise<Readiness> {
+    const checks: Readiness['checks'] = {};
+    if (this.closing.signal.aborted) checks.shutdown = { ok: false, reason: 'shutting down' };
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        this.ctx.backend.get(key('cluster', 'name')),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`no answer within ${STORAGE_CHECK_MS} ms`)), STORAGE_CHECK_MS);
+        }),
+      ]);
+      checks.storage = { ok: true };
+    } catch (err) {
+      checks.storage = {
+        ok: false,
+        reason: `storage unreachable: ${err instanceof Error ? err.message : String(err)}`,
+      };
+    } finally {
+      clearTimeout(timer);
+    }
+    const now = this.ctx.now();
+    const { tlsHost, tlsUser } = this.ctx.cas;
+    const expired = Object.entries({ 'tls-host': tlsHost, 'tls-user': tlsUser }).flatMap(([name, ca]) => {
+      const [from, to] = [Date.parse(ca.cert.validFrom), Date.parse(ca.cert.validTo)];
+      if (now >= to) return [`${name} CA expired at ${new Date(to).toISOString()}`];
+      return now < from ? [`${name} CA not valid before ${new Date(from).toISOString()}`] : [];
+    });
+    checks.cas = expired.length ? { ok: false, reason: expired.join('; ') } : { ok: true };
+    return { ready: Object.values(checks).every((c) => c.ok), checks };
+  }
+
+  /** The gauges read from state (CA validity, bot instances), refreshed before a scrape. */
+  async refreshMetrics(): Promise<void> {
+    await this.metrics.refresh(this.ctx.cas, this.ctx.backend, this.ctx.now());
   }
 
   /**
