@@ -19,7 +19,8 @@ const LOGGED: ReadonlyArray<[keyof AuditEvent & string, string]> = [
   ['matched_rule', 'matched_rule'],
   ['resource', 'resource'],
   ['target', 'target'],
-  ['message', 'message'],
+  // a lock's message: `message` is the log line's own key
+  ['message', 'lock_message'],
   ['user', 'user'],
   ['route', 'route'],
   ['expires', 'expires'],

@@ -37,6 +37,11 @@ export const REQUEST_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.
 /** Latency buckets for storage operations, in seconds (50 µs to 1 s). */
 export const STORAGE_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.25, 1];
 
+/** A copy that shares no array with `s` (and has no undefined fields: it crosses IPC as JSON). */
+function copySeries(s: SeriesSnapshot): SeriesSnapshot {
+  return { ...s, labels: [...s.labels], ...(s.counts ? { counts: [...s.counts] } : {}) };
+}
+
 const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 const LABEL = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 
@@ -78,11 +83,7 @@ class Family {
       labelNames: [...this.labelNames],
       ...(this.merge ? { merge: this.merge } : {}),
       ...(this.buckets ? { buckets: [...this.buckets] } : {}),
-      series: [...this.series.values()].map((s) => ({
-        ...s,
-        labels: [...s.labels],
-        counts: s.counts && [...s.counts],
-      })),
+      series: [...this.series.values()].map(copySeries),
     };
   }
 }
@@ -186,7 +187,7 @@ export function mergeSnapshots(list: readonly MetricsSnapshot[]): MetricsSnapsho
         const k = s.labels.join('\u0000');
         const prev = m.series.get(k);
         if (!prev) {
-          m.series.set(k, { ...s, labels: [...s.labels], counts: s.counts && [...s.counts] });
+          m.series.set(k, copySeries(s));
           continue;
         }
         if (prev.counts && s.counts) {
