@@ -4,7 +4,8 @@ import { listenDiagnostics, type DiagAnswer, type DiagListener } from '../util/d
 import type { Logger } from '../util/log.js';
 import { mergeSnapshots, renderPrometheus, type MetricsSnapshot } from '../util/metrics.js';
 import type { AuthMetrics } from './metrics.js';
-import type { AuthServer, Readiness } from './server.js';
+import type { Readiness } from './readiness.js';
+import type { AuthServer } from './server.js';
 
 // `mwi start --diag-addr HOST:PORT` (Teleport's flag): /livez, /readyz, /metrics.
 //

@@ -8,10 +8,11 @@ import {
 } from '../api/admin.js';
 import { parseClientKey } from '../crypto/keys.js';
 import { issueCertificate } from '../crypto/x509.js';
-import { MwiError } from '../errors.js';
+import { failureReason, MwiError } from '../errors.js';
 import { parseDuration } from '../util/duration.js';
 import type { AdminClaims } from './connection-identity.js';
 import type { AuthContext } from './context.js';
+import { operatorLock } from './locks.js';
 
 // Operator identities: admin client certificates carrying an operator's name, for tctl on
 // another machine (`tctl auth sign --admin --user NAME`). The name is the identity's `user`
@@ -72,4 +73,26 @@ export async function signOperatorIdentity(
     cluster_name: ctx.cas.clusterName,
     expires,
   };
+}
+
+/** Refuses every request of operator `user` while a lock on its name is in force (locks.ts). */
+export function refuseLockedOperator(ctx: AuthContext, user: string): void {
+  const lock = operatorLock(ctx, user);
+  if (lock) throw new MwiError('ACCESS_DENIED', `operator identity ${user} is locked: ${lock}`);
+}
+
+/**
+ * `admin.request`: one use of an operator identity, under its name. The route is named as in the
+ * route table, never by the path sent (a path may hold a token's secret name): the handler's own
+ * event (resource.deleted, ...) with the same request_id says what was acted on.
+ */
+export function auditOperatorRequest(ctx: AuthContext, user: string, route: string, remote: string, err?: unknown) {
+  ctx.audit.emit({
+    event: 'admin.request',
+    success: err === undefined,
+    user,
+    route,
+    remote_addr: remote,
+    ...(err === undefined ? {} : { reason: failureReason(err) }),
+  });
 }

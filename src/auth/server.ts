@@ -9,8 +9,8 @@ import { parseAddr } from '../api/client.js';
 import { authInfoPath, type AuthInfo } from '../api/local.js';
 import type { Bot, Role } from '../api/resources.js';
 import { AUTH_SERVER_NAME } from '../api/wire.js';
-import { failureReason, HTTP_STATUS, isMwiError, MwiError } from '../errors.js';
-import { key, type Backend } from '../storage/backend.js';
+import { HTTP_STATUS, isMwiError, MwiError } from '../errors.js';
+import type { Backend } from '../storage/backend.js';
 import { openBackend } from '../storage/open.js';
 import { mkdirPrivate, writeFileAtomic } from '../util/fs.js';
 import { guardRequests } from '../util/http-guard.js';
@@ -27,6 +27,8 @@ import type { Claims } from './claims.js';
 import { callerOf, refuseUnverifiedCertificate } from './connection-identity.js';
 import { eventLogger, ObservedAuditLog } from './event-log.js';
 import { operatorLock } from './locks.js';
+import { auditOperatorRequest, refuseLockedOperator } from './operator-identity.js';
+import { checkReadiness, type Readiness } from './readiness.js';
 import { AuthMetrics, CONNECTION_LIMIT, NO_ROUTE } from './metrics.js';
 import type { AuthContext } from './context.js';
 import { sendError, sendJson } from './http.js';
@@ -74,15 +76,6 @@ export interface AuthServerOptions {
   metrics?: AuthMetrics;
 }
 
-/** What /readyz reports: each check, and a reason for each that failed. */
-export interface Readiness {
-  ready: boolean;
-  checks: Record<string, { ok: boolean; reason?: string }>;
-}
-
-/** How long /readyz waits for storage to answer. */
-const STORAGE_CHECK_MS = 2000;
-
 /** Rate and connection limits of one Auth Service process (issue #9, finding 6): see rateLimitKey. */
 interface SourceLimits {
   rate: RateLimiter;
@@ -104,10 +97,11 @@ const MAX_REFUSAL_HOLD_MS = 1000;
  * bot must not fill the audit log or the disk either: a flood of certificate requests would
  * rotate the evidence away); the source address's for everyone else, however they
  * authenticated: an output certificate (workloads read those from destinations), the identity of
- * a locked instance or bot, or none.
+ * a locked instance, bot or operator, or none.
  */
 function rateLimitKey(ctx: AuthContext, claims: Claims | undefined, remote: string): string | undefined {
-  if (claims?.kind === 'admin') return undefined;
+  if (claims?.kind === 'admin' && (claims.user === LOCAL_ADMIN || operatorLock(ctx, claims.user) === undefined))
+    return undefined;
   if (claims?.kind === 'bot' && activeLock(ctx, claims.bot, claims.instance) === undefined)
     return `bot_instance:${claims.instance}`;
   return sourceKey(remote);
@@ -319,16 +313,14 @@ export class AuthServer {
       }
       if (caller?.kind === 'admin' && caller.user !== LOCAL_ADMIN) {
         operator = caller.user;
-        // an operator identity is revoked by a lock on its name, for every request (locks.ts)
-        const lock = operatorLock(this.ctx, operator);
-        if (lock) throw new MwiError('ACCESS_DENIED', `operator identity ${operator} is locked: ${lock}`);
+        refuseLockedOperator(this.ctx, operator);
       }
       const target = parseTarget(req.url);
       path = target.path;
       sendJson(res, 200, await this.router.dispatch(req, target, remote, now, matched));
-      if (operator) this.auditOperator(operator, matched.route, remote);
+      if (operator) auditOperatorRequest(this.ctx, operator, matched.route ?? NO_ROUTE, remote);
     } catch (err) {
-      if (operator) this.auditOperator(operator, matched.route, remote, err);
+      if (operator) auditOperatorRequest(this.ctx, operator, matched.route ?? NO_ROUTE, remote, err);
       if (isMwiError(err) && HTTP_STATUS[err.code] < 500) this.metrics.refused(err.code);
       sendError(res, err, this.log, path);
     } finally {
@@ -337,54 +329,10 @@ export class AuthServer {
   }
 
   /**
-   * `admin.request`: one use of an operator identity, under its name. The route is named as in the
-   * route table, never by the path sent (a path may hold a token's secret name): the handler's own
-   * event (resource.deleted, ...) with the same request_id says what was acted on.
+   * What /readyz reports for this process (readiness.ts); not ready once close() began.
    */
-  private auditOperator(user: string, route: string | undefined, remote: string, err?: unknown): void {
-    this.ctx.audit.emit({
-      event: 'admin.request',
-      success: err === undefined,
-      user,
-      route: route ?? NO_ROUTE,
-      remote_addr: remote,
-      ...(err === undefined ? {} : { reason: failureReason(err) }),
-    });
-  }
-
-  /**
-   * What /readyz reports for this process: storage answers a read within 2 s, and the CAs are
-   * loaded and within their validity. Not ready once close() began.
-   */
-  async readiness(): Promise<Readiness> {
-    const checks: Readiness['checks'] = {};
-    if (this.closing.signal.aborted) checks.shutdown = { ok: false, reason: 'shutting down' };
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      await Promise.race([
-        this.ctx.backend.get(key('cluster', 'name')),
-        new Promise((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`no answer within ${STORAGE_CHECK_MS} ms`)), STORAGE_CHECK_MS);
-        }),
-      ]);
-      checks.storage = { ok: true };
-    } catch (err) {
-      checks.storage = {
-        ok: false,
-        reason: `storage unreachable: ${err instanceof Error ? err.message : String(err)}`,
-      };
-    } finally {
-      clearTimeout(timer);
-    }
-    const now = this.ctx.now();
-    const { tlsHost, tlsUser } = this.ctx.cas;
-    const expired = Object.entries({ 'tls-host': tlsHost, 'tls-user': tlsUser }).flatMap(([name, ca]) => {
-      const [from, to] = [Date.parse(ca.cert.validFrom), Date.parse(ca.cert.validTo)];
-      if (now >= to) return [`${name} CA expired at ${new Date(to).toISOString()}`];
-      return now < from ? [`${name} CA not valid before ${new Date(from).toISOString()}`] : [];
-    });
-    checks.cas = expired.length ? { ok: false, reason: expired.join('; ') } : { ok: true };
-    return { ready: Object.values(checks).every((c) => c.ok), checks };
+  readiness(): Promise<Readiness> {
+    return checkReadiness(this.ctx, this.closing.signal.aborted);
   }
 
   /** The gauges read from state (CA validity, bot instances), refreshed before a scrape. */
