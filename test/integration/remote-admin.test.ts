@@ -8,6 +8,7 @@ import { ApiClient } from '../../src/api/client.js';
 import { readIdentityFile } from '../../src/api/local.js';
 import { startCluster, type TestCluster } from '../helpers/cluster.js';
 import { cli, type RunResult } from '../helpers/procs.js';
+import { anonymousCall } from '../helpers/raw-api.js';
 
 /**
  * tctl auth sign --admin: an operator identity, used from "another machine" (tctl with
@@ -139,5 +140,30 @@ describe('remote administration with an operator identity', () => {
     // Teleport's --format file is the one format there is
     await c.tctlOk(['auth', 'sign', '--admin', '--user', 'eve', '--out', out, '--format', 'file']);
     assert.ok(JSON.parse(readFileSync(out, 'utf8')).key.includes('PRIVATE KEY'));
+  });
+});
+
+describe('operator identities and connection_limits', () => {
+  let c: TestCluster;
+  before(async () => {
+    c = await startCluster('limits.example', 'connection_limits:\n  rates: [{ period: 1h, average: 1, burst: 2 }]\n');
+  });
+  after(async () => c?.stop());
+
+  it('an operator draws on no bucket, as an administrator; once locked, on its address', async () => {
+    const file = join(c.dir, 'frank.json');
+    await c.tctlOk(['auth', 'sign', '--admin', '--user', 'frank', '--out', file]);
+    const id = readIdentityFile(file)!;
+    // one request per new connection, as the operator's tctl makes them (tctl itself would wait
+    // out a 429's Retry-After)
+    const status = () => anonymousCall(c.addr, c.caPin, 'GET', '/v1/admin/status', undefined, id);
+    for (let i = 0; i < 4; i++) assert.equal((await status()).status, 200, `request ${i + 1}`);
+    await c.tctlOk(['lock', '--user', 'frank']);
+    const answers = [];
+    for (let i = 0; i < 3; i++) answers.push(await status());
+    assert.equal(answers[0]!.status, 403);
+    assert.match(answers[0]!.json.error.message, /operator identity frank is locked/);
+    assert.equal(answers[2]!.status, 429);
+    assert.match(answers[2]!.json.error.message, /too many requests from this address/);
   });
 });
