@@ -200,3 +200,14 @@ describe('the Auth Service log: why, without secrets, with request ids', () => {
     for (const l of stderrLines) assert.doesNotThrow(() => JSON.parse(l), l);
   });
 });
+
+describe('mwi start: --log-format and MWI_LOG_LEVEL are checked before anything starts', () => {
+  it('a bad value exits 2 naming the flag or the variable', async () => {
+    const format = await cli('mwi', ['start', '--log-format', 'xml', '--data-dir', '/nonexistent/x']);
+    assert.equal(format.code, 2);
+    assert.match(format.stderr, /^ERROR: --log-format: expected text or json/);
+    const level = await cli('mwi', ['start', '--data-dir', '/nonexistent/x'], { env: { MWI_LOG_LEVEL: 'verbose' } });
+    assert.equal(level.code, 2);
+    assert.match(level.stderr, /^ERROR: MWI_LOG_LEVEL: expected one of debug, info, warn, error/);
+  });
+});
