@@ -12,6 +12,8 @@ import {
   type JoinTokenReply,
   type Page,
   REVISION_HEADER,
+  type SignAdminReply,
+  type SignAdminRequest,
   type SignHostRequest,
   type StatusReply,
   type TestTokenReply,
@@ -194,6 +196,11 @@ export class AdminClient {
   /** An OpenSSH host certificate line for an existing host key. */
   async signHost(req: SignHostRequest): Promise<string> {
     return (await this.send(ADMIN_ROUTES.signHost, {}, { body: req })).ssh_cert;
+  }
+
+  /** An operator identity's certificate for `req.public_key` (only the local admin identity may ask). */
+  signAdmin(req: SignAdminRequest): Promise<SignAdminReply> {
+    return this.send(ADMIN_ROUTES.signAdmin, {}, { body: req });
   }
 
   close(): void {

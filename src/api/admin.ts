@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { KINDS } from './resources.js';
+import { KINDS, RESOURCE_NAME } from './resources.js';
 import type { RouteSpec } from './route.js';
 import { PATHS } from './wire.js';
 
@@ -280,6 +280,47 @@ const testTokenReply = z.object({
 });
 export type TestTokenReply = z.output<typeof testTokenReply>;
 
+/** The user name of the local admin identity `mwi start` writes to its data dir. */
+export const LOCAL_ADMIN = 'admin';
+/** An operator identity's lifetime when `--ttl` is not given (Teleport's `tctl auth sign` default). */
+export const OPERATOR_DEFAULT_TTL = '12h';
+/** The longest an operator identity may live: the cap on every credential mwi issues to a client. */
+export const OPERATOR_MAX_TTL = '24h';
+
+/**
+ * Why `name` cannot name an operator identity, or undefined. Locks name it as `user: NAME`,
+ * where bots are `bot-NAME` and the Auth Service's own locks say `mwi`, so those are refused.
+ */
+export function operatorNameProblem(name: string): string | undefined {
+  if (!RESOURCE_NAME.test(name)) return 'expected a name of letters, digits, ".", "_", "@" or "-", at most 128';
+  if (name === LOCAL_ADMIN)
+    return `"${LOCAL_ADMIN}" is the local admin identity (admin/identity.json): choose the operator's name`;
+  if (name === 'mwi') return '"mwi" names the Auth Service itself (the locks it makes): choose the operator\'s name';
+  if (name.startsWith('bot-'))
+    return '"bot-NAME" is how a lock names bot NAME: choose a name that does not start with bot-';
+  return undefined;
+}
+
+/** POST sign/admin: an operator identity (tctl auth sign --admin), for a key tctl generated. */
+export const signAdminRequest = objectBody({
+  /** The operator's name: the identity's user, audit events' actor, a lock's `user` target. */
+  user: z.string(),
+  /** PEM SPKI (P-256 or Ed25519); the private key stays with tctl. */
+  public_key: z.string(),
+  /** Default OPERATOR_DEFAULT_TTL, at most OPERATOR_MAX_TTL. */
+  ttl: optionalString,
+});
+export type SignAdminRequest = z.output<typeof signAdminRequest>;
+
+/** The identity file's parts the Auth Service makes (tctl adds the key): see IdentityFile in local.ts. */
+const signAdminReply = z.object({
+  cert: z.string(),
+  ca_certs: z.array(z.string()),
+  cluster_name: z.string(),
+  expires: z.string(),
+});
+export type SignAdminReply = z.output<typeof signAdminReply>;
+
 /** Every admin route: where a client sends it, what it sends and what it gets back. */
 export const ADMIN_ROUTES = {
   status: { method: 'GET', path: `${PATHS.admin}/status`, reply: statusReply },
@@ -311,4 +352,5 @@ export const ADMIN_ROUTES = {
   audit: { method: 'GET', path: `${PATHS.admin}/audit`, query: auditQuery, reply: z.array(auditEvent) },
   exportCA: { method: 'GET', path: `${PATHS.admin}/ca/:type`, reply: caReply },
   signHost: { method: 'POST', path: `${PATHS.admin}/sign/host`, body: signHostRequest, reply: signHostReply },
+  signAdmin: { method: 'POST', path: `${PATHS.admin}/sign/admin`, body: signAdminRequest, reply: signAdminReply },
 } as const satisfies Record<string, RouteSpec>;

@@ -60,7 +60,7 @@ export function grantedTtlMs(requestedSeconds: unknown, maxTtlMs: number, defaul
 }
 
 /** The index key of a lock: its one target (lock targets are indexed, not scanned). */
-function lockTargetKey(target: {
+export function lockTargetKey(target: {
   user?: string | undefined;
   bot_instance_id?: string | undefined;
   join_token?: string | undefined;

@@ -83,8 +83,9 @@ export class AdminApi {
     event: 'resource.created' | 'resource.updated' | 'resource.deleted' | 'lock.created' | 'lock.deleted',
     resource: string,
     user: string,
+    extra: Record<string, unknown> = {},
   ): void {
-    this.ctx.audit.emit({ event, success: true, resource, user });
+    this.ctx.audit.emit({ event, success: true, resource, user, ...extra });
   }
 
   status(): StatusReply {

@@ -41,6 +41,14 @@ interface Planned {
   prev: Item | undefined;
   shownOnce?: Record<string, string> | undefined;
   notes: string[];
+  /** Extra audit fields (a lock: what it stops and why, for the log line and the audit). */
+  audit?: Record<string, unknown>;
+}
+
+/** A lock's one target as `field:value`, as tctl locks ls shows it. */
+function lockTargetText(t: Lock['spec']['target']): string {
+  const [field, value] = Object.entries(t).find(([, v]) => v) ?? ['', ''];
+  return `${field}:${String(value)}`;
 }
 
 /** What the earlier documents of the same request write: later ones may refer to them. */
@@ -180,7 +188,9 @@ async function plan(
   batch.keys.set(k, n);
   if (res.kind === 'role') batch.roles.add(name);
   if (res.kind === 'bot') batch.bots.add(name);
-  return { kind: res.kind, name, key: k, text: JSON.stringify(value), prev, shownOnce, notes };
+  const audit =
+    res.kind === 'lock' ? { target: lockTargetText(res.spec.target), message: res.spec.message || undefined } : {};
+  return { kind: res.kind, name, key: k, text: JSON.stringify(value), prev, shownOnce, notes, audit };
 }
 
 /**
@@ -251,7 +261,7 @@ export async function applyResources(
     if (await ctx.backend.transact(ops)) {
       for (const p of plans) {
         const event = p.kind === 'lock' ? 'lock.created' : p.prev ? 'resource.updated' : 'resource.created';
-        ctx.audit.emit({ event, success: true, resource: `${p.kind}/${p.name}`, user });
+        ctx.audit.emit({ event, success: true, resource: `${p.kind}/${p.name}`, user, ...p.audit });
       }
       return plans.map((p) => ({
         kind: p.kind,

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
+import { currentRequest } from '../util/http-guard.js';
 import { createLogger } from '../util/log.js';
 import { boundedLines } from '../util/lines.js';
 import { escapeUnsafe } from '../util/text.js';
@@ -23,7 +24,9 @@ export type AuditEventType =
   | 'resource.created'
   | 'resource.updated'
   | 'resource.deleted'
-  | 'auth.start';
+  | 'auth.start'
+  /** A request made with an operator identity (tctl auth sign --admin): each use, under its name. */
+  | 'admin.request';
 
 export interface AuditEvent {
   event: AuditEventType;
@@ -116,7 +119,10 @@ export class FileAuditLog implements AuditLog {
     if (this.closed) return;
     const time = new Date(this.now()).toISOString();
     if (this.refusals.absorb(event, time)) return;
-    this.queue({ time, ...event });
+    // the request's id, as in its x-request-id header and its log lines (not part of what makes
+    // two refusals identical: a summary line of repeated refusals has none)
+    const request = currentRequest();
+    this.queue({ time, ...event, ...(request ? { request_id: request.id } : {}) });
   }
 
   private queue(line: Record<string, unknown>): void {

@@ -248,6 +248,8 @@ export async function refreshInstance(
     bot_name: c.bot,
     bot_instance_id: c.instance,
     generation,
+    // the method of the instance's first join: renewals are counted by it (mwi_renewals_total)
+    join_method: joinMethod,
     tls_serial: tlsSerial,
     ...originFields(origin),
     ...(retry ? { retried: true } : {}),

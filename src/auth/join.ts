@@ -13,6 +13,13 @@ import { joinContext, loadToken, view, type Join, type JoinAttempt } from './joi
 import { RESOURCE_NAME } from '../api/resources.js';
 import { tokenFingerprint, tokenId } from './tokens.js';
 import { CHALLENGE_TTL_MS, JoinChallenge, openChallenge, sealChallenge } from './challenges.js';
+import { createLogger } from '../util/log.js';
+
+/**
+ * A challenge handed out is logged, not audited: a caller without credentials can ask for one
+ * (the audit log keeps only what such a caller cannot flood: see SplitAuditLog).
+ */
+const log = createLogger('auth');
 
 /**
  * A join is a pipeline of small steps: parse the request (parseJoin), open its challenge
@@ -99,6 +106,7 @@ export async function handleChallenge(ctx: AuthContext, body: unknown, remoteAdd
   try {
     const { token } = await loadToken(ctx, id, req.join_method, known);
     ch = await method.challenge({ ...base, token: view(id, token) });
+    log.info('join challenge issued', { method: req.join_method, token_id: id, remote_addr: remoteAddr });
   } catch (err) {
     if (!(err instanceof JoinRefusal)) throw err; // malformed input: refused whether or not the token exists
     ctx.audit.emit({

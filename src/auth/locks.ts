@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { key } from '../storage/backend.js';
+import { lockTargetKey } from './access.js';
 import type { AuthContext } from './context.js';
 import type { Lock } from '../api/resources.js';
 
@@ -18,4 +19,19 @@ export async function createLock(ctx: AuthContext, target: Lock['spec']['target'
   };
   await ctx.backend.put(key('locks', name), JSON.stringify(lock));
   return name;
+}
+
+/**
+ * The lock in force on operator `user` (an identity from `tctl auth sign --admin`): a lock whose
+ * target is `user: NAME`, the target that names bot NAME's user as `bot-NAME`, so no new target
+ * kind is needed. The local admin identity is never looked up: it cannot be locked (a lock on
+ * the only admin would also refuse its removal), it is short-lived instead.
+ */
+export function operatorLock(ctx: AuthContext, user: string): string | undefined {
+  const now = ctx.now();
+  for (const lock of ctx.locks.lookup(lockTargetKey({ user }))) {
+    if (lock.spec.expires && Date.parse(lock.spec.expires) <= now) continue;
+    return lock.spec.message || lock.metadata.name;
+  }
+  return undefined;
 }

@@ -78,6 +78,10 @@ function match(pattern: readonly string[], segments: readonly string[]): Record<
   return params;
 }
 
+function routeName(r: Route): string {
+  return `${r.spec.method} ${r.spec.path}`;
+}
+
 /**
  * Finds the route of a request and calls its handler, in this order: the area's access, the
  * path's names, the route (404 when none), the route's access, the query, then the body (read
@@ -98,8 +102,22 @@ export class Router {
     });
   }
 
-  /** The answer to send with status 200; an MwiError for any other. */
-  async dispatch(req: IncomingMessage, target: RequestTarget, remote: string, now: number): Promise<unknown> {
+  /** Every route's name, `METHOD /path/:param` (the route label of the request metrics). */
+  routeNames(): string[] {
+    return this.areas.flatMap((a) => a.routes.map(routeName));
+  }
+
+  /**
+   * The answer to send with status 200; an MwiError for any other. `matched.route` is set to the
+   * name of the route found (see routeNames), before its checks run.
+   */
+  async dispatch(
+    req: IncomingMessage,
+    target: RequestTarget,
+    remote: string,
+    now: number,
+    matched: { route?: string } = {},
+  ): Promise<unknown> {
     const area = this.areas.find((a) => target.path.startsWith(a.prefix));
     if (!area) throw new MwiError('NOT_FOUND', `no route ${req.method} ${target.path}`);
     if (area.access !== 'anyone') callerOf(req, now, area.access);
@@ -112,6 +130,7 @@ export class Router {
     for (const [r, pattern] of area.patterns) {
       const params = r.spec.method === req.method ? match(pattern, segments) : undefined;
       if (!params) continue;
+      matched.route = routeName(r);
       const caller = callerOf(req, now, r.access);
       const { query: q, body: b } = r.spec;
       const query: unknown = q

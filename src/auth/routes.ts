@@ -10,6 +10,7 @@ import { testToken } from './token-test.js';
 import { handleChallenge, handleJoin } from './join.js';
 import { handleCerts } from './certs.js';
 import { handleHeartbeat } from './heartbeat.js';
+import { signOperatorIdentity } from './operator-identity.js';
 import { handleRenew } from './renew.js';
 import { route, type Area } from './router.js';
 
@@ -63,6 +64,7 @@ export function authRoutes(ctx: AuthContext, opts: { publicAddrs?: () => string[
         route(ADMIN_ROUTES.audit, 'admin', ({ query }) => admin.recentEvents(query)),
         route(ADMIN_ROUTES.exportCA, 'admin', ({ params: { type } }) => ({ type, text: admin.exportCA(type) })),
         route(ADMIN_ROUTES.signHost, 'admin', ({ body, caller }) => admin.signHost(body, caller.user)),
+        route(ADMIN_ROUTES.signAdmin, 'admin', ({ body, caller }) => signOperatorIdentity(ctx, body, caller)),
       ],
     },
     {

@@ -3,11 +3,13 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { LOCAL_ADMIN } from '../api/admin.js';
 import { parseAddr } from '../api/client.js';
 import { authInfoPath, type AuthInfo } from '../api/local.js';
 import type { Bot, Role } from '../api/resources.js';
 import { AUTH_SERVER_NAME } from '../api/wire.js';
-import { MwiError } from '../errors.js';
+import { HTTP_STATUS, isMwiError, MwiError } from '../errors.js';
 import type { Backend } from '../storage/backend.js';
 import { openBackend } from '../storage/open.js';
 import { mkdirPrivate, writeFileAtomic } from '../util/fs.js';
@@ -23,6 +25,11 @@ import { ResourceCache } from './cache.js';
 import { activeLock, openLockCache } from './access.js';
 import type { Claims } from './claims.js';
 import { callerOf, refuseUnverifiedCertificate } from './connection-identity.js';
+import { eventLogger, ObservedAuditLog } from './event-log.js';
+import { operatorLock } from './locks.js';
+import { auditOperatorRequest, refuseLockedOperator } from './operator-identity.js';
+import { checkReadiness, type Readiness } from './readiness.js';
+import { AuthMetrics, CONNECTION_LIMIT, NO_ROUTE } from './metrics.js';
 import type { AuthContext } from './context.js';
 import { sendError, sendJson } from './http.js';
 import { issueServerCert, LOCAL_REFRESH_MS, writeAdminIdentity } from './local-identity.js';
@@ -65,6 +72,8 @@ export interface AuthServerOptions {
   httpsKeypairs?: KeypairFiles[];
   /** mwi.yaml `https_keypairs_reload_interval`: how often the files are read again (0: only by reloadCertificates). */
   httpsKeypairsReloadMs?: number;
+  /** Where this process's metrics are counted (a new registry if not given): see AuthServer.metrics. */
+  metrics?: AuthMetrics;
 }
 
 /** Rate and connection limits of one Auth Service process (issue #9, finding 6): see rateLimitKey. */
@@ -88,10 +97,11 @@ const MAX_REFUSAL_HOLD_MS = 1000;
  * bot must not fill the audit log or the disk either: a flood of certificate requests would
  * rotate the evidence away); the source address's for everyone else, however they
  * authenticated: an output certificate (workloads read those from destinations), the identity of
- * a locked instance or bot, or none.
+ * a locked instance, bot or operator, or none.
  */
 function rateLimitKey(ctx: AuthContext, claims: Claims | undefined, remote: string): string | undefined {
-  if (claims?.kind === 'admin') return undefined;
+  if (claims?.kind === 'admin' && (claims.user === LOCAL_ADMIN || operatorLock(ctx, claims.user) === undefined))
+    return undefined;
   if (claims?.kind === 'bot' && activeLock(ctx, claims.bot, claims.instance) === undefined)
     return `bot_instance:${claims.instance}`;
   return sourceKey(remote);
@@ -108,6 +118,8 @@ export class AuthServer {
     private readonly sources: SourceLimits,
     private readonly certs: ServingCertificates,
     private readonly keypairFiles: KeypairFiles[],
+    /** This process's metrics (diag.ts serves them on --diag-addr). */
+    readonly metrics: AuthMetrics,
   ) {}
 
   /** Aborted by close(): a purge under way stops between two batches. */
@@ -135,15 +147,24 @@ export class AuthServer {
     const keypairFiles = opts.httpsKeypairs ?? [];
     const keypairs = keypairFiles.map((f) => loadKeypair(f, now()));
     mkdirPrivate(opts.dataDir);
-    const backend: Backend = await openBackend(opts.storage, opts.dataDir);
+    const metrics = opts.metrics ?? new AuthMetrics();
+    // every storage operation is timed (mwi_storage_operation_duration_seconds)
+    const backend: Backend = metrics.timeBackend(await openBackend(opts.storage, opts.dataDir));
     let audit: AuditLog | undefined;
     let listening: Server | undefined;
     try {
       const cas = await loadAuthorities(backend, opts.clusterName);
       // refused joins and challenges, the events an anonymous flood causes, rotate on their own
-      audit = new SplitAuditLog(
-        new FileAuditLog(join(opts.dataDir, 'audit', 'events.log'), now, opts.audit),
-        new FileAuditLog(join(opts.dataDir, 'audit', 'refusals.log'), now, opts.audit),
+      // each event is also counted (metrics) and, for joins, challenges, renewals and locks,
+      // logged with its reason: the operator reads why without reading the audit log
+      const events = eventLogger(log);
+      audit = new ObservedAuditLog(
+        new SplitAuditLog(
+          new FileAuditLog(join(opts.dataDir, 'audit', 'events.log'), now, opts.audit),
+          new FileAuditLog(join(opts.dataDir, 'audit', 'refusals.log'), now, opts.audit),
+        ),
+        [(e) => metrics.observeEvent(e), (e) => events.observe(e)],
+        () => events.flush(),
       );
       const ctx: AuthContext = {
         backend,
@@ -196,6 +217,7 @@ export class AuthServer {
         const key = sourceKey(socket.remoteAddress ?? '');
         if (!sources.connections.acquire(key)) {
           sources.refusals.add(key);
+          metrics.refused(CONNECTION_LIMIT);
           socket.destroy();
           return;
         }
@@ -203,7 +225,8 @@ export class AuthServer {
       });
       const publicAddrs = () => certs.publicAddrs((server.address() as AddressInfo).port);
       const router = new Router(authRoutes(ctx, { publicAddrs }), limits.bodyTimeoutMs);
-      const auth = new AuthServer(ctx, server, log, [], router, sources, certs, keypairFiles);
+      metrics.init(ctx.methods, router.routeNames());
+      const auth = new AuthServer(ctx, server, log, [], router, sources, certs, keypairFiles, metrics);
       // every request goes through the one guard: nothing a request does can end the process
       server.on(
         'request',
@@ -264,14 +287,19 @@ export class AuthServer {
   }
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const start = performance.now();
     const remote = req.socket.remoteAddress ?? '';
     let path = '(unparsed)';
+    const matched: { route?: string } = {};
+    /** The operator a request with an operator identity speaks as: each use is audited under that name. */
+    let operator: string | undefined;
     try {
       const now = this.ctx.now();
+      const caller = callerOf(req, now, 'anyone');
       // every caller but an administrator draws on a bucket before anything is parsed, read or
       // stored for it (issue #9, finding 6: callers filled the disk): an unlocked bot on its
       // instance's own, anyone else on its source address's
-      const limitKey = rateLimitKey(this.ctx, callerOf(req, now, 'anyone'), remote);
+      const limitKey = rateLimitKey(this.ctx, caller, remote);
       if (limitKey !== undefined) {
         const refused = this.limitSource(limitKey, res);
         if (refused) {
@@ -284,12 +312,33 @@ export class AuthServer {
           throw refused.error;
         }
       }
+      if (caller?.kind === 'admin' && caller.user !== LOCAL_ADMIN) {
+        operator = caller.user;
+        refuseLockedOperator(this.ctx, operator);
+      }
       const target = parseTarget(req.url);
       path = target.path;
-      sendJson(res, 200, await this.router.dispatch(req, target, remote, now));
+      sendJson(res, 200, await this.router.dispatch(req, target, remote, now, matched));
+      if (operator) auditOperatorRequest(this.ctx, operator, matched.route ?? NO_ROUTE, remote);
     } catch (err) {
+      if (operator) auditOperatorRequest(this.ctx, operator, matched.route ?? NO_ROUTE, remote, err);
+      if (isMwiError(err) && HTTP_STATUS[err.code] < 500) this.metrics.refused(err.code);
       sendError(res, err, this.log, path);
+    } finally {
+      this.metrics.request(matched.route ?? NO_ROUTE, (performance.now() - start) / 1000);
     }
+  }
+
+  /**
+   * What /readyz reports for this process (readiness.ts); not ready once close() began.
+   */
+  readiness(): Promise<Readiness> {
+    return checkReadiness(this.ctx, this.closing.signal.aborted);
+  }
+
+  /** The gauges read from state (CA validity, bot instances), refreshed before a scrape. */
+  async refreshMetrics(): Promise<void> {
+    await this.metrics.refresh(this.ctx.cas, this.ctx.backend, this.ctx.now());
   }
 
   /**

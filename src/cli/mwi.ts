@@ -3,9 +3,11 @@ import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import { DEFAULT_DATA_DIR } from '../api/local.js';
 import { DEFAULT_LISTEN, loadAuthConfig, type AuthConfig } from '../auth/config.js';
+import { answerDiagRequests, processSource, serveDiagnostics, workersSource } from '../auth/diag.js';
+import { AuthMetrics } from '../auth/metrics.js';
 import { AuthServer } from '../auth/server.js';
 import { loadKeypair } from '../auth/tls-keypairs.js';
-import { createLogger } from '../util/log.js';
+import { createLogger, envLogLevel, LOG_FORMATS, setLogDefaults, type LogFormat } from '../util/log.js';
 import { installProcessGuards } from '../util/process-guard.js';
 import { VERSION } from '../version.js';
 import { exitCodeFor } from '../errors.js';
@@ -31,6 +33,10 @@ mwi start flags:
                            store (tbot --proxy-server); tctl, and tbot when pinned or joined, still get and
                            check mwi's own. With --tls-key; both replace mwi.yaml https_keypairs
       --tls-key FILE       the private key of --tls-cert (PEM, unencrypted)
+      --diag-addr HOST:PORT  serve /livez, /readyz and /metrics (Prometheus) there, over plain HTTP
+                           (Teleport's flag); with --workers, the first process sums its workers' metrics
+      --log-format FORMAT  text (default) or json: one JSON object per line, with request_id
+                           (MWI_LOG_LEVEL=debug|info|warn|error sets the level; default info)
 
 Signals: SIGHUP reads the --tls-cert/--tls-key (https_keypairs) files again; SIGINT/SIGTERM stop.
 `;
@@ -46,16 +52,33 @@ function waitForStop(): Promise<string> {
   });
 }
 
-async function serve(cfg: AuthConfig): Promise<AuthServer> {
+async function serve(cfg: AuthConfig, metrics: AuthMetrics): Promise<AuthServer> {
   const { dataDir, listen, clusterName, storage, tlsSans, joinMethods, connectionLimits, audit } = cfg;
   const { httpsKeypairs, httpsKeypairsReloadMs } = cfg;
   const tls = { tlsSans, httpsKeypairs, httpsKeypairsReloadMs };
-  return AuthServer.start({ dataDir, listen, clusterName, storage, joinMethods, connectionLimits, audit, ...tls });
+  return AuthServer.start({
+    dataDir,
+    listen,
+    clusterName,
+    storage,
+    joinMethods,
+    connectionLimits,
+    audit,
+    metrics,
+    ...tls,
+  });
+}
+
+/** The line `mwi start` prints once its diagnostics listener is bound (tests read the port from it). */
+function announceDiag(address: string): void {
+  process.stdout.write(`diagnostics (/livez /readyz /metrics) on http://${address}\n`);
 }
 
 /** One Auth Service process per worker: the port is shared (node:cluster), so is the storage. */
-async function primary(cfg: AuthConfig, workers: number): Promise<void> {
+async function primary(cfg: AuthConfig, workers: number, diagAddr: string | undefined): Promise<void> {
   const log = createLogger('mwi');
+  const diag = diagAddr ? await serveDiagnostics(diagAddr, workersSource(workers), log) : undefined;
+  if (diag) announceDiag(diag.address);
   let stopping = false;
   let announced = false;
   // a worker that exits before any worker ever served (a bad data dir, a wrong cluster name) would
@@ -106,6 +129,7 @@ async function primary(cfg: AuthConfig, workers: number): Promise<void> {
         }),
     ),
   );
+  await diag?.close();
 }
 
 runMain('mwi', async () => {
@@ -128,6 +152,8 @@ runMain('mwi', async () => {
     workers: { type: 'string' },
     'tls-cert': { type: 'string' },
     'tls-key': { type: 'string' },
+    'diag-addr': { type: 'string' },
+    'log-format': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) {
@@ -135,6 +161,17 @@ runMain('mwi', async () => {
     return;
   }
   if (positionals.length > 0) throw usageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
+  const format = (values['log-format'] ?? 'text') as LogFormat;
+  if (!LOG_FORMATS.includes(format)) throw usageError(`expected ${LOG_FORMATS.join(' or ')}`, '--log-format');
+  let level;
+  try {
+    level = envLogLevel();
+  } catch (err) {
+    throw usageError((err as Error).message);
+  }
+  // every logger of the process, those made at import included (audit.ts)
+  setLogDefaults({ format, ...(level ? { level } : {}) });
+  const diagAddr = values['diag-addr'];
   const cfg = loadAuthConfig(values.config, values);
   // a long-running service: a stray rejection is logged, not fatal (see installProcessGuards)
   installProcessGuards(createLogger(cluster.isWorker ? 'auth' : 'mwi'));
@@ -148,15 +185,26 @@ runMain('mwi', async () => {
   if (workers > 1 && cluster.isPrimary) {
     // bad certificate files are reported once, not by every worker
     for (const f of cfg.httpsKeypairs) loadKeypair(f, Date.now());
-    return primary(cfg, workers);
+    return primary(cfg, workers, diagAddr);
   }
+  const metrics = new AuthMetrics();
   let server: AuthServer | undefined;
   // SIGHUP (without certificate files: the default, which ends the process) reloads them; set
   // before the start, so that one arriving meanwhile does not end a worker (it reads the files anyway)
   if (cfg.httpsKeypairs.length > 0) process.on('SIGHUP', () => server?.reloadCertificates());
+  // one process alone serves its own diagnostics, from before the start: /readyz says "starting"
+  const diag =
+    diagAddr && !cluster.isWorker
+      ? await serveDiagnostics(
+          diagAddr,
+          processSource(metrics, () => server),
+          createLogger('mwi'),
+        )
+      : undefined;
   try {
-    server = await serve(cfg);
+    server = await serve(cfg, metrics);
   } catch (err) {
+    await diag?.close();
     // a worker's IPC channel would keep it alive, serving nothing: it exits and the primary,
     // seeing it fail before it ever served, stops the service
     if (cluster.isWorker) {
@@ -167,6 +215,7 @@ runMain('mwi', async () => {
     throw err;
   }
   if (cluster.isWorker) {
+    answerDiagRequests(processSource(metrics, () => server));
     process.send?.({
       type: 'ready',
       address: server.address,
@@ -177,10 +226,12 @@ runMain('mwi', async () => {
     process.stdout.write(
       `mwi auth service ${server.clusterName} listening on ${server.address}\nCA pin: ${server.caPin}\n`,
     );
+    if (diag) announceDiag(diag.address);
   }
   const sig = await waitForStop();
   if (!cluster.isWorker) process.stdout.write(`received ${sig}, shutting down\n`);
   await server.close();
+  await diag?.close();
   // a worker's IPC channel would keep it alive after its server closed
   if (cluster.isWorker) process.disconnect?.();
 });

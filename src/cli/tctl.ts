@@ -6,6 +6,7 @@ import { writeFileAtomic } from '../util/fs.js';
 import { VERSION } from '../version.js';
 import { parseFlags, runMain, usageError } from './common.js';
 import { authExport } from './tctl/auth-export.js';
+import { authSignAdmin } from './tctl/auth-sign.js';
 import { bots } from './tctl/bots.js';
 import { editCommand } from './tctl/edit.js';
 import { lockCommand, locks } from './tctl/locks.js';
@@ -48,7 +49,7 @@ Commands:
                                           (refused if it was changed meanwhile)
   rm KIND/NAME                            delete a resource (also: del)
   bound-keypair rotate TOKEN              make the bot rotate its bound keypair at its next renewal
-  lock (--user bot-NAME | --bot-instance-id ID | --join-token NAME) [--message TEXT]
+  lock (--user bot-NAME|OPERATOR | --bot-instance-id ID | --join-token NAME) [--message TEXT]
        [--expires RFC3339 | --ttl D]       lock one target (Teleport's form)
   locks add (--bot NAME | --bot-instance ID) [--message TEXT] [--expires RFC3339 | --ttl D]
   locks ls | locks rm NAME
@@ -57,6 +58,9 @@ Commands:
                                           the same, with Teleport's type names
   auth sign --host NAMES --public-key FILE [--ttl 720h] [--out FILE]
                                           OpenSSH host certificate for an existing host key
+  auth sign --admin --user NAME --out FILE [--ttl 12h]
+                                          an operator identity for tctl -i on another machine (mwi's
+                                          --admin; at most 24h; run on the Auth Service host)
   audit ls [--limit 50] [--type EVENT] [--failures]
                                           recent audit events; --failures: refusals, with reasons and uids
   version                                 (also --version)
@@ -90,6 +94,7 @@ async function main(): Promise<number | void> {
     print(HELP);
     return cmd || g.help ? 0 : 2;
   }
+  if (cmd === 'auth' && sub === 'sign' && (g.admin || g.user !== undefined)) return authSignAdmin(g);
   const fmt = checkFormat(
     g.format,
     cmd === 'get' ? ['yaml', 'json', 'text'] : cmd === 'tokens' ? ['text', 'json', 'yaml'] : ['text', 'json'],
@@ -166,7 +171,10 @@ async function main(): Promise<number | void> {
           safeTable(
             ['Time', 'Event', 'OK', 'Bot', 'Instance', 'Detail'],
             events.map((e) => {
-              const detail = e.reason ?? e.resource ?? e.join_method ?? '';
+              // the actor of an administrator's event (an operator's name for an operator identity)
+              const by = typeof e.user === 'string' ? ` (by ${e.user})` : '';
+              const route = typeof e.route === 'string' ? e.route : undefined;
+              const detail = `${e.reason ?? e.resource ?? route ?? e.join_method ?? ''}${by}`;
               const ok = e.success ? 'yes' : 'NO';
               return [e.time ?? '', e.event, ok, e.bot_name ?? '', e.bot_instance_id ?? '', detail];
             }),

@@ -1,3 +1,4 @@
+import type { IncomingHttpHeaders } from 'node:http';
 import { request } from 'node:https';
 import { discoverCA, parseAddr } from '../../src/api/client.js';
 import { AUTH_SERVER_NAME } from '../../src/api/wire.js';
@@ -7,6 +8,8 @@ export interface RawAnswer {
   /** The body as received (not parsed: tests check what a caller sees, byte for byte). */
   text: string;
   json: any;
+  /** The response headers (x-request-id, ...). */
+  headers: IncomingHttpHeaders;
 }
 
 const cas = new Map<string, Promise<string>>();
@@ -59,7 +62,7 @@ export async function anonymousCall(
           } catch {
             json = undefined;
           }
-          resolve({ status: res.statusCode ?? 0, text, json });
+          resolve({ status: res.statusCode ?? 0, text, json, headers: res.headers });
         });
       },
     );

@@ -393,7 +393,8 @@ describe('tctl as Teleport users call it', () => {
     assert.deepEqual(l3.spec.target, { join_token: tok.id });
     const refused: Array<[string[], RegExp]> = [
       [['--user', 'bot-suspect', '--bot-instance-id', 'x'], /an mwi lock has one target \(Teleport's may combine/],
-      [['--user', 'alice'], /--user: mwi has no users, only bots: lock bot NAME as --user bot-NAME/],
+      [['--user', 'al ice'], /--user: mwi's users are bots and operators: lock bot NAME as --user bot-NAME/],
+      [['--user', 'admin'], /--user: the local admin identity cannot be locked/],
       [['--role', 'admin'], /--role: mwi locks bots, their instances and join tokens only/],
       [
         ['--user', 'bot-suspect', '--expires', '2031-01-01T00:00:00Z', '--ttl', '1h'],

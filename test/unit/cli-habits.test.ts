@@ -81,8 +81,11 @@ describe('tctl lock (one target, as mwi differs from Teleport)', () => {
     assert.deepEqual(lockTargetOf({ 'bot-instance-id': 'i' }), { bot_instance_id: 'i' });
     assert.deepEqual(lockTargetOf({ 'join-token': 't' }), { join_token: 't' });
     usage(() => lockTargetOf({ user: 'bot-ci', 'join-token': 't' }), /an mwi lock has one target/);
-    usage(() => lockTargetOf({ user: 'alice' }), /^--user: mwi has no users, only bots/);
-    usage(() => lockTargetOf({ user: 'bot-' }), /^--user: mwi has no users/);
+    // an operator identity (tctl auth sign --admin) is locked by its name
+    assert.deepEqual(lockTargetOf({ user: 'alice' }), { user: 'alice' });
+    usage(() => lockTargetOf({ user: 'al ice' }), /^--user: mwi's users are bots and operators/);
+    usage(() => lockTargetOf({ user: 'bot-' }), /^--user: mwi's users are bots and operators/);
+    usage(() => lockTargetOf({ user: 'admin' }), /^--user: the local admin identity cannot be locked/);
     usage(() => lockTargetOf({}), /give the lock's target/);
     for (const t of [
       'role',

@@ -40,6 +40,14 @@ export function adminClient(given: ConnectFlags, env: NodeJS.ProcessEnv = proces
       },
     );
   }
+  // an expired certificate is refused at the TLS handshake, which says nothing of why: say it here
+  const expires = Date.parse(identity.expires);
+  if (flags.identity && expires <= Date.now())
+    throw new MwiError(
+      'ACCESS_DENIED',
+      `the identity in ${identityPath} expired at ${identity.expires}: an operator identity is signed anew ` +
+        'on the Auth Service host (tctl auth sign --admin --user NAME --out FILE)',
+    );
   let addr = flags['auth-server'];
   if (!addr) {
     try {

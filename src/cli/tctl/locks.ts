@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { LOCAL_ADMIN, operatorNameProblem } from '../../api/admin.js';
 import type { AdminClient } from '../../api/admin-client.js';
 import type { Lock } from '../../api/resources.js';
 import { isMwiError } from '../../errors.js';
@@ -52,12 +53,13 @@ const TELEPORT_TARGETS = [
   'server-id',
 ] as const;
 
-const ONE_OF = '--user bot-NAME, --bot-instance-id ID or --join-token NAME';
+const ONE_OF = "--user bot-NAME (or an operator's name), --bot-instance-id ID or --join-token NAME";
 
 /**
  * The one target of `tctl lock`. mwi's lock has exactly one target (a Teleport lock may combine
- * several, matching what matches all of them), and its users are bots only: `--user bot-NAME`,
- * Teleport's name for bot NAME's user.
+ * several, matching what matches all of them), and its users are bots (`--user bot-NAME`,
+ * Teleport's name for bot NAME's user) and operators (`--user NAME`, the name of an operator
+ * identity from `tctl auth sign --admin`).
  */
 export function lockTargetOf(values: Flags): Target {
   for (const t of TELEPORT_TARGETS)
@@ -65,9 +67,17 @@ export function lockTargetOf(values: Flags): Target {
       throw usageError(`mwi locks bots, their instances and join tokens only: give ${ONE_OF}`, `--${t}`);
   const given: Target[] = [];
   if (values.user !== undefined) {
-    if (!values.user.startsWith('bot-') || values.user.length === 4)
+    const u = values.user;
+    if (u === LOCAL_ADMIN)
       throw usageError(
-        'mwi has no users, only bots: lock bot NAME as --user bot-NAME (its user name in Teleport)',
+        'the local admin identity cannot be locked (a lock on the only admin would also refuse its removal): ' +
+          'it lasts 4 hours and is re-issued by the running Auth Service',
+        '--user',
+      );
+    if (u === 'bot-' || (!u.startsWith('bot-') && operatorNameProblem(u)))
+      throw usageError(
+        "mwi's users are bots and operators: lock bot NAME as --user bot-NAME (its user name in Teleport), " +
+          'an operator identity (tctl auth sign --admin) as --user NAME',
         '--user',
       );
     given.push({ user: values.user });

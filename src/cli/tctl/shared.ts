@@ -17,6 +17,8 @@ export const OPTIONS = {
   limit: str,
   host: str,
   'public-key': str,
+  // tctl auth sign --admin (mwi's own: an operator identity)
+  admin: { type: 'boolean' },
   ttl: str,
   out: str,
   roles: str,
