@@ -19,6 +19,7 @@ export type AuditEventType =
   | 'lock.created'
   | 'lock.deleted'
   | 'instance.locked'
+  | 'instance.ended'
   | 'resource.created'
   | 'resource.updated'
   | 'resource.deleted'
