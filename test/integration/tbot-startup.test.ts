@@ -50,7 +50,7 @@ describe('tbot must not strand its user', () => {
       assert.ok(ready);
       const all = (await diag(port, '/readyz'))!;
       assert.deepEqual(Object.keys(all.body.services).sort(), ['heartbeat', 'identity', 'output-0']);
-      for (const s of Object.values(all.body.services) as Array<{ status: string }>) assert.equal(s.status, 'healthy');
+      for (const s of Object.values<{ status: string }>(all.body.services)) assert.equal(s.status, 'healthy');
       assert.equal((await diag(port, '/readyz/output-0'))!.status, 200);
       assert.equal((await diag(port, '/readyz/identity'))!.status, 200);
       assert.ok(existsSync(join(p.out, 'key-cert.pub')));
@@ -151,7 +151,7 @@ describe('tbot must not strand its user', () => {
       await c.resume();
     }
     try {
-      await waitFor('the join', () => /\bjoined\b/.test(tbot!.out()), 30_000);
+      await waitFor('the join', () => /\bjoined\b/.test(tbot.out()), 30_000);
       await waitFor('/readyz 200', async () => (await diag(port, '/readyz'))?.status === 200);
       assert.equal(tbot.exitCode, null);
     } finally {
@@ -173,7 +173,8 @@ describe('tbot must not strand its user', () => {
       const file = join(c.dir, `role-${name}.yaml`);
       writeFileSync(
         file,
-        `kind: role\nversion: v7\nmetadata: { name: ${name} }\nspec:\n  allow:\n    logins: ${JSON.stringify(logins)}\n`,
+        `kind: role\nversion: v7\nmetadata: { name: ${name} }\nspec:\n  allow:\n` +
+          `    logins: ${JSON.stringify(logins)}\n`,
       );
       return c.tctlOk(['create', '-f', file]);
     };
