@@ -37,7 +37,8 @@ Flags (start, configure):
       --proxy-server ADDR     its public address instead, HOST:PORT ($TELEPORT_PROXY): without --ca-pin, its
                               certificate is verified with the system trust store (+ $NODE_EXTRA_CA_CERTS)
       --join-method METHOD    join method (default token)
-      --token TOKEN           join token, or an absolute path to a file holding it ($TELEPORT_BOT_TOKEN)
+      --token TOKEN           join token, or an absolute path to a file holding it ($TELEPORT_BOT_TOKEN);
+                              only for a first join: a restart with an identity in --storage needs none
       --ca-pin PIN            sha256:<hex> of the Auth Service CA (repeatable); printed by mwi start
       --storage URI           storage for the bot's internal identity (default /var/lib/tbot; memory:// with --oneshot)
       --data-dir URI          the legacy form of --storage
