@@ -1,4 +1,5 @@
 import { MwiError } from '../errors.js';
+import { joinMethodInfo } from '../join/catalog.js';
 import type { Logger } from '../util/log.js';
 import type { TbotConfig } from './config.js';
 import type { Destination, DestinationConfig } from './destinations/destination.js';
@@ -27,11 +28,24 @@ function storageName(cfg: TbotConfig): string {
 }
 
 /**
- * A first join needs the token; a restart with a usable identity in storage does not (it renews
- * that one), so tbot.yaml and the flags may leave it out: this is where its absence is an error.
+ * A first join needs the token; a restart with a usable identity in storage does not when the
+ * token is a single-use secret (method `token`: the identity only renews from then on), so
+ * tbot.yaml and the flags may leave it out. Methods whose token is a name join again later
+ * (platform methods for every renewal, bound_keypair to rotate or recover), so they always need
+ * it. This is where its absence is an error.
  */
-function requireToken(cfg: TbotConfig, stored: boolean): void {
+function requireToken(cfg: TbotConfig, resumed: boolean, stored: boolean): void {
   if (cfg.token) return;
+  if (resumed && joinMethodInfo(cfg.joinMethod)?.secretName) return;
+  if (resumed) {
+    throw new MwiError(
+      'BAD_CONFIG',
+      `required for join method "${cfg.joinMethod}" also when tbot resumes from its storage: the method joins ` +
+        'again with it (platform methods for every renewal, bound_keypair to rotate or recover its key); ' +
+        'its name is not a secret',
+      { field: 'onboarding.token' },
+    );
+  }
   const where = storageName(cfg);
   const why = stored
     ? `the identity in storage ${where} cannot be resumed (see the log) and there is no onboarding.token: ` +
@@ -96,11 +110,11 @@ export async function startBot(cfg: TbotConfig, log: Logger, signal: AbortSignal
       log.info('diagnostics listening', { addr: diag.address });
     }
     resumed = await botIdentity.load();
+    requireToken(cfg, resumed, botIdentity.current !== undefined);
     if (resumed) {
       const name = botIdentity.current!.cluster_name;
       await checkOutputs(async () => name);
     } else {
-      requireToken(cfg, botIdentity.current !== undefined);
       const join = () => botIdentity.join(false, checkOutputs);
       if (cfg.oneshot) await join();
       else if (!(await joinWithRetry(join, { retry: retryPolicy(cfg), log, signal, health: joining }))) {

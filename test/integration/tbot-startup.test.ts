@@ -87,6 +87,28 @@ describe('tbot must not strand its user', () => {
     assert.match(mem.stderr, /no identity in storage memory:\/\/ \(memory storage keeps nothing across runs\)/);
   });
 
+  it('5: a method whose token is a name (bound_keypair) needs it also to resume: it joins again later', async () => {
+    await c.addBot('keyed', ['deploy']);
+    const add = ['tokens', 'add', '--type=bot', '--bot-name', 'keyed', '--join-method', 'bound_keypair'];
+    const bk = JSON.parse(await c.tctlOk([...add, '--format', 'json'])) as {
+      token: string;
+      registration_secret: string;
+    };
+    const p = paths();
+    const flags = ['--auth-server', c.addr, '--ca-pin', c.caPin, '--join-method', 'bound_keypair'];
+    const where = ['--data-dir', p.storage, '--destination-dir', p.out, '--oneshot'];
+    const first = await cli('tbot', ['start', ...flags, '--token', bk.token, ...where], {
+      env: { TBOT_REGISTRATION_SECRET: bk.registration_secret },
+    });
+    assert.equal(first.code, 0, first.stderr);
+    const again = await cli('tbot', ['start', ...flags, ...where]);
+    assert.equal(again.code, 2, again.stderr);
+    assert.match(
+      again.stderr,
+      /ERROR: onboarding\.token: required for join method "bound_keypair" also when tbot resumes from its storage/,
+    );
+  });
+
   it('3: one storage, one tbot: a second refuses naming the PID (exit 2, its token unused); released on exit', async () => {
     const token = await c.addBot('single', ['deploy']);
     const p = paths();

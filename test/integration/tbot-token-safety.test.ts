@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { startCluster, tbotFlags, type TestCluster } from '../helpers/cluster.js';
-import { CLI_DIR, cli, type RunResult } from '../helpers/procs.js';
+import { CLI_DIR, cli, exited, spawnCli, waitFor, type RunResult } from '../helpers/procs.js';
 
 /** `nobody` on Debian: a user root can run tbot as, for permission tests that root itself would pass. */
 const NOBODY = { uid: 65534, gid: 65534 };
@@ -156,6 +156,19 @@ describe('tbot spends a single-use token only when it can write', () => {
       ended[0]!.reason,
       /^ended by the bot itself: the run failed after the join \(.*ENOSPC.*memory storage/,
     );
+    assert.equal(await instances(b.name), 0, 'no orphan instance');
+  });
+
+  it('a daemon with memory storage stopped before its outputs were ever written ends its instance', async (t) => {
+    const full = tiny(t, 'full-daemon', 'size=8k');
+    if (!full) return;
+    const b = await bot();
+    const tbot = spawnCli('tbot', ['start', ...tbotFlags(c, b.token, 'memory://', full)]);
+    await waitFor('a failed output', () => /output .* failed, retrying/.test(tbot.out()));
+    assert.equal(await instances(b.name), 1, 'a daemon keeps retrying its output meanwhile');
+    tbot.kill('SIGTERM');
+    assert.equal(await exited(tbot), 0, tbot.out());
+    assert.match(tbot.out(), /ended this run's bot instance: .*tbot stopped before every output was written/);
     assert.equal(await instances(b.name), 0, 'no orphan instance');
   });
 
