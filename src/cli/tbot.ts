@@ -174,13 +174,15 @@ runMain('tbot', async () => {
   // the daemon serves --diag-addr and keeps renewing: a stray rejection is logged, not fatal
   if (!cfg.oneshot) installProcessGuards(log);
   if (cfg.insecure) log.warn('--insecure: the Auth Service will not be authenticated on first contact');
-  const bot = await startBot(cfg, log, abort.signal);
+  // before startBot: a daemon may wait there for its first join, and SIGHUP's default is to exit
+  let bot: Awaited<ReturnType<typeof startBot>> | undefined;
   const renew = () => {
     log.info('renewing everything now (signal)');
-    bot.renewNow();
+    bot?.renewNow();
   };
   process.on('SIGHUP', renew);
   process.on('SIGUSR1', renew);
+  bot = await startBot(cfg, log, abort.signal);
   await bot.done;
   if (cfg.oneshot) log.info('one-shot run complete');
 });

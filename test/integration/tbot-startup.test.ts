@@ -169,6 +169,10 @@ describe('tbot must not strand its user', () => {
       const waiting = (await diag(port, '/readyz'))!;
       assert.equal(waiting.status, 503);
       assert.match(waiting.body.services.identity.reason, /^joining: cannot reach the Auth Service/);
+      // SIGHUP (renew now) while it waits does not end it
+      tbot.kill('SIGHUP');
+      await waitFor('the SIGHUP handled', () => /renewing everything now \(signal\)/.test(tbot!.out()));
+      assert.equal(tbot.exitCode, null);
     } finally {
       await c.resume();
     }
