@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { validateTbotConfig } from '../../src/agent/config.js';
@@ -62,6 +62,24 @@ describe('storage lock file (one storage, one tbot)', () => {
     writeFileSync(path, '1\n');
     again.release();
     assert.equal(readFileSync(path, 'utf8'), '1\n');
+  });
+
+  it('a lock copied with the storage from another directory is not in use here, though its holder runs', () => {
+    const path = join(tmp.path, 'copied.lock');
+    const other = spawn('sleep', ['30']);
+    try {
+      // as the original tbot wrote it in its own directory: another DEV:INO than this one's
+      writeFileSync(path, `${other.pid}\ndir 1:1\n`);
+      const { log, lines } = recorder();
+      acquireLockFile(path, 'storage.path', log).release();
+      assert.match(lines.join('\n'), /^WARN taking over a storage lock copied with the storage from another directory/);
+      // the same directory, another path to it: the same DEV:INO, so in use
+      const st = statSync(tmp.path);
+      writeFileSync(path, `${other.pid}\ndir ${st.dev}:${st.ino}\n`);
+      assert.throws(() => acquireLockFile(path, 'storage.path'), /storage in use by PID/);
+    } finally {
+      other.kill();
+    }
   });
 
   it('a running PID that started at another time is a reused PID: the lock is stale', (t) => {

@@ -6,9 +6,11 @@ import {
   lstatSync,
   openSync,
   readFileSync,
+  statSync,
   unlinkSync,
   writeSync,
 } from 'node:fs';
+import { dirname } from 'node:path';
 import { MwiError } from '../../errors.js';
 import type { Logger } from '../../util/log.js';
 
@@ -38,7 +40,16 @@ function startTime(pid: number): string | undefined {
 interface Holder {
   pid: number;
   start: string | undefined;
+  /** The directory the lock was taken in (`DEV:INO`): a copied storage carries its original's lock. */
+  dir: string | undefined;
+  /** The lock file's inode, to remove only the file that was read. */
   ino: number;
+}
+
+/** `DEV:INO` of the directory holding `path`: the same for every path to it, another for a copy. */
+function dirId(path: string): string {
+  const st = statSync(dirname(path));
+  return `${st.dev}:${st.ino}`;
 }
 
 /** The lock file's holder as written by lockText; undefined if the file vanished meanwhile. */
@@ -51,13 +62,9 @@ function readHolder(path: string): Holder | undefined {
     throw err;
   }
   try {
-    const text = readFileSync(fd, 'utf8');
-    const [pid, start] = text.split('\n');
-    return {
-      pid: Number(pid),
-      start: start?.startsWith('start ') ? start.slice(6) : undefined,
-      ino: fstatSync(fd).ino,
-    };
+    const [pid, ...lines] = readFileSync(fd, 'utf8').split('\n');
+    const field = (key: string) => lines.find((l) => l.startsWith(`${key} `))?.slice(key.length + 1);
+    return { pid: Number(pid), start: field('start'), dir: field('dir'), ino: fstatSync(fd).ino };
   } finally {
     closeSync(fd);
   }
@@ -79,22 +86,24 @@ function running(h: Holder): boolean {
   return now === undefined || now === h.start;
 }
 
-function lockText(): string {
+function lockText(dir: string): string {
   const start = startTime(process.pid);
-  return `${process.pid}\n${start === undefined ? '' : `start ${start}\n`}`;
+  return `${process.pid}\n${start === undefined ? '' : `start ${start}\n`}dir ${dir}\n`;
 }
 
 /**
- * Takes the lock file at `path`: created with O_EXCL, holding this process's PID (and start
- * time). A lock whose holder still runs is refused with "storage in use by PID N", naming
- * `field`; one left by a process that no longer runs (killed, or the machine crashed) is taken
- * over with a warning. Node.js has no flock(2); a PID file is what works without a native module.
- * Its limit: a holder in another PID namespace (another container on a shared volume) looks dead.
+ * Takes the lock file at `path`: created with O_EXCL, holding this process's PID, its start time
+ * and the directory's identity. A lock whose holder still runs is refused with "storage in use by
+ * PID N", naming `field`; one left by a process that no longer runs (killed, or the machine
+ * crashed), or copied along with the storage from another directory, is taken over with a
+ * warning. Node.js has no flock(2); a PID file is what works without a native module. Its limit:
+ * a holder in another PID namespace (another container on a shared volume) looks dead.
  *
  * @throws MwiError BAD_CONFIG naming `field`
  */
 export function acquireLockFile(path: string, field: string, log?: Logger): HeldLock {
-  const text = lockText();
+  const here = dirId(path);
+  const text = lockText(here);
   for (let attempt = 0; attempt < 5; attempt++) {
     try {
       const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
@@ -110,7 +119,8 @@ export function acquireLockFile(path: string, field: string, log?: Logger): Held
     }
     const holder = readHolder(path);
     if (!holder) continue; // released meanwhile
-    if (running(holder)) {
+    const copied = holder.dir !== undefined && holder.dir !== here;
+    if (!copied && running(holder)) {
       throw new MwiError(
         'BAD_CONFIG',
         `storage in use by PID ${holder.pid} (${path}): one storage serves one tbot (two would renew the same ` +
@@ -119,7 +129,10 @@ export function acquireLockFile(path: string, field: string, log?: Logger): Held
         { field },
       );
     }
-    log?.warn('taking over a storage lock left by a tbot that no longer runs (killed, or the machine restarted)', {
+    const why = copied
+      ? 'copied with the storage from another directory (a copy, or a restored backup)'
+      : 'left by a tbot that no longer runs (killed, or the machine restarted)';
+    log?.warn(`taking over a storage lock ${why}`, {
       lock: path,
       pid: Number.isSafeInteger(holder.pid) ? holder.pid : 'unreadable',
     });
