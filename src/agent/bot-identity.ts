@@ -200,12 +200,18 @@ export class BotIdentity {
       };
       const res = await api.call<BotCredentialResponse>('POST', PATHS.join, req);
       const stored = this.toCredential(res, keys.privateKeyPem, keys.publicKeyPem, method.name, sha256Hex(token));
+      const previous = this.state.identity;
       this.state.identity = stored;
       delete this.state.pending;
-      // the identity and the method's state (e.g. the new join state) are written together
-      if (method.afterJoin) await method.afterJoin(jctx, res.method_data);
-      else await this.persist();
       this.setCurrent(stored);
+      try {
+        // the identity and the method's state (e.g. the new join state) are written together
+        if (method.afterJoin) await method.afterJoin(jctx, res.method_data);
+        else await this.persist();
+      } catch (err) {
+        if (refresh) throw err; // the instance lives on: the next renewal writes again
+        throw await this.unstored(err, stored, previous);
+      }
       this.log.info(refresh ? 'refreshed identity' : 'joined', {
         bot: res.bot_name,
         instance: res.instance_id,
@@ -216,6 +222,58 @@ export class BotIdentity {
       });
     } finally {
       if (api !== this.client) api.close();
+    }
+  }
+
+  /**
+   * A join succeeded but its identity could not be stored: the instance it made is ended (a
+   * restart could not continue it, so it would be an orphan) and the error says so.
+   */
+  private async unstored(err: unknown, joined: BotCredential, previous: BotCredential | undefined): Promise<MwiError> {
+    const why = err instanceof Error ? err.message : String(err);
+    const ended = await this.end(`its identity could not be written to storage: ${why}`);
+    this.state.identity = previous;
+    if (previous) this.setCurrent(previous);
+    else {
+      this.client?.close();
+      this.client = undefined;
+    }
+    const after = ended
+      ? 'the instance was ended, so none is left behind'
+      : 'ending the instance failed: it stays until its identity expires';
+    return new MwiError(
+      'BAD_CONFIG',
+      `joined as bot instance ${joined.instance_id}, but its identity could not be written to ` +
+        `${this.storage.description} (${why}); ${after}. The join token is spent: fix the storage, then start ` +
+        'tbot with a new token',
+      { field: 'storage.path', cause: err },
+    );
+  }
+
+  /**
+   * Ends the bot instance this identity belongs to (POST /v1/instance/end), for a run that joined
+   * and cannot keep its identity (memory storage, or a storage write that failed), so that no
+   * orphan instance is left. Best effort: returns whether it was ended; a failure is logged.
+   */
+  async end(reason: string): Promise<boolean> {
+    const cur = this.state.identity;
+    const client = this.client;
+    if (!cur || !client) return false;
+    try {
+      await this.mutex.run(() => client.call('POST', PATHS.endInstance, { reason }));
+      this.log.warn("ended this run's bot instance: its identity cannot be kept", {
+        bot: cur.bot_name,
+        instance: cur.instance_id,
+        reason,
+      });
+      return true;
+    } catch (err) {
+      this.log.error("could not end this run's bot instance: it stays until its identity expires", {
+        bot: cur.bot_name,
+        instance: cur.instance_id,
+        error: err instanceof Error ? err.message : String(err),
+      });
+      return false;
     }
   }
 

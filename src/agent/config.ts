@@ -81,7 +81,10 @@ export interface TbotConfig {
    */
   proxyServer: string | undefined;
   joinMethod: string;
-  /** The join token (read from the file when `token` named one). Never logged. */
+  /**
+   * The join token (read from the file when `token` named one). Never logged. Undefined: none
+   * given, which only a tbot resuming an identity from its storage can do without.
+   */
   token: string | undefined;
   /** Method-specific options, secrets resolved from files and the environment. Never logged. */
   methodOptions: Readonly<Record<string, unknown>>;
@@ -153,12 +156,8 @@ export function validateTbotConfig(raw: unknown, env: NodeJS.ProcessEnv = proces
     c.onboarding.token ?? (env[TOKEN_ENV_VAR] || undefined),
     fromEnv ? TOKEN_ENV_VAR : 'onboarding.token',
   );
-  if (!token)
-    fail(
-      'onboarding.token',
-      `required for join method "${method.name}" (the token, or an absolute path to a file holding it; or ` +
-        `$${TOKEN_ENV_VAR})`,
-    );
+  // no token is fine here: a restart with an identity in storage needs none (startBot requires it
+  // only for a join)
   const blocks: Record<string, unknown> = c.onboarding;
   for (const m of CLIENT_METHODS.values()) {
     if (!m.options || !blocks[m.name] || m.name === method.name) continue;

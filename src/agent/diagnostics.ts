@@ -81,10 +81,20 @@ export async function startDiagnostics(
       const entries = [...src.services].filter(([n]) => !only || n === only);
       if (only && entries.length === 0) return send(404, JSON.stringify({ error: `no service ${only}` }));
       const services = Object.fromEntries(
-        entries.map(([n, h]) => [n, { status: h.status, ...(h.reason ? { reason: h.reason } : {}) }]),
+        entries.map(([n, h]) => [
+          n,
+          {
+            status: h.status,
+            ...(h.reason ? { reason: h.reason } : {}),
+            ...(h.warnings ? { warnings: h.warnings } : {}),
+          },
+        ]),
       );
       const ready = entries.every(([, h]) => h.status === 'healthy');
-      return send(ready ? 200 : 503, JSON.stringify({ status: ready ? 'ready' : 'not ready', services }));
+      // warnings do not change readiness: what they describe works, but not as the operator may think
+      const warnings = entries.flatMap(([n, h]) => (h.warnings ?? []).map((w) => `${n}: ${w}`));
+      const body = { status: ready ? 'ready' : 'not ready', services, ...(warnings.length ? { warnings } : {}) };
+      return send(ready ? 200 : 503, JSON.stringify(body));
     }
     send(404, '{"error":"not found"}');
   };

@@ -10,6 +10,8 @@ export interface Health {
   status: 'initializing' | 'healthy' | 'unhealthy';
   reason?: string;
   lastSuccess?: number;
+  /** What works but deserves attention (e.g. a certificate that can log in nowhere); not a failure. */
+  warnings?: string[];
 }
 
 export interface IntervalOptions {
@@ -21,6 +23,11 @@ export interface IntervalOptions {
   log: Logger;
   /** Run once immediately (default) or wait one interval first. */
   runFirst?: boolean;
+  /**
+   * Healthy before the first run: what the job keeps fresh was just made by someone else (the
+   * identity renewal after a join), so waiting one interval is not "initializing".
+   */
+  healthyAtStart?: boolean;
 }
 
 /**
@@ -29,14 +36,16 @@ export interface IntervalOptions {
  * `trigger()` runs the job now (SIGHUP, or a dependency renewed).
  */
 export class IntervalRunner {
-  readonly health: Health = { status: 'initializing' };
+  readonly health: Health;
   private wake: (() => void) | undefined;
   private triggered = false;
 
   constructor(
     private readonly fn: () => Promise<void>,
     private readonly opts: IntervalOptions,
-  ) {}
+  ) {
+    this.health = opts.healthyAtStart ? { status: 'healthy', lastSuccess: Date.now() } : { status: 'initializing' };
+  }
 
   trigger(): void {
     this.triggered = true;

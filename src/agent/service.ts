@@ -80,7 +80,7 @@ function refusedForGood(err: unknown): err is MwiError {
 }
 
 /** Retry often enough to renew several times before the credential expires, at most once a minute. */
-function retryPolicy(cfg: TbotConfig): RetryPolicy {
+export function retryPolicy(cfg: TbotConfig): RetryPolicy {
   return { initialMs: 1000, maxMs: Math.min(60_000, Math.max(1000, cfg.credentialTtlMs / 4)) };
 }
 
@@ -93,13 +93,16 @@ export interface LoopSpec {
   retry?: RetryPolicy;
   /** Run at start (the default) or after one interval. */
   runFirst?: boolean;
+  /** Healthy before its first run (see IntervalOptions.healthyAtStart). */
+  healthyAtStart?: boolean;
   /** Metrics counting runs that succeeded and failed; a counted success also refreshes the expiry gauge. */
   counters?: { ok: string; failed: string };
   /** A refusal does not stop tbot (the heartbeat: the identity renewal acts on refusals). */
   bestEffort?: boolean;
   /** Also run after each renewal of the bot identity (an output wants the new credential). */
   afterRenewal?: boolean;
-  job(): Promise<void>;
+  /** One run; what it returns are warnings, shown on /readyz until a run returns none. */
+  job(): Promise<string[] | void>;
   /** The --oneshot pass; default: the job once. */
   oneShot?(): Promise<void>;
 }
@@ -125,6 +128,7 @@ export class LoopService implements Service {
       retry: spec.retry ?? retryPolicy(deps.cfg),
       log: deps.log,
       runFirst: spec.runFirst,
+      healthyAtStart: spec.healthyAtStart,
     });
     if (spec.afterRenewal) deps.botIdentity.onRenewed(() => this.trigger());
   }
@@ -142,15 +146,17 @@ export class LoopService implements Service {
     if (this.refusal) throw this.refusal;
   }
 
-  oneShot(): Promise<void> {
-    return this.spec.oneShot ? this.spec.oneShot() : this.spec.job();
+  async oneShot(): Promise<void> {
+    if (this.spec.oneShot) await this.spec.oneShot();
+    else await this.spec.job();
   }
 
   private async once(): Promise<void> {
     const { metrics, botIdentity, log } = this.deps;
     const { counters } = this.spec;
     try {
-      await this.spec.job();
+      const warnings = await this.spec.job();
+      this.runner.health.warnings = warnings && warnings.length > 0 ? warnings : undefined;
     } catch (err) {
       if (counters) metrics.inc(counters.failed);
       if (!this.spec.bestEffort && refusedForGood(err)) {

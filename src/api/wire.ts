@@ -13,6 +13,7 @@ export const PATHS = {
   renew: '/v1/renew',
   certs: '/v1/certs',
   heartbeat: '/v1/heartbeat',
+  endInstance: '/v1/instance/end',
   admin: '/v1/admin',
 } as const;
 
@@ -83,6 +84,16 @@ export interface CertsResponse {
   logins: string[];
   expires: string;
   cluster_name: string;
+}
+
+/**
+ * POST /v1/instance/end (a bot identity): the bot ends its own instance, which then cannot renew,
+ * ask for certificates or heartbeat. tbot sends it when a run that joined cannot keep the identity
+ * (memory storage, or a storage write that failed), so that no orphan instance is left.
+ */
+export interface EndInstanceRequest {
+  /** Why, for the audit log (at most 256 characters are kept). */
+  reason: string;
 }
 
 /** POST /v1/heartbeat over mTLS. Self-reported by tbot and shown as such. */

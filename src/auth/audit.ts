@@ -21,6 +21,7 @@ export type AuditEventType =
   | 'lock.created'
   | 'lock.deleted'
   | 'instance.locked'
+  | 'instance.ended'
   | 'resource.created'
   | 'resource.updated'
   | 'resource.deleted'

@@ -9,6 +9,7 @@ import type { AuthContext } from './context.js';
 import { testToken } from './token-test.js';
 import { handleChallenge, handleJoin } from './join.js';
 import { handleCerts } from './certs.js';
+import { handleEndInstance } from './end-instance.js';
 import { handleHeartbeat } from './heartbeat.js';
 import { signOperatorIdentity } from './operator-identity.js';
 import { handleRenew } from './renew.js';
@@ -25,6 +26,7 @@ const TBOT_ROUTES = {
   renew: { method: 'POST', path: PATHS.renew, body: checkedByHandler },
   certs: { method: 'POST', path: PATHS.certs, body: checkedByHandler },
   heartbeat: { method: 'POST', path: PATHS.heartbeat, body: checkedByHandler },
+  endInstance: { method: 'POST', path: PATHS.endInstance, body: checkedByHandler },
 } as const satisfies Record<string, RouteSpec>;
 
 /**
@@ -82,6 +84,9 @@ export function authRoutes(ctx: AuthContext, opts: { publicAddrs?: () => string[
         ),
         route(TBOT_ROUTES.certs, 'bot', ({ caller, body, remote }) => handleCerts(ctx, caller, body, remote)),
         route(TBOT_ROUTES.heartbeat, 'bot', ({ caller, body, remote }) => handleHeartbeat(ctx, caller, body, remote)),
+        route(TBOT_ROUTES.endInstance, 'bot', ({ caller, body, remote }) =>
+          handleEndInstance(ctx, caller, body, remote),
+        ),
       ],
     },
   ];

@@ -37,7 +37,8 @@ Flags (start, configure):
       --proxy-server ADDR     its public address instead, HOST:PORT ($TELEPORT_PROXY): without --ca-pin, its
                               certificate is verified with the system trust store (+ $NODE_EXTRA_CA_CERTS)
       --join-method METHOD    join method (default token)
-      --token TOKEN           join token, or an absolute path to a file holding it ($TELEPORT_BOT_TOKEN)
+      --token TOKEN           join token, or an absolute path to a file holding it ($TELEPORT_BOT_TOKEN);
+                              method token: only for a first join (a restart from --storage needs none)
       --ca-pin PIN            sha256:<hex> of the Auth Service CA (repeatable); printed by mwi start
       --storage URI           storage for the bot's internal identity (default /var/lib/tbot; memory:// with --oneshot)
       --data-dir URI          the legacy form of --storage
@@ -181,13 +182,16 @@ runMain('tbot', async () => {
   // the daemon serves --diag-addr and keeps renewing: a stray rejection is logged, not fatal
   if (!cfg.oneshot) installProcessGuards(log);
   if (cfg.insecure) log.warn('--insecure: the Auth Service will not be authenticated on first contact');
-  const bot = await startBot(cfg, log, abort.signal);
+  // before startBot: a daemon may wait there for its first join, and SIGHUP's default is to exit
+  let renewNow = (): void => {};
   const renew = () => {
     log.info('renewing everything now (signal)');
-    bot.renewNow();
+    renewNow();
   };
   process.on('SIGHUP', renew);
   process.on('SIGUSR1', renew);
+  const bot = await startBot(cfg, log, abort.signal);
+  renewNow = () => bot.renewNow();
   await bot.done;
   if (cfg.oneshot) log.info('one-shot run complete');
 });

@@ -24,6 +24,7 @@ const ROUTES = [
   PATHS.renew,
   PATHS.certs,
   PATHS.heartbeat,
+  PATHS.endInstance,
   `${PATHS.admin}/status`,
   `${PATHS.admin}/resources/role`,
   `${PATHS.admin}/bots`,

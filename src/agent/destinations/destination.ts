@@ -25,6 +25,13 @@ export interface Destination {
    * readers), so that tbot stops before it joins rather than at its first write.
    */
   prepare?(): Promise<void>;
+  /**
+   * Takes an exclusive lock for this process (tbot's storage: one tbot per storage). A destination
+   * that keeps nothing across runs (memory) has none.
+   */
+  lock?(): { release(): void };
+  /** Undoes what `prepare` or `lock` made when tbot stops before writing (directories still empty). */
+  discard?(): void;
 }
 
 /** What opening a destination may be told: where it sits in tbot.yaml, and where to report. */

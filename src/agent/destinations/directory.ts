@@ -10,13 +10,14 @@ import {
   readFileSync,
   readlinkSync,
   renameSync,
+  rmdirSync,
   rmSync,
   statSync,
   symlinkSync,
   unlinkSync,
   type Stats,
 } from 'node:fs';
-import { join, resolve, sep } from 'node:path';
+import { dirname, join, resolve, sep } from 'node:path';
 import { z } from 'zod';
 import { MwiError } from '../../errors.js';
 import { checkDirTrusted, fsyncDir, writeFileAtomic } from '../../util/fs.js';
@@ -33,6 +34,8 @@ import {
   type Reader,
 } from './acl.js';
 import type { Destination, DestinationType, OutputFile } from './destination.js';
+import { acquireLockFile, LOCK_FILE, type HeldLock } from './lock-file.js';
+import { cannotWrite, writeTest } from './write-test.js';
 
 const DATA = '..data';
 const VERSION_PREFIX = '..v-';
@@ -87,6 +90,8 @@ export class DirectoryDestination implements Destination {
   private readonly log: Logger | undefined;
   /** The readers' ACL entries once the test passed; undefined when ACLs are not used. */
   private acl: Promise<AclEntry[] | undefined> | undefined;
+  /** The first directory this instance made (mkdir -p), for discard. */
+  private created: string | undefined;
 
   /** `field` names the setting in errors (`storage.path` for tbot's storage). */
   constructor(
@@ -144,11 +149,15 @@ export class DirectoryDestination implements Destination {
     try {
       st = lstatSync(this.path);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw cannotWrite(err, this.path, this.field, 'use');
       if (!create) return false;
       // mkdir -p follows links on the way: refuse them before anything is created through one
       if (this.symlinks === 'secure') this.refuseLinksOnPath();
-      mkdirSync(this.path, { recursive: true, mode: 0o700 });
+      try {
+        this.created ??= mkdirSync(this.path, { recursive: true, mode: 0o700 });
+      } catch (e) {
+        throw cannotWrite(e, this.path, this.field, 'create');
+      }
       st = lstatSync(this.path);
     }
     if (st.isSymbolicLink()) {
@@ -201,9 +210,11 @@ export class DirectoryDestination implements Destination {
   }
 
   /**
-   * Checks at start what a write would need, so that a run that cannot write stops before it
-   * joins: an existing directory is checked (links, owner, mode); with readers and ACLs on, the
-   * directory is made and ACLs are tried on a test file.
+   * Checks at start what a write will need, so that a run that cannot write stops before it
+   * joins: the directory is made (0700) if absent, or checked (links, owner, mode); every step of
+   * a write is tried on a test directory (create, write, mode, rename, symlink); with readers and
+   * ACLs on, ACLs are tried on a test file. A directory made for the test is removed again: the
+   * first write makes it, and a run that stops before writing leaves nothing.
    */
   async prepare(): Promise<void> {
     if (this.readers.length > 0 && this.acls === 'off') {
@@ -211,8 +222,42 @@ export class DirectoryDestination implements Destination {
         path: this.path,
       });
     }
-    if (!this.ensureDir(this.aclsWanted())) return;
-    await this.aclEntries();
+    const existed = this.created !== undefined || this.ensureDir(false);
+    this.ensureDir(true);
+    try {
+      writeTest(this.path, this.field);
+      await this.aclEntries();
+    } finally {
+      if (!existed) this.discard();
+    }
+  }
+
+  /**
+   * Takes the storage lock (the directory is made first if absent): one tbot per storage.
+   *
+   * @throws MwiError BAD_CONFIG "storage in use by PID N", naming the field
+   */
+  lock(): HeldLock {
+    this.ensureDir(true);
+    try {
+      return acquireLockFile(join(this.path, LOCK_FILE), this.field, this.log);
+    } catch (err) {
+      throw err instanceof MwiError ? err : cannotWrite(err, this.path, this.field, 'write in');
+    }
+  }
+
+  /** Removes the directories this instance made, from the destination up, while they are empty. */
+  discard(): void {
+    if (!this.created) return;
+    for (let dir = this.path; ; dir = dirname(dir)) {
+      try {
+        rmdirSync(dir);
+      } catch {
+        return; // not empty (or not ours to remove): stop there
+      }
+      if (dir === this.created) break;
+    }
+    this.created = undefined;
   }
 
   private aclsWanted(): boolean {

@@ -100,6 +100,8 @@ export type IdentityOutputConfig = ConfigOf<typeof fields> & Lifetime;
 /** Writes the `identity` output: SSH and TLS credentials for workloads, from a key made here. */
 export class IdentityOutput {
   private key: { pair: PemKeyPair; created: number } | undefined;
+  /** The warnings of the last write, so that the log repeats one only when it changes. */
+  private warned = '';
 
   constructor(
     readonly cfg: IdentityOutputConfig,
@@ -112,7 +114,7 @@ export class IdentityOutput {
     return this.cfg.name ?? `identity (${this.dest.description})`;
   }
 
-  async generate(): Promise<void> {
+  async generate(): Promise<string[]> {
     if (!this.key || Date.now() - this.key.created >= OUTPUT_KEY_LIFETIME_MS) {
       this.key = { pair: await generateKeys('ec-p256'), created: Date.now() };
     }
@@ -130,7 +132,24 @@ export class IdentityOutput {
       logins: certs.logins.join(',') || '(none)',
       expires: certs.expires,
     });
+    const warnings = certs.logins.length === 0 ? [noLoginsWarning(this.botIdentity.current?.bot_name)] : [];
+    if (warnings.join('\n') !== this.warned) for (const w of warnings) this.log.warn(w, { output: this.name });
+    this.warned = warnings.join('\n');
+    return warnings;
   }
+}
+
+/**
+ * A bot without logins gets an SSH certificate whose one principal is a placeholder no account
+ * has (never an empty list, which sshd would accept for any user: docs/security.md): it works,
+ * and logs in nowhere. Said at tbot's start and on /readyz, because nothing else fails.
+ */
+export function noLoginsWarning(bot = 'NAME'): string {
+  return (
+    "the bot's roles grant no SSH logins: the SSH certificate can log in nowhere (its one principal is a " +
+    `placeholder no account has); add logins to one of its roles (allow.logins), or give the bot logins ` +
+    `for a role that uses {{internal.logins}}: tctl bots update ${bot} --add-logins LOGIN`
+  );
 }
 
 /** `type: identity`, Teleport's output type: the files above, on the output's lifetime. */

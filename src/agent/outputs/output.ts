@@ -7,7 +7,8 @@ export interface OutputJob {
   label: string;
   /** The output's lifetime, and whether it set its own renewal_interval. */
   cfg: Lifetime & { renewal_interval?: string | undefined };
-  generate(): Promise<void>;
+  /** Writes the files; returns warnings about what it wrote (shown on /readyz). */
+  generate(): Promise<string[] | void>;
 }
 
 /**

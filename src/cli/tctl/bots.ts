@@ -3,6 +3,7 @@ import { usageError } from '../common.js';
 import { botInstances } from './bot-instances.js';
 import { printResources } from './format.js';
 import { joinAddresses, printJoinToken } from './join-help.js';
+import { warnIfNoLogins } from './no-logins.js';
 import { cell, print } from './output.js';
 import { list, need, type Command } from './shared.js';
 
@@ -34,6 +35,7 @@ export async function bots({ admin, sub, positionals, values, format }: Command)
     });
     if (values.token !== undefined && format !== 'json') print(`bot "${cell(name)}" has been created\n`);
     printJoinToken(out, await joinAddresses(admin, format), format, values.token !== undefined);
+    await warnIfNoLogins(admin, name, list(values.roles)!, [{ name: 'logins', values: list(values.logins) ?? [] }]);
     return;
   }
   if (sub === 'rm') {
@@ -52,8 +54,9 @@ export async function bots({ admin, sub, positionals, values, format }: Command)
       (values['add-logins'] ? [...new Set([...curLogins, ...list(values['add-logins'])!])] : undefined);
     if (!roles && !logins)
       throw usageError('nothing to update: give --set-roles, --add-roles, --set-logins or --add-logins');
-    await admin.updateBot(name, { ...(roles ? { roles } : {}), ...(logins ? { logins } : {}) });
+    const updated = await admin.updateBot(name, { ...(roles ? { roles } : {}), ...(logins ? { logins } : {}) });
     print(`bot "${cell(name)}" updated\n`);
+    await warnIfNoLogins(admin, name, updated.spec.roles, updated.spec.traits);
     return;
   }
   throw usageError(`unknown command "bots ${sub ?? ''}" (expected add, ls, rm, update, instances)`);
