@@ -150,6 +150,8 @@ const auditEvent = z
     bot_name: z.string().optional(),
     bot_instance_id: z.string().optional(),
     join_method: z.string().optional(),
+    /** The join token's id (never a secret: a `token`-method token is named by its hash's id). */
+    token_id: z.string().optional(),
     resource: z.string().optional(),
     user: z.string().optional(),
     /** Why a request failed (internal detail: only administrators see it). */
