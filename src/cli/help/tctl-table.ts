@@ -202,6 +202,7 @@ export const TCTL = {
     {
       path: 'create',
       args: '[FILE]',
+      complete: 'file',
       usage: 'create [FILE] [-f|--force]',
       summary: 'create roles, bots, tokens, locks from YAML (--- separated; no FILE or - reads stdin)',
       flags: ['force'],
@@ -210,6 +211,7 @@ export const TCTL = {
     {
       path: 'get',
       args: 'RESOURCES',
+      complete: ['all', 'roles', 'bots', 'tokens', 'locks', 'bot_instances'],
       summary: 'print resources: KIND[/NAME], several separated by commas, or all',
       details:
         'Kinds: roles, bots, tokens, locks, bot_instances (one instance is bot_instance/BOT/ID or ' +
@@ -333,6 +335,7 @@ export const TCTL = {
       path: 'completion',
       args: 'SHELL',
       summary: 'print a shell completion script (bash or zsh)',
+      complete: ['bash', 'zsh'],
       details:
         'bash: source <(tctl completion bash), or write it to /etc/bash_completion.d/tctl. zsh: source ' +
         '<(tctl completion zsh) after compinit, or write it as _tctl into a directory of $fpath.',
