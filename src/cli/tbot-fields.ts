@@ -1,11 +1,12 @@
 import { isMwiError, MwiError } from '../errors.js';
 
-/** tbot.yaml keys that a start/configure flag sets, and that flag. */
+/**
+ * tbot.yaml keys that a start/configure flag sets, and that flag: the keys whose errors are about
+ * the value alone (auth_server and proxy_server are refused together, which no one flag explains).
+ */
 const FLAG_OF_FIELD: ReadonlyArray<readonly [RegExp, string]> = [
   [/^credential_ttl$/, 'certificate-ttl'],
   [/^renewal_interval$/, 'renewal-interval'],
-  [/^auth_server\b/, 'auth-server'],
-  [/^proxy_server$/, 'proxy-server'],
   [/^onboarding\.join_method$/, 'join-method'],
   [/^onboarding\.token$/, 'token'],
   [/^onboarding\.ca_pins\b/, 'ca-pin'],

@@ -30,7 +30,7 @@ function listedFlags(help: string): Set<string> {
 function sampleValue(program: ProgramDef, command: CommandDef | undefined, name: string): string[] {
   const f = flagsOf(program, command).find((x) => x.name === name)!;
   if (f.type === 'boolean') return [`--${name}`];
-  const v = f.choices?.[0] ?? (f.duration ? '1h' : f.count ? '3' : 'x');
+  const v = f.choices?.[0] ?? f.values?.[0] ?? (f.duration ? '1h' : f.count ? '3' : 'x');
   return [`--${name}`, v];
 }
 
@@ -203,7 +203,14 @@ describe('parseCommandLine (tctl, tbot, mwi)', () => {
     usage(() => tctl('get', 'all', '--format', 'xml'), /^--format: expected one of: yaml, json, text \(got "xml"\)/);
     usage(() => tctl('audit', 'ls', '--limit', 'many'), /^--limit: expected a whole number of at least 1/);
     usage(() => tbot('start', '--certificate-ttl', '5x'), /^--certificate-ttl: expected a duration/);
-    usage(() => tbot('start', '--join-method', 'tokn'), /^--join-method: expected one of: token, bound_keypair/);
+    usage(
+      () => tbot('start', '--join-method', 'tokn'),
+      /^--join-method: unknown join method "tokn" \(expected one of: token/,
+    );
+    usage(
+      () => tctl('tokens', 'add', '--join-method', 'ec2'),
+      /^--join-method: join method "ec2" is Teleport's and not in mwi/,
+    );
     assert.deepEqual(tbot('start', '--ca-pin', 'a', '--ca-pin', 'b').values['ca-pin'], ['a', 'b']);
   });
 });

@@ -104,6 +104,8 @@ export function checkValue(flag: ResolvedFlag, value: string): void {
     if (ms <= 0) throw usageError(`must be more than 0 ${got}`, field);
   }
   if (flag.count && !/^[1-9]\d*$/.test(value)) throw usageError(`expected a whole number of at least 1 ${got}`, field);
+  const wrong = flag.check?.(value);
+  if (wrong !== undefined) throw usageError(wrong, field);
 }
 
 /**

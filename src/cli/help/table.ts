@@ -27,6 +27,8 @@ export interface FlagDef {
   duration?: boolean;
   /** A whole number of at least 1, checked when parsed. */
   count?: boolean;
+  /** Any other check made when parsed: what is wrong with the value, or undefined. */
+  check?: (value: string) => string | undefined;
   /** What completion offers for the value. */
   complete?: 'file' | 'dir';
   /** Teleport's flag that mwi takes only to refuse it saying why: help lists it apart. */

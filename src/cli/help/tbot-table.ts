@@ -1,5 +1,6 @@
 import { DEFAULT_CREDENTIAL_TTL, DEFAULT_RENEWAL_INTERVAL, DEFAULT_STORAGE_DIR } from '../../agent/config.js';
 import { joinMethodNames } from '../../join/catalog.js';
+import { joinMethodProblem } from './checks.js';
 import { booleanFlag, stringFlag, type FlagDef, type ProgramDef } from './table.js';
 
 const str = stringFlag;
@@ -24,7 +25,11 @@ const FLAGS = {
       'store (+ $NODE_EXTRA_CA_CERTS)',
     { env: 'TELEPORT_PROXY' },
   ),
-  'join-method': str('METHOD', 'join method', { choices: joinMethodNames(), default: 'token' }),
+  'join-method': str('METHOD', 'join method', {
+    values: joinMethodNames(),
+    check: joinMethodProblem,
+    default: 'token',
+  }),
   token: str('TOKEN', 'join token, or an absolute path to a file holding it (a file keeps it out of ps)', {
     env: 'TELEPORT_BOT_TOKEN',
   }),

@@ -1,5 +1,6 @@
 import { DEFAULT_DATA_DIR } from '../../api/local.js';
 import { joinMethodNames } from '../../join/catalog.js';
+import { joinMethodProblem } from './checks.js';
 import { stringFlag, type FlagDef, type ProgramDef } from './table.js';
 
 const str = stringFlag;
@@ -36,7 +37,11 @@ const FLAGS = {
   'set-logins': str('L1,L2', 'replace the logins'),
   'add-logins': str('L1,L2', 'add logins'),
   'bot-name': str('NAME', 'the bot the token is for (required)'),
-  'join-method': str('METHOD', 'join method', { choices: joinMethodNames(), default: 'token' }),
+  'join-method': str('METHOD', 'join method', {
+    values: joinMethodNames(),
+    check: joinMethodProblem,
+    default: 'token',
+  }),
   spec: str('FILE', "YAML or JSON with the method's spec fields (e.g. its allow rules)", { complete: 'file' }),
   bot: str('NAME', 'lock this bot (every instance)'),
   'bot-instance': str('ID', 'lock this bot instance (its UUID: tctl bots instances ls)'),
