@@ -142,7 +142,7 @@ export function parseCommandLine<R extends Record<string, FlagDef>>(
   const names = new Set(allowed.map((f) => f.name));
   const stray = tokens.find((t) => t.kind === 'option' && !names.has(t.name));
   // a mistyped flag comes first: its value may be what looks like an unknown command
-  if (stray?.kind === 'option' && (!r.error || !(stray.name in p.flags)))
+  if (stray?.kind === 'option' && (!r.error || !Object.hasOwn(p.flags, stray.name)))
     throw unknownFlag(p, r.command, stray.rawName, allowed);
   if (r.error) throw r.error.error;
   const { values, positionals } = parseFlags([...argv], parseOptions(allowed));
