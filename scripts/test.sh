@@ -10,6 +10,8 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 # setfacl/getfacl: tbot sets POSIX ACLs for a destination's readers
 command -v setfacl >/dev/null 2>&1 || need+=(acl)
+# zsh: the zsh completion script is parsed and run (test/integration/completion.test.ts)
+command -v zsh >/dev/null 2>&1 || need+=(zsh)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing test dependencies: ${need[*]}"
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi

@@ -13,6 +13,7 @@ import type { TbotConfig } from './config.js';
 import type { Destination } from './destinations/destination.js';
 import { Mutex } from './runtime.js';
 import { readState, writeState, type BotCredential, type BotState } from './state.js';
+import { ioReason } from '../util/io-reason.js';
 
 /**
  * The bot identity: holds tbot's renewable credential (`current`); joins, resumes from storage,
@@ -123,7 +124,10 @@ export class BotIdentity {
       try {
         return splitPemBundle(readFileSync(this.cfg.caPath, 'utf8'));
       } catch (cause) {
-        throw new MwiError('BAD_CONFIG', `cannot read ${this.cfg.caPath}`, { field: 'onboarding.ca_path', cause });
+        throw new MwiError('BAD_CONFIG', `cannot read ${this.cfg.caPath}: ${ioReason(cause)}`, {
+          field: 'onboarding.ca_path',
+          cause,
+        });
       }
     }
     let last: unknown;

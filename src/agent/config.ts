@@ -16,6 +16,7 @@ import { OUTPUT_TYPES } from './outputs/index.js';
 import { entryOf, unionOf } from './registry.js';
 import type { ServiceConfig } from './service.js';
 import { SERVICE_TYPES } from './services/index.js';
+import { ioReason } from '../util/io-reason.js';
 
 export const DEFAULT_CREDENTIAL_TTL = '1h';
 export const DEFAULT_RENEWAL_INTERVAL = '20m';
@@ -120,8 +121,8 @@ function secretValue(value: string | undefined, field: string): string | undefin
   let text: string;
   try {
     text = readFileSync(value, 'utf8').trim();
-  } catch {
-    fail(field, `cannot read file ${value}`);
+  } catch (cause) {
+    fail(field, `cannot read file ${value}: ${ioReason(cause)}`);
   }
   if (!text) fail(field, `file ${value} is empty`);
   return text;
@@ -249,7 +250,10 @@ export function readTbotFile(path: string): Record<string, unknown> {
   try {
     text = readFileSync(path, 'utf8');
   } catch (cause) {
-    throw new MwiError('BAD_CONFIG', `cannot read config file ${path}`, { field: '--config', cause });
+    throw new MwiError('BAD_CONFIG', `cannot read config file ${path}: ${ioReason(cause)}`, {
+      field: '--config',
+      cause,
+    });
   }
   let doc: unknown;
   try {

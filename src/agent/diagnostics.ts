@@ -8,7 +8,18 @@ import { parseTarget } from '../util/http-target.js';
 import type { Logger } from '../util/log.js';
 import type { Health } from './runtime.js';
 
-/** Counters tbot exposes on /metrics. */
+/**
+ * tbot's counters: on /metrics from the start, at 0 until counted, so that a scrape before the
+ * first event (or a rate() over a fresh process) sees them rather than no series at all.
+ */
+export const COUNTERS = [
+  'tbot_renewals_total',
+  'tbot_renewal_failures_total',
+  'tbot_output_writes_total',
+  'tbot_output_failures_total',
+] as const;
+
+/** Counters and gauges tbot exposes on /metrics. */
 export class Metrics {
   readonly counters = new Map<string, number>();
   gauges = new Map<string, number>();
@@ -37,7 +48,8 @@ const HELP: Record<string, string> = {
 
 function prometheus(src: DiagSources): string {
   const lines: string[] = [];
-  for (const [name, v] of src.metrics.counters)
+  const counters = new Map<string, number>([...COUNTERS.map((c): [string, number] => [c, 0]), ...src.metrics.counters]);
+  for (const [name, v] of counters)
     lines.push(`# HELP ${name} ${HELP[name] ?? name}`, `# TYPE ${name} counter`, `${name} ${v}`);
   for (const [name, v] of src.metrics.gauges)
     lines.push(`# HELP ${name} ${HELP[name] ?? name}`, `# TYPE ${name} gauge`, `${name} ${v}`);

@@ -28,6 +28,8 @@ import { NEXT_PAGE_HEADER } from './wire.js';
 export interface PageOptions {
   /** Bot instances of this bot only. */
   bot?: string;
+  /** Bots and bot instances: filled, page by page, with the ones a lock holds (name -> the lock's message or name). */
+  locked?: Map<string, string>;
   /** The previous page's `next`. */
   startAfter?: string;
   limit?: number;
@@ -98,6 +100,7 @@ export class AdminClient {
         if (typeof token === 'string' && token) onNext(decodeURIComponent(token));
       });
     const page = await this.send(ADMIN_ROUTES.listResources, { kind }, { query, ...(onHeaders ? { onHeaders } : {}) });
+    for (const [name, why] of Object.entries(page.locked ?? {})) opts.locked?.set(name, why);
     // the items are what the Auth Service stored for this kind, checked when they were written
     return page as Page<ResourceOf<K>>;
   }

@@ -110,12 +110,23 @@ const listQuery = z.object({
   limit: z.string().transform(Number).optional(),
 });
 
-/** A page of resources, in key order; `next` (also in the NEXT_PAGE_HEADER header) is absent on the last one. */
-const pageReply = z.object({ items: z.array(z.unknown()), next: z.string().optional() });
+/**
+ * A page of resources, in key order; `next` (also in the NEXT_PAGE_HEADER header) is absent on the
+ * last one. For bots and bot instances, `locked` maps the name of each listed one that a lock now
+ * holds (a bot's own, or its instance's, or the join token's it came with) to that lock's message,
+ * or its name when it has none.
+ */
+const pageReply = z.object({
+  items: z.array(z.unknown()),
+  next: z.string().optional(),
+  locked: z.record(z.string()).optional(),
+});
 /** A page with its items' type, which depends on the kind listed. */
 export interface Page<T> {
   items: T[];
   next?: string | undefined;
+  /** Bots and bot instances only: name of a locked item -> the lock's message (or name). */
+  locked?: Record<string, string> | undefined;
 }
 
 /** One resource: only its envelope is checked; the Auth Service checked the rest when it was written. */
@@ -206,12 +217,12 @@ const auditEvent = z
     bot_name: z.string().optional(),
     bot_instance_id: z.string().optional(),
     join_method: z.string().optional(),
+    /** The join token's id (never a secret: a `token`-method token is named by its hash's id). */
+    token_id: z.string().optional(),
     resource: z.string().optional(),
     user: z.string().optional(),
     /** Why a request failed (internal detail: only administrators see it). */
     reason: z.string().optional(),
-    /** The token a join named (its id; never a `token`-method secret). */
-    token_id: z.string().optional(),
     /** The event's own id (`tctl tokens test --from-audit UID`). */
     uid: z.string().optional(),
   })

@@ -16,7 +16,7 @@ import {
   type UpdateBotRequest,
 } from '../api/admin.js';
 import { parseKind, validateResource } from '../api/resources.js';
-import type { Bot, Kind, Resource, Token } from '../api/resources.js';
+import type { Bot, BotInstance, Kind, Resource, Token } from '../api/resources.js';
 import { NEXT_PAGE_HEADER } from '../api/wire.js';
 import { parseSshPublicKey, signSshCertificate } from '../crypto/ssh.js';
 import { BACKDATE_MS } from '../crypto/x509.js';
@@ -28,6 +28,7 @@ import { parseDuration } from '../util/duration.js';
 import { VERSION } from '../version.js';
 import { applyResources, checkJoinMethod } from './apply.js';
 import { CA_TYPES, exportCA, type CAType } from './authorities.js';
+import { activeLock } from './access.js';
 import { removeBot } from './bot-removal.js';
 import type { AuthContext } from './context.js';
 import { RawJson } from './http.js';
@@ -54,6 +55,29 @@ function publicToken(t: StoredToken): Token {
   const { secret_hash: _hidden, ...rest } = t;
   const { spec } = teleportPlacement(rest.spec, rest.spec.join_method);
   return { ...rest, spec: spec as Token['spec'] };
+}
+
+/**
+ * NOT_FOUND for a resource. A token's name is not repeated: for method `token` it may be the
+ * secret itself, and the message may be logged.
+ */
+function notFound(kind: Kind, name: string): MwiError {
+  if (kind === 'token')
+    return new MwiError(
+      'NOT_FOUND',
+      'no such token: no token has this id, nor (method token) this secret; tctl tokens ls lists the ids',
+    );
+  return new MwiError('NOT_FOUND', `${kind} ${JSON.stringify(name)} not found`);
+}
+
+/** A request's `ttl`: a duration above zero ("0s" is a duration, yet no lifetime). */
+function positiveTtl(text: string): number {
+  const ms = parseDuration(text);
+  const got = `(got ${JSON.stringify(text)})`;
+  if (ms === undefined)
+    throw new MwiError('BAD_REQUEST', `expected a duration such as 30m or 24h ${got}`, { field: 'ttl' });
+  if (ms <= 0) throw new MwiError('BAD_REQUEST', `must be more than 0 ${got}`, { field: 'ttl' });
+  return ms;
 }
 
 /** A stored resource of `kind` as admin requests see it. */
@@ -123,10 +147,34 @@ export class AdminApi {
    */
   async list(kindText: string, opts: PageOptions = {}): Promise<Page<Resource>> {
     const { kind, page, more } = await this.page(kindText, opts);
+    const locked = this.lockedOf(kind, page);
     return {
       items: page.map((i) => readResource(kind, i.value)),
       ...(more ? { next: page[page.length - 1]!.key } : {}),
+      ...(locked ? { locked } : {}),
     };
+  }
+
+  /**
+   * Which of a page's bots or bot instances a lock holds now, as a join or renewal would find it
+   * (the lock cache): name -> the lock's message or name. Undefined for other kinds, and when none is.
+   */
+  private lockedOf(kind: Kind, page: Array<{ key: string; value: string }>): Record<string, string> | undefined {
+    if (kind !== 'bot' && kind !== 'bot_instance') return undefined;
+    const out: Record<string, string> = {};
+    for (const row of page) {
+      if (kind === 'bot') {
+        const name = (JSON.parse(row.value) as Bot).metadata.name;
+        const why = activeLock(this.ctx, name);
+        if (why !== undefined) out[name] = why;
+        continue;
+      }
+      const i = JSON.parse(row.value) as BotInstance;
+      const token = i.status?.initial_authentication?.join_token_name;
+      const why = activeLock(this.ctx, i.spec.bot_name, i.spec.instance_id, token);
+      if (why !== undefined) out[i.metadata.name] = why;
+    }
+    return Object.keys(out).length > 0 ? out : undefined;
   }
 
   /**
@@ -135,11 +183,13 @@ export class AdminApi {
    */
   async listJson(kindText: string, opts: PageOptions = {}): Promise<RawJson> {
     if (parseKind(kindText) === 'token') return new RawJson(JSON.stringify(await this.list(kindText, opts)));
-    const { page, more } = await this.page(kindText, opts);
+    const { kind, page, more } = await this.page(kindText, opts);
     const nextKey = more ? page[page.length - 1]!.key : undefined;
     const next = nextKey ? `,"next":${JSON.stringify(nextKey)}` : '';
+    const lockedMap = this.lockedOf(kind, page);
+    const locked = lockedMap ? `,"locked":${JSON.stringify(lockedMap)}` : '';
     return new RawJson(
-      `{"items":[${page.map((i) => i.value).join(',')}]${next}}`,
+      `{"items":[${page.map((i) => i.value).join(',')}]${next}${locked}}`,
       nextKey ? { [NEXT_PAGE_HEADER]: encodeURIComponent(nextKey) } : {},
     );
   }
@@ -193,8 +243,7 @@ export class AdminApi {
       throw new MwiError('NOT_FOUND', `bot_instance ${JSON.stringify(name)} not found`);
     }
     const item = await this.ctx.backend.get(await this.resourceKey(kind, name));
-    if (!item)
-      throw new MwiError('NOT_FOUND', `${kind} ${JSON.stringify(kind === 'token' ? '(hidden)' : name)} not found`);
+    if (!item) throw notFound(kind, name);
     return { resource: readResource(kind, item.value), revision: item.revision };
   }
 
@@ -215,8 +264,7 @@ export class AdminApi {
       );
     if (kind === 'bot') return removeBot(this.ctx, name, user);
     const k = await this.resourceKey(kind, name);
-    if (!(await this.ctx.backend.delete(k)))
-      throw new MwiError('NOT_FOUND', `${kind} ${JSON.stringify(kind === 'token' ? '(hidden)' : name)} not found`);
+    if (!(await this.ctx.backend.delete(k))) throw notFound(kind, name);
     this.audit(
       kind === 'lock' ? 'lock.deleted' : 'resource.deleted',
       `${kind}/${kind === 'token' ? k.slice('/tokens/'.length) : name}`,
@@ -228,9 +276,7 @@ export class AdminApi {
   async addToken(body: AddTokenRequest, user: string): Promise<JoinTokenReply> {
     const method = body.join_method ?? 'token';
     checkJoinMethod(method);
-    const ttlMs = body.ttl !== undefined ? parseDuration(body.ttl) : 30 * 60 * 1000;
-    if (ttlMs === undefined || ttlMs <= 0)
-      throw new MwiError('BAD_REQUEST', 'expected a duration such as 30m or 24h', { field: 'ttl' });
+    const ttlMs = body.ttl !== undefined ? positiveTtl(body.ttl) : 30 * 60 * 1000;
     const secretName = joinMethodInfo(method)!.secretName;
     // a chosen secret (Teleport's --value) is checked and hashed like any other by create; the
     // id form is refused here, where it can only be meant as a secret (create reads it as an id)
@@ -266,7 +312,18 @@ export class AdminApi {
     const ttl = body.max_session_ttl !== undefined ? { max_session_ttl: body.max_session_ttl } : {};
     const spec = { roles: body.roles, traits, ...ttl };
     const bound = body.token !== undefined ? await this.tokenForNewBot(body.token, body.name) : undefined;
-    await this.create({ kind: 'bot', version: 'v1', metadata: { name: body.name }, spec }, false, user);
+    try {
+      await this.create({ kind: 'bot', version: 'v1', metadata: { name: body.name }, spec }, false, user);
+    } catch (err) {
+      // bots add has no --force (create's "use --force" would mislead): say what changes a bot instead
+      if (!isMwiError(err, 'ALREADY_EXISTS')) throw err;
+      const name = JSON.stringify(body.name);
+      throw new MwiError(
+        'ALREADY_EXISTS',
+        `bot ${name} already exists: tctl bots update ${name} changes its roles and logins, tctl bots instances add ` +
+          `${name} makes a new join token for it, tctl bots rm ${name} removes it`,
+      );
+    }
     if (bound) {
       const { metadata: m, spec: s } = bound;
       const expires = m.expires !== undefined ? { expires: m.expires } : {};
@@ -356,8 +413,7 @@ export class AdminApi {
     const principals = body.principals.filter(Boolean);
     if (principals.length === 0)
       throw new MwiError('BAD_REQUEST', 'expected at least one host name', { field: 'host' });
-    const ttlMs = body.ttl !== undefined ? parseDuration(body.ttl) : 30 * 24 * 3600 * 1000;
-    if (ttlMs === undefined || ttlMs <= 0) throw new MwiError('BAD_REQUEST', 'expected a duration', { field: 'ttl' });
+    const ttlMs = body.ttl !== undefined ? positiveTtl(body.ttl) : 30 * 24 * 3600 * 1000;
     const now = this.ctx.now();
     const { cert: ssh_cert } = await signSshCertificate({
       caKey: this.ctx.cas.sshHost.key,

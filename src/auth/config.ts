@@ -11,6 +11,7 @@ import { DEFAULT_DATA_DIR } from '../api/local.js';
 import { AUDIT_MAX_FILES, AUDIT_MAX_SIZE } from './audit.js';
 import { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from './ratelimit.js';
 import type { KeypairFiles } from './tls-keypairs.js';
+import { ioReason } from '../util/io-reason.js';
 
 const schema = z
   .object({
@@ -127,14 +128,18 @@ export function loadAuthConfig(
 ): AuthConfig {
   let raw: unknown = {};
   if (file) {
+    let text: string;
     try {
-      raw = parse(readFileSync(file, 'utf8')) ?? {};
+      text = readFileSync(file, 'utf8');
     } catch (cause) {
-      throw new MwiError(
-        'BAD_CONFIG',
-        `cannot read ${file}: ${cause instanceof Error ? cause.message : String(cause)}`,
-        { cause },
-      );
+      throw new MwiError('BAD_CONFIG', `cannot read ${file}: ${ioReason(cause)}`, { field: '--config', cause });
+    }
+    try {
+      raw = parse(text) ?? {};
+    } catch (cause) {
+      // a file that was read but is not YAML: its first error line names the line and column
+      const why = cause instanceof Error ? cause.message.split('\n')[0] : String(cause);
+      throw new MwiError('BAD_CONFIG', `${file} is not valid YAML: ${why}`, { cause });
     }
   }
   // without a file, the empty document: the defaults, the join methods' sections included

@@ -1,5 +1,6 @@
 import { createPublicKey } from 'node:crypto';
 import { dirname } from 'node:path';
+import { isIPv6 } from 'node:net';
 import { adminIdentityPath, type IdentityFile } from '../api/local.js';
 import { generateKeys } from '../crypto/keys.js';
 import { issueCertificate } from '../crypto/x509.js';
@@ -44,11 +45,33 @@ export async function writeAdminIdentity(ctx: AuthContext, dataDir: string): Pro
   writeFileAtomic(adminIdentityPath(dataDir), JSON.stringify(file, null, 2));
 }
 
-/** The Auth Service's own TLS certificate, for a key it generates, valid for its usual names. */
+/**
+ * Each name once: the listen address, the host name and tls_sans often repeat the defaults
+ * (127.0.0.1, localhost). DNS names compare without case, IPv6 addresses in their short form;
+ * the first spelling stays, in order.
+ */
+export function uniqueSans(sans: { dns: string[]; ips: string[] }): { dns: string[]; ips: string[] } {
+  const once = (list: string[], norm: (s: string) => string) => {
+    const seen = new Set<string>();
+    return list.filter((s) => !seen.has(norm(s)) && Boolean(seen.add(norm(s))));
+  };
+  const ip = (s: string) => {
+    if (!isIPv6(s)) return s;
+    try {
+      return new URL(`http://[${s}]/`).hostname;
+    } catch {
+      return s.toLowerCase();
+    }
+  };
+  return { dns: once(sans.dns, (s) => s.toLowerCase().replace(/\.$/, '')), ips: once(sans.ips, ip) };
+}
+
+/** The Auth Service's own TLS certificate, for a key it generates, valid for its usual names (each once). */
 export async function issueServerCert(
   ctx: AuthContext,
-  sans: { dns: string[]; ips: string[] },
+  names: { dns: string[]; ips: string[] },
 ): Promise<{ cert: string; key: string }> {
+  const sans = uniqueSans(names);
   const keys = await generateKeys('ec-p256');
   const { certPem } = await issueCertificate({
     ca: ctx.cas.tlsHost,

@@ -1,8 +1,7 @@
 #!/usr/bin/env node
 import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
-import { DEFAULT_DATA_DIR } from '../api/local.js';
-import { DEFAULT_LISTEN, loadAuthConfig, type AuthConfig } from '../auth/config.js';
+import { loadAuthConfig, type AuthConfig } from '../auth/config.js';
 import { answerDiagRequests, processSource, serveDiagnostics, workersSource } from '../auth/diag.js';
 import { AuthMetrics } from '../auth/metrics.js';
 import { AuthServer } from '../auth/server.js';
@@ -11,35 +10,11 @@ import { createLogger, envLogLevel, LOG_FORMATS, setLogDefaults, type LogFormat 
 import { installProcessGuards } from '../util/process-guard.js';
 import { VERSION } from '../version.js';
 import { exitCodeFor } from '../errors.js';
-import { parseFlags, runMain, usageError } from './common.js';
-
-const HELP = `Usage: mwi <command> [flags]
-
-Commands:
-  start     run the Auth Service
-  version   print the version (also mwi --version)
-
-mwi start flags:
-  -c, --config FILE        mwi.yaml (cluster_name, data_dir, listen, storage, tls_sans, https_keypairs,
-                           https_keypairs_reload_interval, oidc, kubernetes, connection_limits, audit)
-      --data-dir DIR       data directory (default ${DEFAULT_DATA_DIR})
-      --listen HOST:PORT   address for the join, renew and admin APIs (default ${DEFAULT_LISTEN})
-      --cluster-name NAME  cluster name, fixed at first start (default: host name)
-      --storage URL        sqlite (default, DATA_DIR/mwi.db), sqlite:///PATH or memory://
-      --workers N          Auth Service processes sharing the port and the storage (default 1;
-                           "auto": one per core). Not with memory:// storage.
-      --tls-cert FILE      certificate chain for the public address (PEM: server certificate first, then
-                           intermediates), e.g. from a public CA, for clients that check it with their trust
-                           store (tbot --proxy-server); tctl, and tbot when pinned or joined, still get and
-                           check mwi's own. With --tls-key; both replace mwi.yaml https_keypairs
-      --tls-key FILE       the private key of --tls-cert (PEM, unencrypted)
-      --diag-addr HOST:PORT  serve /livez, /readyz and /metrics (Prometheus) there, over plain HTTP
-                           (Teleport's flag); with --workers, the first process sums its workers' metrics
-      --log-format FORMAT  text (default) or json: one JSON object per line, with request_id
-                           (MWI_LOG_LEVEL=debug|info|warn|error sets the level; default info)
-
-Signals: SIGHUP reads the --tls-cert/--tls-key (https_keypairs) files again; SIGINT/SIGTERM stop.
-`;
+import { runMain, usageError } from './common.js';
+import { completionScript } from './help/completion.js';
+import { MWI } from './help/mwi-table.js';
+import { parseCommandLine } from './help/parse.js';
+import { helpFor, programHelp } from './help/render.js';
 
 type Ready = { type: 'ready'; address: string; caPin: string; clusterName: string };
 /** Worker to primary: it could not start (the exit code the error calls for). */
@@ -133,34 +108,18 @@ async function primary(cfg: AuthConfig, workers: number, diagAddr: string | unde
 }
 
 runMain('mwi', async () => {
-  const [cmd, ...rest] = process.argv.slice(2);
-  if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
-    process.stdout.write(HELP);
-    return cmd ? 0 : 2;
-  }
-  if (cmd === 'version' || cmd === '--version') {
+  const line = parseCommandLine(MWI, process.argv.slice(2));
+  const values = line.values;
+  if (line.help) return void process.stdout.write(helpFor(MWI, line.command));
+  if (line.path === 'version' || values.version) {
     process.stdout.write(`mwi v${VERSION} node ${process.version}\n`);
     return;
   }
-  if (cmd !== 'start') throw usageError(`unknown command ${JSON.stringify(cmd)} (expected start or version)`);
-  const { values, positionals } = parseFlags(rest, {
-    config: { type: 'string', short: 'c' },
-    'data-dir': { type: 'string' },
-    listen: { type: 'string' },
-    'cluster-name': { type: 'string' },
-    storage: { type: 'string' },
-    workers: { type: 'string' },
-    'tls-cert': { type: 'string' },
-    'tls-key': { type: 'string' },
-    'diag-addr': { type: 'string' },
-    'log-format': { type: 'string' },
-    help: { type: 'boolean', short: 'h' },
-  });
-  if (values.help) {
-    process.stdout.write(HELP);
-    return;
+  if (!line.command) {
+    process.stdout.write(programHelp(MWI));
+    return 2;
   }
-  if (positionals.length > 0) throw usageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
+  if (line.path === 'completion') return void process.stdout.write(completionScript(MWI, line.args[0]));
   const format = (values['log-format'] ?? 'text') as LogFormat;
   if (!LOG_FORMATS.includes(format)) throw usageError(`expected ${LOG_FORMATS.join(' or ')}`, '--log-format');
   let level;

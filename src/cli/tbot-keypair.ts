@@ -5,24 +5,18 @@ import { readState, writeState } from '../agent/state.js';
 import { isMwiError, MwiError } from '../errors.js';
 import { newStoredKey, staticKey, type BoundKeypairState } from '../join/bound_keypair/client.js';
 import { writeFileAtomic } from '../util/fs.js';
-import { parseFlags, usageError } from './common.js';
-
-export const KEYPAIR_HELP = `Usage: tbot keypair create [flags]
-
-  --storage URI           tbot's storage (file:///PATH or a path): the keypair is kept there (0600)
-                          and tbot uses it at its first bound_keypair join
-  --static                a key for CI secret stores instead: printed (PEM), written to no storage
-  --static-key-path FILE  (implies --static) write the private key to FILE (0600) instead of printing it;
-                          tbot reads it as onboarding.bound_keypair.static_private_key_path
-  --overwrite             replace an existing key; without it the existing key's public key is printed
-  --format FORMAT         text (default) or json: {"public_key": ..., "private_key": base64 PEM (--static)}
-  --proxy-server ADDR     accepted for Teleport's command lines; mwi needs no address to make a key
-                          (its keys are Ed25519, not the cluster's algorithm suite)
-
-The public key (SSH authorized_keys form) goes in a token's spec.bound_keypair.onboarding.initial_public_key.
-`;
+import { usageError } from './common.js';
 
 type Format = 'text' | 'json';
+
+/** The flags of `tbot keypair create`, parsed and checked against tbot's command table. */
+export interface KeypairFlags {
+  storage?: string | undefined;
+  static?: boolean | undefined;
+  'static-key-path'?: string | undefined;
+  overwrite?: boolean | undefined;
+  format?: string | undefined;
+}
 
 /** The key as Teleport's `--format json` prints it: the private key is base64 of the whole PEM file. */
 function printKey(format: Format, publicKey: string, privatePem?: string): void {
@@ -74,23 +68,9 @@ async function staticKeyFile(path: string, overwrite: boolean, format: Format): 
  * private key for a CI secret store instead and writes nothing; `--static-key-path` writes it to
  * a file of its own.
  */
-export async function keypairCommand(args: string[]): Promise<number | void> {
-  const [sub, ...rest] = args;
-  if (sub === '--help' || sub === '-h') return void process.stdout.write(KEYPAIR_HELP);
-  if (sub !== 'create') throw usageError(`unknown command "keypair ${sub ?? ''}" (expected keypair create)`);
-  const { values, positionals } = parseFlags(rest, {
-    storage: { type: 'string' },
-    static: { type: 'boolean' },
-    'static-key-path': { type: 'string' },
-    overwrite: { type: 'boolean' },
-    format: { type: 'string' },
-    'proxy-server': { type: 'string' },
-    help: { type: 'boolean', short: 'h' },
-  });
-  if (values.help) return void process.stdout.write(KEYPAIR_HELP);
-  if (positionals.length > 0) throw usageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
+export async function keypairCreate(values: KeypairFlags): Promise<void> {
+  // (the command table allows text and json only)
   const format = (values.format ?? 'text') as Format;
-  if (format !== 'text' && format !== 'json') throw usageError('expected text or json', '--format');
   const overwrite = values.overwrite === true;
   if (values.static || values['static-key-path']) {
     if (values.storage) throw usageError('a static key goes to no storage: drop --storage', '--storage');

@@ -5,100 +5,17 @@ import { buildTbotFile, validateTbotConfig } from '../agent/config.js';
 import { startBot } from '../agent/bot.js';
 import { MwiError } from '../errors.js';
 import { writeFileAtomic } from '../util/fs.js';
-import { createLogger, LOG_FORMATS, type LogFormat } from '../util/log.js';
+import { createLogger, type LogFormat } from '../util/log.js';
 import { installProcessGuards } from '../util/process-guard.js';
 import { VERSION } from '../version.js';
-import { parseFlags, runMain, usageError } from './common.js';
-import { keypairCommand } from './tbot-keypair.js';
+import { runMain, usageError } from './common.js';
+import { completionScript } from './help/completion.js';
+import { parseCommandLine } from './help/parse.js';
+import { helpFor, programHelp } from './help/render.js';
+import { TBOT } from './help/tbot-table.js';
+import { inFlagTerms } from './tbot-fields.js';
+import { keypairCreate } from './tbot-keypair.js';
 import { checkModeFlags, envBool, startMode } from './tbot-modes.js';
-
-const HELP = `Usage: tbot <command> [flags]
-
-Commands:
-  start [MODE]      join the cluster and keep credentials fresh (daemon; --oneshot to run once)
-  configure [MODE]  print the tbot.yaml that the flags describe (-o FILE writes it)
-  keypair create --storage URI [--overwrite] [--format text|json]
-                    make the keypair for bound_keypair joining in tbot's storage; print its public key
-  keypair create --static [--static-key-path FILE] [--overwrite] [--format text|json]
-                    a key for CI secrets (printed, or written to FILE); nothing goes to storage
-  version           print the version (also tbot --version)
-
-Modes (start, configure):
-  (none), legacy      the legacy form: --data-dir (storage) and --destination-dir (an identity output)
-  identity, id, ssh   one identity output (SSH + TLS credentials): --destination URI [--storage URI]
-  Teleport's other modes (database, kubernetes, application, ...) are outputs mwi does not have.
-
-URIs (--storage, --data-dir, --destination): file:///PATH or a path (a directory), or memory://
-
-Flags (start, configure):
-  -c, --config FILE           tbot.yaml (version: v2); flags below override it ($TBOT_CONFIG_PATH)
-      --auth-server ADDR      Auth Service address, HOST:PORT (comma-separated for several);
-                              $TELEPORT_AUTH_SERVER when neither a flag nor the file gives one
-      --proxy-server ADDR     its public address instead, HOST:PORT ($TELEPORT_PROXY): without --ca-pin, its
-                              certificate is verified with the system trust store (+ $NODE_EXTRA_CA_CERTS)
-      --join-method METHOD    join method (default token)
-      --token TOKEN           join token, or an absolute path to a file holding it ($TELEPORT_BOT_TOKEN);
-                              method token: only for a first join (a restart from --storage needs none)
-      --ca-pin PIN            sha256:<hex> of the Auth Service CA (repeatable); printed by mwi start
-      --storage URI           storage for the bot's internal identity (default /var/lib/tbot; memory:// with --oneshot)
-      --data-dir URI          the legacy form of --storage
-      --destination URI       (identity mode) where the output is written
-      --destination-dir DIR   (legacy form) write an identity output here
-      --reader-user U         (repeatable) a user who may read the output's files (POSIX ACLs: readers)
-      --reader-group G        (repeatable) a group who may read them
-      --cluster NAME          the output's cluster (mwi has one: the bot's own)
-      --allow-reissue         accepted for Teleport's command lines; no effect in mwi
-      --fips                  refused: mwi has no FIPS build
-      --certificate-ttl D     credential lifetime (default 1h, at most 24h)
-      --renewal-interval D    how often to renew (default 20m, less than the TTL)
-      --oneshot               join, write outputs once, exit
-      --insecure              trust the Auth Service without a CA pin (unsafe)
-      --join-uri URI          tbot+proxy+METHOD://TOKEN[:PARAM]@HOST:PORT (or tbot+auth+...): address, join
-                              method, token and its parameter in one, as Teleport prints it (tbot.yaml join_uri)
-      --registration-secret S bound_keypair registration secret (or a file path; or $TBOT_REGISTRATION_SECRET)
-      --registration-secret-path FILE
-                              the same, read from FILE (not with --registration-secret)
-      --static-key-path FILE  bound_keypair static private key (PEM) from FILE (or $TBOT_BOUND_KEYPAIR_STATIC_KEY)
-      --diag-addr HOST:PORT   serve /livez, /readyz, /readyz/<service>, /metrics (daemon)
-  -d, --debug                 debug logging ($TBOT_DEBUG=true; tbot.yaml debug: true)
-      --log-format FORMAT     text (default) or json: one JSON object per log line
-      --pid-file FILE         (start) write tbot's process id to FILE; removed when tbot exits
-  -o, --output FILE           (configure) write the tbot.yaml to FILE (0600, atomically) instead of stdout
-
-Signals: SIGHUP or SIGUSR1 renew everything now; SIGINT/SIGTERM stop.
-`;
-
-const OPTIONS = {
-  config: { type: 'string', short: 'c' },
-  'auth-server': { type: 'string' },
-  'proxy-server': { type: 'string' },
-  'join-method': { type: 'string' },
-  token: { type: 'string' },
-  'ca-pin': { type: 'string', multiple: true },
-  storage: { type: 'string' },
-  'data-dir': { type: 'string' },
-  destination: { type: 'string' },
-  'destination-dir': { type: 'string' },
-  'certificate-ttl': { type: 'string' },
-  'renewal-interval': { type: 'string' },
-  oneshot: { type: 'boolean' },
-  insecure: { type: 'boolean' },
-  'registration-secret': { type: 'string' },
-  'registration-secret-path': { type: 'string' },
-  'static-key-path': { type: 'string' },
-  'join-uri': { type: 'string' },
-  'diag-addr': { type: 'string' },
-  'reader-user': { type: 'string', multiple: true },
-  'reader-group': { type: 'string', multiple: true },
-  cluster: { type: 'string' },
-  'allow-reissue': { type: 'boolean' },
-  fips: { type: 'boolean' },
-  debug: { type: 'boolean', short: 'd' },
-  'log-format': { type: 'string' },
-  'pid-file': { type: 'string' },
-  output: { type: 'string', short: 'o' },
-  help: { type: 'boolean', short: 'h' },
-} as const;
 
 /**
  * Writes tbot's process id to `path` and removes the file when the process exits (a normal end,
@@ -121,31 +38,47 @@ function writePidFile(path: string): void {
 }
 
 runMain('tbot', async () => {
-  const [cmd, ...rest] = process.argv.slice(2);
-  if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
-    process.stdout.write(HELP);
-    return cmd ? 0 : 2;
-  }
-  if (cmd === 'version' || cmd === '--version')
+  const line = parseCommandLine(TBOT, process.argv.slice(2));
+  const values = line.values;
+  if (line.help) return void process.stdout.write(helpFor(TBOT, line.command));
+  if (line.path === 'version' || values.version)
     return void process.stdout.write(`tbot v${VERSION} node ${process.version}\n`);
-  if (cmd === 'keypair') return keypairCommand(rest);
-  if (cmd !== 'start' && cmd !== 'configure')
-    throw usageError(`unknown command ${JSON.stringify(cmd)} (expected start, configure, keypair or version)`);
-  const { values, positionals } = parseFlags(rest, OPTIONS);
-  if (values.help) return void process.stdout.write(HELP);
-  const mode = startMode(cmd, positionals);
+  if (!line.command) {
+    process.stdout.write(programHelp(TBOT));
+    return 2;
+  }
+  if (line.path === 'completion') return void process.stdout.write(completionScript(TBOT, line.args[0]));
+  if (line.path === 'keypair create') return keypairCreate(values);
+  const cmd = line.path;
+  const mode = startMode(cmd, line.args);
   checkModeFlags(cmd, mode, values);
-  if (values.output && cmd !== 'configure') throw usageError('is for tbot configure', '--output');
+  // (the command table allows the LOG_FORMATS only)
   const format = (values['log-format'] ?? 'text') as LogFormat;
-  if (!LOG_FORMATS.includes(format)) throw usageError(`expected ${LOG_FORMATS.join(' or ')}`, '--log-format');
   const env = process.env;
   const flags = {
     ...values,
     config: values.config ?? (env.TBOT_CONFIG_PATH || undefined),
     debug: values.debug || envBool(env.TBOT_DEBUG, 'TBOT_DEBUG'),
   };
-  const file = buildTbotFile(flags, env);
-  const cfg = validateTbotConfig(file, env);
+  if (
+    !flags.config &&
+    !flags['auth-server'] &&
+    !flags['proxy-server'] &&
+    !env.TELEPORT_AUTH_SERVER &&
+    !env.TELEPORT_PROXY
+  )
+    throw usageError(
+      `tbot ${cmd} needs the Auth Service and a way to join: -c tbot.yaml, or --auth-server HOST:PORT (or ` +
+        `--proxy-server) with --token and --ca-pin; "tbot ${cmd} --help" lists the flags, with an example`,
+    );
+  let file: Record<string, unknown>;
+  let cfg: ReturnType<typeof validateTbotConfig>;
+  try {
+    file = buildTbotFile(flags, env);
+    cfg = validateTbotConfig(file, env);
+  } catch (err) {
+    throw inFlagTerms(err, values);
+  }
   if (cmd === 'configure') {
     if (values['pid-file']) process.stderr.write('note: --pid-file has no tbot.yaml key; give it to tbot start\n');
     if (!values.output) return void process.stdout.write(stringify(file));

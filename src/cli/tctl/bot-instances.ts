@@ -1,8 +1,10 @@
+import type { AdminClient } from '../../api/admin-client.js';
 import type { BotInstance } from '../../api/resources.js';
+import { isMwiError, MwiError } from '../../errors.js';
 import { joinMethodInfo } from '../../join/catalog.js';
 import { usageError } from '../common.js';
 import { joinAddresses, printJoinToken } from './join-help.js';
-import { ago, printPages } from './format.js';
+import { ago, lockedCell, printPages } from './format.js';
 import { cell, print, toJson } from './output.js';
 import { need, type Command } from './shared.js';
 
@@ -15,6 +17,7 @@ const LIST_HEADERS = [
   'Generation',
   'Last Heartbeat (self-reported)',
   'Expires',
+  'Locked',
 ];
 
 function recovery(i: BotInstance): string {
@@ -48,6 +51,17 @@ function describe(i: BotInstance): string {
   );
 }
 
+/** A listing of one bot's instances names a bot that exists: an empty table would read as "no instances". */
+async function botMustExist(admin: AdminClient, bot: string): Promise<void> {
+  try {
+    await admin.get('bot', bot);
+  } catch (err) {
+    if (isMwiError(err, 'NOT_FOUND'))
+      throw new MwiError('NOT_FOUND', `no bot ${JSON.stringify(bot)}: tctl bots ls lists the bots`);
+    throw err;
+  }
+}
+
 /**
  * `tctl bots instances ls|list [BOT]`, `show|get|describe BOT/ID`, `add|join BOT [--token NAME]`:
  * Teleport's names. `add` makes a single-use join token for an existing bot; with `--token` it
@@ -56,7 +70,9 @@ function describe(i: BotInstance): string {
 export async function botInstances({ admin, positionals, values, format }: Command): Promise<void> {
   const [verb, arg] = positionals;
   if (verb === 'ls' || verb === 'list') {
-    await printPages(admin.pages('bot_instance', arg ? { bot: arg } : {}), format, {
+    if (arg !== undefined) await botMustExist(admin, arg);
+    const locked = new Map<string, string>();
+    await printPages(admin.pages('bot_instance', { ...(arg ? { bot: arg } : {}), locked }), format, {
       headers: LIST_HEADERS,
       row: (i: BotInstance) => [
         i.spec.bot_name,
@@ -67,6 +83,7 @@ export async function botInstances({ admin, positionals, values, format }: Comma
         String(i.status.generation),
         heartbeat(i),
         ago(i.metadata.expires),
+        lockedCell(locked, i.metadata.name),
       ],
     });
     return;

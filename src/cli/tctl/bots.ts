@@ -1,7 +1,7 @@
 import type { Bot } from '../../api/resources.js';
 import { usageError } from '../common.js';
 import { botInstances } from './bot-instances.js';
-import { printResources } from './format.js';
+import { lockedCell, printResources } from './format.js';
 import { joinAddresses, printJoinToken } from './join-help.js';
 import { warnIfNoLogins } from './no-logins.js';
 import { cell, print } from './output.js';
@@ -16,10 +16,12 @@ function loginsOf(bot: Bot): string[] {
 export async function bots({ admin, sub, positionals, values, format }: Command): Promise<void> {
   if (sub === 'instances' || sub === 'instance') return botInstances({ admin, sub, positionals, values, format });
   if (sub === 'ls') {
-    const items = await admin.listAll('bot');
+    const locked = new Map<string, string>();
+    const items = await admin.listAll('bot', { locked });
+    // Locked: the message of the lock that holds the bot (its name when it has none)
     printResources(items, format, {
-      headers: ['Bot', 'Roles', 'Logins'],
-      row: (b) => [b.metadata.name, b.spec.roles.join(','), loginsOf(b).join(',')],
+      headers: ['Bot', 'Roles', 'Logins', 'Locked'],
+      row: (b) => [b.metadata.name, b.spec.roles.join(','), loginsOf(b).join(','), lockedCell(locked, b.metadata.name)],
     });
     return;
   }

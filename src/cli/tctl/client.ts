@@ -4,6 +4,7 @@ import { ApiClient } from '../../api/client.js';
 import { adminIdentityPath, authInfoPath, DEFAULT_DATA_DIR, readIdentityFile } from '../../api/local.js';
 import type { AuthInfo, IdentityFile } from '../../api/local.js';
 import { MwiError } from '../../errors.js';
+import { ioReason } from '../../util/io-reason.js';
 
 export interface ConnectFlags {
   'data-dir'?: string | undefined;
@@ -28,8 +29,19 @@ export function adminClient(given: ConnectFlags, env: NodeJS.ProcessEnv = proces
   try {
     identity = readIdentityFile(identityPath);
   } catch (cause) {
-    throw new MwiError('BAD_CONFIG', `cannot read identity file ${identityPath}`, { field: '--identity', cause });
+    throw new MwiError('BAD_CONFIG', `cannot read identity file ${identityPath}: ${ioReason(cause)}`, {
+      field: '--identity',
+      cause,
+    });
   }
+  // --auth-server alone: the local data dir had no identity to go with it (the usual case on another machine)
+  if (!identity && flags['auth-server'] && !flags.identity)
+    throw new MwiError(
+      'BAD_CONFIG',
+      'is required with --auth-server: the admin identity file to connect with (or $TELEPORT_IDENTITY_FILE; the ' +
+        `Auth Service writes one to its data dir's admin/identity.json, and ${identityPath} does not exist)`,
+      { field: '--identity' },
+    );
   if (!identity) {
     throw new MwiError(
       'BAD_CONFIG',

@@ -51,6 +51,12 @@ export async function printPages<T>(
   else if (first) await write('[]\n');
 }
 
+/** A Locked cell: `yes: MESSAGE` (or the lock's name) for a locked item, `-` otherwise. */
+export function lockedCell(locked: ReadonlyMap<string, string>, name: string): string {
+  const why = locked.get(name);
+  return why === undefined ? '-' : `yes: ${why}`;
+}
+
 export function ago(iso: string | undefined, now = Date.now()): string {
   if (!iso) return '-';
   const t = Date.parse(iso);

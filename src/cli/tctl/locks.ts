@@ -2,11 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { LOCAL_ADMIN, operatorNameProblem } from '../../api/admin.js';
 import type { AdminClient } from '../../api/admin-client.js';
 import type { Lock } from '../../api/resources.js';
-import { isMwiError } from '../../errors.js';
+import { isMwiError, MwiError } from '../../errors.js';
 import { joinMethodInfo } from '../../join/catalog.js';
 import { usageError } from '../common.js';
 import { printResources } from './format.js';
-import { cell, print } from './output.js';
+import { cell, print, warn } from './output.js';
 import { parseDuration } from '../../util/duration.js';
 import { need, type Command, type Flags } from './shared.js';
 
@@ -26,7 +26,9 @@ export function lockExpiry(values: Pick<Flags, 'expires' | 'ttl'>, now = Date.no
   }
   if (values.ttl === undefined) return undefined;
   const ttl = parseDuration(values.ttl);
-  if (ttl === undefined || ttl <= 0) throw usageError('expected a duration such as 1h', '--ttl');
+  if (ttl === undefined)
+    throw usageError(`expected a duration such as 1h (got ${JSON.stringify(values.ttl)})`, '--ttl');
+  if (ttl <= 0) throw usageError(`must be more than 0 (got ${JSON.stringify(values.ttl)})`, '--ttl');
   return new Date(now + ttl).toISOString();
 }
 
@@ -108,7 +110,49 @@ export async function lockCommand(admin: AdminClient, values: Flags): Promise<vo
       if (!isMwiError(err, 'NOT_FOUND')) throw err;
     }
   }
+  await checkLockTarget(admin, target, false);
   await createLock(admin, target, values.message ?? '', expires);
+}
+
+/** A bot instance's id: a UUID, as the Auth Service makes them. */
+const INSTANCE_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Whether a resource exists (NOT_FOUND is no; any other failure is thrown). */
+async function exists(admin: AdminClient, kind: 'bot' | 'bot_instance', name: string): Promise<boolean> {
+  try {
+    await admin.get(kind, name);
+    return true;
+  } catch (err) {
+    if (isMwiError(err, 'NOT_FOUND')) return false;
+    throw err;
+  }
+}
+
+/**
+ * What a lock's target names that does not exist now. A bot may be locked before it exists (a
+ * lock on a name holds a bot created later with it, or a join with a token made for it), so that
+ * is a warning; an instance id is a UUID never reused, so a lock on one that is not there can
+ * hold nothing: `refuse` makes that an error (mwi's locks add), else a warning (Teleport's lock).
+ */
+export async function checkLockTarget(admin: AdminClient, target: Target, refuse: boolean): Promise<void> {
+  const bot = target.user?.startsWith('bot-') ? target.user.slice(4) : undefined;
+  if (bot !== undefined && !(await exists(admin, 'bot', bot)))
+    warn(
+      `warning: no bot ${JSON.stringify(bot)} exists now: the lock holds a bot created later with this name, and ` +
+        'joins with tokens made for it (tctl bots ls lists the bots)\n',
+    );
+  const id = target.bot_instance_id;
+  if (id === undefined) return;
+  const field = refuse ? '--bot-instance' : '--bot-instance-id';
+  if (!INSTANCE_ID.test(id)) {
+    const problem = `${JSON.stringify(id)} is not a bot instance id (a UUID, as tctl bots instances ls shows them)`;
+    if (refuse) throw usageError(`${problem}: a lock on it would hold nothing`, field);
+    return warn(`warning: ${field}: ${problem}: the lock holds nothing\n`);
+  }
+  if (await exists(admin, 'bot_instance', id)) return;
+  const problem = `no bot instance ${JSON.stringify(id)} (tctl bots instances ls lists them)`;
+  if (refuse) throw new MwiError('NOT_FOUND', `${problem}: a lock on it would hold nothing`, { field });
+  warn(`warning: ${field}: ${problem}: the lock holds nothing\n`);
 }
 
 /** `tctl locks ...` */
@@ -117,7 +161,9 @@ export async function locks({ admin, sub, positionals, values, format }: Command
     if (Boolean(values.bot) === Boolean(values['bot-instance']))
       throw usageError('give exactly one of --bot or --bot-instance');
     const target = values.bot ? { user: `bot-${values.bot}` } : { bot_instance_id: values['bot-instance'] };
-    await createLock(admin, target, values.message ?? values.reason ?? '', lockExpiry(values));
+    const expires = lockExpiry(values);
+    await checkLockTarget(admin, target, true);
+    await createLock(admin, target, values.message ?? values.reason ?? '', expires);
     return;
   }
   if (sub === 'ls') {

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';
 import { MwiError } from '../../errors.js';
+import { ioReason } from '../../util/io-reason.js';
 
 /** Longest resource file tctl reads: resources are small; a bigger file is a mistake. */
 const MAX_FILE_CHARS = 4 * 1024 * 1024;
@@ -82,7 +83,7 @@ export function readResources(file: string): Record<string, unknown>[] {
   try {
     text = file === '-' ? readFileSync(0, 'utf8') : readFileSync(file, 'utf8');
   } catch (cause) {
-    throw bad(`cannot read ${file}`, 'FILE', cause);
+    throw bad(`cannot read ${file}: ${ioReason(cause)}`, 'FILE', cause);
   }
   return parseResources(text, file);
 }

@@ -8,6 +8,7 @@ import { cell, print, printNote, toJson, toYaml } from './output.js';
 import { parseResources } from './resources-yaml.js';
 import { list, need, type Command } from './shared.js';
 import { tokensTest } from './tokens-test.js';
+import { ioReason } from '../../util/io-reason.js';
 
 /** `--labels k=v,k2=v2`, Teleport's label list for a token's metadata.labels. */
 export function parseLabels(text: string): Record<string, string> {
@@ -45,7 +46,7 @@ export async function tokens(cmd: Command): Promise<number | void> {
       try {
         text = readFileSync(values.spec, 'utf8');
       } catch (cause) {
-        throw new MwiError('BAD_CONFIG', `cannot read ${values.spec}`, { field: '--spec', cause });
+        throw new MwiError('BAD_CONFIG', `cannot read ${values.spec}: ${ioReason(cause)}`, { field: '--spec', cause });
       }
       // the same checked path as create -f: plain JSON data or an error naming the file
       spec = parseResources(text, values.spec)[0];

@@ -1,0 +1,89 @@
+import { DEFAULT_DATA_DIR } from '../../api/local.js';
+import { DEFAULT_LISTEN } from '../../auth/config.js';
+import { booleanFlag as bool, stringFlag as str, type FlagDef, type ProgramDef } from './table.js';
+
+/** Every flag mwi knows. */
+const FLAGS = {
+  config: str(
+    'FILE',
+    'mwi.yaml (cluster_name, data_dir, listen, storage, tls_sans, https_keypairs, https_keypairs_reload_interval, ' +
+      'oidc, kubernetes, connection_limits, audit); flags override it',
+    { short: 'c', complete: 'file' },
+  ),
+  'data-dir': str('DIR', 'data directory: storage, audit log, local admin identity', {
+    default: DEFAULT_DATA_DIR,
+    complete: 'dir',
+  }),
+  listen: str('HOST:PORT', 'address for the join, renew and admin APIs (port 0 picks a free one)', {
+    default: DEFAULT_LISTEN,
+  }),
+  'cluster-name': str('NAME', 'cluster name, fixed at first start', { default: 'the host name' }),
+  storage: str('URL', 'sqlite (DATA_DIR/mwi.db), sqlite:///PATH or memory://', { default: 'sqlite' }),
+  workers: str(
+    'N',
+    'Auth Service processes sharing the port and the storage ("auto": one per core; not with memory://)',
+    {
+      default: '1',
+    },
+  ),
+  'tls-cert': str(
+    'FILE',
+    'certificate chain for the public address (PEM: server certificate first, then intermediates), e.g. from a ' +
+      'public CA, for clients that check it with their trust store (tbot --proxy-server); with --tls-key, both ' +
+      'replace mwi.yaml https_keypairs',
+    { complete: 'file' },
+  ),
+  'tls-key': str('FILE', 'the private key of --tls-cert (PEM, unencrypted)', { complete: 'file' }),
+  'diag-addr': str(
+    'HOST:PORT',
+    "serve /livez, /readyz and /metrics (Prometheus) there, over plain HTTP (Teleport's flag); with --workers, " +
+      "the first process sums its workers' metrics",
+  ),
+  'log-format': str(
+    'FORMAT',
+    'log lines as text, or json (one object per line, with request_id); $MWI_LOG_LEVEL (debug, info, warn, ' +
+      'error) sets the level',
+    { choices: ['text', 'json'], default: 'text' },
+  ),
+  help: bool('show help for the command', { short: 'h' }),
+  version: bool('print the version'),
+} as const satisfies Record<string, FlagDef>;
+
+/** mwi's commands: what `mwi --help`, `mwi start --help`, parsing and completion are made from. */
+export const MWI = {
+  name: 'mwi',
+  summary: 'The mwi Auth Service: CAs, roles, bots, join tokens, bot instances, locks and the audit log.',
+  flags: FLAGS,
+  globals: ['help', 'version'],
+  commands: [
+    {
+      path: 'start',
+      summary: 'run the Auth Service',
+      details:
+        'Prints its address and the CA pin tbot needs for a first join. Signals: SIGHUP reads the --tls-cert/' +
+        '--tls-key (https_keypairs) files again; SIGINT/SIGTERM stop.',
+      flags: [
+        'config',
+        'data-dir',
+        'listen',
+        'cluster-name',
+        'storage',
+        'workers',
+        'tls-cert',
+        'tls-key',
+        'diag-addr',
+        'log-format',
+      ],
+      examples: ['mwi start --data-dir /var/lib/mwi --listen 0.0.0.0:3025', 'mwi start -c /etc/mwi.yaml'],
+    },
+    { path: 'version', summary: 'print the version (also --version)' },
+    {
+      path: 'completion',
+      args: 'SHELL',
+      summary: 'print a shell completion script (bash or zsh)',
+      complete: ['bash', 'zsh'],
+      details: 'bash: source <(mwi completion bash). zsh: source <(mwi completion zsh) after compinit.',
+      examples: ['source <(mwi completion bash)'],
+    },
+  ],
+} as const satisfies ProgramDef<typeof FLAGS>;
