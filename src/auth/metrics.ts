@@ -135,6 +135,8 @@ export class AuthMetrics {
       case 'bot.join':
         this.joins.inc({ method: this.method(e.join_method), result });
         if (e.success) this.issued.inc({ kind: 'bot_identity' });
+        // a new instance: the next scrape counts again rather than show a count from before it
+        if (e.success) this.counted = undefined;
         return;
       case 'bot.challenge':
         this.challenges.inc({ method: this.method(e.join_method), result });

@@ -351,7 +351,7 @@ export const TCTL = {
         'out',
         'admin',
         ['user', { value: 'NAME', description: "the operator's name (with --admin)" }],
-        ['format', { description: 'with --admin: file (the only form)', choices: ['file'], default: 'file' }],
+        ['format', { description: 'with --admin: file (the only form; checked by the command)', choices: undefined }],
       ],
       examples: [
         'tctl auth sign --host web1.example.com --public-key /etc/ssh/ssh_host_ed25519_key.pub',
