@@ -1,10 +1,6 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { parseAddr } from '../api/client.js';
-import { MwiError } from '../errors.js';
-import { guardRequests } from '../util/http-guard.js';
-import { DEFAULT_HTTP_LIMITS, hardenServer, serverOptions, type HttpLimits } from '../util/http-limits.js';
-import { parseTarget } from '../util/http-target.js';
+import { listenDiagnostics, type DiagAnswer, type DiagListener } from '../util/diag-server.js';
+import type { HttpLimits } from '../util/http-limits.js';
 import type { Logger } from '../util/log.js';
 import type { Health } from './runtime.js';
 
@@ -62,76 +58,38 @@ function prometheus(src: DiagSources): string {
   return `${lines.join('\n')}\n`;
 }
 
+/** `/readyz` and `/readyz/<service>`: ready when every service's last run succeeded. */
+function readiness(src: DiagSources, only: string): DiagAnswer {
+  const entries = [...src.services].filter(([n]) => !only || n === only);
+  if (only && entries.length === 0) return { status: 404, body: { error: `no service ${only}` } };
+  const services = Object.fromEntries(
+    entries.map(([n, h]) => [
+      n,
+      {
+        status: h.status,
+        ...(h.reason ? { reason: h.reason } : {}),
+        ...(h.warnings ? { warnings: h.warnings } : {}),
+      },
+    ]),
+  );
+  const ready = entries.every(([, h]) => h.status === 'healthy');
+  // warnings do not change readiness: what they describe works, but not as the operator may think
+  const warnings = entries.flatMap(([n, h]) => (h.warnings ?? []).map((w) => `${n}: ${w}`));
+  const body = { status: ready ? 'ready' : 'not ready', services, ...(warnings.length ? { warnings } : {}) };
+  return { status: ready ? 200 : 503, body };
+}
+
 /**
  * `--diag-addr`: /livez (the process runs), /readyz and /readyz/<service> (every service's last
- * run succeeded), /metrics (Prometheus text). Loopback unless configured otherwise; nothing secret.
+ * run succeeded), /metrics (Prometheus text), on the listener the Auth Service's --diag-addr
+ * uses too. Loopback unless configured otherwise; nothing secret.
  */
-export async function startDiagnostics(
+export function startDiagnostics(
   addr: string,
   src: DiagSources,
   log: Logger,
   httpLimits: Partial<HttpLimits> = {},
-): Promise<{ address: string; close(): Promise<void> }> {
-  const limits: HttpLimits = { ...DEFAULT_HTTP_LIMITS, ...httpLimits };
-  const { host, port } = parseAddr(addr);
-  const handler = (req: IncomingMessage, res: ServerResponse) => {
-    const send = (status: number, body: string, type = 'application/json') => {
-      res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
-      res.end(body);
-    };
-    let path: string;
-    try {
-      path = parseTarget(req.url).path;
-    } catch {
-      return send(400, '{"error":"bad request target"}');
-    }
-    if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, '{"error":"method not allowed"}');
-    if (path === '/livez') return send(200, '{"status":"ok"}');
-    if (path === '/metrics') return send(200, prometheus(src), 'text/plain; version=0.0.4');
-    if (path === '/readyz' || path.startsWith('/readyz/')) {
-      const only = path.slice('/readyz/'.length);
-      const entries = [...src.services].filter(([n]) => !only || n === only);
-      if (only && entries.length === 0) return send(404, JSON.stringify({ error: `no service ${only}` }));
-      const services = Object.fromEntries(
-        entries.map(([n, h]) => [
-          n,
-          {
-            status: h.status,
-            ...(h.reason ? { reason: h.reason } : {}),
-            ...(h.warnings ? { warnings: h.warnings } : {}),
-          },
-        ]),
-      );
-      const ready = entries.every(([, h]) => h.status === 'healthy');
-      // warnings do not change readiness: what they describe works, but not as the operator may think
-      const warnings = entries.flatMap(([n, h]) => (h.warnings ?? []).map((w) => `${n}: ${w}`));
-      const body = { status: ready ? 'ready' : 'not ready', services, ...(warnings.length ? { warnings } : {}) };
-      return send(ready ? 200 : 503, JSON.stringify(body));
-    }
-    send(404, '{"error":"not found"}');
-  };
-  // the one guard every listener uses: a request cannot end the daemon (issue #9, finding 1)
-  const server: Server = createServer(serverOptions(limits), guardRequests(handler, log));
-  // a local client that connects and sends nothing is cut off like on the Auth Service
-  hardenServer(server, limits, log);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (err: NodeJS.ErrnoException) =>
-      reject(
-        new MwiError('BAD_CONFIG', `cannot listen on ${addr}: ${err.code ?? err.message}`, {
-          field: 'diag_addr',
-          cause: err,
-        }),
-      ),
-    );
-    server.listen(port, host, () => resolve());
-  });
-  const a = server.address() as AddressInfo;
-  return {
-    address: `${a.address}:${a.port}`,
-    close: () =>
-      new Promise<void>((r) => {
-        server.close(() => r());
-        server.closeAllConnections();
-      }),
-  };
+): Promise<DiagListener> {
+  const endpoints = { metrics: () => prometheus(src), readyz: (only: string) => readiness(src, only) };
+  return listenDiagnostics({ ...parseAddr(addr), given: addr }, endpoints, log, httpLimits);
 }

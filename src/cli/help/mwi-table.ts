@@ -1,6 +1,6 @@
 import { DEFAULT_DATA_DIR } from '../../api/local.js';
 import { DEFAULT_LISTEN } from '../../auth/config.js';
-import { booleanFlag as bool, stringFlag as str, type FlagDef, type ProgramDef } from './table.js';
+import { booleanFlag as bool, completionCommand, stringFlag as str, type FlagDef, type ProgramDef } from './table.js';
 
 /** Every flag mwi knows. */
 const FLAGS = {
@@ -77,13 +77,6 @@ export const MWI = {
       examples: ['mwi start --data-dir /var/lib/mwi --listen 0.0.0.0:3025', 'mwi start -c /etc/mwi.yaml'],
     },
     { path: 'version', summary: 'print the version (also --version)' },
-    {
-      path: 'completion',
-      args: 'SHELL',
-      summary: 'print a shell completion script (bash or zsh)',
-      complete: ['bash', 'zsh'],
-      details: 'bash: source <(mwi completion bash). zsh: source <(mwi completion zsh) after compinit.',
-      examples: ['source <(mwi completion bash)'],
-    },
+    completionCommand('mwi'),
   ],
 } as const satisfies ProgramDef<typeof FLAGS>;

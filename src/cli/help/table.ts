@@ -172,3 +172,17 @@ export function booleanFlag<const M extends FlagMore = object>(
 ): { type: 'boolean'; description: string } & M {
   return { type: 'boolean', description, ...(more as M) };
 }
+
+/** The `completion SHELL` command every program has, with the same help. */
+export function completionCommand(name: ProgramDef['name']): CommandDef<never> {
+  return {
+    path: 'completion',
+    args: 'SHELL',
+    summary: 'print a shell completion script (bash or zsh)',
+    complete: ['bash', 'zsh'],
+    details:
+      `bash: source <(${name} completion bash), or write it to /etc/bash_completion.d/${name}. zsh: source ` +
+      `<(${name} completion zsh) after compinit, or write it as _${name} into a directory of $fpath.`,
+    examples: [`source <(${name} completion bash)`],
+  };
+}

@@ -1,7 +1,7 @@
 import { DEFAULT_CREDENTIAL_TTL, DEFAULT_RENEWAL_INTERVAL, DEFAULT_STORAGE_DIR } from '../../agent/config.js';
 import { joinMethodNames } from '../../join/catalog.js';
 import { joinMethodProblem } from './checks.js';
-import { booleanFlag, stringFlag, type FlagDef, type FlagUse, type ProgramDef } from './table.js';
+import { booleanFlag, completionCommand, stringFlag, type FlagDef, type FlagUse, type ProgramDef } from './table.js';
 
 const str = stringFlag;
 const bool = booleanFlag;
@@ -198,14 +198,7 @@ export const TBOT = {
       examples: ['tbot keypair create --storage /var/lib/tbot', 'tbot keypair create --static-key-path ci-key.pem'],
     },
     { path: 'version', summary: 'print the version (also --version)' },
-    {
-      path: 'completion',
-      args: 'SHELL',
-      summary: 'print a shell completion script (bash or zsh)',
-      complete: ['bash', 'zsh'],
-      details: 'bash: source <(tbot completion bash). zsh: source <(tbot completion zsh) after compinit.',
-      examples: ['source <(tbot completion bash)'],
-    },
+    completionCommand('tbot'),
   ],
   footer:
     'Modes (start, configure):\n' +

@@ -1,7 +1,7 @@
 import { DEFAULT_DATA_DIR } from '../../api/local.js';
 import { joinMethodNames } from '../../join/catalog.js';
 import { joinMethodProblem } from './checks.js';
-import { stringFlag, type FlagDef, type ProgramDef } from './table.js';
+import { completionCommand, stringFlag, type FlagDef, type ProgramDef } from './table.js';
 
 const str = stringFlag;
 const refused = (value: string) =>
@@ -373,16 +373,7 @@ export const TCTL = {
       examples: ['tctl audit ls --type bot.join --limit 20', 'tctl audit ls --failures'],
     },
     { path: 'version', summary: 'print the version (also --version)' },
-    {
-      path: 'completion',
-      args: 'SHELL',
-      summary: 'print a shell completion script (bash or zsh)',
-      complete: ['bash', 'zsh'],
-      details:
-        'bash: source <(tctl completion bash), or write it to /etc/bash_completion.d/tctl. zsh: source ' +
-        '<(tctl completion zsh) after compinit, or write it as _tctl into a directory of $fpath.',
-      examples: ['source <(tctl completion bash)'],
-    },
+    completionCommand('tctl'),
   ],
 } as const satisfies ProgramDef<typeof FLAGS>;
 
