@@ -167,7 +167,12 @@ export function validateTbotConfig(raw: unknown, env: NodeJS.ProcessEnv = proces
   const options = CLIENT_METHODS.get(method.name)?.options;
   const block = options ? blocks[method.name] : undefined;
   const methodOptions = options?.resolve
-    ? options.resolve(block, { env, secret: secretValue, warn: (w) => warnings.push(w) })
+    ? options.resolve(block, {
+        env,
+        secret: secretValue,
+        secretPath: (value) => (value && isAbsolute(value) ? value : undefined),
+        warn: (w) => warnings.push(w),
+      })
     : { ...(block as object | undefined) };
   if (c.fips) {
     fail(

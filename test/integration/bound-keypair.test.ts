@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { userInfo } from 'node:os';
 import { after, before, describe, it } from 'node:test';
@@ -62,9 +62,21 @@ describe('bound keypair joining with real tbot, tctl and mwi', () => {
     assert.ok(args.includes('--registration-secret-path=./registration-secret'), lines);
     const cwd = dir('printed');
     mkdirSync(cwd, { recursive: true });
+    // without the file, or without any secret: tbot says so itself (exit 2), naming the setting
+    const noFile = await cli('tbot', ['start', 'identity', ...args, '--oneshot'], { cwd });
+    assert.equal(noFile.code, 2, noFile.stderr);
+    assert.match(noFile.stderr, /registration_secret_path: cannot read \.\/registration-secret: ENOENT/);
+    const noSecret = args.filter((a) => !a.startsWith('--registration-secret-path'));
+    const none = await cli('tbot', ['start', 'identity', ...noSecret, '--oneshot'], { cwd });
+    assert.equal(none.code, 2, none.stderr);
+    assert.match(none.stderr, /onboarding\.bound_keypair: nothing to register with: no registration secret/);
     writeFileSync(join(cwd, 'registration-secret'), `${secret}\n`, { mode: 0o600 });
     const r = await cli('tbot', ['start', 'identity', ...args, '--oneshot'], { cwd });
     assert.equal(r.code, 0, r.stderr);
+    // the same line again once the secret is gone: the bound identity in storage is enough (M2)
+    rmSync(join(cwd, 'registration-secret'));
+    const again = await cli('tbot', ['start', 'identity', ...args, '--oneshot'], { cwd });
+    assert.equal(again.code, 0, again.stderr);
     // bound now: the secret is no longer asked for
     const after = await c.tctlOk(['bots', 'instances', 'add', `printed-${n}`, '--token', `printed-${n}`]);
     assert.doesNotMatch(after, /registration-secret/);

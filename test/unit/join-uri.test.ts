@@ -5,6 +5,7 @@ import { describe, it } from 'node:test';
 import { buildTbotFile, validateTbotConfig, type TbotFlags } from '../../src/agent/config.js';
 import { applyJoinUri, parseJoinUri } from '../../src/agent/join-uri.js';
 import { isMwiError } from '../../src/errors.js';
+import { registrationSecret } from '../../src/join/bound_keypair/client.js';
 import { tempDir } from '../helpers/procs.js';
 
 // Teleport's joining URI (--join-uri, tbot.yaml join_uri), and bound_keypair's
@@ -180,11 +181,14 @@ describe('bound_keypair: --registration-secret-path and --static-key-path', () =
     try {
       const file = join(dir.path, 'secret');
       writeFileSync(file, '  from-the-path-file\n');
+      const field = 'onboarding.bound_keypair.registration_secret_path';
+      // the file is noted at startup and read by the join that registers (issue M2)
       const byPath = config({ 'registration-secret-path': file });
-      assert.deepEqual(byPath.methodOptions, { registration_secret: 'from-the-path-file' });
+      assert.deepEqual(byPath.methodOptions, { registration_secret_file: { path: file, field } });
+      assert.equal(registrationSecret(byPath.methodOptions), 'from-the-path-file');
       assert.deepEqual(byPath.warnings, []);
       const overEnv = config({ 'registration-secret-path': file }, { TBOT_REGISTRATION_SECRET: 'env-secret' });
-      assert.deepEqual(overEnv.methodOptions, { registration_secret: 'from-the-path-file' });
+      assert.equal(registrationSecret(overEnv.methodOptions), 'from-the-path-file');
       assert.deepEqual(overEnv.warnings, [
         'onboarding.bound_keypair.registration_secret_path and $TBOT_REGISTRATION_SECRET are both set: the ' +
           'configured one is used',
@@ -197,18 +201,20 @@ describe('bound_keypair: --registration-secret-path and --static-key-path', () =
         config({}, { TBOT_REGISTRATION_SECRET: 'env-secret' }).methodOptions.registration_secret,
         'env-secret',
       );
-      const field = 'onboarding.bound_keypair.registration_secret_path';
       assert.throws(
         () => config({ 'registration-secret-path': file, 'registration-secret': 'inline' }),
         (e: unknown) => isMwiError(e, 'BAD_CONFIG') && e.field === field && /not both, as in Teleport/.test(e.message),
       );
+      // a missing or empty file: no error at startup (a bound tbot restarts without it), one at registration
+      const absent = config({ 'registration-secret-path': join(dir.path, 'absent') }).methodOptions;
       assert.throws(
-        () => config({ 'registration-secret-path': join(dir.path, 'absent') }),
+        () => registrationSecret(absent),
         (e: unknown) =>
           isMwiError(e, 'BAD_CONFIG') && e.field === field && /cannot read \S+absent: ENOENT/.test(e.message),
       );
       writeFileSync(join(dir.path, 'empty'), '\n');
-      assert.throws(() => config({ 'registration-secret-path': join(dir.path, 'empty') }), /is empty/);
+      const empty = config({ 'registration-secret-path': join(dir.path, 'empty') }).methodOptions;
+      assert.throws(() => registrationSecret(empty), /is empty/);
       // --static-key-path is onboarding.bound_keypair.static_private_key_path; it wins over the variable
       const keyFile = join(dir.path, 'key.pem');
       writeFileSync(keyFile, 'PEM TEXT\n');
