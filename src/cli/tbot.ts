@@ -64,6 +64,7 @@ runMain('tbot', async () => {
     !flags.config &&
     !flags['auth-server'] &&
     !flags['proxy-server'] &&
+    !flags['join-uri'] &&
     !env.TELEPORT_AUTH_SERVER &&
     !env.TELEPORT_PROXY
   )
