@@ -114,7 +114,7 @@ describe('join URIs', () => {
       "join_uri: join method github takes no parameter in mwi; the URI's parameter is ignored",
     ]);
     assert.equal((gh.config as { onboarding: { github?: unknown } }).onboarding.github, undefined);
-    assert.deepEqual(applyJoinUri({ version: 'v2' }), { config: { version: 'v2' }, warnings: [] });
+    assert.deepEqual(applyJoinUri({ version: 'v2' }), { config: { version: 'v2' }, warnings: [], literal: [] });
   });
 
   it('a join URI with a conflicting setting is refused naming both', () => {
@@ -162,6 +162,42 @@ describe('join URIs', () => {
       () => validateTbotConfig(buildTbotFile({ ...flags, token: 'x' }), {}),
       /join_uri: the join URI .* conflicts with onboarding\.token/,
     );
+  });
+});
+
+describe('a join URI gives values, never file paths (L7)', () => {
+  it('a token and a parameter that percent-decode to an absolute path are sent as they are, the file never read', () => {
+    const dir = tempDir('uri-literal');
+    try {
+      const local = join(dir.path, 'local-secret');
+      writeFileSync(local, 'contents of a local file\n');
+      const enc = encodeURIComponent(local);
+      const asFlags = buildTbotFile({
+        'join-uri': `tbot+auth+bound-keypair://${enc}:${enc}@auth:3025`,
+        'ca-pin': [PIN],
+      });
+      const cfg = validateTbotConfig(asFlags, {});
+      assert.equal(cfg.token, local);
+      assert.deepEqual(cfg.methodOptions, { registration_secret: local });
+      assert.equal(registrationSecret(cfg.methodOptions), local);
+      // a missing path is no error either: it is just the value
+      const gone = encodeURIComponent(join(dir.path, 'absent'));
+      const tokenUri = buildTbotFile({ 'join-uri': `tbot+auth+token://${gone}@auth:3025`, 'ca-pin': [PIN] });
+      assert.equal(validateTbotConfig(tokenUri, {}).token, join(dir.path, 'absent'));
+      // the same path given by --token or --registration-secret is still read as a file (tbot's rule)
+      const byFlags = buildTbotFile({
+        'auth-server': 'auth:3025',
+        'ca-pin': [PIN],
+        'join-method': 'bound_keypair',
+        token: local,
+        'registration-secret': local,
+      });
+      const fromFiles = validateTbotConfig(byFlags, {});
+      assert.equal(fromFiles.token, 'contents of a local file');
+      assert.equal(registrationSecret(fromFiles.methodOptions), 'contents of a local file');
+    } finally {
+      dir.cleanup();
+    }
   });
 });
 
