@@ -136,7 +136,12 @@ export const TOKEN_ENV_VAR = 'TELEPORT_BOT_TOKEN';
 
 /** Validates a parsed tbot.yaml (or the object the flags built); the one validation path. */
 export function validateTbotConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env): TbotConfig {
-  const { config, warnings } = applyJoinUri(raw);
+  const { config, warnings, literal } = applyJoinUri(raw);
+  // the "value or absolute file path" rule, except for what a join URI gave (always the value)
+  const secret = (value: string | undefined, field: string) =>
+    literal.includes(field) ? value : secretValue(value, field);
+  const secretPath = (value: string | undefined, field: string) =>
+    value && isAbsolute(value) && !literal.includes(field) ? value : undefined;
   const c = parseWith(tbotSchema, config, {
     unknownKey: () =>
       'unknown key (check the spelling; tbot.yaml v2 keys are documented in docs/reference.md, "tbot.yaml (v2)")',
@@ -153,7 +158,7 @@ export function validateTbotConfig(raw: unknown, env: NodeJS.ProcessEnv = proces
   const method = joinMethodInfo(c.onboarding.join_method);
   if (!method) fail('onboarding.join_method', unknownJoinMethod(c.onboarding.join_method));
   const fromEnv = !c.onboarding.token && Boolean(env[TOKEN_ENV_VAR]);
-  const token = secretValue(
+  const token = secret(
     c.onboarding.token ?? (env[TOKEN_ENV_VAR] || undefined),
     fromEnv ? TOKEN_ENV_VAR : 'onboarding.token',
   );
@@ -167,7 +172,12 @@ export function validateTbotConfig(raw: unknown, env: NodeJS.ProcessEnv = proces
   const options = CLIENT_METHODS.get(method.name)?.options;
   const block = options ? blocks[method.name] : undefined;
   const methodOptions = options?.resolve
-    ? options.resolve(block, { env, secret: secretValue, warn: (w) => warnings.push(w) })
+    ? options.resolve(block, {
+        env,
+        secret,
+        secretPath,
+        warn: (w) => warnings.push(w),
+      })
     : { ...(block as object | undefined) };
   if (c.fips) {
     fail(

@@ -130,10 +130,12 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
  * registration_secret; gitlab: token_env_var_name). A setting given too is an error naming both,
  * unless it says the same (join_method, the parameter's key); a parameter for a method that takes
  * none is ignored with a warning. Without join_uri, `raw` is returned as it is. Shapes the schema
- * refuses (a `join_uri` that is no string) are left for it.
+ * refuses (a `join_uri` that is no string) are left for it. `literal` lists the settings the URI
+ * gave: they are the values themselves, never a file path to read (a pasted URI whose token is
+ * `%2Fetc%2Fshadow` must not send that file to the URI's host).
  */
-export function applyJoinUri(raw: unknown): { config: unknown; warnings: string[] } {
-  if (!isObject(raw) || typeof raw.join_uri !== 'string') return { config: raw, warnings: [] };
+export function applyJoinUri(raw: unknown): { config: unknown; warnings: string[]; literal: string[] } {
+  if (!isObject(raw) || typeof raw.join_uri !== 'string') return { config: raw, warnings: [], literal: [] };
   const uri = parseJoinUri(raw.join_uri);
   const conflict = (key: string): never => {
     const where = FLAG_OF[key] ? ` (${FLAG_OF[key]} or tbot.yaml)` : '';
@@ -147,12 +149,14 @@ export function applyJoinUri(raw: unknown): { config: unknown; warnings: string[
   if (raw.auth_server !== undefined) conflict('auth_server');
   if (raw.proxy_server !== undefined) conflict('proxy_server');
   const onboarding = raw.onboarding === undefined ? {} : raw.onboarding;
-  if (!isObject(onboarding)) return { config: raw, warnings: [] };
+  if (!isObject(onboarding)) return { config: raw, warnings: [], literal: [] };
   if (onboarding.join_method !== undefined && onboarding.join_method !== uri.joinMethod)
     conflict('onboarding.join_method');
   if (onboarding.token !== undefined) conflict('onboarding.token');
   const next: Record<string, unknown> = { ...onboarding, join_method: uri.joinMethod, token: uri.token };
   const warnings: string[] = [];
+  // a pasted URI is not trusted to name local files: its values are never read as paths
+  const literal = ['onboarding.token'];
   if (uri.parameter !== undefined) {
     const param = CLIENT_METHODS.get(uri.joinMethod)?.options?.uriParameter;
     if (!param) {
@@ -161,14 +165,15 @@ export function applyJoinUri(raw: unknown): { config: unknown; warnings: string[
       );
     } else {
       const block = onboarding[uri.joinMethod] ?? {};
-      if (!isObject(block)) return { config: raw, warnings: [] };
+      if (!isObject(block)) return { config: raw, warnings: [], literal: [] };
       for (const other of param.conflicts ?? [])
         if (block[other] !== undefined) conflict(`onboarding.${uri.joinMethod}.${other}`);
       if (block[param.key] !== undefined && block[param.key] !== uri.parameter)
         conflict(`onboarding.${uri.joinMethod}.${param.key}`);
       next[uri.joinMethod] = { ...block, [param.key]: uri.parameter };
+      literal.push(`onboarding.${uri.joinMethod}.${param.key}`);
     }
   }
   const address = uri.addressKind === 'proxy' ? { proxy_server: uri.address } : { auth_server: uri.address };
-  return { config: { ...raw, ...address, onboarding: next }, warnings };
+  return { config: { ...raw, ...address, onboarding: next }, warnings, literal };
 }

@@ -191,6 +191,11 @@ const joinTokenReply = z
     ca_pins: z.array(z.string()),
     /** bound_keypair: the registration secret, when the Auth Service generated one. */
     registration_secret: z.string().optional(),
+    /**
+     * bound_keypair, an existing token (`bots add --token`): true while its first join must bring
+     * the registration secret (no initial_public_key, no key bound yet), so tctl prints the flag for it.
+     */
+    awaits_registration_secret: z.boolean().optional(),
     /** What the Auth Service ignored or changed in the spec (see the create reply's notes). */
     notes: z.array(z.string()).optional(),
   })

@@ -21,6 +21,7 @@ import { NEXT_PAGE_HEADER } from '../api/wire.js';
 import { parseSshPublicKey, signSshCertificate } from '../crypto/ssh.js';
 import { BACKDATE_MS } from '../crypto/x509.js';
 import { isMwiError, MwiError } from '../errors.js';
+import { awaitsRegistrationSecret } from '../join/bound_keypair/wire.js';
 import { joinMethodInfo } from '../join/catalog.js';
 import { teleportPlacement } from '../join/placement.js';
 import { key } from '../storage/backend.js';
@@ -334,6 +335,7 @@ export class AdminApi {
         bot_name: s.bot_name,
         ...expires,
         ca_pins: [this.ctx.cas.caPin],
+        ...(awaitsRegistrationSecret(s, bound.status) ? { awaits_registration_secret: true } : {}),
       };
     }
     const token = { bot_name: body.name, join_method: body.join_method ?? 'token', ttl: body.token_ttl ?? '1h' };

@@ -29,6 +29,11 @@ export interface ClientOptionsContext {
    * secrets in tbot.yaml and flags. `field` names the setting in errors. A plain function.
    */
   secret: (value: string | undefined, field: string) => string | undefined;
+  /**
+   * The file a secret setting names under the same rule (an absolute path; never a join URI's
+   * value), for a method that reads it only when needed; undefined when the value is the secret.
+   */
+  secretPath: (value: string | undefined, field: string) => string | undefined;
   /** Logged as a warning when tbot starts (never with a secret in it). */
   warn?: (message: string) => void;
 }

@@ -18,11 +18,12 @@ export interface RunResult {
 export function run(
   cmd: string,
   args: string[],
-  opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string } = {},
+  opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string; cwd?: string } = {},
 ): Promise<RunResult> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(cmd, args, {
       env: { ...process.env, ...opts.env },
+      ...(opts.cwd ? { cwd: opts.cwd } : {}),
       stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -46,7 +47,11 @@ export function run(
 type Cli = 'mwi' | 'tctl' | 'tbot';
 
 /** Runs one of mwi's CLIs (mwi, tctl, tbot) from the build. */
-export function cli(name: Cli, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}) {
+export function cli(
+  name: Cli,
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; cwd?: string } = {},
+) {
   return run(process.execPath, [join(CLI_DIR, `${name}.js`), ...args], opts);
 }
 

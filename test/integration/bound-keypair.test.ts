@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { userInfo } from 'node:os';
 import { after, before, describe, it } from 'node:test';
@@ -36,6 +36,51 @@ describe('bound keypair joining with real tbot, tctl and mwi', () => {
     await c.addBot('keeper', [userInfo().username]);
   });
   after(async () => c?.stop());
+
+  it('bots add --token / instances add --token: the printed line reads the registration secret from a file, and joins', async () => {
+    n++;
+    const secret = 'a-registration-secret-printed';
+    const f = join(c.dir, `printed-${n}.yaml`);
+    writeFileSync(
+      f,
+      `kind: token\nversion: v2\nmetadata: { name: printed-${n} }\nspec:\n  join_method: bound_keypair\n` +
+        `  bot_name: printed-${n}\n  bound_keypair:\n    onboarding:\n      registration_secret: "${secret}"\n`,
+    );
+    await c.tctlOk(['create', f]);
+    const added = await c.tctlOk(['bots', 'add', `printed-${n}`, '--roles', 'keeper-role', '--token', `printed-${n}`]);
+    assert.match(added, /write the registration secret shown when the token was made [^]*\(0600\)/);
+    const instance = await c.tctlOk(['bots', 'instances', 'add', `printed-${n}`, '--token', `printed-${n}`]);
+    for (const text of [added, instance])
+      assert.match(text, /--token=printed-\d+ \\\n\s+--registration-secret-path=\.\/registration-secret \\\n/);
+    assert.doesNotMatch(added, new RegExp(secret), 'the secret is never printed again');
+    // the pinned line, run as printed (with --oneshot) where the file is
+    const lines = added.slice(added.lastIndexOf('> tbot start identity')).trim();
+    const args = lines
+      .split(/ \\\n\s+/)
+      .slice(1)
+      .map((a) => a.trim());
+    assert.ok(args.includes('--registration-secret-path=./registration-secret'), lines);
+    const cwd = dir('printed');
+    mkdirSync(cwd, { recursive: true });
+    // without the file, or without any secret: tbot says so itself (exit 2), naming the setting
+    const noFile = await cli('tbot', ['start', 'identity', ...args, '--oneshot'], { cwd });
+    assert.equal(noFile.code, 2, noFile.stderr);
+    assert.match(noFile.stderr, /registration_secret_path: cannot read \.\/registration-secret: ENOENT/);
+    const noSecret = args.filter((a) => !a.startsWith('--registration-secret-path'));
+    const none = await cli('tbot', ['start', 'identity', ...noSecret, '--oneshot'], { cwd });
+    assert.equal(none.code, 2, none.stderr);
+    assert.match(none.stderr, /onboarding\.bound_keypair: nothing to register with: no registration secret/);
+    writeFileSync(join(cwd, 'registration-secret'), `${secret}\n`, { mode: 0o600 });
+    const r = await cli('tbot', ['start', 'identity', ...args, '--oneshot'], { cwd });
+    assert.equal(r.code, 0, r.stderr);
+    // the same line again once the secret is gone: the bound identity in storage is enough (M2)
+    rmSync(join(cwd, 'registration-secret'));
+    const again = await cli('tbot', ['start', 'identity', ...args, '--oneshot'], { cwd });
+    assert.equal(again.code, 0, again.stderr);
+    // bound now: the secret is no longer asked for
+    const after = await c.tctlOk(['bots', 'instances', 'add', `printed-${n}`, '--token', `printed-${n}`]);
+    assert.doesNotMatch(after, /registration-secret/);
+  });
 
   it('registration secret: the first tbot binds its key; a second with the same secret is refused', async () => {
     n++;

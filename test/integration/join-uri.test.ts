@@ -176,6 +176,22 @@ describe('start lines through a public certificate, and tbot --join-uri / bound_
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /bound keypair join .*recoveries_used=1/);
     assert.doesNotMatch(r.stderr, new RegExp(bk.registration_secret));
+    // the documented form (docs/join-methods/bound-keypair.md): a join URI without the secret, the secret by file
+    const bk2 = await bkToken();
+    const byUri = await cli('tbot', [
+      'start',
+      '--join-uri',
+      `tbot+auth+bound-keypair://${bk2.token}@${c.addr}`,
+      '--registration-secret-path',
+      file('reg-secret-2', `${bk2.registration_secret}\n`),
+      '--ca-pin',
+      c.caPin,
+      '--oneshot',
+      '--data-dir',
+      path('uri-path-data'),
+    ]);
+    assert.equal(byUri.code, 0, byUri.stderr);
+    assert.match(byUri.stderr, /bound keypair join .*recoveries_used=1/);
   });
 
   it('--static-key-path FILE: a pre-registered static key joins; nothing of it is written', async () => {

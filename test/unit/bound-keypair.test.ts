@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
 import { createPrivateKey } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { before, beforeEach, describe, it } from 'node:test';
 import { CompactSign } from 'jose';
 import { handleChallenge, handleJoin } from '../../src/auth/join.js';
@@ -73,10 +76,47 @@ describe('bound keypair joining (Auth Service core + tbot client half)', () => {
       client(t, name, { registration_secret: 'the-wrong-secret-0123' }).join(),
       denied(/the join was refused/),
     );
-    await assert.rejects(client(t, name, {}).join(), denied(/the join was refused/));
+    // no secret and no key at all: tbot says so itself, before asking the Auth Service anything
+    const before = (await auditReasons()).length;
+    await assert.rejects(
+      client(t, name, {}).join(),
+      (e) =>
+        isMwiError(e, 'BAD_CONFIG') &&
+        e.field === 'onboarding.bound_keypair' &&
+        /no registration secret/.test(e.message),
+    );
+    assert.equal((await auditReasons()).length, before, 'nothing was sent');
+    // a key kept in storage (made before a crash) and no secret: the server refuses, as before
+    const keyOnly = client(t, name, {});
+    keyOnly.state = { keys: [await newStoredKey('current')] };
+    await assert.rejects(keyOnly.join(), denied(/the join was refused/));
     assert.deepEqual(await status(), {});
     assert.match((await auditReasons()).at(-1)!, /registration secret missing/);
     await client(t, name, { registration_secret: 'the-right-secret-0123' }).join();
+  });
+
+  it('a registration secret file is read only when tbot registers; missing then, the error names the field and path', async () => {
+    const secret = await addToken({ recovery: { limit: 3 } });
+    const dir = mkdtempSync(join(tmpdir(), 'bk-secret-'));
+    try {
+      const path = join(dir, 'registration-secret');
+      const field = 'onboarding.bound_keypair.registration_secret_path';
+      const c = client(t, name, { registration_secret_file: { path, field } });
+      await assert.rejects(
+        c.join(),
+        (e) => isMwiError(e, 'BAD_CONFIG') && e.field === field && e.message.endsWith(`cannot read ${path}: ENOENT`),
+      );
+      assert.deepEqual(c.state, {}, 'no key was made');
+      writeFileSync(path, `${secret}\n`, { mode: 0o600 });
+      await c.join();
+      // bound: a later join (here a recovery after the identity expired) needs neither the secret nor its file
+      rmSync(path);
+      t.clock.advance(61_000);
+      await c.join();
+      assert.equal((await status()).recovery_count, 2);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('must_register_before: refused once passed', async () => {
@@ -92,6 +132,7 @@ describe('bound keypair joining (Auth Service core + tbot client half)', () => {
     const key = await newStoredKey('current');
     await addToken({ onboarding: { initial_public_key: key.public_key } });
     const other = client(t, name);
+    other.state = { keys: [await newStoredKey('current')] };
     // refused like an unknown token (issue #9 finding 8): the reason is audited only
     await assert.rejects(other.join(), denied(/the join was refused/));
     assert.match(

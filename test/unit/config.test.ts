@@ -9,6 +9,7 @@ import { DEFAULT_ACL_MODE } from '../../src/agent/destinations/acl.js';
 import { entryOf } from '../../src/agent/registry.js';
 import { SERVICE_TYPES } from '../../src/agent/services/index.js';
 import { isMwiError } from '../../src/errors.js';
+import { registrationSecret } from '../../src/join/bound_keypair/client.js';
 import { formatDuration, parseDuration } from '../../src/util/duration.js';
 import { cli, tempDir } from '../helpers/procs.js';
 
@@ -259,8 +260,13 @@ describe('onboarding options of join methods', () => {
       assert.deepEqual(onboarding.bound_keypair, { registration_secret: secretFile });
       // (issue #11: the variable holds a real key file, base64 as Teleport takes it; was 'ENV PEM')
       const staticKey = { TBOT_BOUND_KEYPAIR_STATIC_KEY: Buffer.from(PEM_KEY).toString('base64') };
-      const fromFile = { registration_secret: 'from-a-file-0123456789', static_private_key: PEM_KEY };
+      // the secret's file is read at the first join only (a bound tbot restarts without it)
+      const fromFile = {
+        registration_secret_file: { path: secretFile, field: `${field}.registration_secret` },
+        static_private_key: PEM_KEY,
+      };
       assert.deepEqual(optionsOf(flags, staticKey), fromFile);
+      assert.equal(registrationSecret(optionsOf(flags, staticKey)), 'from-a-file-0123456789');
       const inline = bk({ registration_secret: 'inline', static_private_key_path: keyFile });
       const env = { TBOT_REGISTRATION_SECRET: 'env', ...staticKey };
       assert.deepEqual(optionsOf(inline, env), { registration_secret: 'inline', static_private_key: 'PEM' });
@@ -279,7 +285,12 @@ describe('onboarding options of join methods', () => {
         });
       }
       const missing = join(dir.path, 'missing');
-      refused(bk({ registration_secret: missing }), `${field}.registration_secret`, /does not exist/);
+      // (was refused here, at startup: now only the join that registers reads it)
+      const later = optionsOf(bk({ registration_secret: missing }));
+      assert.throws(
+        () => registrationSecret(later),
+        (e: unknown) => isMwiError(e, 'BAD_CONFIG') && e.field === `${field}.registration_secret`,
+      );
       refused(bk({ static_private_key_path: missing }), `${field}.static_private_key_path`, /^cannot read /);
     } finally {
       dir.cleanup();

@@ -5,6 +5,7 @@ import { describe, it } from 'node:test';
 import { buildTbotFile, validateTbotConfig, type TbotFlags } from '../../src/agent/config.js';
 import { applyJoinUri, parseJoinUri } from '../../src/agent/join-uri.js';
 import { isMwiError } from '../../src/errors.js';
+import { registrationSecret } from '../../src/join/bound_keypair/client.js';
 import { tempDir } from '../helpers/procs.js';
 
 // Teleport's joining URI (--join-uri, tbot.yaml join_uri), and bound_keypair's
@@ -113,7 +114,7 @@ describe('join URIs', () => {
       "join_uri: join method github takes no parameter in mwi; the URI's parameter is ignored",
     ]);
     assert.equal((gh.config as { onboarding: { github?: unknown } }).onboarding.github, undefined);
-    assert.deepEqual(applyJoinUri({ version: 'v2' }), { config: { version: 'v2' }, warnings: [] });
+    assert.deepEqual(applyJoinUri({ version: 'v2' }), { config: { version: 'v2' }, warnings: [], literal: [] });
   });
 
   it('a join URI with a conflicting setting is refused naming both', () => {
@@ -164,6 +165,42 @@ describe('join URIs', () => {
   });
 });
 
+describe('a join URI gives values, never file paths (L7)', () => {
+  it('a token and a parameter that percent-decode to an absolute path are sent as they are, the file never read', () => {
+    const dir = tempDir('uri-literal');
+    try {
+      const local = join(dir.path, 'local-secret');
+      writeFileSync(local, 'contents of a local file\n');
+      const enc = encodeURIComponent(local);
+      const asFlags = buildTbotFile({
+        'join-uri': `tbot+auth+bound-keypair://${enc}:${enc}@auth:3025`,
+        'ca-pin': [PIN],
+      });
+      const cfg = validateTbotConfig(asFlags, {});
+      assert.equal(cfg.token, local);
+      assert.deepEqual(cfg.methodOptions, { registration_secret: local });
+      assert.equal(registrationSecret(cfg.methodOptions), local);
+      // a missing path is no error either: it is just the value
+      const gone = encodeURIComponent(join(dir.path, 'absent'));
+      const tokenUri = buildTbotFile({ 'join-uri': `tbot+auth+token://${gone}@auth:3025`, 'ca-pin': [PIN] });
+      assert.equal(validateTbotConfig(tokenUri, {}).token, join(dir.path, 'absent'));
+      // the same path given by --token or --registration-secret is still read as a file (tbot's rule)
+      const byFlags = buildTbotFile({
+        'auth-server': 'auth:3025',
+        'ca-pin': [PIN],
+        'join-method': 'bound_keypair',
+        token: local,
+        'registration-secret': local,
+      });
+      const fromFiles = validateTbotConfig(byFlags, {});
+      assert.equal(fromFiles.token, 'contents of a local file');
+      assert.equal(registrationSecret(fromFiles.methodOptions), 'contents of a local file');
+    } finally {
+      dir.cleanup();
+    }
+  });
+});
+
 describe('bound_keypair: --registration-secret-path and --static-key-path', () => {
   const bkFlags = (extra: TbotFlags): TbotFlags => ({
     'auth-server': 'a:1',
@@ -180,11 +217,14 @@ describe('bound_keypair: --registration-secret-path and --static-key-path', () =
     try {
       const file = join(dir.path, 'secret');
       writeFileSync(file, '  from-the-path-file\n');
+      const field = 'onboarding.bound_keypair.registration_secret_path';
+      // the file is noted at startup and read by the join that registers (issue M2)
       const byPath = config({ 'registration-secret-path': file });
-      assert.deepEqual(byPath.methodOptions, { registration_secret: 'from-the-path-file' });
+      assert.deepEqual(byPath.methodOptions, { registration_secret_file: { path: file, field } });
+      assert.equal(registrationSecret(byPath.methodOptions), 'from-the-path-file');
       assert.deepEqual(byPath.warnings, []);
       const overEnv = config({ 'registration-secret-path': file }, { TBOT_REGISTRATION_SECRET: 'env-secret' });
-      assert.deepEqual(overEnv.methodOptions, { registration_secret: 'from-the-path-file' });
+      assert.equal(registrationSecret(overEnv.methodOptions), 'from-the-path-file');
       assert.deepEqual(overEnv.warnings, [
         'onboarding.bound_keypair.registration_secret_path and $TBOT_REGISTRATION_SECRET are both set: the ' +
           'configured one is used',
@@ -197,18 +237,20 @@ describe('bound_keypair: --registration-secret-path and --static-key-path', () =
         config({}, { TBOT_REGISTRATION_SECRET: 'env-secret' }).methodOptions.registration_secret,
         'env-secret',
       );
-      const field = 'onboarding.bound_keypair.registration_secret_path';
       assert.throws(
         () => config({ 'registration-secret-path': file, 'registration-secret': 'inline' }),
         (e: unknown) => isMwiError(e, 'BAD_CONFIG') && e.field === field && /not both, as in Teleport/.test(e.message),
       );
+      // a missing or empty file: no error at startup (a bound tbot restarts without it), one at registration
+      const absent = config({ 'registration-secret-path': join(dir.path, 'absent') }).methodOptions;
       assert.throws(
-        () => config({ 'registration-secret-path': join(dir.path, 'absent') }),
+        () => registrationSecret(absent),
         (e: unknown) =>
           isMwiError(e, 'BAD_CONFIG') && e.field === field && /cannot read \S+absent: ENOENT/.test(e.message),
       );
       writeFileSync(join(dir.path, 'empty'), '\n');
-      assert.throws(() => config({ 'registration-secret-path': join(dir.path, 'empty') }), /is empty/);
+      const empty = config({ 'registration-secret-path': join(dir.path, 'empty') }).methodOptions;
+      assert.throws(() => registrationSecret(empty), /is empty/);
       // --static-key-path is onboarding.bound_keypair.static_private_key_path; it wins over the variable
       const keyFile = join(dir.path, 'key.pem');
       writeFileSync(keyFile, 'PEM TEXT\n');

@@ -1,6 +1,7 @@
 import type { AdminClient } from '../../api/admin-client.js';
 import type { BotInstance } from '../../api/resources.js';
 import { isMwiError, MwiError } from '../../errors.js';
+import { awaitsRegistrationSecret } from '../../join/bound_keypair/wire.js';
 import { joinMethodInfo } from '../../join/catalog.js';
 import { usageError } from '../common.js';
 import { joinAddresses, printJoinToken } from './join-help.js';
@@ -121,6 +122,7 @@ export async function botInstances({ admin, positionals, values, format }: Comma
       bot_name: bot,
       ...(t.metadata.expires ? { expires: t.metadata.expires } : {}),
       ca_pins: [ca_pin],
+      ...(awaitsRegistrationSecret(t.spec, t.status) ? { awaits_registration_secret: true } : {}),
     };
     return printJoinToken(reply, { auth: admin.addrs.join(','), proxy: publicAddrs?.[0] }, format, true);
   }

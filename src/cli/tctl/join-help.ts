@@ -45,6 +45,15 @@ function orPinned(proxy: string): string {
   );
 }
 
+/** The file the printed start line reads a bound_keypair registration secret from. */
+const REGISTRATION_SECRET_FILE = 'registration-secret';
+
+/** Said before the start line of a bound_keypair token that waits for its registration secret. */
+const REGISTRATION_SECRET_HELP =
+  'On the machine the bot runs on, write the registration secret shown when the token was made (the token\n' +
+  `waits for it) into ./${REGISTRATION_SECRET_FILE}, readable only by you (0600), then run this:\n\n` +
+  `> (umask 077; echo SECRET > ${REGISTRATION_SECRET_FILE})\n`;
+
 /**
  * Prints a join token for a bot: a new single-use secret (with the tbot line that reads it from a
  * file), or an existing token bound to the bot (`existing`: its name is no secret, it goes on the
@@ -64,17 +73,21 @@ export function printJoinToken(out: JoinTokenReply, addrs: JoinAddresses, format
     return;
   }
   const { proxy, pinned } = addressFlags(addrs, pin);
+  // a bound_keypair token that waits for its secret refuses a first join without it
+  const secret = out.awaits_registration_secret === true;
   const rest = [
     `--join-method=${cell(out.join_method)}`,
     `--token=${token}`,
+    ...(secret ? [`--registration-secret-path=./${REGISTRATION_SECRET_FILE}`] : []),
     '--storage=./tbot-data',
     '--destination=./tbot-user',
   ];
+  const flags = secret ? 3 : 2;
   const line = (address: string, more: string[] = []) =>
-    startLines('> tbot start identity', address, [...rest.slice(0, 2), ...more, ...rest.slice(2)]);
+    startLines('> tbot start identity', address, [...rest.slice(0, flags), ...more, ...rest.slice(flags)]);
   print(
     `The bot joins with the existing token ${token} (join method ${cell(out.join_method)}; expires ${expires}).\n` +
-      `CA pin: ${pin}\n\nRun this on the machine the bot runs on:\n\n` +
+      `CA pin: ${pin}\n\n${secret ? REGISTRATION_SECRET_HELP : 'Run this on the machine the bot runs on:\n\n'}` +
       (proxy ? `${line(proxy)}${orPinned(addrs.proxy!)}` : '') +
       line(pinned[0], [pinned[1]]),
   );

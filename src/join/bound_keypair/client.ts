@@ -23,7 +23,13 @@ export interface BoundKeypairState {
 
 /** What `options.resolve` makes of onboarding.bound_keypair and the environment. */
 export interface BoundKeypairOptions {
+  /** The registration secret as given (tbot.yaml, a flag, a join URI, $TBOT_REGISTRATION_SECRET). */
   registration_secret?: string;
+  /**
+   * A file holding it (registration_secret_path, or a registration_secret naming an absolute path),
+   * read only when tbot registers: a restart with a bound key in storage needs no secret, nor its file.
+   */
+  registration_secret_file?: { path: string; field: string };
   /** PEM of a static key (CI): used from memory, never written anywhere. */
   static_private_key?: string;
 }
@@ -33,7 +39,10 @@ const BLOCK = 'onboarding.bound_keypair';
 const onboardingBlock = z
   .object({
     registration_secret: z.string().min(1).optional(),
-    /** Teleport's: a file holding the registration secret (relative paths from tbot's directory). */
+    /**
+     * Teleport's: a file holding the registration secret, read at the first join only; a relative
+     * path is from the working directory tbot was started in, as Teleport's tbot reads it.
+     */
     registration_secret_path: z.string().min(1).optional(),
     static_private_key_path: z.string().min(1).optional(),
   })
@@ -55,10 +64,11 @@ function readSecretFile(path: string, field: string): string {
 /**
  * The registration secret and a static key, from tbot.yaml, flags, files or the environment, in
  * Teleport's order: registration_secret_path (`--registration-secret-path`), then
- * registration_secret (`--registration-secret`, or the parameter of a join URI; inline or an
- * absolute file path), then $TBOT_REGISTRATION_SECRET; static_private_key_path
+ * registration_secret (`--registration-secret`, inline or an absolute file path; or the parameter
+ * of a join URI, always literal), then $TBOT_REGISTRATION_SECRET; static_private_key_path
  * (`--static-key-path`), then $TBOT_BOUND_KEYPAIR_STATIC_KEY. A configured value beats the
- * variable, with a warning; the path and the value together are an error.
+ * variable, with a warning; the path and the value together are an error. A secret's file is only
+ * noted here, and read by `registrationSecret` when tbot registers.
  */
 const options: ClientOptions<z.infer<typeof onboardingBlock>> = {
   schema: onboardingBlock,
@@ -68,7 +78,7 @@ const options: ClientOptions<z.infer<typeof onboardingBlock>> = {
     'static-key-path': 'static_private_key_path',
   },
   uriParameter: { key: 'registration_secret', conflicts: ['registration_secret_path'] },
-  resolve(block, { env, secret, warn }) {
+  resolve(block, { env, secretPath, warn }) {
     const out: Record<string, unknown> = {};
     if (block?.registration_secret_path && block.registration_secret)
       throw new MwiError(
@@ -77,16 +87,13 @@ const options: ClientOptions<z.infer<typeof onboardingBlock>> = {
           "(--registration-secret, or a join URI's parameter), not both, as in Teleport",
         { field: `${BLOCK}.registration_secret_path` },
       );
-    const configured = block?.registration_secret_path
-      ? readSecretFile(block.registration_secret_path, `${BLOCK}.registration_secret_path`)
-      : secret(block?.registration_secret, `${BLOCK}.registration_secret`);
-    if (configured && env.TBOT_REGISTRATION_SECRET)
-      warn?.(
-        `${BLOCK}.${block?.registration_secret_path ? 'registration_secret_path' : 'registration_secret'} and ` +
-          '$TBOT_REGISTRATION_SECRET are both set: the configured one is used',
-      );
-    const registration = configured ?? (env.TBOT_REGISTRATION_SECRET || undefined);
-    if (registration) out.registration_secret = registration;
+    const field = `${BLOCK}.${block?.registration_secret_path ? 'registration_secret_path' : 'registration_secret'}`;
+    const path = block?.registration_secret_path ?? secretPath(block?.registration_secret, field);
+    if ((path ?? block?.registration_secret) && env.TBOT_REGISTRATION_SECRET)
+      warn?.(`${field} and $TBOT_REGISTRATION_SECRET are both set: the configured one is used`);
+    if (path) out.registration_secret_file = { path, field };
+    else if (block?.registration_secret) out.registration_secret = block.registration_secret;
+    else if (env.TBOT_REGISTRATION_SECRET) out.registration_secret = env.TBOT_REGISTRATION_SECRET;
     if (block?.static_private_key_path) {
       out.static_private_key = readSecretFile(block.static_private_key_path, `${BLOCK}.static_private_key_path`);
       if (env.TBOT_BOUND_KEYPAIR_STATIC_KEY)
@@ -119,6 +126,22 @@ export function staticKeyFromEnv(value: string): string {
   }
   return decoded;
 }
+
+/**
+ * The registration secret for a join that registers, its file read now (not at startup: a bound
+ * tbot may restart without it). A missing, unreadable or empty file names its field and path.
+ */
+export function registrationSecret(opts: BoundKeypairOptions): string | undefined {
+  const file = opts.registration_secret_file;
+  return file ? readSecretFile(file.path, file.field) : opts.registration_secret;
+}
+
+/** Said when tbot has nothing a first bound_keypair join could succeed with (the server would refuse it). */
+const NOTHING_TO_REGISTER =
+  'nothing to register with: no registration secret (--registration-secret-path FILE, ' +
+  'onboarding.bound_keypair.registration_secret_path, or $TBOT_REGISTRATION_SECRET: the secret shown when the ' +
+  'token was made), no static key (--static-key-path) and no key in storage (tbot keypair create, for a token ' +
+  'with initial_public_key); a key tbot makes now would be refused by a token that waits for its secret';
 
 const PREVIOUS_KEPT = 2;
 
@@ -177,6 +200,11 @@ export const boundKeypairClient: ClientJoinMethod = {
   async payload(ctx: ClientJoinContext): Promise<BKJoinPayload> {
     const opts = ctx.options as BoundKeypairOptions;
     const state = ctx.state.read() as BoundKeypairState;
+    // registering (no join has bound a key yet): the secret is read now, before any key is made
+    const registering = !state.join_state;
+    const secret = registering ? registrationSecret(opts) : undefined;
+    if (registering && !secret && !opts.static_private_key && !state.keys?.length)
+      throw new MwiError('BAD_CONFIG', NOTHING_TO_REGISTER, { field: BLOCK });
     let keys: StoredKey[];
     if (opts.static_private_key) {
       keys = [staticKey(opts.static_private_key)];
@@ -194,7 +222,7 @@ export const boundKeypairClient: ClientJoinMethod = {
     const key = keys.find((k) => sameKey(k.public_key, ch.public_key));
     if (!key) throw new MwiError('JOIN_DENIED', 'the Auth Service asked for a key this tbot does not hold');
     const out: BKJoinPayload = { challenge_id: ch.challenge_id, signature: await sign(ch.claims, key) };
-    if (opts.registration_secret) out.registration_secret = opts.registration_secret;
+    if (secret) out.registration_secret = secret;
     if (state.join_state) out.join_state = state.join_state;
     if (ch.rotate) {
       if (opts.static_private_key) {

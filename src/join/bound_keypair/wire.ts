@@ -52,6 +52,20 @@ export const boundKeypairSpec = z
   .strict();
 export type BoundKeypairSpec = z.infer<typeof boundKeypairSpec>;
 
+/**
+ * A bound_keypair token whose first join must bring its registration secret: no
+ * initial_public_key to join with, and no key bound yet. `spec` and `status` are the token's.
+ */
+export function awaitsRegistrationSecret(
+  spec: Readonly<Record<string, unknown>>,
+  status: Readonly<Record<string, unknown>> | undefined,
+): boolean {
+  if (spec.join_method !== 'bound_keypair') return false;
+  const onboarding = (spec.bound_keypair as { onboarding?: { initial_public_key?: unknown } } | undefined)?.onboarding;
+  const bound = (status?.bound_keypair as BoundKeypairStatus | undefined)?.bound_public_key;
+  return !onboarding?.initial_public_key && !bound;
+}
+
 /** `status.bound_keypair`, written only by the Auth Service. */
 export interface BoundKeypairStatus {
   bound_public_key?: string;
