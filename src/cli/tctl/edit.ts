@@ -39,12 +39,15 @@ export async function editCommand(admin: AdminClient, arg: string | undefined, e
   if (ref.kind === 'bot_instance')
     throw usageError('bot instances are made by joins: they cannot be edited', 'KIND/NAME');
   const { resource: current, revision } = await admin.getWithRevision(ref.kind, ref.name);
-  if (current.kind === 'token' && secretNamed(current))
+  if (current.kind === 'token' && secretNamed(current)) {
+    // named by its id: the name given may be the secret itself
+    const id = JSON.stringify(current.metadata.name);
     throw usageError(
-      `token ${JSON.stringify(ref.name)} uses join method ${current.spec.join_method}, whose secret mwi stores only ` +
-        "as a hash, so it cannot be written back (Teleport's tctl edit shows the secret): remove it and add a new one",
+      `token ${id} uses join method ${current.spec.join_method}, whose secret mwi stores only as a hash, so it ` +
+        "cannot be written back (Teleport's tctl edit shows the secret): remove it and add a new one",
       'KIND/NAME',
     );
+  }
   const original = toYaml(current);
   // a directory only this user can enter: the file may hold what the Auth Service would not show others
   const dir = mkdtempSync(join(tmpdir(), 'tctl-edit-'));
