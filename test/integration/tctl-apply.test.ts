@@ -76,6 +76,29 @@ describe('tctl create and edit write all or nothing', () => {
     );
   });
 
+  it('a file past one request (10,000 documents, 8 MiB as JSON) is refused before sending, naming it: split it', async () => {
+    const many = file('many.yaml', Array.from({ length: 10_001 }, (_, i) => role(`m-${i}`, 'x')).join('---\n'));
+    const r = await c.tctl(['create', many]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, new RegExp(`^ERROR: ${many}: 10001 documents, more than the 10000 .*split the file`));
+    assert.equal(await exists('role/m-0'), false);
+    // ~100 KB of YAML that aliases expand to ~10 MB
+    const big = 'l'.repeat(100_000);
+    const bomb = file(
+      'aliases.yaml',
+      `kind: role\nversion: v7\nmetadata: { name: aliased, description: &d "${big}" }\nspec:\n  allow:\n` +
+        `    logins: [${Array.from({ length: 99 }, () => '*d').join(', ')}]\n`,
+    );
+    assert.ok(readFileSync(bomb).length < 200_000);
+    const a = await c.tctl(['create', bomb]);
+    assert.equal(a.code, 2, a.stderr);
+    assert.match(
+      a.stderr,
+      /aliases.yaml: the resources come to \d+ bytes as JSON \(YAML aliases expanded\), more than the 8388608/,
+    );
+    assert.match(a.stderr, /the limit is per file .*split the file/);
+  });
+
   it('edit: a change made meanwhile by someone else is not written over; the edit is kept in its file', async () => {
     await c.tctlOk(['create', file('ed.yaml', role('edited', 'first'))]);
     const theirs = file('theirs.yaml', role('edited', 'theirs'));
