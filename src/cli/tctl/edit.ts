@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AdminClient } from '../../api/admin-client.js';
+import type { Resource } from '../../api/resources.js';
 import { isMwiError, MwiError } from '../../errors.js';
 import { usageError } from '../common.js';
 import { cell, print, toYaml } from './output.js';
@@ -48,14 +49,23 @@ export async function editCommand(admin: AdminClient, arg: string | undefined, e
       'KIND/NAME',
     );
   }
-  const original = toYaml(current);
+  // the status is the Auth Service's (a bot's uid, a token's use): left out, it is kept as stored
+  const { status: _server, ...editable } = current as Resource & { status?: unknown };
+  const original = toYaml(current.kind === 'bot' || current.kind === 'token' ? editable : current);
   // a directory only this user can enter: the file may hold what the Auth Service would not show others
   const dir = mkdtempSync(join(tmpdir(), 'tctl-edit-'));
   const file = join(dir, `${ref.kind}.yaml`);
   writeFileSync(file, original, { mode: 0o600 });
   let done = false;
+  // Ctrl-C reaches the editor too: tctl stays to say where the edit is kept (the editor's end is an error below)
+  const onInterrupt = () => {};
+  process.on('SIGINT', onInterrupt);
   try {
-    runEditor(editorOf(env), file);
+    try {
+      runEditor(editorOf(env), file);
+    } finally {
+      process.off('SIGINT', onInterrupt);
+    }
     const text = readFileSync(file, 'utf8');
     if (text === original) {
       done = true;
