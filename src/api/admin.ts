@@ -65,7 +65,7 @@ export const createResourceRequest = objectBody({
 export const MAX_APPLY_RESOURCES = 10_000;
 
 /** Largest POST apply body (an administrator's resource file, as JSON): tctl reads files up to 4 MiB of YAML. */
-const MAX_APPLY_BODY = 8 * 1024 * 1024;
+export const MAX_APPLY_BODY = 8 * 1024 * 1024;
 
 /**
  * POST apply: several resources written all or none (tctl create FILE): each is checked before

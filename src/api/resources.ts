@@ -255,6 +255,29 @@ export function parseKind(text: string): Kind {
   return kind;
 }
 
+/** Deepest nesting of mappings and lists a resource may have: its schemas use a handful of levels. */
+export const MAX_RESOURCE_DEPTH = 64;
+
+/**
+ * Where `value` nests mappings or lists deeper than MAX_RESOURCE_DEPTH (the field at the top of
+ * the deep part), if anywhere. Checked before any recursive walk of the input (the __proto__
+ * search, the schema), and itself without recursion: no body can exhaust the stack.
+ */
+function tooDeepPath(value: unknown): string | undefined {
+  const stack: Array<[unknown, ReadonlyArray<string | number>]> = [[value, []]];
+  while (stack.length > 0) {
+    const [v, path] = stack.pop()!;
+    if (typeof v !== 'object' || v === null) continue;
+    if (path.length >= MAX_RESOURCE_DEPTH) {
+      // name the field down to where the nesting goes on, not 64 segments of it
+      const named = path.findIndex((p) => typeof p === 'number');
+      return fieldPath(path.slice(0, named > 0 ? named : Math.min(path.length, 4)));
+    }
+    for (const [k, x] of Object.entries(v)) stack.push([x, [...path, Array.isArray(v) ? Number(k) : k]]);
+  }
+  return undefined;
+}
+
 /** Where `value` holds an own `__proto__` key (JSON.parse makes one from `"__proto__": ...`), if anywhere. */
 function protoKeyPath(value: unknown, path: ReadonlyArray<string | number> = []): string | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
@@ -308,6 +331,11 @@ export function checkResource(input: unknown): CheckedResource {
       { field: 'kind' },
     );
   }
+  const deep = tooDeepPath(input);
+  if (deep !== undefined)
+    throw new MwiError('BAD_REQUEST', `nested more than ${MAX_RESOURCE_DEPTH} levels deep`, {
+      field: deep || 'resource',
+    });
   const proto = protoKeyPath(input);
   // zod copies the fields it passes through by assignment: this one would become a prototype
   if (proto) throw new MwiError('BAD_REQUEST', 'a field named __proto__ is not allowed', { field: proto });

@@ -193,10 +193,13 @@ async function plan(
   return { kind: res.kind, name, key: k, text: JSON.stringify(value), prev, shownOnce, notes, audit };
 }
 
+/** Kinds a refusal may name by metadata.name: a token's is hashed first, any other kind's is left out. */
+const NAMED_KINDS: ReadonlySet<string> = new Set(['role', 'bot', 'lock', 'token']);
+
 /**
  * How a refusal names document `n` of `total`: `document 3 (token "x")`, or `role "x"` alone for
  * a file of one (nothing when that has no kind or name). A token whose name may be its secret goes
- * by its id: errors are printed and logged.
+ * by its id, and a document of an unknown kind by its number alone: errors are printed and logged.
  */
 function documentLabel(input: unknown, n: number, total: number): string | undefined {
   const r = (typeof input === 'object' && input !== null ? input : {}) as {
@@ -205,7 +208,9 @@ function documentLabel(input: unknown, n: number, total: number): string | undef
     spec?: { join_method?: unknown };
   };
   let name = typeof r.metadata?.name === 'string' ? r.metadata.name : undefined;
-  if (name !== undefined && r.kind === 'token') {
+  // a misspelled kind (Token, tokens, provision_token) may be a token named by its secret
+  if (typeof r.kind !== 'string' || !NAMED_KINDS.has(r.kind)) name = undefined;
+  else if (name !== undefined && r.kind === 'token') {
     const method = typeof r.spec?.join_method === 'string' ? joinMethodInfo(r.spec.join_method) : undefined;
     if (method?.secretName !== false && !TOKEN_ID_FORM.test(name)) name = tokenId(name, 'token');
   }

@@ -1,21 +1,26 @@
-import type { TestTokenReply, TestTokenRequest } from '../api/admin.js';
+import { TOKEN_ID_FORM, type TestTokenReply, type TestTokenRequest } from '../api/admin.js';
 import { MwiError } from '../errors.js';
 import type { ExplainInput } from '../join/types.js';
 import type { AuthContext } from './context.js';
 import { view } from './join-context.js';
-import { tokenKey, type StoredToken } from './tokens.js';
+import { tokenId, tokenKey, type StoredToken } from './tokens.js';
 
 /** Longest identity token accepted (the join's own bound for a Kubernetes token). */
 const MAX_ID_TOKEN = 16_384;
 
 /** The input to explain: the identity token given, or the claims a refused join with this token recorded. */
-async function explainInput(ctx: AuthContext, name: string, req: TestTokenRequest): Promise<ExplainInput> {
+async function explainInput(
+  ctx: AuthContext,
+  name: string,
+  method: string,
+  req: TestTokenRequest,
+): Promise<ExplainInput> {
   if ((req.id_token === undefined) === (req.audit_uid === undefined))
     throw new MwiError('BAD_REQUEST', 'give either an identity token or the uid of a refused join', {
       field: 'id_token',
     });
   if (req.id_token !== undefined) {
-    if (req.id_token.length > MAX_ID_TOKEN)
+    if (Buffer.byteLength(req.id_token, 'utf8') > MAX_ID_TOKEN)
       throw new MwiError('BAD_REQUEST', `longer than ${MAX_ID_TOKEN} bytes`, { field: 'id_token' });
     return { idToken: req.id_token };
   }
@@ -28,12 +33,21 @@ async function explainInput(ctx: AuthContext, name: string, req: TestTokenReques
     });
   if (event.token_id !== name)
     throw new MwiError('BAD_REQUEST', `audit event ${uid} is a join with another token`, { field: 'audit_uid' });
+  // the claims were verified against the token as it was then: rules of another method would read them wrongly
+  if (event.join_method !== undefined && event.join_method !== method)
+    throw new MwiError(
+      'BAD_REQUEST',
+      `audit event ${uid} is a ${event.join_method} join, and the token now joins with ${method} (it was replaced ` +
+        'since): its recorded claims cannot be tested against these rules; test an identity token with --id-token',
+      { field: 'audit_uid' },
+    );
   const claims = event.claims;
   if (typeof claims !== 'object' || claims === null || Array.isArray(claims))
     throw new MwiError(
       'BAD_REQUEST',
-      `the join refused at ${event.time ?? '?'} recorded no claims: it was refused before the platform's ` +
-        `signature verified (${event.reason ?? 'no reason recorded'}); test the identity token itself with --id-token`,
+      `the join refused at ${event.time ?? '?'} recorded no claims: only a join refused by its allow rules ` +
+        `records claims (this one: ${event.reason ?? 'no reason recorded'}); test the identity token itself with ` +
+        '--id-token',
       { field: 'audit_uid' },
     );
   return { recordedClaims: claims as Record<string, unknown>, recordedAt: event.time ?? '?' };
@@ -44,10 +58,17 @@ async function explainInput(ctx: AuthContext, name: string, req: TestTokenReques
  * claims), each reported; nothing is created, marked used or audited as a join. Administrators
  * only: the detail is what a refused caller is never told.
  */
-export async function testToken(ctx: AuthContext, name: string, req: TestTokenRequest): Promise<TestTokenReply> {
-  const item = await ctx.backend.get(tokenKey(name));
-  if (!item) throw new MwiError('NOT_FOUND', `token ${JSON.stringify(name)} not found`);
+export async function testToken(ctx: AuthContext, given: string, req: TestTokenRequest): Promise<TestTokenReply> {
+  // the id tctl tokens ls shows, or (method token, as tctl get takes it) the secret, never repeated
+  let item = await ctx.backend.get(tokenKey(given));
+  if (!item && !TOKEN_ID_FORM.test(given)) item = await ctx.backend.get(tokenKey(tokenId(given, 'token')));
+  if (!item)
+    throw new MwiError(
+      'NOT_FOUND',
+      'no such token: no token has this id, nor (method token) this secret; tctl tokens ls lists the ids',
+    );
   const token = JSON.parse(item.value) as StoredToken;
+  const name = token.metadata.name;
   const method = token.spec.join_method;
   const handler = ctx.methods.get(method);
   if (!handler?.explain)
@@ -57,7 +78,7 @@ export async function testToken(ctx: AuthContext, name: string, req: TestTokenRe
         'tokens test checks the platform-signed methods (kubernetes, github, gitlab, ...)',
       { field: 'join_method' },
     );
-  const input = await explainInput(ctx, name, req);
+  const input = await explainInput(ctx, name, method, req);
   const out = await handler.explain(view(name, token), input, ctx.cas.clusterName, ctx.now());
   return {
     token: name,

@@ -76,6 +76,29 @@ describe('tctl create and edit write all or nothing', () => {
     );
   });
 
+  it('a file past one request (10,000 documents, 8 MiB as JSON) is refused before sending, naming it: split it', async () => {
+    const many = file('many.yaml', Array.from({ length: 10_001 }, (_, i) => role(`m-${i}`, 'x')).join('---\n'));
+    const r = await c.tctl(['create', many]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, new RegExp(`^ERROR: ${many}: 10001 documents, more than the 10000 .*split the file`));
+    assert.equal(await exists('role/m-0'), false);
+    // ~100 KB of YAML that aliases expand to ~10 MB
+    const big = 'l'.repeat(100_000);
+    const bomb = file(
+      'aliases.yaml',
+      `kind: role\nversion: v7\nmetadata: { name: aliased, description: &d "${big}" }\nspec:\n  allow:\n` +
+        `    logins: [${Array.from({ length: 99 }, () => '*d').join(', ')}]\n`,
+    );
+    assert.ok(readFileSync(bomb).length < 200_000);
+    const a = await c.tctl(['create', bomb]);
+    assert.equal(a.code, 2, a.stderr);
+    assert.match(
+      a.stderr,
+      /aliases.yaml: the resources come to \d+ bytes as JSON \(YAML aliases expanded\), more than the 8388608/,
+    );
+    assert.match(a.stderr, /the limit is per file .*split the file/);
+  });
+
   it('edit: a change made meanwhile by someone else is not written over; the edit is kept in its file', async () => {
     await c.tctlOk(['create', file('ed.yaml', role('edited', 'first'))]);
     const theirs = file('theirs.yaml', role('edited', 'theirs'));
@@ -102,6 +125,45 @@ describe('tctl create and edit write all or nothing', () => {
     const ok = await cli('tctl', ['--data-dir', c.dataDir, 'edit', 'role/edited'], { env: { EDITOR: plain } });
     assert.equal(ok.code, 0, ok.stderr);
     assert.match(await c.tctlOk(['get', 'role/edited']), /- mine\n/);
+  });
+
+  it('edit bot: the server-written status is not in the file, so a plain edit prints no note', async () => {
+    await c.tctlOk([
+      'create',
+      file('edit-bot.yaml', `${role('eb-a', 'x')}---\n${role('eb-b', 'y')}---\n${bot('eb', 'eb-a')}`),
+    ]);
+    // the editor refuses (exit 7) a file that shows the status; else it swaps the role
+    const editor = file(
+      'bot-editor.sh',
+      '#!/bin/sh\ngrep -q "^status:" "$1" && exit 7\nsed -i "s/- eb-a$/- eb-b/" "$1"\n',
+    );
+    chmodSync(editor, 0o755);
+    const r = await cli('tctl', ['--data-dir', c.dataDir, 'edit', 'bot/eb'], { env: { EDITOR: editor } });
+    assert.equal(r.code, 0, r.stderr);
+    assert.doesNotMatch(r.stderr, /status is written by the Auth Service/);
+    assert.match(r.stdout, /bot "eb" has been updated/);
+    const after = JSON.parse(await c.tctlOk(['get', 'bot/eb', '--format', 'json'])) as any[];
+    assert.deepEqual(after[0].spec.roles, ['eb-b']);
+    assert.ok(after[0].status?.uid, 'the uid is kept');
+  });
+
+  it('edit: Ctrl-C while the editor is open applies nothing and says where the edit is kept', async () => {
+    await c.tctlOk(['create', file('int.yaml', role('interrupted', 'before'))]);
+    // the editor changes the file, then Ctrl-C: SIGINT to tctl (the node process above it) and to itself
+    const editor = file(
+      'int-editor.sh',
+      '#!/bin/sh\nsed -i "s/- before$/- during/" "$1"\np=$PPID\n' +
+        'while [ "$(cat /proc/$p/comm)" != node ]; do p=$(cut -d" " -f4 /proc/$p/stat); done\n' +
+        'kill -INT $p\nsleep 0.3\nkill -INT $$\nsleep 5\n',
+    );
+    chmodSync(editor, 0o755);
+    const r = await cli('tctl', ['--data-dir', c.dataDir, 'edit', 'role/interrupted'], { env: { EDITOR: editor } });
+    assert.equal(r.code, 2, `${r.code} ${r.stderr}`);
+    const m = /nothing was applied \(your edits are kept in (\S+)\)\n$/.exec(r.stderr);
+    assert.ok(m, r.stderr);
+    assert.match(readFileSync(m[1]!, 'utf8'), /- during\n/);
+    assert.match(await c.tctlOk(['get', 'role/interrupted']), /- before\n/);
+    rmSync(dirname(m[1]!), { recursive: true, force: true });
   });
 
   it('a token secret of the id form (h-<16 hex>) is refused where it is made; the id of a stored one re-applies', async () => {

@@ -156,6 +156,24 @@ describe('tctl tokens test: a platform token join, explained to the operator', (
     assert.match(unknown.stderr, /no audit event with uid "no-such-uid"/);
     const noToken = await c.tctl(['tokens', 'test', 'nosuch', '--id-token', '/dev/null']);
     assert.notEqual(noToken.code, 0);
-    assert.match(noToken.stderr, /token "nosuch" not found/);
+    assert.match(noToken.stderr, /^ERROR: no such token: /);
+    assert.doesNotMatch(noToken.stderr, /nosuch/);
+  });
+
+  it('a token secret given as NAME is never repeated: tokens test (found or not) and edit name it by its id', async () => {
+    const added = JSON.parse(
+      await c.tctlOk(['tokens', 'add', '--type=bot', '--bot-name', 'ci', '--format', 'json']),
+    ) as { id: string; token: string };
+    const secret = added.token;
+    const bySecret = await c.tctl(['tokens', 'test', secret, '--from-audit', 'x']);
+    assert.notEqual(bySecret.code, 0, bySecret.stderr);
+    assert.match(bySecret.stderr, new RegExp(`token "${added.id}" joins with token, which presents no platform`));
+    const missing = await c.tctl(['tokens', 'test', `${secret}0`, '--from-audit', 'x']);
+    assert.notEqual(missing.code, 0);
+    assert.match(missing.stderr, /no such token/);
+    const edit = await cli('tctl', ['--data-dir', c.dataDir, 'edit', `token/${secret}`], { env: { EDITOR: 'true' } });
+    assert.equal(edit.code, 2, edit.stderr);
+    assert.match(edit.stderr, new RegExp(`token "${added.id}" uses join method token`));
+    for (const r of [bySecret, missing, edit]) assert.ok(!`${r.stdout}${r.stderr}`.includes(secret), r.stderr);
   });
 });

@@ -118,6 +118,28 @@ it('apply: a refused token named by its secret is named by its id, never the sec
   });
 });
 
+it('apply: a misspelled kind never names the document by its name (a token secret would be echoed)', async () => {
+  const t = await testContext();
+  const secret = 'SUPERSECRETVALUE123456';
+  for (const kind of ['Token', 'tokens', 'provision_token', undefined]) {
+    const doc = { kind, metadata: { name: secret }, spec: { join_method: 'token', bot_name: 'b' } };
+    for (const resources of [items(doc), items(role('dev'), doc)]) {
+      await assert.rejects(t.admin.apply({ resources, upsert: false }, 'admin'), (e: unknown) => {
+        assert.ok(isMwiError(e, 'BAD_CONFIG'), String(e));
+        assert.match(e.message, /kind: unknown or missing resource kind/);
+        assert.doesNotMatch(e.message, new RegExp(secret));
+        if (resources.length === 2) assert.match(e.message, /^document 2\b/);
+        return true;
+      });
+    }
+  }
+  // known kinds are still named
+  await assert.rejects(
+    t.admin.apply({ resources: items(role('dev'), { ...role('ops'), spec: { x: 1 } }), upsert: false }, 'admin'),
+    (e: unknown) => isMwiError(e, 'BAD_CONFIG') && e.message.startsWith('document 2 (role "ops"): '),
+  );
+});
+
 it('apply: a write racing the request makes the transaction fail; the plan is made again on what is stored', async () => {
   const t = await testContext();
   await t.admin.create(role('dev', 'old'), false, 'admin');

@@ -6,6 +6,7 @@ import { SignJWT, type JWTPayload } from 'jose';
 import { handleJoin } from '../../src/auth/join.js';
 import { testToken } from '../../src/auth/token-test.js';
 import { generateKeys } from '../../src/crypto/keys.js';
+import { isMwiError } from '../../src/errors.js';
 import { explainAllow } from '../../src/join/jwt/allow.js';
 import { GITHUB_ALLOW, GITHUB_ISSUER, GITHUB_REQUIRED } from '../../src/join/github/wire.js';
 import { testContext } from '../helpers/auth-context.js';
@@ -89,6 +90,73 @@ describe('join explain agrees with the join', () => {
       assert.equal(failed === 0 && report.rules.some((r) => r.ok), joined, JSON.stringify(report));
     });
   }
+
+  it('form: the reason names id_token once; an identity token is bounded in bytes, not UTF-16 units', async () => {
+    const report = await testToken(t.ctx, 'gh', { id_token: 'x.y' });
+    const form = report.checks.find((c) => c.check === 'form')!;
+    assert.match(form.detail, /^id_token: not a canonical compact JWS/);
+    assert.doesNotMatch(form.detail, /id_token: id_token/);
+    // 9,000 characters, 18,000 bytes
+    await assert.rejects(
+      testToken(t.ctx, 'gh', { id_token: 'é'.repeat(9000) }),
+      (e: unknown) => isMwiError(e, 'BAD_REQUEST') && /longer than 16384 bytes/.test(e.message),
+    );
+  });
+
+  it("keys: from a spec's static_jwks, the check says so rather than naming the issuer URL", async () => {
+    const allow = [{ repository: 'octo/app' }];
+    const spec = { join_method: 'github', bot_name: 'ci', github: { static_jwks: gh.jwks(), allow } };
+    await t.admin.create({ kind: 'token', metadata: { name: 'gh-static' }, spec }, false, 'a');
+    const report = await testToken(t.ctx, 'gh-static', { id_token: await gh.sign(CLAIMS) });
+    const keys = report.checks.find((c) => c.check === 'keys')!;
+    assert.equal(keys.detail, "the issuer's keys: the spec's static_jwks");
+    assert.equal(report.would_join, true, JSON.stringify(report.checks));
+    const fetched = await testToken(t.ctx, 'gh', { id_token: await gh.sign(CLAIMS) });
+    assert.match(fetched.checks.find((c) => c.check === 'keys')!.detail, /token\.actions\.githubusercontent\.com/);
+  });
+
+  it('--from-audit: refused when the token was replaced by one of another join method; the detail is honest', async () => {
+    const allow = [{ repository: 'octo/app', ref: 'refs/heads/main' }];
+    const spec = { join_method: 'github', bot_name: 'ci', github: { allow } };
+    await t.admin.create({ kind: 'token', metadata: { name: 'swap' }, spec }, false, 'a');
+    const idToken = await gh.sign({ ...CLAIMS, ref: 'refs/heads/dev' });
+    const join = { token: 'swap', join_method: 'github', public_key: pub, payload: { id_token: idToken } };
+    await assert.rejects(handleJoin(t.ctx, join, '127.0.0.1'));
+    const [event] = await t.ctx.audit.recent(1, { failures: true });
+    assert.equal(event?.token_id, 'swap');
+    const uid = event.uid!;
+    const same = await testToken(t.ctx, 'swap', { audit_uid: uid });
+    const recorded = same.checks.find((c) => c.check === 'recorded claims')!;
+    assert.match(recorded.detail, /checked then, against the token's configuration at that time/);
+    assert.match(recorded.detail, /issuer or keys is not re-checked/);
+    // the same name, now a gitlab token whose rule the recorded github claims would seem to match
+    const gitlab = { join_method: 'gitlab', bot_name: 'ci', gitlab: { allow: [{ sub: 'repo:octo/*' }] } };
+    await t.admin.create({ kind: 'token', metadata: { name: 'swap' }, spec: gitlab }, true, 'a');
+    await assert.rejects(
+      testToken(t.ctx, 'swap', { audit_uid: uid }),
+      (e: unknown) =>
+        isMwiError(e, 'BAD_REQUEST') &&
+        e.field === 'audit_uid' &&
+        /is a github join, and the token now joins with gitlab/.test(e.message),
+    );
+  });
+
+  it('--from-audit on a join refused with no claims recorded (token replayed): the reason, worded truly', async () => {
+    t.ctx.audit.emit({
+      event: 'bot.join',
+      success: false,
+      token_id: 'gh',
+      join_method: 'github',
+      reason: 'token replayed',
+    });
+    const [event] = await t.ctx.audit.recent(1, { failures: true });
+    await assert.rejects(testToken(t.ctx, 'gh', { audit_uid: event!.uid! }), (e: unknown) => {
+      assert.ok(isMwiError(e, 'BAD_REQUEST'));
+      assert.match(e.message, /only a join refused by its allow rules records claims \(this one: token replayed\)/);
+      assert.doesNotMatch(e.message, /before the platform's signature verified/);
+      return true;
+    });
+  });
 
   it('explainAllow: every rule and field, a stored rule creation would refuse shown as matching nothing', () => {
     const policy = { fields: GITHUB_ALLOW, requireOneOf: GITHUB_REQUIRED };

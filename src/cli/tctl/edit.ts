@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AdminClient } from '../../api/admin-client.js';
+import type { Resource } from '../../api/resources.js';
 import { isMwiError, MwiError } from '../../errors.js';
 import { usageError } from '../common.js';
 import { cell, print, toYaml } from './output.js';
@@ -39,20 +40,32 @@ export async function editCommand(admin: AdminClient, arg: string | undefined, e
   if (ref.kind === 'bot_instance')
     throw usageError('bot instances are made by joins: they cannot be edited', 'KIND/NAME');
   const { resource: current, revision } = await admin.getWithRevision(ref.kind, ref.name);
-  if (current.kind === 'token' && secretNamed(current))
+  if (current.kind === 'token' && secretNamed(current)) {
+    // named by its id: the name given may be the secret itself
+    const id = JSON.stringify(current.metadata.name);
     throw usageError(
-      `token ${JSON.stringify(ref.name)} uses join method ${current.spec.join_method}, whose secret mwi stores only ` +
-        "as a hash, so it cannot be written back (Teleport's tctl edit shows the secret): remove it and add a new one",
+      `token ${id} uses join method ${current.spec.join_method}, whose secret mwi stores only as a hash, so it ` +
+        "cannot be written back (Teleport's tctl edit shows the secret): remove it and add a new one",
       'KIND/NAME',
     );
-  const original = toYaml(current);
+  }
+  // the status is the Auth Service's (a bot's uid, a token's use): left out, it is kept as stored
+  const { status: _server, ...editable } = current as Resource & { status?: unknown };
+  const original = toYaml(current.kind === 'bot' || current.kind === 'token' ? editable : current);
   // a directory only this user can enter: the file may hold what the Auth Service would not show others
   const dir = mkdtempSync(join(tmpdir(), 'tctl-edit-'));
   const file = join(dir, `${ref.kind}.yaml`);
   writeFileSync(file, original, { mode: 0o600 });
   let done = false;
+  // Ctrl-C reaches the editor too: tctl stays to say where the edit is kept (the editor's end is an error below)
+  const onInterrupt = () => {};
+  process.on('SIGINT', onInterrupt);
   try {
-    runEditor(editorOf(env), file);
+    try {
+      runEditor(editorOf(env), file);
+    } finally {
+      process.off('SIGINT', onInterrupt);
+    }
     const text = readFileSync(file, 'utf8');
     if (text === original) {
       done = true;

@@ -1,6 +1,8 @@
 import { existsSync } from 'node:fs';
+import { MAX_APPLY_BODY, MAX_APPLY_RESOURCES } from '../../api/admin.js';
 import type { AdminClient } from '../../api/admin-client.js';
 import type { Resource } from '../../api/resources.js';
+import { MwiError } from '../../errors.js';
 import { joinMethodInfo } from '../../join/catalog.js';
 import type { Format } from './format.js';
 import { printResources } from './format.js';
@@ -77,7 +79,35 @@ export async function createCommand(
         `"tctl create ${legacy}" to create only.\n`,
     );
   };
-  await applyResources(admin, readResources(positionals[0] ?? '-'), { force, onReplaced });
+  const file = positionals[0] ?? '-';
+  const resources = readResources(file);
+  checkRequestLimits(resources, file === '-' ? 'stdin' : file);
+  await applyResources(admin, resources, { force, onReplaced });
+}
+
+/**
+ * The Auth Service's bounds on one apply request (documents, JSON bytes), checked before sending:
+ * a file past them is refused as a whole, naming the file, with what to do (split it).
+ */
+export function checkRequestLimits(resources: Record<string, unknown>[], file: string): void {
+  const split = 'the limit is per file (one all-or-nothing request): split the file and create each part';
+  if (resources.length > MAX_APPLY_RESOURCES)
+    throw new MwiError(
+      'BAD_CONFIG',
+      `${resources.length} documents, more than the ${MAX_APPLY_RESOURCES} one tctl create sends: ${split}`,
+      { field: file },
+    );
+  // the request as applyResources sends it; YAML aliases are expanded in it
+  const bytes = Buffer.byteLength(
+    JSON.stringify({ resources: resources.map((resource) => ({ resource })), upsert: false }),
+  );
+  if (bytes > MAX_APPLY_BODY)
+    throw new MwiError(
+      'BAD_CONFIG',
+      `the resources come to ${bytes} bytes as JSON (YAML aliases expanded), more than the ${MAX_APPLY_BODY} ` +
+        `(8 MiB) one request carries: ${split}`,
+      { field: file },
+    );
 }
 
 /** Tokens whose name is their secret: mwi keeps only a hash, so they cannot be written back by create. */

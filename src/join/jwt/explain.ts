@@ -73,6 +73,8 @@ export interface JwtExplainDeps {
   rules: Omit<JwtRules, 'keys' | 'now'>;
   /** The issuer's keys (from the JWKS cache or the spec's static JWKS); throws if unavailable. */
   keys(kid: string | undefined): Promise<JwtRules['keys']>;
+  /** Where keys() takes them from, for a person: the issuer's URL or the spec's static_jwks. */
+  keySource: string;
   /** The method's platform check on the verified claims (throws a JoinRefusal). */
   check?(claims: Record<string, unknown>): Promise<unknown>;
   flatten(payload: JWTPayload): Record<string, unknown>;
@@ -96,7 +98,9 @@ export function explainRecorded(
       {
         check: 'recorded claims',
         ok: true,
-        detail: `from the join refused at ${at}: its signature, issuer, audience and expiry were checked then`,
+        detail:
+          `from the join refused at ${at}: its signature, issuer, audience and expiry were checked then, against ` +
+          "the token's configuration at that time; a change since to the token's issuer or keys is not re-checked",
       },
     ],
     rules,
@@ -138,7 +142,7 @@ export async function explainJwt(
   let keys;
   try {
     keys = await d.keys(kid);
-    checks.push({ check: 'keys', ok: true, detail: `the issuer's keys: ${d.rules.issuer ?? 'the static JWKS'}` });
+    checks.push({ check: 'keys', ok: true, detail: `the issuer's keys: ${d.keySource}` });
   } catch (err) {
     return stop('keys', err);
   }

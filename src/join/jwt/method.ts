@@ -136,6 +136,7 @@ function explainDeps<S>(
   return {
     rules: jwtRules(def, spec, clusterName),
     keys: (kid) => issuerKeys(def, spec, jwks, kid),
+    keySource: def.issuer(spec).staticJwks ? `the spec's static_jwks` : (def.issuer(spec).issuer ?? '?'),
     ...(def.check ? { check: async (claims: Record<string, unknown>) => def.check!(claims, spec) } : {}),
     flatten: (payload) => (def.flatten ? def.flatten(payload) : payload),
     named: (claims) => namedClaims(policy, claims),

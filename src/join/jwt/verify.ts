@@ -29,7 +29,9 @@ export function canonicalToken(token: unknown): CompactJws {
   try {
     return assertCanonicalCompactJws(token, 'id_token');
   } catch (err) {
-    throw new JoinRefusal(`id_token: ${err instanceof Error ? err.message : String(err)}`);
+    // an error about the field names it already ("id_token: not a canonical compact JWS: ...")
+    const why = err instanceof Error ? err.message : String(err);
+    throw new JoinRefusal(why.startsWith('id_token: ') ? why : `id_token: ${why}`);
   }
 }
 
