@@ -312,6 +312,21 @@ export function operatorNameProblem(name: string): string | undefined {
   return undefined;
 }
 
+/** A host certificate principal: a host name or an IP address (v4, v6 with an optional zone). */
+const HOST_PRINCIPAL = /^[A-Za-z0-9._:%-]+$/;
+
+/**
+ * Why `principal` cannot name a host in a host certificate, or undefined. OpenSSH matches a host
+ * certificate's principals as patterns: one wildcard would vouch for every host that trusts the CA.
+ */
+export function hostPrincipalProblem(principal: string): string | undefined {
+  if (HOST_PRINCIPAL.test(principal)) return undefined;
+  return (
+    `${JSON.stringify(principal)} is not a host name or IP address: a host principal may not hold a pattern ` +
+    '(*, ?, !) or spaces; list each host name'
+  );
+}
+
 /** POST sign/admin: an operator identity (tctl auth sign --admin), for a key tctl generated. */
 export const signAdminRequest = objectBody({
   /** The operator's name: the identity's user, audit events' actor, a lock's `user` target. */

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -140,6 +141,44 @@ describe('remote administration with an operator identity', () => {
     // Teleport's --format file is the one format there is
     await c.tctlOk(['auth', 'sign', '--admin', '--user', 'eve', '--out', out, '--format', 'file']);
     assert.ok(JSON.parse(readFileSync(out, 'utf8')).key.includes('PRIVATE KEY'));
+  });
+});
+
+describe('host certificates: signed on the Auth Service host only, for host names only', () => {
+  let c: TestCluster;
+  before(async () => {
+    c = await startCluster('hosts.example');
+  });
+  after(async () => c?.stop());
+
+  it('an operator identity is refused; a pattern principal is refused for everyone; nothing is written', async () => {
+    const hostKey = join(c.dir, 'host_key');
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', hostKey]);
+    const file = join(c.dir, 'gina.json');
+    await c.tctlOk(['auth', 'sign', '--admin', '--user', 'gina', '--out', file]);
+    const out = join(c.dir, 'host-cert.pub');
+    const sign = (host: string) => ['auth', 'sign', '--host', host, '--public-key', `${hostKey}.pub`, '--out', out];
+    const byOperator = await cli(
+      'tctl',
+      ['--auth-server', c.addr, '-i', file, ...sign('db1.example'), '--ttl', '8760h'],
+      { env: { MWI_DATA_DIR: join(c.dir, 'no-such-dir'), TELEPORT_AUTH_SERVER: '', TELEPORT_IDENTITY_FILE: '' } },
+    );
+    assert.equal(byOperator.code, 1, byOperator.stderr);
+    assert.match(
+      byOperator.stderr,
+      /an operator identity cannot sign host certificates .*run tctl auth sign --host on/,
+    );
+    for (const host of ['x,*', 'db?.example', '!db1', '*.example.com']) {
+      const r = await c.tctl(sign(host));
+      assert.equal(r.code, 2, `${host}: ${r.stderr}`);
+      assert.match(
+        r.stderr,
+        /^ERROR: --host: .* is not a host name or IP address: a host principal may not hold a pattern/,
+      );
+    }
+    assert.equal(existsSync(out), false);
+    await c.tctlOk(sign('db1.example,10.0.0.7,::1'));
+    assert.match(readFileSync(out, 'utf8'), /^ssh-ed25519-cert-v01@openssh\.com /);
   });
 });
 

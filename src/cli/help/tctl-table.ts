@@ -343,7 +343,8 @@ export const TCTL = {
       details:
         "With --admin (mwi's own): an identity file for operator NAME, for tctl --auth-server ADDR -i FILE on " +
         'another machine; at most 24h; revocable with tctl lock --user NAME; run on the Auth Service host ' +
-        '(docs/remote-admin.md).',
+        '(docs/remote-admin.md). --host NAMES are host names or IP addresses (no *, ? or ! patterns); both ' +
+        'forms need the local admin identity, not an operator identity.',
       flags: [
         'host',
         'public-key',
