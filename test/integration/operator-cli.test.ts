@@ -222,6 +222,14 @@ describe('operator experience: errors, help and what tctl shows', () => {
     await new Promise((r) => setTimeout(r, 200));
     assert.match(await c.tctlOk(['bots', 'ls']), /^robot\s+robot-role\s+yes: whole bot$/m);
 
+    // --user robot (a bot, not bot-robot) would lock nothing of it: refused; a name of no bot warns
+    const asBot = await c.tctl(['lock', '--user', 'robot']);
+    assert.equal(asBot.code, 2);
+    assert.match(asBot.stderr, /^ERROR: --user: "robot" is a bot: lock it as --user bot-robot /);
+    const typo = await c.tctl(['lock', '--user', 'robott', '--ttl', '1m']);
+    assert.equal(typo.code, 0, typo.stderr);
+    assert.match(typo.stderr, /warning: --user: mwi keeps no list of operator names, so "robott" is not checked/);
+
     const none = await c.tctl(['bots', 'instances', 'ls', 'nosuch']);
     assert.equal(none.code, 1);
     assert.match(none.stderr, /no bot "nosuch": tctl bots ls lists the bots/);
