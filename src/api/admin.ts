@@ -304,11 +304,15 @@ export const OPERATOR_MAX_TTL = '24h';
  */
 export function operatorNameProblem(name: string): string | undefined {
   if (!RESOURCE_NAME.test(name)) return 'expected a name of letters, digits, ".", "_", "@" or "-", at most 128';
-  if (name === LOCAL_ADMIN)
-    return `"${LOCAL_ADMIN}" is the local admin identity (admin/identity.json): choose the operator's name`;
-  if (name === 'mwi') return '"mwi" names the Auth Service itself (the locks it makes): choose the operator\'s name';
-  if (name.startsWith('bot-'))
-    return '"bot-NAME" is how a lock names bot NAME: choose a name that does not start with bot-';
+  // compared without case: "Admin" or "BOT-x" would read in the audit log and in lock targets as
+  // the name it imitates
+  const folded = name.toLowerCase();
+  if (folded === LOCAL_ADMIN)
+    return `"${name}" is the local admin identity's name (admin/identity.json), in any case: choose the operator's name`;
+  if (folded === 'mwi')
+    return `"${name}" names the Auth Service itself (the locks it makes), in any case: choose the operator's name`;
+  if (folded.startsWith('bot-'))
+    return '"bot-NAME" is how a lock names bot NAME: choose a name that does not start with bot- (in any case)';
   return undefined;
 }
 

@@ -70,7 +70,7 @@ export function lockTargetOf(values: Flags): Target {
   const given: Target[] = [];
   if (values.user !== undefined) {
     const u = values.user;
-    if (u === LOCAL_ADMIN)
+    if (u.toLowerCase() === LOCAL_ADMIN)
       throw usageError(
         'the local admin identity cannot be locked (a lock on the only admin would also refuse its removal): ' +
           'it lasts 4 hours and is re-issued by the running Auth Service',
