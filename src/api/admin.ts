@@ -308,7 +308,9 @@ export function operatorNameProblem(name: string): string | undefined {
   // the name it imitates
   const folded = name.toLowerCase();
   if (folded === LOCAL_ADMIN)
-    return `"${name}" is the local admin identity's name (admin/identity.json), in any case: choose the operator's name`;
+    return (
+      `"${name}" is the local admin identity's name (admin/identity.json), in any case: ` + "choose the operator's name"
+    );
   if (folded === 'mwi')
     return `"${name}" names the Auth Service itself (the locks it makes), in any case: choose the operator's name`;
   if (folded.startsWith('bot-'))

@@ -53,6 +53,9 @@ describe('operator experience: errors, help and what tctl shows', () => {
       mwi,
       /--listen HOST:PORT +address for the join, renew and admin APIs [^-]*\(default\s+127\.0\.0\.1:3025\)/,
     );
+    const status = (await cli('tctl', ['status', '--help'])).stdout;
+    assert.match(status, /operator identity made on the Auth Service host by tctl auth\s+sign --admin/);
+    assert.doesNotMatch(status, /admin-identity\.json|admin\/identity\.json/);
     // a group lists its commands
     assert.match((await cli('tctl', ['bots', 'instances', '--help'])).stdout, /bots instances ls \[BOT\]/);
   });
@@ -104,8 +107,9 @@ describe('operator experience: errors, help and what tctl shows', () => {
           what: 'tctl --auth-server X status without --identity',
           run: () => cli('tctl', ['--data-dir', empty, '--auth-server', c.addr, 'status']),
           code: 2,
-          says: /--identity: is required with --auth-server/,
-          not: /no admin identity at/,
+          // points at an operator identity of one's own, not at copying the data dir's admin identity
+          says: /--identity: is required with --auth-server: .*tctl auth sign --admin --user NAME --out FILE/,
+          not: /no admin identity at|writes one to its data dir/,
         },
         {
           what: 'tbot start with no flags',

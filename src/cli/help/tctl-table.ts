@@ -95,7 +95,10 @@ export const TCTL = {
       path: 'status',
       summary: 'cluster name, version and CA pin',
       flags: [FORMAT_JSON],
-      examples: ['tctl status', 'tctl --auth-server auth.example.com:3025 -i admin-identity.json status'],
+      details:
+        'From another machine: --auth-server ADDR -i FILE, with an operator identity made on the Auth Service ' +
+        'host by tctl auth sign --admin --user NAME --out FILE (docs/remote-admin.md).',
+      examples: ['tctl status', 'tctl --auth-server auth.example.com:3025 -i alice.json status'],
     },
     { path: 'bots', aliases: ['bot'], summary: 'bots: the machine identities tbot joins as' },
     {
