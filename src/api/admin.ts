@@ -309,12 +309,33 @@ export const OPERATOR_MAX_TTL = '24h';
  */
 export function operatorNameProblem(name: string): string | undefined {
   if (!RESOURCE_NAME.test(name)) return 'expected a name of letters, digits, ".", "_", "@" or "-", at most 128';
-  if (name === LOCAL_ADMIN)
-    return `"${LOCAL_ADMIN}" is the local admin identity (admin/identity.json): choose the operator's name`;
-  if (name === 'mwi') return '"mwi" names the Auth Service itself (the locks it makes): choose the operator\'s name';
-  if (name.startsWith('bot-'))
-    return '"bot-NAME" is how a lock names bot NAME: choose a name that does not start with bot-';
+  // compared without case: "Admin" or "BOT-x" would read in the audit log and in lock targets as
+  // the name it imitates
+  const folded = name.toLowerCase();
+  if (folded === LOCAL_ADMIN)
+    return (
+      `"${name}" is the local admin identity's name (admin/identity.json), in any case: ` + "choose the operator's name"
+    );
+  if (folded === 'mwi')
+    return `"${name}" names the Auth Service itself (the locks it makes), in any case: choose the operator's name`;
+  if (folded.startsWith('bot-'))
+    return '"bot-NAME" is how a lock names bot NAME: choose a name that does not start with bot- (in any case)';
   return undefined;
+}
+
+/** A host certificate principal: a host name or an IP address (v4, v6 with an optional zone). */
+const HOST_PRINCIPAL = /^[A-Za-z0-9._:%-]+$/;
+
+/**
+ * Why `principal` cannot name a host in a host certificate, or undefined. OpenSSH matches a host
+ * certificate's principals as patterns: one wildcard would vouch for every host that trusts the CA.
+ */
+export function hostPrincipalProblem(principal: string): string | undefined {
+  if (HOST_PRINCIPAL.test(principal)) return undefined;
+  return (
+    `${JSON.stringify(principal)} is not a host name or IP address: a host principal may not hold a pattern ` +
+    '(*, ?, !) or spaces; list each host name'
+  );
 }
 
 /** POST sign/admin: an operator identity (tctl auth sign --admin), for a key tctl generated. */

@@ -203,6 +203,11 @@ export interface BotInstance {
     public_key_fingerprint: string;
     /** Expiry of the latest renewable identity issued to this instance. */
     credential_expires: string;
+    /**
+     * Set when a holder of the instance's identity ended it (POST /v1/instance/end): the record is
+     * kept until it expires, as evidence, and every later use of the identity is refused.
+     */
+    ended?: { at: string; reason: string; generation: number };
     /** Self-reported by tbot; informational only. */
     latest_heartbeats: Array<{
       recorded_at: string;

@@ -88,8 +88,9 @@ export interface CertsResponse {
 
 /**
  * POST /v1/instance/end (a bot identity): the bot ends its own instance, which then cannot renew,
- * ask for certificates or heartbeat. tbot sends it when a run that joined cannot keep the identity
- * (memory storage, or a storage write that failed), so that no orphan instance is left.
+ * ask for certificates or heartbeat (it is kept, marked ended, until it expires). tbot sends it
+ * when a run that joined cannot keep the identity (memory storage, or a storage write that
+ * failed), so that no orphan instance is left.
  */
 export interface EndInstanceRequest {
   /** Why, for the audit log (at most 256 characters are kept). */

@@ -9,7 +9,9 @@ import {
   type AuditEventReply,
   type AuditQuery,
   type CreatedReply,
+  hostPrincipalProblem,
   type JoinTokenReply,
+  LOCAL_ADMIN,
   type Page,
   type SignHostRequest,
   type StatusReply,
@@ -409,12 +411,26 @@ export class AdminApi {
     return exportCA(this.ctx.cas, type as CAType);
   }
 
-  /** Signs an OpenSSH host certificate for an existing host key (the key never leaves the host). */
+  /**
+   * Signs an OpenSSH host certificate for an existing host key (the key never leaves the host).
+   * Only for the local admin identity, as sign/admin: a host certificate lives up to a year and no
+   * lock revokes it, so a stolen operator identity must not be able to make one.
+   */
   async signHost(body: SignHostRequest, user: string): Promise<{ ssh_cert: string }> {
+    if (user !== LOCAL_ADMIN)
+      throw new MwiError(
+        'ACCESS_DENIED',
+        'an operator identity cannot sign host certificates (they last up to a year and no lock revokes them): ' +
+          'run tctl auth sign --host on the Auth Service host, with its local admin identity',
+      );
     const { blob } = parseSshPublicKey(body.public_key, 'public_key');
     const principals = body.principals.filter(Boolean);
     if (principals.length === 0)
       throw new MwiError('BAD_REQUEST', 'expected at least one host name', { field: 'host' });
+    for (const p of principals) {
+      const problem = hostPrincipalProblem(p);
+      if (problem) throw new MwiError('BAD_REQUEST', problem, { field: 'host' });
+    }
     const ttlMs = body.ttl !== undefined ? positiveTtl(body.ttl) : 30 * 24 * 3600 * 1000;
     const now = this.ctx.now();
     const { cert: ssh_cert } = await signSshCertificate({

@@ -1,5 +1,6 @@
 import type { EndInstanceRequest } from '../api/wire.js';
-import { MwiError } from '../errors.js';
+import type { BotInstance } from '../api/resources.js';
+import { isMwiError, MwiError } from '../errors.js';
 import { stripUnsafe } from '../util/text.js';
 import type { Claims } from './claims.js';
 import type { AuthContext } from './context.js';
@@ -10,8 +11,11 @@ import { currentInstance, requireBot } from './instances.js';
  * keep its identity), so that no orphan is left. Only the caller's instance, named by its
  * certificate, never one named in the body: a bot cannot end another. The instance is checked
  * as for any request made with it (locks, the generation counter: a stale copy of the identity
- * locks it rather than ends it), then deleted with a conditional write; from then on renewals,
- * certificates and heartbeats of that identity are refused (the instance no longer exists).
+ * locks it rather than ends it), then marked ended with a conditional write. It is not deleted:
+ * anyone holding the identity can end it, so a stolen copy could otherwise erase the evidence
+ * (authentications, heartbeats, the generation counter that reveals a copy). From then on every
+ * use of the identity is refused as LOCKED, saying a holder of the identity ended it, and the
+ * record stays until it expires.
  */
 export async function handleEndInstance(
   ctx: AuthContext,
@@ -23,9 +27,22 @@ export async function handleEndInstance(
   const asked = (body ?? {}) as Partial<EndInstanceRequest>;
   // self-reported: shown to operators, so stripped like a heartbeat's fields
   const why = typeof asked.reason === 'string' ? stripUnsafe(asked.reason).slice(0, 256) : '';
+  const reason = `ended by a holder of its identity${why ? `: ${why}` : ''}`;
   for (let attempt = 0; attempt < 3; attempt++) {
-    const { item } = await currentInstance(ctx, c, 'ACCESS_DENIED', { remoteAddr });
-    if (!(await ctx.backend.delete(item.key, item.revision))) continue; // a heartbeat moved it: read again
+    const { item, instance } = await currentInstance(ctx, c, 'ACCESS_DENIED', { remoteAddr });
+    const ended: BotInstance = {
+      ...instance,
+      status: {
+        ...instance.status,
+        ended: { at: new Date(ctx.now()).toISOString(), reason, generation: c.generation },
+      },
+    };
+    try {
+      await ctx.backend.compareAndSwap(item.key, item.revision, JSON.stringify(ended), { expires: item.expires });
+    } catch (err) {
+      if (!isMwiError(err, 'COMPARE_FAILED')) throw err;
+      continue; // a heartbeat moved it: read again
+    }
     ctx.audit.emit({
       event: 'instance.ended',
       success: true,
@@ -33,7 +50,7 @@ export async function handleEndInstance(
       bot_instance_id: c.instance,
       generation: c.generation,
       remote_addr: remoteAddr,
-      reason: `ended by the bot itself${why ? `: ${why}` : ''}`,
+      reason,
     });
     return { ok: true };
   }

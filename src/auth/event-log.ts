@@ -52,6 +52,9 @@ function lineOf(e: AuditEvent): { level: 'info' | 'debug'; message: string } | u
       };
     case 'instance.locked':
       return { level: 'info', message: 'bot instance locked by the Auth Service' };
+    case 'instance.ended':
+      // anyone holding the identity can end it: an operator should see it like a lock
+      return { level: 'info', message: 'bot instance ended by a holder of its identity' };
     case 'lock.created':
       return { level: 'info', message: 'lock created' };
     case 'lock.deleted':

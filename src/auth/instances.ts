@@ -159,14 +159,15 @@ export async function currentInstance(
   const lock = activeLock(ctx, c.bot, c.instance, instance.status.initial_authentication.join_token_name);
   if (lock) throw new MwiError('LOCKED', `the join token of bot ${c.bot} instance ${c.instance} is locked: ${lock}`);
   const stored = instance.status.generation;
-  if (c.generation === stored) return { item, instance, retry: false };
+  if (c.generation === stored) return notEnded(c, { item, instance, retry: false });
   const unused = c.generation === stored - 1 && !instance.status.generation_confirmed;
   // a retry is idempotent: only the key the lost answer certified may ask again; another key (or
   // a certificate request) from the previous generation is a second holder of the identity that
   // renewed first, e.g. a copy of tbot's storage
   if (unused && origin.keyFingerprint !== undefined && origin.keyFingerprint === fingerprintOf(instance)) {
-    return { item, instance, retry: true };
+    return notEnded(c, { item, instance, retry: true });
   }
+  // an ended instance still gets this check: a copy used after the end is evidence like any other
   const request = origin.keyFingerprint
     ? `this renewal is for ${origin.keyFingerprint}`
     : 'this request is not a retry of that renewal';
@@ -176,6 +177,21 @@ export async function currentInstance(
     : `generation mismatch: certificate has ${c.generation}, server has ${stored} (the identity was copied)`;
   await lockInstance(ctx, c, reason, origin);
   throw new MwiError('LOCKED', COPIED(c.instance), { detail: reason });
+}
+
+/**
+ * Refuses an ended instance (see BotInstance `status.ended`). Checked after the generation
+ * counter, not before: a stale copy used after the end is still locked and audited as a copy.
+ */
+function notEnded(c: BotClaims, cur: CurrentInstance): CurrentInstance {
+  const ended = cur.instance.status.ended;
+  if (!ended) return cur;
+  throw new MwiError(
+    'LOCKED',
+    `bot instance ${c.instance} was ended by a holder of its identity (${ended.reason}); if this tbot did not ` +
+      'end it, a copy of its identity did: the instance is kept as evidence until it expires. Join again with ' +
+      'a new token',
+  );
 }
 
 /** Records that the current generation is in use, so the previous one can no longer renew. */

@@ -92,19 +92,28 @@ function servedText(keypairs: LoadedKeypair[]): string {
 const MAX_REFUSAL_HOLD_MS = 1000;
 
 /**
- * The bucket a request draws on: none for an administrator; its instance's own for a bot
- * instance that is not locked (a bot's requests are attributable and it can be locked, but one
- * bot must not fill the audit log or the disk either: a flood of certificate requests would
- * rotate the evidence away); the source address's for everyone else, however they
- * authenticated: an output certificate (workloads read those from destinations), the identity of
- * a locked instance, bot or operator, or none.
+ * The bucket a request draws on: none for the local admin identity (on the Auth Service host,
+ * short-lived, the way back in); its instance's own for a bot instance that is not locked, and
+ * its name's own for an operator identity that is not locked (each is attributable and can be
+ * locked, but one must not fill the audit log or the disk either: every operator request writes
+ * an admin.request event, so a flood from a stolen identity would rotate the evidence away); the
+ * source address's for everyone else, however they authenticated: an output certificate
+ * (workloads read those from destinations), the identity of a locked instance, bot or operator,
+ * or none.
  */
 function rateLimitKey(ctx: AuthContext, claims: Claims | undefined, remote: string): string | undefined {
-  if (claims?.kind === 'admin' && (claims.user === LOCAL_ADMIN || operatorLock(ctx, claims.user) === undefined))
-    return undefined;
+  if (claims?.kind === 'admin' && claims.user === LOCAL_ADMIN) return undefined;
+  if (claims?.kind === 'admin' && operatorLock(ctx, claims.user) === undefined) return `operator:${claims.user}`;
   if (claims?.kind === 'bot' && activeLock(ctx, claims.bot, claims.instance) === undefined)
     return `bot_instance:${claims.instance}`;
   return sourceKey(remote);
+}
+
+/** What a RATE_LIMITED answer calls the bucket `key` (see rateLimitKey). */
+function bucketName(key: string): string {
+  if (key.startsWith('bot_instance:')) return 'bot instance';
+  if (key.startsWith('operator:')) return 'operator identity';
+  return 'address';
 }
 
 /** The Auth Service: join, renew and admin APIs on one TLS 1.3 port. */
@@ -296,9 +305,9 @@ export class AuthServer {
     try {
       const now = this.ctx.now();
       const caller = callerOf(req, now, 'anyone');
-      // every caller but an administrator draws on a bucket before anything is parsed, read or
-      // stored for it (issue #9, finding 6: callers filled the disk): an unlocked bot on its
-      // instance's own, anyone else on its source address's
+      // every caller but the local admin identity draws on a bucket before anything is parsed,
+      // read or stored for it (issue #9, finding 6: callers filled the disk): an unlocked bot on
+      // its instance's own, an unlocked operator on its name's, anyone else on its address's
       const limitKey = rateLimitKey(this.ctx, caller, remote);
       if (limitKey !== undefined) {
         const refused = this.limitSource(limitKey, res);
@@ -352,10 +361,7 @@ export class AuthServer {
     const retryAfterS = Math.max(1, Math.ceil(waitMs / 1000));
     res.setHeader('retry-after', String(retryAfterS));
     return {
-      error: new MwiError(
-        'RATE_LIMITED',
-        `too many requests from this ${key.startsWith('bot_instance:') ? 'bot instance' : 'address'}; retry later`,
-      ),
+      error: new MwiError('RATE_LIMITED', `too many requests from this ${bucketName(key)}; retry later`),
       holdMs: Math.min(retryAfterS * 1000, MAX_REFUSAL_HOLD_MS),
     };
   }

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { MwiError } from '../errors.js';
+import { hostPrincipalProblem } from '../api/admin.js';
 import type { BoundKeypairSpec } from '../join/bound_keypair/wire.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { VERSION } from '../version.js';
@@ -113,6 +114,8 @@ async function main(): Promise<number | void> {
           throw new MwiError('BAD_CONFIG', `cannot read ${file}: ${ioReason(cause)}`, { field: '--public-key', cause });
         }
         const principals = list(need(g.host, '--host')) ?? [];
+        const pattern = principals.map(hostPrincipalProblem).find(Boolean);
+        if (pattern) throw new MwiError('BAD_CONFIG', pattern, { field: '--host' });
         const cert = await admin.signHost({ public_key: publicKey, principals, ...(g.ttl ? { ttl: g.ttl } : {}) });
         if (g.out) writeFileAtomic(g.out, `${cert}\n`, 0o644);
         else print(`${cert}\n`);

@@ -53,6 +53,9 @@ describe('operator experience: errors, help and what tctl shows', () => {
       mwi,
       /--listen HOST:PORT +address for the join, renew and admin APIs [^-]*\(default\s+127\.0\.0\.1:3025\)/,
     );
+    const status = (await cli('tctl', ['status', '--help'])).stdout;
+    assert.match(status, /operator identity made on the Auth Service host by tctl auth\s+sign --admin/);
+    assert.doesNotMatch(status, /admin-identity\.json|admin\/identity\.json/);
     // a group lists its commands
     assert.match((await cli('tctl', ['bots', 'instances', '--help'])).stdout, /bots instances ls \[BOT\]/);
   });
@@ -104,8 +107,9 @@ describe('operator experience: errors, help and what tctl shows', () => {
           what: 'tctl --auth-server X status without --identity',
           run: () => cli('tctl', ['--data-dir', empty, '--auth-server', c.addr, 'status']),
           code: 2,
-          says: /--identity: is required with --auth-server/,
-          not: /no admin identity at/,
+          // points at an operator identity of one's own, not at copying the data dir's admin identity
+          says: /--identity: is required with --auth-server: .*tctl auth sign --admin --user NAME --out FILE/,
+          not: /no admin identity at|writes one to its data dir/,
         },
         {
           what: 'tbot start with no flags',
@@ -221,6 +225,14 @@ describe('operator experience: errors, help and what tctl shows', () => {
     await c.tctlOk(['lock', '--user', 'bot-robot', '--message', 'whole bot']);
     await new Promise((r) => setTimeout(r, 200));
     assert.match(await c.tctlOk(['bots', 'ls']), /^robot\s+robot-role\s+yes: whole bot$/m);
+
+    // --user robot (a bot, not bot-robot) would lock nothing of it: refused; a name of no bot warns
+    const asBot = await c.tctl(['lock', '--user', 'robot']);
+    assert.equal(asBot.code, 2);
+    assert.match(asBot.stderr, /^ERROR: --user: "robot" is a bot: lock it as --user bot-robot /);
+    const typo = await c.tctl(['lock', '--user', 'robott', '--ttl', '1m']);
+    assert.equal(typo.code, 0, typo.stderr);
+    assert.match(typo.stderr, /warning: --user: mwi keeps no list of operator names, so "robott" is not checked/);
 
     const none = await c.tctl(['bots', 'instances', 'ls', 'nosuch']);
     assert.equal(none.code, 1);

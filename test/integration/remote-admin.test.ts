@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -143,6 +144,44 @@ describe('remote administration with an operator identity', () => {
   });
 });
 
+describe('host certificates: signed on the Auth Service host only, for host names only', () => {
+  let c: TestCluster;
+  before(async () => {
+    c = await startCluster('hosts.example');
+  });
+  after(async () => c?.stop());
+
+  it('an operator identity is refused; a pattern principal is refused for everyone; nothing is written', async () => {
+    const hostKey = join(c.dir, 'host_key');
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', hostKey]);
+    const file = join(c.dir, 'gina.json');
+    await c.tctlOk(['auth', 'sign', '--admin', '--user', 'gina', '--out', file]);
+    const out = join(c.dir, 'host-cert.pub');
+    const sign = (host: string) => ['auth', 'sign', '--host', host, '--public-key', `${hostKey}.pub`, '--out', out];
+    const byOperator = await cli(
+      'tctl',
+      ['--auth-server', c.addr, '-i', file, ...sign('db1.example'), '--ttl', '8760h'],
+      { env: { MWI_DATA_DIR: join(c.dir, 'no-such-dir'), TELEPORT_AUTH_SERVER: '', TELEPORT_IDENTITY_FILE: '' } },
+    );
+    assert.equal(byOperator.code, 1, byOperator.stderr);
+    assert.match(
+      byOperator.stderr,
+      /an operator identity cannot sign host certificates .*run tctl auth sign --host on/,
+    );
+    for (const host of ['x,*', 'db?.example', '!db1', '*.example.com']) {
+      const r = await c.tctl(sign(host));
+      assert.equal(r.code, 2, `${host}: ${r.stderr}`);
+      assert.match(
+        r.stderr,
+        /^ERROR: --host: .* is not a host name or IP address: a host principal may not hold a pattern/,
+      );
+    }
+    assert.equal(existsSync(out), false);
+    await c.tctlOk(sign('db1.example,10.0.0.7,::1'));
+    assert.match(readFileSync(out, 'utf8'), /^ssh-ed25519-cert-v01@openssh\.com /);
+  });
+});
+
 describe('operator identities and connection_limits', () => {
   let c: TestCluster;
   before(async () => {
@@ -150,14 +189,20 @@ describe('operator identities and connection_limits', () => {
   });
   after(async () => c?.stop());
 
-  it('an operator draws on no bucket, as an administrator; once locked, on its address', async () => {
+  it('an operator draws on its own bucket, the local admin on none; once locked, on its address', async () => {
     const file = join(c.dir, 'frank.json');
     await c.tctlOk(['auth', 'sign', '--admin', '--user', 'frank', '--out', file]);
     const id = readIdentityFile(file)!;
     // one request per new connection, as the operator's tctl makes them (tctl itself would wait
     // out a 429's Retry-After)
     const status = () => anonymousCall(c.addr, c.caPin, 'GET', '/v1/admin/status', undefined, id);
-    for (let i = 0; i < 4; i++) assert.equal((await status()).status, 200, `request ${i + 1}`);
+    for (let i = 0; i < 2; i++) assert.equal((await status()).status, 200, `request ${i + 1}`);
+    // every operator request writes an audit line: a stolen identity must not rotate the log away
+    const over = await status();
+    assert.equal(over.status, 429);
+    assert.match(over.json.error.message, /too many requests from this operator identity/);
+    // its own bucket: not its address's, and the local admin identity draws on none
+    for (let i = 0; i < 4; i++) await c.tctlOk(['status']);
     await c.tctlOk(['lock', '--user', 'frank']);
     const answers = [];
     for (let i = 0; i < 3; i++) answers.push(await status());

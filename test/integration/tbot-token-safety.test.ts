@@ -52,8 +52,13 @@ describe('tbot spends a single-use token only when it can write', () => {
     return { name, token: await c.addBot(name, ['deploy']) };
   };
   const joins = (name: string) => c.audit().filter((e) => e.event === 'bot.join' && e.success && e.bot_name === name);
-  const instances = async (name: string) =>
-    (JSON.parse(await c.tctlOk(['bots', 'instances', 'ls', name, '--format', 'json'])) as unknown[]).length;
+  /** Instances of bot `name` that can still be used (`live`), or that a holder of the identity ended. */
+  const instances = async (name: string, which: 'live' | 'ended' = 'live') =>
+    (
+      JSON.parse(await c.tctlOk(['bots', 'instances', 'ls', name, '--format', 'json'])) as Array<{
+        status?: { ended?: unknown };
+      }>
+    ).filter((i) => (i.status?.ended === undefined) === (which === 'live')).length;
   const tiny = (t: TestContext, name: string, opts: string): string | undefined => {
     const dir = join(base, name);
     if (!mount(dir, opts)) {
@@ -154,9 +159,10 @@ describe('tbot spends a single-use token only when it can write', () => {
     assert.equal(ended.length, 1);
     assert.match(
       ended[0]!.reason,
-      /^ended by the bot itself: the run failed after the join \(.*ENOSPC.*memory storage/,
+      /^ended by a holder of its identity: the run failed after the join \(.*ENOSPC.*memory storage/,
     );
     assert.equal(await instances(b.name), 0, 'no orphan instance');
+    assert.equal(await instances(b.name, 'ended'), 1, 'kept as evidence until it expires, marked ended');
   });
 
   it('a daemon with memory storage stopped before its outputs were ever written ends its instance', async (t) => {
@@ -170,6 +176,7 @@ describe('tbot spends a single-use token only when it can write', () => {
     assert.equal(await exited(tbot), 0, tbot.out());
     assert.match(tbot.out(), /ended this run's bot instance: .*tbot stopped before every output was written/);
     assert.equal(await instances(b.name), 0, 'no orphan instance');
+    assert.equal(await instances(b.name, 'ended'), 1, 'kept as evidence until it expires, marked ended');
   });
 
   it('an output write failing after the join, directory storage: kept; the next run continues, no new token', async (t) => {
@@ -204,6 +211,7 @@ describe('tbot spends a single-use token only when it can write', () => {
       /ERROR: storage\.path: joined as bot instance [0-9a-f-]+, but its identity could not be written to directory .*no-inodes \(.*ENOSPC.*\); the instance was ended, so none is left behind\. The join token is spent/,
     );
     assert.equal(await instances(b.name), 0, 'no orphan instance');
+    assert.equal(await instances(b.name, 'ended'), 1, 'kept as evidence until it expires, marked ended');
     assert.ok(!existsSync(join(base, 'never')), 'no output was written');
   });
 });

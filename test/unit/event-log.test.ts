@@ -148,6 +148,11 @@ describe('operator names (tctl auth sign --admin --user NAME)', () => {
     assert.match(operatorNameProblem('admin')!, /local admin identity/);
     assert.match(operatorNameProblem('mwi')!, /Auth Service itself/);
     assert.match(operatorNameProblem('bot-ci')!, /bot-NAME/);
+    // reserved names in any case: "Admin" would read as the local admin identity in the audit log
+    assert.match(operatorNameProblem('Admin')!, /"Admin" is the local admin identity's name/);
+    assert.match(operatorNameProblem('MWI')!, /Auth Service itself/);
+    assert.match(operatorNameProblem('BOT-x')!, /bot-NAME/);
+    assert.equal(operatorNameProblem('Alice'), undefined);
     assert.match(operatorNameProblem('a b')!, /expected a name/);
     assert.match(operatorNameProblem('')!, /expected a name/);
   });

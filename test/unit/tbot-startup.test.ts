@@ -1,6 +1,15 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { validateTbotConfig } from '../../src/agent/config.js';
@@ -148,8 +157,28 @@ describe('destination checks before the join (create, write, rename, permissions
     assert.match(msg('EROFS'), /\/x\/out is on a read-only file system/);
     assert.match(msg('ENOSPC'), /no space left/);
     assert.match(msg('ENOTDIR'), /is a file, not a directory/);
-    assert.match(msg('EIO'), /EIO: EIO/);
+    // the code once, as Node's message has it: not "EIO: EIO: i/o error"
+    const eio = Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' });
+    assert.equal(cannotWrite(eio, '/x', 'f', 'create').message, 'f: cannot create /x: EIO: i/o error, write');
+    assert.match(
+      cannotWrite(Object.assign(new Error('odd'), { code: 'EXYZ' }), '/x', 'f', 'create').message,
+      /: EXYZ: odd$/,
+    );
     assert.equal(cannotWrite(err('EIO'), '/x', 'f', 'create').code, 'BAD_CONFIG');
+  });
+
+  it('a real failure names its code once (a symlink loop: ELOOP)', () => {
+    const { path: dir, cleanup } = tempDir('tbot-eloop');
+    after(cleanup);
+    symlinkSync('loop', join(dir, 'loop'));
+    assert.throws(
+      () => writeTest(join(dir, 'loop'), 'storage.path'),
+      (e: Error) => {
+        assert.match(e.message, /cannot write in .*\/loop: too many symbolic links \(ELOOP\)$/);
+        assert.doesNotMatch(e.message, /ELOOP.*ELOOP/);
+        return true;
+      },
+    );
   });
 });
 

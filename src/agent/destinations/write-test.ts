@@ -12,9 +12,20 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { MwiError } from '../../errors.js';
+import { ioReason } from '../../util/io-reason.js';
 
 /** The write test's directory (Teleport's tbot also writes a `.write-test` in its destinations). */
 export const WRITE_TEST_PREFIX = '.write-test-';
+
+/**
+ * Any other failure, its code once: ioReason words the common ones, and Node's own messages
+ * already start with the code (`EIO: i/o error, write`), so it is not put in front again.
+ */
+function otherReason(err: unknown): string {
+  const reason = ioReason(err);
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code && !reason.includes(code) ? `${code}: ${reason}` : reason;
+}
 
 /**
  * What a failed file system call means for the person who configured `dir`, as a BAD_CONFIG
@@ -44,7 +55,7 @@ export function cannotWrite(err: unknown, dir: string, field: string, op: string
       why = `no space left on the file system of ${dir}`;
       break;
     default:
-      why = e.code ? `${e.code}: ${e.message}` : String(err);
+      why = otherReason(err);
   }
   return new MwiError('BAD_CONFIG', `cannot ${op} ${dir}: ${why}`, { field, cause: err });
 }

@@ -95,7 +95,10 @@ export const TCTL = {
       path: 'status',
       summary: 'cluster name, version and CA pin',
       flags: [FORMAT_JSON],
-      examples: ['tctl status', 'tctl --auth-server auth.example.com:3025 -i admin-identity.json status'],
+      details:
+        'From another machine: --auth-server ADDR -i FILE, with an operator identity made on the Auth Service ' +
+        'host by tctl auth sign --admin --user NAME --out FILE (docs/remote-admin.md).',
+      examples: ['tctl status', 'tctl --auth-server auth.example.com:3025 -i alice.json status'],
     },
     { path: 'bots', aliases: ['bot'], summary: 'bots: the machine identities tbot joins as' },
     {
@@ -343,7 +346,8 @@ export const TCTL = {
       details:
         "With --admin (mwi's own): an identity file for operator NAME, for tctl --auth-server ADDR -i FILE on " +
         'another machine; at most 24h; revocable with tctl lock --user NAME; run on the Auth Service host ' +
-        '(docs/remote-admin.md).',
+        '(docs/remote-admin.md). --host NAMES are host names or IP addresses (no *, ? or ! patterns); both ' +
+        'forms need the local admin identity, not an operator identity.',
       flags: [
         'host',
         'public-key',

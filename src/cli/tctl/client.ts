@@ -38,8 +38,9 @@ export function adminClient(given: ConnectFlags, env: NodeJS.ProcessEnv = proces
   if (!identity && flags['auth-server'] && !flags.identity)
     throw new MwiError(
       'BAD_CONFIG',
-      'is required with --auth-server: the admin identity file to connect with (or $TELEPORT_IDENTITY_FILE; the ' +
-        `Auth Service writes one to its data dir's admin/identity.json, and ${identityPath} does not exist)`,
+      'is required with --auth-server: the operator identity file to connect with (or $TELEPORT_IDENTITY_FILE), ' +
+        'made for you on the Auth Service host with tctl auth sign --admin --user NAME --out FILE ' +
+        `(docs/remote-admin.md; ${identityPath} does not exist)`,
       { field: '--identity' },
     );
   if (!identity) {

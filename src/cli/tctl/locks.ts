@@ -70,7 +70,7 @@ export function lockTargetOf(values: Flags): Target {
   const given: Target[] = [];
   if (values.user !== undefined) {
     const u = values.user;
-    if (u === LOCAL_ADMIN)
+    if (u.toLowerCase() === LOCAL_ADMIN)
       throw usageError(
         'the local admin identity cannot be locked (a lock on the only admin would also refuse its removal): ' +
           'it lasts 4 hours and is re-issued by the running Auth Service',
@@ -129,13 +129,36 @@ async function exists(admin: AdminClient, kind: 'bot' | 'bot_instance', name: st
 }
 
 /**
+ * `--user NAME` without `bot-` names an operator. A bot of that name means `--user bot-NAME` was
+ * meant (the lock would hold nothing of the bot): refused. Otherwise a warning: mwi keeps no list
+ * of operator names to check against. The audit's `operator_identity/NAME` events are not one:
+ * the log rotates away, so a name signed months ago would be missing and a check would refuse a
+ * real operator, and finding them means reading the whole log on every lock.
+ */
+async function checkOperatorName(admin: AdminClient, user: string): Promise<void> {
+  if (await exists(admin, 'bot', user))
+    throw usageError(
+      `${JSON.stringify(user)} is a bot: lock it as --user bot-${user} (Teleport's user name for bot ${user}); ` +
+        '--user NAME alone names an operator identity (tctl auth sign --admin)',
+      '--user',
+    );
+  warn(
+    `warning: --user: mwi keeps no list of operator names, so ${JSON.stringify(user)} is not checked: the lock ` +
+      'holds operator identities signed for this name (tctl auth sign --admin --user NAME), now or later; ' +
+      'a bot is locked as --user bot-NAME\n',
+  );
+}
+
+/**
  * What a lock's target names that does not exist now. A bot may be locked before it exists (a
  * lock on a name holds a bot created later with it, or a join with a token made for it), so that
  * is a warning; an instance id is a UUID never reused, so a lock on one that is not there can
  * hold nothing: `refuse` makes that an error (mwi's locks add), else a warning (Teleport's lock).
  */
 export async function checkLockTarget(admin: AdminClient, target: Target, refuse: boolean): Promise<void> {
-  const bot = target.user?.startsWith('bot-') ? target.user.slice(4) : undefined;
+  const user = target.user;
+  if (user !== undefined && !user.startsWith('bot-')) await checkOperatorName(admin, user);
+  const bot = user?.startsWith('bot-') ? user.slice(4) : undefined;
   if (bot !== undefined && !(await exists(admin, 'bot', bot)))
     warn(
       `warning: no bot ${JSON.stringify(bot)} exists now: the lock holds a bot created later with this name, and ` +
