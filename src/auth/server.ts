@@ -116,6 +116,23 @@ function bucketName(key: string): string {
   return 'address';
 }
 
+/**
+ * Opens the storage once, migrates it and creates the cluster's CAs if it has none, then closes
+ * it. The process that forks Auth Service workers calls it first, so that the workers find a
+ * ready database instead of racing to switch a new SQLite file to WAL, migrate it and create
+ * the CAs at the same moment (on a loaded machine one of them could wait past SQLite's busy
+ * timeout: "database is locked").
+ */
+export async function prepareStorage(opts: { dataDir: string; storage?: string | undefined; clusterName: string }) {
+  mkdirPrivate(opts.dataDir);
+  const backend = await openBackend(opts.storage, opts.dataDir);
+  try {
+    await loadAuthorities(backend, opts.clusterName);
+  } finally {
+    await backend.close();
+  }
+}
+
 /** The Auth Service: join, renew and admin APIs on one TLS 1.3 port. */
 export class AuthServer {
   private constructor(

@@ -4,7 +4,7 @@ import { availableParallelism } from 'node:os';
 import { loadAuthConfig, type AuthConfig } from '../auth/config.js';
 import { answerDiagRequests, processSource, serveDiagnostics, workersSource } from '../auth/diag.js';
 import { AuthMetrics } from '../auth/metrics.js';
-import { AuthServer } from '../auth/server.js';
+import { AuthServer, prepareStorage } from '../auth/server.js';
 import { loadKeypair } from '../auth/tls-keypairs.js';
 import { createLogger, envLogLevel, LOG_FORMATS, setLogDefaults, type LogFormat } from '../util/log.js';
 import { installProcessGuards } from '../util/process-guard.js';
@@ -144,6 +144,8 @@ runMain('mwi', async () => {
   if (workers > 1 && cluster.isPrimary) {
     // bad certificate files are reported once, not by every worker
     for (const f of cfg.httpsKeypairs) loadKeypair(f, Date.now());
+    // the workers find the database migrated and the CAs made (none of them races to create them)
+    await prepareStorage(cfg);
     return primary(cfg, workers, diagAddr);
   }
   const metrics = new AuthMetrics();
