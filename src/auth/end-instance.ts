@@ -1,9 +1,9 @@
 import type { EndInstanceRequest } from '../api/wire.js';
 import type { BotInstance } from '../api/resources.js';
 import { isMwiError, MwiError } from '../errors.js';
-import { stripUnsafe } from '../util/text.js';
 import type { Claims } from './claims.js';
 import type { AuthContext } from './context.js';
+import { selfReported } from './heartbeat.js';
 import { currentInstance, requireBot } from './instances.js';
 
 /**
@@ -26,7 +26,7 @@ export async function handleEndInstance(
   const c = requireBot(claims, 'ACCESS_DENIED');
   const asked = (body ?? {}) as Partial<EndInstanceRequest>;
   // self-reported: shown to operators, so stripped like a heartbeat's fields
-  const why = typeof asked.reason === 'string' ? stripUnsafe(asked.reason).slice(0, 256) : '';
+  const why = selfReported(asked.reason);
   const reason = `ended by a holder of its identity${why ? `: ${why}` : ''}`;
   for (let attempt = 0; attempt < 3; attempt++) {
     const { item, instance } = await currentInstance(ctx, c, 'ACCESS_DENIED', { remoteAddr });

@@ -11,7 +11,7 @@ const HEARTBEATS_KEPT = 10;
  * A self-reported heartbeat field: control and bidi characters removed, so no reader's terminal
  * acts on them (issue #9, finding 9).
  */
-function str(v: unknown, max = 256): string {
+export function selfReported(v: unknown, max = 256): string {
   return typeof v === 'string' ? stripUnsafe(v).slice(0, max) : '';
 }
 
@@ -26,9 +26,9 @@ export async function handleHeartbeat(
   const hb = (body ?? {}) as Partial<HeartbeatRequest>;
   const entry = {
     recorded_at: new Date(ctx.now()).toISOString(),
-    hostname: str(hb.hostname),
-    os: str(hb.os, 64),
-    version: str(hb.version, 64),
+    hostname: selfReported(hb.hostname),
+    os: selfReported(hb.os, 64),
+    version: selfReported(hb.version, 64),
     uptime_seconds: typeof hb.uptime_seconds === 'number' ? Math.max(0, Math.floor(hb.uptime_seconds)) : 0,
     one_shot: hb.one_shot === true,
   };

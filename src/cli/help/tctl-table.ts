@@ -78,6 +78,17 @@ const FLAGS = {
 /** The CAs `tctl ca export` exports, in the order its error lists them. */
 export const CA_TYPES = ['tls-user', 'tls-host', 'ssh-user', 'ssh-host'] as const;
 
+/** Teleport's lock targets that have no counterpart in mwi, which locks bots and operators: each refused. */
+export const TELEPORT_LOCK_TARGETS = [
+  'role',
+  'login',
+  'mfa-device',
+  'windows-desktop',
+  'access-request',
+  'device',
+  'server-id',
+] as const;
+
 const FORMAT_JSON = ['format', {}] as const;
 const LOCK_TIME = [
   ['expires', {}],
@@ -277,20 +288,7 @@ export const TCTL = {
       details:
         "An mwi lock has exactly one target (Teleport's may combine several): make one lock per target. " +
         'mwi has bots, not users: --user takes bot-NAME only.',
-      flags: [
-        'user',
-        'bot-instance-id',
-        'join-token',
-        'message',
-        ...LOCK_TIME,
-        'role',
-        'login',
-        'mfa-device',
-        'windows-desktop',
-        'access-request',
-        'device',
-        'server-id',
-      ],
+      flags: ['user', 'bot-instance-id', 'join-token', 'message', ...LOCK_TIME, ...TELEPORT_LOCK_TARGETS],
       examples: ['tctl lock --user bot-robot --message "host compromised" --ttl 24h'],
     },
     { path: 'locks', summary: 'locks' },

@@ -5,6 +5,7 @@ import type { Lock } from '../../api/resources.js';
 import { isMwiError, MwiError } from '../../errors.js';
 import { joinMethodInfo } from '../../join/catalog.js';
 import { usageError } from '../common.js';
+import { TELEPORT_LOCK_TARGETS } from '../help/tctl-table.js';
 import { printResources } from './format.js';
 import { cell, print, warn } from './output.js';
 import { parseDuration } from '../../util/duration.js';
@@ -44,17 +45,6 @@ async function createLock(admin: AdminClient, target: Target, message: string, e
   print(`Created a lock with name "${name}".\n`);
 }
 
-/** Teleport's lock targets that have no counterpart in mwi, which locks bots only. */
-const TELEPORT_TARGETS = [
-  'role',
-  'login',
-  'mfa-device',
-  'windows-desktop',
-  'access-request',
-  'device',
-  'server-id',
-] as const;
-
 const ONE_OF = "--user bot-NAME (or an operator's name), --bot-instance-id ID or --join-token NAME";
 
 /**
@@ -64,7 +54,7 @@ const ONE_OF = "--user bot-NAME (or an operator's name), --bot-instance-id ID or
  * identity from `tctl auth sign --admin`).
  */
 export function lockTargetOf(values: Flags): Target {
-  for (const t of TELEPORT_TARGETS)
+  for (const t of TELEPORT_LOCK_TARGETS)
     if (values[t] !== undefined)
       throw usageError(`mwi locks bots, their instances and join tokens only: give ${ONE_OF}`, `--${t}`);
   const given: Target[] = [];
