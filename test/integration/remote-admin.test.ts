@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { AdminClient } from '../../src/api/admin-client.js';
@@ -63,6 +63,18 @@ describe('remote administration with an operator identity', () => {
     assert.equal(lock.request_id, uses.find((u: any) => u.route === 'POST /v1/admin/resources').request_id);
     // the audit table names the actor too
     assert.match(await c.tctlOk(['audit', 'ls', '--limit', '5']), /\(by alice\)/);
+  });
+
+  it('an identity file others may read works, with a warning to chmod it', async () => {
+    const file = join(c.dir, 'ivy.json');
+    await c.tctlOk(['auth', 'sign', '--admin', '--user', 'ivy', '--out', file]);
+    const quiet = await remote(file, ['status']);
+    assert.equal(quiet.code, 0, quiet.stderr);
+    assert.doesNotMatch(quiet.stderr, /warning/);
+    chmodSync(file, 0o644);
+    const r = await remote(file, ['status']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /warning: .*ivy\.json holds a private key and others may read it \(mode 0644\): chmod 600/);
   });
 
   it('a lock on the operator refuses the same command; removing it lets it through again', async () => {

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { before, describe, it } from 'node:test';
 import { eventLogger } from '../../src/auth/event-log.js';
+import { AuthMetrics } from '../../src/auth/metrics.js';
 import { handleCerts } from '../../src/auth/certs.js';
 import { handleEndInstance } from '../../src/auth/end-instance.js';
 import { instanceKey } from '../../src/auth/instances.js';
@@ -66,6 +67,21 @@ describe('POST /v1/instance/end: a bot ends its own instance (Auth Service core)
     assert.equal(ended[0]!.remote_addr, '10.0.0.1');
     // self-reported text: no control characters reach an operator's terminal
     assert.equal(ended[0]!.reason, 'ended by a holder of its identity: output write failed[2J');
+  });
+
+  it('an ended instance, kept as evidence, is not counted as an active one (mwi_bot_instances)', async () => {
+    await setup();
+    const count = async () => {
+      const m = new AuthMetrics();
+      await m.refresh(t.ctx.cas, t.ctx.backend, t.ctx.now());
+      return Number(/^mwi_bot_instances (\d+)$/m.exec(m.registry.render())?.[1]);
+    };
+    const a = await join();
+    await join();
+    assert.equal(await count(), 2);
+    await handleEndInstance(t.ctx, claimsOf(a.tls_cert), { reason: 'a "ended":{ in the reason' }, '-');
+    assert.ok(await stored(a.instance_id), 'kept');
+    assert.equal(await count(), 1);
   });
 
   it('needs a bot identity: no certificate, or an instance already ended, is refused', async () => {

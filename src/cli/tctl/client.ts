@@ -1,10 +1,11 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { AdminClient } from '../../api/admin-client.js';
 import { ApiClient } from '../../api/client.js';
 import { adminIdentityPath, authInfoPath, DEFAULT_DATA_DIR, readIdentityFile } from '../../api/local.js';
 import type { AuthInfo, IdentityFile } from '../../api/local.js';
 import { MwiError } from '../../errors.js';
 import { ioReason } from '../../util/io-reason.js';
+import { warn } from './output.js';
 
 export interface ConnectFlags {
   'data-dir'?: string | undefined;
@@ -52,6 +53,13 @@ export function adminClient(given: ConnectFlags, env: NodeJS.ProcessEnv = proces
         field: flags.identity ? '--identity' : '--data-dir',
       },
     );
+  }
+  // it holds a private key: say so when others may read it (mwi writes identity files 0600)
+  const mode = statSync(identityPath).mode & 0o777;
+  if (mode & 0o077) {
+    const octal = mode.toString(8).padStart(4, '0');
+    const fix = `chmod 600 ${identityPath}`;
+    warn(`warning: ${identityPath} holds a private key and others may read it (mode ${octal}): ${fix}\n`);
   }
   // an expired certificate is refused at the TLS handshake, which says nothing of why: say it here
   const expires = Date.parse(identity.expires);
