@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
+import { dirname, resolve } from 'node:path';
 import { loadAuthConfig, type AuthConfig } from '../auth/config.js';
 import { answerDiagRequests, processSource, serveDiagnostics, workersSource } from '../auth/diag.js';
 import { AuthMetrics } from '../auth/metrics.js';
@@ -12,6 +13,7 @@ import { VERSION } from '../version.js';
 import { exitCodeFor } from '../errors.js';
 import { runMain, usageError } from './common.js';
 import { completionScript } from './help/completion.js';
+import { installSystemd, selfCommand } from './install-systemd.js';
 import { MWI } from './help/mwi-table.js';
 import { parseCommandLine } from './help/parse.js';
 import { helpFor, programHelp } from './help/render.js';
@@ -84,7 +86,8 @@ async function primary(cfg: AuthConfig, workers: number, diagAddr: string | unde
   };
   for (let i = 0; i < workers; i++) fork();
   // a reload is each worker's own: the signal is passed on
-  if (cfg.httpsKeypairs.length > 0)
+  if (cfg.httpsKeypairs.length === 0) process.on('SIGHUP', () => log.info('SIGHUP: no https_keypairs to reload'));
+  else
     process.on('SIGHUP', () => {
       for (const w of Object.values(cluster.workers ?? {})) if (w && !w.isDead()) w.process.kill('SIGHUP');
     });
@@ -120,6 +123,20 @@ runMain('mwi', async () => {
     return 2;
   }
   if (line.path === 'completion') return void process.stdout.write(completionScript(MWI, line.args[0]));
+  if (line.path === 'install systemd') {
+    if (!values.config)
+      throw usageError('mwi install systemd needs -c FILE: the mwi.yaml the service starts with', '--config');
+    const config = resolve(values.config);
+    const cfg = loadAuthConfig(config, {});
+    const db = cfg.storage?.startsWith('sqlite://') ? cfg.storage.slice('sqlite://'.length) : undefined;
+    return installSystemd(values, {
+      description: 'mwi Auth Service (Machine & Workload Identity)',
+      defaultName: 'mwi',
+      defaultUser: 'mwi',
+      execStart: [...selfCommand(), 'start', '-c', config],
+      readWritePaths: [resolve(cfg.dataDir), ...(db ? [dirname(resolve(db))] : [])],
+    });
+  }
   const format = (values['log-format'] ?? 'text') as LogFormat;
   if (!LOG_FORMATS.includes(format)) throw usageError(`expected ${LOG_FORMATS.join(' or ')}`, '--log-format');
   let level;
@@ -153,6 +170,9 @@ runMain('mwi', async () => {
   // SIGHUP (without certificate files: the default, which ends the process) reloads them; set
   // before the start, so that one arriving meanwhile does not end a worker (it reads the files anyway)
   if (cfg.httpsKeypairs.length > 0) process.on('SIGHUP', () => server?.reloadCertificates());
+  // without them, a reload (systemctl reload: SIGHUP) has nothing to do and must not stop the service
+  else if (!cluster.isWorker)
+    process.on('SIGHUP', () => createLogger('mwi').info('SIGHUP: no https_keypairs to reload'));
   // one process alone serves its own diagnostics, from before the start: /readyz says "starting"
   const diag =
     diagAddr && !cluster.isWorker

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 import { readFileSync, unlinkSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { stringify } from 'yaml';
-import { buildTbotFile, validateTbotConfig } from '../agent/config.js';
+import { buildTbotFile, readTbotFile, validateTbotConfig } from '../agent/config.js';
+import { destinationPaths } from '../agent/destinations/index.js';
 import { startBot } from '../agent/bot.js';
 import { MwiError } from '../errors.js';
 import { writeFileAtomic } from '../util/fs.js';
@@ -12,7 +14,9 @@ import { runMain, usageError } from './common.js';
 import { completionScript } from './help/completion.js';
 import { parseCommandLine } from './help/parse.js';
 import { helpFor, programHelp } from './help/render.js';
+import type { FlagValues } from './help/table.js';
 import { TBOT } from './help/tbot-table.js';
+import { installSystemd, pidDir, selfCommand } from './install-systemd.js';
 import { inFlagTerms } from './tbot-fields.js';
 import { keypairCreate } from './tbot-keypair.js';
 import { checkModeFlags, envBool, startMode } from './tbot-modes.js';
@@ -37,6 +41,26 @@ function writePidFile(path: string): void {
   });
 }
 
+/** `tbot install systemd`: the unit runs `tbot start -c FILE`; it may write FILE's directories only. */
+function tbotInstallSystemd(values: FlagValues<typeof TBOT.flags>): void {
+  const file = values.config ?? (process.env.TBOT_CONFIG_PATH || undefined);
+  if (!file) throw usageError('tbot install systemd needs -c FILE: the tbot.yaml the service starts with', '--config');
+  const config = resolve(file);
+  const cfg = validateTbotConfig(readTbotFile(config));
+  const pidFile = values['pid-file'] ? resolve(values['pid-file']) : undefined;
+  const paths = [
+    ...destinationPaths(cfg.storage),
+    ...cfg.outputs.flatMap((o) => (o.destination ? destinationPaths(o.destination) : [])),
+  ];
+  installSystemd(values, {
+    description: 'mwi tbot: Machine & Workload Identity agent',
+    defaultName: 'tbot',
+    defaultUser: 'tbot',
+    execStart: [...selfCommand(), 'start', '-c', config, ...(pidFile ? ['--pid-file', pidFile] : [])],
+    readWritePaths: [...paths.map((p) => resolve(p)), ...(pidFile ? [pidDir(pidFile)] : [])],
+  });
+}
+
 runMain('tbot', async () => {
   const line = parseCommandLine(TBOT, process.argv.slice(2));
   const values = line.values;
@@ -49,6 +73,7 @@ runMain('tbot', async () => {
   }
   if (line.path === 'completion') return void process.stdout.write(completionScript(TBOT, line.args[0]));
   if (line.path === 'keypair create') return keypairCreate(values);
+  if (line.path === 'install systemd') return tbotInstallSystemd(values);
   const cmd = line.path;
   const mode = startMode(cmd, line.args);
   checkModeFlags(cmd, mode, values);

@@ -45,6 +45,15 @@ const FLAGS = {
       'error) sets the level',
     { choices: ['text', 'json'], default: 'text' },
   ),
+  name: str('NAME', '(install systemd) the service name: NAME.service', { default: 'mwi' }),
+  user: str('USER', "(install systemd) the service's user", { default: 'mwi' }),
+  group: str('GROUP', "(install systemd) the service's group", { default: 'mwi' }),
+  'systemd-directory': str('DIR', '(install systemd) where --write puts the unit', {
+    default: '/etc/systemd/system',
+    complete: 'dir',
+  }),
+  write: bool('(install systemd) write DIR/NAME.service (0644) instead of printing the unit'),
+  force: bool('(install systemd) replace an existing unit with other content'),
   help: bool('show help for the command', { short: 'h' }),
   version: bool('print the version'),
 } as const satisfies Record<string, FlagDef>;
@@ -75,6 +84,29 @@ export const MWI = {
         'log-format',
       ],
       examples: ['mwi start --data-dir /var/lib/mwi --listen 0.0.0.0:3025', 'mwi start -c /etc/mwi.yaml'],
+    },
+    { path: 'install', summary: 'install the Auth Service as a service' },
+    {
+      path: 'install systemd',
+      usage: 'install systemd -c FILE [--write [--force]] [--name NAME] [--user U] [--group G]',
+      summary: 'print (or --write) a hardened systemd unit that runs mwi start -c FILE',
+      details:
+        "The unit runs this mwi with node, as --user/--group. It may write only FILE's data_dir (and the " +
+        'directory of a sqlite:///PATH storage): create it, owned by that user, first. The default listen port ' +
+        '(3025) needs no privilege; the unit grants none. An existing unit with the same content is left as it is.',
+      flags: [
+        ['config', { description: 'the mwi.yaml the service starts with (required)' }],
+        'name',
+        'user',
+        'group',
+        'systemd-directory',
+        'write',
+        'force',
+      ],
+      examples: [
+        'mwi install systemd -c /etc/mwi.yaml',
+        'mwi install systemd -c /etc/mwi.yaml --write && systemctl daemon-reload && systemctl enable --now mwi',
+      ],
     },
     { path: 'version', summary: 'print the version (also --version)' },
     completionCommand('mwi'),

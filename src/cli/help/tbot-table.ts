@@ -85,6 +85,15 @@ const FLAGS = {
     choices: ['text', 'json'],
     default: 'text',
   }),
+  name: str('NAME', '(install systemd) the service name: NAME.service', { default: 'tbot' }),
+  user: str('USER', "(install systemd) the service's user", { default: 'tbot' }),
+  group: str('GROUP', "(install systemd) the service's group", { default: 'tbot' }),
+  'systemd-directory': str('DIR', '(install systemd) where --write puts the unit', {
+    default: '/etc/systemd/system',
+    complete: 'dir',
+  }),
+  write: bool('(install systemd) write DIR/NAME.service (0644) instead of printing the unit'),
+  force: bool('(install systemd) replace an existing unit with other content'),
   help: bool('show help for the command', { short: 'h' }),
   version: bool('print the version'),
 } as const satisfies Record<string, FlagDef>;
@@ -196,6 +205,31 @@ export const TBOT = {
         ],
       ],
       examples: ['tbot keypair create --storage /var/lib/tbot', 'tbot keypair create --static-key-path ci-key.pem'],
+    },
+    { path: 'install', summary: 'install tbot as a service' },
+    {
+      path: 'install systemd',
+      usage: 'install systemd -c FILE [--write [--force]] [--name NAME] [--user U] [--group G]',
+      summary: 'print (or --write) a hardened systemd unit that runs tbot start -c FILE',
+      details:
+        "The unit runs this tbot with node, as --user/--group (Teleport's default is teleport; mwi's is tbot: a " +
+        'user of its own, which mwi does not share with another service). It may write only the storage ' +
+        "directory and the outputs' directories of FILE (and the --pid-file's directory): create them, owned by " +
+        'that user, first. An existing unit with the same content is left as it is.',
+      flags: [
+        ['config', { description: 'the tbot.yaml the service starts with (required)' }],
+        'name',
+        'user',
+        'group',
+        'systemd-directory',
+        ['pid-file', { description: 'the service writes its process id there (tbot start --pid-file)' }],
+        'write',
+        'force',
+      ],
+      examples: [
+        'tbot install systemd -c /etc/tbot.yaml',
+        'tbot install systemd -c /etc/tbot.yaml --write && systemctl daemon-reload && systemctl enable --now tbot',
+      ],
     },
     { path: 'version', summary: 'print the version (also --version)' },
     completionCommand('tbot'),
