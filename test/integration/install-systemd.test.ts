@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { cli, run, tempDir } from '../helpers/procs.js';
+import { cli, exited, run, spawnCli, tempDir, waitFor } from '../helpers/procs.js';
 
 const PIN = `sha256:${'0'.repeat(64)}`;
 
@@ -114,5 +114,20 @@ describe('tbot install systemd and mwi install systemd (issue #13)', () => {
     const printed = await cli('mwi', ['install', 'systemd', '-c', mwiYaml]);
     assert.match(printed.stdout, /^User=mwi$/m);
     assert.match(printed.stdout, /^Group=mwi$/m);
+  });
+
+  it('mwi start without https_keypairs: SIGHUP (systemctl reload) is logged and the service keeps running', async () => {
+    const dir = join(t.path, 'hup-data');
+    const p = spawnCli('mwi', ['start', '--data-dir', dir, '--listen', '127.0.0.1:0', '--storage', 'memory://']);
+    try {
+      await waitFor('mwi listening', () => p.out().includes('CA pin:'));
+      p.kill('SIGHUP');
+      await waitFor('the SIGHUP log line', () => p.out().includes('no https_keypairs to reload'));
+      assert.equal(p.exitCode, null, p.out());
+      p.kill('SIGTERM');
+      assert.equal(await exited(p), 0, p.out());
+    } finally {
+      p.kill('SIGKILL');
+    }
   });
 });
