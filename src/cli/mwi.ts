@@ -167,7 +167,7 @@ runMain('mwi', async () => {
   }
   const metrics = new AuthMetrics();
   let server: AuthServer | undefined;
-  // SIGHUP (without certificate files: the default, which ends the process) reloads them; set
+  // SIGHUP reloads the certificate files; set
   // before the start, so that one arriving meanwhile does not end a worker (it reads the files anyway)
   if (cfg.httpsKeypairs.length > 0) process.on('SIGHUP', () => server?.reloadCertificates());
   // without them, a reload (systemctl reload: SIGHUP) has nothing to do and must not stop the service
