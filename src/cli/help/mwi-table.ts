@@ -1,6 +1,13 @@
 import { DEFAULT_DATA_DIR } from '../../api/local.js';
 import { DEFAULT_LISTEN } from '../../auth/config.js';
-import { booleanFlag as bool, completionCommand, stringFlag as str, type FlagDef, type ProgramDef } from './table.js';
+import {
+  booleanFlag as bool,
+  completionCommand,
+  systemdFlags,
+  stringFlag as str,
+  type FlagDef,
+  type ProgramDef,
+} from './table.js';
 
 /** Every flag mwi knows. */
 const FLAGS = {
@@ -45,15 +52,7 @@ const FLAGS = {
       'error) sets the level',
     { choices: ['text', 'json'], default: 'text' },
   ),
-  name: str('NAME', '(install systemd) the service name: NAME.service', { default: 'mwi' }),
-  user: str('USER', "(install systemd) the service's user", { default: 'mwi' }),
-  group: str('GROUP', "(install systemd) the service's group", { default: 'mwi' }),
-  'systemd-directory': str('DIR', '(install systemd) where --write puts the unit', {
-    default: '/etc/systemd/system',
-    complete: 'dir',
-  }),
-  write: bool('(install systemd) write DIR/NAME.service (0644) instead of printing the unit'),
-  force: bool('(install systemd) replace an existing unit with other content'),
+  ...systemdFlags('mwi'),
   help: bool('show help for the command', { short: 'h' }),
   version: bool('print the version'),
 } as const satisfies Record<string, FlagDef>;

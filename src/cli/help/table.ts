@@ -186,3 +186,18 @@ export function completionCommand(name: ProgramDef['name']): CommandDef<never> {
     examples: [`source <(${name} completion bash)`],
   };
 }
+
+/** The flags of `install systemd` (tbot and mwi), with the program's default service name, user and group. */
+export function systemdFlags(name: 'tbot' | 'mwi') {
+  return {
+    name: stringFlag('NAME', '(install systemd) the service name: NAME.service', { default: name }),
+    user: stringFlag('USER', "(install systemd) the service's user", { default: name }),
+    group: stringFlag('GROUP', "(install systemd) the service's group", { default: name }),
+    'systemd-directory': stringFlag('DIR', '(install systemd) where --write puts the unit', {
+      default: '/etc/systemd/system',
+      complete: 'dir',
+    }),
+    write: booleanFlag('(install systemd) write DIR/NAME.service (0644) instead of printing the unit'),
+    force: booleanFlag('(install systemd) replace an existing unit with other content'),
+  } as const;
+}

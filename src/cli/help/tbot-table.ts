@@ -1,7 +1,15 @@
 import { DEFAULT_CREDENTIAL_TTL, DEFAULT_RENEWAL_INTERVAL, DEFAULT_STORAGE_DIR } from '../../agent/config.js';
 import { joinMethodNames } from '../../join/catalog.js';
 import { joinMethodProblem } from './checks.js';
-import { booleanFlag, completionCommand, stringFlag, type FlagDef, type FlagUse, type ProgramDef } from './table.js';
+import {
+  booleanFlag,
+  completionCommand,
+  systemdFlags,
+  stringFlag,
+  type FlagDef,
+  type FlagUse,
+  type ProgramDef,
+} from './table.js';
 
 const str = stringFlag;
 const bool = booleanFlag;
@@ -85,15 +93,7 @@ const FLAGS = {
     choices: ['text', 'json'],
     default: 'text',
   }),
-  name: str('NAME', '(install systemd) the service name: NAME.service', { default: 'tbot' }),
-  user: str('USER', "(install systemd) the service's user", { default: 'tbot' }),
-  group: str('GROUP', "(install systemd) the service's group", { default: 'tbot' }),
-  'systemd-directory': str('DIR', '(install systemd) where --write puts the unit', {
-    default: '/etc/systemd/system',
-    complete: 'dir',
-  }),
-  write: bool('(install systemd) write DIR/NAME.service (0644) instead of printing the unit'),
-  force: bool('(install systemd) replace an existing unit with other content'),
+  ...systemdFlags('tbot'),
   help: bool('show help for the command', { short: 'h' }),
   version: bool('print the version'),
 } as const satisfies Record<string, FlagDef>;
