@@ -96,3 +96,14 @@ export function tbotFlags(c: TestCluster, token: string, storage: string, out?: 
     ...(out ? ['--destination-dir', out] : []),
   ];
 }
+
+/** Writes `text` to `name` in the cluster's temp dir; returns its path (for tctl create FILE). */
+export function clusterFile(c: TestCluster, name: string, text: string): string {
+  const path = join(c.dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+/** A role document allowing one SSH login. */
+export const roleYaml = (name: string, login: string): string =>
+  `kind: role\nversion: v7\nmetadata: { name: ${name} }\nspec:\n  allow: { logins: [${login}] }\n`;

@@ -2,21 +2,16 @@
 // 2); tctl edit refuses to write over a change made while the editor was open; a token secret of
 // the id form is refused where it is made.
 import assert from 'node:assert/strict';
-import { chmodSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { startCluster, tbotFlags, type TestCluster } from '../helpers/cluster.js';
+import { clusterFile, roleYaml, startCluster, tbotFlags, type TestCluster } from '../helpers/cluster.js';
 import { cli, CLI_DIR } from '../helpers/procs.js';
 
 describe('tctl create and edit write all or nothing', () => {
   let c: TestCluster;
-  const file = (name: string, text: string) => {
-    const path = join(c.dir, name);
-    writeFileSync(path, text);
-    return path;
-  };
-  const role = (name: string, login: string) =>
-    `kind: role\nversion: v7\nmetadata: { name: ${name} }\nspec:\n  allow: { logins: [${login}] }\n`;
+  const file = (name: string, text: string) => clusterFile(c, name, text);
+  const role = roleYaml;
   const bot = (name: string, role: string) =>
     `kind: bot\nversion: v1\nmetadata: { name: ${name} }\nspec: { roles: [${role}] }\n`;
   const badToken =

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { startCluster, tbotFlags, type TestCluster } from '../helpers/cluster.js';
+import { clusterFile, roleYaml, startCluster, tbotFlags, type TestCluster } from '../helpers/cluster.js';
 import { parse } from 'yaml';
 import { cli, CLI_DIR, run } from '../helpers/procs.js';
 import { AdminClient } from '../../src/api/admin-client.js';
@@ -247,13 +247,8 @@ describe('mwi start configuration', () => {
 /** Teleport's tctl command habits (issue #11), against a real Auth Service. */
 describe('tctl as Teleport users call it', () => {
   let c: TestCluster;
-  const file = (name: string, text: string) => {
-    const path = join(c.dir, name);
-    writeFileSync(path, text);
-    return path;
-  };
-  const role = (name: string, login: string) =>
-    `kind: role\nversion: v7\nmetadata: { name: ${name} }\nspec:\n  allow: { logins: [${login}] }\n`;
+  const file = (name: string, text: string) => clusterFile(c, name, text);
+  const role = roleYaml;
   /** An EDITOR: a shell script that runs `body` with the file as $1. */
   const editor = (name: string, body: string) => {
     const path = file(name, `#!/bin/sh\n${body}\n`);
