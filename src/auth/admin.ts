@@ -35,7 +35,7 @@ import { activeLock } from './access.js';
 import { removeBot } from './bot-removal.js';
 import type { AuthContext } from './context.js';
 import { RawJson } from './http.js';
-import { newSecret, SECRET_ID, tokenId, tokenKey, type StoredToken } from './tokens.js';
+import { getBySecret, newSecret, SECRET_ID, tokenId, tokenKey, type StoredToken } from './tokens.js';
 
 const DEFAULT_PAGE = 1000;
 const MAX_PAGE = 5000;
@@ -255,7 +255,8 @@ export class AdminApi {
     // accept the id shown by `tokens ls`, or the secret itself
     const direct = tokenKey(name);
     if (SECRET_ID.test(name) || (await this.ctx.backend.get(direct))) return direct;
-    return tokenKey(tokenId(name, 'token'));
+    const mac = this.ctx.cas.challengeMac;
+    return tokenKey((await getBySecret(this.ctx.backend, name, mac))?.id ?? tokenId(name, 'token', mac));
   }
 
   async remove(kindText: string, name: string, user: string): Promise<void> {

@@ -7,7 +7,7 @@ import { joinMethodInfo, unknownJoinMethod } from '../join/catalog.js';
 import { prepareTokenSpec } from '../join/token-spec.js';
 import { key, type Item, type TxOp } from '../storage/backend.js';
 import type { AuthContext } from './context.js';
-import { tokenId, tokenKey, type StoredToken } from './tokens.js';
+import { legacyTokenId, tokenId, tokenKey, type StoredToken } from './tokens.js';
 
 // Writing roles, bots, tokens and locks (tctl create, tctl edit, bots add, tokens add): every
 // resource of one request is checked and planned first, then written in one storage transaction
@@ -83,6 +83,7 @@ const BY_ID_NOT_FOUND = (id: string): string =>
 function storedToken(
   t: Token,
   now: number,
+  secretId: string,
   previous?: StoredToken,
 ): { id: string; stored: StoredToken; shownOnce?: Record<string, string>; notes: string[] } {
   checkJoinMethod(t.spec.join_method);
@@ -98,9 +99,8 @@ function storedToken(
     if (TOKEN_ID_FORM.test(name)) return { id: name, stored: { ...base, secret_hash: previous!.secret_hash! }, notes };
     if (name.length < 16)
       throw new MwiError('BAD_REQUEST', 'a join secret must be at least 16 characters', { field: 'metadata.name' });
-    const id = tokenId(name, t.spec.join_method);
-    const stored = { ...base, metadata: { ...t.metadata, name: id }, secret_hash: sha256Hex(name) };
-    return { id, stored, notes };
+    const stored = { ...base, metadata: { ...t.metadata, name: secretId }, secret_hash: sha256Hex(name) };
+    return { id: secretId, stored, notes };
   }
   if (TOKEN_ID_FORM.test(name))
     throw new MwiError('BAD_REQUEST', 'names of the form h-<16 hex> are reserved for hashed tokens', {
@@ -142,11 +142,17 @@ async function plan(
     }
     // a name of the id form is always an id (secrets of that form are refused): never two readings
     const byId = secretName && TOKEN_ID_FORM.test(name);
-    k = tokenKey(byId ? name : tokenId(name, res.spec.join_method));
-    prev = await ctx.backend.get(k);
+    // a secret names its token by a keyed id (or, for a token made before ids were keyed, the old one)
+    let id = byId ? name : tokenId(name, res.spec.join_method, ctx.cas.challengeMac);
+    prev = await ctx.backend.get(tokenKey(id));
+    if (!prev && secretName && !byId) {
+      const legacy = await ctx.backend.get(tokenKey(legacyTokenId(name)));
+      if (legacy) [id, prev] = [legacyTokenId(name), legacy];
+    }
+    k = tokenKey(id);
     if (byId && !prev) throw new MwiError('NOT_FOUND', BY_ID_NOT_FOUND(name), { field: 'metadata.name' });
     const previous = prev && (upsert || byId) ? (JSON.parse(prev.value) as StoredToken) : undefined;
-    const prepared = storedToken(res, ctx.now(), previous);
+    const prepared = storedToken(res, ctx.now(), id, previous);
     value = prepared.stored;
     name = prepared.id;
     shownOnce = prepared.shownOnce;
@@ -201,7 +207,7 @@ const NAMED_KINDS: ReadonlySet<string> = new Set(['role', 'bot', 'lock', 'token'
  * a file of one (nothing when that has no kind or name). A token whose name may be its secret goes
  * by its id, and a document of an unknown kind by its number alone: errors are printed and logged.
  */
-function documentLabel(input: unknown, n: number, total: number): string | undefined {
+function documentLabel(input: unknown, n: number, total: number, macKey: Buffer): string | undefined {
   const r = (typeof input === 'object' && input !== null ? input : {}) as {
     kind?: unknown;
     metadata?: { name?: unknown };
@@ -212,7 +218,7 @@ function documentLabel(input: unknown, n: number, total: number): string | undef
   if (typeof r.kind !== 'string' || !NAMED_KINDS.has(r.kind)) name = undefined;
   else if (name !== undefined && r.kind === 'token') {
     const method = typeof r.spec?.join_method === 'string' ? joinMethodInfo(r.spec.join_method) : undefined;
-    if (method?.secretName !== false && !TOKEN_ID_FORM.test(name)) name = tokenId(name, 'token');
+    if (method?.secretName !== false && !TOKEN_ID_FORM.test(name)) name = tokenId(name, 'token', macKey);
   }
   const kind = typeof r.kind === 'string' ? r.kind.slice(0, 40) : undefined;
   const what = kind && name !== undefined ? `${kind} ${JSON.stringify(name.slice(0, 130))}` : kind;
@@ -224,9 +230,9 @@ function documentLabel(input: unknown, n: number, total: number): string | undef
 const REFUSED: readonly ErrorCode[] = ['BAD_REQUEST', 'BAD_CONFIG', 'NOT_FOUND'];
 
 /** `err` naming the document it is about; a refused document becomes BAD_CONFIG. */
-function aboutDocument(err: unknown, input: unknown, n: number, total: number): unknown {
+function aboutDocument(err: unknown, input: unknown, n: number, total: number, macKey: Buffer): unknown {
   if (!isMwiError(err) || err.code === 'STORAGE' || err.code === 'INTERNAL') return err;
-  const label = documentLabel(input, n, total);
+  const label = documentLabel(input, n, total, macKey);
   // "role "x" already exists" needs no second "role "x""; a file's only document, no "document 1"
   const bare = label?.replace(/^document \d+ \((.*)\)$/, '$1');
   const prefix =
@@ -255,7 +261,9 @@ export async function applyResources(
       try {
         plans.push(await plan(ctx, item, upsert || item.expectedRevision !== undefined, user, batch, i + 1));
       } catch (err) {
-        throw labels === 'documents' ? aboutDocument(err, item.resource, i + 1, items.length) : err;
+        throw labels === 'documents'
+          ? aboutDocument(err, item.resource, i + 1, items.length, ctx.cas.challengeMac)
+          : err;
       }
     }
     const ops: TxOp[] = plans.map((p) =>

@@ -36,6 +36,8 @@ export function view(id: string, t: StoredToken): JoinTokenView {
 export interface LoadedToken {
   item: Item;
   token: StoredToken;
+  /** The id it was found under: `id`, or the `legacyId` loadToken was given. */
+  id: string;
 }
 
 /** Loads a token for a join and applies the rules every method shares. */
@@ -44,8 +46,14 @@ export async function loadToken(
   id: string,
   method: string,
   known?: { token: boolean },
+  legacyId?: string,
 ): Promise<LoadedToken> {
-  const item = await ctx.backend.get(tokenKey(id));
+  let item = await ctx.backend.get(tokenKey(id));
+  // a secret-named token made before ids were keyed: read only when the keyed id misses
+  if (!item && legacyId !== undefined) {
+    item = await ctx.backend.get(tokenKey(legacyId));
+    if (item) id = legacyId;
+  }
   if (!item) throw new JoinRefusal('token not found');
   // from here the name is known to be a token's, not a secret sent with the wrong method: the
   // audit log may name it
@@ -57,7 +65,7 @@ export async function loadToken(
   // refusal as an unknown token, the reason in the audit log only
   const lock = activeLock(ctx, token.spec.bot_name, undefined, id);
   if (lock) throw new JoinRefusal(`bot ${token.spec.bot_name} or its join token is locked: ${lock}`);
-  return { item, token };
+  return { item, token, id };
 }
 
 /** A join request that passed its shape checks, and what every later step derives from it. */
@@ -165,7 +173,11 @@ async function writeTokenStatus(
         throw new MwiError('COMPARE_FAILED', 'token or replaced instance changed');
       }
       j.challenge?.committed();
-      j.loaded = { item: (await ctx.backend.get(item.key)) ?? item, token: { ...token, status: next } };
+      j.loaded = {
+        item: (await ctx.backend.get(item.key)) ?? item,
+        token: { ...token, status: next },
+        id: j.loaded.id,
+      };
       for (const op of ends) {
         ctx.audit.emit({
           event: 'resource.deleted',

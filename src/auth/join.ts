@@ -11,7 +11,7 @@ import { signBotIdentity } from './issue.js';
 import { createInstanceOp, keyFingerprint, refreshInstance, type ContinueCheck } from './instances.js';
 import { joinContext, loadToken, view, type Join, type JoinAttempt } from './join-context.js';
 import { RESOURCE_NAME } from '../api/resources.js';
-import { tokenFingerprint, tokenId } from './tokens.js';
+import { legacyTokenId, tokenFingerprint, tokenId } from './tokens.js';
 import { CHALLENGE_TTL_MS, JoinChallenge, openChallenge, sealChallenge } from './challenges.js';
 import { createLogger } from '../util/log.js';
 
@@ -99,7 +99,7 @@ export async function handleChallenge(ctx: AuthContext, body: unknown, remoteAdd
   const method = methodFor(ctx, req.join_method);
   if (!method.challenge)
     throw new MwiError('BAD_REQUEST', `join method ${req.join_method} has no challenge step`, { field: 'join_method' });
-  const id = tokenId(req.token, req.join_method);
+  const id = tokenId(req.token, req.join_method, ctx.cas.challengeMac);
   const base = { clusterName: ctx.cas.clusterName, now: ctx.now(), payload: req.payload };
   const known = { token: false };
   let ch: Awaited<ReturnType<NonNullable<JoinHandler['challenge']>>>;
@@ -133,7 +133,7 @@ function parseJoin(ctx: AuthContext, body: unknown, remoteAddr: string, callerCl
   const req = checkShape<JoinRequest>(body);
   const method = methodFor(ctx, req.join_method);
   const publicKey = parseClientKey(req.public_key, 'public_key');
-  const id = tokenId(req.token, req.join_method);
+  const id = tokenId(req.token, req.join_method, ctx.cas.challengeMac);
   return {
     req,
     method,
@@ -174,7 +174,9 @@ export async function handleJoin(
     // the challenge is checked before the token is even looked up: the same refusal whether or
     // not the token exists (it carries no storage read and no token-dependent answer)
     const challenge = openJoinChallenge(ctx, a);
-    const loaded = await loadToken(ctx, a.tokenId, a.req.join_method, known);
+    const legacy = joinMethodInfo(a.req.join_method)?.secretName ? legacyTokenId(a.req.token) : undefined;
+    const loaded = await loadToken(ctx, a.tokenId, a.req.join_method, known, legacy);
+    a.tokenId = a.audit.token_id = loaded.id;
     botName = loaded.token.spec.bot_name;
     const access = await botAccess(ctx, botName);
     const ttlMs = grantedTtlMs(a.req.ttl_seconds, access.maxTtlMs, DEFAULT_TTL_MS);

@@ -3,7 +3,7 @@ import { MwiError } from '../errors.js';
 import type { ExplainInput } from '../join/types.js';
 import type { AuthContext } from './context.js';
 import { view } from './join-context.js';
-import { tokenId, tokenKey, type StoredToken } from './tokens.js';
+import { getBySecret, tokenKey, type StoredToken } from './tokens.js';
 
 /** Longest identity token accepted (the join's own bound for a Kubernetes token). */
 const MAX_ID_TOKEN = 16_384;
@@ -61,7 +61,7 @@ async function explainInput(
 export async function testToken(ctx: AuthContext, given: string, req: TestTokenRequest): Promise<TestTokenReply> {
   // the id tctl tokens ls shows, or (method token, as tctl get takes it) the secret, never repeated
   let item = await ctx.backend.get(tokenKey(given));
-  if (!item && !TOKEN_ID_FORM.test(given)) item = await ctx.backend.get(tokenKey(tokenId(given, 'token')));
+  if (!item && !TOKEN_ID_FORM.test(given)) item = (await getBySecret(ctx.backend, given, ctx.cas.challengeMac))?.item;
   if (!item)
     throw new MwiError(
       'NOT_FOUND',

@@ -112,7 +112,10 @@ it('apply: a refused token named by its secret is named by its id, never the sec
   const bad = { ...tok, spec: { ...tok.spec, join_method: 'token', roles: 'Bot' } };
   await assert.rejects(t.admin.apply({ resources: items(role('dev'), bad), upsert: false }, 'admin'), (e: unknown) => {
     assert.ok(isMwiError(e, 'BAD_CONFIG'));
-    assert.ok(e.message.startsWith(`document 2 (token "${tokenId(secret, 'token')}"): `), e.message);
+    assert.ok(
+      e.message.startsWith(`document 2 (token "${tokenId(secret, 'token', t.ctx.cas.challengeMac)}"): `),
+      e.message,
+    );
     assert.doesNotMatch(e.message, new RegExp(secret));
     return true;
   });
@@ -213,7 +216,7 @@ it('a token-method secret of the id form (h-<16 hex>) is refused where it is mad
   // an uppercase form is no id: a secret like any other
   assert.equal(
     (await t.admin.addToken({ bot_name: 'b', name: 'h-0123456789ABCDEF' }, 'admin')).id,
-    tokenId('h-0123456789ABCDEF', 'token'),
+    tokenId('h-0123456789ABCDEF', 'token', t.ctx.cas.challengeMac),
   );
   const tok = (name: string, extra: object = {}) => ({
     kind: 'token',

@@ -78,7 +78,7 @@ it('addToken: a chosen secret (--value) is stored as its hash only; labels reach
   const chosen = 'my-chosen-secret-0123';
   const out = await admin.addToken({ bot_name: 'b', name: chosen, labels: { env: 'prod' } }, 'admin');
   assert.equal(out.token, chosen);
-  assert.equal(out.id, tokenId(chosen, 'token'));
+  assert.equal(out.id, tokenId(chosen, 'token', ctx.cas.challengeMac));
   const stored = (await ctx.backend.get(tokenKey(out.id)))!.value;
   assert.ok(!stored.includes(chosen), 'the secret itself is not stored');
   assert.deepEqual(JSON.parse(stored).metadata.labels, { env: 'prod' });

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { before, describe, it } from 'node:test';
 import { claimsFromCert } from '../../src/auth/claims.js';
 import { handleJoin } from '../../src/auth/join.js';
@@ -9,6 +10,8 @@ import { handleRenew } from '../../src/auth/renew.js';
 import { generateKeys } from '../../src/crypto/keys.js';
 import { isMwiError } from '../../src/errors.js';
 import { claimsOf, testContext } from '../helpers/auth-context.js';
+import { legacyTokenId, tokenId, tokenKey } from '../../src/auth/tokens.js';
+import { sha256Hex } from '../../src/crypto/keys.js';
 
 type T = Awaited<ReturnType<typeof testContext>>;
 
@@ -43,6 +46,45 @@ describe('token join and renewal rules (Auth Service core, hostile input)', () =
     assert.equal(id.generation, 1);
     assert.equal(claimsOf(id.tls_cert).bot, 'robot');
     await assert.rejects(joinWith(token), refused);
+  });
+
+  it('names a token by a keyed id: the id is not an unkeyed hash of the secret (L9)', async () => {
+    const chosen = 'an-admin-chosen-secret-0123';
+    const { id } = await t.admin.addToken({ bot_name: 'robot', name: chosen }, 'admin');
+    assert.match(id, /^h-[0-9a-f]{16}$/);
+    assert.notEqual(id, legacyTokenId(chosen), 'tokens ls would let a reader test guesses offline');
+    assert.equal(id, tokenId(chosen, 'token', t.ctx.cas.challengeMac));
+    await joinWith(chosen);
+  });
+
+  it('a token stored under its pre-keyed id still joins once, is found by its secret, audited by that id', async () => {
+    const secret = 'a-token-made-before-ids-were-keyed';
+    const old = legacyTokenId(secret);
+    const stored = {
+      kind: 'token',
+      version: 'v2',
+      metadata: { name: old, expires: new Date(t.ctx.now() + 600_000).toISOString() },
+      spec: { join_method: 'token', bot_name: 'robot', roles: ['Bot'] },
+      status: {},
+      secret_hash: sha256Hex(secret),
+    };
+    await t.ctx.backend.create(tokenKey(old), JSON.stringify(stored));
+    assert.equal((await t.admin.get('token', secret)).metadata.name, old, 'tctl get by secret');
+    const id = await joinWith(secret);
+    assert.equal(id.generation, 1);
+    assert.equal(await t.ctx.backend.get(tokenKey(old)), undefined, 'used up');
+    await assert.rejects(joinWith(secret), refused);
+    await new Promise((r) => setTimeout(r, 50)); // the audit log writes on the next turn
+    const joins = readFileSync(t.auditPath, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((e) => e.event === 'bot.join' && e.token_id === old);
+    // the refused second join found no token: it is audited under the keyed id, like any unknown secret
+    assert.deepEqual(
+      joins.map((e) => e.success),
+      [true],
+    );
   });
 
   it('refuses unknown, wrong-case, truncated and padded secrets', async () => {
