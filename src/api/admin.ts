@@ -213,6 +213,26 @@ const auditQuery = z.object({
 });
 export type AuditQuery = z.output<typeof auditQuery>;
 
+/** Audit event names, stable: scripts filter on them (`tctl audit ls --type`). */
+export const AUDIT_EVENT_TYPES = [
+  'bot.join',
+  'bot.challenge',
+  'bot.renew',
+  'bot.certs',
+  'bot.heartbeat',
+  'token.use',
+  'lock.created',
+  'lock.deleted',
+  'instance.locked',
+  'instance.ended',
+  'resource.created',
+  'resource.updated',
+  'resource.deleted',
+  'auth.start',
+  // a request made with an operator identity (tctl auth sign --admin): each use, under its name
+  'admin.request',
+] as const;
+
 /** An audit event as logged: these fields and any other the event has. */
 const auditEvent = z
   .object({
@@ -222,7 +242,7 @@ const auditEvent = z
     bot_name: z.string().optional(),
     bot_instance_id: z.string().optional(),
     join_method: z.string().optional(),
-    /** The join token's id (never a secret: a `token`-method token is named by its hash's id). */
+    /** The join token's id (never a secret: a `token`-method token is named by a keyed hash's id). */
     token_id: z.string().optional(),
     resource: z.string().optional(),
     user: z.string().optional(),

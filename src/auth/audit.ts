@@ -5,29 +5,14 @@ import { currentRequest } from '../util/http-guard.js';
 import { createLogger } from '../util/log.js';
 import { boundedLines } from '../util/lines.js';
 import { escapeUnsafe } from '../util/text.js';
+import { AUDIT_EVENT_TYPES } from '../api/admin.js';
 import { RotatingFile } from './audit-file.js';
 import { RefusalAggregator } from './audit-refusals.js';
 
 const log = createLogger('audit');
 
-/** Event names, stable: scripts filter on them. */
-export type AuditEventType =
-  | 'bot.join'
-  | 'bot.challenge'
-  | 'bot.renew'
-  | 'bot.certs'
-  | 'bot.heartbeat'
-  | 'token.use'
-  | 'lock.created'
-  | 'lock.deleted'
-  | 'instance.locked'
-  | 'instance.ended'
-  | 'resource.created'
-  | 'resource.updated'
-  | 'resource.deleted'
-  | 'auth.start'
-  /** A request made with an operator identity (tctl auth sign --admin): each use, under its name. */
-  | 'admin.request';
+/** Event names, stable: scripts filter on them (the list is the API's). */
+export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];
 
 export interface AuditEvent {
   event: AuditEventType;

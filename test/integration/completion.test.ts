@@ -66,6 +66,7 @@ describe('shell completion: tctl, tbot and mwi completion bash|zsh', () => {
     assert.deepEqual(bash('tctl', ['tctl', 'get', '--format', '']), ['yaml', 'json', 'text']);
     assert.deepEqual(bash('tctl', ['tctl', 'tokens', 'add', '--join-method', 'gi']), ['github', 'gitlab']);
     assert.deepEqual(bash('tctl', ['tctl', 'ca', 'export', '--type', 'ssh']), ['ssh-user', 'ssh-host']);
+    assert.deepEqual(bash('tctl', ['tctl', 'audit', 'ls', '--type', 'lock.']), ['lock.created', 'lock.deleted']);
     assert.deepEqual(bash('tctl', ['tctl', 'completion', '']), ['bash', 'zsh']);
     // Teleport's refused flags are not offered; a value-taking flag's value is not a command
     assert.ok(!bash('tctl', ['tctl', 'lock', '--']).includes('--role'));

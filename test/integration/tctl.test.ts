@@ -188,6 +188,9 @@ describe('tctl against a real Auth Service', () => {
   it('audit ls shows recent events; bad usage exits 2', async () => {
     const events = JSON.parse(await c.tctlOk(['audit', 'ls', '--format', 'json', '--type', 'bot.join']));
     assert.ok(events.length >= 2 && events.every((e: any) => e.event === 'bot.join'));
+    const typo = await c.tctl(['audit', 'ls', '--type', 'bot.joins']);
+    assert.equal(typo.code, 2);
+    assert.match(typo.stderr, /unknown event type "bot.joins" \(did you mean bot.join\?\) \(one of: bot.join, /);
     assert.equal((await c.tctl(['frobnicate'])).code, 2);
     assert.equal((await c.tctl(['status', '--format', 'xml'])).code, 2);
     const noServer = await cli('tctl', ['--data-dir', join(c.dir, 'nothing-here'), 'status']);

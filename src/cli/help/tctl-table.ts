@@ -1,3 +1,4 @@
+import { AUDIT_EVENT_TYPES } from '../../api/admin.js';
 import { DEFAULT_DATA_DIR } from '../../api/local.js';
 import { joinMethodNames } from '../../join/catalog.js';
 import { joinMethodProblem } from './checks.js';
@@ -368,7 +369,7 @@ export const TCTL = {
       summary: 'recent audit events, newest first',
       flags: [
         'limit',
-        ['type', { value: 'EVENT', description: 'only events of this type (e.g. bot.join)' }],
+        ['type', { value: 'EVENT', description: 'only events of this type', values: AUDIT_EVENT_TYPES }],
         'failures',
         FORMAT_JSON,
       ],

@@ -1,4 +1,7 @@
+import { AUDIT_EVENT_TYPES } from '../../api/admin.js';
 import type { AdminClient } from '../../api/admin-client.js';
+import { MwiError } from '../../errors.js';
+import { didYouMean } from '../help/suggest.js';
 import type { Format } from './format.js';
 import { print, safeTable, toJson } from './output.js';
 import { failuresTable } from './tokens-test.js';
@@ -10,6 +13,15 @@ import type { Flags } from './shared.js';
  * with their uids (for tokens test --from-audit).
  */
 export async function auditList(admin: AdminClient, values: Flags, format: Format): Promise<void> {
+  // an unknown name would match nothing and look like a quiet log: say so instead
+  const type = values.type;
+  if (type !== undefined && !(AUDIT_EVENT_TYPES as readonly string[]).includes(type))
+    throw new MwiError(
+      'BAD_CONFIG',
+      `unknown event type ${JSON.stringify(type)}${didYouMean(type, AUDIT_EVENT_TYPES)} ` +
+        `(one of: ${AUDIT_EVENT_TYPES.join(', ')})`,
+      { field: '--type' },
+    );
   const events = await admin.audit({
     limit: Number(values.limit ?? 50),
     ...(values.type ? { type: values.type } : {}),
