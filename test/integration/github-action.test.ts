@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { parse } from 'yaml';
 import { GITHUB_ISSUER } from '../../src/join/github/wire.js';
-import { clusterFile, startCluster, type TestCluster } from '../helpers/cluster.js';
+import { clusterFile, roleYaml, startCluster, type TestCluster } from '../helpers/cluster.js';
 import { run, tempDir, waitFor, type RunResult } from '../helpers/procs.js';
 import { startIssuer, type TestIssuer } from '../helpers/oidc-issuer.js';
 import { makePublicPki } from '../helpers/public-pki.js';
@@ -22,6 +22,16 @@ import { startSshd, type Sshd } from '../helpers/sshd.js';
 
 /** The repository root (this file is compiled to dist/test/integration). */
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+const GUIDE = join(ROOT, 'docs/deploy/github-actions.md');
+
+/** The block of a guide that the docs convention writes to `name` (`<!-- test: file NAME -->`). */
+function guideFile(page: string, name: string): string {
+  const m = new RegExp(`<!-- test: file ${name.replace(/\./g, '\\.')} -->\\s*\`\`\`\\w*\\n([\\s\\S]*?)\`\`\``).exec(
+    readFileSync(page, 'utf8'),
+  );
+  assert.ok(m, `${page} has no block for ${name}`);
+  return m[1]!;
+}
 
 interface ActionYml {
   inputs: Record<string, { default?: string }>;
@@ -178,6 +188,11 @@ describe('the GitHub Action: bundled main and post steps with a runner environme
     assert.equal(dirname(action.runs.post), dirname(action.runs.main));
     const built = await run(process.execPath, [join(ROOT, 'scripts/build-action.mjs'), '--outdir', outdir]);
     assert.equal(built.code, 0, built.stderr);
+    // reproducible: a second build elsewhere gives the same bytes (how a release tag is checked)
+    const again = join(tmp.path, 'rebuilt');
+    assert.equal((await run(process.execPath, [join(ROOT, 'scripts/build-action.mjs'), '--outdir', again])).code, 0);
+    for (const f of ['main.cjs', 'post.cjs'])
+      assert.ok(readFileSync(join(outdir, f)).equals(readFileSync(join(again, f))));
     gh = await startIssuer({ issuer: GITHUB_ISSUER });
     // the Auth Service also serves a "publicly trusted" certificate, for Teleport's proxy input
     const pki = await makePublicPki(tmp.path);
@@ -200,6 +215,10 @@ describe('the GitHub Action: bundled main and post steps with a runner environme
           '  github:\n    allow:\n      - { repository: octo/app, ref: refs/heads/main }\n',
       ),
     ]);
+    // the guide's token, as it is; its role lets this test's user log in (the guide's says deploy)
+    await c.tctlOk(['create', '-f', clusterFile(c, 'github-token.yaml', guideFile(GUIDE, 'github-token.yaml'))]);
+    await c.tctlOk(['create', '-f', clusterFile(c, 'github-role.yaml', roleYaml('github-deployer', me))]);
+    await c.tctlOk(['bots', 'add', 'github-deployer', '--roles', 'github-deployer', '--token', 'github-deploy']);
     sshd = await startSshd(c, join(tmp.path, 'sshd'));
     // an ID token endpoint that never answers (a runner whose token service hangs)
     hanging = createServer(() => {});
@@ -270,6 +289,45 @@ describe('the GitHub Action: bundled main and post steps with a runner environme
     assert.equal(existsSync(dest), false);
     assert.deepEqual(readdirSync(job.temp), []);
     assert.match(post.stdout, /removed the credentials/);
+  });
+
+  it("the guide's workflow: its step's with: as written, its permissions; the Deploy step logs in", async () => {
+    const workflow = parse(guideFile(GUIDE, 'deploy.yml')) as {
+      permissions: Record<string, string>;
+      jobs: Record<string, { steps: Array<{ uses?: string; with?: Record<string, string>; run?: string }> }>;
+    };
+    assert.equal(workflow.permissions['id-token'], 'write');
+    const steps = workflow.jobs.deploy!.steps;
+    const uses = steps.find((st) => st.uses && /\/mwi@/.test(st.uses));
+    assert.ok(uses?.with, 'the workflow uses the action');
+    // what the runner makes of the expressions: the repository variable, and the guide's address
+    const inputs = Object.fromEntries(
+      Object.entries(uses.with).map(([k, v]) => [
+        k,
+        String(v).replace('${{ vars.MWI_CA_PIN }}', c.caPin).replaceAll('auth.example.com:3025', c.addr),
+      ]),
+    );
+    gh.tokenEndpointClaims = GITHUB_CLAIMS;
+    const job = newJob();
+    const main = await step('main', job, inputs);
+    assert.equal(main.code, 0, main.stdout + main.stderr);
+    // the Deploy step's command with the output, to this test's sshd
+    const deploy = steps.find((st) => st.run?.includes('steps.mwi.outputs.ssh-config'));
+    assert.ok(deploy, 'a later step uses the ssh-config output');
+    const login = await run('ssh', [
+      '-F',
+      main.outputs['ssh-config']!,
+      '-p',
+      String(sshd.port),
+      '-o',
+      'BatchMode=yes',
+      `${me}@127.0.0.1`,
+      'echo deployed',
+    ]);
+    assert.equal(login.code, 0, login.stderr);
+    assert.equal(login.stdout.trim(), 'deployed');
+    assert.equal((await step('post', job, inputs, { state: main.state })).code, 0);
+    assert.deepEqual(readdirSync(job.temp), []);
   });
 
   it("Teleport's inputs: proxy (public certificate, no pin), anonymous-telemetry ignored, disable-env-vars", async () => {
