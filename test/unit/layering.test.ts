@@ -37,6 +37,8 @@ const ALLOWED: Record<string, string[]> = {
   auth: ['base', 'util', 'crypto', 'api', 'storage', 'join', 'auth'],
   agent: ['base', 'util', 'crypto', 'api', 'join', 'agent'],
   cli: ['base', 'util', 'crypto', 'api', 'storage', 'join', 'auth', 'agent', 'cli'],
+  // the GitHub Action: a caller of the agent like tbot's CLI, bundled alone (no storage, no Auth Service)
+  action: ['base', 'util', 'crypto', 'api', 'join', 'agent', 'action'],
 };
 
 /** Files reachable from `roots` through imports, each with the chain that reaches it. */
@@ -82,5 +84,6 @@ it('the agent reaches no server half of a join method, the Auth Service no clien
   for (const f of ['join/servers.ts', 'join/jwt/verify.ts', 'join/jwt/jwks.ts']) assert.ok(SERVER_CODE.has(f), f);
   for (const f of ['join/clients.ts', 'join/jwt/client.ts', 'join/client-types.ts']) assert.ok(CLIENT_CODE.has(f), f);
   assert.deepEqual(reaches('agent', SERVER_CODE), []);
+  assert.deepEqual(reaches('action', SERVER_CODE), []);
   assert.deepEqual(reaches('auth', CLIENT_CODE), []);
 });

@@ -1,0 +1,219 @@
+// The CircleCI configuration (ci/circleci/config.yml, shown in docs/deploy/circleci.md) run as
+// CircleCI runs a job: its `run` steps in order, each in `bash -eo pipefail` reading $BASH_ENV,
+// later steps skipped after a failure unless `when: always`, with CircleCI's environment (CIRCLE_*,
+// the job's `environment:`, the project's variables) and CIRCLE_OIDC_TOKEN / CIRCLE_OIDC_TOKEN_V2
+// of CircleCI's shape, signed by a test issuer the Auth Service trusts as the organization's issuer.
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, it } from 'node:test';
+import { parse } from 'yaml';
+import { clusterFile, roleYaml, startCluster, type TestCluster } from '../helpers/cluster.js';
+import { CLI_DIR, run, tempDir, type RunResult } from '../helpers/procs.js';
+import { startIssuer, type TestIssuer } from '../helpers/oidc-issuer.js';
+import { startSshd, type Sshd } from '../helpers/sshd.js';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+const CONFIG = join(ROOT, 'ci/circleci/config.yml');
+const GUIDE = join(ROOT, 'docs/deploy/circleci.md');
+
+/** The block of a guide that the docs convention writes to `name` (`<!-- test: file NAME -->`). */
+function guideFile(page: string, name: string): string {
+  const m = new RegExp(`<!-- test: file ${name.replace(/\./g, '\\.')} -->\\s*\`\`\`\\w*\\n([\\s\\S]*?)\`\`\``).exec(
+    readFileSync(page, 'utf8'),
+  );
+  assert.ok(m, `${page} has no block for ${name}`);
+  return m[1]!;
+}
+
+type Step = string | { run: string | { name?: string; command: string; when?: string } };
+interface CircleJob {
+  environment?: Record<string, string>;
+  steps: Step[];
+}
+
+/** One step's name and result, in the order CircleCI ran them. */
+type StepLog = Array<{ name: string; result: RunResult | 'skipped' }>;
+
+describe('the CircleCI config: the job run step by step with the environment CircleCI gives', () => {
+  const tmp = tempDir('circleci');
+  const bin = join(tmp.path, 'bin');
+  let c: TestCluster;
+  let circle: TestIssuer;
+  let sshd: Sshd;
+  let job: CircleJob;
+  let org: string;
+  let project: string;
+  let context: string;
+  const me = userInfo().username;
+  let jobs = 0;
+
+  /** CircleCI's claims for a job of `proj` with the context (v1 subject, or v2 with the VCS origin and ref). */
+  const claims = (proj: string, v2: boolean) => ({
+    sub: `org/${org}/project/${proj}/user/5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a8b9${
+      v2 ? '/vcs-origin/github.com/octo/app/vcs-ref/refs/heads/main' : ''
+    }`,
+    aud: org,
+    exp: Math.floor(Date.now() / 1000) + 3600,
+    'oidc.circleci.com/project-id': proj,
+    'oidc.circleci.com/context-ids': [context],
+    'oidc.circleci.com/vcs-origin': 'github.com/octo/app',
+    'oidc.circleci.com/vcs-ref': 'refs/heads/main',
+    'oidc.circleci.com/ssh-rerun': false,
+  });
+
+  /**
+   * Runs the job's steps. `replace` gives other commands for steps by name (Deploy: the test's ssh
+   * login); `env` adds to or blanks CircleCI's variables.
+   */
+  async function runJob(
+    opts: { env?: Record<string, string>; replace?: Record<string, string>; project?: string } = {},
+  ): Promise<{ steps: StepLog; home: string }> {
+    const home = join(tmp.path, `job-${++jobs}`);
+    mkdirSync(home, { mode: 0o700 });
+    writeFileSync(join(home, '.bash_env'), '');
+    const proj = opts.project ?? project;
+    const env: Record<string, string> = {
+      PATH: `${bin}:${process.env.PATH ?? '/usr/bin:/bin'}`,
+      HOME: home,
+      BASH_ENV: join(home, '.bash_env'),
+      CI: 'true',
+      CIRCLECI: 'true',
+      CIRCLE_BRANCH: 'main',
+      CIRCLE_BUILD_NUM: String(100 + jobs),
+      CIRCLE_JOB: 'deploy',
+      CIRCLE_NODE_INDEX: '0',
+      CIRCLE_NODE_TOTAL: '1',
+      CIRCLE_PROJECT_REPONAME: 'app',
+      CIRCLE_PROJECT_USERNAME: 'octo',
+      CIRCLE_REPOSITORY_URL: 'git@github.com:octo/app.git',
+      CIRCLE_SHA1: '0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e',
+      CIRCLE_USERNAME: 'mona',
+      CIRCLE_WORKFLOW_ID: '6a7b8c9d-0e1f-4a2b-8c3d-4e5f6a7b8c9d',
+      CIRCLE_WORKING_DIRECTORY: '~/project',
+      CIRCLE_OIDC_TOKEN: await circle.sign(claims(proj, false)),
+      CIRCLE_OIDC_TOKEN_V2: await circle.sign(claims(proj, true)),
+      // the project's environment variables
+      MWI_CA_PIN: c.caPin,
+      ...job.environment,
+      ...opts.env,
+    };
+    for (const [k, v] of Object.entries(env)) env[k] = v.replaceAll('auth.example.com:3025', c.addr);
+    // run() adds this process's environment: the job must not see it
+    for (const k of Object.keys(process.env)) if (!(k in env)) env[k] = '';
+    const cwd = join(home, 'project');
+    mkdirSync(cwd);
+    const steps: StepLog = [];
+    let failed = false;
+    for (const step of job.steps) {
+      if (step === 'checkout') continue; // the sources: this test needs none
+      if (typeof step === 'string') throw new Error(`a step this test does not know: ${step}`);
+      const r = typeof step.run === 'string' ? { command: step.run } : step.run;
+      const name = r.name ?? r.command;
+      if (failed && r.when !== 'always') {
+        steps.push({ name, result: 'skipped' });
+        continue;
+      }
+      const command = opts.replace?.[name] ?? r.command;
+      const result = await run('bash', ['-eo', 'pipefail', '-c', command], { env, cwd, timeoutMs: 60_000 });
+      steps.push({ name, result });
+      if (result.code !== 0) failed = true;
+    }
+    return { steps, home };
+  }
+  const stepNamed = (log: StepLog, name: string) => {
+    const s = log.find((x) => x.name === name);
+    assert.ok(s, `no step ${name}`);
+    return s.result;
+  };
+  const ok = (log: StepLog, name: string): RunResult => {
+    const r = stepNamed(log, name);
+    assert.ok(r !== 'skipped' && r.code === 0, `${name}: ${JSON.stringify(r)}`);
+    return r;
+  };
+
+  before(async () => {
+    assert.equal(guideFile(GUIDE, 'circleci-config.yml'), readFileSync(CONFIG, 'utf8'), 'the guide shows the file');
+    const config = parse(readFileSync(CONFIG, 'utf8')) as { jobs: Record<string, CircleJob> };
+    job = config.jobs.deploy!;
+    const token = guideFile(GUIDE, 'circleci-token.yaml');
+    const spec = parse(token) as {
+      spec: { circleci: { organization_id: string; allow: Array<Record<string, string>> } };
+    };
+    org = spec.spec.circleci.organization_id;
+    project = spec.spec.circleci.allow[0]!.project_id!;
+    context = spec.spec.circleci.allow[0]!.context_id!;
+    // the npm registry is not reachable here: this npm installs mwi from the build, as npm would lay it out
+    mkdirSync(bin);
+    writeFileSync(
+      join(bin, 'npm'),
+      '#!/bin/sh\n' +
+        '[ "$1 $2 $3 $5" = "install --global --prefix mwi" ] || { echo "test npm: unexpected: $*" >&2; exit 1; }\n' +
+        'mkdir -p "$4/bin"\n' +
+        `for c in tbot tctl mwi; do printf '#!/bin/sh\\nexec "%s" "%s/%s.js" "$@"\\n' ` +
+        `"${process.execPath}" "${CLI_DIR}" "$c" > "$4/bin/$c"; chmod +x "$4/bin/$c"; done\n`,
+      { mode: 0o755 },
+    );
+    const issuer = `https://oidc.circleci.com/org/${org}`;
+    circle = await startIssuer({ issuer });
+    c = await startCluster('example.com', `oidc:\n  endpoint_overrides:\n    "${issuer}": "${circle.url}"\n`);
+    await c.tctlOk(['create', '-f', clusterFile(c, 'circleci-token.yaml', token)]);
+    // the guide's role says deploy; this one lets the test's user log in
+    await c.tctlOk(['create', '-f', clusterFile(c, 'role.yaml', roleYaml('circleci-deployer', me))]);
+    await c.tctlOk(['bots', 'add', 'circleci-deployer', '--roles', 'circleci-deployer', '--token', 'circleci-deploy']);
+    sshd = await startSshd(c, join(tmp.path, 'sshd'));
+  });
+  after(async () => {
+    await sshd?.stop();
+    await c?.stop();
+    await circle?.close();
+    tmp.cleanup();
+  });
+
+  const login = () =>
+    `test "$(stat -c %a "$HOME/.mwi")" = 700 && ` +
+    `ssh -F "$HOME/.mwi/ssh_config" -p ${sshd.port} -o BatchMode=yes ${me}@127.0.0.1 echo from-circleci`;
+
+  it('the job installs mwi, joins with its OIDC token, logs in over ssh with the output, and removes it', async () => {
+    const { steps, home } = await runJob({ replace: { Deploy: login() } });
+    ok(steps, 'Install mwi');
+    ok(steps, 'Credentials from mwi');
+    assert.equal(ok(steps, 'Deploy').stdout.trim(), 'from-circleci');
+    ok(steps, 'Remove the credentials');
+    assert.equal(existsSync(join(home, '.mwi')), false);
+    const joined = c.audit().filter((e) => e.event === 'bot.join' && e.join_method === 'circleci' && e.success);
+    assert.equal(joined.at(-1)?.project_id, project);
+    for (const s of steps)
+      if (s.result !== 'skipped') assert.doesNotMatch(s.result.stdout + s.result.stderr, /eyJ[\w-]+\.eyJ/);
+  });
+
+  it('a job of another project is refused (the reason in the audit log only); Deploy is skipped, clean-up runs', async () => {
+    const other = '11111111-2222-4333-8444-555555555555';
+    const { steps, home } = await runJob({ project: other, replace: { Deploy: login() } });
+    const creds = stepNamed(steps, 'Credentials from mwi');
+    assert.ok(creds !== 'skipped');
+    assert.equal(creds.code, 1, creds.stderr);
+    assert.match(creds.stderr, /the join was refused/);
+    assert.doesNotMatch(creds.stderr, new RegExp(other));
+    assert.equal(stepNamed(steps, 'Deploy'), 'skipped');
+    ok(steps, 'Remove the credentials');
+    assert.equal(existsSync(join(home, '.mwi')), false);
+    const refused = c.audit().filter((e) => e.event === 'bot.join' && !e.success && e.join_method === 'circleci');
+    assert.match(String(refused.at(-1)?.reason), new RegExp(other));
+  });
+
+  it('without the OIDC token or without MWI_CA_PIN the step stops with the reason', async () => {
+    const noToken = await runJob({ env: { CIRCLE_OIDC_TOKEN: '', CIRCLE_OIDC_TOKEN_V2: '' } });
+    const r = stepNamed(noToken.steps, 'Credentials from mwi');
+    assert.ok(r !== 'skipped');
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /CIRCLE_OIDC_TOKEN is not set: tbot must run inside a CircleCI job/);
+    const noPin = await runJob({ env: { MWI_CA_PIN: '' } });
+    const p = stepNamed(noPin.steps, 'Credentials from mwi');
+    assert.ok(p !== 'skipped');
+    assert.equal(p.code, 2);
+    assert.match(p.stderr, /MWI_CA_PIN is empty: .*CA pin; Teleport's guide has none .*--proxy-server/);
+  });
+});
