@@ -38,7 +38,7 @@
  * or 409 there, by reading again).
  */
 import { randomUUID } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
@@ -123,6 +123,7 @@ async function openssl(args: string[]): Promise<void> {
 
 /** Starts the stand-in; `dir` holds its TLS files. */
 export async function startKubeStandIn(dir: string): Promise<KubeStandIn> {
+  mkdirSync(dir, { recursive: true });
   const pki = await makePublicPki(dir);
   const tls = await pki.issue('kube-apiserver', 'DNS:localhost,IP:127.0.0.1');
   // client certificates come from their own CA, as a cluster's client CA is not its serving CA
