@@ -88,7 +88,8 @@ export async function keypairCreate(values: KeypairFlags): Promise<void> {
     throw usageError(
       where.type === 'memory'
         ? 'memory:// keeps nothing: the key would be lost when this command ends'
-        : 'mwi writes the keypair to a directory storage only (file:///PATH or a path)',
+        : 'mwi keeps the keypair in a directory storage only (file:///PATH or a path); in Kubernetes, join with ' +
+            'the kubernetes method, which needs no keypair (docs/deploy/kubernetes.md)',
       '--storage',
     );
   const storage = new DirectoryDestination(where.path);

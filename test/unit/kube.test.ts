@@ -15,6 +15,7 @@ import {
 import { KubernetesSecretDestination } from '../../src/agent/destinations/kubernetes-secret.js';
 import { KubeApiError } from '../../src/agent/kube/client.js';
 import { resolveConnection, SERVICE_ACCOUNT_DIR_ENV } from '../../src/agent/kube/connection.js';
+import { keypairCreate } from '../../src/cli/tbot-keypair.js';
 import { isMwiError } from '../../src/errors.js';
 import { tempDir } from '../helpers/procs.js';
 
@@ -65,6 +66,16 @@ describe('kubernetes_secret in tbot.yaml and URIs', () => {
         uri,
       );
     }
+  });
+
+  it('tbot keypair create keeps its key in a directory storage only, and says so for a Secret', async () => {
+    await assert.rejects(
+      keypairCreate({ storage: 'kubernetes-secret:///tbot' }),
+      (e: unknown) =>
+        isMwiError(e, 'BAD_CONFIG') &&
+        e.field === '--storage' &&
+        /directory storage only.*kubernetes method/.test(e.message),
+    );
   });
 
   it('the flags build the same storage and output a tbot.yaml names, and the schema checks the names', () => {
