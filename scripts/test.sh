@@ -12,6 +12,8 @@ command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v setfacl >/dev/null 2>&1 || need+=(acl)
 # zsh: the zsh completion script is parsed and run (test/integration/completion.test.ts)
 command -v zsh >/dev/null 2>&1 || need+=(zsh)
+# kubectl: deploy/kubernetes is rendered with `kubectl kustomize` (test/integration/kustomize.test.ts)
+command -v kubectl >/dev/null 2>&1 || need+=(kubernetes-client)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing test dependencies: ${need[*]}"
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi

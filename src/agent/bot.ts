@@ -4,6 +4,7 @@ import type { Logger } from '../util/log.js';
 import type { TbotConfig } from './config.js';
 import type { Destination, DestinationConfig } from './destinations/destination.js';
 import { openDestination } from './destinations/index.js';
+import { secretUri, type KubernetesSecretConfig } from './destinations/kubernetes-secret.js';
 import { Metrics, startDiagnostics } from './diagnostics.js';
 import { BotIdentity } from './bot-identity.js';
 import { joinWithRetry } from './first-join.js';
@@ -24,6 +25,7 @@ export interface BotHandle {
 /** Where a message about tbot's storage points: its directory, or what memory storage means. */
 function storageName(cfg: TbotConfig): string {
   const path = (cfg.storage as { path?: unknown }).path;
+  if (cfg.storage.type === 'kubernetes_secret') return secretUri(cfg.storage as KubernetesSecretConfig);
   return typeof path === 'string' ? path : 'memory:// (memory storage keeps nothing across runs)';
 }
 

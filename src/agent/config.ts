@@ -10,7 +10,7 @@ import { destinationFromUri } from './destination-uri.js';
 import { applyJoinUri } from './join-uri.js';
 import { parseDuration } from '../util/duration.js';
 import type { DestinationConfig } from './destinations/destination.js';
-import { destinationPaths, destinationSchema } from './destinations/index.js';
+import { destinationSchema, destinationTargets } from './destinations/index.js';
 import { duration, MAX_TTL_MS } from './lifetime.js';
 import { OUTPUT_TYPES } from './outputs/index.js';
 import { entryOf, unionOf } from './registry.js';
@@ -218,10 +218,10 @@ export function validateTbotConfig(raw: unknown, env: NodeJS.ProcessEnv = proces
     entryOf(SERVICE_TYPES, o.type).resolve(o, { where: `outputs[${i}]`, bot, oneshot: c.oneshot }),
   );
   const storage = c.storage ?? defaultStorage(c.oneshot);
-  const dirs = outputs.flatMap((o) => (o.destination ? destinationPaths(o.destination) : []));
-  dirs.push(...destinationPaths(storage));
-  const dup = dirs.find((d, i) => dirs.indexOf(d) !== i);
-  if (dup) fail('outputs', `two outputs (or an output and storage) share the directory ${dup}`);
+  const targets = outputs.flatMap((o) => (o.destination ? destinationTargets(o.destination) : []));
+  targets.push(...destinationTargets(storage));
+  const dup = targets.find((d, i) => targets.indexOf(d) !== i);
+  if (dup) fail('outputs', `two outputs (or an output and storage) share ${dup}`);
   return Object.freeze({
     authServers: Array.isArray(c.auth_server)
       ? c.auth_server

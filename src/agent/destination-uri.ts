@@ -1,21 +1,25 @@
 import { MwiError } from '../errors.js';
 
 /** A destination (or storage) as a tbot flag names it: the tbot.yaml block it stands for. */
-export type DestinationFromUri = { type: 'directory'; path: string } | { type: 'memory' };
+export type DestinationFromUri =
+  | { type: 'directory'; path: string }
+  | { type: 'memory' }
+  | { type: 'kubernetes_secret'; name: string; namespace?: string };
 
 /** `scheme://rest`, Teleport's form for `--destination` and `--storage`. */
 const WITH_SCHEME = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/(.*)$/s;
 
 /**
  * Reads a tbot destination URI as Teleport does: `file:///path` or a bare path is a directory,
- * `memory://` is memory. A file URI names a path on this host (no host part); other schemes are
- * refused naming `field`. `kubernetes-secret://` is Teleport's, which mwi does not have.
+ * `memory://` is memory, `kubernetes-secret://NAMESPACE/NAME` a Kubernetes Secret (no namespace,
+ * `kubernetes-secret:///NAME`: the pod's). A file URI names a path on this host (no host part);
+ * other schemes are refused naming `field`.
  *
  * @example destinationFromUri('file:///var/lib/tbot', '--storage') // { type: 'directory', path: '/var/lib/tbot' }
  */
 export function destinationFromUri(uri: string, field: string): DestinationFromUri {
   const bad = (message: string) => new MwiError('BAD_CONFIG', message, { field });
-  if (!uri) throw bad('expected file:///PATH, a path, or memory://');
+  if (!uri) throw bad('expected file:///PATH, a path, memory://, or kubernetes-secret://NAMESPACE/NAME');
   const m = WITH_SCHEME.exec(uri);
   if (!m) return { type: 'directory', path: uri };
   const [, scheme, rest] = m as unknown as [string, string, string];
@@ -33,9 +37,21 @@ export function destinationFromUri(uri: string, field: string): DestinationFromU
     case 'memory':
       if (rest !== '' && rest !== '/') throw bad('memory:// takes no host or path');
       return { type: 'memory' };
-    case 'kubernetes-secret':
-      throw bad('mwi has no kubernetes_secret destination (Teleport has): use file:///PATH or memory://');
+    case 'kubernetes-secret': {
+      // Teleport's form: the host part is the namespace, the path the Secret's name
+      const slash = rest.indexOf('/');
+      const namespace = slash < 0 ? rest : rest.slice(0, slash);
+      const name = slash < 0 ? '' : rest.slice(slash + 1);
+      if (!name || name.includes('/'))
+        throw bad(
+          `expected kubernetes-secret://NAMESPACE/NAME or kubernetes-secret:///NAME (got ${JSON.stringify(uri)})`,
+        );
+      return { type: 'kubernetes_secret', name, ...(namespace ? { namespace } : {}) };
+    }
     default:
-      throw bad(`unknown scheme ${JSON.stringify(`${scheme}://`)} (expected file:///PATH, a path, or memory://)`);
+      throw bad(
+        `unknown scheme ${JSON.stringify(`${scheme}://`)} (expected file:///PATH, a path, memory://, or ` +
+          'kubernetes-secret://NAMESPACE/NAME)',
+      );
   }
 }

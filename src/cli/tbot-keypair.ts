@@ -85,7 +85,13 @@ export async function keypairCreate(values: KeypairFlags): Promise<void> {
   if (!values.storage) throw usageError('is required (the storage tbot uses: file:///PATH or a path)', '--storage');
   const where = destinationFromUri(values.storage, '--storage');
   if (where.type !== 'directory')
-    throw usageError('memory:// keeps nothing: the key would be lost when this command ends', '--storage');
+    throw usageError(
+      where.type === 'memory'
+        ? 'memory:// keeps nothing: the key would be lost when this command ends'
+        : 'mwi keeps the keypair in a directory storage only (file:///PATH or a path); in Kubernetes, join with ' +
+            'the kubernetes method, which needs no keypair (docs/deploy/kubernetes.md)',
+      '--storage',
+    );
   const storage = new DirectoryDestination(where.path);
   const state = await readState(storage);
   const bk = (state.methods.bound_keypair ?? {}) as BoundKeypairState;

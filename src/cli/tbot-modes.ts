@@ -55,7 +55,10 @@ export function checkModeFlags(
     if (flags['destination-dir'])
       throw usageError(`belongs to the legacy form (tbot ${cmd}); with a mode use --destination`, '--destination-dir');
     if (!flags.destination)
-      throw usageError(`is required for tbot ${cmd} identity (file:///PATH, a path, or memory://)`, '--destination');
+      throw usageError(
+        `is required for tbot ${cmd} identity (file:///PATH, a path, memory://, or kubernetes-secret://NS/NAME)`,
+        '--destination',
+      );
   } else if (flags.destination) {
     throw usageError(
       `names an output's destination: tbot ${cmd} identity --destination URI (the legacy form takes --destination-dir)`,

@@ -68,7 +68,7 @@ describe('tbot as Teleport users call it', () => {
     assert.equal(legacyDest.code, 2);
     assert.match(legacyDest.stderr, /--destination: .*the legacy form takes --destination-dir/);
     for (const [uri, msg] of [
-      ['kubernetes-secret://ns/s', /mwi has no kubernetes_secret destination/],
+      ['kubernetes-secret://ns', /--destination: expected kubernetes-secret:\/\/NAMESPACE\/NAME/],
       ['s3://bucket/x', /unknown scheme "s3:\/\/"/],
       ['file://host/x', /a file URI names a path on this host/],
     ] as const) {

@@ -113,7 +113,7 @@ describe('tctl lock (one target, as mwi differs from Teleport)', () => {
 });
 
 describe("tbot flags (Teleport's modes, URIs and environment)", () => {
-  it('destinationFromUri: file:///path or a bare path is a directory, memory:// is memory; the rest is refused', () => {
+  it('destinationFromUri: file:///path or a bare path is a directory, memory:// is memory, kubernetes-secret:// a Secret; the rest is refused', () => {
     assert.deepEqual(destinationFromUri('file:///var/lib/tbot', '--storage'), {
       type: 'directory',
       path: '/var/lib/tbot',
@@ -126,7 +126,14 @@ describe("tbot flags (Teleport's modes, URIs and environment)", () => {
     usage(() => destinationFromUri('memory://x', '--storage'), /^--storage: memory:\/\/ takes no host or path/);
     usage(() => destinationFromUri('file://host/x', '--destination'), /^--destination: a file URI names a path on/);
     usage(() => destinationFromUri('file:///bad%zz', '--storage'), /starts no %XX escape/);
-    usage(() => destinationFromUri('kubernetes-secret:///s', '--destination'), /no kubernetes_secret destination/);
+    assert.deepEqual(destinationFromUri('kubernetes-secret:///s', '--destination'), {
+      type: 'kubernetes_secret',
+      name: 's',
+    });
+    usage(
+      () => destinationFromUri('kubernetes-secret://ns', '--destination'),
+      /expected kubernetes-secret:\/\/NAMESPACE/,
+    );
     usage(() => destinationFromUri('s3://b/k', '--storage'), /unknown scheme "s3:\/\/"/);
     usage(() => destinationFromUri('', '--storage'), /^--storage: expected file:\/\/\/PATH/);
   });

@@ -171,7 +171,11 @@ describe('outputs and services', () => {
     refused(ssh, 'outputs[0].type', /^mwi has no output type "ssh_host" \(it has: identity; docs\/teleport\.md/);
     refused(file({ services: [out({ nme: 'x' })] }), 'services[0].nme', /^unknown key/);
     const disk = file({ storage: { type: 'disk' } });
-    refused(disk, 'storage.type', /^mwi has no destination type "disk" \(it has: directory, memory; /);
+    refused(
+      disk,
+      'storage.type',
+      /^mwi has no destination type "disk" \(it has: directory, memory, kubernetes_secret; /,
+    );
     const extra = file({ outputs: [out({ destination: { type: 'memory', path: '/x' } })] });
     refused(extra, 'outputs[0].destination.path', /^unknown key/);
   });

@@ -169,10 +169,10 @@ describe('registries', () => {
     }
   });
 
-  it("tbot's registries: destinations directory and memory; identity as an output and as a service", () => {
+  it("tbot's registries: destinations directory, memory and kubernetes_secret; identity as an output and as a service", () => {
     assert.deepEqual(
       DESTINATION_TYPES.map((d) => d.type),
-      ['directory', 'memory'],
+      ['directory', 'memory', 'kubernetes_secret'],
     );
     assert.deepEqual(
       OUTPUT_TYPES.map((o) => o.type),
@@ -188,6 +188,7 @@ describe('registries', () => {
     const dir = { type: 'directory', path: '/x' };
     assert.deepEqual(destinationPaths(dir), ['/x']);
     assert.deepEqual(destinationPaths({ type: 'memory' }), []);
+    assert.deepEqual(destinationPaths({ type: 'kubernetes_secret', name: 'tbot' } as never), []);
     assert.equal(openDestination({ type: 'memory' }).description, 'memory');
   });
 });

@@ -51,4 +51,6 @@ export interface DestinationType<F extends z.ZodRawShape = z.ZodRawShape> extend
   build(cfg: ConfigOf<F>, ctx?: OpenContext): Destination;
   /** The directories it writes: no two writers may share one (checked when tbot.yaml is read). */
   paths(cfg: ConfigOf<F>): string[];
+  /** What else it writes that no two writers may share, as messages name it (`the Kubernetes Secret NS/NAME`). */
+  targets?(cfg: ConfigOf<F>): string[];
 }

@@ -1,0 +1,287 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { startCluster, type TestCluster } from '../helpers/cluster.js';
+import { startIssuer, type TestIssuer } from '../helpers/oidc-issuer.js';
+import { cli, exited, spawnCli, waitFor, type CliProcess } from '../helpers/procs.js';
+import { sshRun, startSshd, type Sshd } from '../helpers/sshd.js';
+import { startKubeStandIn, type KubeStandIn } from './kubernetes-secret-api.js';
+
+/**
+ * A real tbot (one-shot and daemon) with `kubernetes_secret` storage and destination, joining a
+ * real Auth Service with the `kubernetes` join method (static_jwks, as from another cluster), and
+ * writing to the Kubernetes API stand-in (kubernetes-secret-api.ts lists what of the real API
+ * server it reproduces). tbot runs as in a pod: KUBERNETES_SERVICE_HOST/PORT, the service account
+ * directory (MWI_KUBERNETES_SERVICE_ACCOUNT_DIR stands for the mounted one), POD_NAMESPACE, and
+ * the projected join token at KUBERNETES_TOKEN_PATH, which the test refreshes as the kubelet does.
+ */
+describe('tbot with kubernetes_secret storage and destination', () => {
+  let c: TestCluster;
+  let k8s: TestIssuer;
+  let api: KubeStandIn;
+  let sshd: Sshd;
+  const me = userInfo().username;
+  const NS = 'tbot';
+  const SA = 'system:serviceaccount:tbot:tbot';
+  const SECRETS = ['tbot', 'tbot-out', 'tbot-t', 'tbot-t-out', 'no-create'];
+  let dir: string;
+  let joinToken: string;
+  let env: NodeJS.ProcessEnv;
+
+  /** A fresh projected service account token (each one joins once: the Auth Service refuses replays). */
+  const refreshJoinToken = async () =>
+    writeFileSync(
+      joinToken,
+      await k8s.sign({
+        jti: randomUUID(),
+        aud: ['kube.example'],
+        sub: `system:serviceaccount:${NS}:tbot`,
+        'kubernetes.io': {
+          namespace: NS,
+          serviceaccount: { name: 'tbot', uid: 'sa-uid' },
+          pod: { name: 'tbot-6d4cf56db6-x2x9v', uid: 'pod-uid' },
+        },
+      }),
+    );
+
+  /** tbot.yaml as deploy/kubernetes has it: Secret storage, an identity output to a Secret. */
+  const tbotYaml = (name: string, opts: { storage?: string; output?: string; extra?: string } = {}) => {
+    const path = join(dir, name);
+    writeFileSync(
+      path,
+      [
+        'version: v2',
+        `auth_server: ${c.addr}`,
+        'onboarding:',
+        '  join_method: kubernetes',
+        '  token: k8s-tbot',
+        `  ca_pins: ["${c.caPin}"]`,
+        'storage:',
+        '  type: kubernetes_secret',
+        `  name: ${opts.storage ?? 'tbot'}`,
+        'outputs:',
+        '  - type: identity',
+        '    destination:',
+        '      type: kubernetes_secret',
+        `      name: ${opts.output ?? 'tbot-out'}`,
+        opts.extra ?? '',
+      ].join('\n'),
+    );
+    return path;
+  };
+
+  const joins = () => c.audit().filter((e) => e.event === 'bot.join' && e.success).length;
+  const state = (secret: string) =>
+    JSON.parse(api.secret(NS, secret)?.['state.json'] ?? '{}') as { identity?: { instance_id: string } };
+
+  before(async () => {
+    c = await startCluster('kube.example');
+    dir = c.dir;
+    await c.addBot('k8s', [me]);
+    k8s = await startIssuer({ issuer: 'https://kubernetes.default.svc.cluster.local', alg: 'ES256' });
+    writeFileSync(
+      join(dir, 'k8s-token.yaml'),
+      'kind: token\nversion: v2\nmetadata: { name: k8s-tbot }\nspec:\n  join_method: kubernetes\n  bot_name: k8s\n' +
+        `  kubernetes:\n    type: static_jwks\n    static_jwks:\n      jwks: '${k8s.jwks()}'\n` +
+        `    allow:\n      - { service_account: "${NS}:tbot" }\n`,
+    );
+    await c.tctlOk(['create', '-f', join(dir, 'k8s-token.yaml')]);
+    api = await startKubeStandIn(join(dir, 'kube-api'));
+    api.namespaces.add(NS);
+    api.tokens.set('api-token', SA);
+    // deploy/kubernetes/role.yaml's rule: tbot's own Secrets only (no-create: get and patch only)
+    api.allow(SA, NS, [
+      { verbs: ['get', 'patch', 'create'], resourceNames: SECRETS.filter((s) => s !== 'no-create') },
+      { verbs: ['get', 'patch'], resourceNames: ['no-create'] },
+    ]);
+    const sa = join(dir, 'serviceaccount');
+    mkdirSync(sa);
+    writeFileSync(join(sa, 'token'), 'api-token\n');
+    writeFileSync(join(sa, 'ca.crt'), readFileSync(api.caFile));
+    writeFileSync(join(sa, 'namespace'), NS);
+    joinToken = join(dir, 'join-sa-token');
+    env = {
+      KUBERNETES_SERVICE_HOST: '127.0.0.1',
+      KUBERNETES_SERVICE_PORT: String(api.port),
+      MWI_KUBERNETES_SERVICE_ACCOUNT_DIR: sa,
+      POD_NAMESPACE: NS,
+      KUBERNETES_TOKEN_PATH: joinToken,
+      KUBECONFIG: '',
+    };
+    sshd = await startSshd(c, join(dir, 'sshd'));
+  });
+  after(async () => {
+    await sshd?.stop();
+    await api?.close();
+    await k8s?.close();
+    await c?.stop();
+  });
+
+  it('one-shot: joins, keeps its identity in one Secret and writes the output to another; its SSH cert logs in', async () => {
+    await refreshJoinToken();
+    const from = api.requests.length;
+    const r = await cli('tbot', ['start', '-c', tbotYaml('tbot.yaml'), '--oneshot'], { env });
+    assert.equal(r.code, 0, r.stderr);
+    const out = api.secret(NS, 'tbot-out')!;
+    // one key per file, Teleport's names; ssh_config and known_hosts name paths on disk: not in a Secret
+    assert.deepEqual(Object.keys(out).sort(), [
+      'identity',
+      'key',
+      'key-cert.pub',
+      'key.pub',
+      'sshcacerts',
+      'tlscacerts',
+      'tlscert',
+    ]);
+    assert.match(state('tbot').identity?.instance_id ?? '', /^[0-9a-f-]{36}$/);
+    // the RBAC check ran first, on both Secrets: a dry-run apply each, before any real write
+    const applies = api.requests.slice(from).filter((q) => q.method === 'PATCH');
+    const firstReal = applies.findIndex((q) => !q.query.dryRun);
+    assert.deepEqual(
+      applies
+        .slice(0, firstReal)
+        .map((q) => q.path.split('/').pop())
+        .sort(),
+      ['tbot', 'tbot-out'],
+    );
+    for (const q of applies) {
+      assert.equal(q.contentType, 'application/apply-patch+yaml');
+      assert.equal(q.query.fieldManager, 'tbot');
+      assert.equal(q.query.force, 'true');
+    }
+    // nothing of a Secret's data reaches the log
+    assert.ok(!r.stderr.includes('PRIVATE KEY') && !r.stdout.includes('PRIVATE KEY'));
+    assert.ok(!r.stderr.includes(Buffer.from(out.key!).toString('base64').slice(0, 40)));
+    // the files a workload mounts from the Secret log in to a real sshd
+    const login = join(dir, 'login');
+    mkdirSync(login, { mode: 0o700 });
+    writeFileSync(join(login, 'key'), out.key!, { mode: 0o600 });
+    writeFileSync(join(login, 'key-cert.pub'), out['key-cert.pub']!);
+    const hostCAs = out.identity!.split('\n').filter((l) => l.startsWith('@cert-authority'));
+    assert.ok(hostCAs.length > 0, 'the identity file carries the host CA');
+    writeFileSync(join(login, 'known_hosts'), `${hostCAs.join('\n')}\n`);
+    writeFileSync(
+      join(login, 'ssh_config'),
+      `Host *\n  IdentityFile ${join(login, 'key')}\n  CertificateFile ${join(login, 'key-cert.pub')}\n` +
+        `  UserKnownHostsFile ${join(login, 'known_hosts')}\n  IdentitiesOnly yes\n  StrictHostKeyChecking yes\n`,
+    );
+    const ssh = await sshRun(login, sshd.port, me, 'echo from-a-kubernetes-secret');
+    assert.equal(ssh.code, 0, ssh.stderr);
+    assert.equal(ssh.stdout.trim(), 'from-a-kubernetes-secret');
+  });
+
+  it('a Role without the verb tbot needs: exit 2 before the join, naming the verb, the Secret and the rule', async () => {
+    await refreshJoinToken();
+    const before = joins();
+    const r = await cli('tbot', ['start', '-c', tbotYaml('forbidden.yaml', { output: 'no-create' }), '--oneshot'], {
+      env,
+    });
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(
+      r.stderr,
+      /outputs\[0\]\.destination: the Kubernetes API refused to let system:serviceaccount:tbot:tbot create the Secret "no-create" in namespace "tbot" \(403 Forbidden\)/,
+    );
+    assert.match(
+      r.stderr,
+      /a Role in namespace "tbot" with the rule \{apiGroups: \[""\], resources: \["secrets"\], resourceNames: \["no-create"\], verbs: \["get", "patch", "create"\]\}/,
+    );
+    assert.equal(joins(), before, 'nothing was sent to the Auth Service');
+    assert.equal(api.secret(NS, 'no-create'), undefined);
+  });
+
+  it('daemon: a deleted Secret is written again; a 409 is retried; storage too; a restart resumes from the Secret', async () => {
+    await refreshJoinToken();
+    // the kubelet's part: a fresh projected token while tbot runs (each renewal joins again)
+    const kubelet = setInterval(() => void refreshJoinToken(), 200);
+    let daemon: CliProcess | undefined;
+    try {
+      const yaml = tbotYaml('daemon.yaml', { extra: 'credential_ttl: 1m\nrenewal_interval: 30s\n' });
+      const start = api.requests.length;
+      daemon = spawnCli('tbot', ['start', '-c', yaml], env);
+      const written = (secret: string) =>
+        api.requests
+          .slice(start)
+          .filter((q) => q.method === 'PATCH' && !q.query.dryRun && q.path.endsWith(`/${secret}`)).length;
+      await waitFor('the daemon to write its output', () => written('tbot-out') >= 1, 20_000);
+      const instance = state('tbot').identity?.instance_id;
+      assert.ok(instance);
+
+      api.deleteSecret(NS, 'tbot-out');
+      api.deleteSecret(NS, 'tbot');
+      daemon.kill('SIGHUP');
+      await waitFor('both Secrets to be back', () => api.secret(NS, 'tbot-out') && api.secret(NS, 'tbot'), 20_000);
+      await waitFor('the warning', () =>
+        /the Kubernetes Secret is gone \(deleted\?\); creating it again/.test(daemon!.out()),
+      );
+      assert.equal(state('tbot').identity?.instance_id, instance, 'the same bot instance, stored again');
+      assert.deepEqual(Object.keys(api.secret(NS, 'tbot-out')!).length, 7);
+
+      const from = api.requests.length;
+      const key = api.secret(NS, 'tbot-out')!['tlscert'];
+      api.conflictNext(NS, 'tbot-out', 1);
+      daemon.kill('SIGHUP');
+      await waitFor('a write after the conflict', () => api.secret(NS, 'tbot-out')!['tlscert'] !== key, 20_000);
+      const outApplies = api.requests.slice(from).filter((q) => q.method === 'PATCH' && q.path.endsWith('/tbot-out'));
+      assert.deepEqual(outApplies.map((q) => q.status).slice(0, 2), [409, 200]);
+      daemon.kill('SIGTERM');
+      assert.equal(await exited(daemon), 0, daemon.out());
+      daemon = undefined;
+
+      // a new pod: the identity comes back from the Secret, and the instance continues
+      const r = await cli('tbot', ['start', '-c', yaml, '--oneshot'], { env });
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, /resumed identity from storage/);
+      assert.equal(state('tbot').identity?.instance_id, instance);
+    } finally {
+      clearInterval(kubelet);
+      if (daemon && daemon.exitCode === null) {
+        daemon.kill('SIGKILL');
+        await exited(daemon);
+      }
+    }
+  });
+
+  it('a single-use token: the restart needs no token, the identity is in the Secret', async () => {
+    const token = await c.tctlOk(['bots', 'add', 'k8s-t', '--roles', 'k8s-role', '--format', 'json']);
+    const secret = (JSON.parse(token) as { token: string }).token;
+    const file = (name: string, withToken: boolean) => {
+      const path = join(dir, name);
+      writeFileSync(
+        path,
+        [
+          'version: v2',
+          `auth_server: ${c.addr}`,
+          'onboarding:',
+          '  join_method: token',
+          ...(withToken ? [`  token: ${secret}`] : []),
+          `  ca_pins: ["${c.caPin}"]`,
+          'storage: { type: kubernetes_secret, name: tbot-t }',
+          'outputs:',
+          '  - type: identity',
+          '    destination: { type: kubernetes_secret, name: tbot-t-out, labels: { app.kubernetes.io/name: tbot } }',
+          '',
+        ].join('\n'),
+      );
+      return path;
+    };
+    const first = await cli('tbot', ['start', '-c', file('t1.yaml', true), '--oneshot'], { env });
+    assert.equal(first.code, 0, first.stderr);
+    const instance = state('tbot-t').identity?.instance_id;
+    assert.ok(instance);
+    assert.deepEqual((api.raw(NS, 'tbot-t-out') as { metadata: { labels: unknown } }).metadata.labels, {
+      'app.kubernetes.io/name': 'tbot',
+    });
+    const again = await cli('tbot', ['start', '-c', file('t2.yaml', false), '--oneshot'], { env });
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stderr, /resumed identity from storage/);
+    assert.equal(state('tbot-t').identity?.instance_id, instance);
+    // and without the Secret there is nothing to resume: the message names where tbot looked
+    api.deleteSecret(NS, 'tbot-t');
+    const none = await cli('tbot', ['start', '-c', file('t3.yaml', false), '--oneshot'], { env });
+    assert.equal(none.code, 2);
+    assert.match(none.stderr, /no identity in storage kubernetes-secret:\/\/\/tbot-t and no onboarding\.token/);
+  });
+});
