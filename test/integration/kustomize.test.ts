@@ -106,7 +106,7 @@ describe('deploy/kubernetes (kustomize)', () => {
     assert.ok(c.resources.requests.cpu && c.resources.requests.memory && c.resources.limits.memory);
     // the image is the version this checkout builds
     const version = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
-    assert.equal(c.image, `mwi/tbot:${version}`);
+    assert.equal(c.image, `mwi/tbot-distroless:${version}`);
     // /config/tbot.yaml is the ConfigMap's tbot.yaml
     const mount = c.volumeMounts.find((m: Obj) => m.mountPath === '/config');
     const volume = pod.volumes.find((v: Obj) => v.name === mount.name);
