@@ -112,9 +112,10 @@ for (const p of PROGRAMS) {
   // (written beside its final name and renamed: a binary in use is replaced, never rewritten)
   const tmp = join(OUT, `.${p}.tmp`);
   copyFileSync(NODE, tmp);
-  // (postject warns that it cannot name the `.note.100` section of node: harmless, not shown)
+  // (postject warns that it cannot find the name of one of node's `.note` sections: harmless, not
+  // shown. No V8 code cache (useCodeCache): it made the binaries differ from build to build)
   const warn = console.warn;
-  console.warn = (...m) => (/section name '\.note\.100'/.test(m.join(' ')) ? undefined : warn(...m));
+  console.warn = (...m) => (/string offset for section name '\.note/.test(m.join(' ')) ? undefined : warn(...m));
   try {
     await inject(tmp, 'NODE_SEA_BLOB', readFileSync(blob), { sentinelFuse: FUSE });
   } catch (err) {
