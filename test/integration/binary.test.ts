@@ -67,6 +67,25 @@ async function startAuth(mwi: string, dataDir: string, tmp: string, args: string
   return { proc, out: () => text, addr: m[1]!, caPin: m[2]! };
 }
 
+/**
+ * The binaries, built once for this file from the sources into a temp dir (the .deb tests package
+ * these same files), far from the repository and its node_modules: they need nothing beside them.
+ */
+const shared = tempDir('binary-build');
+let built: Promise<string> | undefined;
+function binaries(): Promise<string> {
+  built ??= (async () => {
+    const bin = join(shared.path, 'bin');
+    const build = await run(process.execPath, [join(ROOT, 'scripts', 'build-binary.mjs'), '--out', bin], {
+      timeoutMs: 300_000,
+    });
+    assert.equal(build.code, 0, `build:binary failed: ${build.stderr}${build.stdout}`);
+    return bin;
+  })();
+  return built;
+}
+after(() => shared.cleanup());
+
 async function stopAuth(a: BinaryAuth | undefined): Promise<number | null> {
   if (!a || a.proc.exitCode !== null || a.proc.signalCode !== null) return a?.proc.exitCode ?? null;
   a.proc.kill('SIGTERM');
@@ -89,13 +108,7 @@ describe('single executables: npm run build:binary (issue #13)', () => {
 
   before(async () => {
     t = tempDir('binary');
-    // built from the sources into the temp dir, far from the repository and its node_modules: the
-    // binaries need nothing beside them (the .deb tests below package these same files)
-    bin = join(t.path, 'bin');
-    const build = await run(process.execPath, [join(ROOT, 'scripts', 'build-binary.mjs'), '--out', bin], {
-      timeoutMs: 300_000,
-    });
-    assert.equal(build.code, 0, `build:binary failed: ${build.stderr}${build.stdout}`);
+    bin = await binaries();
     authTmp = join(t.path, 'auth-tmp');
     mkdirSync(authTmp);
     dataDir = join(t.path, 'auth');
@@ -234,5 +247,176 @@ describe('single executables: npm run build:binary (issue #13)', () => {
       const yaml = p === 'tbot' ? tbotYaml : mwiYaml;
       assert.equal(/^ExecStart=(.*)$/m.exec(r.stdout)?.[1], `${realpathSync(join(bin, p))} start -c ${yaml}`);
     }
+  });
+});
+
+/** Why the .deb tests cannot run here, or undefined: they install into this very system. */
+async function whyNoDeb(): Promise<string | undefined> {
+  if (process.getuid?.() !== 0) return 'dpkg -i needs root';
+  for (const tool of ['dpkg-deb', 'dpkg', 'dpkg-statoverride', 'adduser'])
+    if ((await run('sh', ['-c', `command -v ${tool}`])).code !== 0) return `${tool} is not installed`;
+  if ((await run('dpkg-query', ['-W', 'mwi'])).code === 0) return 'a package named mwi is installed on this system';
+  // the purge at the end would remove them
+  for (const p of ['/var/lib/mwi', '/var/lib/tbot', '/etc/mwi'])
+    if (existsSync(p)) return `${p} exists on this system (the package's purge would remove it)`;
+  return undefined;
+}
+
+/** dpkg, retried while another dpkg or apt holds its lock (other tests may install packages). */
+async function dpkg(args: string[]): Promise<RunResult> {
+  for (let i = 0; ; i++) {
+    const r = await run('dpkg', args, { env: { DEBIAN_FRONTEND: 'noninteractive' }, timeoutMs: 180_000 });
+    if (r.code === 0 || !/lock/i.test(r.stderr) || i >= 30) return r;
+    await new Promise((res) => setTimeout(res, 2000));
+  }
+}
+
+const userExists = async (u: string) => (await run('getent', ['passwd', u])).code === 0;
+const groupExists = async (g: string) => (await run('getent', ['group', g])).code === 0;
+
+describe('.deb: npm run build:deb, dpkg -i, the installed programs, dpkg --purge (issue #13)', async () => {
+  const skip = await whyNoDeb();
+  let t: { path: string; cleanup: () => void };
+  let deb: string;
+  /** The users and groups that were there before (left alone at the end). */
+  const before0: Record<string, boolean> = {};
+  let auth: BinaryAuth | undefined;
+
+  before(async () => {
+    if (skip) return;
+    t = tempDir('deb');
+    for (const u of ['mwi', 'tbot']) before0[u] = (await userExists(u)) || (await groupExists(u));
+    const bin = await binaries();
+    const r = await run(
+      process.execPath,
+      [join(ROOT, 'scripts', 'build-deb.mjs'), '--bin', bin, '--out', t.path, '--fast'],
+      { timeoutMs: 300_000 },
+    );
+    assert.equal(r.code, 0, `build:deb failed: ${r.stderr}${r.stdout}`);
+    deb = join(t.path, `mwi_${VERSION}_amd64.deb`);
+  });
+
+  // whatever failed: the system as it was (package purged, users and groups the test made removed)
+  after(async () => {
+    if (skip) return;
+    await stopAuth(auth);
+    if ((await run('dpkg-query', ['-W', 'mwi'])).code === 0) await dpkg(['--purge', 'mwi']);
+    for (const u of ['mwi', 'tbot']) {
+      if (before0[u]) continue;
+      if (await userExists(u)) await run('userdel', [u]);
+      if (await groupExists(u)) await run('groupdel', [u]);
+    }
+    t?.cleanup();
+  });
+
+  it(
+    'build:deb makes mwi_<version>_amd64.deb: binaries, units with the package paths, conffiles',
+    { skip },
+    async () => {
+      const field = async (f: string) => (await run('dpkg-deb', ['-f', deb, f])).stdout.trim();
+      assert.equal(await field('Package'), 'mwi');
+      assert.equal(await field('Version'), VERSION);
+      assert.match(await field('Depends'), /\badduser\b.*\blibc6 \(>= 2\.\d+\)/);
+      const list = (await run('dpkg-deb', ['-c', deb])).stdout;
+      for (const f of [
+        '-rwxr-xr-x root/root .* ./usr/bin/tbot',
+        '-rwxr-xr-x root/root .* ./usr/bin/tctl',
+        '-rwxr-xr-x root/root .* ./usr/bin/mwi',
+        '-rw-r--r-- root/root .* ./lib/systemd/system/mwi.service',
+        '-rw-r--r-- root/root .* ./lib/systemd/system/tbot.service',
+        '-rw-r--r-- root/root .* ./etc/mwi/mwi.yaml',
+        '-rw-r--r-- root/root .* ./etc/mwi/tbot.yaml',
+      ])
+        assert.match(list, new RegExp(`^${f}$`, 'm'));
+      const conffiles = (await run('sh', ['-c', `dpkg-deb --ctrl-tarfile "$1" | tar -xO ./conffiles`, 'sh', deb]))
+        .stdout;
+      assert.deepEqual(conffiles.trim().split('\n'), ['/etc/mwi/mwi.yaml', '/etc/mwi/tbot.yaml']);
+    },
+  );
+
+  it(
+    'dpkg -i: system users and groups, /var/lib dirs 0700 owned by them, configs 0640 root:service',
+    { skip },
+    async () => {
+      const r = await dpkg(['-i', deb]);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      for (const u of ['mwi', 'tbot']) {
+        const [, , uid, , , home, shell] = (await run('getent', ['passwd', u])).stdout.trim().split(':');
+        assert.ok(Number(uid) < 1000, `${u}: uid ${uid} is not a system uid`);
+        assert.equal(home, `/var/lib/${u}`);
+        assert.equal(shell, '/usr/sbin/nologin');
+        assert.ok(await groupExists(u), `group ${u}`);
+        const stat = (await run('stat', ['-c', '%U:%G %a', `/var/lib/${u}`, `/etc/mwi/${u}.yaml`])).stdout;
+        assert.equal(stat, `${u}:${u} 700\nroot:${u} 640\n`);
+      }
+      assert.equal(
+        (await run('stat', ['-c', '%U:%G %a', '/usr/bin/mwi', '/etc/mwi'])).stdout,
+        'root:root 755\n'.repeat(2),
+      );
+    },
+  );
+
+  it(
+    'systemd-analyze verify accepts the installed units; they run the package paths as their users',
+    { skip },
+    async () => {
+      for (const u of ['mwi', 'tbot']) {
+        const unit = `/lib/systemd/system/${u}.service`;
+        const v = await run('systemd-analyze', ['verify', unit], { timeoutMs: 60_000 });
+        assert.equal(v.code, 0, v.stdout + v.stderr);
+        const text = (await run('cat', [unit])).stdout;
+        assert.match(text, new RegExp(`^ExecStart=/usr/bin/${u} start -c /etc/mwi/${u}\\.yaml$`, 'm'));
+        assert.match(text, new RegExp(`^User=${u}\nGroup=${u}$`, 'm'));
+        assert.match(text, new RegExp(`^ReadWritePaths=/var/lib/${u}$`, 'm'));
+      }
+    },
+  );
+
+  it(
+    'the installed programs run: version; an Auth Service from /usr/bin/mwi as user mwi; /usr/bin/tctl',
+    { skip },
+    async () => {
+      for (const p of PROGRAMS) {
+        const r = await bare(`/usr/bin/${p}`, ['version']);
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stdout, new RegExp(`^${p} v${VERSION.replace(/\./g, '\\.')}\\b`));
+      }
+      // as mwi.service would: user mwi, the packaged (all comments) mwi.yaml, data in /var/lib/mwi
+      // (port 0 by the flag: the default 3025 may be taken on a test machine)
+      const setpriv = ['--reuid', 'mwi', '--regid', 'mwi', '--init-groups', '--'];
+      const mwi = ['/usr/bin/mwi', 'start', '-c', '/etc/mwi/mwi.yaml', '--listen', '127.0.0.1:0'];
+      const proc = spawn('setpriv', [...setpriv, ...mwi], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let text = '';
+      proc.stdout.on('data', (d: Buffer) => (text += d.toString()));
+      proc.stderr.on('data', (d: Buffer) => (text += d.toString()));
+      auth = { proc, out: () => text, addr: '', caPin: '' };
+      await waitFor('the installed mwi to listen', () => {
+        if (proc.exitCode !== null) throw new Error(`mwi exited (${proc.exitCode}): ${text}`);
+        return READY.test(text);
+      });
+      const status = await run('/usr/bin/tctl', ['status']);
+      assert.equal(status.code, 0, status.stderr);
+      assert.match(status.stdout, /CA pin\s+sha256:[0-9a-f]{64}/);
+      assert.equal((await run('stat', ['-c', '%U %a', '/var/lib/mwi/mwi.db'])).stdout, 'mwi 600\n');
+      assert.equal(await stopAuth(auth), 0, text);
+    },
+  );
+
+  it('a reinstall keeps an edited config (a conffile)', { skip }, async () => {
+    const edited = '# edited by the administrator\nlisten: 127.0.0.1:3999\n';
+    writeFileSync('/etc/mwi/mwi.yaml', edited);
+    const r = await dpkg(['-i', deb]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.equal((await run('cat', ['/etc/mwi/mwi.yaml'])).stdout, edited);
+    assert.equal((await run('stat', ['-c', '%U:%G %a', '/etc/mwi/mwi.yaml'])).stdout, 'root:mwi 640\n');
+  });
+
+  it('dpkg --purge removes programs, units, configs and data; the users stay (Debian practice)', { skip }, async () => {
+    const r = await dpkg(['--purge', 'mwi']);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    for (const p of ['/usr/bin/tbot', '/lib/systemd/system/mwi.service', '/etc/mwi', '/var/lib/mwi', '/var/lib/tbot'])
+      assert.ok(!existsSync(p), `${p} is still there`);
+    assert.doesNotMatch((await run('dpkg-statoverride', ['--list'])).stdout, /\/etc\/mwi\//);
+    assert.ok(await userExists('mwi'));
   });
 });
