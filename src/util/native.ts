@@ -47,13 +47,16 @@ function dlopen(file: string): object {
   try {
     process.dlopen(module, file);
   } catch (cause) {
-    // a TMPDIR mounted noexec refuses to map code: say which setting to change
-    throw new MwiError(
-      'STORAGE',
-      `cannot load SQLite's native module from ${file} (is ${tmpdir()} mounted noexec? set TMPDIR to a ` +
-        'directory where programs may run)',
-      { cause },
-    );
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    // a TMPDIR mounted noexec refuses to map code: the one case the user fixes with a setting
+    if (/failed to map segment|operation not permitted/i.test(reason))
+      throw new MwiError(
+        'BAD_CONFIG',
+        `cannot load SQLite's native module from ${tmpdir()}, which refuses to run code (mounted ` +
+          `noexec?): set TMPDIR to a directory where programs may run (${reason})`,
+        { field: 'TMPDIR', cause },
+      );
+    throw new MwiError('STORAGE', `cannot load SQLite's native module from ${file}: ${reason}`, { cause });
   }
   return module.exports;
 }

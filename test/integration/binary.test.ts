@@ -120,7 +120,9 @@ describe('single executables: npm run build:binary (issue #13)', () => {
     t?.cleanup();
   });
 
-  it('each binary runs `version` with env -i PATH=/nonexistent', async () => {
+  it('each binary runs `version` with env -i PATH=/nonexistent; SHA256SUMS checks them', async () => {
+    const sums = await run('sha256sum', ['-c', 'SHA256SUMS'], { cwd: bin });
+    assert.equal(sums.stdout, PROGRAMS.map((p) => `${p}: OK\n`).join(''), sums.stderr);
     for (const p of PROGRAMS) {
       const r = await bare(join(bin, p), ['version']);
       assert.equal(r.code, 0, `${p}: ${r.stderr}`);
@@ -140,6 +142,22 @@ describe('single executables: npm run build:binary (issue #13)', () => {
       assert.equal(r.code, 0, `${p}: ${r.stderr}`);
       assert.match(r.stdout, new RegExp(`^${p} v`));
     }
+  });
+
+  it('a TMPDIR mounted noexec: the mwi binary exits 2 naming TMPDIR and what to do', async (ctx) => {
+    const probe = await run('unshare', ['-m', 'true']);
+    if (probe.code !== 0) return ctx.skip(`unshare -m is not allowed here: ${probe.stderr.trim()}`);
+    const nx = join(t.path, 'noexec');
+    mkdirSync(nx);
+    const script =
+      'd=$1 m=$2; shift 2; mount -t tmpfs -o noexec tmpfs "$d" && exec env -i PATH=/nonexistent TMPDIR="$d" "$m" "$@"';
+    const args = ['start', '--data-dir', join(t.path, 'noexec-data'), '--listen', '127.0.0.1:0'];
+    const r = await run('unshare', ['-m', 'sh', '-c', script, 'sh', nx, join(bin, 'mwi'), ...args]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(
+      r.stderr,
+      /^ERROR: TMPDIR: cannot load SQLite's native module from .*noexec.*set TMPDIR to a directory/,
+    );
   });
 
   it('the mwi binary serves on SQLite, its native module extracted to a private directory', async () => {
