@@ -3,14 +3,29 @@
 // as assets). Everything else runs the same code either way.
 import type Database from 'better-sqlite3';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { getAsset, isSea } from 'node:sea';
 import { Worker, type WorkerOptions } from 'node:worker_threads';
 import { MwiError } from '../errors.js';
 
-/** The asset names scripts/build-binary.mjs embeds in the mwi binary. */
-export const SQLITE_ADDON_ASSET = 'better_sqlite3.node';
+/** better-sqlite3's addon, as scripts/build-binary.mjs names it among the mwi binary's assets. */
+const SQLITE_ADDON_ASSET = 'better_sqlite3.node';
+
+/**
+ * node:sea, or undefined where Node.js has none (before 20.12; mwi's engines say >= 20): such a
+ * Node.js runs no single executable either. Required, not imported, so that a missing one is not
+ * an error at load.
+ */
+const sea = ((): typeof import('node:sea') | undefined => {
+  try {
+    return createRequire(import.meta.url)('node:sea') as typeof import('node:sea');
+  } catch {
+    return undefined;
+  }
+})();
+const isSea = (): boolean => sea?.isSea() ?? false;
+const getAsset = (name: string): ArrayBuffer => sea!.getAsset(name);
 
 /** True in a single executable built by `npm run build:binary`, false under `node dist/...`. */
 export function isSingleExecutable(): boolean {
@@ -85,6 +100,6 @@ export function sqliteAddonPath(): string | undefined {
  * bundle embedded as the asset `<name>.cjs` in a single executable.
  */
 export function startWorker(name: string, file: () => URL, options: WorkerOptions): Worker {
-  if (isSea()) return new Worker(getAsset(`${name}.cjs`, 'utf8'), { ...options, eval: true });
+  if (isSea()) return new Worker(sea!.getAsset(`${name}.cjs`, 'utf8'), { ...options, eval: true });
   return new Worker(file(), options);
 }
