@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { MwiError } from '../errors.js';
 import { writeFileAtomic } from '../util/fs.js';
+import { isSingleExecutable } from '../util/native.js';
 import { systemdUnit } from '../util/systemd-unit.js';
 import { usageError } from './common.js';
 
@@ -22,6 +23,8 @@ export const DEFAULT_SYSTEMD_DIRECTORY = '/etc/systemd/system';
  * alone when it is a single executable (no script beside it).
  */
 export function selfCommand(): string[] {
+  // (in a single executable argv[1] is the name it was started by, `tbot` when found on PATH)
+  if (isSingleExecutable()) return [process.execPath];
   const script = process.argv[1];
   if (!script || resolve(script) === process.execPath) return [process.execPath];
   return [process.execPath, resolve(script)];

@@ -8,6 +8,7 @@ import { AuthMetrics } from '../auth/metrics.js';
 import { AuthServer, prepareStorage } from '../auth/server.js';
 import { loadKeypair } from '../auth/tls-keypairs.js';
 import { createLogger, envLogLevel, LOG_FORMATS, setLogDefaults, type LogFormat } from '../util/log.js';
+import { isSingleExecutable } from '../util/native.js';
 import { installProcessGuards } from '../util/process-guard.js';
 import { VERSION } from '../version.js';
 import { exitCodeFor } from '../errors.js';
@@ -62,6 +63,9 @@ async function primary(cfg: AuthConfig, workers: number, diagAddr: string | unde
   // fail again on every restart: the whole service stops with its exit code instead of looping
   let failedToStart: (code: number) => void = () => {};
   const startFailure = new Promise<number>((resolve) => (failedToStart = resolve));
+  // node:cluster starts `node [script] args`. A single executable is node and script in one file,
+  // and takes every word after it as its own arguments: the first of them stands in for the script
+  if (isSingleExecutable()) cluster.setupPrimary({ exec: process.argv[2]!, args: process.argv.slice(3) });
   const fork = () => {
     const w = cluster.fork({ MWI_WORKER: '1' });
     let failedCode: number | undefined;

@@ -4,6 +4,7 @@
 import Database from 'better-sqlite3';
 import { statSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
+import { sqliteOptions } from '../util/native.js';
 
 /** Worker to owner: stop issuing writes for a moment; write again. */
 export type CheckpointerMessage = 'hold' | 'release';
@@ -22,10 +23,13 @@ export interface CheckpointerData {
   maxBytes: number;
   /** Longest a TRUNCATE checkpoint waits for other connections (writers wait on it meanwhile). */
   truncateWaitMs: number;
+  /** In a single executable: the native module the owner loaded, so the process has one SQLite. */
+  addonPath: string | undefined;
 }
 
-const { path, intervalMs, checkMs, truncateBytes, maxBytes, truncateWaitMs } = workerData as CheckpointerData;
-const db = new Database(path);
+const { path, intervalMs, checkMs, truncateBytes, maxBytes, truncateWaitMs, addonPath } =
+  workerData as CheckpointerData;
+const db = new Database(path, sqliteOptions(addonPath));
 const BUSY_MS = 1000;
 /** How long to wait for the owner to hold its writes before checkpointing anyway. */
 const HOLD_ANSWER_MS = 100;

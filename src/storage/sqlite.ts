@@ -1,10 +1,11 @@
 import Database from 'better-sqlite3';
 import { chmodSync } from 'node:fs';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type { CheckpointerData, CheckpointerMessage, OwnerMessage } from './checkpointer.js';
 import { isMwiError, MwiError } from '../errors.js';
 import type { Backend, Item, RangeOptions, TxOp, WatchEvent, WriteOptions } from './backend.js';
 import { Watchers } from './watchers.js';
+import { sqliteAddonPath, sqliteOptions, startWorker } from '../util/native.js';
 
 /** Schema migrations, applied in order; PRAGMA user_version records how many ran. */
 const MIGRATIONS: string[] = [
@@ -89,7 +90,8 @@ export class SqliteBackend implements Backend {
     path: string,
     private readonly now: () => number = Date.now,
   ) {
-    this.db = new Database(path);
+    // (a single executable's embedded addon; the npm module's own otherwise)
+    this.db = new Database(path, sqliteOptions());
     // the database holds CA keys: owner-only (SQLite gives -wal/-shm the same mode)
     if (path !== ':memory:') chmodSync(path, 0o600);
     this.db.pragma('busy_timeout = 5000');
@@ -156,8 +158,11 @@ export class SqliteBackend implements Backend {
         truncateBytes: WAL_TRUNCATE_BYTES,
         maxBytes: WAL_FORCE_BYTES,
         truncateWaitMs: TRUNCATE_WAIT_MS,
+        addonPath: sqliteAddonPath(),
       };
-      this.checkpointer = new Worker(new URL('./checkpointer.js', import.meta.url), { workerData: data });
+      this.checkpointer = startWorker('checkpointer', () => new URL('./checkpointer.js', import.meta.url), {
+        workerData: data,
+      });
     } catch {
       return;
     }
