@@ -12,6 +12,10 @@ command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v setfacl >/dev/null 2>&1 || need+=(acl)
 # zsh: the zsh completion script is parsed and run (test/integration/completion.test.ts)
 command -v zsh >/dev/null 2>&1 || need+=(zsh)
+# podman, runc, mmdebstrap: the container images are built and run (test/integration/container.test.ts)
+command -v podman >/dev/null 2>&1 || need+=(podman)
+command -v runc >/dev/null 2>&1 || need+=(runc)
+command -v mmdebstrap >/dev/null 2>&1 || need+=(mmdebstrap)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing test dependencies: ${need[*]}"
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi

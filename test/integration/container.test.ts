@@ -20,8 +20,9 @@ import {
 import { join, relative, resolve } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import type { TestCluster } from '../helpers/cluster.js';
+import { launchAuth } from '../helpers/launch-auth.js';
 import { CLI_DIR, cli, run, tempDir, waitFor, type RunResult } from '../helpers/procs.js';
-import { sshRun, startSshd, type Sshd } from '../helpers/sshd.js';
+import { freePort, sshRun, startSshd, type Sshd } from '../helpers/sshd.js';
 
 const REPO = resolve(CLI_DIR, '../../..');
 const VERSION = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string }).version;
@@ -60,6 +61,41 @@ function inputsKey(): string {
   const h = createHash('sha256').update(process.version);
   for (const f of files.sort()) h.update(`${relative(REPO, f)}\0`).update(readFileSync(f));
   return h.digest('hex').slice(0, 16);
+}
+
+/**
+ * The shell script of a guide page, following the docs test convention (`<!-- test: run -->`,
+ * `file NAME`, `hidden`), plus the blocks skipped there because they need the images, which this
+ * file has: their skip reason says `container.test.ts runs this block`.
+ */
+function guideScript(md: string): string {
+  const lines = md.split('\n');
+  const parts: string[] = [];
+  let marker: string | undefined;
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
+    if (line.startsWith('<!-- test: hidden')) {
+      const body: string[] = [];
+      while (!lines[++i]!.startsWith('-->')) body.push(lines[i]!);
+      parts.push(body.join('\n'));
+      continue;
+    }
+    const m = /^<!-- test: (.*) -->$/.exec(line);
+    if (m) {
+      marker = m[1];
+      continue;
+    }
+    if (!line.startsWith('```') || marker === undefined) continue;
+    const body: string[] = [];
+    while (!lines[++i]!.startsWith('```')) body.push(lines[i]!);
+    const text = body.join('\n');
+    if (marker === 'run' || (marker.startsWith('skip:') && marker.includes('container.test.ts runs this block')))
+      parts.push(text);
+    else if (marker.startsWith('file '))
+      parts.push(`cat >'${marker.slice(5)}' <<'MWI_GUIDE_EOF'\n${text}\nMWI_GUIDE_EOF`);
+    marker = undefined;
+  }
+  return parts.join('\n');
 }
 
 describe('container images (podman)', { skip: blocker() }, () => {
@@ -360,6 +396,54 @@ describe('container images (podman)', { skip: blocker() }, () => {
       assert.match(r.stderr + r.stdout, /resumed identity from storage/);
     });
 
+    it('runs as another user given with --user, writing files that user owns', async (t) => {
+      if (skipIfUnbuildable(t)) return;
+      const bot = JSON.parse(
+        await podmanOk(['exec', mwiName, 'tctl', 'bots', 'add', 'robot2', '--roles', 'deployer', '--format', 'json']),
+      ) as { token: string };
+      const conf = join(dir.path, 'as-user-conf');
+      mkdirSync(conf);
+      const asUser = join(dir.path, 'as-user-out');
+      mkdirSync(asUser, { mode: 0o755 });
+      chownSync(asUser, 1000, 1000);
+      writeFileSync(
+        join(conf, 'tbot.yaml'),
+        [
+          'version: v2',
+          `auth_server: ${addr}`,
+          `onboarding: { join_method: token, token: ${bot.token}, ca_pins: ["${pin}"] }`,
+          'storage: { type: memory }',
+          'outputs:',
+          `  - { type: identity, destination: { type: directory, path: ${asUser} } }`,
+          '',
+        ].join('\n'),
+      );
+      const r = await podman([
+        'run',
+        '--rm',
+        '--name',
+        name('tbot'),
+        '--user',
+        '1000:1000',
+        '--network=host',
+        '--read-only',
+        '--read-only-tmpfs=false',
+        '-v',
+        `${conf}:/etc/tbot:ro`,
+        '-v',
+        `${asUser}:${asUser}`,
+        TBOT,
+        'start',
+        '-c',
+        '/etc/tbot/tbot.yaml',
+        '--oneshot',
+      ]);
+      assert.equal(r.code, 0, `${r.stderr}${r.stdout}`);
+      const key = statSync(join(asUser, 'key'));
+      assert.equal(key.uid, 1000);
+      assert.equal(key.mode & 0o777, 0o600);
+    });
+
     it('a host directory the container user cannot write is refused, naming the path and the uid', async (t) => {
       if (skipIfUnbuildable(t)) return;
       const rootOwned = join(dir.path, 'root-owned');
@@ -402,5 +486,40 @@ describe('container images (podman)', { skip: blocker() }, () => {
         [],
       );
     });
+  });
+
+  it('the guide (docs/deploy/container.md) runs, its container blocks included', async (t) => {
+    if (skipIfUnbuildable(t)) return;
+    // what test/integration/docs-deploy.test.ts gives a page (an Auth Service it administers with
+    // plain tctl, at the address the guides write as auth.example.com:3025), plus the images
+    const auth = await launchAuth({ clusterName: 'example.com', prefix: 'container-guide' });
+    const home = join(dir.path, 'guide');
+    const bin = join(home, '.bin');
+    mkdirSync(bin, { recursive: true });
+    for (const cmd of ['tbot', 'tctl', 'mwi']) {
+      writeFileSync(join(bin, cmd), `#!/bin/sh\nexec node ${join(CLI_DIR, `${cmd}.js`)} "$@"\n`, { mode: 0o755 });
+    }
+    const port = await freePort();
+    const script = guideScript(readFileSync(join(REPO, 'docs/deploy/container.md'), 'utf8'))
+      .replaceAll(`mwi/tbot-distroless:${VERSION}`, TBOT)
+      .replaceAll(`mwi/mwi-distroless:${VERSION}`, MWI)
+      .replaceAll('auth.example.com:3025', auth.addr)
+      .replaceAll('0.0.0.0:3025', `127.0.0.1:${port}`);
+    // the guide's container names
+    containers.push('tbot', 'mwi');
+    try {
+      const r = await run('bash', ['-euo', 'pipefail', '-c', script], {
+        cwd: home,
+        env: { ...env, PATH: `${bin}:${process.env.PATH}`, HOME: home, LANG: 'C.UTF-8', MWI_DATA_DIR: auth.dataDir },
+        timeoutMs: 90_000,
+      });
+      assert.equal(r.code, 0, `the guide's blocks failed (${r.code}):\n${r.stdout}${r.stderr}`);
+      assert.equal(statSync(join(home, 'machine-id/key')).uid, UID);
+      assert.match(r.stdout, /The bot token: /); // tctl in the Auth Service container
+      assert.match(r.stderr, /one-shot run complete/); // tbot --oneshot
+      assert.match(r.stderr, /wrote output/); // the tbot container kept running
+    } finally {
+      await auth.stop();
+    }
   });
 });
