@@ -49,7 +49,8 @@ have_image() { "$PODMAN" image inspect "$1" >/dev/null 2>&1; }
 
 # A Debian 12 root file system from packages, imported as an image (no registry needed).
 mmdebstrap_image() { # NAME VARIANT PACKAGES [CUSTOMIZE]
-  command -v mmdebstrap >/dev/null 2>&1 || die "no registry reachable and no mmdebstrap to build $1 (apt-get install mmdebstrap)"
+  command -v mmdebstrap >/dev/null 2>&1 ||
+    die "no registry reachable and no mmdebstrap to build $1 (apt-get install mmdebstrap)"
   local root="$tmp/rootfs-${1//[^a-z]/}"
   local include=()
   [ -n "$3" ] && include=(--include="$3")
@@ -60,7 +61,7 @@ mmdebstrap_image() { # NAME VARIANT PACKAGES [CUSTOMIZE]
   if [ -n "${4:-}" ]; then sh "$4" "$root"; else rm -rf "$root"/var/cache/apt/archives/*.deb; fi
   tar --numeric-owner -C "$root" -cf "$tmp/rootfs.tar" .
   rm -rf "$root"
-  "$PODMAN" import --quiet --change 'ENV PATH=/usr/local/bin:/usr/bin:/bin' \
+  "$PODMAN" import --change 'ENV PATH=/usr/local/bin:/usr/bin:/bin' \
     ${5:+--change "$5"} "$tmp/rootfs.tar" "$1" >/dev/null
   rm -f "$tmp/rootfs.tar"
 }

@@ -162,7 +162,7 @@ describe('container images (podman)', { skip: blocker() }, () => {
       }
       assert.equal(img.code, 0, `build:image: ${img.stderr}${img.stdout}`);
       // sizes, for the record
-      for (const l of img.stdout.trim().split('\n').slice(-3)) process.stdout.write(`# ${l}\n`);
+      for (const l of img.stdout.trim().split('\n').slice(-3)) process.stdout.write(`${l}\n`);
       // earlier builds of this test (other keys) go: each holds two ~90 MB binaries
       const old = (
         await podmanOk(['images', '--format', '{{.Repository}}:{{.Tag}}', '--filter', 'reference=localhost/mwi-test/*'])
