@@ -1,5 +1,6 @@
-// `npm run bench`: joins, renewals, a burst, tbot wall time and memory, instance listing, and the
-// machine's raw crypto rates measured in the same run. Prints one table; writes bench-results.json.
+// `npm run bench`: joins, renewals, a burst, tbot wall time and memory, the single executables' size
+// and wall time, instance listing, and the machine's raw crypto rates measured in the same run.
+// Prints one table; writes bench-results.json.
 // The groups live in bench/groups/; this runs them in a fixed order and prints what they recorded.
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -13,6 +14,7 @@ import { boundKeypairJoins, burstJoins, githubJoins, joinsWithLocks, tokenJoins 
 import { renewalCycle, renewKeptAlive, renewNewConnection } from './groups/renew.js';
 import { instances } from './groups/storage.js';
 import { tbot } from './groups/tbot.js';
+import { binary } from './groups/binary.js';
 import { handshakes } from './groups/tls.js';
 import type { Bench, LoadBench } from './measure.js';
 
@@ -36,6 +38,7 @@ const GROUPS: Array<[name: string, run: (b: LoadBench) => Promise<void>]> = [
   ['tls', handshakes],
   ['burst', burstJoins],
   ['tbot', tbot],
+  ['binary', binary],
   ['locks', joinsWithLocks],
 ];
 

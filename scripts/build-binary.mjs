@@ -6,17 +6,32 @@
 // script. The mwi binary also embeds better-sqlite3's native module and the WAL checkpointer's
 // bundle as assets (src/util/native.ts loads them). No network; the same inputs give the same files.
 //
-// Output: build/bin/{tbot,tctl,mwi} and build/bin/SHA256SUMS (intermediate files in build/sea/).
+// Output: build/bin/{tbot,tctl,mwi} and build/bin/SHA256SUMS, or in `--out DIR` (tests build into
+// their temp dir). Intermediate files go to a temp dir, removed at the end.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, copyFileSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const OUT = join(ROOT, 'build', 'bin');
-const WORK = join(ROOT, 'build', 'sea');
+const { values: args } = parseArgs({ options: { out: { type: 'string' } } });
+const OUT = resolve(args.out ?? join(ROOT, 'build', 'bin'));
+const WORK = mkdtempSync(join(tmpdir(), 'mwi-build-binary-'));
+process.on('exit', () => rmSync(WORK, { recursive: true, force: true }));
 const require = createRequire(import.meta.url);
 /** postject's marker in the node binary (Node's documented value). */
 const FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
@@ -31,8 +46,6 @@ if (process.platform !== 'linux') {
   console.error(`build:binary: builds for Linux only (this is ${process.platform})`);
   process.exit(2);
 }
-rmSync(WORK, { recursive: true, force: true });
-mkdirSync(WORK, { recursive: true });
 mkdirSync(OUT, { recursive: true });
 
 // 1. bundles. import.meta.url is the bundle's own file URL, as in the ES module it replaces (in
@@ -96,13 +109,18 @@ for (const p of PROGRAMS) {
   // (its one line of success goes to stderr: shown only if it fails)
   const made = spawnSync(process.execPath, ['--experimental-sea-config', config], { encoding: 'utf8' });
   if (made.status !== 0) throw new Error(`node --experimental-sea-config ${config}: ${made.stderr}${made.stdout}`);
-  const tmp = join(WORK, `${p}.bin`);
+  // (written beside its final name and renamed: a binary in use is replaced, never rewritten)
+  const tmp = join(OUT, `.${p}.tmp`);
   copyFileSync(NODE, tmp);
-  // (postject warns that it cannot name the `.note.100` section of node: harmless)
+  // (postject warns that it cannot find the name of one of node's `.note` sections: harmless, not
+  // shown. No V8 code cache (useCodeCache): it made the binaries differ from build to build)
   const warn = console.warn;
-  console.warn = () => {};
+  console.warn = (...m) => (/string offset for section name '\.note/.test(m.join(' ')) ? undefined : warn(...m));
   try {
     await inject(tmp, 'NODE_SEA_BLOB', readFileSync(blob), { sentinelFuse: FUSE });
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
   } finally {
     console.warn = warn;
   }
@@ -112,11 +130,11 @@ for (const p of PROGRAMS) {
   sums.push(`${createHash('sha256').update(bytes).digest('hex')}  ${p}`);
 }
 writeFileSync(join(OUT, 'SHA256SUMS'), sums.join('\n') + '\n');
-rmSync(NODE);
 
+const shown = relative(process.cwd(), OUT).startsWith('..') ? OUT : relative(process.cwd(), OUT) || '.';
 const sizes = PROGRAMS.map((p) => `${p} ${mb(statSync(join(OUT, p)).size)}`).join(', ');
-console.log(`built ${relative(process.cwd(), OUT) || '.'}/{${PROGRAMS.join(',')}}: ${sizes}`);
+console.log(`built ${shown}/{${PROGRAMS.join(',')}}: ${sizes}`);
 console.log(
   `(node ${process.version} ${process.platform}-${process.arch}${stripped ? ', symbols stripped' : ''}; ` +
-    `${((Date.now() - started) / 1000).toFixed(1)} s; checksums in build/bin/SHA256SUMS)`,
+    `${((Date.now() - started) / 1000).toFixed(1)} s; checksums in ${shown}/SHA256SUMS)`,
 );

@@ -51,7 +51,11 @@ export interface SshdTrust {
  * A real OpenSSH sshd on 127.0.0.1 that presents a host certificate signed by the cluster's host
  * CA and trusts the cluster's user CA in one of the two ways OpenSSH offers (see SshdTrust).
  */
-export async function startSshd(cluster: TestCluster, dir: string, trust: SshdTrust = {}): Promise<Sshd> {
+export async function startSshd(
+  cluster: Pick<TestCluster, 'tctlOk'>,
+  dir: string,
+  trust: SshdTrust = {},
+): Promise<Sshd> {
   mkdirSync(dir, { recursive: true });
   if (process.getuid?.() === 0) mkdirSync('/run/sshd', { recursive: true });
   const hostKey = join(dir, 'ssh_host_ed25519_key');
