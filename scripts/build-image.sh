@@ -2,7 +2,7 @@
 # npm run build:image: the container images of tbot and of the Auth Service (mwi + tctl), built with
 # podman (or docker: PODMAN=docker) from the single-file binaries; prints their sizes.
 #
-#   BIN_DIR      the binaries (default build/bin; built with `npm run build:binary` when missing)
+#   BIN_DIR      the binaries (default build/bin; built there with `npm run build:binary` when missing)
 #   TBOT_IMAGE   default mwi/tbot-distroless:<version>   (Teleport's image is tbot-distroless too)
 #   MWI_IMAGE    default mwi/mwi-distroless:<version>
 #   BASE         the runtime base (default gcr.io/distroless/cc-debian12:nonroot)
@@ -40,9 +40,8 @@ trap 'rm -rf "$tmp"' EXIT
 missing=()
 for b in tbot tctl mwi; do [ -x "$BIN_DIR/$b" ] || missing+=("$b"); done
 if [ ${#missing[@]} -gt 0 ]; then
-  [ "$BIN_DIR" = build/bin ] || die "$BIN_DIR has no ${missing[*]} (build them with npm run build:binary)"
-  echo "build:image: building the binaries (npm run build:binary)"
-  npm run --silent build:binary
+  echo "build:image: building the binaries into $BIN_DIR (npm run build:binary)"
+  npm run --silent build:binary -- --out "$BIN_DIR"
 fi
 
 have_image() { "$PODMAN" image inspect "$1" >/dev/null 2>&1; }
