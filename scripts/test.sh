@@ -14,6 +14,10 @@ command -v setfacl >/dev/null 2>&1 || need+=(acl)
 command -v zsh >/dev/null 2>&1 || need+=(zsh)
 # kubectl: deploy/kubernetes is rendered with `kubectl kustomize` (test/integration/kustomize.test.ts)
 command -v kubectl >/dev/null 2>&1 || need+=(kubernetes-client)
+# podman, runc, mmdebstrap: the container images are built and run (test/integration/container.test.ts)
+command -v podman >/dev/null 2>&1 || need+=(podman)
+command -v runc >/dev/null 2>&1 || need+=(runc)
+command -v mmdebstrap >/dev/null 2>&1 || need+=(mmdebstrap)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing test dependencies: ${need[*]}"
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
