@@ -17,6 +17,7 @@ import {
 } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
+import { docScript, docSteps } from '../helpers/docs-blocks.js';
 import { launchAuth } from '../helpers/launch-auth.js';
 import { CLI_DIR, cli, run, tempDir, waitFor, type RunResult } from '../helpers/procs.js';
 import { freePort, sshRun, startSshd, type Sshd } from '../helpers/sshd.js';
@@ -61,38 +62,13 @@ function inputsKey(): string {
 }
 
 /**
- * The shell script of a guide page, following the docs test convention (`<!-- test: run -->`,
- * `file NAME`, `hidden`), plus the blocks skipped there because they need the images, which this
- * file has: their skip reason says `container.test.ts runs this block`.
+ * The shell script of a guide page as test/integration/docs-deploy.test.ts runs it, plus the
+ * blocks skipped there because they need the images, which this file has: their skip reason says
+ * `container.test.ts runs this block`; and the images' names swapped for the ones built here.
  */
-function guideScript(md: string): string {
-  const lines = md.split('\n');
-  const parts: string[] = [];
-  let marker: string | undefined;
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!;
-    if (line.startsWith('<!-- test: hidden')) {
-      const body: string[] = [];
-      while (!lines[++i]!.startsWith('-->')) body.push(lines[i]!);
-      parts.push(body.join('\n'));
-      continue;
-    }
-    const m = /^<!-- test: (.*) -->$/.exec(line);
-    if (m) {
-      marker = m[1];
-      continue;
-    }
-    if (!line.startsWith('```') || marker === undefined) continue;
-    const body: string[] = [];
-    while (!lines[++i]!.startsWith('```')) body.push(lines[i]!);
-    const text = body.join('\n');
-    if (marker === 'run' || (marker.startsWith('skip:') && marker.includes('container.test.ts runs this block')))
-      parts.push(text);
-    else if (marker.startsWith('file '))
-      parts.push(`cat >'${marker.slice(5)}' <<'MWI_GUIDE_EOF'\n${text}\nMWI_GUIDE_EOF`);
-    marker = undefined;
-  }
-  return parts.join('\n');
+function guideScript(md: string, replace: Record<string, string>): string {
+  const steps = docSteps(md, (reason) => reason.includes('container.test.ts runs this block'));
+  return docScript(steps, replace);
 }
 
 describe('container images (podman)', { skip: blocker() }, () => {
@@ -486,11 +462,12 @@ describe('container images (podman)', { skip: blocker() }, () => {
       writeFileSync(join(bin, cmd), `#!/bin/sh\nexec node ${join(CLI_DIR, `${cmd}.js`)} "$@"\n`, { mode: 0o755 });
     }
     const port = await freePort();
-    const script = guideScript(readFileSync(join(REPO, 'docs/deploy/container.md'), 'utf8'))
-      .replaceAll(`mwi/tbot-distroless:${VERSION}`, TBOT)
-      .replaceAll(`mwi/mwi-distroless:${VERSION}`, MWI)
-      .replaceAll('auth.example.com:3025', auth.addr)
-      .replaceAll('0.0.0.0:3025', `127.0.0.1:${port}`);
+    const script = guideScript(readFileSync(join(REPO, 'docs/deploy/container.md'), 'utf8'), {
+      [`mwi/tbot-distroless:${VERSION}`]: TBOT,
+      [`mwi/mwi-distroless:${VERSION}`]: MWI,
+      'auth.example.com:3025': auth.addr,
+      '0.0.0.0:3025': `127.0.0.1:${port}`,
+    });
     // the guide's container names
     containers.push('tbot', 'mwi');
     try {

@@ -63,6 +63,15 @@ describe('docs blocks', () => {
     assert.throws(() => docSteps('```sh\nls\n'), /not closed/);
   });
 
+  it('runs the skipped blocks a caller accepts by their reason', () => {
+    const md = page('<!-- test: skip: needs the images -->', '```sh', 'podman run x', '```');
+    assert.deepEqual(
+      docSteps(md, (r) => r.includes('images')),
+      [{ kind: 'run', line: 2, code: 'podman run x' }],
+    );
+    assert.equal(docSteps(md, (r) => r.includes('systemd'))[0]!.kind, 'skip');
+  });
+
   it('keeps longer fences and indented blocks whole', () => {
     const steps = docSteps(page('<!-- test: run -->', '  ````sh', '  echo "```"', '  ````'));
     assert.deepEqual(steps, [{ kind: 'run', line: 2, code: 'echo "```"' }]);
