@@ -289,3 +289,41 @@ export async function startAzure(dir: string): Promise<TestAzure> {
 export async function foreignKey(): Promise<CryptoKey> {
   return (await webcrypto.subtle.generateKey(RSA, true, ['sign', 'verify'])).privateKey;
 }
+
+/** What a join payload is made of, each part replaceable (the hostile corpus). */
+export interface PayloadOptions {
+  /** Fields of the attested document (besides the nonce); `nonce` here replaces the challenge's. */
+  fields?: Record<string, unknown>;
+  /** The attested document's content as is (instead of documentJson). */
+  content?: string;
+  signer?: CertAndKey;
+  sign?: SignOptions;
+  intermediates?: unknown;
+  /** The access token's claims (default: the system-assigned identity of the VM). */
+  claims?: JWTPayload;
+  accessToken?: unknown;
+  encoding?: string;
+}
+
+/** A join payload answering `ch` as tbot on the test VM would, with `o` changing any part. */
+export async function joinPayload(
+  az: TestAzure,
+  ch: { challenge_id: string; nonce: string },
+  o: PayloadOptions = {},
+): Promise<Record<string, unknown>> {
+  const content = o.content ?? documentJson({ nonce: ch.nonce, ...o.fields });
+  return {
+    challenge_id: ch.challenge_id,
+    attested_data: {
+      encoding: o.encoding ?? 'pkcs7',
+      signature: await signDocument(content, o.signer ?? az.chain.signer, o.sign),
+    },
+    intermediates: o.intermediates ?? [az.chain.issuing.der.toString('base64')],
+    access_token: 'accessToken' in o ? o.accessToken : await az.sts.sign(o.claims ?? tokenClaims()),
+  };
+}
+
+/** The parsed mwi.yaml sections (`oidc`, `azure`) that point an in-process Auth Service at `az`. */
+export function azureSections(az: TestAzure): Record<string, unknown> {
+  return { oidc: { endpointOverrides: { [STS]: az.sts.url } }, azure: { root_cas: [az.rootFile] } };
+}
