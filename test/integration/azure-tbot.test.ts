@@ -221,6 +221,27 @@ describe('azure: tbot joins from an Azure VM, one-shot and as a daemon, and logs
     assert.match(joins().at(-1)!.reason as string, /no allow rule matches .*"resource_group":"staging"/);
   });
 
+  it('an identity IMDS does not know is a configuration error naming onboarding.azure.client_id (exit 2)', async () => {
+    const r = await cli(
+      'tbot',
+      [
+        'start',
+        '--oneshot',
+        '--join-uri',
+        `tbot+auth+azure://${tokenName}:no-such-client@${c.addr}`,
+        '--ca-pin',
+        c.caPin,
+        '--data-dir',
+        join(c.dir, 'unknown-bot'),
+        '--destination-dir',
+        join(c.dir, 'unknown-out'),
+      ],
+      { env: env() },
+    );
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /onboarding\.azure\.client_id: IMDS refused a managed identity access token: HTTP 400/);
+  });
+
   it('off an Azure VM (no IMDS), tbot says so and where it looked', async () => {
     const r = await cli(
       'tbot',
