@@ -130,6 +130,8 @@ export interface SignOptions {
   extraCerts?: CertAndKey[];
   /** Sign with this key (e.g. not the certificate's). */
   key?: CryptoKey;
+  /** The SignerInfo names the signature algorithm rsaEncryption (the hash then comes from the digest field). */
+  rsaEncryption?: boolean;
 }
 
 /** The `signature` of an attested document (base64 DER PKCS#7 SignedData) over `content`, by `signer`. */
@@ -164,6 +166,11 @@ export async function signDocument(content: string | Buffer, signer: CertAndKey,
     });
   }
   await sd.sign(o.key ?? signer.keys.privateKey, 0, 'SHA-256');
+  if (o.rsaEncryption)
+    sd.signerInfos[0]!.signatureAlgorithm = new pkijs.AlgorithmIdentifier({
+      algorithmId: '1.2.840.113549.1.1.1',
+      algorithmParams: new asn1js.Null(),
+    });
   if (o.quirk !== false)
     sd.signerInfos[0]!.digestAlgorithm = new pkijs.AlgorithmIdentifier({
       algorithmId: '1.2.840.113549.1.1.11',

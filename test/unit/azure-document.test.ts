@@ -54,6 +54,11 @@ describe('azure attested document: PKCS#7 signature, nonce, signer name, chain t
   it('verifies a signature without signed attributes, and one without the quirk', async () => {
     assert.equal((await verify(await signDocument(doc(), azure.signer, { signedAttrs: false }))).vmId, VM_ID);
     assert.equal((await verify(await signDocument(doc(), azure.signer, { quirk: false }))).vmId, VM_ID);
+    // the signature algorithm written as plain rsaEncryption: the hash comes from the (mapped) digest field
+    const rsa = await signDocument(doc(), azure.signer, { rsaEncryption: true });
+    assert.equal((await verify(rsa)).vmId, VM_ID);
+    const rsaNoAttrs = await signDocument(doc(), azure.signer, { rsaEncryption: true, signedAttrs: false });
+    assert.equal((await verify(rsaNoAttrs)).vmId, VM_ID);
   });
 
   it('refuses a document whose nonce is not the challenge, or that has none', async () => {
