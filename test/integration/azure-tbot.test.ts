@@ -218,7 +218,15 @@ describe('azure: tbot joins from an Azure VM, one-shot and as a daemon, and logs
     );
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /matches none of the token's allow rules/);
-    assert.match(joins().at(-1)!.reason as string, /no allow rule matches .*"resource_group":"staging"/);
+    const refusal = joins().at(-1)!;
+    assert.match(refusal.reason as string, /no allow rule matches .*"resource_group":"staging"/);
+    // the rules again on the refused VM's recorded claims
+    const explained = await c.tctl(['tokens', 'test', tokenName, '--from-audit', refusal.uid as string]);
+    assert.equal(explained.code, 1, explained.stderr);
+    assert.match(explained.stdout, /FAIL +resource_groups/);
+    const idToken = await c.tctl(['tokens', 'test', tokenName, '--id-token', '-']);
+    assert.notEqual(idToken.code, 0);
+    assert.match(idToken.stderr, /cannot be captured and tested later: test a refused join's claims with --from-audit/);
   });
 
   it('an identity IMDS does not know is a configuration error naming onboarding.azure.client_id (exit 2)', async () => {
