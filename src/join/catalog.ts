@@ -30,6 +30,8 @@ export const JOIN_METHODS: readonly JoinMethodInfo[] = Object.freeze([
   { name: 'spacelift', renewable: false, secretName: false, allow: 'method' },
   { name: 'bitbucket', renewable: false, secretName: false, allow: 'method' },
   { name: 'azure_devops', renewable: false, secretName: false, allow: 'method' },
+  // cloud-signed documents, checked against a challenge: renewed by joining again too
+  { name: 'azure', renewable: false, secretName: false, allow: 'method' },
 ]);
 
 export function joinMethodInfo(name: string): JoinMethodInfo | undefined {
@@ -37,7 +39,7 @@ export function joinMethodInfo(name: string): JoinMethodInfo | undefined {
 }
 
 /** Teleport's join methods that mwi does not have (yet): named as such when a file uses one. */
-const TELEPORT_ONLY = ['ec2', 'iam', 'azure', 'tpm', 'oracle', 'env0', 'generic_oidc'];
+const TELEPORT_ONLY = ['ec2', 'iam', 'tpm', 'oracle', 'env0', 'generic_oidc'];
 
 /** Why `name` is not a join method mwi takes: a typo, or one of Teleport's that mwi lacks. */
 export function unknownJoinMethod(name: string): string {

@@ -7,6 +7,7 @@ import { loadAuthConfig } from '../../src/auth/config.js';
 import { isMwiError } from '../../src/errors.js';
 import { oidcSection } from '../../src/join/jwt/jwks.js';
 import { kubernetesSection } from '../../src/join/kubernetes/server.js';
+import { azureSection } from '../../src/join/azure/config.js';
 import { createJoinHandlers, SERVER_METHODS, SERVER_SECTIONS } from '../../src/join/servers.js';
 import type { ServerDeps, ServerJoinMethod, ServerSection } from '../../src/join/types.js';
 import { tempDir } from '../helpers/procs.js';
@@ -20,7 +21,7 @@ const deps: ServerDeps = {
 };
 
 it("mwi.yaml's join method sections come from the server halves that read them", () => {
-  assert.deepEqual(SERVER_SECTIONS, [oidcSection, kubernetesSection]);
+  assert.deepEqual(SERVER_SECTIONS, [oidcSection, kubernetesSection, azureSection]);
   for (const m of SERVER_METHODS.values()) {
     if (m.name !== 'token' && m.name !== 'bound_keypair') assert.ok(m.sections?.includes(oidcSection), m.name);
   }
@@ -45,8 +46,13 @@ it('mwi.yaml oidc and kubernetes: parsed by their sections, defaults when absent
     assert.deepEqual(loadAuthConfig(file, {}).joinMethods, {
       oidc: { endpointOverrides: { 'https://issuer.example': 'http://127.0.0.1:9' }, minRefreshMs: 60_000 },
       kubernetes: { apiServer: 'https://10.0.0.1', caPath: undefined, tokenPath: '/tmp/t' },
+      azure: {},
     });
-    const defaults = { oidc: {}, kubernetes: { apiServer: undefined, caPath: undefined, tokenPath: undefined } };
+    const defaults = {
+      oidc: {},
+      kubernetes: { apiServer: undefined, caPath: undefined, tokenPath: undefined },
+      azure: {},
+    };
     assert.deepEqual(loadAuthConfig(undefined, {}).joinMethods, defaults);
     writeFileSync(file, 'listen: 127.0.0.1:0\n');
     assert.deepEqual(loadAuthConfig(file, {}).joinMethods, defaults);
@@ -58,7 +64,7 @@ it('mwi.yaml oidc and kubernetes: parsed by their sections, defaults when absent
         'kubernetess: {}\n',
         'kubernetess: unknown key ' +
           '(expected cluster_name, data_dir, listen, storage, tls_sans, https_keypairs, ' +
-          'https_keypairs_reload_interval, oidc, kubernetes, connection_limits, audit)',
+          'https_keypairs_reload_interval, oidc, kubernetes, azure, connection_limits, audit)',
       ],
     ] as const) {
       writeFileSync(file, body);

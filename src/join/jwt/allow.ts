@@ -43,6 +43,8 @@ function matches(want: unknown, got: unknown, how: Matcher, listClaim: boolean):
   // a region (us-west1) covers its zones (us-west1-a); nothing shorter matches
   if (how === 'region-or-zone')
     return got === want || (got.startsWith(`${want}-`) && /^[a-z]$/.test(got.slice(want.length + 1)));
+  // Azure ids and resource group names: the same whatever their case
+  if (how === 'case-insensitive') return want.toLowerCase() === got.toLowerCase();
   return how === 'glob' ? globMatch(want, got) : want === got;
 }
 

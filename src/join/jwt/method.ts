@@ -49,6 +49,33 @@ export interface JwtMethodDefinition<S> {
 }
 
 /**
+ * A token of a method whose `allow` rules live under the method (`spec.<name>.allow`), checked
+ * and normalized at creation: the rules moved there from the deprecated `spec.allow` (with a
+ * note), refused in both places, and each rule checked against the method's policy (which
+ * `policyOf` makes from the spec, after checking the method's block).
+ */
+export function prepareRulesToken(
+  name: string,
+  input: Record<string, unknown>,
+  policyOf: (spec: Readonly<Record<string, unknown>>) => AllowPolicy,
+): { spec: Record<string, unknown>; notes: string[] } {
+  const here = `spec.${name}.allow`;
+  const policy = policyOf(input);
+  const { spec, moved } = teleportPlacement(input, name);
+  if (input.allow !== undefined && !moved)
+    throw new MwiError('BAD_REQUEST', `give the rules once, in ${here} (Teleport's place for them)`, {
+      field: 'spec.allow',
+    });
+  // a rule that names no workload would match every workload on the platform: refused here,
+  // naming the rule where the user wrote it
+  assertAllowRules(storedRules(spec, name), policy, moved ? 'spec.allow' : here);
+  const deprecated =
+    `spec.allow is deprecated for join method ${name}: ` +
+    `the rules were stored as ${here}, where Teleport keeps them`;
+  return { spec: { ...spec }, notes: moved ? [deprecated] : [] };
+}
+
+/**
  * The server half shared by every platform that signs a JWT: verify it against the issuer's keys,
  * check the rules, match `allow`, accept each token once. A method is a definition, not code.
  * Its issuers' keys come through mwi.yaml's `oidc` section (oidcSection).
@@ -63,22 +90,7 @@ export function jwtServer<S>(def: JwtMethodDefinition<S>): ServerJoinMethod {
   return {
     name: def.name,
     sections: [oidcSection],
-    prepareToken(input) {
-      const here = `spec.${def.name}.allow`;
-      const options = parseSpec(input);
-      const { spec, moved } = teleportPlacement(input, def.name);
-      if (input.allow !== undefined && !moved)
-        throw new MwiError('BAD_REQUEST', `give the rules once, in ${here} (Teleport's place for them)`, {
-          field: 'spec.allow',
-        });
-      // a rule that names no workload would match every workload on the platform: refused here,
-      // naming the rule where the user wrote it
-      assertAllowRules(storedRules(spec, def.name), policyOf(options), moved ? 'spec.allow' : here);
-      const deprecated =
-        `spec.allow is deprecated for join method ${def.name}: ` +
-        `the rules were stored as ${here}, where Teleport keeps them`;
-      return { spec: { ...spec }, notes: moved ? [deprecated] : [] };
-    },
+    prepareToken: (input) => prepareRulesToken(def.name, input, (spec) => policyOf(parseSpec(spec))),
     create(deps, section) {
       const jwks = section(oidcSection);
       return {

@@ -1,7 +1,7 @@
 import { MwiError } from '../../errors.js';
 
 /** How a rule field compares with a claim. */
-export type Matcher = 'exact' | 'glob' | 'region-or-zone';
+export type Matcher = 'exact' | 'glob' | 'region-or-zone' | 'case-insensitive';
 
 /** One `allow` rule field: the claim it checks, how, and the value type a rule may give it. */
 export interface AllowField {

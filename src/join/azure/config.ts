@@ -1,0 +1,77 @@
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { MwiError } from '../../errors.js';
+import { ioReason } from '../../util/io-reason.js';
+import type { ServerSection } from '../types.js';
+import { AZURE_ROOTS } from './roots.js';
+
+/**
+ * The names an attested document's signing certificate may carry (its subject's common name, or a
+ * name under it): Azure's public cloud and its sovereign clouds (US Government, China, Germany).
+ */
+export const DEFAULT_SIGNER_NAMES: readonly string[] = Object.freeze([
+  'metadata.azure.com',
+  'metadata.azure.us',
+  'metadata.azure.cn',
+  'metadata.microsoftazure.de',
+]);
+
+/** mwi.yaml `azure`, as written. */
+export interface AzureOptions {
+  /** PEM files whose certificates replace the built-in roots. */
+  root_cas?: string[] | undefined;
+  /** Replace the default signer names. */
+  signer_names?: string[] | undefined;
+}
+
+/** What the `azure` join trusts in one Auth Service process. */
+export interface AzureTrust {
+  roots: readonly X509Certificate[];
+  signerNames: readonly string[];
+}
+
+const PEM_CERT = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g;
+
+/** The certificates of the PEM files `azure.root_cas` names; each file must hold at least one. */
+function readRoots(files: readonly string[]): X509Certificate[] {
+  return files.flatMap((file, i) => {
+    const field = `azure.root_cas[${i}]`;
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (cause) {
+      throw new MwiError('BAD_CONFIG', `cannot read ${file}: ${ioReason(cause)}`, { field, cause });
+    }
+    const blocks = text.match(PEM_CERT) ?? [];
+    if (blocks.length === 0) throw new MwiError('BAD_CONFIG', `${file} holds no PEM certificate`, { field });
+    return blocks.map((pem) => {
+      try {
+        return new X509Certificate(pem);
+      } catch (cause) {
+        throw new MwiError('BAD_CONFIG', `${file} holds a certificate that does not parse`, { field, cause });
+      }
+    });
+  });
+}
+
+const DNS_NAME = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$/i;
+
+/** mwi.yaml `azure`: the roots and signer names attested documents are checked against. */
+export const azureSection: ServerSection<AzureOptions, AzureTrust> = {
+  key: 'azure',
+  schema: z
+    .object({
+      root_cas: z.array(z.string().min(1)).min(1, 'at least one file (leave the key out for the built-in roots)'),
+      signer_names: z
+        .array(z.string().regex(DNS_NAME, 'expected a DNS name, like metadata.azure.com'))
+        .min(1, 'at least one name (leave the key out for the defaults)'),
+    })
+    .partial()
+    .strict()
+    .default({}),
+  build: (o) => ({
+    roots: o.root_cas ? readRoots(o.root_cas) : AZURE_ROOTS.map((r) => new X509Certificate(r.pem)),
+    signerNames: o.signer_names ?? DEFAULT_SIGNER_NAMES,
+  }),
+};
