@@ -19,6 +19,7 @@ import {
   type TestAzure,
 } from '../helpers/azure.js';
 import { tempDir } from '../helpers/procs.js';
+import { FileAuditLog } from '../../src/auth/audit.js';
 
 /** What a caller is told until the attested document has verified: what an unknown token gets. */
 const GENERIC = /the token is unknown, expired, already used or not valid for this request/;
@@ -59,6 +60,9 @@ describe('azure join: the hostile corpus (each refused, audited with its reason,
     az = await startAzure(tmp.path);
     rogue = await makeChain({ rootName: 'Rogue Root' });
     t = await testContext();
+    // every refusal on its own line: repeated identical refusals (this corpus makes several) would
+    // otherwise be counted into the first one's line, and lastReason() would read an older event
+    t.ctx.audit = new FileAuditLog(t.auditPath, t.clock.now, { refusalWindowMs: 0 });
     t.ctx.methods = joinHandlers(t.ctx.backend, t.ctx.now, azureSections(az), {});
     pub = (await generateKeys('ec-p256')).publicKeyPem;
     await t.admin.create(
