@@ -186,8 +186,10 @@ const joinTokenReply = z
     id: z.string(),
     join_method: z.string(),
     bot_name: z.string(),
-    /** Absent for a token that never expires (a platform token bound with `bots add --token`). */
+    /** Absent for a token that never expires (bound_keypair; a platform token bound with `bots add --token`). */
     expires: z.string().optional(),
+    /** bound_keypair: the bot must register its key before this time (onboarding.must_register_before). */
+    must_register_before: z.string().optional(),
     ca_pins: z.array(z.string()),
     /** bound_keypair: the registration secret, when the Auth Service generated one. */
     registration_secret: z.string().optional(),

@@ -287,20 +287,40 @@ export class AdminApi {
     if (secretName && body.name !== undefined && TOKEN_ID_FORM.test(body.name))
       throw new MwiError('BAD_REQUEST', ID_FORM_SECRET, { field: 'name' });
     const name = body.name ?? (secretName ? newSecret() : `${body.bot_name}-${randomUUID().slice(0, 8)}`);
-    const expires = new Date(this.ctx.now() + ttlMs).toISOString();
-    const spec = { ...body.spec, roles: ['Bot'], join_method: method, bot_name: body.bot_name };
+    const until = new Date(this.ctx.now() + ttlMs).toISOString();
+    let spec: Record<string, unknown> = { ...body.spec, roles: ['Bot'], join_method: method, bot_name: body.bot_name };
+    // a bound keypair token is the lasting trust in the bot's key (recovery after an outage goes
+    // through it, bounded by recovery.limit), so it does not expire, as in Teleport: the TTL bounds
+    // the registration instead (onboarding.must_register_before), unless the spec sets that itself
+    let expires: string | undefined = until;
+    let mustRegisterBefore: string | undefined;
+    if (method === 'bound_keypair') {
+      expires = undefined;
+      const bk = (spec.bound_keypair ?? {}) as { onboarding?: { must_register_before?: unknown } };
+      if (typeof bk !== 'object' || bk === null || Array.isArray(bk))
+        throw new MwiError('BAD_REQUEST', 'spec.bound_keypair must be an object', { field: 'spec.bound_keypair' });
+      const onboarding = bk.onboarding ?? {};
+      const given = onboarding.must_register_before;
+      mustRegisterBefore = typeof given === 'string' && given !== '' ? given : until;
+      spec = {
+        ...spec,
+        bound_keypair: { ...bk, onboarding: { ...onboarding, must_register_before: mustRegisterBefore } },
+      };
+    }
     const labels = body.labels ? { labels: body.labels } : {};
+    const metadata = { name, ...(expires ? { expires } : {}), ...labels };
     const {
       name: id,
       shown_once,
       notes,
-    } = await this.create({ kind: 'token', version: 'v2', metadata: { name, expires, ...labels }, spec }, false, user);
+    } = await this.create({ kind: 'token', version: 'v2', metadata, spec }, false, user);
     return {
       token: name,
       id,
       join_method: method,
       bot_name: body.bot_name,
-      expires,
+      ...(expires ? { expires } : {}),
+      ...(mustRegisterBefore ? { must_register_before: mustRegisterBefore } : {}),
       ca_pins: [this.ctx.cas.caPin],
       ...(shown_once ?? {}),
       ...(notes ? { notes } : {}),

@@ -103,3 +103,28 @@ it("a token with one of Teleport's join methods that mwi lacks is refused saying
       /"iam" is Teleport's and not in mwi yet/.test(e.message),
   );
 });
+
+it('tokens add, bound_keypair: the token does not expire; the TTL bounds the registration (as in Teleport)', async () => {
+  const { ctx, admin } = await testContext();
+  const out = await admin.addToken({ bot_name: 'b', join_method: 'bound_keypair', ttl: '10m' }, 'admin');
+  const registerBy = new Date(ctx.now() + 600_000).toISOString();
+  assert.equal(out.expires, undefined);
+  assert.equal(out.must_register_before, registerBy);
+  const stored = JSON.parse((await ctx.backend.get(tokenKey(out.id)))!.value);
+  assert.equal(stored.metadata.expires, undefined, 'recovery after an outage needs the token later');
+  assert.equal(stored.spec.bound_keypair.onboarding.must_register_before, registerBy);
+  // a window the spec sets is kept
+  const own = await admin.addToken(
+    {
+      bot_name: 'b',
+      join_method: 'bound_keypair',
+      spec: { bound_keypair: { onboarding: { must_register_before: '2030-01-01T00:00:00.000Z' } } },
+    },
+    'admin',
+  );
+  assert.equal(own.must_register_before, '2030-01-01T00:00:00.000Z');
+  // other methods keep their expiry
+  const tok = await admin.addToken({ bot_name: 'b', ttl: '10m' }, 'admin');
+  assert.equal(tok.expires, registerBy);
+  assert.equal(tok.must_register_before, undefined);
+});

@@ -199,7 +199,7 @@ export const TCTL = {
         ['type', { description: 'token type: bot (the only one mwi makes; required)', values: ['bot'] }],
         'bot-name',
         'join-method',
-        ['ttl', { description: "the token's lifetime", default: '30m' }],
+        ['ttl', { description: "the token's lifetime (bound_keypair: the registration window)", default: '30m' }],
         'value',
         'labels',
         'spec',

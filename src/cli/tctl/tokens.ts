@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { ID_FORM_SECRET, TOKEN_ID_FORM } from '../../api/admin.js';
+import { ID_FORM_SECRET, TOKEN_ID_FORM, type JoinTokenReply } from '../../api/admin.js';
 import { MwiError } from '../../errors.js';
 import { joinMethodInfo } from '../../join/catalog.js';
 import { usageError } from '../common.js';
@@ -30,6 +30,18 @@ export function parseLabels(text: string): Record<string, string> {
 }
 
 /** `tctl tokens ...` */
+/** How long a new token lasts: its expiry, or (bound_keypair) the registration window. */
+function lifetime(out: JoinTokenReply): string {
+  if (out.expires) return `This token will expire ${ago(out.expires)} (${cell(out.expires)}).`;
+  if (out.must_register_before)
+    return (
+      `The bot must register ${ago(out.must_register_before)} (before ${cell(out.must_register_before)}); ` +
+      'the token does not expire: it holds the trust in the bound key (recovery bounded by recovery.limit), as in ' +
+      'Teleport.'
+    );
+  return 'This token does not expire.';
+}
+
 export async function tokens(cmd: Command): Promise<number | void> {
   const { admin, sub, positionals, values, format } = cmd;
   if (sub === 'test') return tokensTest(cmd);
@@ -66,10 +78,7 @@ export async function tokens(cmd: Command): Promise<number | void> {
     });
     if (format === 'json') return void print(`${toJson(out)}\n`);
     if (format === 'yaml') return void print(toYaml(out));
-    print(
-      `The invite token: ${cell(out.token)}\nThis token will expire ${ago(out.expires)} (${cell(out.expires)}).\n` +
-        `CA pin: ${cell(out.ca_pins[0])}\n`,
-    );
+    print(`The invite token: ${cell(out.token)}\n${lifetime(out)}\nCA pin: ${cell(out.ca_pins[0])}\n`);
     if (values.value !== undefined && out.id !== out.token)
       print(
         '(mwi stores only a hash of the value you chose: it is not shown again, and tokens ls shows its id; ' +
