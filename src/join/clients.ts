@@ -10,6 +10,7 @@ import { terraformCloudClient } from './terraform_cloud/client.js';
 import { spaceliftClient } from './spacelift/client.js';
 import { bitbucketClient } from './bitbucket/client.js';
 import { azureDevopsClient } from './azure_devops/client.js';
+import { iamClient } from './iam/client.js';
 
 /** Client halves by method name (tbot side only). */
 export const CLIENT_METHODS: ReadonlyMap<string, ClientJoinMethod> = new Map(
@@ -25,5 +26,6 @@ export const CLIENT_METHODS: ReadonlyMap<string, ClientJoinMethod> = new Map(
     spaceliftClient,
     bitbucketClient,
     azureDevopsClient,
+    iamClient,
   ].map((m) => [m.name, m]),
 );

@@ -10,6 +10,7 @@ import { terraformCloudServer } from './terraform_cloud/server.js';
 import { spaceliftServer } from './spacelift/server.js';
 import { bitbucketServer } from './bitbucket/server.js';
 import { azureDevopsServer } from './azure_devops/server.js';
+import { iamServer } from './iam/server.js';
 
 /** Server halves by method name (Auth Service side only). */
 export const SERVER_METHODS: ReadonlyMap<string, ServerJoinMethod> = new Map(
@@ -25,6 +26,7 @@ export const SERVER_METHODS: ReadonlyMap<string, ServerJoinMethod> = new Map(
     spaceliftServer,
     bitbucketServer,
     azureDevopsServer,
+    iamServer,
   ].map((m) => [m.name, m]),
 );
 

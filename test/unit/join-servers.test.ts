@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { loadAuthConfig } from '../../src/auth/config.js';
 import { isMwiError } from '../../src/errors.js';
 import { oidcSection } from '../../src/join/jwt/jwks.js';
+import { iamSection } from '../../src/join/iam/server.js';
 import { kubernetesSection } from '../../src/join/kubernetes/server.js';
 import { createJoinHandlers, SERVER_METHODS, SERVER_SECTIONS } from '../../src/join/servers.js';
 import type { ServerDeps, ServerJoinMethod, ServerSection } from '../../src/join/types.js';
@@ -20,10 +21,12 @@ const deps: ServerDeps = {
 };
 
 it("mwi.yaml's join method sections come from the server halves that read them", () => {
-  assert.deepEqual(SERVER_SECTIONS, [oidcSection, kubernetesSection]);
+  assert.deepEqual(SERVER_SECTIONS, [oidcSection, kubernetesSection, iamSection]);
+  // every method that verifies a JWT reads the oidc section; the AWS methods read their own
   for (const m of SERVER_METHODS.values()) {
-    if (m.name !== 'token' && m.name !== 'bound_keypair') assert.ok(m.sections?.includes(oidcSection), m.name);
+    if (!['token', 'bound_keypair', 'iam'].includes(m.name)) assert.ok(m.sections?.includes(oidcSection), m.name);
   }
+  assert.deepEqual(SERVER_METHODS.get('iam')?.sections, [iamSection]);
   const handlers = createJoinHandlers(deps, {});
   assert.deepEqual([...handlers.keys()], [...SERVER_METHODS.keys()]);
 });
@@ -45,8 +48,13 @@ it('mwi.yaml oidc and kubernetes: parsed by their sections, defaults when absent
     assert.deepEqual(loadAuthConfig(file, {}).joinMethods, {
       oidc: { endpointOverrides: { 'https://issuer.example': 'http://127.0.0.1:9' }, minRefreshMs: 60_000 },
       kubernetes: { apiServer: 'https://10.0.0.1', caPath: undefined, tokenPath: '/tmp/t' },
+      iam: { fips: false },
     });
-    const defaults = { oidc: {}, kubernetes: { apiServer: undefined, caPath: undefined, tokenPath: undefined } };
+    const defaults = {
+      oidc: {},
+      kubernetes: { apiServer: undefined, caPath: undefined, tokenPath: undefined },
+      iam: { fips: false },
+    };
     assert.deepEqual(loadAuthConfig(undefined, {}).joinMethods, defaults);
     writeFileSync(file, 'listen: 127.0.0.1:0\n');
     assert.deepEqual(loadAuthConfig(file, {}).joinMethods, defaults);
@@ -58,7 +66,7 @@ it('mwi.yaml oidc and kubernetes: parsed by their sections, defaults when absent
         'kubernetess: {}\n',
         'kubernetess: unknown key ' +
           '(expected cluster_name, data_dir, listen, storage, tls_sans, https_keypairs, ' +
-          'https_keypairs_reload_interval, oidc, kubernetes, connection_limits, audit)',
+          'https_keypairs_reload_interval, oidc, kubernetes, iam, connection_limits, audit)',
       ],
     ] as const) {
       writeFileSync(file, body);
