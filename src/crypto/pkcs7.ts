@@ -88,8 +88,13 @@ export interface VerifiedSignedData {
 
 const malformed = (what: string) => new SignedDataError('malformed', what);
 
+/** Pinned certificates are parsed once (they are the same objects at every join). */
+const parsed = new WeakMap<X509Certificate, pkijs.Certificate>();
+
 function toPkijs(cert: X509Certificate): pkijs.Certificate {
-  return pkijs.Certificate.fromBER(new Uint8Array(cert.raw));
+  let p = parsed.get(cert);
+  if (!p) parsed.set(cert, (p = pkijs.Certificate.fromBER(new Uint8Array(cert.raw))));
+  return p;
 }
 
 function fromPkijs(cert: pkijs.Certificate): X509Certificate {
@@ -152,15 +157,27 @@ function checkShape(sd: pkijs.SignedData, contentType: string) {
 }
 
 /**
- * The encapsulated content of a SignedData, NOT verified: only to choose how to verify the
- * document (e.g. which region's certificate), never to trust what it says; verifySignedData
- * returns the content it verified.
+ * A SignedData read (once) and not yet verified: `unverifiedContent` only serves to choose how to
+ * verify it (e.g. which region's certificate), never to trust what it says; `verify` returns the
+ * content it verified.
  */
-export function unverifiedContent(der: Uint8Array, maxBytes = 64 * 1024): Buffer {
+export interface ReadSignedData {
+  unverifiedContent: Buffer;
+  verify(opts: Omit<VerifySignedDataOptions, 'maxBytes'>): Promise<VerifiedSignedData>;
+}
+
+/** Reads a DER or BER SignedData (see verifySignedData for what is checked, and when). */
+export function readSignedData(der: Uint8Array, maxBytes = 64 * 1024): ReadSignedData {
   if (der.length === 0 || der.length > maxBytes) throw malformed(`${der.length} bytes (expected 1 to ${maxBytes})`);
-  const eContent = parseSignedData(der).encapContentInfo.eContent;
+  const sd = parseSignedData(der);
+  const eContent = sd.encapContentInfo.eContent;
   if (!eContent) throw malformed('no attached content (a detached signature)');
-  return Buffer.from(eContent.getValue());
+  return { unverifiedContent: Buffer.from(eContent.getValue()), verify: (opts) => verifyParsed(sd, opts) };
+}
+
+/** The encapsulated content of a SignedData, NOT verified (see ReadSignedData). */
+export function unverifiedContent(der: Uint8Array, maxBytes = 64 * 1024): Buffer {
+  return readSignedData(der, maxBytes).unverifiedContent;
 }
 
 /**
@@ -175,9 +192,13 @@ export function unverifiedContent(der: Uint8Array, maxBytes = 64 * 1024): Buffer
  * const { content } = await verifySignedData(der, { trust: { certificate: awsRegionCert } });
  */
 export async function verifySignedData(der: Uint8Array, opts: VerifySignedDataOptions): Promise<VerifiedSignedData> {
-  const max = opts.maxBytes ?? 64 * 1024;
-  if (der.length === 0 || der.length > max) throw malformed(`${der.length} bytes (expected 1 to ${max})`);
-  const sd = parseSignedData(der);
+  return readSignedData(der, opts.maxBytes).verify(opts);
+}
+
+async function verifyParsed(
+  sd: pkijs.SignedData,
+  opts: Omit<VerifySignedDataOptions, 'maxBytes'>,
+): Promise<VerifiedSignedData> {
   const shape = checkShape(sd, opts.contentType ?? OID.data);
   const t = opts.trust;
   // the document's own certificates never decide who signed: replaced by the pinned one, or

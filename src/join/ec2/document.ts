@@ -1,5 +1,5 @@
 import { X509Certificate } from 'node:crypto';
-import { SignedDataError, unverifiedContent, verifySignedData } from '../../crypto/pkcs7.js';
+import { readSignedData, SignedDataError, type ReadSignedData } from '../../crypto/pkcs7.js';
 import { JoinRefusal } from '../types.js';
 import { IID_PATH } from './wire.js';
 
@@ -81,9 +81,11 @@ export async function verifyDocument(
   der: Buffer,
   certificate: (region: string) => X509Certificate | undefined,
 ): Promise<InstanceIdentity> {
+  let doc: ReadSignedData;
   let claimed: string;
   try {
-    claimed = String((JSON.parse(unverifiedContent(der).toString('utf8')) as { region?: unknown }).region);
+    doc = readSignedData(der);
+    claimed = String((JSON.parse(doc.unverifiedContent.toString('utf8')) as { region?: unknown }).region);
   } catch (err) {
     throw new JoinRefusal(`document: ${err instanceof Error ? err.message : String(err)}`);
   }
@@ -95,7 +97,7 @@ export async function verifyDocument(
     );
   let content: Buffer;
   try {
-    ({ content } = await verifySignedData(der, { trust: { certificate: cert } }));
+    ({ content } = await doc.verify({ trust: { certificate: cert } }));
   } catch (err) {
     if (err instanceof SignedDataError) throw refusal(err, claimed);
     throw err;
