@@ -137,6 +137,29 @@ describe('ec2: tbot joins with the instance identity document, then renews', () 
     }
   });
 
+  it('tctl tokens test --id-token: a document saved from an instance, checked (signature, age, rules)', async () => {
+    const file = join(c.dir, 'rsa2048.txt');
+    writeFileSync(file, await docFor('i-0123401234012340a'), { mode: 0o600 });
+    const ok = await c.tctl(['tokens', 'test', 'vm-ec2', '--id-token', file]);
+    assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+    assert.match(ok.stdout, /ok +signature +by AWS's RSA-2048 certificate of us-west-2/);
+    assert.match(ok.stdout, /rule 0: MATCHES/);
+    const other = clusterFile(
+      c,
+      'ec2-eu.yaml',
+      'kind: token\nversion: v2\nmetadata: { name: eu-ec2 }\nspec:\n  join_method: ec2\n  bot_name: vm\n' +
+        `  allow: [{ aws_account: "${ACCOUNT}", aws_regions: [eu-west-1] }]\n`,
+    );
+    await c.tctlOk(['create', other]);
+    const no = await c.tctl(['tokens', 'test', 'eu-ec2', '--id-token', file]);
+    assert.equal(no.code, 1, no.stdout + no.stderr);
+    assert.match(no.stdout, /aws_regions/);
+    assert.equal(
+      c.audit().filter((e) => e.event === 'bot.join' && e.aws_instance_id === 'i-0123401234012340a').length,
+      0,
+    );
+  });
+
   it('mwi start refuses an unreadable region certificate, naming the region', async () => {
     const dir = tempDir('ec2-bad');
     try {
