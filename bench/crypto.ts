@@ -32,6 +32,10 @@ export const OPS = {
   bound_keypair: { ecdsa_p256_sign: 2, ed25519_sign: 1, ed25519_verify: 1 },
   // the certificate; the RS256 ID token is verified (the issuer signed it before the clock started)
   github: { ecdsa_p256_sign: 1, rsa2048_verify: 1 },
+  // the certificate; SigV4 (signed by tbot, checked by STS) and the challenge are HMACs, not counted
+  iam: { ecdsa_p256_sign: 1 },
+  // the certificate; the instance identity document's RSA-2048 signature (AWS signed it beforehand)
+  ec2: { ecdsa_p256_sign: 1, rsa2048_verify: 1 },
   renewKept: { ecdsa_p256_sign: 1 },
   handshake: HANDSHAKE,
   renewNew: { ...HANDSHAKE, ecdsa_p256_sign: HANDSHAKE.ecdsa_p256_sign + 1 },

@@ -2,6 +2,7 @@
 // both sides spent, as rows of the table `npm run bench` prints.
 import type { PemKeyPair } from '../src/crypto/keys.js';
 import type { TestIssuer } from '../test/helpers/oidc-issuer.js';
+import type { AwsFixtures } from './groups/aws.js';
 import type { BenchCluster } from './cluster.js';
 import { drive, pace, summarize } from './stats.js';
 
@@ -38,6 +39,8 @@ export interface LoadBench extends Bench {
   rates: Record<string, number>;
   /** The OIDC issuer github joins use; the Auth Service fetches its keys over loopback. */
   issuer: TestIssuer;
+  /** The STS stand-in and the region CA the iam and ec2 joins use. */
+  aws: AwsFixtures;
 }
 
 const LEVELS = [1, 16, 64, 256];

@@ -2,14 +2,16 @@
 // and wall time, instance listing, and the machine's raw crypto rates measured in the same run.
 // Prints one table; writes bench-results.json.
 // The groups live in bench/groups/; this runs them in a fixed order and prints what they recorded.
-import { writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { generateKeys } from '../src/crypto/keys.js';
 import { GITHUB_ISSUER } from '../src/join/github/wire.js';
 import { startIssuer } from '../test/helpers/oidc-issuer.js';
 import { startAuth } from './cluster.js';
 import { cryptoRates } from './crypto.js';
 import { setup } from './fixtures.js';
+import { awsFixtures, ec2Joins, iamJoins } from './groups/aws.js';
 import { boundKeypairJoins, burstJoins, githubJoins, joinsWithLocks, tokenJoins } from './groups/join.js';
 import { renewalCycle, renewKeptAlive, renewNewConnection } from './groups/renew.js';
 import { instances } from './groups/storage.js';
@@ -32,6 +34,8 @@ const GROUPS: Array<[name: string, run: (b: LoadBench) => Promise<void>]> = [
   ['token', tokenJoins],
   ['bound_keypair', boundKeypairJoins],
   ['github', githubJoins],
+  ['iam', iamJoins],
+  ['ec2', ec2Joins],
   ['renew', renewNewConnection],
   ['cycle', renewalCycle],
   ['renew-kept', renewKeptAlive],
@@ -61,16 +65,21 @@ async function main(): Promise<void> {
   // every load generator runs on 127.0.0.1: the per-source limits would measure themselves
   // (docs/benchmarks.md; bench/flood.ts measures them with the defaults)
   const oidc = `oidc:\n  endpoint_overrides:\n    "${GITHUB_ISSUER}": "${issuer.url}"\n`;
-  const c = await startAuth(undefined, `${oidc}connection_limits:\n  max_connections: 0\n  rates: []\n`);
+  const awsDir = mkdtempSync(join(tmpdir(), 'mwi-bench-aws-'));
+  const aws = await awsFixtures(awsDir);
+  const limits = 'connection_limits:\n  max_connections: 0\n  rates: []\n';
+  const c = await startAuth(undefined, `${oidc}${aws.yaml}${limits}`);
   try {
     await setup(c);
     const keys = await Promise.all(Array.from({ length: 64 }, () => generateKeys('ec-p256')));
-    const load: LoadBench = { ...b, c, keys, rates, issuer };
+    const load: LoadBench = { ...b, c, keys, rates, issuer, aws };
     for (const [name, run] of GROUPS) if (want(name)) await run(load);
     b.extra.auth_rss_after_load_mb = c.rssMb();
   } finally {
     await c.stop();
     await issuer.close();
+    await aws.close();
+    rmSync(awsDir, { recursive: true, force: true });
   }
   if (want('instances')) await instances(b, false);
 

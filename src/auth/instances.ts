@@ -59,6 +59,7 @@ export function instanceState(instance: BotInstance, now: number, fingerprint: s
     live: Date.parse(st.credential_expires) > now,
     used: st.generation > 1 || st.generation_confirmed,
     sameKey: fingerprintOf(instance) === fingerprint,
+    ...(st.ended ? { ended: true } : {}),
   };
 }
 

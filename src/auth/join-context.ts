@@ -4,12 +4,13 @@ import type { ClientKey } from '../crypto/keys.js';
 import { isMwiError, MwiError } from '../errors.js';
 import {
   JoinRefusal,
+  type InstanceState,
   type JoinHandler,
   type JoinTokenView,
   type ServerJoinContext,
   type TokenStatusUpdate,
 } from '../join/types.js';
-import type { Item } from '../storage/backend.js';
+import { key, type Item } from '../storage/backend.js';
 import { activeLock } from './access.js';
 import type { JoinChallenge } from './challenges.js';
 import type { AuthContext } from './context.js';
@@ -25,6 +26,31 @@ import { tokenKey, type StoredToken } from './tokens.js';
  */
 
 const STATUS_RETRIES = 5;
+
+/** Storage key of a method's join record (see JoinRecord). */
+export function joinRecordKey(method: string, id: string): string {
+  return key('join_records', method, id);
+}
+
+/** A join record as stored: the method's data and the bot instance whose join wrote it. */
+export interface JoinRecordValue {
+  bot: string;
+  bot_instance_id: string;
+  data: Record<string, unknown>;
+}
+
+/** What a join may learn of a bot instance: as stored, ended also when a lock targets it. */
+async function instanceNow(
+  ctx: AuthContext,
+  bot: string,
+  instanceId: string,
+  fingerprint: string,
+): Promise<{ item: Item; state: InstanceState } | undefined> {
+  const it = await ctx.backend.get(instanceKey(bot, instanceId));
+  if (!it) return undefined;
+  const state = instanceState(JSON.parse(it.value) as BotInstance, ctx.now(), fingerprint);
+  return { item: it, state: { ...state, ended: state.ended || activeLock(ctx, bot, instanceId) !== undefined } };
+}
 
 /** What a method sees of a stored token. */
 export function view(id: string, t: StoredToken): JoinTokenView {
@@ -110,10 +136,23 @@ export function joinContext(ctx: AuthContext, j: Join): ServerJoinContext {
     challenge: j.challenge?.data,
     updateTokenStatus: (decide) => writeTokenStatus(ctx, j, seen, decide),
     instanceStatus: async (instanceId) => {
-      const it = await ctx.backend.get(instanceKey(j.botName, instanceId));
+      const now = await instanceNow(ctx, j.botName, instanceId, j.fingerprint);
+      if (!now) return undefined;
+      seen.set(instanceId, now.item.revision);
+      return now.state;
+    },
+    readRecord: async (id) => {
+      const it = await ctx.backend.get(joinRecordKey(j.req.join_method, id));
       if (!it) return undefined;
-      seen.set(instanceId, it.revision);
-      return instanceState(JSON.parse(it.value) as BotInstance, ctx.now(), j.fingerprint);
+      const v = JSON.parse(it.value) as JoinRecordValue;
+      const holder = await instanceNow(ctx, v.bot, v.bot_instance_id, j.fingerprint);
+      return {
+        revision: it.revision,
+        data: v.data,
+        botName: v.bot,
+        instanceId: v.bot_instance_id,
+        holder: holder?.state,
+      };
     },
     lockToken: async (reason) => {
       const name = await createLock(ctx, { join_token: j.tokenId }, reason);

@@ -9,7 +9,16 @@ import type { Claims } from './claims.js';
 import { DEFAULT_TTL_MS, type AuthContext } from './context.js';
 import { signBotIdentity } from './issue.js';
 import { createInstanceOp, keyFingerprint, refreshInstance, type ContinueCheck } from './instances.js';
-import { joinContext, loadToken, view, type Join, type JoinAttempt } from './join-context.js';
+import {
+  joinContext,
+  joinRecordKey,
+  loadToken,
+  view,
+  type Join,
+  type JoinAttempt,
+  type JoinRecordValue,
+} from './join-context.js';
+import type { TxOp } from '../storage/backend.js';
 import { RESOURCE_NAME } from '../api/resources.js';
 import { legacyTokenId, tokenFingerprint, tokenId } from './tokens.js';
 import { CHALLENGE_TTL_MS, JoinChallenge, openChallenge, sealChallenge } from './challenges.js';
@@ -218,9 +227,11 @@ async function createInstance(ctx: AuthContext, j: Join, verdict: JoinVerdict): 
       credentialExpires: identity.expires,
     }),
     ...(j.challenge?.ops() ?? []),
+    ...(verdict.records ?? []).map((r) => recordOp(j, r)),
   ]);
   if (!committed) {
     await j.challenge?.refuseIfUsed(ctx.backend);
+    await refuseIfRecordTaken(ctx, j, verdict);
     throw new JoinRefusal('token already used');
   }
   j.challenge?.committed();
@@ -238,12 +249,30 @@ async function createInstance(ctx: AuthContext, j: Join, verdict: JoinVerdict): 
   return identity;
 }
 
+/** The write of a join record (see JoinRecord): created, or replacing the stale one the method saw. */
+function recordOp(j: Join, r: NonNullable<JoinVerdict['records']>[number]): TxOp {
+  const value: JoinRecordValue = { bot: j.botName, bot_instance_id: j.newInstanceId, data: r.data };
+  const k = joinRecordKey(j.req.join_method, r.id);
+  return r.replaces === undefined
+    ? { op: 'create', key: k, value: JSON.stringify(value) }
+    : { op: 'compareAndSwap', key: k, revision: r.replaces, value: JSON.stringify(value) };
+}
+
+/** After a failed write: a refusal naming the join record another join wrote meanwhile, if one did. */
+async function refuseIfRecordTaken(ctx: AuthContext, j: Join, verdict: JoinVerdict): Promise<void> {
+  for (const r of verdict.records ?? []) {
+    const now = await ctx.backend.get(joinRecordKey(j.req.join_method, r.id));
+    if (now?.revision !== r.replaces) throw new JoinRefusal(`join record ${r.id} was written by a concurrent join`);
+  }
+}
+
 /**
  * A refresh: the caller's own instance moves to its next generation (the generation
  * counter's rules apply as for a renewal), if it came from this method and token.
  */
 async function continueInstance(ctx: AuthContext, j: Join, verdict: JoinVerdict): Promise<BotCredentialResponse> {
   if (!j.caller) throw new JoinRefusal('refresh without a bot identity');
+  if (verdict.records?.length) throw new TypeError('a refresh writes no join records');
   await j.challenge?.commitAlone(ctx.backend);
   const origin = { remoteAddr: j.audit.remote_addr, keyFingerprint: j.fingerprint };
   const identity = await refreshInstance(ctx, j.caller, j.publicKey, j.ttlMs, origin, sameMethodAndToken(j));

@@ -11,10 +11,10 @@ export interface JoinMethodInfo {
   secretName: boolean;
   /**
    * Where its tokens keep their `allow` rules: under the method (`spec.github.allow`), as
-   * Teleport keeps them for every platform method but ec2 and iam, or nowhere (the method takes
-   * none).
+   * Teleport keeps them for every platform method but ec2 and iam; at `spec.allow` (`spec`), as
+   * Teleport keeps them for ec2 and iam; or nowhere (the method takes none).
    */
-  allow: 'method' | 'none';
+  allow: 'method' | 'spec' | 'none';
 }
 
 export const JOIN_METHODS: readonly JoinMethodInfo[] = Object.freeze([
@@ -32,6 +32,10 @@ export const JOIN_METHODS: readonly JoinMethodInfo[] = Object.freeze([
   { name: 'azure_devops', renewable: false, secretName: false, allow: 'method' },
   // cloud-signed documents, checked against a challenge: renewed by joining again too
   { name: 'azure', renewable: false, secretName: false, allow: 'method' },
+  // AWS: a signed sts:GetCallerIdentity request re-joins for every identity (as in Teleport); the
+  // EC2 instance identity document only bootstraps an identity that then renews
+  { name: 'iam', renewable: false, secretName: false, allow: 'spec' },
+  { name: 'ec2', renewable: true, secretName: false, allow: 'spec' },
 ]);
 
 export function joinMethodInfo(name: string): JoinMethodInfo | undefined {
@@ -39,7 +43,7 @@ export function joinMethodInfo(name: string): JoinMethodInfo | undefined {
 }
 
 /** Teleport's join methods that mwi does not have (yet): named as such when a file uses one. */
-const TELEPORT_ONLY = ['ec2', 'iam', 'tpm', 'oracle', 'env0', 'generic_oidc'];
+const TELEPORT_ONLY = ['tpm', 'oracle', 'env0', 'generic_oidc'];
 
 /** Why `name` is not a join method mwi takes: a typo, or one of Teleport's that mwi lacks. */
 export function unknownJoinMethod(name: string): string {

@@ -11,6 +11,8 @@ import { spaceliftClient } from './spacelift/client.js';
 import { bitbucketClient } from './bitbucket/client.js';
 import { azureDevopsClient } from './azure_devops/client.js';
 import { azureClient } from './azure/client.js';
+import { iamClient } from './iam/client.js';
+import { ec2Client } from './ec2/client.js';
 
 /** Client halves by method name (tbot side only). */
 export const CLIENT_METHODS: ReadonlyMap<string, ClientJoinMethod> = new Map(
@@ -27,5 +29,7 @@ export const CLIENT_METHODS: ReadonlyMap<string, ClientJoinMethod> = new Map(
     bitbucketClient,
     azureDevopsClient,
     azureClient,
+    iamClient,
+    ec2Client,
   ].map((m) => [m.name, m]),
 );

@@ -4,6 +4,7 @@ import { joinMethodInfo } from './catalog.js';
 // method (`spec.github.allow`, `spec.kubernetes.allow`, ...) and `spec.allow` for ec2 and iam
 // only; mwi stores and prints Teleport's placement. Tokens stored before mwi followed it have
 // their rules at `spec.allow`: they are read from there as long as the method's block has none.
+// ec2 and iam read `spec.allow` only.
 
 type Spec = Readonly<Record<string, unknown>>;
 
@@ -22,6 +23,7 @@ export function rulesUnderMethod(method: string): boolean {
 
 /** The `allow` rules of a stored token of `method`: under the method, else at `spec.allow` (stored before). */
 export function storedRules(spec: Spec, method: string): unknown {
+  if (joinMethodInfo(method)?.allow === 'spec') return spec.allow;
   const under = blockOf(spec, method)?.allow;
   return under !== undefined ? under : spec.allow;
 }

@@ -11,6 +11,8 @@ import { spaceliftServer } from './spacelift/server.js';
 import { bitbucketServer } from './bitbucket/server.js';
 import { azureDevopsServer } from './azure_devops/server.js';
 import { azureServer } from './azure/server.js';
+import { iamServer } from './iam/server.js';
+import { ec2Server } from './ec2/server.js';
 
 /** Server halves by method name (Auth Service side only). */
 export const SERVER_METHODS: ReadonlyMap<string, ServerJoinMethod> = new Map(
@@ -27,6 +29,8 @@ export const SERVER_METHODS: ReadonlyMap<string, ServerJoinMethod> = new Map(
     bitbucketServer,
     azureDevopsServer,
     azureServer,
+    iamServer,
+    ec2Server,
   ].map((m) => [m.name, m]),
 );
 

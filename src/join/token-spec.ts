@@ -5,6 +5,15 @@ import { SERVER_METHODS } from './servers.js';
 /** Spec keys every token has; each method adds its own block (`spec.github`, `spec.bound_keypair`). */
 const COMMON_KEYS = ['roles', 'join_method', 'bot_name'];
 
+/**
+ * Spec keys of the methods whose fields are at the top of the spec (Teleport's ec2 and iam have no
+ * block of their own): these are read, every other key but the common ones is noted as ignored.
+ */
+const SPEC_LEVEL: Readonly<Record<string, readonly string[]>> = {
+  iam: ['allow'],
+  ec2: ['allow', 'aws_iid_ttl'],
+};
+
 /** What a method proves instead of matching rules, for the refusal of `allow` rules it cannot use. */
 const INSTEAD: Readonly<Record<string, string>> = {
   token: 'the join proves the secret that is the token name',
@@ -32,7 +41,8 @@ export function prepareTokenSpec(
     );
   const prepare = SERVER_METHODS.get(method)?.prepareToken;
   const out = prepare ? prepare(input, now, previous) : { spec: input };
-  const ignored = Object.keys(out.spec).filter((k) => !COMMON_KEYS.includes(k) && k !== method);
+  const read = SPEC_LEVEL[method] ?? [method];
+  const ignored = Object.keys(out.spec).filter((k) => !COMMON_KEYS.includes(k) && !read.includes(k));
   const notes = [
     ...(out.notes ?? []),
     ...ignored.map((k) => `spec.${k} is not used by join method ${method} (ignored)`),

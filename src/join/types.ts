@@ -73,6 +73,41 @@ export interface InstanceState {
   used: boolean;
   /** Its latest identity certifies the public key this join asks to certify (a retried join repeats its key). */
   sameKey: boolean;
+  /**
+   * It can no longer be used: a holder of its identity ended it, or a lock targets it (or its
+   * bot). Set by the Auth Service; absent means false.
+   */
+  ended?: boolean;
+}
+
+/**
+ * A join record as stored: what the method wrote, and the bot instance whose join wrote it, as
+ * that instance is now (undefined once it no longer exists).
+ */
+export interface StoredJoinRecord {
+  /** Compare with JoinRecord.replaces. */
+  revision: number;
+  data: Record<string, unknown>;
+  botName: string;
+  instanceId: string;
+  holder: InstanceState | undefined;
+}
+
+/**
+ * A record a join writes in the same conditional write that creates its bot instance, under the
+ * method's name and `id` (ec2: the EC2 instance that joined, so that a copy of its document cannot
+ * join again). The Auth Service stores with it the bot instance the join creates. It has no
+ * expiry: it stays until a later join replaces it, which the method allows once its holder is gone.
+ */
+export interface JoinRecord {
+  /** Unique within the method; no `/`. */
+  id: string;
+  data: Record<string, unknown>;
+  /**
+   * The revision of the stored record this one replaces; absent: none may exist. Either way, a
+   * concurrent join that wrote the record first makes this join fail (refused, nothing written).
+   */
+  replaces?: number;
 }
 
 export interface ServerJoinContext {
@@ -103,6 +138,8 @@ export interface ServerJoinContext {
   updateTokenStatus(decide: (status: Readonly<Record<string, unknown>>) => Promise<TokenStatusUpdate>): Promise<void>;
   /** A bot instance of this bot, undefined if it no longer exists. */
   instanceStatus(instanceId: string): Promise<InstanceState | undefined>;
+  /** The method's join record `id` (see JoinRecord), undefined if none is stored. */
+  readRecord(id: string): Promise<StoredJoinRecord | undefined>;
   /** Locks the join token (a key or state was used from two places) and audits it. */
   lockToken(reason: string): Promise<void>;
   /** Signs / verifies documents with the Auth Service's join-state key. */
@@ -130,6 +167,8 @@ export interface JoinVerdict {
   refreshInstance?: string;
   /** Method-specific data returned to tbot (e.g. a join state document). */
   methodData?: Record<string, unknown>;
+  /** Records written with the new bot instance (never with a refresh): see JoinRecord. */
+  records?: JoinRecord[];
 }
 
 export interface ChallengeContext {

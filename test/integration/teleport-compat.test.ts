@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { parse } from 'yaml';
 import { GITHUB_ISSUER } from '../../src/join/github/wire.js';
+import { joinMethodInfo } from '../../src/join/catalog.js';
 import { rulesUnderMethod } from '../../src/join/placement.js';
 import { joinFlags, startCluster, type TestCluster } from '../helpers/cluster.js';
 import { cli } from '../helpers/procs.js';
@@ -72,8 +73,11 @@ describe('Teleport exports load with tctl create and round-trip through tctl get
       );
       const printed = parse(await c.tctlOk(['get', `token/${written.metadata.name}`])) as Doc;
       assert.equal(printed.spec.join_method, method);
-      assert.equal(printed.spec.allow, undefined, 'spec.allow is not where Teleport keeps the rules');
+      // Teleport keeps the rules under the method, except for ec2 and iam (spec.allow)
+      if (joinMethodInfo(method)?.allow === 'spec') assert.deepEqual(printed.spec.allow, written.spec.allow);
+      else assert.equal(printed.spec.allow, undefined, 'spec.allow is not where Teleport keeps the rules');
       if (rulesUnderMethod(method)) assert.deepEqual(printed.spec[method].allow, written.spec[method].allow);
+      if (method === 'ec2') assert.equal(printed.spec.aws_iid_ttl, '5m0s');
       // a token named by its secret is printed by its id: the secret is not stored
       if (method === 'token') assert.match(printed.metadata.name, /^h-[0-9a-f]{16}$/);
       else assert.equal(printed.metadata.name, written.metadata.name);

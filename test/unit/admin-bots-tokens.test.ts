@@ -93,14 +93,14 @@ it("a token with one of Teleport's join methods that mwi lacks is refused saying
   const { admin } = await testContext();
   await assert.rejects(
     admin.create(
-      { kind: 'token', metadata: { name: 'aws' }, spec: { join_method: 'iam', bot_name: 'b' } },
+      { kind: 'token', metadata: { name: 'aws' }, spec: { join_method: 'tpm', bot_name: 'b' } },
       false,
       'admin',
     ),
     (e: unknown) =>
       isMwiError(e, 'BAD_REQUEST') &&
       e.field === 'spec.join_method' &&
-      /"iam" is Teleport's and not in mwi yet/.test(e.message),
+      /"tpm" is Teleport's and not in mwi yet/.test(e.message),
   );
 });
 

@@ -208,8 +208,8 @@ describe('parseCommandLine (tctl, tbot, mwi)', () => {
       /^--join-method: unknown join method "tokn" \(expected one of: token/,
     );
     usage(
-      () => tctl('tokens', 'add', '--join-method', 'ec2'),
-      /^--join-method: join method "ec2" is Teleport's and not in mwi/,
+      () => tctl('tokens', 'add', '--join-method', 'tpm'),
+      /^--join-method: join method "tpm" is Teleport's and not in mwi/,
     );
     assert.deepEqual(tbot('start', '--ca-pin', 'a', '--ca-pin', 'b').values['ca-pin'], ['a', 'b']);
   });

@@ -185,7 +185,7 @@ describe('outputs and services', () => {
       const f = buildTbotFile({ ...FLAGS, 'join-method': m });
       return f;
     };
-    refused(withMethod('ec2'), 'onboarding.join_method', /^join method "ec2" is Teleport's and not in mwi yet/);
+    refused(withMethod('tpm'), 'onboarding.join_method', /^join method "tpm" is Teleport's and not in mwi yet/);
     refused(withMethod('tokn'), 'onboarding.join_method', /^unknown join method "tokn" \(expected one of: token/);
   });
 

@@ -6,6 +6,8 @@ import { z } from 'zod';
 import { loadAuthConfig } from '../../src/auth/config.js';
 import { isMwiError } from '../../src/errors.js';
 import { oidcSection } from '../../src/join/jwt/jwks.js';
+import { ec2Section } from '../../src/join/ec2/server.js';
+import { iamSection } from '../../src/join/iam/server.js';
 import { kubernetesSection } from '../../src/join/kubernetes/server.js';
 import { azureSection } from '../../src/join/azure/config.js';
 import { createJoinHandlers, SERVER_METHODS, SERVER_SECTIONS } from '../../src/join/servers.js';
@@ -21,10 +23,14 @@ const deps: ServerDeps = {
 };
 
 it("mwi.yaml's join method sections come from the server halves that read them", () => {
-  assert.deepEqual(SERVER_SECTIONS, [oidcSection, kubernetesSection, azureSection]);
+  assert.deepEqual(SERVER_SECTIONS, [oidcSection, kubernetesSection, azureSection, iamSection, ec2Section]);
+  // every method that verifies a JWT reads the oidc section; the AWS methods read their own
   for (const m of SERVER_METHODS.values()) {
-    if (m.name !== 'token' && m.name !== 'bound_keypair') assert.ok(m.sections?.includes(oidcSection), m.name);
+    if (!['token', 'bound_keypair', 'iam', 'ec2'].includes(m.name))
+      assert.ok(m.sections?.includes(oidcSection), m.name);
   }
+  assert.deepEqual(SERVER_METHODS.get('iam')?.sections, [iamSection]);
+  assert.deepEqual(SERVER_METHODS.get('ec2')?.sections, [ec2Section]);
   const handlers = createJoinHandlers(deps, {});
   assert.deepEqual([...handlers.keys()], [...SERVER_METHODS.keys()]);
 });
@@ -47,11 +53,15 @@ it('mwi.yaml oidc and kubernetes: parsed by their sections, defaults when absent
       oidc: { endpointOverrides: { 'https://issuer.example': 'http://127.0.0.1:9' }, minRefreshMs: 60_000 },
       kubernetes: { apiServer: 'https://10.0.0.1', caPath: undefined, tokenPath: '/tmp/t' },
       azure: {},
+      iam: { fips: false },
+      ec2: {},
     });
     const defaults = {
       oidc: {},
       kubernetes: { apiServer: undefined, caPath: undefined, tokenPath: undefined },
       azure: {},
+      iam: { fips: false },
+      ec2: {},
     };
     assert.deepEqual(loadAuthConfig(undefined, {}).joinMethods, defaults);
     writeFileSync(file, 'listen: 127.0.0.1:0\n');
@@ -64,7 +74,7 @@ it('mwi.yaml oidc and kubernetes: parsed by their sections, defaults when absent
         'kubernetess: {}\n',
         'kubernetess: unknown key ' +
           '(expected cluster_name, data_dir, listen, storage, tls_sans, https_keypairs, ' +
-          'https_keypairs_reload_interval, oidc, kubernetes, azure, connection_limits, audit)',
+          'https_keypairs_reload_interval, oidc, kubernetes, azure, iam, ec2, connection_limits, audit)',
       ],
     ] as const) {
       writeFileSync(file, body);

@@ -51,7 +51,7 @@ describe('join URIs', () => {
       ['tbot+foo+token://s3cr3t@example.com', /address kind "foo" must be one of proxy, auth/],
       ['tbot+proxy+token+x://s3cr3t@h', /unsupported joining URI scheme/],
       ['tbot+proxy+bar://s3cr3t@example.com', /unknown join method "bar" \(expected one of: token, bound-keypair, /],
-      ['tbot+proxy+ec2://s3cr3t@example.com', /join method "ec2" is Teleport's and not in mwi yet/],
+      ['tbot+proxy+tpm://s3cr3t@example.com', /join method "tpm" is Teleport's and not in mwi yet/],
       ['tbot+proxy+generic-oidc://s3cr3t@h', /join method "generic_oidc" is Teleport's and not in mwi yet/],
       ['tbot+proxy+bound_keypair://s3cr3t@h', /cannot hold "_": write it with "-" or no separator \(bound-keypair/],
       ['tbot+proxy+token://example.com', /^no token: expected/],
