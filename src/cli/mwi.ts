@@ -133,6 +133,14 @@ runMain('mwi', async () => {
     const config = resolve(values.config);
     const cfg = loadAuthConfig(config, {});
     const db = cfg.storage?.startsWith('sqlite://') ? cfg.storage.slice('sqlite://'.length) : undefined;
+    const port = Number(/:(\d+)$/.exec(cfg.listen)?.[1]);
+    // the unit grants no capability (CapabilityBoundingSet=): a port below 1024 would fail with EACCES
+    if (port > 0 && port < 1024)
+      process.stderr.write(
+        `warning: listen ${cfg.listen}: the unit grants no capability, so a port below 1024 fails with EACCES; ` +
+          'listen on a port >= 1024 (the default is 3025) behind a load balancer, or add ' +
+          'AmbientCapabilities=CAP_NET_BIND_SERVICE and CapabilityBoundingSet=CAP_NET_BIND_SERVICE in a drop-in\n',
+      );
     return installSystemd(values, {
       description: 'mwi Auth Service (Machine & Workload Identity)',
       defaultName: 'mwi',

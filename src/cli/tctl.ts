@@ -28,6 +28,12 @@ import { cell, print, safeError, toJson } from './tctl/output.js';
 /** Teleport's `auth export` names of the CAs `ca export` knows by other names. */
 const TELEPORT_CA_NAMES: Record<string, string> = { host: 'ssh-host', user: 'ssh-user', openssh: 'ssh-user' };
 
+// `tctl ... | head` closes the pipe early: the reader has what it wanted; no stack trace, exit 0
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
 runMain('tctl', () =>
   main().catch((err: unknown) => {
     throw safeError(err);

@@ -114,6 +114,13 @@ describe('tbot install systemd and mwi install systemd (issue #13)', () => {
     const printed = await cli('mwi', ['install', 'systemd', '-c', mwiYaml]);
     assert.match(printed.stdout, /^User=mwi$/m);
     assert.match(printed.stdout, /^Group=mwi$/m);
+    assert.doesNotMatch(printed.stderr, /below 1024/);
+    // a privileged port cannot work under a unit that grants no capability: said before it fails at start
+    const low = join(t.path, 'low-port.yaml');
+    writeFileSync(low, `cluster_name: example.com\ndata_dir: ${join(t.path, 'mwi-data')}\nlisten: 0.0.0.0:443\n`);
+    const warned = await cli('mwi', ['install', 'systemd', '-c', low]);
+    assert.equal(warned.code, 0, warned.stderr);
+    assert.match(warned.stderr, /warning: listen 0\.0\.0\.0:443: the unit grants no capability.*EACCES/);
   });
 
   it('mwi start without https_keypairs: SIGHUP (systemctl reload) is logged and the service keeps running', async () => {

@@ -55,8 +55,10 @@ describe('kill -9 while writing outputs', () => {
     const out = join(cluster.dir, 'out');
     const flags = [
       ...tbotFlags(cluster, token, storage, out),
+      // long enough that a loaded machine (the whole suite, 2 cores) never lets the stored identity
+      // expire between a kill and the next start: what is tested is the files, not expiry
       '--certificate-ttl',
-      '10s',
+      '2m',
       '--renewal-interval',
       '30ms',
     ];

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { chmodSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { clusterFile, roleYaml, startCluster, tbotFlags, type TestCluster } from '../helpers/cluster.js';
 import { parse } from 'yaml';
-import { cli, CLI_DIR, run } from '../helpers/procs.js';
+import { cli, CLI_DIR, exited, run } from '../helpers/procs.js';
 import { AdminClient } from '../../src/api/admin-client.js';
 import { ApiClient } from '../../src/api/client.js';
 import { readIdentityFile } from '../../src/api/local.js';
@@ -196,6 +197,17 @@ describe('tctl against a real Auth Service', () => {
     const noServer = await cli('tctl', ['--data-dir', join(c.dir, 'nothing-here'), 'status']);
     assert.equal(noServer.code, 2);
     assert.match(noServer.stderr, /no admin identity at .*start the Auth Service with this --data-dir first/);
+  });
+
+  it('a reader that closes the pipe early (tctl ... | head) ends it quietly: exit 0, no stack trace', async () => {
+    const child = spawn(process.execPath, [join(CLI_DIR, 'tctl.js'), '--data-dir', c.dataDir, 'status'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout.destroy(); // closed before tctl writes a byte
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    assert.equal(await exited(child), 0, stderr);
+    assert.doesNotMatch(stderr, /EPIPE|Error/);
   });
 
   it('--auth-server with --identity works like --data-dir; a bot identity file is not an admin', async () => {

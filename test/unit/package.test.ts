@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -36,4 +37,16 @@ it('LICENSE is the license package.json names', () => {
   const text = readFileSync(resolve(ROOT, 'LICENSE'), 'utf8');
   assert.match(text, /Apache License\s+Version 2\.0, January 2004/);
   assert.match(text, /END OF TERMS AND CONDITIONS/);
+});
+
+it('npm pack ships the built programs and nothing from a working tree (no data dir, token, tests or sources)', () => {
+  const r = spawnSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: ROOT, encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const files = (JSON.parse(r.stdout) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path);
+  const allowed = (p: string) => p.startsWith('dist/src/') || ['package.json', 'README.md', 'LICENSE'].includes(p);
+  assert.deepEqual(
+    files.filter((p) => !allowed(p)),
+    [],
+  );
+  assert.ok(files.includes('dist/src/cli/tbot.js') && files.includes('dist/src/storage/checkpointer.js'));
 });

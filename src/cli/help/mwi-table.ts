@@ -90,8 +90,9 @@ export const MWI = {
       usage: 'install systemd -c FILE [--write [--force]] [--name NAME] [--user U] [--group G]',
       summary: 'print (or --write) a hardened systemd unit that runs mwi start -c FILE',
       details:
-        "The unit runs this mwi with node, as --user/--group. It may write only FILE's data_dir (and the " +
-        'directory of a sqlite:///PATH storage): create it, owned by that user, first. The default listen port ' +
+        'The unit runs this mwi (the single binary, or node and its script), as --user/--group. It may ' +
+        "write only FILE's data_dir (and the directory of a sqlite:///PATH storage): create it, owned by that " +
+        'user, first. The default listen port ' +
         '(3025) needs no privilege; the unit grants none. An existing unit with the same content is left as it is.',
       flags: [
         ['config', { description: 'the mwi.yaml the service starts with (required)' }],

@@ -213,8 +213,9 @@ export const TBOT = {
       usage: 'install systemd -c FILE [--write [--force]] [--name NAME] [--user U] [--group G]',
       summary: 'print (or --write) a hardened systemd unit that runs tbot start -c FILE',
       details:
-        "The unit runs this tbot with node, as --user/--group (Teleport's default is teleport; mwi's is tbot: a " +
-        'user of its own, which mwi does not share with another service). It may write only the storage ' +
+        'The unit runs this tbot (the single binary, or node and its script), as --user/--group ' +
+        "(Teleport's default is teleport; mwi's is tbot: a user of its own, which mwi does not share with " +
+        'another service). It may write only the storage ' +
         "directory and the outputs' directories of FILE (and the --pid-file's directory): create them, owned by " +
         'that user, first. An existing unit with the same content is left as it is.',
       flags: [
