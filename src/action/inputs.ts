@@ -1,5 +1,7 @@
 import { isAbsolute, join } from 'node:path';
+import { RESOURCE_NAME } from '../api/resources.js';
 import { MwiError } from '../errors.js';
+import { ioReason } from '../util/io-reason.js';
 
 /** The state the main step saves for the post step: the directory to remove. */
 export const STATE_DESTINATION = 'destination-dir';
@@ -43,8 +45,15 @@ function listInput(read: InputReader, name: string): string[] {
  * Turns the action's inputs into the tbot run and what the step hands on. Inputs are Teleport's
  * `teleport-actions/auth` (proxy, token, ca-pins, certificate-ttl, anonymous-telemetry,
  * disable-env-vars, allow-reissue) plus mwi's `auth-server`. Throws BAD_CONFIG naming the input.
+ * `realpath` resolves RUNNER_TEMP (fs.realpathSync in the step): the directory is planned under
+ * the path without links, which the directory destination accepts.
  */
-export function planAction(read: InputReader, runnerTemp: string | undefined, id: string): ActionPlan {
+export function planAction(
+  read: InputReader,
+  runnerTemp: string | undefined,
+  id: string,
+  realpath: (path: string) => string = (p) => p,
+): ActionPlan {
   const token = read('token').trim();
   const authServer = read('auth-server').trim();
   const proxy = read('proxy').trim();
@@ -62,6 +71,15 @@ export function planAction(read: InputReader, runnerTemp: string | undefined, id
       'token',
       'required: the name of the github join token the bot joins with (tctl tokens ls lists it; the name is not ' +
         'a secret: the proof is the ID token GitHub signs for this job)',
+    );
+  // refused here, before the runner or the Auth Service is asked anything: otherwise the Auth
+  // Service refuses the name after the ID token was fetched (exit 1), and tbot would read an
+  // absolute path as a file holding the token
+  if (!RESOURCE_NAME.test(token))
+    throw bad(
+      'token',
+      'expected the name of a github join token: letters, digits, ".", "_", "@" or "-", at most 128 (a name, ' +
+        'never a secret or a file path: tctl tokens ls lists it)',
     );
   if (authServer && proxy)
     throw bad(
@@ -83,7 +101,15 @@ export function planAction(read: InputReader, runnerTemp: string | undefined, id
       'RUNNER_TEMP',
       'not set (or not an absolute path): this action runs as a step of a GitHub Actions job, whose runner sets it',
     );
-  const destination = join(runnerTemp, `mwi-${id}`);
+  // the runner owns the real path; a self-hosted runner's _work may be a symlink, which the
+  // directory destination refuses anywhere on the path (symlinks: try-secure)
+  let temp: string;
+  try {
+    temp = realpath(runnerTemp);
+  } catch (err) {
+    throw bad('RUNNER_TEMP', `${runnerTemp}: ${ioReason(err)} (the runner makes this directory for each job)`);
+  }
+  const destination = join(temp, `mwi-${id}`);
   const tbotYaml: Record<string, unknown> = {
     version: 'v2',
     ...(authServer ? { auth_server: authServer } : { proxy_server: proxy }),

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import * as core from '@actions/core';
 import { startBot } from '../agent/bot.js';
@@ -26,7 +26,7 @@ function stepLogger(): Logger {
  * identity output to a fresh 0700 directory under RUNNER_TEMP; the step hands on its paths.
  */
 async function main(): Promise<void> {
-  const plan = planAction((name) => core.getInput(name), process.env.RUNNER_TEMP, randomUUID());
+  const plan = planAction((name) => core.getInput(name), process.env.RUNNER_TEMP, randomUUID(), realpathSync);
   for (const note of plan.notes) core.info(note);
   let cfg;
   try {

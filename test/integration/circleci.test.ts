@@ -3,8 +3,13 @@
 // later steps skipped after a failure unless `when: always`, with CircleCI's environment (CIRCLE_*,
 // the job's `environment:`, the project's variables) and CIRCLE_OIDC_TOKEN / CIRCLE_OIDC_TOKEN_V2
 // of CircleCI's shape, signed by a test issuer the Auth Service trusts as the organization's issuer.
+// tbot comes as the operator publishes it: a file served over HTTP (here on 127.0.0.1), which the
+// Install step must check against the config's SHA-256 before it runs.
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { userInfo } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -37,9 +42,42 @@ interface CircleJob {
 /** One step's name and result, in the order CircleCI ran them. */
 type StepLog = Array<{ name: string; result: RunResult | 'skipped' }>;
 
+/** Programs that install by a name some registry resolves: the job must call none of them. */
+const BY_NAME = ['npm', 'npx', 'yarn', 'pnpm', 'pip', 'pip3', 'pipx', 'gem', 'go', 'apt-get', 'apt', 'apk'];
+
+/**
+ * What in a step's command installs or runs code chosen by a name or an unchecked download: a
+ * package manager's install, or a fetch with no `sha256sum --check` after it in the same step.
+ */
+function unpinned(command: string): string[] {
+  const found: string[] = [];
+  const byName =
+    /\b(?:(?:npm|pnpm|yarn)\s+(?:install|i|add|exec|dlx)\b|npx\b|(?:pip3?|pipx|gem)\s+install\b|go\s+(?:install|get)\b|(?:apt-get|apt|apk|yum|dnf)\s+(?:install|add)\b)/;
+  for (const line of command.split('\n')) {
+    if (byName.test(line)) found.push(`installs by name: ${line.trim()}`);
+    if (/\b(?:curl|wget)\b[^\n]*\|\s*(?:sudo\s+)?(?:ba|z)?sh\b/.test(line))
+      found.push(`pipes a download to a shell: ${line.trim()}`);
+  }
+  const fetch = command.search(/\b(?:curl|wget)\b/);
+  if (fetch >= 0) {
+    const check = command.slice(fetch).search(/sha256sum\s+(?:--check|-c)\b/);
+    const use = command.slice(fetch).search(/\b(?:install|chmod|mv|cp)\b|\$HOME\/\.local\/bin/);
+    if (check < 0 || (use >= 0 && use < check)) found.push('a download used before sha256sum --check');
+  }
+  return found;
+}
+
 describe('the CircleCI config: the job run step by step with the environment CircleCI gives', () => {
   const tmp = tempDir('circleci');
   const bin = join(tmp.path, 'bin');
+  /** Who ran the served tbot (its $0), one line a run. */
+  const tbotRuns = join(tmp.path, 'tbot-runs');
+  /** Calls to the package managers on the job's PATH (none is allowed). */
+  const byNameCalls = join(tmp.path, 'by-name-calls');
+  /** The operator's download server: the tbot "binary" they published, by URL. */
+  let downloads: Server;
+  let tbotUrl: string;
+  let tbotSha256: string;
   let c: TestCluster;
   let circle: TestIssuer;
   let sshd: Sshd;
@@ -69,7 +107,12 @@ describe('the CircleCI config: the job run step by step with the environment Cir
    * login); `env` adds to or blanks CircleCI's variables.
    */
   async function runJob(
-    opts: { env?: Record<string, string>; replace?: Record<string, string>; project?: string } = {},
+    opts: {
+      env?: Record<string, string>;
+      replace?: Record<string, string>;
+      project?: string;
+      asShipped?: boolean;
+    } = {},
   ): Promise<{ steps: StepLog; home: string }> {
     const home = join(tmp.path, `job-${++jobs}`);
     mkdirSync(home, { mode: 0o700 });
@@ -97,7 +140,10 @@ describe('the CircleCI config: the job run step by step with the environment Cir
       CIRCLE_OIDC_TOKEN_V2: await circle.sign(claims(proj, true)),
       // the project's environment variables
       MWI_CA_PIN: c.caPin,
+      MWI_TBOT_URL: tbotUrl,
       ...job.environment,
+      // the operator's edit of the config: the checksum of the tbot they published (asShipped: the example's)
+      ...(opts.asShipped ? {} : { MWI_TBOT_SHA256: tbotSha256 }),
       ...opts.env,
     };
     for (const [k, v] of Object.entries(env)) env[k] = v.replaceAll('auth.example.com:3025', c.addr);
@@ -145,17 +191,22 @@ describe('the CircleCI config: the job run step by step with the environment Cir
     org = spec.spec.circleci.organization_id;
     project = spec.spec.circleci.allow[0]!.project_id!;
     context = spec.spec.circleci.allow[0]!.context_id!;
-    // the npm registry is not reachable here: this npm installs mwi from the build, as npm would lay it out
+    // package managers on the job's PATH only record that they were called: the job must need none
     mkdirSync(bin);
-    writeFileSync(
-      join(bin, 'npm'),
-      '#!/bin/sh\n' +
-        '[ "$1 $2 $3 $5" = "install --global --prefix mwi" ] || { echo "test npm: unexpected: $*" >&2; exit 1; }\n' +
-        'mkdir -p "$4/bin"\n' +
-        `for c in tbot tctl mwi; do printf '#!/bin/sh\\nexec "%s" "%s/%s.js" "$@"\\n' ` +
-        `"${process.execPath}" "${CLI_DIR}" "$c" > "$4/bin/$c"; chmod +x "$4/bin/$c"; done\n`,
-      { mode: 0o755 },
+    for (const name of BY_NAME)
+      writeFileSync(join(bin, name), `#!/bin/sh\necho "${name} $*" >> "${byNameCalls}"\nexit 1\n`, { mode: 0o755 });
+    // the stand-in for the single-file tbot: runs this build's tbot, and says where it was run from
+    const standIn = Buffer.from(
+      `#!/bin/sh\necho "$0" >> "${tbotRuns}"\nexec "${process.execPath}" "${join(CLI_DIR, 'tbot.js')}" "$@"\n`,
     );
+    tbotSha256 = createHash('sha256').update(standIn).digest('hex');
+    downloads = createServer((req, res) => {
+      if (req.url === '/mwi/v0.1.0/tbot')
+        res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(standIn);
+      else res.writeHead(404).end();
+    });
+    await new Promise<void>((r) => downloads.listen(0, '127.0.0.1', r));
+    tbotUrl = `http://127.0.0.1:${(downloads.address() as AddressInfo).port}/mwi/v0.1.0/tbot`;
     const issuer = `https://oidc.circleci.com/org/${org}`;
     circle = await startIssuer({ issuer });
     c = await startCluster('example.com', `oidc:\n  endpoint_overrides:\n    "${issuer}": "${circle.url}"\n`);
@@ -166,6 +217,7 @@ describe('the CircleCI config: the job run step by step with the environment Cir
     sshd = await startSshd(c, join(tmp.path, 'sshd'));
   });
   after(async () => {
+    await new Promise<void>((r) => (downloads ? downloads.close(() => r()) : r()));
     await sshd?.stop();
     await c?.stop();
     await circle?.close();
@@ -176,10 +228,30 @@ describe('the CircleCI config: the job run step by step with the environment Cir
     `test "$(stat -c %a "$HOME/.mwi")" = 700 && ` +
     `ssh -F "$HOME/.mwi/ssh_config" -p ${sshd.port} -o BatchMode=yes ${me}@127.0.0.1 echo from-circleci`;
 
-  it('the job installs mwi, joins with its OIDC token, logs in over ssh with the output, and removes it', async () => {
+  const runsOfTbot = () => (existsSync(tbotRuns) ? readFileSync(tbotRuns, 'utf8').split('\n').filter(Boolean) : []);
+  const byName = () => (existsSync(byNameCalls) ? readFileSync(byNameCalls, 'utf8') : '');
+
+  it('no step installs anything by a name or runs a download before checking its SHA-256', () => {
+    for (const step of job.steps) {
+      if (typeof step === 'string') continue;
+      const command = typeof step.run === 'string' ? step.run : step.run.command;
+      assert.deepEqual(unpinned(command), [], command);
+    }
+    // what the check looks for (so that an empty answer above means something)
+    assert.notDeepEqual(unpinned('npm install --global --prefix "$HOME/.local" mwi'), []);
+    assert.notDeepEqual(unpinned('curl -fsSL https://x/tbot -o t && install -m 0755 t ~/.local/bin/tbot'), []);
+    assert.notDeepEqual(unpinned('curl -fsSL https://x/install.sh | sh'), []);
+    assert.deepEqual(unpinned('curl -fsSLo t "$U"\necho "$S  t" | sha256sum --check -\ninstall -m 0755 t ~/x'), []);
+  });
+
+  it('the job fetches tbot, checks it, joins with its OIDC token, logs in over ssh with the output, and removes it', async () => {
+    const ran = runsOfTbot().length;
     const { steps, home } = await runJob({ replace: { Deploy: login() } });
-    ok(steps, 'Install mwi');
+    assert.match(ok(steps, 'Install tbot').stdout, /tbot: OK/);
     ok(steps, 'Credentials from mwi');
+    // the tbot that ran is the one the step fetched and checked, and no package manager was called
+    assert.deepEqual(runsOfTbot().slice(ran), [join(home, '.local/bin/tbot')]);
+    assert.equal(byName(), '');
     assert.equal(ok(steps, 'Deploy').stdout.trim(), 'from-circleci');
     ok(steps, 'Remove the credentials');
     assert.equal(existsSync(join(home, '.mwi')), false);
@@ -202,6 +274,45 @@ describe('the CircleCI config: the job run step by step with the environment Cir
     assert.equal(existsSync(join(home, '.mwi')), false);
     const refused = c.audit().filter((e) => e.event === 'bot.join' && !e.success && e.join_method === 'circleci');
     assert.match(String(refused.at(-1)?.reason), new RegExp(other));
+  });
+
+  it('a tbot whose SHA-256 is not the one in the config (the example as shipped) never runs', async () => {
+    assert.match(job.environment!.MWI_TBOT_SHA256!, /^[0-9a-f]{64}$/);
+    assert.notEqual(job.environment!.MWI_TBOT_SHA256, tbotSha256);
+    const ran = runsOfTbot().length;
+    const { steps, home } = await runJob({ asShipped: true, replace: { Deploy: login() } });
+    const install = stepNamed(steps, 'Install tbot');
+    assert.ok(install !== 'skipped');
+    assert.equal(install.code, 1, install.stderr);
+    assert.match(install.stdout + install.stderr, /tbot: FAILED/);
+    assert.equal(existsSync(join(home, '.local/bin/tbot')), false, 'nothing installed');
+    assert.equal(readFileSync(join(home, '.bash_env'), 'utf8'), '', 'the PATH is not changed');
+    assert.equal(stepNamed(steps, 'Credentials from mwi'), 'skipped');
+    assert.equal(stepNamed(steps, 'Deploy'), 'skipped');
+    ok(steps, 'Remove the credentials');
+    assert.equal(runsOfTbot().length, ran, 'the fetched file never ran');
+    assert.equal(byName(), '');
+  });
+
+  it('without MWI_TBOT_URL, or with MWI_TBOT_SHA256 not a SHA-256, the install step stops with the reason', async () => {
+    const noUrl = stepNamed((await runJob({ env: { MWI_TBOT_URL: '' } })).steps, 'Install tbot');
+    assert.ok(noUrl !== 'skipped');
+    assert.equal(noUrl.code, 2);
+    assert.match(
+      noUrl.stderr,
+      /MWI_TBOT_URL is empty: .*mwi is not on the npm registry: a job never installs it by name/,
+    );
+    for (const sha of ['', 'sha256:abc', 'g'.repeat(64)]) {
+      const r = stepNamed((await runJob({ env: { MWI_TBOT_SHA256: sha } })).steps, 'Install tbot');
+      assert.ok(r !== 'skipped');
+      assert.equal(r.code, 2, sha);
+      assert.match(r.stderr, /MWI_TBOT_SHA256 is not a SHA-256 \(64 hex digits\): set it in this config/);
+    }
+    // a URL that serves nothing fails the step too
+    const gone = stepNamed((await runJob({ env: { MWI_TBOT_URL: `${tbotUrl}-gone` } })).steps, 'Install tbot');
+    assert.ok(gone !== 'skipped');
+    assert.notEqual(gone.code, 0);
+    assert.equal(byName(), '');
   });
 
   it('without the OIDC token or without MWI_CA_PIN the step stops with the reason', async () => {

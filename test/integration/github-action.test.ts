@@ -5,7 +5,17 @@
 // endpoint (ACTIONS_ID_TOKEN_REQUEST_URL/TOKEN) served by a test issuer with GitHub's claim shape.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { userInfo } from 'node:os';
@@ -385,6 +395,70 @@ describe('the GitHub Action: bundled main and post steps with a runner environme
     const r = await step('main', job, base, { env: { RUNNER_TEMP: '' } });
     assert.equal(r.code, 2);
     assert.match(r.stdout, /^::error::RUNNER_TEMP: not set/m);
+    // a RUNNER_TEMP that does not exist: said so, with nothing saved for the post step
+    const gone = await step('main', newJob(), base, { env: { RUNNER_TEMP: join(tmp.path, 'no-such-temp') } });
+    assert.equal(gone.code, 2, gone.stdout);
+    assert.match(gone.stdout, /^::error::RUNNER_TEMP: .*no-such-temp: no such file or directory/m);
+    assert.deepEqual(gone.state, {});
+  });
+
+  it('a malformed token name exits 2 before the token endpoint or the Auth Service is asked anything', async () => {
+    // a token endpoint that counts what it is asked (a malformed name must not cost a job's ID token)
+    let asked = 0;
+    const endpoint = createServer((_req, res) => {
+      asked++;
+      res.writeHead(500).end();
+    });
+    await new Promise<void>((r) => endpoint.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(endpoint.address() as AddressInfo).port}/token`;
+    const joins = () => c.audit().filter((e) => e.event === 'bot.join').length;
+    const before = joins();
+    try {
+      const secretFile = join(tmp.path, 'a-file');
+      writeFileSync(secretFile, 'gh-deploy\n');
+      // a space, a path (tbot would read an absolute one as a file), a name too long, a control character
+      for (const token of ['gh deploy', '../gh-deploy', secretFile, 'x'.repeat(129), 'gh-deploy\u0007']) {
+        const job = newJob();
+        const inputs = { 'auth-server': c.addr, 'ca-pins': c.caPin, token };
+        const r = await step('main', job, inputs, { env: { ACTIONS_ID_TOKEN_REQUEST_URL: url } });
+        assert.equal(r.code, 2, `${JSON.stringify(token)}: ${r.stdout}${r.stderr}`);
+        assert.match(r.stdout, /^::error::token: expected the name of a github join token: letters, digits/m);
+        assert.deepEqual(r.outputs, {});
+        assert.deepEqual(r.state, {}, 'no state: the post step has nothing to remove');
+        assert.deepEqual(readdirSync(job.temp), [], 'nothing written under RUNNER_TEMP');
+      }
+      assert.equal(asked, 0, 'the ID token endpoint was not asked');
+      assert.equal(joins(), before, 'the Auth Service saw no join');
+    } finally {
+      await new Promise<void>((r) => endpoint.close(() => r()));
+    }
+  });
+
+  it('RUNNER_TEMP through a symlink (a self-hosted runner whose _work is a link): its real path is used', async () => {
+    gh.tokenEndpointClaims = GITHUB_CLAIMS;
+    const job = newJob();
+    const link = join(dirname(job.temp), 'temp-link');
+    symlinkSync(job.temp, link);
+    const env = { RUNNER_TEMP: link };
+    const inputs = { 'auth-server': c.addr, 'ca-pins': c.caPin, token: 'gh-deploy' };
+    const main = await step('main', job, inputs, { env });
+    assert.equal(main.code, 0, main.stdout + main.stderr);
+    const dest = main.outputs['destination-dir']!;
+    assert.equal(dirname(dest), realpathSync(job.temp));
+    assert.equal(mode(dest), 0o700);
+    assert.equal(main.env.TELEPORT_IDENTITY_FILE, join(dest, 'identity'));
+    assert.ok(existsSync(main.outputs['ssh-config']!));
+    const post = await step('post', job, inputs, { state: main.state, env });
+    assert.equal(post.code, 0, post.stdout + post.stderr);
+    assert.match(post.stdout, /removed the credentials/);
+    assert.deepEqual(readdirSync(job.temp), []);
+    // the post step still removes only RUNNER_TEMP/mwi-<uuid>: not one of that shape elsewhere
+    const elsewhere = join(tmp.path, 'elsewhere', 'mwi-0b7e4f7c-2d1a-4c55-9a8e-3f1b2c3d4e5f');
+    mkdirSync(elsewhere, { recursive: true });
+    const guarded = await step('post', job, inputs, { state: { 'destination-dir': elsewhere }, env });
+    assert.equal(guarded.code, 0);
+    assert.match(guarded.stdout, /^::warning::not removing .*elsewhere/m);
+    assert.ok(existsSync(elsewhere));
   });
 
   it('an ID token of another repository is refused by the Auth Service; the claims go to its audit log only', async () => {

@@ -4,10 +4,21 @@
 // variable holding an ID token of GitLab's shape for its audience, signed by a test issuer the
 // Auth Service trusts as https://gitlab.com; before_script + script in one bash, after_script in another.
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash, randomUUID } from 'node:crypto';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { userInfo } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { parse } from 'yaml';
@@ -98,13 +109,20 @@ describe('the GitLab CI template: a job extending .mwi-tbot, run with the enviro
    */
   async function runJob(
     job: Job,
-    opts: { project?: Record<string, string>; script?: string[]; claims?: Record<string, unknown> } = {},
-  ): Promise<{ main: RunResult; after: RunResult; temp: string; env: Record<string, string> }> {
+    opts: {
+      project?: Record<string, string>;
+      script?: string[];
+      claims?: Record<string, unknown>;
+      /** Runs before the job, with its TMPDIR and CI_JOB_ID (what another user of the runner could do). */
+      prepare?: (job: { temp: string; id: string }) => void;
+    } = {},
+  ): Promise<{ main: RunResult; after: RunResult; temp: string; projectDir: string; env: Record<string, string> }> {
     const id = String(4000 + ++jobs);
     const dir = join(tmp.path, `job-${id}`);
     const projectDir = join(dir, 'builds/octo/app');
     mkdirSync(projectDir, { recursive: true });
     mkdirSync(join(dir, 'tmp'), { mode: 0o700 });
+    opts.prepare?.({ temp: join(dir, 'tmp'), id });
     const vars: Record<string, string> = {
       PATH: `${bin}:${process.env.PATH ?? '/usr/bin:/bin'}`,
       HOME: dir,
@@ -140,7 +158,7 @@ describe('the GitLab CI template: a job extending .mwi-tbot, run with the enviro
     for (const k of Object.keys(process.env)) if (!(k in vars)) vars[k] = '';
     const main = await shell([...(job.before_script ?? []), ...(opts.script ?? job.script ?? [])]);
     const afterScript = await shell(job.after_script ?? []);
-    return { main, after: afterScript, temp: join(dir, 'tmp'), env: vars };
+    return { main, after: afterScript, temp: join(dir, 'tmp'), projectDir, env: vars };
   }
 
   /** What the test's script does with the credentials: checks the variables and logs in over ssh. */
@@ -190,6 +208,7 @@ describe('the GitLab CI template: a job extending .mwi-tbot, run with the enviro
     assert.equal(r.main.stdout.trim(), 'from-gitlab-ci');
     assert.equal(r.after.code, 0, r.after.stderr);
     assert.deepEqual(readdirSync(r.temp), [], 'after_script left nothing');
+    assert.equal(existsSync(join(r.projectDir, '.mwi-destination')), false, 'nor the path it was given');
     const joined = c.audit().filter((e) => e.event === 'bot.join' && e.join_method === 'gitlab' && e.success);
     assert.equal(joined.at(-1)?.project_path, 'octo/app');
     // the ID token never reaches the job's log
@@ -209,6 +228,76 @@ describe('the GitLab CI template: a job extending .mwi-tbot, run with the enviro
     const minutes = (Date.parse(valid[2]!) - Date.parse(valid[1]!)) / 60_000;
     assert.ok(minutes > 4 && minutes <= 6, `${minutes} minutes`);
     assert.equal(existsSync(dest), false);
+  });
+
+  it('a directory mwi-<job id> made first by another user of the runner does not block the job', async () => {
+    let squatted = '';
+    const r = await runJob(job(), {
+      project: project(),
+      script: ['echo "destination=$MWI_DESTINATION"', ...loginScript()],
+      prepare: ({ temp, id }) => {
+        // the old default name, made by someone else (root here: given away; else open to everyone)
+        squatted = join(temp, `mwi-${id}`);
+        mkdirSync(squatted);
+        chmodSync(squatted, 0o777);
+        if (process.getuid?.() === 0) chownSync(squatted, 65534, 65534);
+      },
+    });
+    assert.equal(r.main.code, 0, r.main.stdout + r.main.stderr);
+    assert.match(r.main.stdout, /from-gitlab-ci/);
+    const dest = /^destination=(.*)$/m.exec(r.main.stdout)?.[1];
+    assert.ok(dest, r.main.stdout);
+    assert.equal(dirname(dest), r.temp);
+    assert.match(basename(dest), new RegExp(`^${basename(squatted)}\\.\\w{10}$`), 'a name made by mktemp');
+    assert.equal(r.after.code, 0, r.after.stderr);
+    // after_script removed the job's directory and left the other one as it was
+    assert.deepEqual(readdirSync(r.temp), [basename(squatted)]);
+    assert.equal(statSync(squatted).mode & 0o777, 0o777);
+    assert.equal(existsSync(join(r.projectDir, '.mwi-destination')), false);
+  });
+
+  it("the guide's image fetches tbot by URL and installs it only when its SHA-256 is the one written there", async () => {
+    const file = guideFile(GUIDE, 'Containerfile');
+    // nothing installed by a name a registry resolves (mwi is on none): in the guide's blocks, in the template
+    const blocks = [...readFileSync(GUIDE, 'utf8').matchAll(/^```\w*\n([\s\S]*?)^```/gm)].map((m) => m[1]!);
+    assert.ok(blocks.includes(file));
+    for (const text of [...blocks, readFileSync(join(ROOT, 'ci/gitlab/tbot.gitlab-ci.yml'), 'utf8')])
+      assert.doesNotMatch(text, /\b(?:npm|pnpm|yarn)\s+(?:install|i|add)\s+(?:-g\s+|--global\s+)?mwi\b|\bnpx\s+mwi\b/);
+    const args = Object.fromEntries([...file.matchAll(/^ARG (\w+)=(.*)$/gm)].map((m) => [m[1]!, m[2]!]));
+    assert.match(args.MWI_TBOT_SHA256 ?? '', /^[0-9a-f]{64}$/);
+    // the RUN instruction that fetches tbot, its continuation lines joined, as the builder's /bin/sh runs it
+    const instructions = file.replace(/\\\n/g, ' ').split('\n');
+    const fetch = instructions.find((l) => l.startsWith('RUN ') && l.includes('$MWI_TBOT_URL'));
+    assert.ok(fetch, 'a RUN line fetches $MWI_TBOT_URL');
+    // the stand-in for the binary, served as the operator publishes it
+    const standIn = Buffer.from(`#!/bin/sh\nexec "${process.execPath}" "${join(CLI_DIR, 'tbot.js')}" "$@"\n`);
+    const sha = createHash('sha256').update(standIn).digest('hex');
+    const server: Server = createServer((_req, res) => res.writeHead(200).end(standIn));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/mwi/v0.1.0/tbot`;
+    try {
+      // the image's file system: its paths under a directory of the test's
+      const build = async (checksum: string) => {
+        const root = join(tmp.path, `image-${randomUUID()}`);
+        mkdirSync(join(root, 'tmp'), { recursive: true });
+        mkdirSync(join(root, 'usr/local/bin'), { recursive: true });
+        const command = fetch.slice('RUN '.length).replace(/(?<=[\s"])\/(?=usr\/local\/bin\/|tmp\/)/g, `${root}/`);
+        const r = await run('sh', ['-c', command], { env: { MWI_TBOT_URL: url, MWI_TBOT_SHA256: checksum } });
+        return { ...r, tbot: join(root, 'usr/local/bin/tbot') };
+      };
+      const shipped = await build(args.MWI_TBOT_SHA256!);
+      assert.notEqual(shipped.code, 0, 'the example checksum matches no build');
+      assert.match(shipped.stdout + shipped.stderr, /FAILED/);
+      assert.equal(existsSync(shipped.tbot), false, 'nothing installed');
+      const good = await build(sha);
+      assert.equal(good.code, 0, good.stderr);
+      assert.equal(statSync(good.tbot).mode & 0o777, 0o755);
+      const version = await run(good.tbot, ['version']);
+      assert.equal(version.code, 0, version.stderr);
+      assert.match(version.stdout, /^tbot v/);
+    } finally {
+      await new Promise<void>((r) => server.close(() => r()));
+    }
   });
 
   it('a job without MWI_CA_PIN, or without its ID token, stops with the reason and writes nothing', async () => {
