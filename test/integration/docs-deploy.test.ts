@@ -7,9 +7,9 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { docScript, docSteps } from '../helpers/docs-blocks.js';
-import { launchAuth, type LaunchedAuth } from '../helpers/launch-auth.js';
+import { launchAuth } from '../helpers/launch-auth.js';
 import { CLI_DIR, tempDir } from '../helpers/procs.js';
 
 const REPO = resolve(CLI_DIR, '../../..');
@@ -50,12 +50,6 @@ function runPage(script: string, cwd: string, env: NodeJS.ProcessEnv) {
 }
 
 describe('deploy guides (docs/deploy)', { concurrency: 1 }, () => {
-  let auth: LaunchedAuth;
-  before(async () => {
-    auth = await launchAuth({ clusterName: 'example.com', prefix: 'docs' });
-  });
-  after(() => auth?.stop());
-
   it('has the guides', () => assert.ok(pages.includes('README.md') && pages.includes('linux.md'), pages.join(' ')));
 
   for (const page of pages) {
@@ -63,6 +57,9 @@ describe('deploy guides (docs/deploy)', { concurrency: 1 }, () => {
       const steps = docSteps(readFileSync(join(DOCS, page), 'utf8'));
       for (const s of steps) if (s.kind === 'skip') t.diagnostic(`${page}:${s.line} not run: ${s.reason}`);
       if (!steps.some((s) => s.kind !== 'skip')) return;
+      // a cluster of its own, as a reader following one guide has: names one guide makes never
+      // collide with another's (and no guide needs tctl create -f)
+      const auth = await launchAuth({ clusterName: 'example.com', prefix: 'docs' });
       const dir = tempDir('docs-page');
       try {
         const bin = join(dir.path, '.bin');
@@ -85,6 +82,7 @@ describe('deploy guides (docs/deploy)', { concurrency: 1 }, () => {
         for (const l of out.trimEnd().split('\n').slice(-3)) t.diagnostic(`${page} output: ${l}`);
       } finally {
         dir.cleanup();
+        await auth.stop();
       }
     });
   }
