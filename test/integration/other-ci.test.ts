@@ -50,11 +50,14 @@ describe('any other CI: jobs join with a static key from a CI secret', () => {
     };
     // run() adds this process's environment: the job must not see it
     for (const k of Object.keys(process.env)) if (!(k in vars)) vars[k] = '';
-    const r = await run('bash', ['-eo', 'pipefail', '-c', script.replaceAll('auth.example.com:3025', c.addr)], {
+    const r = await run('bash', ['-xeo', 'pipefail', '-c', script.replaceAll('auth.example.com:3025', c.addr)], {
       env: vars,
       cwd: home,
       timeoutMs: 60_000,
     });
+    // traced as CI shells trace (sh -x): the key never shows in the job's log
+    const key = vars.TBOT_BOUND_KEYPAIR_STATIC_KEY;
+    if (key) assert.ok(!(r.stdout + r.stderr).includes(key.slice(0, 40)), 'the static key is in the job log');
     return { ...r, home };
   }
 
@@ -69,7 +72,7 @@ describe('any other CI: jobs join with a static key from a CI secret', () => {
   /** The guide's second form: the variable written to a 0600 temporary file, given with --static-key-path. */
   const throughFile = () =>
     'KEY_FILE=$(mktemp)\n' +
-    'printf \'%s\' "$TBOT_BOUND_KEYPAIR_STATIC_KEY" | base64 -d > "$KEY_FILE"\n' +
+    'base64 -d > "$KEY_FILE" <<EOF\n$TBOT_BOUND_KEYPAIR_STATIC_KEY\nEOF\n' +
     'stat -c "key file mode %a" "$KEY_FILE"\n' +
     'env -u TBOT_BOUND_KEYPAIR_STATIC_KEY tbot start --oneshot --join-method bound_keypair --token ci-static \\\n' +
     '  --auth-server auth.example.com:3025 --ca-pin "$MWI_CA_PIN" \\\n' +
