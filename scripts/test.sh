@@ -12,6 +12,9 @@ command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v setfacl >/dev/null 2>&1 || need+=(acl)
 # zsh: the zsh completion script is parsed and run (test/integration/completion.test.ts)
 command -v zsh >/dev/null 2>&1 || need+=(zsh)
+# PostgreSQL 15 (Debian's): the PostgreSQL backend's tests run their own server from
+# /usr/lib/postgresql/15/bin (test/helpers/postgres.ts), not the service the package sets up
+[ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing test dependencies: ${need[*]}"
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi

@@ -1,0 +1,129 @@
+import pg from 'pg';
+import type { ConnectionOptions } from 'node:tls';
+import { MwiError } from '../errors.js';
+import type { PgTarget } from './postgres-url.js';
+
+/**
+ * Bounds that keep a request from hanging on a database that is down or cut off: the server ends
+ * a statement after STATEMENT_TIMEOUT_MS, the driver gives up waiting for an answer after
+ * QUERY_TIMEOUT_MS (a server that vanished without closing the connection), and a connection
+ * (or a free one from the pool) is waited for `connect_timeout` at most (postgres-url.ts).
+ */
+export const STATEMENT_TIMEOUT_MS = 5000;
+export const QUERY_TIMEOUT_MS = 8000;
+/** Connections per Auth Service process. */
+export const POOL_SIZE = 10;
+
+/** bigint columns (revisions, epoch ms) as numbers: every value mwi stores is below 2^53. */
+const INT8_OID = 20;
+const types = {
+  getTypeParser: ((oid: number, format?: string): unknown =>
+    oid === INT8_OID
+      ? (v: string) => Number(v)
+      : (pg.types.getTypeParser(oid, format as 'text') as unknown)) as typeof pg.types.getTypeParser,
+};
+
+function poolFor(t: PgTarget, ssl: false | ConnectionOptions): pg.Pool {
+  const pool = new pg.Pool({
+    host: t.host,
+    port: t.port,
+    user: t.user,
+    database: t.database,
+    ...(t.password !== undefined ? { password: t.password } : {}),
+    ssl,
+    application_name: t.applicationName,
+    connectionTimeoutMillis: t.connectTimeoutMs,
+    statement_timeout: STATEMENT_TIMEOUT_MS,
+    query_timeout: QUERY_TIMEOUT_MS,
+    idle_in_transaction_session_timeout: 2 * QUERY_TIMEOUT_MS,
+    keepAlive: true,
+    max: POOL_SIZE,
+    idleTimeoutMillis: 30_000,
+    types,
+  });
+  // an idle connection the server ended (a restart, a failover): the pool drops it and the next
+  // query opens a new one; an unhandled 'error' event would end the process
+  pool.on('error', () => {});
+  return pool;
+}
+
+/** What failed, in words a user can act on. */
+function reason(err: unknown): string {
+  const e = err as { code?: string; message?: string } | undefined;
+  const msg = e?.message ?? String(err);
+  if (e?.code === 'ECONNREFUSED')
+    return `connection refused (ECONNREFUSED): is PostgreSQL running and listening there?`;
+  if (e?.code === 'ENOTFOUND') return 'the host name does not resolve (ENOTFOUND)';
+  if (e?.code && /^[A-Z]+$/.test(e.code)) return `${msg.replace(/^.*?: /, '')} (${e.code})`;
+  if (e?.code) return `${msg} (SQLSTATE ${e.code})`;
+  return msg;
+}
+
+/** Serialization failures and deadlocks: the transaction was rolled back and may be run again. */
+export function isRetryable(err: unknown): boolean {
+  const code = (err as { code?: string } | undefined)?.code;
+  return code === '40001' || code === '40P01';
+}
+
+/**
+ * The database could not be reached, or the connection broke: the operation did not complete
+ * (or, for a COMMIT, may have). Connection exceptions (08xxx), the server shutting down or
+ * starting (57P0x), socket errors and the driver's own timeouts.
+ */
+export function isConnectionError(err: unknown): boolean {
+  const e = err as { code?: string; message?: string } | undefined;
+  if (!e) return false;
+  if (e.code && (/^08/.test(e.code) || /^57P0/.test(e.code))) return true;
+  if (e.code && /^E[A-Z]+$/.test(e.code)) return true;
+  return /Connection terminated|timeout exceeded when trying to connect|Query read timeout|not queryable/i.test(
+    e.message ?? '',
+  );
+}
+
+/** A driver error as mwi's STORAGE error, naming the database (never its password). */
+export function storageError(err: unknown, t: PgTarget, what = 'storage'): MwiError {
+  if (err instanceof MwiError) return err;
+  const down = isConnectionError(err);
+  const timedOut = (err as { code?: string } | undefined)?.code === '57014';
+  const message = down
+    ? `${what} unavailable: PostgreSQL at ${t.display}: ${reason(err)}`
+    : timedOut
+      ? `${what} failed: PostgreSQL at ${t.display} did not answer within ${STATEMENT_TIMEOUT_MS / 1000}s`
+      : `${what} failed: PostgreSQL at ${t.display}: ${reason(err)}`;
+  return new MwiError('STORAGE', message, { cause: err });
+}
+
+/**
+ * A pool for `t` that has connected once. libpq's `prefer` (TLS, else plain) and `allow` (plain,
+ * else TLS) are decided here, on that first connection, and kept for the pool.
+ */
+export async function openPool(t: PgTarget): Promise<pg.Pool> {
+  let pool = poolFor(t, t.tls);
+  try {
+    (await pool.connect()).release();
+    return pool;
+  } catch (err) {
+    await pool.end().catch(() => {});
+    const msg = (err as Error).message ?? '';
+    const noTls = /does not support SSL/i.test(msg);
+    const refusedPlain = (err as { code?: string }).code === '28000';
+    if (t.fallback !== undefined && ((t.fallback === false && noTls) || (t.fallback !== false && refusedPlain))) {
+      pool = poolFor(t, t.fallback);
+      try {
+        (await pool.connect()).release();
+        return pool;
+      } catch (again) {
+        await pool.end().catch(() => {});
+        throw storageError(again, t);
+      }
+    }
+    if (noTls)
+      throw new MwiError(
+        'STORAGE',
+        `storage unavailable: PostgreSQL at ${t.display} does not accept TLS, which sslmode=${t.sslmode} requires: ` +
+          'enable ssl on the server (or, on a trusted network only, sslmode=prefer or disable)',
+        { cause: err },
+      );
+    throw storageError(err, t);
+  }
+}
