@@ -51,11 +51,16 @@ function poolFor(t: PgTarget, ssl: false | ConnectionOptions): pg.Pool {
 function reason(err: unknown): string {
   const e = err as { code?: string; message?: string } | undefined;
   const msg = e?.message ?? String(err);
-  if (e?.code === 'ECONNREFUSED')
-    return `connection refused (ECONNREFUSED): is PostgreSQL running and listening there?`;
-  if (e?.code === 'ENOTFOUND') return 'the host name does not resolve (ENOTFOUND)';
-  if (e?.code && /^[A-Z]+$/.test(e.code)) return `${msg.replace(/^.*?: /, '')} (${e.code})`;
-  if (e?.code) return `${msg} (SQLSTATE ${e.code})`;
+  const code = e?.code ?? '';
+  if (code === 'ECONNREFUSED') return 'connection refused (ECONNREFUSED): is PostgreSQL running and listening there?';
+  if (code === 'ENOTFOUND') return 'the host name does not resolve (ENOTFOUND)';
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID')
+    return `${msg} (${code}): the host in the URL must be a name the server's certificate carries`;
+  if (/CERT|ISSUER|SELF_SIGNED|UNABLE_TO_VERIFY/.test(code))
+    return `${msg} (${code}): the server's certificate is not signed by the CA in sslrootcert`;
+  // SQLSTATEs are five characters (28P01, 57P01); Node's codes are words (ECONNRESET)
+  if (/^[0-9A-Z]{5}$/.test(code) && !/^E[A-Z]+$/.test(code)) return `${msg} (SQLSTATE ${code})`;
+  if (code) return `${msg.replace(/^.*?: /, '')} (${code})`;
   return msg;
 }
 

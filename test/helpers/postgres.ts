@@ -40,7 +40,8 @@ export interface PgServer {
 
 export interface PgOptions {
   /**
-   * Serve TLS (a CA and a server certificate for 127.0.0.1 and localhost made here, `caFile`),
+   * Serve TLS (a CA and a server certificate for 127.0.0.1 and localhost made here, `caFile`; the
+   * server also listens on 127.0.0.2, which the certificate does not name),
    * with roles `mwi_cert` (client certificate only: `cert` in pg_hba) and `mwi_pw` (password
    * `secret-pw`, scram-sha-256) besides the superuser, who needs no password from 127.0.0.1.
    */
@@ -110,12 +111,13 @@ export async function startPostgres(opts: PgOptions = {}): Promise<PgServer> {
   // the superuser needs no password on loopback; the two test roles each need their own credential
   const hba = [
     'local all all trust',
-    ...(opts.tls ? ['hostssl all mwi_cert 127.0.0.1/32 cert', 'host all mwi_pw 127.0.0.1/32 scram-sha-256'] : []),
-    'host all all 127.0.0.1/32 trust',
+    ...(opts.tls ? ['hostssl all mwi_cert 127.0.0.0/8 cert', 'host all mwi_pw 127.0.0.0/8 scram-sha-256'] : []),
+    'host all all 127.0.0.0/8 trust',
   ];
   writeFileSync(join(data, 'pg_hba.conf'), `${hba.join('\n')}\n`);
   const conf = [
-    "listen_addresses = '127.0.0.1'",
+    // with TLS also 127.0.0.2: an address the server certificate does not name
+    `listen_addresses = '127.0.0.1${opts.tls ? ',127.0.0.2' : ''}'`,
     `unix_socket_directories = '${dir}'`,
     // a test server: durability against a machine crash is not what is tested
     'fsync = off',
