@@ -111,8 +111,10 @@ export interface AuthConfig {
   /** The join methods' mwi.yaml sections (oidc, kubernetes) as their server halves parse them, by key. */
   joinMethods: JoinMethodOptions;
   connectionLimits: ConnectionLimits;
-  /** Audit log rotation: bytes per file, rotated files kept; in PostgreSQL, how long events are kept. */
-  audit: { maxSize: number; maxFiles: number; retentionMs: number };
+  /** Audit log rotation: bytes per file, rotated files kept. */
+  audit: { maxSize: number; maxFiles: number };
+  /** How long the audit log in PostgreSQL (storage postgres://) keeps events. */
+  auditRetentionMs: number;
 }
 
 /** Smallest audit file size accepted: one turn's batch of events is up to 64 KiB. */
@@ -199,7 +201,7 @@ export function loadAuthConfig(
     audit: {
       maxSize: parseByteSize(y.audit?.max_size) ?? AUDIT_MAX_SIZE,
       maxFiles: y.audit?.max_files ?? AUDIT_MAX_FILES,
-      retentionMs: parseDuration(y.audit?.retention_period ?? AUDIT_RETENTION) ?? 0,
     },
+    auditRetentionMs: parseDuration(y.audit?.retention_period ?? AUDIT_RETENTION)!,
   });
 }

@@ -155,7 +155,7 @@ it("mwi.yaml storage: a URL, or Teleport's {type: postgresql, conn_string}; audi
     /postgres:\/\/ or postgresql:\/\//,
   );
   bad('storage: {type: postgresql, conn_string: postgres://x, region: eu}\n', 'storage.region', /unknown key/);
-  assert.equal(loadAuthConfig(undefined, {}).audit.retentionMs, 8766 * 3600_000);
-  assert.equal(loadAuthConfig(yaml('audit: {retention_period: 720h}\n'), {}).audit.retentionMs, 720 * 3600_000);
+  assert.equal(loadAuthConfig(undefined, {}).auditRetentionMs, 8766 * 3600_000);
+  assert.equal(loadAuthConfig(yaml('audit: {retention_period: 720h}\n'), {}).auditRetentionMs, 720 * 3600_000);
   bad('audit: {retention_period: 5m}\n', 'audit.retention_period', /at least 1h/);
 });
