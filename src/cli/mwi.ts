@@ -30,7 +30,8 @@ function waitForStop(): Promise<string> {
 }
 
 async function serve(cfg: AuthConfig, metrics: AuthMetrics): Promise<AuthServer> {
-  const { dataDir, listen, clusterName, storage, tlsSans, joinMethods, connectionLimits, audit } = cfg;
+  const { dataDir, listen, clusterName, storage, tlsSans, joinMethods, connectionLimits, audit, auditRetentionMs } =
+    cfg;
   const { httpsKeypairs, httpsKeypairsReloadMs } = cfg;
   const tls = { tlsSans, httpsKeypairs, httpsKeypairsReloadMs };
   return AuthServer.start({
@@ -41,6 +42,7 @@ async function serve(cfg: AuthConfig, metrics: AuthMetrics): Promise<AuthServer>
     joinMethods,
     connectionLimits,
     audit,
+    auditRetentionMs,
     metrics,
     ...tls,
   });

@@ -85,17 +85,27 @@ export function isConnectionError(err: unknown): boolean {
   );
 }
 
-/** A driver error as mwi's STORAGE error, naming the database (never its password). */
-export function storageError(err: unknown, t: PgTarget, what = 'storage'): MwiError {
+/**
+ * A driver error as mwi's STORAGE error. At startup (`startup`) the message names the database
+ * (never its password) and why: the operator reads it. At run time the message, which reaches
+ * API clients, says only what kind of failure it was; which database and why go in `detail`, for
+ * the log line of the request (sendError logs it with the request id).
+ */
+export function storageError(err: unknown, t: PgTarget, what = 'storage', startup = false): MwiError {
   if (err instanceof MwiError) return err;
   const down = isConnectionError(err);
   const timedOut = (err as { code?: string } | undefined)?.code === '57014';
-  const message = down
-    ? `${what} unavailable: PostgreSQL at ${t.display}: ${reason(err)}`
+  const detail = timedOut
+    ? `PostgreSQL at ${t.display} did not answer within ${STATEMENT_TIMEOUT_MS / 1000}s`
+    : `PostgreSQL at ${t.display}: ${reason(err)}`;
+  const kind = down ? `${what} unavailable` : `${what} failed`;
+  if (startup) return new MwiError('STORAGE', `${kind}: ${detail}`, { cause: err });
+  const summary = down
+    ? 'the database is unreachable'
     : timedOut
-      ? `${what} failed: PostgreSQL at ${t.display} did not answer within ${STATEMENT_TIMEOUT_MS / 1000}s`
-      : `${what} failed: PostgreSQL at ${t.display}: ${reason(err)}`;
-  return new MwiError('STORAGE', message, { cause: err });
+      ? 'the database did not answer in time'
+      : 'database error';
+  return new MwiError('STORAGE', `${kind} (${summary})`, { detail, cause: err });
 }
 
 /**
@@ -119,7 +129,7 @@ export async function openPool(t: PgTarget): Promise<pg.Pool> {
         return pool;
       } catch (again) {
         await pool.end().catch(() => {});
-        throw storageError(again, t);
+        throw storageError(again, t, 'storage', true);
       }
     }
     if (noTls)
@@ -129,6 +139,6 @@ export async function openPool(t: PgTarget): Promise<pg.Pool> {
           'enable ssl on the server (or, on a trusted network only, sslmode=prefer or disable)',
         { cause: err },
       );
-    throw storageError(err, t);
+    throw storageError(err, t, 'storage', true);
   }
 }

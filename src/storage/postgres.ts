@@ -82,7 +82,7 @@ export class PostgresBackend implements Backend {
       return new PostgresBackend(pool, target, now, rows[0]?.value ?? 0);
     } catch (err) {
       await pool.end().catch(() => {});
-      throw storageError(err, target);
+      throw storageError(err, target, 'storage', true);
     }
   }
 

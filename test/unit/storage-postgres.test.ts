@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, it } from 'node:test';
 import pgDriver from 'pg';
+import { DbAuditLog } from '../../src/auth/audit-db.js';
+import { loadAuthorities } from '../../src/auth/authorities.js';
 import { isMwiError } from '../../src/errors.js';
 import type { WatchEvent } from '../../src/storage/backend.js';
 import { PG_PURGE_BATCH, PostgresBackend } from '../../src/storage/postgres.js';
@@ -193,7 +195,9 @@ it('postgres: while the server is down requests fail fast with a clear error; it
       const t0 = Date.now();
       await assert.rejects(op(), (e) => {
         assert.ok(isMwiError(e, 'STORAGE'), String(e));
-        assert.match(e.message, /storage unavailable: PostgreSQL at postgres:\/\/postgres@127\.0\.0\.1:\d+\/\w+: /);
+        // what reaches API clients says what failed; which database, and why, is for the log
+        assert.equal(e.message, 'storage unavailable (the database is unreachable)');
+        assert.match(e.detail!, /^PostgreSQL at postgres:\/\/postgres@127\.0\.0\.1:\d+\/\w+: /);
         return true;
       });
       assert.ok(Date.now() - t0 < 3000, `took ${Date.now() - t0} ms`);
@@ -205,5 +209,75 @@ it('postgres: while the server is down requests fail fast with a clear error; it
     assert.equal(await a.get('/during'), undefined);
   } finally {
     await a.close();
+  }
+});
+
+it('postgres: replicas starting at once create the CAs once and all load the same ones', async () => {
+  const url = await (await server).createDatabase();
+  const replicas = await Promise.all(Array.from({ length: 4 }, () => PostgresBackend.open(url)));
+  try {
+    const cas = await Promise.all(replicas.map((b) => loadAuthorities(b, 'race.example.com')));
+    assert.equal(new Set(cas.map((c) => c.caPin)).size, 1);
+    assert.equal(new Set(cas.map((c) => c.sshUser.publicLine)).size, 1);
+    assert.equal(new Set(cas.map((c) => c.challengeMac.toString('hex'))).size, 1);
+    assert.equal((await replicas[0]!.range('/cas/')).length, 5);
+  } finally {
+    await Promise.all(replicas.map((b) => b.close()));
+  }
+});
+
+it('postgres audit log: every replica reads every event; retention by one replica; held while the database is down', async () => {
+  const pg = await server;
+  const url = await pg.createDatabase();
+  const clock = fakeClock();
+  const [a, b] = await Promise.all([PostgresBackend.open(url), PostgresBackend.open(url)]);
+  const logA = new DbAuditLog(a, { refusals: false, now: clock.now, retentionMs: 3600_000 });
+  const logB = new DbAuditLog(b, { refusals: false, now: clock.now, retentionMs: 3600_000 });
+  const refusalsB = new DbAuditLog(b, { refusals: true, now: clock.now });
+  try {
+    logA.emit({ event: 'bot.join', success: true, bot_name: 'x' });
+    clock.advance(10);
+    logB.emit({ event: 'bot.renew', success: true, bot_name: 'x' });
+    refusalsB.emit({ event: 'bot.join', success: false, reason: 'token not found' });
+    clock.advance(10);
+    logB.emit({ event: 'bot.renew', success: false, bot_name: 'x', reason: 'locked' });
+    await new Promise((r) => setTimeout(r, 50));
+    const recent = await logA.recent(10);
+    assert.deepEqual(
+      recent.map((e) => `${e.event} ${e.success}`),
+      ['bot.renew false', 'bot.renew true', 'bot.join true'],
+    );
+    assert.ok(recent.every((e) => typeof e.uid === 'string' && typeof e.time === 'string' && e.pid === process.pid));
+    assert.deepEqual(
+      (await logB.recent(10, 'bot.join')).map((e) => e.bot_name),
+      ['x'],
+    );
+    assert.equal((await logB.recent(10, { failures: true })).length, 1);
+    assert.equal((await logA.recent(10, { uid: recent[1]!.uid! }))[0]?.event, 'bot.renew');
+    assert.deepEqual(await logA.recent(10, { uid: 'not-a-uuid' }), []);
+    assert.equal((await refusalsB.recent(10)).length, 1, 'refusals are kept apart');
+    // two hours on: one replica purges (the other finds the lock taken or nothing left)
+    clock.advance(2 * 3600_000);
+    logA.emit({ event: 'auth.start', success: true });
+    await new Promise((r) => setTimeout(r, 50));
+    const removed = await Promise.all([logA.purge(), logB.purge()]);
+    assert.equal(removed[0] + removed[1], 4);
+    assert.deepEqual(
+      (await logB.recent(10)).map((e) => e.event),
+      ['auth.start'],
+    );
+    // while the database is down, events wait in memory and are written when it is back
+    await pg.halt();
+    logA.emit({ event: 'lock.created', success: true });
+    await new Promise((r) => setTimeout(r, 100));
+    await pg.resume();
+    await waitFor(
+      'the held event',
+      async () => (await logB.recent(10, 'lock.created').catch(() => [])).length === 1,
+      5000,
+    );
+  } finally {
+    await Promise.all([logA.close(), logB.close(), refusalsB.close()]);
+    await Promise.all([a.close(), b.close()]);
   }
 });
