@@ -119,6 +119,9 @@ export async function startHa(opts: HaOptions = {}): Promise<HaCluster> {
 
 /** A bot's renewable identity, driven by hand: join once, then renew through any replica. */
 export class TestBot {
+  /** The key of a renewal whose answer did not arrive: sent again, as tbot does (an idempotent retry). */
+  private pending: PemKeyPair | undefined;
+
   private constructor(
     private readonly hostCA: string[],
     public cred: BotCredentialResponse,
@@ -144,7 +147,8 @@ export class TestBot {
   /** Renews through `addrs` with the current identity (or `as`, a copy kept from before). */
   async renew(addrs: string[], as?: { cred: BotCredentialResponse; keys: PemKeyPair }): Promise<BotCredentialResponse> {
     const cur = as ?? { cred: this.cred, keys: this.keys };
-    const next = await generateKeys('ec-p256');
+    const next = (as ? undefined : this.pending) ?? (await generateKeys('ec-p256'));
+    if (!as) this.pending = next;
     const api = new ApiClient({
       addrs,
       tls: { ca: cur.cred.tls_ca_certs ?? this.hostCA, cert: cur.cred.tls_cert, key: cur.keys.privateKeyPem },
@@ -154,6 +158,7 @@ export class TestBot {
       if (!as) {
         this.cred = cred;
         this.keys = next;
+        this.pending = undefined;
       }
       return cred;
     } finally {
