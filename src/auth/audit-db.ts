@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { MwiError } from '../errors.js';
 import type { PostgresBackend } from '../storage/postgres.js';
-import { storageError } from '../storage/postgres-pool.js';
+import { storageError, texts } from '../storage/postgres-pool.js';
 import { LOCK_CLASS, LOCKS } from '../storage/postgres-schema.js';
 import { currentRequest } from '../util/http-guard.js';
 import { createLogger } from '../util/log.js';
@@ -14,6 +14,8 @@ const log = createLogger('audit');
 /** Events held in memory while the database cannot take them; past this the oldest are dropped. */
 const MAX_PENDING = 10_000;
 const RETRY_MS = 1000;
+/** How long events wait to be written with the next ones. */
+const FLUSH_MS = 20;
 /** Most rows one INSERT takes. */
 const INSERT_ROWS = 1000;
 /** Rows one retention step deletes. */
@@ -57,6 +59,7 @@ export class DbAuditLog implements AuditLog {
   private pending: Row[] = [];
   private writing: Promise<void> | undefined;
   private retry: NodeJS.Timeout | undefined;
+  private soon: NodeJS.Timeout | undefined;
   private purgeTimer: NodeJS.Timeout | undefined;
   private readonly refusalLines: RefusalAggregator;
   private readonly now: () => number;
@@ -101,26 +104,26 @@ export class DbAuditLog implements AuditLog {
       const dropped = this.pending.splice(0, this.pending.length - MAX_PENDING);
       log.error('audit events dropped: the database has not taken them', { events: dropped.length });
     }
-    if (!this.writing && !this.retry) setImmediate(() => void this.flush());
+    // a short wait gathers a busy moment's events into one INSERT (recent() writes them first)
+    if (!this.writing && !this.retry && !this.soon) this.soon = setTimeout(() => void this.flush(), FLUSH_MS);
   }
 
   /** Writes what is pending; resolves once written (or once the attempt failed). */
   private flush(): Promise<void> {
+    clearTimeout(this.soon);
+    this.soon = undefined;
     this.writing ??= (async () => {
       while (this.pending.length > 0) {
         const rows = this.pending.slice(0, INSERT_ROWS);
         try {
+          // one round trip; the audit log does not wait for its commit to reach the disk (as the
+          // file log does not fsync): a crash of the database server may lose the last moment's events
           await this.pool.query(
-            'INSERT INTO mwi_events (time, event, success, refusal, uid, body) SELECT t, e, s, $5, u, b FROM ' +
-              'unnest($1::timestamptz[], $2::text[], $3::boolean[], $4::uuid[], $6::text[]) AS x(t, e, s, u, b)',
-            [
-              rows.map((r) => r.time),
-              rows.map((r) => r.event),
-              rows.map((r) => r.success),
-              rows.map((r) => r.uid),
-              this.opts.refusals,
-              rows.map((r) => r.body),
-            ],
+            'BEGIN; SET LOCAL synchronous_commit = off; ' +
+              'INSERT INTO mwi_events (time, event, success, refusal, uid, body) SELECT t::timestamptz, e, s, ' +
+              `${String(this.opts.refusals)}, u::uuid, b FROM unnest(${texts(rows.map((r) => r.time))}, ` +
+              `${texts(rows.map((r) => r.event))}, ARRAY[${rows.map((r) => String(r.success)).join(',')}]::boolean[], ` +
+              `${texts(rows.map((r) => r.uid))}, ${texts(rows.map((r) => r.body))}) AS x(t, e, s, u, b); COMMIT`,
           );
         } catch (err) {
           if (!this.failing) {
@@ -211,6 +214,7 @@ export class DbAuditLog implements AuditLog {
   async close(): Promise<void> {
     this.refusalLines.closeAll();
     clearInterval(this.purgeTimer);
+    clearTimeout(this.soon);
     clearTimeout(this.retry);
     this.retry = undefined;
     const deadline = Date.now() + 3000;

@@ -64,6 +64,21 @@ function reason(err: unknown): string {
   return msg;
 }
 
+/** A text[] literal (pg's escapeLiteral quotes each value as libpq does). */
+export function texts(values: string[]): string {
+  return `ARRAY[${values.map((v) => pg.escapeLiteral(v)).join(',')}]::text[]`;
+}
+
+/** A number checked to be one before it is written into a statement. */
+export function int(n: number): string {
+  if (!Number.isFinite(n)) throw new TypeError(`not a number: ${n}`);
+  return String(Math.trunc(n));
+}
+
+export function ints(values: Array<number | undefined>): string {
+  return `ARRAY[${values.map((v) => (v === undefined ? 'NULL' : int(v))).join(',')}]::bigint[]`;
+}
+
 /** Serialization failures and deadlocks: the transaction was rolled back and may be run again. */
 export function isRetryable(err: unknown): boolean {
   const code = (err as { code?: string } | undefined)?.code;

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { MwiError } from '../errors.js';
 import type { Backend, Item, RangeOptions, TxOp, WatchEvent, WriteOptions } from './backend.js';
-import { isConnectionError, isRetryable, openPool, storageError } from './postgres-pool.js';
+import { int, ints, isConnectionError, isRetryable, openPool, storageError, texts } from './postgres-pool.js';
 import { LOCK_CLASS, LOCKS, migrate } from './postgres-schema.js';
 import { parsePostgresUrl, type PgTarget } from './postgres-url.js';
 import { PostgresFeed } from './postgres-feed.js';
@@ -58,6 +58,7 @@ function keysOf(w: Write): string[] {
  */
 export class PostgresBackend implements Backend {
   private queue: Pending[] = [];
+  private gets = new Map<string, Array<{ resolve: (i: Item | undefined) => void; reject: (e: unknown) => void }>>();
   private flushing: Promise<void> | undefined;
   private closed = false;
   private purging: Promise<unknown> = Promise.resolve();
@@ -86,23 +87,49 @@ export class PostgresBackend implements Backend {
     }
   }
 
-  private async read<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<R[]> {
+  /** A query on a pooled connection; `name` makes it a prepared statement (parsed once per connection). */
+  private async read<R extends pg.QueryResultRow>(text: string, values: unknown[], name?: string): Promise<R[]> {
     if (this.closed) throw new MwiError('STORAGE', 'storage is closed');
     try {
-      return (await this.pool.query<R>(text, values)).rows;
+      return (await this.pool.query<R>({ text, values, ...(name ? { name } : {}) })).rows;
     } catch (err) {
       throw storageError(err, this.target);
     }
   }
 
-  async get(key: string): Promise<Item | undefined> {
-    const rows = await this.read<Row>(
-      'SELECT key, value, revision, expires FROM mwi_kv WHERE key = $1 AND (expires IS NULL OR expires > $2)',
-      [key, this.now()],
-    );
-    const item = rows[0] && toItem(rows[0]);
-    if (item) this.feed.saw(item.key);
-    return item;
+  /**
+   * Reads issued in the same turn of the event loop share one query (one round trip and one
+   * statement for the server however many requests read at once).
+   */
+  get(key: string): Promise<Item | undefined> {
+    if (this.closed) return Promise.reject(new MwiError('STORAGE', 'storage is closed'));
+    return new Promise((resolve, reject) => {
+      if (this.gets.size === 0) setImmediate(() => void this.readGets());
+      const waiting = this.gets.get(key);
+      if (waiting) waiting.push({ resolve, reject });
+      else this.gets.set(key, [{ resolve, reject }]);
+    });
+  }
+
+  private async readGets(): Promise<void> {
+    const gets = this.gets;
+    this.gets = new Map();
+    try {
+      const rows = await this.read<Row>(
+        'SELECT key, value, revision, expires FROM mwi_kv WHERE key = ANY($1::text[]) ' +
+          'AND (expires IS NULL OR expires > $2)',
+        [[...gets.keys()], this.now()],
+        'mwi_get',
+      );
+      const found = new Map(rows.map((r) => [r.key, r]));
+      for (const [key, waiting] of gets) {
+        const row = found.get(key);
+        if (row) this.feed.saw(key);
+        for (const w of waiting) w.resolve(row && toItem(row));
+      }
+    } catch (err) {
+      for (const waiting of gets.values()) for (const w of waiting) w.reject(err);
+    }
   }
 
   async range(prefix: string, opts: RangeOptions = {}): Promise<Item[]> {
@@ -111,6 +138,7 @@ export class PostgresBackend implements Backend {
       'SELECT key, value, revision, expires FROM mwi_kv WHERE key >= $1 AND key < $2 AND key > $3 ' +
         'AND (expires IS NULL OR expires > $4) ORDER BY key LIMIT $5',
       [prefix, `${prefix}\uffff`, opts.startAfter ?? '', this.now(), opts.limit ?? null],
+      'mwi_range',
     );
     for (const r of rows) this.feed.saw(r.key);
     return rows.map(toItem);
@@ -164,7 +192,7 @@ export class PostgresBackend implements Backend {
         const outcome = await this.apply(client, batch);
         // the poll must not deliver these too, even if it reads them before we do
         this.feed.claim((committing = outcome.revisions));
-        await client.query('COMMIT');
+        await client.query(outcome.commit);
         client.release();
         this.feed.delivered(outcome.events);
         batch.forEach((p, i) => {
@@ -174,6 +202,8 @@ export class PostgresBackend implements Backend {
         });
         return;
       } catch (err) {
+        // an error the server reported means nothing was committed; a broken connection, maybe
+        if (committing && !isConnectionError(err)) committing = undefined;
         // if it did commit after all, the poll delivers it
         if (committing) this.feed.unclaim(committing);
         if (client) {
@@ -199,23 +229,26 @@ export class PostgresBackend implements Backend {
   }
 
   /**
-   * One transaction for the batch: lock the revision counter, read every key the batch touches,
-   * decide each write against those rows (and the batch's own earlier writes), then write the
-   * rows, the change log and the counter in one statement. The caller commits.
+   * One transaction for the batch, in two round trips. The first begins it, locks the revision
+   * counter and then (a statement of its own, so that it sees every transaction committed before
+   * the lock was granted) reads every key the batch touches. Each write is decided against those
+   * rows and the batch's own earlier writes; the second round trip writes the rows, the change
+   * log and the counter in one statement and commits. The statements are sent as text (the simple
+   * protocol, the only one that takes several statements at once), every value a quoted literal.
    */
   private async apply(client: pg.PoolClient, batch: Pending[]) {
     const now = this.now();
-    await client.query('BEGIN');
-    const counter = await client.query<{ value: number }>(
-      "SELECT value FROM mwi_counters WHERE name = 'revision' FOR UPDATE",
-    );
-    const base = counter.rows[0]!.value;
     const keys = [...new Set(batch.flatMap((p) => keysOf(p.write)))];
-    const live = await client.query<{ key: string; revision: number }>(
-      'SELECT key, revision FROM mwi_kv WHERE key = ANY($1::text[]) AND (expires IS NULL OR expires > $2)',
-      [keys, now],
-    );
-    const state = new Map(live.rows.map((r) => [r.key, r.revision]));
+    const first = (await client.query(
+      "BEGIN; SELECT value FROM mwi_counters WHERE name = 'revision' FOR UPDATE; " +
+        `SELECT key, revision FROM mwi_kv WHERE key = ANY(${texts(keys)}) AND (expires IS NULL OR expires > ${int(now)})`,
+    )) as unknown as [
+      pg.QueryResult,
+      pg.QueryResult<{ value: number }>,
+      pg.QueryResult<{ key: string; revision: number }>,
+    ];
+    const base = first[1].rows[0]!.value;
+    const state = new Map(first[2].rows.map((r) => [r.key, r.revision]));
     let rev = base;
     const final = new Map<string, { value: string; revision: number; expires: number | undefined } | null>();
     const changes: Array<{ revision: number; key: string; deleted: boolean }> = [];
@@ -263,37 +296,23 @@ export class PostgresBackend implements Backend {
         results.push({ ok: true, out: holds });
       }
     }
+    let commit = 'COMMIT';
     if (changes.length > 0) {
       const puts = [...final].filter((e): e is [string, NonNullable<(typeof e)[1]>] => e[1] !== null);
       const dels = [...final].filter(([, v]) => v === null).map(([k]) => k);
-      await client.query(
-        `WITH up AS (
-           INSERT INTO mwi_kv (key, value, revision, expires)
-           SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[])
-           ON CONFLICT (key) DO UPDATE
-             SET value = excluded.value, revision = excluded.revision, expires = excluded.expires
-           RETURNING 1),
-         del AS (DELETE FROM mwi_kv WHERE key = ANY($5::text[]) RETURNING 1),
-         ch AS (
-           INSERT INTO mwi_changes (revision, key, deleted, at)
-           SELECT r, k, d, $9 FROM unnest($6::bigint[], $7::text[], $8::boolean[]) AS u(r, k, d)
-           RETURNING 1)
-         UPDATE mwi_counters SET value = $10 WHERE name = 'revision'`,
-        [
-          puts.map(([k]) => k),
-          puts.map(([, v]) => v.value),
-          puts.map(([, v]) => v.revision),
-          puts.map(([, v]) => v.expires ?? null),
-          dels,
-          changes.map((c) => c.revision),
-          changes.map((c) => c.key),
-          changes.map((c) => c.deleted),
-          now,
-          rev,
-        ],
-      );
+      commit =
+        'WITH up AS (INSERT INTO mwi_kv (key, value, revision, expires) SELECT * FROM unnest(' +
+        `${texts(puts.map(([k]) => k))}, ${texts(puts.map(([, v]) => v.value))}, ` +
+        `${ints(puts.map(([, v]) => v.revision))}, ${ints(puts.map(([, v]) => v.expires))}) ` +
+        'ON CONFLICT (key) DO UPDATE SET value = excluded.value, revision = excluded.revision, ' +
+        'expires = excluded.expires RETURNING 1), ' +
+        `del AS (DELETE FROM mwi_kv WHERE key = ANY(${texts(dels)}) RETURNING 1), ` +
+        `ch AS (INSERT INTO mwi_changes (revision, key, deleted, at) SELECT r, k, d, ${int(now)} FROM unnest(` +
+        `${ints(changes.map((c) => c.revision))}, ${texts(changes.map((c) => c.key))}, ` +
+        `ARRAY[${changes.map((c) => String(c.deleted)).join(',')}]::boolean[]) AS u(r, k, d) RETURNING 1) ` +
+        `UPDATE mwi_counters SET value = ${int(rev)} WHERE name = 'revision'; COMMIT`;
     }
-    return { results, events, revisions: changes.map((c) => c.revision) };
+    return { results, events, revisions: changes.map((c) => c.revision), commit };
   }
 
   /**

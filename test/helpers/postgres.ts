@@ -46,6 +46,11 @@ export interface PgOptions {
    * `secret-pw`, scram-sha-256) besides the superuser, who needs no password from 127.0.0.1.
    */
   tls?: boolean;
+  /**
+   * PostgreSQL's own durable defaults (fsync, full page writes, synchronous commit), for
+   * benchmarks; tests run without fsync (what they check is not durability against a power cut).
+   */
+  durable?: boolean;
 }
 
 /** Runs a PostgreSQL program as the `postgres` user when we are root (initdb refuses root). */
@@ -120,8 +125,7 @@ export async function startPostgres(opts: PgOptions = {}): Promise<PgServer> {
     `listen_addresses = '127.0.0.1${opts.tls ? ',127.0.0.2' : ''}'`,
     `unix_socket_directories = '${dir}'`,
     // a test server: durability against a machine crash is not what is tested
-    'fsync = off',
-    'full_page_writes = off',
+    ...(opts.durable ? [] : ['fsync = off', 'full_page_writes = off']),
     'max_connections = 300',
     'shared_buffers = 32MB',
     ...(opts.tls
