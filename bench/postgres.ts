@@ -111,7 +111,8 @@ async function main(): Promise<void> {
     ...rows.map((r) => {
       const base = sqlite.get(`${r.bench.split(',')[0]}|${r.concurrency}`);
       const of = base ? `${((r.rate / base) * 100).toFixed(0)}%` : '-';
-      return `| ${r.bench} | ${r.concurrency} | ${r.n} | ${fmt(r.rate)} | ${of} | ${fmt(r.p50, 1)} | ${fmt(r.p99, 1)} | ${fmt(r.authUs)} | ${r.note ?? ''} |`;
+      const cells = [r.bench, r.concurrency, r.n, fmt(r.rate), of, fmt(r.p50, 1), fmt(r.p99, 1), fmt(r.authUs)];
+      return `| ${cells.join(' | ')} | ${r.note ?? ''} |`;
     }),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { MwiError } from '../errors.js';
 import type { PostgresBackend } from '../storage/postgres.js';
-import { storageError, texts } from '../storage/postgres-pool.js';
+import { bools, storageError, texts } from '../storage/postgres-pool.js';
 import { LOCK_CLASS, LOCKS } from '../storage/postgres-schema.js';
 import { currentRequest } from '../util/http-guard.js';
 import { createLogger } from '../util/log.js';
@@ -122,7 +122,7 @@ export class DbAuditLog implements AuditLog {
             'BEGIN; SET LOCAL synchronous_commit = off; ' +
               'INSERT INTO mwi_events (time, event, success, refusal, uid, body) SELECT t::timestamptz, e, s, ' +
               `${String(this.opts.refusals)}, u::uuid, b FROM unnest(${texts(rows.map((r) => r.time))}, ` +
-              `${texts(rows.map((r) => r.event))}, ARRAY[${rows.map((r) => String(r.success)).join(',')}]::boolean[], ` +
+              `${texts(rows.map((r) => r.event))}, ${bools(rows.map((r) => r.success))}, ` +
               `${texts(rows.map((r) => r.uid))}, ${texts(rows.map((r) => r.body))}) AS x(t, e, s, u, b); COMMIT`,
           );
         } catch (err) {

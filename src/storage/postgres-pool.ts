@@ -75,6 +75,10 @@ export function int(n: number): string {
   return String(Math.trunc(n));
 }
 
+export function bools(values: boolean[]): string {
+  return `ARRAY[${values.map((v) => String(v === true)).join(',')}]::boolean[]`;
+}
+
 export function ints(values: Array<number | undefined>): string {
   return `ARRAY[${values.map((v) => (v === undefined ? 'NULL' : int(v))).join(',')}]::bigint[]`;
 }

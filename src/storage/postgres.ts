@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { MwiError } from '../errors.js';
 import type { Backend, Item, RangeOptions, TxOp, WatchEvent, WriteOptions } from './backend.js';
-import { int, ints, isConnectionError, isRetryable, openPool, storageError, texts } from './postgres-pool.js';
+import { bools, int, ints, isConnectionError, isRetryable, openPool, storageError, texts } from './postgres-pool.js';
 import { LOCK_CLASS, LOCKS, migrate } from './postgres-schema.js';
 import { parsePostgresUrl, type PgTarget } from './postgres-url.js';
 import { PostgresFeed } from './postgres-feed.js';
@@ -241,7 +241,8 @@ export class PostgresBackend implements Backend {
     const keys = [...new Set(batch.flatMap((p) => keysOf(p.write)))];
     const first = (await client.query(
       "BEGIN; SELECT value FROM mwi_counters WHERE name = 'revision' FOR UPDATE; " +
-        `SELECT key, revision FROM mwi_kv WHERE key = ANY(${texts(keys)}) AND (expires IS NULL OR expires > ${int(now)})`,
+        `SELECT key, revision FROM mwi_kv WHERE key = ANY(${texts(keys)}) ` +
+        `AND (expires IS NULL OR expires > ${int(now)})`,
     )) as unknown as [
       pg.QueryResult,
       pg.QueryResult<{ value: number }>,
@@ -309,7 +310,7 @@ export class PostgresBackend implements Backend {
         `del AS (DELETE FROM mwi_kv WHERE key = ANY(${texts(dels)}) RETURNING 1), ` +
         `ch AS (INSERT INTO mwi_changes (revision, key, deleted, at) SELECT r, k, d, ${int(now)} FROM unnest(` +
         `${ints(changes.map((c) => c.revision))}, ${texts(changes.map((c) => c.key))}, ` +
-        `ARRAY[${changes.map((c) => String(c.deleted)).join(',')}]::boolean[]) AS u(r, k, d) RETURNING 1) ` +
+        `${bools(changes.map((c) => c.deleted))}) AS u(r, k, d) RETURNING 1) ` +
         `UPDATE mwi_counters SET value = ${int(rev)} WHERE name = 'revision'; COMMIT`;
     }
     return { results, events, revisions: changes.map((c) => c.revision), commit };
