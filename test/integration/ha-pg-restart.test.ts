@@ -82,6 +82,8 @@ it('PostgreSQL stopped 10 s under load: fast failures, recovery without a restar
   await sleep(10_000);
   const up = now();
   await ha.pg.resume();
+  // PostgreSQL accepts connections again (its start takes a moment, more on a loaded machine)
+  const ready = now();
   await sleep(7000);
   running = false;
   await load;
@@ -97,14 +99,14 @@ it('PostgreSQL stopped 10 s under load: fast failures, recovery without a restar
   }
   const slowest = Math.max(...during.map((o) => o.end - o.start));
   console.log(`while PostgreSQL was down: ${during.length} requests failed, the slowest in ${slowest.toFixed(0)} ms`);
-  // recovered by themselves: what was sent 3 s after the restart succeeded (a double spend aside)
-  const late = ops.filter((o) => o.start > up + 3000);
+  // recovered by themselves: what was sent 2 s after PostgreSQL was back succeeded (a double spend aside)
+  const late = ops.filter((o) => o.start > ready + 2000);
   assert.ok(late.some((o) => o.kind === 'join') && late.some((o) => o.kind === 'renew'));
   for (const o of late.filter((x) => x.kind === 'renew')) assert.ok(o.ok, `${o.message}`);
   for (const t of new Set(late.filter((o) => o.kind === 'join').map((o) => o.token)))
     assert.equal(late.filter((o) => o.token === t && o.ok).length, 1, `token ${t}: one of its two joins succeeds`);
-  const recovered = ops.filter((o) => o.start > up && o.ok).reduce((m, o) => Math.min(m, o.end - up), Infinity);
-  console.log(`first success ${recovered.toFixed(0)} ms after PostgreSQL was started again`);
+  const recovered = ops.filter((o) => o.ok && o.end > ready).reduce((m, o) => Math.min(m, o.end - ready), Infinity);
+  console.log(`first success ${recovered.toFixed(0)} ms after PostgreSQL accepted connections again`);
 
   // single use: no token joined twice, whatever the outage did to the requests in flight
   const joins = ops.filter((o) => o.kind === 'join' && o.ok);
