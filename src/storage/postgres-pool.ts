@@ -44,6 +44,10 @@ function poolFor(t: PgTarget, ssl: false | ConnectionOptions): pg.Pool {
   // an idle connection the server ended (a restart, a failover): the pool drops it and the next
   // query opens a new one; an unhandled 'error' event would end the process
   pool.on('error', () => {});
+  // the same for a connection in use (between two queries of a transaction) when the server ends
+  // it: the driver emits 'error' on the client, which without a listener would end the process;
+  // the query in flight, or the next one, fails with the reason, and the connection is dropped
+  pool.on('connect', (client) => client.on('error', () => {}));
   return pool;
 }
 

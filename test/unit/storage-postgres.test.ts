@@ -281,3 +281,20 @@ it('postgres audit log: every replica reads every event; retention by one replic
     await Promise.all([a.close(), b.close()]);
   }
 });
+
+it('postgres: a connection the server ends while it is in use between two queries does not end the process', async () => {
+  const pg = await server;
+  const b = await PostgresBackend.open(await pg.createDatabase());
+  try {
+    // as a write batch holds its connection between its two round trips
+    const client = await b.pool.connect();
+    const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+    await pg.sql(`SELECT pg_terminate_backend(${rows[0]!.pid})`);
+    await new Promise((r) => setTimeout(r, 200));
+    await assert.rejects(client.query('SELECT 1'));
+    client.release(true);
+    await b.put('/after', '1');
+  } finally {
+    await b.close();
+  }
+});
