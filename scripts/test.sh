@@ -18,6 +18,9 @@ command -v kubectl >/dev/null 2>&1 || need+=(kubernetes-client)
 command -v podman >/dev/null 2>&1 || need+=(podman)
 command -v runc >/dev/null 2>&1 || need+=(runc)
 command -v mmdebstrap >/dev/null 2>&1 || need+=(mmdebstrap)
+# PostgreSQL 15 (Debian's): the PostgreSQL backend's tests run their own server from
+# /usr/lib/postgresql/15/bin (test/helpers/postgres.ts), not the service the package sets up
+[ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing test dependencies: ${need[*]}"
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi

@@ -22,7 +22,8 @@ const schema = z
       .optional(),
     data_dir: z.string().min(1).optional(),
     listen: z.string().min(1).optional(),
-    storage: z.string().min(1).optional(),
+    // read by storageSpec (a URL, or Teleport's object form)
+    storage: z.unknown().optional(),
     tls_sans: z.array(z.string().min(1)).optional(),
     // Teleport's proxy_service names: the operator's certificate for the public address
     https_keypairs: z
@@ -62,11 +63,36 @@ const schema = z
           .refine((v) => (parseByteSize(v) ?? 0) >= AUDIT_MIN_SIZE, 'expected a size of at least 64KB, like 100MB')
           .optional(),
         max_files: z.number().int().min(1).max(1000).optional(),
+        // the audit log in PostgreSQL (storage postgres://): events older than this are removed
+        retention_period: z
+          .string()
+          .refine((s) => (parseDuration(s) ?? 0) >= 3600_000, 'expected a duration of at least 1h, like 8766h')
+          .optional(),
       })
       .strict()
       .optional(),
   })
   .strict();
+
+/**
+ * mwi.yaml `storage`: a URL (sqlite, sqlite:///PATH, memory://, postgres://...), or Teleport's
+ * teleport.storage shape for PostgreSQL, `{type: postgresql, conn_string: postgres://...}`.
+ */
+const STORAGE_OBJECT = z
+  .object({
+    type: z.enum(['postgresql', 'postgres'], {
+      errorMap: () => ({ message: 'expected postgresql (other storage is written as a URL: sqlite:///PATH)' }),
+    }),
+    conn_string: z.string().regex(/^postgres(ql)?:\/\//, 'expected a postgres:// or postgresql:// URL'),
+  })
+  .strict();
+
+function storageSpec(raw: unknown, file: string | undefined): string | undefined {
+  if (raw === undefined) return undefined;
+  const where = { ...(file ? { file } : {}), path: ['storage'] };
+  if (typeof raw === 'object' && raw !== null) return parseWith(STORAGE_OBJECT, raw, where).conn_string;
+  return parseWith(z.string({ invalid_type_error: 'expected a URL or {type, conn_string}' }).min(1), raw, where);
+}
 
 const TOP_KEYS = Object.keys(schema.shape)
   .filter((k) => k !== 'version')
@@ -87,12 +113,16 @@ export interface AuthConfig {
   connectionLimits: ConnectionLimits;
   /** Audit log rotation: bytes per file, rotated files kept. */
   audit: { maxSize: number; maxFiles: number };
+  /** How long the audit log in PostgreSQL (storage postgres://) keeps events. */
+  auditRetentionMs: number;
 }
 
 /** Smallest audit file size accepted: one turn's batch of events is up to 64 KiB. */
 const AUDIT_MIN_SIZE = 64 * 1024;
 
 export const DEFAULT_LISTEN = '127.0.0.1:3025';
+/** How long the PostgreSQL audit log keeps events by default: a year, as Teleport's does. */
+export const AUDIT_RETENTION = '8766h';
 
 /** The join methods' sections of a parsed mwi.yaml, by key. */
 function joinMethodOptions(y: JoinMethodOptions): JoinMethodOptions {
@@ -154,7 +184,7 @@ export function loadAuthConfig(
     clusterName,
     dataDir: flags['data-dir'] ?? y.data_dir ?? DEFAULT_DATA_DIR,
     listen: flags.listen ?? y.listen ?? DEFAULT_LISTEN,
-    storage: flags.storage ?? y.storage,
+    storage: flags.storage ?? storageSpec(y.storage, file),
     tlsSans: y.tls_sans ?? [],
     httpsKeypairs: httpsKeypairs(flags, y.https_keypairs, file),
     httpsKeypairsReloadMs: parseDuration(y.https_keypairs_reload_interval ?? '0s')!,
@@ -172,5 +202,6 @@ export function loadAuthConfig(
       maxSize: parseByteSize(y.audit?.max_size) ?? AUDIT_MAX_SIZE,
       maxFiles: y.audit?.max_files ?? AUDIT_MAX_FILES,
     },
+    auditRetentionMs: parseDuration(y.audit?.retention_period ?? AUDIT_RETENTION)!,
   });
 }

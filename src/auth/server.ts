@@ -20,6 +20,8 @@ import { createLogger, type Logger } from '../util/log.js';
 import { VERSION } from '../version.js';
 import { FileAuditLog, type AuditFileOptions, type AuditLog } from './audit.js';
 import { SplitAuditLog } from './audit-split.js';
+import { DbAuditLog } from './audit-db.js';
+import { PostgresBackend } from '../storage/postgres.js';
 import { loadAuthorities } from './authorities.js';
 import { ResourceCache } from './cache.js';
 import { activeLock, openLockCache } from './access.js';
@@ -59,6 +61,8 @@ export interface AuthServerOptions {
   /** The join methods' mwi.yaml sections (oidc, kubernetes), as loadAuthConfig parses them. */
   joinMethods?: JoinMethodOptions;
   audit?: AuditFileOptions;
+  /** With PostgreSQL storage, how long the audit log in the database keeps events (default a year). */
+  auditRetentionMs?: number;
   now?: () => number;
   logger?: Logger;
   /** Time and size bounds per client (defaults: DEFAULT_HTTP_LIMITS); tests shorten them. */
@@ -87,6 +91,9 @@ interface SourceLimits {
 function servedText(keypairs: LoadedKeypair[]): string {
   return keypairs.map((k) => k.cert + k.key).join('');
 }
+
+/** The PostgreSQL audit log's default retention (mwi.yaml audit.retention_period: 8766h, as Teleport's). */
+const AUDIT_RETENTION_MS = 8766 * 3600_000;
 
 /** Longest a RATE_LIMITED answer is held back (see route). */
 const MAX_REFUSAL_HOLD_MS = 1000;
@@ -175,7 +182,8 @@ export class AuthServer {
     mkdirPrivate(opts.dataDir);
     const metrics = opts.metrics ?? new AuthMetrics();
     // every storage operation is timed (mwi_storage_operation_duration_seconds)
-    const backend: Backend = metrics.timeBackend(await openBackend(opts.storage, opts.dataDir));
+    const opened = await openBackend(opts.storage, opts.dataDir);
+    const backend: Backend = metrics.timeBackend(opened);
     let audit: AuditLog | undefined;
     let listening: Server | undefined;
     try {
@@ -184,11 +192,18 @@ export class AuthServer {
       // each event is also counted (metrics) and, for joins, challenges, renewals and locks,
       // logged with its reason: the operator reads why without reading the audit log
       const events = eventLogger(log);
+      // replicas on one PostgreSQL database share its audit log: any of them reads every one's events
+      const retentionMs = opts.auditRetentionMs ?? AUDIT_RETENTION_MS;
       audit = new ObservedAuditLog(
-        new SplitAuditLog(
-          new FileAuditLog(join(opts.dataDir, 'audit', 'events.log'), now, opts.audit),
-          new FileAuditLog(join(opts.dataDir, 'audit', 'refusals.log'), now, opts.audit),
-        ),
+        opened instanceof PostgresBackend
+          ? new SplitAuditLog(
+              new DbAuditLog(opened, { refusals: false, now, retentionMs }),
+              new DbAuditLog(opened, { refusals: true, now }),
+            )
+          : new SplitAuditLog(
+              new FileAuditLog(join(opts.dataDir, 'audit', 'events.log'), now, opts.audit),
+              new FileAuditLog(join(opts.dataDir, 'audit', 'refusals.log'), now, opts.audit),
+            ),
         [(e) => metrics.observeEvent(e), (e) => events.observe(e)],
         () => events.flush(),
       );

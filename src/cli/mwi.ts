@@ -12,6 +12,8 @@ import { isSingleExecutable } from '../util/native.js';
 import { installProcessGuards } from '../util/process-guard.js';
 import { VERSION } from '../version.js';
 import { exitCodeFor } from '../errors.js';
+import { DEFAULT_DATA_DIR } from '../api/local.js';
+import { cloneStorage, storageName } from '../storage/postgres-clone.js';
 import { runMain, usageError } from './common.js';
 import { completionScript } from './help/completion.js';
 import { installSystemd, selfCommand } from './install-systemd.js';
@@ -31,7 +33,8 @@ function waitForStop(): Promise<string> {
 }
 
 async function serve(cfg: AuthConfig, metrics: AuthMetrics): Promise<AuthServer> {
-  const { dataDir, listen, clusterName, storage, tlsSans, joinMethods, connectionLimits, audit } = cfg;
+  const { dataDir, listen, clusterName, storage, tlsSans, joinMethods, connectionLimits, audit, auditRetentionMs } =
+    cfg;
   const { httpsKeypairs, httpsKeypairsReloadMs } = cfg;
   const tls = { tlsSans, httpsKeypairs, httpsKeypairsReloadMs };
   return AuthServer.start({
@@ -42,6 +45,7 @@ async function serve(cfg: AuthConfig, metrics: AuthMetrics): Promise<AuthServer>
     joinMethods,
     connectionLimits,
     audit,
+    auditRetentionMs,
     metrics,
     ...tls,
   });
@@ -148,6 +152,15 @@ runMain('mwi', async () => {
       execStart: [...selfCommand(), 'start', '-c', config],
       readWritePaths: [resolve(cfg.dataDir), ...(db ? [dirname(resolve(db))] : [])],
     });
+  }
+  if (line.path === 'backend clone') {
+    if (!values.to) throw usageError('the storage to copy into, e.g. postgres://mwi@db/mwi', '--to');
+    const dataDir = values['data-dir'] ?? DEFAULT_DATA_DIR;
+    const n = await cloneStorage({ from: values.from, to: values.to, dataDir, force: !!values.force });
+    process.stdout.write(
+      `cloned ${n} items from ${storageName(values.from, dataDir)} to ${storageName(values.to, dataDir)}\n`,
+    );
+    return;
   }
   const format = (values['log-format'] ?? 'text') as LogFormat;
   if (!LOG_FORMATS.includes(format)) throw usageError(`expected ${LOG_FORMATS.join(' or ')}`, '--log-format');

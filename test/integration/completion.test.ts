@@ -80,7 +80,7 @@ describe('shell completion: tctl, tbot and mwi completion bash|zsh', () => {
       '--static-key-path',
     ]);
     assert.deepEqual(bash('mwi', ['mwi', 'start', '--w']), ['--workers']);
-    assert.deepEqual(bash('mwi', ['mwi', '']), ['start', 'install', 'version', 'completion']);
+    assert.deepEqual(bash('mwi', ['mwi', '']), ['start', 'install', 'backend', 'version', 'completion']);
     assert.deepEqual(bash('mwi', ['mwi', 'install', '']), ['systemd']);
     assert.deepEqual(bash('tbot', ['tbot', 'install', '']), ['systemd']);
   });

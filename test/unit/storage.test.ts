@@ -113,7 +113,7 @@ it('openBackend: SQLite under the data dir by default, sqlite:// paths, memory:/
   assert.ok(named instanceof SqliteBackend && existsSync(join(dir, 'named.db')));
   await named.close();
   assert.ok((await openBackend('memory://', dataDir)) instanceof MemoryBackend);
-  await assert.rejects(openBackend('postgres://mwi:hunter2@db/mwi', dataDir), (e) => {
+  await assert.rejects(openBackend('mysql://mwi:hunter2@db/mwi', dataDir), (e) => {
     assert.ok(isMwiError(e, 'BAD_CONFIG') && e.field === 'storage');
     assert.ok(!e.message.includes('hunter2'), `the password is in the error: ${e.message}`);
     return true;

@@ -25,7 +25,14 @@ const FLAGS = {
     default: DEFAULT_LISTEN,
   }),
   'cluster-name': str('NAME', 'cluster name, fixed at first start', { default: 'the host name' }),
-  storage: str('URL', 'sqlite (DATA_DIR/mwi.db), sqlite:///PATH or memory://', { default: 'sqlite' }),
+  storage: str(
+    'URL',
+    'sqlite (DATA_DIR/mwi.db), sqlite:///PATH, memory://, or postgres://USER@HOST:PORT/DB?sslmode=verify-full&... ' +
+      "(libpq's URL form and PG* variables; replicas share one database)",
+    { default: 'sqlite' },
+  ),
+  from: str('URL', 'the storage to copy (a URL as for --storage)', { default: 'sqlite' }),
+  to: str('URL', 'the storage to copy into, e.g. postgres://mwi@db.example.com/mwi?sslmode=verify-full'),
   workers: str(
     'N',
     'Auth Service processes sharing the port and the storage ("auto": one per core; not with memory://)',
@@ -106,6 +113,26 @@ export const MWI = {
       examples: [
         'mwi install systemd -c /etc/mwi.yaml',
         'mwi install systemd -c /etc/mwi.yaml --write && systemctl daemon-reload && systemctl enable --now mwi',
+      ],
+    },
+    { path: 'backend', summary: "the storage itself (Teleport's teleport backend)" },
+    {
+      path: 'backend clone',
+      usage: 'backend clone --to URL [--from URL] [--force] [--data-dir DIR]',
+      summary: 'copy every item of one storage into another: SQLite into PostgreSQL before adding replicas',
+      details:
+        "Teleport's teleport backend clone, with the two storages as flags instead of a clone.yaml. Stop mwi start " +
+        'first: writes made during the copy may be missed. Expired items are left behind. Without --force the ' +
+        'destination must be empty and the copy is one transaction (all of it or nothing). The audit log files ' +
+        '(DATA_DIR/audit) are not copied: keep them as the record before the move.',
+      flags: [
+        'from',
+        'to',
+        ['force', { description: 'write over what the destination holds (it must be empty otherwise)' }],
+        'data-dir',
+      ],
+      examples: [
+        'mwi backend clone --from sqlite:///var/lib/mwi/mwi.db --to "postgres://mwi@db.example.com/mwi?sslmode=verify-full"',
       ],
     },
     { path: 'version', summary: 'print the version (also --version)' },
