@@ -7,6 +7,7 @@ import { isMwiError } from '../../src/errors.js';
 import { JoinRefusal } from '../../src/join/types.js';
 import { tokenKey } from '../../src/auth/tokens.js';
 import { testContext } from '../helpers/auth-context.js';
+import { RESOURCE_GROUP_NOTE } from '../../src/join/azure/server.js';
 import {
   azureSections,
   joinPayload,
@@ -195,5 +196,24 @@ describe('azure join through the join pipeline (challenge as nonce, rules, Telep
       'spec.azure.client_id',
       /unknown key/,
     );
+  });
+});
+
+describe('azure tokens: a resource_groups rule says how far it binds', () => {
+  it('a rule naming resource groups gets the note (the token VM is not matched to the document VM yet)', async () => {
+    const t = await testContext();
+    const spec = (allow: unknown[]) => ({ join_method: 'azure', bot_name: 'vm', azure: { allow } });
+    const withGroups = await t.admin.create(
+      { kind: 'token', metadata: { name: 'rg' }, spec: spec([{ subscription: SUBSCRIPTION, resource_groups: ['p'] }]) },
+      false,
+      'admin',
+    );
+    assert.ok(withGroups.notes?.includes(RESOURCE_GROUP_NOTE), JSON.stringify(withGroups.notes));
+    const plain = await t.admin.create(
+      { kind: 'token', metadata: { name: 'sub' }, spec: spec([{ subscription: SUBSCRIPTION }]) },
+      false,
+      'admin',
+    );
+    assert.ok(!plain.notes?.includes(RESOURCE_GROUP_NOTE));
   });
 });

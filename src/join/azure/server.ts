@@ -30,14 +30,29 @@ function newNonce(): string {
  * (and its subscription), the managed identity's access token its resource group and tenant.
  * Identities are not renewed: tbot joins again for each (as in Teleport).
  */
+/**
+ * The resource group comes from the access token's VM, which mwi does not yet bind to the attested
+ * document's VM (Teleport looks the VM up in Azure Resource Manager and compares its vmId): said
+ * whenever a token relies on it.
+ */
+export const RESOURCE_GROUP_NOTE =
+  'resource_groups is checked against the managed identity token, whose VM mwi does not yet match to the ' +
+  "attested document's VM (Teleport looks it up in Azure Resource Manager): whoever runs a VM in the same " +
+  "subscription and holds another VM's managed identity token passes a resource_groups rule. Where resource " +
+  'groups separate trust, use separate subscriptions (docs/join-methods/azure.md)';
+
 export const azureServer: ServerJoinMethod = {
   name: 'azure',
   sections: [oidcSection, azureSection],
-  prepareToken: (input) =>
-    prepareRulesToken('azure', input, (spec) => {
+  prepareToken: (input) => {
+    const prepared = prepareRulesToken('azure', input, (spec) => {
       parseWith(azureSpec, methodOptions(spec, 'azure'), { code: 'BAD_REQUEST', path: ['spec', 'azure'] });
       return POLICY;
-    }),
+    });
+    const rules = (prepared.spec.azure as { allow?: { resource_groups?: unknown[] }[] } | undefined)?.allow ?? [];
+    if (rules.some((r) => (r.resource_groups?.length ?? 0) > 0)) prepared.notes.push(RESOURCE_GROUP_NOTE);
+    return prepared;
+  },
   create(_deps, section) {
     const jwks = section(oidcSection);
     const trust = section(azureSection);
