@@ -8,6 +8,8 @@ import { startCluster, type TestCluster } from '../helpers/cluster.js';
 import { startIssuer, type TestIssuer } from '../helpers/oidc-issuer.js';
 import { cli, exited, spawnCli, waitFor, type CliProcess } from '../helpers/procs.js';
 import { sshRun, startSshd, type Sshd } from '../helpers/sshd.js';
+import { STOP_GRACE_MS } from '../../src/agent/kube/client.js';
+import { hasUnsafeChars } from '../../src/util/text.js';
 import { startKubeStandIn, type KubeStandIn } from './kubernetes-secret-api.js';
 
 /**
@@ -241,6 +243,99 @@ describe('tbot with kubernetes_secret storage and destination', () => {
         daemon.kill('SIGKILL');
         await exited(daemon);
       }
+    }
+  });
+
+  it('SIGTERM stops tbot (one-shot or daemon) while the API server trickles its answer, joining nothing', async () => {
+    await refreshJoinToken();
+    const before = joins();
+    api.trickleMs = 200;
+    try {
+      for (const mode of [['--oneshot'], []]) {
+        const from = api.requests.length;
+        const t = spawnCli('tbot', ['start', '-c', tbotYaml('stall.yaml'), ...mode], env);
+        await waitFor('its first request to the API server', () => api.requests.length > from, 15_000);
+        t.kill('SIGTERM');
+        const stopped = Date.now();
+        // before the fix: no end at all (every byte resets the socket's idle timeout)
+        const code = await exited(t, STOP_GRACE_MS + 8_000);
+        const took = Date.now() - stopped;
+        assert.equal(code, 1, t.out());
+        assert.ok(took < STOP_GRACE_MS + 4_000, `stopped after ${took} ms`);
+        assert.match(t.out(), /received SIGTERM, stopping/);
+        assert.match(
+          t.out(),
+          /ERROR: tbot: storage: stopped: the Kubernetes API had not answered 2 s after the stop signal \(get the Secret "tbot"/,
+        );
+      }
+    } finally {
+      api.trickleMs = undefined;
+    }
+    assert.equal(joins(), before, 'nothing was sent to the Auth Service');
+  });
+
+  it("a hostile API server's text reaches tbot's error line escaped, as one line, or one JSON object", async () => {
+    const evil = 'bad\u001b[2J\u009b31m\u202e\u0007 ::error::pwned';
+    /** Nothing a terminal acts on, on any line. */
+    const clean = (out: string) => assert.ok(!out.split('\n').some(hasUnsafeChars), JSON.stringify(out));
+    api.answer = () => [
+      422,
+      {
+        kind: 'Status',
+        status: 'Failure',
+        reason: 'Invalid',
+        message: `line one\n::error::injected ${evil}`,
+        code: 422,
+      },
+    ];
+    try {
+      const text = await cli('tbot', ['start', '-c', tbotYaml('hostile.yaml'), '--oneshot'], { env });
+      assert.equal(text.code, 2, text.stderr);
+      clean(text.stderr);
+      const lines = text.stderr.trimEnd().split('\n');
+      assert.ok(!lines.some((l) => l.startsWith('::')), text.stderr);
+      assert.equal(
+        lines.at(-1),
+        'ERROR: storage: the Kubernetes API refused the Secret "tbot" as invalid: line one ::error::injected ' +
+          'bad\\u001b[2J\\u009b31m\\u202e\\u0007 ::error::pwned',
+      );
+      const json = await cli('tbot', ['start', '-c', tbotYaml('hostile.yaml'), '--oneshot', '--log-format', 'json'], {
+        env,
+      });
+      assert.equal(json.code, 2, json.stderr);
+      clean(json.stderr);
+      const entries = json.stderr
+        .trimEnd()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      const fatal = entries.at(-1)!;
+      assert.equal(fatal.level, 'error');
+      assert.equal(fatal.component, 'tbot');
+      assert.equal(fatal.error_code, 'BAD_CONFIG');
+      assert.equal(fatal.field, 'storage');
+      // the escapes are JSON's own: the message reads back as the API server's text (on one line)
+      assert.match(
+        String(fatal.message),
+        // eslint-disable-next-line no-control-regex -- the API server's control characters, read back
+        /as invalid: line one ::error::injected bad\u001b\[2J\u009b31m\u202e\u0007 ::error/,
+      );
+
+      // a 403 names the user only when the name looks like one
+      api.answer = () => [
+        403,
+        {
+          kind: 'Status',
+          reason: 'Forbidden',
+          message: 'secrets "tbot" is forbidden: User "x\u001b]0;t\u0007\n::error::y" cannot get resource "secrets"',
+          code: 403,
+        },
+      ];
+      const forbidden = await cli('tbot', ['start', '-c', tbotYaml('hostile.yaml'), '--oneshot'], { env });
+      assert.equal(forbidden.code, 2, forbidden.stderr);
+      assert.match(forbidden.stderr, /^ERROR: storage: the Kubernetes API refused to let tbot get the Secret "tbot"/m);
+      assert.ok(!forbidden.stderr.includes('::error::y'), forbidden.stderr);
+    } finally {
+      api.answer = undefined;
     }
   });
 
