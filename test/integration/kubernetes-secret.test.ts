@@ -2,15 +2,20 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
+import { parse, parseAllDocuments, stringify } from 'yaml';
 import { startCluster, type TestCluster } from '../helpers/cluster.js';
 import { startIssuer, type TestIssuer } from '../helpers/oidc-issuer.js';
-import { cli, exited, spawnCli, waitFor, type CliProcess } from '../helpers/procs.js';
+import { cli, exited, run, spawnCli, waitFor, type CliProcess } from '../helpers/procs.js';
 import { sshRun, startSshd, type Sshd } from '../helpers/sshd.js';
 import { STOP_GRACE_MS } from '../../src/agent/kube/client.js';
 import { hasUnsafeChars } from '../../src/util/text.js';
-import { startKubeStandIn, type KubeStandIn } from './kubernetes-secret-api.js';
+import { startKubeStandIn, type KubeStandIn, type SecretRule } from './kubernetes-secret-api.js';
+
+// compiled to dist/test/integration: the repository is three levels up
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 
 /**
  * A real tbot (one-shot and daemon) with `kubernetes_secret` storage and destination, joining a
@@ -378,5 +383,50 @@ describe('tbot with kubernetes_secret storage and destination', () => {
     const none = await cli('tbot', ['start', '-c', file('t3.yaml', false), '--oneshot'], { env });
     assert.equal(none.code, 2);
     assert.match(none.stderr, /no identity in storage kubernetes-secret:\/\/\/tbot-t and no onboarding\.token/);
+  });
+  it("deploy/kubernetes as rendered: its RBAC lets tbot keep its storage in tbot's namespace and write the output to the workloads'", async () => {
+    const r = await run('kubectl', ['kustomize', join(ROOT, 'deploy/kubernetes')]);
+    assert.equal(r.code, 0, `kubectl kustomize (scripts/test.sh installs kubectl): ${r.stderr}`);
+    type Obj = Record<string, any>;
+    const objects = parseAllDocuments(r.stdout).map((d) => d.toJS() as Obj);
+    const tbotNs = objects.find((o) => o.kind === 'Deployment')!.metadata.namespace as string;
+    // the stand-in's authorizer gets the manifests' Roles, as bound, in place of this file's
+    const saved = new Map([...api.rbac].map(([user, byNs]) => [user, new Map(byNs)]));
+    api.rbac.clear();
+    for (const b of objects.filter((o) => o.kind === 'RoleBinding')) {
+      const role = objects.find((o) => o.kind === 'Role' && o.metadata.name === b.roleRef.name)!;
+      assert.equal(role.metadata.namespace, b.metadata.namespace);
+      for (const sub of b.subjects)
+        api.allow(
+          `system:serviceaccount:${sub.namespace}:${sub.name}`,
+          b.metadata.namespace,
+          role.rules as SecretRule[],
+        );
+      api.namespaces.add(b.metadata.namespace as string);
+    }
+    const cfg = parse(objects.find((o) => o.kind === 'ConfigMap')!.data['tbot.yaml'] as string) as Obj;
+    const outNs = cfg.outputs[0].destination.namespace as string;
+    assert.ok(outNs && outNs !== tbotNs, 'the output Secret is in another namespace');
+    Object.assign(cfg, { auth_server: c.addr });
+    Object.assign(cfg.onboarding, { token: 'k8s-tbot', ca_pins: [c.caPin] });
+    try {
+      await refreshJoinToken();
+      const from = api.requests.length;
+      const file = join(dir, 'rendered.yaml');
+      writeFileSync(file, stringify(cfg));
+      const r2 = await cli('tbot', ['start', '-c', file, '--oneshot'], { env: { ...env, POD_NAMESPACE: tbotNs } });
+      assert.equal(r2.code, 0, r2.stderr);
+      assert.equal(Object.keys(api.secret(outNs, cfg.outputs[0].destination.name as string) ?? {}).length, 7);
+      assert.match(state(cfg.storage.name as string).identity?.instance_id ?? '', /^[0-9a-f-]{36}$/);
+      // this run's writes: the storage Secret in tbot's namespace, the output in the workloads'
+      const writes = api.requests
+        .slice(from)
+        .filter((q) => q.method === 'PATCH' && !q.query.dryRun && q.status < 300)
+        .map((q) => q.path.replace(/^\/api\/v1\/namespaces\//, ''));
+      assert.deepEqual([...new Set(writes)].sort(), [`${outNs}/secrets/tbot-out`, `${tbotNs}/secrets/tbot`].sort());
+    } finally {
+      api.rbac.clear();
+      for (const [user, byNs] of saved) api.rbac.set(user, byNs);
+    }
   });
 });

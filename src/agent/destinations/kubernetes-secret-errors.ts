@@ -18,7 +18,7 @@ export interface SecretRequest {
   field: string;
 }
 
-/** The Role rule that lets tbot use the Secret `name` (deploy/kubernetes/role.yaml has it). */
+/** The Role rule that lets tbot use the Secret `name` (deploy/kubernetes/role.yaml and output-role.yaml have it). */
 export function roleRule(name: string): string {
   const verbs = SECRET_VERBS.map((v) => `"${v}"`).join(', ');
   return `{apiGroups: [""], resources: ["secrets"], resourceNames: ["${name}"], verbs: [${verbs}]}`;
@@ -59,7 +59,8 @@ export function forbiddenMessage(req: SecretRequest, apiMessage: string | undefi
     `the Kubernetes API refused to let ${user ?? 'tbot'} ${verb} the Secret "${req.name}" in namespace ` +
     `"${req.namespace}" (403 Forbidden). tbot needs ${SECRET_VERBS.join(', ')} on it: a Role in namespace ` +
     `"${req.namespace}" with the rule ${roleRule(req.name)}, bound to tbot's service account by a RoleBinding ` +
-    "(deploy/kubernetes/role.yaml). Teleport's tbot chart grants every verb on every Secret of its namespace; " +
+    "(deploy/kubernetes: role.yaml in tbot's namespace, output-role.yaml in the workloads'). Teleport's tbot " +
+    'chart grants every verb on every Secret of its namespace; ' +
     "mwi's manifests grant these three on tbot's own Secrets only, so each Secret tbot.yaml names must be listed"
   );
 }
