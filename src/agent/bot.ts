@@ -77,7 +77,7 @@ export async function startBot(cfg: TbotConfig, log: Logger, signal: AbortSignal
   const opened = new Map<DestinationConfig, Destination>();
   const open = (d: DestinationConfig, field?: string): Destination => {
     let dest = opened.get(d);
-    if (!dest) opened.set(d, (dest = openDestination(d, { log, ...(field ? { field } : {}) })));
+    if (!dest) opened.set(d, (dest = openDestination(d, { log, signal, ...(field ? { field } : {}) })));
     return dest;
   };
   const storage = open(cfg.storage, 'storage.path');

@@ -1,5 +1,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { exitCodeFor, isMwiError, MwiError } from '../errors.js';
+import { defaultLogFormat, type LogFormat } from '../util/log.js';
+import { escapeUnsafe } from '../util/text.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 type Parsed<O extends Options> = ReturnType<
@@ -16,18 +18,42 @@ export function parseFlags<O extends Options>(args: string[], options: O, allowP
   }
 }
 
-/** Runs a CLI main: prints `ERROR: message` and exits 2 for user errors, 1 for runtime failures. */
+/**
+ * The fatal error line of a CLI: `ERROR: message` (a runtime failure names the program), or with
+ * `--log-format json` one JSON object in the logger's keys. Its text may quote what a server
+ * answered (the Auth Service, a Kubernetes API server): as in every log line, nothing in it may
+ * break the line or reach the terminal as a control (issue #9, finding 9), so unsafe characters
+ * are shown as `\uXXXX` escapes (in JSON, the escape of the same character). `stack` (MWI_DEBUG)
+ * keeps its own line breaks.
+ */
+export function fatalLines(name: string, err: unknown, format: LogFormat, stack = false): string {
+  const message = isMwiError(err) ? err.message : `${name}: ${err instanceof Error ? err.message : String(err)}`;
+  const trace = stack && !isMwiError(err) && err instanceof Error ? err.stack : undefined;
+  if (format === 'json') {
+    const entry = {
+      timestamp: new Date().toISOString(),
+      level: 'error',
+      component: name,
+      message,
+      ...(isMwiError(err) ? { error_code: err.code, ...(err.field ? { field: err.field } : {}) } : {}),
+      ...(trace ? { stack: trace } : {}),
+    };
+    return `${escapeUnsafe(JSON.stringify(entry))}\n`;
+  }
+  return `ERROR: ${escapeUnsafe(message)}\n${trace ? `${escapeUnsafe(trace, { keepNewlines: true })}\n` : ''}`;
+}
+
+/**
+ * Runs a CLI main: prints the fatal error line (see fatalLines; JSON when the program set its log
+ * format so, with setLogDefaults) and exits 2 for user errors, 1 for runtime failures.
+ */
 export function runMain(name: string, main: () => Promise<number | void>): void {
   main().then(
     (code) => {
       if (typeof code === 'number') process.exitCode = code;
     },
     (err: unknown) => {
-      if (isMwiError(err)) process.stderr.write(`ERROR: ${err.message}\n`);
-      else {
-        process.stderr.write(`ERROR: ${name}: ${err instanceof Error ? err.message : String(err)}\n`);
-        if (process.env.MWI_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
-      }
+      process.stderr.write(fatalLines(name, err, defaultLogFormat(), Boolean(process.env.MWI_DEBUG)));
       process.exitCode = exitCodeFor(err);
     },
   );

@@ -7,7 +7,7 @@ import { destinationPaths } from '../agent/destinations/index.js';
 import { startBot } from '../agent/bot.js';
 import { MwiError } from '../errors.js';
 import { writeFileAtomic } from '../util/fs.js';
-import { createLogger, type LogFormat } from '../util/log.js';
+import { createLogger, LOG_FORMATS, setLogDefaults, type LogFormat } from '../util/log.js';
 import { installProcessGuards } from '../util/process-guard.js';
 import { VERSION } from '../version.js';
 import { runMain, usageError } from './common.js';
@@ -64,6 +64,9 @@ function tbotInstallSystemd(values: FlagValues<typeof TBOT.flags>): void {
 runMain('tbot', async () => {
   const line = parseCommandLine(TBOT, process.argv.slice(2));
   const values = line.values;
+  // from here on, a fatal error is printed in the log's format too (runMain)
+  const format = (values['log-format'] ?? 'text') as LogFormat;
+  if (LOG_FORMATS.includes(format)) setLogDefaults({ format });
   if (line.help) return void process.stdout.write(helpFor(TBOT, line.command));
   if (line.path === 'version' || values.version)
     return void process.stdout.write(`tbot v${VERSION} node ${process.version}\n`);
@@ -77,8 +80,6 @@ runMain('tbot', async () => {
   const cmd = line.path;
   const mode = startMode(cmd, line.args);
   checkModeFlags(cmd, mode, values);
-  // (the command table allows the LOG_FORMATS only)
-  const format = (values['log-format'] ?? 'text') as LogFormat;
   const env = process.env;
   const flags = {
     ...values,

@@ -62,6 +62,11 @@ export function setLogDefaults(d: { format?: LogFormat; level?: Level }): void {
   if (d.level) defaults.level = d.level;
 }
 
+/** The format loggers created without one use: what `setLogDefaults` set, else text. */
+export function defaultLogFormat(): LogFormat {
+  return defaults.format;
+}
+
 /** $MWI_LOG_LEVEL, read once (an unknown value reads as info: the CLIs refuse it first, see envLogLevel). */
 let envLevel: Level | undefined;
 function defaultLevel(): Level {

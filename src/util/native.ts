@@ -2,7 +2,18 @@
 // single executable (`npm run build:binary`: one file, its JavaScript and native module embedded
 // as assets). Everything else runs the same code either way.
 import type Database from 'better-sqlite3';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import {
+  chmodSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -37,20 +48,79 @@ let addonPath: string | undefined;
 /** The addon as this thread loaded it. */
 let addon: object | undefined;
 
-/** Writes the embedded addon to a private directory (0700), removed when the process exits. */
+/**
+ * The directory the addon is shared in, `TMPDIR/mwi-sqlite-UID-HASH` (HASH: the first 16 hex
+ * digits of the addon's SHA-256), made 0700 if it is not there; undefined when the name is taken
+ * by something this process must not trust: not a directory (a symbolic link), another user's,
+ * open to others, or in a TMPDIR where others may rename entries (writable by them, no sticky
+ * bit), which could swap the directory between the check and the load.
+ */
+function sharedDir(digest: string): string | undefined {
+  const uid = process.getuid?.();
+  if (uid === undefined) return undefined;
+  const parent = statSync(tmpdir());
+  if ((parent.uid !== uid && parent.uid !== 0) || ((parent.mode & 0o022) !== 0 && (parent.mode & 0o1000) === 0))
+    return undefined;
+  const dir = join(tmpdir(), `mwi-sqlite-${uid}-${digest.slice(0, 16)}`);
+  try {
+    mkdirSync(dir, { mode: 0o700 });
+    chmodSync(dir, 0o700); // whatever the umask took away
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  const st = lstatSync(dir);
+  return st.isDirectory() && st.uid === uid && (st.mode & 0o777) === 0o700 ? dir : undefined;
+}
+
+/** True when `file` is a plain file of ours that no one else may write, with the addon's hash. */
+function intact(file: string, digest: string): boolean {
+  try {
+    const st = lstatSync(file);
+    if (!st.isFile() || st.uid !== process.getuid?.() || (st.mode & 0o022) !== 0) return false;
+    return createHash('sha256').update(readFileSync(file)).digest('hex') === digest;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Puts the embedded addon where `process.dlopen` can load it, and returns its path. Content-
+ * addressed: one copy per user and addon in `sharedDir`, checked by its hash before each load
+ * and written again (a temporary file renamed over it, so that a process loading it meanwhile
+ * sees a whole file) when it is missing or differs. Nothing is removed at exit, so a process
+ * killed with SIGKILL leaves nothing new behind, and two mwi processes (the workers of
+ * `--workers`) share one copy. Where the shared name cannot be trusted (sharedDir), a private
+ * directory (mkdtemp, 0700) removed at exit, as before.
+ */
 function extractAddon(): string {
   if (addonPath) return addonPath;
+  const bytes = new Uint8Array(getAsset(SQLITE_ADDON_ASSET));
+  const digest = createHash('sha256').update(bytes).digest('hex');
   let dir: string | undefined;
+  let made: string | undefined;
   try {
-    dir = mkdtempSync(join(tmpdir(), 'mwi-sqlite-'));
-    const file = join(dir, SQLITE_ADDON_ASSET);
-    writeFileSync(file, new Uint8Array(getAsset(SQLITE_ADDON_ASSET)), { mode: 0o500 });
-    const made = dir;
-    process.once('exit', () => rmSync(made, { recursive: true, force: true }));
-    addonPath = file;
-    return file;
+    dir = sharedDir(digest);
+    if (dir) {
+      const file = join(dir, SQLITE_ADDON_ASSET);
+      if (!intact(file, digest)) {
+        const tmp = join(dir, `.${SQLITE_ADDON_ASSET}.${process.pid}.${randomBytes(6).toString('hex')}`);
+        try {
+          writeFileSync(tmp, bytes, { mode: 0o500, flag: 'wx' });
+          renameSync(tmp, file);
+        } finally {
+          rmSync(tmp, { force: true });
+        }
+      }
+      return (addonPath = file);
+    }
+    made = mkdtempSync(join(tmpdir(), 'mwi-sqlite-'));
+    const file = join(made, SQLITE_ADDON_ASSET);
+    writeFileSync(file, bytes, { mode: 0o500 });
+    const remove = made;
+    process.once('exit', () => rmSync(remove, { recursive: true, force: true }));
+    return (addonPath = file);
   } catch (cause) {
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    if (made) rmSync(made, { recursive: true, force: true });
     throw new MwiError('STORAGE', `cannot write SQLite's native module to a private directory under ${tmpdir()}`, {
       cause,
     });

@@ -1,15 +1,20 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import {
+  chmodSync,
+  chownSync,
   copyFileSync,
   existsSync,
   mkdirSync,
   readdirSync,
+  readFileSync,
   realpathSync,
   statSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
+import { createRequire } from 'node:module';
 import { userInfo } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,6 +28,15 @@ import { sshRun, startSshd, type Sshd } from '../helpers/sshd.js';
 // compiled to dist/test/integration: the repository is three levels up
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 const PROGRAMS = ['tbot', 'tctl', 'mwi'] as const;
+const sha256 = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
+/** The SQLite module the mwi binary embeds (scripts/build-binary.mjs takes this one), and its hash. */
+const ADDON = join(
+  dirname(createRequire(import.meta.url).resolve('better-sqlite3/package.json')),
+  'build/Release/better_sqlite3.node',
+);
+const ADDON_SHA = sha256(ADDON);
+/** Where the mwi binary keeps it under TMPDIR: one directory per user and module. */
+const SHARED = `mwi-sqlite-${process.getuid?.()}-${ADDON_SHA.slice(0, 16)}`;
 
 /** Runs a program as `env -i PATH=/nonexistent [VAR=value...] PROGRAM ARGS`: no Node.js to be found. */
 function bare(program: string, args: string[], vars: Record<string, string> = {}): Promise<RunResult> {
@@ -160,12 +174,11 @@ describe('single executables: npm run build:binary (issue #13)', () => {
     );
   });
 
-  it('the mwi binary serves on SQLite, its native module extracted to a private directory', async () => {
+  it('the mwi binary serves on SQLite, its native module extracted to a private directory named by its hash', async () => {
     auth = await startAuth(join(bin, 'mwi'), dataDir, authTmp, ['--cluster-name', 'binary-test']);
-    const dirs = readdirSync(authTmp);
-    assert.equal(dirs.length, 1, dirs.join(' '));
-    assert.match(dirs[0]!, /^mwi-sqlite-/);
-    assert.equal(statSync(join(authTmp, dirs[0]!)).mode & 0o777, 0o700);
+    assert.deepEqual(readdirSync(authTmp), [SHARED]);
+    assert.equal(statSync(join(authTmp, SHARED)).mode & 0o777, 0o700);
+    assert.equal(sha256(join(authTmp, SHARED, 'better_sqlite3.node')), ADDON_SHA);
     assert.ok(existsSync(join(dataDir, 'mwi.db')));
   });
 
@@ -222,9 +235,9 @@ describe('single executables: npm run build:binary (issue #13)', () => {
     assert.equal(login.stdout.trim(), 'hello-from-the-binary');
   });
 
-  it('the mwi binary stops cleanly on SIGTERM and removes its extracted native module', async () => {
+  it('the mwi binary stops cleanly on SIGTERM; its native module stays for the next start (one copy)', async () => {
     assert.equal(await stopAuth(auth), 0, auth!.out());
-    assert.deepEqual(readdirSync(authTmp), []);
+    assert.deepEqual(readdirSync(authTmp), [SHARED]);
   });
 
   it('mwi start --workers 2 works in the binary (each worker is the binary again)', async () => {
@@ -234,12 +247,59 @@ describe('single executables: npm run build:binary (issue #13)', () => {
       assert.match(workers.out(), /listening on \S+ \(2 workers\)/);
       const r = await bare(join(bin, 'tctl'), ['--data-dir', join(dir, 'auth'), 'status']);
       assert.equal(r.code, 0, `${r.stderr}\n${workers.out()}`);
-      // the primary and each worker: one extracted module per process that opened the database
       await waitFor('both workers', () => /started[\s\S]*started/.test(workers.out()));
     } finally {
       assert.equal(await stopAuth(workers), 0, workers.out());
     }
-    assert.deepEqual(readdirSync(authTmp), []);
+    // the primary and each worker, started together, load the one copy
+    assert.deepEqual(readdirSync(authTmp), [SHARED]);
+    assert.deepEqual(readdirSync(join(authTmp, SHARED)), ['better_sqlite3.node']);
+  });
+
+  it('SIGKILL leaves no second copy; a changed copy is replaced before it is loaded; a name it cannot trust is not used', async () => {
+    const mwi = join(bin, 'mwi');
+    const kill = async (a: BinaryAuth) => {
+      a.proc.kill('SIGKILL');
+      await exited(a.proc);
+    };
+    // killed (OOM, podman kill) with nothing removed: the next start finds the same copy
+    const tmp = join(t.path, 'kill-tmp');
+    mkdirSync(tmp);
+    await kill(await startAuth(mwi, join(t.path, 'kill-1'), tmp));
+    assert.deepEqual(readdirSync(tmp), [SHARED]);
+    // a copy that is not the module (changed by someone of the same user, cut short): written again
+    const file = join(tmp, SHARED, 'better_sqlite3.node');
+    chmodSync(file, 0o600);
+    writeFileSync(file, 'not SQLite');
+    await kill(await startAuth(mwi, join(t.path, 'kill-2'), tmp));
+    assert.deepEqual(readdirSync(tmp), [SHARED]);
+    assert.deepEqual(readdirSync(join(tmp, SHARED)), ['better_sqlite3.node']);
+    assert.equal(sha256(file), ADDON_SHA);
+
+    // in a shared TMPDIR, another user may take the name first: a link to their directory, or
+    // their own directory; mwi uses neither (a private directory instead, removed at exit)
+    const bait = join(t.path, 'bait');
+    mkdirSync(bait, { mode: 0o700 });
+    writeFileSync(join(bait, 'better_sqlite3.node'), 'not SQLite', { mode: 0o500 });
+    const linked = join(t.path, 'link-tmp');
+    mkdirSync(linked);
+    symlinkSync(bait, join(linked, SHARED));
+    const cases = [linked];
+    if (process.getuid?.() === 0) {
+      const squatted = join(t.path, 'squat-tmp');
+      mkdirSync(join(squatted, SHARED), { recursive: true, mode: 0o777 });
+      chmodSync(join(squatted, SHARED), 0o777);
+      writeFileSync(join(squatted, SHARED, 'better_sqlite3.node'), 'not SQLite');
+      chownSync(join(squatted, SHARED), 65534, 65534);
+      cases.push(squatted);
+    }
+    for (const [i, dir] of cases.entries()) {
+      const a = await startAuth(mwi, join(t.path, `bait-${i}`), dir);
+      assert.equal(await stopAuth(a), 0, a.out());
+      assert.deepEqual(readdirSync(dir), [SHARED]);
+    }
+    assert.equal(readFileSync(join(bait, 'better_sqlite3.node'), 'utf8'), 'not SQLite');
+    if (cases[1]) assert.equal(readFileSync(join(cases[1], SHARED, 'better_sqlite3.node'), 'utf8'), 'not SQLite');
   });
 
   it('install systemd run from PATH: ExecStart is the binary itself, not node and a script', async () => {

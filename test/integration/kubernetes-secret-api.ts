@@ -29,6 +29,8 @@
  *   "secrets" in API group "" in the namespace "NS"`). Dry runs are authorized the same way.
  * - An apply that would create a Secret in a namespace that does not exist: 404 `namespaces "NS"
  *   not found` (details kind namespaces); a GET there is a plain secrets 404, as for real.
+ * - Not the API server's, for tests of tbot's own defences: `trickleMs` (an answer that never
+ *   ends, a byte at a time) and `answer` (any status and body, a hostile server's message).
  *
  * What it does not reproduce: other resources and verbs (list, watch, POST, PUT, DELETE,
  * JSON/merge/strategic patches), managedFields in answers and conflicts between managers without
@@ -95,6 +97,13 @@ export interface KubeStandIn {
   conflictNext(ns: string, name: string, count?: number): void;
   /** Grants `user` the rules in `ns` (replacing earlier ones). */
   allow(user: string, ns: string, rules: SecretRule[]): void;
+  /**
+   * While set, every request is answered with a 200 and its headers, then one byte every this many
+   * milliseconds, never finished: a stalled (or hostile) API server that no idle timeout catches.
+   */
+  trickleMs: number | undefined;
+  /** While set, what it returns (status and body) answers a request in place of the stand-in's own. */
+  answer: ((method: string, path: string) => [number, unknown] | undefined) | undefined;
   /** A client certificate and key (PEM files) for user CN, trusted by this server. */
   clientCert(cn: string): Promise<{ cert: string; key: string }>;
   close(): Promise<void>;
@@ -182,7 +191,14 @@ export async function startKubeStandIn(dir: string): Promise<KubeStandIn> {
       );
       return { cert: p(`${cn}.pem`), key: p(`${cn}.key`) };
     },
-    close: () => new Promise<void>((r) => server.close(() => r())),
+    trickleMs: undefined,
+    answer: undefined,
+    close: () =>
+      new Promise<void>((r) => {
+        server.close(() => r());
+        // a trickled answer never ends by itself
+        server.closeAllConnections();
+      }),
   };
 
   function view(ns: string, name: string, s: Stored) {
@@ -376,6 +392,23 @@ export async function startKubeStandIn(dir: string): Promise<KubeStandIn> {
       rejectUnauthorized: false,
     },
     (req, res) => {
+      if (self.trickleMs !== undefined) {
+        const url = new URL(req.url ?? '/', 'https://x');
+        const query = Object.fromEntries(url.searchParams);
+        self.requests.push({
+          method: req.method ?? '',
+          path: url.pathname,
+          query,
+          contentType: undefined,
+          user: undefined,
+          status: 200,
+        });
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.write('{');
+        const drip = setInterval(() => res.write(' '), self.trickleMs);
+        res.on('close', () => clearInterval(drip));
+        return;
+      }
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
@@ -388,7 +421,9 @@ export async function startKubeStandIn(dir: string): Promise<KubeStandIn> {
           if (sock.authorized) user = sock.getPeerCertificate().subject?.CN as string | undefined;
         }
         const contentType = req.headers['content-type']?.split(';')[0]?.trim();
-        const [code, body] = handle(req.method ?? 'GET', url, contentType, Buffer.concat(chunks).toString(), user);
+        const [code, body] =
+          self.answer?.(req.method ?? 'GET', url.pathname) ??
+          handle(req.method ?? 'GET', url, contentType, Buffer.concat(chunks).toString(), user);
         self.requests.push({
           method: req.method ?? '',
           path: url.pathname,

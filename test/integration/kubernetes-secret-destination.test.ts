@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Destination } from '../../src/agent/destinations/destination.js';
 import { openDestination } from '../../src/agent/destinations/index.js';
-import { SERVICE_ACCOUNT_DIR_ENV } from '../../src/agent/kube/connection.js';
+import { KubernetesSecretDestination } from '../../src/agent/destinations/kubernetes-secret.js';
+import { KubeRequestCut, STOP_GRACE_MS } from '../../src/agent/kube/client.js';
+import { resolveConnection, SERVICE_ACCOUNT_DIR_ENV } from '../../src/agent/kube/connection.js';
 import { readState } from '../../src/agent/state.js';
 import { isMwiError } from '../../src/errors.js';
 import type { Logger } from '../../src/util/log.js';
@@ -238,6 +240,62 @@ describe('kubernetes_secret destination against a Kubernetes API', () => {
     } finally {
       process.env.POD_NAMESPACE = saved;
     }
+  });
+
+  it('an answer that trickles in (a byte every 200 ms) is cut at the request deadline, naming it', async () => {
+    const conn = resolveConnection({ field: 'storage' });
+    const dest = new KubernetesSecretDestination({ type: 'kubernetes_secret', name: 'a' }, conn, NS, 'storage', log, {
+      deadlineMs: 1500,
+    });
+    api.trickleMs = 200;
+    const started = Date.now();
+    try {
+      await assert.rejects(dest.prepare(), (e: unknown) => {
+        assert.ok(isMwiError(e, 'BAD_CONFIG'), String(e));
+        assert.equal(e.field, 'storage');
+        assert.match(
+          e.message,
+          /the Kubernetes API at https:\/\/127\.0\.0\.1:\d+ \(in-cluster .*\) gave no complete answer to get the Secret "a" in namespace "tbot" within 1\.5 s/,
+        );
+        return true;
+      });
+    } finally {
+      api.trickleMs = undefined;
+    }
+    const took = Date.now() - started;
+    assert.ok(took >= 1400 && took < 6000, `cut after ${took} ms`);
+  });
+
+  it("tbot's stop cuts a request in flight after a short grace; a healthy server's answer still lands", async () => {
+    const stop = new AbortController();
+    const dest = openDestination({ type: 'kubernetes_secret', name: 'b' } as never, {
+      field: 'storage.path',
+      log,
+      signal: stop.signal,
+    });
+    api.trickleMs = 200;
+    const started = Date.now();
+    const pending = dest.prepare!();
+    setTimeout(() => stop.abort(), 300);
+    try {
+      await assert.rejects(pending, (e: unknown) => {
+        // not the configuration's fault: exit 1, not 2
+        assert.ok(e instanceof KubeRequestCut && !isMwiError(e), String(e));
+        assert.equal(e.why, 'stopped');
+        assert.match(
+          e.message,
+          /^storage: stopped: the Kubernetes API had not answered 2 s after the stop signal \(get/,
+        );
+        return true;
+      });
+    } finally {
+      api.trickleMs = undefined;
+    }
+    const took = Date.now() - started;
+    assert.ok(took >= 300 + STOP_GRACE_MS - 100 && took < 300 + STOP_GRACE_MS + 3000, `cut after ${took} ms`);
+    // after the stop, a server that answers at once is still heard (a storage write is not lost)
+    await dest.writeAll(files({ 'state.json': '{}' }));
+    assert.deepEqual(api.secret(NS, 'b'), { 'state.json': '{}' });
   });
 
   it("a server whose certificate the connection's CA does not verify is refused before anything is sent", async () => {

@@ -2,13 +2,20 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
+import { parse, parseAllDocuments, stringify } from 'yaml';
 import { startCluster, type TestCluster } from '../helpers/cluster.js';
 import { startIssuer, type TestIssuer } from '../helpers/oidc-issuer.js';
-import { cli, exited, spawnCli, waitFor, type CliProcess } from '../helpers/procs.js';
+import { cli, exited, run, spawnCli, waitFor, type CliProcess } from '../helpers/procs.js';
 import { sshRun, startSshd, type Sshd } from '../helpers/sshd.js';
-import { startKubeStandIn, type KubeStandIn } from './kubernetes-secret-api.js';
+import { STOP_GRACE_MS } from '../../src/agent/kube/client.js';
+import { hasUnsafeChars } from '../../src/util/text.js';
+import { startKubeStandIn, type KubeStandIn, type SecretRule } from './kubernetes-secret-api.js';
+
+// compiled to dist/test/integration: the repository is three levels up
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 
 /**
  * A real tbot (one-shot and daemon) with `kubernetes_secret` storage and destination, joining a
@@ -244,6 +251,99 @@ describe('tbot with kubernetes_secret storage and destination', () => {
     }
   });
 
+  it('SIGTERM stops tbot (one-shot or daemon) while the API server trickles its answer, joining nothing', async () => {
+    await refreshJoinToken();
+    const before = joins();
+    api.trickleMs = 200;
+    try {
+      for (const mode of [['--oneshot'], []]) {
+        const from = api.requests.length;
+        const t = spawnCli('tbot', ['start', '-c', tbotYaml('stall.yaml'), ...mode], env);
+        await waitFor('its first request to the API server', () => api.requests.length > from, 15_000);
+        t.kill('SIGTERM');
+        const stopped = Date.now();
+        // before the fix: no end at all (every byte resets the socket's idle timeout)
+        const code = await exited(t, STOP_GRACE_MS + 8_000);
+        const took = Date.now() - stopped;
+        assert.equal(code, 1, t.out());
+        assert.ok(took < STOP_GRACE_MS + 4_000, `stopped after ${took} ms`);
+        assert.match(t.out(), /received SIGTERM, stopping/);
+        assert.match(
+          t.out(),
+          /ERROR: tbot: storage: stopped: the Kubernetes API had not answered 2 s after the stop signal \(get the Secret "tbot"/,
+        );
+      }
+    } finally {
+      api.trickleMs = undefined;
+    }
+    assert.equal(joins(), before, 'nothing was sent to the Auth Service');
+  });
+
+  it("a hostile API server's text reaches tbot's error line escaped, as one line, or one JSON object", async () => {
+    const evil = 'bad\u001b[2J\u009b31m\u202e\u0007 ::error::pwned';
+    /** Nothing a terminal acts on, on any line. */
+    const clean = (out: string) => assert.ok(!out.split('\n').some(hasUnsafeChars), JSON.stringify(out));
+    api.answer = () => [
+      422,
+      {
+        kind: 'Status',
+        status: 'Failure',
+        reason: 'Invalid',
+        message: `line one\n::error::injected ${evil}`,
+        code: 422,
+      },
+    ];
+    try {
+      const text = await cli('tbot', ['start', '-c', tbotYaml('hostile.yaml'), '--oneshot'], { env });
+      assert.equal(text.code, 2, text.stderr);
+      clean(text.stderr);
+      const lines = text.stderr.trimEnd().split('\n');
+      assert.ok(!lines.some((l) => l.startsWith('::')), text.stderr);
+      assert.equal(
+        lines.at(-1),
+        'ERROR: storage: the Kubernetes API refused the Secret "tbot" as invalid: line one ::error::injected ' +
+          'bad\\u001b[2J\\u009b31m\\u202e\\u0007 ::error::pwned',
+      );
+      const json = await cli('tbot', ['start', '-c', tbotYaml('hostile.yaml'), '--oneshot', '--log-format', 'json'], {
+        env,
+      });
+      assert.equal(json.code, 2, json.stderr);
+      clean(json.stderr);
+      const entries = json.stderr
+        .trimEnd()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      const fatal = entries.at(-1)!;
+      assert.equal(fatal.level, 'error');
+      assert.equal(fatal.component, 'tbot');
+      assert.equal(fatal.error_code, 'BAD_CONFIG');
+      assert.equal(fatal.field, 'storage');
+      // the escapes are JSON's own: the message reads back as the API server's text (on one line)
+      assert.match(
+        String(fatal.message),
+        // eslint-disable-next-line no-control-regex -- the API server's control characters, read back
+        /as invalid: line one ::error::injected bad\u001b\[2J\u009b31m\u202e\u0007 ::error/,
+      );
+
+      // a 403 names the user only when the name looks like one
+      api.answer = () => [
+        403,
+        {
+          kind: 'Status',
+          reason: 'Forbidden',
+          message: 'secrets "tbot" is forbidden: User "x\u001b]0;t\u0007\n::error::y" cannot get resource "secrets"',
+          code: 403,
+        },
+      ];
+      const forbidden = await cli('tbot', ['start', '-c', tbotYaml('hostile.yaml'), '--oneshot'], { env });
+      assert.equal(forbidden.code, 2, forbidden.stderr);
+      assert.match(forbidden.stderr, /^ERROR: storage: the Kubernetes API refused to let tbot get the Secret "tbot"/m);
+      assert.ok(!forbidden.stderr.includes('::error::y'), forbidden.stderr);
+    } finally {
+      api.answer = undefined;
+    }
+  });
+
   it('a single-use token: the restart needs no token, the identity is in the Secret', async () => {
     const token = await c.tctlOk(['bots', 'add', 'k8s-t', '--roles', 'k8s-role', '--format', 'json']);
     const secret = (JSON.parse(token) as { token: string }).token;
@@ -283,5 +383,50 @@ describe('tbot with kubernetes_secret storage and destination', () => {
     const none = await cli('tbot', ['start', '-c', file('t3.yaml', false), '--oneshot'], { env });
     assert.equal(none.code, 2);
     assert.match(none.stderr, /no identity in storage kubernetes-secret:\/\/\/tbot-t and no onboarding\.token/);
+  });
+  it("deploy/kubernetes as rendered: its RBAC lets tbot keep its storage in tbot's namespace and write the output to the workloads'", async () => {
+    const r = await run('kubectl', ['kustomize', join(ROOT, 'deploy/kubernetes')]);
+    assert.equal(r.code, 0, `kubectl kustomize (scripts/test.sh installs kubectl): ${r.stderr}`);
+    type Obj = Record<string, any>;
+    const objects = parseAllDocuments(r.stdout).map((d) => d.toJS() as Obj);
+    const tbotNs = objects.find((o) => o.kind === 'Deployment')!.metadata.namespace as string;
+    // the stand-in's authorizer gets the manifests' Roles, as bound, in place of this file's
+    const saved = new Map([...api.rbac].map(([user, byNs]) => [user, new Map(byNs)]));
+    api.rbac.clear();
+    for (const b of objects.filter((o) => o.kind === 'RoleBinding')) {
+      const role = objects.find((o) => o.kind === 'Role' && o.metadata.name === b.roleRef.name)!;
+      assert.equal(role.metadata.namespace, b.metadata.namespace);
+      for (const sub of b.subjects)
+        api.allow(
+          `system:serviceaccount:${sub.namespace}:${sub.name}`,
+          b.metadata.namespace,
+          role.rules as SecretRule[],
+        );
+      api.namespaces.add(b.metadata.namespace as string);
+    }
+    const cfg = parse(objects.find((o) => o.kind === 'ConfigMap')!.data['tbot.yaml'] as string) as Obj;
+    const outNs = cfg.outputs[0].destination.namespace as string;
+    assert.ok(outNs && outNs !== tbotNs, 'the output Secret is in another namespace');
+    Object.assign(cfg, { auth_server: c.addr });
+    Object.assign(cfg.onboarding, { token: 'k8s-tbot', ca_pins: [c.caPin] });
+    try {
+      await refreshJoinToken();
+      const from = api.requests.length;
+      const file = join(dir, 'rendered.yaml');
+      writeFileSync(file, stringify(cfg));
+      const r2 = await cli('tbot', ['start', '-c', file, '--oneshot'], { env: { ...env, POD_NAMESPACE: tbotNs } });
+      assert.equal(r2.code, 0, r2.stderr);
+      assert.equal(Object.keys(api.secret(outNs, cfg.outputs[0].destination.name as string) ?? {}).length, 7);
+      assert.match(state(cfg.storage.name as string).identity?.instance_id ?? '', /^[0-9a-f-]{36}$/);
+      // this run's writes: the storage Secret in tbot's namespace, the output in the workloads'
+      const writes = api.requests
+        .slice(from)
+        .filter((q) => q.method === 'PATCH' && !q.query.dryRun && q.status < 300)
+        .map((q) => q.path.replace(/^\/api\/v1\/namespaces\//, ''));
+      assert.deepEqual([...new Set(writes)].sort(), [`${outNs}/secrets/tbot-out`, `${tbotNs}/secrets/tbot`].sort());
+    } finally {
+      api.rbac.clear();
+      for (const [user, byNs] of saved) api.rbac.set(user, byNs);
+    }
   });
 });

@@ -38,41 +38,72 @@ describe('deploy/kubernetes (kustomize)', () => {
   });
   after(tmp.cleanup);
 
-  it("renders the objects of Teleport's tbot chart, all in one namespace", () => {
+  /** Each kubernetes_secret of tbot.yaml: its name and namespace (none: $POD_NAMESPACE, the pod's). */
+  const secrets = () => {
+    const cfg = parse(tbotYaml) as Obj;
+    const podNamespace = one('Deployment').metadata.namespace as string;
+    return [cfg.storage, ...cfg.outputs.map((o: Obj) => o.destination)]
+      .filter((d: Obj) => d.type === 'kubernetes_secret')
+      .map((d: Obj) => ({ name: d.name as string, namespace: (d.namespace as string | undefined) ?? podNamespace }));
+  };
+
+  it("renders the objects of Teleport's tbot chart, and a Role and RoleBinding where the output goes", () => {
     assert.deepEqual(objects.map((o) => o.kind).sort(), [
       'ConfigMap',
       'Deployment',
       'Role',
+      'Role',
+      'RoleBinding',
       'RoleBinding',
       'ServiceAccount',
     ]);
-    const namespaces = new Set(objects.map((o) => o.metadata.namespace));
-    assert.deepEqual([...namespaces], ['tbot']);
+    for (const o of objects) assert.ok(o.metadata.namespace, `${o.kind} ${o.metadata.name} has a namespace`);
   });
 
-  it('RBAC: the service account may get, patch and create the Secrets tbot.yaml names, and nothing else', () => {
-    const role = one('Role');
-    assert.equal(role.rules.length, 1);
-    const [rule] = role.rules;
-    assert.deepEqual(rule.apiGroups, ['']);
-    assert.deepEqual(rule.resources, ['secrets']);
-    assert.deepEqual([...rule.verbs].sort(), ['create', 'get', 'patch']);
-    // exactly the Secrets of tbot.yaml: storage and every output's destination
+  it("the storage Secret stays in tbot's namespace, where only tbot runs; the output goes to the workloads'", () => {
+    // any pod of a namespace may mount any Secret there without RBAC: whoever may run a pod next to
+    // the storage Secret may take tbot's renewable identity
+    const tbotNs = one('Deployment').metadata.namespace as string;
     const cfg = parse(tbotYaml) as Obj;
-    const named = [cfg.storage, ...cfg.outputs.map((o: Obj) => o.destination)]
-      .filter((d: Obj) => d.type === 'kubernetes_secret')
-      .map((d: Obj) => d.name as string);
-    assert.deepEqual([...rule.resourceNames].sort(), named.sort());
-    const binding = one('RoleBinding');
+    assert.equal(cfg.storage.namespace, undefined, "storage: the pod's own namespace ($POD_NAMESPACE)");
+    const [storage, ...outputs] = secrets();
+    assert.equal(storage!.namespace, tbotNs);
+    assert.ok(outputs.length > 0);
+    for (const o of outputs) assert.notEqual(o.namespace, tbotNs, `the output Secret ${o.name}`);
+    const inTbotNs = objects.filter((o) => o.metadata.namespace === tbotNs).map((o) => o.kind);
+    assert.deepEqual(inTbotNs.sort(), ['ConfigMap', 'Deployment', 'Role', 'RoleBinding', 'ServiceAccount']);
+  });
+
+  it('RBAC: in each namespace, the service account may get, patch and create the Secrets tbot.yaml puts there, and nothing else', () => {
     const sa = one('ServiceAccount');
-    assert.deepEqual(binding.roleRef, {
-      apiGroup: 'rbac.authorization.k8s.io',
-      kind: 'Role',
-      name: role.metadata.name,
-    });
-    assert.deepEqual(binding.subjects, [
-      { kind: 'ServiceAccount', name: sa.metadata.name, namespace: sa.metadata.namespace },
-    ]);
+    const roles = objects.filter((o) => o.kind === 'Role');
+    const bindings = objects.filter((o) => o.kind === 'RoleBinding');
+    const namespaces = new Set(secrets().map((x) => x.namespace));
+    assert.deepEqual(new Set(roles.map((r) => r.metadata.namespace)), namespaces);
+    for (const ns of namespaces) {
+      const [role, ...moreRoles] = roles.filter((r) => r.metadata.namespace === ns);
+      assert.ok(role && moreRoles.length === 0, `one Role in ${ns}`);
+      assert.equal(role.rules.length, 1);
+      const [rule] = role.rules;
+      assert.deepEqual(rule.apiGroups, ['']);
+      assert.deepEqual(rule.resources, ['secrets']);
+      assert.deepEqual([...rule.verbs].sort(), ['create', 'get', 'patch']);
+      // exactly the Secrets of tbot.yaml in this namespace
+      const named = secrets()
+        .filter((x) => x.namespace === ns)
+        .map((x) => x.name);
+      assert.deepEqual([...rule.resourceNames].sort(), named.sort());
+      const binding = bindings.filter((b) => b.metadata.namespace === ns);
+      assert.equal(binding.length, 1, `one RoleBinding in ${ns}`);
+      assert.deepEqual(binding[0]!.roleRef, {
+        apiGroup: 'rbac.authorization.k8s.io',
+        kind: 'Role',
+        name: role.metadata.name,
+      });
+      assert.deepEqual(binding[0]!.subjects, [
+        { kind: 'ServiceAccount', name: sa.metadata.name, namespace: sa.metadata.namespace },
+      ]);
+    }
   });
 
   it('the Deployment: one replica, Recreate, the args, POD_NAMESPACE, the probes on 3001, locked down', () => {
@@ -130,7 +161,7 @@ describe('deploy/kubernetes (kustomize)', () => {
     const cfg = validateTbotConfig(parse(tbotYaml), {});
     assert.equal(cfg.joinMethod, 'kubernetes');
     assert.deepEqual(cfg.storage, { type: 'kubernetes_secret', name: 'tbot' });
-    assert.deepEqual(cfg.outputs[0]?.destination, { type: 'kubernetes_secret', name: 'tbot-out' });
+    assert.deepEqual(cfg.outputs[0]?.destination, { type: 'kubernetes_secret', name: 'tbot-out', namespace: 'apps' });
     const file = join(tmp.path, 'tbot.yaml');
     writeFileSync(file, tbotYaml);
     const r = await cli('tbot', ['configure', '-c', file]);

@@ -348,6 +348,23 @@ describe('Kubernetes API failures, as tbot reports them', () => {
     assert.equal(e.field, 'outputs[0].destination');
   });
 
+  it("the API server's text: a user or verb that does not look like one is not repeated; messages are one line", () => {
+    for (const user of ['x\u001b]0;t\u0007', 'a\n::error::b', 'a b', '"', '']) {
+      const m = forbiddenMessage(req, `secrets "tbot-out" is forbidden: User "${user}" cannot get resource "secrets"`);
+      assert.match(m, /^the Kubernetes API refused to let tbot get the Secret "tbot-out"/, JSON.stringify(user));
+    }
+    for (const user of ['system:serviceaccount:prod:tbot', 'alice@example.com', 'oidc:https://issuer/sub=1']) {
+      const m = forbiddenMessage(req, `User "${user}" cannot get resource "secrets"`);
+      assert.ok(m.startsWith(`the Kubernetes API refused to let ${user} get the Secret`), m);
+    }
+    assert.match(forbiddenMessage(req, 'User "u" cannot \u001b[2J resource'), /let u patch the Secret/);
+    // a Status whose fields are not strings, a long message, a reason that is not one
+    const odd = secretError(api(500, { message: { a: 1 }, reason: 'Bad\nReason' }), req);
+    assert.match(odd.message, /with HTTP 500: \(no message\)$/);
+    const long = secretError(api(500, { message: `a\n${'x'.repeat(1000)}` }), req).message;
+    assert.match(long, /HTTP 500: a x{298}\.\.\.$/);
+  });
+
   it('401, a missing namespace, 415, 422, other statuses, and no connection at all', () => {
     assert.match(secretError(api(401, { reason: 'Unauthorized' }), req).message, /did not accept tbot's credential/);
     assert.match(

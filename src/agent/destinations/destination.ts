@@ -39,6 +39,8 @@ export interface OpenContext {
   /** `outputs[0].destination.path`, `storage.path`: how errors name the setting. */
   field?: string;
   log?: Logger;
+  /** tbot's stop signal: a destination that waits on the network stops waiting (soon) after it. */
+  signal?: AbortSignal;
 }
 
 /** A validated `destination:` (or `storage:`) of tbot.yaml; its type's entry knows the rest. */

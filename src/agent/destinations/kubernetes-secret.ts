@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { MwiError } from '../../errors.js';
 import type { Logger } from '../../util/log.js';
-import { KubeApiError, KubeClient } from '../kube/client.js';
+import { KubeApiError, KubeClient, type KubeClientOptions } from '../kube/client.js';
 import { resolveConnection, type KubeConnection } from '../kube/connection.js';
 import { SecretsApi, type KubeSecret } from '../kube/secrets.js';
 import type { ConfigOf } from '../registry.js';
@@ -80,8 +80,9 @@ export class KubernetesSecretDestination implements Destination {
     readonly namespace: string,
     private readonly field: string,
     private readonly log?: Logger,
+    client: KubeClientOptions = {},
   ) {
-    this.api = new SecretsApi(new KubeClient(conn), namespace);
+    this.api = new SecretsApi(new KubeClient(conn, client), namespace);
     this.description = `Kubernetes Secret ${namespace}/${cfg.name}`;
   }
 
@@ -211,7 +212,9 @@ export const kubernetesSecretDestination: DestinationType<typeof fields> = {
       { kubeconfigPath: cfg.kubeconfig_path, kubeconfigContext: cfg.kubeconfig_context, field },
       process.env,
     );
-    return new KubernetesSecretDestination(cfg, conn, namespaceOf(cfg, conn, field, process.env), field, ctx.log);
+    const namespace = namespaceOf(cfg, conn, field, process.env);
+    // tbot's stop cuts a request the API server leaves hanging (after a short grace)
+    return new KubernetesSecretDestination(cfg, conn, namespace, field, ctx.log, { signal: ctx.signal });
   },
   paths: () => [],
   targets(cfg) {
