@@ -199,6 +199,31 @@ describe('tctl against a real Auth Service', () => {
     assert.match(noServer.stderr, /no admin identity at .*start the Auth Service with this --data-dir first/);
   });
 
+  it('bots add --token with a platform token points to its deploy guide (a CI job is not a VM)', async () => {
+    const spec = join(c.dir, 'gh-spec.yaml');
+    writeFileSync(spec, 'github:\n  allow:\n    - repository: example-org/app\n');
+    await c.tctlOk(['create', clusterFile(c, 'gh-role.yaml', roleYaml('gh-role', 'deploy'))]);
+    const made = JSON.parse(
+      await c.tctlOk([
+        'tokens',
+        'add',
+        '--type=bot',
+        '--bot-name',
+        'gh-bot',
+        '--join-method',
+        'github',
+        '--spec',
+        spec,
+        '--format',
+        'json',
+      ]),
+    ) as { token: string };
+    const out = await c.tctlOk(['bots', 'add', 'gh-bot', '--roles', 'gh-role', '--token', made.token]);
+    assert.match(out, /follow docs\/deploy\/github-actions\.md \(the action\) instead/);
+    const plain = await c.tctlOk(['bots', 'add', 'vm-bot', '--roles', 'gh-role']);
+    assert.doesNotMatch(plain, /docs\/deploy/);
+  });
+
   it('a reader that closes the pipe early (tctl ... | head) ends it quietly: exit 0, no stack trace', async () => {
     const child = spawn(process.execPath, [join(CLI_DIR, 'tctl.js'), '--data-dir', c.dataDir, 'status'], {
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -89,7 +89,29 @@ export function printJoinToken(out: JoinTokenReply, addrs: JoinAddresses, format
     `The bot joins with the existing token ${token} (join method ${cell(out.join_method)}; expires ${expires}).\n` +
       `CA pin: ${pin}\n\n${secret ? REGISTRATION_SECRET_HELP : 'Run this on the machine the bot runs on:\n\n'}` +
       (proxy ? `${line(proxy)}${orPinned(addrs.proxy!)}` : '') +
-      line(pinned[0], [pinned[1]]),
+      line(pinned[0], [pinned[1]]) +
+      guideHint(out.join_method),
+  );
+}
+
+/** The deploy guide of a platform's join method: the line above is a VM's, not a CI job's or a pod's. */
+const GUIDES: Readonly<Record<string, string>> = {
+  github: 'github-actions.md (the action)',
+  gitlab: 'gitlab-ci.md (the include: template)',
+  circleci: 'circleci.md',
+  kubernetes: 'kubernetes.md (deploy/kubernetes)',
+  iam: 'aws.md',
+  ec2: 'aws.md',
+  azure: 'azure.md',
+};
+
+function guideHint(method: string): string {
+  const ci = ['bitbucket', 'azure_devops', 'spacelift', 'terraform_cloud'].includes(method);
+  const guide = GUIDES[method] ?? (ci ? 'other-ci.md' : undefined);
+  if (!guide) return '';
+  return (
+    `\nIn a CI job or a pod, follow docs/deploy/${guide} instead: a job runs tbot --oneshot with ` +
+    '--storage=memory:// (nothing left on the runner).\n'
   );
 }
 
