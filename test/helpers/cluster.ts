@@ -107,3 +107,21 @@ export function clusterFile(c: TestCluster, name: string, text: string): string 
 /** A role document allowing one SSH login. */
 export const roleYaml = (name: string, login: string): string =>
   `kind: role\nversion: v7\nmetadata: { name: ${name} }\nspec:\n  allow: { logins: [${login}] }\n`;
+
+/**
+ * `tctl tokens add --type=bot --bot-name BOT --join-method METHOD [ARGS] --format json`, which must
+ * succeed; returns what it printed.
+ */
+export async function addJoinToken<T = { token: string; join_method: string }>(
+  c: Pick<TestCluster, 'tctlOk'>,
+  bot: string,
+  method: string,
+  args: string[] = [],
+): Promise<T> {
+  const add = ['tokens', 'add', '--type=bot', '--bot-name', bot, '--join-method', method, ...args];
+  return JSON.parse(await c.tctlOk([...add, '--format', 'json'])) as T;
+}
+
+/** The mwi.yaml section that fetches `issuer`'s keys from a test issuer at `url`. */
+export const oidcOverride = (issuer: string, url: string): string =>
+  `oidc:\n  endpoint_overrides:\n    "${issuer}": "${url}"\n`;

@@ -1,14 +1,12 @@
 import assert from 'node:assert/strict';
 import { existsSync, writeFileSync } from 'node:fs';
-import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parse } from 'yaml';
-import { clusterFile, joinFlags, startCluster, type TestCluster } from '../helpers/cluster.js';
-import { cli, spawnCli, waitFor } from '../helpers/procs.js';
-import { sshRun, startSshd, type Sshd } from '../helpers/sshd.js';
+import { addJoinToken, clusterFile, joinFlags, type TestCluster } from '../helpers/cluster.js';
+import { cli, spawnCli, tempDir, waitFor } from '../helpers/procs.js';
+import { assertSshLogin, startSshCluster, type SshCluster } from '../helpers/ssh-cluster.js';
 import { startAzure, SUBSCRIPTION, tokenClaims, VM_ID, type TestAzure } from '../helpers/azure.js';
-import { tempDir } from '../helpers/procs.js';
 
 /**
  * tbot on an "Azure VM": IMDS, the issuing CA's download and the tenant's token issuer on
@@ -17,23 +15,20 @@ import { tempDir } from '../helpers/procs.js';
  */
 describe('azure: tbot joins from an Azure VM, one-shot and as a daemon, and logs in over SSH', () => {
   const tmp = tempDir('azure-tbot');
-  const me = userInfo().username;
   let az: TestAzure;
+  let scene: SshCluster;
   let c: TestCluster;
-  let sshd: Sshd;
   let tokenName: string;
   const env = () => ({ TBOT_AZURE_IMDS_ENDPOINT: az.imdsUrl });
   const joins = () => c.audit().filter((e) => e.event === 'bot.join' && e.join_method === 'azure');
 
   before(async () => {
     az = await startAzure(tmp.path);
-    c = await startCluster('azure.example', az.mwiYaml);
-    sshd = await startSshd(c, join(c.dir, 'sshd'));
-    await c.addBot('vm', [me]);
+    scene = await startSshCluster('azure.example', az.mwiYaml, 'vm');
+    c = scene.c;
   });
   after(async () => {
-    await sshd?.stop();
-    await c?.stop();
+    await scene?.stop();
     await az?.close();
     tmp.cleanup();
   });
@@ -44,21 +39,7 @@ describe('azure: tbot joins from an Azure VM, one-shot and as a daemon, and logs
       'azure-spec.yaml',
       `azure:\n  allow:\n    - subscription: ${SUBSCRIPTION}\n      resource_groups: [prod-rg]\n`,
     );
-    const out = JSON.parse(
-      await c.tctlOk([
-        'tokens',
-        'add',
-        '--type=bot',
-        '--bot-name',
-        'vm',
-        '--join-method',
-        'azure',
-        '--spec',
-        spec,
-        '--format',
-        'json',
-      ]),
-    ) as { token: string; join_method: string };
+    const out = await addJoinToken(c, 'vm', 'azure', ['--spec', spec]);
     assert.equal(out.join_method, 'azure');
     tokenName = out.token;
     const printed = parse(await c.tctlOk(['get', `token/${tokenName}`])) as { spec: Record<string, any> };
@@ -82,9 +63,7 @@ describe('azure: tbot joins from an Azure VM, one-shot and as a daemon, and logs
       { env: env() },
     );
     assert.equal(r.code, 0, r.stderr);
-    const s = await sshRun(out, sshd.port, me, 'echo hello-from-azure');
-    assert.equal(s.code, 0, `ssh failed: ${s.stderr}\nsshd: ${sshd.log().slice(-2000)}`);
-    assert.equal(s.stdout.trim(), 'hello-from-azure');
+    await assertSshLogin(scene, out, 'hello-from-azure');
     const j = joins().at(-1)!;
     assert.equal(j.success, true, j.reason);
     assert.equal(j.vm_id, VM_ID);
@@ -134,8 +113,7 @@ describe('azure: tbot joins from an Azure VM, one-shot and as a daemon, and logs
         .map((r) => r.query.nonce);
       assert.equal(new Set(nonces).size, nonces.length, 'each join asked IMDS with a new nonce');
       assert.ok(existsSync(join(out, 'key-cert.pub')));
-      const s = await sshRun(out, sshd.port, me, 'echo still-here');
-      assert.equal(s.code, 0, s.stderr);
+      await assertSshLogin(scene, out, 'still-here');
     } finally {
       tbot.kill('SIGTERM');
     }
