@@ -125,3 +125,18 @@ export async function addJoinToken<T = { token: string; join_method: string }>(
 /** The mwi.yaml section that fetches `issuer`'s keys from a test issuer at `url`. */
 export const oidcOverride = (issuer: string, url: string): string =>
   `oidc:\n  endpoint_overrides:\n    "${issuer}": "${url}"\n`;
+
+/**
+ * `tbot start` as a daemon that renews quickly: joins `c` with `method`, keeps its state where
+ * `storage` says (`--storage DIR` or `--data-dir DIR`: a daemon's default is /var/lib/tbot), writes
+ * to `out`, a 20 s certificate renewed every `renewal`.
+ */
+export function daemonArgs(
+  c: TestCluster,
+  method: string,
+  token: string,
+  o: { storage: [flag: '--storage' | '--data-dir', dir: string]; out: string; renewal: string },
+): string[] {
+  const ttl = ['--certificate-ttl', '20s', '--renewal-interval', o.renewal];
+  return ['start', ...joinFlags(c, method, token), ...o.storage, '--destination-dir', o.out, ...ttl];
+}

@@ -3,7 +3,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parse } from 'yaml';
-import { addJoinToken, clusterFile, joinFlags, type TestCluster } from '../helpers/cluster.js';
+import { addJoinToken, clusterFile, daemonArgs, joinFlags, type TestCluster } from '../helpers/cluster.js';
 import { cli, spawnCli, tempDir, waitFor } from '../helpers/procs.js';
 import { assertSshLogin, startSshCluster, type SshCluster } from '../helpers/ssh-cluster.js';
 import { startAzure, SUBSCRIPTION, tokenClaims, VM_ID, type TestAzure } from '../helpers/azure.js';
@@ -77,18 +77,11 @@ describe('azure: tbot joins from an Azure VM, one-shot and as a daemon, and logs
     const docsBefore = docs().length;
     const tbot = spawnCli(
       'tbot',
-      [
-        'start',
-        ...joinFlags(c, 'azure', tokenName),
-        '--data-dir',
-        join(c.dir, 'daemon-bot'),
-        '--destination-dir',
+      daemonArgs(c, 'azure', tokenName, {
+        storage: ['--data-dir', join(c.dir, 'daemon-bot')],
         out,
-        '--certificate-ttl',
-        '20s',
-        '--renewal-interval',
-        '3s',
-      ],
+        renewal: '3s',
+      }),
       env(),
     );
     try {

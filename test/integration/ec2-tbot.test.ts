@@ -5,7 +5,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { iidJson, signIid, testRegionCa } from '../helpers/aws-iid.js';
-import { addJoinToken, clusterFile, joinFlags, type TestCluster } from '../helpers/cluster.js';
+import { addJoinToken, clusterFile, daemonArgs, joinFlags, type TestCluster } from '../helpers/cluster.js';
 import { startImds, type TestImds } from '../helpers/imds.js';
 import { cli, exited, spawnCli, tempDir, waitFor } from '../helpers/procs.js';
 import { assertSshLogin, startSshCluster, type SshCluster } from '../helpers/ssh-cluster.js';
@@ -91,18 +91,11 @@ describe('ec2: tbot joins with the instance identity document, then renews', () 
     const out = join(c.dir, 'daemon-out');
     const tbot = spawnCli(
       'tbot',
-      [
-        'start',
-        ...joinFlags(c, 'ec2', 'vm-ec2'),
-        '--storage',
-        join(c.dir, 'daemon-storage'),
-        '--destination-dir',
+      daemonArgs(c, 'ec2', 'vm-ec2', {
+        storage: ['--storage', join(c.dir, 'daemon-storage')],
         out,
-        '--certificate-ttl',
-        '20s',
-        '--renewal-interval',
-        '5s',
-      ],
+        renewal: '5s',
+      }),
       env(),
     );
     try {

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { addJoinToken, clusterFile, joinFlags, type TestCluster } from '../helpers/cluster.js';
+import { addJoinToken, clusterFile, daemonArgs, joinFlags, type TestCluster } from '../helpers/cluster.js';
 import { startImds, type TestImds } from '../helpers/imds.js';
 import { cli, exited, spawnCli, tempDir, waitFor } from '../helpers/procs.js';
 import { assertSshLogin, startSshCluster, type SshCluster } from '../helpers/ssh-cluster.js';
@@ -109,18 +109,11 @@ describe('iam: tbot joins with AWS credentials, STS (the stand-in) says who sign
     const out = join(c.dir, 'daemon-out');
     const tbot = spawnCli(
       'tbot',
-      [
-        'start',
-        ...joinFlags(c, 'iam', 'vm-iam'),
-        '--storage',
-        join(c.dir, 'daemon-storage'),
-        '--destination-dir',
+      daemonArgs(c, 'iam', 'vm-iam', {
+        storage: ['--storage', join(c.dir, 'daemon-storage')],
         out,
-        '--certificate-ttl',
-        '20s',
-        '--renewal-interval',
-        '5s',
-      ],
+        renewal: '5s',
+      }),
       awsEnv({ AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.url }),
     );
     try {

@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { GITHUB_ISSUER } from '../../src/join/github/wire.js';
-import { joinFlags, oidcOverride, type TestCluster } from '../helpers/cluster.js';
+import { daemonArgs, joinFlags, oidcOverride, type TestCluster } from '../helpers/cluster.js';
 import { cli, exited, spawnCli, waitFor } from '../helpers/procs.js';
 import { startIssuer, type TestIssuer } from '../helpers/oidc-issuer.js';
 import { assertSshLogin, startSshCluster, type SshCluster } from '../helpers/ssh-cluster.js';
@@ -121,19 +121,11 @@ describe('platform-signed joins end to end (github, kubernetes)', () => {
     const before = (await count()).length;
     const tbot = spawnCli(
       'tbot',
-      [
-        'start',
-        ...joinFlags(c, 'github', 'gh-deploy'),
-        // a daemon's default storage is /var/lib/tbot (issue #11): tests name theirs
-        '--data-dir',
-        join(c.dir, 'gh-daemon-store'),
-        '--destination-dir',
-        join(c.dir, 'gh-daemon'),
-        '--certificate-ttl',
-        '20s',
-        '--renewal-interval',
-        '1s',
-      ],
+      daemonArgs(c, 'github', 'gh-deploy', {
+        storage: ['--data-dir', join(c.dir, 'gh-daemon-store')],
+        out: join(c.dir, 'gh-daemon'),
+        renewal: '1s',
+      }),
       env,
     );
     try {
