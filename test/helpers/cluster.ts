@@ -98,7 +98,7 @@ export function tbotFlags(c: TestCluster, token: string, storage: string, out?: 
 }
 
 /** Writes `text` to `name` in the cluster's temp dir; returns its path (for tctl create FILE). */
-export function clusterFile(c: TestCluster, name: string, text: string): string {
+export function clusterFile(c: Pick<TestCluster, 'dir'>, name: string, text: string): string {
   const path = join(c.dir, name);
   writeFileSync(path, text);
   return path;
@@ -139,4 +139,15 @@ export function daemonArgs(
 ): string[] {
   const ttl = ['--certificate-ttl', '20s', '--renewal-interval', o.renewal];
   return ['start', ...joinFlags(c, method, token), ...o.storage, '--destination-dir', o.out, ...ttl];
+}
+
+/** A bot `name` with a role of the same name allowing `login`, joining with the existing token `token`. */
+export async function addDeployerBot(
+  c: Pick<TestCluster, 'tctlOk' | 'dir'>,
+  name: string,
+  login: string,
+  token: string,
+): Promise<void> {
+  await c.tctlOk(['create', '-f', clusterFile(c, `${name}-role.yaml`, roleYaml(name, login))]);
+  await c.tctlOk(['bots', 'add', name, '--roles', name, '--token', token]);
 }
