@@ -109,9 +109,9 @@ export function tempDir(prefix: string): { path: string; cleanup: () => void } {
 export const cliShim = (name: Cli): string =>
   `#!/bin/sh\nexec "${process.execPath}" "${join(CLI_DIR, `${name}.js`)}" "$@"\n`;
 
-/** Creates `dir` holding an executable cliShim for each of `names`. */
+/** Creates `dir` (and its parents) holding an executable cliShim for each of `names`. */
 export function writeCliShims(dir: string, names: Cli[]): void {
-  mkdirSync(dir);
+  mkdirSync(dir, { recursive: true });
   for (const name of names) writeFileSync(join(dir, name), cliShim(name), { mode: 0o755 });
 }
 
