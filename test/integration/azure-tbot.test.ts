@@ -21,6 +21,27 @@ describe('azure: tbot joins from an Azure VM, one-shot and as a daemon, and logs
   let tokenName: string;
   const env = () => ({ TBOT_AZURE_IMDS_ENDPOINT: az.imdsUrl });
   const joins = () => c.audit().filter((e) => e.event === 'bot.join' && e.join_method === 'azure');
+  /** The client_id of each managed identity access token tbot asked IMDS for. */
+  const tokenClientIds = () =>
+    az.requests.filter((q) => q.path === '/metadata/identity/oauth2/token').map((q) => q.query.client_id);
+  /** tbot --oneshot from a join URI naming the managed identity `clientId`; its files in `<dir>-bot`, `<dir>-out`. */
+  const joinUriOnce = (clientId: string, dir: string) =>
+    cli(
+      'tbot',
+      [
+        'start',
+        '--oneshot',
+        '--join-uri',
+        `tbot+auth+azure://${tokenName}:${clientId}@${c.addr}`,
+        '--ca-pin',
+        c.caPin,
+        '--data-dir',
+        join(c.dir, `${dir}-bot`),
+        '--destination-dir',
+        join(c.dir, `${dir}-out`),
+      ],
+      { env: env() },
+    );
 
   before(async () => {
     az = await startAzure(tmp.path);
@@ -136,57 +157,19 @@ describe('azure: tbot joins from an Azure VM, one-shot and as a daemon, and logs
     az.requests.length = 0;
     const r = await cli('tbot', ['start', '-c', file], { env: env() });
     assert.equal(r.code, 0, r.stderr);
-    const asked = az.requests.filter((q) => q.path === '/metadata/identity/oauth2/token');
-    assert.deepEqual(
-      asked.map((q) => q.query.client_id),
-      ['5b9f7c1e-client'],
-    );
+    assert.deepEqual(tokenClientIds(), ['5b9f7c1e-client']);
   });
 
   it("a join URI's parameter is onboarding.azure.client_id, as in Teleport", async () => {
     az.requests.length = 0;
-    const r = await cli(
-      'tbot',
-      [
-        'start',
-        '--oneshot',
-        '--join-uri',
-        `tbot+auth+azure://${tokenName}:5b9f7c1e-client@${c.addr}`,
-        '--ca-pin',
-        c.caPin,
-        '--data-dir',
-        join(c.dir, 'uri-bot'),
-        '--destination-dir',
-        join(c.dir, 'uri-out'),
-      ],
-      { env: env() },
-    );
+    const r = await joinUriOnce('5b9f7c1e-client', 'uri');
     assert.equal(r.code, 0, r.stderr);
-    const asked = az.requests.filter((q) => q.path === '/metadata/identity/oauth2/token');
-    assert.deepEqual(
-      asked.map((q) => q.query.client_id),
-      ['5b9f7c1e-client'],
-    );
+    assert.deepEqual(tokenClientIds(), ['5b9f7c1e-client']);
   });
 
   it('a VM in a resource group the rules do not name is refused; the audit log says why', async () => {
     az.identities.set('staging-client', tokenClaims({ userAssigned: true, rg: 'staging' }));
-    const r = await cli(
-      'tbot',
-      [
-        'start',
-        '--oneshot',
-        '--join-uri',
-        `tbot+auth+azure://${tokenName}:staging-client@${c.addr}`,
-        '--ca-pin',
-        c.caPin,
-        '--data-dir',
-        join(c.dir, 'refused-bot'),
-        '--destination-dir',
-        join(c.dir, 'refused-out'),
-      ],
-      { env: env() },
-    );
+    const r = await joinUriOnce('staging-client', 'refused');
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /matches none of the token's allow rules/);
     const refusal = joins().at(-1)!;
@@ -201,22 +184,7 @@ describe('azure: tbot joins from an Azure VM, one-shot and as a daemon, and logs
   });
 
   it('an identity IMDS does not know is a configuration error naming onboarding.azure.client_id (exit 2)', async () => {
-    const r = await cli(
-      'tbot',
-      [
-        'start',
-        '--oneshot',
-        '--join-uri',
-        `tbot+auth+azure://${tokenName}:no-such-client@${c.addr}`,
-        '--ca-pin',
-        c.caPin,
-        '--data-dir',
-        join(c.dir, 'unknown-bot'),
-        '--destination-dir',
-        join(c.dir, 'unknown-out'),
-      ],
-      { env: env() },
-    );
+    const r = await joinUriOnce('no-such-client', 'unknown');
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /onboarding\.azure\.client_id: IMDS refused a managed identity access token: HTTP 400/);
   });
