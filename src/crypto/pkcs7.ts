@@ -91,6 +91,11 @@ export interface VerifySignedDataOptions {
   contentType?: string;
   /** Longest document accepted, in bytes (default 64 KiB). */
   maxBytes?: number;
+  /**
+   * Accept id-data signed without signed attributes, the signature then over the content itself
+   * (RFC 5652 5.3 allows it; the azure join does). Default false: AWS's documents always carry them.
+   */
+  signedAttributesOptional?: boolean;
 }
 
 /** What a verified document says, all of it covered by the signature. */
@@ -156,7 +161,7 @@ function attachedContent(sd: pkijs.SignedData): Buffer {
 }
 
 /** The checks made before any signature is computed: one signer, attached content, known algorithms. */
-function checkShape(sd: pkijs.SignedData, contentType: string) {
+function checkShape(sd: pkijs.SignedData, contentType: string, signedAttributesOptional: boolean) {
   if (sd.signerInfos.length !== 1) throw malformed(`expected one signer, found ${sd.signerInfos.length}`);
   const si = sd.signerInfos[0]!;
   const sig = si.signatureAlgorithm.algorithmId;
@@ -172,7 +177,7 @@ function checkShape(sd: pkijs.SignedData, contentType: string) {
   const attrs = si.signedAttrs?.attributes;
   // RFC 5652 5.3: signed attributes may be left out only for id-data; the signature then covers the content itself
   if (!attrs) {
-    if (contentType !== OID.data) throw malformed(`no signed attributes (required for content type ${contentType})`);
+    if (!signedAttributesOptional || contentType !== OID.data) throw malformed('no signed attributes');
     return { si, digest: digest.name, content, signingTime: undefined };
   }
   // the signature covers the signed attributes, which must bind the content type and its digest
@@ -212,12 +217,12 @@ export function unverifiedContent(der: Uint8Array, maxBytes = 64 * 1024): Buffer
 /**
  * Verifies a DER or BER SignedData with attached content against `trust` and returns its content.
  * Checked: one well-formed BER value; content type SignedData; exactly one signer; a content type
- * (default id-data) and attached content; signed attributes (which only id-data may go without)
- * with exactly one content-type equal to it and one message-digest of the content; RSA or ECDSA
- * with SHA-256/384/512 (DSA is refused as such: WebCrypto cannot verify it; a signature algorithm
- * in the digest field stands for its hash); the signature by the pinned certificate, by a
- * certificate chaining to a root, or by the certificate the document carries (for the caller to
- * judge). Anything else throws a SignedDataError naming what is wrong.
+ * (default id-data) and attached content; signed attributes (which id-data may go without if the
+ * caller allows) with exactly one content-type equal to it and one message-digest of the content;
+ * RSA or ECDSA with SHA-256/384/512 (DSA is refused as such: WebCrypto cannot verify it; a
+ * signature algorithm in the digest field stands for its hash); the signature by the pinned
+ * certificate, by a certificate chaining to a root, or by the certificate the document carries
+ * (for the caller to judge). Anything else throws a SignedDataError naming what is wrong.
  *
  * @example
  * const { content } = await verifySignedData(der, { trust: { certificate: awsRegionCert } });
@@ -235,7 +240,7 @@ export async function verifyParsedSignedData(
   sd: pkijs.SignedData,
   opts: Omit<VerifySignedDataOptions, 'maxBytes'>,
 ): Promise<VerifiedSignedData> {
-  const shape = checkShape(sd, opts.contentType ?? OID.data);
+  const shape = checkShape(sd, opts.contentType ?? OID.data, opts.signedAttributesOptional ?? false);
   const t = opts.trust;
   // the document's own certificates never decide who signed unless the caller judges the signer
   // itself: replaced by the pinned one, or offered as chain candidates only

@@ -251,12 +251,15 @@ describe("verifySignedData for a signer the caller judges: Azure's shape (its di
     await refused(verifySignedData(tampered, carried), 'bad-signature', /signature does not verify: the content/);
   });
 
-  it('id-data signed without signed attributes: the signature over the content itself verifies', async () => {
-    const v = await verifySignedData(await der({ signedAttrs: false }), carried);
+  it('id-data signed without signed attributes: verified over the content itself where the caller allows it', async () => {
+    const bare = await der({ signedAttrs: false });
+    await refused(verifySignedData(bare, carried), 'malformed', /no signed attributes/);
+    const allowed = { ...carried, signedAttributesOptional: true };
+    const v = await verifySignedData(bare, allowed);
     assert.equal(v.content.toString(), '{"nonce":"n"}');
     assert.equal(v.signingTime, undefined);
     await refused(
-      verifySignedData(await der({ signedAttrs: false, key: await foreignKey() }), carried),
+      verifySignedData(await der({ signedAttrs: false, key: await foreignKey() }), allowed),
       'bad-signature',
       /does not verify/,
     );

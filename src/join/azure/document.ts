@@ -54,6 +54,7 @@ export async function verifyAttestedDocument(
   try {
     const verified = await verifyParsedSignedData(readSignedData(attested.signature), {
       trust: { signerCheckedByCaller: true },
+      signedAttributesOptional: true,
     });
     ({ content } = verified);
     signer = Buffer.from(verified.signer.raw);
