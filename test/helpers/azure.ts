@@ -12,6 +12,9 @@ import * as x509 from '@peculiar/x509';
 import * as asn1js from 'asn1js';
 import type { JWTPayload } from 'jose';
 import * as pkijs from 'pkijs';
+import { joinHandlers } from '../../src/auth/platform.js';
+import { generateKeys } from '../../src/crypto/keys.js';
+import { testContext } from './auth-context.js';
 import { startIssuer, type TestIssuer } from './oidc-issuer.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
@@ -333,4 +336,24 @@ export async function joinPayload(
 /** The parsed mwi.yaml sections (`oidc`, `azure`) that point an in-process Auth Service at `az`. */
 export function azureSections(az: TestAzure): Record<string, unknown> {
   return { oidc: { endpointOverrides: { [STS]: az.sts.url } }, azure: { root_cas: [az.rootFile] } };
+}
+
+/**
+ * An in-process Auth Service core (testContext) whose azure join trusts `az`, holding bot `vm`
+ * (role `vm`, login deploy), and a P-256 public key to join with.
+ */
+export async function azureJoinContext(az: TestAzure): Promise<{
+  t: Awaited<ReturnType<typeof testContext>>;
+  pub: string;
+}> {
+  const t = await testContext();
+  t.ctx.methods = joinHandlers(t.ctx.backend, t.ctx.now, azureSections(az), {});
+  const pub = (await generateKeys('ec-p256')).publicKeyPem;
+  await t.admin.create(
+    { kind: 'role', metadata: { name: 'vm' }, spec: { allow: { logins: ['deploy'] } } },
+    false,
+    'admin',
+  );
+  await t.admin.create({ kind: 'bot', metadata: { name: 'vm' }, spec: { roles: ['vm'] } }, false, 'admin');
+  return { t, pub };
 }

@@ -98,7 +98,7 @@ export function tbotFlags(c: TestCluster, token: string, storage: string, out?: 
 }
 
 /** Writes `text` to `name` in the cluster's temp dir; returns its path (for tctl create FILE). */
-export function clusterFile(c: TestCluster, name: string, text: string): string {
+export function clusterFile(c: Pick<TestCluster, 'dir'>, name: string, text: string): string {
   const path = join(c.dir, name);
   writeFileSync(path, text);
   return path;
@@ -107,3 +107,47 @@ export function clusterFile(c: TestCluster, name: string, text: string): string 
 /** A role document allowing one SSH login. */
 export const roleYaml = (name: string, login: string): string =>
   `kind: role\nversion: v7\nmetadata: { name: ${name} }\nspec:\n  allow: { logins: [${login}] }\n`;
+
+/**
+ * `tctl tokens add --type=bot --bot-name BOT --join-method METHOD [ARGS] --format json`, which must
+ * succeed; returns what it printed.
+ */
+export async function addJoinToken<T = { token: string; join_method: string }>(
+  c: Pick<TestCluster, 'tctlOk'>,
+  bot: string,
+  method: string,
+  args: string[] = [],
+): Promise<T> {
+  const add = ['tokens', 'add', '--type=bot', '--bot-name', bot, '--join-method', method, ...args];
+  return JSON.parse(await c.tctlOk([...add, '--format', 'json'])) as T;
+}
+
+/** The mwi.yaml section that fetches `issuer`'s keys from a test issuer at `url`. */
+export const oidcOverride = (issuer: string, url: string): string =>
+  `oidc:\n  endpoint_overrides:\n    "${issuer}": "${url}"\n`;
+
+/**
+ * `tbot start` as a daemon that renews quickly: joins `c` with `method`, keeps its state where
+ * `storage` says (`--storage DIR` or `--data-dir DIR`: a daemon's default is /var/lib/tbot), writes
+ * to `out`, a 20 s certificate renewed every `renewal`.
+ */
+export function daemonArgs(
+  c: TestCluster,
+  method: string,
+  token: string,
+  o: { storage: [flag: '--storage' | '--data-dir', dir: string]; out: string; renewal: string },
+): string[] {
+  const ttl = ['--certificate-ttl', '20s', '--renewal-interval', o.renewal];
+  return ['start', ...joinFlags(c, method, token), ...o.storage, '--destination-dir', o.out, ...ttl];
+}
+
+/** A bot `name` with a role of the same name allowing `login`, joining with the existing token `token`. */
+export async function addDeployerBot(
+  c: Pick<TestCluster, 'tctlOk' | 'dir'>,
+  name: string,
+  login: string,
+  token: string,
+): Promise<void> {
+  await c.tctlOk(['create', '-f', clusterFile(c, `${name}-role.yaml`, roleYaml(name, login))]);
+  await c.tctlOk(['bots', 'add', name, '--roles', name, '--token', token]);
+}

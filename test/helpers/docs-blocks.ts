@@ -3,6 +3,8 @@
 // (`<!-- test: skip: REASON -->`); `<!-- test: file NAME -->` writes the next block to a file and a
 // `<!-- test: hidden ... -->` comment holds commands the reader does not see. The convention is
 // described for writers in docs/deploy/README.md ("Keeping these guides true").
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 
 export type DocStep =
   | { kind: 'run'; line: number; code: string }
@@ -117,4 +119,13 @@ export function docScript(steps: DocStep[], replace: Record<string, string>): st
     else out.push(sub(s.code));
   }
   return `${out.join('\n')}\n`;
+}
+
+/** The block of guide `page` (a path) that the docs convention writes to `name` (`<!-- test: file NAME -->`). */
+export function guideFile(page: string, name: string): string {
+  const m = new RegExp(`<!-- test: file ${name.replace(/\./g, '\\.')} -->\\s*\`\`\`\\w*\\n([\\s\\S]*?)\`\`\``).exec(
+    readFileSync(page, 'utf8'),
+  );
+  assert.ok(m, `${page} has no block for ${name}`);
+  return m[1]!;
 }

@@ -1,11 +1,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** dist/src/cli, next to this compiled helper's dist/test/helpers. */
 export const CLI_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../src/cli');
+
+/** The repository root (the build is in its dist/). */
+export const REPO_ROOT = resolve(CLI_DIR, '../../..');
 
 export interface RunResult {
   code: number | null;
@@ -100,4 +103,23 @@ export function exited(child: ChildProcess, timeoutMs = 15_000): Promise<number 
 export function tempDir(prefix: string): { path: string; cleanup: () => void } {
   const path = mkdtempSync(join(tmpdir(), `mwi-${prefix}-`));
   return { path, cleanup: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+/** A shell script that runs this build's `name` with its arguments: the program a CI job finds on its PATH. */
+export const cliShim = (name: Cli): string =>
+  `#!/bin/sh\nexec "${process.execPath}" "${join(CLI_DIR, `${name}.js`)}" "$@"\n`;
+
+/** Creates `dir` (and its parents) holding an executable cliShim for each of `names`. */
+export function writeCliShims(dir: string, names: Cli[]): void {
+  mkdirSync(dir, { recursive: true });
+  for (const name of names) writeFileSync(join(dir, name), cliShim(name), { mode: 0o755 });
+}
+
+/**
+ * Empties, in `vars`, every name of this process's environment that `vars` does not set: run()
+ * adds this process's environment, which a CI job must not see. Returns `vars`.
+ */
+export function withoutHostEnv(vars: Record<string, string>): Record<string, string> {
+  for (const k of Object.keys(process.env)) if (!(k in vars)) vars[k] = '';
+  return vars;
 }

@@ -2,7 +2,14 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { startCluster, joinFlags, tbotFlags, type TestCluster } from '../helpers/cluster.js';
+import {
+  addJoinToken,
+  joinFlags,
+  oidcOverride,
+  startCluster,
+  tbotFlags,
+  type TestCluster,
+} from '../helpers/cluster.js';
 import { cli, waitFor } from '../helpers/procs.js';
 import { startIssuer, type TestIssuer } from '../helpers/oidc-issuer.js';
 import { anonymousCall } from '../helpers/raw-api.js';
@@ -34,10 +41,7 @@ describe('the Auth Service log: why, without secrets, with request ids', () => {
 
   before(async () => {
     issuer = await startIssuer({ issuer: GITLAB });
-    c = await startCluster('log.example', `oidc:\n  endpoint_overrides:\n    "${GITLAB}": "${issuer.url}"\n`, [
-      '--log-format',
-      'json',
-    ]);
+    c = await startCluster('log.example', oidcOverride(GITLAB, issuer.url), ['--log-format', 'json']);
   });
   after(async () => {
     await c?.stop();
@@ -68,19 +72,7 @@ describe('the Auth Service log: why, without secrets, with request ids', () => {
   });
 
   it('a bound_keypair join (challenge, then join) and a second use of its registration secret refused', async () => {
-    const out = JSON.parse(
-      await c.tctlOk([
-        'tokens',
-        'add',
-        '--type=bot',
-        '--bot-name',
-        'robot',
-        '--join-method',
-        'bound_keypair',
-        '--format',
-        'json',
-      ]),
-    );
+    const out = await addJoinToken<{ token: string; registration_secret: string }>(c, 'robot', 'bound_keypair');
     secrets.push(['registration secret', out.registration_secret]);
     const bk = (n: string) => [
       'start',

@@ -1,14 +1,12 @@
 import assert from 'node:assert/strict';
 import { existsSync, writeFileSync } from 'node:fs';
-import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parse } from 'yaml';
-import { clusterFile, joinFlags, startCluster, type TestCluster } from '../helpers/cluster.js';
-import { cli, spawnCli, waitFor } from '../helpers/procs.js';
-import { sshRun, startSshd, type Sshd } from '../helpers/sshd.js';
+import { addJoinToken, clusterFile, daemonArgs, joinFlags, type TestCluster } from '../helpers/cluster.js';
+import { cli, spawnCli, tempDir, waitFor } from '../helpers/procs.js';
+import { assertSshLogin, startSshCluster, type SshCluster } from '../helpers/ssh-cluster.js';
 import { startAzure, SUBSCRIPTION, tokenClaims, VM_ID, type TestAzure } from '../helpers/azure.js';
-import { tempDir } from '../helpers/procs.js';
 
 /**
  * tbot on an "Azure VM": IMDS, the issuing CA's download and the tenant's token issuer on
@@ -17,23 +15,41 @@ import { tempDir } from '../helpers/procs.js';
  */
 describe('azure: tbot joins from an Azure VM, one-shot and as a daemon, and logs in over SSH', () => {
   const tmp = tempDir('azure-tbot');
-  const me = userInfo().username;
   let az: TestAzure;
+  let scene: SshCluster;
   let c: TestCluster;
-  let sshd: Sshd;
   let tokenName: string;
   const env = () => ({ TBOT_AZURE_IMDS_ENDPOINT: az.imdsUrl });
   const joins = () => c.audit().filter((e) => e.event === 'bot.join' && e.join_method === 'azure');
+  /** The client_id of each managed identity access token tbot asked IMDS for. */
+  const tokenClientIds = () =>
+    az.requests.filter((q) => q.path === '/metadata/identity/oauth2/token').map((q) => q.query.client_id);
+  /** tbot --oneshot from a join URI naming the managed identity `clientId`; its files in `<dir>-bot`, `<dir>-out`. */
+  const joinUriOnce = (clientId: string, dir: string) =>
+    cli(
+      'tbot',
+      [
+        'start',
+        '--oneshot',
+        '--join-uri',
+        `tbot+auth+azure://${tokenName}:${clientId}@${c.addr}`,
+        '--ca-pin',
+        c.caPin,
+        '--data-dir',
+        join(c.dir, `${dir}-bot`),
+        '--destination-dir',
+        join(c.dir, `${dir}-out`),
+      ],
+      { env: env() },
+    );
 
   before(async () => {
     az = await startAzure(tmp.path);
-    c = await startCluster('azure.example', az.mwiYaml);
-    sshd = await startSshd(c, join(c.dir, 'sshd'));
-    await c.addBot('vm', [me]);
+    scene = await startSshCluster('azure.example', az.mwiYaml, 'vm');
+    c = scene.c;
   });
   after(async () => {
-    await sshd?.stop();
-    await c?.stop();
+    await scene?.stop();
     await az?.close();
     tmp.cleanup();
   });
@@ -44,21 +60,7 @@ describe('azure: tbot joins from an Azure VM, one-shot and as a daemon, and logs
       'azure-spec.yaml',
       `azure:\n  allow:\n    - subscription: ${SUBSCRIPTION}\n      resource_groups: [prod-rg]\n`,
     );
-    const out = JSON.parse(
-      await c.tctlOk([
-        'tokens',
-        'add',
-        '--type=bot',
-        '--bot-name',
-        'vm',
-        '--join-method',
-        'azure',
-        '--spec',
-        spec,
-        '--format',
-        'json',
-      ]),
-    ) as { token: string; join_method: string };
+    const out = await addJoinToken(c, 'vm', 'azure', ['--spec', spec]);
     assert.equal(out.join_method, 'azure');
     tokenName = out.token;
     const printed = parse(await c.tctlOk(['get', `token/${tokenName}`])) as { spec: Record<string, any> };
@@ -82,9 +84,7 @@ describe('azure: tbot joins from an Azure VM, one-shot and as a daemon, and logs
       { env: env() },
     );
     assert.equal(r.code, 0, r.stderr);
-    const s = await sshRun(out, sshd.port, me, 'echo hello-from-azure');
-    assert.equal(s.code, 0, `ssh failed: ${s.stderr}\nsshd: ${sshd.log().slice(-2000)}`);
-    assert.equal(s.stdout.trim(), 'hello-from-azure');
+    await assertSshLogin(scene, out, 'hello-from-azure');
     const j = joins().at(-1)!;
     assert.equal(j.success, true, j.reason);
     assert.equal(j.vm_id, VM_ID);
@@ -98,18 +98,11 @@ describe('azure: tbot joins from an Azure VM, one-shot and as a daemon, and logs
     const docsBefore = docs().length;
     const tbot = spawnCli(
       'tbot',
-      [
-        'start',
-        ...joinFlags(c, 'azure', tokenName),
-        '--data-dir',
-        join(c.dir, 'daemon-bot'),
-        '--destination-dir',
+      daemonArgs(c, 'azure', tokenName, {
+        storage: ['--data-dir', join(c.dir, 'daemon-bot')],
         out,
-        '--certificate-ttl',
-        '20s',
-        '--renewal-interval',
-        '3s',
-      ],
+        renewal: '3s',
+      }),
       env(),
     );
     try {
@@ -134,8 +127,7 @@ describe('azure: tbot joins from an Azure VM, one-shot and as a daemon, and logs
         .map((r) => r.query.nonce);
       assert.equal(new Set(nonces).size, nonces.length, 'each join asked IMDS with a new nonce');
       assert.ok(existsSync(join(out, 'key-cert.pub')));
-      const s = await sshRun(out, sshd.port, me, 'echo still-here');
-      assert.equal(s.code, 0, s.stderr);
+      await assertSshLogin(scene, out, 'still-here');
     } finally {
       tbot.kill('SIGTERM');
     }
@@ -165,57 +157,19 @@ describe('azure: tbot joins from an Azure VM, one-shot and as a daemon, and logs
     az.requests.length = 0;
     const r = await cli('tbot', ['start', '-c', file], { env: env() });
     assert.equal(r.code, 0, r.stderr);
-    const asked = az.requests.filter((q) => q.path === '/metadata/identity/oauth2/token');
-    assert.deepEqual(
-      asked.map((q) => q.query.client_id),
-      ['5b9f7c1e-client'],
-    );
+    assert.deepEqual(tokenClientIds(), ['5b9f7c1e-client']);
   });
 
   it("a join URI's parameter is onboarding.azure.client_id, as in Teleport", async () => {
     az.requests.length = 0;
-    const r = await cli(
-      'tbot',
-      [
-        'start',
-        '--oneshot',
-        '--join-uri',
-        `tbot+auth+azure://${tokenName}:5b9f7c1e-client@${c.addr}`,
-        '--ca-pin',
-        c.caPin,
-        '--data-dir',
-        join(c.dir, 'uri-bot'),
-        '--destination-dir',
-        join(c.dir, 'uri-out'),
-      ],
-      { env: env() },
-    );
+    const r = await joinUriOnce('5b9f7c1e-client', 'uri');
     assert.equal(r.code, 0, r.stderr);
-    const asked = az.requests.filter((q) => q.path === '/metadata/identity/oauth2/token');
-    assert.deepEqual(
-      asked.map((q) => q.query.client_id),
-      ['5b9f7c1e-client'],
-    );
+    assert.deepEqual(tokenClientIds(), ['5b9f7c1e-client']);
   });
 
   it('a VM in a resource group the rules do not name is refused; the audit log says why', async () => {
     az.identities.set('staging-client', tokenClaims({ userAssigned: true, rg: 'staging' }));
-    const r = await cli(
-      'tbot',
-      [
-        'start',
-        '--oneshot',
-        '--join-uri',
-        `tbot+auth+azure://${tokenName}:staging-client@${c.addr}`,
-        '--ca-pin',
-        c.caPin,
-        '--data-dir',
-        join(c.dir, 'refused-bot'),
-        '--destination-dir',
-        join(c.dir, 'refused-out'),
-      ],
-      { env: env() },
-    );
+    const r = await joinUriOnce('staging-client', 'refused');
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /matches none of the token's allow rules/);
     const refusal = joins().at(-1)!;
@@ -230,22 +184,7 @@ describe('azure: tbot joins from an Azure VM, one-shot and as a daemon, and logs
   });
 
   it('an identity IMDS does not know is a configuration error naming onboarding.azure.client_id (exit 2)', async () => {
-    const r = await cli(
-      'tbot',
-      [
-        'start',
-        '--oneshot',
-        '--join-uri',
-        `tbot+auth+azure://${tokenName}:no-such-client@${c.addr}`,
-        '--ca-pin',
-        c.caPin,
-        '--data-dir',
-        join(c.dir, 'unknown-bot'),
-        '--destination-dir',
-        join(c.dir, 'unknown-out'),
-      ],
-      { env: env() },
-    );
+    const r = await joinUriOnce('no-such-client', 'unknown');
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /onboarding\.azure\.client_id: IMDS refused a managed identity access token: HTTP 400/);
   });

@@ -3,7 +3,7 @@ import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statS
 import { join } from 'node:path';
 import { userInfo } from 'node:os';
 import { after, before, describe, it } from 'node:test';
-import { startCluster, type TestCluster, joinFlags } from '../helpers/cluster.js';
+import { addJoinToken, joinFlags, startCluster, type TestCluster } from '../helpers/cluster.js';
 import { cli, exited, spawnCli, waitFor } from '../helpers/procs.js';
 import { sshRun, startSshd } from '../helpers/sshd.js';
 
@@ -84,19 +84,7 @@ describe('bound keypair joining with real tbot, tctl and mwi', () => {
 
   it('registration secret: the first tbot binds its key; a second with the same secret is refused', async () => {
     n++;
-    const out = JSON.parse(
-      await c.tctlOk([
-        'tokens',
-        'add',
-        '--type=bot',
-        '--bot-name',
-        'keeper',
-        '--join-method',
-        'bound_keypair',
-        '--format',
-        'json',
-      ]),
-    );
+    const out = await addJoinToken<{ token: string; registration_secret: string }>(c, 'keeper', 'bound_keypair');
     assert.match(out.registration_secret, /^[0-9a-f]{32}$/);
     const first = await cli(
       'tbot',

@@ -11,27 +11,17 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { userInfo } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parse } from 'yaml';
-import { clusterFile, roleYaml, startCluster, type TestCluster } from '../helpers/cluster.js';
-import { CLI_DIR, run, tempDir, type RunResult } from '../helpers/procs.js';
+import { addDeployerBot, clusterFile, oidcOverride, startCluster, type TestCluster } from '../helpers/cluster.js';
+import { CLI_DIR, REPO_ROOT, run, tempDir, withoutHostEnv, type RunResult } from '../helpers/procs.js';
+import { guideFile } from '../helpers/docs-blocks.js';
 import { startIssuer, type TestIssuer } from '../helpers/oidc-issuer.js';
 import { startSshd, type Sshd } from '../helpers/sshd.js';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-const CONFIG = join(ROOT, 'ci/circleci/config.yml');
-const GUIDE = join(ROOT, 'docs/deploy/circleci.md');
-
-/** The block of a guide that the docs convention writes to `name` (`<!-- test: file NAME -->`). */
-function guideFile(page: string, name: string): string {
-  const m = new RegExp(`<!-- test: file ${name.replace(/\./g, '\\.')} -->\\s*\`\`\`\\w*\\n([\\s\\S]*?)\`\`\``).exec(
-    readFileSync(page, 'utf8'),
-  );
-  assert.ok(m, `${page} has no block for ${name}`);
-  return m[1]!;
-}
+const CONFIG = join(REPO_ROOT, 'ci/circleci/config.yml');
+const GUIDE = join(REPO_ROOT, 'docs/deploy/circleci.md');
 
 type Step = string | { run: string | { name?: string; command: string; when?: string } };
 interface CircleJob {
@@ -148,7 +138,7 @@ describe('the CircleCI config: the job run step by step with the environment Cir
     };
     for (const [k, v] of Object.entries(env)) env[k] = v.replaceAll('auth.example.com:3025', c.addr);
     // run() adds this process's environment: the job must not see it
-    for (const k of Object.keys(process.env)) if (!(k in env)) env[k] = '';
+    withoutHostEnv(env);
     const cwd = join(home, 'project');
     mkdirSync(cwd);
     const steps: StepLog = [];
@@ -209,11 +199,10 @@ describe('the CircleCI config: the job run step by step with the environment Cir
     tbotUrl = `http://127.0.0.1:${(downloads.address() as AddressInfo).port}/mwi/v0.1.0/tbot`;
     const issuer = `https://oidc.circleci.com/org/${org}`;
     circle = await startIssuer({ issuer });
-    c = await startCluster('example.com', `oidc:\n  endpoint_overrides:\n    "${issuer}": "${circle.url}"\n`);
+    c = await startCluster('example.com', oidcOverride(issuer, circle.url));
     await c.tctlOk(['create', '-f', clusterFile(c, 'circleci-token.yaml', token)]);
     // the guide's role says deploy; this one lets the test's user log in
-    await c.tctlOk(['create', '-f', clusterFile(c, 'role.yaml', roleYaml('circleci-deployer', me))]);
-    await c.tctlOk(['bots', 'add', 'circleci-deployer', '--roles', 'circleci-deployer', '--token', 'circleci-deploy']);
+    await addDeployerBot(c, 'circleci-deployer', me, 'circleci-deploy');
     sshd = await startSshd(c, join(tmp.path, 'sshd'));
   });
   after(async () => {

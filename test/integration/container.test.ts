@@ -15,15 +15,14 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { join, relative, resolve } from 'node:path';
+import { join, relative } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { docScript, docSteps } from '../helpers/docs-blocks.js';
 import { launchAuth } from '../helpers/launch-auth.js';
-import { CLI_DIR, cli, run, tempDir, waitFor, type RunResult } from '../helpers/procs.js';
+import { cli, REPO_ROOT, run, tempDir, waitFor, writeCliShims, type RunResult } from '../helpers/procs.js';
 import { freePort, sshRun, startSshd, type Sshd } from '../helpers/sshd.js';
 
-const REPO = resolve(CLI_DIR, '../../..');
-const VERSION = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string }).version;
+const VERSION = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 /** The user the images run as (distroless's nonroot). */
 const UID = 65532;
 
@@ -52,12 +51,12 @@ function inputsKey(): string {
       else files.push(join(dir, e.name));
     }
   };
-  walk(join(REPO, 'src'));
-  walk(join(REPO, 'deploy/container'));
+  walk(join(REPO_ROOT, 'src'));
+  walk(join(REPO_ROOT, 'deploy/container'));
   for (const f of ['scripts/build-binary.mjs', 'scripts/build-image.sh', 'package.json', 'package-lock.json'])
-    files.push(join(REPO, f));
+    files.push(join(REPO_ROOT, f));
   const h = createHash('sha256').update(process.version);
-  for (const f of files.sort()) h.update(`${relative(REPO, f)}\0`).update(readFileSync(f));
+  for (const f of files.sort()) h.update(`${relative(REPO_ROOT, f)}\0`).update(readFileSync(f));
   return h.digest('hex').slice(0, 16);
 }
 
@@ -106,6 +105,29 @@ describe('container images (podman)', { skip: blocker() }, () => {
     if (unbuildable) t.skip(unbuildable);
     return unbuildable !== undefined;
   };
+  /** As the guide runs the images: on the host network, the root file system read-only, no tmpfs. */
+  const HOST_READ_ONLY = ['--network=host', '--read-only', '--read-only-tmpfs=false'];
+  /**
+   * `tbot start --oneshot` in a tbot container (HOST_READ_ONLY, as `user` if given): its tbot.yaml
+   * from `conf` (mounted read-only at /etc/tbot), and `volumes` (`HOST:CONTAINER`).
+   */
+  const tbotOnce = (o: { conf: string; volumes: string[]; user?: string }) =>
+    podman([
+      'run',
+      '--rm',
+      '--name',
+      name('tbot'),
+      ...(o.user ? ['--user', o.user] : []),
+      ...HOST_READ_ONLY,
+      '-v',
+      `${o.conf}:/etc/tbot:ro`,
+      ...o.volumes.flatMap((v) => ['-v', v]),
+      TBOT,
+      'start',
+      '-c',
+      '/etc/tbot/tbot.yaml',
+      '--oneshot',
+    ]);
 
   before(
     async () => {
@@ -114,7 +136,7 @@ describe('container images (podman)', { skip: blocker() }, () => {
       writeFileSync(env.CONTAINERS_CONF, CONTAINERS_CONF);
       if ((await exists(TBOT)) && (await exists(MWI))) return;
       // the binaries are built into this test's own directory: no other test's build/ is written to
-      const img = await run('bash', [join(REPO, 'scripts/build-image.sh')], {
+      const img = await run('bash', [join(REPO_ROOT, 'scripts/build-image.sh')], {
         env: { ...env, BIN_DIR: join(dir.path, 'bin'), TBOT_IMAGE: TBOT, MWI_IMAGE: MWI },
         timeoutMs: 900_000,
       });
@@ -199,9 +221,7 @@ describe('container images (podman)', { skip: blocker() }, () => {
           '--rm',
           '--name',
           mwiName,
-          '--network=host',
-          '--read-only',
-          '--read-only-tmpfs=false',
+          ...HOST_READ_ONLY,
           '-v',
           `${conf}:/etc/mwi:ro`,
           '-v',
@@ -281,26 +301,7 @@ describe('container images (podman)', { skip: blocker() }, () => {
           '',
         ].join('\n'),
       );
-      const r = await podman([
-        'run',
-        '--rm',
-        '--name',
-        name('tbot'),
-        '--network=host',
-        '--read-only',
-        '--read-only-tmpfs=false',
-        '-v',
-        `${tbotConf}:/etc/tbot:ro`,
-        '-v',
-        `${tbotData}:/var/lib/tbot`,
-        '-v',
-        `${out}:${out}`,
-        TBOT,
-        'start',
-        '-c',
-        '/etc/tbot/tbot.yaml',
-        '--oneshot',
-      ]);
+      const r = await tbotOnce({ conf: tbotConf, volumes: [`${tbotData}:/var/lib/tbot`, `${out}:${out}`] });
       assert.equal(r.code, 0, `${r.stderr}${r.stdout}`);
       assert.match(r.stderr + r.stdout, /one-shot run complete/);
       // written by the container's user: key private, certificates readable, the swap's links in place
@@ -334,26 +335,7 @@ describe('container images (podman)', { skip: blocker() }, () => {
         join(tbotConf, 'tbot.yaml'),
         readFileSync(join(tbotConf, 'tbot.yaml'), 'utf8').replace('  token: /etc/tbot/token\n', ''),
       );
-      const r = await podman([
-        'run',
-        '--rm',
-        '--name',
-        name('tbot'),
-        '--network=host',
-        '--read-only',
-        '--read-only-tmpfs=false',
-        '-v',
-        `${tbotConf}:/etc/tbot:ro`,
-        '-v',
-        `${tbotData}:/var/lib/tbot`,
-        '-v',
-        `${out}:${out}`,
-        TBOT,
-        'start',
-        '-c',
-        '/etc/tbot/tbot.yaml',
-        '--oneshot',
-      ]);
+      const r = await tbotOnce({ conf: tbotConf, volumes: [`${tbotData}:/var/lib/tbot`, `${out}:${out}`] });
       assert.equal(r.code, 0, `${r.stderr}${r.stdout}`);
       assert.match(r.stderr + r.stdout, /resumed identity from storage/);
     });
@@ -380,26 +362,7 @@ describe('container images (podman)', { skip: blocker() }, () => {
           '',
         ].join('\n'),
       );
-      const r = await podman([
-        'run',
-        '--rm',
-        '--name',
-        name('tbot'),
-        '--user',
-        '1000:1000',
-        '--network=host',
-        '--read-only',
-        '--read-only-tmpfs=false',
-        '-v',
-        `${conf}:/etc/tbot:ro`,
-        '-v',
-        `${asUser}:${asUser}`,
-        TBOT,
-        'start',
-        '-c',
-        '/etc/tbot/tbot.yaml',
-        '--oneshot',
-      ]);
+      const r = await tbotOnce({ conf, volumes: [`${asUser}:${asUser}`], user: '1000:1000' });
       assert.equal(r.code, 0, `${r.stderr}${r.stdout}`);
       const key = statSync(join(asUser, 'key'));
       assert.equal(key.uid, 1000);
@@ -410,26 +373,7 @@ describe('container images (podman)', { skip: blocker() }, () => {
       if (skipIfUnbuildable(t)) return;
       const rootOwned = join(dir.path, 'root-owned');
       mkdirSync(rootOwned, { mode: 0o755 });
-      const r = await podman([
-        'run',
-        '--rm',
-        '--name',
-        name('tbot'),
-        '--network=host',
-        '--read-only',
-        '--read-only-tmpfs=false',
-        '-v',
-        `${tbotConf}:/etc/tbot:ro`,
-        '-v',
-        `${tbotData}:/var/lib/tbot`,
-        '-v',
-        `${rootOwned}:${out}`,
-        TBOT,
-        'start',
-        '-c',
-        '/etc/tbot/tbot.yaml',
-        '--oneshot',
-      ]);
+      const r = await tbotOnce({ conf: tbotConf, volumes: [`${tbotData}:/var/lib/tbot`, `${rootOwned}:${out}`] });
       assert.equal(r.code, 2, `${r.stderr}${r.stdout}`);
       assert.ok(
         r.stderr.includes(`cannot write in ${out}: permission denied (tbot runs as uid 65532)`),
@@ -460,12 +404,9 @@ describe('container images (podman)', { skip: blocker() }, () => {
     const auth = await launchAuth({ clusterName: 'example.com', prefix: 'container-guide' });
     const home = join(dir.path, 'guide');
     const bin = join(home, '.bin');
-    mkdirSync(bin, { recursive: true });
-    for (const cmd of ['tbot', 'tctl', 'mwi']) {
-      writeFileSync(join(bin, cmd), `#!/bin/sh\nexec node ${join(CLI_DIR, `${cmd}.js`)} "$@"\n`, { mode: 0o755 });
-    }
+    writeCliShims(bin, ['tbot', 'tctl', 'mwi']);
     const port = await freePort();
-    const script = guideScript(readFileSync(join(REPO, 'docs/deploy/container.md'), 'utf8'), {
+    const script = guideScript(readFileSync(join(REPO_ROOT, 'docs/deploy/container.md'), 'utf8'), {
       [`mwi/tbot-distroless:${VERSION}`]: TBOT,
       [`mwi/mwi-distroless:${VERSION}`]: MWI,
       'auth.example.com:3025': auth.addr,

@@ -2,23 +2,21 @@
 // reading a document signed in AWS's shape from a local IMDSv2, and a real sshd.
 import assert from 'node:assert/strict';
 import { existsSync, writeFileSync } from 'node:fs';
-import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { iidJson, signIid, testRegionCa } from '../helpers/aws-iid.js';
-import { clusterFile, joinFlags, startCluster, type TestCluster } from '../helpers/cluster.js';
+import { addJoinToken, clusterFile, daemonArgs, joinFlags, type TestCluster } from '../helpers/cluster.js';
 import { startImds, type TestImds } from '../helpers/imds.js';
 import { cli, exited, spawnCli, tempDir, waitFor } from '../helpers/procs.js';
-import { sshRun, startSshd, type Sshd } from '../helpers/sshd.js';
+import { assertSshLogin, startSshCluster, type SshCluster } from '../helpers/ssh-cluster.js';
 
 const ACCOUNT = '123456789012';
 
 describe('ec2: tbot joins with the instance identity document, then renews', () => {
+  let scene: SshCluster;
   let c: TestCluster;
   let imds: TestImds;
-  let sshd: Sshd;
   const certs = tempDir('ec2-ca');
-  const me = userInfo().username;
   const env = () => ({ AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.url });
 
   /** A document AWS would serve on instance `instanceId`, started 30 s ago. */
@@ -30,16 +28,12 @@ describe('ec2: tbot joins with the instance identity document, then renews', () 
     const pendingTime = new Date(Date.now() - 30_000).toISOString().replace(/\.\d+Z$/, 'Z');
     docFor = (instanceId) => signIid(iidJson({ instanceId, pendingTime }), ca);
     imds = await startImds();
-    c = await startCluster(
-      'ec2.example',
-      `ec2:\n  region_certificates:\n    us-west-2: ${join(certs.path, 'us-west-2.pem')}\n`,
-    );
-    sshd = await startSshd(c, join(c.dir, 'sshd'));
-    await c.addBot('vm', [me]);
+    const mwiYaml = `ec2:\n  region_certificates:\n    us-west-2: ${join(certs.path, 'us-west-2.pem')}\n`;
+    scene = await startSshCluster('ec2.example', mwiYaml, 'vm');
+    c = scene.c;
   });
   after(async () => {
-    await sshd?.stop();
-    await c?.stop();
+    await scene?.stop();
     await imds?.close();
     certs.cleanup();
   });
@@ -50,10 +44,7 @@ describe('ec2: tbot joins with the instance identity document, then renews', () 
       'ec2-allow.yaml',
       `allow:\n  - aws_account: "${ACCOUNT}"\n    aws_regions: [us-west-2]\n`,
     );
-    const add = ['tokens', 'add', '--type=bot', '--bot-name', 'vm', '--join-method', 'ec2', '--spec', spec];
-    const out = JSON.parse(await c.tctlOk([...add, '--value', 'vm-ec2', '--format', 'json'])) as {
-      join_method: string;
-    };
+    const out = await addJoinToken(c, 'vm', 'ec2', ['--spec', spec, '--value', 'vm-ec2']);
     assert.equal(out.join_method, 'ec2');
     const f = clusterFile(
       c,
@@ -77,8 +68,7 @@ describe('ec2: tbot joins with the instance identity document, then renews', () 
       cli('tbot', ['start', ...joinFlags(c, 'ec2', 'vm-ec2'), '--destination-dir', out, '--oneshot'], { env: env() });
     const r = await oneshot();
     assert.equal(r.code, 0, r.stderr);
-    const login = await sshRun(out, sshd.port, me, 'echo ec2-oneshot');
-    assert.equal(login.code, 0, `${login.stderr}\nsshd: ${sshd.log().slice(-1500)}`);
+    await assertSshLogin(scene, out, 'ec2-oneshot');
     const first = c
       .audit()
       .filter((e) => e.event === 'bot.join' && e.join_method === 'ec2' && e.success)
@@ -101,18 +91,11 @@ describe('ec2: tbot joins with the instance identity document, then renews', () 
     const out = join(c.dir, 'daemon-out');
     const tbot = spawnCli(
       'tbot',
-      [
-        'start',
-        ...joinFlags(c, 'ec2', 'vm-ec2'),
-        '--storage',
-        join(c.dir, 'daemon-storage'),
-        '--destination-dir',
+      daemonArgs(c, 'ec2', 'vm-ec2', {
+        storage: ['--storage', join(c.dir, 'daemon-storage')],
         out,
-        '--certificate-ttl',
-        '20s',
-        '--renewal-interval',
-        '5s',
-      ],
+        renewal: '5s',
+      }),
       env(),
     );
     try {
@@ -120,8 +103,7 @@ describe('ec2: tbot joins with the instance identity document, then renews', () 
       const reads = imds.requests.length;
       await waitFor('a renewal', () => /renewed identity/.test(tbot.out()), 30_000);
       assert.equal(imds.requests.length, reads, 'a renewal reads no document');
-      const login = await sshRun(out, sshd.port, me, 'echo ec2-daemon');
-      assert.equal(login.code, 0, `${login.stderr}\n${tbot.out().slice(-2000)}`);
+      await assertSshLogin(scene, out, 'ec2-daemon', tbot.out().slice(-2000));
       // the same document from another machine (or a second tbot on this one): refused
       const copy = await cli('tbot', ['start', ...joinFlags(c, 'ec2', 'vm-ec2'), '--oneshot'], { env: env() });
       assert.notEqual(copy.code, 0);

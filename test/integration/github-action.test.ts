@@ -19,29 +19,18 @@ import {
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { userInfo } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parse } from 'yaml';
 import { GITHUB_ISSUER } from '../../src/join/github/wire.js';
-import { clusterFile, roleYaml, startCluster, type TestCluster } from '../helpers/cluster.js';
-import { run, tempDir, waitFor, type RunResult } from '../helpers/procs.js';
+import { addDeployerBot, clusterFile, oidcOverride, startCluster, type TestCluster } from '../helpers/cluster.js';
+import { REPO_ROOT, run, tempDir, waitFor, type RunResult } from '../helpers/procs.js';
+import { guideFile } from '../helpers/docs-blocks.js';
 import { startIssuer, type TestIssuer } from '../helpers/oidc-issuer.js';
 import { makePublicPki } from '../helpers/public-pki.js';
 import { startSshd, type Sshd } from '../helpers/sshd.js';
 
-/** The repository root (this file is compiled to dist/test/integration). */
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-const GUIDE = join(ROOT, 'docs/deploy/github-actions.md');
-
-/** The block of a guide that the docs convention writes to `name` (`<!-- test: file NAME -->`). */
-function guideFile(page: string, name: string): string {
-  const m = new RegExp(`<!-- test: file ${name.replace(/\./g, '\\.')} -->\\s*\`\`\`\\w*\\n([\\s\\S]*?)\`\`\``).exec(
-    readFileSync(page, 'utf8'),
-  );
-  assert.ok(m, `${page} has no block for ${name}`);
-  return m[1]!;
-}
+const GUIDE = join(REPO_ROOT, 'docs/deploy/github-actions.md');
 
 interface ActionYml {
   inputs: Record<string, { default?: string }>;
@@ -189,18 +178,21 @@ describe('the GitHub Action: bundled main and post steps with a runner environme
   const mode = (p: string) => statSync(p).mode & 0o777;
 
   before(async () => {
-    action = parse(readFileSync(join(ROOT, 'action.yml'), 'utf8')) as ActionYml;
+    action = parse(readFileSync(join(REPO_ROOT, 'action.yml'), 'utf8')) as ActionYml;
     assert.equal(action.runs.using, 'node20');
     // the bundle is built at release, not committed: build it fresh from the sources under test
     mkdirSync(actionDir);
-    copyFileSync(join(ROOT, 'action.yml'), join(actionDir, 'action.yml'));
+    copyFileSync(join(REPO_ROOT, 'action.yml'), join(actionDir, 'action.yml'));
     const outdir = join(actionDir, dirname(action.runs.main));
     assert.equal(dirname(action.runs.post), dirname(action.runs.main));
-    const built = await run(process.execPath, [join(ROOT, 'scripts/build-action.mjs'), '--outdir', outdir]);
+    const built = await run(process.execPath, [join(REPO_ROOT, 'scripts/build-action.mjs'), '--outdir', outdir]);
     assert.equal(built.code, 0, built.stderr);
     // reproducible: a second build elsewhere gives the same bytes (how a release tag is checked)
     const again = join(tmp.path, 'rebuilt');
-    assert.equal((await run(process.execPath, [join(ROOT, 'scripts/build-action.mjs'), '--outdir', again])).code, 0);
+    assert.equal(
+      (await run(process.execPath, [join(REPO_ROOT, 'scripts/build-action.mjs'), '--outdir', again])).code,
+      0,
+    );
     for (const f of ['main.cjs', 'post.cjs'])
       assert.ok(readFileSync(join(outdir, f)).equals(readFileSync(join(again, f))));
     gh = await startIssuer({ issuer: GITHUB_ISSUER });
@@ -208,7 +200,7 @@ describe('the GitHub Action: bundled main and post steps with a runner environme
     const pki = await makePublicPki(tmp.path);
     publicRoot = pki.root;
     const leaf = await pki.issue('public', 'DNS:localhost,IP:127.0.0.1');
-    c = await startCluster('actions.example', `oidc:\n  endpoint_overrides:\n    "${GITHUB_ISSUER}": "${gh.url}"\n`, [
+    c = await startCluster('actions.example', oidcOverride(GITHUB_ISSUER, gh.url), [
       '--tls-cert',
       leaf.cert,
       '--tls-key',
@@ -227,8 +219,7 @@ describe('the GitHub Action: bundled main and post steps with a runner environme
     ]);
     // the guide's token, as it is; its role lets this test's user log in (the guide's says deploy)
     await c.tctlOk(['create', '-f', clusterFile(c, 'github-token.yaml', guideFile(GUIDE, 'github-token.yaml'))]);
-    await c.tctlOk(['create', '-f', clusterFile(c, 'github-role.yaml', roleYaml('github-deployer', me))]);
-    await c.tctlOk(['bots', 'add', 'github-deployer', '--roles', 'github-deployer', '--token', 'github-deploy']);
+    await addDeployerBot(c, 'github-deployer', me, 'github-deploy');
     sshd = await startSshd(c, join(tmp.path, 'sshd'));
     // an ID token endpoint that never answers (a runner whose token service hangs)
     hanging = createServer(() => {});

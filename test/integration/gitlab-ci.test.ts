@@ -5,39 +5,20 @@
 // Auth Service trusts as https://gitlab.com; before_script + script in one bash, after_script in another.
 import assert from 'node:assert/strict';
 import { createHash, randomUUID } from 'node:crypto';
-import {
-  chmodSync,
-  chownSync,
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { userInfo } from 'node:os';
-import { basename, dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { basename, dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parse } from 'yaml';
-import { clusterFile, roleYaml, startCluster, type TestCluster } from '../helpers/cluster.js';
-import { CLI_DIR, run, tempDir, type RunResult } from '../helpers/procs.js';
+import { addDeployerBot, clusterFile, oidcOverride, startCluster, type TestCluster } from '../helpers/cluster.js';
+import { cliShim, REPO_ROOT, run, tempDir, withoutHostEnv, writeCliShims, type RunResult } from '../helpers/procs.js';
+import { guideFile } from '../helpers/docs-blocks.js';
 import { startIssuer, type TestIssuer } from '../helpers/oidc-issuer.js';
 import { startSshd, type Sshd } from '../helpers/sshd.js';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-const GUIDE = join(ROOT, 'docs/deploy/gitlab-ci.md');
-
-/** The block of a guide that the docs convention writes to `name` (`<!-- test: file NAME -->`). */
-function guideFile(page: string, name: string): string {
-  const m = new RegExp(`<!-- test: file ${name.replace(/\./g, '\\.')} -->\\s*\`\`\`\\w*\\n([\\s\\S]*?)\`\`\``).exec(
-    readFileSync(page, 'utf8'),
-  );
-  assert.ok(m, `${page} has no block for ${name}`);
-  return m[1]!;
-}
+const GUIDE = join(REPO_ROOT, 'docs/deploy/gitlab-ci.md');
 
 type Job = {
   variables?: Record<string, string>;
@@ -155,7 +136,7 @@ describe('the GitLab CI template: a job extending .mwi-tbot, run with the enviro
     const shell = (lines: string[]) =>
       run('bash', ['-eo', 'pipefail', '-c', lines.join('\n')], { env: vars, cwd: projectDir, timeoutMs: 60_000 });
     // run() adds this process's environment: the job must not see it, so give every name the runner does not
-    for (const k of Object.keys(process.env)) if (!(k in vars)) vars[k] = '';
+    withoutHostEnv(vars);
     const main = await shell([...(job.before_script ?? []), ...(opts.script ?? job.script ?? [])]);
     const afterScript = await shell(job.after_script ?? []);
     return { main, after: afterScript, temp: join(dir, 'tmp'), projectDir, env: vars };
@@ -169,27 +150,21 @@ describe('the GitLab CI template: a job extending .mwi-tbot, run with the enviro
   ];
 
   before(async () => {
-    template = (parse(readFileSync(join(ROOT, 'ci/gitlab/tbot.gitlab-ci.yml'), 'utf8')) as Record<string, Job>)[
+    template = (parse(readFileSync(join(REPO_ROOT, 'ci/gitlab/tbot.gitlab-ci.yml'), 'utf8')) as Record<string, Job>)[
       '.mwi-tbot'
     ]!;
     assert.ok(template, 'the template defines .mwi-tbot');
-    mkdirSync(bin);
-    for (const name of ['tbot', 'tctl']) {
-      writeFileSync(join(bin, name), `#!/bin/sh\nexec "${process.execPath}" "${join(CLI_DIR, `${name}.js`)}" "$@"\n`, {
-        mode: 0o755,
-      });
-    }
+    writeCliShims(bin, ['tbot', 'tctl']);
     gitlab = await startIssuer({ issuer: 'https://gitlab.com' });
     // the guide's cluster name (its MWI_CLUSTER) and address, as the docs convention has them
-    c = await startCluster('example.com', `oidc:\n  endpoint_overrides:\n    "https://gitlab.com": "${gitlab.url}"\n`);
+    c = await startCluster('example.com', oidcOverride('https://gitlab.com', gitlab.url));
     const pipeline = guideFile(GUIDE, '.gitlab-ci.yml').replaceAll('auth.example.com:3025', c.addr);
     const doc = parse(pipeline) as Record<string, Job>;
     exampleJob = doc.deploy!;
     assert.equal(exampleJob.extends, '.mwi-tbot');
     // the guide's token, as it is; the role lets this test's user log in (the guide's says deploy)
     await c.tctlOk(['create', '-f', clusterFile(c, 'gitlab-token.yaml', guideFile(GUIDE, 'gitlab-token.yaml'))]);
-    await c.tctlOk(['create', '-f', clusterFile(c, 'role.yaml', roleYaml('gitlab-deployer', me))]);
-    await c.tctlOk(['bots', 'add', 'gitlab-deployer', '--roles', 'gitlab-deployer', '--token', 'gitlab-deploy']);
+    await addDeployerBot(c, 'gitlab-deployer', me, 'gitlab-deploy');
     sshd = await startSshd(c, join(tmp.path, 'sshd'));
   });
   after(async () => {
@@ -261,7 +236,7 @@ describe('the GitLab CI template: a job extending .mwi-tbot, run with the enviro
     // nothing installed by a name a registry resolves (mwi is on none): in the guide's blocks, in the template
     const blocks = [...readFileSync(GUIDE, 'utf8').matchAll(/^```\w*\n([\s\S]*?)^```/gm)].map((m) => m[1]!);
     assert.ok(blocks.includes(file));
-    for (const text of [...blocks, readFileSync(join(ROOT, 'ci/gitlab/tbot.gitlab-ci.yml'), 'utf8')])
+    for (const text of [...blocks, readFileSync(join(REPO_ROOT, 'ci/gitlab/tbot.gitlab-ci.yml'), 'utf8')])
       assert.doesNotMatch(text, /\b(?:npm|pnpm|yarn)\s+(?:install|i|add)\s+(?:-g\s+|--global\s+)?mwi\b|\bnpx\s+mwi\b/);
     const args = Object.fromEntries([...file.matchAll(/^ARG (\w+)=(.*)$/gm)].map((m) => [m[1]!, m[2]!]));
     assert.match(args.MWI_TBOT_SHA256 ?? '', /^[0-9a-f]{64}$/);
@@ -270,7 +245,7 @@ describe('the GitLab CI template: a job extending .mwi-tbot, run with the enviro
     const fetch = instructions.find((l) => l.startsWith('RUN ') && l.includes('$MWI_TBOT_URL'));
     assert.ok(fetch, 'a RUN line fetches $MWI_TBOT_URL');
     // the stand-in for the binary, served as the operator publishes it
-    const standIn = Buffer.from(`#!/bin/sh\nexec "${process.execPath}" "${join(CLI_DIR, 'tbot.js')}" "$@"\n`);
+    const standIn = Buffer.from(cliShim('tbot'));
     const sha = createHash('sha256').update(standIn).digest('hex');
     const server: Server = createServer((_req, res) => res.writeHead(200).end(standIn));
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));

@@ -3,24 +3,22 @@
 // and a real sshd the issued certificate logs in to.
 import assert from 'node:assert/strict';
 import { existsSync, writeFileSync } from 'node:fs';
-import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { clusterFile, joinFlags, startCluster, type TestCluster } from '../helpers/cluster.js';
+import { addJoinToken, clusterFile, daemonArgs, joinFlags, type TestCluster } from '../helpers/cluster.js';
 import { startImds, type TestImds } from '../helpers/imds.js';
 import { cli, exited, spawnCli, tempDir, waitFor } from '../helpers/procs.js';
-import { sshRun, startSshd, type Sshd } from '../helpers/sshd.js';
+import { assertSshLogin, startSshCluster, type SshCluster } from '../helpers/ssh-cluster.js';
 import { startSts, testPrincipal, type TestSts } from '../helpers/sts.js';
 
 const ACCOUNT = '123456789012';
 
 describe('iam: tbot joins with AWS credentials, STS (the stand-in) says who signed', () => {
+  let scene: SshCluster;
   let c: TestCluster;
   let sts: TestSts;
   let imds: TestImds;
-  let sshd: Sshd;
   const home = tempDir('iam-home');
-  const me = userInfo().username;
   const ci = testPrincipal(ACCOUNT, 'ci-role', 'build-42');
   const vm = testPrincipal(ACCOUNT, 'ec2-role', 'i-0abc');
   /** tbot's environment: no AWS setting of this machine, none of its user's files. */
@@ -47,13 +45,11 @@ describe('iam: tbot joins with AWS credentials, STS (the stand-in) says who sign
   before(async () => {
     sts = await startSts([ci, vm]);
     imds = await startImds({ region: 'eu-west-1', principal: vm });
-    c = await startCluster('aws.example', `iam:\n  forward_url: ${sts.url}\n`);
-    sshd = await startSshd(c, join(c.dir, 'sshd'));
-    await c.addBot('aws-bot', [me]);
+    scene = await startSshCluster('aws.example', `iam:\n  forward_url: ${sts.url}\n`, 'aws-bot');
+    c = scene.c;
   });
   after(async () => {
-    await sshd?.stop();
-    await c?.stop();
+    await scene?.stop();
     await sts?.close();
     await imds?.close();
     home.cleanup();
@@ -65,23 +61,12 @@ describe('iam: tbot joins with AWS credentials, STS (the stand-in) says who sign
       'iam-allow.yaml',
       `allow:\n  - aws_account: "${ACCOUNT}"\n    aws_arn: "*:assumed-role/ci-role/*"\n`,
     );
-    const out = JSON.parse(
-      await c.tctlOk([
-        'tokens',
-        'add',
-        '--type=bot',
-        '--bot-name',
-        'aws-bot',
-        '--join-method',
-        'iam',
-        '--spec',
-        spec,
-        '--value',
-        'ci-iam',
-        '--format',
-        'json',
-      ]),
-    ) as { token: string; join_method: string; notes?: string[] };
+    const out = await addJoinToken<{ token: string; join_method: string; notes?: string[] }>(c, 'aws-bot', 'iam', [
+      '--spec',
+      spec,
+      '--value',
+      'ci-iam',
+    ]);
     assert.equal(out.token, 'ci-iam');
     assert.equal(out.join_method, 'iam');
     assert.equal(out.notes, undefined);
@@ -113,9 +98,7 @@ describe('iam: tbot joins with AWS credentials, STS (the stand-in) says who sign
       env: awsEnv(envCreds),
     });
     assert.equal(r.code, 0, r.stderr);
-    const login = await sshRun(out, sshd.port, me, 'echo iam-oneshot');
-    assert.equal(login.code, 0, `${login.stderr}\nsshd: ${sshd.log().slice(-1500)}`);
-    assert.equal(login.stdout.trim(), 'iam-oneshot');
+    await assertSshLogin(scene, out, 'iam-oneshot');
     const joined = c.audit().filter((e) => e.event === 'bot.join' && e.join_method === 'iam' && e.success);
     assert.equal(joined.at(-1)?.aws_arn, ci.arn);
     assert.equal(joined.at(-1)?.sts_host, 'sts.us-east-2.amazonaws.com');
@@ -126,25 +109,17 @@ describe('iam: tbot joins with AWS credentials, STS (the stand-in) says who sign
     const out = join(c.dir, 'daemon-out');
     const tbot = spawnCli(
       'tbot',
-      [
-        'start',
-        ...joinFlags(c, 'iam', 'vm-iam'),
-        '--storage',
-        join(c.dir, 'daemon-storage'),
-        '--destination-dir',
+      daemonArgs(c, 'iam', 'vm-iam', {
+        storage: ['--storage', join(c.dir, 'daemon-storage')],
         out,
-        '--certificate-ttl',
-        '20s',
-        '--renewal-interval',
-        '5s',
-      ],
+        renewal: '5s',
+      }),
       awsEnv({ AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.url }),
     );
     try {
       await waitFor('the identity output', () => existsSync(join(out, 'key-cert.pub')), 30_000);
       await waitFor('a refresh by a new join', () => /refreshed identity/.test(tbot.out()), 30_000);
-      const login = await sshRun(out, sshd.port, me, 'echo iam-daemon');
-      assert.equal(login.code, 0, `${login.stderr}\n${tbot.out().slice(-2000)}`);
+      await assertSshLogin(scene, out, 'iam-daemon', tbot.out().slice(-2000));
       const joins = c.audit().filter((e) => e.event === 'bot.join' && e.token_id === 'vm-iam' && e.success);
       assert.ok(joins.length >= 2, tbot.out());
       assert.ok(joins.every((e) => e.aws_arn === vm.arn && e.sts_host === 'sts.eu-west-1.amazonaws.com'));

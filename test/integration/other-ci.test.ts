@@ -3,12 +3,12 @@
 // variable), then jobs as a CI runner runs them: each a fresh directory and environment, a bash
 // script that joins with the key and logs in to a real sshd with the credentials.
 import assert from 'node:assert/strict';
-import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { clusterFile, roleYaml, startCluster, type TestCluster } from '../helpers/cluster.js';
-import { cli, CLI_DIR, run, tempDir, type RunResult } from '../helpers/procs.js';
+import { addDeployerBot, clusterFile, startCluster, type TestCluster } from '../helpers/cluster.js';
+import { cli, run, tempDir, withoutHostEnv, writeCliShims, type RunResult } from '../helpers/procs.js';
 import { startSshd, type Sshd } from '../helpers/sshd.js';
 
 /** Every file under `dir` (links not followed), for checking that no job left the key behind. */
@@ -49,7 +49,7 @@ describe('any other CI: jobs join with a static key from a CI secret', () => {
       ...env,
     };
     // run() adds this process's environment: the job must not see it
-    for (const k of Object.keys(process.env)) if (!(k in vars)) vars[k] = '';
+    withoutHostEnv(vars);
     const r = await run('bash', ['-xeo', 'pipefail', '-c', script.replaceAll('auth.example.com:3025', c.addr)], {
       env: vars,
       cwd: home,
@@ -88,10 +88,7 @@ describe('any other CI: jobs join with a static key from a CI secret', () => {
       .bound_keypair.recovery_count as number;
 
   before(async () => {
-    mkdirSync(bin);
-    writeFileSync(join(bin, 'tbot'), `#!/bin/sh\nexec "${process.execPath}" "${join(CLI_DIR, 'tbot.js')}" "$@"\n`, {
-      mode: 0o755,
-    });
+    writeCliShims(bin, ['tbot']);
     c = await startCluster('example.com');
     // on a trusted workstation: the key, written 0600; its public key printed
     const ws = join(tmp.path, 'workstation');
@@ -101,14 +98,13 @@ describe('any other CI: jobs join with a static key from a CI secret', () => {
     publicKey = made.stdout.trim();
     assert.match(publicKey, /^ssh-ed25519 \S+$/);
     assert.equal(statSync(join(ws, 'ci-key.pem')).mode & 0o777, 0o600);
-    await c.tctlOk(['create', '-f', clusterFile(c, 'role.yaml', roleYaml('static-deployer', me))]);
     for (const [name, mode] of [
       ['ci-static', 'insecure'],
       ['ci-standard', 'standard'],
       ['ci-relaxed', 'relaxed'],
     ] as const)
       await c.tctlOk(['create', '-f', clusterFile(c, `${name}.yaml`, tokenYaml(name, publicKey, mode))]);
-    await c.tctlOk(['bots', 'add', 'static-deployer', '--roles', 'static-deployer', '--token', 'ci-static']);
+    await addDeployerBot(c, 'static-deployer', me, 'ci-static');
     // into the CI system's secret store; the file goes away
     secret = readFileSync(join(ws, 'ci-key.pem')).toString('base64');
     rmSync(join(ws, 'ci-key.pem'));

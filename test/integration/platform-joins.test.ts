@@ -1,21 +1,19 @@
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { userInfo } from 'node:os';
 import { after, before, describe, it } from 'node:test';
 import { GITHUB_ISSUER } from '../../src/join/github/wire.js';
-import { startCluster, type TestCluster, joinFlags } from '../helpers/cluster.js';
+import { daemonArgs, joinFlags, oidcOverride, type TestCluster } from '../helpers/cluster.js';
 import { cli, exited, spawnCli, waitFor } from '../helpers/procs.js';
 import { startIssuer, type TestIssuer } from '../helpers/oidc-issuer.js';
-import { sshRun, startSshd, type Sshd } from '../helpers/sshd.js';
+import { assertSshLogin, startSshCluster, type SshCluster } from '../helpers/ssh-cluster.js';
 
 /** GitHub Actions and Kubernetes joins with the real tbot and mwi, ending in a real sshd login. */
 describe('platform-signed joins end to end (github, kubernetes)', () => {
+  let scene: SshCluster;
   let c: TestCluster;
   let gh: TestIssuer;
   let k8s: TestIssuer;
-  let sshd: Sshd;
-  const me = userInfo().username;
   const tbot = (method: string, token: string, out: string, env: NodeJS.ProcessEnv) =>
     cli('tbot', ['start', ...joinFlags(c, method, token), '--destination-dir', out, '--oneshot'], { env });
 
@@ -23,13 +21,11 @@ describe('platform-signed joins end to end (github, kubernetes)', () => {
     gh = await startIssuer({ issuer: GITHUB_ISSUER });
     k8s = await startIssuer({ issuer: 'https://kubernetes.default.svc.cluster.local', alg: 'ES256' });
     // the real GitHub issuer name, its keys fetched from the test issuer (mwi.yaml oidc.endpoint_overrides)
-    c = await startCluster('platform.example', `oidc:\n  endpoint_overrides:\n    "${GITHUB_ISSUER}": "${gh.url}"\n`);
-    await c.addBot('ci', [me]);
-    sshd = await startSshd(c, join(c.dir, 'sshd'));
+    scene = await startSshCluster('platform.example', oidcOverride(GITHUB_ISSUER, gh.url), 'ci');
+    c = scene.c;
   });
   after(async () => {
-    await sshd?.stop();
-    await c?.stop();
+    await scene?.stop();
     await gh?.close();
     await k8s?.close();
   });
@@ -57,9 +53,7 @@ describe('platform-signed joins end to end (github, kubernetes)', () => {
     };
     const r = await tbot('github', 'gh-deploy', join(c.dir, 'gh-out'), env);
     assert.equal(r.code, 0, r.stderr);
-    const login = await sshRun(join(c.dir, 'gh-out'), sshd.port, me, 'echo from-github-actions');
-    assert.equal(login.code, 0, login.stderr);
-    assert.equal(login.stdout.trim(), 'from-github-actions');
+    await assertSshLogin(scene, join(c.dir, 'gh-out'), 'from-github-actions');
     const joined = c.audit().find((e) => e.event === 'bot.join' && e.success && e.join_method === 'github');
     assert.equal(joined?.repository, 'octo/app');
   });
@@ -127,19 +121,11 @@ describe('platform-signed joins end to end (github, kubernetes)', () => {
     const before = (await count()).length;
     const tbot = spawnCli(
       'tbot',
-      [
-        'start',
-        ...joinFlags(c, 'github', 'gh-deploy'),
-        // a daemon's default storage is /var/lib/tbot (issue #11): tests name theirs
-        '--data-dir',
-        join(c.dir, 'gh-daemon-store'),
-        '--destination-dir',
-        join(c.dir, 'gh-daemon'),
-        '--certificate-ttl',
-        '20s',
-        '--renewal-interval',
-        '1s',
-      ],
+      daemonArgs(c, 'github', 'gh-deploy', {
+        storage: ['--data-dir', join(c.dir, 'gh-daemon-store')],
+        out: join(c.dir, 'gh-daemon'),
+        renewal: '1s',
+      }),
       env,
     );
     try {
@@ -194,9 +180,7 @@ describe('platform-signed joins end to end (github, kubernetes)', () => {
     );
     const r = await tbot('kubernetes', 'k8s-deploy', join(c.dir, 'k8s-out'), { KUBERNETES_TOKEN_PATH: tokenFile });
     assert.equal(r.code, 0, r.stderr);
-    const login = await sshRun(join(c.dir, 'k8s-out'), sshd.port, me, 'echo from-kubernetes');
-    assert.equal(login.code, 0, login.stderr);
-    assert.equal(login.stdout.trim(), 'from-kubernetes');
+    await assertSshLogin(scene, join(c.dir, 'k8s-out'), 'from-kubernetes');
     // the same token again: a replay
     const again = await tbot('kubernetes', 'k8s-deploy', join(c.dir, 'k8s-out2'), { KUBERNETES_TOKEN_PATH: tokenFile });
     assert.equal(again.code, 1);

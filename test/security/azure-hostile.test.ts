@@ -1,12 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { handleChallenge, handleJoin } from '../../src/auth/join.js';
-import { joinHandlers } from '../../src/auth/platform.js';
-import { generateKeys } from '../../src/crypto/keys.js';
 import { JoinRefusal } from '../../src/join/types.js';
 import { testContext } from '../helpers/auth-context.js';
 import {
-  azureSections,
+  azureJoinContext,
   documentJson,
   foreignKey,
   joinPayload,
@@ -59,18 +57,10 @@ describe('azure join: the hostile corpus (each refused, audited with its reason,
   before(async () => {
     az = await startAzure(tmp.path);
     rogue = await makeChain({ rootName: 'Rogue Root' });
-    t = await testContext();
+    ({ t, pub } = await azureJoinContext(az));
     // every refusal on its own line: repeated identical refusals (this corpus makes several) would
     // otherwise be counted into the first one's line, and lastReason() would read an older event
     t.ctx.audit = new FileAuditLog(t.auditPath, t.clock.now, { refusalWindowMs: 0 });
-    t.ctx.methods = joinHandlers(t.ctx.backend, t.ctx.now, azureSections(az), {});
-    pub = (await generateKeys('ec-p256')).publicKeyPem;
-    await t.admin.create(
-      { kind: 'role', metadata: { name: 'vm' }, spec: { allow: { logins: ['deploy'] } } },
-      false,
-      'admin',
-    );
-    await t.admin.create({ kind: 'bot', metadata: { name: 'vm' }, spec: { roles: ['vm'] } }, false, 'admin');
     await t.admin.create(
       {
         kind: 'token',

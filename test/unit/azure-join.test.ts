@@ -1,15 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { handleChallenge, handleJoin } from '../../src/auth/join.js';
-import { joinHandlers } from '../../src/auth/platform.js';
-import { generateKeys } from '../../src/crypto/keys.js';
 import { isMwiError } from '../../src/errors.js';
 import { JoinRefusal } from '../../src/join/types.js';
 import { tokenKey } from '../../src/auth/tokens.js';
 import { testContext } from '../helpers/auth-context.js';
 import { RESOURCE_GROUP_NOTE } from '../../src/join/azure/server.js';
 import {
-  azureSections,
+  azureJoinContext,
   joinPayload,
   startAzure,
   SUBSCRIPTION,
@@ -51,15 +49,7 @@ describe('azure join through the join pipeline (challenge as nonce, rules, Telep
 
   before(async () => {
     az = await startAzure(tmp.path);
-    t = await testContext();
-    t.ctx.methods = joinHandlers(t.ctx.backend, t.ctx.now, azureSections(az), {});
-    pub = (await generateKeys('ec-p256')).publicKeyPem;
-    await t.admin.create(
-      { kind: 'role', metadata: { name: 'vm' }, spec: { allow: { logins: ['deploy'] } } },
-      false,
-      'admin',
-    );
-    await t.admin.create({ kind: 'bot', metadata: { name: 'vm' }, spec: { roles: ['vm'] } }, false, 'admin');
+    ({ t, pub } = await azureJoinContext(az));
   });
   after(async () => {
     await az?.close();

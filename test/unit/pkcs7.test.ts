@@ -5,9 +5,11 @@ import { webcrypto, X509Certificate } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
+import * as pkijs from 'pkijs';
 import { SignedDataError, verifySignedData, type SignedDataProblem } from '../../src/crypto/pkcs7.js';
 import { AWS_RSA2048_CERTIFICATES } from '../../src/join/ec2/certs.js';
 import { dsaIid, iidJson, REAL_AWS_DOCUMENT, signIid, testRegionCa, type TestRegionCa } from '../helpers/aws-iid.js';
+import { foreignKey, makeChain, signDocument, type Chain, type SignOptions } from '../helpers/azure.js';
 import { run, tempDir } from '../helpers/procs.js';
 
 const pem = (body: string) => `-----BEGIN CERTIFICATE-----\n${body}\n-----END CERTIFICATE-----\n`;
@@ -206,5 +208,60 @@ describe('verifySignedData with trust anchors: a signer that chains to a pinned 
     await verifySignedData(bare, { trust: { roots: [c.root], intermediates: [c.inter] } });
     await refused(verifySignedData(carried, { trust: { roots: [other.root] } }), 'untrusted-signer', /does not chain/);
     await refused(verifySignedData(bare, { trust: { roots: [c.root] } }), 'untrusted-signer', /does not chain/);
+  });
+});
+
+describe("verifySignedData for a signer the caller judges: Azure's shape (its digest field quirk, no signed attributes)", () => {
+  let azure: Chain;
+  before(async () => {
+    azure = await makeChain();
+  });
+  const der = async (o: SignOptions = {}) =>
+    Buffer.from(await signDocument('{"nonce":"n"}', azure.signer, o), 'base64');
+  const carried = { trust: { signerCheckedByCaller: true as const } };
+
+  it('returns the certificate the document carries for its signer, and only a signature by its key', async () => {
+    const v = await verifySignedData(await der(), carried);
+    assert.ok(v.signer.raw.equals(azure.signer.der));
+    assert.equal(v.content.toString(), '{"nonce":"n"}');
+    await refused(
+      verifySignedData(await der({ key: await foreignKey() }), carried),
+      'bad-signature',
+      /does not verify/,
+    );
+    // a document that carries no certificate names no signer to judge
+    const sd = new pkijs.SignedData({ schema: pkijs.ContentInfo.fromBER(new Uint8Array(await der())).content });
+    sd.certificates = [];
+    const bare = new pkijs.ContentInfo({ contentType: pkijs.ContentInfo.SIGNED_DATA, content: sd.toSchema(true) });
+    await refused(
+      verifySignedData(Buffer.from(bare.toSchema().toBER(false)), carried),
+      'untrusted-signer',
+      /does not carry its signer's certificate/,
+    );
+  });
+
+  it('a signature algorithm written in the digest field stands for its hash; the content must still match', async () => {
+    // signDocument writes sha256WithRSAEncryption where the digest algorithm belongs (quirk: true by default)
+    assert.equal((await verifySignedData(await der(), carried)).digest, 'SHA-256');
+    assert.equal((await verifySignedData(await der({ rsaEncryption: true }), carried)).digest, 'SHA-256');
+    const pinned = { trust: { certificate: new X509Certificate(azure.signer.der) } };
+    assert.equal((await verifySignedData(await der(), pinned)).content.toString(), '{"nonce":"n"}');
+    const tampered = await der();
+    tampered[tampered.indexOf(Buffer.from('"n"')) + 1] = 'm'.charCodeAt(0);
+    await refused(verifySignedData(tampered, carried), 'bad-signature', /signature does not verify: the content/);
+  });
+
+  it('id-data signed without signed attributes: verified over the content itself where the caller allows it', async () => {
+    const bare = await der({ signedAttrs: false });
+    await refused(verifySignedData(bare, carried), 'malformed', /no signed attributes/);
+    const allowed = { ...carried, signedAttributesOptional: true };
+    const v = await verifySignedData(bare, allowed);
+    assert.equal(v.content.toString(), '{"nonce":"n"}');
+    assert.equal(v.signingTime, undefined);
+    await refused(
+      verifySignedData(await der({ signedAttrs: false, key: await foreignKey() }), allowed),
+      'bad-signature',
+      /does not verify/,
+    );
   });
 });

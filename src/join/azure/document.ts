@@ -1,8 +1,8 @@
 import { timingSafeEqual } from 'node:crypto';
+import { verifyParsedSignedData } from '../../crypto/pkcs7.js';
 import { JoinRefusal } from '../types.js';
 import { commonName, MAX_INTERMEDIATES, signerNameAllowed, verifyChain } from './chain.js';
 import type { AzureTrust } from './config.js';
-import { verifySignedData } from './pkcs7.js';
 import { readSignedData, type AttestedData, type AttestedDocument } from './wire.js';
 
 /** What a verified attested document says about the VM. */
@@ -52,7 +52,12 @@ export async function verifyAttestedDocument(
   let content: Buffer;
   let signer: Buffer;
   try {
-    ({ content, signer } = await verifySignedData(readSignedData(attested.signature)));
+    const verified = await verifyParsedSignedData(readSignedData(attested.signature), {
+      trust: { signerCheckedByCaller: true },
+      signedAttributesOptional: true,
+    });
+    ({ content } = verified);
+    signer = Buffer.from(verified.signer.raw);
   } catch (err) {
     throw new JoinRefusal(`attested document: ${(err as Error).message}`);
   }
