@@ -4,9 +4,8 @@ import { MwiError } from '../errors.js';
 import type { PostgresBackend } from '../storage/postgres.js';
 import { bools, storageError, texts } from '../storage/postgres-pool.js';
 import { LOCK_CLASS, LOCKS } from '../storage/postgres-schema.js';
-import { currentRequest } from '../util/http-guard.js';
 import { createLogger } from '../util/log.js';
-import type { AuditEvent, AuditFilter, AuditLog } from './audit.js';
+import { auditLine, type AuditEvent, type AuditFilter, type AuditLog } from './audit.js';
 import { RefusalAggregator } from './audit-refusals.js';
 
 const log = createLogger('audit');
@@ -84,10 +83,8 @@ export class DbAuditLog implements AuditLog {
 
   emit(event: AuditEvent): void {
     if (this.closed) return;
-    const time = new Date(this.now()).toISOString();
-    if (this.refusalLines.absorb(event, time)) return;
-    const request = currentRequest();
-    this.queue({ time, ...event, ...(request ? { request_id: request.id } : {}) });
+    const line = auditLine(event, this.now(), this.refusalLines);
+    if (line) this.queue(line);
   }
 
   private queue(line: Record<string, unknown>): void {

@@ -11,6 +11,23 @@ import { RefusalAggregator } from './audit-refusals.js';
 
 const log = createLogger('audit');
 
+/**
+ * The line an event becomes (its time, the event, its request's id), or undefined when it repeats
+ * a refusal `refusals` is counting: what every audit log writes, whatever it writes to.
+ */
+export function auditLine(
+  event: AuditEvent,
+  now: number,
+  refusals: RefusalAggregator,
+): Record<string, unknown> | undefined {
+  const time = new Date(now).toISOString();
+  if (refusals.absorb(event, time)) return undefined;
+  // the request's id, as in its x-request-id header and its log lines (not part of what makes
+  // two refusals identical: a summary line of repeated refusals has none)
+  const request = currentRequest();
+  return { time, ...event, ...(request ? { request_id: request.id } : {}) };
+}
+
 /** Event names, stable: scripts filter on them (the list is the API's). */
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];
 
@@ -103,12 +120,8 @@ export class FileAuditLog implements AuditLog {
 
   emit(event: AuditEvent): void {
     if (this.closed) return;
-    const time = new Date(this.now()).toISOString();
-    if (this.refusals.absorb(event, time)) return;
-    // the request's id, as in its x-request-id header and its log lines (not part of what makes
-    // two refusals identical: a summary line of repeated refusals has none)
-    const request = currentRequest();
-    this.queue({ time, ...event, ...(request ? { request_id: request.id } : {}) });
+    const line = auditLine(event, this.now(), this.refusals);
+    if (line) this.queue(line);
   }
 
   private queue(line: Record<string, unknown>): void {
