@@ -21,6 +21,8 @@ command -v mmdebstrap >/dev/null 2>&1 || need+=(mmdebstrap)
 # PostgreSQL 15 (Debian's): the PostgreSQL backend's tests run their own server from
 # /usr/lib/postgresql/15/bin (test/helpers/postgres.ts), not the service the package sets up
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql)
+# python3-grpcio, python3-grpc-tools: an independent (C-core) gRPC client of the SPIFFE Workload API
+/usr/bin/python3 -c "import grpc, grpc_tools" >/dev/null 2>&1 || need+=(python3-grpcio python3-grpc-tools)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing test dependencies: ${need[*]}"
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
