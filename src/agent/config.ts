@@ -49,7 +49,18 @@ export const tbotSchema = z
       .object({
         join_method: z.string().min(1),
         token: z.string().min(1).optional(),
-        ca_pins: z.array(z.string().regex(/^sha256:[0-9a-fA-F]{64}$/, 'expected sha256:<64 hex digits>')).default([]),
+        ca_pins: z
+          .array(
+            z
+              .string()
+              .regex(/^sha256:[0-9a-fA-F]{64}$/, 'expected sha256:<64 hex digits>')
+              // deploy/kubernetes/tbot.yaml ships this placeholder: say so rather than fail at the first contact
+              .refine(
+                (p) => !/^sha256:0{64}$/.test(p),
+                'the all-zero pin is a placeholder: put the CA pin from `tctl status` here',
+              ),
+          )
+          .default([]),
         ca_path: z.string().min(1).optional(),
         ...methodBlocks,
       })

@@ -79,6 +79,11 @@ describe('tbot bad input', () => {
       message: /onboarding\.ca_pins\[0\]: expected sha256:<64 hex digits>/,
     },
     {
+      name: 'the placeholder CA pin of deploy/kubernetes/tbot.yaml',
+      body: (p) => config(p, onboarding().replace(cluster.caPin, `sha256:${'0'.repeat(64)}`)),
+      message: /onboarding\.ca_pins\[0\]: the all-zero pin is a placeholder: put the CA pin from `tctl status` here/,
+    },
+    {
       name: 'no CA pin',
       body: (p) => config(p, onboarding().replace(/ {2}ca_pins.*\n/, '')),
       message: /onboarding\.ca_pins: required for the first join/,
@@ -128,7 +133,7 @@ describe('tbot bad input', () => {
     const token = await cluster.addBot('pinned', ['deploy']);
     const p = paths();
     const flags = tbotFlags(cluster, token, p.storage, p.out).map((f) =>
-      f === cluster.caPin ? `sha256:${'0'.repeat(64)}` : f,
+      f === cluster.caPin ? `sha256:${'ab'.repeat(32)}` : f,
     );
     const r = await cli('tbot', ['start', ...flags, '--oneshot']);
     assert.equal(r.code, 1);

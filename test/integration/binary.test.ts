@@ -310,7 +310,7 @@ describe('single executables: npm run build:binary (issue #13)', () => {
     writeFileSync(
       tbotYaml,
       'version: v2\nauth_server: 127.0.0.1:3025\n' +
-        `onboarding: {join_method: token, token: x, ca_pins: ["sha256:${'0'.repeat(64)}"]}\n` +
+        `onboarding: {join_method: token, token: x, ca_pins: ["sha256:${'ab'.repeat(32)}"]}\n` +
         `storage: {type: directory, path: ${join(t.path, 'bot')}}\n`,
     );
     const mwiYaml = join(t.path, 'mwi.yaml');

@@ -119,7 +119,7 @@ describe('docs/errors.md, walked against mwi, tctl and tbot', () => {
         const token = await c.addBot('pinned', ['deploy']);
         const d = dir();
         const flags = tbotFlags(c, token, join(d, 's'), join(d, 'o')).map((f) =>
-          f === c.caPin ? `sha256:${'0'.repeat(64)}` : f,
+          f === c.caPin ? `sha256:${'ab'.repeat(32)}` : f,
         );
         return cli('tbot', ['start', ...flags, '--oneshot']);
       },

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { cli, exited, run, spawnCli, tempDir, waitFor } from '../helpers/procs.js';
 
-const PIN = `sha256:${'0'.repeat(64)}`;
+const PIN = `sha256:${'ab'.repeat(32)}`;
 
 /** systemd-analyze is there (systemd 252 on the test machines); without it the checks are skipped. */
 const analyze = async (args: string[]) => run('systemd-analyze', args, { timeoutMs: 60_000 });

@@ -157,7 +157,13 @@ describe('deploy/kubernetes (kustomize)', () => {
     assert.equal(source.serviceAccountToken.audience, 'example.com');
   });
 
-  it("the ConfigMap's tbot.yaml is one tbot accepts: Secret storage and output, the kubernetes join", async () => {
+  it("the ConfigMap's tbot.yaml is one tbot accepts once its pin is filled in: Secret storage and output, the kubernetes join", async () => {
+    // as shipped, its all-zero pin is refused as the placeholder it is
+    assert.throws(
+      () => validateTbotConfig(parse(tbotYaml), {}),
+      /onboarding\.ca_pins\[0\]: the all-zero pin is a placeholder/,
+    );
+    tbotYaml = tbotYaml.replace(`sha256:${'0'.repeat(64)}`, `sha256:${'ab'.repeat(32)}`);
     const cfg = validateTbotConfig(parse(tbotYaml), {});
     assert.equal(cfg.joinMethod, 'kubernetes');
     assert.deepEqual(cfg.storage, { type: 'kubernetes_secret', name: 'tbot' });

@@ -123,7 +123,7 @@ describe('tbot --proxy-server against mwi start --tls-cert (a publicly trusted c
     const token = await c.addBot('pinned', ['deploy']);
     const wrong = await cli(
       'tbot',
-      ['start', '--proxy-server', c.addr, '--ca-pin', `sha256:${'0'.repeat(64)}`, '--token', token, '--oneshot'],
+      ['start', '--proxy-server', c.addr, '--ca-pin', `sha256:${'ab'.repeat(32)}`, '--token', token, '--oneshot'],
       { env: trusted },
     );
     assert.equal(wrong.code, 1, wrong.stderr);

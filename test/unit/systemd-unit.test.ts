@@ -5,7 +5,7 @@ import { destinationPaths } from '../../src/agent/destinations/index.js';
 import { isMwiError } from '../../src/errors.js';
 import { systemdUnit, systemdWord, type UnitSpec } from '../../src/util/systemd-unit.js';
 
-const PIN = `sha256:${'0'.repeat(64)}`;
+const PIN = `sha256:${'ab'.repeat(32)}`;
 const base: UnitSpec = {
   description: 'test',
   user: 'tbot',
