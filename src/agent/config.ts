@@ -29,8 +29,11 @@ export const DEFAULT_RENEWAL_INTERVAL = '20m';
 export const DEFAULT_STORAGE_DIR = '/var/lib/tbot';
 
 /** `onboarding.<method>`: each join method's own block, as its client half defines it. */
+// an emptied block (`bound_keypair:` once its only line is deleted) is YAML's null: taken as absent
 const methodBlocks = Object.fromEntries(
-  [...CLIENT_METHODS.values()].flatMap((m) => (m.options ? [[m.name, m.options.schema.optional()]] : [])),
+  [...CLIENT_METHODS.values()].flatMap((m) =>
+    m.options ? [[m.name, z.preprocess((v) => (v === null ? undefined : v), m.options.schema.optional())]] : [],
+  ),
 );
 
 /** tbot.yaml, version v2: the subset of Teleport's schema that mwi implements. */

@@ -242,6 +242,12 @@ describe('onboarding options of join methods', () => {
     refused(withBlocks('token', { github: {} }), 'onboarding.github', /^unknown key/);
   });
 
+  it('an emptied block (YAML null, its last line deleted) counts as absent', () => {
+    // docs/deploy/linux.md: once the key is registered, the registration_secret_path line goes
+    assert.deepEqual(optionsOf(withBlocks('bound_keypair', { bound_keypair: null })), {});
+    assert.deepEqual(optionsOf(withBlocks('gitlab', { gitlab: null })), {});
+  });
+
   it('gitlab: the block is passed as it is, and checked', () => {
     const named = { token_env_var_name: 'MY_JWT' };
     assert.deepEqual(optionsOf(withBlocks('gitlab', { gitlab: named })), named);
