@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { X509Certificate, createPublicKey } from 'node:crypto';
-import { ApiClient, discoverCA } from '../api/client.js';
+import { ApiClient, discoverCA, type ClientTLS } from '../api/client.js';
 import { PATHS, type BotCredentialResponse, type JoinRequest, type PingResponse } from '../api/wire.js';
 import { generateKeys, sha256Hex, type PemKeyPair } from '../crypto/keys.js';
 import { splitPemBundle } from '../crypto/pem.js';
@@ -23,6 +23,8 @@ import { ioReason } from '../util/io-reason.js';
 export class BotIdentity {
   private state: BotState = { version: 2, methods: {} };
   private client: ApiClient | undefined;
+  /** The last client made (its preferred address is where the next one starts). */
+  private lastClient: ApiClient | undefined;
   private readonly mutex = new Mutex();
   private readonly listeners: Array<() => void> = [];
 
@@ -91,10 +93,24 @@ export class BotIdentity {
     // that expired or was swapped, cannot make a joined tbot talk to anyone but its cluster (it
     // would hand workloads that server's CAs and certificates). The public certificate itself is
     // never checked against the cluster's CA, which did not issue it (docs/security.md).
-    this.client = new ApiClient({
+    this.client = this.apiClient({ ca: id.tls_ca_certs, cert: id.tls_cert, key: id.key });
+  }
+
+  /**
+   * A client for the configured addresses that starts with the one the previous client last
+   * reached (a join's client hands over to the identity's), and says when it fails over.
+   */
+  private apiClient(tls: ClientTLS): ApiClient {
+    const previous = this.lastClient;
+    const client = new ApiClient({
       addrs: this.cfg.authServers,
-      tls: { ca: id.tls_ca_certs, cert: id.tls_cert, key: id.key },
+      tls,
+      preferredAddr: previous?.preferredAddr,
+      onFailover: (from, to, err) =>
+        this.log.warn('the Auth Service did not answer; trying the next address', { from, to, error: err.message }),
     });
+    this.lastClient = client;
+    return client;
   }
 
   private async persist(): Promise<void> {
@@ -169,10 +185,7 @@ export class BotIdentity {
     const api =
       refresh && this.client && cur
         ? this.client
-        : new ApiClient({
-            addrs: this.cfg.authServers,
-            tls: { ca: cur?.tls_ca_certs ?? (await this.firstContactCA()) },
-          });
+        : this.apiClient({ ca: cur?.tls_ca_certs ?? (await this.firstContactCA()) });
     const token = this.cfg.token ?? '';
     const jctx: ClientJoinContext = {
       token,

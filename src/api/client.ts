@@ -91,7 +91,11 @@ function unreachable(addr: string, cause: unknown): MwiError {
  * the server presented whose SPKI hash matches one of `pins`, after checking that it really
  * signed the server's certificate. No request is sent before this succeeds.
  */
-export async function discoverCA(addr: string, pins: string[] | 'any', timeoutMs = 10_000): Promise<string> {
+export async function discoverCA(
+  addr: string,
+  pins: string[] | 'any',
+  timeoutMs = HANDSHAKE_TIMEOUT_MS,
+): Promise<string> {
   const { host, port } = parseAddr(addr);
   const chain = await new Promise<DetailedPeerCertificate>((resolve, reject) => {
     const socket = tlsConnect({
@@ -169,6 +173,25 @@ export interface ApiClientOptions {
   addrs: string[];
   tls: ClientTLS;
   timeoutMs?: number;
+  /** The address to try first (the one an earlier client of the same tbot last reached). */
+  preferredAddr?: string | undefined;
+  /** Told when a request moves on from an address that failed it to the next one. */
+  onFailover?: (from: string, to: string, reason: MwiError) => void;
+}
+
+/** How long a new connection may take to complete its TLS handshake (a frozen host answers nothing). */
+export const HANDSHAKE_TIMEOUT_MS = 5000;
+
+/**
+ * Whether a request that failed at `err` may be sent to the next address: the address could not
+ * be reached, or the replica there answered that it has lost its database ("storage
+ * unavailable"), which changed nothing it could commit. A renewal whose answer was lost either
+ * way is accepted once more with the same key (auth/instances.ts), a spent single-use token stays
+ * spent: sending the request elsewhere is as safe as sending it again.
+ */
+export function isFailover(err: unknown): err is MwiError {
+  if (!(err instanceof MwiError)) return false;
+  return err.code === 'UNREACHABLE' || (err.code === 'STORAGE' && /^storage unavailable\b/.test(err.message));
 }
 
 /** How often a RATE_LIMITED request is sent again, and the longest wait honoured each time. */
@@ -201,8 +224,20 @@ class ClientConnections {
       minVersion: 'TLSv1.3',
     });
     const connect = this.agent.createConnection.bind(this.agent) as (o: object, cb?: unknown) => Socket;
-    (this.agent as unknown as { createConnection: (o: object, cb?: unknown) => Socket }).createConnection = (o, cb) =>
-      connect({ ...o, secureContext: (this.context ??= secureContextFor(this.tls)) }, cb);
+    (this.agent as unknown as { createConnection: (o: object, cb?: unknown) => Socket }).createConnection = (o, cb) => {
+      const socket = connect({ ...o, secureContext: (this.context ??= secureContextFor(this.tls)) }, cb);
+      // a host that accepts the connection and then says nothing (frozen, or a black hole) is
+      // given up after HANDSHAKE_TIMEOUT_MS, so the next address is tried without waiting out
+      // the whole request timeout
+      const timer = setTimeout(
+        () => socket.destroy(new Error(`no TLS handshake within ${HANDSHAKE_TIMEOUT_MS / 1000}s`)),
+        HANDSHAKE_TIMEOUT_MS,
+      );
+      timer.unref();
+      socket.once('secureConnect', () => clearTimeout(timer));
+      socket.once('close', () => clearTimeout(timer));
+      return socket;
+    };
   }
 
   /** A renewal answered on `carrier`: new connections present `tls`; every other one is closed. */
@@ -233,11 +268,17 @@ export class ApiClient {
   constructor(private readonly opts: ApiClientOptions) {
     if (opts.addrs.length === 0) throw new TypeError('ApiClient needs at least one address');
     this.connections = new ClientConnections(opts.tls);
+    this.preferred = Math.max(0, opts.addrs.indexOf(opts.preferredAddr ?? ''));
   }
 
   /** The Auth Service addresses this client uses. */
   get addrs(): readonly string[] {
     return this.opts.addrs;
+  }
+
+  /** The address the last answered request went to (tried first by the next one). */
+  get preferredAddr(): string {
+    return this.opts.addrs[this.preferred]!;
   }
 
   /**
@@ -280,7 +321,8 @@ export class ApiClient {
         return out;
       } catch (err) {
         last = err;
-        if (!(err instanceof MwiError && err.code === 'UNREACHABLE')) throw err;
+        if (!isFailover(err)) throw err;
+        if (i + 1 < n) this.opts.onFailover?.(this.opts.addrs[idx]!, this.opts.addrs[(idx + 1) % n]!, err);
       }
     }
     throw last;

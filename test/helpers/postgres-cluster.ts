@@ -43,6 +43,8 @@ export interface HaOptions {
   pg?: PgServer;
   env?: NodeJS.ProcessEnv;
   mwiYaml?: string;
+  /** The storage URL replica `i` is started with (default: the database's URL, the same for all). */
+  storageFor?: (url: string, i: number) => string;
 }
 
 async function replica(auth: LaunchedAuth): Promise<Replica> {
@@ -69,7 +71,11 @@ export async function startHa(opts: HaOptions = {}): Promise<HaCluster> {
     Array.from({ length: n }, (_, i) =>
       launchAuth({
         clusterName: opts.name ?? 'ha.example.com',
-        args: ['--storage', storage, ...(opts.listens?.[i] ? ['--listen', opts.listens[i]] : [])],
+        args: [
+          '--storage',
+          opts.storageFor?.(storage, i) ?? storage,
+          ...(opts.listens?.[i] ? ['--listen', opts.listens[i]] : []),
+        ],
         prefix: `ha${i}`,
         env: { MWI_LOG_LEVEL: 'warn', ...opts.env },
         mwiYaml: opts.mwiYaml,
