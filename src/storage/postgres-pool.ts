@@ -11,6 +11,12 @@ import type { PgTarget } from './postgres-url.js';
  */
 export const STATEMENT_TIMEOUT_MS = 5000;
 export const QUERY_TIMEOUT_MS = 8000;
+/**
+ * A write transaction holds the revision counter's row lock, which every replica's writes wait
+ * for, between its two round trips: a replica paused there (a VM pause, a long GC, a partition
+ * without a reset) has its transaction ended by the server after this long, not 16 s.
+ */
+export const IDLE_IN_TRANSACTION_MS = 2000;
 /** Connections per Auth Service process. */
 export const POOL_SIZE = 10;
 
@@ -35,7 +41,7 @@ function poolFor(t: PgTarget, ssl: false | ConnectionOptions): pg.Pool {
     connectionTimeoutMillis: t.connectTimeoutMs,
     statement_timeout: STATEMENT_TIMEOUT_MS,
     query_timeout: QUERY_TIMEOUT_MS,
-    idle_in_transaction_session_timeout: 2 * QUERY_TIMEOUT_MS,
+    idle_in_transaction_session_timeout: IDLE_IN_TRANSACTION_MS,
     keepAlive: true,
     max: POOL_SIZE,
     idleTimeoutMillis: 30_000,

@@ -57,7 +57,19 @@ export async function migrate(pool: pg.Pool): Promise<void> {
   const c = await pool.connect();
   try {
     await c.query(`SET statement_timeout = ${MIGRATE_WAIT_MS}`);
-    await c.query('SELECT pg_advisory_lock($1, $2)', [LOCK_CLASS, LOCKS.migrate]);
+    // the driver's own read timeout (8 s for the pool) would give up long before the server does
+    const wait = { query_timeout: MIGRATE_WAIT_MS + 5000 };
+    try {
+      await c.query({ text: 'SELECT pg_advisory_lock($1, $2)', values: [LOCK_CLASS, LOCKS.migrate], ...wait });
+    } catch (err) {
+      if ((err as { code?: string }).code !== '57014') throw err;
+      throw new MwiError(
+        'STORAGE',
+        `another replica held the schema migration lock for ${MIGRATE_WAIT_MS / 1000}s: is one stuck migrating ` +
+          '(pg_stat_activity shows it)? Start again once it has finished',
+        { cause: err },
+      );
+    }
     // CREATE TABLE IF NOT EXISTS needs the CREATE privilege even when the table exists: a role
     // that was given only the tables (an operator ran the migrations) must still start
     const exists = await c.query<{ t: string | null }>("SELECT to_regclass('mwi_schema_version') AS t");
@@ -73,7 +85,7 @@ export async function migrate(pool: pg.Pool): Promise<void> {
     for (let v = version; v < MIGRATIONS.length; v++) {
       await c.query('BEGIN');
       try {
-        await c.query(MIGRATIONS[v]!);
+        await c.query({ text: MIGRATIONS[v]!, ...wait });
         await c.query('INSERT INTO mwi_schema_version (version, applied) VALUES ($1, now())', [v + 1]);
         await c.query('COMMIT');
       } catch (err) {

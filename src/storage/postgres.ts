@@ -45,6 +45,17 @@ function keysOf(w: Write): string[] {
 }
 
 /**
+ * PostgreSQL's text cannot hold U+0000; one in a batch would fail every write (or read) sharing
+ * its statement. mwi's keys are checked names and its values JSON (which escapes it), so this is
+ * a programming error, refused for the one request that carries it.
+ */
+function nul(...texts: Array<string | undefined>): MwiError | undefined {
+  return texts.some((t) => t?.includes('\u0000'))
+    ? new MwiError('INTERNAL', 'a NUL character cannot be stored in PostgreSQL')
+    : undefined;
+}
+
+/**
  * PostgreSQL backend, for several Auth Service replicas sharing one database.
  *
  * Every write transaction first locks the revision counter's row: writes are serialized across
@@ -103,6 +114,8 @@ export class PostgresBackend implements Backend {
    */
   get(key: string): Promise<Item | undefined> {
     if (this.closed) return Promise.reject(new MwiError('STORAGE', 'storage is closed'));
+    const bad = nul(key);
+    if (bad) return Promise.reject(bad);
     return new Promise((resolve, reject) => {
       if (this.gets.size === 0) setImmediate(() => void this.readGets());
       const waiting = this.gets.get(key);
@@ -170,6 +183,11 @@ export class PostgresBackend implements Backend {
 
   private enqueue<T>(write: Write): Promise<T> {
     if (this.closed) return Promise.reject(new MwiError('STORAGE', 'storage is closed'));
+    const bad =
+      write.kind === 'tx'
+        ? nul(...write.ops.flatMap((o) => [o.key, o.op === 'delete' ? undefined : o.value]))
+        : nul(write.key, write.kind === 'delete' ? undefined : write.value);
+    if (bad) return Promise.reject(bad);
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ write, resolve: resolve as (v: unknown) => void, reject });
       this.flushing ??= this.drain();
@@ -213,7 +231,11 @@ export class PostgresBackend implements Backend {
         }
         // retried only when nothing can have been committed
         const again = !committing && attempt < ATTEMPTS && (isRetryable(err) || (client && isConnectionError(err)));
-        if (again) continue;
+        if (again) {
+          // apart, so that writers that collided do not collide again at once
+          await new Promise((r) => setTimeout(r, 5 * 2 ** attempt * (1 + Math.random())));
+          continue;
+        }
         const failure = committing
           ? new MwiError(
               'STORAGE',
@@ -239,8 +261,11 @@ export class PostgresBackend implements Backend {
   private async apply(client: pg.PoolClient, batch: Pending[]) {
     const now = this.now();
     const keys = [...new Set(batch.flatMap((p) => keysOf(p.write)))];
+    // READ COMMITTED whatever the database's default: the counter's row lock orders the writers,
+    // and the read after it must see every transaction committed before it was granted (under
+    // REPEATABLE READ or SERIALIZABLE, taking that lock fails with 40001 under contention)
     const first = (await client.query(
-      "BEGIN; SELECT value FROM mwi_counters WHERE name = 'revision' FOR UPDATE; " +
+      "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT value FROM mwi_counters WHERE name = 'revision' FOR UPDATE; " +
         `SELECT key, revision FROM mwi_kv WHERE key = ANY(${texts(keys)}) ` +
         `AND (expires IS NULL OR expires > ${int(now)})`,
     )) as unknown as [
@@ -253,21 +278,21 @@ export class PostgresBackend implements Backend {
     let rev = base;
     const final = new Map<string, { value: string; revision: number; expires: number | undefined } | null>();
     const changes: Array<{ revision: number; key: string; deleted: boolean }> = [];
-    const events: WatchEvent[] = [];
+    const events: Array<{ event: WatchEvent; revision: number }> = [];
     const results: Array<{ ok: true; out: unknown } | { ok: false; err: unknown }> = [];
     const put = (key: string, value: string, expires: number | undefined): Item => {
       const item: Item = { key, value, revision: ++rev, expires };
       state.set(key, item.revision);
       final.set(key, { value, revision: item.revision, expires });
       changes.push({ revision: item.revision, key, deleted: false });
-      events.push({ type: 'put', item });
+      events.push({ event: { type: 'put', item }, revision: item.revision });
       return item;
     };
     const remove = (key: string) => {
       state.delete(key);
       final.set(key, null);
       changes.push({ revision: ++rev, key, deleted: true });
-      events.push({ type: 'delete', key });
+      events.push({ event: { type: 'delete', key }, revision: rev });
     };
     for (const { write: w } of batch) {
       if (w.kind === 'put') results.push({ ok: true, out: put(w.key, w.value, w.expires) });

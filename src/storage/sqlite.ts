@@ -357,18 +357,19 @@ export class SqliteBackend implements Backend {
 
   /**
    * Delivers other processes' changes since the last poll (ours were delivered when made).
-   * A deleted row is a delete; otherwise the row as it is now.
+   * A deleted row is a delete, unless the key was written again since (by this process, whose
+   * watchers already have the newer value, or by another, whose put comes later in the log); a
+   * written row is the row as it is now, if no later change replaced it.
    */
   pollChanges(): void {
     if (!this.db.open) return;
     for (const c of this.stmts.changesSince.all(this.seen)) {
       this.seen = c.revision;
       if (this.mine.delete(c.revision)) continue;
-      if (c.deleted) this.watchers.emit({ type: 'delete', key: c.key });
-      else {
-        const row = this.stmts.rawGet.get(c.key);
-        if (row && row.revision === c.revision) this.watchers.emit({ type: 'put', item: toItem(row) });
-      }
+      const row = this.stmts.rawGet.get(c.key);
+      if (c.deleted) {
+        if (!row || row.revision < c.revision) this.watchers.emit({ type: 'delete', key: c.key });
+      } else if (row && row.revision === c.revision) this.watchers.emit({ type: 'put', item: toItem(row) });
     }
   }
 
