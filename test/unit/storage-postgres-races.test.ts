@@ -218,7 +218,7 @@ it('postgres: a NUL character fails its own write only, not the others sharing i
     assert.equal(two.status, 'fulfilled');
     for (const r of [bad, read]) {
       assert.equal(r.status, 'rejected');
-      assert.match(String((r).reason), /NUL character cannot be stored/);
+      assert.match(String(r.reason), /NUL character cannot be stored/);
     }
     assert.equal((await b.get('/x/1'))?.value, 'a');
   } finally {
