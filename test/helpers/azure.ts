@@ -21,6 +21,9 @@ import { startIssuer, type TestIssuer } from './oidc-issuer.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
+/** Key usage flags for makeChain's `leafKeyUsage`. */
+export const KeyUsage = x509.KeyUsageFlags;
+
 export const TENANT = '72f988bf-86f1-41af-91ab-2d7cd011db47';
 export const SUBSCRIPTION = '0b1f6471-1bf0-4dda-aec3-cb9272f09590';
 export const VM_ID = '02aab8a4-74ef-476e-8182-f6d2ba4166a6';
@@ -62,11 +65,14 @@ async function certificate(opts: {
   aia?: string;
   notBefore?: Date;
   notAfter?: Date;
+  /** Key usage flags (x509.KeyUsageFlags); CAs get keyCertSign unless this says otherwise. */
+  keyUsage?: number;
 }): Promise<CertAndKey> {
   const keys = await webcrypto.subtle.generateKey(RSA, true, ['sign', 'verify']);
   const now = Date.now();
   const extensions: x509.Extension[] = [new x509.BasicConstraintsExtension(opts.ca, undefined, true)];
-  if (opts.ca) extensions.push(new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign, true));
+  const usage = opts.keyUsage ?? (opts.ca ? x509.KeyUsageFlags.keyCertSign : undefined);
+  if (usage !== undefined) extensions.push(new x509.KeyUsagesExtension(usage, true));
   if (opts.aia)
     extensions.push(new x509.AuthorityInfoAccessExtension({ caIssuers: [new x509.GeneralName('url', opts.aia)] }));
   const common = {
@@ -94,7 +100,17 @@ async function certificate(opts: {
  * `/pkiops/certs/root.crt`), as Microsoft's point to its PKI repository.
  */
 export async function makeChain(
-  opts: { name?: string; links?: string; rootName?: string; leafNotAfter?: Date; under?: Chain } = {},
+  opts: {
+    name?: string;
+    links?: string;
+    rootName?: string;
+    leafNotAfter?: Date;
+    under?: Chain;
+    /** The signer is a CA (basicConstraints CA:TRUE). */
+    leafCa?: boolean;
+    /** The signer's key usage flags (x509.KeyUsageFlags); none by default, as Azure's. */
+    leafKeyUsage?: number;
+  } = {},
 ): Promise<{ root: CertAndKey; issuing: CertAndKey; signer: CertAndKey }> {
   const link = (name: string) => (opts.links ? { aia: `${opts.links}/pkiops/certs/${name}.crt` } : {});
   // `under`: another signer from the same root and issuing CA (RSA keys are slow to make)
@@ -106,7 +122,8 @@ export async function makeChain(
   const signer = await certificate({
     subject: `CN=${opts.name ?? 'metadata.azure.com'}`,
     issuer: issuing,
-    ca: false,
+    ca: opts.leafCa ?? false,
+    ...(opts.leafKeyUsage !== undefined ? { keyUsage: opts.leafKeyUsage } : {}),
     ...link('issuing'),
     ...(opts.leafNotAfter ? { notAfter: opts.leafNotAfter } : {}),
   });
