@@ -233,6 +233,8 @@ export const AUDIT_EVENT_TYPES = [
   'auth.start',
   // a request made with an operator identity (tctl auth sign --admin): each use, under its name
   'admin.request',
+  // an EC2 instance joined through an ec2 token after joining through another (a warning)
+  'ec2.instance_rejoined_other_token',
 ] as const;
 
 /** An audit event as logged: these fields and any other the event has. */

@@ -246,6 +246,8 @@ async function createInstance(ctx: AuthContext, j: Join, verdict: JoinVerdict): 
     ...verdict.attributes,
     ...j.audit,
   });
+  for (const e of verdict.events ?? [])
+    ctx.audit.emit({ ...e, success: true, bot_name: j.botName, bot_instance_id: j.newInstanceId, ...j.audit });
   return identity;
 }
 

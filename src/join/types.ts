@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import type { AUDIT_EVENT_TYPES } from '../api/admin.js';
 import type { JoinRequest } from '../api/wire.js';
 import { MwiError } from '../errors.js';
 
@@ -169,6 +170,11 @@ export interface JoinVerdict {
   methodData?: Record<string, unknown>;
   /** Records written with the new bot instance (never with a refresh): see JoinRecord. */
   records?: JoinRecord[];
+  /**
+   * Audit events the Auth Service emits once the join committed (e.g. a warning for the operator),
+   * with the join's bot, instance and request fields added.
+   */
+  events?: Array<{ event: (typeof AUDIT_EVENT_TYPES)[number]; reason: string; [field: string]: unknown }>;
 }
 
 export interface ChallengeContext {

@@ -1,7 +1,8 @@
 // Azure on 127.0.0.1: a PKI (root -> issuing CA -> metadata.azure.com) that signs attested
 // documents in the shape IMDS signs them (PKCS#7 SignedData, attached JSON content, the signer's
 // certificate only, Azure's digest algorithm quirk), an IMDS (versions, attested document, managed
-// identity tokens) and the tenant's token issuer (OIDC discovery and keys).
+// identity tokens), the tenant's token issuer (OIDC discovery and keys) and Azure Resource Manager
+// (arm.ts).
 import 'reflect-metadata';
 import { randomUUID, webcrypto } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
@@ -15,9 +16,13 @@ import * as pkijs from 'pkijs';
 import { joinHandlers } from '../../src/auth/platform.js';
 import { generateKeys } from '../../src/crypto/keys.js';
 import { testContext } from './auth-context.js';
+import { startArm, type TestArm } from './arm.js';
 import { startIssuer, type TestIssuer } from './oidc-issuer.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+
+/** Key usage flags for makeChain's `leafKeyUsage`. */
+export const KeyUsage = x509.KeyUsageFlags;
 
 export const TENANT = '72f988bf-86f1-41af-91ab-2d7cd011db47';
 export const SUBSCRIPTION = '0b1f6471-1bf0-4dda-aec3-cb9272f09590';
@@ -25,7 +30,15 @@ export const VM_ID = '02aab8a4-74ef-476e-8182-f6d2ba4166a6';
 export const RESOURCE_GROUP = 'Prod-RG';
 export const STS = `https://sts.windows.net/${TENANT}/`;
 
-/** A system-assigned identity's VM resource id. */
+/** A VM's resource id as Azure Resource Manager spells it (`resourceGroups`). */
+export const armVmId = (sub = SUBSCRIPTION, rg = RESOURCE_GROUP, name = 'web-1') =>
+  `/subscriptions/${sub}/resourceGroups/${rg}/providers/Microsoft.Compute/virtualMachines/${name}`;
+
+/** The user-assigned identity the test VM holds (tokenClaims({ userAssigned: true })'s xms_mirid). */
+export const identityId = (sub = SUBSCRIPTION) =>
+  `/subscriptions/${sub}/resourcegroups/identities/providers/Microsoft.ManagedIdentity/userAssignedIdentities/deployer`;
+
+/** A system-assigned identity's VM resource id (as a token's xms_mirid writes it). */
 export const vmResourceId = (sub = SUBSCRIPTION, rg = RESOURCE_GROUP, name = 'web-1') =>
   `/subscriptions/${sub}/resourcegroups/${rg}/providers/Microsoft.Compute/virtualMachines/${name}`;
 
@@ -52,11 +65,14 @@ async function certificate(opts: {
   aia?: string;
   notBefore?: Date;
   notAfter?: Date;
+  /** Key usage flags (x509.KeyUsageFlags); CAs get keyCertSign unless this says otherwise. */
+  keyUsage?: number;
 }): Promise<CertAndKey> {
   const keys = await webcrypto.subtle.generateKey(RSA, true, ['sign', 'verify']);
   const now = Date.now();
   const extensions: x509.Extension[] = [new x509.BasicConstraintsExtension(opts.ca, undefined, true)];
-  if (opts.ca) extensions.push(new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign, true));
+  const usage = opts.keyUsage ?? (opts.ca ? x509.KeyUsageFlags.keyCertSign : undefined);
+  if (usage !== undefined) extensions.push(new x509.KeyUsagesExtension(usage, true));
   if (opts.aia)
     extensions.push(new x509.AuthorityInfoAccessExtension({ caIssuers: [new x509.GeneralName('url', opts.aia)] }));
   const common = {
@@ -84,7 +100,17 @@ async function certificate(opts: {
  * `/pkiops/certs/root.crt`), as Microsoft's point to its PKI repository.
  */
 export async function makeChain(
-  opts: { name?: string; links?: string; rootName?: string; leafNotAfter?: Date; under?: Chain } = {},
+  opts: {
+    name?: string;
+    links?: string;
+    rootName?: string;
+    leafNotAfter?: Date;
+    under?: Chain;
+    /** The signer is a CA (basicConstraints CA:TRUE). */
+    leafCa?: boolean;
+    /** The signer's key usage flags (x509.KeyUsageFlags); none by default, as Azure's. */
+    leafKeyUsage?: number;
+  } = {},
 ): Promise<{ root: CertAndKey; issuing: CertAndKey; signer: CertAndKey }> {
   const link = (name: string) => (opts.links ? { aia: `${opts.links}/pkiops/certs/${name}.crt` } : {});
   // `under`: another signer from the same root and issuing CA (RSA keys are slow to make)
@@ -96,7 +122,8 @@ export async function makeChain(
   const signer = await certificate({
     subject: `CN=${opts.name ?? 'metadata.azure.com'}`,
     issuer: issuing,
-    ca: false,
+    ca: opts.leafCa ?? false,
+    ...(opts.leafKeyUsage !== undefined ? { keyUsage: opts.leafKeyUsage } : {}),
     ...link('issuing'),
     ...(opts.leafNotAfter ? { notAfter: opts.leafNotAfter } : {}),
   });
@@ -186,9 +213,7 @@ export async function signDocument(content: string | Buffer, signer: CertAndKey,
 /** Claims of a managed identity access token for the VM (system-assigned unless `userAssigned`). */
 export function tokenClaims(o: { userAssigned?: boolean; sub?: string; rg?: string } = {}): JWTPayload {
   const vm = vmResourceId(o.sub, o.rg);
-  const identity =
-    `/subscriptions/${o.sub ?? SUBSCRIPTION}/resourcegroups/identities/providers/` +
-    'Microsoft.ManagedIdentity/userAssignedIdentities/deployer';
+  const identity = identityId(o.sub);
   return {
     aud: 'https://management.azure.com/',
     tid: TENANT,
@@ -216,6 +241,10 @@ export interface TestAzure {
   documentFields: Record<string, unknown>;
   /** Claims of the tokens the identity endpoint hands out (by client id; '' is the system-assigned one). */
   identities: Map<string, JWTPayload>;
+  /** Azure Resource Manager, knowing the test VM (armVmId(), VM_ID, both identities). */
+  arm: TestArm;
+  /** Makes ARM know VM `name` of resource group `rg` as the test VM (its vmId, both identities). */
+  vmIn(rg: string, name?: string): void;
   /** Requests IMDS served: path and query. */
   requests: Array<{ path: string; query: Record<string, string> }>;
   close(): Promise<void>;
@@ -224,6 +253,10 @@ export interface TestAzure {
 /** Starts IMDS, the issuing CA's certificate download and the tenant's issuer; writes the root to `dir`. */
 export async function startAzure(dir: string): Promise<TestAzure> {
   const sts = await startIssuer({ issuer: STS });
+  const arm = await startArm(dir, STS, () => sts.jwks());
+  const vmIn = (rg: string, name = 'web-1') =>
+    arm.addVm({ id: armVmId(SUBSCRIPTION, rg, name), vmId: VM_ID, userAssigned: [identityId()] });
+  vmIn(RESOURCE_GROUP);
   const requests: TestAzure['requests'] = [];
   const identities = new Map<string, JWTPayload>([['', tokenClaims()]]);
   const self = { documentFields: {} as Record<string, unknown> };
@@ -283,14 +316,18 @@ export async function startAzure(dir: string): Promise<TestAzure> {
     chain,
     sts,
     rootFile,
+    arm,
+    vmIn,
     mwiYaml:
       `azure:\n  root_cas: [${JSON.stringify(rootFile)}]\n` +
+      `  arm_endpoint: ${JSON.stringify(arm.url)}\n  arm_ca_path: ${JSON.stringify(arm.caFile)}\n` +
       `oidc:\n  endpoint_overrides:\n    ${JSON.stringify(STS)}: ${JSON.stringify(sts.url)}\n`,
     identities,
     requests,
     async close() {
       await new Promise<void>((r) => server.close(() => r()));
       await sts.close();
+      await arm.close();
     },
   });
 }
@@ -335,7 +372,10 @@ export async function joinPayload(
 
 /** The parsed mwi.yaml sections (`oidc`, `azure`) that point an in-process Auth Service at `az`. */
 export function azureSections(az: TestAzure): Record<string, unknown> {
-  return { oidc: { endpointOverrides: { [STS]: az.sts.url } }, azure: { root_cas: [az.rootFile] } };
+  return {
+    oidc: { endpointOverrides: { [STS]: az.sts.url } },
+    azure: { root_cas: [az.rootFile], arm_endpoint: az.arm.url, arm_ca_path: az.arm.caFile },
+  };
 }
 
 /**

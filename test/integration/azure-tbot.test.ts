@@ -169,6 +169,7 @@ describe('azure: tbot joins from an Azure VM, one-shot and as a daemon, and logs
 
   it('a VM in a resource group the rules do not name is refused; the audit log says why', async () => {
     az.identities.set('staging-client', tokenClaims({ userAssigned: true, rg: 'staging' }));
+    az.vmIn('staging');
     const r = await joinUriOnce('staging-client', 'refused');
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /matches none of the token's allow rules/);

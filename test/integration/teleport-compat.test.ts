@@ -10,7 +10,6 @@ import { rulesUnderMethod } from '../../src/join/placement.js';
 import { joinFlags, startCluster, type TestCluster } from '../helpers/cluster.js';
 import { cli } from '../helpers/procs.js';
 import { startIssuer, type TestIssuer } from '../helpers/oidc-issuer.js';
-import { RESOURCE_GROUP_NOTE } from '../../src/join/azure/server.js';
 
 // Files in Teleport's shapes (test/compat, written from Teleport's field definitions) load with
 // `tctl create -f` as they are; `tctl get` prints them back in Teleport's form, and its output
@@ -64,12 +63,10 @@ describe('Teleport exports load with tctl create and round-trip through tctl get
       const r = await c.tctl(['create', '-f', path]);
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /^token "[^"]+" has been created$/m);
-      // only the bound_keypair file carries a status (Teleport's): its note; the azure file names
-      // resource groups, which mwi binds less tightly than Teleport does yet: that note
+      // only the bound_keypair file carries a status (Teleport's): its note
       const notes = r.stderr.split('\n').filter((l) => l.startsWith('note: '));
       const expected: Record<string, string> = {
         bound_keypair: 'status is written by the Auth Service (ignored)',
-        azure: RESOURCE_GROUP_NOTE,
       };
       assert.deepEqual(notes, expected[method] ? [`note: token "${written.metadata.name}": ${expected[method]}`] : []);
       const printed = parse(await c.tctlOk(['get', `token/${written.metadata.name}`])) as Doc;

@@ -9,9 +9,13 @@ import {
   foreignKey,
   joinPayload,
   makeChain,
+  armVmId,
+  identityId,
   startAzure,
   SUBSCRIPTION,
   tokenClaims,
+  VM_ID,
+  vmResourceId,
   type Chain,
   type PayloadOptions,
   type TestAzure,
@@ -162,6 +166,7 @@ describe('azure join: the hostile corpus (each refused, audited with its reason,
   });
 
   it('a resource group the rules do not name', async () => {
+    az.vmIn('staging');
     await refused(
       { claims: tokenClaims({ rg: 'staging' }) },
       /no allow rule matches/,
@@ -192,5 +197,71 @@ describe('azure join: the hostile corpus (each refused, audited with its reason,
         /nonce/,
       );
     assert.equal(az.sts.jwksFetches(), fetches);
+  });
+
+  // M1 of the review: the token's VM is bound to the document's VM through Azure Resource Manager
+  const BOUND = /the join was refused: the access token's virtual machine is not the one that signed/;
+  const OTHER_VM_ID = '5f0c1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b';
+
+  it("another VM's token, same subscription: its resource group is not lent to the document's VM", async () => {
+    // the attacker's VM (the document's, VM_ID) sits in attacker-rg; web-2 in Prod-RG is another VM
+    // whose managed identity token the attacker read: before the binding, the rule on prod-rg passed
+    az.arm.addVm({ id: armVmId(SUBSCRIPTION, 'attacker-rg', 'evil'), vmId: VM_ID });
+    az.arm.addVm({ id: armVmId(SUBSCRIPTION, 'Prod-RG', 'web-2'), vmId: OTHER_VM_ID, userAssigned: [identityId()] });
+    const stolen = { ...tokenClaims(), xms_mirid: vmResourceId(SUBSCRIPTION, 'Prod-RG', 'web-2') };
+    await refused({ claims: stolen }, /is vmId 5f0c1a2b-.* not the attested document's 02aab8a4/, BOUND);
+    // the same with a user-assigned identity's token used on web-2 (xms_az_rid names web-2)
+    const user = { ...tokenClaims({ userAssigned: true }), xms_az_rid: vmResourceId(SUBSCRIPTION, 'Prod-RG', 'web-2') };
+    await refused({ claims: user }, /is vmId 5f0c1a2b-/, BOUND);
+    // ARM was asked with the caller's token, and only for the token's VM
+    const asked = az.arm.requests.slice(-2);
+    assert.deepEqual(
+      asked.map((r) => r.path),
+      Array(2).fill(
+        `/subscriptions/${SUBSCRIPTION}/resourceGroups/Prod-RG/providers/Microsoft.Compute/virtualMachines/web-2`,
+      ),
+    );
+    assert.ok(asked.every((r) => r.token && r.status === 200));
+  });
+
+  it('a user-assigned identity the VM does not hold (per ARM) is refused', async () => {
+    az.arm.addVm({ id: armVmId(SUBSCRIPTION, 'Prod-RG', 'bare'), vmId: VM_ID, readers: [identityId()] });
+    const claims = {
+      ...tokenClaims({ userAssigned: true }),
+      xms_az_rid: vmResourceId(SUBSCRIPTION, 'Prod-RG', 'bare'),
+    };
+    await refused(
+      { claims },
+      /user-assigned identity .* is not one VM .* holds/,
+      /identity is not assigned to the virtual machine/,
+    );
+  });
+
+  it('ARM cannot confirm the VM: unknown (404), no read access (403), down, 500, garbage, another VM', async () => {
+    const UNCONFIRMED = /Azure Resource Manager did not confirm the access token's virtual machine/;
+    await refused(
+      { claims: tokenClaims({ rg: 'nowhere' }) },
+      /has no VM .*nowhere.* \(HTTP 404 ResourceNotFound\)/,
+      UNCONFIRMED,
+    );
+    az.arm.addVm({ id: armVmId(SUBSCRIPTION, 'locked', 'web-1'), vmId: VM_ID, readers: [] });
+    await refused(
+      { claims: tokenClaims({ rg: 'locked' }) },
+      /refused to show VM .* \(HTTP 403 AuthorizationFailed\): the identity needs Microsoft.Compute\/virtualMachines\/read/,
+      /needs Microsoft.Compute\/virtualMachines\/read on the VM/,
+    );
+    for (const [mode, reason] of [
+      ['500', /answered HTTP 500 \(InternalServerError\)/],
+      ['garbage', /answered 200 with something that is not JSON/],
+      ['other-vm', /answered with another resource than/],
+      ['huge', /could not be asked .*longer than 262144 bytes/],
+    ] as const) {
+      az.arm.mode = mode;
+      try {
+        await refused({}, reason, UNCONFIRMED);
+      } finally {
+        az.arm.mode = 'ok';
+      }
+    }
   });
 });

@@ -6,6 +6,7 @@ import { activeLock } from '../../src/auth/access.js';
 import { AdminApi } from '../../src/auth/admin.js';
 import type { AuthContext } from '../../src/auth/context.js';
 import { handleJoin } from '../../src/auth/join.js';
+import { joinRecordKey } from '../../src/auth/join-context.js';
 import { joinHandlers } from '../../src/auth/platform.js';
 import { generateKeys } from '../../src/crypto/keys.js';
 import { ec2Section } from '../../src/join/ec2/server.js';
@@ -171,15 +172,14 @@ describe('ec2 through the join pipeline: one EC2 instance, one bot instance (tru
       '10.0.0.1',
     );
 
-  it('the same document twice, another of the same instance, through another token: refused while the first holds', async () => {
+  it('the same document twice, another of the same instance: refused while the first holds (same token)', async () => {
     const doc = await signIid(iidJson({ instanceId: 'i-00000000000000001' }), ca);
     const first = await join_(doc);
     assert.equal(first.renewable, true);
-    const held = /EC2 instance 123456789012-i-00000000000000001 already joined as bot instance/;
+    const held = /EC2 instance 123456789012-i-00000000000000001 already joined through token ec2-tok as bot instance/;
     await assert.rejects(join_(doc), refusedFor(held, /this EC2 instance has already joined/));
     const later = await signIid(iidJson({ instanceId: 'i-00000000000000001', pendingTime: iso(Date.now()) }), ca);
     await assert.rejects(join_(later), refusedFor(held, /already joined/));
-    await assert.rejects(join_(doc, 'ec2-other'), refusedFor(held, /already joined/));
     // an administrator locks the first bot instance: the EC2 instance may join again
     await admin.create(
       { kind: 'lock', metadata: { name: 'release' }, spec: { target: { bot_instance_id: first.instance_id } } },
@@ -193,9 +193,52 @@ describe('ec2 through the join pipeline: one EC2 instance, one bot instance (tru
     assert.equal(events.length, 2);
   });
 
-  it('two joins of one EC2 instance at once: exactly one commits', async () => {
+  it("review M2: a join through another token is not blocked by the first one's record, and is reported", async () => {
+    // whoever reads the instance's IMDS joins through ec2-other first: the intended bot still joins
+    const doc = await signIid(iidJson({ instanceId: 'i-00000000000000003' }), ca);
+    const squatter = await join_(doc, 'ec2-other');
+    const intended = await join_(doc);
+    assert.notEqual(intended.instance_id, squatter.instance_id);
+    const [warning] = await ctx.audit.recent(1, 'ec2.instance_rejoined_other_token');
+    assert.equal(warning?.severity, 'warning');
+    assert.equal(warning?.token_id, 'ec2-tok');
+    assert.equal(warning?.bot_instance_id, intended.instance_id);
+    assert.deepEqual(warning?.other_tokens, ['ec2-other']);
+    assert.match(String(warning?.reason), /joined through token ec2-tok after joining through ec2-other/);
+    // each token still joins the instance once at a time
+    const held = /already joined through token ec2-(tok|other)/;
+    await assert.rejects(join_(doc), refusedFor(held, /already joined/));
+    await assert.rejects(join_(doc, 'ec2-other'), refusedFor(held, /already joined/));
+  });
+
+  it('a record from before per-token records blocks every token while its bot instance holds; it is kept', async () => {
+    // a bot instance that joined through ec2-tok, recorded as the old releases did: ACCOUNT-INSTANCE
+    const doc = await signIid(iidJson({ instanceId: 'i-00000000000000004' }), ca);
+    const holder = await join_(await signIid(iidJson({ instanceId: 'i-0000000000000000f' }), ca));
+    const legacyKey = joinRecordKey('ec2', `${ACCOUNT}-i-00000000000000004`);
+    const legacy = {
+      bot: 'vm',
+      bot_instance_id: holder.instance_id,
+      data: { aws_account: ACCOUNT, aws_instance_id: 'i-00000000000000004', pending_time: iso(Date.now()) },
+    };
+    await ctx.backend.create(legacyKey, JSON.stringify(legacy));
+    const old = /already joined through some token \(recorded before records were per token\)/;
+    await assert.rejects(join_(doc), refusedFor(old, /this EC2 instance has already joined/));
+    await assert.rejects(join_(doc, 'ec2-other'), refusedFor(old, /already joined/));
+    await admin.create(
+      { kind: 'lock', metadata: { name: 'release-old' }, spec: { target: { bot_instance_id: holder.instance_id } } },
+      false,
+      'a',
+    );
+    await waitFor('the lock in the cache', () => activeLock(ctx, 'vm', holder.instance_id) !== undefined);
+    await join_(doc);
+    await join_(doc, 'ec2-other');
+    assert.deepEqual(JSON.parse((await ctx.backend.get(legacyKey))!.value), legacy, 'the old record is never lost');
+  });
+
+  it('two joins of one EC2 instance through one token at once: exactly one commits', async () => {
     const doc = await signIid(iidJson({ instanceId: 'i-00000000000000002' }), ca);
-    const results = await Promise.allSettled([join_(doc), join_(doc), join_(doc, 'ec2-other')]);
+    const results = await Promise.allSettled([join_(doc), join_(doc), join_(doc)]);
     assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1, JSON.stringify(results));
     for (const r of results.filter((r): r is PromiseRejectedResult => r.status === 'rejected'))
       assert.match(String((r.reason as JoinRefusal).detail), /already joined|written by a concurrent join/);

@@ -11,6 +11,7 @@ import { JoinRefusal } from '../../src/join/types.js';
 import {
   documentJson,
   foreignKey,
+  KeyUsage,
   makeChain,
   signDocument,
   SUBSCRIPTION,
@@ -89,6 +90,24 @@ describe('azure attested document: PKCS#7 signature, nonce, signer name, chain t
       const c = await makeChain({ name, under: azure });
       assert.equal((await verify(await signDocument(doc(), c.signer))).vmId, VM_ID, name);
     }
+  });
+
+  it('refuses a signer under an allowed name more than one label deep, or with a wildcard (review L3)', async () => {
+    for (const name of ['a.b.metadata.azure.com', '*.metadata.azure.com']) {
+      const c = await makeChain({ name, under: azure });
+      await refused(verify(await signDocument(doc(), c.signer)), /is not an allowed name/);
+    }
+  });
+
+  it('refuses a signer that is a CA, or whose key usage does not allow signing (review L3)', async () => {
+    const ca = await makeChain({ under: azure, leafCa: true });
+    await refused(verify(await signDocument(doc(), ca.signer)), /may not sign: it is a CA certificate/);
+    const certSign = await makeChain({ under: azure, leafKeyUsage: KeyUsage.keyCertSign });
+    await refused(verify(await signDocument(doc(), certSign.signer)), /keyUsage does not include digitalSignature/);
+    // digitalSignature (with others) is fine, as is no key usage at all (Azure's)
+    const usage = KeyUsage.digitalSignature | KeyUsage.keyEncipherment;
+    const signing = await makeChain({ under: azure, leafKeyUsage: usage });
+    assert.equal((await verify(await signDocument(doc(), signing.signer))).vmId, VM_ID);
   });
 
   it('refuses a signer that chains to a root that is not pinned, or to no root', async () => {
@@ -185,6 +204,19 @@ describe('azure attested document: PKCS#7 signature, nonce, signer name, chain t
     assert.ok(signerNameAllowed('metadata.microsoftazure.de', DEFAULT_SIGNER_NAMES));
     assert.ok(!signerNameAllowed('metadata.azure.com.evil.example', DEFAULT_SIGNER_NAMES));
     assert.ok(!signerNameAllowed('evilmetadata.azure.com', DEFAULT_SIGNER_NAMES));
+    // one DNS label under an allowed name (Azure's *.metadata.azure.com), nothing looser
+    for (const name of [
+      '.metadata.azure.com',
+      '*.metadata.azure.com',
+      'a.b.metadata.azure.com',
+      'x_y.metadata.azure.com',
+      '-x.metadata.azure.com',
+      'x .metadata.azure.com',
+      'metadata.azure.com.',
+      'é.metadata.azure.com',
+      'metadata.azure.com\u0000',
+    ])
+      assert.ok(!signerNameAllowed(name, DEFAULT_SIGNER_NAMES), name);
     assert.equal(commonName(azure.signer.der), 'metadata.azure.com');
   });
 

@@ -33,16 +33,18 @@ const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d+Z$/, 'Z');
 function ctxFor(
   document: string,
   spec: Record<string, unknown>,
-  record?: StoredJoinRecord,
+  records: Record<string, StoredJoinRecord> = {},
   now = Date.now(),
 ): ServerJoinContext {
   return {
     request: { token: 'ec2-tok', join_method: 'ec2', public_key: '', payload: { document } },
     token: { id: 'ec2-tok', botName: 'robot', spec: { join_method: 'ec2', bot_name: 'robot', ...spec }, status: {} },
     now,
-    readRecord: async () => record,
+    readRecord: async (id: string) => records[id],
   } as unknown as ServerJoinContext;
 }
+
+const INSTANCE = `${ACCOUNT}-i-0123456789abcdef0`;
 
 const refusedFor = (reason: RegExp) => (e: unknown) => {
   assert.ok(e instanceof JoinRefusal, String(e));
@@ -67,10 +69,17 @@ describe('ec2: the Auth Service verifies the signed document (a test CA as us-we
     assert.equal(v.attributes?.aws_region, 'us-west-2');
     assert.equal(v.attributes?.aws_instance_id, 'i-0123456789abcdef0');
     assert.deepEqual(v.attributes?.matched_rule, { aws_account: ACCOUNT });
+    // per token (ACCOUNT-INSTANCE@TOKEN), and the instance's list of tokens
     assert.deepEqual(
       v.records?.map((r) => [r.id, r.replaces]),
-      [[`${ACCOUNT}-i-0123456789abcdef0`, undefined]],
+      [
+        [`${INSTANCE}@ec2-tok`, undefined],
+        [`${INSTANCE}+tokens`, undefined],
+      ],
     );
+    assert.equal(v.records?.[0]?.data.token_id, 'ec2-tok');
+    assert.deepEqual(v.records?.[1]?.data.tokens, ['ec2-tok']);
+    assert.equal(v.events, undefined);
   });
 
   it('the real AWS document verifies with the built-in certificates (its pendingTime is old: refused for age only)', async () => {
@@ -117,32 +126,73 @@ describe('ec2: the Auth Service verifies the signed document (a test CA as us-we
     assert.ok(await h.verify(ctxFor(doc, { allow: [{ aws_account: ACCOUNT, aws_role: 'arn:aws:iam::1:role/r' }] })));
   });
 
+  const held = (holder: StoredJoinRecord['holder'], data: Record<string, unknown> = {}): StoredJoinRecord => ({
+    revision: 7,
+    data,
+    botName: 'robot',
+    instanceId: 'inst-1',
+    holder,
+  });
+  const LIVE = { live: true, used: true, sameKey: false };
+
   it('trust on first use: held while its bot instance is valid, released when that one ended, expired or is gone', async () => {
     const doc = await signIid(iidJson({}), ca);
-    const held = (holder: StoredJoinRecord['holder']): StoredJoinRecord => ({
-      revision: 7,
-      data: {},
-      botName: 'robot',
-      instanceId: 'inst-1',
-      holder,
-    });
-    await assert.rejects(h.verify(ctxFor(doc, { allow }, held({ live: true, used: true, sameKey: false }))), (e) => {
+    await assert.rejects(h.verify(ctxFor(doc, { allow }, { [`${INSTANCE}@ec2-tok`]: held(LIVE) })), (e) => {
       assert.ok(e instanceof JoinRefusal);
       assert.match(
         String(e.detail),
-        /EC2 instance 123456789012-i-0123456789abcdef0 already joined as bot instance inst-1/,
+        /EC2 instance 123456789012-i-0123456789abcdef0 already joined through token ec2-tok as bot instance inst-1/,
       );
       assert.match(e.message, /this EC2 instance has already joined.*tctl locks add --bot-instance ID/);
       return true;
     });
-    for (const holder of [
-      { live: true, used: true, sameKey: false, ended: true },
-      { live: false, used: true, sameKey: false },
-      undefined,
-    ]) {
-      const v = await h.verify(ctxFor(doc, { allow }, held(holder)));
+    for (const holder of [{ ...LIVE, ended: true }, { live: false, used: true, sameKey: false }, undefined]) {
+      const v = await h.verify(ctxFor(doc, { allow }, { [`${INSTANCE}@ec2-tok`]: held(holder) }));
       assert.equal(v.records?.[0]?.replaces, 7, JSON.stringify(holder));
     }
+  });
+
+  it("per token (review M2): another token's record does not block; the join is reported as a warning", async () => {
+    const doc = await signIid(iidJson({}), ca);
+    const index = { ...held(LIVE, { tokens: ['other-tok'] }), revision: 3 };
+    const v = await h.verify(
+      ctxFor(doc, { allow }, { [`${INSTANCE}@other-tok`]: held(LIVE), [`${INSTANCE}+tokens`]: index }),
+    );
+    assert.deepEqual(
+      v.records?.map((r) => [r.id, r.replaces]),
+      [
+        [`${INSTANCE}@ec2-tok`, undefined],
+        [`${INSTANCE}+tokens`, 3],
+      ],
+    );
+    assert.deepEqual(v.records?.[1]?.data.tokens, ['other-tok', 'ec2-tok']);
+    assert.equal(v.events?.length, 1);
+    assert.equal(v.events?.[0]?.event, 'ec2.instance_rejoined_other_token');
+    assert.deepEqual(v.events?.[0]?.other_tokens, ['other-tok']);
+    // a token already listed is not written again (no contention with its own rejoins)
+    const listed = { ...held(LIVE, { tokens: ['ec2-tok'] }), revision: 4 };
+    const again = await h.verify(ctxFor(doc, { allow }, { [`${INSTANCE}+tokens`]: listed }));
+    assert.deepEqual(
+      again.records?.map((r) => r.id),
+      [`${INSTANCE}@ec2-tok`],
+    );
+    assert.equal(again.events, undefined);
+  });
+
+  it('a record from before per-token records (ACCOUNT-INSTANCE) blocks every token, or the one it names', async () => {
+    const doc = await signIid(iidJson({}), ca);
+    await assert.rejects(
+      h.verify(ctxFor(doc, { allow }, { [INSTANCE]: held(LIVE, { aws_account: ACCOUNT }) })),
+      refusedFor(/already joined through some token \(recorded before records were per token\) as bot instance inst-1/),
+    );
+    await assert.rejects(
+      h.verify(ctxFor(doc, { allow }, { [INSTANCE]: held(LIVE, { token_id: 'ec2-tok' }) })),
+      refusedFor(/already joined through token ec2-tok/),
+    );
+    const other = await h.verify(ctxFor(doc, { allow }, { [INSTANCE]: held(LIVE, { token_id: 'other-tok' }) }));
+    // released, it no longer blocks; it is never overwritten either way
+    const released = await h.verify(ctxFor(doc, { allow }, { [INSTANCE]: held({ ...LIVE, ended: true }) }));
+    for (const v of [other, released]) assert.ok(!v.records?.some((r) => r.id === INSTANCE));
   });
 
   it('tctl tokens test: the document checked and the rules, nothing written; or a refused join recorded claims', async () => {

@@ -59,8 +59,48 @@ export function commonName(der: Buffer): string | undefined {
   return typeof value === 'string' ? value : undefined;
 }
 
-/** A signer name is allowed: one of `names`, or a name under one (`eastus.metadata.azure.com`). */
+const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/**
+ * A signer name is allowed: one of `names` exactly, or one DNS label under one
+ * (`eastus.metadata.azure.com`). Azure's IMDS guide says the signing certificates may carry
+ * `*.metadata.azure.com` and tells verifiers to accept a subdomain; a wildcard covers one label,
+ * so `a.b.metadata.azure.com`, `evilmetadata.azure.com`, an empty label or a literal `*` are not.
+ */
 export function signerNameAllowed(cn: string, names: readonly string[]): boolean {
+  if (!/^[\x21-\x7e]+$/.test(cn)) return false;
   const lower = cn.toLowerCase();
-  return names.some((n) => lower === n.toLowerCase() || lower.endsWith(`.${n.toLowerCase()}`));
+  return names.some((n) => {
+    const name = n.toLowerCase();
+    if (lower === name) return true;
+    if (!lower.endsWith(`.${name}`)) return false;
+    return LABEL.test(lower.slice(0, -name.length - 1));
+  });
+}
+
+const KEY_USAGE = '2.5.29.15';
+const BASIC_CONSTRAINTS = '2.5.29.19';
+
+/**
+ * Why the signing certificate (DER) may not sign documents, or undefined: a CA certificate
+ * (basicConstraints CA:TRUE) is not an end entity, and a key usage without digitalSignature does
+ * not allow signing (RFC 5280 4.2.1.3, 4.2.1.9). No basicConstraints, or no keyUsage, is fine.
+ */
+export function signerUsageProblem(der: Buffer): string | undefined {
+  const cert = pkijs.Certificate.fromBER(new Uint8Array(der));
+  for (const ext of cert.extensions ?? []) {
+    if (ext.extnID === BASIC_CONSTRAINTS) {
+      const bc = ext.parsedValue as pkijs.BasicConstraints | undefined;
+      if (!bc) return 'its basicConstraints do not parse';
+      if (bc.cA === true) return 'it is a CA certificate (basicConstraints CA:TRUE), not an end entity';
+    }
+    if (ext.extnID === KEY_USAGE) {
+      const bits = ext.parsedValue as { valueBlock?: { valueHexView?: Uint8Array } } | undefined;
+      const first = bits?.valueBlock?.valueHexView?.[0];
+      if (first === undefined) return 'its keyUsage does not parse';
+      // digitalSignature is the first named bit: the high bit of the first byte
+      if ((first & 0x80) === 0) return 'its keyUsage does not include digitalSignature';
+    }
+  }
+  return undefined;
 }

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { MwiError } from '../../errors.js';
 import { ioReason } from '../../util/io-reason.js';
 import type { ServerSection } from '../types.js';
+import { ARM_DEFAULT, httpsArmClient, type ArmClient } from './arm.js';
 import { AZURE_ROOTS } from './roots.js';
 
 /**
@@ -23,12 +24,22 @@ export interface AzureOptions {
   root_cas?: string[] | undefined;
   /** Replace the default signer names. */
   signer_names?: string[] | undefined;
+  /** Azure Resource Manager's base URL (https). */
+  arm_endpoint?: string | undefined;
+  /** A PEM file whose certificates are the only ones trusted for arm_endpoint. */
+  arm_ca_path?: string | undefined;
 }
 
 /** What the `azure` join trusts in one Auth Service process. */
 export interface AzureTrust {
   roots: readonly X509Certificate[];
   signerNames: readonly string[];
+}
+
+/** What the `azure` join uses in one Auth Service process. */
+export interface AzureSettings extends AzureTrust {
+  /** Where the token's VM is looked up. */
+  arm: ArmClient;
 }
 
 const PEM_CERT = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g;
@@ -55,10 +66,35 @@ function readRoots(files: readonly string[]): X509Certificate[] {
   });
 }
 
+const armEndpoint = z.string().refine((s) => {
+  try {
+    const u = new URL(s);
+    return u.protocol === 'https:' && u.pathname === '/' && !u.search && !u.hash && !u.username && !u.password;
+  } catch {
+    return false;
+  }
+}, 'expected https://HOST[:PORT], without a path');
+
 const DNS_NAME = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$/i;
 
-/** mwi.yaml `azure`: the roots and signer names attested documents are checked against. */
-export const azureSection: ServerSection<AzureOptions, AzureTrust> = {
+function readCa(file: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (cause) {
+    throw new MwiError('BAD_CONFIG', `cannot read ${file}: ${ioReason(cause)}`, { field: 'azure.arm_ca_path', cause });
+  }
+  if (!text.match(PEM_CERT))
+    throw new MwiError('BAD_CONFIG', `${file} holds no PEM certificate`, { field: 'azure.arm_ca_path' });
+  return text;
+}
+
+/**
+ * mwi.yaml `azure`: the roots and signer names attested documents are checked against, and the
+ * Azure Resource Manager a token's VM is looked up in (`arm_endpoint`, default Azure's public
+ * cloud; `arm_ca_path` for a test stand-in).
+ */
+export const azureSection: ServerSection<AzureOptions, AzureSettings> = {
   key: 'azure',
   schema: z
     .object({
@@ -66,6 +102,8 @@ export const azureSection: ServerSection<AzureOptions, AzureTrust> = {
       signer_names: z
         .array(z.string().regex(DNS_NAME, 'expected a DNS name, like metadata.azure.com'))
         .min(1, 'at least one name (leave the key out for the defaults)'),
+      arm_endpoint: armEndpoint,
+      arm_ca_path: z.string().min(1),
     })
     .partial()
     .strict()
@@ -73,5 +111,9 @@ export const azureSection: ServerSection<AzureOptions, AzureTrust> = {
   build: (o) => ({
     roots: o.root_cas ? readRoots(o.root_cas) : AZURE_ROOTS.map((r) => new X509Certificate(r.pem)),
     signerNames: o.signer_names ?? DEFAULT_SIGNER_NAMES,
+    arm: httpsArmClient({
+      endpoint: new URL(o.arm_endpoint ?? ARM_DEFAULT),
+      ca: o.arm_ca_path ? readCa(o.arm_ca_path) : undefined,
+    }),
   }),
 };

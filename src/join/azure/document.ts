@@ -1,7 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { verifyParsedSignedData } from '../../crypto/pkcs7.js';
 import { JoinRefusal } from '../types.js';
-import { commonName, MAX_INTERMEDIATES, signerNameAllowed, verifyChain } from './chain.js';
+import { commonName, MAX_INTERMEDIATES, signerNameAllowed, signerUsageProblem, verifyChain } from './chain.js';
 import type { AzureTrust } from './config.js';
 import { readSignedData, type AttestedData, type AttestedDocument } from './wire.js';
 
@@ -36,7 +36,8 @@ function intermediatesOf(list: unknown): Buffer[] {
  * Verifies the attested document IMDS signed for this join, in order: its PKCS#7 signature by
  * the certificate it carries; the nonce in the signed content is this join's challenge (so the
  * document is fresh and for this Auth Service, and a copied one is useless); the signer's name is
- * an allowed one (`metadata.azure.com` or a sovereign cloud's); the signer chains to a pinned
+ * an allowed one (`metadata.azure.com` or a sovereign cloud's); the signer is an end-entity
+ * certificate whose key usage allows signing; the signer chains to a pinned
  * root through the intermediates tbot sent. The VM id and subscription are read from the signed
  * content only. Every refusal is the generic one: nothing about the caller is proven yet.
  */
@@ -74,6 +75,8 @@ export async function verifyAttestedDocument(
   const cn = commonName(signer);
   if (cn === undefined || !signerNameAllowed(cn, trust.signerNames))
     throw new JoinRefusal(`attested document signer ${JSON.stringify(cn ?? null)} is not an allowed name`);
+  const usage = signerUsageProblem(signer);
+  if (usage) throw new JoinRefusal(`attested document signer ${JSON.stringify(cn)} may not sign: ${usage}`);
   try {
     verifyChain(signer, intermediatesOf(intermediates), trust.roots, now);
   } catch (err) {

@@ -10,6 +10,7 @@ import { methodOptions, storedRules } from '../placement.js';
 import { JoinRefusal, type JoinVerdict, type ServerJoinContext, type ServerJoinMethod } from '../types.js';
 import { azureSection } from './config.js';
 import { verifyAttestedDocument } from './document.js';
+import { bindVm } from './bind.js';
 import { verifyAccessToken } from './token.js';
 import { AZURE_ALLOW, AZURE_REQUIRED, azureSpec, type AzureJoinPayload } from './wire.js';
 
@@ -27,20 +28,11 @@ function newNonce(): string {
 
 /**
  * Azure VMs: the attested document IMDS signs with this join's challenge as nonce proves the VM
- * (and its subscription), the managed identity's access token its resource group and tenant.
- * Identities are not renewed: tbot joins again for each (as in Teleport).
+ * (and its subscription), the managed identity's access token its tenant, and Azure Resource
+ * Manager, asked with that token, binds the two: the token's VM must be the document's VM, and its
+ * resource group is the one the rules see. Identities are not renewed: tbot joins again for each
+ * (as in Teleport).
  */
-/**
- * The resource group comes from the access token's VM, which mwi does not yet bind to the attested
- * document's VM (Teleport looks the VM up in Azure Resource Manager and compares its vmId): said
- * whenever a token relies on it.
- */
-export const RESOURCE_GROUP_NOTE =
-  'resource_groups is checked against the managed identity token, whose VM mwi does not yet match to the ' +
-  "attested document's VM (Teleport looks it up in Azure Resource Manager): whoever runs a VM in the same " +
-  "subscription and holds another VM's managed identity token passes a resource_groups rule. Where resource " +
-  'groups separate trust, use separate subscriptions (docs/join-methods/azure.md)';
-
 export const azureServer: ServerJoinMethod = {
   name: 'azure',
   sections: [oidcSection, azureSection],
@@ -49,13 +41,11 @@ export const azureServer: ServerJoinMethod = {
       parseWith(azureSpec, methodOptions(spec, 'azure'), { code: 'BAD_REQUEST', path: ['spec', 'azure'] });
       return POLICY;
     });
-    const rules = (prepared.spec.azure as { allow?: { resource_groups?: unknown[] }[] } | undefined)?.allow ?? [];
-    if (rules.some((r) => (r.resource_groups?.length ?? 0) > 0)) prepared.notes.push(RESOURCE_GROUP_NOTE);
     return prepared;
   },
   create(_deps, section) {
     const jwks = section(oidcSection);
-    const trust = section(azureSection);
+    const settings = section(azureSection);
     return {
       async challenge() {
         const nonce = newNonce();
@@ -67,14 +57,16 @@ export const azureServer: ServerJoinMethod = {
         const p = (ctx.request.payload ?? {}) as Partial<AzureJoinPayload>;
         // the document first: it needs no network, and only a VM that holds one reaches the
         // token check, which may fetch its tenant's keys
-        const doc = await verifyAttestedDocument(p.attested_data, p.intermediates, nonce, trust, ctx.now);
+        const doc = await verifyAttestedDocument(p.attested_data, p.intermediates, nonce, settings, ctx.now);
         const id = await verifyAccessToken(p.access_token, jwks, ctx.now);
-        const claims = { tenant: id.tenant, subscription: id.subscription, resource_group: id.resource_group };
         if (id.subscription !== doc.subscriptionId)
           throw new JoinRefusal(
             `access token subscription ${id.subscription} is not the attested document's ${doc.subscriptionId}`,
             'the join was refused: the access token is for another subscription than the attested document',
           );
+        const vm = await bindVm(settings.arm, id, p.access_token as string, doc.vmId);
+        // the rules see the VM as ARM describes it (its resource group in ARM's spelling)
+        const claims = { tenant: id.tenant, subscription: vm.vm.subscription, resource_group: vm.vm.resourceGroup };
         let rule: Record<string, unknown>;
         try {
           rule = checkAllow(storedRules(ctx.token.spec, 'azure'), claims, POLICY);
@@ -83,7 +75,7 @@ export const azureServer: ServerJoinMethod = {
           if (err instanceof JoinRefusal) err.claims = claims;
           throw err;
         }
-        return { attributes: { ...claims, vm_id: doc.vmId, resource_id: id.resource_id, matched_rule: rule } };
+        return { attributes: { ...claims, vm_id: doc.vmId, resource_id: vm.vm.id, matched_rule: rule } };
       },
       // tctl tokens test --from-audit: the rules again, on the claims a join refused by them recorded
       async explain(token, input) {

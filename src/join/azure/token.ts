@@ -2,37 +2,49 @@ import { decodeJwt } from 'jose';
 import type { JwksCache } from '../jwt/jwks.js';
 import { canonicalToken, tokenKid, verifyPlatformJwt } from '../jwt/verify.js';
 import { JoinRefusal } from '../types.js';
+import { parseResourceId, sameResource, type ResourceId } from './resource.js';
 import { AZURE_TOKEN_RESOURCE } from './wire.js';
 
-/** Where a managed identity's access token puts the VM: what `allow` rules are matched against. */
+/** Where a managed identity's access token puts the VM: what the VM lookup and the `allow` rules use. */
 export interface AzureIdentity {
   tenant: string;
+  /** The token VM's subscription (lowercase). */
   subscription: string;
+  /** The token VM's resource group, as the token writes it. */
   resource_group: string;
-  /** The VM's (or scale set's) Azure resource id. */
+  /** The VM's Azure resource id, as the token writes it. */
   resource_id: string;
+  /** The VM the token was issued on. */
+  vm: ResourceId;
+  /** The identity: the VM itself (system-assigned) or a user-assigned identity. */
+  identity: ResourceId;
 }
 
 /** Managed identity tokens live 24 hours; some margin above that. */
 const MAX_LIFETIME_S = 25 * 3600;
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-/** A VM or scale set resource id: its subscription and resource group (segment names in any case). */
-const VM_RESOURCE =
-  /^\/subscriptions\/([^/]+)\/resourcegroups\/([^/]+)\/providers\/microsoft\.compute\/(?:virtualmachines|virtualmachinescalesets)\/[^/]+(?:\/[^/]+\/[^/]+)*$/i;
-
 /**
- * The VM a token's claims name: `xms_az_rid` (the VM, when the identity is user-assigned), else
- * `xms_mirid` (the VM itself, for a system-assigned identity). A user-assigned identity's own id
- * (`Microsoft.ManagedIdentity/...`) says where the identity lives, not the VM: it is not used.
+ * The identity and the VM a token's claims name, or why they name none. `xms_mirid` is the
+ * identity's resource: the VM itself for its system-assigned identity, else a user-assigned
+ * identity, and then `xms_az_rid` is the VM it was used from (Azure omits it for a system-assigned
+ * one; if present there, it must be the same VM). Each claim must be exactly one of the two shapes
+ * parseResourceId takes.
  */
-export function vmResource(
-  claims: Record<string, unknown>,
-): { subscription: string; resourceGroup: string; id: string } | undefined {
-  const rid = typeof claims.xms_az_rid === 'string' && claims.xms_az_rid ? claims.xms_az_rid : claims.xms_mirid;
-  if (typeof rid !== 'string') return undefined;
-  const m = VM_RESOURCE.exec(rid);
-  return m ? { subscription: m[1]!.toLowerCase(), resourceGroup: m[2]!, id: rid } : undefined;
+export function tokenResources(claims: Record<string, unknown>): { vm: ResourceId; identity: ResourceId } | string {
+  const identity = parseResourceId(claims.xms_mirid);
+  if (!identity)
+    return `xms_mirid ${JSON.stringify(claims.xms_mirid ?? null)} is not a VM or user-assigned identity resource id`;
+  const rid = claims.xms_az_rid;
+  if (rid === undefined || rid === '') {
+    if (identity.kind === 'vm') return { vm: identity, identity };
+    return 'a user-assigned identity token without xms_az_rid names no VM';
+  }
+  const vm = parseResourceId(rid);
+  if (vm?.kind !== 'vm') return `xms_az_rid ${JSON.stringify(rid)} is not a VM resource id`;
+  if (identity.kind === 'vm' && !sameResource(identity.id, vm.id))
+    return `xms_az_rid ${JSON.stringify(rid)} is not the system-assigned identity's VM (xms_mirid)`;
+  return { vm, identity };
 }
 
 /**
@@ -66,17 +78,19 @@ export async function verifyAccessToken(token: unknown, jwks: JwksCache, now: nu
     { issuer, audience: AZURE_TOKEN_RESOURCE, keys, now, maxLifetimeS: MAX_LIFETIME_S, required: ['tid'] },
     jws,
   );
-  const vm = vmResource(payload);
-  if (!vm)
+  const named = tokenResources(payload);
+  if (typeof named === 'string')
     throw new JoinRefusal(
-      `access token names no VM (xms_az_rid ${JSON.stringify(payload.xms_az_rid ?? null)}, ` +
-        `xms_mirid ${JSON.stringify(payload.xms_mirid ?? null)})`,
-      'the join was refused: the access token names no virtual machine (xms_az_rid or xms_mirid)',
+      `access token names no VM: ${named}`,
+      'the join was refused: the access token names no virtual machine (xms_mirid, xms_az_rid)',
     );
+  const { vm, identity } = named;
   return {
     tenant: tid.toLowerCase(),
     subscription: vm.subscription,
     resource_group: vm.resourceGroup,
     resource_id: vm.id,
+    vm,
+    identity,
   };
 }

@@ -13,12 +13,12 @@ import {
   type JoinExplanation,
   type JoinHandler,
   type JoinTokenView,
-  type ServerJoinContext,
   type ServerJoinMethod,
   type ServerSection,
 } from '../types.js';
 import { AWS_RSA2048_CERTIFICATES } from './certs.js';
 import { documentBytes, verifyDocument, type InstanceIdentity } from './document.js';
+import { firstUse } from './first-use.js';
 import { DEFAULT_IID_TTL } from './wire.js';
 
 /**
@@ -124,29 +124,6 @@ function staleness(id: InstanceIdentity, ttlMs: number, now: number): string | u
   return undefined;
 }
 
-/**
- * Trust on first use: an EC2 instance joins once. Its record (`accountId-instanceId`) is written
- * with the bot instance it creates; a later join of the same EC2 instance is refused while that
- * bot instance can still be used, so a copied document cannot join a second time. Ending that
- * instance (its tbot does at a one-shot run's end), locking it, or its expiry releases it.
- */
-async function firstUse(ctx: ServerJoinContext, id: InstanceIdentity) {
-  const key = `${id.accountId}-${id.instanceId}`;
-  const held = await ctx.readRecord(key);
-  if (held?.holder?.live && !held.holder.ended)
-    throw new JoinRefusal(
-      `EC2 instance ${key} already joined as bot instance ${held.instanceId} of bot ${held.botName}, which is ` +
-        'still valid (lock or end it to let the EC2 instance join again)',
-      'the join was refused: this EC2 instance has already joined, and its bot instance is still valid; an ' +
-        'administrator releases it by locking that bot instance (tctl locks add --bot-instance ID)',
-    );
-  return {
-    id: key,
-    data: { aws_account: id.accountId, aws_instance_id: id.instanceId, pending_time: claimsOf(id).pending_time },
-    ...(held ? { replaces: held.revision } : {}),
-  };
-}
-
 /** `tctl tokens test`: the document's checks and the rules, nothing written. */
 async function explain(
   cfg: Ec2Config,
@@ -179,7 +156,9 @@ async function explain(
   checks.push({
     check: 'first use',
     ok: null,
-    detail: 'not checked here: a join is refused while an earlier bot instance of this EC2 instance is valid',
+    detail:
+      'not checked here: a join is refused while an earlier bot instance of this EC2 instance, joined through ' +
+      'this token, is valid',
   });
   const claims = claimsOf(id);
   const rules = explainAllow(rulesList, claims, EC2_POLICY);
@@ -203,8 +182,8 @@ function handler(cfg: Ec2Config): JoinHandler {
         if (err instanceof JoinRefusal) err.claims = claims;
         throw err;
       }
-      const record = await firstUse(ctx, id);
-      return { attributes: { ...claims, matched_rule: rule }, records: [record] };
+      const data = { aws_account: id.accountId, aws_instance_id: id.instanceId, pending_time: claims.pending_time };
+      return { attributes: { ...claims, matched_rule: rule }, ...(await firstUse(ctx, id, data)) };
     },
     explain: (token, input, _cluster, now) => explain(cfg, token, input, now),
   };
