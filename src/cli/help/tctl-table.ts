@@ -325,14 +325,14 @@ export const TCTL = {
     { path: 'auth', summary: "CAs and certificates, in Teleport's terms" },
     {
       path: 'auth export',
-      usage: 'auth export --type user|host|openssh|tls-user|tls-host',
+      usage: 'auth export --type user|host|openssh|tls-user|tls-host|db-client|db',
       summary: "the same as ca export, with Teleport's type names",
       flags: [
         [
           'type',
           {
             description: 'which CA (required): user is an authorized_keys cert-authority line, openssh the key alone',
-            values: ['user', 'host', 'openssh', 'tls-user', 'tls-host', 'ssh-user', 'ssh-host'],
+            values: ['user', 'host', 'openssh', 'tls-user', 'tls-host', 'ssh-user', 'ssh-host', 'db-client', 'db'],
           },
         ],
       ],
