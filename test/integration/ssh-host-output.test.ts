@@ -50,8 +50,8 @@ describe('ssh_host output: a real sshd presents the certificate tbot writes; ssh
       .token;
   /** ssh to the sshd with the identity output's key, trusting hosts through `kh` only; never prompts. */
   const ssh = (kh: string, command: string) =>
-    run('ssh', ['-v', '-p', String(port), '-i', join(idOut, 'key'), '-o', `CertificateFile=${join(idOut, 'key-cert.pub')}`,
-      '-o', 'IdentitiesOnly=yes', '-o', `UserKnownHostsFile=${kh}`, '-o', 'GlobalKnownHostsFile=/dev/null',
+    run('ssh', ['-v', '-p', String(port), '-i', join(idOut, 'key'),
+      '-o', `CertificateFile=${join(idOut, 'key-cert.pub')}`, '-o', 'IdentitiesOnly=yes', '-o', `UserKnownHostsFile=${kh}`, '-o', 'GlobalKnownHostsFile=/dev/null',
       '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=10', `${me}@127.0.0.1`, command],
       { timeoutMs: 30_000 }); // prettier-ignore
 
@@ -81,10 +81,22 @@ describe('ssh_host output: a real sshd presents the certificate tbot writes; ssh
     mkdirSync(sshdDir, { recursive: true });
     if (process.getuid?.() === 0) mkdirSync('/run/sshd', { recursive: true });
     // the recipe of docs/outputs.md: the three files, as written
-    const config = [`Port ${port}`, 'ListenAddress 127.0.0.1', `HostKey ${join(hostOut, 'ssh_host')}`,
-      `HostCertificate ${join(hostOut, 'ssh_host-cert.pub')}`, `TrustedUserCAKeys ${join(hostOut, 'ssh_host-user-ca.pub')}`,
-      'AuthorizedKeysFile none', 'PasswordAuthentication no', 'KbdInteractiveAuthentication no', 'UsePAM no',
-      'PermitRootLogin prohibit-password', 'StrictModes no', `PidFile ${join(sshdDir, 'sshd.pid')}`, 'LogLevel VERBOSE', '']; // prettier-ignore
+    const config = [
+      `Port ${port}`,
+      'ListenAddress 127.0.0.1',
+      `HostKey ${join(hostOut, 'ssh_host')}`,
+      `HostCertificate ${join(hostOut, 'ssh_host-cert.pub')}`,
+      `TrustedUserCAKeys ${join(hostOut, 'ssh_host-user-ca.pub')}`,
+      'AuthorizedKeysFile none',
+      'PasswordAuthentication no',
+      'KbdInteractiveAuthentication no',
+      'UsePAM no',
+      'PermitRootLogin prohibit-password',
+      'StrictModes no',
+      `PidFile ${join(sshdDir, 'sshd.pid')}`,
+      'LogLevel VERBOSE',
+      '',
+    ];
     writeFileSync(join(sshdDir, 'sshd_config'), config.join('\n'));
     const proc = spawn(SSHD, ['-D', '-e', '-f', join(sshdDir, 'sshd_config')], { stdio: ['ignore', 'pipe', 'pipe'] });
     sshd = proc;
