@@ -51,7 +51,8 @@ describe('ssh_host output: a real sshd presents the certificate tbot writes; ssh
   /** ssh to the sshd with the identity output's key, trusting hosts through `kh` only; never prompts. */
   const ssh = (kh: string, command: string) =>
     run('ssh', ['-v', '-p', String(port), '-i', join(idOut, 'key'),
-      '-o', `CertificateFile=${join(idOut, 'key-cert.pub')}`, '-o', 'IdentitiesOnly=yes', '-o', `UserKnownHostsFile=${kh}`, '-o', 'GlobalKnownHostsFile=/dev/null',
+      '-o', `CertificateFile=${join(idOut, 'key-cert.pub')}`, '-o', 'IdentitiesOnly=yes',
+      '-o', `UserKnownHostsFile=${kh}`, '-o', 'GlobalKnownHostsFile=/dev/null',
       '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=10', `${me}@127.0.0.1`, command],
       { timeoutMs: 30_000 }); // prettier-ignore
 
