@@ -1,9 +1,12 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
+import { hostPrincipalProblem, LOCAL_ADMIN, type SignDbReply, type SignDbRequest } from '../api/admin.js';
 import { DB_IDENTIFIER, type Bot, type Role } from '../api/resources.js';
 import type { DatabaseCertResponse } from '../api/wire.js';
 import { parseClientKey } from '../crypto/keys.js';
 import { issueCertificate } from '../crypto/x509.js';
 import { failureReason, MwiError } from '../errors.js';
+import { parseDuration } from '../util/duration.js';
 import { parseWith } from '../util/parse.js';
 import { botAccess, grantedTtlMs } from './access.js';
 import type { Claims } from './claims.js';
@@ -129,4 +132,49 @@ export async function handleDatabaseCert(
     });
     throw err;
   }
+}
+
+/** Teleport's example lifetime of a database server certificate (`--ttl=2190h`), and mwi's cap. */
+const DB_SERVER_DEFAULT_TTL_MS = 2190 * 3600 * 1000;
+const DB_SERVER_MAX_TTL_MS = 365 * 24 * 3600 * 1000;
+
+/**
+ * POST sign/db (tctl auth sign --format db): a database server certificate for `hosts`, signed by
+ * the cluster's db CA (what the database output's tls.cas holds, so clients verify the server
+ * with sslmode=verify-full), and the db-client CA for the server's ssl_ca_file. Only the local
+ * admin identity, as sign/host: the certificate lives long and no lock revokes it.
+ */
+export async function signDbServer(ctx: AuthContext, body: SignDbRequest, user: string): Promise<SignDbReply> {
+  if (user !== LOCAL_ADMIN)
+    throw new MwiError(
+      'ACCESS_DENIED',
+      'an operator identity cannot sign database server certificates (they last long and no lock revokes them): ' +
+        'run tctl auth sign --format db on the Auth Service host, with its local admin identity',
+    );
+  const publicKey = parseClientKey(body.public_key, 'public_key');
+  const hosts = body.hosts.filter(Boolean);
+  if (hosts.length === 0) throw new MwiError('BAD_REQUEST', 'expected at least one host name', { field: 'host' });
+  for (const h of hosts) {
+    const problem = hostPrincipalProblem(h);
+    if (problem) throw new MwiError('BAD_REQUEST', problem, { field: 'host' });
+  }
+  let ttlMs = DB_SERVER_DEFAULT_TTL_MS;
+  if (body.ttl !== undefined) {
+    const ms = parseDuration(body.ttl);
+    if (ms === undefined || ms <= 0)
+      throw new MwiError('BAD_REQUEST', 'expected a duration such as 2190h', { field: 'ttl' });
+    ttlMs = Math.min(ms, DB_SERVER_MAX_TTL_MS);
+  }
+  const tls = await issueCertificate({
+    ca: ctx.cas.db,
+    publicKey: publicKey.spki,
+    commonName: hosts[0]!,
+    ttlMs,
+    usage: 'server',
+    dnsNames: hosts.filter((h) => isIP(h) === 0),
+    ipAddresses: hosts.filter((h) => isIP(h) !== 0),
+    now: ctx.now(),
+  });
+  ctx.audit.emit({ event: 'resource.created', success: true, resource: `db_server_cert/${hosts[0]}`, user });
+  return { cert: tls.certPem, client_ca: ctx.cas.dbClient.certPem, expires: tls.notAfter.toISOString() };
 }

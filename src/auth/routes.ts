@@ -9,7 +9,7 @@ import type { AuthContext } from './context.js';
 import { testToken } from './token-test.js';
 import { handleChallenge, handleJoin } from './join.js';
 import { handleCerts } from './certs.js';
-import { handleDatabaseCert } from './db-certs.js';
+import { handleDatabaseCert, signDbServer } from './db-certs.js';
 import { handleHostCert } from './host-certs.js';
 import { handleEndInstance } from './end-instance.js';
 import { handleHeartbeat } from './heartbeat.js';
@@ -71,6 +71,7 @@ export function authRoutes(ctx: AuthContext, opts: { publicAddrs?: () => string[
         route(ADMIN_ROUTES.exportCA, 'admin', ({ params: { type } }) => ({ type, text: admin.exportCA(type) })),
         route(ADMIN_ROUTES.signHost, 'admin', ({ body, caller }) => admin.signHost(body, caller.user)),
         route(ADMIN_ROUTES.signAdmin, 'admin', ({ body, caller }) => signOperatorIdentity(ctx, body, caller)),
+        route(ADMIN_ROUTES.signDb, 'admin', ({ body, caller }) => signDbServer(ctx, body, caller.user)),
       ],
     },
     {
