@@ -50,6 +50,22 @@ describe('database output: PostgreSQL accepts the written certificate as its use
     pg = await startPostgres();
     // the recipe of docs/outputs.md: a server certificate from the db CA, the db-client CA as ssl_ca_file
     const prefix = join(pg.dir, 'mwi-server');
+    // the key is made by tctl: a --public-key is refused, nothing written
+    const withKey = await c.tctl([
+      'auth',
+      'sign',
+      '--format',
+      'db',
+      '--host',
+      'x',
+      '--public-key',
+      'k',
+      '--out',
+      prefix,
+    ]);
+    assert.equal(withKey.code, 2);
+    assert.match(withKey.stderr, /--public-key: --format db makes its own key/);
+    assert.ok(!existsSync(`${prefix}.key`));
     await c.tctlOk(['auth', 'sign', '--format', 'db', '--host', 'localhost,127.0.0.1', '--out', prefix]);
     const clientCa = join(pg.dir, 'mwi-db-client-ca.pem');
     writeFileSync(clientCa, await c.tctlOk(['auth', 'export', '--type', 'db-client']));

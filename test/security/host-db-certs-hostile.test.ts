@@ -3,7 +3,7 @@ import { X509Certificate } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { handleDatabaseCert } from '../../src/auth/db-certs.js';
+import { handleDatabaseCert, signDbServer } from '../../src/auth/db-certs.js';
 import { handleHostCert } from '../../src/auth/host-certs.js';
 import { handleJoin } from '../../src/auth/join.js';
 import { generateKeys } from '../../src/crypto/keys.js';
@@ -130,5 +130,20 @@ describe('ssh_host and database certificate routes: hostile input (Auth Service 
       bad('database')); // prettier-ignore
     await assert.rejects(db(hostBot, { public_key: pub, username: 'app' }), bad('service'));
     await assert.rejects(db(hostBot, { public_key: 'x', service: 'pg', username: 'app' }), bad('public_key'));
+  });
+
+  it('tctl auth sign --format db: only the local admin; host names only; SANs from the db CA', async () => {
+    const req = { public_key: pub, hosts: ['db.example.com', '10.0.0.7'], ttl: undefined };
+    await assert.rejects(signDbServer(t.ctx, req, 'alice'), (e) => isMwiError(e, 'ACCESS_DENIED'));
+    for (const hosts of [[], ['*.example.com'], ['a b'], ['a,b']])
+      await assert.rejects(signDbServer(t.ctx, { ...req, hosts }, 'admin'), bad('host'));
+    await assert.rejects(signDbServer(t.ctx, { ...req, ttl: '0s' }, 'admin'), bad('ttl'));
+    const signed = await signDbServer(t.ctx, req, 'admin');
+    const cert = new X509Certificate(signed.cert);
+    assert.equal(cert.subject, 'CN=db.example.com');
+    assert.equal(cert.subjectAltName, 'DNS:db.example.com, IP Address:10.0.0.7');
+    assert.ok(cert.verify(new X509Certificate(t.ctx.cas.db.certPem).publicKey));
+    assert.equal(signed.client_ca, t.ctx.cas.dbClient.certPem);
+    assert.ok(Date.parse(signed.expires) - t.clock.now() <= 2190 * 3600 * 1000);
   });
 });
