@@ -35,10 +35,6 @@ const DB_GRANT = z
     'expected a database user or name (letters, digits, "_", ".", "@", "$", "-"; at most 63), "*" or ' +
       '{{internal.NAME}}',
   );
-/** A Teleport role rule; mwi reads those on host_cert (src/api/host-cert-rules.ts). */
-const RULE = z
-  .object({ resources: z.array(z.string()), verbs: z.array(z.string()), where: z.string().optional() })
-  .passthrough();
 
 const FORWARD_TOGGLE = z.object({ enabled: z.boolean().optional() }).strict();
 
@@ -101,7 +97,6 @@ export const roleSchema = z
               .default([]),
             db_users: z.array(DB_GRANT).optional(),
             db_names: z.array(DB_GRANT).optional(),
-            rules: z.array(RULE).optional(),
           })
           .passthrough()
           .default({}),
@@ -110,7 +105,6 @@ export const roleSchema = z
             logins: z.array(LOGIN).default([]),
             db_users: z.array(DB_GRANT).optional(),
             db_names: z.array(DB_GRANT).optional(),
-            rules: z.array(RULE).optional(),
           })
           .passthrough()
           .default({}),
