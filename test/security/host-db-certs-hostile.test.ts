@@ -9,7 +9,7 @@ import { handleJoin } from '../../src/auth/join.js';
 import { generateKeys } from '../../src/crypto/keys.js';
 import { isMwiError } from '../../src/errors.js';
 import { claimsOf, testContext } from '../helpers/auth-context.js';
-import { run, tempDir } from '../helpers/procs.js';
+import { run, tempDir, waitFor } from '../helpers/procs.js';
 
 type T = Awaited<ReturnType<typeof testContext>>;
 type BotClaims = ReturnType<typeof claimsOf>;
@@ -145,5 +145,19 @@ describe('ssh_host and database certificate routes: hostile input (Auth Service 
     assert.ok(cert.verify(new X509Certificate(t.ctx.cas.db.certPem).publicKey));
     assert.equal(signed.client_ca, t.ctx.cas.dbClient.certPem);
     assert.ok(Date.parse(signed.expires) - t.clock.now() <= 2190 * 3600 * 1000);
+  });
+
+  it('a locked bot gets neither certificate (the same checks as every output)', async () => {
+    await t.admin.addBot({ name: 'locked', roles: ['hosts'] }, 'admin');
+    const locked = await join_('locked');
+    const lock = { kind: 'lock', metadata: { name: 'l1' }, spec: { target: { user: 'bot-locked' } } };
+    await t.admin.create(lock, false, 'admin');
+    await waitFor('the lock cache', () => [...t.ctx.locks.lookup('user:bot-locked')].length > 0);
+    await assert.rejects(host(locked, { public_key: pub, principals: ['a.example.com'] }), (e) =>
+      isMwiError(e, 'LOCKED'),
+    );
+    await assert.rejects(db(locked, { public_key: pub, service: 'pg', username: 'app' }), (e) =>
+      isMwiError(e, 'LOCKED'),
+    );
   });
 });

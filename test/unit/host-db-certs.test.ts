@@ -96,6 +96,10 @@ describe('database grants (Teleport: db_users, db_names; db_labels only as every
     assert.deepEqual(checkResource(roleDoc({ allow: { db_users: ['app'], db_labels: { '*': '*' } } })).notes, []);
     refused(() => checkResource(roleDoc({ allow: { db_users: ['app'], db_labels: { env: 'prod' } } })),
       'BAD_REQUEST', 'spec.allow.db_labels', /no database resources/); // prettier-ignore
+    refused(() => checkResource(roleDoc({ deny: { db_labels: { '*': '*' } } })), 'BAD_REQUEST',
+      'spec.deny.db_labels', /no database resources/); // prettier-ignore
+    refused(() => checkResource(roleDoc({ allow: { db_users: ['a'], db_labels_expression: 'x' } })), 'BAD_REQUEST',
+      'spec.allow.db_labels_expression', /no database resources/); // prettier-ignore
     refused(() => checkResource(roleDoc({ allow: { db_users: ['a=b'] } })), 'BAD_REQUEST', 'spec.allow.db_users[0]',
       /database user/); // prettier-ignore
   });
