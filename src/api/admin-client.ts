@@ -15,6 +15,8 @@ import {
   type SignAdminReply,
   type SignAdminRequest,
   type SignHostRequest,
+  type SignDbRequest,
+  type SignDbReply,
   type StatusReply,
   type TestTokenReply,
   type TestTokenRequest,
@@ -199,6 +201,11 @@ export class AdminClient {
   /** An OpenSSH host certificate line for an existing host key. */
   async signHost(req: SignHostRequest): Promise<string> {
     return (await this.send(ADMIN_ROUTES.signHost, {}, { body: req })).ssh_cert;
+  }
+
+  /** A database server's certificate and the db-client CA (tctl auth sign --format db). */
+  signDb(req: SignDbRequest): Promise<SignDbReply> {
+    return this.send(ADMIN_ROUTES.signDb, {}, { body: req });
   }
 
   /** An operator identity's certificate for `req.public_key` (only the local admin identity may ask). */

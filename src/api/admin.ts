@@ -288,6 +288,29 @@ export type SignHostRequest = z.output<typeof signHostRequest>;
 const signHostReply = z.object({ ssh_cert: z.string() });
 
 /**
+ * POST sign/db: a database server's TLS certificate (tctl auth sign --format db), signed by the
+ * cluster's db CA, for a key tctl generated; with the db-client CA for the server's ssl_ca_file.
+ */
+export const signDbRequest = objectBody({
+  /** PEM SPKI (P-256 or Ed25519); the private key stays with tctl. */
+  public_key: z.string(),
+  /** The server's host names and IP addresses (its SANs; the first is the CN). */
+  hosts: z.preprocess((v): unknown => (Array.isArray(v) ? v : []), z.array(z.coerce.string())),
+  /** Default 2190h (Teleport's example), at most a year. */
+  ttl: optionalString,
+});
+export type SignDbRequest = z.output<typeof signDbRequest>;
+
+const signDbReply = z.object({
+  /** PEM server certificate. */
+  cert: z.string(),
+  /** PEM db-client CA: what the server's ssl_ca_file trusts (tbot's database output). */
+  client_ca: z.string(),
+  expires: z.string(),
+});
+export type SignDbReply = z.output<typeof signDbReply>;
+
+/**
  * POST tokens/NAME/test (`tctl tokens test`): a platform's identity token to check against the
  * token, or the uid of a refused join whose recorded claims to check again. Nothing is created.
  */
@@ -414,4 +437,5 @@ export const ADMIN_ROUTES = {
   exportCA: { method: 'GET', path: `${PATHS.admin}/ca/:type`, reply: caReply },
   signHost: { method: 'POST', path: `${PATHS.admin}/sign/host`, body: signHostRequest, reply: signHostReply },
   signAdmin: { method: 'POST', path: `${PATHS.admin}/sign/admin`, body: signAdminRequest, reply: signAdminReply },
+  signDb: { method: 'POST', path: `${PATHS.admin}/sign/db`, body: signDbRequest, reply: signDbReply },
 } as const satisfies Record<string, RouteSpec>;

@@ -21,6 +21,21 @@ const TIMESTAMP = z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'expect
 export const LOGIN_PATTERN = /^[^\s\p{C}]+$/u;
 const LOGIN = z.string().regex(LOGIN_PATTERN, 'expected a login without spaces or control characters');
 
+/**
+ * A database user or database name a certificate may name (PostgreSQL's identifier limit, 63
+ * bytes): no "/", "=", ",", spaces or control characters, which would change what a subject DN
+ * or a pg_ident map reads.
+ */
+export const DB_IDENTIFIER = /^[A-Za-z0-9_][A-Za-z0-9_.@$-]{0,62}$/;
+/** In a role: a database user or name, `*` (any), or a `{{internal.NAME}}` trait template. */
+const DB_GRANT = z
+  .string()
+  .refine(
+    (s) => s === '*' || DB_IDENTIFIER.test(s) || /^\{\{\s*internal\.[a-zA-Z0-9_]+\s*\}\}$/.test(s),
+    'expected a database user or name (letters, digits, "_", ".", "@", "$", "-"; at most 63), "*" or ' +
+      '{{internal.NAME}}',
+  );
+
 const FORWARD_TOGGLE = z.object({ enabled: z.boolean().optional() }).strict();
 
 const metadata = z
@@ -80,11 +95,17 @@ export const roleSchema = z
                   .strict(),
               )
               .default([]),
+            db_users: z.array(DB_GRANT).optional(),
+            db_names: z.array(DB_GRANT).optional(),
           })
           .passthrough()
           .default({}),
         deny: z
-          .object({ logins: z.array(LOGIN).default([]) })
+          .object({
+            logins: z.array(LOGIN).default([]),
+            db_users: z.array(DB_GRANT).optional(),
+            db_names: z.array(DB_GRANT).optional(),
+          })
           .passthrough()
           .default({}),
       })

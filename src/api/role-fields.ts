@@ -1,4 +1,5 @@
 import { MwiError } from '../errors.js';
+import { hostCertRules, WHERE_FORMS } from './host-cert-rules.js';
 
 // Teleport roles (v5 to v8) have many more fields than mwi reads. mwi issues SSH user
 // certificates (logins, extensions, lifetime) and bot identities, nothing else. A field it does
@@ -6,12 +7,14 @@ import { MwiError } from '../errors.js';
 // credential for (Kubernetes, databases, apps, desktops, clouds, Teleport's own API), or a
 // setting only Teleport's own services enforce. A field that would shape mwi's certificates in
 // a way mwi cannot honour is refused: ignoring it would grant more than the role says.
+// It also reads what tbot's ssh_host and database outputs need: rules on Teleport's host_cert
+// resource (src/api/host-cert-rules.ts), db_users and db_names.
 
 /** The fields of each part of a role spec that mwi reads (see roleSchema). */
 const USED: Readonly<Record<'options' | 'allow' | 'deny', readonly string[]>> = {
   options: ['max_session_ttl', 'forward_agent', 'permit_x11_forwarding', 'port_forwarding', 'ssh_port_forwarding'],
-  allow: ['logins'],
-  deny: ['logins'],
+  allow: ['logins', 'db_users', 'db_names'],
+  deny: ['logins', 'db_users', 'db_names'],
 };
 
 /** Whether a value leaves a field as if unset (false, empty): mwi then does what the field asks. */
@@ -68,7 +71,37 @@ function conditionsRefusal(part: 'allow' | 'deny', c: Conditions): { field: stri
 function asMwiDoes(part: 'options' | 'allow' | 'deny', field: string, v: unknown): boolean {
   // a refusable option that got here asks for nothing more than mwi does
   if (part === 'options') return Object.hasOwn(OPTIONS_REFUSED, field);
-  return part === 'allow' && field === 'node_labels' && everyNode(v);
+  // rules are read for host certificates only: a list without a host_cert rule is ignored
+  if (field === 'rules') return Array.isArray(v) && hostCertRules(v).length > 0;
+  return part === 'allow' && (field === 'node_labels' || field === 'db_labels') && everyNode(v);
+}
+
+const DATABASES =
+  'mwi has no database resources to label: a database certificate is accepted by every server that trusts the ' +
+  "db-client CA (its ssl_ca_file), so mwi cannot limit it to databases with labels: remove it (or use '*': '*') " +
+  'and choose the databases by which ones trust the CA';
+
+/**
+ * Why a role's host_cert rules or database conditions cannot be honoured, if they cannot: a
+ * `where` mwi cannot read (ignoring it would certify any host), labels mwi cannot limit.
+ */
+function grantsRefusal(part: 'allow' | 'deny', c: Conditions): { field: string; why: string } | undefined {
+  const rules = hostCertRules(c.rules);
+  if (typeof rules === 'string') {
+    const [index, why] = [rules.slice(0, rules.indexOf(':')), rules.slice(rules.indexOf(':') + 2)];
+    return {
+      field: `rules[${index}].where`,
+      why:
+        `${why}: ${WHERE_FORMS} (Teleport's predicate language has more); without a where clause mwi ` +
+        'could only read the rule as allowing every host name, which is more than the role says',
+    };
+  }
+  const users = Array.isArray(c.db_users) && c.db_users.length > 0;
+  const limits = part === 'deny' || users;
+  if (limits && !isUnset(c.db_labels) && !(part === 'allow' && everyNode(c.db_labels)))
+    return { field: 'db_labels', why: DATABASES };
+  if (!isUnset(c.db_labels_expression) && limits) return { field: 'db_labels_expression', why: DATABASES };
+  return undefined;
 }
 
 /**
@@ -82,7 +115,7 @@ export function roleFieldNotes(spec: { options: Conditions; allow: Conditions; d
       throw new MwiError('BAD_REQUEST', rule.why, { field: `spec.options.${name}` });
   }
   for (const part of ['allow', 'deny'] as const) {
-    const refusal = conditionsRefusal(part, spec[part]);
+    const refusal = conditionsRefusal(part, spec[part]) ?? grantsRefusal(part, spec[part]);
     if (refusal) throw new MwiError('BAD_REQUEST', refusal.why, { field: `spec.${part}.${refusal.field}` });
   }
   const notes: string[] = [];

@@ -15,6 +15,8 @@ export const PATHS = {
   heartbeat: '/v1/heartbeat',
   endInstance: '/v1/instance/end',
   admin: '/v1/admin',
+  hostCert: '/v1/certs/ssh_host',
+  databaseCert: '/v1/certs/database',
 } as const;
 
 /** First contact: POST /v1/join (no client certificate). */
@@ -82,6 +84,54 @@ export interface CertsResponse {
   /** Host SSH CA public keys, for known_hosts `@cert-authority` lines. */
   ssh_host_ca_keys: string[];
   logins: string[];
+  expires: string;
+  cluster_name: string;
+}
+
+/**
+ * POST /v1/certs/ssh_host over mTLS: an OpenSSH host certificate for a host key tbot generated
+ * (tbot's ssh_host output), for principals the bot's roles allow (a host_cert rule).
+ */
+export interface HostCertRequest {
+  /** PEM SubjectPublicKeyInfo (P-256 or Ed25519) of the host key; the private key stays with tbot. */
+  public_key: string;
+  /** Host names or addresses the certificate names (1 to 32). */
+  principals: string[];
+  ttl_seconds?: number;
+}
+
+export interface HostCertResponse {
+  /** OpenSSH host certificate line, signed by the cluster's SSH host CA. */
+  ssh_cert: string;
+  /** User SSH CA public keys (authorized_keys form, no `cert-authority`): sshd's TrustedUserCAKeys. */
+  ssh_user_ca_keys: string[];
+  /** Host SSH CA public keys (what clients trust in a `@cert-authority` known_hosts line). */
+  ssh_host_ca_keys: string[];
+  principals: string[];
+  expires: string;
+  cluster_name: string;
+}
+
+/**
+ * POST /v1/certs/database over mTLS: a database client certificate (subject CN = the database
+ * user) for a key tbot generated, signed by the db-client CA (tbot's database output).
+ */
+export interface DatabaseCertRequest {
+  public_key: string;
+  /** Teleport's database service name: recorded in the audit event (mwi has no database resources). */
+  service: string;
+  /** The database user: the certificate's CN, which PostgreSQL's `cert` authentication maps to a role. */
+  username: string;
+  /** The database to connect to, if named: must be one the roles' db_names grant. */
+  database?: string;
+  ttl_seconds?: number;
+}
+
+export interface DatabaseCertResponse {
+  /** PEM client certificate. */
+  tls_cert: string;
+  /** PEM CA certificates clients verify the database server with (the cluster's db CA). */
+  tls_ca_certs: string[];
   expires: string;
   cluster_name: string;
 }

@@ -27,9 +27,13 @@ export interface Authorities {
   joinState: { privateKey: KeyObject; publicKey: KeyObject };
   /** MAC key for stateless join challenges and keyed token fingerprints (derived from joinState). */
   challengeMac: Buffer;
+  /** Signs database client certificates (tbot's database output); a database server's ssl_ca_file trusts it. */
+  dbClient: LoadedCA;
+  /** Teleport's `db` CA: what database clients verify servers with (the database output's tls.cas). */
+  db: LoadedCA;
 }
 
-export const CA_TYPES = ['tls-user', 'tls-host', 'ssh-user', 'ssh-host'] as const;
+export const CA_TYPES = ['tls-user', 'tls-host', 'ssh-user', 'ssh-host', 'db-client', 'db'] as const;
 export type CAType = (typeof CA_TYPES)[number];
 
 async function getOrCreate<T>(backend: Backend, k: string, make: () => Promise<T>): Promise<T> {
@@ -86,6 +90,8 @@ export async function loadAuthorities(backend: Backend, clusterName: string): Pr
     sshHost: await sshCA(backend, 'ssh-host', clusterName),
     caPin: spkiPin(createPublicKey(tlsHost.cert.publicKey.export({ type: 'spki', format: 'pem' }))),
     ...(await joinStateKeys(backend)),
+    dbClient: await tlsCA(backend, 'db-client', clusterName, 'mwi database client CA'),
+    db: await tlsCA(backend, 'db', clusterName, 'mwi database CA'),
   };
 }
 
@@ -113,5 +119,10 @@ export function exportCA(a: Authorities, type: CAType): string {
     case 'ssh-host':
       // a known_hosts line trusting every host certificate this CA signs
       return `@cert-authority * ${a.sshHost.publicLine}\n`;
+    case 'db-client':
+      // PEM, for a database server's ssl_ca_file
+      return a.dbClient.certPem;
+    case 'db':
+      return a.db.certPem;
   }
 }

@@ -9,6 +9,8 @@ import type { AuthContext } from './context.js';
 import { testToken } from './token-test.js';
 import { handleChallenge, handleJoin } from './join.js';
 import { handleCerts } from './certs.js';
+import { handleDatabaseCert, signDbServer } from './db-certs.js';
+import { handleHostCert } from './host-certs.js';
 import { handleEndInstance } from './end-instance.js';
 import { handleHeartbeat } from './heartbeat.js';
 import { signOperatorIdentity } from './operator-identity.js';
@@ -27,6 +29,8 @@ const TBOT_ROUTES = {
   certs: { method: 'POST', path: PATHS.certs, body: checkedByHandler },
   heartbeat: { method: 'POST', path: PATHS.heartbeat, body: checkedByHandler },
   endInstance: { method: 'POST', path: PATHS.endInstance, body: checkedByHandler },
+  hostCert: { method: 'POST', path: PATHS.hostCert, body: checkedByHandler },
+  databaseCert: { method: 'POST', path: PATHS.databaseCert, body: checkedByHandler },
 } as const satisfies Record<string, RouteSpec>;
 
 /**
@@ -67,6 +71,7 @@ export function authRoutes(ctx: AuthContext, opts: { publicAddrs?: () => string[
         route(ADMIN_ROUTES.exportCA, 'admin', ({ params: { type } }) => ({ type, text: admin.exportCA(type) })),
         route(ADMIN_ROUTES.signHost, 'admin', ({ body, caller }) => admin.signHost(body, caller.user)),
         route(ADMIN_ROUTES.signAdmin, 'admin', ({ body, caller }) => signOperatorIdentity(ctx, body, caller)),
+        route(ADMIN_ROUTES.signDb, 'admin', ({ body, caller }) => signDbServer(ctx, body, caller.user)),
       ],
     },
     {
@@ -86,6 +91,10 @@ export function authRoutes(ctx: AuthContext, opts: { publicAddrs?: () => string[
         route(TBOT_ROUTES.heartbeat, 'bot', ({ caller, body, remote }) => handleHeartbeat(ctx, caller, body, remote)),
         route(TBOT_ROUTES.endInstance, 'bot', ({ caller, body, remote }) =>
           handleEndInstance(ctx, caller, body, remote),
+        ),
+        route(TBOT_ROUTES.hostCert, 'bot', ({ caller, body, remote }) => handleHostCert(ctx, caller, body, remote)),
+        route(TBOT_ROUTES.databaseCert, 'bot', ({ caller, body, remote }) =>
+          handleDatabaseCert(ctx, caller, body, remote),
         ),
       ],
     },

@@ -37,6 +37,11 @@ export function startMode(cmd: string, positionals: string[]): StartMode {
   if (name === undefined) return 'legacy';
   const mode = MODES[name];
   if (mode) return mode;
+  if (name === 'database' || name === 'db')
+    throw usageError(
+      `mwi has no ${name} mode (Teleport's tbot ${cmd} ${name}): write a database output in tbot.yaml instead ` +
+        '(outputs: - type: database, with service, username, format: tls; docs/outputs.md) and run tbot start -c FILE',
+    );
   if (TELEPORT_ONLY.has(name))
     throw usageError(
       `mwi has no ${name} mode (Teleport's tbot ${cmd} ${name}): mwi issues identity outputs (SSH and X.509 ` +

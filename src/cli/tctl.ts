@@ -14,6 +14,7 @@ import { defaultOf } from './help/table.js';
 import { CA_TYPES, TCTL } from './help/tctl-table.js';
 import { authExport } from './tctl/auth-export.js';
 import { authSignAdmin } from './tctl/auth-sign.js';
+import { authSignDb } from './tctl/auth-sign-db.js';
 import { bots } from './tctl/bots.js';
 import { editCommand } from './tctl/edit.js';
 import { lockCommand, locks } from './tctl/locks.js';
@@ -58,6 +59,7 @@ async function main(): Promise<number | void> {
     );
   if (line.path === 'completion') return void print(completionScript(TCTL, line.args[0]));
   if (line.path === 'auth sign' && (g.admin || g.user !== undefined)) return authSignAdmin(g);
+  if (line.path === 'auth sign' && g.format === 'db') return authSignDb(g);
   if (line.path === 'ca export' && g.type !== undefined && !(CA_TYPES as readonly string[]).includes(g.type))
     throw usageError(
       `unknown CA type ${JSON.stringify(g.type)} (expected one of: ${CA_TYPES.join(', ')})` +

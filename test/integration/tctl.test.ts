@@ -573,11 +573,11 @@ describe('tctl as Teleport users call it', () => {
     );
     for (const t of ['tls-host', 'tls-user'])
       assert.equal(await c.tctlOk(['auth', 'export', '--type', t]), await c.tctlOk(['ca', 'export', '--type', t]));
-    const db = await c.tctl(['auth', 'export', '--type', 'db']);
-    assert.equal(db.code, 2);
+    const windows = await c.tctl(['auth', 'export', '--type', 'windows']);
+    assert.equal(windows.code, 2);
     assert.match(
-      db.stderr,
-      /--type: mwi has no "db" CA to export .*mwi exports user, host, openssh, tls-user, tls-host/,
+      windows.stderr,
+      /--type: mwi has no "windows" CA to export .*mwi exports user, host, openssh, tls-user, tls-host, db-client, db/,
     );
   });
 });

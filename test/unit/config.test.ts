@@ -167,8 +167,12 @@ describe('outputs and services', () => {
   });
 
   it('the schemas come from the registries: unknown types and keys are named', () => {
-    const ssh = file({ outputs: [out({ type: 'ssh_host' })] });
-    refused(ssh, 'outputs[0].type', /^mwi has no output type "ssh_host" \(it has: identity; docs\/teleport\.md/);
+    const kube = file({ outputs: [out({ type: 'kubernetes' })] });
+    refused(
+      kube,
+      'outputs[0].type',
+      /^mwi has no output type "kubernetes" \(it has: identity, ssh_host, database[,;].*docs\/teleport\.md/,
+    );
     refused(file({ services: [out({ nme: 'x' })] }), 'services[0].nme', /^unknown key/);
     const disk = file({ storage: { type: 'disk' } });
     refused(

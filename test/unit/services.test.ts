@@ -176,11 +176,11 @@ describe('registries', () => {
     );
     assert.deepEqual(
       OUTPUT_TYPES.map((o) => o.type),
-      ['identity'],
+      ['identity', 'ssh_host', 'database'],
     );
     assert.deepEqual(
       SERVICE_TYPES.map((o) => o.type),
-      ['identity'],
+      ['identity', 'ssh_host', 'database'],
     );
   });
 

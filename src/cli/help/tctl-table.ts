@@ -325,14 +325,14 @@ export const TCTL = {
     { path: 'auth', summary: "CAs and certificates, in Teleport's terms" },
     {
       path: 'auth export',
-      usage: 'auth export --type user|host|openssh|tls-user|tls-host',
+      usage: 'auth export --type user|host|openssh|tls-user|tls-host|db-client|db',
       summary: "the same as ca export, with Teleport's type names",
       flags: [
         [
           'type',
           {
             description: 'which CA (required): user is an authorized_keys cert-authority line, openssh the key alone',
-            values: ['user', 'host', 'openssh', 'tls-user', 'tls-host', 'ssh-user', 'ssh-host'],
+            values: ['user', 'host', 'openssh', 'tls-user', 'tls-host', 'ssh-user', 'ssh-host', 'db-client', 'db'],
           },
         ],
       ],
@@ -340,7 +340,7 @@ export const TCTL = {
     },
     {
       path: 'auth sign',
-      usage: 'auth sign (--host NAMES --public-key FILE | --admin --user NAME) [--ttl D] [--out FILE]',
+      usage: 'auth sign (--host NAMES [--public-key FILE | --format db] | --admin --user NAME) [--ttl D] [--out F]',
       summary: 'an OpenSSH host certificate for an existing host key, or an operator identity (--admin)',
       details:
         "With --admin (mwi's own): an identity file for operator NAME, for tctl --auth-server ADDR -i FILE on " +
@@ -354,11 +354,18 @@ export const TCTL = {
         'out',
         'admin',
         ['user', { value: 'NAME', description: "the operator's name (with --admin)" }],
-        ['format', { description: 'with --admin: file (the only form; checked by the command)', choices: undefined }],
+        [
+          'format',
+          {
+            description: 'with --admin: file (the only form); db: a database server certificate PREFIX.crt, .key, .cas',
+            choices: undefined,
+          },
+        ],
       ],
       examples: [
         'tctl auth sign --host web1.example.com --public-key /etc/ssh/ssh_host_ed25519_key.pub',
         'tctl auth sign --admin --user alice --ttl 8h --out alice-identity.json',
+        'tctl auth sign --format db --host db.example.com --out server',
       ],
     },
     { path: 'audit', summary: 'the audit log' },

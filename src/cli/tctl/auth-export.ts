@@ -14,6 +14,9 @@ const TYPES: Record<string, { ca: string; authorizedKeys?: true }> = {
   'tls-user': { ca: 'tls-user' },
   'ssh-user': { ca: 'ssh-user' },
   'ssh-host': { ca: 'ssh-host' },
+  // PEM: db-client for a database server's ssl_ca_file (it signs tbot's database output); db for clients
+  'db-client': { ca: 'db-client' },
+  db: { ca: 'db' },
 };
 
 /** `tctl auth export --type TYPE`: a CA's public part, as Teleport's command prints it. */
@@ -22,7 +25,7 @@ export async function authExport(admin: AdminClient, type: string): Promise<stri
   if (!t)
     throw usageError(
       `mwi has no ${JSON.stringify(type)} CA to export (Teleport has more CAs): mwi exports user, host, openssh, ` +
-        'tls-user, tls-host (or ssh-user, ssh-host)',
+        'tls-user, tls-host, db-client, db (or ssh-user, ssh-host)',
       '--type',
     );
   const text = await admin.exportCA(t.ca);
