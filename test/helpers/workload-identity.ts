@@ -21,14 +21,23 @@ export async function workloadRoleBot(c: TestCluster, bot: string, team: string)
   return out.token;
 }
 
-/** A bot whose role grants workload identities labelled `team: <team>`, joined once with tbot; its API client. */
-export async function workloadBot(c: TestCluster, bot: string, team: string): Promise<ApiClient> {
+/** A bot whose role grants workload identities labelled `team: <team>`, joined once with tbot; its identity. */
+export async function workloadBotIdentity(
+  c: TestCluster,
+  bot: string,
+  team: string,
+): Promise<{ ca: string[]; cert: string; key: string }> {
   const token = await workloadRoleBot(c, bot, team);
   const storage = join(c.dir, `storage-${bot}`);
   const joined = await cli('tbot', ['start', ...tbotFlags(c, token, storage, join(c.dir, `out-${bot}`)), '--oneshot']);
   assert.equal(joined.code, 0, joined.stderr);
   const id = (JSON.parse(readFileSync(join(storage, 'state.json'), 'utf8')) as BotState).identity!;
-  return new ApiClient({ addrs: [c.addr], tls: { ca: id.tls_ca_certs, cert: id.tls_cert, key: id.key } });
+  return { ca: id.tls_ca_certs, cert: id.tls_cert, key: id.key };
+}
+
+/** The same, as an API client speaking with the bot's identity. */
+export async function workloadBot(c: TestCluster, bot: string, team: string): Promise<ApiClient> {
+  return new ApiClient({ addrs: [c.addr], tls: await workloadBotIdentity(c, bot, team) });
 }
 
 /** Creates a workload_identity from YAML text. */
