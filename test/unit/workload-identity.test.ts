@@ -219,3 +219,15 @@ describe('requests and TTLs', () => {
     refused({ ...base, ttl: 'forever' }, 'ttl');
   });
 });
+
+it('a deny.workload_identity_labels_expression is refused (ignored, it would grant what it denies)', () => {
+  assert.throws(
+    () =>
+      checkResource({
+        kind: 'role',
+        metadata: { name: 'r' },
+        spec: { deny: { workload_identity_labels_expression: 'labels["env"] == "prod"' } },
+      }),
+    (e) => isMwiError(e, 'BAD_REQUEST') && e.field === 'spec.deny.workload_identity_labels_expression',
+  );
+});
