@@ -34,6 +34,7 @@ describe('tbot outputs workload-identity-x509 and workload-identity-jwt', () => 
         `  - type: workload-identity-x509\n    selector: { name: svc-b }\n` +
         `    destination: { type: directory, path: ${dirs.b} }\n` +
         `  - type: workload-identity-jwt\n    selector: { labels: { team: [out] } }\n    audiences: [vault.example]\n` +
+        `    algorithm: RS256\n` +
         `    destination: { type: directory, path: ${dirs.j} }\n`,
     );
     tbotRun = await cli('tbot', ['start', '-c', file]);
@@ -61,7 +62,8 @@ describe('tbot outputs workload-identity-x509 and workload-identity-jwt', () => 
     const token = readFileSync(join(dirs.j, 'jwt_svid'), 'utf8');
     assert.equal(statSync(join(dirs.j, 'jwt_svid')).mode & 0o777, 0o600);
     const jwks = JSON.parse(await c.tctlOk(['auth', 'export', '--type', 'jwt']));
-    const { payload } = await jwtVerify(token, createLocalJWKSet(jwks), { audience: 'vault.example' });
+    const { payload, protectedHeader } = await jwtVerify(token, createLocalJWKSet(jwks), { audience: 'vault.example' });
+    assert.equal(protectedHeader.alg, 'RS256');
     assert.equal(payload.sub, 'spiffe://outputs.example/svc/a');
     assert.match(tbotRun.stderr, /matches 2 workload identities; this output writes the first \(svc-a\) and not svc-b/);
   });

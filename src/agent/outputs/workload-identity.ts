@@ -1,6 +1,7 @@
 import { createPrivateKey } from 'node:crypto';
 import { z } from 'zod';
 import {
+  JWT_ALGORITHMS,
   selectorSchema,
   WORKLOAD_PATHS,
   type JwtSvidResponse,
@@ -41,6 +42,8 @@ const x509Fields = {
 const jwtFields = {
   ...common,
   audiences: z.array(z.string().min(1).max(256)).min(1, 'at least one audience').max(16, 'at most 16 audiences'),
+  /** mwi's own: the JWS algorithm (ES256 by default; RS256 for a consumer that takes only RSA). */
+  algorithm: z.enum(JWT_ALGORITHMS).default('ES256'),
 };
 
 export type X509OutputConfig = ConfigOf<typeof x509Fields> & Lifetime;
@@ -162,6 +165,7 @@ export class JwtSvidOutput {
       res = await this.botIdentity.call<JwtSvidResponse>(WORKLOAD_PATHS.jwt, {
         selector: this.cfg.selector,
         audiences: this.cfg.audiences,
+        algorithm: this.cfg.algorithm,
         ttl: `${Math.round(this.cfg.credentialTtlMs / 1000)}s`,
       });
     } catch (err) {
