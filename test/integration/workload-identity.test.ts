@@ -8,7 +8,7 @@ import { ApiClient } from '../../src/api/client.js';
 import { generateKeys } from '../../src/crypto/keys.js';
 import { isMwiError } from '../../src/errors.js';
 import { startCluster, type TestCluster } from '../helpers/cluster.js';
-import { run } from '../helpers/procs.js';
+import { REPO_ROOT, run } from '../helpers/procs.js';
 import { createIdentity, workloadBot } from '../helpers/workload-identity.js';
 
 describe('workload identity: the three routes', () => {
@@ -77,6 +77,39 @@ describe('workload identity: the three routes', () => {
     assert.equal(protectedHeader.typ, 'JWT');
     assert.equal(protectedHeader.alg, 'ES256');
     assert.ok(payload.jti && payload.iat && payload.exp);
+  });
+
+  it("loads Teleport's tctl get form of a workload_identity, and issues from it with templates and rules", async () => {
+    const created = await c.tctlOk([
+      'create',
+      '-f',
+      join(REPO_ROOT, 'test', 'compat', 'resources', 'workload-identity.yaml'),
+    ]);
+    assert.match(created, /workload_identity "k8s-workloads" has been created/);
+    const keys = await generateKeys('ec-p256');
+    const k8s = (namespace: string) => ({
+      kubernetes: { attested: true, namespace, service_account: 'api', pod_name: 'api-1', pod_uid: 'u1' },
+    });
+    const res = await api.issueX509Svids({
+      selector: { name: 'k8s-workloads' },
+      public_key: keys.publicKeyPem,
+      ttl: '24h',
+      attributes: k8s('prod'),
+    });
+    const svid = res.svids[0]!;
+    assert.equal(svid.spiffe_id, 'spiffe://wi.example/k8s/prod/api');
+    const cert = new X509Certificate(svid.cert_pem);
+    assert.equal(cert.subjectAltName, 'DNS:api.prod.svc, URI:spiffe://wi.example/k8s/prod/api');
+    // maximum_ttl 14400s caps the 24h asked
+    assert.ok(Date.parse(cert.validTo) - Date.now() <= 4 * 3600_000 + 5000);
+    await assert.rejects(
+      api.issueX509Svids({
+        selector: { name: 'k8s-workloads' },
+        public_key: keys.publicKeyPem,
+        attributes: k8s('dev'),
+      }),
+      (err) => isMwiError(err, 'ACCESS_DENIED'),
+    );
   });
 
   it('refuses an identity the bot is not granted, and tells the operator why', async () => {
