@@ -129,6 +129,8 @@ describe('workload identity: the three routes', () => {
     // tctl reads, lists and removes the kind like the others
     assert.match(await c.tctlOk(['get', 'workload_identity/db']), /kind: workload_identity[\s\S]*id: \/db/);
     assert.match(await c.tctlOk(['get', 'workload_identities']), /name: web[\s\S]*name: db|name: db[\s\S]*name: web/);
+    const all = await c.tctlOk(['get', 'all']);
+    assert.match(all, /kind: workload_identity/);
     await c.tctlOk(['rm', 'workload_identity/db']);
     assert.equal((await c.tctl(['get', 'workload_identity/db'])).code, 1);
     assert.match(String(refused.at(-1)?.reason), /db: no role of the bot \(wibot-wi\) grants its labels/);
