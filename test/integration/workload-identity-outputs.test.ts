@@ -68,6 +68,24 @@ describe('tbot outputs workload-identity-x509 and workload-identity-jwt', () => 
     assert.match(tbotRun.stderr, /matches 2 workload identities; this output writes the first \(svc-a\) and not svc-b/);
   });
 
+  it('an identity the bot is not granted fails that output, naming its selector', async () => {
+    const token = await workloadRoleBot(c, 'deniedbot', 'nobody');
+    const file = join(c.dir, 'tbot-denied.yaml');
+    writeFileSync(
+      file,
+      `version: v2\nauth_server: ${c.addr}\nonboarding:\n  join_method: token\n  token: ${token}\n` +
+        `  ca_pins: ["${c.caPin}"]\noneshot: true\noutputs:\n` +
+        `  - type: workload-identity-x509\n    selector: { name: svc-a }\n` +
+        `    destination: { type: directory, path: ${join(c.dir, 'denied')} }\n`,
+    );
+    const r = await cli('tbot', ['start', '-c', file]);
+    assert.notEqual(r.code, 0);
+    assert.match(
+      r.stderr,
+      /workload_identity "svc-a" does not exist, is not granted to this bot.*\(selector name svc-a\)/,
+    );
+  });
+
   it('two workloads make an mTLS connection with their SVIDs (openssl s_server / s_client), each verifying the other', async () => {
     const port = await freePort();
     const server = spawn('openssl', [
