@@ -235,6 +235,10 @@ export const AUDIT_EVENT_TYPES = [
   'admin.request',
   // an EC2 instance joined through an ec2 token after joining through another (a warning)
   'ec2.instance_rejoined_other_token',
+  // workload identity (SPIFFE): each SVID issuance or refusal, and each rotation of its CA or keys
+  'workload_identity.x509',
+  'workload_identity.jwt',
+  'workload_identity.rotate',
 ] as const;
 
 /** An audit event as logged: these fields and any other the event has. */
@@ -273,6 +277,8 @@ export type StatusReply = z.output<typeof statusReply>;
 
 /** GET ca/TYPE: a CA's public part as its consumers read it (see `tctl ca export`). */
 const caReply = z.object({ type: z.string(), text: z.string() });
+/** A rotation: the new bundle revision, and until when the old CA or keys stay trusted. */
+const rotateReply = z.object({ type: z.string(), revision: z.string(), old_trusted_until: z.string() });
 
 /** POST sign/host: an OpenSSH host certificate for an existing host key. */
 export const signHostRequest = objectBody({
@@ -438,4 +444,6 @@ export const ADMIN_ROUTES = {
   signHost: { method: 'POST', path: `${PATHS.admin}/sign/host`, body: signHostRequest, reply: signHostReply },
   signAdmin: { method: 'POST', path: `${PATHS.admin}/sign/admin`, body: signAdminRequest, reply: signAdminReply },
   signDb: { method: 'POST', path: `${PATHS.admin}/sign/db`, body: signDbRequest, reply: signDbReply },
+  /** Rotates the SPIFFE CA (`spiffe`) or the JWT-SVID keys (`jwt`) at once, the old ones trusted for a grace period. */
+  rotateCA: { method: 'POST', path: `${PATHS.admin}/ca/:type/rotate`, reply: rotateReply },
 } as const satisfies Record<string, RouteSpec>;

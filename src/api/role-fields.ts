@@ -13,8 +13,8 @@ import { hostCertRules, WHERE_FORMS } from './host-cert-rules.js';
 /** The fields of each part of a role spec that mwi reads (see roleSchema). */
 const USED: Readonly<Record<'options' | 'allow' | 'deny', readonly string[]>> = {
   options: ['max_session_ttl', 'forward_agent', 'permit_x11_forwarding', 'port_forwarding', 'ssh_port_forwarding'],
-  allow: ['logins', 'db_users', 'db_names'],
-  deny: ['logins', 'db_users', 'db_names'],
+  allow: ['logins', 'db_users', 'db_names', 'workload_identity_labels'],
+  deny: ['logins', 'db_users', 'db_names', 'workload_identity_labels'],
 };
 
 /** Whether a value leaves a field as if unset (false, empty): mwi then does what the field asks. */
@@ -34,6 +34,10 @@ function everyNode(labels: unknown): boolean {
 const NODES =
   'an mwi certificate is accepted by every host that trusts the user CA, so mwi cannot limit it to nodes with ' +
   'labels: remove it and choose the hosts by which ones trust the CA (TrustedUserCAKeys)';
+
+const WORKLOAD_EXPRESSION =
+  "mwi does not evaluate Teleport's label expressions, and ignoring a deny would grant what it denies: write it " +
+  'as deny.workload_identity_labels';
 
 /** Options mwi cannot honour, with the values that ask for it and why the role is refused. */
 const OPTIONS_REFUSED: Readonly<Record<string, { applies: (v: unknown) => boolean; why: string }>> = {
@@ -59,6 +63,9 @@ type Conditions = Readonly<Record<string, unknown>>;
 
 /** Why a role's allow or deny conditions cannot be honoured, if they cannot. */
 function conditionsRefusal(part: 'allow' | 'deny', c: Conditions): { field: string; why: string } | undefined {
+  // a deny mwi cannot evaluate would, ignored, grant what it denies
+  if (part === 'deny' && !isUnset(c.workload_identity_labels_expression))
+    return { field: 'workload_identity_labels_expression', why: WORKLOAD_EXPRESSION };
   const logins = Array.isArray(c.logins) && c.logins.length > 0;
   // an allow condition limits this role's own logins; a deny condition takes nodes away from every role
   const limits = part === 'deny' || logins;

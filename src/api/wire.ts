@@ -17,6 +17,10 @@ export const PATHS = {
   admin: '/v1/admin',
   hostCert: '/v1/certs/ssh_host',
   databaseCert: '/v1/certs/database',
+  /** Workload identity (SPIFFE): src/api/workload-identity.ts has the messages. */
+  workloadX509: '/v1/workload-identity/x509',
+  workloadJwt: '/v1/workload-identity/jwt',
+  workloadBundle: '/v1/workload-identity/bundle',
 } as const;
 
 /** First contact: POST /v1/join (no client certificate). */

@@ -42,10 +42,17 @@ export function startMode(cmd: string, positionals: string[]): StartMode {
       `mwi has no ${name} mode (Teleport's tbot ${cmd} ${name}): write a database output in tbot.yaml instead ` +
         '(outputs: - type: database, with service, username, format: tls; docs/outputs.md) and run tbot start -c FILE',
     );
+  if (name === 'workload-identity-x509' || name === 'workload-identity-jwt')
+    throw usageError(
+      `mwi has the ${name} output but not yet its command-line mode (Teleport's tbot ${cmd} ${name}): write ` +
+        `it in tbot.yaml (outputs: [{type: ${name}, selector: {name: NAME}, destination: ...}], docs/outputs.md) ` +
+        `and run tbot ${cmd} -c tbot.yaml`,
+    );
   if (TELEPORT_ONLY.has(name))
     throw usageError(
-      `mwi has no ${name} mode (Teleport's tbot ${cmd} ${name}): mwi issues identity outputs (SSH and X.509 ` +
-        `credentials) only: tbot ${cmd} identity --destination URI`,
+      `mwi has no ${name} mode (Teleport's tbot ${cmd} ${name}): on the command line mwi writes identity ` +
+        `outputs only (tbot ${cmd} identity --destination URI); the other outputs it has are written in tbot.yaml ` +
+        '(docs/outputs.md)',
     );
   throw usageError(`unknown mode ${JSON.stringify(name)} (expected identity, id, ssh or legacy; see tbot --help)`);
 }

@@ -15,6 +15,7 @@ import { CA_TYPES, TCTL } from './help/tctl-table.js';
 import { authExport } from './tctl/auth-export.js';
 import { authSignAdmin } from './tctl/auth-sign.js';
 import { authSignDb } from './tctl/auth-sign-db.js';
+import { authRotate } from './tctl/auth-rotate.js';
 import { bots } from './tctl/bots.js';
 import { editCommand } from './tctl/edit.js';
 import { lockCommand, locks } from './tctl/locks.js';
@@ -114,6 +115,7 @@ async function main(): Promise<number | void> {
         return;
       case 'auth': {
         if (sub === 'export') return void print(await authExport(admin, need(g.type, '--type')));
+        if (sub === 'rotate') return void print(await authRotate(admin, g));
         const file = need(g['public-key'], '--public-key');
         let publicKey: string;
         try {

@@ -171,7 +171,7 @@ describe('outputs and services', () => {
     refused(
       kube,
       'outputs[0].type',
-      /^mwi has no output type "kubernetes" \(it has: identity, ssh_host, database[,;].*docs\/teleport\.md/,
+      /^mwi has no output type "kubernetes" \(it has: identity, ssh_host, database, workload-identity-x509, workload-identity-jwt[,;].*docs\/teleport\.md/,
     );
     refused(file({ services: [out({ nme: 'x' })] }), 'services[0].nme', /^unknown key/);
     const disk = file({ storage: { type: 'disk' } });

@@ -109,7 +109,7 @@ describe("tbot.yaml: ssh_host and database outputs (Teleport's types and fields)
   const base = {
     version: 'v2',
     auth_server: '127.0.0.1:3025',
-    onboarding: { token: 't', join_method: 'token', ca_pins: [`sha256:${'0'.repeat(64)}`] },
+    onboarding: { token: 't', join_method: 'token', ca_pins: [`sha256:${'ab'.repeat(32)}`] },
   };
   const withOutput = (o: Record<string, unknown>) =>
     validateTbotConfig({ ...base, outputs: [{ destination: { type: 'directory', path: '/tmp/x' }, ...o }] });

@@ -176,11 +176,11 @@ describe('registries', () => {
     );
     assert.deepEqual(
       OUTPUT_TYPES.map((o) => o.type),
-      ['identity', 'ssh_host', 'database'],
+      ['identity', 'ssh_host', 'database', 'workload-identity-x509', 'workload-identity-jwt'],
     );
     assert.deepEqual(
       SERVICE_TYPES.map((o) => o.type),
-      ['identity', 'ssh_host', 'database'],
+      ['identity', 'ssh_host', 'database', 'workload-identity-x509', 'workload-identity-jwt'],
     );
   });
 
