@@ -97,6 +97,14 @@ describe('ec2 with aws_role: the Auth Service asks EC2 whether the instance is r
         .at(-1);
       assert.match(String(refused?.reason), reason);
     }
+    // the refused join's signed claims, explained: the rule matches, the running check is the join's
+    const refused = c
+      .audit()
+      .filter((e) => e.event === 'bot.join' && e.success === false)
+      .at(-1)!;
+    const t = await c.tctl(['tokens', 'test', 'vm-ec2-role', '--from-audit', String(refused.uid)]);
+    assert.match(t.stdout, /rule 0: MATCHES/, t.stdout + t.stderr);
+    assert.match(t.stdout, /instance running.*not checked here: a join assumes "arn:aws:iam::123456789012:role\//);
   });
 
   it('tctl tokens test --id-token says the running check is made at the join', async () => {
@@ -104,6 +112,6 @@ describe('ec2 with aws_role: the Auth Service asks EC2 whether the instance is r
     writeFileSync(file, await docFor('i-0cccc00001111eeee'), { mode: 0o600 });
     const r = await c.tctl(['tokens', 'test', 'vm-ec2-role', '--id-token', file]);
     assert.equal(r.code, 0, r.stdout + r.stderr);
-    assert.match(r.stdout, /instance running.*not checked here: a join assumes arn:aws:iam::123456789012:role\//);
+    assert.match(r.stdout, /instance running.*not checked here: a join assumes "arn:aws:iam::123456789012:role\//);
   });
 });

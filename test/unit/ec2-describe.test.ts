@@ -248,7 +248,7 @@ describe('ec2 join with aws_role: STS AssumeRole, then EC2 DescribeInstances (ht
     const h = handler();
     const { doc } = await instance();
     const v = await h.verify(ctxFor(doc, [{ aws_role: ROLE }]));
-    assert.deepEqual(v.attributes?.matched_rule, { aws_account: ACCOUNT });
+    assert.deepEqual(v.attributes?.matched_rule, { aws_account: ACCOUNT, aws_role: ROLE });
     const otherRole = 'arn:aws:iam::210987654321:role/describe';
     await assert.rejects(h.verify(ctxFor(doc, [{ aws_role: otherRole }])), refusedFor(/no allow rule matches/));
     await assert.rejects(

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { MwiError } from '../../errors.js';
 import { formatDuration, parseDuration } from '../../util/duration.js';
 import { ioReason } from '../../util/io-reason.js';
-import { checkAllow, explainAllow } from '../jwt/allow.js';
+import { checkAllow, explainAllow, type RuleOutcome } from '../jwt/allow.js';
 import { assertAllowRules, type AllowPolicy } from '../jwt/rules.js';
 import {
   JoinRefusal,
@@ -175,7 +175,7 @@ async function explain(
     const rules = explainAllow(rulesList, input.recordedClaims, EC2_POLICY);
     const detail = `the signed document of the join refused at ${input.recordedAt} (its age was checked then)`;
     return {
-      checks: [{ check: 'recorded claims', ok: true, detail }],
+      checks: [{ check: 'recorded claims', ok: true, detail }, ...runningCheck(token, rulesList, rules)],
       rules,
       claims: input.recordedClaims,
       wouldJoin: rules.some((r) => r.ok),
@@ -201,15 +201,20 @@ async function explain(
   });
   const claims = claimsOf(id);
   const rules = explainAllow(rulesList, claims, EC2_POLICY);
-  const first = rules.find((r) => r.ok);
-  const role = first ? roleOf(token.spec.allow, (rulesList as unknown[])[first.index], rulesList) : undefined;
-  if (typeof role === 'string')
-    checks.push({
-      check: 'instance running',
-      ok: null,
-      detail: `not checked here: a join assumes ${role} and asks EC2 DescribeInstances whether the instance is running`,
-    });
+  checks.push(...runningCheck(token, rulesList, rules));
   return { checks, rules, claims, wouldJoin: !stale && rules.some((r) => r.ok) };
+}
+
+/** The DescribeInstances check, named (not made) when the first matching rule has an aws_role. */
+function runningCheck(token: JoinTokenView, rulesList: unknown, rules: RuleOutcome[]): ExplainCheck[] {
+  const first = rules.find((r) => r.ok);
+  const role =
+    first && Array.isArray(rulesList) ? roleOf(token.spec.allow, rulesList[first.index], rulesList) : undefined;
+  if (role === undefined) return [];
+  const detail =
+    `not checked here: a join assumes ${JSON.stringify(role)} and asks EC2 DescribeInstances whether the ` +
+    'instance is running';
+  return [{ check: 'instance running', ok: null, detail }];
 }
 
 /** The server half for one Auth Service process. */
@@ -229,6 +234,7 @@ function handler(cfg: Ec2Config): JoinHandler {
         const role = roleOf(ctx.token.spec.allow, rule, rules);
         // a stored rule's role that is not a string (stored before it was checked) is refused there
         if (role !== undefined) await checkInstanceRunning(cfg.api, typeof role === 'string' ? role : '', id);
+        if (typeof role === 'string') rule = { ...rule, aws_role: role };
       } catch (err) {
         // the signed identity, kept with the refusal for `tctl tokens test --from-audit`
         if (err instanceof JoinRefusal) err.claims = claims;
