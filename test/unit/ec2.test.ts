@@ -267,7 +267,7 @@ describe("ec2 tokens: Teleport's shape (spec.allow, aws_iid_ttl)", () => {
       [
         { allow: [{ aws_account: ACCOUNT, aws_role: 'arn:aws:iam::210987654321:role/r' }] },
         'spec.allow[0].aws_role',
-        /the role is in account 210987654321, not the rule's aws_account "123456789012"/,
+        /the role is in account 210987654321, not the rule's aws_account "123456789012": .*Teleport takes such a rule/,
       ],
       [{ allow: [{ aws_account: ACCOUNT, aws_arn: '*' }] }, 'spec.allow[0].aws_arn', /unknown field aws_arn/],
       [{ allow: [{ aws_account: ACCOUNT, aws_regions: [] }] }, 'spec.allow[0].aws_regions', /non-empty list/],

@@ -268,7 +268,8 @@ export const ec2Server: ServerJoinMethod = {
           throw new MwiError(
             'BAD_REQUEST',
             `the role is in account ${m[2]}, not the rule's aws_account ${JSON.stringify(rule.aws_account)}: ` +
-              'DescribeInstances with it would not see the instance',
+              'DescribeInstances with it would not see the instance (Teleport takes such a rule and refuses every ' +
+              'join through it)',
             { field },
           );
       });
