@@ -2,7 +2,7 @@ import { defaultProvider } from '@aws-sdk/credential-provider-node';
 import { Hash } from '@smithy/hash-node';
 import { SignatureV4 } from '@smithy/signature-v4';
 import type { IncomingMessage } from 'node:http';
-import { request } from 'node:https';
+import { Agent, request } from 'node:https';
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import { JoinRefusal } from '../types.js';
 import {
@@ -52,13 +52,16 @@ export function awsHost(service: 'sts' | 'ec2', region: string): string {
   return `${service}.${region}.amazonaws.com${partitionOf(region) === 'aws-cn' ? '.cn' : ''}`;
 }
 
+/** The options and the keep-alive connections of one client. */
+type Connection = AwsEc2ApiOptions & { agent: Agent };
+
 interface Answer {
   status: number;
   body: string;
 }
 
 /** POSTs a form body to `host` over https: bounded in time and size, no redirect followed. */
-function post(host: string, headers: Record<string, string>, body: string, o: AwsEc2ApiOptions): Promise<Answer> {
+function post(host: string, headers: Record<string, string>, body: string, o: Connection): Promise<Answer> {
   const to = o.forward?.url;
   const toHost = to?.hostname.replace(/^\[|\]$/g, '');
   const ms = o.timeoutMs ?? AWS_TIMEOUT_MS;
@@ -76,7 +79,7 @@ function post(host: string, headers: Record<string, string>, body: string, o: Aw
         method: 'POST',
         path: '/',
         headers,
-        agent: false,
+        agent: o.agent,
         timeout: ms,
       },
       (res: IncomingMessage) => {
@@ -107,7 +110,7 @@ async function call(
   region: string,
   creds: AwsCredentials,
   params: Record<string, string>,
-  o: AwsEc2ApiOptions,
+  o: Connection,
 ): Promise<Answer> {
   const host = awsHost(service, region);
   const body = new URLSearchParams(params).toString();
@@ -146,7 +149,9 @@ function failed(what: string, a: Answer): JoinRefusal {
  * expire: one AssumeRole per role, not per join (concurrent joins share one call; a failed call is
  * not kept).
  */
-export function awsEc2Api(o: AwsEc2ApiOptions = {}): Ec2Api {
+export function awsEc2Api(options: AwsEc2ApiOptions = {}): Ec2Api {
+  // connections are kept open between joins (idle ones for 5 s, well under AWS's idle timeout): few handshakes
+  const o: Connection = { ...options, agent: new Agent({ keepAlive: true, maxSockets: 64, timeout: 5000 }) };
   const now = o.now ?? Date.now;
   let own: CredentialSource | undefined = o.credentials;
   const assumed = new Map<string, Promise<AssumedCredentials>>();
