@@ -5,7 +5,13 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { isMwiError } from '../../src/errors.js';
 import { awsEc2Api, awsHost, type AwsEc2ApiOptions } from '../../src/join/ec2/aws-api.js';
-import { readDescribeInstances } from '../../src/join/ec2/describe.js';
+import {
+  checkInstanceRunning,
+  readDescribeInstances,
+  type DescribedInstance,
+  type Ec2Api,
+} from '../../src/join/ec2/describe.js';
+import type { InstanceIdentity } from '../../src/join/ec2/document.js';
 import { ec2Section, ec2Server } from '../../src/join/ec2/server.js';
 import { errorCode, parseXml, textAt } from '../../src/join/ec2/xml.js';
 import { JoinRefusal, type JoinHandler, type ServerDeps, type ServerJoinContext } from '../../src/join/types.js';
@@ -73,6 +79,40 @@ describe('ec2 DescribeInstances: reading AWS XML', () => {
       'InvalidInstanceID.NotFound',
     );
     assert.equal(errorCode('<html>'), undefined);
+  });
+
+  it("checkInstanceRunning (a fake Ec2Api): the first instance must be the document's, its account, running", async () => {
+    const id: InstanceIdentity = {
+      accountId: ACCOUNT,
+      region: 'cn-north-1',
+      instanceId: 'i-0123456789abcdef0',
+      pendingTime: 0,
+    };
+    const asked: string[] = [];
+    const fake = (answer: DescribedInstance | undefined): Ec2Api => ({
+      describeInstance: async (role, region, instanceId) => {
+        asked.push(`${role} ${region} ${instanceId}`);
+        return answer;
+      },
+    });
+    const role = `arn:aws-cn:iam::${ACCOUNT}:role/r`;
+    await checkInstanceRunning(fake({ ownerId: ACCOUNT, instanceId: id.instanceId, state: 'running' }), role, id);
+    assert.deepEqual(asked, [`${role} cn-north-1 i-0123456789abcdef0`]);
+    for (const [answer, reason] of [
+      [undefined, /does not list instance i-0123456789abcdef0/],
+      [{ ownerId: ACCOUNT, instanceId: 'i-0ffffffffffffffff', state: 'running' }, /does not list instance/],
+      [{ ownerId: '', instanceId: id.instanceId, state: 'running' }, /belongs to account "", not the document's/],
+      [{ ownerId: ACCOUNT, instanceId: id.instanceId, state: '' }, /is "", not running/],
+      [{ ownerId: ACCOUNT, instanceId: id.instanceId, state: 'stopping' }, /is "stopping", not running/],
+    ] as const)
+      await assert.rejects(checkInstanceRunning(fake(answer), role, id), refusedFor(reason), JSON.stringify(answer));
+    // the role's partition must be the region's: no call is made otherwise
+    asked.length = 0;
+    await assert.rejects(
+      checkInstanceRunning(fake(undefined), `arn:aws:iam::${ACCOUNT}:role/r`, id),
+      refusedFor(/not in the partition of region cn-north-1 \(aws-cn\)/),
+    );
+    assert.deepEqual(asked, []);
   });
 
   it("AWS's regional hosts: China's end in .cn", () => {
