@@ -35,10 +35,11 @@ export interface TestSts {
 const sha256 = (data: string | Buffer) => createHash('sha256').update(data).digest('hex');
 const hmac = (key: string | Buffer, data: string) => createHmac('sha256', key).update(data).digest();
 
-/** The region an STS host answers for (the global endpoint signs as us-east-1). */
-function hostRegion(host: string): string | undefined {
-  if (host === 'sts.amazonaws.com') return 'us-east-1';
-  return /^sts(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$/.exec(host)?.[1];
+/** The service and region an STS (or EC2) host answers for (STS's global endpoint signs as us-east-1). */
+function hostScope(host: string): { service: string; region: string } | undefined {
+  if (host === 'sts.amazonaws.com') return { service: 'sts', region: 'us-east-1' };
+  const m = /^(sts|ec2)(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$/.exec(host);
+  return m ? { service: m[1]!, region: m[2]! } : undefined;
 }
 
 /** SigV4 check of one request as STS makes it; the reason it fails, or undefined. */
@@ -55,7 +56,8 @@ export function sigv4Problem(
   const [, keyId, date, region, service, signedList, signature] = m as unknown as string[];
   const p = principals.get(keyId!);
   if (!p) return { problem: 'InvalidClientTokenId' };
-  if (service !== 'sts' || region !== hostRegion(req.headers.host ?? '')) return { problem: 'SignatureDoesNotMatch' };
+  const scope = hostScope(req.headers.host ?? '');
+  if (!scope || service !== scope.service || region !== scope.region) return { problem: 'SignatureDoesNotMatch' };
   const amzDate = req.headers['x-amz-date'] ?? '';
   const t = Date.parse(amzDate.replace(/^(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)Z$/, '$1-$2-$3T$4:$5:$6Z'));
   if (!amzDate.startsWith(date!) || !(Math.abs(now - t) <= 15 * 60_000)) return { problem: 'SignatureDoesNotMatch' };
@@ -65,9 +67,9 @@ export function sigv4Problem(
     return { problem: 'InvalidClientTokenId' };
   const canonicalHeaders = signed.map((h) => `${h}:${(req.headers[h] ?? '').trim().replace(/\s+/g, ' ')}\n`).join('');
   const canonical = [req.method, req.path, '', canonicalHeaders, signedList, sha256(req.body)].join('\n');
-  const scope = `${date}/${region}/${service}/aws4_request`;
-  const toSign = ['AWS4-HMAC-SHA256', amzDate, scope, sha256(canonical)].join('\n');
-  const key = hmac(hmac(hmac(hmac(`AWS4${p.secretAccessKey}`, date!), region!), service), 'aws4_request');
+  const credentialScope = `${date}/${region}/${service}/aws4_request`;
+  const toSign = ['AWS4-HMAC-SHA256', amzDate, credentialScope, sha256(canonical)].join('\n');
+  const key = hmac(hmac(hmac(hmac(`AWS4${p.secretAccessKey}`, date!), scope.region), scope.service), 'aws4_request');
   const want = Buffer.from(hmac(key, toSign).toString('hex'));
   const got = Buffer.from(signature!);
   return want.length === got.length && timingSafeEqual(want, got)

@@ -38,7 +38,7 @@ describe('ec2: tbot joins with the instance identity document, then renews', () 
     certs.cleanup();
   });
 
-  it("tctl tokens add --join-method ec2, and Teleport's token YAML (aws_iid_ttl, aws_role noted)", async () => {
+  it("tctl tokens add --join-method ec2, and Teleport's token YAML (aws_iid_ttl, aws_role)", async () => {
     const spec = clusterFile(
       c,
       'ec2-allow.yaml',
@@ -55,10 +55,14 @@ describe('ec2: tbot joins with the instance identity document, then renews', () 
     );
     const r = await c.tctl(['create', f]);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stderr, /spec\.allow\[0\]\.aws_role is kept and not used: mwi does not call ec2:DescribeInstances/);
+    // aws_role is used now (ec2-describe-tbot.test.ts): no note that it is not
+    assert.doesNotMatch(r.stderr, /aws_role/);
     const got = await c.tctlOk(['get', 'token/fleet-ec2']);
     assert.match(got, /\n {2}aws_iid_ttl: 5m0s\n/);
-    assert.match(got, /\n {2}allow:\n {4}- aws_account: "123456789012"\n/);
+    assert.match(
+      got,
+      /\n {2}allow:\n {4}- aws_account: "123456789012"\n {6}aws_role: arn:aws:iam::123456789012:role\//,
+    );
   });
 
   it('one-shot: joins and logs in to sshd; the same EC2 instance again is refused until its bot instance is locked', async () => {

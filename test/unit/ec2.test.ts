@@ -122,8 +122,11 @@ describe('ec2: the Auth Service verifies the signed document (a test CA as us-we
       h.verify(ctxFor(doc, { allow: [{ aws_account: '210987654321' }] })),
       refusedFor(/no allow rule/),
     );
-    // aws_role is Teleport's and not matched: the rule's account decides
-    assert.ok(await h.verify(ctxFor(doc, { allow: [{ aws_account: ACCOUNT, aws_role: 'arn:aws:iam::1:role/r' }] })));
+    // aws_role is not matched against the document: the rule's account decides (its check: ec2-describe.test.ts)
+    await assert.rejects(
+      h.verify(ctxFor(doc, { allow: [{ aws_account: '210987654321', aws_role: 'arn:aws:iam::1:role/r' }] })),
+      refusedFor(/no allow rule/),
+    );
   });
 
   const held = (holder: StoredJoinRecord['holder'], data: Record<string, unknown> = {}): StoredJoinRecord => ({
@@ -244,24 +247,27 @@ describe("ec2 tokens: Teleport's shape (spec.allow, aws_iid_ttl)", () => {
     bot_name: 'robot',
     ...extra,
   });
-  it('accepts aws_account, aws_regions and aws_iid_ttl as Teleport prints them; aws_role kept, with a note', () => {
+  it('accepts aws_account, aws_regions, aws_iid_ttl and aws_role as Teleport prints them, without notes', () => {
     const allow = [{ aws_account: ACCOUNT, aws_regions: ['us-west-2'] }];
     assert.deepEqual(prepareTokenSpec(spec({ allow, aws_iid_ttl: '5m0s' }), 0).notes, []);
     const role = [{ aws_account: ACCOUNT, aws_role: 'arn:aws:iam::123456789012:role/describe' }];
     const out = prepareTokenSpec(spec({ allow: role }), 0);
     assert.deepEqual(out.spec.allow, role);
-    assert.deepEqual(out.notes, [
-      'spec.allow[0].aws_role is kept and not used: mwi does not call ec2:DescribeInstances',
-    ]);
+    assert.deepEqual(out.notes, []);
+    // as in Teleport, a rule may name only aws_role: it is bounded to the role's account
+    const only = [{ aws_role: 'arn:aws:iam::123456789012:role/describe' }];
+    assert.deepEqual(prepareTokenSpec(spec({ allow: only }), 0).spec.allow, only);
   });
-  it('refuses, naming the field: no rules, a rule without aws_account, aws_arn (an iam field), a bad TTL', () => {
+  it('refuses, naming the field: no rules, no account, a bad aws_role, aws_arn (an iam field), a bad TTL', () => {
     for (const [extra, field, message] of [
       [{}, 'spec.allow', /at least one allow rule/],
       [{ allow: [{ aws_regions: ['us-west-2'] }] }, 'spec.allow[0]', /at least one of: aws_account/],
+      [{ allow: [{ aws_role: 'arn:aws:iam::1:role/r' }] }, 'spec.allow[0].aws_role', /expected an IAM role ARN/],
+      [{ allow: [{ aws_account: ACCOUNT, aws_role: 'describe' }] }, 'spec.allow[0].aws_role', /expected an IAM role/],
       [
-        { allow: [{ aws_role: 'arn:aws:iam::1:role/r' }] },
-        'spec.allow[0]',
-        /aws_role needs aws_account in mwi: Teleport's Auth Service assumes aws_role/,
+        { allow: [{ aws_account: ACCOUNT, aws_role: 'arn:aws:iam::210987654321:role/r' }] },
+        'spec.allow[0].aws_role',
+        /the role is in account 210987654321, not the rule's aws_account "123456789012": .*Teleport takes such a rule/,
       ],
       [{ allow: [{ aws_account: ACCOUNT, aws_arn: '*' }] }, 'spec.allow[0].aws_arn', /unknown field aws_arn/],
       [{ allow: [{ aws_account: ACCOUNT, aws_regions: [] }] }, 'spec.allow[0].aws_regions', /non-empty list/],
