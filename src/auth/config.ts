@@ -12,6 +12,7 @@ import { AUDIT_MAX_FILES, AUDIT_MAX_SIZE } from './audit.js';
 import { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from './ratelimit.js';
 import type { KeypairFiles } from './tls-keypairs.js';
 import { ioReason } from '../util/io-reason.js';
+import { TELEPORT_STORAGE_REFUSED } from '../storage/postgres-teleport.js';
 
 const schema = z
   .object({
@@ -84,6 +85,7 @@ const STORAGE_OBJECT = z
       errorMap: () => ({ message: 'expected postgresql (other storage is written as a URL: sqlite:///PATH)' }),
     }),
     conn_string: z.string().regex(/^postgres(ql)?:\/\//, 'expected a postgres:// or postgresql:// URL'),
+    ...TELEPORT_STORAGE_REFUSED,
   })
   .strict();
 
