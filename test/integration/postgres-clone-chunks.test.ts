@@ -174,3 +174,18 @@ it('install systemd: relative certificate paths in the storage URL are warned ab
   assert.match(r.stderr, /^warning: storage: sslrootcert=ca\.crt: the unit sets no working directory.*absolute paths/);
   assert.match(r.stdout, /ExecStart=/);
 });
+
+it('another cluster name on a database that holds one: the error names the database (no password) and what to do', async () => {
+  await pg.createDatabase('named');
+  const storage = `postgres://postgres:not-needed@127.0.0.1:${pg.port}/named?sslmode=disable`;
+  const first = await launchAuth({ clusterName: 'vm', args: ['--storage', storage] });
+  await first.stop();
+  const dataDir = join(tmp.path, 'named-data');
+  const r = await cli('mwi', ['start', '--storage', storage, '--cluster-name', 'example.com', '--data-dir', dataDir]);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(
+    r.stderr,
+    /ERROR: cluster_name: the storage at postgres:\/\/postgres@127\.0\.0\.1:\d+\/named belongs to cluster "vm", not "example\.com": start with cluster_name "vm" \(the name tctl status prints/,
+  );
+  assert.ok(!r.stderr.includes('not-needed'));
+});
