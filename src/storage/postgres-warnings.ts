@@ -54,12 +54,13 @@ export function storageWarnings(input: StorageWarningInput): string[] {
           'give it in a password file (passfile=FILE, mode 0600) or PGPASSWORD instead',
       );
     else if (input.configFile) {
-      const mode = statMode(input.configFile);
-      if (mode !== undefined && mode & 0o077)
+      // the rule a passfile is held to (postgres-url.ts, libpq's): 0600, or 0640 owned by root
+      const st = statOf(input.configFile);
+      if (st && (st.uid === 0 ? st.mode & 0o037 : st.mode & 0o077))
         out.push(
           `${input.configFile}: its storage URL carries a password and the file is readable by group or others ` +
-            `(mode ${(mode & 0o777).toString(8)}): chmod 600 it, or move the password to a passfile (a password ` +
-            'file readable by others is refused)',
+            `(mode ${(st.mode & 0o777).toString(8)}): chmod 600 it (640 if root owns it and mwi reads it as ` +
+            'its group), or move the password to a passfile, which is held to the same rule',
         );
     }
   }
@@ -93,9 +94,9 @@ export function relativeFileParams(spec: string | undefined): string[] {
   return out;
 }
 
-function statMode(p: string): number | undefined {
+function statOf(p: string): { mode: number; uid: number } | undefined {
   try {
-    return statSync(p).mode;
+    return statSync(p);
   } catch {
     return undefined;
   }

@@ -1,7 +1,7 @@
 // What mwi start warns about on PostgreSQL storage, and what mwi install systemd warns about in
 // its URL: pure checks over the URL, the config file's mode and the data dir.
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, it } from 'node:test';
@@ -48,6 +48,9 @@ it('a password on the command line; in mwi.yaml only while the file is readable 
   assert.match(warn(url, { configFile: yaml })[0]!, /mwi\.yaml: its storage URL carries a password .*\(mode 644\)/);
   chmodSync(yaml, 0o600);
   assert.deepEqual(warn(url, { configFile: yaml }), []);
+  // 0640: as for a passfile, allowed when root owns it (the .deb's root:mwi), not otherwise
+  chmodSync(yaml, 0o640);
+  assert.equal(warn(url, { configFile: yaml }).length, statSync(yaml).uid === 0 ? 0 : 1);
   assert.ok(warn(url, { configFile: yaml }).every((w) => !w.includes('pw@')));
 });
 
