@@ -99,7 +99,8 @@ async function identity(t: PgTarget): Promise<string> {
   const c = await connect(t);
   try {
     const { rows } = await c.query<{ id: string }>(
-      "SELECT current_database() || ' ' || pg_postmaster_start_time()::text AS id",
+      // the server's own port and start time (to the microsecond) tell servers apart; the database name, databases
+      "SELECT current_database() || ' ' || current_setting('port') || ' ' || pg_postmaster_start_time()::text AS id",
     );
     return rows[0]!.id;
   } finally {
@@ -190,6 +191,8 @@ async function copyIntoPostgres(src: Backend, t: PgTarget, opts: CloneOptions): 
   const now = Date.now();
   try {
     await c.query('BEGIN');
+    // a statement_timeout set on the role or the database would cut a long copy off half-way
+    await c.query('SET LOCAL statement_timeout = 0; SET LOCAL idle_in_transaction_session_timeout = 0');
     const counter = await c.query<{ value: string }>(
       "SELECT value::text FROM mwi_counters WHERE name = 'revision' FOR UPDATE",
     );

@@ -88,6 +88,22 @@ it('clone: a failure in a later chunk leaves the destination as it was (all or n
   assert.equal(await count('partial'), 0);
 });
 
+it('clone: a statement_timeout set on the database does not cut the copy off (its connection sets none)', async () => {
+  const url = await pg.createDatabase('slowdb');
+  assert.equal((await cli('mwi', ['backend', 'migrate', '--storage', url])).code, 0);
+  // each write into mwi_kv takes 0.2 s, over the database's 0.1 s statement_timeout
+  await pg.sql(
+    'CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.2); RETURN NULL; END $$; ' +
+      'CREATE TRIGGER slow AFTER INSERT ON mwi_kv FOR EACH STATEMENT EXECUTE FUNCTION slow()',
+    'slowdb',
+  );
+  await pg.sql("ALTER DATABASE slowdb SET statement_timeout = '100ms'");
+  const dataDir = await sqliteSource('slowdb', things(1500));
+  const r = await cli('mwi', ['backend', 'clone', '--data-dir', dataDir, '--to', url]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(await count('slowdb'), 1500);
+});
+
 it('clone: one database under two names (localhost, 127.0.0.1) is refused; the server says which it is', async () => {
   await pg.createDatabase('twice');
   const at = (host: string) => `postgres://postgres@${host}:${pg.port}/twice?sslmode=disable`;
