@@ -153,7 +153,13 @@ export const MWI = {
         'What mwi start does first, alone: for replicas whose role may not create tables, the owner of the ' +
         'database runs it before the first start and at each upgrade. Replicas starting meanwhile wait for it ' +
         '(an advisory lock).',
-      flags: [['config', { description: 'mwi.yaml: the database is its storage' }], 'storage'],
+      flags: [
+        ['config', { description: 'mwi.yaml: the database is its storage' }],
+        [
+          'storage',
+          { description: 'the database: postgres://USER@HOST:PORT/DB?... as for mwi start', default: undefined },
+        ],
+      ],
       examples: ['mwi backend migrate --storage "postgres://mwi@db.example.com/mwi?sslmode=verify-full"'],
     },
     { path: 'version', summary: 'print the version (also --version)' },
