@@ -190,7 +190,9 @@ async function copyIntoPostgres(src: Backend, t: PgTarget, opts: CloneOptions): 
   }
   const now = Date.now();
   try {
-    await c.query('BEGIN');
+    // READ COMMITTED whatever the database's default, as the backend's writes: the counter's row lock orders
+    // writers, and under SERIALIZABLE taking it could fail with a serialization error
+    await c.query('BEGIN ISOLATION LEVEL READ COMMITTED');
     // a statement_timeout set on the role or the database would cut a long copy off half-way
     await c.query('SET LOCAL statement_timeout = 0; SET LOCAL idle_in_transaction_session_timeout = 0');
     const counter = await c.query<{ value: string }>(
