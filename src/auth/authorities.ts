@@ -5,6 +5,7 @@ import { createCA, loadCA, type CAKeyPair, type LoadedCA } from '../crypto/x509.
 import { isMwiError, MwiError } from '../errors.js';
 import { key, type Backend } from '../storage/backend.js';
 import { challengeMacKey } from './challenges.js';
+import { isPostgresUrl, parsePostgresUrl } from '../storage/postgres-url.js';
 
 export interface SshCA {
   key: KeyObject;
@@ -70,13 +71,22 @@ async function tlsCA(backend: Backend, type: CAType, clusterName: string, label:
  * Loads the cluster's CAs, generating them on first start. The cluster name is fixed at first
  * start; starting with another name against the same storage is refused.
  */
-export async function loadAuthorities(backend: Backend, clusterName: string): Promise<Authorities> {
+export async function loadAuthorities(
+  backend: Backend,
+  clusterName: string,
+  /** The storage URL (`--storage`), named in the error when it holds another cluster. */
+  storage?: string,
+): Promise<Authorities> {
   const nameKey = key('cluster', 'name');
   const stored = await backend.get(nameKey);
   if (stored && JSON.parse(stored.value) !== clusterName) {
+    // a shared database is named by its URL (never its password), a data dir's SQLite file as before
+    const db = storage && isPostgresUrl(storage) ? parsePostgresUrl(storage).display : undefined;
     throw new MwiError(
       'BAD_CONFIG',
-      `this data dir belongs to cluster ${stored.value}, not ${JSON.stringify(clusterName)}`,
+      `${db ? `the storage at ${db}` : 'this data dir'} belongs to cluster ${stored.value}, not ` +
+        `${JSON.stringify(clusterName)}: start with cluster_name ${stored.value} (the name tctl status prints; it ` +
+        `is fixed at first start), or give this cluster ${db ? 'a database' : 'a data dir'} of its own`,
       { field: 'cluster_name' },
     );
   }

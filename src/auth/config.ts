@@ -14,6 +14,7 @@ import type { KeypairFiles } from './tls-keypairs.js';
 import { ioReason } from '../util/io-reason.js';
 import type { WorkloadIdentityOptions } from './workload-identity/context.js';
 import { TRUST_DOMAIN } from './workload-identity/spiffe-id.js';
+import { TELEPORT_STORAGE_REFUSED } from '../storage/postgres-teleport.js';
 
 const schema = z
   .object({
@@ -106,6 +107,7 @@ const STORAGE_OBJECT = z
       errorMap: () => ({ message: 'expected postgresql (other storage is written as a URL: sqlite:///PATH)' }),
     }),
     conn_string: z.string().regex(/^postgres(ql)?:\/\//, 'expected a postgres:// or postgresql:// URL'),
+    ...TELEPORT_STORAGE_REFUSED,
   })
   .strict();
 

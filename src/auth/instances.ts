@@ -130,7 +130,8 @@ export interface CurrentInstance {
 }
 
 const COPIED = (instance: string) =>
-  `bot instance ${instance} is locked: its identity was used from two places (generation counter)`;
+  `bot instance ${instance} is locked: its identity was used from two places (generation counter), or the Auth ` +
+  "Service's storage was restored from a backup";
 
 /**
  * Loads the caller's bot instance and enforces locks and the generation counter: a certificate

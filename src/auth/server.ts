@@ -137,7 +137,7 @@ export async function prepareStorage(opts: { dataDir: string; storage?: string |
   mkdirPrivate(opts.dataDir);
   const backend = await openBackend(opts.storage, opts.dataDir);
   try {
-    await loadAuthorities(backend, opts.clusterName);
+    await loadAuthorities(backend, opts.clusterName, opts.storage);
   } finally {
     await backend.close();
   }
@@ -190,7 +190,7 @@ export class AuthServer {
     let audit: AuditLog | undefined;
     let listening: Server | undefined;
     try {
-      const cas = await loadAuthorities(backend, opts.clusterName);
+      const cas = await loadAuthorities(backend, opts.clusterName, opts.storage);
       // refused joins and challenges, the events an anonymous flood causes, rotate on their own
       // each event is also counted (metrics) and, for joins, challenges, renewals and locks,
       // logged with its reason: the operator reads why without reading the audit log

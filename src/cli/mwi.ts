@@ -14,6 +14,8 @@ import { VERSION } from '../version.js';
 import { exitCodeFor } from '../errors.js';
 import { DEFAULT_DATA_DIR } from '../api/local.js';
 import { cloneStorage, storageName } from '../storage/postgres-clone.js';
+import { migrateStorage } from '../storage/postgres-migrate.js';
+import { relativeFileParams, storageWarnings } from '../storage/postgres-warnings.js';
 import { runMain, usageError } from './common.js';
 import { completionScript } from './help/completion.js';
 import { installSystemd, selfCommand } from './install-systemd.js';
@@ -61,6 +63,7 @@ function announceDiag(address: string): void {
 /** One Auth Service process per worker: the port is shared (node:cluster), so is the storage. */
 async function primary(cfg: AuthConfig, workers: number, diagAddr: string | undefined): Promise<void> {
   const log = createLogger('mwi');
+  const storage = storageName(cfg.storage, cfg.dataDir);
   const diag = diagAddr ? await serveDiagnostics(diagAddr, workersSource(workers), log) : undefined;
   if (diag) announceDiag(diag.address);
   let stopping = false;
@@ -80,7 +83,8 @@ async function primary(cfg: AuthConfig, workers: number, diagAddr: string | unde
       if (m?.type === 'ready' && !announced) {
         announced = true;
         process.stdout.write(
-          `mwi auth service ${m.clusterName} listening on ${m.address} (${workers} workers)\nCA pin: ${m.caPin}\n`,
+          `mwi auth service ${m.clusterName} (storage ${storage}) listening on ${m.address} (${workers} workers)\n` +
+            `CA pin: ${m.caPin}\n`,
         );
       }
     });
@@ -147,6 +151,12 @@ runMain('mwi', async () => {
           'listen on a port >= 1024 (the default is 3025) behind a load balancer, or add ' +
           'AmbientCapabilities=CAP_NET_BIND_SERVICE and CapabilityBoundingSet=CAP_NET_BIND_SERVICE in a drop-in\n',
       );
+    const relative = relativeFileParams(cfg.storage);
+    if (relative.length > 0)
+      process.stderr.write(
+        `warning: storage: ${relative.join(', ')}: the unit sets no working directory, so a relative path is not ` +
+          `found from where you are now: give absolute paths in ${config}\n`,
+      );
     return installSystemd(values, {
       description: 'mwi Auth Service (Machine & Workload Identity)',
       defaultName: 'mwi',
@@ -156,11 +166,42 @@ runMain('mwi', async () => {
     });
   }
   if (line.path === 'backend clone') {
-    if (!values.to) throw usageError('the storage to copy into, e.g. postgres://mwi@db/mwi', '--to');
-    const dataDir = values['data-dir'] ?? DEFAULT_DATA_DIR;
-    const n = await cloneStorage({ from: values.from, to: values.to, dataDir, force: !!values.force });
+    // -c: mwi.yaml as mwi start reads it: --to is its storage, --from its data dir's SQLite
+    const cfg = values.config ? loadAuthConfig(values.config, {}) : undefined;
+    const to = values.to ?? (cfg?.storage && cfg.storage !== 'sqlite' ? cfg.storage : undefined);
+    if (!to)
+      throw usageError(
+        cfg
+          ? `${values.config} has no storage other than SQLite to copy into: give it (postgres://...) or --to`
+          : 'the storage to copy into, e.g. postgres://mwi@db/mwi, or -c mwi.yaml (its storage)',
+        '--to',
+      );
+    const dataDir = values['data-dir'] ?? cfg?.dataDir ?? DEFAULT_DATA_DIR;
+    const onReplace = (held: Record<string, number>) => {
+      const total = Object.values(held).reduce((a, b) => a + b, 0);
+      const kinds = Object.entries(held)
+        .map(([k, n]) => `${k}: ${n}`)
+        .join(', ');
+      process.stderr.write(
+        `--force: replacing the ${total} items ${storageName(to, dataDir)} holds (${kinds}) with the source's: it ` +
+          'goes back to the state of the source, so tokens spent since come back and bots, instances and locks ' +
+          'made since are gone\n',
+      );
+    };
+    const n = await cloneStorage({ from: values.from, to, dataDir, force: !!values.force, onReplace });
     process.stdout.write(
-      `cloned ${n} items from ${storageName(values.from, dataDir)} to ${storageName(values.to, dataDir)}\n`,
+      `cloned ${n} items from ${storageName(values.from, dataDir)} to ${storageName(to, dataDir)}\n`,
+    );
+    return;
+  }
+  if (line.path === 'backend migrate') {
+    const spec = values.storage ?? (values.config ? loadAuthConfig(values.config, {}).storage : undefined);
+    if (!spec) throw usageError('the database to migrate: --storage postgres://... or -c mwi.yaml', '--storage');
+    const m = await migrateStorage(spec);
+    process.stdout.write(
+      m.before === m.after
+        ? `${m.display}: schema version ${m.after}, nothing to migrate\n`
+        : `${m.display}: schema migrated from version ${m.before} to ${m.after}\n`,
     );
     return;
   }
@@ -176,6 +217,12 @@ runMain('mwi', async () => {
   setLogDefaults({ format, ...(level ? { level } : {}) });
   const diagAddr = values['diag-addr'];
   const cfg = loadAuthConfig(values.config, values);
+  if (!cluster.isWorker) {
+    const fromFlag = values.storage !== undefined;
+    const input = { storage: cfg.storage, fromFlag, configFile: values.config, dataDir: cfg.dataDir };
+    for (const w of storageWarnings(input)) process.stderr.write(`warning: ${w}\n`);
+  }
+  const storage = storageName(cfg.storage, cfg.dataDir);
   // a long-running service: a stray rejection is logged, not fatal (see installProcessGuards)
   installProcessGuards(createLogger(cluster.isWorker ? 'auth' : 'mwi'));
   const workers =
@@ -232,7 +279,8 @@ runMain('mwi', async () => {
     } satisfies Ready);
   } else {
     process.stdout.write(
-      `mwi auth service ${server.clusterName} listening on ${server.address}\nCA pin: ${server.caPin}\n`,
+      `mwi auth service ${server.clusterName} (storage ${storage}) listening on ${server.address}\n` +
+        `CA pin: ${server.caPin}\n`,
     );
     if (diag) announceDiag(diag.address);
   }

@@ -43,7 +43,7 @@ function poolFor(t: PgTarget, ssl: false | ConnectionOptions): pg.Pool {
     query_timeout: QUERY_TIMEOUT_MS,
     idle_in_transaction_session_timeout: IDLE_IN_TRANSACTION_MS,
     keepAlive: true,
-    max: POOL_SIZE,
+    max: t.poolSize,
     idleTimeoutMillis: 30_000,
     types,
   });
@@ -58,12 +58,15 @@ function poolFor(t: PgTarget, ssl: false | ConnectionOptions): pg.Pool {
 }
 
 /** What failed, in words a user can act on. */
-function reason(err: unknown): string {
+function reason(err: unknown, user: string): string {
   const e = err as { code?: string; message?: string } | undefined;
   const msg = e?.message ?? String(err);
   const code = e?.code ?? '';
   if (code === 'ECONNREFUSED') return 'connection refused (ECONNREFUSED): is PostgreSQL running and listening there?';
   if (code === 'ENOTFOUND') return 'the host name does not resolve (ENOTFOUND)';
+  // the driver's words when the server asks for a password and none was found
+  if (/client password must be a string/.test(msg))
+    return `no password for ${user}: give it in the URL, PGPASSWORD or a passfile`;
   if (code === 'ERR_TLS_CERT_ALTNAME_INVALID')
     return `${msg} (${code}): the host in the URL must be a name the server's certificate carries`;
   if (/CERT|ISSUER|SELF_SIGNED|UNABLE_TO_VERIFY/.test(code))
@@ -126,7 +129,7 @@ export function storageError(err: unknown, t: PgTarget, what = 'storage', startu
   const timedOut = (err as { code?: string } | undefined)?.code === '57014';
   const detail = timedOut
     ? `PostgreSQL at ${t.display} did not answer within ${STATEMENT_TIMEOUT_MS / 1000}s`
-    : `PostgreSQL at ${t.display}: ${reason(err)}`;
+    : `PostgreSQL at ${t.display}: ${reason(err, t.user)}`;
   const kind = down ? `${what} unavailable` : `${what} failed`;
   if (startup) return new MwiError('STORAGE', `${kind}: ${detail}`, { cause: err });
   const summary = down

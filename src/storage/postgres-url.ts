@@ -26,6 +26,8 @@ export interface PgTarget {
   fallback: false | ConnectionOptions | undefined;
   connectTimeoutMs: number;
   applicationName: string;
+  /** Connections the pool keeps at most (`pool_max_conns`, pgx's name, as Teleport's conn_string takes it). */
+  poolSize: number;
   /** `postgres://user@host:port/db`: the target without secrets, for logs and errors. */
   display: string;
 }
@@ -44,7 +46,22 @@ const PARAMS: Record<string, string | undefined> = {
   sslkey: 'PGSSLKEY',
   connect_timeout: 'PGCONNECT_TIMEOUT',
   application_name: 'PGAPPNAME',
+  pool_max_conns: undefined,
 };
+
+/** Connections per Auth Service process when the URL does not say (`pool_max_conns`), and the most it may say. */
+export const DEFAULT_POOL_SIZE = 10;
+export const MAX_POOL_SIZE = 100;
+
+/** pgx's other pool parameters, which Teleport's conn_string may carry: what mwi does instead. */
+const PGX_POOL_PARAMS = [
+  'pool_min_conns',
+  'pool_min_idle_conns',
+  'pool_max_conn_lifetime',
+  'pool_max_conn_lifetime_jitter',
+  'pool_max_conn_idle_time',
+  'pool_health_check_period',
+];
 
 /** Fail fast when the server is unreachable (libpq waits forever by default). */
 export const DEFAULT_CONNECT_TIMEOUT_S = 5;
@@ -55,27 +72,50 @@ function bad(message: string, cause?: unknown): MwiError {
   return new MwiError('BAD_CONFIG', message, { field: 'storage', ...(cause ? { cause } : {}) });
 }
 
+/**
+ * A part of `spec` as an error may quote it: never text from before the URL's last `@`, which may
+ * be the password (even where a `/`, `?` or `#` in it, not percent-encoded, ends the user-info
+ * early and makes it look like a host or a parameter).
+ */
+type Show = (part: string) => string;
+
+function shower(spec: string): Show {
+  const at = spec.lastIndexOf('@');
+  return (part) => {
+    const pos = spec.indexOf(part);
+    if (at >= 0 && (pos < 0 || pos <= at))
+      return (
+        '(not shown: it is part of the user name and password; a "/", "?", "#" or "@" in them must be ' +
+        'written %2F, %3F, %23 or %40)'
+      );
+    return JSON.stringify(part);
+  };
+}
+
 /** `a=b&c=d` with libpq's decoding: percent-escapes only (a `+` stays a `+`). */
-function queryParams(query: string): Map<string, string> {
+function queryParams(query: string, show: Show): Map<string, string> {
   const out = new Map<string, string>();
   for (const part of query.split('&').filter(Boolean)) {
     const eq = part.indexOf('=');
-    if (eq < 0) throw bad(`PostgreSQL URL parameter ${JSON.stringify(part)} has no value (expected NAME=VALUE)`);
-    const name = decode(part.slice(0, eq));
-    if (!(name in PARAMS))
+    if (eq < 0) throw bad(`PostgreSQL URL parameter ${show(part)} has no value (expected NAME=VALUE)`);
+    const name = decode(part.slice(0, eq), show);
+    if (PGX_POOL_PARAMS.includes(name))
       throw bad(
-        `unknown PostgreSQL URL parameter ${JSON.stringify(name)} (mwi reads ${Object.keys(PARAMS).join(', ')})`,
+        `PostgreSQL URL parameter ${JSON.stringify(name)} is not supported: mwi reads pool_max_conns only (its ` +
+          'connections live until the database or the network ends them, and a broken one is replaced on next use)',
       );
-    out.set(name, decode(part.slice(eq + 1)));
+    if (!(name in PARAMS))
+      throw bad(`unknown PostgreSQL URL parameter ${show(name)} (mwi reads ${Object.keys(PARAMS).join(', ')})`);
+    out.set(name, decode(part.slice(eq + 1), name === 'password' ? () => 'the password (not shown)' : show));
   }
   return out;
 }
 
-function decode(s: string): string {
+function decode(s: string, show: Show): string {
   try {
     return decodeURIComponent(s);
   } catch (cause) {
-    throw bad(`invalid percent-encoding in the PostgreSQL URL near ${JSON.stringify(s)}`, cause);
+    throw bad(`invalid percent-encoding in the PostgreSQL URL near ${show(s)}`, cause);
   }
 }
 
@@ -86,18 +126,24 @@ export function isPostgresUrl(spec: string): boolean {
 
 /** Splits `postgresql://[user[:password]@][host][:port][/dbname][?params]` (libpq's URI form). */
 function splitUrl(spec: string): Map<string, string> {
+  const show = shower(spec);
   const m = /^postgres(?:ql)?:\/\/([^/?#]*)(\/[^?#]*)?(?:\?([^#]*))?(#.*)?$/.exec(spec);
   if (!m) throw bad('expected postgres://[USER[:PASSWORD]@][HOST][:PORT][/DBNAME][?PARAM=VALUE&...]');
-  if (m[4]) throw bad('a PostgreSQL URL has no #fragment: put parameters after ?');
-  const out = queryParams(m[3] ?? '');
+  if (m[4])
+    throw bad(
+      spec.lastIndexOf('@') > spec.indexOf('#')
+        ? `a "#" in the user name or password must be written %23 (a PostgreSQL URL has no #fragment)`
+        : 'a PostgreSQL URL has no #fragment: put parameters after ?',
+    );
+  const out = queryParams(m[3] ?? '', show);
   const authority = m[1]!;
   const at = authority.lastIndexOf('@');
   if (at >= 0) {
     const cred = authority.slice(0, at);
     const colon = cred.indexOf(':');
-    const user = decode(colon < 0 ? cred : cred.slice(0, colon));
+    const user = decode(colon < 0 ? cred : cred.slice(0, colon), show);
     if (user) out.set('user', out.get('user') ?? user);
-    if (colon >= 0) out.set('password', out.get('password') ?? decode(cred.slice(colon + 1)));
+    if (colon >= 0) out.set('password', out.get('password') ?? decode(cred.slice(colon + 1), show));
   }
   const hostPort = authority.slice(at + 1);
   if (hostPort.includes(','))
@@ -106,11 +152,11 @@ function splitUrl(spec: string): Map<string, string> {
         'load balancer that follows failover)',
     );
   const hp = /^(\[[^\]]*\]|[^:]*)(?::(\d*))?$/.exec(hostPort);
-  if (!hp) throw bad(`invalid host and port ${JSON.stringify(hostPort)} in the PostgreSQL URL`);
-  const host = decode(hp[1]!.replace(/^\[(.*)\]$/, '$1'));
+  if (!hp) throw bad(`invalid host and port ${show(hostPort)} in the PostgreSQL URL`);
+  const host = decode(hp[1]!.replace(/^\[(.*)\]$/, '$1'), show);
   if (host) out.set('host', out.get('host') ?? host);
   if (hp[2]) out.set('port', out.get('port') ?? hp[2]);
-  const db = m[2] ? decode(m[2].slice(1)) : '';
+  const db = m[2] ? decode(m[2].slice(1), show) : '';
   if (db) out.set('dbname', out.get('dbname') ?? db);
   return out;
 }
@@ -254,6 +300,10 @@ export function parsePostgresUrl(spec: string, env: NodeJS.ProcessEnv = process.
       password = lookupPassFile(text, { host: matchHost, port, database, user });
     }
   }
+  const poolText = get('pool_max_conns') ?? String(DEFAULT_POOL_SIZE);
+  const poolSize = Number(poolText);
+  if (!/^\d+$/.test(poolText) || poolSize < 1 || poolSize > MAX_POOL_SIZE)
+    throw bad(`invalid pool_max_conns ${JSON.stringify(poolText)} (expected 1 to ${MAX_POOL_SIZE})`);
   const display = `postgres://${user}@${socket ? `[${host}]` : isIP(host) === 6 ? `[${host}]` : host}:${port}/${database}`;
   return Object.freeze({
     host,
@@ -266,6 +316,7 @@ export function parsePostgresUrl(spec: string, env: NodeJS.ProcessEnv = process.
     fallback,
     connectTimeoutMs,
     applicationName: get('application_name') ?? 'mwi',
+    poolSize,
     display,
   });
 }

@@ -118,22 +118,49 @@ export const MWI = {
     { path: 'backend', summary: "the storage itself (Teleport's teleport backend)" },
     {
       path: 'backend clone',
-      usage: 'backend clone --to URL [--from URL] [--force] [--data-dir DIR]',
+      usage: 'backend clone [-c FILE] [--to URL] [--from URL] [--force] [--data-dir DIR]',
       summary: 'copy every item of one storage into another: SQLite into PostgreSQL before adding replicas',
       details:
-        "Teleport's teleport backend clone, with the two storages as flags instead of a clone.yaml. Stop mwi start " +
-        'first: writes made during the copy may be missed. Expired items are left behind. Without --force the ' +
-        'destination must be empty and the copy is one transaction (all of it or nothing). The audit log files ' +
-        '(DATA_DIR/audit) are not copied: keep them as the record before the move.',
+        "Teleport's teleport backend clone, with the two storages as flags instead of a clone.yaml. With -c, " +
+        'mwi.yaml as mwi start reads it: --to defaults to its storage (the same URL, client certificate included) ' +
+        "and --from to its data_dir's mwi.db. Stop mwi start first: writes made during the copy may be missed. " +
+        'Expired items are left behind. The copy is one transaction (all of it or nothing), written 1000 rows per ' +
+        'statement. The audit log files (DATA_DIR/audit) are not copied: keep them as the record before the move.',
       flags: [
+        ['config', { description: "mwi.yaml: --to is its storage, --from its data dir's SQLite" }],
         'from',
         'to',
-        ['force', { description: 'write over what the destination holds (it must be empty otherwise)' }],
+        [
+          'force',
+          {
+            description:
+              'replace what the destination holds (printed first): it goes back to the source, tokens spent since ' +
+              'included (it must be empty otherwise)',
+          },
+        ],
         'data-dir',
       ],
       examples: [
+        'mwi backend clone -c /etc/mwi/mwi.yaml',
         'mwi backend clone --from sqlite:///var/lib/mwi/mwi.db --to "postgres://mwi@db.example.com/mwi?sslmode=verify-full"',
       ],
+    },
+    {
+      path: 'backend migrate',
+      usage: 'backend migrate (--storage URL | -c FILE)',
+      summary: "bring a PostgreSQL database's schema up to this mwi's, and exit",
+      details:
+        'What mwi start does first, alone: for replicas whose role may not create tables, the owner of the ' +
+        'database runs it before the first start and at each upgrade. Replicas starting meanwhile wait for it ' +
+        '(an advisory lock).',
+      flags: [
+        ['config', { description: 'mwi.yaml: the database is its storage' }],
+        [
+          'storage',
+          { description: 'the database: postgres://USER@HOST:PORT/DB?... as for mwi start', default: undefined },
+        ],
+      ],
+      examples: ['mwi backend migrate --storage "postgres://mwi@db.example.com/mwi?sslmode=verify-full"'],
     },
     { path: 'version', summary: 'print the version (also --version)' },
     completionCommand('mwi'),
