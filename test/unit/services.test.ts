@@ -180,7 +180,7 @@ describe('registries', () => {
     );
     assert.deepEqual(
       SERVICE_TYPES.map((o) => o.type),
-      ['identity'],
+      ['identity', 'workload-identity-api'],
     );
   });
 
