@@ -233,6 +233,10 @@ export const AUDIT_EVENT_TYPES = [
   'auth.start',
   // a request made with an operator identity (tctl auth sign --admin): each use, under its name
   'admin.request',
+  // workload identity (SPIFFE): each SVID issuance or refusal, and each rotation of its CA or keys
+  'workload_identity.x509',
+  'workload_identity.jwt',
+  'workload_identity.rotate',
 ] as const;
 
 /** An audit event as logged: these fields and any other the event has. */

@@ -11,7 +11,14 @@ import type { Socket } from 'node:net';
 import { X509Certificate, createHash, createPublicKey } from 'node:crypto';
 import { isMwiError, MwiError, type ErrorCode, ERROR_CODES } from '../errors.js';
 import { spkiPin } from '../crypto/keys.js';
-import { AUTH_SERVER_NAME, type ErrorBody } from './wire.js';
+import { AUTH_SERVER_NAME, PATHS, type ErrorBody } from './wire.js';
+import type {
+  JwtSvidRequest,
+  JwtSvidResponse,
+  WorkloadBundle,
+  X509SvidRequest,
+  X509SvidResponse,
+} from './workload-identity.js';
 
 export interface ClientTLS {
   /**
@@ -354,6 +361,21 @@ export class ApiClient {
       });
       req.end(payload);
     });
+  }
+
+  /** POST /v1/workload-identity/x509 (a bot identity): X.509-SVIDs for one public key. */
+  issueX509Svids(req: X509SvidRequest): Promise<X509SvidResponse> {
+    return this.call<X509SvidResponse>('POST', PATHS.workloadX509, req);
+  }
+
+  /** POST /v1/workload-identity/jwt (a bot identity): JWT-SVIDs for the audiences. */
+  issueJwtSvids(req: JwtSvidRequest): Promise<JwtSvidResponse> {
+    return this.call<JwtSvidResponse>('POST', PATHS.workloadJwt, req);
+  }
+
+  /** GET /v1/workload-identity/bundle (a bot identity): the trust bundle; `revision` changes on rotation. */
+  workloadBundle(): Promise<WorkloadBundle> {
+    return this.call<WorkloadBundle>('GET', PATHS.workloadBundle);
   }
 
   close(): void {

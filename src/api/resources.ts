@@ -3,6 +3,7 @@ import { MwiError } from '../errors.js';
 import { parseDuration } from '../util/duration.js';
 import { fieldPath, parseWith } from '../util/parse.js';
 import { roleFieldNotes } from './role-fields.js';
+import { workloadIdentitySchema, type WorkloadIdentity } from './workload-identity-resource.js';
 
 // The resources an administrator writes and reads (roles, bots, tokens, locks) and the bot
 // instances joins create: checked here by the Auth Service, read here by tctl.
@@ -20,6 +21,9 @@ const TIMESTAMP = z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'expect
  */
 export const LOGIN_PATTERN = /^[^\s\p{C}]+$/u;
 const LOGIN = z.string().regex(LOGIN_PATTERN, 'expected a login without spaces or control characters');
+
+/** Teleport's label selector (role `workload_identity_labels`): each key to a value or a list; `*` matches any. */
+const WORKLOAD_LABELS = z.record(z.union([z.string(), z.array(z.string())]));
 
 const FORWARD_TOGGLE = z.object({ enabled: z.boolean().optional() }).strict();
 
@@ -80,11 +84,12 @@ export const roleSchema = z
                   .strict(),
               )
               .default([]),
+            workload_identity_labels: WORKLOAD_LABELS.optional(),
           })
           .passthrough()
           .default({}),
         deny: z
-          .object({ logins: z.array(LOGIN).default([]) })
+          .object({ logins: z.array(LOGIN).default([]), workload_identity_labels: WORKLOAD_LABELS.optional() })
           .passthrough()
           .default({}),
       })
@@ -220,7 +225,7 @@ export interface BotInstance {
   };
 }
 
-export const KINDS = ['role', 'bot', 'token', 'lock', 'bot_instance'] as const;
+export const KINDS = ['role', 'bot', 'token', 'lock', 'bot_instance', 'workload_identity'] as const;
 export type Kind = (typeof KINDS)[number];
 
 /** What the admin API answers for each kind (a token without its secret's hash). */
@@ -230,6 +235,7 @@ interface ResourceByKind {
   token: Token;
   lock: Lock;
   bot_instance: BotInstance;
+  workload_identity: WorkloadIdentity;
 }
 export type Resource = ResourceByKind[Kind];
 /** The resource a kind's name stands for; any resource for a name known only at run time. */
@@ -246,6 +252,8 @@ const PLURALS: Record<string, Kind> = {
   locks: 'lock',
   bot_instance: 'bot_instance',
   bot_instances: 'bot_instance',
+  workload_identity: 'workload_identity',
+  workload_identities: 'workload_identity',
 };
 
 /** Accepts `roles`, `role`, `bots`, ...; names the closed set on failure. */
@@ -301,13 +309,13 @@ const LOCK_TARGETS =
 
 /** A resource as the Auth Service stores it, and notes on what in the input it ignored. */
 export interface CheckedResource {
-  resource: Role | Bot | Token | Lock;
+  resource: Role | Bot | Token | Lock | WorkloadIdentity;
   /** e.g. `spec.allow.kubernetes_labels is not used by mwi (ignored)`; the caller names the resource. */
   notes: string[];
 }
 
 /** Validates a user-supplied resource with its kind's schema; the error names the field. */
-export function validateResource(input: unknown): Role | Bot | Token | Lock {
+export function validateResource(input: unknown): Role | Bot | Token | Lock | WorkloadIdentity {
   return checkResource(input).resource;
 }
 
@@ -328,11 +336,14 @@ export function checkResource(input: unknown): CheckedResource {
           ? tokenSchema
           : kind === 'lock'
             ? lockSchema
-            : undefined;
+            : kind === 'workload_identity'
+              ? workloadIdentitySchema
+              : undefined;
   if (!schema) {
     throw new MwiError(
       'BAD_REQUEST',
-      `unknown or missing resource kind ${JSON.stringify(kind)} (expected one of: role, bot, token, lock)`,
+      `unknown or missing resource kind ${JSON.stringify(kind)} (expected one of: ` +
+        'role, bot, token, lock, workload_identity)',
       { field: 'kind' },
     );
   }
@@ -344,11 +355,15 @@ export function checkResource(input: unknown): CheckedResource {
   const proto = protoKeyPath(input);
   // zod copies the fields it passes through by assignment: this one would become a prototype
   if (proto) throw new MwiError('BAD_REQUEST', 'a field named __proto__ is not allowed', { field: proto });
-  const parsed = parseWith<z.ZodType<Role | Bot | Token | Lock, z.ZodTypeDef, unknown>>(schema, input, {
-    code: 'BAD_REQUEST',
-    root: 'resource',
-    unknownKey: (at) => (kind === 'lock' && fieldPath(at) === 'spec.target' ? LOCK_TARGETS : 'unknown key'),
-  });
+  const parsed = parseWith<z.ZodType<Role | Bot | Token | Lock | WorkloadIdentity, z.ZodTypeDef, unknown>>(
+    schema,
+    input,
+    {
+      code: 'BAD_REQUEST',
+      root: 'resource',
+      unknownKey: (at) => (kind === 'lock' && fieldPath(at) === 'spec.target' ? LOCK_TARGETS : 'unknown key'),
+    },
+  );
   const { sub_kind: subKind, ...resource } = parsed;
   const { revision, namespace, ...meta } = resource.metadata;
   const notes = [

@@ -10,8 +10,8 @@ import { MwiError } from '../errors.js';
 /** The fields of each part of a role spec that mwi reads (see roleSchema). */
 const USED: Readonly<Record<'options' | 'allow' | 'deny', readonly string[]>> = {
   options: ['max_session_ttl', 'forward_agent', 'permit_x11_forwarding', 'port_forwarding', 'ssh_port_forwarding'],
-  allow: ['logins'],
-  deny: ['logins'],
+  allow: ['logins', 'workload_identity_labels'],
+  deny: ['logins', 'workload_identity_labels'],
 };
 
 /** Whether a value leaves a field as if unset (false, empty): mwi then does what the field asks. */

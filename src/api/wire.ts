@@ -15,6 +15,10 @@ export const PATHS = {
   heartbeat: '/v1/heartbeat',
   endInstance: '/v1/instance/end',
   admin: '/v1/admin',
+  /** Workload identity (SPIFFE): src/api/workload-identity.ts has the messages. */
+  workloadX509: '/v1/workload-identity/x509',
+  workloadJwt: '/v1/workload-identity/jwt',
+  workloadBundle: '/v1/workload-identity/bundle',
 } as const;
 
 /** First contact: POST /v1/join (no client certificate). */

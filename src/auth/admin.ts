@@ -48,6 +48,7 @@ const PREFIX: Record<Kind, string> = {
   token: '/tokens/',
   lock: '/locks/',
   bot_instance: '/bot_instances/',
+  workload_identity: '/workload_identities/',
 };
 
 /**

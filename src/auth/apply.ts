@@ -177,7 +177,7 @@ async function plan(
     k = key('locks', name);
     prev = await ctx.backend.get(k);
   } else {
-    k = key('roles', name);
+    k = key(res.kind === 'workload_identity' ? 'workload_identities' : 'roles', name);
     prev = await ctx.backend.get(k);
   }
   const what = `${res.kind} ${JSON.stringify(name)}`;
@@ -200,7 +200,7 @@ async function plan(
 }
 
 /** Kinds a refusal may name by metadata.name: a token's is hashed first, any other kind's is left out. */
-const NAMED_KINDS: ReadonlySet<string> = new Set(['role', 'bot', 'lock', 'token']);
+const NAMED_KINDS: ReadonlySet<string> = new Set(['role', 'bot', 'lock', 'token', 'workload_identity']);
 
 /**
  * How a refusal names document `n` of `total`: `document 3 (token "x")`, or `role "x"` alone for

@@ -32,7 +32,8 @@ export interface Authorities {
 export const CA_TYPES = ['tls-user', 'tls-host', 'ssh-user', 'ssh-host'] as const;
 export type CAType = (typeof CA_TYPES)[number];
 
-async function getOrCreate<T>(backend: Backend, k: string, make: () => Promise<T>): Promise<T> {
+/** Reads a stored CA, or creates it (one replica wins a race; the others use its value). */
+export async function getOrCreate<T>(backend: Backend, k: string, make: () => Promise<T>): Promise<T> {
   const existing = await backend.get(k);
   if (existing) return JSON.parse(existing.value) as T;
   const value = await make();

@@ -4,6 +4,7 @@ import type { AuditLog } from './audit.js';
 import type { Authorities } from './authorities.js';
 import type { ResourceCache } from './cache.js';
 import type { Bot, Lock, Role } from '../api/resources.js';
+import type { WorkloadContext } from './workload-identity/context.js';
 
 /** Everything a request handler needs, built once at startup. */
 export interface AuthContext {
@@ -16,6 +17,8 @@ export interface AuthContext {
   now: () => number;
   /** The join methods' server halves, built at startup, by method name. */
   methods: ReadonlyMap<string, JoinHandler>;
+  /** Workload identity (SPIFFE): its CA, keys and resources (absent in contexts tests build by hand). */
+  workload?: WorkloadContext;
 }
 
 /** Hard cap on any credential's lifetime (DESIGN.md section 4). */

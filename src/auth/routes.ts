@@ -14,6 +14,8 @@ import { handleHeartbeat } from './heartbeat.js';
 import { signOperatorIdentity } from './operator-identity.js';
 import { handleRenew } from './renew.js';
 import { route, type Area } from './router.js';
+import { jwtSvidRequestSchema, x509SvidRequestSchema } from '../api/workload-identity.js';
+import { handleBundle, handleJwtSvids, handleX509Svids } from './workload-identity/handlers.js';
 
 /** Join, renewal, certificate and heartbeat bodies: each handler checks its own (the join methods' schemas). */
 const checkedByHandler = z.unknown();
@@ -27,6 +29,9 @@ const TBOT_ROUTES = {
   certs: { method: 'POST', path: PATHS.certs, body: checkedByHandler },
   heartbeat: { method: 'POST', path: PATHS.heartbeat, body: checkedByHandler },
   endInstance: { method: 'POST', path: PATHS.endInstance, body: checkedByHandler },
+  workloadX509: { method: 'POST', path: PATHS.workloadX509, body: x509SvidRequestSchema },
+  workloadJwt: { method: 'POST', path: PATHS.workloadJwt, body: jwtSvidRequestSchema },
+  workloadBundle: { method: 'GET', path: PATHS.workloadBundle },
 } as const satisfies Record<string, RouteSpec>;
 
 /**
@@ -87,6 +92,11 @@ export function authRoutes(ctx: AuthContext, opts: { publicAddrs?: () => string[
         route(TBOT_ROUTES.endInstance, 'bot', ({ caller, body, remote }) =>
           handleEndInstance(ctx, caller, body, remote),
         ),
+        route(TBOT_ROUTES.workloadX509, 'bot', ({ caller, body, remote }) =>
+          handleX509Svids(ctx, caller, body, remote),
+        ),
+        route(TBOT_ROUTES.workloadJwt, 'bot', ({ caller, body, remote }) => handleJwtSvids(ctx, caller, body, remote)),
+        route(TBOT_ROUTES.workloadBundle, 'bot', ({ caller }) => handleBundle(ctx, caller)),
       ],
     },
   ];

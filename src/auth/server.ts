@@ -39,6 +39,7 @@ import { certNames, loadKeypair, ServingCertificates, type KeypairFiles, type Lo
 import { joinHandlers } from './platform.js';
 import type { JoinMethodOptions } from '../join/servers.js';
 import { Router } from './router.js';
+import { openWorkloadContext, type WorkloadIdentityOptions } from './workload-identity/context.js';
 import { authRoutes } from './routes.js';
 import {
   ConnectionCounter,
@@ -76,6 +77,8 @@ export interface AuthServerOptions {
   httpsKeypairs?: KeypairFiles[];
   /** mwi.yaml `https_keypairs_reload_interval`: how often the files are read again (0: only by reloadCertificates). */
   httpsKeypairsReloadMs?: number;
+  /** mwi.yaml `workload_identity`: the SPIFFE trust domain and the JWT issuer URL. */
+  workloadIdentity?: WorkloadIdentityOptions;
   /** Where this process's metrics are counted (a new registry if not given): see AuthServer.metrics. */
   metrics?: AuthMetrics;
 }
@@ -216,6 +219,7 @@ export class AuthServer {
         bots: await ResourceCache.open<Bot>(backend, '/bots/'),
         locks: await openLockCache(backend),
         methods: joinHandlers(backend, now, opts.joinMethods ?? {}),
+        workload: await openWorkloadContext(backend, { ...opts.workloadIdentity, clusterName: cas.clusterName, now }),
       };
       const sans = {
         dns: [AUTH_SERVER_NAME, 'localhost', hostname(), ...(opts.tlsSans ?? []).filter((s) => !/^[\d.:]+$/.test(s))],
@@ -450,6 +454,8 @@ export class AuthServer {
     this.ctx.roles.close();
     this.ctx.bots.close();
     this.ctx.locks.close();
+    this.ctx.workload?.identities.close();
+    this.ctx.workload?.authorities.close();
     await this.ctx.audit.close();
     await this.ctx.backend.close();
     this.log.info('auth service stopped');

@@ -50,7 +50,8 @@ it('apply: a refused third document writes nothing; the error names it, as a BAD
     t.admin.apply({ resources: items({ kind: 'rol' }), upsert: false }, 'admin'),
     (e: unknown) =>
       isMwiError(e, 'BAD_CONFIG') &&
-      e.message === 'kind: unknown or missing resource kind "rol" (expected one of: role, bot, token, lock)',
+      e.message ===
+        'kind: unknown or missing resource kind "rol" (expected one of: role, bot, token, lock, workload_identity)',
   );
   // a document may use what an earlier one creates (the bot its role); all are written together
   const ok = await t.admin.apply({ resources: items(role('dev'), bot('b', ['dev'])), upsert: false }, 'admin');

@@ -11,7 +11,7 @@ export interface Ref {
 }
 
 /** The kinds `tctl get all` prints: the ones `tctl create` takes back (joins make bot instances). */
-export const ALL_KINDS: readonly Kind[] = ['role', 'bot', 'token', 'lock'];
+export const ALL_KINDS: readonly Kind[] = ['role', 'bot', 'token', 'lock', 'workload_identity'];
 
 function kindOf(text: string, arg: string): Kind {
   try {

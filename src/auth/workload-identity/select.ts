@@ -1,0 +1,58 @@
+import type { Role } from '../../api/resources.js';
+import type { WorkloadIdentity } from '../../api/workload-identity-resource.js';
+import type { Selector } from '../../api/workload-identity.js';
+import { MwiError } from '../../errors.js';
+import type { AttributeMap } from './attributes.js';
+import { ALL, type WorkloadContext } from './context.js';
+import { grantRefusal, labelsMatch } from './grants.js';
+import { rulesFailure } from './rules.js';
+
+/** The identities a request may have, and why each other one it selected was refused (audit only). */
+export interface Selected {
+  granted: WorkloadIdentity[];
+  refused: Array<{ name: string; reason: string }>;
+}
+
+/**
+ * The workload identities a selector names that the bot's roles grant and whose rules the
+ * attributes pass. None: ACCESS_DENIED, whose message says what to check without naming any
+ * other identity or its rules (the reasons go to the audit log as `detail`).
+ */
+export async function selectIdentities(
+  w: WorkloadContext,
+  selector: Selector,
+  roles: readonly Role[],
+  attrs: AttributeMap,
+  now: number,
+): Promise<Selected> {
+  let candidates: WorkloadIdentity[];
+  if (selector.name !== undefined) {
+    const one = await w.identities.fresh(selector.name);
+    candidates = one ? [one] : [];
+  } else {
+    const wanted = selector.labels!;
+    candidates = [...w.identities.lookup(ALL)].filter((wi) => labelsMatch(wanted, wi.metadata.labels ?? {}));
+  }
+  const granted: WorkloadIdentity[] = [];
+  const refused: Selected['refused'] = [];
+  for (const wi of candidates) {
+    if (wi.metadata.expires && Date.parse(wi.metadata.expires) <= now) continue;
+    const reason = grantRefusal(roles, wi.metadata.labels ?? {}) ?? rulesFailure(wi, attrs);
+    if (reason) refused.push({ name: wi.metadata.name, reason });
+    else granted.push(wi);
+  }
+  if (granted.length > 0) return { granted, refused };
+  const what =
+    selector.name !== undefined
+      ? `workload_identity ${JSON.stringify(selector.name)} does not exist, is not granted to this bot ` +
+        "(its roles' allow.workload_identity_labels), or its rules do not match this workload's attributes"
+      : "no workload_identity with these labels is granted to this bot (its roles' allow.workload_identity_labels) " +
+        "with rules this workload's attributes match";
+  const detail =
+    refused.length > 0
+      ? refused.map((r) => `${r.name}: ${r.reason}`).join('; ')
+      : selector.name !== undefined
+        ? `no workload_identity ${JSON.stringify(selector.name)}`
+        : 'no workload_identity has these labels';
+  throw new MwiError('ACCESS_DENIED', `${what}; an administrator finds why in the audit log`, { detail });
+}

@@ -1,0 +1,126 @@
+import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { createLocalJWKSet, jwtVerify } from 'jose';
+import { ApiClient } from '../../src/api/client.js';
+import type { BotState } from '../../src/agent/state.js';
+import { generateKeys } from '../../src/crypto/keys.js';
+import { isMwiError } from '../../src/errors.js';
+import { clusterFile, startCluster, tbotFlags, type TestCluster } from '../helpers/cluster.js';
+import { cli, run } from '../helpers/procs.js';
+
+/** A bot whose role grants workload identities labelled `team: <team>`, joined once with tbot; its API client. */
+export async function workloadBot(c: TestCluster, bot: string, team: string): Promise<ApiClient> {
+  const role = clusterFile(
+    c,
+    `wi-role-${bot}.yaml`,
+    `kind: role\nversion: v7\nmetadata: { name: ${bot}-wi }\nspec:\n  allow:\n` +
+      `    workload_identity_labels: { team: [${team}] }\n`,
+  );
+  await c.tctlOk(['create', '-f', role]);
+  const out = JSON.parse(await c.tctlOk(['bots', 'add', bot, '--roles', `${bot}-wi`, '--format', 'json'])) as {
+    token: string;
+  };
+  const storage = join(c.dir, `storage-${bot}`);
+  const joined = await cli('tbot', [
+    'start',
+    ...tbotFlags(c, out.token, storage, join(c.dir, `out-${bot}`)),
+    '--oneshot',
+  ]);
+  assert.equal(joined.code, 0, joined.stderr);
+  const id = (JSON.parse(readFileSync(join(storage, 'state.json'), 'utf8')) as BotState).identity!;
+  return new ApiClient({ addrs: [c.addr], tls: { ca: id.tls_ca_certs, cert: id.tls_cert, key: id.key } });
+}
+
+/** Creates a workload_identity from YAML text. */
+export async function createIdentity(c: TestCluster, name: string, yaml: string): Promise<void> {
+  await c.tctlOk(['create', '-f', clusterFile(c, `wi-${name}.yaml`, yaml)]);
+}
+
+describe('workload identity: the three routes', () => {
+  let c: TestCluster;
+  let api: ApiClient;
+  before(async () => {
+    c = await startCluster('wi.example');
+    await createIdentity(
+      c,
+      'web',
+      'kind: workload_identity\nversion: v1\nmetadata: { name: web, labels: { team: blue } }\n' +
+        'spec:\n  spiffe:\n    id: /svc/web/{{ user.bot_name }}\n    hint: web server\n' +
+        '    x509: { dns_sans: [web.internal] }\n',
+    );
+    api = await workloadBot(c, 'wibot', 'blue');
+  });
+  after(async () => {
+    api?.close();
+    await c?.stop();
+  });
+
+  it('issues an X.509-SVID that openssl verifies against the bundle, with one URI SAN', async () => {
+    const keys = await generateKeys('ec-p256');
+    const res = await api.issueX509Svids({ selector: { name: 'web' }, public_key: keys.publicKeyPem, ttl: '10m' });
+    assert.equal(res.svids.length, 1);
+    const svid = res.svids[0]!;
+    assert.equal(svid.spiffe_id, 'spiffe://wi.example/svc/web/wibot');
+    assert.equal(svid.hint, 'web server');
+    const cert = new X509Certificate(svid.cert_pem);
+    assert.equal(cert.subjectAltName, 'DNS:web.internal, URI:spiffe://wi.example/svc/web/wibot');
+    assert.equal(cert.ca, false);
+    const ttl = Date.parse(cert.validTo) - Date.parse(cert.validFrom);
+    assert.ok(ttl <= 11 * 60_000, `ttl ${ttl}`);
+    assert.equal(res.bundle.trust_domain, 'wi.example');
+    const dir = c.dir;
+    writeFileSync(join(dir, 'svid.pem'), svid.cert_pem);
+    writeFileSync(join(dir, 'bundle.pem'), res.bundle.x509_authorities_pem.join(''));
+    const v = await run('openssl', [
+      'verify',
+      '-purpose',
+      'sslclient',
+      '-CAfile',
+      join(dir, 'bundle.pem'),
+      join(dir, 'svid.pem'),
+    ]);
+    assert.equal(v.code, 0, v.stdout + v.stderr);
+    const text = await run('openssl', ['x509', '-in', join(dir, 'svid.pem'), '-noout', '-text']);
+    assert.match(text.stdout, /X509v3 Key Usage: critical\s+Digital Signature\s/);
+    assert.match(text.stdout, /TLS Web Server Authentication, TLS Web Client Authentication/);
+    assert.match(text.stdout, /CA:FALSE/);
+    const bundle = await api.workloadBundle();
+    assert.deepEqual(bundle, res.bundle);
+  });
+
+  it('issues a JWT-SVID that verifies against the bundle JWKS', async () => {
+    const res = await api.issueJwtSvids({
+      selector: { labels: { team: ['blue'] } },
+      audiences: ['https://aud.example'],
+    });
+    assert.equal(res.svids.length, 1);
+    const bundle = await api.workloadBundle();
+    const { payload, protectedHeader } = await jwtVerify(res.svids[0]!.token, createLocalJWKSet(bundle.jwks), {
+      audience: 'https://aud.example',
+    });
+    assert.equal(payload.sub, 'spiffe://wi.example/svc/web/wibot');
+    assert.equal(protectedHeader.typ, 'JWT');
+    assert.equal(protectedHeader.alg, 'ES256');
+    assert.ok(payload.jti && payload.iat && payload.exp);
+  });
+
+  it('refuses an identity the bot is not granted, and tells the operator why', async () => {
+    await createIdentity(
+      c,
+      'db',
+      'kind: workload_identity\nversion: v1\nmetadata: { name: db, labels: { team: red } }\n' +
+        'spec:\n  spiffe: { id: /db }\n',
+    );
+    const keys = await generateKeys('ec-p256');
+    await assert.rejects(api.issueX509Svids({ selector: { name: 'db' }, public_key: keys.publicKeyPem }), (err) => {
+      assert.ok(isMwiError(err, 'ACCESS_DENIED'), String(err));
+      assert.doesNotMatch(err.message, /red|team/);
+      return true;
+    });
+    const refused = c.audit().filter((e) => e.event === 'workload_identity.x509' && e.success === false);
+    assert.match(String(refused.at(-1)?.reason), /db: no role of the bot \(wibot-wi\) grants its labels/);
+  });
+});
