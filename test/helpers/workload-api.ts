@@ -1,0 +1,99 @@
+// The scene of a Workload API test: a real Auth Service with workload_identity resources, a bot
+// whose role grants them, a tbot daemon serving the Workload API on a unix socket, and the
+// independent Python client (python3-grpcio, stubs compiled with grpc_tools.protoc).
+import assert from 'node:assert/strict';
+import { chmodSync, copyFileSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { clusterFile, type TestCluster } from './cluster.js';
+import { exited, REPO_ROOT, run, spawnCli, waitFor, type CliProcess, type RunResult } from './procs.js';
+
+/** Debian's python3 (the first python3 on PATH may be another build without python3-grpcio). */
+export const PYTHON = '/usr/bin/python3';
+
+/** Compiles test/fixtures/workloadapi.proto for Python into `dir` (readable by every user), with the client. */
+export async function pythonClient(dir: string): Promise<string> {
+  mkdirSync(dir, { recursive: true });
+  const fixtures = join(REPO_ROOT, 'test', 'fixtures');
+  const r = await run(PYTHON, [
+    '-m',
+    'grpc_tools.protoc',
+    '-I',
+    fixtures,
+    `--python_out=${dir}`,
+    `--grpc_python_out=${dir}`,
+    join(fixtures, 'workloadapi.proto'),
+  ]);
+  assert.equal(r.code, 0, `grpc_tools.protoc: ${r.stderr}`);
+  copyFileSync(join(fixtures, 'workload_api_client.py'), join(dir, 'workload_api_client.py'));
+  chmodSync(dir, 0o755);
+  for (const f of readdirSync(dir)) chmodSync(join(dir, f), 0o644);
+  return dir;
+}
+
+/** Runs the Python client, as `uid`:`gid` when given (setpriv: the kernel's credentials change, so SO_PEERCRED does). */
+export function workload(
+  client: string,
+  socket: string,
+  args: string[],
+  as?: { uid: number; gid: number },
+  timeoutMs = 60_000,
+): Promise<RunResult> {
+  const py = [PYTHON, join(client, 'workload_api_client.py'), socket, ...args];
+  const cmd = as ? ['setpriv', `--reuid=${as.uid}`, `--regid=${as.gid}`, '--clear-groups', ...py] : py;
+  return run(cmd[0]!, cmd.slice(1), { env: { PYTHONPATH: client, PYTHONDONTWRITEBYTECODE: '1' }, timeoutMs });
+}
+
+/** The JSON lines a client printed. */
+export function lines(r: RunResult): Record<string, any>[] {
+  return r.stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, any>);
+}
+
+/** A bot `bot` whose role grants workload identities labelled `team: <team>`; returns its token. */
+export async function addWorkloadBot(c: TestCluster, bot: string, team: string): Promise<string> {
+  const role = clusterFile(
+    c,
+    `wl-role-${bot}.yaml`,
+    `kind: role\nversion: v7\nmetadata: { name: ${bot}-wl }\nspec:\n  allow:\n` +
+      `    workload_identity_labels: { team: [${team}] }\n`,
+  );
+  await c.tctlOk(['create', '-f', role]);
+  const out = JSON.parse(await c.tctlOk(['bots', 'add', bot, '--roles', `${bot}-wl`, '--format', 'json'])) as {
+    token: string;
+  };
+  return out.token;
+}
+
+/** tbot.yaml (v2) for a daemon joining `c` with `token`, storing in `dir`, with `services` (YAML list items). */
+export function tbotYaml(c: TestCluster, token: string, dir: string, services: string): string {
+  const file = join(dir, 'tbot.yaml');
+  writeFileSync(
+    file,
+    `version: v2\nauth_server: ${c.addr}\nonboarding:\n  join_method: token\n  token: ${token}\n` +
+      `  ca_pins: ["${c.caPin}"]\nstorage:\n  type: directory\n  path: ${join(dir, 'storage')}\n` +
+      `services:\n${services}`,
+  );
+  return file;
+}
+
+/** Starts `tbot start -c FILE` and waits until the Workload API listens. */
+export async function startTbot(file: string): Promise<CliProcess> {
+  const tbot = spawnCli('tbot', ['start', '-c', file]);
+  try {
+    await waitFor('the Workload API to listen', () => /workload-identity-api: listening/.test(tbot.out()), 30_000);
+  } catch (err) {
+    tbot.kill('SIGKILL');
+    throw new Error(`${String(err)}\n${tbot.out()}`);
+  }
+  return tbot;
+}
+
+/** Stops tbot with SIGTERM; it must exit 0. */
+export async function stopTbot(tbot: CliProcess | undefined): Promise<void> {
+  if (!tbot || tbot.exitCode !== null) return;
+  tbot.kill('SIGTERM');
+  const code = await exited(tbot, 20_000);
+  assert.equal(code, 0, tbot.out());
+}
