@@ -30,7 +30,7 @@ export async function pythonClient(dir: string): Promise<string> {
   return dir;
 }
 
-/** Runs the Python client, as `uid`:`gid` when given (setpriv: the kernel's credentials change, so SO_PEERCRED does). */
+/** Runs the Python client, as `uid`:`gid` when given (setpriv: the kernel's credentials change, so does SO_PEERCRED). */
 export function workload(
   client: string,
   socket: string,
@@ -85,7 +85,7 @@ export async function startTbot(file: string): Promise<CliProcess> {
     await waitFor('the Workload API to listen', () => /workload-identity-api: listening/.test(tbot.out()), 30_000);
   } catch (err) {
     tbot.kill('SIGKILL');
-    throw new Error(`${String(err)}\n${tbot.out()}`);
+    throw new Error(`${String(err)}\n${tbot.out()}`, { cause: err });
   }
   return tbot;
 }
