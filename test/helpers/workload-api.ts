@@ -30,7 +30,7 @@ export async function pythonClient(dir: string): Promise<string> {
   return dir;
 }
 
-/** Runs the Python client, as `uid`:`gid` when given (setpriv: the kernel's credentials change, so does SO_PEERCRED). */
+/** Runs the Python client, as `uid`:`gid` when given (setpriv: the kernel credentials, so SO_PEERCRED, change). */
 export function workload(
   client: string,
   socket: string,
