@@ -6,11 +6,13 @@ import { connect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import protobuf from 'protobufjs';
+import { validateTbotConfig } from '../../src/agent/config.js';
 import { attestKubernetes, containerOf, KubeletClient } from '../../src/agent/workload-api/attest/kubernetes.js';
 import { attestUnix } from '../../src/agent/workload-api/attest/unix.js';
 import { cacheKey, SvidCache } from '../../src/agent/workload-api/cache.js';
 import { peerCredentials } from '../../src/agent/workload-api/peercred.js';
 import { WORKLOAD_API_DESCRIPTOR } from '../../src/agent/workload-api/proto.js';
+import type { WorkloadApiConfig } from '../../src/agent/workload-api/service.js';
 import { listenUnix } from '../../src/agent/workload-api/socket.js';
 import { pod, startFakeKubelet, type FakeKubelet } from '../helpers/kubelet.js';
 import { REPO_ROOT, tempDir } from '../helpers/procs.js';
@@ -234,5 +236,57 @@ describe('workload api: the socket', () => {
     chmodSync(open, 0o1777);
     const l = await listenUnix(join(open, 'c.sock'), 0o666, 'listen', () => {});
     await l.close();
+  });
+});
+
+describe('workload api: tbot.yaml', () => {
+  const base = {
+    version: 'v2',
+    auth_server: '127.0.0.1:3025',
+    onboarding: { join_method: 'token', token: 'x', ca_pins: [`sha256:${'0'.repeat(64)}`] },
+    storage: { type: 'memory' },
+  };
+  const svc = (o: object) => ({ ...base, services: [{ type: 'workload-identity-api', ...o }] });
+  const ok = { listen: 'unix:///run/tbot/workload.sock', selector: { name: 'web' } };
+
+  it("takes Teleport's fields: listen, selector, attestors (unix, kubernetes with its kubelet), lifetime", () => {
+    const cfg = validateTbotConfig(
+      svc({
+        ...ok,
+        selector: { labels: { team: ['blue'] } },
+        attestors: {
+          unix: { binary_hash_max_size_bytes: 1024 },
+          kubernetes: { enabled: true, kubelet: { secure_port: 10250, skip_verify: true, anonymous: true } },
+        },
+        credential_ttl: '10m',
+        renewal_interval: '5m',
+      }),
+    );
+    const s = cfg.outputs[0] as WorkloadApiConfig;
+    assert.equal(s.socketPath, '/run/tbot/workload.sock');
+    assert.equal(s.socketMode, 0o666);
+    assert.equal(s.credentialTtlMs, 600_000);
+    assert.deepEqual(s.selector, { labels: { team: ['blue'] } });
+    assert.equal(
+      (validateTbotConfig(svc({ ...ok, socket_mode: '0660' })).outputs[0] as WorkloadApiConfig).socketMode,
+      0o660,
+    );
+  });
+
+  it('refuses what it cannot do, naming the field and why', () => {
+    const refuses = (o: object, re: RegExp) => assert.throws(() => validateTbotConfig(svc(o)), re);
+    refuses(
+      { ...ok, listen: 'tcp://0.0.0.0:4040' },
+      /outputs\[0\]\.listen: .*unix socket only.*SO_PEERCRED.*tcp:\/\//,
+    );
+    refuses({ ...ok, listen: 'unix://relative.sock' }, /listen: expected unix:\/\/\/absolute\/path/);
+    refuses({ ...ok, attestors: { docker: { enabled: true } } }, /attestors\.docker: mwi has no docker attestor/);
+    refuses({ ...ok, selector: {} }, /selector: expected \{ name: NAME \} or \{ labels/);
+    refuses({ ...ok, socket_mode: 'rw' }, /socket_mode: expected an octal mode/);
+    refuses(
+      { ...ok, attestors: { kubernetes: { enabled: true, kubelet: { secure_port: 1, read_only_port: 2 } } } },
+      /exclude each other/,
+    );
+    assert.throws(() => validateTbotConfig({ ...svc(ok), oneshot: true }), /one-shot run serves nothing/);
   });
 });
