@@ -275,10 +275,7 @@ describe('workload api: tbot.yaml', () => {
 
   it('refuses what it cannot do, naming the field and why', () => {
     const refuses = (o: object, re: RegExp) => assert.throws(() => validateTbotConfig(svc(o)), re);
-    refuses(
-      { ...ok, listen: 'tcp://0.0.0.0:4040' },
-      /outputs\[0\]\.listen: .*unix socket only.*SO_PEERCRED.*tcp:\/\//,
-    );
+    refuses({ ...ok, listen: 'tcp://0.0.0.0:4040' }, /outputs\[0\]\.listen: .*unix socket only.*SO_PEERCRED.*tcp:\/\//);
     refuses({ ...ok, listen: 'unix://relative.sock' }, /listen: expected unix:\/\/\/absolute\/path/);
     refuses({ ...ok, attestors: { docker: { enabled: true } } }, /attestors\.docker: mwi has no docker attestor/);
     refuses({ ...ok, selector: {} }, /selector: expected \{ name: NAME \} or \{ labels/);
