@@ -23,6 +23,8 @@ command -v mmdebstrap >/dev/null 2>&1 || need+=(mmdebstrap)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql)
 # python3-grpcio, python3-grpc-tools: an independent (C-core) gRPC client of the SPIFFE Workload API
 /usr/bin/python3 -c "import grpc, grpc_tools" >/dev/null 2>&1 || need+=(python3-grpcio python3-grpc-tools)
+# python3-jwt (PyJWT): an independent verifier of JWT-SVIDs against the served discovery document and JWKS
+/usr/bin/python3 -c "import jwt" >/dev/null 2>&1 || need+=(python3-jwt)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing test dependencies: ${need[*]}"
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi

@@ -196,6 +196,11 @@ export class AdminClient {
     return (await this.send(ADMIN_ROUTES.exportCA, { type })).text;
   }
 
+  /** Rotates the SPIFFE CA (`spiffe`) or the JWT-SVID keys (`jwt`): the new revision, the grace period's end. */
+  rotateCA(type: string): Promise<{ type: string; revision: string; old_trusted_until: string }> {
+    return this.send(ADMIN_ROUTES.rotateCA, { type });
+  }
+
   /** An OpenSSH host certificate line for an existing host key. */
   async signHost(req: SignHostRequest): Promise<string> {
     return (await this.send(ADMIN_ROUTES.signHost, {}, { body: req })).ssh_cert;

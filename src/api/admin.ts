@@ -275,6 +275,8 @@ export type StatusReply = z.output<typeof statusReply>;
 
 /** GET ca/TYPE: a CA's public part as its consumers read it (see `tctl ca export`). */
 const caReply = z.object({ type: z.string(), text: z.string() });
+/** A rotation: the new bundle revision, and until when the old CA or keys stay trusted. */
+const rotateReply = z.object({ type: z.string(), revision: z.string(), old_trusted_until: z.string() });
 
 /** POST sign/host: an OpenSSH host certificate for an existing host key. */
 export const signHostRequest = objectBody({
@@ -416,4 +418,6 @@ export const ADMIN_ROUTES = {
   exportCA: { method: 'GET', path: `${PATHS.admin}/ca/:type`, reply: caReply },
   signHost: { method: 'POST', path: `${PATHS.admin}/sign/host`, body: signHostRequest, reply: signHostReply },
   signAdmin: { method: 'POST', path: `${PATHS.admin}/sign/admin`, body: signAdminRequest, reply: signAdminReply },
+  /** Rotates the SPIFFE CA (`spiffe`) or the JWT-SVID keys (`jwt`) at once, the old ones trusted for a grace period. */
+  rotateCA: { method: 'POST', path: `${PATHS.admin}/ca/:type/rotate`, reply: rotateReply },
 } as const satisfies Record<string, RouteSpec>;

@@ -12,6 +12,8 @@ import { AUDIT_MAX_FILES, AUDIT_MAX_SIZE } from './audit.js';
 import { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from './ratelimit.js';
 import type { KeypairFiles } from './tls-keypairs.js';
 import { ioReason } from '../util/io-reason.js';
+import type { WorkloadIdentityOptions } from './workload-identity/context.js';
+import { TRUST_DOMAIN } from './workload-identity/spiffe-id.js';
 
 const schema = z
   .object({
@@ -71,6 +73,26 @@ const schema = z
       })
       .strict()
       .optional(),
+    // workload identity (SPIFFE): mwi's section; Teleport's trust domain is always the cluster name
+    workload_identity: z
+      .object({
+        trust_domain: z
+          .string()
+          .regex(TRUST_DOMAIN, 'expected a SPIFFE trust domain: lowercase letters, digits, ".", "-" and "_"')
+          .optional(),
+        issuer: z
+          .string()
+          .url()
+          .refine((s) => {
+            const u = new URL(s);
+            return (
+              u.protocol === 'https:' && !u.search && !u.hash && ['', '/', '/workload-identity'].includes(u.pathname)
+            );
+          }, 'expected https://PUBLIC_NAME/workload-identity (or https://PUBLIC_NAME): JWT consumers fetch its keys over https')
+          .optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -115,6 +137,8 @@ export interface AuthConfig {
   audit: { maxSize: number; maxFiles: number };
   /** How long the audit log in PostgreSQL (storage postgres://) keeps events. */
   auditRetentionMs: number;
+  /** mwi.yaml `workload_identity`: trust domain (default: the cluster name in lowercase), JWT issuer URL. */
+  workloadIdentity: WorkloadIdentityOptions;
 }
 
 /** Smallest audit file size accepted: one turn's batch of events is up to 64 KiB. */
@@ -203,5 +227,9 @@ export function loadAuthConfig(
       maxFiles: y.audit?.max_files ?? AUDIT_MAX_FILES,
     },
     auditRetentionMs: parseDuration(y.audit?.retention_period ?? AUDIT_RETENTION)!,
+    workloadIdentity: Object.freeze({
+      trustDomain: y.workload_identity?.trust_domain ?? clusterName.toLowerCase(),
+      issuer: y.workload_identity?.issuer?.replace(/\/$/, ''),
+    }),
   });
 }

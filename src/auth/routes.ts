@@ -16,6 +16,8 @@ import { handleRenew } from './renew.js';
 import { route, type Area } from './router.js';
 import { jwtSvidRequestSchema, x509SvidRequestSchema } from '../api/workload-identity.js';
 import { handleBundle, handleJwtSvids, handleX509Svids } from './workload-identity/handlers.js';
+import { discovery, FEDERATION_PATHS, jwks, spiffeBundle } from './workload-identity/federation.js';
+import { exportWorkloadCA, isWorkloadCA, rotateWorkloadCA } from './workload-identity/admin.js';
 
 /** Join, renewal, certificate and heartbeat bodies: each handler checks its own (the join methods' schemas). */
 const checkedByHandler = z.unknown();
@@ -32,6 +34,14 @@ const TBOT_ROUTES = {
   workloadX509: { method: 'POST', path: PATHS.workloadX509, body: x509SvidRequestSchema },
   workloadJwt: { method: 'POST', path: PATHS.workloadJwt, body: jwtSvidRequestSchema },
   workloadBundle: { method: 'GET', path: PATHS.workloadBundle },
+} as const satisfies Record<string, RouteSpec>;
+
+/** Workload identity federation: public (no client certificate), at Teleport's paths. */
+const FEDERATION_ROUTES = {
+  discovery: { method: 'GET', path: FEDERATION_PATHS.discovery },
+  rootDiscovery: { method: 'GET', path: FEDERATION_PATHS.rootDiscovery },
+  jwks: { method: 'GET', path: FEDERATION_PATHS.jwks },
+  spiffeBundle: { method: 'GET', path: FEDERATION_PATHS.spiffeBundle },
 } as const satisfies Record<string, RouteSpec>;
 
 /**
@@ -69,7 +79,13 @@ export function authRoutes(ctx: AuthContext, opts: { publicAddrs?: () => string[
         route(ADMIN_ROUTES.addToken, 'admin', ({ body, caller }) => admin.addToken(body, caller.user)),
         route(ADMIN_ROUTES.testToken, 'admin', ({ params, body }) => testToken(ctx, params.name, body)),
         route(ADMIN_ROUTES.audit, 'admin', ({ query }) => admin.recentEvents(query)),
-        route(ADMIN_ROUTES.exportCA, 'admin', ({ params: { type } }) => ({ type, text: admin.exportCA(type) })),
+        route(ADMIN_ROUTES.exportCA, 'admin', async ({ params: { type } }) => ({
+          type,
+          text: isWorkloadCA(type) ? await exportWorkloadCA(ctx, type) : admin.exportCA(type),
+        })),
+        route(ADMIN_ROUTES.rotateCA, 'admin', ({ params: { type }, caller }) =>
+          rotateWorkloadCA(ctx, type, caller.user),
+        ),
         route(ADMIN_ROUTES.signHost, 'admin', ({ body, caller }) => admin.signHost(body, caller.user)),
         route(ADMIN_ROUTES.signAdmin, 'admin', ({ body, caller }) => signOperatorIdentity(ctx, body, caller)),
       ],
@@ -97,6 +113,10 @@ export function authRoutes(ctx: AuthContext, opts: { publicAddrs?: () => string[
         ),
         route(TBOT_ROUTES.workloadJwt, 'bot', ({ caller, body, remote }) => handleJwtSvids(ctx, caller, body, remote)),
         route(TBOT_ROUTES.workloadBundle, 'bot', ({ caller }) => handleBundle(ctx, caller)),
+        route(FEDERATION_ROUTES.discovery, 'anyone', () => discovery(ctx)),
+        route(FEDERATION_ROUTES.rootDiscovery, 'anyone', () => discovery(ctx)),
+        route(FEDERATION_ROUTES.jwks, 'anyone', () => jwks(ctx)),
+        route(FEDERATION_ROUTES.spiffeBundle, 'anyone', () => spiffeBundle(ctx)),
       ],
     },
   ];

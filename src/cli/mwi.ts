@@ -37,6 +37,7 @@ async function serve(cfg: AuthConfig, metrics: AuthMetrics): Promise<AuthServer>
     cfg;
   const { httpsKeypairs, httpsKeypairsReloadMs } = cfg;
   const tls = { tlsSans, httpsKeypairs, httpsKeypairsReloadMs };
+  const { workloadIdentity } = cfg;
   return AuthServer.start({
     dataDir,
     listen,
@@ -47,6 +48,7 @@ async function serve(cfg: AuthConfig, metrics: AuthMetrics): Promise<AuthServer>
     audit,
     auditRetentionMs,
     metrics,
+    workloadIdentity,
     ...tls,
   });
 }

@@ -14,6 +14,7 @@ import { defaultOf } from './help/table.js';
 import { CA_TYPES, TCTL } from './help/tctl-table.js';
 import { authExport } from './tctl/auth-export.js';
 import { authSignAdmin } from './tctl/auth-sign.js';
+import { authRotate } from './tctl/auth-rotate.js';
 import { bots } from './tctl/bots.js';
 import { editCommand } from './tctl/edit.js';
 import { lockCommand, locks } from './tctl/locks.js';
@@ -112,6 +113,7 @@ async function main(): Promise<number | void> {
         return;
       case 'auth': {
         if (sub === 'export') return void print(await authExport(admin, need(g.type, '--type')));
+        if (sub === 'rotate') return void print(await authRotate(admin, g));
         const file = need(g['public-key'], '--public-key');
         let publicKey: string;
         try {

@@ -1,43 +1,15 @@
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { ApiClient } from '../../src/api/client.js';
-import type { BotState } from '../../src/agent/state.js';
 import { generateKeys } from '../../src/crypto/keys.js';
 import { isMwiError } from '../../src/errors.js';
-import { clusterFile, startCluster, tbotFlags, type TestCluster } from '../helpers/cluster.js';
-import { cli, run } from '../helpers/procs.js';
-
-/** A bot whose role grants workload identities labelled `team: <team>`, joined once with tbot; its API client. */
-export async function workloadBot(c: TestCluster, bot: string, team: string): Promise<ApiClient> {
-  const role = clusterFile(
-    c,
-    `wi-role-${bot}.yaml`,
-    `kind: role\nversion: v7\nmetadata: { name: ${bot}-wi }\nspec:\n  allow:\n` +
-      `    workload_identity_labels: { team: [${team}] }\n`,
-  );
-  await c.tctlOk(['create', '-f', role]);
-  const out = JSON.parse(await c.tctlOk(['bots', 'add', bot, '--roles', `${bot}-wi`, '--format', 'json'])) as {
-    token: string;
-  };
-  const storage = join(c.dir, `storage-${bot}`);
-  const joined = await cli('tbot', [
-    'start',
-    ...tbotFlags(c, out.token, storage, join(c.dir, `out-${bot}`)),
-    '--oneshot',
-  ]);
-  assert.equal(joined.code, 0, joined.stderr);
-  const id = (JSON.parse(readFileSync(join(storage, 'state.json'), 'utf8')) as BotState).identity!;
-  return new ApiClient({ addrs: [c.addr], tls: { ca: id.tls_ca_certs, cert: id.tls_cert, key: id.key } });
-}
-
-/** Creates a workload_identity from YAML text. */
-export async function createIdentity(c: TestCluster, name: string, yaml: string): Promise<void> {
-  await c.tctlOk(['create', '-f', clusterFile(c, `wi-${name}.yaml`, yaml)]);
-}
+import { startCluster, type TestCluster } from '../helpers/cluster.js';
+import { run } from '../helpers/procs.js';
+import { createIdentity, workloadBot } from '../helpers/workload-identity.js';
 
 describe('workload identity: the three routes', () => {
   let c: TestCluster;

@@ -74,7 +74,8 @@ it('mwi.yaml oidc and kubernetes: parsed by their sections, defaults when absent
         'kubernetess: {}\n',
         'kubernetess: unknown key ' +
           '(expected cluster_name, data_dir, listen, storage, tls_sans, https_keypairs, ' +
-          'https_keypairs_reload_interval, oidc, kubernetes, azure, iam, ec2, connection_limits, audit)',
+          'https_keypairs_reload_interval, oidc, kubernetes, azure, iam, ec2, connection_limits, audit, ' +
+          'workload_identity)',
       ],
     ] as const) {
       writeFileSync(file, body);

@@ -30,7 +30,7 @@ export async function openWorkloadContext(
   return {
     authorities: await WorkloadAuthorities.open(backend, {
       clusterName: opts.clusterName,
-      trustDomain: opts.trustDomain ?? opts.clusterName,
+      trustDomain: opts.trustDomain ?? opts.clusterName.toLowerCase(),
       now: opts.now,
     }),
     identities: await ResourceCache.open<WorkloadIdentity>(backend, WORKLOAD_IDENTITY_PREFIX, () => [ALL]),

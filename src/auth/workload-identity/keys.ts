@@ -47,6 +47,8 @@ export interface WorkloadKeys {
   ca: LoadedCA;
   signers: Readonly<Record<JwtAlgorithm, JwtSigner>>;
   bundle: WorkloadBundle;
+  /** Grows with every rotation (the storage revisions of the CA and the keys): the SPIFFE bundle's spiffe_sequence. */
+  sequence: number;
 }
 
 /** How long a retired CA or key stays trusted: every SVID it signed has expired by then. */
@@ -84,7 +86,13 @@ async function jwkOf(k: StoredJwtKey): Promise<{ key: KeyObject; jwk: Jwk }> {
 }
 
 /** Builds what issuance needs from the stored CAs and keys (parsed here, once per change). */
-async function build(trustDomain: string, cas: StoredCAs, keys: StoredJwtKeys, now: number): Promise<WorkloadKeys> {
+async function build(
+  trustDomain: string,
+  cas: StoredCAs,
+  keys: StoredJwtKeys,
+  now: number,
+  sequence: number,
+): Promise<WorkloadKeys> {
   const trustedCAs = cas.authorities.filter((a) => stillTrusted(a, now));
   const ca = await loadCA({ certPem: trustedCAs[0]!.cert_pem, keyPem: trustedCAs[0]!.key_pem });
   const trustedKeys = await Promise.all(
@@ -106,6 +114,7 @@ async function build(trustDomain: string, cas: StoredCAs, keys: StoredJwtKeys, n
     ca,
     signers: { ES256: signer('ES256'), RS256: signer('RS256') },
     bundle: { trust_domain: trustDomain, x509_authorities_pem: x509, jwks, revision },
+    sequence,
   };
 }
 
@@ -141,21 +150,22 @@ export class WorkloadAuthorities {
     return w;
   }
 
-  private async stored(): Promise<{ cas: StoredCAs; keys: StoredJwtKeys }> {
+  private async stored(): Promise<{ cas: StoredCAs; keys: StoredJwtKeys; sequence: number }> {
     const cas = await getOrCreate<StoredCAs>(this.backend, SPIFFE_CA_KEY, async () => ({
       authorities: [await newCA(this.clusterName)],
     }));
     const keys = await getOrCreate<StoredJwtKeys>(this.backend, JWT_KEYS_KEY, async () => ({
       keys: [await newJwtKey('ES256'), await newJwtKey('RS256')],
     }));
-    return { cas, keys };
+    const revisions = await Promise.all([SPIFFE_CA_KEY, JWT_KEYS_KEY].map((k) => this.backend.get(k)));
+    return { cas, keys, sequence: revisions.reduce((n, item) => n + (item?.revision ?? 0), 0) };
   }
 
   private reload(): Promise<void> {
     const run = async () => {
-      const { cas, keys } = await this.stored();
+      const { cas, keys, sequence } = await this.stored();
       const now = this.now();
-      this.keys = await build(this.trustDomain, cas, keys, now);
+      this.keys = await build(this.trustDomain, cas, keys, now, sequence);
       const ends = [...cas.authorities, ...keys.keys]
         .map((x) => (x.trusted_until ? Date.parse(x.trusted_until) : Infinity))
         .filter((t) => t > now);

@@ -74,6 +74,9 @@ const FLAGS = {
   'from-audit': str('UID', "a refused join's audit uid (tctl audit ls --failures): test its recorded claims"),
   failures: { type: 'boolean', description: 'refusals only, with their reasons and uids' },
   admin: { type: 'boolean', description: "an operator identity (mwi's own flag; Teleport signs user certificates)" },
+  'grace-period': { type: 'string', value: 'D', description: "Teleport's rotation grace period", teleport: true },
+  manual: { type: 'boolean', description: "Teleport's manual (phased) rotation", teleport: true },
+  phase: { type: 'string', value: 'PHASE', description: "Teleport's rotation phase", teleport: true },
 } as const satisfies Record<string, FlagDef>;
 
 /** The CAs `tctl ca export` exports, in the order its error lists them. */
@@ -325,18 +328,53 @@ export const TCTL = {
     { path: 'auth', summary: "CAs and certificates, in Teleport's terms" },
     {
       path: 'auth export',
-      usage: 'auth export --type user|host|openssh|tls-user|tls-host',
+      usage: 'auth export --type user|host|openssh|tls-user|tls-host|spiffe|jwt',
       summary: "the same as ca export, with Teleport's type names",
       flags: [
         [
           'type',
           {
-            description: 'which CA (required): user is an authorized_keys cert-authority line, openssh the key alone',
-            values: ['user', 'host', 'openssh', 'tls-user', 'tls-host', 'ssh-user', 'ssh-host'],
+            description:
+              'which CA (required): user is an authorized_keys cert-authority line, openssh the key alone; ' +
+              'spiffe the SPIFFE CA bundle (PEM), jwt the JWT-SVID keys (JWKS)',
+            values: [
+              'user',
+              'host',
+              'openssh',
+              'tls-user',
+              'tls-host',
+              'ssh-user',
+              'ssh-host',
+              'spiffe',
+              'tls-spiffe',
+              'jwt',
+            ],
           },
         ],
       ],
-      examples: ['tctl auth export --type openssh'],
+      examples: ['tctl auth export --type openssh', 'tctl auth export --type spiffe > spiffe-bundle.pem'],
+    },
+    {
+      path: 'auth rotate',
+      usage: 'auth rotate --type spiffe|jwt',
+      summary: 'rotate the SPIFFE CA or the JWT-SVID keys: the new one signs at once, the old stays trusted 24h1m',
+      details:
+        "mwi rotates in one step (Teleport's rotation has phases): the new CA or keys sign every SVID from now on; " +
+        'the old ones stay in the trust bundle and the JWKS for 24h1m, the longest an SVID they signed can live, ' +
+        "then drop out. tbot's outputs and the Workload API see the bundle's revision change and fetch new SVIDs.",
+      flags: [
+        [
+          'type',
+          {
+            description: 'which (required): spiffe (the X.509 CA) or jwt (the JWT-SVID keys)',
+            values: ['spiffe', 'jwt'],
+          },
+        ],
+        'grace-period',
+        'manual',
+        'phase',
+      ],
+      examples: ['tctl auth rotate --type spiffe', 'tctl auth rotate --type jwt'],
     },
     {
       path: 'auth sign',

@@ -14,6 +14,10 @@ const TYPES: Record<string, { ca: string; authorizedKeys?: true }> = {
   'tls-user': { ca: 'tls-user' },
   'ssh-user': { ca: 'ssh-user' },
   'ssh-host': { ca: 'ssh-host' },
+  // workload identity: the SPIFFE CA as a PEM bundle (Teleport's export calls it tls-spiffe), the JWT keys as JWKS
+  spiffe: { ca: 'spiffe' },
+  'tls-spiffe': { ca: 'spiffe' },
+  jwt: { ca: 'jwt' },
 };
 
 /** `tctl auth export --type TYPE`: a CA's public part, as Teleport's command prints it. */
@@ -22,7 +26,7 @@ export async function authExport(admin: AdminClient, type: string): Promise<stri
   if (!t)
     throw usageError(
       `mwi has no ${JSON.stringify(type)} CA to export (Teleport has more CAs): mwi exports user, host, openssh, ` +
-        'tls-user, tls-host (or ssh-user, ssh-host)',
+        'tls-user, tls-host (or ssh-user, ssh-host), spiffe (or tls-spiffe) and jwt',
       '--type',
     );
   const text = await admin.exportCA(t.ca);
