@@ -2,6 +2,7 @@
 // whose role grants them, a tbot daemon serving the Workload API on a unix socket, and the
 // independent Python client (python3-grpcio, stubs compiled with grpc_tools.protoc).
 import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { clusterFile, type TestCluster } from './cluster.js';
@@ -41,6 +42,26 @@ export function workload(
   const py = [PYTHON, join(client, 'workload_api_client.py'), socket, ...args];
   const cmd = as ? ['setpriv', `--reuid=${as.uid}`, `--regid=${as.gid}`, '--clear-groups', ...py] : py;
   return run(cmd[0]!, cmd.slice(1), { env: { PYTHONPATH: client, PYTHONDONTWRITEBYTECODE: '1' }, timeoutMs });
+}
+
+/** The Python client as a running process; `lines()` is what it printed so far. */
+export function spawnWorkload(
+  client: string,
+  socket: string,
+  args: string[],
+  as: { uid: number; gid: number },
+): ChildProcess & { lines: () => Record<string, any>[] } {
+  const py = [PYTHON, join(client, 'workload_api_client.py'), socket, ...args];
+  const cmd = ['setpriv', `--reuid=${as.uid}`, `--regid=${as.gid}`, '--clear-groups', ...py];
+  const child = spawn(cmd[0]!, cmd.slice(1), {
+    env: { ...process.env, PYTHONPATH: client, PYTHONDONTWRITEBYTECODE: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', () => {});
+  const complete = () => out.split('\n').slice(0, -1).filter(Boolean);
+  return Object.assign(child, { lines: () => complete().map((l) => JSON.parse(l) as Record<string, any>) });
 }
 
 /** The JSON lines a client printed. */

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { startCluster, clusterFile, type TestCluster } from '../helpers/cluster.js';
-import { run, tempDir, type CliProcess } from '../helpers/procs.js';
+import { run, tempDir, waitFor, type CliProcess } from '../helpers/procs.js';
 import {
   addWorkloadBot,
   lines,
@@ -13,6 +13,7 @@ import {
   startTbot,
   stopTbot,
   tbotYaml,
+  spawnWorkload,
   workload,
 } from '../helpers/workload-api.js';
 
@@ -155,5 +156,26 @@ describe('workload api: tbot serves SPIFFE identities on a unix socket (python3-
     assert.notEqual(a.serialNumber, b.serialNumber);
     assert.ok(Number(second.at) * 1000 < Date.parse(a.validTo), 'the new SVID came before the old one expired');
     assert.equal(second.spiffe_id, `spiffe://${CLUSTER}/uid/0`);
+  });
+  it('a client holding FetchX509SVID receives an SVID of the new CA soon after tctl auth rotate --type spiffe', async () => {
+    const py = spawnWorkload(client, socket, ['stream', '2', '40'], root);
+    try {
+      const first = await waitFor('the first SVID', () => py.lines()[0], 20_000);
+      const rotated = Date.now();
+      await c.tctlOk(['auth', 'rotate', '--type', 'spiffe']);
+      const second = await waitFor('an SVID after the rotation', () => py.lines()[1], 20_000);
+      const a = new X509Certificate(String(first.cert));
+      const b = new X509Certificate(String(second.cert));
+      const bundle = (second.bundle as string[]).map((p) => new X509Certificate(p));
+      // signed by a CA that did not sign the first, and the bundle holds both (the old stays trusted)
+      assert.ok(a.verify(new X509Certificate((first.bundle as string[])[0]!).publicKey));
+      assert.ok(!b.verify(new X509Certificate((first.bundle as string[])[0]!).publicKey), 'a new CA signed it');
+      assert.ok(bundle.some((ca) => b.verify(ca.publicKey)));
+      assert.equal(bundle.length, 2);
+      // the poll interval (5 s) bounds it, well before the first SVID's renewal at half its 20 s life
+      assert.ok(Number(second.at) * 1000 - rotated < 8000, `${Number(second.at) * 1000 - rotated} ms`);
+    } finally {
+      py.kill('SIGKILL');
+    }
   });
 });
