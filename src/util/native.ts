@@ -196,7 +196,12 @@ export function loadKoffi(): typeof import('koffi') {
     throw new MwiError('BAD_CONFIG', 'this binary was built without koffi, which the Workload API needs', { cause });
   }
   const digest = createHash('sha256').update(bytes).digest('hex');
-  const dir = sharedDir(digest) ?? mkdtempSync(join(tmpdir(), 'mwi-koffi-'));
+  let dir = sharedDir(digest);
+  if (!dir) {
+    // (a TMPDIR whose shared name cannot be trusted: a private directory, removed at exit)
+    const made = (dir = mkdtempSync(join(tmpdir(), 'mwi-koffi-')));
+    process.once('exit', () => rmSync(made, { recursive: true, force: true }));
+  }
   const file = join(dir, KOFFI_ADDON_ASSET);
   if (!intact(file, digest)) {
     const tmp = join(dir, `.${KOFFI_ADDON_ASSET}.${process.pid}.${randomBytes(6).toString('hex')}`);

@@ -99,9 +99,12 @@ export function tbotYaml(c: TestCluster, token: string, dir: string, services: s
   return file;
 }
 
-/** Starts `tbot start -c FILE` and waits until the Workload API listens. */
-export async function startTbot(file: string): Promise<CliProcess> {
-  const tbot = spawnCli('tbot', ['start', '-c', file]);
+/**
+ * Starts `tbot start -c FILE` and waits until the Workload API listens; `binary`: a single-file tbot
+ * (npm run build:binary), run with nothing from the environment (`env -i`: no Node.js to be found).
+ */
+export async function startTbot(file: string, binary?: string): Promise<CliProcess> {
+  const tbot = binary ? spawnBare(binary, ['start', '-c', file]) : spawnCli('tbot', ['start', '-c', file]);
   try {
     await waitFor('the Workload API to listen', () => /workload-identity-api: listening/.test(tbot.out()), 30_000);
   } catch (err) {
@@ -109,6 +112,14 @@ export async function startTbot(file: string): Promise<CliProcess> {
     throw new Error(`${String(err)}\n${tbot.out()}`, { cause: err });
   }
   return tbot;
+}
+
+function spawnBare(program: string, args: string[]): CliProcess {
+  const child = spawn('env', ['-i', 'PATH=/nonexistent', program, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  return Object.assign(child, { out: () => out });
 }
 
 /** Stops tbot with SIGTERM; it must exit 0. */
