@@ -18,6 +18,7 @@ import { instances } from './groups/storage.js';
 import { tbot } from './groups/tbot.js';
 import { binary } from './groups/binary.js';
 import { handshakes } from './groups/tls.js';
+import { workloadApi } from './groups/workload-api.js';
 import type { Bench, LoadBench } from './measure.js';
 
 const QUICK = process.argv.includes('--quick');
@@ -43,6 +44,7 @@ const GROUPS: Array<[name: string, run: (b: LoadBench) => Promise<void>]> = [
   ['burst', burstJoins],
   ['tbot', tbot],
   ['binary', binary],
+  ['workload-api', workloadApi],
   ['locks', joinsWithLocks],
 ];
 
