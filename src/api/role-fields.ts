@@ -32,6 +32,10 @@ const NODES =
   'an mwi certificate is accepted by every host that trusts the user CA, so mwi cannot limit it to nodes with ' +
   'labels: remove it and choose the hosts by which ones trust the CA (TrustedUserCAKeys)';
 
+const WORKLOAD_EXPRESSION =
+  "mwi does not evaluate Teleport's label expressions, and ignoring a deny would grant what it denies: write it " +
+  'as deny.workload_identity_labels';
+
 /** Options mwi cannot honour, with the values that ask for it and why the role is refused. */
 const OPTIONS_REFUSED: Readonly<Record<string, { applies: (v: unknown) => boolean; why: string }>> = {
   pin_source_ip: {
@@ -56,6 +60,9 @@ type Conditions = Readonly<Record<string, unknown>>;
 
 /** Why a role's allow or deny conditions cannot be honoured, if they cannot. */
 function conditionsRefusal(part: 'allow' | 'deny', c: Conditions): { field: string; why: string } | undefined {
+  // a deny mwi cannot evaluate would, ignored, grant what it denies
+  if (part === 'deny' && !isUnset(c.workload_identity_labels_expression))
+    return { field: 'workload_identity_labels_expression', why: WORKLOAD_EXPRESSION };
   const logins = Array.isArray(c.logins) && c.logins.length > 0;
   // an allow condition limits this role's own logins; a deny condition takes nodes away from every role
   const limits = part === 'deny' || logins;

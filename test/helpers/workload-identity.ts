@@ -6,8 +6,8 @@ import type { BotState } from '../../src/agent/state.js';
 import { clusterFile, tbotFlags, type TestCluster } from './cluster.js';
 import { cli } from './procs.js';
 
-/** A bot whose role grants workload identities labelled `team: <team>`, joined once with tbot; its API client. */
-export async function workloadBot(c: TestCluster, bot: string, team: string): Promise<ApiClient> {
+/** A role granting workload identities labelled `team: <team>` and a bot with it; the bot's join token. */
+export async function workloadRoleBot(c: TestCluster, bot: string, team: string): Promise<string> {
   const role = clusterFile(
     c,
     `wi-role-${bot}.yaml`,
@@ -18,15 +18,26 @@ export async function workloadBot(c: TestCluster, bot: string, team: string): Pr
   const out = JSON.parse(await c.tctlOk(['bots', 'add', bot, '--roles', `${bot}-wi`, '--format', 'json'])) as {
     token: string;
   };
+  return out.token;
+}
+
+/** A bot whose role grants workload identities labelled `team: <team>`, joined once with tbot; its identity. */
+export async function workloadBotIdentity(
+  c: TestCluster,
+  bot: string,
+  team: string,
+): Promise<{ ca: string[]; cert: string; key: string }> {
+  const token = await workloadRoleBot(c, bot, team);
   const storage = join(c.dir, `storage-${bot}`);
-  const joined = await cli('tbot', [
-    'start',
-    ...tbotFlags(c, out.token, storage, join(c.dir, `out-${bot}`)),
-    '--oneshot',
-  ]);
+  const joined = await cli('tbot', ['start', ...tbotFlags(c, token, storage, join(c.dir, `out-${bot}`)), '--oneshot']);
   assert.equal(joined.code, 0, joined.stderr);
   const id = (JSON.parse(readFileSync(join(storage, 'state.json'), 'utf8')) as BotState).identity!;
-  return new ApiClient({ addrs: [c.addr], tls: { ca: id.tls_ca_certs, cert: id.tls_cert, key: id.key } });
+  return { ca: id.tls_ca_certs, cert: id.tls_cert, key: id.key };
+}
+
+/** The same, as an API client speaking with the bot's identity. */
+export async function workloadBot(c: TestCluster, bot: string, team: string): Promise<ApiClient> {
+  return new ApiClient({ addrs: [c.addr], tls: await workloadBotIdentity(c, bot, team) });
 }
 
 /** Creates a workload_identity from YAML text. */

@@ -93,6 +93,11 @@ describe('workload identity: the three routes', () => {
       return true;
     });
     const refused = c.audit().filter((e) => e.event === 'workload_identity.x509' && e.success === false);
+    // tctl reads, lists and removes the kind like the others
+    assert.match(await c.tctlOk(['get', 'workload_identity/db']), /kind: workload_identity[\s\S]*id: \/db/);
+    assert.match(await c.tctlOk(['get', 'workload_identities']), /name: web[\s\S]*name: db|name: db[\s\S]*name: web/);
+    await c.tctlOk(['rm', 'workload_identity/db']);
+    assert.equal((await c.tctl(['get', 'workload_identity/db'])).code, 1);
     assert.match(String(refused.at(-1)?.reason), /db: no role of the bot \(wibot-wi\) grants its labels/);
   });
 });

@@ -168,7 +168,11 @@ describe('outputs and services', () => {
 
   it('the schemas come from the registries: unknown types and keys are named', () => {
     const ssh = file({ outputs: [out({ type: 'ssh_host' })] });
-    refused(ssh, 'outputs[0].type', /^mwi has no output type "ssh_host" \(it has: identity; docs\/teleport\.md/);
+    refused(
+      ssh,
+      'outputs[0].type',
+      /^mwi has no output type "ssh_host" \(it has: identity, workload-identity-x509, workload-identity-jwt; docs\/teleport\.md/,
+    );
     refused(file({ services: [out({ nme: 'x' })] }), 'services[0].nme', /^unknown key/);
     const disk = file({ storage: { type: 'disk' } });
     refused(

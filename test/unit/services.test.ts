@@ -176,11 +176,11 @@ describe('registries', () => {
     );
     assert.deepEqual(
       OUTPUT_TYPES.map((o) => o.type),
-      ['identity'],
+      ['identity', 'workload-identity-x509', 'workload-identity-jwt'],
     );
     assert.deepEqual(
       SERVICE_TYPES.map((o) => o.type),
-      ['identity', 'workload-identity-api'],
+      ['identity', 'workload-identity-x509', 'workload-identity-jwt', 'workload-identity-api'],
     );
   });
 

@@ -15,7 +15,7 @@ import { parseDuration } from '../../util/duration.js';
 import type { AttributeMap } from './attributes.js';
 import type { WorkloadKeys } from './keys.js';
 import { spiffeId } from './spiffe-id.js';
-import { fillTemplate } from './templates.js';
+import { fillTemplate, segmentValueProblem } from './templates.js';
 
 /** A DNS name a template may produce: labels of letters, digits and "-", or a leading "*." wildcard. */
 const DNS_NAME =
@@ -27,7 +27,7 @@ export function renderIdentity(
   attrs: AttributeMap,
   trustDomain: string,
 ): { spiffeId: string; hint: string } {
-  const path = fillTemplate(wi.spec.spiffe.id, attrs, 'spec.spiffe.id');
+  const path = fillTemplate(wi.spec.spiffe.id, attrs, 'spec.spiffe.id', segmentValueProblem);
   return {
     spiffeId: spiffeId(trustDomain, path),
     hint: fillTemplate(wi.spec.spiffe.hint, attrs, 'spec.spiffe.hint'),

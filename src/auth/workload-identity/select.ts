@@ -41,6 +41,8 @@ export async function selectIdentities(
     if (reason) refused.push({ name: wi.metadata.name, reason });
     else granted.push(wi);
   }
+  // in name order: a file output writes the first, the same one on every renewal
+  granted.sort((x, y) => (x.metadata.name < y.metadata.name ? -1 : x.metadata.name > y.metadata.name ? 1 : 0));
   if (granted.length > 0) return { granted, refused };
   const what =
     selector.name !== undefined

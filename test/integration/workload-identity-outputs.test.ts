@@ -1,0 +1,126 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { createLocalJWKSet, jwtVerify } from 'jose';
+import { startCluster, type TestCluster } from '../helpers/cluster.js';
+import { cli, run, waitFor } from '../helpers/procs.js';
+import { freePort } from '../helpers/sshd.js';
+import { createIdentity, workloadRoleBot } from '../helpers/workload-identity.js';
+
+const identity = (name: string, path: string, dns = '') =>
+  `kind: workload_identity\nversion: v1\nmetadata: { name: ${name}, labels: { team: out } }\n` +
+  `spec:\n  spiffe:\n    id: ${path}\n${dns ? `    x509: { dns_sans: [${dns}] }\n` : ''}`;
+
+describe('tbot outputs workload-identity-x509 and workload-identity-jwt', () => {
+  let c: TestCluster;
+  const dirs = { a: '', b: '', j: '' };
+  let tbotRun: { code: number | null; stderr: string };
+  before(async () => {
+    c = await startCluster('outputs.example');
+    await createIdentity(c, 'svc-a', identity('svc-a', '/svc/a'));
+    await createIdentity(c, 'svc-b', identity('svc-b', '/svc/b', 'localhost'));
+    const token = await workloadRoleBot(c, 'outbot', 'out');
+    for (const k of ['a', 'b', 'j'] as const) dirs[k] = join(c.dir, `out-${k}`);
+    const file = join(c.dir, 'tbot.yaml');
+    writeFileSync(
+      file,
+      `version: v2\nauth_server: ${c.addr}\nonboarding:\n  join_method: token\n  token: ${token}\n` +
+        `  ca_pins: ["${c.caPin}"]\noneshot: true\noutputs:\n` +
+        `  - type: workload-identity-x509\n    selector: { name: svc-a }\n` +
+        `    destination: { type: directory, path: ${dirs.a} }\n` +
+        `  - type: workload-identity-x509\n    selector: { name: svc-b }\n` +
+        `    destination: { type: directory, path: ${dirs.b} }\n` +
+        `  - type: workload-identity-jwt\n    selector: { labels: { team: [out] } }\n    audiences: [vault.example]\n` +
+        `    algorithm: RS256\n` +
+        `    destination: { type: directory, path: ${dirs.j} }\n`,
+    );
+    tbotRun = await cli('tbot', ['start', '-c', file]);
+  });
+  after(async () => c?.stop());
+
+  it("writes Teleport's files: svid.pem (one URI SAN), svid_key.pem (0600), svid_bundle.pem; openssl verifies", async () => {
+    assert.equal(tbotRun.code, 0, tbotRun.stderr);
+    const cert = new X509Certificate(readFileSync(join(dirs.a, 'svid.pem')));
+    assert.equal(cert.subjectAltName, 'URI:spiffe://outputs.example/svc/a');
+    assert.equal(statSync(join(dirs.a, 'svid_key.pem')).mode & 0o777, 0o600);
+    assert.match(readFileSync(join(dirs.a, 'svid_key.pem'), 'utf8'), /^-----BEGIN PRIVATE KEY-----/);
+    assert.ok(
+      cert.checkPrivateKey((await import('node:crypto')).createPrivateKey(readFileSync(join(dirs.a, 'svid_key.pem')))),
+    );
+    const v = await run('openssl', ['verify', '-CAfile', join(dirs.a, 'svid_bundle.pem'), join(dirs.a, 'svid.pem')]);
+    assert.equal(v.code, 0, v.stdout + v.stderr);
+    assert.equal(
+      readFileSync(join(dirs.a, 'svid_bundle.pem'), 'utf8'),
+      await c.tctlOk(['auth', 'export', '--type', 'spiffe']),
+    );
+  });
+
+  it('writes jwt_svid (0600) for the audiences; a labels selector matching two identities is named in a warning', async () => {
+    const token = readFileSync(join(dirs.j, 'jwt_svid'), 'utf8');
+    assert.equal(statSync(join(dirs.j, 'jwt_svid')).mode & 0o777, 0o600);
+    const jwks = JSON.parse(await c.tctlOk(['auth', 'export', '--type', 'jwt']));
+    const { payload, protectedHeader } = await jwtVerify(token, createLocalJWKSet(jwks), { audience: 'vault.example' });
+    assert.equal(protectedHeader.alg, 'RS256');
+    assert.equal(payload.sub, 'spiffe://outputs.example/svc/a');
+    assert.match(tbotRun.stderr, /matches 2 workload identities; this output writes the first \(svc-a\) and not svc-b/);
+  });
+
+  it('two workloads make an mTLS connection with their SVIDs (openssl s_server / s_client), each verifying the other', async () => {
+    const port = await freePort();
+    const server = spawn('openssl', [
+      's_server',
+      '-accept',
+      `127.0.0.1:${port}`,
+      '-cert',
+      join(dirs.b, 'svid.pem'),
+      '-key',
+      join(dirs.b, 'svid_key.pem'),
+      '-CAfile',
+      join(dirs.b, 'svid_bundle.pem'),
+      '-Verify',
+      '1',
+      '-verify_return_error',
+      '-www',
+    ]);
+    let serverOut = '';
+    server.stdout.on('data', (d: Buffer) => (serverOut += d.toString()));
+    server.stderr.on('data', (d: Buffer) => (serverOut += d.toString()));
+    try {
+      await waitFor('s_server', () => serverOut.includes('ACCEPT'));
+      const client = (withCert: boolean) =>
+        new Promise<{ code: number | null; out: string }>((resolve) => {
+          const p = spawn('openssl', [
+            's_client',
+            '-connect',
+            `127.0.0.1:${port}`,
+            '-servername',
+            'localhost',
+            '-verify_hostname',
+            'localhost',
+            '-CAfile',
+            join(dirs.a, 'svid_bundle.pem'),
+            '-verify_return_error',
+            '-ign_eof',
+            ...(withCert ? ['-cert', join(dirs.a, 'svid.pem'), '-key', join(dirs.a, 'svid_key.pem')] : []),
+          ]);
+          let out = '';
+          p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+          p.stderr.on('data', (d: Buffer) => (out += d.toString()));
+          p.on('close', (code) => resolve({ code, out }));
+          p.stdin.end('GET / HTTP/1.0\r\n\r\n');
+        });
+      const ok = await client(true);
+      assert.match(ok.out, /Verify return code: 0 \(ok\)/, ok.out);
+      // the server's page shows the client's certificate: svc-a's SVID
+      assert.match(ok.out, /Client certificate/, ok.out);
+      assert.match(ok.out, /svc-a/, ok.out);
+      const refused = await client(false);
+      assert.doesNotMatch(refused.out, /Client certificate/);
+    } finally {
+      server.kill();
+    }
+  });
+});
