@@ -44,6 +44,17 @@ export function workload(
   return run(cmd[0]!, cmd.slice(1), { env: { PYTHONPATH: client, PYTHONDONTWRITEBYTECODE: '1' }, timeoutMs });
 }
 
+/**
+ * Runs the Python client inside the cgroup directory `cgroup` (a path under /sys/fs/cgroup/...: the
+ * shell moves itself there, then execs the client, which keeps its pid), as a container's process is.
+ */
+export function workloadInCgroup(client: string, socket: string, args: string[], cgroup: string): Promise<RunResult> {
+  const py = [PYTHON, join(client, 'workload_api_client.py'), socket, ...args].map((a) => `'${a}'`).join(' ');
+  return run('sh', ['-c', `echo $$ > '${cgroup}/cgroup.procs' && exec ${py}`], {
+    env: { PYTHONPATH: client, PYTHONDONTWRITEBYTECODE: '1' },
+  });
+}
+
 /** The Python client as a running process; `lines()` is what it printed so far. */
 export function spawnWorkload(
   client: string,
@@ -103,8 +114,8 @@ export function tbotYaml(c: TestCluster, token: string, dir: string, services: s
  * Starts `tbot start -c FILE` and waits until the Workload API listens; `binary`: a single-file tbot
  * (npm run build:binary), run with nothing from the environment (`env -i`: no Node.js to be found).
  */
-export async function startTbot(file: string, binary?: string): Promise<CliProcess> {
-  const tbot = binary ? spawnBare(binary, ['start', '-c', file]) : spawnCli('tbot', ['start', '-c', file]);
+export async function startTbot(file: string, binary?: string, env?: NodeJS.ProcessEnv): Promise<CliProcess> {
+  const tbot = binary ? spawnBare(binary, ['start', '-c', file]) : spawnCli('tbot', ['start', '-c', file], env);
   try {
     await waitFor('the Workload API to listen', () => /workload-identity-api: listening/.test(tbot.out()), 30_000);
   } catch (err) {
