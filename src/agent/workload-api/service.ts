@@ -10,7 +10,7 @@ import { DEFAULT_BINARY_HASH_MAX_BYTES } from './attest/unix.js';
 import { botIssuer } from './bot-issuer.js';
 import type { Selector } from './issuer.js';
 import { WorkloadApiServer } from './server.js';
-import { DEFAULT_SOCKET_MODE } from './socket.js';
+import { checkSocketPath, DEFAULT_SOCKET_MODE } from './socket.js';
 
 /** How often tbot asks whether the trust bundle changed: a rotation reaches workloads within this. */
 export const BUNDLE_POLL_MS = 5000;
@@ -111,6 +111,10 @@ export const workloadIdentityApiService: ServiceType<typeof fields, WorkloadApiC
       socketPath,
       socketMode: raw.socket_mode ? parseInt(raw.socket_mode, 8) : DEFAULT_SOCKET_MODE,
     };
+  },
+  async checkCluster(cfg, ctx) {
+    // before a first join spends its token: a socket tbot could not listen on is an error now
+    await checkSocketPath(cfg.socketPath, `${ctx.where}.listen`);
   },
   build(cfg, deps, name) {
     const k8s = cfg.attestors.kubernetes;

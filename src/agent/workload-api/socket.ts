@@ -43,6 +43,29 @@ function checkParent(path: string, field: string): void {
 }
 
 /**
+ * Checks that tbot may listen on `path`: its directory (checkParent), and no live socket or other
+ * file there (a socket nothing accepts on, left by a dead tbot, may be replaced). Run before the
+ * join too, so that a socket tbot cannot take costs no join token.
+ */
+export async function checkSocketPath(path: string, field: string): Promise<void> {
+  checkParent(path, field);
+  let existing;
+  try {
+    existing = lstatSync(path);
+  } catch {
+    return;
+  }
+  if (!existing.isSocket())
+    throw new MwiError('BAD_CONFIG', `${path} exists and is not a socket: tbot replaces only a stale socket`, {
+      field,
+    });
+  if (await live(path))
+    throw new MwiError('BAD_CONFIG', `${path} is in use: another process (another tbot?) accepts connections on it`, {
+      field,
+    });
+}
+
+/**
  * Listens on the unix socket `path` with `mode`; connections go to `onConnection`. A socket file
  * left by a dead tbot (nothing accepts on it) is replaced; a live one, or any other kind of file,
  * is an error. The socket is made under a temporary name, given its mode, then renamed into
@@ -55,23 +78,7 @@ export async function listenUnix(
   field: string,
   onConnection: (socket: Socket) => void,
 ): Promise<{ server: Server; close(): Promise<void> }> {
-  checkParent(path, field);
-  let existing;
-  try {
-    existing = lstatSync(path);
-  } catch {
-    existing = undefined;
-  }
-  if (existing) {
-    if (!existing.isSocket())
-      throw new MwiError('BAD_CONFIG', `${path} exists and is not a socket: tbot replaces only a stale socket`, {
-        field,
-      });
-    if (await live(path))
-      throw new MwiError('BAD_CONFIG', `${path} is in use: another process (another tbot?) accepts connections on it`, {
-        field,
-      });
-  }
+  await checkSocketPath(path, field);
   const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}`);
   const server = createServer({ pauseOnConnect: false }, onConnection);
   await new Promise<void>((resolve, reject) => {
