@@ -37,6 +37,12 @@ export function startMode(cmd: string, positionals: string[]): StartMode {
   if (name === undefined) return 'legacy';
   const mode = MODES[name];
   if (mode) return mode;
+  if (name === 'workload-identity-api')
+    throw usageError(
+      `mwi has no ${name} mode (Teleport's tbot ${cmd} ${name}): configure the service in tbot.yaml ` +
+        `(services: [{type: ${name}, listen: unix:///PATH, selector: {name: NAME}}], docs/workload-api.md) ` +
+        `and run tbot ${cmd} -c tbot.yaml`,
+    );
   if (TELEPORT_ONLY.has(name))
     throw usageError(
       `mwi has no ${name} mode (Teleport's tbot ${cmd} ${name}): mwi issues identity outputs (SSH and X.509 ` +

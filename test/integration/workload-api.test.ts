@@ -178,4 +178,15 @@ describe('workload api: tbot serves SPIFFE identities on a unix socket (python3-
       py.kill('SIGKILL');
     }
   });
+  it('while the Auth Service is unreachable a new workload gets Unavailable (clients retry), then its SVID', async () => {
+    await c.halt();
+    try {
+      const r = await workload(client, socket, ['jwt', 'https://down.example'], root);
+      assert.equal(lines(r)[0]!.error, 'UNAVAILABLE', r.stdout + r.stderr);
+    } finally {
+      await c.resume();
+    }
+    const back = await workload(client, socket, ['jwt', 'https://down.example'], root);
+    assert.equal(back.code, 0, `${back.stdout}${back.stderr}\n${tbot?.out()}`);
+  });
 });

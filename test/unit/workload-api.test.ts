@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import protobuf from 'protobufjs';
 import { validateTbotConfig } from '../../src/agent/config.js';
+import { startMode } from '../../src/cli/tbot-modes.js';
 import { attestKubernetes, containerOf, KubeletClient } from '../../src/agent/workload-api/attest/kubernetes.js';
 import { attestUnix } from '../../src/agent/workload-api/attest/unix.js';
 import { cacheKey, SvidCache } from '../../src/agent/workload-api/cache.js';
@@ -285,5 +286,12 @@ describe('workload api: tbot.yaml', () => {
       /exclude each other/,
     );
     assert.throws(() => validateTbotConfig({ ...svc(ok), oneshot: true }), /one-shot run serves nothing/);
+  });
+
+  it("Teleport's `tbot start workload-identity-api` mode points to tbot.yaml's service", () => {
+    assert.throws(
+      () => startMode('start', ['workload-identity-api']),
+      /mwi has no workload-identity-api mode .*configure the service in tbot\.yaml .*docs\/workload-api\.md/,
+    );
   });
 });
