@@ -19,6 +19,7 @@ import { tbot } from './groups/tbot.js';
 import { binary } from './groups/binary.js';
 import { handshakes } from './groups/tls.js';
 import { workloadApi } from './groups/workload-api.js';
+import { jwtSvids, x509Svids } from './groups/workload-identity.js';
 import type { Bench, LoadBench } from './measure.js';
 
 const QUICK = process.argv.includes('--quick');
@@ -45,6 +46,8 @@ const GROUPS: Array<[name: string, run: (b: LoadBench) => Promise<void>]> = [
   ['tbot', tbot],
   ['binary', binary],
   ['workload-api', workloadApi],
+  ['x509-svid', x509Svids],
+  ['jwt-svid', jwtSvids],
   ['locks', joinsWithLocks],
 ];
 

@@ -37,6 +37,12 @@ export function startMode(cmd: string, positionals: string[]): StartMode {
   if (name === undefined) return 'legacy';
   const mode = MODES[name];
   if (mode) return mode;
+  if (name === 'workload-identity-x509' || name === 'workload-identity-jwt')
+    throw usageError(
+      `mwi has the ${name} output but not yet its command-line mode (Teleport's tbot ${cmd} ${name}): write ` +
+        `it in tbot.yaml (outputs: [{type: ${name}, selector: {name: NAME}, destination: ...}], docs/outputs.md) ` +
+        `and run tbot ${cmd} -c tbot.yaml`,
+    );
   if (name === 'workload-identity-api')
     throw usageError(
       `mwi has no ${name} mode (Teleport's tbot ${cmd} ${name}): configure the service in tbot.yaml ` +

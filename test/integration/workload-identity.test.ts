@@ -8,7 +8,7 @@ import { ApiClient } from '../../src/api/client.js';
 import { generateKeys } from '../../src/crypto/keys.js';
 import { isMwiError } from '../../src/errors.js';
 import { startCluster, type TestCluster } from '../helpers/cluster.js';
-import { run } from '../helpers/procs.js';
+import { REPO_ROOT, run } from '../helpers/procs.js';
 import { createIdentity, workloadBot } from '../helpers/workload-identity.js';
 
 describe('workload identity: the three routes', () => {
@@ -79,6 +79,39 @@ describe('workload identity: the three routes', () => {
     assert.ok(payload.jti && payload.iat && payload.exp);
   });
 
+  it("loads Teleport's tctl get form of a workload_identity, and issues from it with templates and rules", async () => {
+    const created = await c.tctlOk([
+      'create',
+      '-f',
+      join(REPO_ROOT, 'test', 'compat', 'resources', 'workload-identity.yaml'),
+    ]);
+    assert.match(created, /workload_identity "k8s-workloads" has been created/);
+    const keys = await generateKeys('ec-p256');
+    const k8s = (namespace: string) => ({
+      kubernetes: { attested: true, namespace, service_account: 'api', pod_name: 'api-1', pod_uid: 'u1' },
+    });
+    const res = await api.issueX509Svids({
+      selector: { name: 'k8s-workloads' },
+      public_key: keys.publicKeyPem,
+      ttl: '24h',
+      attributes: k8s('prod'),
+    });
+    const svid = res.svids[0]!;
+    assert.equal(svid.spiffe_id, 'spiffe://wi.example/k8s/prod/api');
+    const cert = new X509Certificate(svid.cert_pem);
+    assert.equal(cert.subjectAltName, 'DNS:api.prod.svc, URI:spiffe://wi.example/k8s/prod/api');
+    // maximum_ttl 14400s caps the 24h asked
+    assert.ok(Date.parse(cert.validTo) - Date.now() <= 4 * 3600_000 + 5000);
+    await assert.rejects(
+      api.issueX509Svids({
+        selector: { name: 'k8s-workloads' },
+        public_key: keys.publicKeyPem,
+        attributes: k8s('dev'),
+      }),
+      (err) => isMwiError(err, 'ACCESS_DENIED'),
+    );
+  });
+
   it('refuses an identity the bot is not granted, and tells the operator why', async () => {
     await createIdentity(
       c,
@@ -96,6 +129,8 @@ describe('workload identity: the three routes', () => {
     // tctl reads, lists and removes the kind like the others
     assert.match(await c.tctlOk(['get', 'workload_identity/db']), /kind: workload_identity[\s\S]*id: \/db/);
     assert.match(await c.tctlOk(['get', 'workload_identities']), /name: web[\s\S]*name: db|name: db[\s\S]*name: web/);
+    const all = await c.tctlOk(['get', 'all']);
+    assert.match(all, /kind: workload_identity/);
     await c.tctlOk(['rm', 'workload_identity/db']);
     assert.equal((await c.tctl(['get', 'workload_identity/db'])).code, 1);
     assert.match(String(refused.at(-1)?.reason), /db: no role of the bot \(wibot-wi\) grants its labels/);

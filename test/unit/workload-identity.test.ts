@@ -231,3 +231,13 @@ it('a deny.workload_identity_labels_expression is refused (ignored, it would gra
     (e) => isMwiError(e, 'BAD_REQUEST') && e.field === 'spec.deny.workload_identity_labels_expression',
   );
 });
+
+it("tbot start workload-identity-x509 (Teleport's mode) points to the tbot.yaml output", async () => {
+  const { startMode } = await import('../../src/cli/tbot-modes.js');
+  assert.throws(
+    () => startMode('start', ['workload-identity-jwt']),
+    (e) =>
+      isMwiError(e, 'BAD_CONFIG') &&
+      /write it in tbot\.yaml \(outputs: \[\{type: workload-identity-jwt/.test(e.message),
+  );
+});

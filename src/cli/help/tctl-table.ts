@@ -248,18 +248,19 @@ export const TCTL = {
       args: '[FILE]',
       complete: 'file',
       usage: 'create [FILE] [-f|--force]',
-      summary: 'create roles, bots, tokens, locks from YAML (--- separated; no FILE or - reads stdin)',
+      summary:
+        'create roles, bots, tokens, locks, workload_identities from YAML (--- separated; no FILE or - reads stdin)',
       flags: ['force'],
       examples: ['tctl create role.yaml', 'tctl create --force resources.yaml'],
     },
     {
       path: 'get',
       args: 'RESOURCES',
-      complete: ['all', 'roles', 'bots', 'tokens', 'locks', 'bot_instances'],
+      complete: ['all', 'roles', 'bots', 'tokens', 'locks', 'bot_instances', 'workload_identities'],
       summary: 'print resources: KIND[/NAME], several separated by commas, or all',
       details:
         'Kinds: roles, bots, tokens, locks, bot_instances (one instance is bot_instance/BOT/ID or ' +
-        'bot_instance/ID). all prints what tctl create takes back.',
+        'bot_instance/ID), workload_identities. all prints what tctl create takes back.',
       flags: [['format', { choices: ['yaml', 'json', 'text'], default: 'yaml' }], 'with-secrets'],
       examples: ['tctl get role/deployer', 'tctl get roles,bots --format json', 'tctl get all > backup.yaml'],
     },
