@@ -131,6 +131,8 @@ export class WorkloadApiServer {
       const kubernetes = this.o.kubernetes ? await attestKubernetes(conn.cred.pid, this.o.kubernetes) : undefined;
       return { unix, ...(kubernetes ? { kubernetes } : {}) };
     })();
+    // (a failure, such as a kubelet that did not answer, is tried again on the next call)
+    conn.attributes.catch(() => (conn.attributes = undefined));
     return conn.attributes;
   }
 
