@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -6,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { startCluster, clusterFile, type TestCluster } from '../helpers/cluster.js';
 import { run, tempDir, waitFor, type CliProcess } from '../helpers/procs.js';
+import { freePort } from '../helpers/sshd.js';
 import {
   addWorkloadBot,
   lines,
@@ -132,6 +134,9 @@ describe('workload api: tbot serves SPIFFE identities on a unix socket (python3-
     assert.equal(v.code, 0, v.stdout + v.stderr);
     assert.equal(lines(v)[0]!.spiffe_id, `spiffe://${CLUSTER}/uid/${NOBODY.uid}`);
     assert.equal(lines(v)[0]!.claims.aud, 'https://aud.example');
+    const py = await workload(client, socket, ['pyjwt', 'https://aud.example', String(token)], root);
+    assert.equal(py.code, 0, py.stdout + py.stderr);
+    assert.equal(lines(py)[0]!.sub, `spiffe://${CLUSTER}/uid/${NOBODY.uid}`);
     const wrong = await workload(client, socket, ['validate', 'https://other.example', String(token)], root);
     assert.equal(lines(wrong)[0]!.error, 'INVALID_ARGUMENT');
   });
@@ -144,6 +149,57 @@ describe('workload api: tbot serves SPIFFE identities on a unix socket (python3-
     const { tokens } = lines(r)[0]! as { tokens: string[] };
     assert.equal(new Set(tokens).size, 1, 'the same JWT-SVID three times');
     assert.equal(issued() - before, 1);
+  });
+
+  it('two workloads make an mTLS connection with their SVIDs (openssl s_server and s_client)', async () => {
+    // the SVIDs of the earlier tests: root's (server) and nobody's (client), each verifying the other
+    const a = join(tmp.path, 'x509-a');
+    const b = join(tmp.path, 'x509-b');
+    const port = await freePort();
+    const server = spawn('openssl', [
+      's_server',
+      '-accept',
+      `127.0.0.1:${port}`,
+      '-cert',
+      join(a, 'svid.pem'),
+      '-key',
+      join(a, 'svid_key.pem'),
+      '-CAfile',
+      join(a, 'bundle.pem'),
+      '-Verify',
+      '1',
+      '-verify_return_error',
+      '-naccept',
+      '1',
+    ]);
+    let out = '';
+    server.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    server.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    try {
+      await waitFor('s_server', () => /ACCEPT/.test(out), 10_000);
+      const client = await run(
+        'openssl',
+        [
+          's_client',
+          '-connect',
+          `127.0.0.1:${port}`,
+          '-cert',
+          join(b, 'svid.pem'),
+          '-key',
+          join(b, 'svid_key.pem'),
+          '-CAfile',
+          join(b, 'bundle.pem'),
+          '-verify_return_error',
+        ],
+        { input: 'Q\n' },
+      );
+      assert.match(client.stdout, /Verify return code: 0 \(ok\)/, client.stdout + client.stderr);
+      await waitFor('the server to verify the client SVID', () => /verify return:1/.test(out), 10_000).catch(
+        (err: unknown) => assert.fail(`${String(err)}: ${out}`),
+      );
+    } finally {
+      server.kill();
+    }
   });
 
   it('a client holding FetchX509SVID receives a new SVID before the old one expires', async () => {
