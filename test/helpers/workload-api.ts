@@ -8,6 +8,11 @@ import { join } from 'node:path';
 import { clusterFile, type TestCluster } from './cluster.js';
 import { exited, REPO_ROOT, run, spawnCli, waitFor, type CliProcess, type RunResult } from './procs.js';
 
+/** The Workload API suites run workloads under other uids (setpriv) and make cgroups: root only (CI runs as root). */
+export const ROOT_ONLY = {
+  skip: process.getuid?.() !== 0 ? 'needs root: workloads run under other uids with setpriv' : false,
+} as const;
+
 /** Debian's python3 (the first python3 on PATH may be another build without python3-grpcio). */
 export const PYTHON = '/usr/bin/python3';
 

@@ -6,6 +6,7 @@ import { clusterFile, startCluster, type TestCluster } from '../helpers/cluster.
 import { REPO_ROOT, run, tempDir, type CliProcess } from '../helpers/procs.js';
 import {
   addWorkloadBot,
+  ROOT_ONLY,
   lines,
   pythonClient,
   startTbot,
@@ -18,7 +19,7 @@ import {
  * The single-file tbot (npm run build:binary) serves the Workload API: koffi's native module, which
  * reads SO_PEERCRED, is embedded in the binary and loaded from it (src/util/native.ts loadKoffi).
  */
-describe('workload api: the tbot binary', () => {
+describe('workload api: the tbot binary', ROOT_ONLY, () => {
   let c: TestCluster;
   let tmp: { path: string; cleanup: () => void };
   let tbot: CliProcess | undefined;

@@ -8,6 +8,7 @@ import { pod, startFakeKubelet, type FakeKubelet } from '../helpers/kubelet.js';
 import { tempDir, type CliProcess } from '../helpers/procs.js';
 import {
   addWorkloadBot,
+  ROOT_ONLY,
   lines,
   pythonClient,
   startTbot,
@@ -27,7 +28,7 @@ const HIERARCHY = '/sys/fs/cgroup/pids';
  * kubelet stand-in (HTTPS, bearer token) for the pod, the Auth Service templating the SPIFFE ID
  * from the pod's namespace and service account and its rule deciding on the namespace.
  */
-describe('workload api: kubernetes attestation (kubelet stand-in, a workload in a container cgroup)', () => {
+describe('workload api: kubernetes attestation (kubelet stand-in, a workload in a container cgroup)', ROOT_ONLY, () => {
   let c: TestCluster;
   let tmp: { path: string; cleanup: () => void };
   let kubelet: FakeKubelet;

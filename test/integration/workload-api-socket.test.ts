@@ -6,6 +6,7 @@ import { clusterFile, startCluster, type TestCluster } from '../helpers/cluster.
 import { exited, spawnCli, tempDir, waitFor, type CliProcess } from '../helpers/procs.js';
 import {
   addWorkloadBot,
+  ROOT_ONLY,
   lines,
   pythonClient,
   startTbot,
@@ -17,7 +18,7 @@ import {
 const NOBODY = { uid: 65534, gid: 65534 };
 
 /** The Workload API socket's life with the real tbot: mode, a live socket, a stale one, removal on stop. */
-describe('workload api: the socket (real tbot)', () => {
+describe('workload api: the socket (real tbot)', ROOT_ONLY, () => {
   let c: TestCluster;
   let tmp: { path: string; cleanup: () => void };
   let client: string;

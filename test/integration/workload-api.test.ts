@@ -10,6 +10,7 @@ import { run, tempDir, waitFor, type CliProcess } from '../helpers/procs.js';
 import { freePort } from '../helpers/sshd.js';
 import {
   addWorkloadBot,
+  ROOT_ONLY,
   lines,
   pythonClient,
   startTbot,
@@ -25,7 +26,7 @@ const NOBODY = { uid: 65534, gid: 65534 };
 const STRANGER = { uid: 40123, gid: 40123 };
 
 /** The SPIFFE Workload API of tbot with the independent Python client (issue #16). */
-describe('workload api: tbot serves SPIFFE identities on a unix socket (python3-grpcio client)', () => {
+describe('workload api: tbot serves SPIFFE identities on a unix socket (python3-grpcio client)', ROOT_ONLY, () => {
   let c: TestCluster;
   let tmp: { path: string; cleanup: () => void };
   let client: string;
