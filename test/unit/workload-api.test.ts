@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs';
-import { connect, createServer, type Socket } from 'node:net';
+import { createServer as createHttpServer } from 'node:http';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import protobuf from 'protobufjs';
@@ -168,6 +169,24 @@ describe('workload api: attestation', () => {
     it('a process in no container is not attested; a kubelet refusing the token is an error', async () => {
       assert.equal(await attestKubernetes(43, client(), proc()), undefined);
       await assert.rejects(attestKubernetes(42, client({ anonymous: true }), proc()), /401/);
+    });
+
+    it("read_only_port: the kubelet's unauthenticated HTTP port, no token sent", async () => {
+      const seen: (string | undefined)[] = [];
+      const ro = createHttpServer((req, res) => {
+        seen.push(req.headers.authorization);
+        const items = [pod({ name: 'ro-1', namespace: 'ro', uid: POD_UID, serviceAccount: 'sa', containerId: CID })];
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ items }));
+      });
+      await new Promise<void>((r) => ro.listen(0, '127.0.0.1', r));
+      try {
+        const port = (ro.address() as AddressInfo).port;
+        const a = await attestKubernetes(42, new KubeletClient({ read_only_port: port }, '127.0.0.1'), proc());
+        assert.equal(a?.pod_name, 'ro-1');
+        assert.deepEqual(seen, [undefined]);
+      } finally {
+        ro.close();
+      }
     });
 
     it("verifies the kubelet's certificate with ca_path unless skip_verify", async () => {
