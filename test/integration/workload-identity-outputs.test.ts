@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { startCluster, type TestCluster } from '../helpers/cluster.js';
-import { cli, run, waitFor } from '../helpers/procs.js';
+import { cli, exited, run, spawnCli, waitFor } from '../helpers/procs.js';
 import { freePort } from '../helpers/sshd.js';
 import { createIdentity, workloadRoleBot } from '../helpers/workload-identity.js';
 
@@ -68,6 +68,24 @@ describe('tbot outputs workload-identity-x509 and workload-identity-jwt', () => 
     assert.match(tbotRun.stderr, /matches 2 workload identities; this output writes the first \(svc-a\) and not svc-b/);
   });
 
+  it('an identity the bot is not granted fails that output, naming its selector', async () => {
+    const token = await workloadRoleBot(c, 'deniedbot', 'nobody');
+    const file = join(c.dir, 'tbot-denied.yaml');
+    writeFileSync(
+      file,
+      `version: v2\nauth_server: ${c.addr}\nonboarding:\n  join_method: token\n  token: ${token}\n` +
+        `  ca_pins: ["${c.caPin}"]\noneshot: true\noutputs:\n` +
+        `  - type: workload-identity-x509\n    selector: { name: svc-a }\n` +
+        `    destination: { type: directory, path: ${join(c.dir, 'denied')} }\n`,
+    );
+    const r = await cli('tbot', ['start', '-c', file]);
+    assert.notEqual(r.code, 0);
+    assert.match(
+      r.stderr,
+      /workload_identity "svc-a" does not exist, is not granted to this bot.*\(selector name svc-a\)/,
+    );
+  });
+
   it('two workloads make an mTLS connection with their SVIDs (openssl s_server / s_client), each verifying the other', async () => {
     const port = await freePort();
     const server = spawn('openssl', [
@@ -121,6 +139,56 @@ describe('tbot outputs workload-identity-x509 and workload-identity-jwt', () => 
       assert.doesNotMatch(refused.out, /Client certificate/);
     } finally {
       server.kill();
+    }
+  });
+});
+
+describe('a tbot daemon renews its SVIDs, and picks up a CA rotation', () => {
+  let c: TestCluster;
+  after(async () => c?.stop());
+
+  it('svid.pem is replaced before it expires; after tctl auth rotate, SIGHUP writes the new CA into svid_bundle.pem', async () => {
+    c = await startCluster('renew-svid.example');
+    await createIdentity(c, 'svc-a', identity('svc-a', '/svc/a'));
+    const token = await workloadRoleBot(c, 'renewbot', 'out');
+    const out = join(c.dir, 'renew-out');
+    const file = join(c.dir, 'tbot-daemon.yaml');
+    writeFileSync(
+      file,
+      `version: v2\nauth_server: ${c.addr}\nonboarding:\n  join_method: token\n  token: ${token}\n` +
+        `  ca_pins: ["${c.caPin}"]\nstorage: { type: directory, path: ${join(c.dir, 'renew-storage')} }\n` +
+        `credential_ttl: 20s\nrenewal_interval: 2s\noutputs:\n` +
+        `  - type: workload-identity-x509\n    selector: { name: svc-a }\n` +
+        `    destination: { type: directory, path: ${out} }\n`,
+    );
+    const tbot = spawnCli('tbot', ['start', '-c', file]);
+    try {
+      const serial = () => {
+        try {
+          return new X509Certificate(readFileSync(join(out, 'svid.pem'))).serialNumber;
+        } catch {
+          return undefined;
+        }
+      };
+      const first = await waitFor('the first svid.pem', serial);
+      const firstCert = new X509Certificate(readFileSync(join(out, 'svid.pem')));
+      assert.ok(
+        Date.parse(firstCert.validTo) - Date.parse(firstCert.validFrom) <= 81_000,
+        'a 20s SVID (+60s backdate)',
+      );
+      await waitFor('a renewed svid.pem', () => serial() !== first && serial() !== undefined);
+      await c.tctlOk(['auth', 'rotate', '--type', 'spiffe']);
+      tbot.kill('SIGHUP');
+      const bundle = await waitFor(
+        'svid_bundle.pem with two CAs',
+        () => readFileSync(join(out, 'svid_bundle.pem'), 'utf8').match(/BEGIN CERTIFICATE/g)?.length === 2,
+      );
+      assert.ok(bundle);
+      const v = await run('openssl', ['verify', '-CAfile', join(out, 'svid_bundle.pem'), join(out, 'svid.pem')]);
+      assert.equal(v.code, 0, v.stdout + v.stderr);
+    } finally {
+      tbot.kill('SIGTERM');
+      await exited(tbot);
     }
   });
 });

@@ -103,8 +103,7 @@ export async function handleX509Svids(
   try {
     const publicKey = parseClientKey(body.public_key, 'public_key');
     fingerprint = keyFingerprint(publicKey);
-    p = await prepare(ctx, c, body, remoteAddr);
-    const prepared = p;
+    const prepared = (p = await prepare(ctx, c, body, remoteAddr));
     const now = ctx.now();
     const svids = await eachIdentity(prepared, (wi) =>
       signX509Svid(
@@ -136,6 +135,7 @@ export async function handleX509Svids(
       ...originFields({ remoteAddr, keyFingerprint: fingerprint }),
       selector: body.selector,
       ...given(body),
+      ...refusedField(p),
       reason: failureReason(err),
     });
     throw err;
@@ -152,8 +152,7 @@ export async function handleJwtSvids(
   const c = requireBot(claims, 'ACCESS_DENIED');
   let p: Prepared | undefined;
   try {
-    p = await prepare(ctx, c, body, remoteAddr);
-    const prepared = p;
+    const prepared = (p = await prepare(ctx, c, body, remoteAddr));
     const now = ctx.now();
     const svids = await eachIdentity(prepared, (wi) =>
       signJwtSvid(prepared.keys, wi, prepared.attrs, {
@@ -186,6 +185,7 @@ export async function handleJwtSvids(
       selector: body.selector,
       audiences: body.audiences,
       ...given(body),
+      ...refusedField(p),
       reason: failureReason(err),
     });
     throw err;
