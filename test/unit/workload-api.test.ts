@@ -10,7 +10,7 @@ import protobuf from 'protobufjs';
 import { validateTbotConfig } from '../../src/agent/config.js';
 import { startMode } from '../../src/cli/tbot-modes.js';
 import { attestKubernetes, containerOf, KubeletClient } from '../../src/agent/workload-api/attest/kubernetes.js';
-import { attestUnix } from '../../src/agent/workload-api/attest/unix.js';
+import { attestUnix, fileKey } from '../../src/agent/workload-api/attest/unix.js';
 import { cacheKey, SvidCache } from '../../src/agent/workload-api/cache.js';
 import { peerCredentials } from '../../src/agent/workload-api/peercred.js';
 import { WORKLOAD_API_DESCRIPTOR } from '../../src/agent/workload-api/proto.js';
@@ -87,6 +87,18 @@ describe('workload api: attestation', () => {
     assert.equal(small.binary_hash, undefined);
     const gone = await attestUnix({ pid: 0x3fffffff, uid: 1, gid: 1 }, { binaryHashMaxSizeBytes: -1 });
     assert.deepEqual(gone, { attested: true, pid: 0x3fffffff, uid: 1, gid: 1 });
+  });
+
+  it("unix: an executable's hash is read once per file identity (device, inode, size, times), then cached", async () => {
+    const cred = { pid: process.pid, uid: process.getuid!(), gid: process.getgid!() };
+    const hashCache = new Map<string, string>();
+    const real = await attestUnix(cred, { binaryHashMaxSizeBytes: -1, hashCache });
+    assert.equal(hashCache.size, 1);
+    const key = fileKey(statSync(`/proc/${process.pid}/exe`));
+    assert.equal(hashCache.get(key), real.binary_hash);
+    // a cached entry is what the next attestation reports: the file is not read again
+    hashCache.set(key, 'f'.repeat(64));
+    assert.equal((await attestUnix(cred, { binaryHashMaxSizeBytes: -1, hashCache })).binary_hash, 'f'.repeat(64));
   });
 
   it('peer credentials: SO_PEERCRED through koffi names the connecting process', async () => {

@@ -11,6 +11,21 @@ export interface UnixAttestorOptions {
   binaryHashMaxSizeBytes: number;
   /** /proc, or a directory shaped like it (tests). */
   procRoot?: string;
+  /** Hashes by file identity (default: one cache per process). */
+  hashCache?: Map<string, string>;
+}
+
+/** How many executables' hashes are kept: beyond it, the oldest goes. */
+const HASH_CACHE_ENTRIES = 256;
+const hashes = new Map<string, string>();
+
+/**
+ * What identifies the content of an executable without reading it: device, inode, size, and the
+ * times any write changes (a file rewritten in place gets a new mtime and ctime). A process that
+ * connects a thousand times costs one hash, not a thousand reads of its binary.
+ */
+export function fileKey(st: { dev: number; ino: number; size: number; mtimeMs: number; ctimeMs: number }): string {
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
 }
 
 /**
@@ -30,8 +45,15 @@ export async function attestUnix(cred: PeerCredentials, opts: UnixAttestorOption
   try {
     const file = await open(exe, 'r');
     try {
-      const { size } = await file.stat();
-      if (opts.binaryHashMaxSizeBytes !== -1 && size > opts.binaryHashMaxSizeBytes) return out;
+      const st = await file.stat();
+      if (opts.binaryHashMaxSizeBytes !== -1 && st.size > opts.binaryHashMaxSizeBytes) return out;
+      const cache = opts.hashCache ?? hashes;
+      const key = fileKey(st);
+      const known = cache.get(key);
+      if (known) {
+        out.binary_hash = known;
+        return out;
+      }
       const hash = createHash('sha256');
       // (bounded read: the file may grow after the stat)
       let left = opts.binaryHashMaxSizeBytes === -1 ? Infinity : opts.binaryHashMaxSizeBytes;
@@ -41,6 +63,8 @@ export async function attestUnix(cred: PeerCredentials, opts: UnixAttestorOption
         hash.update(chunk);
       }
       out.binary_hash = hash.digest('hex');
+      cache.set(key, out.binary_hash);
+      if (cache.size > HASH_CACHE_ENTRIES) cache.delete(cache.keys().next().value!);
     } finally {
       await file.close();
     }
