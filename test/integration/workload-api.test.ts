@@ -135,6 +135,11 @@ describe('workload api: tbot serves SPIFFE identities on a unix socket (python3-
     assert.equal(v.code, 0, v.stdout + v.stderr);
     assert.equal(lines(v)[0]!.spiffe_id, `spiffe://${CLUSTER}/uid/${NOBODY.uid}`);
     assert.equal(lines(v)[0]!.claims.aud, 'https://aud.example');
+    // FetchJWTSVID's spiffe_id picks one of the caller's identities; another's is PermissionDenied
+    const mine = await workload(client, socket, ['jwt', 'https://aud.example', String(spiffe_ids[0])], NOBODY);
+    assert.deepEqual(lines(mine)[0]!.spiffe_ids, spiffe_ids);
+    const theirs = await workload(client, socket, ['jwt', 'https://aud.example', `spiffe://${CLUSTER}/uid/0`], NOBODY);
+    assert.equal(lines(theirs)[0]!.error, 'PERMISSION_DENIED', theirs.stdout + theirs.stderr);
     const py = await workload(client, socket, ['pyjwt', 'https://aud.example', String(token)], root);
     assert.equal(py.code, 0, py.stdout + py.stderr);
     assert.equal(lines(py)[0]!.sub, `spiffe://${CLUSTER}/uid/${NOBODY.uid}`);
