@@ -18,6 +18,7 @@ import { instances } from './groups/storage.js';
 import { tbot } from './groups/tbot.js';
 import { binary } from './groups/binary.js';
 import { handshakes } from './groups/tls.js';
+import { workloadApi } from './groups/workload-api.js';
 import { jwtSvids, x509Svids } from './groups/workload-identity.js';
 import type { Bench, LoadBench } from './measure.js';
 
@@ -44,6 +45,7 @@ const GROUPS: Array<[name: string, run: (b: LoadBench) => Promise<void>]> = [
   ['burst', burstJoins],
   ['tbot', tbot],
   ['binary', binary],
+  ['workload-api', workloadApi],
   ['x509-svid', x509Svids],
   ['jwt-svid', jwtSvids],
   ['locks', joinsWithLocks],

@@ -91,6 +91,11 @@ if (!stripped) copyFileSync(process.execPath, NODE);
 // 3. one blob per program, injected into its copy of node
 const addon = join(dirname(require.resolve('better-sqlite3/package.json')), 'build', 'Release', 'better_sqlite3.node');
 const { inject } = require('postject');
+const KOFFI_ADDON = join(
+  dirname(require.resolve(`@koromix/koffi-${process.platform}-${process.arch}/package.json`)),
+  `${process.platform}_${process.arch}`,
+  'koffi.node',
+);
 const sums = [];
 for (const p of PROGRAMS) {
   const assets =
@@ -100,6 +105,8 @@ for (const p of PROGRAMS) {
           ...Object.fromEntries(Object.keys(WORKERS).map((w) => [`${w}.cjs`, join(WORK, `${w}.cjs`)])),
         }
       : {};
+  // tbot's Workload API reads SO_PEERCRED through koffi: its addon for this platform (src/util/native.ts loadKoffi)
+  if (p === 'tbot') assets['koffi.node'] = KOFFI_ADDON;
   const config = join(WORK, `${p}.sea.json`);
   const blob = join(WORK, `${p}.blob`);
   writeFileSync(

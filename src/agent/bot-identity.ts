@@ -374,6 +374,11 @@ export class BotIdentity {
    * previous generation after it issued the next one for a copy of the identity.
    */
   async call<T>(path: string, body: unknown): Promise<T> {
+    return this.withClient((client) => client.call<T>('POST', path, body));
+  }
+
+  /** As `call`, with the client itself: for its typed methods (the Workload API's issuance, a GET). */
+  async withClient<T>(fn: (client: ApiClient) => Promise<T>): Promise<T> {
     let renewed = false;
     const out = await this.mutex.run(async () => {
       if (!this.client) throw new TypeError('call before join');
@@ -382,7 +387,7 @@ export class BotIdentity {
         await this.renewNow();
         renewed = true;
       }
-      return this.client.call<T>('POST', path, body);
+      return fn(this.client);
     });
     if (renewed) for (const fn of this.listeners) fn();
     return out;

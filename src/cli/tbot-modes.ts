@@ -48,6 +48,12 @@ export function startMode(cmd: string, positionals: string[]): StartMode {
         `it in tbot.yaml (outputs: [{type: ${name}, selector: {name: NAME}, destination: ...}], docs/outputs.md) ` +
         `and run tbot ${cmd} -c tbot.yaml`,
     );
+  if (name === 'workload-identity-api')
+    throw usageError(
+      `mwi has no ${name} mode (Teleport's tbot ${cmd} ${name}): configure the service in tbot.yaml ` +
+        `(services: [{type: ${name}, listen: unix:///PATH, selector: {name: NAME}}], docs/workload-api.md) ` +
+        `and run tbot ${cmd} -c tbot.yaml`,
+    );
   if (TELEPORT_ONLY.has(name))
     throw usageError(
       `mwi has no ${name} mode (Teleport's tbot ${cmd} ${name}): on the command line mwi writes identity ` +

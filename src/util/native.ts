@@ -173,3 +173,46 @@ export function startWorker(name: string, file: () => URL, options: WorkerOption
   if (isSea()) return new Worker(sea!.getAsset(`${name}.cjs`, 'utf8'), { ...options, eval: true });
   return new Worker(file(), options);
 }
+
+/** koffi's addon (the FFI the Workload API reads SO_PEERCRED with), as the tbot binary names it among its assets. */
+const KOFFI_ADDON_ASSET = 'koffi.node';
+
+/** The koffi module of this thread. */
+let koffiModule: typeof import('koffi') | undefined;
+
+/**
+ * koffi: the npm package under `node dist/...` (required when first used, so that tbot loads no
+ * FFI unless a service needs it); in a single executable, its addon embedded as an asset, written
+ * to the same content-addressed directory as SQLite's (see extractAddon) and loaded with
+ * `process.dlopen`. The raw addon is koffi's API (the package only adds deprecated aliases).
+ */
+export function loadKoffi(): typeof import('koffi') {
+  if (koffiModule) return koffiModule;
+  if (!isSea()) return (koffiModule = createRequire(import.meta.url)('koffi') as typeof import('koffi'));
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(getAsset(KOFFI_ADDON_ASSET));
+  } catch (cause) {
+    throw new MwiError('BAD_CONFIG', 'this binary was built without koffi, which the Workload API needs', { cause });
+  }
+  const digest = createHash('sha256').update(bytes).digest('hex');
+  let dir = sharedDir(digest);
+  if (!dir) {
+    // (a TMPDIR whose shared name cannot be trusted: a private directory, removed at exit)
+    const made = (dir = mkdtempSync(join(tmpdir(), 'mwi-koffi-')));
+    process.once('exit', () => rmSync(made, { recursive: true, force: true }));
+  }
+  const file = join(dir, KOFFI_ADDON_ASSET);
+  if (!intact(file, digest)) {
+    const tmp = join(dir, `.${KOFFI_ADDON_ASSET}.${process.pid}.${randomBytes(6).toString('hex')}`);
+    try {
+      writeFileSync(tmp, bytes, { mode: 0o500, flag: 'wx' });
+      renameSync(tmp, file);
+    } finally {
+      rmSync(tmp, { force: true });
+    }
+  }
+  const module = { exports: {} };
+  process.dlopen(module, file);
+  return (koffiModule = module.exports as typeof import('koffi'));
+}

@@ -180,7 +180,7 @@ describe('registries', () => {
     );
     assert.deepEqual(
       SERVICE_TYPES.map((o) => o.type),
-      ['identity', 'ssh_host', 'database', 'workload-identity-x509', 'workload-identity-jwt'],
+      ['identity', 'ssh_host', 'database', 'workload-identity-x509', 'workload-identity-jwt', 'workload-identity-api'],
     );
   });
 

@@ -1,0 +1,86 @@
+import { createHash } from 'node:crypto';
+
+/** How many workloads' SVIDs tbot keeps: beyond it, the least recently used entry goes. */
+export const SVID_CACHE_ENTRIES = 4096;
+
+/** The canonical JSON of a value (object keys sorted), for cache keys. */
+export function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  if (value && typeof value === 'object')
+    return `{${Object.keys(value)
+      .sort()
+      .filter((k) => (value as Record<string, unknown>)[k] !== undefined)
+      .map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
+  return JSON.stringify(value);
+}
+
+/** The cache key of one request: what was asked (kind, selector, audiences) for which attested workload. */
+export function cacheKey(parts: Record<string, unknown>): string {
+  return createHash('sha256').update(canonical(parts)).digest('hex');
+}
+
+interface Entry<T> {
+  value: T;
+  /** Reused until then (ms since the epoch): half its life, so that a renewal is never late. */
+  freshUntil: number;
+}
+
+/**
+ * SVIDs by workload key, reused while more than half their life is left; bounded (LRU). Two
+ * requests for one key at the same time share one call to the Auth Service. `clear()` (a CA
+ * rotation) drops everything: the next request is issued by the new CA.
+ */
+export class SvidCache<T> {
+  private readonly entries = new Map<string, Entry<T>>();
+  private readonly pending = new Map<string, Promise<T>>();
+  private generation = 0;
+
+  constructor(
+    private readonly max = SVID_CACHE_ENTRIES,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** The cached value for `key`, or `issue()`'s, cached until the middle of [now, expiresAt(value)]. */
+  async get(key: string, issue: () => Promise<T>, expiresAt: (v: T) => number): Promise<T> {
+    const hit = this.entries.get(key);
+    if (hit && hit.freshUntil > this.now()) {
+      // most recently used last
+      this.entries.delete(key);
+      this.entries.set(key, hit);
+      return hit.value;
+    }
+    const inFlight = this.pending.get(key);
+    if (inFlight) return inFlight;
+    const gen = this.generation;
+    const start = this.now();
+    const p = issue().then(
+      (value) => {
+        this.pending.delete(key);
+        // (an answer that a clear() overtook is not kept: it may be the old CA's)
+        if (gen === this.generation) {
+          this.entries.delete(key);
+          this.entries.set(key, { value, freshUntil: start + (expiresAt(value) - start) / 2 });
+          while (this.entries.size > this.max) this.entries.delete(this.entries.keys().next().value!);
+        }
+        return value;
+      },
+      (err: unknown) => {
+        this.pending.delete(key);
+        throw err;
+      },
+    );
+    this.pending.set(key, p);
+    return p;
+  }
+
+  clear(): void {
+    this.generation++;
+    this.entries.clear();
+    this.pending.clear();
+  }
+}
