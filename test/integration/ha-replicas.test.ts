@@ -26,7 +26,17 @@ describe('two replicas on one PostgreSQL database', () => {
     const cas = await ha.pg.sql("SELECT key FROM mwi_kv WHERE key LIKE '/cas/%' ORDER BY key", db);
     assert.deepEqual(
       cas.rows.map((r) => r.key),
-      ['/cas/bound-keypair-state', '/cas/ssh-host', '/cas/ssh-user', '/cas/tls-host', '/cas/tls-user'],
+      [
+        '/cas/bound-keypair-state',
+        '/cas/db',
+        '/cas/db-client',
+        '/cas/jwt',
+        '/cas/spiffe',
+        '/cas/ssh-host',
+        '/cas/ssh-user',
+        '/cas/tls-host',
+        '/cas/tls-user',
+      ],
     );
   });
 

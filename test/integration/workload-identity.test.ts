@@ -8,7 +8,7 @@ import { ApiClient } from '../../src/api/client.js';
 import { generateKeys } from '../../src/crypto/keys.js';
 import { isMwiError } from '../../src/errors.js';
 import { startCluster, type TestCluster } from '../helpers/cluster.js';
-import { REPO_ROOT, run } from '../helpers/procs.js';
+import { REPO_ROOT, run, waitFor } from '../helpers/procs.js';
 import { createIdentity, workloadBot } from '../helpers/workload-identity.js';
 
 describe('workload identity: the three routes', () => {
@@ -125,7 +125,11 @@ describe('workload identity: the three routes', () => {
       assert.doesNotMatch(err.message, /red|team/);
       return true;
     });
-    const refused = c.audit().filter((e) => e.event === 'workload_identity.x509' && e.success === false);
+    // the refusal's audit line may reach the file a moment after the answer
+    const refusedDb = () =>
+      c.audit().filter((e) => e.event === 'workload_identity.x509' && e.success === false && /^db:/.test(e.reason));
+    await waitFor('the refusal in the audit log', () => refusedDb().length > 0, 5000, 20);
+    const refused = refusedDb();
     // tctl reads, lists and removes the kind like the others
     assert.match(await c.tctlOk(['get', 'workload_identity/db']), /kind: workload_identity[\s\S]*id: \/db/);
     assert.match(await c.tctlOk(['get', 'workload_identities']), /name: web[\s\S]*name: db|name: db[\s\S]*name: web/);

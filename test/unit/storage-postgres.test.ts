@@ -220,7 +220,10 @@ it('postgres: replicas starting at once create the CAs once and all load the sam
     assert.equal(new Set(cas.map((c) => c.caPin)).size, 1);
     assert.equal(new Set(cas.map((c) => c.sshUser.publicLine)).size, 1);
     assert.equal(new Set(cas.map((c) => c.challengeMac.toString('hex'))).size, 1);
-    assert.equal((await replicas[0]!.range('/cas/')).length, 5);
+    assert.equal(new Set(cas.map((c) => c.dbClient.certPem)).size, 1);
+    assert.equal(new Set(cas.map((c) => c.db.certPem)).size, 1);
+    // tls-user, tls-host, ssh-user, ssh-host, db-client, db and the bound-keypair state key
+    assert.equal((await replicas[0]!.range('/cas/')).length, 7);
   } finally {
     await Promise.all(replicas.map((b) => b.close()));
   }
