@@ -219,6 +219,16 @@ describe('tbot must not strand its user', () => {
     assert.equal(update.code, 0, update.stderr);
     assert.match(update.stderr, warning);
     assert.doesNotMatch((await c.tctl(['bots', 'update', 'loud', '--set-roles', 'templated'])).stderr, /warning/);
+    // a bot for SVIDs only (no logins, workload identity labels): nothing to warn about
+    const svids = join(c.dir, 'role-svids.yaml');
+    writeFileSync(
+      svids,
+      'kind: role\nversion: v7\nmetadata: { name: svids }\nspec:\n  allow:\n    workload_identity_labels: { team: [a] }\n',
+    );
+    await c.tctlOk(['create', '-f', svids]);
+    const forSvids = await c.tctl(['bots', 'add', 'svid-bot', '--roles', 'svids']);
+    assert.equal(forSvids.code, 0, forSvids.stderr);
+    assert.doesNotMatch(forSvids.stderr, /warning/);
 
     const token = (JSON.parse(add.stdout) as { token: string }).token;
     const p = paths();
