@@ -223,7 +223,8 @@ describe('tbot must not strand its user', () => {
     const svids = join(c.dir, 'role-svids.yaml');
     writeFileSync(
       svids,
-      'kind: role\nversion: v7\nmetadata: { name: svids }\nspec:\n  allow:\n    workload_identity_labels: { team: [a] }\n',
+      'kind: role\nversion: v7\nmetadata: { name: svids }\n' +
+        'spec:\n  allow:\n    workload_identity_labels: { team: [a] }\n',
     );
     await c.tctlOk(['create', '-f', svids]);
     const forSvids = await c.tctl(['bots', 'add', 'svid-bot', '--roles', 'svids']);
