@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -7,7 +6,6 @@ import { after, before, describe, it } from 'node:test';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import type { TestCluster } from '../helpers/cluster.js';
 import { run, waitFor, type CliProcess } from '../helpers/procs.js';
-import { freePort } from '../helpers/sshd.js';
 import {
   ROOT_ONLY,
   lines,
@@ -18,7 +16,7 @@ import {
   workloadApiTbot,
   workloadScene,
 } from '../helpers/workload-api.js';
-import { createIdentity } from '../helpers/workload-identity.js';
+import { createIdentity, svidServer } from '../helpers/workload-identity.js';
 
 const CLUSTER = 'wlapi.example';
 /** Two local uids that are not root, for workloads under other users (nobody, and one with no account). */
@@ -149,34 +147,18 @@ describe('workload api: tbot serves SPIFFE identities on a unix socket (python3-
     // the SVIDs of the earlier tests: root's (server) and nobody's (client), each verifying the other
     const a = join(tmp.path, 'x509-a');
     const b = join(tmp.path, 'x509-b');
-    const port = await freePort();
-    const server = spawn('openssl', [
-      's_server',
-      '-accept',
-      `127.0.0.1:${port}`,
-      '-cert',
-      join(a, 'svid.pem'),
-      '-key',
-      join(a, 'svid_key.pem'),
-      '-CAfile',
-      join(a, 'bundle.pem'),
-      '-Verify',
-      '1',
-      '-verify_return_error',
-      '-naccept',
-      '1',
-    ]);
-    let out = '';
-    server.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    server.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const server = await svidServer(
+      { cert: join(a, 'svid.pem'), key: join(a, 'svid_key.pem'), bundle: join(a, 'bundle.pem') },
+      ['-naccept', '1'],
+      10_000,
+    );
     try {
-      await waitFor('s_server', () => /ACCEPT/.test(out), 10_000);
       const client = await run(
         'openssl',
         [
           's_client',
           '-connect',
-          `127.0.0.1:${port}`,
+          `127.0.0.1:${server.port}`,
           '-cert',
           join(b, 'svid.pem'),
           '-key',
@@ -188,8 +170,8 @@ describe('workload api: tbot serves SPIFFE identities on a unix socket (python3-
         { input: 'Q\n' },
       );
       assert.match(client.stdout, /Verify return code: 0 \(ok\)/, client.stdout + client.stderr);
-      await waitFor('the server to verify the client SVID', () => /verify return:1/.test(out), 10_000).catch(
-        (err: unknown) => assert.fail(`${String(err)}: ${out}`),
+      await waitFor('the server to verify the client SVID', () => /verify return:1/.test(server.out()), 10_000).catch(
+        (err: unknown) => assert.fail(`${String(err)}: ${server.out()}`),
       );
     } finally {
       server.kill();
