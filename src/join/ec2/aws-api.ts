@@ -1,8 +1,7 @@
 import { defaultProvider } from '@aws-sdk/credential-provider-node';
-import { Hash } from '@smithy/hash-node';
-import { SignatureV4 } from '@smithy/signature-v4';
 import { Agent, request } from 'node:https';
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
+import { signAwsPost } from '../../crypto/aws-sigv4.js';
 import { boundedRequest } from '../../util/bounded-request.js';
 import { JoinRefusal } from '../types.js';
 import {
@@ -98,22 +97,9 @@ async function call(
 ): Promise<Answer> {
   const host = awsHost(service, region);
   const body = new URLSearchParams(params).toString();
-  const signer = new SignatureV4({ credentials: creds, region, service, sha256: Hash.bind(null, 'sha256') });
-  const signed = await signer.sign({
-    method: 'POST',
-    protocol: 'https:',
-    hostname: host,
-    path: '/',
-    query: {},
-    headers: {
-      host,
-      'content-type': 'application/x-www-form-urlencoded; charset=utf-8',
-      'content-length': String(Buffer.byteLength(body)),
-    },
-    body,
-  });
+  const headers = await signAwsPost({ credentials: creds, region, service, host, body });
   try {
-    return await post(host, signed.headers, body, o);
+    return await post(host, headers, body, o);
   } catch (err) {
     throw new JoinRefusal(`${what} at ${host} not reached: ${err instanceof Error ? err.message : String(err)}`);
   }
