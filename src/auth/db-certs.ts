@@ -7,9 +7,8 @@ import { parseClientKey } from '../crypto/keys.js';
 import { issueCertificate } from '../crypto/x509.js';
 import { MwiError } from '../errors.js';
 import { parseDuration } from '../util/duration.js';
-import type { Claims } from './claims.js';
 import type { AuthContext } from './context.js';
-import { handleOutputCert, type OutputCertRoute } from './output-certs.js';
+import { outputCertHandler } from './output-certs.js';
 
 const IDENT_MESSAGE =
   'expected a database identifier: letters, digits, "_", ".", "@", "$", "-", at most 63 (no "/", "=", "," or spaces)';
@@ -72,16 +71,7 @@ export function checkDatabaseAccess(roles: Role[], bot: Bot, username: string, d
  * database user, signed by the db-client CA, with the bot's certificate TTL rules; audited as
  * bot.certs with `output: database`, the serial, the service, user and database.
  */
-export function handleDatabaseCert(
-  ctx: AuthContext,
-  claims: Claims | undefined,
-  body: unknown,
-  remoteAddr: string,
-): Promise<DatabaseCertResponse> {
-  return handleOutputCert(databaseCert, ctx, claims, body, remoteAddr);
-}
-
-const databaseCert: OutputCertRoute<z.infer<typeof request>, DatabaseCertResponse> = {
+export const handleDatabaseCert = outputCertHandler<z.infer<typeof request>, DatabaseCertResponse>({
   schema: request,
   output: 'database',
   async issue({ ctx, req, publicKey, access, ttlMs }) {
@@ -111,7 +101,7 @@ const databaseCert: OutputCertRoute<z.infer<typeof request>, DatabaseCertRespons
       },
     };
   },
-};
+});
 
 /** Teleport's example lifetime of a database server certificate (`--ttl=2190h`), and mwi's cap. */
 const DB_SERVER_DEFAULT_TTL_MS = 2190 * 3600 * 1000;

@@ -12,9 +12,7 @@ import type { HostCertResponse } from '../api/wire.js';
 import { sshBlobOfClientKey, signSshCertificate } from '../crypto/ssh.js';
 import { BACKDATE_MS } from '../crypto/x509.js';
 import { MwiError } from '../errors.js';
-import type { Claims } from './claims.js';
-import type { AuthContext } from './context.js';
-import { handleOutputCert, type OutputCertRoute } from './output-certs.js';
+import { outputCertHandler } from './output-certs.js';
 
 const request = z.object({
   public_key: z.string({ message: 'expected a PEM public key' }),
@@ -67,16 +65,7 @@ export function checkHostPrincipals(roles: Role[], principals: readonly string[]
  * principals the bot's roles allow, with the bot's certificate TTL rules; audited as bot.certs
  * with `output: ssh_host`, the serial and the principals.
  */
-export function handleHostCert(
-  ctx: AuthContext,
-  claims: Claims | undefined,
-  body: unknown,
-  remoteAddr: string,
-): Promise<HostCertResponse> {
-  return handleOutputCert(hostCert, ctx, claims, body, remoteAddr);
-}
-
-const hostCert: OutputCertRoute<z.infer<typeof request>, HostCertResponse> = {
+export const handleHostCert = outputCertHandler<z.infer<typeof request>, HostCertResponse>({
   schema: request,
   output: 'ssh_host',
   precheck(req) {
@@ -114,4 +103,4 @@ const hostCert: OutputCertRoute<z.infer<typeof request>, HostCertResponse> = {
       },
     };
   },
-};
+});

@@ -49,11 +49,17 @@ export interface OutputCertRoute<Req extends OutputCertRequest, Reply> {
 }
 
 /**
- * The common course of a bot's certificate output (POST /v1/certs/database, /v1/certs/ssh_host):
- * a bot identity, the body and its public key, the caller's instance current (generation, lock),
- * the bot's access and TTL rules, then the route's signing; audited as bot.certs either way.
+ * The handler of a bot's certificate output (POST /v1/certs/database, /v1/certs/ssh_host), in one
+ * course: a bot identity, the body and its public key, the caller's instance current (generation,
+ * lock), the bot's access and TTL rules, then the route's signing; audited as bot.certs either way.
  */
-export async function handleOutputCert<Req extends OutputCertRequest, Reply>(
+export function outputCertHandler<Req extends OutputCertRequest, Reply>(
+  route: OutputCertRoute<Req, Reply>,
+): (ctx: AuthContext, claims: Claims | undefined, body: unknown, remoteAddr: string) => Promise<Reply> {
+  return (ctx, claims, body, remoteAddr) => handleOutputCert(route, ctx, claims, body, remoteAddr);
+}
+
+async function handleOutputCert<Req extends OutputCertRequest, Reply>(
   route: OutputCertRoute<Req, Reply>,
   ctx: AuthContext,
   claims: Claims | undefined,
