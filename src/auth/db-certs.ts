@@ -5,13 +5,10 @@ import { DB_IDENTIFIER, type Bot, type Role } from '../api/resources.js';
 import type { DatabaseCertResponse } from '../api/wire.js';
 import { parseClientKey } from '../crypto/keys.js';
 import { issueCertificate } from '../crypto/x509.js';
-import { failureReason, MwiError } from '../errors.js';
+import { MwiError } from '../errors.js';
 import { parseDuration } from '../util/duration.js';
-import { parseWith } from '../util/parse.js';
-import { botAccess, grantedTtlMs } from './access.js';
-import type { Claims } from './claims.js';
-import { DEFAULT_TTL_MS, type AuthContext } from './context.js';
-import { confirmGeneration, currentInstance, keyFingerprint, originFields, requireBot } from './instances.js';
+import type { AuthContext } from './context.js';
+import { outputCertHandler } from './output-certs.js';
 
 const IDENT_MESSAGE =
   'expected a database identifier: letters, digits, "_", ".", "@", "$", "-", at most 63 (no "/", "=", "," or spaces)';
@@ -74,22 +71,11 @@ export function checkDatabaseAccess(roles: Role[], bot: Bot, username: string, d
  * database user, signed by the db-client CA, with the bot's certificate TTL rules; audited as
  * bot.certs with `output: database`, the serial, the service, user and database.
  */
-export async function handleDatabaseCert(
-  ctx: AuthContext,
-  claims: Claims | undefined,
-  body: unknown,
-  remoteAddr: string,
-): Promise<DatabaseCertResponse> {
-  const c = requireBot(claims, 'ACCESS_DENIED');
-  let fingerprint: string | undefined;
-  try {
-    const req = parseWith(request, body ?? {}, { code: 'BAD_REQUEST' });
-    const publicKey = parseClientKey(req.public_key, 'public_key');
-    fingerprint = keyFingerprint(publicKey);
-    await confirmGeneration(ctx, await currentInstance(ctx, c, 'ACCESS_DENIED', { remoteAddr }));
-    const access = await botAccess(ctx, c.bot);
+export const handleDatabaseCert = outputCertHandler<z.infer<typeof request>, DatabaseCertResponse>({
+  schema: request,
+  output: 'database',
+  async issue({ ctx, req, publicKey, access, ttlMs }) {
     checkDatabaseAccess(access.roles, access.bot, req.username, req.database);
-    const ttlMs = grantedTtlMs(req.ttl_seconds, access.maxTtlMs, DEFAULT_TTL_MS);
     const tls = await issueCertificate({
       ca: ctx.cas.dbClient,
       publicKey: publicKey.spki,
@@ -99,40 +85,23 @@ export async function handleDatabaseCert(
       usage: 'client',
       now: ctx.now(),
     });
-    ctx.audit.emit({
-      event: 'bot.certs',
-      success: true,
-      output: 'database',
-      bot_name: c.bot,
-      bot_instance_id: c.instance,
-      generation: c.generation,
-      ...originFields({ remoteAddr, keyFingerprint: fingerprint }),
-      tls_serial: tls.serial,
-      service: req.service,
-      db_user: req.username,
-      ...(req.database !== undefined ? { db_name: req.database } : {}),
-      ttl_seconds: Math.round(ttlMs / 1000),
-      expires: tls.notAfter.toISOString(),
-    });
     return {
-      tls_cert: tls.certPem,
-      tls_ca_certs: [ctx.cas.db.certPem],
-      expires: tls.notAfter.toISOString(),
-      cluster_name: ctx.cas.clusterName,
+      audit: {
+        tls_serial: tls.serial,
+        service: req.service,
+        db_user: req.username,
+        ...(req.database !== undefined ? { db_name: req.database } : {}),
+      },
+      expires: tls.notAfter,
+      reply: {
+        tls_cert: tls.certPem,
+        tls_ca_certs: [ctx.cas.db.certPem],
+        expires: tls.notAfter.toISOString(),
+        cluster_name: ctx.cas.clusterName,
+      },
     };
-  } catch (err) {
-    ctx.audit.emit({
-      event: 'bot.certs',
-      success: false,
-      output: 'database',
-      bot_name: c.bot,
-      bot_instance_id: c.instance,
-      ...originFields({ remoteAddr, keyFingerprint: fingerprint }),
-      reason: failureReason(err),
-    });
-    throw err;
-  }
-}
+  },
+});
 
 /** Teleport's example lifetime of a database server certificate (`--ttl=2190h`), and mwi's cap. */
 const DB_SERVER_DEFAULT_TTL_MS = 2190 * 3600 * 1000;

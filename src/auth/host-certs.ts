@@ -9,15 +9,10 @@ import {
 } from '../api/host-cert-rules.js';
 import type { Role } from '../api/resources.js';
 import type { HostCertResponse } from '../api/wire.js';
-import { parseClientKey } from '../crypto/keys.js';
 import { sshBlobOfClientKey, signSshCertificate } from '../crypto/ssh.js';
 import { BACKDATE_MS } from '../crypto/x509.js';
-import { failureReason, MwiError } from '../errors.js';
-import { parseWith } from '../util/parse.js';
-import { botAccess, grantedTtlMs } from './access.js';
-import type { Claims } from './claims.js';
-import { DEFAULT_TTL_MS, type AuthContext } from './context.js';
-import { confirmGeneration, currentInstance, keyFingerprint, originFields, requireBot } from './instances.js';
+import { MwiError } from '../errors.js';
+import { outputCertHandler } from './output-certs.js';
 
 const request = z.object({
   public_key: z.string({ message: 'expected a PEM public key' }),
@@ -70,27 +65,18 @@ export function checkHostPrincipals(roles: Role[], principals: readonly string[]
  * principals the bot's roles allow, with the bot's certificate TTL rules; audited as bot.certs
  * with `output: ssh_host`, the serial and the principals.
  */
-export async function handleHostCert(
-  ctx: AuthContext,
-  claims: Claims | undefined,
-  body: unknown,
-  remoteAddr: string,
-): Promise<HostCertResponse> {
-  const c = requireBot(claims, 'ACCESS_DENIED');
-  let fingerprint: string | undefined;
-  try {
-    const req = parseWith(request, body ?? {}, { code: 'BAD_REQUEST' });
-    const publicKey = parseClientKey(req.public_key, 'public_key');
-    fingerprint = keyFingerprint(publicKey);
+export const handleHostCert = outputCertHandler<z.infer<typeof request>, HostCertResponse>({
+  schema: request,
+  output: 'ssh_host',
+  precheck(req) {
     for (const [i, p] of req.principals.entries()) {
       const problem = hostPrincipalShapeProblem(p);
       if (problem) throw new MwiError('BAD_REQUEST', problem, { field: `principals[${i}]` });
     }
+  },
+  async issue({ ctx, c, req, publicKey, access, ttlMs }) {
     const principals = [...new Set(req.principals)];
-    await confirmGeneration(ctx, await currentInstance(ctx, c, 'ACCESS_DENIED', { remoteAddr }));
-    const access = await botAccess(ctx, c.bot);
     checkHostPrincipals(access.roles, principals);
-    const ttlMs = grantedTtlMs(req.ttl_seconds, access.maxTtlMs, DEFAULT_TTL_MS);
     const now = ctx.now();
     const expires = new Date(now + ttlMs);
     const ssh = await signSshCertificate({
@@ -104,37 +90,17 @@ export async function handleHostCert(
       validAfter: new Date(now - BACKDATE_MS),
       validBefore: expires,
     });
-    ctx.audit.emit({
-      event: 'bot.certs',
-      success: true,
-      output: 'ssh_host',
-      bot_name: c.bot,
-      bot_instance_id: c.instance,
-      generation: c.generation,
-      ...originFields({ remoteAddr, keyFingerprint: fingerprint }),
-      ssh_serial: ssh.serial,
-      principals,
-      ttl_seconds: Math.round(ttlMs / 1000),
-      expires: expires.toISOString(),
-    });
     return {
-      ssh_cert: ssh.cert,
-      ssh_user_ca_keys: [ctx.cas.sshUser.publicLine],
-      ssh_host_ca_keys: [ctx.cas.sshHost.publicLine],
-      principals,
-      expires: expires.toISOString(),
-      cluster_name: ctx.cas.clusterName,
+      audit: { ssh_serial: ssh.serial, principals },
+      expires,
+      reply: {
+        ssh_cert: ssh.cert,
+        ssh_user_ca_keys: [ctx.cas.sshUser.publicLine],
+        ssh_host_ca_keys: [ctx.cas.sshHost.publicLine],
+        principals,
+        expires: expires.toISOString(),
+        cluster_name: ctx.cas.clusterName,
+      },
     };
-  } catch (err) {
-    ctx.audit.emit({
-      event: 'bot.certs',
-      success: false,
-      output: 'ssh_host',
-      bot_name: c.bot,
-      bot_instance_id: c.instance,
-      ...originFields({ remoteAddr, keyFingerprint: fingerprint }),
-      reason: failureReason(err),
-    });
-    throw err;
-  }
-}
+  },
+});

@@ -4,6 +4,7 @@ import pg from 'pg';
 import { MwiError } from '../errors.js';
 import type { Backend, Item, TxOp } from './backend.js';
 import { openBackend } from './open.js';
+import { connectionConfig } from './postgres-pool.js';
 import { isPostgresUrl, parsePostgresUrl, type PgTarget } from './postgres-url.js';
 
 /** Items read from the source per page, and rows written per INSERT into PostgreSQL. */
@@ -71,17 +72,7 @@ function kindOf(key: string): string {
  */
 async function connect(t: PgTarget): Promise<pg.Client> {
   const open = async (ssl: false | import('node:tls').ConnectionOptions) => {
-    const c = new pg.Client({
-      host: t.host,
-      port: t.port,
-      user: t.user,
-      database: t.database,
-      ...(t.password !== undefined ? { password: t.password } : {}),
-      ssl,
-      application_name: `${t.applicationName} backend clone`,
-      connectionTimeoutMillis: t.connectTimeoutMs,
-      keepAlive: true,
-    });
+    const c = new pg.Client({ ...connectionConfig(t, ssl), application_name: `${t.applicationName} backend clone` });
     c.on('error', () => {});
     await c.connect();
     return c;

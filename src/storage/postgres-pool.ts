@@ -29,20 +29,27 @@ const types = {
       : (pg.types.getTypeParser(oid, format as 'text') as unknown)) as typeof pg.types.getTypeParser,
 };
 
-function poolFor(t: PgTarget, ssl: false | ConnectionOptions): pg.Pool {
-  const pool = new pg.Pool({
+/** How a connection reaches `t`: its server, user and database, TLS as `ssl`, `connect_timeout`, keepalive. */
+export function connectionConfig(t: PgTarget, ssl: false | ConnectionOptions): pg.ClientConfig {
+  return {
     host: t.host,
     port: t.port,
     user: t.user,
     database: t.database,
     ...(t.password !== undefined ? { password: t.password } : {}),
     ssl,
-    application_name: t.applicationName,
     connectionTimeoutMillis: t.connectTimeoutMs,
+    keepAlive: true,
+  };
+}
+
+function poolFor(t: PgTarget, ssl: false | ConnectionOptions): pg.Pool {
+  const pool = new pg.Pool({
+    ...connectionConfig(t, ssl),
+    application_name: t.applicationName,
     statement_timeout: STATEMENT_TIMEOUT_MS,
     query_timeout: QUERY_TIMEOUT_MS,
     idle_in_transaction_session_timeout: IDLE_IN_TRANSACTION_MS,
-    keepAlive: true,
     max: t.poolSize,
     idleTimeoutMillis: 30_000,
     types,

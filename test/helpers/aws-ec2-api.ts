@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { makePublicPki } from './public-pki.js';
-import { sigv4Problem, testPrincipal, type TestPrincipal } from './sts.js';
+import { readBody, sigv4Problem, testPrincipal, type TestPrincipal } from './sts.js';
 
 /**
  * A stand-in for AWS's STS (AssumeRole) and EC2 (DescribeInstances) on https://127.0.0.1, for the
@@ -56,15 +56,6 @@ const STATE_CODES: Record<TestInstance['state'], number> = {
 };
 
 const escape = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-
-function read(req: IncomingMessage): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('error', reject);
-  });
-}
 
 function xml(res: ServerResponse, status: number, body: string): void {
   res.writeHead(status, { 'content-type': 'text/xml;charset=UTF-8' });
@@ -227,7 +218,7 @@ export async function startAwsApi(dir: string, account = '123456789012'): Promis
   const server: Server = createServer(
     { cert: readFileSync(tls.cert), key: readFileSync(tls.key) },
     (req, res) =>
-      void read(req).then((body) => {
+      void readBody(req).then((body) => {
         const headers = Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, String(v)]));
         const { problem, principal } = sigv4Problem(
           { method: req.method ?? '', path: req.url ?? '', headers, body },

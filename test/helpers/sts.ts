@@ -77,7 +77,8 @@ export function sigv4Problem(
     : { problem: 'SignatureDoesNotMatch' };
 }
 
-function read(req: IncomingMessage): Promise<Buffer> {
+/** A request's whole body. */
+export function readBody(req: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -109,7 +110,7 @@ export async function startSts(principals: TestPrincipal[] = []): Promise<TestSt
     close: async () => new Promise<void>((r) => server.close(() => r())),
   };
   const server: Server = createServer((req, res) => {
-    void read(req).then((body) => {
+    void readBody(req).then((body) => {
       const headers = Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, String(v)]));
       const { problem, principal } = sigv4Problem(
         { method: req.method ?? '', path: req.url ?? '', headers, body },

@@ -5,8 +5,9 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { clusterFile, type TestCluster } from './cluster.js';
-import { exited, REPO_ROOT, run, spawnCli, waitFor, type CliProcess, type RunResult } from './procs.js';
+import { startCluster, type TestCluster } from './cluster.js';
+import { exited, REPO_ROOT, run, spawnCli, tempDir, waitFor, type CliProcess, type RunResult } from './procs.js';
+import { workloadRoleBot } from './workload-identity.js';
 
 /** The Workload API suites run workloads under other uids (setpriv) and make cgroups: root only (CI runs as root). */
 export const ROOT_ONLY = {
@@ -89,18 +90,44 @@ export function lines(r: RunResult): Record<string, any>[] {
 }
 
 /** A bot `bot` whose role grants workload identities labelled `team: <team>`; returns its token. */
-export async function addWorkloadBot(c: TestCluster, bot: string, team: string): Promise<string> {
-  const role = clusterFile(
+export const addWorkloadBot = workloadRoleBot;
+
+/**
+ * The start of a Workload API scene: a temporary directory every user may read (workloads run
+ * under other uids and reach the socket and the client's files there), the Python client, a cluster.
+ */
+export async function workloadScene(
+  prefix: string,
+  cluster: string,
+): Promise<{ tmp: { path: string; cleanup: () => void }; client: string; c: TestCluster }> {
+  const tmp = tempDir(prefix);
+  chmodSync(tmp.path, 0o755);
+  try {
+    const client = await pythonClient(join(tmp.path, 'py'));
+    return { tmp, client, c: await startCluster(cluster) };
+  } catch (err) {
+    tmp.cleanup();
+    throw err;
+  }
+}
+
+/**
+ * tbot.yaml in a new directory `dir` for a new bot `bot` (its role grants `team`), serving the
+ * Workload API on `socket` for the workload_identity `name`, with `extra` lines of that service.
+ */
+export async function workloadApiTbot(
+  c: TestCluster,
+  a: { bot: string; team: string; dir: string; socket: string; name: string },
+  extra = '',
+): Promise<string> {
+  const token = await addWorkloadBot(c, a.bot, a.team);
+  mkdirSync(a.dir);
+  return tbotYaml(
     c,
-    `wl-role-${bot}.yaml`,
-    `kind: role\nversion: v7\nmetadata: { name: ${bot}-wl }\nspec:\n  allow:\n` +
-      `    workload_identity_labels: { team: [${team}] }\n`,
+    token,
+    a.dir,
+    `  - type: workload-identity-api\n    listen: unix://${a.socket}\n    selector: { name: ${a.name} }\n${extra}`,
   );
-  await c.tctlOk(['create', '-f', role]);
-  const out = JSON.parse(await c.tctlOk(['bots', 'add', bot, '--roles', `${bot}-wl`, '--format', 'json'])) as {
-    token: string;
-  };
-  return out.token;
 }
 
 /** tbot.yaml (v2) for a daemon joining `c` with `token`, storing in `dir`, with `services` (YAML list items). */

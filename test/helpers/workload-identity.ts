@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ApiClient } from '../../src/api/client.js';
 import type { BotState } from '../../src/agent/state.js';
 import { clusterFile, tbotFlags, type TestCluster } from './cluster.js';
-import { cli } from './procs.js';
+import { cli, waitFor } from './procs.js';
+import { freePort } from './sshd.js';
 
 /** A role granting workload identities labelled `team: <team>` and a bot with it; the bot's join token. */
 export async function workloadRoleBot(c: TestCluster, bot: string, team: string): Promise<string> {
@@ -43,4 +45,48 @@ export async function workloadBot(c: TestCluster, bot: string, team: string): Pr
 /** Creates a workload_identity from YAML text. */
 export async function createIdentity(c: TestCluster, name: string, yaml: string): Promise<void> {
   await c.tctlOk(['create', '-f', clusterFile(c, `wi-${name}.yaml`, yaml)]);
+}
+
+/** An SVID's files: the leaf, its key and the trust bundle to verify the peer with. */
+export interface SvidFiles {
+  cert: string;
+  key: string;
+  bundle: string;
+}
+
+/**
+ * `openssl s_server` on a free local port presenting `svid`, requiring a client certificate that
+ * `svid.bundle` verifies (`extra`: more arguments); resolves once it accepts. `out()`: what it printed.
+ */
+export async function svidServer(
+  svid: SvidFiles,
+  extra: string[],
+  timeoutMs?: number,
+): Promise<{ port: number; out: () => string; kill: () => void }> {
+  const port = await freePort();
+  const server = spawn('openssl', [
+    's_server',
+    '-accept',
+    `127.0.0.1:${port}`,
+    '-cert',
+    svid.cert,
+    '-key',
+    svid.key,
+    '-CAfile',
+    svid.bundle,
+    '-Verify',
+    '1',
+    '-verify_return_error',
+    ...extra,
+  ]);
+  let out = '';
+  server.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  server.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  try {
+    await waitFor('s_server', () => out.includes('ACCEPT'), timeoutMs);
+  } catch (err) {
+    server.kill();
+    throw err;
+  }
+  return { port, out: () => out, kill: () => server.kill() };
 }

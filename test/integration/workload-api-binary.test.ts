@@ -2,18 +2,18 @@ import assert from 'node:assert/strict';
 import { chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { clusterFile, startCluster, type TestCluster } from '../helpers/cluster.js';
-import { REPO_ROOT, run, tempDir, type CliProcess } from '../helpers/procs.js';
+import type { TestCluster } from '../helpers/cluster.js';
+import { REPO_ROOT, run, type CliProcess } from '../helpers/procs.js';
 import {
-  addWorkloadBot,
   ROOT_ONLY,
   lines,
-  pythonClient,
   startTbot,
   stopTbot,
-  tbotYaml,
   workload,
+  workloadApiTbot,
+  workloadScene,
 } from '../helpers/workload-api.js';
+import { createIdentity } from '../helpers/workload-identity.js';
 
 /**
  * The single-file tbot (npm run build:binary) serves the Workload API: koffi's native module, which
@@ -23,10 +23,9 @@ describe('workload api: the tbot binary', ROOT_ONLY, () => {
   let c: TestCluster;
   let tmp: { path: string; cleanup: () => void };
   let tbot: CliProcess | undefined;
+  let client: string;
   before(async () => {
-    tmp = tempDir('wlapi-bin');
-    chmodSync(tmp.path, 0o755);
-    c = await startCluster('wlapi-bin.example');
+    ({ tmp, client, c } = await workloadScene('wlapi-bin', 'wlapi-bin.example'));
   });
   after(async () => {
     await stopTbot(tbot);
@@ -41,28 +40,21 @@ describe('workload api: the tbot binary', ROOT_ONLY, () => {
       cwd: REPO_ROOT,
     });
     assert.equal(built.code, 0, built.stderr);
-    await c.tctlOk([
-      'create',
-      '-f',
-      clusterFile(
-        c,
-        'wi.yaml',
-        'kind: workload_identity\nversion: v1\nmetadata: { name: pid, labels: { team: bin } }\nspec:\n' +
-          '  spiffe:\n    id: /bin/{{ workload.unix.uid }}\n',
-      ),
-    ]);
-    const token = await addWorkloadBot(c, 'binbot', 'bin');
-    const dir = join(tmp.path, 'tbot');
-    mkdirSync(dir);
-    const socket = join(tmp.path, 'w.sock');
-    const file = tbotYaml(
+    await createIdentity(
       c,
-      token,
-      dir,
-      `  - type: workload-identity-api\n    listen: unix://${socket}\n    selector: { name: pid }\n`,
+      'pid',
+      'kind: workload_identity\nversion: v1\nmetadata: { name: pid, labels: { team: bin } }\nspec:\n' +
+        '  spiffe:\n    id: /bin/{{ workload.unix.uid }}\n',
     );
+    const socket = join(tmp.path, 'w.sock');
+    const file = await workloadApiTbot(c, {
+      bot: 'binbot',
+      team: 'bin',
+      dir: join(tmp.path, 'tbot'),
+      socket,
+      name: 'pid',
+    });
     tbot = await startTbot(file, join(bin, 'tbot'));
-    const client = await pythonClient(join(tmp.path, 'py'));
     mkdirSync(join(tmp.path, 'out'), { mode: 0o777 });
     chmodSync(join(tmp.path, 'out'), 0o777);
     const r = await workload(client, socket, ['x509', join(tmp.path, 'out')], { uid: 65534, gid: 65534 });

@@ -1,22 +1,22 @@
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, rmdirSync } from 'node:fs';
+import { existsSync, mkdirSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { clusterFile, startCluster, type TestCluster } from '../helpers/cluster.js';
+import type { TestCluster } from '../helpers/cluster.js';
 import { pod, startFakeKubelet, type FakeKubelet } from '../helpers/kubelet.js';
-import { tempDir, type CliProcess } from '../helpers/procs.js';
+import { type CliProcess } from '../helpers/procs.js';
 import {
-  addWorkloadBot,
   ROOT_ONLY,
   lines,
-  pythonClient,
   startTbot,
   stopTbot,
-  tbotYaml,
   workload,
+  workloadApiTbot,
   workloadInCgroup,
+  workloadScene,
 } from '../helpers/workload-api.js';
+import { createIdentity } from '../helpers/workload-identity.js';
 
 const CLUSTER = 'wlapi-k8s.example';
 /** A cgroup v1 hierarchy this machine mounts writable (the tests run as root). */
@@ -41,8 +41,7 @@ describe('workload api: kubernetes attestation (kubelet stand-in, a workload in 
   const cgroup = join(top, 'kubepods', 'burstable', `pod${podUid}`, containerId);
 
   before(async () => {
-    tmp = tempDir('wlapi-k8s');
-    chmodSync(tmp.path, 0o755);
+    ({ tmp, client, c } = await workloadScene('wlapi-k8s', CLUSTER));
     mkdirSync(join(tmp.path, 'kubelet'));
     kubelet = await startFakeKubelet(join(tmp.path, 'kubelet'), [
       pod({
@@ -54,30 +53,19 @@ describe('workload api: kubernetes attestation (kubelet stand-in, a workload in 
         labels: { app: 'web' },
       }),
     ]);
-    client = await pythonClient(join(tmp.path, 'py'));
-    c = await startCluster(CLUSTER);
-    await c.tctlOk([
-      'create',
-      '-f',
-      clusterFile(
-        c,
-        'wi-k8s.yaml',
-        'kind: workload_identity\nversion: v1\nmetadata: { name: k8s, labels: { team: k8s } }\nspec:\n' +
-          '  spiffe:\n    id: /k8s/{{ workload.kubernetes.namespace }}/{{ workload.kubernetes.service_account }}\n' +
-          '  rules:\n    allow:\n      - conditions:\n          - attribute: workload.kubernetes.namespace\n' +
-          '            eq: { value: shop }\n',
-      ),
-    ]);
-    const token = await addWorkloadBot(c, 'k8sbot', 'k8s');
-    socket = join(tmp.path, 'w.sock');
-    const dir = join(tmp.path, 'tbot');
-    mkdirSync(dir);
-    const file = tbotYaml(
+    await createIdentity(
       c,
-      token,
-      dir,
-      `  - type: workload-identity-api\n    listen: unix://${socket}\n    selector: { name: k8s }\n` +
-        '    attestors:\n      kubernetes:\n        enabled: true\n        kubelet:\n' +
+      'k8s',
+      'kind: workload_identity\nversion: v1\nmetadata: { name: k8s, labels: { team: k8s } }\nspec:\n' +
+        '  spiffe:\n    id: /k8s/{{ workload.kubernetes.namespace }}/{{ workload.kubernetes.service_account }}\n' +
+        '  rules:\n    allow:\n      - conditions:\n          - attribute: workload.kubernetes.namespace\n' +
+        '            eq: { value: shop }\n',
+    );
+    socket = join(tmp.path, 'w.sock');
+    const file = await workloadApiTbot(
+      c,
+      { bot: 'k8sbot', team: 'k8s', dir: join(tmp.path, 'tbot'), socket, name: 'k8s' },
+      '    attestors:\n      kubernetes:\n        enabled: true\n        kubelet:\n' +
         `          secure_port: ${kubelet.port}\n          token_path: ${kubelet.tokenPath}\n` +
         `          ca_path: ${kubelet.caPath}\n`,
     );

@@ -1,19 +1,19 @@
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { clusterFile, startCluster, type TestCluster } from '../helpers/cluster.js';
-import { exited, spawnCli, tempDir, waitFor, type CliProcess } from '../helpers/procs.js';
+import type { TestCluster } from '../helpers/cluster.js';
+import { exited, spawnCli, waitFor, type CliProcess } from '../helpers/procs.js';
 import {
-  addWorkloadBot,
   ROOT_ONLY,
   lines,
-  pythonClient,
   startTbot,
   stopTbot,
-  tbotYaml,
   workload,
+  workloadApiTbot,
+  workloadScene,
 } from '../helpers/workload-api.js';
+import { createIdentity } from '../helpers/workload-identity.js';
 
 const NOBODY = { uid: 65534, gid: 65534 };
 
@@ -25,20 +25,13 @@ describe('workload api: the socket (real tbot)', ROOT_ONLY, () => {
   const running: CliProcess[] = [];
   let n = 0;
   before(async () => {
-    tmp = tempDir('wlapi-sock');
-    chmodSync(tmp.path, 0o755);
-    client = await pythonClient(join(tmp.path, 'py'));
-    c = await startCluster('wlapi-sock.example');
-    await c.tctlOk([
-      'create',
-      '-f',
-      clusterFile(
-        c,
-        'wi.yaml',
-        'kind: workload_identity\nversion: v1\nmetadata: { name: any, labels: { team: s } }\n' +
-          'spec:\n  spiffe:\n    id: /uid/{{ workload.unix.uid }}\n',
-      ),
-    ]);
+    ({ tmp, client, c } = await workloadScene('wlapi-sock', 'wlapi-sock.example'));
+    await createIdentity(
+      c,
+      'any',
+      'kind: workload_identity\nversion: v1\nmetadata: { name: any, labels: { team: s } }\n' +
+        'spec:\n  spiffe:\n    id: /uid/{{ workload.unix.uid }}\n',
+    );
   });
   after(async () => {
     for (const t of running) if (t.exitCode === null) t.kill('SIGKILL');
@@ -47,17 +40,12 @@ describe('workload api: the socket (real tbot)', ROOT_ONLY, () => {
   });
 
   /** A tbot.yaml for a new bot serving on `socket`, with `extra` service keys. */
-  const config = async (socket: string, extra = ''): Promise<string> => {
-    const dir = join(tmp.path, `tbot-${++n}`);
-    mkdirSync(dir);
-    const token = await addWorkloadBot(c, `sockbot-${n}`, 's');
-    return tbotYaml(
+  const config = (socket: string, extra = ''): Promise<string> =>
+    workloadApiTbot(
       c,
-      token,
-      dir,
-      `  - type: workload-identity-api\n    listen: unix://${socket}\n    selector: { name: any }\n${extra}`,
+      { bot: `sockbot-${++n}`, team: 's', dir: join(tmp.path, `tbot-${n}`), socket, name: 'any' },
+      extra,
     );
-  };
 
   it('socket_mode restricts who may connect: with 0600 another uid cannot, root can', async () => {
     const socket = join(tmp.path, 'restricted.sock');

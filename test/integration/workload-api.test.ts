@@ -1,24 +1,22 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createLocalJWKSet, jwtVerify } from 'jose';
-import { startCluster, clusterFile, type TestCluster } from '../helpers/cluster.js';
-import { run, tempDir, waitFor, type CliProcess } from '../helpers/procs.js';
-import { freePort } from '../helpers/sshd.js';
+import type { TestCluster } from '../helpers/cluster.js';
+import { run, waitFor, type CliProcess } from '../helpers/procs.js';
 import {
-  addWorkloadBot,
   ROOT_ONLY,
   lines,
-  pythonClient,
   startTbot,
   stopTbot,
-  tbotYaml,
   spawnWorkload,
   workload,
+  workloadApiTbot,
+  workloadScene,
 } from '../helpers/workload-api.js';
+import { createIdentity, svidServer } from '../helpers/workload-identity.js';
 
 const CLUSTER = 'wlapi.example';
 /** Two local uids that are not root, for workloads under other users (nobody, and one with no account). */
@@ -35,34 +33,22 @@ describe('workload api: tbot serves SPIFFE identities on a unix socket (python3-
   const root = { uid: 0, gid: 0 };
 
   before(async () => {
-    tmp = tempDir('wlapi');
     // workloads under other uids must reach the socket and the client's files (not write here)
-    chmodSync(tmp.path, 0o755);
-    client = await pythonClient(join(tmp.path, 'py'));
-    c = await startCluster(CLUSTER);
+    ({ tmp, client, c } = await workloadScene('wlapi', CLUSTER));
     // the SPIFFE ID names the caller's uid; only root and nobody may have one
-    await c.tctlOk([
-      'create',
-      '-f',
-      clusterFile(
-        c,
-        'wi-by-uid.yaml',
-        'kind: workload_identity\nversion: v1\nmetadata: { name: by-uid, labels: { team: wl } }\nspec:\n' +
-          '  spiffe:\n    id: /uid/{{ workload.unix.uid }}\n    hint: by uid\n' +
-          '  rules:\n    allow:\n      - conditions:\n          - attribute: workload.unix.uid\n' +
-          `            in: { values: ["0", "${NOBODY.uid}"] }\n`,
-      ),
-    ]);
-    const token = await addWorkloadBot(c, 'wlbot', 'wl');
-    socket = join(tmp.path, 'workload.sock');
-    const dir = join(tmp.path, 'tbot');
-    mkdirSync(dir);
-    const file = tbotYaml(
+    await createIdentity(
       c,
-      token,
-      dir,
-      `  - type: workload-identity-api\n    listen: unix://${socket}\n    selector: { name: by-uid }\n` +
-        '    credential_ttl: 20s\n    renewal_interval: 10s\n',
+      'by-uid',
+      'kind: workload_identity\nversion: v1\nmetadata: { name: by-uid, labels: { team: wl } }\nspec:\n' +
+        '  spiffe:\n    id: /uid/{{ workload.unix.uid }}\n    hint: by uid\n' +
+        '  rules:\n    allow:\n      - conditions:\n          - attribute: workload.unix.uid\n' +
+        `            in: { values: ["0", "${NOBODY.uid}"] }\n`,
+    );
+    socket = join(tmp.path, 'workload.sock');
+    const file = await workloadApiTbot(
+      c,
+      { bot: 'wlbot', team: 'wl', dir: join(tmp.path, 'tbot'), socket, name: 'by-uid' },
+      '    credential_ttl: 20s\n    renewal_interval: 10s\n',
     );
     tbot = await startTbot(file);
   });
@@ -161,34 +147,18 @@ describe('workload api: tbot serves SPIFFE identities on a unix socket (python3-
     // the SVIDs of the earlier tests: root's (server) and nobody's (client), each verifying the other
     const a = join(tmp.path, 'x509-a');
     const b = join(tmp.path, 'x509-b');
-    const port = await freePort();
-    const server = spawn('openssl', [
-      's_server',
-      '-accept',
-      `127.0.0.1:${port}`,
-      '-cert',
-      join(a, 'svid.pem'),
-      '-key',
-      join(a, 'svid_key.pem'),
-      '-CAfile',
-      join(a, 'bundle.pem'),
-      '-Verify',
-      '1',
-      '-verify_return_error',
-      '-naccept',
-      '1',
-    ]);
-    let out = '';
-    server.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    server.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const server = await svidServer(
+      { cert: join(a, 'svid.pem'), key: join(a, 'svid_key.pem'), bundle: join(a, 'bundle.pem') },
+      ['-naccept', '1'],
+      10_000,
+    );
     try {
-      await waitFor('s_server', () => /ACCEPT/.test(out), 10_000);
       const client = await run(
         'openssl',
         [
           's_client',
           '-connect',
-          `127.0.0.1:${port}`,
+          `127.0.0.1:${server.port}`,
           '-cert',
           join(b, 'svid.pem'),
           '-key',
@@ -200,8 +170,8 @@ describe('workload api: tbot serves SPIFFE identities on a unix socket (python3-
         { input: 'Q\n' },
       );
       assert.match(client.stdout, /Verify return code: 0 \(ok\)/, client.stdout + client.stderr);
-      await waitFor('the server to verify the client SVID', () => /verify return:1/.test(out), 10_000).catch(
-        (err: unknown) => assert.fail(`${String(err)}: ${out}`),
+      await waitFor('the server to verify the client SVID', () => /verify return:1/.test(server.out()), 10_000).catch(
+        (err: unknown) => assert.fail(`${String(err)}: ${server.out()}`),
       );
     } finally {
       server.kill();

@@ -7,8 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { startCluster, type TestCluster } from '../helpers/cluster.js';
 import { cli, exited, run, spawnCli, waitFor } from '../helpers/procs.js';
-import { freePort } from '../helpers/sshd.js';
-import { createIdentity, workloadRoleBot } from '../helpers/workload-identity.js';
+import { createIdentity, svidServer, workloadRoleBot } from '../helpers/workload-identity.js';
 
 const identity = (name: string, path: string, dns = '') =>
   `kind: workload_identity\nversion: v1\nmetadata: { name: ${name}, labels: { team: out } }\n` +
@@ -87,33 +86,17 @@ describe('tbot outputs workload-identity-x509 and workload-identity-jwt', () => 
   });
 
   it('two workloads make an mTLS connection with their SVIDs (openssl s_server / s_client), each verifying the other', async () => {
-    const port = await freePort();
-    const server = spawn('openssl', [
-      's_server',
-      '-accept',
-      `127.0.0.1:${port}`,
-      '-cert',
-      join(dirs.b, 'svid.pem'),
-      '-key',
-      join(dirs.b, 'svid_key.pem'),
-      '-CAfile',
-      join(dirs.b, 'svid_bundle.pem'),
-      '-Verify',
-      '1',
-      '-verify_return_error',
-      '-www',
-    ]);
-    let serverOut = '';
-    server.stdout.on('data', (d: Buffer) => (serverOut += d.toString()));
-    server.stderr.on('data', (d: Buffer) => (serverOut += d.toString()));
+    const server = await svidServer(
+      { cert: join(dirs.b, 'svid.pem'), key: join(dirs.b, 'svid_key.pem'), bundle: join(dirs.b, 'svid_bundle.pem') },
+      ['-www'],
+    );
     try {
-      await waitFor('s_server', () => serverOut.includes('ACCEPT'));
       const client = (withCert: boolean) =>
         new Promise<{ code: number | null; out: string }>((resolve) => {
           const p = spawn('openssl', [
             's_client',
             '-connect',
-            `127.0.0.1:${port}`,
+            `127.0.0.1:${server.port}`,
             '-servername',
             'localhost',
             '-verify_hostname',

@@ -83,38 +83,50 @@ export function renderX509SvidFiles(keyPkcs8: string, res: X509SvidResponse): Ou
   ];
 }
 
-/** Writes the `workload-identity-x509` output from a key made here (kept a day, as the identity output's). */
-export class X509SvidOutput {
-  private key: { pair: PemKeyPair; created: number } | undefined;
+/** What both SVID outputs share: their name, their warnings, their request for SVIDs. */
+abstract class SvidOutput<Cfg extends X509OutputConfig | JwtOutputConfig> {
+  protected readonly warn: (warnings: string[]) => string[];
 
   constructor(
-    readonly cfg: X509OutputConfig,
-    private readonly dest: Destination,
+    readonly cfg: Cfg,
+    protected readonly dest: Destination,
     private readonly botIdentity: BotIdentity,
-    private readonly log: Logger,
+    protected readonly log: Logger,
+    private readonly type: string,
   ) {
     this.warn = warnOnChange(log, () => this.name);
   }
 
-  private readonly warn: (warnings: string[]) => string[];
-
   get name(): string {
-    return this.cfg.name ?? `workload-identity-x509 (${this.dest.description})`;
+    return this.cfg.name ?? `${this.type} (${this.dest.description})`;
   }
 
-  async generate(): Promise<string[]> {
-    if (!this.key || Date.now() - this.key.created >= OUTPUT_KEY_LIFETIME_MS)
-      this.key = { pair: await generateKeys('ec-p256'), created: Date.now() };
-    let res: X509SvidResponse;
+  /** Asks for the selector's SVIDs with the output's TTL; a refusal of the SVID is this output's problem. */
+  protected async request<T>(path: string, body: Record<string, unknown>): Promise<T> {
     try {
-      res = await this.botIdentity.call<X509SvidResponse>(WORKLOAD_PATHS.x509, {
+      return await this.botIdentity.call<T>(path, {
         selector: this.cfg.selector,
-        public_key: this.key.pair.publicKeyPem,
+        ...body,
         ttl: `${Math.round(this.cfg.credentialTtlMs / 1000)}s`,
       });
     } catch (err) {
       throw asOutputProblem(err, this.cfg.selector);
     }
+  }
+}
+
+/** Writes the `workload-identity-x509` output from a key made here (kept a day, as the identity output's). */
+export class X509SvidOutput extends SvidOutput<X509OutputConfig> {
+  private key: { pair: PemKeyPair; created: number } | undefined;
+
+  constructor(cfg: X509OutputConfig, dest: Destination, botIdentity: BotIdentity, log: Logger) {
+    super(cfg, dest, botIdentity, log, 'workload-identity-x509');
+  }
+
+  async generate(): Promise<string[]> {
+    if (!this.key || Date.now() - this.key.created >= OUTPUT_KEY_LIFETIME_MS)
+      this.key = { pair: await generateKeys('ec-p256'), created: Date.now() };
+    const res = await this.request<X509SvidResponse>(WORKLOAD_PATHS.x509, { public_key: this.key.pair.publicKeyPem });
     await this.dest.writeAll(renderX509SvidFiles(this.key.pair.privateKeyPem, res));
     const svid = res.svids[0]!;
     this.log.info('wrote output', {
@@ -143,34 +155,16 @@ function extraSvidsWarning(svids: ReadonlyArray<{ name: string; spiffe_id: strin
 }
 
 /** Writes the `workload-identity-jwt` output: a JWT-SVID for the audiences (0600: it is a bearer credential). */
-export class JwtSvidOutput {
-  constructor(
-    readonly cfg: JwtOutputConfig,
-    private readonly dest: Destination,
-    private readonly botIdentity: BotIdentity,
-    private readonly log: Logger,
-  ) {
-    this.warn = warnOnChange(log, () => this.name);
-  }
-
-  private readonly warn: (warnings: string[]) => string[];
-
-  get name(): string {
-    return this.cfg.name ?? `workload-identity-jwt (${this.dest.description})`;
+export class JwtSvidOutput extends SvidOutput<JwtOutputConfig> {
+  constructor(cfg: JwtOutputConfig, dest: Destination, botIdentity: BotIdentity, log: Logger) {
+    super(cfg, dest, botIdentity, log, 'workload-identity-jwt');
   }
 
   async generate(): Promise<string[]> {
-    let res: JwtSvidResponse;
-    try {
-      res = await this.botIdentity.call<JwtSvidResponse>(WORKLOAD_PATHS.jwt, {
-        selector: this.cfg.selector,
-        audiences: this.cfg.audiences,
-        algorithm: this.cfg.algorithm,
-        ttl: `${Math.round(this.cfg.credentialTtlMs / 1000)}s`,
-      });
-    } catch (err) {
-      throw asOutputProblem(err, this.cfg.selector);
-    }
+    const res = await this.request<JwtSvidResponse>(WORKLOAD_PATHS.jwt, {
+      audiences: this.cfg.audiences,
+      algorithm: this.cfg.algorithm,
+    });
     const svid = res.svids[0]!;
     await this.dest.writeAll([{ name: JWT_SVID_FILE, data: svid.token, mode: 0o600 }]);
     this.log.info('wrote output', { output: this.name, spiffe_id: svid.spiffe_id, expires: svid.expires_at });

@@ -1,5 +1,5 @@
-import type { IncomingMessage } from 'node:http';
 import { request } from 'node:https';
+import { boundedRequest } from '../../util/bounded-request.js';
 import { JoinRefusal } from '../types.js';
 import { parseResourceId, type ResourceId } from './resource.js';
 
@@ -94,20 +94,15 @@ export function httpsArmClient(o: { endpoint: URL; ca?: string | undefined; time
   const timeoutMs = o.timeoutMs ?? TIMEOUT_MS;
   return {
     endpoint,
-    getVm: (vm, accessToken) =>
-      new Promise<ArmVm>((resolve, reject) => {
-        const e = encodeURIComponent;
-        const path =
-          `/subscriptions/${e(vm.subscription)}/resourceGroups/${e(vm.resourceGroup)}` +
-          `/providers/Microsoft.Compute/virtualMachines/${e(vm.name)}?api-version=${ARM_API_VERSION}`;
-        const fail = (why: string) =>
-          reject(
-            new JoinRefusal(
-              `Azure Resource Manager (${endpoint}) could not be asked for VM ${vm.id}: ${why}`,
-              "the join was refused: Azure Resource Manager did not confirm the access token's virtual machine",
-            ),
-          );
-        const r = request(
+    async getVm(vm, accessToken) {
+      const e = encodeURIComponent;
+      const path =
+        `/subscriptions/${e(vm.subscription)}/resourceGroups/${e(vm.resourceGroup)}` +
+        `/providers/Microsoft.Compute/virtualMachines/${e(vm.name)}?api-version=${ARM_API_VERSION}`;
+      let answer;
+      try {
+        answer = await boundedRequest(
+          request,
           {
             host: o.endpoint.hostname.replace(/^\[|\]$/g, ''),
             port: o.endpoint.port ? Number(o.endpoint.port) : 443,
@@ -118,31 +113,16 @@ export function httpsArmClient(o: { endpoint: URL; ca?: string | undefined; time
             headers: { authorization: `Bearer ${accessToken}`, accept: 'application/json', 'user-agent': 'mwi' },
             agent: false,
           },
-          (res: IncomingMessage) => {
-            const chunks: Buffer[] = [];
-            let size = 0;
-            res.on('data', (c: Buffer) => {
-              size += c.length;
-              if (size > MAX_ANSWER) r.destroy(new Error(`an answer longer than ${MAX_ANSWER} bytes`));
-              else chunks.push(c);
-            });
-            res.on('end', () => {
-              clearTimeout(timer);
-              try {
-                resolve(readVm(vm, res.statusCode ?? 0, Buffer.concat(chunks).toString('utf8'), endpoint));
-              } catch (err) {
-                reject(err instanceof Error ? err : new Error(String(err)));
-              }
-            });
-            res.on('error', (err: Error) => fail(err.message));
-          },
+          undefined,
+          { totalMs: timeoutMs, maxBytes: MAX_ANSWER, tooLong: `an answer longer than ${MAX_ANSWER} bytes` },
         );
-        const timer = setTimeout(() => r.destroy(new Error(`no answer within ${timeoutMs / 1000}s`)), timeoutMs);
-        r.on('error', (err) => {
-          clearTimeout(timer);
-          fail(err.message);
-        });
-        r.end();
-      }),
+      } catch (err) {
+        throw new JoinRefusal(
+          `Azure Resource Manager (${endpoint}) could not be asked for VM ${vm.id}: ${(err as Error).message}`,
+          "the join was refused: Azure Resource Manager did not confirm the access token's virtual machine",
+        );
+      }
+      return readVm(vm, answer.status, answer.body.toString('utf8'), endpoint);
+    },
   };
 }

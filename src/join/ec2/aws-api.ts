@@ -1,9 +1,8 @@
 import { defaultProvider } from '@aws-sdk/credential-provider-node';
-import { Hash } from '@smithy/hash-node';
-import { SignatureV4 } from '@smithy/signature-v4';
-import type { IncomingMessage } from 'node:http';
 import { Agent, request } from 'node:https';
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
+import { signAwsPost } from '../../crypto/aws-sigv4.js';
+import { boundedRequest } from '../../util/bounded-request.js';
 import { JoinRefusal } from '../types.js';
 import {
   partitionOf,
@@ -61,46 +60,30 @@ interface Answer {
 }
 
 /** POSTs a form body to `host` over https: bounded in time and size, no redirect followed. */
-function post(host: string, headers: Record<string, string>, body: string, o: Connection): Promise<Answer> {
+async function post(host: string, headers: Record<string, string>, body: string, o: Connection): Promise<Answer> {
   const to = o.forward?.url;
   const toHost = to?.hostname.replace(/^\[|\]$/g, '');
   const ms = o.timeoutMs ?? AWS_TIMEOUT_MS;
-  const late = () => new Error(`no answer within ${ms / 1000}s`);
-  return new Promise((resolve, reject) => {
-    const r = request(
-      {
-        host: toHost ?? host,
-        port: to?.port ? Number(to.port) : 443,
-        // a forward_url is checked against its own name (by default Node checks the Host header's)
-        ...(to
-          ? { checkServerIdentity: (_: string, cert: PeerCertificate) => checkServerIdentity(toHost!, cert) }
-          : { servername: host }),
-        ...(o.forward?.ca ? { ca: o.forward.ca } : {}),
-        method: 'POST',
-        path: '/',
-        headers,
-        agent: o.agent,
-        timeout: ms,
-      },
-      (res: IncomingMessage) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (c: Buffer) => {
-          size += c.length;
-          if (size > MAX_AWS_ANSWER) r.destroy(new Error(`answer longer than ${MAX_AWS_ANSWER / 1024} KiB`));
-          else chunks.push(c);
-        });
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-        res.on('error', reject);
-      },
-    );
+  const a = await boundedRequest(
+    request,
+    {
+      host: toHost ?? host,
+      port: to?.port ? Number(to.port) : 443,
+      // a forward_url is checked against its own name (by default Node checks the Host header's)
+      ...(to
+        ? { checkServerIdentity: (_: string, cert: PeerCertificate) => checkServerIdentity(toHost!, cert) }
+        : { servername: host }),
+      ...(o.forward?.ca ? { ca: o.forward.ca } : {}),
+      method: 'POST',
+      path: '/',
+      headers,
+      agent: o.agent,
+    },
+    body,
     // the whole answer, not only each silence: a slow drip is cut off too
-    const timer = setTimeout(() => r.destroy(late()), ms);
-    r.on('close', () => clearTimeout(timer));
-    r.on('timeout', () => r.destroy(late()));
-    r.on('error', reject);
-    r.end(body);
-  });
+    { idleMs: ms, totalMs: ms, maxBytes: MAX_AWS_ANSWER, tooLong: `answer longer than ${MAX_AWS_ANSWER / 1024} KiB` },
+  );
+  return { status: a.status, body: a.body.toString('utf8') };
 }
 
 /** Signs (SigV4) and sends one Query API call; a refusal naming the call when AWS cannot be asked. */
@@ -114,22 +97,9 @@ async function call(
 ): Promise<Answer> {
   const host = awsHost(service, region);
   const body = new URLSearchParams(params).toString();
-  const signer = new SignatureV4({ credentials: creds, region, service, sha256: Hash.bind(null, 'sha256') });
-  const signed = await signer.sign({
-    method: 'POST',
-    protocol: 'https:',
-    hostname: host,
-    path: '/',
-    query: {},
-    headers: {
-      host,
-      'content-type': 'application/x-www-form-urlencoded; charset=utf-8',
-      'content-length': String(Buffer.byteLength(body)),
-    },
-    body,
-  });
+  const headers = await signAwsPost({ credentials: creds, region, service, host, body });
   try {
-    return await post(host, signed.headers, body, o);
+    return await post(host, headers, body, o);
   } catch (err) {
     throw new JoinRefusal(`${what} at ${host} not reached: ${err instanceof Error ? err.message : String(err)}`);
   }

@@ -1,6 +1,5 @@
 import { defaultProvider } from '@aws-sdk/credential-provider-node';
-import { Hash } from '@smithy/hash-node';
-import { SignatureV4 } from '@smithy/signature-v4';
+import { signAwsPost } from '../../crypto/aws-sigv4.js';
 import { isMwiError, MwiError } from '../../errors.js';
 import type { ClientJoinContext, ClientJoinMethod } from '../client-types.js';
 import { imdsGet } from '../ec2/imds.js';
@@ -67,28 +66,16 @@ function serialize(headers: Record<string, string>, body: string): string {
  */
 async function signedRequest(challenge: string, env: NodeJS.ProcessEnv, log: ClientJoinContext['log']) {
   const { host, signingRegion } = endpoint(await awsRegion(env, log), env);
-  const signer = new SignatureV4({
-    credentials: defaultProvider(),
-    region: signingRegion,
-    service: 'sts',
-    sha256: Hash.bind(null, 'sha256'),
-  });
   let signed;
   try {
-    signed = await signer.sign({
-      method: 'POST',
-      protocol: 'https:',
-      hostname: host,
-      path: '/',
-      query: {},
-      headers: {
-        host,
-        'content-type': STS_CONTENT_TYPE,
-        'content-length': String(Buffer.byteLength(STS_BODY)),
-        accept: 'application/json',
-        [CHALLENGE_HEADER]: challenge,
-      },
+    signed = await signAwsPost({
+      credentials: defaultProvider(),
+      region: signingRegion,
+      service: 'sts',
+      host,
       body: STS_BODY,
+      // the wire's content type, which the Auth Service checks (the same as signAwsPost's)
+      headers: { 'content-type': STS_CONTENT_TYPE, accept: 'application/json', [CHALLENGE_HEADER]: challenge },
     });
   } catch (cause) {
     const why = cause instanceof Error ? cause.message : String(cause);
@@ -100,7 +87,7 @@ async function signedRequest(challenge: string, env: NodeJS.ProcessEnv, log: Cli
       { field: FIELD, cause },
     );
   }
-  return { host, raw: serialize(signed.headers, STS_BODY) };
+  return { host, raw: serialize(signed, STS_BODY) };
 }
 
 /** Client half of iam: a challenge from the Auth Service, signed into an sts:GetCallerIdentity request. */

@@ -1,5 +1,6 @@
-import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { boundedRequest } from '../../util/bounded-request.js';
 import { JoinRefusal } from '../types.js';
 import type { StsRequest } from './request.js';
 
@@ -28,38 +29,25 @@ const MAX_ANSWER = 64 * 1024;
  * every request goes there instead, still naming its host in its Host header, whose check stays on.
  */
 export function httpsSender(forward?: { url: URL; ca?: string | undefined }): StsSender {
-  return (host, req) =>
-    new Promise((resolve, reject) => {
-      const to = forward?.url;
-      const https = to ? to.protocol === 'https:' : true;
-      const r = (https ? httpsRequest : httpRequest)(
-        {
-          host: to ? to.hostname.replace(/^\[|\]$/g, '') : host,
-          port: to?.port ? Number(to.port) : https ? 443 : 80,
-          ...(https ? { servername: to ? to.hostname : host } : {}),
-          ...(forward?.ca ? { ca: forward.ca } : {}),
-          method: 'POST',
-          path: '/',
-          headers: Object.fromEntries(req.headers),
-          agent: false,
-          timeout: TIMEOUT_MS,
-        },
-        (res: IncomingMessage) => {
-          const chunks: Buffer[] = [];
-          let size = 0;
-          res.on('data', (c: Buffer) => {
-            size += c.length;
-            if (size > MAX_ANSWER) r.destroy(new Error(`answer longer than ${MAX_ANSWER} bytes`));
-            else chunks.push(c);
-          });
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
-          res.on('error', reject);
-        },
-      );
-      r.on('timeout', () => r.destroy(new Error(`no answer within ${TIMEOUT_MS / 1000}s`)));
-      r.on('error', reject);
-      r.end(req.body);
-    });
+  return (host, req) => {
+    const to = forward?.url;
+    const https = to ? to.protocol === 'https:' : true;
+    return boundedRequest(
+      https ? httpsRequest : httpRequest,
+      {
+        host: to ? to.hostname.replace(/^\[|\]$/g, '') : host,
+        port: to?.port ? Number(to.port) : https ? 443 : 80,
+        ...(https ? { servername: to ? to.hostname : host } : {}),
+        ...(forward?.ca ? { ca: forward.ca } : {}),
+        method: 'POST',
+        path: '/',
+        headers: Object.fromEntries(req.headers),
+        agent: false,
+      },
+      req.body,
+      { idleMs: TIMEOUT_MS, maxBytes: MAX_ANSWER, tooLong: `answer longer than ${MAX_ANSWER} bytes` },
+    );
+  };
 }
 
 /**
