@@ -148,9 +148,10 @@ export async function startAwsApi(dir: string, account = '123456789012'): Promis
 
   function assumeRole(res: ServerResponse, p: TestPrincipal, form: URLSearchParams): void {
     const role = form.get('RoleArn') ?? '';
+    // every call is counted, refused ones too
+    api.calls.push(`AssumeRole ${role}`);
     // only the Auth Service's own credentials may assume, and only a role that trusts it
     if (p !== auth || !api.roles.has(role)) return stsError(res, 403, 'AccessDenied');
-    api.calls.push(`AssumeRole ${role}`);
     const roleAccount = /^arn:aws[a-z-]*:iam::(\d{12}):role\//.exec(role)?.[1] ?? account;
     const creds = testPrincipal(roleAccount, role.replace(/^.*\//, ''), form.get('RoleSessionName') ?? 's');
     principals.set(creds.accessKeyId, creds);

@@ -5,7 +5,7 @@ import { createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { loadAuthConfig } from '../../src/auth/config.js';
 import { isMwiError } from '../../src/errors.js';
-import { ARM_DEFAULT, httpsArmClient } from '../../src/join/azure/arm.js';
+import { ARM_DEFAULT, httpsArmClient, readVm } from '../../src/join/azure/arm.js';
 import { azureSection } from '../../src/join/azure/config.js';
 import { parseResourceId } from '../../src/join/azure/resource.js';
 import { JoinRefusal } from '../../src/join/types.js';
@@ -49,6 +49,21 @@ describe('azure: the Azure Resource Manager client (the token VM lookup)', () =>
     assert.equal(arm.requests.at(-1)!.token, token);
     // the stand-in checks the bearer token as ARM does
     await refused(client().getVm(vm, 'not-a-token'), /HTTP 401 InvalidAuthenticationToken/);
+  });
+
+  it('hostile names and answers are refusals, not crashes: a lone surrogate, an id nested 100,000 deep', () => {
+    const g = '00000000-0000-4000-8000-000000000000';
+    const vm = (name: string) =>
+      `/subscriptions/${g}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/${name}`;
+    // (before: accepted, then encodeURIComponent threw URIError out of the join)
+    assert.equal(parseResourceId(vm('web-\uD800')), undefined);
+    assert.ok(parseResourceId(vm('İstanbul-😀')), 'whole code points above U+00C0 are names');
+    // (before: String(d.id) of the nested array overflowed the stack: RangeError)
+    const deep = `{"id":${'['.repeat(100_000)}${']'.repeat(100_000)}}`;
+    assert.throws(
+      () => readVm(parseResourceId(vm('web'))!, 200, deep, 'https://arm.test'),
+      (e) => e instanceof JoinRefusal && /an id of type object/.test(String(e.detail)),
+    );
   });
 
   it('a slow ARM is given up after the timeout; a closed port is refused; both say why', async () => {

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { isMwiError } from '../../src/errors.js';
-import { awsEc2Api, awsHost, type AwsEc2ApiOptions } from '../../src/join/ec2/aws-api.js';
+import { awsEc2Api, awsHost, FAILURE_HELD_MS, type AwsEc2ApiOptions } from '../../src/join/ec2/aws-api.js';
 import {
   checkInstanceRunning,
   readDescribeInstances,
@@ -207,6 +207,24 @@ describe('ec2 join with aws_role: STS AssumeRole, then EC2 DescribeInstances (ht
     assert.equal(count('AssumeRole'), 4);
   });
 
+  it('a document already held through this token is refused before any AWS call (a replayed copy)', async () => {
+    const { doc } = await instance();
+    const ctx = ctxFor(doc, [{ aws_account: ACCOUNT, aws_role: ROLE }]);
+    ctx.readRecord = async (id: string) =>
+      id.endsWith('@ec2-tok')
+        ? {
+            revision: 1,
+            data: {},
+            botName: 'robot',
+            instanceId: 'bi-1',
+            holder: { live: true, used: true, sameKey: false, ended: false },
+          }
+        : undefined;
+    // (before: every replay made the Auth Service call DescribeInstances in the victim's account)
+    await assert.rejects(handler().verify(ctx), refusedFor(/already joined/));
+    assert.deepEqual(aws.calls, []);
+  });
+
   it('a rule without aws_role makes no AWS call', async () => {
     await handler().verify(ctxFor((await instance('stopped')).doc, [{ aws_account: ACCOUNT }]));
     assert.deepEqual(aws.calls, []);
@@ -240,17 +258,24 @@ describe('ec2 join with aws_role: STS AssumeRole, then EC2 DescribeInstances (ht
     );
   });
 
-  it('refused: AssumeRole denied, or the Auth Service signs with a wrong secret; nothing is cached', async () => {
+  it('refused: AssumeRole denied, or the Auth Service signs with a wrong secret; a failure is held 15 s', async () => {
     aws.roles = new Set();
-    const h = handler();
+    let now = Date.now();
+    const h = handler({ now: () => now });
     const allow = [{ aws_account: ACCOUNT, aws_role: ROLE }];
     const { doc } = await instance();
-    await assert.rejects(
-      h.verify(ctxFor(doc, allow)),
-      refusedFor(new RegExp(`STS AssumeRole of ${ROLE} answered HTTP 403 \\(AccessDenied\\)`)),
-    );
+    const denied = refusedFor(new RegExp(`STS AssumeRole of ${ROLE} answered HTTP 403 \\(AccessDenied\\)`));
+    // (before: 20 concurrent joins made 20 AssumeRole calls, one after another, in a review)
+    const all = await Promise.allSettled(Array.from({ length: 20 }, () => h.verify(ctxFor(doc, allow))));
+    for (const r of all) assert.ok(r.status === 'rejected' && denied(r.reason));
+    assert.equal(count('AssumeRole'), 1);
     aws.roles = new Set([ROLE]);
-    assert.ok(await h.verify(ctxFor(doc, allow)), 'a refused AssumeRole is not kept');
+    // the failure answers the joins of the next FAILURE_HELD_MS without asking STS again
+    await assert.rejects(h.verify(ctxFor(doc, allow)), denied);
+    assert.equal(count('AssumeRole'), 1);
+    now += FAILURE_HELD_MS;
+    assert.ok(await h.verify(ctxFor(doc, allow)), 'then STS is asked again');
+    assert.equal(count('AssumeRole'), 2);
     const forged = handler({ credentials: async () => ({ ...aws.auth, secretAccessKey: 'wrong' }) });
     await assert.rejects(
       forged.verify(ctxFor((await instance()).doc, allow)),

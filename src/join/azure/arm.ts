@@ -70,7 +70,9 @@ export function readVm(asked: ResourceId, status: number, body: string, endpoint
   const vm = parseResourceId(d.id);
   // the answer must be the VM asked for: the resource group used by the rules comes from it
   if (vm?.kind !== 'vm' || vm.id.toLowerCase() !== asked.id.toLowerCase())
-    throw unavailable(`answered with another resource than ${asked.id}: ${JSON.stringify(String(d.id).slice(0, 300))}`);
+    throw unavailable(
+      `answered with another resource than ${asked.id}: ${typeof d.id === 'string' ? JSON.stringify(d.id.slice(0, 300)) : `an id of type ${typeof d.id}`}`,
+    );
   const vmId = d.properties?.vmId;
   if (typeof vmId !== 'string' || !GUID.test(vmId)) throw unavailable(`answered VM ${asked.id} without a vmId`);
   const assigned = d.identity?.userAssignedIdentities;

@@ -21,12 +21,13 @@ export interface ResourceId {
 const GUID = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
 // Azure's names: resource groups up to 90 characters, VMs and identities fewer; nothing that would
 // change a URL's path or query when the id is sent back to Azure Resource Manager
-const NAME = '[A-Za-z0-9_.()\\-\\u00C0-\\uFFFF]{1,90}';
+// (whole code points, `u`: a lone surrogate, which encodeURIComponent throws on, is not one of them)
+const NAME = '[A-Za-z0-9_.()\\-\\u{00C0}-\\u{D7FF}\\u{E000}-\\u{10FFFF}]{1,90}';
 const SHAPE = new RegExp(
   `^/subscriptions/(${GUID})/resourcegroups/(${NAME})/providers/` +
     '(microsoft\\.compute/virtualmachines|microsoft\\.managedidentity/userassignedidentities)' +
     `/(${NAME})$`,
-  'i',
+  'iu',
 );
 
 /** The resource `id` names, or undefined if it is not exactly one of the two shapes. */

@@ -42,6 +42,15 @@ export const AWS_TIMEOUT_MS = 10_000;
 export const MAX_AWS_ANSWER = 256 * 1024;
 /** Assumed credentials are used until this long before they expire, then assumed again. */
 export const REFRESH_BEFORE_MS = 5 * 60_000;
+/** How long a failed AssumeRole is the answer for the joins that follow, before STS is asked again. */
+export const FAILURE_HELD_MS = 15_000;
+
+/** An AssumeRole call of one (role, region): in flight, answered, or failed (when, and why). */
+interface HeldCall {
+  call: Promise<AssumedCredentials>;
+  failedAt?: number;
+  error?: unknown;
+}
 /** How long the assumed credentials are asked for (STS's minimum is 15 minutes). */
 const ASSUME_SECONDS = 3600;
 const ROLE_SESSION_NAME = 'mwi-ec2-join';
@@ -124,7 +133,7 @@ export function awsEc2Api(options: AwsEc2ApiOptions = {}): Ec2Api {
   const o: Connection = { ...options, agent: new Agent({ keepAlive: true, maxSockets: 64, timeout: 5000 }) };
   const now = o.now ?? Date.now;
   let own: CredentialSource | undefined = o.credentials;
-  const assumed = new Map<string, Promise<AssumedCredentials>>();
+  const assumed = new Map<string, HeldCall>();
 
   async function ownCredentials(): Promise<AwsCredentials> {
     own ??= defaultProvider();
@@ -158,19 +167,29 @@ export function awsEc2Api(options: AwsEc2ApiOptions = {}): Ec2Api {
     return readAssumeRole(a.body);
   }
 
+  /**
+   * The role's credentials, per (role, region): AssumeRole goes to the region's STS, so a region
+   * whose STS is slow holds back that region's joins only. Every join waiting on a call shares its
+   * answer, a failure included, and a failure is given to the joins of the next FAILURE_HELD_MS
+   * too: during an STS outage N joins make one call, not N calls one after another.
+   */
   async function credentialsOf(roleArn: string, region: string): Promise<AssumedCredentials> {
-    const held = assumed.get(roleArn);
+    const key = `${roleArn} ${region}`;
+    const held = assumed.get(key);
     if (held) {
-      const c = await held.catch(() => undefined);
-      if (c && c.expiration - REFRESH_BEFORE_MS > now()) return c;
-      if (assumed.get(roleArn) !== held) return credentialsOf(roleArn, region);
+      if (held.failedAt === undefined) {
+        const c = await held.call;
+        if (c.expiration - REFRESH_BEFORE_MS > now()) return c;
+      } else if (now() - held.failedAt < FAILURE_HELD_MS) throw held.error;
+      if (assumed.get(key) !== held) return credentialsOf(roleArn, region);
     }
-    const fresh = assume(roleArn, region);
-    assumed.set(roleArn, fresh);
-    fresh.catch(() => {
-      if (assumed.get(roleArn) === fresh) assumed.delete(roleArn);
+    const entry: HeldCall = { call: assume(roleArn, region) };
+    entry.call.catch((err: unknown) => {
+      entry.failedAt = now();
+      entry.error = err;
     });
-    return fresh;
+    assumed.set(key, entry);
+    return entry.call;
   }
 
   return {

@@ -232,16 +232,19 @@ function handler(cfg: Ec2Config): JoinHandler {
         rule = checkAllow(rules, claims, EC2_POLICY);
         // the first rule that matches decides, as in Teleport: its aws_role, if any, must see the instance running
         const role = roleOf(ctx.token.spec.allow, rule, rules);
+        // a document already held through this token is refused before AWS is asked anything: a
+        // replayed copy must not make the Auth Service call the account's EC2 API each time
+        const data = { aws_account: id.accountId, aws_instance_id: id.instanceId, pending_time: claims.pending_time };
+        const first = await firstUse(ctx, id, data);
         // a stored rule's role that is not a string (stored before it was checked) is refused there
         if (role !== undefined) await checkInstanceRunning(cfg.api, typeof role === 'string' ? role : '', id);
         if (typeof role === 'string') rule = { ...rule, aws_role: role };
+        return { attributes: { ...claims, matched_rule: rule }, ...first };
       } catch (err) {
         // the signed identity, kept with the refusal for `tctl tokens test --from-audit`
         if (err instanceof JoinRefusal) err.claims = claims;
         throw err;
       }
-      const data = { aws_account: id.accountId, aws_instance_id: id.instanceId, pending_time: claims.pending_time };
-      return { attributes: { ...claims, matched_rule: rule }, ...(await firstUse(ctx, id, data)) };
     },
     explain: (token, input, _cluster, now) => explain(cfg, token, input, now),
   };
