@@ -69,10 +69,10 @@ export function readVm(asked: ResourceId, status: number, body: string, endpoint
   const d = (doc ?? {}) as { id?: unknown; properties?: { vmId?: unknown }; identity?: Record<string, unknown> };
   const vm = parseResourceId(d.id);
   // the answer must be the VM asked for: the resource group used by the rules comes from it
-  if (vm?.kind !== 'vm' || vm.id.toLowerCase() !== asked.id.toLowerCase())
-    throw unavailable(
-      `answered with another resource than ${asked.id}: ${typeof d.id === 'string' ? JSON.stringify(d.id.slice(0, 300)) : `an id of type ${typeof d.id}`}`,
-    );
+  if (vm?.kind !== 'vm' || vm.id.toLowerCase() !== asked.id.toLowerCase()) {
+    const got = typeof d.id === 'string' ? JSON.stringify(d.id.slice(0, 300)) : `an id of type ${typeof d.id}`;
+    throw unavailable(`answered with another resource than ${asked.id}: ${got}`);
+  }
   const vmId = d.properties?.vmId;
   if (typeof vmId !== 'string' || !GUID.test(vmId)) throw unavailable(`answered VM ${asked.id} without a vmId`);
   const assigned = d.identity?.userAssignedIdentities;
