@@ -12,6 +12,7 @@ import { failureReason, isMwiError, MwiError } from '../../errors.js';
 import { botAccess, type BotAccess } from '../access.js';
 import type { Claims } from '../claims.js';
 import type { AuthContext } from '../context.js';
+import { RawJson } from '../http.js';
 import {
   confirmGeneration,
   currentInstance,
@@ -216,8 +217,12 @@ export async function handleJwtSvids(
   }
 }
 
-/** GET /v1/workload-identity/bundle: the trust bundle (any bot; it is public material). */
-export async function handleBundle(ctx: AuthContext, claims: Claims | undefined): Promise<WorkloadBundle> {
+/**
+ * GET /v1/workload-identity/bundle: the trust bundle (any bot; it is public material), never
+ * cached: a bot asks for it to learn of a rotation.
+ */
+export async function handleBundle(ctx: AuthContext, claims: Claims | undefined): Promise<RawJson> {
   requireBot(claims, 'ACCESS_DENIED');
-  return (await workloadOf(ctx).authorities.current()).bundle;
+  const bundle: WorkloadBundle = (await workloadOf(ctx).authorities.current()).bundle;
+  return new RawJson(JSON.stringify(bundle), { 'cache-control': 'no-store' });
 }
