@@ -118,6 +118,21 @@ describe('workload identity: federation, export and rotation', () => {
     assert.equal(typeof r.json.trust_domain, 'string');
   });
 
+  it('tctl status shows the trust domain and issuer; ca export points to auth export for the other CAs', async () => {
+    const status = await c.tctlOk(['status']);
+    assert.match(status, /SPIFFE +spiffe:\/\/fed\.example +JWT issuer https:\/\/localhost:\d+\/workload-identity\n/);
+    const json = JSON.parse(await c.tctlOk(['status', '--format', 'json']));
+    assert.deepEqual(json.workload_identity, { trust_domain: 'fed.example', issuer });
+    for (const type of ['spiffe', 'jwt', 'db-client', 'db']) {
+      const r = await c.tctl(['ca', 'export', '--type', type]);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(
+        r.stderr,
+        new RegExp(`unknown CA type "${type}".* is exported with tctl auth export --type ${type}`),
+      );
+    }
+  });
+
   it('tctl auth rotate --type spiffe: new SVIDs chain to the new CA; the old CA stays in the bundle', async () => {
     const dir = c.dir;
     const key = await generateKeys('ec-p256');
