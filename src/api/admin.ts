@@ -272,6 +272,8 @@ const statusReply = z.object({
    * it with the system trust store, without a CA pin. Absent when there are none.
    */
   public_addrs: z.array(z.string()).optional(),
+  /** The SPIFFE trust domain, and the JWT-SVID issuer when mwi.yaml sets one. */
+  workload_identity: z.object({ trust_domain: z.string(), issuer: z.string().optional() }).optional(),
 });
 export type StatusReply = z.output<typeof statusReply>;
 

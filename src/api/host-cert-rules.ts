@@ -30,6 +30,16 @@ export function hostPrincipalShapeProblem(p: string): string | undefined {
       `${JSON.stringify(p)} is not a host name or IP address: letters, digits, ".", "-", ":", "%" and the ` +
       'patterns "*" and "?" only (no spaces, commas or control characters)'
     );
+  if (/[A-Z]/.test(p))
+    return (
+      `${JSON.stringify(p)} has uppercase letters: write host names in lowercase (ssh compares host names in ` +
+      'lowercase, so a role rule on the lowercase name must see the name ssh will match)'
+    );
+  if (p.endsWith('.'))
+    return (
+      `${JSON.stringify(p)} ends with ".": leave the trailing dot out (to ssh "name." is another name than ` +
+      '"name", which a role rule on "name" would not see)'
+    );
   return undefined;
 }
 
@@ -67,19 +77,25 @@ export function parseHostCertWhere(where: string): HostCertWhere | string {
   return checks;
 }
 
+/** Host names compare in lowercase, as ssh compares them (a role may list `DB.example.com`). */
+const lower = (values: readonly string[]): string[] => values.map((v) => v.toLowerCase());
+
 /**
  * Whether `where` allows certifying all of `principals` together. A pattern principal (`*.x`)
  * is allowed only where the role names it exactly (is_subset, all_equal): a suffix or a rule
- * without `where` allows host names, never a pattern that would vouch for many hosts.
+ * without `where` allows host names, never a pattern that would vouch for many hosts. Names and
+ * the role's values compare in lowercase.
  */
 export function whereAllows(where: HostCertWhere, principals: readonly string[]): boolean {
-  for (const p of principals) {
+  const asked = lower(principals);
+  for (const p of asked) {
     if (!isPattern(p)) continue;
-    if (!where.some((c) => c.fn !== 'all_end_with' && c.values.includes(p))) return false;
+    if (!where.some((c) => c.fn !== 'all_end_with' && lower(c.values).includes(p))) return false;
   }
-  return where.every((c) =>
-    principals.every((p) => (c.fn === 'all_end_with' ? p.endsWith(c.values[0]) : c.values.includes(p))),
-  );
+  return where.every((c) => {
+    const values = lower(c.values);
+    return asked.every((p) => (c.fn === 'all_end_with' ? p.endsWith(values[0]!) : values.includes(p)));
+  });
 }
 
 /** A role rule as Teleport writes it (resources, verbs, where); other keys are not read. */

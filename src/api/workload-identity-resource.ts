@@ -9,12 +9,32 @@ export const TEMPLATE = /\{\{\s*([a-zA-Z0-9_.-]+)\s*\}\}/g;
 /** The roots attribute names start with (Teleport's): the workload's, the bot's, its join's. */
 export const ATTRIBUTE_NAME = /^(workload|user|join)\.[a-zA-Z0-9_-]+(\.[a-zA-Z0-9_/-]+)*$/;
 
-/** Why a templated field is malformed, if it is: an unclosed `{{`, or a name that is no attribute. */
+/**
+ * Control characters (C0, DEL, C1) and the bidirectional marks and overrides (U+061C, U+200E,
+ * U+200F, U+202A-U+202E, U+2066-U+2069): text that would show one thing and hold another.
+ */
+// eslint-disable-next-line no-control-regex
+export const UNSAFE_TEXT = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/u;
+export const UNSAFE_TEXT_MESSAGE = 'control characters and bidirectional overrides are not allowed';
+
+/**
+ * Why a templated field is malformed, if it is: control or bidirectional characters, an unclosed
+ * `{{` or a stray brace, a name that is no attribute, or two templates side by side (`{{a}}{{b}}`:
+ * "ab"+"c" and "a"+"bc" would give one ID).
+ */
 export function templateProblem(value: string): string | undefined {
-  const rest = value.replace(TEMPLATE, (_, name: string) => (ATTRIBUTE_NAME.test(name) ? '' : '\u0000'));
+  if (UNSAFE_TEXT.test(value)) return UNSAFE_TEXT_MESSAGE;
+  const rest = value.replace(TEMPLATE, (_, name: string) => (ATTRIBUTE_NAME.test(name) ? '\u0001' : '\u0000'));
   if (rest.includes('\u0000'))
     return 'a template names an attribute such as {{ workload.unix.uid }}, {{ user.bot_name }} or {{ join.* }}';
   if (rest.includes('{{') || rest.includes('}}')) return 'unbalanced {{ }} in a template';
+  if (rest.includes('{') || rest.includes('}'))
+    return 'a stray "{" or "}" next to a template: write {{ attribute }} with exactly two braces each side';
+  if (rest.replace(/\s+/g, '').includes('\u0001\u0001'))
+    return (
+      'two templates side by side: put a separator between them ("{{ a }}-{{ b }}" or "{{ a }}/{{ b }}"), ' +
+      'else different values would give the same result'
+    );
   return undefined;
 }
 

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { parseDuration } from '../util/duration.js';
 import { PATHS } from './wire.js';
+import { UNSAFE_TEXT, UNSAFE_TEXT_MESSAGE } from './workload-identity-resource.js';
 
 // Workload identity (SPIFFE): the three routes a bot calls over its mTLS identity, and the
 // `workload_identity` resource in Teleport's shape (teleport/workloadidentity/v1/resource.proto).
@@ -96,7 +97,16 @@ export type JwtAlgorithm = (typeof JWT_ALGORITHMS)[number];
 export const jwtSvidRequestSchema = z
   .object({
     selector: selectorSchema,
-    audiences: z.array(z.string().min(1).max(256)).min(1, 'at least one audience').max(16, 'at most 16 audiences'),
+    audiences: z
+      .array(
+        z
+          .string()
+          .min(1)
+          .max(256)
+          .refine((a) => !UNSAFE_TEXT.test(a), UNSAFE_TEXT_MESSAGE),
+      )
+      .min(1, 'at least one audience')
+      .max(16, 'at most 16 audiences'),
     ttl: DURATION.optional(),
     attributes: workloadAttributesSchema.optional(),
     /** mwi's: the signing algorithm (default ES256). */

@@ -123,6 +123,14 @@ export class AdminApi {
       ca_pin: this.ctx.cas.caPin,
       server_version: VERSION,
       ...(publicAddrs.length > 0 ? { public_addrs: publicAddrs } : {}),
+      ...(this.ctx.workload
+        ? {
+            workload_identity: {
+              trust_domain: this.ctx.workload.authorities.trustDomain,
+              ...(this.ctx.workload.issuer ? { issuer: this.ctx.workload.issuer } : {}),
+            },
+          }
+        : {}),
     };
   }
 

@@ -7,8 +7,11 @@ import type { AuditEvent, AuditFilter, AuditLog } from './audit.js';
  * kind: the record of what was issued, renewed, locked and changed stays (issue #9, finding 6).
  */
 function anonymousRefusal(e: AuditEvent): boolean {
-  return !e.success && (e.event === 'bot.join' || e.event === 'bot.challenge');
+  return !e.success && (e.event === 'bot.join' || e.event === 'bot.challenge' || REFUSED_ISSUANCE.has(e.event));
 }
+
+/** Refused SVID issuance: a bot may repeat it at will, so it too must not rotate away the main log (#16, M3). */
+const REFUSED_ISSUANCE = new Set(['workload_identity.x509', 'workload_identity.jwt']);
 
 /** Two audit logs read as one: `main`, and `refusals` for the events anonymousRefusal picks. */
 export class SplitAuditLog implements AuditLog {

@@ -84,6 +84,11 @@ const schema = z
         issuer: z
           .string()
           .url()
+          .refine(
+            (s) => !/^https:\/\/[^/]+\/.+\/$/.test(s),
+            'remove the trailing "/": the issuer is compared as a string with the tokens\' iss and the discovery ' +
+              'document (https://PUBLIC_NAME/workload-identity)',
+          )
           .refine((s) => {
             const u = new URL(s);
             return (

@@ -48,7 +48,9 @@ function granted(roles: Role[], bot: Bot, field: 'db_users' | 'db_names', value:
 
 /**
  * Refuses a database user or name the bot's roles do not grant (BAD_REQUEST naming the field, so
- * that the bot keeps its other outputs while the roles or the configuration are fixed).
+ * that the bot keeps its other outputs while the roles or the configuration are fixed). The
+ * database check only limits what tbot may ask for: the certificate names the user alone, and
+ * PostgreSQL lets it open any database pg_hba.conf and CONNECT grants allow.
  */
 export function checkDatabaseAccess(roles: Role[], bot: Bot, username: string, database?: string): void {
   if (!granted(roles, bot, 'db_users', username))
@@ -69,7 +71,8 @@ export function checkDatabaseAccess(roles: Role[], bot: Bot, username: string, d
 /**
  * POST /v1/certs/database: a client certificate for a key tbot generated, subject CN = the
  * database user, signed by the db-client CA, with the bot's certificate TTL rules; audited as
- * bot.certs with `output: database`, the serial, the service, user and database.
+ * bot.certs with `output: database`, the serial, the service, user and the database asked for
+ * (`db_name_requested`: the certificate does not carry it, so nothing enforces it but the server).
  */
 export const handleDatabaseCert = outputCertHandler<z.infer<typeof request>, DatabaseCertResponse>({
   schema: request,
@@ -90,7 +93,8 @@ export const handleDatabaseCert = outputCertHandler<z.infer<typeof request>, Dat
         tls_serial: tls.serial,
         service: req.service,
         db_user: req.username,
-        ...(req.database !== undefined ? { db_name: req.database } : {}),
+        // asked for, not granted: the certificate names only the user (PostgreSQL reads only the CN)
+        ...(req.database !== undefined ? { db_name_requested: req.database } : {}),
       },
       expires: tls.notAfter,
       reply: {

@@ -29,6 +29,14 @@ import { cell, print, safeError, toJson } from './tctl/output.js';
 
 /** Teleport's `auth export` names of the CAs `ca export` knows by other names. */
 const TELEPORT_CA_NAMES: Record<string, string> = { host: 'ssh-host', user: 'ssh-user', openssh: 'ssh-user' };
+/** CAs that only `tctl auth export` writes (Teleport's command), by type, for ca export's pointer. */
+const AUTH_EXPORT_ONLY: Record<string, string> = {
+  spiffe: 'SPIFFE CA bundle',
+  'tls-spiffe': 'SPIFFE CA bundle',
+  jwt: 'JWT-SVID keys (JWKS)',
+  'db-client': 'database client CA',
+  db: 'database CA',
+};
 
 // `tctl ... | head` closes the pipe early: the reader has what it wanted; no stack trace, exit 0
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {
@@ -67,7 +75,9 @@ async function main(): Promise<number | void> {
         (Object.hasOwn(TELEPORT_CA_NAMES, g.type)
           ? `; "${g.type}" is Teleport's name: tctl auth export --type ${g.type}, or ca export --type ` +
             TELEPORT_CA_NAMES[g.type]
-          : ''),
+          : Object.hasOwn(AUTH_EXPORT_ONLY, g.type)
+            ? `; the ${AUTH_EXPORT_ONLY[g.type]} is exported with tctl auth export --type ${g.type}`
+            : ''),
       '--type',
     );
   const fmt = (g.format ?? defaultOf(TCTL, line.command, 'format') ?? 'text') as Format;
@@ -81,6 +91,9 @@ async function main(): Promise<number | void> {
         const s = await admin.status();
         if (fmt === 'json') return void print(`${toJson(s)}\n`);
         print(`Cluster  ${cell(s.cluster_name)}\nVersion  ${cell(s.server_version)}\nCA pin   ${cell(s.ca_pin)}\n`);
+        const wi = s.workload_identity;
+        if (wi)
+          print(`SPIFFE   spiffe://${cell(wi.trust_domain)}${wi.issuer ? `  JWT issuer ${cell(wi.issuer)}` : ''}\n`);
         return;
       }
       case 'bots':

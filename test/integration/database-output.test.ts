@@ -117,6 +117,10 @@ describe('database output: PostgreSQL accepts the written certificate as its use
     const refused = await psql('app', wrongRoot);
     assert.notEqual(refused.code, 0);
     assert.match(refused.stderr, /certificate verify failed/);
+    // the database is recorded as asked for, not granted: the certificate does not carry it (issue #16, M1)
+    const issued = c.audit().find((e) => e.event === 'bot.certs' && e.output === 'database' && e.success);
+    assert.equal(issued?.db_name_requested, 'orders');
+    assert.equal(issued?.db_name, undefined);
   });
 
   it('the same certificate as another user: refused by PostgreSQL', async () => {

@@ -10,7 +10,7 @@ import { startCluster, type TestCluster } from '../helpers/cluster.js';
 import { run } from '../helpers/procs.js';
 import { anonymousCall } from '../helpers/raw-api.js';
 import { freePort } from '../helpers/sshd.js';
-import { createIdentity, workloadBot } from '../helpers/workload-identity.js';
+import { createIdentity, workloadBot, workloadBotIdentity } from '../helpers/workload-identity.js';
 
 /**
  * An independent verifier (PyJWT, Debian's python3-jwt): fetches the discovery document over
@@ -97,6 +97,40 @@ describe('workload identity: federation, export and rotation', () => {
       jwks.keys.map((k) => k.kid),
       jwtKeys.map((k: { kid: string }) => k.kid),
     );
+  });
+
+  it('Cache-Control: public with a max-age below the refresh hint on the federation documents; no-store for bots', async () => {
+    for (const path of [
+      '/webapi/spiffe/bundle.json',
+      '/workload-identity/jwt-jwks.json',
+      '/workload-identity/.well-known/openid-configuration',
+      '/.well-known/openid-configuration',
+    ]) {
+      const r = await anonymousCall(c.addr, c.caPin, 'GET', path);
+      assert.equal(r.status, 200, `${path}: ${r.text}`);
+      const m = /^public, max-age=(\d+)$/.exec(String(r.headers['cache-control']));
+      assert.ok(m && Number(m[1]) > 0 && Number(m[1]) < 300, `${path}: ${r.headers['cache-control']}`);
+    }
+    const bot = await workloadBotIdentity(c, 'cachebot', 'green');
+    const r = await anonymousCall(c.addr, c.caPin, 'GET', '/v1/workload-identity/bundle', undefined, bot);
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.headers['cache-control'], 'no-store');
+    assert.equal(typeof r.json.trust_domain, 'string');
+  });
+
+  it('tctl status shows the trust domain and issuer; ca export points to auth export for the other CAs', async () => {
+    const status = await c.tctlOk(['status']);
+    assert.match(status, /SPIFFE +spiffe:\/\/fed\.example +JWT issuer https:\/\/localhost:\d+\/workload-identity\n/);
+    const json = JSON.parse(await c.tctlOk(['status', '--format', 'json']));
+    assert.deepEqual(json.workload_identity, { trust_domain: 'fed.example', issuer });
+    for (const type of ['spiffe', 'jwt', 'db-client', 'db']) {
+      const r = await c.tctl(['ca', 'export', '--type', type]);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(
+        r.stderr,
+        new RegExp(`unknown CA type "${type}".* is exported with tctl auth export --type ${type}`),
+      );
+    }
   });
 
   it('tctl auth rotate --type spiffe: new SVIDs chain to the new CA; the old CA stays in the bundle', async () => {

@@ -105,6 +105,27 @@ describe('ssh_host and database certificate routes: hostile input (Auth Service 
     assert.deepEqual(web.principals, ['*.web.example.com']);
   });
 
+  it('a deny on db.example.com is not bypassed with a trailing dot or uppercase letters (issue #16, M2)', async () => {
+    await t.admin.create(
+      { kind: 'role', metadata: { name: 'no-db' }, spec: { deny: { rules: [{ resources: ['host_cert'],
+        verbs: ['create'], where: 'is_subset(host_cert.principals, "DB.example.com")' }] } } },
+      false,
+      'admin',
+    ); // prettier-ignore
+    await t.admin.addBot({ name: 'denied', roles: ['hosts', 'no-db'] }, 'admin');
+    const denied = await join_('denied');
+    const ok = (await generateKeys('ed25519')).publicKeyPem;
+    await assert.rejects(host(denied, { public_key: ok, principals: ['db.example.com'] }), bad('principals', /deny/));
+    for (const p of ['db.example.com.', 'DB.example.com', 'db.EXAMPLE.com'])
+      await assert.rejects(
+        host(denied, { public_key: ok, principals: [p] }),
+        bad('principals[0]', /ssh compares host names in lowercase|another name/),
+        p,
+      );
+    const web = await host(denied, { public_key: ok, principals: ['web.example.com'] });
+    assert.deepEqual(web.principals, ['web.example.com']);
+  });
+
   it('a bot without a host_cert rule or db_users gets neither, told what its roles need', async () => {
     await assert.rejects(host(plainBot, { public_key: pub, principals: ['a.example.com'] }),
       bad('principals', /allow no host certificates.*host_cert/)); // prettier-ignore

@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { PATHS } from '../../src/api/wire.js';
 import { generateKeys } from '../../src/crypto/keys.js';
 import { startCluster, type TestCluster } from '../helpers/cluster.js';
+import { waitFor } from '../helpers/procs.js';
 import { anonymousCall, type RawAnswer } from '../helpers/raw-api.js';
 import { createIdentity, workloadBotIdentity } from '../helpers/workload-identity.js';
 
@@ -141,6 +144,41 @@ describe('workload identity routes: hostile input', () => {
     );
   });
 
+  it('dns_sans: an attribute is one DNS label; no wildcard, no extra labels, no IP address (issue #16, L1)', async () => {
+    await createIdentity(
+      c,
+      'sans',
+      doc(
+        'sans',
+        'mine',
+        '  spiffe:\n    id: /sans\n    x509: { dns_sans: ["{{ workload.kubernetes.pod_name }}.0.0.1"] }\n',
+      ),
+    );
+    await createIdentity(
+      c,
+      'sans-svc',
+      doc(
+        'sans-svc',
+        'mine',
+        '  spiffe:\n    id: /sans-svc\n    x509: { dns_sans: ["{{ workload.kubernetes.pod_name }}.svc"] }\n',
+      ),
+    );
+    const ask = (name: string, pod: string) =>
+      call(PATHS.workloadX509, {
+        selector: { name },
+        public_key: publicKey,
+        attributes: {
+          kubernetes: { attested: true, namespace: 'n', service_account: 'a', pod_name: pod, pod_uid: 'u' },
+        },
+      });
+    for (const pod of ['*', 'evil.com.x', '127.0.0.1'])
+      refused(await ask('sans-svc', pod), 400, 'BAD_REQUEST', /cannot go into a DNS SAN: it must be one DNS label/);
+    refused(await ask('sans', '127'), 400, 'BAD_REQUEST', /a DNS SAN may not be an IP address/);
+    const ok = await ask('sans-svc', 'web-1');
+    assert.equal(ok.status, 200, ok.text);
+    assert.ok(new X509Certificate(ok.json.svids[0].cert_pem).subjectAltName?.includes('DNS:web-1.svc'));
+  });
+
   it('a rule that does not match is refused; the operator sees which rule and why (tctl audit ls --failures)', async () => {
     const unix = (uid: number) => ({ unix: { attested: true, pid: 10, uid, gid: uid } });
     const r = await call(PATHS.workloadX509, {
@@ -151,7 +189,10 @@ describe('workload identity routes: hostile input', () => {
     refused(r, 403, 'ACCESS_DENIED', /its rules do not match this workload's attributes/);
     assert.doesNotMatch(r.text, /uid/);
     const audit = await c.tctlOk(['audit', 'ls', '--failures', '--type', 'workload_identity.x509', '--format', 'json']);
-    const [latest] = JSON.parse(audit) as Array<{ reason: string; attributes: unknown }>;
+    // the newest refusal of this identity (a counted repeat of an earlier refusal may be written after it)
+    const latest = (JSON.parse(audit) as Array<{ reason: string; attributes: unknown }>).find((e) =>
+      e.reason.startsWith('root-only:'),
+    );
     assert.equal(latest!.reason, 'root-only: rules.allow[0].conditions[0]: workload.unix.uid is "1000", not "0"');
     assert.deepEqual(latest!.attributes, unix(1000));
     const ok = await call(PATHS.workloadX509, {
@@ -170,5 +211,40 @@ describe('workload identity routes: hostile input', () => {
       [[''], /^audiences\[0\]: /],
     ] as const)
       refused(await call(PATHS.workloadJwt, { selector: { name: 'k8s' }, audiences }), 400, 'BAD_REQUEST', message);
+    // control and bidirectional characters would be signed into aud (issue #16, L5)
+    for (const aud of ['a\u0000b', 'line\nbreak', '\u202eevil'])
+      refused(
+        await call(PATHS.workloadJwt, { selector: { name: 'k8s' }, audiences: ['ok', aud] }),
+        400,
+        'BAD_REQUEST',
+        /^audiences\[1\]: control characters and bidirectional overrides are not allowed/,
+      );
+  });
+
+  it('one request signs at most 32 SVIDs; a refusal of many is audited as a count and the first 5', async () => {
+    const many = (n: number, group: string, team: string) =>
+      Array.from(
+        { length: n },
+        (_, i) =>
+          `kind: workload_identity\nversion: v1\nmetadata: { name: ${group}-${String(i).padStart(3, '0')}, ` +
+          `labels: { team: ${team}, group: ${group} } }\nspec:\n  spiffe: { id: /${group}/${i} }\n`,
+      ).join('---\n');
+    await createIdentity(c, 'bulk', many(33, 'bulk', 'mine'));
+    await createIdentity(c, 'forbidden', many(40, 'forbidden', 'theirs'));
+    const r = await call(PATHS.workloadX509, { selector: { labels: { group: ['bulk'] } }, public_key: publicKey });
+    refused(r, 400, 'BAD_REQUEST', /^selector: the selector matches 33 workload identities .*at most 32/);
+    const denied = await call(PATHS.workloadX509, {
+      selector: { labels: { group: ['forbidden'] } },
+      public_key: publicKey,
+    });
+    refused(denied, 403, 'ACCESS_DENIED', /no workload_identity with these labels is granted/);
+    const audit = await c.tctlOk(['audit', 'ls', '--failures', '--type', 'workload_identity.x509', '--format', 'json']);
+    const latest = (JSON.parse(audit) as Array<{ reason: string }>).find((e) => e.reason.startsWith('forbidden-'));
+    assert.match(latest!.reason, /^forbidden-000: no role of the bot .*; forbidden-004: .*; and 35 more$/);
+    assert.ok(latest!.reason.length < 1500, String(latest!.reason.length));
+    // the refusal goes to refusals.log (its line may reach the file a moment after the answer)
+    const log = (name: string) => readFileSync(join(c.dataDir, 'audit', name), 'utf8');
+    await waitFor('the refusal in refusals.log', () => /forbidden-000/.test(log('refusals.log')), 5000, 20);
+    assert.doesNotMatch(log('events.log'), /"event":"workload_identity\.x509"[^\n]*forbidden-000/);
   });
 });

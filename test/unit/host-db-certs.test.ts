@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { validateTbotConfig } from '../../src/agent/config.js';
 import { renderDatabaseFiles } from '../../src/agent/outputs/database.js';
 import { renderSshHostFiles, SSH_HOST_FILES } from '../../src/agent/outputs/ssh-host.js';
-import { parseHostCertWhere, whereAllows } from '../../src/api/host-cert-rules.js';
+import { hostPrincipalShapeProblem, parseHostCertWhere, whereAllows } from '../../src/api/host-cert-rules.js';
 import { checkResource, roleSchema, type Bot, type Role } from '../../src/api/resources.js';
 import { checkDatabaseAccess } from '../../src/auth/db-certs.js';
 import { checkHostPrincipals } from '../../src/auth/host-certs.js';
@@ -64,6 +64,21 @@ describe('host_cert rules (Teleport: rules on host_cert, create, where over host
     const deny = role({ deny: { rules: [hostRule('all_end_with(host_cert.principals, ".prod")')] } });
     refused(() => checkHostPrincipals([any, deny], ['ok.dev', 'db.prod']), 'BAD_REQUEST', 'principals', /deny rule/);
     checkHostPrincipals([any, deny], ['ok.dev']);
+  });
+
+  it('a deny rule is not bypassed by case or a trailing dot: refused shapes, lowercase comparison', () => {
+    assert.match(hostPrincipalShapeProblem('db.example.com.') ?? '', /ends with "\.".*another name/);
+    assert.match(hostPrincipalShapeProblem('DB.example.com') ?? '', /uppercase.*ssh compares host names in lowercase/);
+    assert.match(hostPrincipalShapeProblem('db.EXAMPLE.com') ?? '', /uppercase/);
+    assert.equal(hostPrincipalShapeProblem('db.example.com'), undefined);
+    const any = role({ allow: { rules: [{ resources: ['*'], verbs: ['*'] }] } });
+    // a role written with uppercase still matches the lowercase request, in allow and deny
+    const deny = role({ deny: { rules: [hostRule('is_subset(host_cert.principals, "DB.example.com")')] } });
+    refused(() => checkHostPrincipals([any, deny], ['db.example.com']), 'BAD_REQUEST', 'principals', /deny rule/);
+    const suffix = role({ deny: { rules: [hostRule('all_end_with(host_cert.principals, ".PROD.example.com")')] } });
+    refused(() => checkHostPrincipals([any, suffix], ['x.prod.example.com']), 'BAD_REQUEST', 'principals', /deny/);
+    const allow = role({ allow: { rules: [hostRule('is_subset(host_cert.principals, "Web1.example.com")')] } });
+    checkHostPrincipals([allow], ['web1.example.com']);
   });
 
   it('a role whose host_cert where mwi cannot read is refused when written, naming the rule', () => {

@@ -13,8 +13,9 @@ export function labelsMatch(selector: LabelSelector | undefined, labels: Readonl
   return entries.every(([k, v]) => {
     const values = Array.isArray(v) ? v : [v];
     if (k === '*') return values.includes('*');
-    const have = labels[k];
-    return have !== undefined && (values.includes('*') || values.includes(have));
+    // own keys only: `constructor` or `__proto__` must not find Object.prototype's (issue #16, L3)
+    const have = Object.hasOwn(labels, k) ? labels[k] : undefined;
+    return typeof have === 'string' && (values.includes('*') || values.includes(have));
   });
 }
 

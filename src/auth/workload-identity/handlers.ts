@@ -12,6 +12,7 @@ import { failureReason, isMwiError, MwiError } from '../../errors.js';
 import { botAccess, type BotAccess } from '../access.js';
 import type { Claims } from '../claims.js';
 import type { AuthContext } from '../context.js';
+import { RawJson } from '../http.js';
 import {
   confirmGeneration,
   currentInstance,
@@ -23,7 +24,7 @@ import {
 import { attributesOf, type AttributeMap } from './attributes.js';
 import type { WorkloadContext } from './context.js';
 import type { WorkloadKeys } from './keys.js';
-import { selectIdentities } from './select.js';
+import { refusedSummary, selectIdentities } from './select.js';
 import { signJwtSvid, signX509Svid, svidTtlMs } from './issue.js';
 
 type X509Body = z.output<typeof x509SvidRequestSchema>;
@@ -86,9 +87,33 @@ async function eachIdentity<T>(p: Prepared, sign: (wi: WorkloadIdentity) => Prom
   return out;
 }
 
-/** The attributes a request gave, as the audit log records them. */
-const given = (body: X509Body | JwtBody) => (body.attributes ? { attributes: body.attributes } : {});
-const refusedField = (p: Prepared | undefined) => (p && p.refused.length > 0 ? { refused: p.refused } : {});
+/** Longest attribute value an audit event keeps (the request may send up to 4096 characters). */
+export const AUDIT_VALUE_MAX = 128;
+
+/** Most list items or object keys an audit event keeps of what a request sent. */
+export const AUDIT_ITEMS_MAX = 16;
+
+/**
+ * What a request sent, bounded for the audit log: strings cut to AUDIT_VALUE_MAX characters
+ * (`…` marks a cut), lists and objects to their first AUDIT_ITEMS_MAX entries.
+ */
+export function cut(value: unknown): unknown {
+  if (typeof value === 'string') return value.length > AUDIT_VALUE_MAX ? `${value.slice(0, AUDIT_VALUE_MAX)}…` : value;
+  if (Array.isArray(value)) return value.slice(0, AUDIT_ITEMS_MAX).map(cut);
+  if (typeof value === 'object' && value !== null)
+    return Object.fromEntries(
+      Object.entries(value)
+        .slice(0, AUDIT_ITEMS_MAX)
+        .map(([k, v]) => [cut(k), cut(v)]),
+    );
+  return value;
+}
+
+/** The attributes a request gave, as the audit log records them (long values cut). */
+const given = (body: X509Body | JwtBody) => (body.attributes ? { attributes: cut(body.attributes) } : {});
+/** The refused identities: a count and the first few with their reasons (not every one: issue #16, M3). */
+const refusedField = (p: Prepared | undefined) =>
+  p && p.refused.length > 0 ? { refused: refusedSummary(p.refused) } : {};
 
 /** POST /v1/workload-identity/x509: X.509-SVIDs for one public key; audited with serials. */
 export async function handleX509Svids(
@@ -133,7 +158,7 @@ export async function handleX509Svids(
       bot_name: c.bot,
       bot_instance_id: c.instance,
       ...originFields({ remoteAddr, keyFingerprint: fingerprint }),
-      selector: body.selector,
+      selector: cut(body.selector),
       ...given(body),
       ...refusedField(p),
       reason: failureReason(err),
@@ -182,8 +207,8 @@ export async function handleJwtSvids(
       bot_name: c.bot,
       bot_instance_id: c.instance,
       ...originFields({ remoteAddr }),
-      selector: body.selector,
-      audiences: body.audiences,
+      selector: cut(body.selector),
+      audiences: cut(body.audiences),
       ...given(body),
       ...refusedField(p),
       reason: failureReason(err),
@@ -192,8 +217,12 @@ export async function handleJwtSvids(
   }
 }
 
-/** GET /v1/workload-identity/bundle: the trust bundle (any bot; it is public material). */
-export async function handleBundle(ctx: AuthContext, claims: Claims | undefined): Promise<WorkloadBundle> {
+/**
+ * GET /v1/workload-identity/bundle: the trust bundle (any bot; it is public material), never
+ * cached: a bot asks for it to learn of a rotation.
+ */
+export async function handleBundle(ctx: AuthContext, claims: Claims | undefined): Promise<RawJson> {
   requireBot(claims, 'ACCESS_DENIED');
-  return (await workloadOf(ctx).authorities.current()).bundle;
+  const bundle: WorkloadBundle = (await workloadOf(ctx).authorities.current()).bundle;
+  return new RawJson(JSON.stringify(bundle), { 'cache-control': 'no-store' });
 }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
-import type { WorkloadIdentity } from '../../api/workload-identity-resource.js';
+import { isIP } from 'node:net';
+import { UNSAFE_TEXT, type WorkloadIdentity } from '../../api/workload-identity-resource.js';
 import {
   SVID_DEFAULT_TTL_MS,
   SVID_MAX_TTL_MS,
@@ -21,6 +22,20 @@ import { fillTemplate, segmentValueProblem } from './templates.js';
 const DNS_NAME =
   /^(\*\.)?([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
 
+/** Rule: an attribute put into a hint brings no control or bidirectional-override characters. */
+const hintValueProblem = (v: string): string | undefined =>
+  UNSAFE_TEXT.test(v) ? 'holds control or bidirectional-override characters, which a hint may not' : undefined;
+
+/**
+ * Rule: an attribute put into a DNS SAN is one DNS label (letters, digits, "-"): a "." would add
+ * labels under another domain, a "*" make a wildcard (issue #16, L1).
+ */
+export function dnsLabelValueProblem(v: string): string | undefined {
+  return /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(v)
+    ? undefined
+    : 'cannot go into a DNS SAN: it must be one DNS label of letters, digits and "-" (no ".", no "*")';
+}
+
 /** The SPIFFE ID and hint of an identity for these attributes, templates filled and the ID checked. */
 export function renderIdentity(
   wi: WorkloadIdentity,
@@ -30,7 +45,7 @@ export function renderIdentity(
   const path = fillTemplate(wi.spec.spiffe.id, attrs, 'spec.spiffe.id', segmentValueProblem);
   return {
     spiffeId: spiffeId(trustDomain, path),
-    hint: fillTemplate(wi.spec.spiffe.hint, attrs, 'spec.spiffe.hint'),
+    hint: fillTemplate(wi.spec.spiffe.hint, attrs, 'spec.spiffe.hint', hintValueProblem),
   };
 }
 
@@ -58,11 +73,12 @@ export async function signX509Svid(
 ): Promise<X509Svid & { serial: string }> {
   const { spiffeId: id, hint } = renderIdentity(wi, attrs, keys.trustDomain);
   const dnsNames = wi.spec.spiffe.x509.dns_sans.map((t, i) => {
-    const name = fillTemplate(t, attrs, `spec.spiffe.x509.dns_sans[${i}]`);
+    const field = `spec.spiffe.x509.dns_sans[${i}]`;
+    const name = fillTemplate(t, attrs, field, dnsLabelValueProblem);
     if (name.length > 253 || !DNS_NAME.test(name))
-      throw new MwiError('BAD_REQUEST', 'a DNS SAN is not a valid DNS name', {
-        field: `spec.spiffe.x509.dns_sans[${i}]`,
-      });
+      throw new MwiError('BAD_REQUEST', 'a DNS SAN is not a valid DNS name', { field });
+    // an address in a DNS SAN is matched as a name by some clients: it belongs in an IP SAN, if anywhere
+    if (isIP(name) !== 0) throw new MwiError('BAD_REQUEST', `a DNS SAN may not be an IP address (${name})`, { field });
     return name;
   });
   const { certPem, notAfter, serial } = await issueCertificate({

@@ -7,6 +7,17 @@ import { ALL, type WorkloadContext } from './context.js';
 import { grantRefusal, labelsMatch } from './grants.js';
 import { rulesFailure } from './rules.js';
 
+/** Most SVIDs one request is issued (each one is a signature and a few KB of answer). */
+export const MAX_IDENTITIES_PER_REQUEST = 32;
+
+/** How many refused identities an audit event names (with their reasons); the rest are counted. */
+export const REFUSED_NAMED = 5;
+
+/** The refused identities as an audit event records them: how many, and the first few with why. */
+export function refusedSummary(refused: Selected['refused']): { count: number; first: string[] } {
+  return { count: refused.length, first: refused.slice(0, REFUSED_NAMED).map((r) => `${r.name}: ${r.reason}`) };
+}
+
 /** The identities a request may have, and why each other one it selected was refused (audit only). */
 export interface Selected {
   granted: WorkloadIdentity[];
@@ -43,6 +54,14 @@ export async function selectIdentities(
   }
   // in name order: a file output writes the first, the same one on every renewal
   granted.sort((x, y) => (x.metadata.name < y.metadata.name ? -1 : x.metadata.name > y.metadata.name ? 1 : 0));
+  // refused rather than cut: the same selector would give different identities as resources come and go
+  if (granted.length > MAX_IDENTITIES_PER_REQUEST)
+    throw new MwiError(
+      'BAD_REQUEST',
+      `the selector matches ${granted.length} workload identities granted to this bot; at most ` +
+        `${MAX_IDENTITIES_PER_REQUEST} are issued per request: select by name or with narrower labels`,
+      { field: 'selector' },
+    );
   if (granted.length > 0) return { granted, refused };
   const what =
     selector.name !== undefined
@@ -52,7 +71,10 @@ export async function selectIdentities(
         "with rules this workload's attributes match";
   const detail =
     refused.length > 0
-      ? refused.map((r) => `${r.name}: ${r.reason}`).join('; ')
+      ? [
+          ...refusedSummary(refused).first,
+          ...(refused.length > REFUSED_NAMED ? [`and ${refused.length - REFUSED_NAMED} more`] : []),
+        ].join('; ')
       : selector.name !== undefined
         ? `no workload_identity ${JSON.stringify(selector.name)}`
         : 'no workload_identity has these labels';

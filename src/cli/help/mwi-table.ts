@@ -14,7 +14,7 @@ const FLAGS = {
   config: str(
     'FILE',
     'mwi.yaml (cluster_name, data_dir, listen, storage, tls_sans, https_keypairs, https_keypairs_reload_interval, ' +
-      'oidc, kubernetes, connection_limits, audit); flags override it',
+      'oidc, kubernetes, connection_limits, audit, workload_identity); flags override it',
     { short: 'c', complete: 'file' },
   ),
   'data-dir': str('DIR', 'data directory: storage, audit log, local admin identity', {

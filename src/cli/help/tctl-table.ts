@@ -108,7 +108,7 @@ export const TCTL = {
   commands: [
     {
       path: 'status',
-      summary: 'cluster name, version and CA pin',
+      summary: 'cluster name, version, CA pin and the SPIFFE trust domain (and JWT issuer)',
       flags: [FORMAT_JSON],
       details:
         'From another machine: --auth-server ADDR -i FILE, with an operator identity made on the Auth Service ' +
@@ -330,7 +330,7 @@ export const TCTL = {
     {
       path: 'auth export',
       usage: 'auth export --type user|host|openssh|tls-user|tls-host|db-client|db|spiffe|jwt',
-      summary: "the same as ca export, with Teleport's type names",
+      summary: "every CA's public part, with Teleport's type names: ca export's four, and db-client, db, spiffe, jwt",
       flags: [
         [
           'type',
@@ -382,17 +382,28 @@ export const TCTL = {
     {
       path: 'auth sign',
       usage: 'auth sign (--host NAMES [--public-key FILE | --format db] | --admin --user NAME) [--ttl D] [--out F]',
-      summary: 'an OpenSSH host certificate for an existing host key, or an operator identity (--admin)',
+      summary:
+        'an OpenSSH host certificate, a database server certificate (--format db) or an operator identity (--admin)',
       details:
         "With --admin (mwi's own): an identity file for operator NAME, for tctl --auth-server ADDR -i FILE on " +
         'another machine; at most 24h; revocable with tctl lock --user NAME; run on the Auth Service host ' +
         '(docs/remote-admin.md). --host NAMES are host names or IP addresses (no *, ? or ! patterns); both ' +
-        'forms need the local admin identity, not an operator identity.',
+        'forms need the local admin identity, not an operator identity. With --format db: a PostgreSQL server ' +
+        'certificate for --host NAMES (DNS names and IP addresses; the first is the CN) from the db CA, which ' +
+        "the database output's tls.cas holds: --out PREFIX writes PREFIX.crt, PREFIX.key (new key, 0600) and " +
+        'PREFIX.cas (the db-client CA, for ssl_ca_file); default lifetime 2190h, at most 8760h.',
       flags: [
         'host',
         'public-key',
-        ['ttl', { description: "the certificate's lifetime (host: default 720h; --admin: default 12h, at most 24h)" }],
-        'out',
+        [
+          'ttl',
+          {
+            description:
+              "the certificate's lifetime (host: default 720h; --format db: default 2190h, at most 8760h; " +
+              '--admin: default 12h, at most 24h)',
+          },
+        ],
+        ['out', { description: 'the file to write; with --format db a prefix: PREFIX.crt, PREFIX.key, PREFIX.cas' }],
         'admin',
         ['user', { value: 'NAME', description: "the operator's name (with --admin)" }],
         [
