@@ -80,7 +80,7 @@ export async function listenUnix(
 ): Promise<{ server: Server; close(): Promise<void> }> {
   await checkSocketPath(path, field);
   const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}`);
-  const server = createServer({ pauseOnConnect: false }, onConnection);
+  const server = createServer({ pauseOnConnect: true }, onConnection);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(tmp, () => {
