@@ -17,7 +17,7 @@ import type { Logger } from '../../util/log.js';
 import { cgroupOf, podOf, type PodSource } from './attest/kubernetes.js';
 import type { KubernetesAttestation, UnixAttestation, WorkloadAttributes } from './attest/types.js';
 import { attestUnix, type UnixAttestorOptions } from './attest/unix.js';
-import { cacheKey, SvidCache } from './cache.js';
+import { cacheKey, RefusalCache, SvidCache } from './cache.js';
 import { GrpcError, requireSecurityHeader, toServiceError } from './grpc-errors.js';
 import type { JwtSvid } from '../../api/workload-identity.js';
 import type { Bundle, Selector, WorkloadIssuer } from './issuer.js';
@@ -93,6 +93,11 @@ export class WorkloadApiServer {
   private readonly logged = new Map<string, { at: number; skipped: number }>();
   private readonly x509 = new SvidCache<X509Set>();
   private readonly jwt = new SvidCache<JwtSvid[]>();
+  private readonly refusals = new RefusalCache(
+    undefined,
+    undefined,
+    (err) => toServiceError(err).code === status.PERMISSION_DENIED,
+  );
   private bundle: Bundle | undefined;
   /** 'bundle' when the trust bundle's revision changes (the caches are cleared first). */
   private readonly events = new EventEmitter();
@@ -274,34 +279,44 @@ export class WorkloadApiServer {
     return this.bundle ?? (await this.refreshBundle());
   }
 
+  /** Asks the Auth Service through the refusal cache (a refusal is answered again for 5 s). */
+  private issue<T>(key: string, attributes: WorkloadAttributes, fn: () => Promise<T>): Promise<T> {
+    const uid = attributes.unix?.uid ?? -1;
+    return this.refusals.run(key, uid, fn, () => {
+      return new GrpcError(status.UNAVAILABLE, `too many refused requests from uid ${uid}; retry in a few seconds`);
+    });
+  }
+
   private async x509For(attributes: WorkloadAttributes): Promise<X509Set> {
     const { selector, ttlMs, issuer } = this.o;
     const key = cacheKey({ kind: 'x509', selector, attributes, ttlMs });
-    return this.x509.get(
-      key,
-      async () => {
-        const keys = await generateKeys('ec-p256');
-        const res = await issuer.issueX509Svids({
-          selector,
-          public_key: keys.publicKeyPem,
-          ttl: ttlText(ttlMs),
-          attributes,
-        });
-        if (!this.bundle || this.bundle.revision !== res.bundle.revision) this.setBundle(res.bundle);
-        const keyDer = createPrivateKey(keys.privateKeyPem).export({ type: 'pkcs8', format: 'der' });
-        const bundle = bundleDer(res.bundle);
-        return {
-          svids: res.svids.map((s) => ({
-            spiffe_id: s.spiffe_id,
-            hint: s.hint,
-            x509_svid: der(s.cert_pem),
-            x509_svid_key: keyDer,
-            bundle,
-          })),
-          expiresAt: Math.min(...res.svids.map((s) => Date.parse(s.expires_at))),
-        };
-      },
-      (v) => v.expiresAt,
+    return this.issue(key, attributes, () =>
+      this.x509.get(
+        key,
+        async () => {
+          const keys = await generateKeys('ec-p256');
+          const res = await issuer.issueX509Svids({
+            selector,
+            public_key: keys.publicKeyPem,
+            ttl: ttlText(ttlMs),
+            attributes,
+          });
+          if (!this.bundle || this.bundle.revision !== res.bundle.revision) this.setBundle(res.bundle);
+          const keyDer = createPrivateKey(keys.privateKeyPem).export({ type: 'pkcs8', format: 'der' });
+          const bundle = bundleDer(res.bundle);
+          return {
+            svids: res.svids.map((s) => ({
+              spiffe_id: s.spiffe_id,
+              hint: s.hint,
+              x509_svid: der(s.cert_pem),
+              x509_svid_key: keyDer,
+              bundle,
+            })),
+            expiresAt: Math.min(...res.svids.map((s) => Date.parse(s.expires_at))),
+          };
+        },
+        (v) => v.expiresAt,
+      ),
     );
   }
 
@@ -340,11 +355,13 @@ export class WorkloadApiServer {
 
   private failure(err: unknown, peer: string) {
     const e = toServiceError(err);
+    const cred = this.conns.get(peer)?.cred;
+    // (sampled per uid and code: a workload refused in a loop writes a line every 10 s, with a count)
     if (e.code !== status.INVALID_ARGUMENT)
-      this.o.log.warn('workload-identity-api: call failed', {
+      this.warnSampled(`call:${cred?.uid}:${e.code}`, 'workload-identity-api: call failed', {
         peer,
-        pid: this.conns.get(peer)?.cred.pid,
-        uid: this.conns.get(peer)?.cred.uid,
+        pid: cred?.pid,
+        uid: cred?.uid,
         error: err instanceof Error ? err.message : String(err),
       });
     return e;
@@ -422,10 +439,12 @@ export class WorkloadApiServer {
     const { selector, ttlMs, issuer } = this.o;
     const audiences = [...new Set(audience)].sort();
     const key = cacheKey({ kind: 'jwt', selector, attributes, audiences, ttlMs });
-    const svids = await this.jwt.get(
-      key,
-      async () => (await issuer.issueJwtSvids({ selector, audiences, ttl: ttlText(ttlMs), attributes })).svids,
-      (v) => Math.min(...v.map((s) => Date.parse(s.expires_at))),
+    const svids = await this.issue(key, attributes, () =>
+      this.jwt.get(
+        key,
+        async () => (await issuer.issueJwtSvids({ selector, audiences, ttl: ttlText(ttlMs), attributes })).svids,
+        (v) => Math.min(...v.map((s) => Date.parse(s.expires_at))),
+      ),
     );
     const chosen = wanted ? svids.filter((s) => s.spiffe_id === wanted) : svids;
     if (chosen.length === 0)
