@@ -39,8 +39,10 @@ describe('workload api: attestation holds the process that connected', ROOT_ONLY
     tmp = tempDir('wlapi-attest');
     chmodSync(tmp.path, 0o755);
     client = await pythonClient(join(tmp.path, 'py'));
-    copyFileSync(join(REPO_ROOT, 'test', 'fixtures', 'workload_api_relay.py'), join(client, 'relay.py'));
-    chmodSync(join(client, 'relay.py'), 0o644);
+    for (const f of ['relay', 'flood']) {
+      copyFileSync(join(REPO_ROOT, 'test', 'fixtures', `workload_api_${f}.py`), join(client, `${f}.py`));
+      chmodSync(join(client, `${f}.py`), 0o644);
+    }
     c = await startCluster('wlapi-attest.example');
     await c.tctlOk(['create', '-f', clusterFile(c, 'sleep.yaml', identity('sleep', '/usr/bin/sleep'))]);
     await c.tctlOk(['create', '-f', clusterFile(c, 'py.yaml', identity('py', realpathSync(PYTHON)))]);
@@ -110,5 +112,30 @@ describe('workload api: attestation holds the process that connected', ROOT_ONLY
     );
     const out = lines(r)[0]!;
     assert.equal(out.error, 'PERMISSION_DENIED', r.stdout + r.stderr);
+  });
+
+  it("a flood of silent connections from one uid: capped at 64, closed after 10 s, another uid's workload served", async () => {
+    const py = [PYTHON, join(client, 'flood.py'), socket, '300', '11'];
+    const flood = spawn('setpriv', [`--reuid=${NOBODY.uid}`, `--regid=${NOBODY.gid}`, '--clear-groups', ...py], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    flood.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const reports = () =>
+      out
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { connected?: number; open: number });
+    try {
+      await waitFor('the flood', () => reports().length >= 1, 20_000);
+      assert.ok(reports()[0]!.connected! > 64, out);
+      assert.ok(reports()[0]!.open <= 64, `at most 64 connections of one uid stay open: ${out}`);
+      const r = await workload(client, socket, ['jwt', 'aud']);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      await waitFor('the second report', () => reports().length >= 2, 20_000);
+      assert.equal(reports()[1]!.open, 0, `silent connections are closed: ${out}`);
+    } finally {
+      flood.kill('SIGKILL');
+    }
   });
 });
