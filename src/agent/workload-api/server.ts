@@ -40,7 +40,7 @@ export interface WorkloadApiOptions {
 /** At most this many connections at once (beyond it, new ones are closed at accept). */
 export const MAX_CONNECTIONS = 1024;
 /** At most this many connections of one uid at once: a flood from one user leaves room for the others. */
-export const MAX_CONNECTIONS_PER_UID = 64;
+export const MAX_CONNECTIONS_PER_UID = 128;
 /** A connection that makes no call within this time of its accept is closed. */
 export const FIRST_CALL_TIMEOUT_MS = 10_000;
 /** A connection with no call in progress for this long is closed (grpc-js sends GOAWAY; clients reconnect). */
