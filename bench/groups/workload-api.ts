@@ -21,8 +21,8 @@ const WORKLOADS = 100;
 /** A child process of its own (its pid and uid are the peer's), started; `connect()` has it connect to `socket`. */
 function childConnector(socket: string, children: ChildProcess[]): Promise<() => Promise<Socket>> {
   const code =
-    `setInterval(() => {}, 1 << 30); process.send('ready'); process.once('message', () => { const s = require('net').connect(` +
-    `${JSON.stringify(socket)}, () => process.send('sock', s)); });`;
+    `setInterval(() => {}, 1 << 30); process.send('ready'); process.once('message', () => { ` +
+    `const s = require('net').connect(${JSON.stringify(socket)}, () => process.send('sock', s)); });`;
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
     children.push(child);
