@@ -1,7 +1,17 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, chownSync, mkdirSync, readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  lchownSync,
+  mkdirSync,
+  readFileSync,
+  realpathSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -303,6 +313,14 @@ describe('workload api: the socket', () => {
     await assert.rejects(
       listenUnix(sock, 0o666, 'listen', () => {}),
       /is owned by uid 65534/,
+    );
+    chownSync(join(base, 'a'), 0, 0);
+    // a symlink on the path as given, another user's, is refused too (they could point it elsewhere)
+    symlinkSync(join(base, 'a'), join(base, 'link'));
+    lchownSync(join(base, 'link'), 65534, 65534);
+    await assert.rejects(
+      listenUnix(join(base, 'link', 'b', 's.sock'), 0o666, 'listen', () => {}),
+      /link, on the path to .* is a symlink owned by uid 65534/,
     );
   });
 });

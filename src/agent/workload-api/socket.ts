@@ -3,6 +3,7 @@ import { chmodSync, lstatSync, realpathSync, renameSync, rmSync, statSync } from
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { basename, dirname, join } from 'node:path';
 import { MwiError } from '../../errors.js';
+import { checkDirTrusted } from '../../util/fs.js';
 
 /** The Workload API socket's mode when tbot.yaml sets none: any local process may ask, attestation decides. */
 export const DEFAULT_SOCKET_MODE = 0o666;
@@ -59,9 +60,12 @@ function checkParent(path: string, field: string): void {
           'that only root or tbot may write, such as /run/tbot (mode 0755), on such a path',
         { field },
       );
-    if (d === '/') return;
+    if (d === '/') break;
     d = dirname(d);
   }
+  // the same rule along the path as given (a symlink on the way that another user owns, or sits in
+  // a directory they may write, could be pointed elsewhere after this check)
+  checkDirTrusted(parent, field);
 }
 
 /**
