@@ -3,10 +3,12 @@
 // asking again (the cache), and the time from `tctl auth rotate --type spiffe` to every connected
 // workload holding an SVID of the new CA.
 //
-// A workload here is a connection made by a short-lived child process (SO_PEERCRED names the
-// process that connected) and handed to this process over Node's IPC channel; the bench then
-// speaks gRPC on it with node:http2 (one empty X509SVIDRequest, messages read as they come).
-import { spawn } from 'node:child_process';
+// A workload here is a connection made by a child process (SO_PEERCRED names the process that
+// connected) and handed to this process over Node's IPC channel; the bench then speaks gRPC on it
+// with node:http2 (one empty X509SVIDRequest, messages read as they come). The child stays alive
+// until the end (tbot answers a connection only while the process that made it lives), and all
+// connect at once (tbot closes a connection that makes no call within 10 s).
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { connect as h2connect, constants, type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
@@ -16,16 +18,25 @@ import type { LoadBench } from '../measure.js';
 
 const WORKLOADS = 100;
 
-/** A connection to `socket` made by a child process of its own (its pid and uid are the peer's). */
-function connectAsChild(socket: string): Promise<Socket> {
+/** A child process of its own (its pid and uid are the peer's), started; `connect()` has it connect to `socket`. */
+function childConnector(socket: string, children: ChildProcess[]): Promise<() => Promise<Socket>> {
   const code =
-    `const s = require('net').connect(${JSON.stringify(socket)}, () => ` +
-    `process.send('sock', s, () => process.disconnect()));`;
+    `setInterval(() => {}, 1 << 30); process.send('ready'); process.once('message', () => { ` +
+    `const s = require('net').connect(${JSON.stringify(socket)}, () => process.send('sock', s)); });`;
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
-    child.once('message', (_m, handle) => resolve(handle as Socket));
+    children.push(child);
     child.once('error', reject);
-    child.once('exit', (c) => c !== 0 && reject(new Error(`child exited ${c}`)));
+    child.once('exit', (c) => c !== 0 && c !== null && reject(new Error(`child exited ${c}`)));
+    child.once('message', () =>
+      resolve(
+        () =>
+          new Promise((res) => {
+            child.once('message', (_m, handle) => res(handle as Socket));
+            child.send('go');
+          }),
+      ),
+    );
   });
 }
 
@@ -117,12 +128,13 @@ export async function workloadApi(b: LoadBench): Promise<void> {
   );
   const tbot: CliProcess = spawnCli('tbot', ['start', '-c', yaml], { MWI_LOG_LEVEL: 'warn' });
   const sessions: ClientHttp2Session[] = [];
+  const children: ChildProcess[] = [];
   try {
     await waitFor('the Workload API', () => existsSocket(socket), 30_000);
-    for (let i = 0; i < WORKLOADS; i++) {
-      const sock = await connectAsChild(socket);
+    const connectors: (() => Promise<Socket>)[] = [];
+    for (let i = 0; i < WORKLOADS; i++) connectors.push(await childConnector(socket, children));
+    for (const sock of await Promise.all(connectors.map((c) => c())))
       sessions.push(h2connect('http://localhost', { createConnection: () => sock }));
-    }
     // 1. every workload's first SVID at once: attestation and one issuance each
     const t0 = performance.now();
     await Promise.all(sessions.map((s) => firstSvid(s)));
@@ -175,6 +187,7 @@ export async function workloadApi(b: LoadBench): Promise<void> {
     });
   } finally {
     for (const s of sessions) s.destroy();
+    for (const child of children) child.kill('SIGKILL');
     tbot.kill('SIGTERM');
   }
 }

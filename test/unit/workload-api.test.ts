@@ -1,7 +1,17 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  lchownSync,
+  mkdirSync,
+  readFileSync,
+  realpathSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -265,9 +275,53 @@ describe('workload api: the socket', () => {
       listenUnix(join(open, 'c.sock'), 0o666, 'listen', () => {}),
       /writable by every user/,
     );
+    // sticky: still refused as the socket's own directory (another user could bind the name first)
     chmodSync(open, 0o1777);
-    const l = await listenUnix(join(open, 'c.sock'), 0o666, 'listen', () => {});
-    await l.close();
+    await assert.rejects(
+      listenUnix(join(open, 'c.sock'), 0o666, 'listen', () => {}),
+      /the socket's directory .* is writable by every user/,
+    );
+  });
+
+  it("checks every directory up to / (sshd's StrictModes): owner root or tbot, writable by no one else", async () => {
+    const base = join(tmp.path, 'strict');
+    mkdirSync(join(base, 'a', 'b'), { recursive: true });
+    chmodSync(base, 0o755);
+    chmodSync(join(base, 'a'), 0o755);
+    chmodSync(join(base, 'a', 'b'), 0o755);
+    const sock = join(base, 'a', 'b', 's.sock');
+    // /tmp (sticky, root's) above is fine; so is a 0755 directory of tbot's
+    const ok = await listenUnix(sock, 0o666, 'listen', () => {});
+    await ok.close();
+    chmodSync(join(base, 'a', 'b'), 0o775);
+    await assert.rejects(
+      listenUnix(sock, 0o666, 'listen', () => {}),
+      /directory .*b is writable by its group/,
+    );
+    chmodSync(join(base, 'a', 'b'), 0o755);
+    chmodSync(join(base, 'a'), 0o777);
+    await assert.rejects(
+      listenUnix(sock, 0o666, 'listen', () => {}),
+      /a, above the socket's directory, is writable by every user without the sticky bit/,
+    );
+    chmodSync(join(base, 'a'), 0o1777);
+    const sticky = await listenUnix(sock, 0o666, 'listen', () => {});
+    await sticky.close();
+    chmodSync(join(base, 'a'), 0o755);
+    if (process.getuid?.() !== 0) return; // (chown needs root)
+    chownSync(join(base, 'a'), 65534, 65534);
+    await assert.rejects(
+      listenUnix(sock, 0o666, 'listen', () => {}),
+      /is owned by uid 65534/,
+    );
+    chownSync(join(base, 'a'), 0, 0);
+    // a symlink on the path as given, another user's, is refused too (they could point it elsewhere)
+    symlinkSync(join(base, 'a'), join(base, 'link'));
+    lchownSync(join(base, 'link'), 65534, 65534);
+    await assert.rejects(
+      listenUnix(join(base, 'link', 'b', 's.sock'), 0o666, 'listen', () => {}),
+      /link, on the path to .* is a symlink owned by uid 65534/,
+    );
   });
 });
 

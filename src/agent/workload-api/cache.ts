@@ -84,3 +84,48 @@ export class SvidCache<T> {
     this.pending.clear();
   }
 }
+
+/** How long a refusal (PermissionDenied from the Auth Service) is answered again without asking it. */
+export const REFUSAL_TTL_MS = 5000;
+/** At most this many refusals per uid per REFUSAL_TTL_MS go to the Auth Service; beyond, Unavailable. */
+export const REFUSALS_PER_UID = 10;
+
+/**
+ * Refusals kept briefly per request key (the selector, the request and the attested attributes),
+ * and counted per uid: a workload no rule allows, asking in a loop (or from many processes, each
+ * a new set of attributes), costs the Auth Service a few round trips every 5 seconds, not one per
+ * call. The key of a refusal is the same key an SVID would be cached under.
+ */
+export class RefusalCache {
+  private readonly entries = new Map<string, { until: number; err: unknown }>();
+  private readonly perUid = new Map<number, number[]>();
+
+  constructor(
+    private readonly ttlMs = REFUSAL_TTL_MS,
+    private readonly perUidMax = REFUSALS_PER_UID,
+    private readonly isRefusal: (err: unknown) => boolean,
+    private readonly now = () => Date.now(),
+  ) {}
+
+  /** `fn()`, unless this key was refused within the TTL (the same error again) or its uid is over its count. */
+  async run<T>(key: string, uid: number, fn: () => Promise<T>, tooMany: () => Error): Promise<T> {
+    const now = this.now();
+    const hit = this.entries.get(key);
+    if (hit && hit.until > now) throw hit.err;
+    const recent = (this.perUid.get(uid) ?? []).filter((t) => t > now - this.ttlMs);
+    if (recent.length >= this.perUidMax) throw tooMany();
+    try {
+      return await fn();
+    } catch (err) {
+      if (this.isRefusal(err)) {
+        this.entries.delete(key);
+        this.entries.set(key, { until: now + this.ttlMs, err });
+        if (this.entries.size > SVID_CACHE_ENTRIES) this.entries.delete(this.entries.keys().next().value!);
+        recent.push(now);
+        this.perUid.set(uid, recent);
+        if (this.perUid.size > SVID_CACHE_ENTRIES) this.perUid.delete(this.perUid.keys().next().value!);
+      }
+      throw err;
+    }
+  }
+}

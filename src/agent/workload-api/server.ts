@@ -14,14 +14,15 @@ import type { Socket } from 'node:net';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { generateKeys } from '../../crypto/keys.js';
 import type { Logger } from '../../util/log.js';
-import { attestKubernetes, type PodSource } from './attest/kubernetes.js';
-import type { WorkloadAttributes } from './attest/types.js';
+import { cgroupOf, podOf, type PodSource } from './attest/kubernetes.js';
+import type { KubernetesAttestation, UnixAttestation, WorkloadAttributes } from './attest/types.js';
 import { attestUnix, type UnixAttestorOptions } from './attest/unix.js';
-import { cacheKey, SvidCache } from './cache.js';
+import { cacheKey, RefusalCache, SvidCache } from './cache.js';
 import { GrpcError, requireSecurityHeader, toServiceError } from './grpc-errors.js';
 import type { JwtSvid } from '../../api/workload-identity.js';
 import type { Bundle, Selector, WorkloadIssuer } from './issuer.js';
 import { peerCredentials, type PeerCredentials } from './peercred.js';
+import { checkPin, pinProcess, releasePin, type ProcessPin } from './process.js';
 import { toStruct, workloadApiService } from './proto.js';
 import { listenUnix } from './socket.js';
 
@@ -36,10 +37,25 @@ export interface WorkloadApiOptions {
   log: Logger;
 }
 
-/** One accepted connection: who is at the other end, attested once. */
+/** At most this many connections at once (beyond it, new ones are closed at accept). */
+export const MAX_CONNECTIONS = 1024;
+/** At most this many connections of one uid at once: a flood from one user leaves room for the others. */
+export const MAX_CONNECTIONS_PER_UID = 128;
+/** A connection that makes no call within this time of its accept is closed. */
+export const FIRST_CALL_TIMEOUT_MS = 10_000;
+/** A connection with no call in progress for this long is closed (grpc-js sends GOAWAY; clients reconnect). */
+export const IDLE_TIMEOUT_MS = 5 * 60_000;
+
+/** One accepted connection: who is at the other end, attested at accept, before any call. */
 interface Conn {
   cred: PeerCredentials;
-  attributes?: Promise<WorkloadAttributes>;
+  pin: ProcessPin;
+  unix: UnixAttestation;
+  /** The container of the process (read at accept), when the kubernetes attestor is on. */
+  cgroup?: { containerId?: string; podUid?: string } | undefined;
+  /** Its pod, looked up at the first call (a kubelet failure is tried again on the next). */
+  kubernetes?: Promise<KubernetesAttestation | undefined> | undefined;
+  used: boolean;
 }
 
 /** X.509-SVIDs as the proto carries them, and when the first of them should be renewed. */
@@ -61,18 +77,37 @@ const ttlText = (ms: number) => `${Math.max(1, Math.round(ms / 1000))}s`;
  * call's `getPeer()`; `conns` maps it to the peer's credentials until the socket closes.
  */
 export class WorkloadApiServer {
-  private readonly grpc = new Server();
+  private readonly grpc = new Server({ 'grpc.max_connection_idle_ms': IDLE_TIMEOUT_MS });
   private readonly injector: ConnectionInjector;
   private readonly conns = new Map<string, Conn>();
   private next = 0;
+  /** Open connections (attested or being attested): all, and per uid. */
+  private open = 0;
+  private readonly perUid = new Map<number, number>();
+  private readonly limits = {
+    total: MAX_CONNECTIONS,
+    perUid: MAX_CONNECTIONS_PER_UID,
+    firstCallMs: FIRST_CALL_TIMEOUT_MS,
+  };
+  /** When each rate-limited log line was last written, and how many were left out since. */
+  private readonly logged = new Map<string, { at: number; skipped: number }>();
   private readonly x509 = new SvidCache<X509Set>();
   private readonly jwt = new SvidCache<JwtSvid[]>();
+  private readonly refusals = new RefusalCache(
+    undefined,
+    undefined,
+    (err) => toServiceError(err).code === status.PERMISSION_DENIED,
+  );
   private bundle: Bundle | undefined;
   /** 'bundle' when the trust bundle's revision changes (the caches are cleared first). */
   private readonly events = new EventEmitter();
   private listener: { close(): Promise<void> } | undefined;
 
-  constructor(private readonly o: WorkloadApiOptions) {
+  constructor(
+    private readonly o: WorkloadApiOptions,
+    limits: Partial<WorkloadApiServer['limits']> = {},
+  ) {
+    Object.assign(this.limits, limits);
     this.events.setMaxListeners(0);
     this.grpc.addService(workloadApiService(), this.handlers());
     this.injector = this.grpc.createConnectionInjector(ServerCredentials.createInsecure());
@@ -106,6 +141,19 @@ export class WorkloadApiServer {
     this.events.emit('bundle');
   }
 
+  /** A WARN line at most every 10 s per `key`, saying how many like it were left out. */
+  private warnSampled(key: string, msg: string, fields: Record<string, unknown>): void {
+    const now = Date.now();
+    const last = this.logged.get(key);
+    if (last && now - last.at < 10_000) {
+      last.skipped++;
+      return;
+    }
+    this.logged.set(key, { at: now, skipped: 0 });
+    if (this.logged.size > 1024) this.logged.delete(this.logged.keys().next().value!);
+    this.o.log.warn(msg, { ...fields, ...(last?.skipped ? { similar_lines_left_out: last.skipped } : {}) });
+  }
+
   private accept(socket: Socket): void {
     let cred: PeerCredentials;
     try {
@@ -115,25 +163,112 @@ export class WorkloadApiServer {
       socket.destroy();
       return;
     }
-    const id = `workload-${++this.next}`;
-    Object.defineProperty(socket, 'remoteAddress', { value: id });
-    this.conns.set(id, { cred });
-    socket.once('close', () => this.conns.delete(id));
-    this.injector.injectConnection(socket);
+    const uidCount = this.perUid.get(cred.uid) ?? 0;
+    if (this.open >= this.limits.total || uidCount >= this.limits.perUid) {
+      const which =
+        this.open >= this.limits.total ? `${this.limits.total} in all` : `${this.limits.perUid} of uid ${cred.uid}`;
+      this.warnSampled(`limit:${cred.uid}`, `workload-identity-api: too many connections (${which}); closing`, {
+        pid: cred.pid,
+        uid: cred.uid,
+      });
+      socket.destroy();
+      return;
+    }
+    this.open++;
+    this.perUid.set(cred.uid, uidCount + 1);
+    const closed = new AbortController();
+    socket.once('close', () => {
+      this.open--;
+      const n = (this.perUid.get(cred.uid) ?? 1) - 1;
+      if (n > 0) this.perUid.set(cred.uid, n);
+      else this.perUid.delete(cred.uid);
+      closed.abort();
+    });
+    // (no call can reach grpc-js before the attestation: the socket is injected after it)
+    const firstCall = setTimeout(() => {
+      if (!conn?.used) socket.destroy();
+    }, this.limits.firstCallMs);
+    firstCall.unref();
+    socket.once('close', () => clearTimeout(firstCall));
+    let conn: Conn | undefined;
+    this.attest(cred, closed.signal).then(
+      (c) => {
+        if (typeof c === 'string') {
+          this.warnSampled(`refused:${cred.uid}`, 'workload-identity-api: connection refused', {
+            pid: cred.pid,
+            uid: cred.uid,
+            reason: c,
+          });
+          socket.destroy();
+          return;
+        }
+        if (socket.destroyed) return releasePin(c.pin);
+        conn = c;
+        const id = `workload-${++this.next}`;
+        Object.defineProperty(socket, 'remoteAddress', { value: id });
+        this.conns.set(id, c);
+        socket.once('close', () => {
+          this.conns.delete(id);
+          releasePin(c.pin);
+        });
+        this.injector.injectConnection(socket);
+        socket.resume();
+      },
+      (err: unknown) => {
+        this.o.log.warn('workload-identity-api: attestation failed; closing', { pid: cred.pid, error: String(err) });
+        socket.destroy();
+      },
+    );
   }
 
-  /** The workload's attested attributes (attested once per connection). */
-  private attributes(peer: string): Promise<WorkloadAttributes> {
+  /**
+   * Attests the process that connected, pinned (start time, pidfd, executable) first and checked
+   * after: a process that exited or exec'd meanwhile is refused (the reason, as a string).
+   */
+  private async attest(cred: PeerCredentials, signal: AbortSignal): Promise<Conn | string> {
+    const pin = pinProcess(cred.pid);
+    if (!pin) return `the process ${cred.pid} exited before tbot could attest it`;
+    try {
+      const unix = await attestUnix(cred, this.o.unix, { signal, exe: pin.exe });
+      const cgroup = this.o.kubernetes ? await cgroupOf(cred.pid) : undefined;
+      const why = checkPin(pin);
+      if (why) {
+        releasePin(pin);
+        return `${why} while tbot attested it`;
+      }
+      return { cred, pin, unix, cgroup, used: false };
+    } catch (err) {
+      releasePin(pin);
+      throw err;
+    }
+  }
+
+  /**
+   * The workload's attested attributes, if the process that connected still runs the executable it
+   * was attested with; the pod is looked up at the first call.
+   */
+  private async attributes(peer: string): Promise<WorkloadAttributes> {
     const conn = this.conns.get(peer);
-    if (!conn) return Promise.reject(new GrpcError(status.INTERNAL, 'unknown connection'));
-    conn.attributes ??= (async () => {
-      const unix = await attestUnix(conn.cred, this.o.unix);
-      const kubernetes = this.o.kubernetes ? await attestKubernetes(conn.cred.pid, this.o.kubernetes) : undefined;
-      return { unix, ...(kubernetes ? { kubernetes } : {}) };
-    })();
+    if (!conn) throw new GrpcError(status.INTERNAL, 'unknown connection');
+    const why = checkPin(conn.pin);
+    if (why)
+      throw new GrpcError(
+        status.PERMISSION_DENIED,
+        `${why}: tbot attested that process when it connected and answers only it; connect again from the ` +
+          'process that asks',
+      );
+    if (!this.o.kubernetes || !conn.cgroup) return { unix: conn.unix };
+    conn.kubernetes ??= podOf(conn.cgroup, this.o.kubernetes);
     // (a failure, such as a kubelet that did not answer, is tried again on the next call)
-    conn.attributes.catch(() => (conn.attributes = undefined));
-    return conn.attributes;
+    conn.kubernetes.catch(() => (conn.kubernetes = undefined));
+    const kubernetes = await conn.kubernetes;
+    return { unix: conn.unix, ...(kubernetes ? { kubernetes } : {}) };
+  }
+
+  /** Marks the connection of a call as used (the first-call timer then leaves it open). */
+  private used(peer: string): void {
+    const conn = this.conns.get(peer);
+    if (conn) conn.used = true;
   }
 
   private ready(): void {
@@ -144,34 +279,44 @@ export class WorkloadApiServer {
     return this.bundle ?? (await this.refreshBundle());
   }
 
+  /** Asks the Auth Service through the refusal cache (a refusal is answered again for 5 s). */
+  private issue<T>(key: string, attributes: WorkloadAttributes, fn: () => Promise<T>): Promise<T> {
+    const uid = attributes.unix?.uid ?? -1;
+    return this.refusals.run(key, uid, fn, () => {
+      return new GrpcError(status.UNAVAILABLE, `too many refused requests from uid ${uid}; retry in a few seconds`);
+    });
+  }
+
   private async x509For(attributes: WorkloadAttributes): Promise<X509Set> {
     const { selector, ttlMs, issuer } = this.o;
     const key = cacheKey({ kind: 'x509', selector, attributes, ttlMs });
-    return this.x509.get(
-      key,
-      async () => {
-        const keys = await generateKeys('ec-p256');
-        const res = await issuer.issueX509Svids({
-          selector,
-          public_key: keys.publicKeyPem,
-          ttl: ttlText(ttlMs),
-          attributes,
-        });
-        if (!this.bundle || this.bundle.revision !== res.bundle.revision) this.setBundle(res.bundle);
-        const keyDer = createPrivateKey(keys.privateKeyPem).export({ type: 'pkcs8', format: 'der' });
-        const bundle = bundleDer(res.bundle);
-        return {
-          svids: res.svids.map((s) => ({
-            spiffe_id: s.spiffe_id,
-            hint: s.hint,
-            x509_svid: der(s.cert_pem),
-            x509_svid_key: keyDer,
-            bundle,
-          })),
-          expiresAt: Math.min(...res.svids.map((s) => Date.parse(s.expires_at))),
-        };
-      },
-      (v) => v.expiresAt,
+    return this.issue(key, attributes, () =>
+      this.x509.get(
+        key,
+        async () => {
+          const keys = await generateKeys('ec-p256');
+          const res = await issuer.issueX509Svids({
+            selector,
+            public_key: keys.publicKeyPem,
+            ttl: ttlText(ttlMs),
+            attributes,
+          });
+          if (!this.bundle || this.bundle.revision !== res.bundle.revision) this.setBundle(res.bundle);
+          const keyDer = createPrivateKey(keys.privateKeyPem).export({ type: 'pkcs8', format: 'der' });
+          const bundle = bundleDer(res.bundle);
+          return {
+            svids: res.svids.map((s) => ({
+              spiffe_id: s.spiffe_id,
+              hint: s.hint,
+              x509_svid: der(s.cert_pem),
+              x509_svid_key: keyDer,
+              bundle,
+            })),
+            expiresAt: Math.min(...res.svids.map((s) => Date.parse(s.expires_at))),
+          };
+        },
+        (v) => v.expiresAt,
+      ),
     );
   }
 
@@ -198,6 +343,7 @@ export class WorkloadApiServer {
     cb: sendUnaryData<unknown>,
     fn: () => Promise<unknown>,
   ): void {
+    this.used(call.getPeer());
     (async () => {
       requireSecurityHeader(call.metadata);
       return fn();
@@ -209,11 +355,13 @@ export class WorkloadApiServer {
 
   private failure(err: unknown, peer: string) {
     const e = toServiceError(err);
+    const cred = this.conns.get(peer)?.cred;
+    // (sampled per uid and code: a workload refused in a loop writes a line every 10 s, with a count)
     if (e.code !== status.INVALID_ARGUMENT)
-      this.o.log.warn('workload-identity-api: call failed', {
+      this.warnSampled(`call:${cred?.uid}:${e.code}`, 'workload-identity-api: call failed', {
         peer,
-        pid: this.conns.get(peer)?.cred.pid,
-        uid: this.conns.get(peer)?.cred.uid,
+        pid: cred?.pid,
+        uid: cred?.uid,
         error: err instanceof Error ? err.message : String(err),
       });
     return e;
@@ -249,6 +397,7 @@ export class WorkloadApiServer {
       }
     };
     const onBundle = () => void once(false);
+    this.used(call.getPeer());
     call.on('cancelled', () => finish());
     call.on('close', () => finish());
     call.on('error', () => finish());
@@ -290,10 +439,12 @@ export class WorkloadApiServer {
     const { selector, ttlMs, issuer } = this.o;
     const audiences = [...new Set(audience)].sort();
     const key = cacheKey({ kind: 'jwt', selector, attributes, audiences, ttlMs });
-    const svids = await this.jwt.get(
-      key,
-      async () => (await issuer.issueJwtSvids({ selector, audiences, ttl: ttlText(ttlMs), attributes })).svids,
-      (v) => Math.min(...v.map((s) => Date.parse(s.expires_at))),
+    const svids = await this.issue(key, attributes, () =>
+      this.jwt.get(
+        key,
+        async () => (await issuer.issueJwtSvids({ selector, audiences, ttl: ttlText(ttlMs), attributes })).svids,
+        (v) => Math.min(...v.map((s) => Date.parse(s.expires_at))),
+      ),
     );
     const chosen = wanted ? svids.filter((s) => s.spiffe_id === wanted) : svids;
     if (chosen.length === 0)

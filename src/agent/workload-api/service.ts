@@ -5,7 +5,7 @@ import { lifetimeFields, resolveLifetime, type Lifetime } from '../lifetime.js';
 import type { ConfigOf } from '../registry.js';
 import type { Health } from '../runtime.js';
 import type { ServiceType } from '../service.js';
-import { KubeletClient } from './attest/kubernetes.js';
+import { CachedPodSource, KubeletClient } from './attest/kubernetes.js';
 import { DEFAULT_BINARY_HASH_MAX_BYTES } from './attest/unix.js';
 import { botIssuer } from './bot-issuer.js';
 import type { Selector } from './issuer.js';
@@ -122,7 +122,7 @@ export const workloadIdentityApiService: ServiceType<typeof fields, WorkloadApiC
       selector: cfg.selector,
       ttlMs: cfg.credentialTtlMs,
       unix: { binaryHashMaxSizeBytes: cfg.attestors.unix?.binary_hash_max_size_bytes || DEFAULT_BINARY_HASH_MAX_BYTES },
-      kubernetes: k8s?.enabled ? new KubeletClient(k8s.kubelet) : undefined,
+      kubernetes: k8s?.enabled ? new CachedPodSource(new KubeletClient(k8s.kubelet)) : undefined,
       issuer: botIssuer(deps.botIdentity),
       log: deps.log,
     });

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, lstatSync, renameSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, lstatSync, realpathSync, renameSync, rmSync, statSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { basename, dirname, join } from 'node:path';
 import { MwiError } from '../../errors.js';
+import { checkDirTrusted } from '../../util/fs.js';
 
 /** The Workload API socket's mode when tbot.yaml sets none: any local process may ask, attestation decides. */
 export const DEFAULT_SOCKET_MODE = 0o666;
@@ -20,26 +21,51 @@ function live(path: string): Promise<boolean> {
 }
 
 /**
- * Checks the parent directory: it must exist, and no other user may swap entries in it (writable
- * by others without the sticky bit), or they could replace the socket with their own and answer
- * workloads in tbot's name.
+ * Checks the socket's directory and every directory above it (sshd's StrictModes): each must be
+ * owned by root or by tbot's user and writable by no one else (neither group- nor other-writable),
+ * or another user could rename a directory on the way, or replace the socket with their own, and
+ * answer workloads in tbot's name. Above the socket's directory, a sticky directory (such as /tmp,
+ * root's, mode 1777) is accepted: no one may rename or remove the entries others own in it. The
+ * socket's own directory may not be one (anyone could bind the socket's name first).
  */
 function checkParent(path: string, field: string): void {
-  const dir = dirname(path);
-  let st;
+  const parent = dirname(path);
+  let dir: string;
   try {
-    st = statSync(dir);
+    dir = realpathSync(parent);
   } catch {
-    throw new MwiError('BAD_CONFIG', `the socket's directory ${dir} does not exist: create it first`, { field });
+    throw new MwiError('BAD_CONFIG', `the socket's directory ${parent} does not exist: create it first`, { field });
   }
-  if (!st.isDirectory()) throw new MwiError('BAD_CONFIG', `${dir} is not a directory`, { field });
-  if ((st.mode & 0o002) !== 0 && (st.mode & 0o1000) === 0)
-    throw new MwiError(
-      'BAD_CONFIG',
-      `the socket's directory ${dir} is writable by every user without the sticky bit: another user could ` +
-        "replace the socket and answer workloads in tbot's name; use a directory only tbot may write (or chmod +t)",
-      { field },
-    );
+  const me = process.getuid?.() ?? 0;
+  for (let d = dir, first = true; ; first = false) {
+    const st = statSync(d);
+    if (!st.isDirectory()) throw new MwiError('BAD_CONFIG', `${d} is not a directory`, { field });
+    const why =
+      st.uid !== 0 && st.uid !== me
+        ? `is owned by uid ${st.uid} (neither root nor tbot's user)`
+        : (st.mode & 0o022) === 0
+          ? undefined
+          : first && (st.mode & 0o002) !== 0
+            ? 'is writable by every user'
+            : first
+              ? 'is writable by its group'
+              : (st.mode & 0o1000) === 0
+                ? `is writable by ${(st.mode & 0o002) !== 0 ? 'every user' : 'its group'} without the sticky bit`
+                : undefined;
+    if (why)
+      throw new MwiError(
+        'BAD_CONFIG',
+        `${first ? `the socket's directory ${d}` : `${d}, above the socket's directory,`} ${why}: another user could ` +
+          "replace the socket (or bind its name first) and answer workloads in tbot's name; use a directory " +
+          'that only root or tbot may write, such as /run/tbot (mode 0755), on such a path',
+        { field },
+      );
+    if (d === '/') break;
+    d = dirname(d);
+  }
+  // the same rule along the path as given (a symlink on the way that another user owns, or sits in
+  // a directory they may write, could be pointed elsewhere after this check)
+  checkDirTrusted(parent, field);
 }
 
 /**
@@ -80,7 +106,7 @@ export async function listenUnix(
 ): Promise<{ server: Server; close(): Promise<void> }> {
   await checkSocketPath(path, field);
   const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}`);
-  const server = createServer({ pauseOnConnect: false }, onConnection);
+  const server = createServer({ pauseOnConnect: true }, onConnection);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(tmp, () => {

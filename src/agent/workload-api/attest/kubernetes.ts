@@ -112,6 +112,46 @@ export function containerOf(cgroup: string): { containerId?: string; podUid?: st
 }
 
 /**
+ * A PodSource that keeps the kubelet's answer `ttlMs` (2 s): a burst of connections costs one
+ * GET /pods, and concurrent lookups share the one in flight. A failure is not kept.
+ */
+export class CachedPodSource implements PodSource {
+  private last: { at: number; pods: Pod[] } | undefined;
+  private pending: Promise<Pod[]> | undefined;
+
+  constructor(
+    private readonly inner: PodSource,
+    private readonly ttlMs = 2000,
+    private readonly now = () => Date.now(),
+  ) {}
+
+  pods(): Promise<Pod[]> {
+    if (this.last && this.now() - this.last.at < this.ttlMs) return Promise.resolve(this.last.pods);
+    this.pending ??= this.inner.pods().then(
+      (pods) => {
+        this.last = { at: this.now(), pods };
+        this.pending = undefined;
+        return pods;
+      },
+      (err: unknown) => {
+        this.pending = undefined;
+        throw err;
+      },
+    );
+    return this.pending;
+  }
+}
+
+/** The container (and pod UID) of `pid`, from its /proc/PID/cgroup: read when the workload connects. */
+export async function cgroupOf(pid: number, procRoot = '/proc'): Promise<{ containerId?: string; podUid?: string }> {
+  try {
+    return containerOf(await readFile(`${procRoot}/${pid}/cgroup`, 'utf8'));
+  } catch {
+    return {};
+  }
+}
+
+/**
  * Kubernetes attestation: the workload's container ID from /proc/PID/cgroup, then the pod whose
  * container statuses name that ID (`containerd://<id>` ...) in the kubelet's /pods. A process in
  * no container (or one the kubelet does not list) is not attested: `attested: false`, and the
@@ -123,13 +163,14 @@ export async function attestKubernetes(
   source: PodSource,
   procRoot = '/proc',
 ): Promise<KubernetesAttestation | undefined> {
-  let cgroup: string;
-  try {
-    cgroup = await readFile(`${procRoot}/${pid}/cgroup`, 'utf8');
-  } catch {
-    return undefined;
-  }
-  const { containerId, podUid } = containerOf(cgroup);
+  return podOf(await cgroupOf(pid, procRoot), source);
+}
+
+/** The pod of a container (cgroupOf's answer) in the kubelet's /pods. */
+export async function podOf(
+  { containerId, podUid }: { containerId?: string; podUid?: string },
+  source: PodSource,
+): Promise<KubernetesAttestation | undefined> {
   if (!containerId) return undefined;
   let pods: Pod[];
   try {
