@@ -209,11 +209,6 @@ export function readSignedData(der: Uint8Array, maxBytes = 64 * 1024): ReadSigne
   return { unverifiedContent: attachedContent(sd), verify: (opts) => verifyParsedSignedData(sd, opts) };
 }
 
-/** The encapsulated content of a SignedData, NOT verified (see ReadSignedData). */
-export function unverifiedContent(der: Uint8Array, maxBytes = 64 * 1024): Buffer {
-  return readSignedData(der, maxBytes).unverifiedContent;
-}
-
 /**
  * Verifies a DER or BER SignedData with attached content against `trust` and returns its content.
  * Checked: one well-formed BER value; content type SignedData; exactly one signer; a content type

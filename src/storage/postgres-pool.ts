@@ -17,8 +17,6 @@ export const QUERY_TIMEOUT_MS = 8000;
  * without a reset) has its transaction ended by the server after this long, not 16 s.
  */
 export const IDLE_IN_TRANSACTION_MS = 2000;
-/** Connections per Auth Service process. */
-export const POOL_SIZE = 10;
 
 /** bigint columns (revisions, epoch ms) as numbers: every value mwi stores is below 2^53. */
 const INT8_OID = 20;

@@ -15,9 +15,6 @@ import { OUTPUT_KEY_LIFETIME_MS } from './identity.js';
 import { outputService } from './output.js';
 import { refuseOutputRoles } from './ssh-host.js';
 
-/** File names of the `database` output in Teleport's `tls` format. */
-export const DATABASE_TLS_FILES = ['tls.crt', 'tls.key', 'tls.cas'] as const;
-
 const IDENT =
   'expected a database identifier: letters, digits, "_", ".", "@", "$", "-", at most 63 (no "/", "=", "," or spaces)';
 

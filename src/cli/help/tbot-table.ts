@@ -140,7 +140,8 @@ const START_FLAGS: readonly FlagUse<Flag>[] = [
 const MODES =
   'MODE: none or legacy (--data-dir is the storage, --destination-dir an identity output), or identity ' +
   "(also id, ssh: one identity output at --destination URI). Teleport's other modes (database, kubernetes, " +
-  'application, ...) are not modes of mwi (its ssh_host and database outputs are written in tbot.yaml, -c). ' +
+  'application, ...) are not modes of mwi (its ssh_host, database and workload-identity-x509/-jwt outputs ' +
+  'and the workload-identity-api service are written in tbot.yaml, -c). ' +
   'URIs: file:///PATH or a path (a directory), memory://, or ' +
   "kubernetes-secret://NAMESPACE/NAME (a Secret; kubernetes-secret:///NAME: the pod's namespace).";
 
@@ -241,8 +242,9 @@ export const TBOT = {
     'Modes (start, configure):\n' +
     '  (none), legacy      the legacy form: --data-dir (storage) and --destination-dir (an identity output)\n' +
     '  identity, id, ssh   one identity output (SSH + TLS credentials): --destination URI [--storage URI]\n' +
-    "  Teleport's other modes (database, kubernetes, application, ...) are not modes of mwi; its ssh_host and\n" +
-    '  database outputs are written in tbot.yaml (-c FILE; docs/outputs.md).\n\n' +
+    "  Teleport's other modes (database, kubernetes, application, ...) are not modes of mwi; its ssh_host,\n" +
+    '  database and workload-identity-x509/-jwt outputs and the workload-identity-api service are written in\n' +
+    '  tbot.yaml (-c FILE; docs/outputs.md).\n\n' +
     'URIs (--storage, --data-dir, --destination): file:///PATH or a path (a directory), memory://, or\n' +
     "  kubernetes-secret://NAMESPACE/NAME (a Kubernetes Secret; kubernetes-secret:///NAME: the pod's namespace)\n\n" +
     'Signals: SIGHUP or SIGUSR1 renew everything now; SIGINT/SIGTERM stop.\n',

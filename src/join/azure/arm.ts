@@ -1,4 +1,4 @@
-import { request } from 'node:https';
+import { Agent, request } from 'node:https';
 import { boundedRequest } from '../../util/bounded-request.js';
 import { JoinRefusal } from '../types.js';
 import { parseResourceId, type ResourceId } from './resource.js';
@@ -94,6 +94,8 @@ export function httpsArmClient(o: { endpoint: URL; ca?: string | undefined; time
   if (o.endpoint.protocol !== 'https:') throw new TypeError('the ARM endpoint must be https');
   const endpoint = o.endpoint.origin;
   const timeoutMs = o.timeoutMs ?? TIMEOUT_MS;
+  // one connection kept between joins (as the EC2 client does), not a TLS handshake per join
+  const agent = new Agent({ keepAlive: true, maxSockets: 16, timeout: 5000 });
   return {
     endpoint,
     async getVm(vm, accessToken) {
@@ -113,7 +115,7 @@ export function httpsArmClient(o: { endpoint: URL; ca?: string | undefined; time
             method: 'GET',
             path,
             headers: { authorization: `Bearer ${accessToken}`, accept: 'application/json', 'user-agent': 'mwi' },
-            agent: false,
+            agent,
           },
           undefined,
           { totalMs: timeoutMs, maxBytes: MAX_ANSWER, tooLong: `an answer longer than ${MAX_ANSWER} bytes` },

@@ -2,6 +2,7 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { MwiError } from '../../errors.js';
+import { splitPemBundle } from '../../crypto/pem.js';
 import { ioReason } from '../../util/io-reason.js';
 import type { ServerSection } from '../types.js';
 import { ARM_DEFAULT, httpsArmClient, type ArmClient } from './arm.js';
@@ -42,8 +43,6 @@ export interface AzureSettings extends AzureTrust {
   arm: ArmClient;
 }
 
-const PEM_CERT = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g;
-
 /** The certificates of the PEM files `azure.root_cas` names; each file must hold at least one. */
 function readRoots(files: readonly string[]): X509Certificate[] {
   return files.flatMap((file, i) => {
@@ -54,7 +53,7 @@ function readRoots(files: readonly string[]): X509Certificate[] {
     } catch (cause) {
       throw new MwiError('BAD_CONFIG', `cannot read ${file}: ${ioReason(cause)}`, { field, cause });
     }
-    const blocks = text.match(PEM_CERT) ?? [];
+    const blocks = splitPemBundle(text);
     if (blocks.length === 0) throw new MwiError('BAD_CONFIG', `${file} holds no PEM certificate`, { field });
     return blocks.map((pem) => {
       try {
@@ -84,7 +83,7 @@ function readCa(file: string): string {
   } catch (cause) {
     throw new MwiError('BAD_CONFIG', `cannot read ${file}: ${ioReason(cause)}`, { field: 'azure.arm_ca_path', cause });
   }
-  if (!text.match(PEM_CERT))
+  if (splitPemBundle(text).length === 0)
     throw new MwiError('BAD_CONFIG', `${file} holds no PEM certificate`, { field: 'azure.arm_ca_path' });
   return text;
 }

@@ -47,16 +47,19 @@ export async function firstUse(
 ): Promise<Pick<JoinVerdict, 'records' | 'events'>> {
   const key = legacyRecordId(id);
   const token = ctx.token.id;
-  const legacy = await ctx.readRecord(key);
+  // the three records read at once (one round trip where the storage batches reads in a turn)
+  const [legacy, own, index] = await Promise.all([
+    ctx.readRecord(key),
+    ctx.readRecord(recordId(token, id)),
+    ctx.readRecord(indexRecordId(id)),
+  ]);
   if (legacy?.holder?.live && !legacy.holder.ended) {
     const recorded = legacy.data.token_id;
     if (typeof recorded !== 'string')
       refuseHeld(key, legacy, 'through some token (recorded before records were per token)');
     if (recorded === token) refuseHeld(key, legacy, `through token ${token}`);
   }
-  const own = await ctx.readRecord(recordId(token, id));
   if (own?.holder?.live && !own.holder.ended) refuseHeld(key, own, `through token ${token}`);
-  const index = await ctx.readRecord(indexRecordId(id));
   const listed = Array.isArray(index?.data.tokens)
     ? index.data.tokens.filter((t): t is string => typeof t === 'string')
     : [];
